@@ -1,0 +1,254 @@
+using Floodgate.Limits;
+
+namespace Floodgate.Algorithms;
+
+/// <summary>
+/// Every counting algorithm, as pure functions of a state, a time and a cost. The in-memory store calls these directly;
+/// the Redis scripts mirror <c>next</c> and <c>allowed</c> line by line, and the Redis store calls these on the state a
+/// script read to describe its answer, so both stores answer alike by construction.
+/// </summary>
+/// <remarks>
+/// A rejected cost never changes the state, and a cost of 0 is a probe that never does. The arithmetic uses only
+/// additions, comparisons and divisions of integers below 2^53, so a Lua double computes the same values.
+/// Concurrency is not here: its state is a set of leases, which each store keeps in its own way.
+/// </remarks>
+public static class LimitMath
+{
+    /// <summary>Decides <paramref name="cost"/> against <paramref name="limit"/> for a key in <paramref name="state"/> at <paramref name="now"/>.</summary>
+    /// <param name="limit">The limit; not a concurrency limit.</param>
+    /// <param name="state">The key's state before the decision.</param>
+    /// <param name="now">Now, in microseconds since the Unix epoch.</param>
+    /// <param name="cost">The cost, 0 or more.</param>
+    /// <param name="next">The key's state after the decision, which the store keeps only when the decision commits.</param>
+    /// <returns>The outcome.</returns>
+    public static LimitOutcome Decide(Limit limit, in LimitState state, long now, long cost, out LimitState next)
+    {
+        ArgumentNullException.ThrowIfNull(limit);
+        return limit.Algorithm switch
+        {
+            LimitAlgorithm.Gcra => Gcra(limit, state, now, cost, out next),
+            LimitAlgorithm.FixedWindow => FixedWindow(limit, state, now, cost, out next),
+            LimitAlgorithm.SlidingWindow => SlidingWindow(limit, state, now, cost, out next),
+            LimitAlgorithm.Quota => Quota(limit, state, now, cost, out next),
+            _ => throw new ArgumentException("Concurrency limits are decided by the store's lease set.", nameof(limit)),
+        };
+    }
+
+    /// <summary>
+    /// When a state written at <paramref name="next"/> becomes the same as no state at all, in microseconds since the
+    /// Unix epoch: the moment a store may forget it.
+    /// </summary>
+    public static long ExpiresAt(Limit limit, in LimitState next)
+    {
+        ArgumentNullException.ThrowIfNull(limit);
+        return limit.Algorithm switch
+        {
+            LimitAlgorithm.Gcra => next.A,
+            LimitAlgorithm.FixedWindow => next.A + limit.PeriodMicroseconds,
+            LimitAlgorithm.SlidingWindow => next.A + (2 * limit.PeriodMicroseconds),
+            LimitAlgorithm.Quota => next.C,
+            _ => throw new ArgumentException("Concurrency limits are decided by the store's lease set.", nameof(limit)),
+        };
+    }
+
+    /// <summary>
+    /// The token bucket as a theoretical arrival time (TAT): each unit of cost pushes the TAT one emission interval
+    /// later; a request fits while the TAT stays within the burst tolerance of now.
+    /// </summary>
+    internal static LimitOutcome Gcra(Limit limit, in LimitState state, long now, long cost, out LimitState next)
+    {
+        var interval = limit.IntervalMicroseconds;
+        var tolerance = limit.ToleranceMicroseconds;
+        var baseline = Math.Max(state.A, now);
+        next = state;
+        if (cost > limit.Burst)
+        {
+            return new LimitOutcome(false, (now + tolerance - baseline) / interval, baseline - now, LimitOutcome.Never);
+        }
+
+        var candidate = baseline + (interval * cost);
+        var allowAt = candidate - tolerance;
+        if (allowAt > now)
+        {
+            return new LimitOutcome(false, (now + tolerance - baseline) / interval, baseline - now, allowAt - now);
+        }
+
+        if (cost > 0)
+        {
+            next = new LimitState(candidate, 0, 0);
+        }
+
+        return new LimitOutcome(true, (now + tolerance - candidate) / interval, candidate - now, 0);
+    }
+
+    /// <summary>A counter per window aligned to the Unix epoch; the count returns to 0 at each window start.</summary>
+    internal static LimitOutcome FixedWindow(Limit limit, in LimitState state, long now, long cost, out LimitState next)
+    {
+        var window = limit.PeriodMicroseconds;
+        var start = now - (now % window);
+        var count = state.A == start ? state.B : 0;
+        return Counter(limit.Amount, start, start + window, count, now, cost, state, out next);
+    }
+
+    /// <summary>A quota: a counter over a calendar period, or over a period that starts with the first request (rolling).</summary>
+    internal static LimitOutcome Quota(Limit limit, in LimitState state, long now, long cost, out LimitState next)
+    {
+        long start, end;
+        if (limit.Calendar is not null)
+        {
+            (start, end) = limit.CalendarPeriod(now);
+        }
+        else if (state.C > now && state.A <= now)
+        {
+            (start, end) = (state.A, state.C);
+        }
+        else
+        {
+            (start, end) = (now, now + limit.PeriodMicroseconds);
+        }
+
+        var count = state.A == start && state.C == end ? state.B : 0;
+        return Counter(limit.Amount, start, end, count, now, cost, state, out next);
+    }
+
+    /// <summary>
+    /// The weighted two-window counter: the estimate is the previous window's count, scaled by the share of the
+    /// sliding window that still overlaps it, plus the current window's count.
+    /// </summary>
+    /// <remarks>
+    /// In any window aligned to the period it admits at most the amount, and in any sliding window of one period
+    /// at most twice the amount; under steady traffic the estimate tracks the true count closely.
+    /// </remarks>
+    internal static LimitOutcome SlidingWindow(Limit limit, in LimitState state, long now, long cost, out LimitState next)
+    {
+        var window = limit.PeriodMicroseconds;
+        var amount = limit.Amount;
+        var start = now - (now % window);
+        long previous, current;
+        if (state.A == start)
+        {
+            (previous, current) = (state.B, state.C);
+        }
+        else if (state.A == start - window)
+        {
+            (previous, current) = (state.C, 0);
+        }
+        else
+        {
+            (previous, current) = (0, 0);
+        }
+
+        var elapsed = now - start;
+        var weighted = Weighted(previous, window - elapsed, window);
+        next = state;
+        var resetAfter = current > 0 ? start + (2 * window) - now : previous > 0 ? start + window - now : 0;
+        if (cost > amount)
+        {
+            return new LimitOutcome(false, Math.Max(0, amount - weighted - current), resetAfter, LimitOutcome.Never);
+        }
+
+        if (weighted + current + cost > amount)
+        {
+            var retryAt = current + cost <= amount
+                ? DecayUntil(previous, amount - current - cost, start, window, now)
+                : DecayUntil(current, amount - cost, start + window, window, start + window);
+            return new LimitOutcome(false, Math.Max(0, amount - weighted - current), resetAfter, retryAt - now);
+        }
+
+        if (cost > 0)
+        {
+            next = new LimitState(start, previous, current + cost);
+            resetAfter = start + (2 * window) - now;
+        }
+
+        return new LimitOutcome(true, amount - weighted - current - cost, resetAfter, 0);
+    }
+
+    /// <summary>
+    /// Decides a concurrency check: <paramref name="inFlight"/> permits are held by unexpired leases, the earliest of
+    /// which expires at <paramref name="earliestExpiry"/> and the latest at <paramref name="latestExpiry"/> (both 0 when none).
+    /// </summary>
+    /// <remarks>
+    /// A denied request is told to retry when the earliest lease would expire, but after at most a second: leases are
+    /// usually released long before they time out.
+    /// </remarks>
+    public static LimitOutcome Concurrency(Limit limit, long inFlight, long earliestExpiry, long latestExpiry, long now, long cost)
+    {
+        ArgumentNullException.ThrowIfNull(limit);
+        var permits = limit.Amount;
+        var resetAfter = Math.Max(0, latestExpiry - now);
+        if (cost > permits)
+        {
+            return new LimitOutcome(false, Math.Max(0, permits - inFlight), resetAfter, LimitOutcome.Never);
+        }
+
+        if (inFlight + cost > permits)
+        {
+            var retry = Math.Clamp(earliestExpiry - now, 1, MaxConcurrencyRetryMicroseconds);
+            return new LimitOutcome(false, Math.Max(0, permits - inFlight), resetAfter, retry);
+        }
+
+        if (cost > 0)
+        {
+            resetAfter = Math.Max(resetAfter, limit.LeaseTimeoutMicroseconds);
+        }
+
+        return new LimitOutcome(true, permits - inFlight - cost, resetAfter, 0);
+    }
+
+    /// <summary>The longest retry-after a concurrency denial gives: one second.</summary>
+    public const long MaxConcurrencyRetryMicroseconds = 1_000_000;
+
+    /// <summary><c>floor(count × remainingShare / window)</c>, evaluated in doubles exactly as Lua evaluates it.</summary>
+    internal static long Weighted(long count, long overlap, long window) =>
+        (long)Math.Floor((double)count * overlap / window);
+
+    private static LimitOutcome Counter(long amount, long start, long end, long count, long now, long cost, in LimitState state, out LimitState next)
+    {
+        next = state;
+        if (cost > amount)
+        {
+            return new LimitOutcome(false, amount - count, end - now, LimitOutcome.Never);
+        }
+
+        if (count + cost > amount)
+        {
+            return new LimitOutcome(false, amount - count, end - now, end - now);
+        }
+
+        if (cost > 0)
+        {
+            next = new LimitState(start, count + cost, end);
+        }
+
+        return new LimitOutcome(true, amount - count - cost, end - now, 0);
+    }
+
+    /// <summary>
+    /// The first moment at or after <paramref name="from"/> in the window starting at <paramref name="windowStart"/>
+    /// when <c>Weighted(count, ...)</c> falls to <paramref name="room"/> or below.
+    /// </summary>
+    private static long DecayUntil(long count, long room, long windowStart, long window, long from)
+    {
+        if (count <= room)
+        {
+            return from;
+        }
+
+        // Solve count × (window − e) / window < room + 1 for the elapsed time e, then step to the exact boundary
+        // with the same floating-point expression the decision uses.
+        var earliest = Math.Clamp(from - windowStart, 0, window);
+        var elapsed = Math.Clamp(window - (long)Math.Ceiling((double)(room + 1) * window / count), earliest, window);
+        while (elapsed > earliest && Weighted(count, window - (elapsed - 1), window) <= room)
+        {
+            elapsed--;
+        }
+
+        while (elapsed < window && Weighted(count, window - elapsed, window) > room)
+        {
+            elapsed++;
+        }
+
+        return Math.Max(from, windowStart + elapsed);
+    }
+}

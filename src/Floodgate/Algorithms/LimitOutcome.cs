@@ -1,0 +1,14 @@
+namespace Floodgate.Algorithms;
+
+/// <summary>What an algorithm decided for one key, with the numbers a client is told.</summary>
+/// <param name="IsAllowed">Whether the cost fits.</param>
+/// <param name="Remaining">What could still be spent now, after this decision.</param>
+/// <param name="ResetAfterMicroseconds">How long until the limit is fully available again.</param>
+/// <param name="RetryAfterMicroseconds">
+/// When denied, how long until the same cost would fit; 0 when allowed; <see cref="Never"/> when the cost can never fit.
+/// </param>
+public readonly record struct LimitOutcome(bool IsAllowed, long Remaining, long ResetAfterMicroseconds, long RetryAfterMicroseconds)
+{
+    /// <summary>The retry-after of a cost larger than the limit can ever grant.</summary>
+    public const long Never = -1;
+}

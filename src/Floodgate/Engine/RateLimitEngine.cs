@@ -1,0 +1,371 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Floodgate.Algorithms;
+using Floodgate.Limits;
+using Floodgate.Rules;
+using Floodgate.Stores;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Floodgate.Engine;
+
+/// <summary>
+/// Decides requests against a policy: tier by tier, each tier's matching rules in one store call, stopping at the first
+/// tier that rejects so later tiers are not charged.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Thread-safe. The policy can be swapped at any time with <see cref="UpdatePolicy"/>; a request in flight finishes
+/// on the policy it started with.
+/// </para>
+/// <para>
+/// Every decision is counted on the <c>floodgate.decisions</c> counter of the <c>Floodgate</c> meter, tagged with tier,
+/// rule and outcome. Rejections are logged with tier, rule and identity, at most <see cref="LogBurst"/> at once and
+/// <see cref="LogsPerSecond"/> a second; the rest are counted and reported with the next log line.
+/// </para>
+/// </remarks>
+public sealed partial class RateLimitEngine
+{
+    /// <summary>The name of the meter the engine reports on.</summary>
+    public const string MeterName = "Floodgate";
+
+    /// <summary>How many rejection log lines the engine writes a second, at most.</summary>
+    public const int LogsPerSecond = 10;
+
+    /// <summary>How many rejection log lines the engine writes at once, at most.</summary>
+    public const int LogBurst = 20;
+
+    private static readonly string[] TierNames = ["edge", "user", "service", "global"];
+    private static readonly Meter SharedMeter = new(MeterName);
+    private static readonly Limit LogLimit = Limit.Gcra(new Rate(LogsPerSecond, 1, RateUnit.Second), LogBurst);
+
+    private readonly IRateLimitStore _store;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Counter<long> _decisions;
+    private RateLimitPolicy _policy;
+    private long _logTat;
+    private long _suppressedLogs;
+
+    /// <summary>Creates an engine.</summary>
+    /// <param name="policy">The rules.</param>
+    /// <param name="store">Where state lives.</param>
+    /// <param name="timeProvider">The clock for log budgeting; the system clock by default.</param>
+    /// <param name="logger">Where rejections are logged.</param>
+    /// <param name="meterFactory">Creates the meter; a shared static meter by default.</param>
+    public RateLimitEngine(RateLimitPolicy policy, IRateLimitStore store, TimeProvider? timeProvider = null, ILogger<RateLimitEngine>? logger = null, IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        ArgumentNullException.ThrowIfNull(store);
+        _policy = policy;
+        _store = store;
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+        var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
+        _decisions = meter.CreateCounter<long>("floodgate.decisions", "{decision}", "Rate limit decisions by tier, rule and outcome.");
+    }
+
+    /// <summary>The policy in force.</summary>
+    public RateLimitPolicy Policy => Volatile.Read(ref _policy);
+
+    /// <summary>The store.</summary>
+    public IRateLimitStore Store => _store;
+
+    /// <summary>Puts <paramref name="policy"/> in force for every request that starts from now on.</summary>
+    public void UpdatePolicy(RateLimitPolicy policy)
+    {
+        ArgumentNullException.ThrowIfNull(policy);
+        Volatile.Write(ref _policy, policy);
+    }
+
+    /// <summary>Decides <paramref name="request"/> on the tiers from <paramref name="first"/> to <paramref name="last"/>.</summary>
+    /// <param name="request">The request.</param>
+    /// <param name="first">The first tier to evaluate.</param>
+    /// <param name="last">The last tier to evaluate.</param>
+    /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
+    /// <returns>The result; already complete, without allocating, on the in-memory store.</returns>
+    public ValueTask<RateLimitResult> EvaluateAsync(
+        IRequestContext request,
+        RateLimitTier first = RateLimitTier.Edge,
+        RateLimitTier last = RateLimitTier.Global,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var policy = Policy;
+        var evaluation = default(Evaluation);
+        for (var tier = first; tier <= last; tier++)
+        {
+            var batch = BuildTier(policy, tier, request);
+            if (batch is null)
+            {
+                continue;
+            }
+
+            var pending = _store.DecideAsync(batch.Checks.AsMemory(0, batch.Count), batch.Outcomes.AsMemory(0, batch.Count), cancellationToken);
+            if (!pending.IsCompletedSuccessfully)
+            {
+                return EvaluateSlowAsync(policy, request, tier, last, batch, pending, evaluation, cancellationToken);
+            }
+
+            pending.GetAwaiter().GetResult();
+            if (!ProcessTier(batch, request, ref evaluation))
+            {
+                return Reject(evaluation, cancellationToken);
+            }
+        }
+
+        return new ValueTask<RateLimitResult>(evaluation.ToResult(true));
+    }
+
+    /// <summary>Releases the concurrency leases <paramref name="result"/> holds; call it when the request ends.</summary>
+    public ValueTask ReleaseAsync(RateLimitResult result, CancellationToken cancellationToken = default) =>
+        Release(result.Leases, cancellationToken);
+
+    internal static RateLimitDecision MoreConstrained(in RateLimitDecision a, in RateLimitDecision b)
+    {
+        if (a.Rule is null)
+        {
+            return b;
+        }
+
+        if (b.Rule is null)
+        {
+            return a;
+        }
+
+        return b.Remaining < a.Remaining || (b.Remaining == a.Remaining && b.ResetAfter > a.ResetAfter) ? b : a;
+    }
+
+    private static TimeSpan RetryOrder(TimeSpan retry) => retry == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : retry;
+
+    private TierBatch? BuildTier(RateLimitPolicy policy, RateLimitTier tier, IRequestContext request)
+    {
+        var rules = policy.RulesOf(tier);
+        if (rules.IsEmpty)
+        {
+            return null;
+        }
+
+        var batch = TierBatch.Rent(rules.Length);
+        foreach (var rule in rules)
+        {
+            if (!rule.Match.IsMatch(request) || rule.LimitFor(request.Plan) is not { } limit
+                || !KeyHasher.TryBuild(rule, limit, request, policy.Ipv6PrefixLength, out var key))
+            {
+                continue;
+            }
+
+            var shadow = policy.ShadowAll || rule.Mode == RuleMode.Shadow;
+            batch.Add(rule, new RateLimitCheck(limit, key, rule.Cost, shadow));
+        }
+
+        if (batch.Count == 0)
+        {
+            TierBatch.Return(batch);
+            return null;
+        }
+
+        return batch;
+    }
+
+    /// <summary>Folds one tier's outcomes into the evaluation; <see langword="false"/> when the tier rejects.</summary>
+    private bool ProcessTier(TierBatch batch, IRequestContext request, ref Evaluation evaluation)
+    {
+        var rejected = false;
+        var rejection = default(RateLimitDecision);
+        for (var i = 0; i < batch.Count; i++)
+        {
+            ref readonly var check = ref batch.Checks[i];
+            ref readonly var stored = ref batch.Outcomes[i];
+            var decision = new RateLimitDecision(batch.Rules[i], check.Limit, stored.Outcome, check.IsShadow, stored.IsStoreFailure);
+            Count(decision);
+            if (stored.LeaseId != 0)
+            {
+                (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId);
+            }
+
+            if (decision.IsAllowed)
+            {
+                if (!check.IsShadow)
+                {
+                    evaluation.Best = MoreConstrained(evaluation.Best, decision);
+                }
+            }
+            else if (check.IsShadow)
+            {
+                if (evaluation.Shadow.Rule is null)
+                {
+                    evaluation.Shadow = decision;
+                }
+
+                LogRejection(decision, request);
+            }
+            else if (!rejected || RetryOrder(decision.RetryAfter) > RetryOrder(rejection.RetryAfter))
+            {
+                rejected = true;
+                rejection = decision;
+            }
+        }
+
+        TierBatch.Return(batch);
+        if (rejected)
+        {
+            evaluation.Best = rejection;
+            LogRejection(rejection, request);
+        }
+
+        return !rejected;
+    }
+
+    private async ValueTask<RateLimitResult> EvaluateSlowAsync(
+        RateLimitPolicy policy,
+        IRequestContext request,
+        RateLimitTier tier,
+        RateLimitTier last,
+        TierBatch batch,
+        ValueTask pending,
+        Evaluation evaluation,
+        CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            try
+            {
+                await pending.ConfigureAwait(false);
+            }
+            catch
+            {
+                TierBatch.Return(batch);
+                await Release(evaluation.Leases, CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+
+            if (!ProcessTier(batch, request, ref evaluation))
+            {
+                await Release(evaluation.Leases, cancellationToken).ConfigureAwait(false);
+                return evaluation.ToResult(false);
+            }
+
+            TierBatch? next = null;
+            while (next is null && ++tier <= last)
+            {
+                next = BuildTier(policy, tier, request);
+            }
+
+            if (next is null)
+            {
+                return evaluation.ToResult(true);
+            }
+
+            batch = next;
+            pending = _store.DecideAsync(batch.Checks.AsMemory(0, batch.Count), batch.Outcomes.AsMemory(0, batch.Count), cancellationToken);
+        }
+    }
+
+    private ValueTask<RateLimitResult> Reject(Evaluation evaluation, CancellationToken cancellationToken)
+    {
+        var release = Release(evaluation.Leases, cancellationToken);
+        var result = evaluation.ToResult(false);
+        if (release.IsCompletedSuccessfully)
+        {
+            return new ValueTask<RateLimitResult>(result);
+        }
+
+        return AwaitRelease(release, result);
+
+        static async ValueTask<RateLimitResult> AwaitRelease(ValueTask release, RateLimitResult result)
+        {
+            await release.ConfigureAwait(false);
+            return result;
+        }
+    }
+
+    private async ValueTask Release(LeaseBag? leases, CancellationToken cancellationToken)
+    {
+        if (leases is null)
+        {
+            return;
+        }
+
+        for (var i = 0; i < leases.Count; i++)
+        {
+            var (check, leaseId) = leases[i];
+            await _store.ReleaseAsync(check, leaseId, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void Count(in RateLimitDecision decision)
+    {
+        if (!_decisions.Enabled)
+        {
+            return;
+        }
+
+        var outcome = decision.IsAllowed ? "allowed" : decision.IsShadowed ? "shadow_rejected" : "rejected";
+        var tags = new TagList
+        {
+            { "tier", TierNames[(int)decision.Tier] },
+            { "rule", decision.Rule!.Name },
+            { "outcome", outcome },
+        };
+        if (decision.IsStoreFailure)
+        {
+            tags.Add("store_failure", true);
+        }
+
+        _decisions.Add(1, tags);
+    }
+
+    private void LogRejection(in RateLimitDecision decision, IRequestContext request)
+    {
+        if (!_logger.IsEnabled(LogLevel.Information))
+        {
+            return;
+        }
+
+        // The log budget is itself a token bucket, so a flood of rejections cannot flood the logs.
+        var now = (_time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
+        while (true)
+        {
+            var tat = Volatile.Read(ref _logTat);
+            var outcome = LimitMath.Gcra(LogLimit, new LimitState(tat, 0, 0), now, 1, out var next);
+            if (!outcome.IsAllowed)
+            {
+                Interlocked.Increment(ref _suppressedLogs);
+                return;
+            }
+
+            if (Interlocked.CompareExchange(ref _logTat, next.A, tat) == tat)
+            {
+                break;
+            }
+        }
+
+        var suppressed = Interlocked.Exchange(ref _suppressedLogs, 0);
+        var identity = request.Subject ?? request.ClientIp?.ToString() ?? "anonymous";
+        var retry = decision.IsPermanent ? "never" : decision.RetryAfter.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
+        if (decision.IsShadowed)
+        {
+            LogShadowRejected(_logger, TierNames[(int)decision.Tier], decision.Rule!.Name, identity, request.Method, request.Path, retry, suppressed);
+        }
+        else
+        {
+            LogRejected(_logger, TierNames[(int)decision.Tier], decision.Rule!.Name, identity, request.Method, request.Path, retry, suppressed);
+        }
+    }
+
+    [LoggerMessage(1, LogLevel.Information, "Rejected by {Tier} rule {Rule} for {Identity}: {Method} {Path}, retry after {RetryAfter} ({Suppressed} earlier rejections not logged)")]
+    private static partial void LogRejected(ILogger logger, string tier, string rule, string identity, string method, string path, string retryAfter, long suppressed);
+
+    [LoggerMessage(2, LogLevel.Information, "Shadow rule {Rule} ({Tier}) would have rejected {Identity}: {Method} {Path}, retry after {RetryAfter} ({Suppressed} earlier rejections not logged)")]
+    private static partial void LogShadowRejected(ILogger logger, string tier, string rule, string identity, string method, string path, string retryAfter, long suppressed);
+
+    private struct Evaluation
+    {
+        public RateLimitDecision Best;
+        public RateLimitDecision Shadow;
+        public LeaseBag? Leases;
+
+        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null);
+    }
+}

@@ -1,0 +1,51 @@
+namespace Floodgate.Engine;
+
+/// <summary>What the engine decided for one request over one or more tiers.</summary>
+/// <remarks>
+/// When the result holds concurrency leases, pass it to <see cref="RateLimitEngine.ReleaseAsync"/> when the request
+/// ends; a lease that is never released frees itself after its lease timeout.
+/// </remarks>
+public readonly struct RateLimitResult
+{
+    internal RateLimitResult(bool isAllowed, in RateLimitDecision decision, in RateLimitDecision shadowRejection, LeaseBag? leases)
+    {
+        IsAllowed = isAllowed;
+        Decision = decision;
+        ShadowRejection = shadowRejection;
+        Leases = leases;
+    }
+
+    /// <summary>Whether the request may go on.</summary>
+    public bool IsAllowed { get; }
+
+    /// <summary>
+    /// When rejected, the rule that rejected (of several in the rejecting tier, the one with the longest retry);
+    /// when allowed, the most constrained enforced rule, whose state the response headers show. Its
+    /// <see cref="RateLimitDecision.Rule"/> is <see langword="null"/> when no enforced rule applied.
+    /// </summary>
+    public RateLimitDecision Decision { get; }
+
+    /// <summary>The first shadow rule that would have rejected; its <see cref="RateLimitDecision.Rule"/> is <see langword="null"/> when none.</summary>
+    public RateLimitDecision ShadowRejection { get; }
+
+    /// <summary>Whether the rejection should be answered 503 (service and global capacity) rather than 429.</summary>
+    public bool IsCapacityRejection => !IsAllowed && Decision.Tier is Rules.RateLimitTier.Service or Rules.RateLimitTier.Global;
+
+    /// <summary>Whether the result holds concurrency leases to release.</summary>
+    public bool HasLeases => Leases is not null;
+
+    internal LeaseBag? Leases { get; }
+
+    /// <summary>Combines the results of two evaluations of one request, such as the edge tier and then the others.</summary>
+    public static RateLimitResult Combine(in RateLimitResult first, in RateLimitResult second)
+    {
+        if (!first.IsAllowed)
+        {
+            return first;
+        }
+
+        var decision = second.IsAllowed ? RateLimitEngine.MoreConstrained(first.Decision, second.Decision) : second.Decision;
+        var shadow = first.ShadowRejection.Rule is not null ? first.ShadowRejection : second.ShadowRejection;
+        return new RateLimitResult(second.IsAllowed, decision, shadow, LeaseBag.Merge(first.Leases, second.Leases));
+    }
+}

@@ -1,0 +1,133 @@
+using System.Globalization;
+
+namespace Floodgate.Limits;
+
+/// <summary>
+/// One limit: a rate, an algorithm and the parameters that algorithm needs, precomputed once so a decision only
+/// adds and compares.
+/// </summary>
+/// <remarks>
+/// All time values are microseconds since the Unix epoch, the unit every store counts in. Instances are
+/// immutable and shared by every decision that uses them.
+/// </remarks>
+public sealed class Limit
+{
+    /// <summary>The longest lease a concurrency limit may hold before it is reclaimed, by default.</summary>
+    public static readonly TimeSpan DefaultLeaseTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly QuotaCalendar? _calendar;
+
+    private Limit(LimitAlgorithm algorithm, Rate rate, long burst, TimeSpan leaseTimeout, QuotaCalendar? calendar)
+    {
+        Algorithm = algorithm;
+        Rate = rate;
+        Burst = burst;
+        LeaseTimeout = leaseTimeout;
+        _calendar = calendar;
+        PeriodMicroseconds = rate.PeriodMicroseconds;
+        if (algorithm == LimitAlgorithm.Gcra)
+        {
+            // Round the interval up: a limit may under-admit by a microsecond per request, never over-admit.
+            IntervalMicroseconds = (PeriodMicroseconds + rate.Amount - 1) / rate.Amount;
+            ToleranceMicroseconds = checked(IntervalMicroseconds * burst);
+        }
+    }
+
+    /// <summary>The algorithm.</summary>
+    public LimitAlgorithm Algorithm { get; }
+
+    /// <summary>The rate: amount per period. For <see cref="LimitAlgorithm.Concurrency"/>, the amount is the number of permits.</summary>
+    public Rate Rate { get; }
+
+    /// <summary>The amount per period, or the concurrency permits.</summary>
+    public long Amount => Rate.Amount;
+
+    /// <summary>For <see cref="LimitAlgorithm.Gcra"/>, how much may be spent at once; otherwise equal to the amount.</summary>
+    public long Burst { get; }
+
+    /// <summary>For <see cref="LimitAlgorithm.Concurrency"/>, how long a lease lives unless released first.</summary>
+    public TimeSpan LeaseTimeout { get; }
+
+    /// <summary>For <see cref="LimitAlgorithm.Quota"/>, the calendar, or <see langword="null"/> when the quota is rolling.</summary>
+    public QuotaCalendar? Calendar => _calendar;
+
+    /// <summary>The fixed length of one period in microseconds.</summary>
+    public long PeriodMicroseconds { get; }
+
+    /// <summary>For <see cref="LimitAlgorithm.Gcra"/>, the emission interval: the period divided by the amount, rounded up.</summary>
+    public long IntervalMicroseconds { get; }
+
+    /// <summary>For <see cref="LimitAlgorithm.Gcra"/>, the burst tolerance: the interval times the burst.</summary>
+    public long ToleranceMicroseconds { get; }
+
+    /// <summary>The lease timeout in microseconds.</summary>
+    public long LeaseTimeoutMicroseconds => LeaseTimeout.Ticks / TimeSpan.TicksPerMicrosecond;
+
+    /// <summary>A token bucket: <paramref name="rate"/> refills, <paramref name="burst"/> (default: the amount) may be spent at once.</summary>
+    /// <exception cref="ArgumentException">The rate is finer than one request per microsecond, or the burst is not positive.</exception>
+    public static Limit Gcra(Rate rate, long? burst = null)
+    {
+        var b = burst ?? rate.Amount;
+        if (b <= 0)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"The burst of {rate} must be at least 1, not {b}."), nameof(burst));
+        }
+
+        if (rate.Amount > rate.PeriodMicroseconds)
+        {
+            throw new ArgumentException($"The rate {rate} is above one per microsecond, the finest gcra counts; use fixed_window or sliding_window.", nameof(rate));
+        }
+
+        return new Limit(LimitAlgorithm.Gcra, rate, b, TimeSpan.Zero, null);
+    }
+
+    /// <summary>A counter per window of the rate's period, aligned to the Unix epoch.</summary>
+    public static Limit FixedWindow(Rate rate) => new(LimitAlgorithm.FixedWindow, rate, rate.Amount, TimeSpan.Zero, null);
+
+    /// <summary>The weighted two-window counter over the rate's period.</summary>
+    public static Limit SlidingWindow(Rate rate) => new(LimitAlgorithm.SlidingWindow, rate, rate.Amount, TimeSpan.Zero, null);
+
+    /// <summary>
+    /// A quota. With a <paramref name="calendar"/>, periods follow its calendar; without, a period starts at the first
+    /// request and lasts the rate's period (rolling).
+    /// </summary>
+    /// <exception cref="ArgumentException">A calendar quota's period is not one day, week, month or year.</exception>
+    public static Limit Quota(Rate rate, QuotaCalendar? calendar)
+    {
+        if (calendar is not null && (rate.UnitCount != 1 || rate.Unit is RateUnit.Second or RateUnit.Minute or RateUnit.Hour))
+        {
+            throw new ArgumentException($"The calendar quota {rate} must count per one day, week, month or year; use a rolling quota for other periods.", nameof(rate));
+        }
+
+        return new Limit(LimitAlgorithm.Quota, rate, rate.Amount, TimeSpan.Zero, calendar);
+    }
+
+    /// <summary>At most <paramref name="permits"/> requests in flight; a lease not released within <paramref name="leaseTimeout"/> is reclaimed.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The permits or the lease timeout are not positive.</exception>
+    public static Limit Concurrency(long permits, TimeSpan? leaseTimeout = null)
+    {
+        var timeout = leaseTimeout ?? DefaultLeaseTimeout;
+        ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.FromMilliseconds(1), nameof(leaseTimeout));
+        return new Limit(LimitAlgorithm.Concurrency, new Rate(permits, 1, RateUnit.Second), permits, timeout, null);
+    }
+
+    /// <summary>
+    /// The quota period that contains <paramref name="nowMicroseconds"/>: its start and end in microseconds since the
+    /// Unix epoch. Only for calendar quotas.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The limit is not a calendar quota.</exception>
+    public (long Start, long End) CalendarPeriod(long nowMicroseconds) =>
+        _calendar is null
+            ? throw new InvalidOperationException("Only calendar quotas have calendar periods.")
+            : _calendar.PeriodContaining(nowMicroseconds, Rate.Unit);
+
+    /// <summary>Describes the limit, such as <c>gcra 300/min burst 50</c>.</summary>
+    public override string ToString() => Algorithm switch
+    {
+        LimitAlgorithm.Gcra => Burst == Amount ? $"gcra {Rate}" : string.Create(CultureInfo.InvariantCulture, $"gcra {Rate} burst {Burst}"),
+        LimitAlgorithm.SlidingWindow => $"sliding_window {Rate}",
+        LimitAlgorithm.FixedWindow => $"fixed_window {Rate}",
+        LimitAlgorithm.Quota => _calendar is null ? $"quota {Rate} rolling" : $"quota {Rate} {_calendar}",
+        _ => string.Create(CultureInfo.InvariantCulture, $"concurrency {Amount} lease {LeaseTimeout.TotalSeconds}s"),
+    };
+}

@@ -1,0 +1,118 @@
+using Floodgate.Limits;
+
+namespace Floodgate.Rules;
+
+/// <summary>
+/// One rule: which requests it applies to, how it keys them, and the limit each key is held to, fixed or by plan.
+/// </summary>
+public sealed class RateLimitRule
+{
+    private readonly long _cost = 1;
+    private readonly IReadOnlyList<KeyPart>? _key;
+
+    /// <summary>Creates a rule with one limit for every request.</summary>
+    public RateLimitRule(string name, RateLimitTier tier, Limit limit)
+        : this(name, tier)
+    {
+        ArgumentNullException.ThrowIfNull(limit);
+        Limit = limit;
+    }
+
+    /// <summary>
+    /// Creates a rule whose limit depends on the request's plan. A request with no plan, or an unknown one, uses
+    /// <paramref name="defaultPlan"/>; a plan with no limit here is not limited by this rule.
+    /// </summary>
+    public RateLimitRule(string name, RateLimitTier tier, IReadOnlyDictionary<string, Limit> planLimits, string? defaultPlan)
+        : this(name, tier)
+    {
+        ArgumentNullException.ThrowIfNull(planLimits);
+        if (planLimits.Count == 0)
+        {
+            throw new ArgumentException($"The rule '{name}' needs at least one plan limit.", nameof(planLimits));
+        }
+
+        PlanLimits = planLimits;
+        DefaultPlan = defaultPlan;
+    }
+
+    private RateLimitRule(string name, RateLimitTier tier)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        if (!Enum.IsDefined(tier))
+        {
+            throw new ArgumentOutOfRangeException(nameof(tier), tier, "Unknown tier.");
+        }
+
+        Name = name;
+        Tier = tier;
+    }
+
+    /// <summary>The rule's name, unique in its policy: it names the rule in headers, logs, metrics and store keys.</summary>
+    public string Name { get; }
+
+    /// <summary>The tier.</summary>
+    public RateLimitTier Tier { get; }
+
+    /// <summary>The fixed limit, or <see langword="null"/> when the limit depends on the plan.</summary>
+    public Limit? Limit { get; }
+
+    /// <summary>The limit of each plan, or <see langword="null"/> for a fixed limit.</summary>
+    public IReadOnlyDictionary<string, Limit>? PlanLimits { get; }
+
+    /// <summary>The plan of requests that name none, or an unknown one.</summary>
+    public string? DefaultPlan { get; }
+
+    /// <summary>Which requests the rule applies to. Default: every request.</summary>
+    public RuleMatch Match { get; init; } = RuleMatch.Any;
+
+    /// <summary>
+    /// What the key is made of. Default by tier: edge <c>[client_ip]</c>, user <c>[subject]</c>, service <c>[route]</c>,
+    /// global <c>[]</c> (one key for everything).
+    /// </summary>
+    public IReadOnlyList<KeyPart> Key
+    {
+        get => _key ?? DefaultKey(Tier);
+        init => _key = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    /// <summary>What one request costs. Default 1; 0 counts nothing.</summary>
+    public long Cost
+    {
+        get => _cost;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _cost = value;
+        }
+    }
+
+    /// <summary>Whether the rule enforces or only observes.</summary>
+    public RuleMode Mode { get; init; } = RuleMode.Enforce;
+
+    /// <summary>The limit for a request of <paramref name="plan"/>; <see langword="null"/> when the plan is not limited by this rule.</summary>
+    public Limit? LimitFor(string? plan)
+    {
+        if (Limit is not null)
+        {
+            return Limit;
+        }
+
+        if (plan is not null && PlanLimits!.TryGetValue(plan, out var limit))
+        {
+            return limit;
+        }
+
+        return DefaultPlan is not null && PlanLimits!.TryGetValue(DefaultPlan, out limit) ? limit : null;
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{Tier.ToString().ToLowerInvariant()}/{Name}";
+
+    private static KeyPart[] DefaultKey(RateLimitTier tier) => tier switch
+    {
+        RateLimitTier.Edge => [KeyPart.ClientIp],
+        RateLimitTier.User => [KeyPart.Subject],
+        RateLimitTier.Service => [KeyPart.Route],
+        _ => [],
+    };
+}

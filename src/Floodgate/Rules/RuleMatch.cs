@@ -1,0 +1,113 @@
+namespace Floodgate.Rules;
+
+/// <summary>
+/// Which requests a rule applies to. Every condition given must hold; within a list, any entry may match. An empty
+/// match applies to every request.
+/// </summary>
+public sealed class RuleMatch
+{
+    /// <summary>Matches every request.</summary>
+    public static RuleMatch Any { get; } = new();
+
+    /// <summary>Path patterns; see <see cref="PathGlob"/>.</summary>
+    public IReadOnlyList<PathGlob> Paths { get; init; } = [];
+
+    /// <summary>The route template; see <see cref="RouteTemplate"/>. It also names the route in the rule's key.</summary>
+    public RouteTemplate? Route { get; init; }
+
+    /// <summary>HTTP methods, compared ignoring case.</summary>
+    public IReadOnlyList<string> Methods { get; init; } = [];
+
+    /// <summary>Hosts: exact, or <c>*.example.com</c> for any subdomain.</summary>
+    public IReadOnlyList<string> Hosts { get; init; } = [];
+
+    /// <summary>Headers that must be present: with a value it must equal (ignoring case), with <c>*</c> any value will do.</summary>
+    public IReadOnlyDictionary<string, string> Headers { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Whether <paramref name="request"/> matches.</summary>
+    public bool IsMatch(IRequestContext request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (Methods.Count > 0 && !Contains(Methods, request.Method))
+        {
+            return false;
+        }
+
+        if (Route is not null && !MatchesRoute(Route, request))
+        {
+            return false;
+        }
+
+        if (Paths.Count > 0 && !MatchesAnyPath(request.Path))
+        {
+            return false;
+        }
+
+        if (Hosts.Count > 0 && !MatchesHost(request.Host))
+        {
+            return false;
+        }
+
+        foreach (var (name, expected) in Headers)
+        {
+            var actual = request.GetHeader(name);
+            if (actual is null || (expected != "*" && !string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase)))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool MatchesRoute(RouteTemplate route, IRequestContext request) =>
+        (request.RouteTemplate is { } template && string.Equals(template, route.Template, StringComparison.OrdinalIgnoreCase))
+        || route.IsMatch(request.Path);
+
+    private static bool Contains(IReadOnlyList<string> values, string value)
+    {
+        for (var i = 0; i < values.Count; i++)
+        {
+            if (string.Equals(values[i], value, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool MatchesAnyPath(string path)
+    {
+        for (var i = 0; i < Paths.Count; i++)
+        {
+            if (Paths[i].IsMatch(path))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private bool MatchesHost(string? host)
+    {
+        if (host is null)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < Hosts.Count; i++)
+        {
+            var pattern = Hosts[i];
+            if (pattern.StartsWith("*.", StringComparison.Ordinal)
+                ? host.EndsWith(pattern.AsSpan(1), StringComparison.OrdinalIgnoreCase)
+                : string.Equals(host, pattern, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}

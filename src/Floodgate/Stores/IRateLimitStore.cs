@@ -1,0 +1,42 @@
+namespace Floodgate.Stores;
+
+/// <summary>
+/// Keeps the state of every key and decides checks against it. The in-memory store is the default; a Redis store
+/// shares state between replicas.
+/// </summary>
+/// <remarks>
+/// <para>
+/// A store decides a batch in one call so that a remote store needs one round trip for a whole tier. The checks of
+/// one batch that share an <see cref="StoreKey.Identity"/> are atomic: if any enforced (non-shadow) check among
+/// them is denied, none of them consumes anything. Checks of different identities are decided independently.
+/// </para>
+/// <para>
+/// Implementations never throw for a store outage: they answer by their failure policy and flag the outcome with
+/// <see cref="StoreOutcome.IsStoreFailure"/>. When they can answer without waiting, the returned task is already
+/// complete; the in-memory store always completes synchronously and allocates nothing for an existing key.
+/// </para>
+/// </remarks>
+public interface IRateLimitStore
+{
+    /// <summary>Decides <paramref name="checks"/>, writing one outcome per check, in order, into <paramref name="outcomes"/>.</summary>
+    /// <param name="checks">The checks.</param>
+    /// <param name="outcomes">At least as long as <paramref name="checks"/>.</param>
+    /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
+    ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Decides <paramref name="checks"/> only if the store can answer without waiting for I/O, for callers that must
+    /// never block, such as <c>RateLimiter.AttemptAcquire</c>.
+    /// </summary>
+    /// <returns>
+    /// <see langword="true"/> with every outcome written; or <see langword="false"/>, having consumed nothing, when an
+    /// answer needs a round trip.
+    /// </returns>
+    bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes);
+
+    /// <summary>Releases a concurrency lease before its timeout. Releasing a lease twice, or an expired one, does nothing.</summary>
+    /// <param name="check">The check that took the lease.</param>
+    /// <param name="leaseId">The lease, from <see cref="StoreOutcome.LeaseId"/>.</param>
+    /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
+    ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default);
+}

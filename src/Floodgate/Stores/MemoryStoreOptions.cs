@@ -1,0 +1,29 @@
+namespace Floodgate.Stores;
+
+/// <summary>Options of the <see cref="MemoryStore"/>.</summary>
+public sealed class MemoryStoreOptions
+{
+    /// <summary>The most keys the store keeps; beyond it, expired then idle keys are evicted. Default: 1,000,000 (about 100 MB).</summary>
+    public int MaxEntries { get; set; } = 1_000_000;
+
+    /// <summary>
+    /// How many independently locked shards the store has; rounded up to a power of two. Default: 0, which picks
+    /// 16 per processor.
+    /// </summary>
+    public int Shards { get; set; }
+
+    /// <summary>Throws when an option is out of range, with a message naming it.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    public void Validate()
+    {
+        if (MaxEntries < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxEntries), MaxEntries, "The memory store must be able to keep at least one key.");
+        }
+
+        if (Shards < 0 || Shards > 1 << 16)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Shards), Shards, "Shards must be between 0 (automatic) and 65536.");
+        }
+    }
+}

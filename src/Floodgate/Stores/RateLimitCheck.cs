@@ -1,0 +1,13 @@
+using Floodgate.Limits;
+
+namespace Floodgate.Stores;
+
+/// <summary>One key to decide against one limit, as a store receives it.</summary>
+/// <param name="Limit">The limit.</param>
+/// <param name="Key">The key.</param>
+/// <param name="Cost">The cost, 0 or more. A cost of 0 reads the state and consumes nothing.</param>
+/// <param name="IsShadow">
+/// Whether the check only observes: it is counted when it fits, but when it does not fit it never stops the other
+/// checks of its identity from committing.
+/// </param>
+public readonly record struct RateLimitCheck(Limit Limit, StoreKey Key, long Cost, bool IsShadow);
