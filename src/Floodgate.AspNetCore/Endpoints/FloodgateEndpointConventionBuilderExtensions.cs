@@ -1,0 +1,40 @@
+using Floodgate.Limits;
+using Floodgate.Rules;
+using Microsoft.AspNetCore.Builder;
+
+namespace Floodgate.AspNetCore.Endpoints;
+
+/// <summary>Attaches Floodgate rules to an application's own endpoints: the service tier inside an app.</summary>
+public static class FloodgateEndpointConventionBuilderExtensions
+{
+    /// <summary>
+    /// Limits the endpoint with a rule that applies to its route and methods only. A name given to several endpoints
+    /// makes one rule per endpoint, each with its own budget.
+    /// </summary>
+    /// <param name="builder">The endpoint.</param>
+    /// <param name="name">The rule's name, shown in headers, logs and metrics.</param>
+    /// <param name="limit">The limit.</param>
+    /// <param name="tier">The tier; default <see cref="RateLimitTier.Service"/> (answered 503).</param>
+    /// <param name="key">The key; default the tier's (service: the route).</param>
+    /// <param name="cost">What one request costs.</param>
+    /// <param name="mode">Enforce or shadow.</param>
+    public static TBuilder WithFloodgateRule<TBuilder>(this TBuilder builder, string name, Limit limit, RateLimitTier tier = RateLimitTier.Service, IReadOnlyList<KeyPart>? key = null, long cost = 1, RuleMode mode = RuleMode.Enforce)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var metadata = new FloodgateRuleMetadata(name, limit, tier, key, cost, mode);
+        builder.Add(endpoint => endpoint.Metadata.Add(metadata));
+        return builder;
+    }
+
+    /// <summary>Limits the endpoint with a token bucket of <paramref name="rate"/>, such as <c>100/s</c>.</summary>
+    /// <exception cref="FormatException">The rate is malformed.</exception>
+    public static TBuilder WithFloodgateRule<TBuilder>(this TBuilder builder, string name, string rate, RateLimitTier tier = RateLimitTier.Service)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithFloodgateRule(name, Limit.Gcra(Rate.Parse(rate)), tier);
+
+    /// <summary>Holds the endpoint to <paramref name="permits"/> requests in flight; more are answered 503.</summary>
+    public static TBuilder WithFloodgateConcurrency<TBuilder>(this TBuilder builder, string name, long permits)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithFloodgateRule(name, Limit.Concurrency(permits), RateLimitTier.Service);
+}

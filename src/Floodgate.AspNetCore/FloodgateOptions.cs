@@ -1,0 +1,99 @@
+using Floodgate.Rules;
+
+namespace Floodgate.AspNetCore;
+
+/// <summary>What happens to a request that carries no credentials.</summary>
+public enum AnonymousPolicy
+{
+    /// <summary>It goes on, and the user tier keys it by client IP in place of a subject.</summary>
+    Allow,
+
+    /// <summary>It is answered 401 with <c>WWW-Authenticate: Bearer</c>.</summary>
+    Reject,
+}
+
+/// <summary>Options of the Floodgate middleware.</summary>
+public sealed class FloodgateOptions
+{
+    /// <summary>The rules. Rules attached to endpoints with <c>WithFloodgateRule</c> are added to them.</summary>
+    public RateLimitPolicy Policy { get; set; } = RateLimitPolicy.Empty;
+
+    /// <summary>CIDR ranges (or addresses) of the proxies whose <c>Forwarded</c> and <c>X-Forwarded-For</c> headers are believed.</summary>
+    public IList<string> TrustedProxies { get; } = [];
+
+    /// <summary>What happens to requests without credentials. Default: <see cref="AnonymousPolicy.Allow"/>.</summary>
+    public AnonymousPolicy Anonymous { get; set; } = AnonymousPolicy.Allow;
+
+    /// <summary>
+    /// Mitigation timeouts of edge rules, by rule name: once a client IP goes over the rule, every request from it is
+    /// rejected for this long, without being counted.
+    /// </summary>
+    public IDictionary<string, TimeSpan> Bans { get; } = new Dictionary<string, TimeSpan>(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Which limit headers responses carry.</summary>
+    public RateLimitHeaderOptions Headers { get; set; } = new();
+
+    /// <summary>The claim that names the subject when the application authenticated the request itself. Default <c>sub</c>.</summary>
+    public string SubjectClaim { get; set; } = "sub";
+
+    /// <summary>The claim that names the plan when the application authenticated the request itself. Default <c>plan</c>.</summary>
+    public string PlanClaim { get; set; } = "plan";
+
+    /// <summary>Throws when an option is invalid, with a message naming it.</summary>
+    /// <exception cref="ArgumentException">An option is invalid.</exception>
+    public void Validate()
+    {
+        if (Policy is null)
+        {
+            throw new ArgumentException("FloodgateOptions.Policy must be set.", nameof(Policy));
+        }
+
+        if (!Enum.IsDefined(Anonymous))
+        {
+            throw new ArgumentException($"FloodgateOptions.Anonymous has the unknown value {Anonymous}.", nameof(Anonymous));
+        }
+
+        foreach (var range in TrustedProxies)
+        {
+            try
+            {
+                Http.TrustedProxies.ParseRange(range);
+            }
+            catch (FormatException e)
+            {
+                throw new ArgumentException($"FloodgateOptions.TrustedProxies: {e.Message}", nameof(TrustedProxies), e);
+            }
+        }
+
+        foreach (var (name, duration) in Bans)
+        {
+            var rule = Policy.Rules.FirstOrDefault(r => string.Equals(r.Name, name, StringComparison.OrdinalIgnoreCase));
+            if (rule is null || rule.Tier != RateLimitTier.Edge)
+            {
+                throw new ArgumentException($"FloodgateOptions.Bans: '{name}' is not an edge rule of the policy; only edge rules can ban.", nameof(Bans));
+            }
+
+            if (duration < TimeSpan.FromSeconds(1) || duration > TimeSpan.FromDays(365))
+            {
+                throw new ArgumentException($"FloodgateOptions.Bans: the ban of '{name}' must be between 1 second and 365 days, not {duration}.", nameof(Bans));
+            }
+        }
+
+        ArgumentNullException.ThrowIfNull(Headers);
+        ArgumentException.ThrowIfNullOrWhiteSpace(SubjectClaim);
+        ArgumentException.ThrowIfNullOrWhiteSpace(PlanClaim);
+    }
+}
+
+/// <summary>Which limit headers responses carry.</summary>
+public sealed class RateLimitHeaderOptions
+{
+    /// <summary>
+    /// The IETF fields of draft-ietf-httpapi-ratelimit-headers-10: <c>RateLimit-Policy: "name";q=100;w=60</c> and
+    /// <c>RateLimit: "name";r=42;t=17</c>. Default on.
+    /// </summary>
+    public bool Ietf { get; set; } = true;
+
+    /// <summary>The <c>X-RateLimit-Limit</c>, <c>X-RateLimit-Remaining</c> and <c>X-RateLimit-Reset</c> convention (reset in seconds from now). Default off.</summary>
+    public bool Legacy { get; set; }
+}

@@ -1,0 +1,176 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Primitives;
+
+namespace Floodgate.AspNetCore.Http;
+
+/// <summary>
+/// The proxies whose forwarding headers are believed. The client IP is the connection's peer unless the peer is one of
+/// them; then <c>Forwarded</c> (RFC 7239) or, without it, <c>X-Forwarded-For</c> is walked from the right, hop by hop,
+/// for as long as the hop is trusted. A header sent by anyone else is ignored, so a client cannot pick its own IP.
+/// </summary>
+public sealed class TrustedProxies
+{
+    private readonly IPNetwork[] _networks;
+
+    /// <summary>Creates the set from CIDR ranges such as <c>10.0.0.0/8</c> or single addresses.</summary>
+    /// <exception cref="FormatException">A range is malformed; the message quotes it.</exception>
+    public TrustedProxies(IEnumerable<string> ranges)
+    {
+        ArgumentNullException.ThrowIfNull(ranges);
+        var networks = new List<IPNetwork>();
+        foreach (var range in ranges)
+        {
+            networks.Add(ParseRange(range));
+        }
+
+        _networks = [.. networks];
+    }
+
+    /// <summary>No trusted proxies: the client IP is always the connection's peer.</summary>
+    public static TrustedProxies None { get; } = new([]);
+
+    /// <summary>The trusted ranges.</summary>
+    public IReadOnlyList<IPNetwork> Networks => _networks;
+
+    /// <summary>Parses one range: a CIDR such as <c>10.0.0.0/8</c>, or a single address.</summary>
+    /// <exception cref="FormatException">The range is malformed.</exception>
+    public static IPNetwork ParseRange(string range)
+    {
+        ArgumentNullException.ThrowIfNull(range);
+        var text = range.Trim();
+        if (IPNetwork.TryParse(text, out var network))
+        {
+            return network;
+        }
+
+        if (IPAddress.TryParse(text, out var address))
+        {
+            return new IPNetwork(address, address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128);
+        }
+
+        throw new FormatException($"'{range}' is not an IP range: use a CIDR such as 10.0.0.0/8 or fd00::/8, or a single address.");
+    }
+
+    /// <summary>Whether <paramref name="address"/> is a trusted proxy.</summary>
+    public bool IsTrusted(IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (_networks.Length == 0)
+        {
+            return false;
+        }
+
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        foreach (var network in _networks)
+        {
+            if (network.Contains(address))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Resolves the client IP of a request from its peer address and forwarding headers.</summary>
+    /// <param name="peer">The connection's remote address; <see langword="null"/> when unknown.</param>
+    /// <param name="forwarded">The RFC 7239 <c>Forwarded</c> header values.</param>
+    /// <param name="forwardedFor">The <c>X-Forwarded-For</c> header values, used only without <c>Forwarded</c>.</param>
+    public IPAddress? ResolveClient(IPAddress? peer, StringValues forwarded, StringValues forwardedFor)
+    {
+        if (peer is null || _networks.Length == 0 || !IsTrusted(peer))
+        {
+            return peer;
+        }
+
+        var useForwarded = forwarded.Count > 0;
+        var values = useForwarded ? forwarded : forwardedFor;
+        var current = peer;
+        for (var v = values.Count - 1; v >= 0; v--)
+        {
+            var rest = (values[v] ?? string.Empty).AsSpan();
+            while (true)
+            {
+                var comma = rest.LastIndexOf(',');
+                var element = (comma < 0 ? rest : rest[(comma + 1)..]).Trim();
+                if (!element.IsEmpty)
+                {
+                    // The hop that wrote this element is trusted; the element names the hop before it.
+                    var hop = useForwarded ? ParseForwardedFor(element) : ParseAddress(element);
+                    if (hop is null)
+                    {
+                        return current;
+                    }
+
+                    current = hop;
+                    if (!IsTrusted(current))
+                    {
+                        return current;
+                    }
+                }
+
+                if (comma < 0)
+                {
+                    break;
+                }
+
+                rest = rest[..comma];
+            }
+        }
+
+        return current;
+    }
+
+    private static IPAddress? ParseForwardedFor(ReadOnlySpan<char> element)
+    {
+        // An element is ';'-separated pairs: for=192.0.2.60;proto=http;by=203.0.113.43
+        while (!element.IsEmpty)
+        {
+            var semicolon = element.IndexOf(';');
+            var pair = (semicolon < 0 ? element : element[..semicolon]).Trim();
+            element = semicolon < 0 ? [] : element[(semicolon + 1)..];
+            var equals = pair.IndexOf('=');
+            if (equals > 0 && pair[..equals].Trim().Equals("for", StringComparison.OrdinalIgnoreCase))
+            {
+                var value = pair[(equals + 1)..].Trim();
+                if (value.Length >= 2 && value[0] == '"' && value[^1] == '"')
+                {
+                    value = value[1..^1];
+                }
+
+                return ParseAddress(value);
+            }
+        }
+
+        return null;
+    }
+
+    private static IPAddress? ParseAddress(ReadOnlySpan<char> value)
+    {
+        if (value.IsEmpty)
+        {
+            return null;
+        }
+
+        if (value[0] == '[')
+        {
+            // [2001:db8::17]:4711
+            var close = value.IndexOf(']');
+            return close > 1 && IPAddress.TryParse(value[1..close], out var v6) ? v6 : null;
+        }
+
+        if (IPAddress.TryParse(value, out var address))
+        {
+            return address;
+        }
+
+        // 192.0.2.60:4711: an IPv4 address with a port. (A bare IPv6 address parsed above.)
+        var colon = value.LastIndexOf(':');
+        return colon > 0 && value[..colon].IndexOf(':') < 0 && IPAddress.TryParse(value[..colon], out var v4) ? v4 : null;
+    }
+}

@@ -1,0 +1,228 @@
+using System.Buffers;
+using System.Diagnostics.Metrics;
+using System.Security.Claims;
+using Floodgate.AspNetCore.Http;
+using Floodgate.AspNetCore.Identity;
+using Floodgate.Engine;
+using Floodgate.Rules;
+using Floodgate.Stores;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Floodgate.AspNetCore.Middleware;
+
+/// <summary>
+/// Runs the tiers in order: edge (per client IP, with bans) before identity is resolved, so a flood never costs a
+/// signature check; then identity; then user, service and global. Writes the limit headers and answers rejections.
+/// </summary>
+public sealed class FloodgateMiddleware
+{
+    private static readonly Meter Meter = new("Floodgate.AspNetCore");
+    private static readonly Counter<long> Unauthorized = Meter.CreateCounter<long>("floodgate.identity.rejections", "{request}", "Requests answered 401 by the identity step, by reason.");
+    private static readonly Counter<long> Banned = Meter.CreateCounter<long>("floodgate.bans.rejections", "{request}", "Requests rejected because their client IP is banned, by rule.");
+    private static readonly Counter<long> BansStarted = Meter.CreateCounter<long>("floodgate.bans.started", "{ban}", "Bans started, by rule.");
+
+    private readonly RequestDelegate _next;
+    private readonly FloodgateGate _gate;
+    private readonly IIdentityResolver? _identity;
+    private readonly EndpointDataSource? _endpoints;
+
+    /// <summary>Creates the middleware.</summary>
+    public FloodgateMiddleware(RequestDelegate next, FloodgateGate gate, IServiceProvider services)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        ArgumentNullException.ThrowIfNull(gate);
+        ArgumentNullException.ThrowIfNull(services);
+        _next = next;
+        _gate = gate;
+        _identity = services.GetService(typeof(IIdentityResolver)) as IIdentityResolver;
+        _endpoints = services.GetService(typeof(EndpointDataSource)) as EndpointDataSource;
+    }
+
+    /// <summary>Evaluates the request and, when it is admitted, calls the rest of the pipeline.</summary>
+    public Task InvokeAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        _gate.AttachEndpoints(_endpoints);
+        return InvokeCoreAsync(context);
+    }
+
+    private async Task InvokeCoreAsync(HttpContext context)
+    {
+        var settings = _gate.Settings;
+        var engine = _gate.Engine;
+        var aborted = context.RequestAborted;
+        var request = new HttpRequestContext(context, settings.Proxies);
+        RateLimitResult edge = default;
+        var hasEdge = false;
+        if (settings.HasEdgeRules)
+        {
+            if (settings.Bans.Length > 0)
+            {
+                var (ban, remaining) = await CheckBansAsync(settings.Bans, request, aborted).ConfigureAwait(false);
+                if (ban is not null)
+                {
+                    Banned.Add(1, new KeyValuePair<string, object?>("rule", ban.Rule.Name));
+                    await RateLimitResponses.WriteBanAsync(context, ban.Rule.Name, remaining).ConfigureAwait(false);
+                    return;
+                }
+            }
+
+            edge = await engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Edge, aborted).ConfigureAwait(false);
+            if (!edge.IsAllowed)
+            {
+                await StartBanAsync(settings.Bans, edge.Decision.Rule, request, aborted).ConfigureAwait(false);
+                await RateLimitResponses.WriteRejectionAsync(context, edge, settings.IetfHeaders, settings.LegacyHeaders).ConfigureAwait(false);
+                return;
+            }
+
+            hasEdge = true;
+        }
+
+        if (!await ResolveIdentityAsync(context, request, settings, aborted).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        var rest = await engine.EvaluateAsync(request, RateLimitTier.User, RateLimitTier.Global, aborted).ConfigureAwait(false);
+        var result = hasEdge ? RateLimitResult.Combine(edge, rest) : rest;
+        if (!result.IsAllowed)
+        {
+            await RateLimitResponses.WriteRejectionAsync(context, result, settings.IetfHeaders, settings.LegacyHeaders).ConfigureAwait(false);
+            return;
+        }
+
+        RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders);
+        if (!result.HasLeases)
+        {
+            await _next(context).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await _next(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            await engine.ReleaseAsync(result, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask<bool> ResolveIdentityAsync(HttpContext context, HttpRequestContext request, GateSettings settings, CancellationToken aborted)
+    {
+        if (_identity is not null)
+        {
+            var identity = await _identity.ResolveAsync(context, aborted).ConfigureAwait(false);
+            switch (identity.Status)
+            {
+                case IdentityStatus.Valid:
+                    request.SetIdentity(identity);
+                    return true;
+                case IdentityStatus.Invalid:
+                    Unauthorized.Add(1, new KeyValuePair<string, object?>("reason", identity.Error));
+                    await RateLimitResponses.WriteUnauthorizedAsync(context, identity.Error ?? "invalid_token", identity.ErrorDescription).ConfigureAwait(false);
+                    return false;
+            }
+        }
+        else if (context.User.Identity is ClaimsIdentity { IsAuthenticated: true } user
+            && (user.FindFirst(settings.SubjectClaim)?.Value ?? user.FindFirst(ClaimTypes.NameIdentifier)?.Value) is { Length: > 0 } subject)
+        {
+            request.SetIdentity(subject, user.FindFirst(settings.PlanClaim)?.Value, user);
+            return true;
+        }
+
+        if (settings.Anonymous == AnonymousPolicy.Reject)
+        {
+            Unauthorized.Add(1, new KeyValuePair<string, object?>("reason", "anonymous"));
+            await RateLimitResponses.WriteUnauthorizedAsync(context, null, null).ConfigureAwait(false);
+            return false;
+        }
+
+        // Anonymous callers are keyed by client IP wherever the user tier keys on the subject.
+        if (request.ClientIp is { } ip)
+        {
+            request.SetIdentity("ip:" + ip, null, null);
+        }
+
+        return true;
+    }
+
+    private async ValueTask<(BanRule? Ban, TimeSpan Remaining)> CheckBansAsync(BanRule[] bans, HttpRequestContext request, CancellationToken aborted)
+    {
+        if (request.ClientIp is not { } ip)
+        {
+            return (null, TimeSpan.Zero);
+        }
+
+        string? address = null;
+        foreach (var ban in bans)
+        {
+            if (!ban.Rule.Match.IsMatch(request))
+            {
+                continue;
+            }
+
+            address ??= ip.ToString();
+            var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, address), 0), aborted).ConfigureAwait(false);
+            if (!outcome.IsStoreFailure && outcome.Outcome.Remaining <= 0 && outcome.Outcome.ResetAfterMicroseconds > 0)
+            {
+                return (ban, TimeSpan.FromMicroseconds(outcome.Outcome.ResetAfterMicroseconds));
+            }
+        }
+
+        return (null, TimeSpan.Zero);
+    }
+
+    private async ValueTask StartBanAsync(BanRule[] bans, RateLimitRule? rule, HttpRequestContext request, CancellationToken aborted)
+    {
+        if (rule is null || bans.Length == 0 || request.ClientIp is not { } ip)
+        {
+            return;
+        }
+
+        foreach (var ban in bans)
+        {
+            if (ReferenceEquals(ban.Rule, rule))
+            {
+                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, ip.ToString()), 1), aborted).ConfigureAwait(false);
+                if (outcome.Committed)
+                {
+                    BansStarted.Add(1, new KeyValuePair<string, object?>("rule", rule.Name));
+                }
+
+                return;
+            }
+        }
+    }
+
+    private ValueTask<StoreOutcome> DecideOneAsync(RateLimitCheck check, CancellationToken aborted)
+    {
+        var store = _gate.Engine.Store;
+        Span<RateLimitCheck> checks = [check];
+        Span<StoreOutcome> outcomes = [default];
+        if (store.TryDecide(checks, outcomes))
+        {
+            return new ValueTask<StoreOutcome>(outcomes[0]);
+        }
+
+        return DecideRemoteAsync(store, check, aborted);
+
+        static async ValueTask<StoreOutcome> DecideRemoteAsync(IRateLimitStore store, RateLimitCheck check, CancellationToken aborted)
+        {
+            var checks = ArrayPool<RateLimitCheck>.Shared.Rent(1);
+            var outcomes = ArrayPool<StoreOutcome>.Shared.Rent(1);
+            try
+            {
+                checks[0] = check;
+                await store.DecideAsync(checks.AsMemory(0, 1), outcomes.AsMemory(0, 1), aborted).ConfigureAwait(false);
+                return outcomes[0];
+            }
+            finally
+            {
+                ArrayPool<RateLimitCheck>.Shared.Return(checks);
+                ArrayPool<StoreOutcome>.Shared.Return(outcomes);
+            }
+        }
+    }
+}

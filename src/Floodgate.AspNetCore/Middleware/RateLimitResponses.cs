@@ -1,0 +1,170 @@
+using System.Buffers;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using Floodgate.Engine;
+using Floodgate.Limits;
+using Floodgate.Rules;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Net.Http.Headers;
+
+namespace Floodgate.AspNetCore.Middleware;
+
+/// <summary>Writes Floodgate's answers: limit headers on every response, and the 429, 503 and 401 rejections.</summary>
+public static class RateLimitResponses
+{
+    /// <summary>The IETF field naming the policy: <c>"name";q=100;w=60</c>.</summary>
+    public const string PolicyHeader = "RateLimit-Policy";
+
+    /// <summary>The IETF field with the current state: <c>"name";r=42;t=17</c>.</summary>
+    public const string StateHeader = "RateLimit";
+
+    /// <summary>The problem details media type.</summary>
+    public const string ProblemJson = "application/problem+json";
+
+    private static readonly string[] TierNames = ["edge", "user", "service", "global"];
+    private static readonly ConditionalWeakTable<Limit, PolicyText> PolicyTexts = [];
+
+    /// <summary>The <c>RateLimit-Policy</c> value of a decision: <c>"name";q=100;w=60</c> (no window for concurrency).</summary>
+    public static string FormatPolicy(in RateLimitDecision decision)
+    {
+        var rule = decision.Rule ?? throw new ArgumentException("The decision names no rule.", nameof(decision));
+        var limit = decision.Limit!;
+        if (PolicyTexts.TryGetValue(limit, out var cached) && ReferenceEquals(cached.Rule, rule))
+        {
+            return cached.Text;
+        }
+
+        var text = limit.Algorithm == LimitAlgorithm.Concurrency
+            ? string.Create(CultureInfo.InvariantCulture, $"{Quote(rule.Name)};q={limit.Amount}")
+            : string.Create(CultureInfo.InvariantCulture, $"{Quote(rule.Name)};q={limit.Amount};w={CeilingSeconds(limit.Rate.Period)}");
+        PolicyTexts.AddOrUpdate(limit, new PolicyText(rule, text));
+        return text;
+    }
+
+    /// <summary>The <c>RateLimit</c> value of a decision: <c>"name";r=42;t=17</c>, the reset in whole seconds rounded up.</summary>
+    public static string FormatState(in RateLimitDecision decision)
+    {
+        var rule = decision.Rule ?? throw new ArgumentException("The decision names no rule.", nameof(decision));
+        return string.Create(CultureInfo.InvariantCulture, $"{Quote(rule.Name)};r={decision.Remaining};t={CeilingSeconds(decision.ResetAfter)}");
+    }
+
+    /// <summary>Whole seconds, rounded up.</summary>
+    public static long CeilingSeconds(TimeSpan span) =>
+        span <= TimeSpan.Zero ? 0 : (span.Ticks + TimeSpan.TicksPerSecond - 1) / TimeSpan.TicksPerSecond;
+
+    /// <summary>Sets the limit headers of the most constrained rule on <paramref name="response"/>; nothing when no rule applied.</summary>
+    public static void WriteHeaders(HttpResponse response, in RateLimitDecision decision, bool ietf, bool legacy)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        if (decision.Rule is null)
+        {
+            return;
+        }
+
+        var headers = response.Headers;
+        if (ietf)
+        {
+            headers[PolicyHeader] = FormatPolicy(decision);
+            headers[StateHeader] = FormatState(decision);
+        }
+
+        if (legacy)
+        {
+            headers["X-RateLimit-Limit"] = decision.Quota.ToString(CultureInfo.InvariantCulture);
+            headers["X-RateLimit-Remaining"] = decision.Remaining.ToString(CultureInfo.InvariantCulture);
+            headers["X-RateLimit-Reset"] = CeilingSeconds(decision.ResetAfter).ToString(CultureInfo.InvariantCulture);
+        }
+    }
+
+    /// <summary>
+    /// Answers a rejection: 429 for the edge and user tiers, 503 for service and global capacity, with
+    /// <c>Retry-After</c> (omitted when the cost can never fit) and a problem details body naming the rule, tier and retry.
+    /// </summary>
+    public static Task WriteRejectionAsync(HttpContext context, RateLimitResult result, bool ietf, bool legacy)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var decision = result.Decision;
+        var rule = decision.Rule ?? throw new ArgumentException("A rejection names its rule.", nameof(result));
+        var status = result.IsCapacityRejection ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status429TooManyRequests;
+        var tier = TierNames[(int)decision.Tier];
+        WriteHeaders(context.Response, decision, ietf, legacy);
+        long? retry = decision.IsPermanent ? null : Math.Max(1, CeilingSeconds(decision.RetryAfter));
+        var detail = retry is { } seconds
+            ? string.Create(CultureInfo.InvariantCulture, $"The {tier} rule '{rule.Name}' is over its limit; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}.")
+            : $"The request costs more than the {tier} rule '{rule.Name}' can ever admit; retrying will not help.";
+        return WriteProblemAsync(context, status, status == 503 ? "Service Unavailable" : "Too Many Requests", detail, rule.Name, tier, retry);
+    }
+
+    /// <summary>Answers a request from a banned client IP: 429, with the time left on the ban.</summary>
+    public static Task WriteBanAsync(HttpContext context, string rule, TimeSpan remaining)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var seconds = Math.Max(1, CeilingSeconds(remaining));
+        var detail = string.Create(CultureInfo.InvariantCulture, $"This client went over the edge rule '{rule}' and is banned; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}.");
+        return WriteProblemAsync(context, StatusCodes.Status429TooManyRequests, "Too Many Requests", detail, rule, "edge", seconds);
+    }
+
+    /// <summary>Answers 401 with <c>WWW-Authenticate: Bearer</c> (RFC 6750), with the error when the token was invalid.</summary>
+    public static Task WriteUnauthorizedAsync(HttpContext context, string? error, string? description)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        context.Response.Headers[HeaderNames.WWWAuthenticate] = error is null
+            ? "Bearer"
+            : $"Bearer error=\"{Sanitize(error)}\", error_description=\"{Sanitize(description ?? string.Empty)}\"";
+        var detail = error is null ? "This API requires a bearer token." : $"The bearer token was refused: {description ?? error}.";
+        return WriteProblemAsync(context, StatusCodes.Status401Unauthorized, "Unauthorized", detail, null, "identity", null);
+    }
+
+    private static async Task WriteProblemAsync(HttpContext context, int status, string title, string detail, string? rule, string tier, long? retryAfter)
+    {
+        var response = context.Response;
+        response.StatusCode = status;
+        if (retryAfter is { } retry)
+        {
+            response.Headers[HeaderNames.RetryAfter] = retry.ToString(CultureInfo.InvariantCulture);
+        }
+
+        response.ContentType = ProblemJson;
+        response.Headers.CacheControl = "no-store";
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("type", "about:blank");
+            json.WriteString("title", title);
+            json.WriteNumber("status", status);
+            json.WriteString("detail", detail);
+            json.WriteString("tier", tier);
+            if (rule is not null)
+            {
+                json.WriteString("rule", rule);
+            }
+
+            if (retryAfter is { } seconds)
+            {
+                json.WriteNumber("retryAfter", seconds);
+            }
+
+            json.WriteEndObject();
+        }
+
+        response.ContentLength = buffer.WrittenCount;
+        await response.Body.WriteAsync(buffer.WrittenMemory, context.RequestAborted).ConfigureAwait(false);
+    }
+
+    private static string Quote(string name) =>
+        name.AsSpan().IndexOfAny('"', '\\') < 0 ? $"\"{name}\"" : $"\"{name.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)}\"";
+
+    private static string Sanitize(string text) =>
+        string.Create(text.Length, text, static (span, source) =>
+        {
+            for (var i = 0; i < source.Length; i++)
+            {
+                var c = source[i];
+                span[i] = c is '"' or '\\' || c < ' ' || c > '~' ? '\'' : c;
+            }
+        });
+
+    private sealed record PolicyText(RateLimitRule Rule, string Text);
+}
