@@ -1,0 +1,298 @@
+using System.Diagnostics;
+using System.Net;
+using System.Text.Json;
+using Floodgate.AspNetCore;
+using Floodgate.AspNetCore.Identity;
+using Floodgate.AspNetCore.Middleware;
+using Floodgate.Engine;
+using Floodgate.Gateway.Identity;
+using Floodgate.Gateway.Operations;
+using Floodgate.Gateway.Policy;
+using Floodgate.Limits;
+using Floodgate.Stores;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using Yarp.ReverseProxy.Configuration;
+
+namespace Floodgate.Gateway.Hosting;
+
+/// <summary>
+/// A running gateway: the proxy on its port, the admin endpoints on theirs, the policy file watched and reloaded.
+/// Start one with <see cref="StartAsync"/>; dispose it to stop.
+/// </summary>
+public sealed partial class GatewayHost : IAsyncDisposable
+{
+    private readonly WebApplication _proxy;
+    private readonly WebApplication? _admin;
+    private readonly WebApplication? _envoy;
+    private readonly PolicyWatcher? _watcher;
+    private readonly IDisposable? _ownedStore;
+
+    private GatewayHost(WebApplication proxy, WebApplication? admin, WebApplication? envoy, PolicyWatcher? watcher, GatewayRuntime runtime, IDisposable? ownedStore)
+    {
+        _proxy = proxy;
+        _admin = admin;
+        _envoy = envoy;
+        _watcher = watcher;
+        Runtime = runtime;
+        _ownedStore = ownedStore;
+        ProxyAddress = AddressOf(proxy);
+        AdminAddress = admin is null ? null : AddressOf(admin);
+        EnvoyAddress = envoy is null ? null : AddressOf(envoy);
+    }
+
+    /// <summary>Where the proxy listens.</summary>
+    public Uri ProxyAddress { get; }
+
+    /// <summary>Where the admin endpoints listen, if anywhere.</summary>
+    public Uri? AdminAddress { get; }
+
+    /// <summary>Where the Envoy rate limit service listens, if anywhere.</summary>
+    public Uri? EnvoyAddress { get; }
+
+    /// <summary>The policy in force.</summary>
+    public GatewayPolicy Policy => Runtime.Policy;
+
+    /// <summary>The engine.</summary>
+    public RateLimitEngine Engine => Runtime.Gate.Engine;
+
+    internal GatewayRuntime Runtime { get; }
+
+    /// <summary>Validates the policy, opens the store and starts listening.</summary>
+    /// <exception cref="PolicyException">The policy is invalid.</exception>
+    public static async Task<GatewayHost> StartAsync(GatewayHostOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var policy = PolicyLoader.Load(options.PolicyPath);
+        var time = options.TimeProvider ?? TimeProvider.System;
+        using var bootstrapLogging = CreateLoggerFactory(options.LogLevel);
+        var (store, storeKind, owned) = options.Store is { } given
+            ? (given, "custom", (IDisposable?)null)
+            : StoreFactory.Create(policy.Store, time, bootstrapLogging);
+        var instrumented = new InstrumentedStore(store, storeKind);
+        var identity = new SwitchingIdentityResolver();
+
+        var builder = CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1AndHttp2);
+        builder.Services.AddSingleton(time);
+        builder.Services.AddSingleton<IRateLimitStore>(instrumented);
+        builder.Services.AddSingleton<IIdentityResolver>(identity);
+        builder.Services.AddSingleton(identity);
+        builder.Services.AddFloodgate(o => Populate(o, policy.ToOptions()));
+        builder.Services.AddReverseProxy().LoadFromMemory(policy.Routes, policy.Clusters);
+        builder.Services.AddSingleton(sp => new GatewayRuntime(
+            policy,
+            sp.GetRequiredService<FloodgateGate>(),
+            sp.GetRequiredService<InMemoryConfigProvider>(),
+            identity,
+            instrumented,
+            storeKind,
+            sp.GetRequiredService<ILoggerFactory>()));
+        var proxy = builder.Build();
+        var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
+        try
+        {
+            runtime.ApplyIdentity(policy.Jwt);
+        }
+        catch
+        {
+            await proxy.DisposeAsync().ConfigureAwait(false);
+            owned?.Dispose();
+            throw;
+        }
+
+        proxy.UseRouting();
+        proxy.UseFloodgate();
+        proxy.MapReverseProxy(pipeline =>
+        {
+            pipeline.Use(MeasureProxyAsync);
+            pipeline.UseSessionAffinity();
+            pipeline.UseLoadBalancing();
+            pipeline.UsePassiveHealthChecks();
+        });
+        await proxy.StartAsync(cancellationToken).ConfigureAwait(false);
+
+        WebApplication? admin = null;
+        WebApplication? envoy = null;
+        PolicyWatcher? watcher = null;
+        try
+        {
+            if (options.Admin is not null)
+            {
+                admin = BuildAdmin(options, runtime);
+                await admin.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            if (options.Envoy is not null)
+            {
+                envoy = EnvoyHosting.Build(CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2), runtime);
+                await envoy.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            if (options.WatchPolicy)
+            {
+                watcher = new PolicyWatcher(options.PolicyPath, runtime);
+            }
+        }
+        catch
+        {
+            await StopAsync(proxy, admin, envoy).ConfigureAwait(false);
+            owned?.Dispose();
+            throw;
+        }
+
+        var host = new GatewayHost(proxy, admin, envoy, watcher, runtime, owned);
+        Log.Started(runtime.Logger, host.ProxyAddress, policy.Source, policy.Version, storeKind, policy.Rules.Rules.Count);
+        return host;
+    }
+
+    /// <summary>Reads the policy file again and puts it in force; an invalid file leaves the policy in force.</summary>
+    /// <returns>The errors; empty when the new policy is in force.</returns>
+    public IReadOnlyList<PolicyError> Reload() => Runtime.Reload(Runtime.Policy.Source);
+
+    /// <summary>Stops listening and releases the store.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _watcher?.Dispose();
+        await StopAsync(_proxy, _admin, _envoy).ConfigureAwait(false);
+        _ownedStore?.Dispose();
+    }
+
+    internal static void Populate(FloodgateOptions target, FloodgateOptions source)
+    {
+        target.Policy = source.Policy;
+        target.Anonymous = source.Anonymous;
+        target.Headers = source.Headers;
+        target.TrustedProxies.Clear();
+        foreach (var range in source.TrustedProxies)
+        {
+            target.TrustedProxies.Add(range);
+        }
+
+        target.Bans.Clear();
+        foreach (var (rule, ban) in source.Bans)
+        {
+            target.Bans[rule] = ban;
+        }
+    }
+
+    internal static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        builder.Logging.SetMinimumLevel(level);
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Logging.AddFilter("Yarp", LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Listen(EndPointOf(listen), o => o.Protocols = protocols);
+        });
+        return builder;
+    }
+
+    internal static ILoggerFactory CreateLoggerFactory(LogLevel level) => LoggerFactory.Create(b =>
+    {
+        b.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        b.SetMinimumLevel(level);
+    });
+
+    private static IPEndPoint EndPointOf(Uri uri)
+    {
+        var host = uri.Host.Trim('[', ']');
+        var address = host switch
+        {
+            "localhost" => IPAddress.Loopback,
+            "0.0.0.0" or "*" => IPAddress.Any,
+            _ => IPAddress.TryParse(host, out var ip) ? ip : throw new ArgumentException($"'{uri}' must name an IP address or localhost.", nameof(uri)),
+        };
+        return new IPEndPoint(address, uri.Port);
+    }
+
+    private static Uri AddressOf(WebApplication app)
+    {
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new Uri(address.Replace("://[::]", "://127.0.0.1", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal));
+    }
+
+    private static async Task MeasureProxyAsync(HttpContext context, Func<Task> next)
+    {
+        var start = Stopwatch.GetTimestamp();
+        try
+        {
+            await next().ConfigureAwait(false);
+        }
+        finally
+        {
+            var route = context.GetEndpoint()?.DisplayName ?? "none";
+            GatewayMetrics.ProxyDuration.Record(
+                Stopwatch.GetElapsedTime(start).TotalSeconds,
+                new KeyValuePair<string, object?>("route", route),
+                new KeyValuePair<string, object?>("status", context.Response.StatusCode));
+        }
+    }
+
+    private static WebApplication BuildAdmin(GatewayHostOptions options, GatewayRuntime runtime)
+    {
+        var builder = CreateBuilder(options.Admin!, options.LogLevel, HttpProtocols.Http1AndHttp2);
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(RateLimitEngine.MeterName, "Floodgate.AspNetCore", GatewayMetrics.MeterName, "Floodgate.Redis", "Floodgate.Envoy")
+            .AddView("floodgate.store.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25] })
+            .AddView("floodgate.proxy.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] })
+            .AddPrometheusExporter());
+        var admin = builder.Build();
+        admin.MapPrometheusScrapingEndpoint("/metrics");
+        admin.MapGet("/healthz", () => Results.Text("ok\n"));
+        admin.MapGet("/readyz", async (HttpContext context) =>
+        {
+            var (ready, status) = await runtime.CheckReadinessAsync(context.RequestAborted).ConfigureAwait(false);
+            context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+            context.Response.ContentType = "application/json";
+            await JsonSerializer.SerializeAsync(context.Response.Body, status, ReadinessJson.Default.ReadinessStatus, context.RequestAborted).ConfigureAwait(false);
+        });
+        options.MapAdminEndpoints?.Invoke(admin);
+        return admin;
+    }
+
+    private static async Task StopAsync(params WebApplication?[] apps)
+    {
+        foreach (var app in apps)
+        {
+            if (app is null)
+            {
+                continue;
+            }
+
+            try
+            {
+                await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            finally
+            {
+                await app.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Floodgate listening on {Address} with policy {Source} (version {Version}, store {Store}, {Rules} rules)")]
+        public static partial void Started(ILogger logger, Uri address, string source, string version, string store, int rules);
+    }
+}

@@ -1,0 +1,181 @@
+using System.Text.Json.Serialization;
+using Floodgate.AspNetCore.Middleware;
+using Floodgate.Gateway.Identity;
+using Floodgate.Gateway.Operations;
+using Floodgate.Gateway.Policy;
+using Floodgate.Limits;
+using Floodgate.Stores;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Configuration;
+
+namespace Floodgate.Gateway.Hosting;
+
+/// <summary>What a running gateway holds: the policy in force and the parts a reload swaps.</summary>
+internal sealed partial class GatewayRuntime
+{
+    private static readonly Limit ProbeLimit = Limit.Gcra(new Rate(1, 1, RateUnit.Second));
+    private static readonly StoreKey ProbeKey = StoreKey.Create("floodgate:readiness", "probe");
+    private readonly Lock _reloadGate = new();
+    private readonly InMemoryConfigProvider _proxyConfig;
+    private readonly SwitchingIdentityResolver _identity;
+    private readonly ILoggerFactory _loggerFactory;
+    private GatewayPolicy _policy;
+
+    public GatewayRuntime(GatewayPolicy policy, FloodgateGate gate, InMemoryConfigProvider proxyConfig, SwitchingIdentityResolver identity, IRateLimitStore store, string storeKind, ILoggerFactory loggerFactory)
+    {
+        _policy = policy;
+        Gate = gate;
+        _proxyConfig = proxyConfig;
+        _identity = identity;
+        Store = store;
+        StoreKind = storeKind;
+        _loggerFactory = loggerFactory;
+        Logger = loggerFactory.CreateLogger("Floodgate.Gateway");
+    }
+
+    public GatewayPolicy Policy => Volatile.Read(ref _policy);
+
+    public FloodgateGate Gate { get; }
+
+    public IRateLimitStore Store { get; }
+
+    public string StoreKind { get; }
+
+    public ILogger Logger { get; }
+
+    public int Reloads { get; private set; }
+
+    public string? LastReloadError { get; private set; }
+
+    public void ApplyIdentity(JwtPolicy? jwt) =>
+        _identity.Current = jwt is null ? null : IdentityFactory.Create(jwt, _loggerFactory);
+
+    /// <summary>Reads <paramref name="path"/> and puts it in force; an invalid policy leaves the one in force.</summary>
+    public IReadOnlyList<PolicyError> Reload(string path)
+    {
+        lock (_reloadGate)
+        {
+            GatewayPolicy next;
+            try
+            {
+                next = PolicyLoader.Load(path);
+            }
+            catch (PolicyException e)
+            {
+                Refused(e.Errors);
+                return e.Errors;
+            }
+
+            var current = Policy;
+            if (next.Version == current.Version)
+            {
+                return [];
+            }
+
+            try
+            {
+                if (!JwtEquals(next.Jwt, current.Jwt))
+                {
+                    ApplyIdentity(next.Jwt);
+                }
+
+                Gate.Apply(next.ToOptions());
+                _proxyConfig.Update(next.Routes, next.Clusters);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or PolicyException)
+            {
+                var errors = e is PolicyException p ? p.Errors : [new PolicyError(path, 0, 0, "(policy)", e.Message)];
+                Refused(errors);
+                return errors;
+            }
+
+            if (next.Store != current.Store)
+            {
+                Log.StoreChanged(Logger, path);
+            }
+
+            Volatile.Write(ref _policy, next);
+            Reloads++;
+            LastReloadError = null;
+            GatewayMetrics.PolicyReloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
+            Log.Reloaded(Logger, path, next.Version, next.Rules.Rules.Count);
+            return [];
+        }
+    }
+
+    public async ValueTask<(bool Ready, ReadinessStatus Status)> CheckReadinessAsync(CancellationToken cancellationToken)
+    {
+        var policy = Policy;
+        var checks = new[] { new RateLimitCheck(ProbeLimit, ProbeKey, 0, false) };
+        var outcomes = new StoreOutcome[1];
+        string store;
+        var ready = true;
+        try
+        {
+            await Store.DecideAsync(checks, outcomes, cancellationToken).ConfigureAwait(false);
+            if (outcomes[0].IsStoreFailure)
+            {
+                var mode = policy.Store.OnFailure;
+                store = $"unreachable; on_failure {mode.ToString().ToLowerInvariant()} in force";
+                ready = mode != StoreFailureMode.Closed;
+            }
+            else
+            {
+                store = "reachable";
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            store = $"failed: {e.Message}";
+            ready = false;
+        }
+
+        return (ready, new ReadinessStatus(ready ? "ready" : "not ready", policy.Source, policy.Version, Reloads, LastReloadError, StoreKind, store));
+    }
+
+    private static bool JwtEquals(JwtPolicy? a, JwtPolicy? b)
+    {
+        if (a is null || b is null)
+        {
+            return a is null && b is null;
+        }
+
+        return a.Authority == b.Authority && a.JwksUrl == b.JwksUrl && a.Secret == b.Secret && a.PlanClaim == b.PlanClaim
+            && a.DefaultPlan == b.DefaultPlan && a.ClockSkew == b.ClockSkew && a.RequireHttps == b.RequireHttps
+            && a.KeyFiles.SequenceEqual(b.KeyFiles) && a.Issuers.SequenceEqual(b.Issuers) && a.Audiences.SequenceEqual(b.Audiences)
+            && a.SubjectClaims.SequenceEqual(b.SubjectClaims) && a.Algorithms.SequenceEqual(b.Algorithms);
+    }
+
+    private void Refused(IReadOnlyList<PolicyError> errors)
+    {
+        LastReloadError = string.Join("; ", errors);
+        GatewayMetrics.PolicyReloads.Add(1, new KeyValuePair<string, object?>("result", "refused"));
+        Log.ReloadRefused(Logger, Policy.Version, errors.Count, string.Join(Environment.NewLine, errors));
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(10, LogLevel.Information, "Policy reloaded from {Source}: version {Version}, {Rules} rules")]
+        public static partial void Reloaded(ILogger logger, string source, string version, int rules);
+
+        [LoggerMessage(11, LogLevel.Error, "Policy reload refused; version {Version} stays in force. {Count} error(s):\n{Errors}")]
+        public static partial void ReloadRefused(ILogger logger, string version, int count, string errors);
+
+        [LoggerMessage(12, LogLevel.Warning, "The store section of {Source} changed; a store change takes effect on restart")]
+        public static partial void StoreChanged(ILogger logger, string source);
+    }
+}
+
+/// <summary>What <c>/readyz</c> answers.</summary>
+internal sealed record ReadinessStatus(
+    string Status,
+    string Policy,
+    string Version,
+    int Reloads,
+    string? LastReloadError,
+    string Store,
+    string StoreStatus);
+
+[JsonSerializable(typeof(ReadinessStatus))]
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+internal sealed partial class ReadinessJson : JsonSerializerContext;
