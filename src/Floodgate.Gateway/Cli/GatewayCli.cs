@@ -32,10 +32,11 @@ public static class GatewayCli
         var listen = new Option<Uri>("--listen") { Description = "Where the proxy listens.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:8080") };
         var admin = new Option<Uri>("--admin") { Description = "Where /metrics, /healthz and /readyz listen.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:9090") };
         var envoy = new Option<Uri?>("--envoy") { Description = "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default." };
+        var envoyConfig = new Option<DirectoryInfo?>("--envoy-config") { Description = "The directory of envoyproxy/ratelimit YAML files the Envoy service reads; required with --envoy." };
         var demo = new Option<bool>("--demo") { Description = "Also start a local echo upstream and a demo signing key, and print curl lines to try." };
         var noWatch = new Option<bool>("--no-watch") { Description = "Do not reload the policy when the file changes." };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "The least severe log level written.", DefaultValueFactory = _ => LogLevel.Information };
-        var command = new Command("run", "Run the gateway.") { policy, listen, admin, envoy, demo, noWatch, logLevel };
+        var command = new Command("run", "Run the gateway.") { policy, listen, admin, envoy, envoyConfig, demo, noWatch, logLevel };
         command.SetAction(async (result, cancellationToken) =>
         {
             var options = new GatewayHostOptions
@@ -44,6 +45,7 @@ public static class GatewayCli
                 Listen = result.GetRequiredValue(listen),
                 Admin = result.GetRequiredValue(admin),
                 Envoy = result.GetValue(envoy),
+                EnvoyConfigDirectory = result.GetValue(envoyConfig)?.FullName,
                 WatchPolicy = !result.GetValue(noWatch),
                 LogLevel = result.GetValue(logLevel),
             };
@@ -98,7 +100,7 @@ public static class GatewayCli
             try
             {
                 using var demoKey = DemoKey.LoadOrCreate(result.GetValue(key)?.FullName);
-                output.WriteLine(demoKey.CreateToken(result.GetRequiredValue(subject), result.GetValue(plan), lifetime));
+                output.WriteLine(demoKey.Issue(result.GetRequiredValue(subject), result.GetValue(plan), lifetime));
                 return 0;
             }
             catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or ArgumentException)
@@ -112,7 +114,7 @@ public static class GatewayCli
 
     private static async Task<int> RunAsync(GatewayHostOptions options, bool demo, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
-        DemoKey? demoKey = null;
+        Floodgate.AspNetCore.Identity.DemoTokenIssuer? demoKey = null;
         EchoUpstream? echo = null;
         GatewayHost? host = null;
         try
@@ -122,13 +124,14 @@ public static class GatewayCli
                 var policy = PolicyLoader.Load(options.PolicyPath);
                 demoKey = DemoKey.LoadOrCreate();
                 echo = await StartDemoUpstreamAsync(policy, cancellationToken).ConfigureAwait(false);
-                var jwks = demoKey.JwksJson();
+                var jwks = demoKey.PublicJsonWebKeySet;
                 options = new GatewayHostOptions
                 {
                     PolicyPath = options.PolicyPath,
                     Listen = options.Listen,
                     Admin = options.Admin,
                     Envoy = options.Envoy,
+                    EnvoyConfigDirectory = options.EnvoyConfigDirectory,
                     WatchPolicy = options.WatchPolicy,
                     LogLevel = options.LogLevel,
                     MapAdminEndpoints = endpoints => endpoints.MapGet(DemoKey.JwksPath, () => Results.Text(jwks, "application/json")),
@@ -166,7 +169,7 @@ public static class GatewayCli
 
             return 1;
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException)
         {
             error.WriteLine($"floodgate: {e.Message}");
             return 1;
@@ -202,11 +205,11 @@ public static class GatewayCli
         }
     }
 
-    private static void PrintDemo(TextWriter output, GatewayHost host, EchoUpstream echo, DemoKey key)
+    private static void PrintDemo(TextWriter output, GatewayHost host, EchoUpstream echo, Floodgate.AspNetCore.Identity.DemoTokenIssuer key)
     {
         var gate = host.ProxyAddress.ToString().TrimEnd('/');
-        var alice = key.CreateToken("alice", "free", TimeSpan.FromHours(1));
-        var bob = key.CreateToken("bob", "pro", TimeSpan.FromHours(1));
+        var alice = key.Issue("alice", "free", TimeSpan.FromHours(1));
+        var bob = key.Issue("bob", "pro", TimeSpan.FromHours(1));
         output.WriteLine();
         output.WriteLine($"Floodgate demo: gateway {gate} -> echo upstream {echo.Address.ToString().TrimEnd('/')}");
         output.WriteLine($"Admin: {host.AdminAddress}metrics  {host.AdminAddress}readyz  (demo JWKS at {host.AdminAddress?.ToString().TrimEnd('/')}{DemoKey.JwksPath})");

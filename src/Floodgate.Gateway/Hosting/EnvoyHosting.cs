@@ -1,17 +1,25 @@
+using Floodgate.Envoy;
+using Floodgate.Stores;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Floodgate.Gateway.Hosting;
 
 /// <summary>
-/// Hosts Envoy's rate limit gRPC service on its own HTTP/2 cleartext port, sharing the gateway's store. The service
-/// itself lives in Floodgate.Envoy.
+/// Hosts Envoy's rate limit gRPC service (Floodgate.Envoy) on its own HTTP/2 cleartext port, deciding in the
+/// gateway's store, so Envoy sidecars and the gateway share one budget.
 /// </summary>
 internal static class EnvoyHosting
 {
-    public static WebApplication Build(WebApplicationBuilder builder, GatewayRuntime runtime)
+    public static WebApplication Build(WebApplicationBuilder builder, GatewayRuntime runtime, string configDirectory, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(runtime);
-        throw new InvalidOperationException("--envoy: this build of the gateway does not include the Envoy rate limit service (Floodgate.Envoy).");
+        builder.Services.AddSingleton(time);
+        builder.Services.AddSingleton<IRateLimitStore>(runtime.Store);
+        builder.Services.AddFloodgateEnvoy(o => o.ConfigDirectory = configDirectory);
+        var app = builder.Build();
+        app.MapFloodgateEnvoy();
+        return app;
     }
 }

@@ -94,6 +94,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             identity,
             instrumented,
             storeKind,
+            time,
             sp.GetRequiredService<ILoggerFactory>()));
         var proxy = builder.Build();
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
@@ -132,7 +133,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
             if (options.Envoy is not null)
             {
-                envoy = EnvoyHosting.Build(CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2), runtime);
+                envoy = EnvoyHosting.Build(CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2), runtime, options.EnvoyConfigDirectory!, time);
                 await envoy.StartAsync(cancellationToken).ConfigureAwait(false);
             }
 

@@ -21,6 +21,9 @@ public sealed class GatewayHostOptions
     /// </summary>
     public Uri? Envoy { get; init; }
 
+    /// <summary>The directory of envoyproxy/ratelimit YAML files the Envoy service reads; required with <see cref="Envoy"/>.</summary>
+    public string? EnvoyConfigDirectory { get; init; }
+
     /// <summary>Whether a change to the policy file is applied without a restart. Default on.</summary>
     public bool WatchPolicy { get; init; } = true;
 
@@ -41,6 +44,10 @@ public sealed class GatewayHostOptions
     public void Validate()
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(PolicyPath);
+        if (Envoy is not null && string.IsNullOrWhiteSpace(EnvoyConfigDirectory))
+        {
+            throw new ArgumentException("GatewayHostOptions.EnvoyConfigDirectory is required with Envoy: the directory of envoyproxy/ratelimit YAML files.", nameof(EnvoyConfigDirectory));
+        }
         foreach (var (name, uri) in new[] { (nameof(Listen), (Uri?)Listen), (nameof(Admin), Admin), (nameof(Envoy), Envoy) })
         {
             if (uri is not null && (!uri.IsAbsoluteUri || uri.Scheme != Uri.UriSchemeHttp || uri.AbsolutePath != "/"))

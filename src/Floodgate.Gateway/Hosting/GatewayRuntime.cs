@@ -19,10 +19,12 @@ internal sealed partial class GatewayRuntime
     private readonly InMemoryConfigProvider _proxyConfig;
     private readonly SwitchingIdentityResolver _identity;
     private readonly ILoggerFactory _loggerFactory;
+    private readonly TimeProvider _time;
     private GatewayPolicy _policy;
 
-    public GatewayRuntime(GatewayPolicy policy, FloodgateGate gate, InMemoryConfigProvider proxyConfig, SwitchingIdentityResolver identity, IRateLimitStore store, string storeKind, ILoggerFactory loggerFactory)
+    public GatewayRuntime(GatewayPolicy policy, FloodgateGate gate, InMemoryConfigProvider proxyConfig, SwitchingIdentityResolver identity, IRateLimitStore store, string storeKind, TimeProvider time, ILoggerFactory loggerFactory)
     {
+        _time = time;
         _policy = policy;
         Gate = gate;
         _proxyConfig = proxyConfig;
@@ -47,8 +49,16 @@ internal sealed partial class GatewayRuntime
 
     public string? LastReloadError { get; private set; }
 
-    public void ApplyIdentity(JwtPolicy? jwt) =>
-        _identity.Current = jwt is null ? null : IdentityFactory.Create(jwt, _loggerFactory);
+    public void ApplyIdentity(JwtPolicy? jwt)
+    {
+        var previous = _identity.Current;
+        _identity.Current = jwt is null ? null : IdentityFactory.Create(jwt, _time, _loggerFactory);
+        if (previous is IDisposable disposable)
+        {
+            // Requests in flight may still be validating with the previous resolver.
+            _ = Task.Delay(TimeSpan.FromSeconds(30), CancellationToken.None).ContinueWith(_ => disposable.Dispose(), TaskScheduler.Default);
+        }
+    }
 
     /// <summary>Reads <paramref name="path"/> and puts it in force; an invalid policy leaves the one in force.</summary>
     public IReadOnlyList<PolicyError> Reload(string path)

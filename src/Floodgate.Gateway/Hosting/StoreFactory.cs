@@ -1,4 +1,5 @@
 using Floodgate.Gateway.Policy;
+using Floodgate.Redis;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
 
@@ -7,18 +8,47 @@ namespace Floodgate.Gateway.Hosting;
 /// <summary>Opens the store a policy's <c>store</c> section names.</summary>
 internal static class StoreFactory
 {
+    /// <exception cref="PolicyException">The store cannot be opened with these settings.</exception>
     public static (IRateLimitStore Store, string Kind, IDisposable? Owned) Create(StorePolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(loggerFactory);
-        switch (policy.Kind)
+        if (policy.Kind == StoreKind.Memory)
         {
-            case StoreKind.Memory:
-                var options = new MemoryStoreOptions { MaxEntries = policy.MaxEntries };
-                options.Validate();
-                return (new MemoryStore(options, time), "memory", null);
-            default:
-                throw new PolicyException("store.kind: this build of the gateway has no Redis store; use kind: memory.");
+            var memory = new MemoryStoreOptions { MaxEntries = policy.MaxEntries };
+            memory.Validate();
+            return (new MemoryStore(memory, time), "memory", null);
+        }
+
+        var options = new RedisStoreOptions
+        {
+            Configuration = policy.Configuration,
+            FailureMode = policy.OnFailure switch
+            {
+                StoreFailureMode.Closed => RedisFailureMode.Closed,
+                StoreFailureMode.Local => RedisFailureMode.Local,
+                _ => RedisFailureMode.Open,
+            },
+            Replicas = policy.Replicas,
+        };
+        if (policy.Timeout is { } timeout)
+        {
+            options.Timeout = timeout;
+        }
+
+        if (policy.KeyPrefix is { } prefix)
+        {
+            options.KeyPrefix = prefix;
+        }
+
+        try
+        {
+            var store = RedisStore.Connect(options, time, loggerFactory.CreateLogger<RedisStore>());
+            return (store, "redis", store);
+        }
+        catch (ArgumentException e)
+        {
+            throw new PolicyException([new PolicyError("policy", 0, 0, "store", e.Message)]);
         }
     }
 }

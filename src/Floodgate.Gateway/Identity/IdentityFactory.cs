@@ -1,16 +1,90 @@
 using Floodgate.AspNetCore.Identity;
 using Floodgate.Gateway.Policy;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Floodgate.Gateway.Identity;
 
-/// <summary>Builds the identity resolver an <c>identity.jwt</c> section describes.</summary>
+/// <summary>Builds the <see cref="JwtIdentityResolver"/> an <c>identity.jwt</c> section describes.</summary>
 internal static class IdentityFactory
 {
-    public static IIdentityResolver Create(JwtPolicy jwt, ILoggerFactory loggerFactory)
+    /// <exception cref="PolicyException">The section is invalid, or a key file cannot be read.</exception>
+    public static JwtIdentityResolver Create(JwtPolicy jwt, TimeProvider time, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(jwt);
         ArgumentNullException.ThrowIfNull(loggerFactory);
-        throw new PolicyException("identity.jwt: this build of the gateway has no JWT validator yet; remove the identity section or use a build with Floodgate's JwtIdentityResolver.");
+        var options = ToOptions(jwt);
+        try
+        {
+            return new JwtIdentityResolver(Options.Create(options), time, loggerFactory.CreateLogger<JwtIdentityResolver>());
+        }
+        catch (OptionsValidationException e)
+        {
+            throw new PolicyException([.. e.Failures.Select(f => new PolicyError("policy", 0, 0, "identity.jwt", f))]);
+        }
+    }
+
+    /// <exception cref="PolicyException">A key file cannot be read.</exception>
+    public static JwtIdentityOptions ToOptions(JwtPolicy jwt)
+    {
+        ArgumentNullException.ThrowIfNull(jwt);
+        var options = new JwtIdentityOptions
+        {
+            Authority = jwt.Authority,
+            JwksUri = jwt.JwksUrl,
+            SymmetricSecret = jwt.Secret,
+            PlanClaim = jwt.PlanClaim,
+            DefaultPlan = jwt.DefaultPlan,
+            ClockSkew = jwt.ClockSkew,
+            RequireHttpsMetadata = jwt.RequireHttps,
+        };
+        foreach (var issuer in jwt.Issuers)
+        {
+            options.Issuers.Add(issuer);
+        }
+
+        foreach (var audience in jwt.Audiences)
+        {
+            options.Audiences.Add(audience);
+        }
+
+        foreach (var claim in jwt.SubjectClaims)
+        {
+            options.SubjectClaims.Add(claim);
+        }
+
+        foreach (var algorithm in jwt.Algorithms)
+        {
+            options.Algorithms.Add(algorithm);
+        }
+
+        foreach (var file in jwt.KeyFiles)
+        {
+            string text;
+            try
+            {
+                text = File.ReadAllText(PolicyLoader.ExpandHome(file));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new PolicyException([new PolicyError("policy", 0, 0, "identity.jwt.keys", $"the key file '{file}' cannot be read: {e.Message}")]);
+            }
+
+            if (text.TrimStart().StartsWith('{'))
+            {
+                if (options.JsonWebKeySet is not null)
+                {
+                    throw new PolicyException([new PolicyError("policy", 0, 0, "identity.jwt.keys", $"'{file}' is a second JWKS file; put every JSON key in one JWKS file (PEM files may be several).")]);
+                }
+
+                options.JsonWebKeySet = text;
+            }
+            else
+            {
+                options.PublicKeysPem.Add(text);
+            }
+        }
+
+        return options;
     }
 }

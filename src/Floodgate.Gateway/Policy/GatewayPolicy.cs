@@ -107,8 +107,11 @@ public sealed record StorePolicy
     /// <summary>For Redis with <see cref="StoreFailureMode.Local"/>, how many replicas the limit is divided across.</summary>
     public int Replicas { get; init; } = 1;
 
-    /// <summary>For Redis, how long a store call may take before the failure mode applies.</summary>
-    public TimeSpan Timeout { get; init; } = TimeSpan.FromMilliseconds(250);
+    /// <summary>For Redis, how long a store call may take before the failure mode applies; the store's default (50 ms) when unset.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>For Redis, the prefix of every key; the store's default (<c>fg</c>) when unset.</summary>
+    public string? KeyPrefix { get; init; }
 }
 
 /// <summary>The <c>identity.jwt</c> section.</summary>

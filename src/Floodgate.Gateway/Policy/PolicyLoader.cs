@@ -359,7 +359,7 @@ public static class PolicyLoader
 
     private static StorePolicy ReadStore(YamlReader reader, YamlMappingNode root)
     {
-        var map = reader.Map(YamlReader.Get(root, "store"), "store", "kind", "max_entries", "configuration", "on_failure", "replicas", "timeout");
+        var map = reader.Map(YamlReader.Get(root, "store"), "store", "kind", "max_entries", "configuration", "on_failure", "replicas", "timeout", "key_prefix");
         if (map is null)
         {
             return new StorePolicy();
@@ -373,7 +373,8 @@ public static class PolicyLoader
             Configuration = reader.String(map, "configuration", "store"),
             OnFailure = reader.Enum(map, "on_failure", "store", ("open", StoreFailureMode.Open), ("closed", StoreFailureMode.Closed), ("local", StoreFailureMode.Local)) ?? StoreFailureMode.Open,
             Replicas = (int)(reader.Integer(map, "replicas", "store", 1, 10_000) ?? 1),
-            Timeout = reader.Duration(map, "timeout", "store", TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(30)) ?? TimeSpan.FromMilliseconds(250),
+            Timeout = reader.Duration(map, "timeout", "store", TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(30)),
+            KeyPrefix = reader.String(map, "key_prefix", "store"),
         };
         if (kind == StoreKind.Redis && string.IsNullOrWhiteSpace(store.Configuration))
         {
