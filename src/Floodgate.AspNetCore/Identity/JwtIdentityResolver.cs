@@ -314,7 +314,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         SecurityTokenNoExpirationException => (IdentityErrors.NoExpiry, "no_expiry"),
         SecurityTokenInvalidIssuerException => (IdentityErrors.WrongIssuer, "issuer"),
         SecurityTokenInvalidAudienceException => (IdentityErrors.WrongAudience, "audience"),
-        SecurityTokenSignatureKeyNotFoundException => (IdentityErrors.UnknownKey, "unknown_key"),
+        // Unknown kids are answered before validation; here no key (tried by kid or, without one, all of them) verified.
         SecurityTokenInvalidSignatureException => (IdentityErrors.BadSignature, "signature"),
         SecurityTokenInvalidAlgorithmException => (IdentityErrors.AlgorithmNotAllowed, "algorithm"),
         SecurityTokenMalformedException or ArgumentException or FormatException => (IdentityErrors.Malformed, "malformed"),
