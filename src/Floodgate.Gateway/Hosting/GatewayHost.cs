@@ -80,7 +80,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var instrumented = new InstrumentedStore(store, storeKind);
         var identity = new SwitchingIdentityResolver();
 
-        var builder = CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1AndHttp2);
+        var builder = CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1);
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton<IRateLimitStore>(instrumented);
         builder.Services.AddSingleton<IIdentityResolver>(identity);
@@ -196,6 +196,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         builder.Logging.SetMinimumLevel(level);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -251,7 +252,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
     private static WebApplication BuildAdmin(GatewayHostOptions options, GatewayRuntime runtime)
     {
-        var builder = CreateBuilder(options.Admin!, options.LogLevel, HttpProtocols.Http1AndHttp2);
+        var builder = CreateBuilder(options.Admin!, options.LogLevel, HttpProtocols.Http1);
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(RateLimitEngine.MeterName, "Floodgate.AspNetCore", GatewayMetrics.MeterName, "Floodgate.Redis", "Floodgate.Envoy")
             .AddView("floodgate.store.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25] })
