@@ -32,6 +32,9 @@ public sealed class EchoUpstream : IAsyncDisposable
     /// <summary>How long it waits before answering a request whose path contains <c>/slow</c>, holding it in flight.</summary>
     public TimeSpan SlowDelay { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>When set, a request whose path contains <c>/slow</c> waits for this task instead of <see cref="SlowDelay"/>.</summary>
+    public Task? SlowGate { get; set; }
+
     /// <summary>Starts an echo upstream on <paramref name="endpoint"/> (port 0 picks a free port).</summary>
     public static async Task<EchoUpstream> StartAsync(IPEndPoint endpoint, CancellationToken cancellationToken = default)
     {
@@ -50,7 +53,7 @@ public sealed class EchoUpstream : IAsyncDisposable
             Interlocked.Increment(ref echo!._hits);
             if (context.Request.Path.Value?.Contains("/slow", StringComparison.OrdinalIgnoreCase) == true)
             {
-                await Task.Delay(echo.SlowDelay, context.RequestAborted).ConfigureAwait(false);
+                await (echo.SlowGate ?? Task.Delay(echo.SlowDelay, context.RequestAborted)).WaitAsync(context.RequestAborted).ConfigureAwait(false);
             }
 
             context.Response.ContentType = "application/json";

@@ -1,0 +1,88 @@
+using System.Net;
+using System.Security.Cryptography;
+using Floodgate.Tests.Shared;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Floodgate.Gateway.Tests;
+
+public sealed class IdentityTests
+{
+    private const string Policy = """
+        upstream: {upstream}
+        {identity}
+          anonymous: reject
+        user:
+          - name: per-user
+            key: [subject]
+            limit: 3/min
+        """;
+
+    public static TheoryData<string> BadTokens => ["none", "expired", "issuer", "audience", "signature", "malformed", "not-yet-valid"];
+
+    [Theory]
+    [MemberData(nameof(BadTokens))]
+    public async Task A_bad_token_is_answered_401_with_www_authenticate_and_never_reaches_the_upstream(string kind)
+    {
+        await using var gate = await TestGateway.StartAsync(Policy);
+        var idp = gate.Identity;
+        var now = gate.Time.GetUtcNow();
+        var token = kind switch
+        {
+            "none" => idp.CreateUnsignedToken(now: now),
+            "expired" => idp.CreateToken(now: now - TimeSpan.FromHours(2), lifetime: TimeSpan.FromHours(1)),
+            "issuer" => idp.CreateToken(now: now, issuer: "http://127.0.0.1:1/evil"),
+            "audience" => idp.CreateToken(now: now, audience: "another-api"),
+            "signature" => idp.Sign(new SigningCredentials(new RsaSecurityKey(TestIdentityProvider.PooledRsa(40)) { KeyId = TestIdentityProvider.RsaKeyId }, SecurityAlgorithms.RsaSha256), now: now),
+            "not-yet-valid" => idp.CreateToken(now: now, notBefore: now + TimeSpan.FromHours(1), lifetime: TimeSpan.FromHours(2)),
+            _ => "this.is-not-a.jwt",
+        };
+
+        using var response = await gate.GetAsync("/orders/1", token);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var challenge = response.Headers.WwwAuthenticate.ToString();
+        Assert.StartsWith("Bearer", challenge, StringComparison.Ordinal);
+        Assert.Contains("error=\"invalid_token\"", challenge, StringComparison.Ordinal);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(0, gate.Upstream.Hits);
+    }
+
+    [Fact]
+    public async Task Anonymous_requests_are_rejected_when_the_policy_says_so()
+    {
+        await using var gate = await TestGateway.StartAsync(Policy);
+        using var response = await gate.GetAsync("/orders/1");
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal("Bearer", response.Headers.WwwAuthenticate.ToString());
+        Assert.Equal(0, gate.Upstream.Hits);
+    }
+
+    [Fact]
+    public async Task Anonymous_requests_are_keyed_by_ip_in_the_user_tier_when_allowed()
+    {
+        await using var gate = await TestGateway.StartAsync(Policy.Replace("anonymous: reject", "anonymous: allow", StringComparison.Ordinal));
+        Statuses.Expect([200, 200, 200, 429], await gate.StatusesAsync(4, "/orders/1"));
+
+        // A signed-in user is not charged for the anonymous traffic from the same IP.
+        using var alice = await gate.GetAsync("/orders/1", gate.Identity.CreateToken(now: gate.Time.GetUtcNow()));
+        Assert.Equal(HttpStatusCode.OK, alice.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_rotated_key_with_a_new_kid_is_picked_up()
+    {
+        await using var gate = await TestGateway.StartAsync(Policy);
+        var now = gate.Time.GetUtcNow();
+        using (var first = await gate.GetAsync("/a", gate.Identity.CreateToken(TestIdentityProvider.EcKeyId, "alice", now)))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        }
+
+        var kid = gate.Identity.Rotate();
+
+        // Unknown kids refresh the keys at a bounded rate (30 s by default), so forged kids cannot storm the JWKS.
+        gate.Time.Advance(TimeSpan.FromSeconds(31));
+        using var rotated = await gate.GetAsync("/a", gate.Identity.CreateToken(kid, "bob", now));
+        Assert.Equal(HttpStatusCode.OK, rotated.StatusCode);
+    }
+}

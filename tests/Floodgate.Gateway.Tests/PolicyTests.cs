@@ -1,0 +1,194 @@
+using Floodgate.Gateway.Cli;
+using Floodgate.Gateway.Policy;
+using Floodgate.Limits;
+using Floodgate.Rules;
+
+namespace Floodgate.Gateway.Tests;
+
+public sealed class PolicyTests
+{
+    [Fact]
+    public void The_quickstart_policy_is_valid()
+    {
+        var policy = PolicyLoader.Load(Path.Combine(RepositoryRoot(), "samples", "quickstart.yaml"));
+        Assert.Equal(5, policy.Rules.Rules.Count);
+        Assert.Equal(TimeSpan.FromSeconds(30), policy.Bans["ip-flood"]);
+        Assert.NotNull(policy.Jwt);
+    }
+
+    [Fact]
+    public void Every_field_is_read()
+    {
+        var policy = PolicyLoader.Parse("""
+            routes:
+              - id: orders
+                path: "/orders/{id}"
+                methods: [GET, POST]
+                hosts: [api.example.com]
+                cluster: app
+            clusters:
+              app:
+                destinations: { a: "http://127.0.0.1:5001", b: "http://127.0.0.1:5002" }
+                load_balancing: round_robin
+            store: { kind: redis, configuration: "localhost:6379", on_failure: local, replicas: 3, timeout: 20ms, key_prefix: gw }
+            identity:
+              jwt:
+                jwks_url: https://idp.example.com/jwks
+                issuer: https://idp.example.com
+                audiences: [api]
+                subject: [sub, account_id]
+                plan: tier
+                default_plan: free
+                clock_skew: 10s
+                algorithms: [RS256, ES256]
+              anonymous: reject
+            plans:
+              free: { per_user: 300/min, burst: 50 }
+            edge:
+              - name: ip
+                match: { path: [/api/**, /v2/**], host: "*.example.com", headers: { x-tenant: "*" } }
+                key: [client_ip]
+                limit: 2000/min
+                ban: 1m
+            user:
+              - name: per-user
+                limit: plan.per_user
+              - name: monthly
+                algorithm: quota
+                limit: 50000/month
+                time_zone: Europe/Paris
+                cost: 2
+                mode: shadow
+              - name: window
+                algorithm: sliding_window
+                limit: 10/s
+            service:
+              - name: search
+                match: { route: "/search/{query}" }
+                concurrency: 200
+                lease_timeout: 10s
+            global:
+              - name: all
+                algorithm: fixed_window
+                limit: 100k/s
+            trusted_proxies: [10.0.0.0/8, 192.168.1.1]
+            headers: { ietf: false, legacy: true }
+            ipv6_prefix: 56
+            """, "p.yaml");
+
+        Assert.Equal(["orders"], policy.Routes.Select(r => r.RouteId));
+        Assert.Equal(2, policy.Clusters.Single().Destinations!.Count);
+        Assert.Equal("RoundRobin", policy.Clusters.Single().LoadBalancingPolicy);
+        Assert.Equal(StoreKind.Redis, policy.Store.Kind);
+        Assert.Equal(StoreFailureMode.Local, policy.Store.OnFailure);
+        Assert.Equal(TimeSpan.FromMilliseconds(20), policy.Store.Timeout);
+        Assert.Equal(["sub", "account_id"], policy.Jwt!.SubjectClaims);
+        Assert.Equal(AspNetCore.AnonymousPolicy.Reject, policy.Anonymous);
+        Assert.Equal(TimeSpan.FromMinutes(1), policy.Bans["ip"]);
+        var rules = policy.Rules;
+        Assert.Equal(50, rules.Rules.Single(r => r.Name == "per-user").LimitFor("free")!.Burst);
+        var monthly = rules.Rules.Single(r => r.Name == "monthly");
+        Assert.Equal(LimitAlgorithm.Quota, monthly.Limit!.Algorithm);
+        Assert.Equal(RuleMode.Shadow, monthly.Mode);
+        Assert.Equal(2, monthly.Cost);
+        Assert.Equal(LimitAlgorithm.Concurrency, rules.Rules.Single(r => r.Name == "search").Limit!.Algorithm);
+        Assert.Equal(100_000, rules.Rules.Single(r => r.Name == "all").Limit!.Amount);
+        Assert.Equal(56, rules.Ipv6PrefixLength);
+        Assert.False(policy.IetfHeaders);
+        Assert.True(policy.LegacyHeaders);
+        Assert.Equal(2, rules.Rules.Single(r => r.Name == "ip").Match.Paths.Count);
+    }
+
+    [Fact]
+    public void Errors_name_file_line_and_field()
+    {
+        var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            plans:
+              free: { per_user: 5/mn }
+            user:
+              - name: a
+                limit: plan.per_user
+                ban: 10s
+              - name: b
+                limt: 10/s
+            trusted_proxies: [10.0.0.0/33]
+            """, "bad.yaml"));
+
+        var messages = error.Errors.Select(e => e.ToString()).ToList();
+        Assert.Contains(messages, m => m.StartsWith("bad.yaml:3:21: plans.free.per_user: '5/mn' is not a rate", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.StartsWith("bad.yaml:7:10: user[0].ban: only edge rules can ban", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.StartsWith("bad.yaml:9:5: user[1].limt: unknown field", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.StartsWith("bad.yaml:10:19: trusted_proxies:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Yaml_syntax_errors_are_located()
+    {
+        var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("upstream: [http://a\nedge: {", "syntax.yaml"));
+        Assert.StartsWith("syntax.yaml:", error.Errors.Single().ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Check_exits_zero_for_a_valid_policy_and_non_zero_with_every_error()
+    {
+        var directory = Directory.CreateTempSubdirectory("floodgate-check-").FullName;
+        try
+        {
+            var good = Path.Combine(directory, "good.yaml");
+            var bad = Path.Combine(directory, "bad.yaml");
+            File.WriteAllText(good, "upstream: http://127.0.0.1:5000\nedge:\n  - name: ip\n    limit: 10/s\n");
+            File.WriteAllText(bad, "upstream: http://127.0.0.1:5000\nedge:\n  - name: ip\n    limit: 10/sec0\n");
+
+            var (code, output, _) = Run("check", good);
+            Assert.Equal(0, code);
+            Assert.Contains("OK", output, StringComparison.Ordinal);
+
+            (code, _, var errors) = Run("check", bad);
+            Assert.Equal(1, code);
+            Assert.Contains("bad.yaml:4:12: edge[0].limit:", errors, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Token_mints_a_token_with_the_demo_key()
+    {
+        var directory = Directory.CreateTempSubdirectory("floodgate-token-").FullName;
+        try
+        {
+            var (code, output, errors) = Run("token", "--sub", "alice", "--plan", "free", "--key", Path.Combine(directory, "key.pem"));
+            Assert.True(code == 0, errors);
+            var token = new Microsoft.IdentityModel.JsonWebTokens.JsonWebToken(output.Trim());
+            Assert.Equal("alice", token.Subject);
+            Assert.Equal("free", token.GetClaim("plan").Value);
+            Assert.True(File.Exists(Path.Combine(directory, "key.pem")));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    internal static string RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Floodgate.slnx")))
+        {
+            directory = directory.Parent;
+        }
+
+        return directory?.FullName ?? throw new InvalidOperationException("The tests run outside the repository.");
+    }
+
+    private static (int Code, string Output, string Errors) Run(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var errors = new StringWriter();
+        var code = GatewayCli.Build(output, errors).Parse(args).Invoke();
+        return (code, output.ToString(), errors.ToString());
+    }
+}

@@ -1,0 +1,159 @@
+using System.Net;
+using System.Text.Json;
+using Floodgate.Gateway.Demo;
+using Floodgate.Gateway.Hosting;
+using Floodgate.Tests.Shared;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Floodgate.Gateway.Tests;
+
+/// <summary>
+/// A gateway on loopback for one test: a real echo upstream, a real identity provider (JWKS with RSA and EC keys), the
+/// policy written to a temporary file, and a fake clock for the engine, the store and token lifetimes.
+/// </summary>
+internal sealed class TestGateway : IAsyncDisposable
+{
+    private readonly string _directory;
+
+    private TestGateway(string directory, EchoUpstream upstream, TestIdentityProvider identity, GatewayHost host, FakeTimeProvider time)
+    {
+        _directory = directory;
+        Upstream = upstream;
+        Identity = identity;
+        Host = host;
+        Time = time;
+        Client = new HttpClient { BaseAddress = host.ProxyAddress, Timeout = TimeSpan.FromSeconds(30) };
+        Admin = new HttpClient { BaseAddress = host.AdminAddress, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public EchoUpstream Upstream { get; }
+
+    public TestIdentityProvider Identity { get; }
+
+    public GatewayHost Host { get; }
+
+    public FakeTimeProvider Time { get; }
+
+    public HttpClient Client { get; }
+
+    public HttpClient Admin { get; }
+
+    public string PolicyPath => Path.Combine(_directory, "policy.yaml");
+
+    /// <summary>
+    /// Starts a gateway. In <paramref name="policy"/>, <c>{upstream}</c> is the echo upstream's address and
+    /// <c>{identity}</c> an <c>identity:</c> section trusting the test identity provider.
+    /// </summary>
+    public static async Task<TestGateway> StartAsync(string policy, bool watch = false)
+    {
+        var directory = Directory.CreateTempSubdirectory("floodgate-gateway-test-").FullName;
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var upstream = await EchoUpstream.StartAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        var identity = await TestIdentityProvider.StartAsync();
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(directory, "policy.yaml"), Expand(policy, upstream, identity));
+            var host = await GatewayHost.StartAsync(new GatewayHostOptions
+            {
+                PolicyPath = Path.Combine(directory, "policy.yaml"),
+                Listen = new Uri("http://127.0.0.1:0"),
+                Admin = new Uri("http://127.0.0.1:0"),
+                TimeProvider = time,
+                WatchPolicy = watch,
+                LogLevel = LogLevel.Warning,
+            });
+            return new TestGateway(directory, upstream, identity, host, time);
+        }
+        catch
+        {
+            await upstream.DisposeAsync();
+            await identity.DisposeAsync();
+            Directory.Delete(directory, recursive: true);
+            throw;
+        }
+    }
+
+    public static string Expand(string policy, EchoUpstream upstream, TestIdentityProvider identity) => policy
+        .Replace("{upstream}", upstream.Address.ToString().TrimEnd('/'), StringComparison.Ordinal)
+        .Replace("{identity}", $$"""
+            identity:
+              jwt:
+                authority: {{identity.Authority}}
+                require_https: false
+                audiences: [{{TestIdentityProvider.DefaultAudience}}]
+            """, StringComparison.Ordinal);
+
+    public Task WritePolicyAsync(string policy) => File.WriteAllTextAsync(PolicyPath, Expand(policy, Upstream, Identity));
+
+    public Task<HttpResponseMessage> GetAsync(string path, string? token = null, string? forwardedFor = null, string? forwarded = null) =>
+        SendAsync(HttpMethod.Get, path, token, forwardedFor, forwarded);
+
+    public async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, string? token = null, string? forwardedFor = null, string? forwarded = null)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        if (token is not null)
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        }
+
+        if (forwardedFor is not null)
+        {
+            request.Headers.TryAddWithoutValidation("X-Forwarded-For", forwardedFor);
+        }
+
+        if (forwarded is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Forwarded", forwarded);
+        }
+
+        return await Client.SendAsync(request);
+    }
+
+    public async Task<int[]> StatusesAsync(int count, string path, string? token = null, string? forwardedFor = null)
+    {
+        var statuses = new int[count];
+        for (var i = 0; i < count; i++)
+        {
+            using var response = await GetAsync(path, token, forwardedFor);
+            statuses[i] = (int)response.StatusCode;
+        }
+
+        return statuses;
+    }
+
+    public async Task<JsonElement> ReadinessAsync()
+    {
+        using var response = await Admin.GetAsync("/readyz");
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        Admin.Dispose();
+        await Host.DisposeAsync();
+        await Upstream.DisposeAsync();
+        await Identity.DisposeAsync();
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+internal static class ResponseExtensions
+{
+    public static string? Header(this HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values) ? string.Join(",", values)
+        : response.Content.Headers.TryGetValues(name, out values) ? string.Join(",", values)
+        : null;
+}
+
+internal static class Statuses
+{
+    public static void Expect(int[] expected, int[] actual) => Assert.Equal(expected, actual);
+}
