@@ -97,7 +97,7 @@ public sealed class RuleTests
             upstream: {upstream}
             service:
               - name: slow-capacity
-                match: { path: /slow/** }
+                match: { route: "/slow/{id}" }
                 concurrency: 1
             """);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -64,6 +64,11 @@ public static class PolicyLoader
         {
             throw new PolicyException([new PolicyError(file, (int)e.Start.Line, (int)e.Start.Column, "(syntax)", e.InnerException?.Message ?? e.Message)]);
         }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet's scanner throws this on some truncated documents, without a position.
+            throw new PolicyException([new PolicyError(file, 0, 0, "(syntax)", $"the YAML is malformed or truncated ({e.Message})")]);
+        }
 
         if (stream.Documents.Count == 0)
         {
