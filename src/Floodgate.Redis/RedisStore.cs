@@ -159,7 +159,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <inheritdoc/>
     public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
-        Decide(checks, outcomes, null, cancellationToken);
+        Decide(checks, outcomes, null, true, cancellationToken);
 
     /// <inheritdoc/>
     /// <remarks>Answers only when every identity of the batch is denied by the over-limit cache or served by leased slices.</remarks>
@@ -305,7 +305,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <summary>Decides at an explicit server time, for tests that compare stores on one clock.</summary>
     internal ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, long now, CancellationToken cancellationToken = default) =>
-        Decide(checks, outcomes, now, cancellationToken);
+        Decide(checks, outcomes, now, true, cancellationToken);
 
     internal static Limit DivideLimit(Limit limit, int replicas)
     {
@@ -374,7 +374,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         return _cache is not null && IsCacheable(check) && _cache.TryDeny(check, now, out outcome);
     }
 
-    private ValueTask Decide(ReadOnlyMemory<RateLimitCheck> checksMemory, Memory<StoreOutcome> outcomesMemory, long? serverNow, CancellationToken cancellationToken)
+    private ValueTask Decide(ReadOnlyMemory<RateLimitCheck> checksMemory, Memory<StoreOutcome> outcomesMemory, long? serverNow, bool mayWait, CancellationToken cancellationToken)
     {
         if (outcomesMemory.Length < checksMemory.Length)
         {
@@ -389,6 +389,25 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
 
         var localNow = serverNow ?? LocalNow();
+        if (mayWait)
+        {
+            // A leased key whose slice is spent while another request of this replica takes the next one: wait for that
+            // slice (at most the timeout) rather than going to Redis alongside it.
+            List<Task>? pending = null;
+            foreach (ref readonly var check in checks)
+            {
+                if (IsLeased(check) && _slices.Pending(check, localNow) is { } task)
+                {
+                    (pending ??= []).Add(task);
+                }
+            }
+
+            if (pending is not null)
+            {
+                return WaitForSlices(pending, checksMemory, outcomesMemory, serverNow, cancellationToken);
+            }
+        }
+
         var plan = new Kind[checks.Length];
         var done = new bool[checks.Length];
         List<Group>? groups = null;
@@ -492,6 +511,20 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
 
         return groups is null ? default : Complete(checksMemory, outcomesMemory, plan, groups, serverNow, localNow, cancellationToken);
+    }
+
+    private async ValueTask WaitForSlices(List<Task> pending, ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, long? serverNow, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.WhenAll(pending).WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Decide without the slice: strictly in Redis.
+        }
+
+        await Decide(checks, outcomes, serverNow, false, cancellationToken).ConfigureAwait(false);
     }
 
     private void Send(Group group, ReadOnlySpan<RateLimitCheck> checks, Kind[] plan, long? serverNow, long localNow, long? calendarNow)
