@@ -46,6 +46,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <summary>The Lua script that decides one identity's checks, as sent to Redis.</summary>
     public static readonly string Script = LoadScript();
 
+    /// <summary>The SHA-1 of <see cref="Script"/>, which <c>EVALSHA</c> names it by.</summary>
+    private static readonly byte[] ScriptHash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script));
+
     internal const int Stride = 10;
     private const long RedisLeaseBit = 1L << 62;
     private const long LogIntervalMicroseconds = 1_000_000;
@@ -609,14 +612,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
         Interlocked.Increment(ref _roundTripCount);
         _roundTrips.Add(1);
-        try
-        {
-            group.Task = _connection.GetDatabase().ScriptEvaluateAsync(Script, keys, values);
-        }
-        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or InvalidOperationException or TimeoutException)
-        {
-            group.Task = Task.FromException<RedisResult>(ex);
-        }
+        group.Keys = keys;
+        group.Values = values;
+        group.Task = Evaluate(ScriptHash, keys, values);
     }
 
     private async ValueTask Complete(
@@ -628,17 +626,12 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         long localNow,
         CancellationToken cancellationToken)
     {
-        var pending = new Task[groups.Count];
-        for (var g = 0; g < groups.Count; g++)
-        {
-            pending[g] = groups[g].Task!;
-        }
-
         Exception? failure = null;
         var timedOut = false;
         try
         {
-            await Task.WhenAll(pending).WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            var all = groups.Count == 1 ? groups[0].Task! : Task.WhenAll(groups.Select(static g => (Task)g.Task!));
+            await all.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException ex)
         {
@@ -663,34 +656,22 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         foreach (var group in groups)
         {
             var task = group.Task!;
+            RedisResult? result = null;
             if (task.IsCompletedSuccessfully)
             {
-                var result = task.Result;
-                if (IsCalendarSkew(result) && !group.Resent)
-                {
-                    // A calendar period turned between this clock and the server's: resend with the server's periods.
-                    group.Resent = true;
-                    Send(group, checks.Span, plan, serverNow, localNow, (long)result[1]);
-                    try
-                    {
-                        result = await group.Task!.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (Exception ex) when (ex is RedisException or TimeoutException)
-                    {
-                        failed = true;
-                        timedOut |= ex is TimeoutException;
-                        failure ??= ex;
-                        Fallback(group, checks.Span, outcomes.Span, plan);
-                        continue;
-                    }
-                }
-
-                if (Apply(group, result, checks.Span, outcomes.Span, plan, localNow))
-                {
-                    continue;
-                }
-
-                failure ??= new RedisException("The decision script answered in an unexpected shape.");
+                result = task.Result;
+            }
+            else if (task.IsFaulted && task.Exception?.InnerException is RedisServerException noScript
+                && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+            {
+                // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the
+                // script itself, which StackExchange.Redis does with EVAL and then caches.
+                Interlocked.Increment(ref _roundTripCount);
+                _roundTrips.Add(1);
+                group.Task = Evaluate(Script, group.Keys!, group.Values!);
+                (result, var error) = await Retry(group.Task, cancellationToken).ConfigureAwait(false);
+                failure ??= error;
+                timedOut |= error is TimeoutException;
             }
             else if (!task.IsCompleted)
             {
@@ -699,6 +680,26 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             else
             {
                 failure ??= task.Exception?.InnerException;
+            }
+
+            if (result is not null && IsCalendarSkew(result) && !group.Resent)
+            {
+                // A calendar period turned between this clock and the server's: resend with the server's periods.
+                group.Resent = true;
+                Send(group, checks.Span, plan, serverNow, localNow, (long)result[1]);
+                (result, var error) = await Retry(group.Task!, cancellationToken).ConfigureAwait(false);
+                failure ??= error;
+                timedOut |= error is TimeoutException;
+            }
+
+            if (result is not null)
+            {
+                if (Apply(group, result, checks.Span, outcomes.Span, plan, localNow))
+                {
+                    continue;
+                }
+
+                failure ??= new RedisException("The decision script answered in an unexpected shape.");
             }
 
             failed = true;
@@ -712,6 +713,47 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         else
         {
             _breaker.OnSuccess();
+        }
+    }
+
+    private async Task<(RedisResult? Result, Exception? Error)> Retry(Task<RedisResult> task, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await task.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false), null);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException)
+        {
+            if (!task.IsCompleted)
+            {
+                _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+
+            return (null, ex);
+        }
+    }
+
+    private Task<RedisResult> Evaluate(byte[] hash, RedisKey[] keys, RedisValue[] values)
+    {
+        try
+        {
+            return _connection.GetDatabase().ScriptEvaluateAsync(hash, keys, values);
+        }
+        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or InvalidOperationException or TimeoutException)
+        {
+            return Task.FromException<RedisResult>(ex);
+        }
+    }
+
+    private Task<RedisResult> Evaluate(string script, RedisKey[] keys, RedisValue[] values)
+    {
+        try
+        {
+            return _connection.GetDatabase().ScriptEvaluateAsync(script, keys, values);
+        }
+        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or InvalidOperationException or TimeoutException)
+        {
+            return Task.FromException<RedisResult>(ex);
         }
     }
 
@@ -927,6 +969,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         public long[]? LeaseIds { get; set; }
 
         public Task<RedisResult>? Task { get; set; }
+
+        public RedisKey[]? Keys { get; set; }
+
+        public RedisValue[]? Values { get; set; }
 
         public bool Resent { get; set; }
     }

@@ -83,10 +83,13 @@ public sealed class ClusterTests(ClusterFixture cluster) : IClassFixture<Cluster
 
         var first = await store.DecideAsync([.. batch]);
         Assert.All(first, o => Assert.True(o.Committed && !o.IsStoreFailure));
-        Assert.Equal(60, store.RoundTrips);
+        // One EVALSHA per identity; the first on each master also gets NOSCRIPT and sends the script itself.
+        Assert.InRange(store.RoundTrips, 60, 120);
+        var trips = store.RoundTrips;
 
         // Orders are spent for everyone now: every identity is denied whole, the per-user limit untouched.
         var second = await store.DecideAsync([.. batch]);
+        Assert.Equal(trips + 60, store.RoundTrips);
         for (var i = 0; i < second.Length; i += 2)
         {
             Assert.False(second[i + 1].Outcome.IsAllowed);
