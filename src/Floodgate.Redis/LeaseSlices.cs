@@ -66,6 +66,7 @@ internal sealed class LeaseSlices(long lifetimeMicroseconds)
             }
 
             slice.Acquiring = true;
+            slice.Pending = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             return Take.Acquire;
         }
     }
@@ -96,6 +97,8 @@ internal sealed class LeaseSlices(long lifetimeMicroseconds)
         lock (slice)
         {
             slice.Acquiring = false;
+            slice.Pending?.TrySetResult();
+            slice.Pending = null;
             if (granted > check.Cost)
             {
                 slice.Limit = check.Limit;
@@ -105,6 +108,24 @@ internal sealed class LeaseSlices(long lifetimeMicroseconds)
             }
 
             return 0;
+        }
+    }
+
+    /// <summary>
+    /// When the local slice cannot pay for the check but another request is taking a new slice, the task that completes
+    /// when it has; otherwise <see langword="null"/>.
+    /// </summary>
+    public Task? Pending(in RateLimitCheck check, long localNow)
+    {
+        if (!_slices.TryGetValue(check.Key, out var slice))
+        {
+            return null;
+        }
+
+        lock (slice)
+        {
+            var payable = slice.Expires > localNow && slice.Tokens >= check.Cost && ReferenceEquals(slice.Limit, check.Limit);
+            return !payable && slice.Acquiring ? slice.Pending?.Task : null;
         }
     }
 
@@ -129,5 +150,6 @@ internal sealed class LeaseSlices(long lifetimeMicroseconds)
         public long Tokens;
         public long Expires;
         public bool Acquiring;
+        public TaskCompletionSource? Pending;
     }
 }

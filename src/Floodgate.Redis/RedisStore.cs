@@ -46,6 +46,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <summary>The Lua script that decides one identity's checks, as sent to Redis.</summary>
     public static readonly string Script = LoadScript();
 
+    /// <summary>The SHA-1 of <see cref="Script"/>, which <c>EVALSHA</c> names it by.</summary>
+    private static readonly byte[] ScriptHash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script));
+
     internal const int Stride = 10;
     private const long RedisLeaseBit = 1L << 62;
     private const long LogIntervalMicroseconds = 1_000_000;
@@ -159,7 +162,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <inheritdoc/>
     public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
-        Decide(checks, outcomes, null, cancellationToken);
+        Decide(checks, outcomes, null, true, cancellationToken);
 
     /// <inheritdoc/>
     /// <remarks>Answers only when every identity of the batch is denied by the over-limit cache or served by leased slices.</remarks>
@@ -305,7 +308,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <summary>Decides at an explicit server time, for tests that compare stores on one clock.</summary>
     internal ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, long now, CancellationToken cancellationToken = default) =>
-        Decide(checks, outcomes, now, cancellationToken);
+        Decide(checks, outcomes, now, true, cancellationToken);
 
     internal static Limit DivideLimit(Limit limit, int replicas)
     {
@@ -374,7 +377,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         return _cache is not null && IsCacheable(check) && _cache.TryDeny(check, now, out outcome);
     }
 
-    private ValueTask Decide(ReadOnlyMemory<RateLimitCheck> checksMemory, Memory<StoreOutcome> outcomesMemory, long? serverNow, CancellationToken cancellationToken)
+    private ValueTask Decide(ReadOnlyMemory<RateLimitCheck> checksMemory, Memory<StoreOutcome> outcomesMemory, long? serverNow, bool mayWait, CancellationToken cancellationToken)
     {
         if (outcomesMemory.Length < checksMemory.Length)
         {
@@ -389,6 +392,25 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
 
         var localNow = serverNow ?? LocalNow();
+        if (mayWait)
+        {
+            // A leased key whose slice is spent while another request of this replica takes the next one: wait for that
+            // slice (at most the timeout) rather than going to Redis alongside it.
+            List<Task>? pending = null;
+            foreach (ref readonly var check in checks)
+            {
+                if (IsLeased(check) && _slices.Pending(check, localNow) is { } task)
+                {
+                    (pending ??= []).Add(task);
+                }
+            }
+
+            if (pending is not null)
+            {
+                return WaitForSlices(pending, checksMemory, outcomesMemory, serverNow, cancellationToken);
+            }
+        }
+
         var plan = new Kind[checks.Length];
         var done = new bool[checks.Length];
         List<Group>? groups = null;
@@ -494,6 +516,20 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         return groups is null ? default : Complete(checksMemory, outcomesMemory, plan, groups, serverNow, localNow, cancellationToken);
     }
 
+    private async ValueTask WaitForSlices(List<Task> pending, ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, long? serverNow, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.WhenAll(pending).WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // Decide without the slice: strictly in Redis.
+        }
+
+        await Decide(checks, outcomes, serverNow, false, cancellationToken).ConfigureAwait(false);
+    }
+
     private void Send(Group group, ReadOnlySpan<RateLimitCheck> checks, Kind[] plan, long? serverNow, long localNow, long? calendarNow)
     {
         var keys = new RedisKey[group.RemoteCount];
@@ -576,14 +612,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
         Interlocked.Increment(ref _roundTripCount);
         _roundTrips.Add(1);
-        try
-        {
-            group.Task = _connection.GetDatabase().ScriptEvaluateAsync(Script, keys, values);
-        }
-        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or InvalidOperationException or TimeoutException)
-        {
-            group.Task = Task.FromException<RedisResult>(ex);
-        }
+        group.Keys = keys;
+        group.Values = values;
+        group.Task = Evaluate(ScriptHash, keys, values);
     }
 
     private async ValueTask Complete(
@@ -595,17 +626,12 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         long localNow,
         CancellationToken cancellationToken)
     {
-        var pending = new Task[groups.Count];
-        for (var g = 0; g < groups.Count; g++)
-        {
-            pending[g] = groups[g].Task!;
-        }
-
         Exception? failure = null;
         var timedOut = false;
         try
         {
-            await Task.WhenAll(pending).WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            var all = groups.Count == 1 ? groups[0].Task! : Task.WhenAll(groups.Select(static g => (Task)g.Task!));
+            await all.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
         catch (TimeoutException ex)
         {
@@ -630,34 +656,22 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         foreach (var group in groups)
         {
             var task = group.Task!;
+            RedisResult? result = null;
             if (task.IsCompletedSuccessfully)
             {
-                var result = task.Result;
-                if (IsCalendarSkew(result) && !group.Resent)
-                {
-                    // A calendar period turned between this clock and the server's: resend with the server's periods.
-                    group.Resent = true;
-                    Send(group, checks.Span, plan, serverNow, localNow, (long)result[1]);
-                    try
-                    {
-                        result = await group.Task!.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (Exception ex) when (ex is RedisException or TimeoutException)
-                    {
-                        failed = true;
-                        timedOut |= ex is TimeoutException;
-                        failure ??= ex;
-                        Fallback(group, checks.Span, outcomes.Span, plan);
-                        continue;
-                    }
-                }
-
-                if (Apply(group, result, checks.Span, outcomes.Span, plan, localNow))
-                {
-                    continue;
-                }
-
-                failure ??= new RedisException("The decision script answered in an unexpected shape.");
+                result = task.Result;
+            }
+            else if (task.IsFaulted && task.Exception?.InnerException is RedisServerException noScript
+                && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+            {
+                // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the
+                // script itself, which StackExchange.Redis does with EVAL and then caches.
+                Interlocked.Increment(ref _roundTripCount);
+                _roundTrips.Add(1);
+                group.Task = Evaluate(Script, group.Keys!, group.Values!);
+                (result, var error) = await Retry(group.Task, cancellationToken).ConfigureAwait(false);
+                failure ??= error;
+                timedOut |= error is TimeoutException;
             }
             else if (!task.IsCompleted)
             {
@@ -666,6 +680,26 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             else
             {
                 failure ??= task.Exception?.InnerException;
+            }
+
+            if (result is not null && IsCalendarSkew(result) && !group.Resent)
+            {
+                // A calendar period turned between this clock and the server's: resend with the server's periods.
+                group.Resent = true;
+                Send(group, checks.Span, plan, serverNow, localNow, (long)result[1]);
+                (result, var error) = await Retry(group.Task!, cancellationToken).ConfigureAwait(false);
+                failure ??= error;
+                timedOut |= error is TimeoutException;
+            }
+
+            if (result is not null)
+            {
+                if (Apply(group, result, checks.Span, outcomes.Span, plan, localNow))
+                {
+                    continue;
+                }
+
+                failure ??= new RedisException("The decision script answered in an unexpected shape.");
             }
 
             failed = true;
@@ -679,6 +713,47 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         else
         {
             _breaker.OnSuccess();
+        }
+    }
+
+    private async Task<(RedisResult? Result, Exception? Error)> Retry(Task<RedisResult> task, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await task.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false), null);
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException)
+        {
+            if (!task.IsCompleted)
+            {
+                _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+
+            return (null, ex);
+        }
+    }
+
+    private Task<RedisResult> Evaluate(byte[] hash, RedisKey[] keys, RedisValue[] values)
+    {
+        try
+        {
+            return _connection.GetDatabase().ScriptEvaluateAsync(hash, keys, values);
+        }
+        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or InvalidOperationException or TimeoutException)
+        {
+            return Task.FromException<RedisResult>(ex);
+        }
+    }
+
+    private Task<RedisResult> Evaluate(string script, RedisKey[] keys, RedisValue[] values)
+    {
+        try
+        {
+            return _connection.GetDatabase().ScriptEvaluateAsync(script, keys, values);
+        }
+        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or InvalidOperationException or TimeoutException)
+        {
+            return Task.FromException<RedisResult>(ex);
         }
     }
 
@@ -894,6 +969,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         public long[]? LeaseIds { get; set; }
 
         public Task<RedisResult>? Task { get; set; }
+
+        public RedisKey[]? Keys { get; set; }
+
+        public RedisValue[]? Values { get; set; }
 
         public bool Resent { get; set; }
     }

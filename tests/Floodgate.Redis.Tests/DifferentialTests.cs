@@ -56,6 +56,8 @@ public sealed class DifferentialTests(RedisFixture fixture)
         var compared = 0;
         var allowed = 0;
         var denied = 0;
+        RateLimitCheck[]? previous = null;
+        var deniedBy = new List<string>();
 
         for (var step = 0; step < 400; step++)
         {
@@ -97,7 +99,9 @@ public sealed class DifferentialTests(RedisFixture fixture)
                 }
             }
 
-            var batch = checks.ToArray();
+            // A client that was denied often retries at once, as an agent in a loop does: the over-limit cache's case.
+            var batch = overLimitCache && previous is not null && random.Next(2) == 0 ? previous : checks.ToArray();
+            previous = batch;
             var expected = new StoreOutcome[batch.Length];
             var actual = new StoreOutcome[batch.Length];
             memory.Decide(batch, expected, now);
@@ -122,6 +126,7 @@ public sealed class DifferentialTests(RedisFixture fixture)
                 else
                 {
                     denied++;
+                    deniedBy.Add($"{batch[i].Limit.Algorithm}/{batch[i].Cost}/{actual[i].Outcome.RetryAfterMicroseconds}");
                 }
             }
 
@@ -139,9 +144,9 @@ public sealed class DifferentialTests(RedisFixture fixture)
         Assert.True(allowed > 20 && denied > 10, $"the sequence exercised too little: {allowed} allowed, {denied} denied of {compared}");
         Assert.Equal(0, redis.Mismatches);
         Assert.Equal(0, redis.Failures);
-        if (overLimitCache && limits[0].Algorithm != LimitAlgorithm.Concurrency)
+        if (overLimitCache && scenario is not ("mixed" or "concurrency"))
         {
-            Assert.True(redis.LocalDecisions > 0, "the over-limit cache answered nothing");
+            Assert.True(redis.LocalDecisions > 0, "the over-limit cache answered nothing: " + string.Join(", ", deniedBy));
         }
     }
 }
