@@ -13,6 +13,9 @@ public static class EnvoyServiceCollectionExtensions
     /// <summary>The name of the health check that reports the configuration's state.</summary>
     public const string HealthCheckName = "floodgate_envoy_config";
 
+    /// <summary>The name of the service's meter, to enable in OpenTelemetry (<c>AddMeter</c>) or dotnet-counters.</summary>
+    public const string MeterName = EnvoyRateLimitMetrics.MeterName;
+
     /// <summary>
     /// Adds the Envoy rate limit service, its configuration provider (loaded when the host starts, hot-reloaded), gRPC,
     /// the gRPC health service and the <c>Floodgate.Envoy</c> meter.

@@ -46,13 +46,13 @@ internal sealed class EnvoyServer : IAsyncDisposable
 
     public EnvoyConfigProvider Provider => _app.Services.GetRequiredService<EnvoyConfigProvider>();
 
-    public static Task<EnvoyServer> StartAsync(string yaml, Action<EnvoyRateLimitOptions>? configure = null, Func<TimeProvider, IRateLimitStore>? store = null) =>
+    public static Task<EnvoyServer> StartAsync(string yaml, Action<EnvoyRateLimitOptions>? configure = null, Func<FakeTimeProvider, IRateLimitStore>? store = null) =>
         StartAsync([("config.yaml", yaml)], configure, store);
 
     public static async Task<EnvoyServer> StartAsync(
         (string Name, string Yaml)[] files,
         Action<EnvoyRateLimitOptions>? configure = null,
-        Func<TimeProvider, IRateLimitStore>? store = null,
+        Func<FakeTimeProvider, IRateLimitStore>? store = null,
         FakeTimeProvider? time = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-" + Guid.NewGuid().ToString("n"));

@@ -4,19 +4,26 @@ using Floodgate.Stores;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using Code = Envoy.Service.Ratelimit.V3.RateLimitResponse.Types.Code;
 using Unit = Envoy.Service.Ratelimit.V3.RateLimitResponse.Types.RateLimit.Types.Unit;
 
 namespace Floodgate.Envoy.Tests;
 
-/// <summary>The reference's semantics over real gRPC on loopback, on the memory store and a fake clock.</summary>
-public sealed class ShouldRateLimitTests
+/// <summary>
+/// The reference's semantics over real gRPC on loopback and a fake clock, run on every store: exact remaining and reset
+/// values, because both stores decide at the fake clock's time.
+/// </summary>
+public abstract class ShouldRateLimitSemantics
 {
     private static readonly TimeSpan Ten = TimeSpan.FromSeconds(10);
 
-    private static async Task<EnvoyServer> Start(Action<EnvoyRateLimitOptions>? configure = null, Func<TimeProvider, IRateLimitStore>? store = null)
+    /// <summary>Creates the store under test on the server's clock.</summary>
+    protected abstract IRateLimitStore CreateStore(FakeTimeProvider time);
+
+    private async Task<EnvoyServer> Start(Action<EnvoyRateLimitOptions>? configure = null, Func<FakeTimeProvider, IRateLimitStore>? store = null)
     {
-        var server = await EnvoyServer.StartAsync(TestConfig.Yaml, configure, store);
+        var server = await EnvoyServer.StartAsync(TestConfig.Yaml, configure, store ?? CreateStore);
         server.Time.Advance(Ten);
         return server;
     }
@@ -114,7 +121,7 @@ public sealed class ShouldRateLimitTests
     public async Task Unlimited_answers_ok_with_the_largest_remaining_and_never_touches_the_store()
     {
         CountingStore? store = null;
-        await using var server = await Start(store: time => store = new CountingStore(new MemoryStore(null, time)));
+        await using var server = await Start(store: time => store = new CountingStore(CreateStore(time)));
         for (var i = 0; i < 3; i++)
         {
             var response = await server.CallAsync("test", D(("client_id", "unlimited")));
@@ -420,4 +427,10 @@ public sealed class ShouldRateLimitTests
         var reply = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
         Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, reply.Status);
     }
+}
+
+/// <summary>The semantics on the in-memory store.</summary>
+public sealed class MemoryStoreSemanticsTests : ShouldRateLimitSemantics
+{
+    protected override IRateLimitStore CreateStore(FakeTimeProvider time) => new MemoryStore(null, time);
 }
