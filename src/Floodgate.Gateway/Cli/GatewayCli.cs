@@ -29,9 +29,9 @@ public static class GatewayCli
     private static Command RunCommand(TextWriter output, TextWriter error)
     {
         var policy = new Option<FileInfo>("--policy", "-p") { Description = "The policy file (YAML).", Required = true };
-        var listen = new Option<Uri>("--listen") { Description = "Where the proxy listens.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:8080") };
-        var admin = new Option<Uri>("--admin") { Description = "Where /metrics, /healthz and /readyz listen.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:9090") };
-        var envoy = new Option<Uri?>("--envoy") { Description = "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default." };
+        var listen = new Option<Uri>("--listen") { Description = "Where the proxy listens.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:8080"), CustomParser = ParseAddress };
+        var admin = new Option<Uri>("--admin") { Description = "Where /metrics, /healthz and /readyz listen.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:9090"), CustomParser = ParseAddress };
+        var envoy = new Option<Uri?>("--envoy") { Description = "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default.", CustomParser = ParseAddress };
         var envoyConfig = new Option<DirectoryInfo?>("--envoy-config") { Description = "The directory of envoyproxy/ratelimit YAML files the Envoy service reads; required with --envoy." };
         var demo = new Option<bool>("--demo") { Description = "Also start a local echo upstream and a demo signing key, and print curl lines to try." };
         var noWatch = new Option<bool>("--no-watch") { Description = "Do not reload the policy when the file changes." };
@@ -52,6 +52,18 @@ public static class GatewayCli
             return await RunAsync(options, result.GetValue(demo), output, error, cancellationToken).ConfigureAwait(false);
         });
         return command;
+    }
+
+    private static Uri ParseAddress(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttp && uri.AbsolutePath == "/")
+        {
+            return uri;
+        }
+
+        result.AddError($"'{text}' is not an address such as http://127.0.0.1:8080 (http, an IP address or localhost, a port, no path).");
+        return null!;
     }
 
     private static Command CheckCommand(TextWriter output, TextWriter error)
