@@ -1,0 +1,123 @@
+using System.Net;
+using System.Security.Claims;
+using Floodgate.AspNetCore.Endpoints;
+using Floodgate.AspNetCore.Middleware;
+using Floodgate.Limits;
+using Floodgate.Rules;
+using Floodgate.Stores;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Floodgate.AspNetCore.Tests.Middleware;
+
+/// <summary>The middleware inside an ASP.NET Core app on real Kestrel: the service tier attached to the app's own endpoints.</summary>
+public sealed class MiddlewareTests
+{
+    [Fact]
+    public async Task Endpoint_rules_limit_only_their_endpoint_and_share_the_route_template_budget()
+    {
+        await using var app = await StartAsync(_ => { }, endpoints =>
+        {
+            endpoints.MapGet("/orders/{id:int}", (int id) => $"order {id}").WithFloodgateRule("orders-capacity", "2/min");
+            endpoints.MapGet("/health", () => "ok");
+        });
+
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync("/orders/1")).StatusCode);
+        using var second = await app.Client.GetAsync("/orders/2");
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal("\"orders-capacity\";q=2;w=60", string.Join(",", second.Headers.GetValues("RateLimit-Policy")));
+        Assert.Equal("\"orders-capacity\";r=0;t=60", string.Join(",", second.Headers.GetValues("RateLimit")));
+
+        using var third = await app.Client.GetAsync("/orders/3");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, third.StatusCode);
+        Assert.Equal("30", string.Join(",", third.Headers.GetValues("Retry-After")));
+        Assert.Equal("application/problem+json", third.Content.Headers.ContentType?.MediaType);
+
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync("/health")).StatusCode);
+        Assert.False((await app.Client.GetAsync("/health")).Headers.Contains("RateLimit"));
+    }
+
+    [Fact]
+    public async Task The_app_s_authenticated_user_is_the_subject_of_user_rules()
+    {
+        var policy = new RateLimitPolicy([new RateLimitRule("per-user", RateLimitTier.User, Limit.Gcra(Rate.Parse("1/min")))]);
+        await using var app = await StartAsync(
+            o => o.Policy = policy,
+            endpoints => endpoints.MapGet("/me", () => "me"),
+            pipeline => pipeline.Use((context, next) =>
+            {
+                // Stands in for the app's own authentication.
+                var user = context.Request.Headers["X-User"].ToString();
+                if (user.Length > 0)
+                {
+                    context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim("sub", user)], "test"));
+                }
+
+                return next(context);
+            }));
+
+        Assert.Equal(HttpStatusCode.OK, (await Send(app.Client, "alice")).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await Send(app.Client, "alice")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Send(app.Client, "bob")).StatusCode);
+
+        static Task<HttpResponseMessage> Send(HttpClient client, string user)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, "/me");
+            request.Headers.Add("X-User", user);
+            return client.SendAsync(request);
+        }
+    }
+
+    [Fact]
+    public async Task Anonymous_requests_are_rejected_with_401_when_configured()
+    {
+        await using var app = await StartAsync(o => o.Anonymous = AnonymousPolicy.Reject, endpoints => endpoints.MapGet("/", () => "hi"));
+        using var response = await app.Client.GetAsync("/");
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal("Bearer", response.Headers.WwwAuthenticate.ToString());
+    }
+
+    [Fact]
+    public void Invalid_options_are_refused_with_the_field_named()
+    {
+        var options = new FloodgateOptions();
+        options.Bans["nope"] = TimeSpan.FromSeconds(10);
+        var error = Assert.Throws<ArgumentException>(options.Validate);
+        Assert.Contains("Bans", error.Message, StringComparison.Ordinal);
+    }
+
+    private static async Task<TestApp> StartAsync(Action<FloodgateOptions> configure, Action<WebApplication> map, Action<WebApplication>? before = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        builder.Services.AddSingleton<TimeProvider>(time);
+        builder.Services.AddSingleton<IRateLimitStore>(new MemoryStore(null, time));
+        builder.Services.AddFloodgate(configure);
+        var app = builder.Build();
+        before?.Invoke(app);
+        app.UseRouting();
+        app.UseFloodgate();
+        map(app);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new TestApp(app, new HttpClient { BaseAddress = new Uri(address) });
+    }
+
+    private sealed record TestApp(WebApplication App, HttpClient Client) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            Client.Dispose();
+            await App.StopAsync();
+            await App.DisposeAsync();
+        }
+    }
+}

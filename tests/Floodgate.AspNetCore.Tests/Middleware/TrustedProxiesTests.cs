@@ -1,0 +1,58 @@
+using System.Net;
+using Floodgate.AspNetCore.Http;
+using Microsoft.Extensions.Primitives;
+
+namespace Floodgate.AspNetCore.Tests.Middleware;
+
+public sealed class TrustedProxiesTests
+{
+    private static readonly TrustedProxies Proxies = new(["10.0.0.0/8", "192.168.1.1", "fd00::/8"]);
+
+    [Theory]
+    [InlineData("203.0.113.9", "198.51.100.1", "203.0.113.9")] // untrusted peer: its header is ignored
+    [InlineData("10.0.0.1", "198.51.100.1", "198.51.100.1")]
+    [InlineData("10.0.0.1", "198.51.100.1, 10.2.3.4", "198.51.100.1")] // walk right to left over trusted hops
+    [InlineData("10.0.0.1", "1.1.1.1, 198.51.100.1, 10.2.3.4", "198.51.100.1")] // the leftmost entry is the client's to forge
+    [InlineData("10.0.0.1", "10.0.0.2, 10.0.0.3", "10.0.0.2")] // every hop trusted: the leftmost
+    [InlineData("10.0.0.1", "garbage", "10.0.0.1")] // unparseable: the last trusted hop
+    [InlineData("192.168.1.1", "198.51.100.1:4711", "198.51.100.1")]
+    [InlineData("::ffff:10.0.0.1", "198.51.100.1", "198.51.100.1")] // IPv4 through a dual-stack socket
+    public void X_forwarded_for_is_walked_from_the_right_over_trusted_hops(string peer, string header, string expected)
+    {
+        var client = Proxies.ResolveClient(IPAddress.Parse(peer), StringValues.Empty, new StringValues(header));
+        Assert.Equal(IPAddress.Parse(expected), client);
+    }
+
+    [Fact]
+    public void Several_header_lines_are_one_list()
+    {
+        var client = Proxies.ResolveClient(IPAddress.Parse("10.0.0.1"), StringValues.Empty, new StringValues(["198.51.100.1", "10.9.9.9"]));
+        Assert.Equal(IPAddress.Parse("198.51.100.1"), client);
+    }
+
+    [Theory]
+    [InlineData("for=198.51.100.1", "198.51.100.1")]
+    [InlineData("for=\"[2001:db8::17]:4711\";proto=https, for=10.1.1.1", "2001:db8::17")]
+    [InlineData("for=198.51.100.1;by=10.0.0.1, for=\"10.3.3.3\"", "198.51.100.1")]
+    [InlineData("for=unknown", "10.0.0.1")]
+    [InlineData("for=_hidden, for=10.2.2.2", "10.2.2.2")] // obfuscated: the last trusted hop
+    public void Forwarded_is_preferred_and_parsed_per_rfc_7239(string header, string expected)
+    {
+        var client = Proxies.ResolveClient(IPAddress.Parse("10.0.0.1"), new StringValues(header), new StringValues("203.0.113.1"));
+        Assert.NotNull(client);
+        Assert.Equal(IPAddress.Parse(expected), client.IsIPv4MappedToIPv6 ? client.MapToIPv4() : client);
+    }
+
+    [Fact]
+    public void Without_trusted_proxies_the_peer_is_the_client()
+    {
+        Assert.Equal(IPAddress.Loopback, TrustedProxies.None.ResolveClient(IPAddress.Loopback, new StringValues("for=1.2.3.4"), new StringValues("1.2.3.4")));
+    }
+
+    [Fact]
+    public void A_malformed_range_is_refused_with_its_text()
+    {
+        var error = Assert.Throws<FormatException>(() => new TrustedProxies(["10.0.0.0/33"]));
+        Assert.Contains("10.0.0.0/33", error.Message, StringComparison.Ordinal);
+    }
+}
