@@ -667,7 +667,8 @@ public static class PolicyLoader
         }
         catch (ArgumentException e)
         {
-            reader.Error(YamlReader.Get(map, "limit") ?? YamlReader.Get(map, "concurrency") ?? map, $"{field}.limit", e.Message);
+            var message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", string.Empty, StringComparison.Ordinal);
+            reader.Error(YamlReader.Get(map, "limit") ?? YamlReader.Get(map, "concurrency") ?? map, $"{field}.limit", message);
         }
 
         if ((fixedLimit is null && planLimits is null) || reader.Errors.Count > errorsBefore)

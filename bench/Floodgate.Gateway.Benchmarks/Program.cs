@@ -1,0 +1,52 @@
+using System.Net;
+using Floodgate.AspNetCore.Identity;
+using Yarp.ReverseProxy.Configuration;
+
+// The parts of bench/gateway/run.sh that are not the gateway itself:
+//   upstream <port>              a small Kestrel app answering every request with a short body
+//   bare <port> <upstream-url>   YARP with no limiting, the baseline (a)
+//   token <directory>            a new ES256 key: writes jwks.json there and prints a token for sub "bench"
+switch (args)
+{
+    case ["upstream", var port]:
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, int.Parse(port, System.Globalization.CultureInfo.InvariantCulture)));
+        var app = builder.Build();
+        app.Run(context => context.Response.WriteAsync("{\"upstream\":\"bench\"}"));
+        await app.RunAsync();
+        return 0;
+    }
+
+    case ["bare", var port, var upstream]:
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(IPAddress.Loopback, int.Parse(port, System.Globalization.CultureInfo.InvariantCulture));
+        });
+        builder.Services.AddReverseProxy().LoadFromMemory(
+            [new RouteConfig { RouteId = "all", ClusterId = "upstream", Match = new RouteMatch { Path = "/{**catch-all}" } }],
+            [new ClusterConfig { ClusterId = "upstream", Destinations = new Dictionary<string, DestinationConfig> { ["a"] = new() { Address = upstream } } }]);
+        var app = builder.Build();
+        app.MapReverseProxy();
+        await app.RunAsync();
+        return 0;
+    }
+
+    case ["token", var directory]:
+    {
+        using var issuer = DemoTokenIssuer.CreateEcdsa("floodgate-bench", "floodgate-bench");
+        Directory.CreateDirectory(directory);
+        await File.WriteAllTextAsync(Path.Combine(directory, "jwks.json"), issuer.PublicJsonWebKeySet);
+        Console.WriteLine(issuer.Issue("bench", "pro", TimeSpan.FromHours(2)));
+        return 0;
+    }
+
+    default:
+        await Console.Error.WriteLineAsync("usage: upstream <port> | bare <port> <upstream-url> | token <directory>");
+        return 2;
+}
