@@ -4,12 +4,14 @@
 #   (b) the gateway: edge + user tiers, JWT validation (ES256, static JWKS), memory store
 #   (c) the same on Redis (a local redis-server started by this script)
 # Loopback only, fixed duration. Installs wrk (and redis-server) from Debian's apt when missing.
-# Usage: bench/gateway/run.sh [duration=10s] [connections=32] [threads=2]
+# The machine is shared and noisy, so the cases are measured in interleaved rounds and each figure is the median.
+# Usage: bench/gateway/run.sh [duration=5s] [connections=32] [threads=2] [rounds=3]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-duration=${1:-10s}
+duration=${1:-5s}
 connections=${2:-32}
 threads=${3:-2}
+rounds=${4:-3}
 
 need() {
   if ! command -v "$1" >/dev/null 2>&1; then
@@ -74,7 +76,7 @@ user:
 YAML
 }
 policy '{ kind: memory }' > "$work/memory.yaml"
-policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: open }" > "$work/redis.yaml"
+policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, timeout: 1s }" > "$work/redis.yaml"
 
 wait_port $REDIS
 $gateway run --policy "$work/memory.yaml" --listen http://127.0.0.1:$MEM --admin http://127.0.0.1:$MEM_ADMIN --no-watch --log-level Warning & pids+=($!)
@@ -87,26 +89,34 @@ for port in $BARE $MEM $RED; do
   [ "$code" = 200 ] || { echo "run.sh: port $port answered $code"; exit 1; }
 done
 
-measure() { # $1 = label, $2 = port; prints "label rps p50 p99"
-  wrk -t"$threads" -c"$connections" -d5s -H "Authorization: Bearer $token" "http://127.0.0.1:$2/bench" >/dev/null # warm-up
-  local out
-  out=$(wrk -t"$threads" -c"$connections" -d"$duration" --latency -H "Authorization: Bearer $token" "http://127.0.0.1:$2/bench")
-  local rps p50 p99 non2xx
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  echo "$1 $rps $p50 $p99 ${non2xx:-0}"
+run_wrk() { # $1 = port; prints "rps p50_ms p99_ms non2xx"
+  wrk -t"$threads" -c"$connections" -d"$duration" --latency -H "Authorization: Bearer $token" "http://127.0.0.1:$1/bench" | awk '
+    function ms(v) { if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000; if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0; if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000; return v }
+    /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } /Non-2xx/ { bad = $NF }
+    END { printf "%s %.2f %.2f %d\n", rps, p50, p99, bad }'
 }
 
-a=$(measure "a-bare-yarp" $BARE)
-b=$(measure "b-gateway-memory" $MEM)
-c=$(measure "c-gateway-redis" $RED)
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+declare -A port=([a-bare-yarp]=$BARE [b-gateway-memory]=$MEM [c-gateway-redis]=$RED)
+cases=(a-bare-yarp b-gateway-memory c-gateway-redis)
+for name in "${cases[@]}"; do # warm-up
+  wrk -t"$threads" -c"$connections" -d3s -H "Authorization: Bearer $token" "http://127.0.0.1:${port[$name]}/bench" >/dev/null
+done
+for round in $(seq 1 "$rounds"); do
+  for name in "${cases[@]}"; do
+    echo "$name $(run_wrk "${port[$name]}")" | tee -a "$work/results"
+  done
+done
 
 echo
-echo "wrk -t$threads -c$connections -d$duration, loopback, $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-printf '%-20s %12s %10s %10s %8s %8s\n' case requests/s p50 p99 non-2xx "vs (a)"
-ra=$(echo "$a" | awk '{print $2}')
-for row in "$a" "$b" "$c"; do
-  echo "$row" | awk -v base="$ra" '{ printf "%-20s %12s %10s %10s %8s %7.0f%%\n", $1, $2, $3, $4, $5, 100 * $2 / base }'
+echo "wrk -t$threads -c$connections -d$duration x $rounds interleaved rounds (medians), loopback, $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+printf '%-20s %12s %10s %10s %8s %8s\n' case requests/s p50-ms p99-ms non-2xx "vs (a)"
+base=$(awk '$1 == "a-bare-yarp" { print $2 }' "$work/results" | median)
+for name in "${cases[@]}"; do
+  rps=$(awk -v n="$name" '$1 == n { print $2 }' "$work/results" | median)
+  p50=$(awk -v n="$name" '$1 == n { print $3 }' "$work/results" | median)
+  p99=$(awk -v n="$name" '$1 == n { print $4 }' "$work/results" | median)
+  bad=$(awk -v n="$name" '$1 == n { s += $5 } END { print s + 0 }' "$work/results")
+  awk -v n="$name" -v r="$rps" -v a="$p50" -v b="$p99" -v x="$bad" -v base="$base" 'BEGIN { printf "%-20s %12.0f %10.2f %10.2f %8d %7.0f%%\n", n, r, a, b, x, 100 * r / base }'
 done
