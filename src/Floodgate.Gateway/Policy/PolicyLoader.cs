@@ -401,6 +401,7 @@ public static class PolicyLoader
         }
 
         const string Field = "identity.jwt";
+        var errorsBefore = reader.Errors.Count;
         var jwt = new JwtPolicy
         {
             Authority = reader.String(map, "authority", Field),
@@ -412,7 +413,7 @@ public static class PolicyLoader
             SubjectClaims = reader.StringList(map, "subject", Field) is { Count: > 0 } subject ? [.. subject.Select(s => s.Value)] : ["sub"],
             PlanClaim = reader.String(map, "plan", Field) ?? "plan",
             DefaultPlan = reader.String(map, "default_plan", Field),
-            ClockSkew = reader.Duration(map, "clock_skew", Field, TimeSpan.Zero, TimeSpan.FromMinutes(10)) ?? TimeSpan.FromSeconds(30),
+            ClockSkew = reader.Duration(map, "clock_skew", Field, TimeSpan.Zero, TimeSpan.FromMinutes(5)) ?? TimeSpan.FromSeconds(30),
             Algorithms = [.. reader.StringList(map, "algorithms", Field).Select(k => k.Value)],
             RequireHttps = reader.Bool(map, "require_https", Field) ?? true,
         };
@@ -457,6 +458,25 @@ public static class PolicyLoader
             else if (algorithm.StartsWith("HS", StringComparison.Ordinal) && jwt.Secret is null)
             {
                 reader.Error(node, $"{Field}.algorithms", $"'{algorithm}' needs a secret.");
+            }
+        }
+
+        if (reader.Errors.Count == errorsBefore)
+        {
+            // The resolver's own checks, so that `floodgate check` finds what starting the gateway would refuse.
+            try
+            {
+                foreach (var problem in Identity.IdentityFactory.ToOptions(jwt).Validate())
+                {
+                    reader.Error(map, Field, problem);
+                }
+            }
+            catch (PolicyException e)
+            {
+                foreach (var problem in e.Errors)
+                {
+                    reader.Error(map, problem.Field, problem.Message);
+                }
             }
         }
 
