@@ -4,7 +4,8 @@
 #   2. the store's decisions/s and p50/p99 latency at 256 decisions in flight over 10,000 keys (gcra),
 #   3. Redis round trips per request with the over-limit cache off and on, half of the keys over their limit.
 # Bounded: every step has a fixed request count or duration; the server is stopped by its PID on exit.
-# Usage: bench/redis/run.sh [load seconds, default 10]
+#   4. with BDN=1, the BenchmarkDotNet suite (one decision: strict round trip, over-limit cache, leased slice).
+# Usage: [BDN=1] bench/redis/run.sh [load seconds, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-10}"
@@ -36,3 +37,7 @@ done
 
 dotnet "$driver" load "127.0.0.1:$port" "$seconds" 256 10000
 dotnet "$driver" roundtrips "127.0.0.1:$port" 100000
+
+if [ "${BDN:-0}" = "1" ]; then
+  FLOODGATE_REDIS="127.0.0.1:$port" dotnet "$driver" bdn --filter '*' --exporters github
+fi

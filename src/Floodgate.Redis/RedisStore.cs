@@ -391,6 +391,14 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             return default;
         }
 
+        foreach (ref readonly var check in checks)
+        {
+            if (check.Cost < 0 || check.Limit is null)
+            {
+                throw new ArgumentException($"A check needs a limit and a cost of 0 or more, not {check.Cost}.", nameof(checksMemory));
+            }
+        }
+
         var localNow = serverNow ?? LocalNow();
         if (mayWait)
         {
