@@ -62,3 +62,34 @@ public sealed class ClockTests(RedisFixture fixture)
         Assert.False(outcome.IsAllowed);
     }
 }
+
+public sealed class CircuitBreakerTests
+{
+    [Fact]
+    public void The_breaker_opens_after_the_threshold_probes_once_and_closes_on_success()
+    {
+        var breaker = new CircuitBreaker(3, 1_000);
+        Assert.False(breaker.OnFailure(0));
+        Assert.False(breaker.OnFailure(0));
+        Assert.True(breaker.TryEnter(0));
+        Assert.True(breaker.OnFailure(0));
+        Assert.False(breaker.TryEnter(500));
+        Assert.Equal(500, breaker.RetryAfter(500));
+
+        // One probe when due; others wait for it.
+        Assert.True(breaker.TryEnter(1_000));
+        Assert.False(breaker.TryEnter(1_001));
+
+        // A failed probe opens the breaker again at once.
+        Assert.True(breaker.OnFailure(1_002));
+        Assert.False(breaker.TryEnter(1_500));
+
+        // A probe whose caller never reports back does not wedge the breaker.
+        Assert.True(breaker.TryEnter(2_002));
+        Assert.False(breaker.TryEnter(2_500));
+        Assert.True(breaker.TryEnter(3_002));
+        breaker.OnSuccess();
+        Assert.True(breaker.IsClosed);
+        Assert.True(breaker.TryEnter(3_003));
+    }
+}
