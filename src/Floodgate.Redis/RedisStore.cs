@@ -200,8 +200,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             for (var j = 0; j < checks.Length && !denied; j++)
             {
                 ref readonly var other = ref checks[j];
-                denied = other.Key.Identity == identity && !other.IsShadow && IsCacheable(other)
-                    && _cache!.TryDeny(other, now, out _);
+                denied = other.Key.Identity == identity && !other.IsShadow && CacheDenies(other, now, out _);
             }
 
             answered = denied;
@@ -228,7 +227,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             for (var j = 0; j < checks.Length && !groupDenied; j++)
             {
                 ref readonly var other = ref checks[j];
-                groupDenied = other.Key.Identity == identity && !other.IsShadow && IsCacheable(other) && _cache!.TryDeny(other, now, out _);
+                groupDenied = other.Key.Identity == identity && !other.IsShadow && CacheDenies(other, now, out _);
             }
 
             if (!groupDenied)
@@ -243,7 +242,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             }
             else
             {
-                outcomes[i] = IsCacheable(checks[i]) && _cache!.TryDeny(checks[i], now, out var outcome)
+                outcomes[i] = CacheDenies(checks[i], now, out var outcome)
                     ? new StoreOutcome(outcome, false, 0)
                     : Unevaluated(checks[i]);
             }
@@ -389,6 +388,14 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         if (checks.Length == 0)
         {
             return default;
+        }
+
+        foreach (ref readonly var check in checks)
+        {
+            if (check.Cost < 0 || check.Limit is null)
+            {
+                throw new ArgumentException($"A check needs a limit and a cost of 0 or more, not {check.Cost}.", nameof(checksMemory));
+            }
         }
 
         var localNow = serverNow ?? LocalNow();
