@@ -14,6 +14,7 @@ public sealed partial class EnvoyConfigProvider : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly EnvoyRateLimitMetrics _metrics;
+    private readonly bool _ownsMetrics;
     private readonly Lock _gate = new();
     private EnvoyConfig _current = EnvoyConfig.Empty;
     private FileSystemWatcher? _watcher;
@@ -21,6 +22,7 @@ public sealed partial class EnvoyConfigProvider : IDisposable
     private bool _disposed;
 
     /// <summary>Creates a provider; call <see cref="Start"/> to load the configuration and watch the directory.</summary>
+    /// <exception cref="OptionsValidationException">An option is invalid; the message names it.</exception>
     public EnvoyConfigProvider(IOptions<EnvoyRateLimitOptions> options, TimeProvider? timeProvider = null, ILogger<EnvoyConfigProvider>? logger = null)
         : this(options, timeProvider, logger, null)
     {
@@ -33,6 +35,7 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         _options.Validate();
         _time = timeProvider ?? TimeProvider.System;
         _logger = (ILogger?)logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        _ownsMetrics = metrics is null;
         _metrics = metrics ?? new EnvoyRateLimitMetrics();
     }
 
@@ -118,6 +121,10 @@ public sealed partial class EnvoyConfigProvider : IDisposable
             _watcher = null;
             _debounce?.Dispose();
             _debounce = null;
+            if (_ownsMetrics)
+            {
+                _metrics.Dispose();
+            }
         }
     }
 

@@ -74,6 +74,10 @@ public sealed class ConfigErrorTests
         { "domain: a\ndescriptors: 5\n", "rules.yaml: line 2: 'descriptors' under 'a' must be a list" },
         { "", "rules.yaml: the file is empty; it must declare a 'domain'" },
         { "- a\n- b\n", "rules.yaml: line 1: the file must be a mapping of keys to values" },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      <<: 5\n      unit: second\n",
+            "rules.yaml: line 5: the merge key '<<' in rate_limit of 'a.k' must name a mapping or a list of mappings"
+        },
         { "domain: a\n---\ndomain: b\n", "rules.yaml: line 3: the file holds several YAML documents; put one domain in each file" },
     };
 
@@ -147,6 +151,26 @@ public sealed class ConfigErrorTests
             """)]);
         Assert.Equal(["test", "other"], config.Domains);
         Assert.Equal(["rules.yaml", "other.yml"], config.Files);
+    }
+
+    [Fact]
+    public void Anchors_aliases_and_merge_keys_are_resolved()
+    {
+        var config = EnvoyConfig.Parse([new EnvoyConfigFile("rules.yaml", """
+            domain: m
+            descriptors:
+              - key: a
+                rate_limit: &per_minute
+                  unit: minute
+                  requests_per_unit: 5
+              - key: b
+                rate_limit:
+                  <<: *per_minute
+                  requests_per_unit: 7
+              - key: c
+                rate_limit: *per_minute
+            """)]);
+        Assert.Equal(3, config.RuleCount);
     }
 
     [Fact]

@@ -420,6 +420,16 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
+    public async Task Concurrent_calls_admit_exactly_the_limit()
+    {
+        await using var server = await Start();
+        var calls = Enumerable.Range(0, 40).Select(_ => server.CallAsync("test", D(("remote_address", "7.7.7.7")))).ToArray();
+        var responses = await Task.WhenAll(calls);
+        Assert.Equal(3, responses.Count(r => r.OverallCode == Code.Ok));
+        Assert.Equal([0u, 1u, 2u], responses.Where(r => r.OverallCode == Code.Ok).Select(r => r.Statuses[0].LimitRemaining).Order());
+    }
+
+    [Fact]
     public async Task The_grpc_health_service_reports_serving()
     {
         await using var server = await Start();

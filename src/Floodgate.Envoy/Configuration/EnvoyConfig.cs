@@ -385,7 +385,7 @@ public sealed class EnvoyConfig
 
         private static YamlNode? Find(YamlMappingNode map, string key)
         {
-            foreach (var (k, v) in map.Children)
+            foreach (var (k, v) in Entries(map))
             {
                 if (k is YamlScalarNode { Value: { } name } && name == key)
                 {
@@ -396,9 +396,56 @@ public sealed class EnvoyConfig
             return null;
         }
 
+        /// <summary>
+        /// The mapping's entries, with YAML merge keys (<c>&lt;&lt;: *anchor</c>, or a list of anchors) resolved as the
+        /// reference's YAML library resolves them: explicit keys first, then merged keys the mapping does not set.
+        /// </summary>
+        private static IEnumerable<KeyValuePair<YamlNode, YamlNode>> Entries(YamlMappingNode map, int depth = 0)
+        {
+            YamlNode? merge = null;
+            foreach (var entry in map.Children)
+            {
+                if (entry.Key is YamlScalarNode { Value: "<<" })
+                {
+                    merge = entry.Value;
+                    continue;
+                }
+
+                yield return entry;
+            }
+
+            if (merge is null || depth > 16)
+            {
+                yield break;
+            }
+
+            var sources = merge is YamlSequenceNode list ? list.Children : [merge];
+            foreach (var source in sources)
+            {
+                if (source is not YamlMappingNode merged)
+                {
+                    continue;
+                }
+
+                foreach (var entry in Entries(merged, depth + 1))
+                {
+                    if (entry.Key is YamlScalarNode { Value: { } name } && !map.Children.Keys.Any(k => k is YamlScalarNode { Value: { } own } && own == name))
+                    {
+                        yield return entry;
+                    }
+                }
+            }
+        }
+
         private void CheckKeys(YamlMappingNode map, string[] allowed, string where)
         {
-            foreach (var (k, _) in map.Children)
+            if (map.Children.TryGetValue(new YamlScalarNode("<<"), out var merge)
+                && merge is not YamlMappingNode && !(merge is YamlSequenceNode list && list.All(n => n is YamlMappingNode)))
+            {
+                throw Error(merge.Start.Line, $"the merge key '<<' in {where} must name a mapping or a list of mappings");
+            }
+
+            foreach (var (k, _) in Entries(map))
             {
                 if (k is not YamlScalarNode { Value: { } name })
                 {
