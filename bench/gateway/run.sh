@@ -2,7 +2,8 @@
 # Gateway load test: requests/s and p50/p99 latency, in one run, through the same upstream:
 #   (a) a bare YARP proxy, no limiting
 #   (b) the gateway: edge + user tiers, JWT validation (ES256, static JWKS), memory store
-#   (c) the same on Redis (a local redis-server started by this script)
+#   (c) the same on Redis (a local redis-server started by this script), strict: every decision a round trip
+#   (d) the same on Redis with leased slices of 100 (each replica spends slices locally; bounded overshoot)
 # Loopback only, fixed duration. Installs wrk (and redis-server) from Debian's apt when missing.
 # The machine is shared and noisy, so the cases are measured in interleaved rounds and each figure is the median.
 # Usage: bench/gateway/run.sh [duration=5s] [connections=32] [threads=2] [rounds=3]
@@ -40,7 +41,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-UP=5701 BARE=5702 MEM=5703 MEM_ADMIN=5713 RED=5704 RED_ADMIN=5714 REDIS=6479
+UP=5701 BARE=5702 MEM=5703 MEM_ADMIN=5713 RED=5704 RED_ADMIN=5714 LEASED=5705 LEASED_ADMIN=5715 REDIS=6479
 
 wait_port() { # bounded wait for a port to accept connections
   for _ in $(seq 1 150); do
@@ -55,7 +56,7 @@ $helper upstream $UP & pids+=($!)
 $helper bare $BARE http://127.0.0.1:$UP & pids+=($!)
 token=$($helper token "$work")
 
-policy() { # $1 = store line
+policy() { # $1 = store line, $2 = extra rule field
   cat <<YAML
 upstream: http://127.0.0.1:$UP
 store: $1
@@ -69,22 +70,26 @@ edge:
   - name: ip-flood
     key: [client_ip]
     limit: 10M/min
+    $2
 user:
   - name: per-user
     key: [subject]
     limit: 10M/min
+    $2
 YAML
 }
 policy '{ kind: memory }' > "$work/memory.yaml"
 policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, timeout: 1s }" > "$work/redis.yaml"
+policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, timeout: 1s, key_prefix: leased }" "leased_slice: 100" > "$work/leased.yaml"
 
 wait_port $REDIS
 $gateway run --policy "$work/memory.yaml" --listen http://127.0.0.1:$MEM --admin http://127.0.0.1:$MEM_ADMIN --no-watch --log-level Warning & pids+=($!)
 $gateway run --policy "$work/redis.yaml" --listen http://127.0.0.1:$RED --admin http://127.0.0.1:$RED_ADMIN --no-watch --log-level Warning & pids+=($!)
-for port in $UP $BARE $MEM $RED; do wait_port $port; done
+$gateway run --policy "$work/leased.yaml" --listen http://127.0.0.1:$LEASED --admin http://127.0.0.1:$LEASED_ADMIN --no-watch --log-level Warning & pids+=($!)
+for port in $UP $BARE $MEM $RED $LEASED; do wait_port $port; done
 
 # Every case must answer 200 before it is measured.
-for port in $BARE $MEM $RED; do
+for port in $BARE $MEM $RED $LEASED; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port/bench")
   [ "$code" = 200 ] || { echo "run.sh: port $port answered $code"; exit 1; }
 done
@@ -98,8 +103,8 @@ run_wrk() { # $1 = port; prints "rps p50_ms p99_ms non2xx"
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-declare -A port=([a-bare-yarp]=$BARE [b-gateway-memory]=$MEM [c-gateway-redis]=$RED)
-cases=(a-bare-yarp b-gateway-memory c-gateway-redis)
+declare -A port=([a-bare-yarp]=$BARE [b-gateway-memory]=$MEM [c-gateway-redis]=$RED [d-redis-leased]=$LEASED)
+cases=(a-bare-yarp b-gateway-memory c-gateway-redis d-redis-leased)
 for name in "${cases[@]}"; do # warm-up
   wrk -t"$threads" -c"$connections" -d3s -H "Authorization: Bearer $token" "http://127.0.0.1:${port[$name]}/bench" >/dev/null
 done

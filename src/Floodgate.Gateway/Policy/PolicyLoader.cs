@@ -27,7 +27,7 @@ public static class PolicyLoader
     private static readonly string[] RuleFields =
     [
         "name", "match", "key", "limit", "burst", "algorithm", "cost", "mode", "ban", "concurrency",
-        "lease_timeout", "calendar", "time_zone",
+        "lease_timeout", "calendar", "time_zone", "leased_slice",
     ];
 
     /// <summary>Reads and validates the policy file at <paramref name="path"/>.</summary>
@@ -587,6 +587,7 @@ public static class PolicyLoader
         var calendar = reader.Bool(map, "calendar", field);
         var timeZone = reader.String(map, "time_zone", field);
         var limitText = reader.String(map, "limit", field);
+        var slice = reader.Integer(map, "leased_slice", field, 1, long.MaxValue / 2);
         var ban = reader.Duration(map, "ban", field, TimeSpan.FromSeconds(1), TimeSpan.FromDays(365));
         if (ban is not null && tier != RateLimitTier.Edge)
         {
@@ -611,6 +612,12 @@ public static class PolicyLoader
         }
 
         Limit Build(Rate rate, long? planBurst, YamlNode? at)
+        {
+            var limit = BuildStrict(rate, planBurst, at);
+            return slice is { } leased ? limit.WithLeasedSlice(leased) : limit;
+        }
+
+        Limit BuildStrict(Rate rate, long? planBurst, YamlNode? at)
         {
             switch (algorithm ?? LimitAlgorithm.Gcra)
             {
@@ -643,6 +650,10 @@ public static class PolicyLoader
                 else if (algorithm is not null and not LimitAlgorithm.Concurrency)
                 {
                     reader.Error(YamlReader.Get(map, "algorithm"), $"{field}.algorithm", "a concurrency rule takes no other algorithm.");
+                }
+                else if (slice is not null)
+                {
+                    reader.Error(YamlReader.Get(map, "leased_slice"), $"{field}.leased_slice", "a concurrency limit cannot be leased: its permits are held, not spent.");
                 }
                 else
                 {
@@ -684,6 +695,10 @@ public static class PolicyLoader
             {
                 reader.Error(YamlReader.Get(map, "limit"), $"{field}.limit", error);
             }
+        }
+        catch (InvalidOperationException e)
+        {
+            reader.Error(YamlReader.Get(map, "leased_slice") ?? map, $"{field}.leased_slice", e.Message);
         }
         catch (ArgumentException e)
         {
