@@ -70,12 +70,12 @@ edge:
   - name: ip-flood
     key: [client_ip]
     limit: 10M/min
-    $2
+    ${2:-}
 user:
   - name: per-user
     key: [subject]
     limit: 10M/min
-    $2
+    ${2:-}
 YAML
 }
 policy '{ kind: memory }' > "$work/memory.yaml"

@@ -64,7 +64,8 @@ public sealed class FloodgateGate
     /// <summary>Adds the rules attached to <paramref name="endpoints"/> with <c>WithFloodgateRule</c>. Done once, by the middleware.</summary>
     internal void AttachEndpoints(EndpointDataSource? endpoints)
     {
-        if (endpoints is null || Interlocked.Exchange(ref _endpointsAttached, 1) != 0)
+        // Read first: the exchange is a full fence, too dear for every request.
+        if (endpoints is null || Volatile.Read(ref _endpointsAttached) != 0 || Interlocked.Exchange(ref _endpointsAttached, 1) != 0)
         {
             return;
         }

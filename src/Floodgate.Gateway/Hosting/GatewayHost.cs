@@ -118,7 +118,16 @@ public sealed partial class GatewayHost : IAsyncDisposable
             pipeline.UseLoadBalancing();
             pipeline.UsePassiveHealthChecks();
         });
-        await proxy.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await proxy.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await proxy.DisposeAsync().ConfigureAwait(false);
+            owned?.Dispose();
+            throw;
+        }
 
         WebApplication? admin = null;
         WebApplication? envoy = null;

@@ -113,6 +113,9 @@ internal sealed partial class GatewayRuntime
         }
     }
 
+    public void ReportReloadFailure(string path, Exception error) =>
+        Refused([new PolicyError(path, 0, 0, "(file)", error.Message)]);
+
     public async ValueTask<(bool Ready, ReadinessStatus Status)> CheckReadinessAsync(CancellationToken cancellationToken)
     {
         var policy = Policy;

@@ -16,7 +16,7 @@ internal sealed class PolicyWatcher : IDisposable
     {
         _path = Path.GetFullPath(path);
         _runtime = runtime;
-        _timer = new Timer(_ => _runtime.Reload(_path), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _timer = new Timer(_ => Reload(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         _watcher = new FileSystemWatcher(Path.GetDirectoryName(_path)!, Path.GetFileName(_path))
         {
             NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
@@ -32,6 +32,19 @@ internal sealed class PolicyWatcher : IDisposable
         _watcher.EnableRaisingEvents = false;
         _watcher.Dispose();
         _timer.Dispose();
+    }
+
+    private void Reload()
+    {
+        try
+        {
+            _runtime.Reload(_path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or NotSupportedException)
+        {
+            // Reload reports policy errors itself; anything else must not take the process down from a timer thread.
+            _runtime.ReportReloadFailure(_path, e);
+        }
     }
 
     private void OnChanged(object sender, FileSystemEventArgs e) => _timer.Change(Debounce, Timeout.InfiniteTimeSpan);
