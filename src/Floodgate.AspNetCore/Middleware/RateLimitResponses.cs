@@ -23,6 +23,9 @@ public static class RateLimitResponses
     public const string ProblemJson = "application/problem+json";
 
     private static readonly string[] TierNames = ["edge", "user", "service", "global"];
+
+    // The body is JSON for API clients, never HTML: quotes and apostrophes in rule names stay readable.
+    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly ConditionalWeakTable<Limit, PolicyText> PolicyTexts = [];
 
     /// <summary>The <c>RateLimit-Policy</c> value of a decision: <c>"name";q=100;w=60</c> (no window for concurrency).</summary>
@@ -128,7 +131,7 @@ public static class RateLimitResponses
         response.ContentType = ProblemJson;
         response.Headers.CacheControl = "no-store";
         var buffer = new ArrayBufferWriter<byte>(256);
-        using (var json = new Utf8JsonWriter(buffer))
+        using (var json = new Utf8JsonWriter(buffer, JsonOptions))
         {
             json.WriteStartObject();
             json.WriteString("type", "about:blank");
