@@ -144,6 +144,19 @@ public sealed class JwtIdentityOptionsTests
         }
     }
 
+    [Fact]
+    public void The_demo_issuer_refuses_public_or_foreign_keys()
+    {
+        using var ec = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP384);
+
+        Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem(TestIdentityProvider.PooledRsa(43).ExportSubjectPublicKeyInfoPem(), "iss", "aud"));
+        Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem(ec.ExportSubjectPublicKeyInfoPem(), "iss", "aud"));
+        Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem(ec.ExportPkcs8PrivateKeyPem(), "iss", "aud"));
+        Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem("nothing", "iss", "aud"));
+        using var rsa = DemoTokenIssuer.FromPem(TestIdentityProvider.PooledRsa(43).ExportPkcs8PrivateKeyPem(), "iss", "aud");
+        Assert.Contains("\"RSA\"", rsa.PublicJsonWebKeySet, StringComparison.Ordinal);
+    }
+
     private static string PrivateJwks()
     {
         var p = TestIdentityProvider.PooledRsa(42).ExportParameters(includePrivateParameters: true);
