@@ -223,7 +223,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         var current = Volatile.Read(ref _remoteSnapshot);
         if (current is not null && ReferenceEquals(current.Configuration, configuration))
             return current;
-        List<SecurityKey> keys = [.. _staticKeys, .. configuration.SigningKeys];
+        List<SecurityKey> keys = [.. _staticKeys, .. configuration.SigningKeys.Where(key => !StaticKeys.IsSymmetric(key))];
         var snapshot = new KeySnapshot(configuration, keys, BuildParameters(keys, configuration));
         Volatile.Write(ref _remoteSnapshot, snapshot);
         return snapshot;

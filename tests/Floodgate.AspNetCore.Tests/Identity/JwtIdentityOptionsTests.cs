@@ -35,6 +35,7 @@ public sealed class JwtIdentityOptionsTests
     [InlineData("secret without hs", "JwtIdentityOptions.SymmetricSecret: list HS256")]
     [InlineData("bad jwks", "JwtIdentityOptions.JsonWebKeySet: not a JSON Web Key Set")]
     [InlineData("private jwk", "JwtIdentityOptions.JsonWebKeySet: contains a private key")]
+    [InlineData("symmetric jwk", "JwtIdentityOptions.JsonWebKeySet: contains a symmetric key")]
     [InlineData("bad pem", "JwtIdentityOptions.PublicKeysPem[0]: not a PEM document")]
     [InlineData("private pem", "JwtIdentityOptions.PublicKeysPem[0]: is a private key")]
     [InlineData("skew", "JwtIdentityOptions.ClockSkew: must be between 0 and 5 minutes")]
@@ -62,6 +63,7 @@ public sealed class JwtIdentityOptionsTests
             case "secret without hs": options.SymmetricSecret = new string('s', 40); break;
             case "bad jwks": options.JsonWebKeySet = "{not json"; break;
             case "private jwk": options.JsonWebKeySet = PrivateJwks(); break;
+            case "symmetric jwk": options.JsonWebKeySet = """{"keys":[{"kty":"oct","kid":"s","use":"sig","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]}"""; break;
             case "bad pem": options.PublicKeysPem.Add("not a pem"); break;
             case "private pem": options.PublicKeysPem.Add(TestIdentityProvider.PooledRsa(41).ExportPkcs8PrivateKeyPem()); break;
             case "skew": options.ClockSkew = TimeSpan.FromHours(1); break;

@@ -183,10 +183,11 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         Assert.Equal(1, _idp.JwksRequests);
 
         var kid = _idp.Rotate();
-        var result = await Resolve(resolver, "Bearer " + _idp.CreateToken(kid, "erin", now));
+        var concurrent = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
+            Task.Run(() => Resolve(resolver, "Bearer " + _idp.CreateToken(kid, $"erin-{i}", now)))));
 
-        Assert.Equal(IdentityStatus.Valid, result.Status);
-        Assert.Equal("erin", result.Subject);
+        Assert.All(concurrent, r => Assert.Equal(IdentityStatus.Valid, r.Status));
+        Assert.Equal("erin-7", concurrent[7].Subject);
         Assert.Equal(2, _idp.JwksRequests);
 
         // The old key still works, and the new one keeps working without another fetch.
