@@ -124,6 +124,19 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_token_without_an_expiry_is_invalid()
+    {
+        var handler = new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false };
+        var payload = $$"""{"iss":"{{_idp.Issuer}}","aud":"{{TestIdentityProvider.DefaultAudience}}","sub":"alice"}""";
+        var token = handler.CreateToken(payload, _idp.CredentialsFor(TestIdentityProvider.EcKeyId));
+
+        var result = await Resolve(Resolver(), "Bearer " + token);
+
+        Assert.Equal(IdentityStatus.Invalid, result.Status);
+        Assert.Equal(IdentityErrors.NoExpiry, result.ErrorDescription);
+    }
+
+    [Fact]
     public async Task Several_authorization_headers_are_malformed()
     {
         var context = new DefaultHttpContext();
