@@ -65,7 +65,7 @@ public sealed class JwtIdentityOptionsTests
             case "private jwk": options.JsonWebKeySet = PrivateJwks(); break;
             case "symmetric jwk": options.JsonWebKeySet = """{"keys":[{"kty":"oct","kid":"s","use":"sig","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]}"""; break;
             case "bad pem": options.PublicKeysPem.Add("not a pem"); break;
-            case "private pem": options.PublicKeysPem.Add(TestIdentityProvider.PooledRsa(41).ExportPkcs8PrivateKeyPem()); break;
+            case "private pem": options.PublicKeysPem.Add(TestIdentityProvider.PooledRsa(32).ExportPkcs8PrivateKeyPem()); break;
             case "skew": options.ClockSkew = TimeSpan.FromHours(1); break;
             case "refresh interval": options.KeyRefreshInterval = TimeSpan.FromMilliseconds(100); break;
             case "automatic refresh": options.KeyAutomaticRefreshInterval = TimeSpan.FromSeconds(10); break;
@@ -151,17 +151,17 @@ public sealed class JwtIdentityOptionsTests
     {
         using var ec = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP384);
 
-        Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem(TestIdentityProvider.PooledRsa(43).ExportSubjectPublicKeyInfoPem(), "iss", "aud"));
+        Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem(TestIdentityProvider.PooledRsa(32).ExportSubjectPublicKeyInfoPem(), "iss", "aud"));
         Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem(ec.ExportSubjectPublicKeyInfoPem(), "iss", "aud"));
         Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem(ec.ExportPkcs8PrivateKeyPem(), "iss", "aud"));
         Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem("nothing", "iss", "aud"));
-        using var rsa = DemoTokenIssuer.FromPem(TestIdentityProvider.PooledRsa(43).ExportPkcs8PrivateKeyPem(), "iss", "aud");
+        using var rsa = DemoTokenIssuer.FromPem(TestIdentityProvider.PooledRsa(32).ExportPkcs8PrivateKeyPem(), "iss", "aud");
         Assert.Contains("\"RSA\"", rsa.PublicJsonWebKeySet, StringComparison.Ordinal);
     }
 
     private static string PrivateJwks()
     {
-        var p = TestIdentityProvider.PooledRsa(42).ExportParameters(includePrivateParameters: true);
+        var p = TestIdentityProvider.PooledRsa(32).ExportParameters(includePrivateParameters: true);
         static string B(byte[]? bytes) => Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(bytes);
         return $$"""{"keys":[{"kty":"RSA","kid":"k","use":"sig","n":"{{B(p.Modulus)}}","e":"{{B(p.Exponent)}}","d":"{{B(p.D)}}","p":"{{B(p.P)}}","q":"{{B(p.Q)}}","dp":"{{B(p.DP)}}","dq":"{{B(p.DQ)}}","qi":"{{B(p.InverseQ)}}"}]}""";
     }

@@ -471,7 +471,7 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         claims.ToDictionary(c => c.Name, c => c.Value, StringComparer.Ordinal);
 
     /// <summary>An RSA key the provider never had.</summary>
-    private static RsaSecurityKey NewRsaKey(string kid) => new(TestIdentityProvider.PooledRsa(40)) { KeyId = kid };
+    private static RsaSecurityKey NewRsaKey(string kid) => new(TestIdentityProvider.PooledRsa(32)) { KeyId = kid };
 
     /// <summary>A token whose header names the provider's RSA kid, signed by another RSA key.</summary>
     private string ForgedSignature(DateTimeOffset now) =>
