@@ -177,6 +177,13 @@ public sealed class TestIdentityProvider : IAsyncDisposable
         return Sign(new SigningCredentials(key, algorithm ?? keyAlgorithm), subject, now, lifetime, issuer, audience, claims, notBefore);
     }
 
+    /// <summary>The signing credentials of <paramref name="kid"/>, to mint hand-made tokens.</summary>
+    public SigningCredentials CredentialsFor(string kid)
+    {
+        var (key, algorithm) = KeyOf(kid);
+        return new SigningCredentials(key, algorithm);
+    }
+
     /// <summary>Mints a token with any signing credentials, such as a key the provider never published.</summary>
     public string Sign(
         SigningCredentials credentials,

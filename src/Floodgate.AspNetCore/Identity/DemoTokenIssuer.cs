@@ -67,9 +67,11 @@ public sealed class DemoTokenIssuer : IDisposable
         try
         {
             ec.ImportFromPem(privateKeyPem);
-            if (ec.KeySize != 256)
-                throw new ArgumentException("The EC key must be on P-256.", nameof(privateKeyPem));
-            return new DemoTokenIssuer(ec, issuer, audience, keyId, timeProvider);
+            ec.ExportParameters(includePrivateParameters: true);
+            if (ec.KeySize == 256)
+                return new DemoTokenIssuer(ec, issuer, audience, keyId, timeProvider);
+            ec.Dispose();
+            throw new ArgumentException("The EC key must be on P-256.", nameof(privateKeyPem));
         }
         catch (CryptographicException)
         {

@@ -36,7 +36,13 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
 {
     private static readonly IdentityResult Malformed = IdentityResult.Invalid(IdentityErrors.InvalidToken, IdentityErrors.Malformed);
 
-    private readonly JwtIdentityOptions _options;
+    private readonly string? _authority;
+    private readonly string[] _issuers;
+    private readonly string[] _audiences;
+    private readonly TimeSpan _clockSkew;
+    private readonly string _planClaim;
+    private readonly string? _defaultPlan;
+    private readonly bool _cacheTokens;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly IdentityMetrics _metrics;
@@ -59,25 +65,34 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     public JwtIdentityResolver(IOptions<JwtIdentityOptions> options, TimeProvider? timeProvider = null, ILogger<JwtIdentityResolver>? logger = null, IMeterFactory? meterFactory = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _options = options.Value;
-        var errors = JwtIdentityOptionsValidator.Check(_options);
+        var settings = options.Value;
+        var errors = JwtIdentityOptionsValidator.Check(settings);
         if (errors.Count > 0)
             throw new OptionsValidationException(Options.DefaultName, typeof(JwtIdentityOptions), errors);
+
+        // Copied, so that later changes to the options object cannot change a running resolver.
+        _authority = string.IsNullOrWhiteSpace(settings.Authority) ? null : settings.Authority;
+        _issuers = [.. settings.Issuers];
+        _audiences = [.. settings.Audiences];
+        _clockSkew = settings.ClockSkew;
+        _planClaim = settings.PlanClaim;
+        _defaultPlan = settings.DefaultPlan;
+        _cacheTokens = settings.TokenCacheSize > 0;
 
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _metrics = new IdentityMetrics(meterFactory);
-        _algorithms = new HashSet<string>(_options.EffectiveAlgorithms, StringComparer.Ordinal);
-        _subjectClaims = [.. _options.EffectiveSubjectClaims];
-        _staticKeys = StaticKeys.Load(_options, errors);
-        _cache = new TokenCache(_options.TokenCacheSize);
+        _algorithms = new HashSet<string>(settings.EffectiveAlgorithms, StringComparer.Ordinal);
+        _subjectClaims = [.. settings.EffectiveSubjectClaims];
+        _staticKeys = StaticKeys.Load(settings, errors);
+        _cache = new TokenCache(settings.TokenCacheSize);
 
-        if (!string.IsNullOrWhiteSpace(_options.Authority) || !string.IsNullOrWhiteSpace(_options.JwksUri))
+        if (_authority is not null || !string.IsNullOrWhiteSpace(settings.JwksUri))
         {
-            var backchannel = _options.Backchannel;
+            var backchannel = settings.Backchannel;
             if (backchannel is null)
-                backchannel = _ownedBackchannel = new HttpClient { Timeout = _options.BackchannelTimeout };
-            _remote = new RemoteKeySource(_options, backchannel, _time, _logger, _metrics);
+                backchannel = _ownedBackchannel = new HttpClient { Timeout = settings.BackchannelTimeout };
+            _remote = new RemoteKeySource(settings, backchannel, _time, _logger, _metrics);
         }
         else
         {
@@ -127,7 +142,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
             return new(Reject(Malformed, "malformed"));
 
         var hash = default(TokenHash);
-        if (_options.TokenCacheSize > 0)
+        if (_cacheTokens)
         {
             hash = TokenHash.Of(token);
             if (_cache.TryGet(hash, _time.GetUtcNow(), out var cached))
@@ -199,12 +214,12 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         var subject = Subject(identity);
         if (subject is null)
             return Reject(IdentityErrors.MissingSubject, "subject");
-        var plan = identity.FindFirst(_options.PlanClaim)?.Value;
+        var plan = identity.FindFirst(_planClaim)?.Value;
         if (string.IsNullOrEmpty(plan))
-            plan = _options.DefaultPlan;
+            plan = _defaultPlan;
 
         var expires = new DateTimeOffset(DateTime.SpecifyKind(jwt.ValidTo, DateTimeKind.Utc));
-        if (_options.TokenCacheSize > 0)
+        if (_cacheTokens)
             _cache.Add(hash, new CachedIdentity(subject, plan, identity, expires), _time.GetUtcNow());
         _metrics.Outcome("valid");
         return IdentityResult.Valid(subject, plan, identity);
@@ -223,7 +238,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         var current = Volatile.Read(ref _remoteSnapshot);
         if (current is not null && ReferenceEquals(current.Configuration, configuration))
             return current;
-        List<SecurityKey> keys = [.. _staticKeys, .. configuration.SigningKeys];
+        List<SecurityKey> keys = [.. _staticKeys, .. configuration.SigningKeys.Where(key => !StaticKeys.IsSymmetric(key))];
         var snapshot = new KeySnapshot(configuration, keys, BuildParameters(keys, configuration));
         Volatile.Write(ref _remoteSnapshot, snapshot);
         return snapshot;
@@ -231,25 +246,25 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
 
     private TokenValidationParameters BuildParameters(List<SecurityKey> keys, OpenIdConnectConfiguration? configuration)
     {
-        List<string> issuers = [.. _options.Issuers];
+        List<string> issuers = [.. _issuers];
         if (issuers.Count == 0)
         {
             if (!string.IsNullOrEmpty(configuration?.Issuer))
                 issuers.Add(configuration.Issuer);
-            if (!string.IsNullOrWhiteSpace(_options.Authority))
-                issuers.Add(_options.Authority);
+            if (_authority is not null)
+                issuers.Add(_authority);
         }
 
         return new TokenValidationParameters
         {
             ValidIssuers = issuers,
             ValidateIssuer = true,
-            ValidAudiences = [.. _options.Audiences],
+            ValidAudiences = _audiences,
             ValidateAudience = true,
             ValidateLifetime = true,
             RequireExpirationTime = true,
             RequireSignedTokens = true,
-            ClockSkew = _options.ClockSkew,
+            ClockSkew = _clockSkew,
             ValidAlgorithms = [.. _algorithms],
             IssuerSigningKeys = keys,
             TryAllIssuerSigningKeys = true,

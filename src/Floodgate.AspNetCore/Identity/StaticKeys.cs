@@ -21,14 +21,19 @@ internal static class StaticKeys
             {
                 var set = new JsonWebKeySet(jwks);
                 var signing = set.GetSigningKeys();
+                var symmetric = false;
                 var publicOnly = true;
                 foreach (var key in set.Keys)
                 {
-                    if (key.HasPrivateKey)
+                    if (IsSymmetric(key))
+                        symmetric = true;
+                    else if (key.HasPrivateKey)
                         publicOnly = false;
                 }
 
-                if (!publicOnly)
+                if (symmetric)
+                    errors.Add($"{Prefix}{nameof(options.JsonWebKeySet)}: contains a symmetric key; give a shared secret as {nameof(options.SymmetricSecret)}.");
+                else if (!publicOnly)
                     errors.Add($"{Prefix}{nameof(options.JsonWebKeySet)}: contains a private key; publish public keys only.");
                 else if (signing.Count == 0)
                     errors.Add($"{Prefix}{nameof(options.JsonWebKeySet)}: contains no usable signing key.");
@@ -83,6 +88,13 @@ internal static class StaticKeys
 
         return keys;
     }
+
+    /// <summary>
+    /// Whether <paramref name="key"/> is a shared-secret key. HMAC keys come only from
+    /// <see cref="JwtIdentityOptions.SymmetricSecret"/>, never from a key set.
+    /// </summary>
+    public static bool IsSymmetric(SecurityKey key) =>
+        key is SymmetricSecurityKey || (key is JsonWebKey jwk && string.Equals(jwk.Kty, JsonWebAlgorithmsKeyTypes.Octet, StringComparison.Ordinal));
 
     private static RsaSecurityKey ImportRsa(string pem)
     {

@@ -35,6 +35,7 @@ public sealed class JwtIdentityOptionsTests
     [InlineData("secret without hs", "JwtIdentityOptions.SymmetricSecret: list HS256")]
     [InlineData("bad jwks", "JwtIdentityOptions.JsonWebKeySet: not a JSON Web Key Set")]
     [InlineData("private jwk", "JwtIdentityOptions.JsonWebKeySet: contains a private key")]
+    [InlineData("symmetric jwk", "JwtIdentityOptions.JsonWebKeySet: contains a symmetric key")]
     [InlineData("bad pem", "JwtIdentityOptions.PublicKeysPem[0]: not a PEM document")]
     [InlineData("private pem", "JwtIdentityOptions.PublicKeysPem[0]: is a private key")]
     [InlineData("skew", "JwtIdentityOptions.ClockSkew: must be between 0 and 5 minutes")]
@@ -62,8 +63,9 @@ public sealed class JwtIdentityOptionsTests
             case "secret without hs": options.SymmetricSecret = new string('s', 40); break;
             case "bad jwks": options.JsonWebKeySet = "{not json"; break;
             case "private jwk": options.JsonWebKeySet = PrivateJwks(); break;
+            case "symmetric jwk": options.JsonWebKeySet = """{"keys":[{"kty":"oct","kid":"s","use":"sig","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]}"""; break;
             case "bad pem": options.PublicKeysPem.Add("not a pem"); break;
-            case "private pem": options.PublicKeysPem.Add(TestIdentityProvider.PooledRsa(41).ExportPkcs8PrivateKeyPem()); break;
+            case "private pem": options.PublicKeysPem.Add(TestIdentityProvider.PooledRsa(32).ExportPkcs8PrivateKeyPem()); break;
             case "skew": options.ClockSkew = TimeSpan.FromHours(1); break;
             case "refresh interval": options.KeyRefreshInterval = TimeSpan.FromMilliseconds(100); break;
             case "automatic refresh": options.KeyAutomaticRefreshInterval = TimeSpan.FromSeconds(10); break;
@@ -144,9 +146,22 @@ public sealed class JwtIdentityOptionsTests
         }
     }
 
+    [Fact]
+    public void The_demo_issuer_refuses_public_or_foreign_keys()
+    {
+        using var ec = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP384);
+
+        Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem(TestIdentityProvider.PooledRsa(32).ExportSubjectPublicKeyInfoPem(), "iss", "aud"));
+        Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem(ec.ExportSubjectPublicKeyInfoPem(), "iss", "aud"));
+        Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem(ec.ExportPkcs8PrivateKeyPem(), "iss", "aud"));
+        Assert.Throws<ArgumentException>(() => DemoTokenIssuer.FromPem("nothing", "iss", "aud"));
+        using var rsa = DemoTokenIssuer.FromPem(TestIdentityProvider.PooledRsa(32).ExportPkcs8PrivateKeyPem(), "iss", "aud");
+        Assert.Contains("\"RSA\"", rsa.PublicJsonWebKeySet, StringComparison.Ordinal);
+    }
+
     private static string PrivateJwks()
     {
-        var p = TestIdentityProvider.PooledRsa(42).ExportParameters(includePrivateParameters: true);
+        var p = TestIdentityProvider.PooledRsa(32).ExportParameters(includePrivateParameters: true);
         static string B(byte[]? bytes) => Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(bytes);
         return $$"""{"keys":[{"kty":"RSA","kid":"k","use":"sig","n":"{{B(p.Modulus)}}","e":"{{B(p.Exponent)}}","d":"{{B(p.D)}}","p":"{{B(p.P)}}","q":"{{B(p.Q)}}","dp":"{{B(p.DP)}}","dq":"{{B(p.DQ)}}","qi":"{{B(p.InverseQ)}}"}]}""";
     }

@@ -124,6 +124,19 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_token_without_an_expiry_is_invalid()
+    {
+        var handler = new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false };
+        var payload = $$"""{"iss":"{{_idp.Issuer}}","aud":"{{TestIdentityProvider.DefaultAudience}}","sub":"alice"}""";
+        var token = handler.CreateToken(payload, _idp.CredentialsFor(TestIdentityProvider.EcKeyId));
+
+        var result = await Resolve(Resolver(), "Bearer " + token);
+
+        Assert.Equal(IdentityStatus.Invalid, result.Status);
+        Assert.Equal(IdentityErrors.NoExpiry, result.ErrorDescription);
+    }
+
+    [Fact]
     public async Task Several_authorization_headers_are_malformed()
     {
         var context = new DefaultHttpContext();
@@ -183,10 +196,11 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         Assert.Equal(1, _idp.JwksRequests);
 
         var kid = _idp.Rotate();
-        var result = await Resolve(resolver, "Bearer " + _idp.CreateToken(kid, "erin", now));
+        var concurrent = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
+            Task.Run(() => Resolve(resolver, "Bearer " + _idp.CreateToken(kid, $"erin-{i}", now)))));
 
-        Assert.Equal(IdentityStatus.Valid, result.Status);
-        Assert.Equal("erin", result.Subject);
+        Assert.All(concurrent, r => Assert.Equal(IdentityStatus.Valid, r.Status));
+        Assert.Equal("erin-7", concurrent[7].Subject);
         Assert.Equal(2, _idp.JwksRequests);
 
         // The old key still works, and the new one keeps working without another fetch.
@@ -457,7 +471,7 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         claims.ToDictionary(c => c.Name, c => c.Value, StringComparer.Ordinal);
 
     /// <summary>An RSA key the provider never had.</summary>
-    private static RsaSecurityKey NewRsaKey(string kid) => new(TestIdentityProvider.PooledRsa(40)) { KeyId = kid };
+    private static RsaSecurityKey NewRsaKey(string kid) => new(TestIdentityProvider.PooledRsa(32)) { KeyId = kid };
 
     /// <summary>A token whose header names the provider's RSA kid, signed by another RSA key.</summary>
     private string ForgedSignature(DateTimeOffset now) =>
