@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks the Redis store against a redis-server of its own on a free loopback port, in one run:
 #   1. redis-benchmark's EVALSHA ceiling for the store's own script deciding one gcra key (-P 1 and -P 16),
-#   2. the store's decisions/s and p50/p99 latency at 256 decisions in flight over 10,000 keys (gcra),
+#   2. the store's decisions/s and p50/p99 latency at 256 decisions in flight over 10,000 keys (gcra), next to the
+#      same EVALSHA load issued through StackExchange.Redis directly (the .NET client's own ceiling),
 #   3. Redis round trips per request with the over-limit cache off and on, half of the keys over their limit.
 # Bounded: every step has a fixed request count or duration; the server is stopped by its PID on exit.
 #   4. with BDN=1, the BenchmarkDotNet suite (one decision: strict round trip, over-limit cache, leased slice).
@@ -38,11 +39,13 @@ ratios=()
 for round in $(seq 1 "${ROUNDS:-3}"); do
   p1=$(ceiling 1 60000)
   p16=$(ceiling 16 200000)
+  raw=$(dotnet "$driver" raw "127.0.0.1:$port" "$seconds" 256 10000)
   line=$(dotnet "$driver" load "127.0.0.1:$port" "$seconds" 256 10000)
   dps=$(echo "$line" | sed -E 's/.*= ([0-9]+) decisions\/s.*/\1/')
   ratio=$(python3 -c "print(f'{$dps / $p16 * 100:.0f}')")
   ratios+=("$ratio")
   echo "round $round: redis-benchmark EVALSHA -c 256 -P 1: $p1/s, -P 16: $p16/s; store at 256 in flight: $dps/s = $ratio% of -P 16"
+  echo "round $round: $raw"
   echo "round $round: $line"
 done
 echo "median store / -P 16 ceiling: $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(( (${#ratios[@]} + 1) / 2 ))p")%"

@@ -114,6 +114,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _localDecisions = meter.CreateCounter<long>("floodgate.redis.local_decisions", "{check}", "Checks answered without Redis, by source.");
         _failures = meter.CreateCounter<long>("floodgate.redis.failures", "{failure}", "Failed or timed-out Redis calls, by reason.");
         _fallbacks = meter.CreateCounter<long>("floodgate.redis.fallback_decisions", "{check}", "Checks answered by the failure mode, by mode.");
+        _ = PreloadScriptAsync();
     }
 
     /// <summary>The connection.</summary>
@@ -326,6 +327,29 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             LimitAlgorithm.Quota => Limit.Quota(rate, limit.Calendar),
             _ => Limit.Concurrency(amount, limit.LeaseTimeout),
         };
+    }
+
+    /// <summary>
+    /// Loads the script into every connected primary in the background, so the first decisions need no NOSCRIPT
+    /// round trip. Best effort: a server that is down or joins later loads it on its first NOSCRIPT.
+    /// </summary>
+    private async Task PreloadScriptAsync()
+    {
+        try
+        {
+            foreach (var endpoint in _connection.GetEndPoints())
+            {
+                var server = _connection.GetServer(endpoint);
+                if (server.IsConnected && !server.IsReplica)
+                {
+                    await server.ScriptLoadAsync(Script).WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
+        {
+            // Recovered on the first NOSCRIPT.
+        }
     }
 
     private static ConfigurationOptions Configure(RedisStoreOptions options)

@@ -259,7 +259,11 @@ public sealed class StoreTests(RedisFixture fixture)
     {
         var services = new ServiceCollection();
         services.AddSingleton<IRateLimitStore>(new MemoryStore());
-        services.AddFloodgateRedisStore(o => o.Configuration = fixture.Server.Configuration);
+        services.AddFloodgateRedisStore(o =>
+        {
+            o.Configuration = fixture.Server.Configuration;
+            o.Timeout = TimeSpan.FromSeconds(2);
+        });
         await using var provider = services.BuildServiceProvider();
         var store = Assert.IsType<RedisStore>(provider.GetRequiredService<IRateLimitStore>());
         var check = new RateLimitCheck(Limit.Gcra(new Rate(5, 1, RateUnit.Second)), StoreKey.Create("di", Guid.NewGuid().ToString()), 1, false);
