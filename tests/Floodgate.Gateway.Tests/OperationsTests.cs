@@ -1,0 +1,84 @@
+using System.Net;
+using Envoy.Extensions.Common.Ratelimit.V3;
+using Envoy.Service.Ratelimit.V3;
+using Floodgate.Gateway.Demo;
+using Floodgate.Gateway.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Floodgate.Gateway.Tests;
+
+public sealed class OperationsTests
+{
+    [Fact]
+    public async Task The_admin_port_serves_health_readiness_and_metrics()
+    {
+        await using var gate = await TestGateway.StartAsync("""
+            upstream: {upstream}
+            edge:
+              - name: ip
+                limit: 1/min
+            """);
+        Statuses.Expect([200, 429], await gate.StatusesAsync(2, "/a"));
+
+        Assert.Equal("ok\n", await gate.Admin.GetStringAsync("/healthz"));
+        var ready = await gate.ReadinessAsync();
+        Assert.Equal("ready", ready.GetProperty("status").GetString());
+        Assert.Equal("reachable", ready.GetProperty("store_status").GetString());
+
+        var metrics = await gate.Admin.GetStringAsync("/metrics");
+        Assert.Contains("floodgate_decisions_total{", metrics, StringComparison.Ordinal);
+        Assert.Contains("outcome=\"rejected\",rule=\"ip\",tier=\"edge\"", metrics, StringComparison.Ordinal);
+        Assert.Contains("floodgate_store_duration_seconds_bucket{", metrics, StringComparison.Ordinal);
+        Assert.Contains("floodgate_proxy_duration_seconds_bucket{", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_envoy_service_runs_on_its_own_h2c_port_and_decides_in_the_gateway_s_store()
+    {
+        var directory = Directory.CreateTempSubdirectory("floodgate-envoy-").FullName;
+        await using var upstream = await EchoUpstream.StartAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(directory, "policy.yaml"), $"upstream: {upstream.Address}\n");
+            Directory.CreateDirectory(Path.Combine(directory, "envoy"));
+            await File.WriteAllTextAsync(Path.Combine(directory, "envoy", "api.yaml"), "domain: api\ndescriptors:\n  - key: user\n    rate_limit: { unit: minute, requests_per_unit: 2 }\n");
+            await using var host = await GatewayHost.StartAsync(new GatewayHostOptions
+            {
+                PolicyPath = Path.Combine(directory, "policy.yaml"),
+                Listen = new Uri("http://127.0.0.1:0"),
+                Admin = null,
+                Envoy = new Uri("http://127.0.0.1:0"),
+                EnvoyConfigDirectory = Path.Combine(directory, "envoy"),
+                TimeProvider = new FakeTimeProvider(DateTimeOffset.UtcNow),
+                WatchPolicy = false,
+                LogLevel = LogLevel.Warning,
+            });
+
+            Assert.NotNull(host.EnvoyAddress);
+            Assert.NotEqual(host.ProxyAddress.Port, host.EnvoyAddress.Port);
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(host.EnvoyAddress);
+            var client = new RateLimitService.RateLimitServiceClient(channel);
+            var request = new RateLimitRequest { Domain = "api" };
+            var descriptor = new RateLimitDescriptor();
+            descriptor.Entries.Add(new RateLimitDescriptor.Types.Entry { Key = "user", Value = "alice" });
+            request.Descriptors.Add(descriptor);
+
+            var codes = new List<RateLimitResponse.Types.Code>();
+            for (var i = 0; i < 3; i++)
+            {
+                codes.Add((await client.ShouldRateLimitAsync(request, deadline: DateTime.UtcNow.AddSeconds(30))).OverallCode);
+            }
+
+            Assert.Equal([RateLimitResponse.Types.Code.Ok, RateLimitResponse.Types.Code.Ok, RateLimitResponse.Types.Code.OverLimit], codes);
+
+            // The proxy still answers on its own port.
+            using var http = new HttpClient { BaseAddress = host.ProxyAddress };
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/x")).StatusCode);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}
