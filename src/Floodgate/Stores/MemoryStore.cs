@@ -15,10 +15,11 @@ namespace Floodgate.Stores;
 /// </para>
 /// <para>
 /// The number of keys never exceeds <see cref="MemoryStoreOptions.MaxEntries"/>. When a shard is full, a clock hand
-/// sweeps its slots: an expired key is taken first, a key used since the hand last passed gets a second chance, and
-/// any other key is evicted. A new key starts without that second chance, so a flood of fabricated one-time keys
-/// evicts itself before it evicts the keys of real clients. Every insert also reclaims up to two expired keys ahead
-/// of a second hand, so expired state does not linger.
+/// looks a few slots ahead for a victim: an expired key first, then a key not used since the hand last passed; a key
+/// used since then gets a second chance. A new key starts without that second chance, so a flood of fabricated
+/// one-time keys evicts itself before it evicts the keys of real clients. Every insert also reclaims up to two
+/// expired keys ahead of a second hand, so expired state does not linger. The cost of an insert is bounded by the
+/// look-ahead, whatever the size of the shard.
 /// </para>
 /// </remarks>
 public sealed class MemoryStore : IRateLimitStore
@@ -245,6 +246,7 @@ public sealed class MemoryStore : IRateLimitStore
 
     private sealed class Shard(int capacity)
     {
+        private const int VictimWindow = 16;
         public readonly Lock Gate = new();
         public int Count;
         public int Stamp;
@@ -311,11 +313,56 @@ public sealed class MemoryStore : IRateLimitStore
                 return _used++;
             }
 
-            // Full: sweep with the clock hand. Two laps always find a victim unless every slot is pinned.
-            for (var step = 0; step < 2 * Entries.Length; step++)
+            var victim = PickVictim(now, stamp);
+            if (victim < 0)
+            {
+                return -1;
+            }
+
+            Evict(victim);
+            _freeHead = Entries[victim].NextFree;
+            return victim;
+        }
+
+        /// <summary>
+        /// Looks a few slots ahead of the clock hand for an expired key, else one not used since the hand last passed;
+        /// only when every one of those was used does it sweep on, clearing use bits, as a plain clock does.
+        /// </summary>
+        private int PickVictim(long now, int stamp)
+        {
+            var length = Entries.Length;
+            var window = Math.Min(VictimWindow, length);
+            var unused = -1;
+            for (var step = 0; step < window; step++)
+            {
+                var slot = (_evictHand + step) % length;
+                ref var entry = ref Entries[slot];
+                if (entry.Stamp == stamp)
+                {
+                    continue;
+                }
+
+                if (entry.ExpiresAt <= now)
+                {
+                    return Advance(slot);
+                }
+
+                if (unused < 0 && !entry.Referenced)
+                {
+                    unused = slot;
+                }
+            }
+
+            if (unused >= 0)
+            {
+                return Advance(unused);
+            }
+
+            // Two laps always find a victim unless every slot is pinned by this operation.
+            for (var step = 0; step < 2 * length; step++)
             {
                 var slot = _evictHand;
-                _evictHand = _evictHand + 1 == Entries.Length ? 0 : _evictHand + 1;
+                _evictHand = (_evictHand + 1) % length;
                 ref var entry = ref Entries[slot];
                 if (entry.Stamp == stamp)
                 {
@@ -328,12 +375,23 @@ public sealed class MemoryStore : IRateLimitStore
                     continue;
                 }
 
-                Evict(slot);
-                _freeHead = Entries[slot].NextFree;
                 return slot;
             }
 
             return -1;
+        }
+
+        /// <summary>Moves the hand past <paramref name="victim"/>, giving the used keys it passes their second chance.</summary>
+        private int Advance(int victim)
+        {
+            while (_evictHand != victim)
+            {
+                Entries[_evictHand].Referenced = false;
+                _evictHand = (_evictHand + 1) % Entries.Length;
+            }
+
+            _evictHand = (victim + 1) % Entries.Length;
+            return victim;
         }
 
         private void ReclaimExpired(long now, int stamp)
