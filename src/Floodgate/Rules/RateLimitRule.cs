@@ -9,6 +9,7 @@ public sealed class RateLimitRule
 {
     private readonly long _cost = 1;
     private readonly IReadOnlyList<KeyPart>? _key;
+    private IReadOnlyList<KeyPart>? _defaultKey;
 
     /// <summary>Creates a rule with one limit for every request.</summary>
     public RateLimitRule(string name, RateLimitTier tier, Limit limit)
@@ -71,7 +72,7 @@ public sealed class RateLimitRule
     /// </summary>
     public IReadOnlyList<KeyPart> Key
     {
-        get => _key ?? DefaultKey(Tier);
+        get => _key ?? (_defaultKey ??= DefaultKey(Tier));
         init => _key = value ?? throw new ArgumentNullException(nameof(value));
     }
 
@@ -108,11 +109,7 @@ public sealed class RateLimitRule
     /// <inheritdoc/>
     public override string ToString() => $"{Tier.ToString().ToLowerInvariant()}/{Name}";
 
-    private static KeyPart[] DefaultKey(RateLimitTier tier) => tier switch
-    {
-        RateLimitTier.Edge => [KeyPart.ClientIp],
-        RateLimitTier.User => [KeyPart.Subject],
-        RateLimitTier.Service => [KeyPart.Route],
-        _ => [],
-    };
+    private static readonly KeyPart[][] DefaultKeys = [[KeyPart.ClientIp], [KeyPart.Subject], [KeyPart.Route], []];
+
+    private static IReadOnlyList<KeyPart> DefaultKey(RateLimitTier tier) => Array.AsReadOnly(DefaultKeys[(int)tier]);
 }
