@@ -11,9 +11,11 @@ namespace Floodgate.Rules;
 
 /// <summary>Turns a rule's key parts, read from a request, into a <see cref="StoreKey"/> without allocating.</summary>
 /// <remarks>
-/// The parts are written, tagged and length-prefixed, into a stack buffer and hashed in one shot: XXH3's one-shot
-/// path on a short input costs a few nanoseconds, its incremental state a few hundred. A part too large for the stack
-/// (a hostile 10 KB subject) moves the buffer to the array pool.
+/// A one-part key (a subject, an IP) is hashed in place with a seed precomputed from the rule and algorithm. Longer
+/// keys are written, tagged and length-prefixed, into a stack buffer and hashed in one shot: XXH3's one-shot path on
+/// a short input costs about ten nanoseconds, its incremental state ten times that. A part too large for the stack
+/// (a hostile 10 KB subject) moves the buffer to the array pool. The identity hash depends only on the identity
+/// parts, so every rule keyed on alice groups with every other.
 /// </remarks>
 [SkipLocalsInit]
 internal static class KeyHasher
@@ -21,94 +23,133 @@ internal static class KeyHasher
     // Room for a rule name, a subject or IP and a route without touching the heap.
     private const int StackBytes = 256;
 
+    // Seeds keep the hashes of different roles apart: the identity of a subject is one value whatever rule keys on it.
+    private const long IdentitySeed = 0x46_6C_6F_6F_64_67_61_74; // "Floodgat"
+    private const long MultiIdentitySeed = IdentitySeed ^ 0x7F;
+
+    /// <summary>The seed of a rule's keys under one algorithm, so rules and algorithms never share state.</summary>
+    public static long Seed(string scope, LimitAlgorithm algorithm) =>
+        (long)XxHash3.HashToUInt64(MemoryMarshal.AsBytes(scope.AsSpan()), (long)algorithm + 1);
+
     /// <summary>Builds the key; <see langword="false"/> when the request lacks a part, so the rule does not apply.</summary>
     public static bool TryBuild(RateLimitRule rule, Limit limit, IRequestContext request, int ipv6Prefix, out StoreKey key)
     {
+        var seed = rule.KeySeed(limit.Algorithm);
+        var parts = rule.Key;
+        Span<byte> address = stackalloc byte[16];
+        if (parts.Count == 1)
+        {
+            // The common key, one subject or one IP: hashed in place, nothing copied.
+            var part = parts[0];
+            if (!TryRead(rule, part, request, ipv6Prefix, address, out var bytes))
+            {
+                key = default;
+                return false;
+            }
+
+            var value = XxHash128.HashToUInt128(bytes, seed ^ (long)part.Kind);
+            key = new StoreKey(part.IsIdentity ? XxHash128.HashToUInt128(bytes, IdentitySeed ^ (long)part.Kind) : value, value);
+            return true;
+        }
+
         var identity = new KeyBuffer(stackalloc byte[StackBytes]);
-        var value = new KeyBuffer(stackalloc byte[StackBytes]);
+        var whole = new KeyBuffer(stackalloc byte[StackBytes]);
         try
         {
-            value.Append(0xF0, rule.Name);
-            value.Append(0xF1, (byte)limit.Algorithm);
-            Span<byte> address = stackalloc byte[16];
-            var parts = rule.Key;
+            scoped ReadOnlySpan<byte> firstIdentity = default;
+            var firstIdentityTag = 0L;
+            var identities = 0;
             for (var i = 0; i < parts.Count; i++)
             {
                 var part = parts[i];
-                var tag = (byte)part.Kind;
-                if (part.Kind == KeyPartKind.ClientIp)
-                {
-                    if (request.ClientIp is not { } ip)
-                    {
-                        key = default;
-                        return false;
-                    }
-
-                    var length = WriteAddress(ip, ipv6Prefix, address);
-                    identity.Append(tag, address[..length]);
-                    value.Append(tag, address[..length]);
-                    continue;
-                }
-
-                var text = part.Kind switch
-                {
-                    KeyPartKind.Subject => request.Subject,
-                    KeyPartKind.Claim => request.GetClaim(part.Name!),
-                    KeyPartKind.Header => request.GetHeader(part.Name!),
-                    KeyPartKind.Route => rule.Match.Route?.Template ?? request.RouteTemplate ?? request.Path,
-                    KeyPartKind.Method => request.Method,
-                    KeyPartKind.Path => request.Path,
-                    KeyPartKind.Host => request.Host,
-                    KeyPartKind.Plan => request.Plan ?? rule.DefaultPlan ?? string.Empty,
-                    _ => part.Name,
-                };
-                if (text is null)
+                if (!TryRead(rule, part, request, ipv6Prefix, address, out var bytes))
                 {
                     key = default;
                     return false;
                 }
 
+                whole.Append((byte)part.Kind, bytes);
                 if (part.IsIdentity)
                 {
-                    identity.Append(tag, text);
-                }
+                    if (identities++ == 0)
+                    {
+                        firstIdentity = bytes;
+                        firstIdentityTag = (long)part.Kind;
+                    }
 
-                value.Append(tag, text);
+                    identity.Append((byte)part.Kind, bytes);
+                }
             }
 
-            var valueHash = value.Hash();
-            key = new StoreKey(identity.IsEmpty ? valueHash : identity.Hash(), valueHash);
+            var valueHash = whole.Hash(seed);
+            var identityHash = identities switch
+            {
+                0 => valueHash,
+                1 => XxHash128.HashToUInt128(firstIdentity, IdentitySeed ^ firstIdentityTag),
+                _ => identity.Hash(MultiIdentitySeed),
+            };
+            key = new StoreKey(identityHash, valueHash);
             return true;
         }
         finally
         {
             identity.Dispose();
-            value.Dispose();
+            whole.Dispose();
         }
     }
 
     /// <summary>Hashes a key outside the rule model: a scope (such as a limiter or descriptor name), an identity and a qualifier.</summary>
     public static StoreKey Hash(string scope, string identity, string? qualifier)
     {
-        var identityBuffer = new KeyBuffer(stackalloc byte[StackBytes]);
-        var value = new KeyBuffer(stackalloc byte[StackBytes]);
+        var seed = (long)XxHash3.HashToUInt64(MemoryMarshal.AsBytes(scope.AsSpan()));
+        var identityBytes = MemoryMarshal.AsBytes(identity.AsSpan());
+        var identityHash = XxHash128.HashToUInt128(identityBytes, IdentitySeed);
+        if (qualifier is null)
+        {
+            return new StoreKey(identityHash, XxHash128.HashToUInt128(identityBytes, seed));
+        }
+
+        var whole = new KeyBuffer(stackalloc byte[StackBytes]);
         try
         {
-            identityBuffer.Append(0xF2, identity);
-            value.Append(0xF0, scope);
-            value.Append(0xF2, identity);
-            if (qualifier is not null)
-            {
-                value.Append(0xF3, qualifier);
-            }
-
-            return new StoreKey(identityBuffer.Hash(), value.Hash());
+            whole.Append(0xF2, identityBytes);
+            whole.Append(0xF3, MemoryMarshal.AsBytes(qualifier.AsSpan()));
+            return new StoreKey(identityHash, whole.Hash(seed));
         }
         finally
         {
-            identityBuffer.Dispose();
-            value.Dispose();
+            whole.Dispose();
         }
+    }
+
+    private static bool TryRead(RateLimitRule rule, KeyPart part, IRequestContext request, int ipv6Prefix, Span<byte> address, out ReadOnlySpan<byte> bytes)
+    {
+        if (part.Kind == KeyPartKind.ClientIp)
+        {
+            if (request.ClientIp is not { } ip)
+            {
+                bytes = default;
+                return false;
+            }
+
+            bytes = address[..WriteAddress(ip, ipv6Prefix, address)];
+            return true;
+        }
+
+        var text = part.Kind switch
+        {
+            KeyPartKind.Subject => request.Subject,
+            KeyPartKind.Claim => request.GetClaim(part.Name!),
+            KeyPartKind.Header => request.GetHeader(part.Name!),
+            KeyPartKind.Route => rule.Match.Route?.Template ?? request.RouteTemplate ?? request.Path,
+            KeyPartKind.Method => request.Method,
+            KeyPartKind.Path => request.Path,
+            KeyPartKind.Host => request.Host,
+            KeyPartKind.Plan => request.Plan ?? rule.DefaultPlan ?? string.Empty,
+            _ => part.Name,
+        };
+        bytes = text is null ? default : MemoryMarshal.AsBytes(text.AsSpan());
+        return text is not null;
     }
 
     private static int WriteAddress(IPAddress ip, int ipv6Prefix, Span<byte> destination)
@@ -146,31 +187,15 @@ internal static class KeyHasher
 
         public readonly bool IsEmpty => _length == 0;
 
-        public void Append(byte tag, byte value)
+        public void Append(byte tag, ReadOnlySpan<byte> bytes)
         {
-            var span = Reserve(2);
-            span[0] = tag;
-            span[1] = value;
-        }
-
-        public void Append(byte tag, string text)
-        {
-            var bytes = MemoryMarshal.AsBytes(text.AsSpan());
             var span = Reserve(5 + bytes.Length);
             span[0] = tag;
-            BinaryPrimitives.WriteInt32LittleEndian(span[1..], text.Length);
+            BinaryPrimitives.WriteInt32LittleEndian(span[1..], bytes.Length);
             bytes.CopyTo(span[5..]);
         }
 
-        public void Append(byte tag, ReadOnlySpan<byte> bytes)
-        {
-            var span = Reserve(2 + bytes.Length);
-            span[0] = tag;
-            span[1] = (byte)bytes.Length;
-            bytes.CopyTo(span[2..]);
-        }
-
-        public readonly UInt128 Hash() => XxHash128.HashToUInt128(_buffer[.._length]);
+        public readonly UInt128 Hash(long seed) => XxHash128.HashToUInt128(_buffer[.._length], seed);
 
         public readonly void Dispose()
         {

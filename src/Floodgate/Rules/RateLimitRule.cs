@@ -10,6 +10,7 @@ public sealed class RateLimitRule
     private readonly long _cost = 1;
     private readonly IReadOnlyList<KeyPart>? _key;
     private IReadOnlyList<KeyPart>? _defaultKey;
+    private readonly long[] _keySeeds;
 
     /// <summary>Creates a rule with one limit for every request.</summary>
     public RateLimitRule(string name, RateLimitTier tier, Limit limit)
@@ -46,6 +47,7 @@ public sealed class RateLimitRule
 
         Name = name;
         Tier = tier;
+        _keySeeds = [.. Enum.GetValues<LimitAlgorithm>().Select(a => KeyHasher.Seed(name, a))];
     }
 
     /// <summary>The rule's name, unique in its policy: it names the rule in headers, logs, metrics and store keys.</summary>
@@ -105,6 +107,8 @@ public sealed class RateLimitRule
 
         return DefaultPlan is not null && PlanLimits!.TryGetValue(DefaultPlan, out limit) ? limit : null;
     }
+
+    internal long KeySeed(LimitAlgorithm algorithm) => _keySeeds[(int)algorithm];
 
     /// <inheritdoc/>
     public override string ToString() => $"{Tier.ToString().ToLowerInvariant()}/{Name}";

@@ -12,6 +12,14 @@ public sealed class MemoryStoreOptions
     /// </summary>
     public int Shards { get; set; }
 
+    /// <summary>
+    /// Whether to read the system clock precisely on every decision. Default <see langword="false"/>: the store reads it
+    /// once per operating system tick (1 to 4 ms) and shares the value, because a precise read costs as much as the rest
+    /// of a decision on virtual machines; decisions and retry times are then exact to that tick, well within HTTP's
+    /// whole-second <c>Retry-After</c>. A <see cref="TimeProvider"/> other than the system's is always read on every decision.
+    /// </summary>
+    public bool PreciseClock { get; set; }
+
     /// <summary>Throws when an option is out of range, with a message naming it.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
     public void Validate()
