@@ -1,0 +1,380 @@
+using System.Diagnostics.Metrics;
+using System.Security.Claims;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Protocols.OpenIdConnect;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Floodgate.AspNetCore.Identity;
+
+/// <summary>
+/// Resolves identity from a Bearer JWT: validates signature, algorithm, issuer, audience and lifetime with
+/// Microsoft.IdentityModel, and names the stable subject and the plan from the token's claims.
+/// </summary>
+/// <remarks>
+/// <para>
+/// No Authorization header resolves to <see cref="IdentityResult.Anonymous"/>. Any defect resolves to
+/// <see cref="IdentityResult.Invalid"/> with <see cref="IdentityErrors.InvalidToken"/> and one of the short descriptions
+/// of <see cref="IdentityErrors"/>.
+/// </para>
+/// <para>
+/// Signing keys are cached; a token naming an unknown <c>kid</c> refreshes them at most once per
+/// <see cref="JwtIdentityOptions.KeyRefreshInterval"/>, so forged <c>kid</c>s cannot cause a fetch storm. Validated
+/// tokens are cached by SHA-256 hash until their expiry, bounded by <see cref="JwtIdentityOptions.TokenCacheSize"/>, so
+/// a repeated token costs no signature check.
+/// </para>
+/// <para>
+/// Reports on the <c>Floodgate</c> meter: <c>floodgate.identity.validations</c> (tagged <c>outcome</c>),
+/// <c>floodgate.identity.token_cache.hits</c> and <c>floodgate.identity.key_refreshes</c> (tagged <c>outcome</c>).
+/// Thread-safe.
+/// </para>
+/// </remarks>
+public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
+{
+    private static readonly IdentityResult Malformed = IdentityResult.Invalid(IdentityErrors.InvalidToken, IdentityErrors.Malformed);
+
+    private readonly string? _authority;
+    private readonly string[] _issuers;
+    private readonly string[] _audiences;
+    private readonly TimeSpan _clockSkew;
+    private readonly string _planClaim;
+    private readonly string? _defaultPlan;
+    private readonly bool _cacheTokens;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly IdentityMetrics _metrics;
+    private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
+    private readonly HashSet<string> _algorithms;
+    private readonly string[] _subjectClaims;
+    private readonly List<SecurityKey> _staticKeys;
+    private readonly RemoteKeySource? _remote;
+    private readonly HttpClient? _ownedBackchannel;
+    private readonly TokenCache _cache;
+    private readonly KeySnapshot? _staticSnapshot;
+    private KeySnapshot? _remoteSnapshot;
+
+    /// <summary>Creates a resolver.</summary>
+    /// <param name="options">The options; validated here.</param>
+    /// <param name="timeProvider">The clock for token lifetimes, the token cache and the refresh interval; the system clock by default.</param>
+    /// <param name="logger">Where key fetch failures and rejections are logged.</param>
+    /// <param name="meterFactory">Creates the <c>Floodgate</c> meter; a shared static meter by default.</param>
+    /// <exception cref="OptionsValidationException">The options are invalid; the message names each bad field.</exception>
+    public JwtIdentityResolver(IOptions<JwtIdentityOptions> options, TimeProvider? timeProvider = null, ILogger<JwtIdentityResolver>? logger = null, IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var settings = options.Value;
+        var errors = JwtIdentityOptionsValidator.Check(settings);
+        if (errors.Count > 0)
+            throw new OptionsValidationException(Options.DefaultName, typeof(JwtIdentityOptions), errors);
+
+        // Copied, so that later changes to the options object cannot change a running resolver.
+        _authority = string.IsNullOrWhiteSpace(settings.Authority) ? null : settings.Authority;
+        _issuers = [.. settings.Issuers];
+        _audiences = [.. settings.Audiences];
+        _clockSkew = settings.ClockSkew;
+        _planClaim = settings.PlanClaim;
+        _defaultPlan = settings.DefaultPlan;
+        _cacheTokens = settings.TokenCacheSize > 0;
+
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+        _metrics = new IdentityMetrics(meterFactory);
+        _algorithms = new HashSet<string>(settings.EffectiveAlgorithms, StringComparer.Ordinal);
+        _subjectClaims = [.. settings.EffectiveSubjectClaims];
+        _staticKeys = StaticKeys.Load(settings, errors);
+        _cache = new TokenCache(settings.TokenCacheSize);
+
+        if (_authority is not null || !string.IsNullOrWhiteSpace(settings.JwksUri))
+        {
+            var backchannel = settings.Backchannel;
+            if (backchannel is null)
+                backchannel = _ownedBackchannel = new HttpClient { Timeout = settings.BackchannelTimeout };
+            _remote = new RemoteKeySource(settings, backchannel, _time, _logger, _metrics);
+        }
+        else
+        {
+            _staticSnapshot = new KeySnapshot(null, _staticKeys, BuildParameters(_staticKeys, null));
+        }
+    }
+
+    /// <summary>How many tokens went through full validation; the rest were answered from the cache or refused earlier.</summary>
+    internal long SignatureChecks => _metrics.SignatureChecks;
+
+    /// <summary>How many validated tokens are cached.</summary>
+    internal int CachedTokens => _cache.Count;
+
+    /// <inheritdoc />
+    public ValueTask<IdentityResult> ResolveAsync(HttpContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var values = context.Request.Headers.Authorization;
+        if (values.Count == 0)
+            return ResolveAuthorizationAsync(null, cancellationToken);
+        if (values.Count > 1)
+            return new(Reject(Malformed, "malformed"));
+        return ResolveAuthorizationAsync(values[0], cancellationToken);
+    }
+
+    /// <summary>
+    /// Resolves the identity of an Authorization header value, for front doors without an <see cref="HttpContext"/>.
+    /// </summary>
+    /// <param name="authorization">The header value, such as <c>Bearer eyJ…</c>; <see langword="null"/> or blank when absent.</param>
+    /// <param name="cancellationToken">Cancels waiting for signing keys.</param>
+    /// <returns>The identity: valid, anonymous (no credentials), or invalid with the reason.</returns>
+    public ValueTask<IdentityResult> ResolveAuthorizationAsync(string? authorization, CancellationToken cancellationToken)
+    {
+        var header = authorization.AsSpan().Trim();
+        if (header.IsEmpty)
+        {
+            _metrics.Outcome("anonymous");
+            return new(IdentityResult.Anonymous);
+        }
+
+        var space = header.IndexOfAny(' ', '\t');
+        var scheme = space < 0 ? header : header[..space];
+        if (!scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase))
+            return new(Reject(IdentityErrors.WrongScheme, "scheme"));
+        var token = space < 0 ? default : header[(space + 1)..].Trim();
+        if (token.IsEmpty)
+            return new(Reject(Malformed, "malformed"));
+
+        var hash = default(TokenHash);
+        if (_cacheTokens)
+        {
+            hash = TokenHash.Of(token);
+            if (_cache.TryGet(hash, _time.GetUtcNow(), out var cached))
+            {
+                _metrics.CacheHit();
+                _metrics.Outcome("valid");
+                return new(IdentityResult.Valid(cached.Subject, cached.Plan, cached.Claims));
+            }
+        }
+
+        return new(ValidateAsync(token.ToString(), hash, cancellationToken));
+    }
+
+    /// <summary>Disposes the metadata HTTP client the resolver created, if any.</summary>
+    public void Dispose() => _ownedBackchannel?.Dispose();
+
+    private async Task<IdentityResult> ValidateAsync(string token, TokenHash hash, CancellationToken cancellationToken)
+    {
+        JsonWebToken jwt;
+        try
+        {
+            jwt = new JsonWebToken(token);
+        }
+        catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or FormatException)
+        {
+            return Reject(Malformed, "malformed");
+        }
+
+        if (jwt.IsEncrypted)
+            return Reject(Malformed, "malformed");
+        if (string.Equals(jwt.Alg, "none", StringComparison.OrdinalIgnoreCase) || string.IsNullOrEmpty(jwt.Alg))
+            return Reject(IdentityErrors.AlgNone, "alg_none");
+        if (!_algorithms.Contains(jwt.Alg))
+            return Reject(IdentityErrors.AlgorithmNotAllowed, "algorithm");
+
+        var snapshot = await GetSnapshotAsync(cancellationToken).ConfigureAwait(false);
+        if (snapshot is null)
+            return Reject(IdentityErrors.KeysUnavailable, "keys_unavailable");
+
+        var kid = jwt.Kid;
+        if (!string.IsNullOrEmpty(kid) && !snapshot.Knows(kid))
+        {
+            if (_remote is not null && snapshot.Configuration is { } current)
+            {
+                var refreshed = await _remote.RefreshForUnknownKeyAsync(current, cancellationToken).ConfigureAwait(false);
+                if (refreshed is not null)
+                    snapshot = SnapshotFor(refreshed);
+            }
+
+            if (!snapshot.Knows(kid) && !snapshot.HasKeylessKeys)
+                return Reject(IdentityErrors.UnknownKey, "unknown_key");
+        }
+
+        _metrics.SignatureCheck();
+        TokenValidationResult result;
+        try
+        {
+            result = await _handler.ValidateTokenAsync(jwt, snapshot.Parameters).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or FormatException)
+        {
+            return Reject(Classify(ex));
+        }
+
+        if (!result.IsValid)
+            return Reject(Classify(result.Exception));
+
+        var identity = result.ClaimsIdentity;
+        var subject = Subject(identity);
+        if (subject is null)
+            return Reject(IdentityErrors.MissingSubject, "subject");
+        var plan = identity.FindFirst(_planClaim)?.Value;
+        if (string.IsNullOrEmpty(plan))
+            plan = _defaultPlan;
+
+        var expires = new DateTimeOffset(DateTime.SpecifyKind(jwt.ValidTo, DateTimeKind.Utc));
+        if (_cacheTokens)
+            _cache.Add(hash, new CachedIdentity(subject, plan, identity, expires), _time.GetUtcNow());
+        _metrics.Outcome("valid");
+        return IdentityResult.Valid(subject, plan, identity);
+    }
+
+    private async ValueTask<KeySnapshot?> GetSnapshotAsync(CancellationToken cancellationToken)
+    {
+        if (_remote is null)
+            return _staticSnapshot;
+        var configuration = await _remote.GetAsync(cancellationToken).ConfigureAwait(false);
+        return configuration is null ? null : SnapshotFor(configuration);
+    }
+
+    private KeySnapshot SnapshotFor(OpenIdConnectConfiguration configuration)
+    {
+        var current = Volatile.Read(ref _remoteSnapshot);
+        if (current is not null && ReferenceEquals(current.Configuration, configuration))
+            return current;
+        List<SecurityKey> keys = [.. _staticKeys, .. configuration.SigningKeys.Where(key => !StaticKeys.IsSymmetric(key))];
+        var snapshot = new KeySnapshot(configuration, keys, BuildParameters(keys, configuration));
+        Volatile.Write(ref _remoteSnapshot, snapshot);
+        return snapshot;
+    }
+
+    private TokenValidationParameters BuildParameters(List<SecurityKey> keys, OpenIdConnectConfiguration? configuration)
+    {
+        List<string> issuers = [.. _issuers];
+        if (issuers.Count == 0)
+        {
+            if (!string.IsNullOrEmpty(configuration?.Issuer))
+                issuers.Add(configuration.Issuer);
+            if (_authority is not null)
+                issuers.Add(_authority);
+        }
+
+        return new TokenValidationParameters
+        {
+            ValidIssuers = issuers,
+            ValidateIssuer = true,
+            ValidAudiences = _audiences,
+            ValidateAudience = true,
+            ValidateLifetime = true,
+            RequireExpirationTime = true,
+            RequireSignedTokens = true,
+            ClockSkew = _clockSkew,
+            ValidAlgorithms = [.. _algorithms],
+            IssuerSigningKeys = keys,
+            TryAllIssuerSigningKeys = true,
+            LifetimeValidator = ValidateLifetime,
+            AuthenticationType = "Bearer",
+            NameClaimType = _subjectClaims[0],
+            RoleClaimType = "roles",
+        };
+    }
+
+    /// <summary>Checks <c>nbf</c> and <c>exp</c> on the injected clock, with the configured skew.</summary>
+    private bool ValidateLifetime(DateTime? notBefore, DateTime? expires, SecurityToken token, TokenValidationParameters parameters)
+    {
+        var now = _time.GetUtcNow().UtcDateTime;
+        var skew = parameters.ClockSkew;
+        if (expires is not { } exp)
+            throw new SecurityTokenNoExpirationException("The token has no expiry.");
+        if (notBefore is { } nbf && nbf > exp)
+            throw new SecurityTokenInvalidLifetimeException("The token's nbf is after its exp.") { NotBefore = nbf, Expires = exp };
+        if (notBefore is { } early && early > now + skew)
+            throw new SecurityTokenNotYetValidException("The token is not yet valid.") { NotBefore = early };
+        if (exp < now - skew)
+            throw new SecurityTokenExpiredException("The token has expired.") { Expires = exp };
+        return true;
+    }
+
+    private string? Subject(ClaimsIdentity identity)
+    {
+        if (_subjectClaims.Length == 1)
+            return Single(identity, _subjectClaims[0]);
+
+        // Length-prefixed, so that ("a|b", "c") and ("a", "b|c") can never give the same subject.
+        var builder = new System.Text.StringBuilder();
+        foreach (var claim in _subjectClaims)
+        {
+            var value = Single(identity, claim);
+            if (value is null)
+                return null;
+            builder.Append(value.Length).Append(':').Append(value);
+        }
+
+        return builder.ToString();
+
+        static string? Single(ClaimsIdentity identity, string type)
+        {
+            string? found = null;
+            foreach (var claim in identity.FindAll(type))
+            {
+                if (found is not null)
+                    return null;
+                found = claim.Value;
+            }
+
+            return string.IsNullOrEmpty(found) ? null : found;
+        }
+    }
+
+    private static (string Description, string Outcome) Classify(Exception? exception) => exception switch
+    {
+        SecurityTokenExpiredException => (IdentityErrors.Expired, "expired"),
+        SecurityTokenNotYetValidException => (IdentityErrors.NotYetValid, "not_yet_valid"),
+        SecurityTokenNoExpirationException => (IdentityErrors.NoExpiry, "no_expiry"),
+        SecurityTokenInvalidIssuerException => (IdentityErrors.WrongIssuer, "issuer"),
+        SecurityTokenInvalidAudienceException => (IdentityErrors.WrongAudience, "audience"),
+        // Unknown kids are answered before validation; here no key (tried by kid or, without one, all of them) verified.
+        SecurityTokenInvalidSignatureException => (IdentityErrors.BadSignature, "signature"),
+        SecurityTokenInvalidAlgorithmException => (IdentityErrors.AlgorithmNotAllowed, "algorithm"),
+        SecurityTokenMalformedException or ArgumentException or FormatException => (IdentityErrors.Malformed, "malformed"),
+        _ => (IdentityErrors.Invalid, "invalid"),
+    };
+
+    private IdentityResult Reject((string Description, string Outcome) reason) => Reject(reason.Description, reason.Outcome);
+
+    private IdentityResult Reject(string description, string outcome) =>
+        Reject(IdentityResult.Invalid(IdentityErrors.InvalidToken, description), outcome);
+
+    private IdentityResult Reject(IdentityResult result, string outcome)
+    {
+        _metrics.Outcome(outcome);
+        LogRejected(_logger, outcome);
+        return result;
+    }
+
+    [LoggerMessage(EventId = 4100, Level = LogLevel.Debug, Message = "Bearer token rejected: {Reason}.")]
+    private static partial void LogRejected(ILogger logger, string reason);
+
+    /// <summary>The keys in force and the validation parameters built from them.</summary>
+    private sealed class KeySnapshot
+    {
+        private readonly HashSet<string> _keyIds = new(StringComparer.Ordinal);
+
+        public KeySnapshot(OpenIdConnectConfiguration? configuration, List<SecurityKey> keys, TokenValidationParameters parameters)
+        {
+            Configuration = configuration;
+            Parameters = parameters;
+            foreach (var key in keys)
+            {
+                if (string.IsNullOrEmpty(key.KeyId))
+                    HasKeylessKeys = true;
+                else
+                    _keyIds.Add(key.KeyId);
+            }
+        }
+
+        public OpenIdConnectConfiguration? Configuration { get; }
+
+        public TokenValidationParameters Parameters { get; }
+
+        public bool HasKeylessKeys { get; }
+
+        public bool Knows(string kid) => _keyIds.Contains(kid);
+    }
+}
