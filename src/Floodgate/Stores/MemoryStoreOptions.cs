@@ -3,7 +3,11 @@ namespace Floodgate.Stores;
 /// <summary>Options of the <see cref="MemoryStore"/>.</summary>
 public sealed class MemoryStoreOptions
 {
-    /// <summary>The most keys the store keeps; beyond it, expired then idle keys are evicted. Default: 1,000,000 (about 100 MB).</summary>
+    /// <summary>
+    /// The most keys the store keeps; beyond it, expired then idle keys are evicted. Default: 1,000,000. Each key takes
+    /// a 64-byte slot in a table kept at most three quarters full and sized in powers of two, so 64 to 128 bytes a key:
+    /// at most 128 MiB at the default cap.
+    /// </summary>
     public int MaxEntries { get; set; } = 1_000_000;
 
     /// <summary>
