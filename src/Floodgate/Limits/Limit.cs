@@ -63,6 +63,16 @@ public sealed class Limit
     /// <summary>The lease timeout in microseconds.</summary>
     public long LeaseTimeoutMicroseconds => LeaseTimeout.Ticks / TimeSpan.TicksPerMicrosecond;
 
+    /// <summary>
+    /// For a shared (remote) store, how much of the budget each replica may take at once and then spend locally
+    /// (leased mode); 0, the default, decides every request in the store (strict mode). The in-memory store ignores it.
+    /// </summary>
+    /// <remarks>
+    /// Leased mode trades a bounded overshoot, at most the number of replicas times the slice, for far fewer round
+    /// trips on hot keys such as a global limit.
+    /// </remarks>
+    public long LeasedSlice { get; private init; }
+
     /// <summary>A token bucket: <paramref name="rate"/> refills, <paramref name="burst"/> (default: the amount) may be spent at once.</summary>
     /// <exception cref="ArgumentException">The rate is finer than one request per microsecond, or the burst is not positive.</exception>
     public static Limit Gcra(Rate rate, long? burst = null)
@@ -112,6 +122,24 @@ public sealed class Limit
     }
 
     /// <summary>
+    /// A copy of this limit in leased mode: a shared store lets each replica take <paramref name="slice"/> of the budget
+    /// at once and spend it locally. A slice of 0 returns the limit to strict mode.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The slice is negative or larger than the burst.</exception>
+    /// <exception cref="InvalidOperationException">The limit is a concurrency limit, whose leases cannot be sliced.</exception>
+    public Limit WithLeasedSlice(long slice)
+    {
+        if (Algorithm == LimitAlgorithm.Concurrency)
+        {
+            throw new InvalidOperationException("A concurrency limit cannot be leased: its permits are held, not spent.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(slice);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(slice, Burst);
+        return slice == LeasedSlice ? this : new Limit(Algorithm, Rate, Burst, LeaseTimeout, _calendar) { LeasedSlice = slice };
+    }
+
+    /// <summary>
     /// The quota period that contains <paramref name="nowMicroseconds"/>: its start and end in microseconds since the
     /// Unix epoch. Only for calendar quotas.
     /// </summary>
@@ -129,5 +157,5 @@ public sealed class Limit
         LimitAlgorithm.FixedWindow => $"fixed_window {Rate}",
         LimitAlgorithm.Quota => _calendar is null ? $"quota {Rate} rolling" : $"quota {Rate} {_calendar}",
         _ => string.Create(CultureInfo.InvariantCulture, $"concurrency {Amount} lease {LeaseTimeout.TotalSeconds}s"),
-    };
+    } + (LeasedSlice > 0 ? string.Create(CultureInfo.InvariantCulture, $" leased {LeasedSlice}") : string.Empty);
 }

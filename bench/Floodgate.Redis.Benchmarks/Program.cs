@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Globalization;
+using BenchmarkDotNet.Running;
+using Floodgate.Limits;
+using Floodgate.Redis;
+using Floodgate.Stores;
+
+// Usage:
+//   load <redis host:port> [seconds] [in-flight] [keys]   decisions/s and p50/p99 latency, gcra, one check per decision
+//   roundtrips <redis host:port> [requests]                Redis round trips per request, over-limit cache on vs off,
+//                                                          with half of the keys over their limit
+//   bdn [BenchmarkDotNet arguments]                        the BenchmarkDotNet suite (needs FLOODGATE_REDIS=host:port)
+if (args.Length == 0)
+{
+    Console.Error.WriteLine("usage: load <host:port> [seconds] [in-flight] [keys] | roundtrips <host:port> [requests] | bdn [args]");
+    return 2;
+}
+
+switch (args[0])
+{
+    case "load":
+        return await Load(args[1], Arg(args, 2, 10), Arg(args, 3, 256), Arg(args, 4, 10_000));
+    case "roundtrips":
+        return await RoundTrips(args[1], Arg(args, 2, 100_000));
+    case "bdn":
+        BenchmarkSwitcher.FromAssembly(typeof(StoreBenchmarks).Assembly).Run(args[1..]);
+        return 0;
+    default:
+        Console.Error.WriteLine($"unknown mode '{args[0]}'");
+        return 2;
+}
+
+static int Arg(string[] args, int index, int fallback) =>
+    args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
+
+static async Task<int> Load(string configuration, int seconds, int inFlight, int keyCount)
+{
+    seconds = Math.Clamp(seconds, 1, 120);
+    await using var store = await RedisStore.ConnectAsync(new RedisStoreOptions
+    {
+        Configuration = configuration,
+        KeyPrefix = "bench",
+        Timeout = TimeSpan.FromSeconds(1),
+        OverLimitCache = false,
+    });
+
+    // A generous limit: the load measures the decision path, and every decision is a round trip.
+    var limit = Limit.Gcra(new Rate(1_000_000, 1, RateUnit.Second));
+    var keys = Enumerable.Range(0, keyCount).Select(i => StoreKey.Create("bench", "key" + i)).ToArray();
+
+    // Warm up: connection, script cache, JIT.
+    await Run(store, limit, keys, inFlight, TimeSpan.FromSeconds(2), null);
+    var latencies = new List<long>[inFlight];
+    for (var i = 0; i < inFlight; i++)
+    {
+        latencies[i] = new List<long>(100_000);
+    }
+
+    var clock = Stopwatch.StartNew();
+    var failures = await Run(store, limit, keys, inFlight, TimeSpan.FromSeconds(seconds), latencies);
+    var elapsed = clock.Elapsed;
+    var all = latencies.SelectMany(l => l).Order().ToArray();
+    double Percentile(double p) => all.Length == 0 ? 0 : all[Math.Min(all.Length - 1, (int)(p * all.Length))] * 1000.0 / Stopwatch.Frequency;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"load: {all.Length} decisions in {elapsed.TotalSeconds:F1} s = {all.Length / elapsed.TotalSeconds:F0} decisions/s; p50 {Percentile(0.50):F2} ms, p99 {Percentile(0.99):F2} ms, max {Percentile(1):F2} ms; {inFlight} in flight over {keyCount} keys; {failures} store failures; {store.RoundTrips} round trips"));
+    return 0;
+}
+
+static async Task<long> Run(RedisStore store, Limit limit, StoreKey[] keys, int inFlight, TimeSpan duration, List<long>[]? latencies)
+{
+    var failures = 0L;
+    var deadline = Stopwatch.StartNew();
+    var workers = new Task[inFlight];
+    for (var w = 0; w < inFlight; w++)
+    {
+        var worker = w;
+        workers[w] = Task.Run(async () =>
+        {
+            var random = new Random(worker);
+            var checks = new RateLimitCheck[1];
+            var outcomes = new StoreOutcome[1];
+            var sink = latencies?[worker];
+            var count = 0;
+            while (deadline.Elapsed < duration && count++ < 10_000_000)
+            {
+                checks[0] = new RateLimitCheck(limit, keys[random.Next(keys.Length)], 1, false);
+                var start = Stopwatch.GetTimestamp();
+                await store.DecideAsync(checks, outcomes);
+                sink?.Add(Stopwatch.GetTimestamp() - start);
+                if (outcomes[0].IsStoreFailure)
+                {
+                    Interlocked.Increment(ref failures);
+                }
+            }
+        });
+    }
+
+    await Task.WhenAll(workers);
+    return failures;
+}
+
+static async Task<int> RoundTrips(string configuration, int requests)
+{
+    requests = Math.Clamp(requests, 1000, 5_000_000);
+    foreach (var cache in new[] { false, true })
+    {
+        await using var store = await RedisStore.ConnectAsync(new RedisStoreOptions
+        {
+            Configuration = configuration,
+            KeyPrefix = "rt" + (cache ? "on" : "off") + Guid.NewGuid().ToString("N")[..6],
+            Timeout = TimeSpan.FromSeconds(1),
+            OverLimitCache = cache,
+        });
+
+        // 10,000 keys: the even ones allow 1 request an hour (over their limit after the first), the odd ones 100,000/s.
+        var over = Limit.Gcra(new Rate(1, 1, RateUnit.Hour));
+        var under = Limit.Gcra(new Rate(100_000, 1, RateUnit.Second));
+        var random = new Random(42);
+        var checks = new RateLimitCheck[1];
+        var outcomes = new StoreOutcome[1];
+        var denied = 0;
+        var clock = Stopwatch.StartNew();
+        var pending = new List<Task>(64);
+        for (var i = 0; i < requests; i += 64)
+        {
+            pending.Clear();
+            for (var j = 0; j < 64 && i + j < requests; j++)
+            {
+                var key = random.Next(10_000);
+                var check = new RateLimitCheck(key % 2 == 0 ? over : under, StoreKey.Create("rt", "key" + key), 1, false);
+                pending.Add(Decide(store, check));
+            }
+
+            await Task.WhenAll(pending);
+        }
+
+        async Task Decide(RedisStore s, RateLimitCheck check)
+        {
+            var one = new StoreOutcome[1];
+            await s.DecideAsync(new[] { check }, one);
+            if (!one[0].Outcome.IsAllowed)
+            {
+                Interlocked.Increment(ref denied);
+            }
+        }
+
+        _ = checks;
+        _ = outcomes;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"roundtrips: over-limit cache {(cache ? "on" : "off")}: {requests} requests, {denied} denied, {store.RoundTrips} round trips = {(double)store.RoundTrips / requests:F3} per request, {store.LocalDecisions} answered locally, in {clock.Elapsed.TotalSeconds:F1} s"));
+    }
+
+    return 0;
+}

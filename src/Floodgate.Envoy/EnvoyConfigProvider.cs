@@ -1,0 +1,175 @@
+using Floodgate.Envoy.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Floodgate.Envoy;
+
+/// <summary>
+/// Holds the current configuration and reloads it when the directory changes: changes are debounced, and a reload
+/// that fails keeps the last good configuration and logs why.
+/// </summary>
+public sealed partial class EnvoyConfigProvider : IDisposable
+{
+    private readonly EnvoyRateLimitOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly EnvoyRateLimitMetrics _metrics;
+    private readonly bool _ownsMetrics;
+    private readonly Lock _gate = new();
+    private EnvoyConfig _current = EnvoyConfig.Empty;
+    private FileSystemWatcher? _watcher;
+    private ITimer? _debounce;
+    private bool _disposed;
+
+    /// <summary>Creates a provider; call <see cref="Start"/> to load the configuration and watch the directory.</summary>
+    /// <exception cref="OptionsValidationException">An option is invalid; the message names it.</exception>
+    public EnvoyConfigProvider(IOptions<EnvoyRateLimitOptions> options, TimeProvider? timeProvider = null, ILogger<EnvoyConfigProvider>? logger = null)
+        : this(options, timeProvider, logger, null)
+    {
+    }
+
+    internal EnvoyConfigProvider(IOptions<EnvoyRateLimitOptions> options, TimeProvider? timeProvider, ILogger<EnvoyConfigProvider>? logger, EnvoyRateLimitMetrics? metrics)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Value;
+        _options.Validate();
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = (ILogger?)logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        _ownsMetrics = metrics is null;
+        _metrics = metrics ?? new EnvoyRateLimitMetrics();
+    }
+
+    /// <summary>Raised after every reload attempt, successful or not, on the thread that reloaded.</summary>
+    public event EventHandler<EnvoyConfigReloadedEventArgs>? Reloaded;
+
+    /// <summary>The configuration in force: the last one that loaded.</summary>
+    public EnvoyConfig Current => Volatile.Read(ref _current);
+
+    /// <summary>Why the last reload failed; <see langword="null"/> when it succeeded.</summary>
+    public string? LastError { get; private set; }
+
+    /// <summary>How many configurations have loaded successfully.</summary>
+    public long Generation { get; private set; }
+
+    /// <summary>Loads the configuration and, when enabled, starts watching the directory.</summary>
+    /// <exception cref="EnvoyConfigException">The configuration is invalid: the service refuses to start on it.</exception>
+    /// <exception cref="DirectoryNotFoundException">The directory does not exist.</exception>
+    public void Start()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var config = EnvoyConfig.LoadDirectory(_options.ConfigDirectory, _options.MergeDomainConfigs);
+            Install(config);
+            if (_options.WatchConfigDirectory && _watcher is null)
+            {
+                _debounce = _time.CreateTimer(static state => ((EnvoyConfigProvider)state!).Reload(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                _watcher = new FileSystemWatcher(_options.ConfigDirectory)
+                {
+                    IncludeSubdirectories = false,
+                    NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
+                };
+                _watcher.Changed += OnChanged;
+                _watcher.Created += OnChanged;
+                _watcher.Deleted += OnChanged;
+                _watcher.Renamed += OnChanged;
+                _watcher.Error += OnWatcherError;
+                _watcher.EnableRaisingEvents = true;
+            }
+        }
+    }
+
+    /// <summary>Reloads the directory now; on failure keeps the configuration in force and logs why.</summary>
+    /// <returns>Whether the new configuration loaded.</returns>
+    public bool Reload()
+    {
+        bool success;
+        string? error = null;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return false;
+            }
+
+            try
+            {
+                Install(EnvoyConfig.LoadDirectory(_options.ConfigDirectory, _options.MergeDomainConfigs));
+                success = true;
+            }
+            catch (Exception ex) when (ex is EnvoyConfigException or IOException or UnauthorizedAccessException)
+            {
+                success = false;
+                error = ex.Message;
+                LastError = error;
+                _metrics.ConfigLoad(false);
+                LogReloadFailed(_logger, error, Current.Domains.Count, ex);
+            }
+        }
+
+        Reloaded?.Invoke(this, new EnvoyConfigReloadedEventArgs(success, error));
+        return success;
+    }
+
+    /// <summary>Stops watching the directory.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+            _watcher?.Dispose();
+            _watcher = null;
+            _debounce?.Dispose();
+            _debounce = null;
+            if (_ownsMetrics)
+            {
+                _metrics.Dispose();
+            }
+        }
+    }
+
+    private void Install(EnvoyConfig config)
+    {
+        Volatile.Write(ref _current, config);
+        LastError = null;
+        Generation++;
+        _metrics.ConfigLoad(true);
+        LogLoaded(_logger, config.Domains.Count, config.RuleCount, config.Files.Count, _options.ConfigDirectory);
+    }
+
+    private void OnChanged(object sender, FileSystemEventArgs e)
+    {
+        lock (_gate)
+        {
+            _debounce?.Change(_options.ReloadDebounce, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void OnWatcherError(object sender, ErrorEventArgs e)
+    {
+        // The watcher's buffer overflowed or the directory went away: reload as if something changed.
+        LogWatcherError(_logger, _options.ConfigDirectory, e.GetException());
+        OnChanged(sender, new FileSystemEventArgs(WatcherChangeTypes.Changed, _options.ConfigDirectory, null));
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Loaded the Envoy rate limit configuration: {Domains} domains, {Rules} rules from {Files} files in {Directory}")]
+    private static partial void LogLoaded(ILogger logger, int domains, int rules, int files, string directory);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "The Envoy rate limit configuration did not reload, the last good one ({Domains} domains) stays in force: {Error}")]
+    private static partial void LogReloadFailed(ILogger logger, string error, int domains, Exception exception);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Watching the Envoy rate limit configuration directory {Directory} failed; reloading it")]
+    private static partial void LogWatcherError(ILogger logger, string directory, Exception exception);
+}
+
+/// <summary>The outcome of a configuration reload.</summary>
+/// <param name="success">Whether the new configuration loaded.</param>
+/// <param name="error">Why it did not; <see langword="null"/> on success.</param>
+public sealed class EnvoyConfigReloadedEventArgs(bool success, string? error) : EventArgs
+{
+    /// <summary>Whether the new configuration loaded.</summary>
+    public bool Success { get; } = success;
+
+    /// <summary>Why it did not; <see langword="null"/> on success.</summary>
+    public string? Error { get; } = error;
+}

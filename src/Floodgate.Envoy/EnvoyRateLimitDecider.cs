@@ -1,0 +1,390 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Envoy.Config.Core.V3;
+using Envoy.Extensions.Common.Ratelimit.V3;
+using Envoy.Service.Ratelimit.V3;
+using Floodgate.Algorithms;
+using Floodgate.Envoy.Configuration;
+using Floodgate.Limits;
+using Floodgate.Stores;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Code = Envoy.Service.Ratelimit.V3.RateLimitResponse.Types.Code;
+using DescriptorStatus = Envoy.Service.Ratelimit.V3.RateLimitResponse.Types.DescriptorStatus;
+
+namespace Floodgate.Envoy;
+
+/// <summary>
+/// Decides a <see cref="RateLimitRequest"/> with envoyproxy/ratelimit's semantics on Floodgate's engine: each descriptor
+/// is matched and decided on its own, in one store call for the whole request.
+/// </summary>
+internal sealed partial class EnvoyRateLimitDecider
+{
+    private const int MaxCachedOverrides = 1024;
+    private static readonly DescriptorStatus NoLimitStatus = new() { Code = Code.Ok };
+    private static readonly DescriptorStatus UnlimitedStatus = new() { Code = Code.Ok, LimitRemaining = uint.MaxValue };
+
+    [ThreadStatic]
+    private static StringBuilder? t_builder;
+
+    private readonly EnvoyConfigProvider _configs;
+    private readonly IRateLimitStore _store;
+    private readonly TimeProvider _time;
+    private readonly EnvoyRateLimitOptions _options;
+    private readonly EnvoyRateLimitMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<(string Domain, uint Requests, RateLimitResponse.Types.RateLimit.Types.Unit Unit), EnvoyRule> _overrides = new();
+
+    public EnvoyRateLimitDecider(
+        EnvoyConfigProvider configs,
+        IRateLimitStore store,
+        IOptions<EnvoyRateLimitOptions> options,
+        EnvoyRateLimitMetrics metrics,
+        TimeProvider? timeProvider = null,
+        ILogger<EnvoyRateLimitDecider>? logger = null)
+    {
+        _configs = configs;
+        _store = store;
+        _options = options.Value;
+        _metrics = metrics;
+        _time = timeProvider ?? TimeProvider.System;
+        _logger = (ILogger?)logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+    }
+
+    /// <summary>Decides a request.</summary>
+    /// <exception cref="RpcException">The domain is empty, there are no descriptors, or a limit override has no unit: <see cref="StatusCode.InvalidArgument"/>.</exception>
+    public async ValueTask<RateLimitResponse> DecideAsync(RateLimitRequest request, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(request.Domain))
+        {
+            throw Invalid("rate limit domain must not be empty");
+        }
+
+        var descriptors = request.Descriptors;
+        if (descriptors.Count == 0)
+        {
+            throw Invalid("rate limit descriptor list must not be empty");
+        }
+
+        var domain = request.Domain;
+        var config = _configs.Current;
+        var response = new RateLimitResponse { OverallCode = Code.Ok };
+        if (!config.HasDomain(domain))
+        {
+            _metrics.DomainNotFound();
+            LogUnknownDomain(_logger, domain);
+            for (var i = 0; i < descriptors.Count; i++)
+            {
+                response.Statuses.Add(NoLimitStatus);
+            }
+
+            return response;
+        }
+
+        var plans = new Plan[descriptors.Count];
+        HashSet<string>? replacing = null;
+        var storeChecks = 0;
+        for (var i = 0; i < descriptors.Count; i++)
+        {
+            var descriptor = descriptors[i];
+            ref var plan = ref plans[i];
+            plan.CheckIndex = -1;
+            plan.Hits = descriptor.HitsAddend ?? Math.Max(1u, request.HitsAddend);
+            if (descriptor.Limit is { } limitOverride)
+            {
+                plan.Rule = Override(domain, limitOverride, i);
+                plan.IsOverride = true;
+            }
+            else
+            {
+                var match = config.Match(domain, descriptor.Entries);
+                plan.Rule = match.Rule;
+                plan.Shared = match.SharedPatterns;
+                plan.DetailedName = match.ValueToMetric;
+            }
+
+            if (plan.Rule is { } rule && rule.Replaces.Length > 0)
+            {
+                replacing ??= new HashSet<string>(StringComparer.Ordinal);
+                replacing.UnionWith(rule.Replaces);
+            }
+        }
+
+        for (var i = 0; i < plans.Length; i++)
+        {
+            ref var plan = ref plans[i];
+            if (plan.Rule is not { } rule)
+            {
+                continue;
+            }
+
+            if (rule.Unlimited)
+            {
+                plan.Unlimited = true;
+                plan.Rule = null;
+            }
+            else if (rule.Name is { } name && replacing?.Contains(name) == true)
+            {
+                LogReplaced(_logger, domain, rule.FullKey, name);
+                plan.Rule = null;
+            }
+            else if (rule.Limit is not null)
+            {
+                plan.CheckIndex = storeChecks++;
+            }
+        }
+
+        StoreOutcome[]? outcomes = null;
+        if (storeChecks > 0)
+        {
+            var checks = new RateLimitCheck[storeChecks];
+            outcomes = new StoreOutcome[storeChecks];
+            for (var i = 0; i < plans.Length; i++)
+            {
+                ref readonly var plan = ref plans[i];
+                if (plan.Rule is { Limit: { } limit } rule && plan.CheckIndex >= 0)
+                {
+                    var cost = plan.Hits > long.MaxValue ? long.MaxValue : (long)plan.Hits;
+                    checks[plan.CheckIndex] = new RateLimitCheck(limit, Key(rule, descriptors[i], plan.Shared), cost, rule.ShadowMode);
+                }
+            }
+
+            await _store.DecideAsync(checks, outcomes, cancellationToken).ConfigureAwait(false);
+        }
+
+        var globalQuota = _options.GlobalQuotaMode;
+        int failedRate = 0, failedQuota = 0, quotas = 0;
+        DescriptorStatus? closest = null;
+        var closestRemaining = uint.MaxValue;
+        for (var i = 0; i < plans.Length; i++)
+        {
+            ref readonly var plan = ref plans[i];
+            DescriptorStatus status;
+            if (plan.Unlimited)
+            {
+                status = UnlimitedStatus;
+            }
+            else if (plan.Rule is not { } rule)
+            {
+                status = NoLimitStatus;
+            }
+            else
+            {
+                status = plan.CheckIndex >= 0
+                    ? FromOutcome(rule, plan, descriptors[i], outcomes![plan.CheckIndex], domain)
+                    : Blocked(rule, plan, descriptors[i], domain);
+                var quota = globalQuota || rule.QuotaMode;
+                quotas += quota ? 1 : 0;
+                if (status.Code == Code.OverLimit)
+                {
+                    if (quota)
+                    {
+                        failedQuota++;
+                    }
+                    else
+                    {
+                        failedRate++;
+                    }
+                }
+
+                // The headers describe the descriptor closest to its limit; an enforced descriptor over it wins.
+                if (status.LimitRemaining < closestRemaining)
+                {
+                    (closest, closestRemaining) = (status, status.LimitRemaining);
+                }
+
+                if (status.Code == Code.OverLimit && !quota)
+                {
+                    (closest, closestRemaining) = (status, 0);
+                }
+            }
+
+            response.Statuses.Add(status);
+        }
+
+        if (failedRate > 0 || (quotas > 0 && quotas == failedQuota))
+        {
+            response.OverallCode = Code.OverLimit;
+            if (_options.GlobalShadowMode)
+            {
+                response.OverallCode = Code.Ok;
+                _metrics.GlobalShadowMode(domain);
+            }
+            else
+            {
+                LogOverLimit(_logger, domain, failedRate + failedQuota, descriptors.Count);
+            }
+        }
+
+        if (_options.ResponseHeadersEnabled && closest is not null)
+        {
+            var resetSeconds = closest.DurationUntilReset is { } reset
+                ? reset.Seconds + (reset.Nanos > 0 ? 1 : 0)
+                : 0;
+            response.ResponseHeadersToAdd.Add(new HeaderValue { Key = _options.LimitHeader, Value = closest.CurrentLimit.RequestsPerUnit.ToString(CultureInfo.InvariantCulture) });
+            response.ResponseHeadersToAdd.Add(new HeaderValue { Key = _options.RemainingHeader, Value = (closest.Code == Code.OverLimit ? 0 : closest.LimitRemaining).ToString(CultureInfo.InvariantCulture) });
+            response.ResponseHeadersToAdd.Add(new HeaderValue { Key = _options.ResetHeader, Value = resetSeconds.ToString(CultureInfo.InvariantCulture) });
+        }
+
+        return response;
+    }
+
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
+
+    private static Duration ToDuration(long microseconds) =>
+        new() { Seconds = microseconds / 1_000_000, Nanos = (int)(microseconds % 1_000_000) * 1000 };
+
+    /// <summary>
+    /// The store key: the domain and algorithm scope the key; the descriptor's entries (with share_threshold patterns in
+    /// place of values) are its identity, so each descriptor is decided on its own and shares a Redis slot with nothing else.
+    /// </summary>
+    private static StoreKey Key(EnvoyRule rule, RateLimitDescriptor descriptor, string[]? shared)
+    {
+        var builder = t_builder ??= new StringBuilder(128);
+        builder.Clear();
+        var entries = descriptor.Entries;
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var value = shared?[i] ?? entries[i].Value;
+            builder.Append(entries[i].Key.Length).Append(':').Append(entries[i].Key)
+                .Append(value.Length).Append(':').Append(value);
+        }
+
+        return StoreKey.Create(rule.StoreScope, builder.ToString());
+    }
+
+    private DescriptorStatus FromOutcome(EnvoyRule rule, in Plan plan, RateLimitDescriptor descriptor, in StoreOutcome stored, string domain)
+    {
+        var outcome = stored.Outcome;
+        if (stored.IsStoreFailure)
+        {
+            _metrics.StoreFailure(domain);
+        }
+
+        var amount = (long)rule.RequestsPerUnit;
+        var hits = plan.Hits > long.MaxValue ? long.MaxValue : (long)plan.Hits;
+        var over = !outcome.IsAllowed;
+        var remaining = Math.Clamp(outcome.Remaining, 0, amount);
+        var near = (long)Math.Floor(amount * _options.NearLimitRatio);
+        long within = 0, nearHits = 0, overHits = 0, shadowHits = 0;
+        if (over)
+        {
+            // As the reference counts: the hits that crossed the limit are over it, those between the near-limit
+            // threshold and the limit are near it.
+            var before = amount - remaining;
+            overHits = before >= amount ? hits : before + hits - amount;
+            if (before < amount)
+            {
+                nearHits = amount - Math.Max(near, before);
+            }
+
+            shadowHits = rule.ShadowMode ? overHits : 0;
+        }
+        else
+        {
+            within = hits;
+            var after = amount - remaining;
+            var before = after - hits;
+            if (after > near)
+            {
+                nearHits = before >= near ? hits : after - near;
+            }
+        }
+
+        _metrics.Hits(domain, MetricName(rule, plan, descriptor, domain), hits, within, Math.Max(0, nearHits), Math.Max(0, overHits), Math.Max(0, shadowHits));
+        return new DescriptorStatus
+        {
+            Code = over && !rule.ShadowMode ? Code.OverLimit : Code.Ok,
+            CurrentLimit = rule.Response,
+            LimitRemaining = over ? 0 : (uint)Math.Min(outcome.Remaining, uint.MaxValue),
+            DurationUntilReset = ToDuration(Math.Max(0, outcome.ResetAfterMicroseconds)),
+        };
+    }
+
+    /// <summary>A rule of 0 requests per unit: every counted hit is over it, without asking the store.</summary>
+    private DescriptorStatus Blocked(EnvoyRule rule, in Plan plan, RateLimitDescriptor descriptor, string domain)
+    {
+        var hits = plan.Hits > long.MaxValue ? long.MaxValue : (long)plan.Hits;
+        var over = hits > 0;
+        var period = new Rate(1, 1, EnvoyUnits.ToRateUnit(rule.Unit)).PeriodMicroseconds;
+        var now = (_time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
+        _metrics.Hits(domain, MetricName(rule, plan, descriptor, domain), hits, over ? 0 : hits, 0, over ? hits : 0, over && rule.ShadowMode ? hits : 0);
+        return new DescriptorStatus
+        {
+            Code = over && !rule.ShadowMode ? Code.OverLimit : Code.Ok,
+            CurrentLimit = rule.Response,
+            LimitRemaining = 0,
+            DurationUntilReset = ToDuration(period - (now % period)),
+        };
+    }
+
+    /// <summary>The rule's path, or for detailed_metric, value_to_metric and overrides the descriptor's own key and values.</summary>
+    private static string MetricName(EnvoyRule rule, in Plan plan, RateLimitDescriptor descriptor, string domain)
+    {
+        if (!rule.DetailedMetric && !plan.DetailedName && !plan.IsOverride)
+        {
+            return rule.FullKey;
+        }
+
+        var builder = new StringBuilder(domain);
+        var entries = descriptor.Entries;
+        for (var i = 0; i < entries.Count; i++)
+        {
+            builder.Append('.').Append(entries[i].Key);
+            var value = plan.Shared?[i] ?? entries[i].Value;
+            if (value.Length > 0)
+            {
+                builder.Append('_').Append(value);
+            }
+        }
+
+        return builder.ToString();
+    }
+
+    private EnvoyRule Override(string domain, RateLimitDescriptor.Types.RateLimitOverride limit, int index)
+    {
+        var unit = EnvoyUnits.FromOverride(limit.Unit);
+        if (unit == RateLimitResponse.Types.RateLimit.Types.Unit.Unknown)
+        {
+            throw Invalid($"descriptor {index}: the limit override has no valid unit ({limit.Unit})");
+        }
+
+        var key = (domain, limit.RequestsPerUnit, unit);
+        if (_overrides.TryGetValue(key, out var cached))
+        {
+            return cached;
+        }
+
+        // When Envoy sends a limit override, it replaces the configuration entirely: no name, no shadow mode.
+        var rule = new EnvoyRule(domain, $"{domain}.override", limit.RequestsPerUnit, unit, LimitAlgorithm.FixedWindow, null, null, [], false, false, false, false);
+        if (_overrides.Count < MaxCachedOverrides)
+        {
+            _overrides.TryAdd(key, rule);
+        }
+
+        return rule;
+    }
+
+    private struct Plan
+    {
+        public EnvoyRule? Rule;
+        public ulong Hits;
+        public string[]? Shared;
+        public bool Unlimited;
+        public bool IsOverride;
+        public bool DetailedName;
+        public int CheckIndex;
+    }
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Debug, Message = "Rate limit request for the unknown domain '{Domain}': answered OK")]
+    private static partial void LogUnknownDomain(ILogger logger, string domain);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Debug, Message = "In domain '{Domain}', the rule {Rule} ('{Name}') is replaced by another rule of the request")]
+    private static partial void LogReplaced(ILogger logger, string domain, string rule, string name);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Debug, Message = "Over the limit in domain '{Domain}': {Over} of {Descriptors} descriptors")]
+    private static partial void LogOverLimit(ILogger logger, string domain, int over, int descriptors);
+}

@@ -1,0 +1,118 @@
+using Floodgate.Stores;
+
+namespace Floodgate.Redis;
+
+/// <summary>Options of the <see cref="RedisStore"/>.</summary>
+public sealed class RedisStoreOptions
+{
+    /// <summary>The longest <see cref="KeyPrefix"/>.</summary>
+    public const int MaxKeyPrefixLength = 64;
+
+    /// <summary>
+    /// The StackExchange.Redis configuration string, such as <c>localhost:6379</c>,
+    /// <c>redis-0:6379,redis-1:6379,password=...,ssl=true</c> or, for Sentinel, <c>sentinel-0:26379,serviceName=mymaster</c>.
+    /// Required when the store connects by itself.
+    /// </summary>
+    public string? Configuration { get; set; }
+
+    /// <summary>The first segment of every key: keys look like <c>&lt;prefix&gt;:{&lt;identity&gt;}:&lt;key&gt;</c>. Default: <c>fg</c>.</summary>
+    public string KeyPrefix { get; set; } = "fg";
+
+    /// <summary>
+    /// How long one decision may wait for Redis before it is answered by <see cref="FailureMode"/>. Default: 50 ms.
+    /// </summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>How the store answers while Redis cannot be reached. Default: <see cref="RedisFailureMode.Open"/>.</summary>
+    public RedisFailureMode FailureMode { get; set; } = RedisFailureMode.Open;
+
+    /// <summary>
+    /// How many replicas share the limits, for <see cref="RedisFailureMode.Local"/>: each replica then allows its share,
+    /// the limit divided by this count (at least 1). Default: 1.
+    /// </summary>
+    public int Replicas { get; set; } = 1;
+
+    /// <summary>How many failed calls in a row open the circuit breaker. Default: 5.</summary>
+    public int BreakerFailureThreshold { get; set; } = 5;
+
+    /// <summary>
+    /// How long the circuit breaker stays open, answering by <see cref="FailureMode"/> without calling Redis, before one
+    /// call probes whether Redis is back. Default: 2 s.
+    /// </summary>
+    public TimeSpan BreakerDuration { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Whether keys over their limit are answered in this process, without Redis, until they would be allowed again.
+    /// Default: on.
+    /// </summary>
+    public bool OverLimitCache { get; set; } = true;
+
+    /// <summary>The most keys the over-limit cache holds. Default: 100,000 (a few MB).</summary>
+    public int OverLimitCacheSize { get; set; } = 100_000;
+
+    /// <summary>
+    /// In leased mode (<see cref="Floodgate.Limits.Limit.LeasedSlice"/>), how long a replica may spend a slice it took
+    /// before the rest is dropped. Default: 1 s.
+    /// </summary>
+    public TimeSpan LeaseSliceLifetime { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The options of the in-memory store used by <see cref="RedisFailureMode.Local"/>.</summary>
+    public MemoryStoreOptions LocalStore { get; set; } = new() { MaxEntries = 100_000 };
+
+    /// <summary>Throws when an option is out of range, with a message naming it.</summary>
+    /// <param name="requireConfiguration">Whether <see cref="Configuration"/> must be set (the store connects by itself).</param>
+    /// <exception cref="ArgumentException">An option is missing or out of range.</exception>
+    public void Validate(bool requireConfiguration = true)
+    {
+        if (requireConfiguration && string.IsNullOrWhiteSpace(Configuration))
+        {
+            throw new ArgumentException("The Redis configuration is required, such as 'localhost:6379'.", nameof(Configuration));
+        }
+
+        if (string.IsNullOrEmpty(KeyPrefix) || KeyPrefix.Length > MaxKeyPrefixLength
+            || KeyPrefix.AsSpan().IndexOfAny("{}: \t\r\n") >= 0 || KeyPrefix.Any(char.IsControl))
+        {
+            throw new ArgumentException(
+                $"The key prefix '{KeyPrefix}' must be 1 to {MaxKeyPrefixLength} characters without braces, colons, spaces or control characters.",
+                nameof(KeyPrefix));
+        }
+
+        if (Timeout < TimeSpan.FromMilliseconds(1) || Timeout > TimeSpan.FromSeconds(30))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Timeout), Timeout, "The Redis timeout must be between 1 ms and 30 s; a few tens of milliseconds is typical.");
+        }
+
+        if (!Enum.IsDefined(FailureMode))
+        {
+            throw new ArgumentOutOfRangeException(nameof(FailureMode), FailureMode, "The failure mode must be open, closed or local.");
+        }
+
+        if (Replicas < 1 || Replicas > 100_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Replicas), Replicas, "The replica count must be between 1 and 100,000.");
+        }
+
+        if (BreakerFailureThreshold < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(BreakerFailureThreshold), BreakerFailureThreshold, "The breaker must open after at least one failure.");
+        }
+
+        if (BreakerDuration < TimeSpan.FromMilliseconds(1) || BreakerDuration > TimeSpan.FromMinutes(10))
+        {
+            throw new ArgumentOutOfRangeException(nameof(BreakerDuration), BreakerDuration, "The breaker duration must be between 1 ms and 10 minutes.");
+        }
+
+        if (OverLimitCacheSize < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(OverLimitCacheSize), OverLimitCacheSize, "The over-limit cache must hold at least one key; turn it off with OverLimitCache = false.");
+        }
+
+        if (LeaseSliceLifetime < TimeSpan.FromMilliseconds(1) || LeaseSliceLifetime > TimeSpan.FromMinutes(10))
+        {
+            throw new ArgumentOutOfRangeException(nameof(LeaseSliceLifetime), LeaseSliceLifetime, "The lease slice lifetime must be between 1 ms and 10 minutes.");
+        }
+
+        ArgumentNullException.ThrowIfNull(LocalStore, nameof(LocalStore));
+        LocalStore.Validate();
+    }
+}

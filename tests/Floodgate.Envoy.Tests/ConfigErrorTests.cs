@@ -1,0 +1,196 @@
+using Floodgate.Envoy.Configuration;
+using Microsoft.Extensions.Options;
+
+namespace Floodgate.Envoy.Tests;
+
+/// <summary>Each malformed configuration is refused with a message naming the file, the line and the key.</summary>
+public sealed class ConfigErrorTests
+{
+    public static TheoryData<string, string> Malformed => new()
+    {
+        { "domain: a\nfoo: 1\n", "rules.yaml: line 2: unknown key 'foo' in the file; expected one of domain, descriptors" },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    valeu: v\n",
+            "rules.yaml: line 4: unknown key 'valeu' in the descriptor under 'a'; expected one of key, value, rate_limit, descriptors, shadow_mode, quota_mode, detailed_metric, value_to_metric, share_threshold, metadata"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: second\n      requests_per_minute: 5\n",
+            "rules.yaml: line 6: unknown key 'requests_per_minute' in rate_limit of 'a.k'; expected one of unit, requests_per_unit, unlimited, name, replaces, algorithm, burst"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    value: v\n  - key: k\n    value: v\n",
+            "rules.yaml: line 5: duplicate descriptor composite key 'a.k_v'"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    descriptors:\n      - key: n\n      - key: n\n",
+            "rules.yaml: line 6: duplicate descriptor composite key 'a.k.n'"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    value: v*\n  - key: k\n    value: v*\n",
+            "rules.yaml: line 5: duplicate descriptor composite key 'a.k_v*'"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: second\n      requests_per_unit: 1\n      replaces:\n        - name: \"\"\n",
+            "rules.yaml: line 8: 'replaces' of 'a.k' has an entry with an empty 'name'"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      name: me\n      unit: second\n      requests_per_unit: 1\n      replaces:\n        - name: me\n",
+            "rules.yaml: line 9: 'replaces' of 'a.k' names the rule itself ('me')"
+        },
+        { "descriptors: []\n", "rules.yaml: line 1: the key 'domain' is missing or empty" },
+        { "domain: a\ndescriptors:\n  - value: v\n", "rules.yaml: line 3: a descriptor under 'a' has no 'key'" },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: fortnight\n      requests_per_unit: 1\n",
+            "rules.yaml: line 5: invalid rate limit unit 'fortnight' in rate_limit of 'a.k'; use second, minute, hour, day, week, month or year"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      requests_per_unit: 1\n",
+            "rules.yaml: line 5: rate_limit of 'a.k' has no 'unit'; use second, minute, hour, day, week, month or year, or 'unlimited: true'"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      unlimited: true\n      unit: second\n",
+            "rules.yaml: line 6: rate_limit of 'a.k' is unlimited and must not also specify a 'unit'"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    value: v\n    share_threshold: true\n",
+            "rules.yaml: line 5: 'share_threshold' needs a wildcard value (one with '*'), but 'a.k_v' has none"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: second\n      requests_per_unit: 5\n      burst: 3\n",
+            "rules.yaml: line 7: 'burst' in rate_limit of 'a.k' needs 'algorithm: gcra'"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: second\n      requests_per_unit: 5\n      algorithm: leaky\n",
+            "rules.yaml: line 7: unknown algorithm 'leaky' in rate_limit of 'a.k'; use fixed_window, sliding_window or gcra"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: second\n      requests_per_unit: -5\n",
+            "rules.yaml: line 6: 'requests_per_unit' of 'a.k' must be a whole number from 0 to 4294967295"
+        },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    shadow_mode: maybe\n",
+            "rules.yaml: line 4: 'shadow_mode' must be true or false, not 'maybe'"
+        },
+        { "domain: a\ndescriptors: 5\n", "rules.yaml: line 2: 'descriptors' under 'a' must be a list" },
+        { "", "rules.yaml: the file is empty; it must declare a 'domain'" },
+        { "- a\n- b\n", "rules.yaml: line 1: the file must be a mapping of keys to values" },
+        {
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      <<: 5\n      unit: second\n",
+            "rules.yaml: line 5: the merge key '<<' in rate_limit of 'a.k' must name a mapping or a list of mappings"
+        },
+        { "domain: a\n---\ndomain: b\n", "rules.yaml: line 3: the file holds several YAML documents; put one domain in each file" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Malformed))]
+    public void A_malformed_file_is_refused_with_its_message(string yaml, string message)
+    {
+        var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile("rules.yaml", yaml)]));
+        Assert.Equal(message, error.Message);
+        Assert.Equal("rules.yaml", error.FileName);
+    }
+
+    [Fact]
+    public void Invalid_yaml_is_refused_with_the_parser_line()
+    {
+        var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile("rules.yaml", "domain: a\ndescriptors:\n  - key: [unclosed\n")]));
+        Assert.StartsWith("rules.yaml: line ", error.Message, StringComparison.Ordinal);
+        Assert.Contains("not valid YAML", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_duplicate_key_in_one_mapping_is_refused()
+    {
+        var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile("rules.yaml", "domain: a\ndomain: b\n")]));
+        Assert.StartsWith("rules.yaml: line 2: the file is not valid YAML", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_gcra_rate_finer_than_a_microsecond_is_refused_with_the_engine_message()
+    {
+        var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile(
+            "rules.yaml",
+            "domain: a\ndescriptors:\n  - key: k\n    rate_limit:\n      unit: second\n      requests_per_unit: 2000000\n      algorithm: gcra\n")]));
+        Assert.StartsWith("rules.yaml: line 5: rate_limit of 'a.k': The rate 2000000/s is above one per microsecond", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_domain_declared_twice_is_refused_naming_both_files_unless_merging()
+    {
+        EnvoyConfigFile[] files =
+        [
+            new("a.yaml", "domain: shared\ndescriptors:\n  - key: one\n    rate_limit: { unit: second, requests_per_unit: 1 }\n"),
+            new("b.yaml", "domain: shared\ndescriptors:\n  - key: two\n    rate_limit: { unit: second, requests_per_unit: 1 }\n"),
+        ];
+        var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse(files));
+        Assert.Equal("b.yaml: line 1: duplicate domain 'shared', already declared in a.yaml", error.Message);
+
+        var merged = EnvoyConfig.Parse(files, mergeDomains: true);
+        Assert.Equal(["shared"], merged.Domains);
+        Assert.Equal(2, merged.RuleCount);
+    }
+
+    [Fact]
+    public void The_reference_format_loads_with_its_optional_keys()
+    {
+        var config = EnvoyConfig.Parse([new EnvoyConfigFile("rules.yaml", TestConfig.Yaml), new EnvoyConfigFile("other.yml", """
+            domain: other
+            descriptors:
+              - key: k
+                value: "*"
+                detailed_metric: true
+                value_to_metric: true
+                metadata:
+                  team: edge
+                rate_limit:
+                  unit: Minute
+                  requests_per_unit: 1
+                  name: any
+              - key: empty
+                descriptors:
+            """)]);
+        Assert.Equal(["test", "other"], config.Domains);
+        Assert.Equal(["rules.yaml", "other.yml"], config.Files);
+    }
+
+    [Fact]
+    public void Anchors_aliases_and_merge_keys_are_resolved()
+    {
+        var config = EnvoyConfig.Parse([new EnvoyConfigFile("rules.yaml", """
+            domain: m
+            descriptors:
+              - key: a
+                rate_limit: &per_minute
+                  unit: minute
+                  requests_per_unit: 5
+              - key: b
+                rate_limit:
+                  <<: *per_minute
+                  requests_per_unit: 7
+              - key: c
+                rate_limit: *per_minute
+            """)]);
+        Assert.Equal(3, config.RuleCount);
+    }
+
+    [Fact]
+    public async Task The_service_refuses_to_start_on_an_invalid_configuration()
+    {
+        var error = await Assert.ThrowsAsync<EnvoyConfigException>(() => EnvoyServer.StartAsync("domain: a\nbogus: true\n"));
+        Assert.Equal("config.yaml: line 2: unknown key 'bogus' in the file; expected one of domain, descriptors", error.Message);
+    }
+
+    [Fact]
+    public async Task The_service_refuses_invalid_options()
+    {
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => EnvoyServer.StartAsync("domain: a\n", o => o.NearLimitRatio = 2));
+        Assert.Contains("NearLimitRatio must be between 0 and 1, not 2", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_missing_directory_is_refused_by_name()
+    {
+        var error = Assert.Throws<DirectoryNotFoundException>(() => EnvoyConfig.LoadDirectory("/nonexistent/floodgate-envoy"));
+        Assert.Contains("/nonexistent/floodgate-envoy", error.Message, StringComparison.Ordinal);
+    }
+}

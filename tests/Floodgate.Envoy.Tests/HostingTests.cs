@@ -1,0 +1,129 @@
+using Floodgate.Algorithms;
+using Floodgate.Stores;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Code = Envoy.Service.Ratelimit.V3.RateLimitResponse.Types.Code;
+
+namespace Floodgate.Envoy.Tests;
+
+/// <summary>Options, store failures and hosting conventions as the gateway uses them.</summary>
+public sealed class HostingTests
+{
+    private const string Yaml = "domain: h\ndescriptors:\n  - key: k\n    rate_limit: { unit: minute, requests_per_unit: 2 }\n";
+
+    [Fact]
+    public async Task Header_names_are_configurable()
+    {
+        await using var server = await EnvoyServer.StartAsync(Yaml, o =>
+        {
+            o.ResponseHeadersEnabled = true;
+            o.LimitHeader = "RateLimit-Limit";
+            o.RemainingHeader = "RateLimit-Remaining";
+            o.ResetHeader = "RateLimit-Reset";
+        });
+        var response = await server.CallAsync("h", [("k", "v")]);
+        Assert.Equal(["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"], response.ResponseHeadersToAdd.Select(h => h.Key));
+        Assert.Equal(["2", "1", "60"], response.ResponseHeadersToAdd.Select(h => h.Value));
+    }
+
+    [Fact]
+    public async Task A_store_failure_answers_by_the_store_policy_and_is_counted()
+    {
+        await using var server = await EnvoyServer.StartAsync([("config.yaml", Yaml)], store: _ => new FailingStore());
+        using var metrics = new MetricsRecorder(server.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+        var response = await server.CallAsync("h", [("k", "v")]);
+        Assert.Equal(Code.Ok, response.OverallCode);
+        Assert.Equal(2u, response.Statuses[0].LimitRemaining);
+        Assert.Equal(1, metrics.Sum("store_failures", string.Empty));
+    }
+
+    [Fact]
+    public async Task The_conventions_of_MapFloodgateEnvoy_apply_to_both_services()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-host-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(directory);
+        await File.WriteAllTextAsync(Path.Combine(directory, "h.yaml"), Yaml);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+        builder.Services.AddFloodgateEnvoy(o => { o.ConfigDirectory = directory; o.WatchConfigDirectory = false; });
+        await using var app = builder.Build();
+
+        // Restricted to a host the client does not use: neither service answers on this listener.
+        app.MapFloodgateEnvoy().RequireHost("envoy.invalid");
+        await app.StartAsync();
+        try
+        {
+            var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(address);
+            var limiter = new global::Envoy.Service.Ratelimit.V3.RateLimitService.RateLimitServiceClient(channel);
+            var error = await Assert.ThrowsAsync<RpcException>(() => limiter.ShouldRateLimitAsync(EnvoyServer.Request("h", [("k", "v")])).ResponseAsync);
+            Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
+            var health = new Grpc.Health.V1.Health.HealthClient(channel);
+            var healthError = await Assert.ThrowsAsync<RpcException>(() => health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest()).ResponseAsync);
+            Assert.Equal(StatusCode.Unimplemented, healthError.StatusCode);
+        }
+        finally
+        {
+            await app.StopAsync();
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Without_a_registered_store_the_service_keeps_its_own_memory_store()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-host-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(directory);
+        await File.WriteAllTextAsync(Path.Combine(directory, "h.yaml"), Yaml);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+        builder.Services.AddFloodgateEnvoy(o => { o.ConfigDirectory = directory; o.WatchConfigDirectory = false; });
+        await using var app = builder.Build();
+        app.MapFloodgateEnvoy();
+        await app.StartAsync();
+        try
+        {
+            var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(address);
+            var limiter = new global::Envoy.Service.Ratelimit.V3.RateLimitService.RateLimitServiceClient(channel);
+            var request = EnvoyServer.Request("h", [("k", "v")]);
+            Assert.Equal(1u, (await limiter.ShouldRateLimitAsync(request)).Statuses[0].LimitRemaining);
+            Assert.Equal(0u, (await limiter.ShouldRateLimitAsync(request)).Statuses[0].LimitRemaining);
+        }
+        finally
+        {
+            await app.StopAsync();
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>A store that cannot be reached and answers open, as a Redis store in open failure mode does.</summary>
+    private sealed class FailingStore : IRateLimitStore
+    {
+        public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+        {
+            TryDecide(checks.Span, outcomes.Span);
+            return default;
+        }
+
+        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
+        {
+            for (var i = 0; i < checks.Length; i++)
+            {
+                outcomes[i] = new StoreOutcome(new LimitOutcome(true, checks[i].Limit.Amount, 0, 0), false, 0, IsStoreFailure: true);
+            }
+
+            return true;
+        }
+
+        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => default;
+    }
+}

@@ -1,0 +1,102 @@
+using Envoy.Service.Ratelimit.V3;
+using Microsoft.Extensions.Options;
+using Code = Envoy.Service.Ratelimit.V3.RateLimitResponse.Types.Code;
+
+namespace Floodgate.Envoy.Tests;
+
+/// <summary>Reloading: a good reload takes effect, a bad one keeps the last good configuration and says why.</summary>
+public sealed class ReloadTests
+{
+    private const string Limit1 = "domain: r\ndescriptors:\n  - key: k\n    rate_limit: { unit: minute, requests_per_unit: 1 }\n";
+    private const string Limit5 = "domain: r\ndescriptors:\n  - key: k\n    rate_limit: { unit: minute, requests_per_unit: 5 }\n";
+
+    [Fact]
+    public async Task A_good_reload_takes_effect_and_a_bad_one_keeps_the_last_good_configuration()
+    {
+        await using var server = await EnvoyServer.StartAsync(Limit1);
+        Assert.Equal(1u, (await server.CallAsync("r", [("k", "v")])).Statuses[0].CurrentLimit.RequestsPerUnit);
+
+        await File.WriteAllTextAsync(Path.Combine(server.Directory, "config.yaml"), Limit5);
+        Assert.True(server.Provider.Reload());
+        Assert.Equal(5u, (await server.CallAsync("r", [("k", "v")])).Statuses[0].CurrentLimit.RequestsPerUnit);
+
+        await File.WriteAllTextAsync(Path.Combine(server.Directory, "broken.yaml"), "domain: x\ndescriptors:\n  - key: k\n    rate_limit: { unit: fortnight }\n");
+        Assert.False(server.Provider.Reload());
+        Assert.Equal("broken.yaml: line 4: invalid rate limit unit 'fortnight' in rate_limit of 'x.k'; use second, minute, hour, day, week, month or year", server.Provider.LastError);
+        Assert.Equal(5u, (await server.CallAsync("r", [("k", "v")])).Statuses[0].CurrentLimit.RequestsPerUnit);
+
+        // Degraded still serves: the last good configuration answers.
+        var health = new Grpc.Health.V1.Health.HealthClient(server.Channel);
+        var reply = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, reply.Status);
+
+        File.Delete(Path.Combine(server.Directory, "broken.yaml"));
+        Assert.True(server.Provider.Reload());
+        Assert.Null(server.Provider.LastError);
+    }
+
+    [Fact]
+    public async Task The_directory_watcher_reloads_after_a_debounce_and_keeps_the_last_good_on_error()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-watch-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(directory, "a.yaml"), Limit1);
+            var options = Options.Create(new EnvoyRateLimitOptions { ConfigDirectory = directory, ReloadDebounce = TimeSpan.FromMilliseconds(100) });
+            using var provider = new EnvoyConfigProvider(options);
+            provider.Start();
+            Assert.Equal(["r"], provider.Current.Domains);
+
+            var reloads = 0;
+            var good = new TaskCompletionSource<EnvoyConfigReloadedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+            provider.Reloaded += (_, e) =>
+            {
+                Interlocked.Increment(ref reloads);
+                good.TrySetResult(e);
+            };
+
+            // A burst of writes is one reload once the directory is quiet.
+            for (var i = 0; i < 5; i++)
+            {
+                await File.WriteAllTextAsync(Path.Combine(directory, "b.yaml"), $"domain: b\ndescriptors:\n  - key: k{i}\n");
+            }
+
+            var result = await good.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.True(result.Success);
+            Assert.Equal(["r", "b"], provider.Current.Domains);
+            Assert.True(reloads < 5, $"{reloads} reloads for one burst of writes");
+
+            var bad = new TaskCompletionSource<EnvoyConfigReloadedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
+            provider.Reloaded += (_, e) =>
+            {
+                if (!e.Success)
+                {
+                    bad.TrySetResult(e);
+                }
+            };
+            await File.WriteAllTextAsync(Path.Combine(directory, "c.yaml"), "domain: r\n");
+            var failure = await bad.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Equal("c.yaml: line 1: duplicate domain 'r', already declared in a.yaml", failure.Error);
+            Assert.Equal(["r", "b"], provider.Current.Domains);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_config_without_the_requested_domain_answers_ok_after_reload()
+    {
+        await using var server = await EnvoyServer.StartAsync(Limit1);
+        await server.CallAsync("r", [("k", "v")]);
+        Assert.Equal(Code.OverLimit, (await server.CallAsync("r", [("k", "v")])).OverallCode);
+        await File.WriteAllTextAsync(Path.Combine(server.Directory, "config.yaml"), "domain: other\n");
+        Assert.True(server.Provider.Reload());
+        var response = await server.CallAsync("r", [("k", "v")]);
+        Assert.Equal(Code.Ok, response.OverallCode);
+        Assert.Null(response.Statuses[0].CurrentLimit);
+        Assert.IsType<RateLimitResponse>(response);
+    }
+}

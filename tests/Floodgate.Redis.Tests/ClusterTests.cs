@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using System.Globalization;
+using Floodgate.Limits;
+using Floodgate.Stores;
+
+namespace Floodgate.Redis.Tests;
+
+/// <summary>Three redis-server masters joined into a cluster by <c>redis-cli --cluster create</c>.</summary>
+public sealed class ClusterFixture : IDisposable
+{
+    public ClusterFixture()
+    {
+        var nodes = new List<RedisServer>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                var port = RedisServer.FreePort(cluster: true);
+                nodes.Add(RedisServer.Start(port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "3000"));
+            }
+
+            Nodes = nodes;
+            var create = new List<string> { "--cluster", "create" };
+            create.AddRange(nodes.Select(n => n.Configuration));
+            create.AddRange(["--cluster-replicas", "0", "--cluster-yes"]);
+            var output = nodes[0].Cli([.. create]);
+            if (!output.Contains("All 16384 slots covered", StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException("redis-cli --cluster create failed: " + output);
+            }
+
+            // Bounded polling until every node sees the cluster as ok.
+            var deadline = Stopwatch.StartNew();
+            while (!nodes.All(n => n.Cli("CLUSTER", "INFO").Contains("cluster_state:ok", StringComparison.Ordinal)))
+            {
+                if (deadline.Elapsed > TimeSpan.FromSeconds(30))
+                {
+                    throw new TimeoutException("The cluster did not become ok within 30 s.");
+                }
+
+                Thread.Sleep(50);
+            }
+        }
+        catch
+        {
+            foreach (var node in nodes)
+            {
+                node.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    public IReadOnlyList<RedisServer> Nodes { get; } = [];
+
+    public string Configuration => string.Join(',', Nodes.Select(n => n.Configuration));
+
+    public void Dispose()
+    {
+        foreach (var node in Nodes)
+        {
+            node.Dispose();
+        }
+    }
+}
+
+public sealed class ClusterTests(ClusterFixture cluster) : IClassFixture<ClusterFixture>
+{
+    [Fact]
+    public async Task Identities_spread_over_every_master_and_each_identity_stays_atomic()
+    {
+        var prefix = "cl" + Guid.NewGuid().ToString("N")[..6];
+        await using var store = await TestStores.ConnectAsync(cluster.Configuration, prefix: prefix);
+        var perUser = Limit.Gcra(new Rate(100, 1, RateUnit.Minute));
+        var orders = Limit.Quota(new Rate(1, 1, RateUnit.Hour), null);
+        var batch = new List<RateLimitCheck>();
+        for (var i = 0; i < 60; i++)
+        {
+            batch.Add(new RateLimitCheck(perUser, StoreKey.Create("per-user", "user" + i), 1, false));
+            batch.Add(new RateLimitCheck(orders, StoreKey.Create("orders", "user" + i), 1, false));
+        }
+
+        var first = await store.DecideAsync([.. batch]);
+        Assert.All(first, o => Assert.True(o.Committed && !o.IsStoreFailure));
+        // One EVALSHA per identity; the first on each master also gets NOSCRIPT and sends the script itself.
+        Assert.InRange(store.RoundTrips, 60, 120);
+        var trips = store.RoundTrips;
+
+        // Orders are spent for everyone now: every identity is denied whole, the per-user limit untouched.
+        var second = await store.DecideAsync([.. batch]);
+        Assert.Equal(trips + 60, store.RoundTrips);
+        for (var i = 0; i < second.Length; i += 2)
+        {
+            Assert.False(second[i + 1].Outcome.IsAllowed);
+            Assert.False(second[i].Committed);
+        }
+
+        var probe = await store.DecideOneAsync(batch[0] with { Cost = 0 });
+        Assert.Equal(99, probe.Outcome.Remaining);
+
+        foreach (var node in cluster.Nodes)
+        {
+            var keys = node.Cli("--scan", "--pattern", prefix + ":*").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.True(keys.Length > 10, $"node {node.Port} holds only {keys.Length} keys");
+        }
+    }
+
+    [Fact]
+    public async Task Decisions_stay_correct_through_a_MOVED_after_resharding_a_slot()
+    {
+        var prefix = "mv" + Guid.NewGuid().ToString("N")[..6];
+        await using var store = await TestStores.ConnectAsync(cluster.Configuration, prefix: prefix);
+        var limit = Limit.Quota(new Rate(10, 1, RateUnit.Day), null);
+        var check = new RateLimitCheck(limit, StoreKey.Create("mover", "alice"), 1, false);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.True((await store.DecideOneAsync(check)).Committed);
+        }
+
+        var key = System.Text.Encoding.ASCII.GetString((byte[])RedisKeys.For(prefix, check.Key, limit.Algorithm)!);
+        var slot = cluster.Nodes[0].Cli("CLUSTER", "KEYSLOT", key);
+        var source = cluster.Nodes.Single(n => n.Cli("CLUSTER", "COUNTKEYSINSLOT", slot) == "1");
+        var target = cluster.Nodes.First(n => n != source);
+        var sourceId = source.Cli("CLUSTER", "MYID");
+        var targetId = target.Cli("CLUSTER", "MYID");
+
+        // Reshard the slot by hand, as redis-cli --cluster reshard does: importing, migrating, move the keys, assign.
+        Assert.Equal("OK", target.Cli("CLUSTER", "SETSLOT", slot, "IMPORTING", sourceId));
+        Assert.Equal("OK", source.Cli("CLUSTER", "SETSLOT", slot, "MIGRATING", targetId));
+        foreach (var moving in source.Cli("CLUSTER", "GETKEYSINSLOT", slot, "100").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            Assert.Equal("OK", source.Cli("MIGRATE", "127.0.0.1", target.Port.ToString(CultureInfo.InvariantCulture), moving, "0", "5000"));
+        }
+
+        foreach (var node in cluster.Nodes)
+        {
+            Assert.Equal("OK", node.Cli("CLUSTER", "SETSLOT", slot, "NODE", targetId));
+        }
+
+        // The store still routes to the old owner: it gets MOVED, follows it, and the new owner has no script yet.
+        for (var i = 3; i < 10; i++)
+        {
+            var outcome = await store.DecideOneAsync(check);
+            Assert.False(outcome.IsStoreFailure, $"decision {i} failed");
+            Assert.True(outcome.Committed);
+            Assert.Equal(10 - i - 1, outcome.Outcome.Remaining);
+        }
+
+        Assert.False((await store.DecideOneAsync(check)).Outcome.IsAllowed);
+        Assert.Equal("1", target.Cli("CLUSTER", "COUNTKEYSINSLOT", slot));
+        Assert.Equal("0", source.Cli("CLUSTER", "COUNTKEYSINSLOT", slot));
+        Assert.Equal(0, store.Failures);
+    }
+}

@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using System.Text;
+using Floodgate.Limits;
+using Floodgate.Stores;
+
+namespace Floodgate.Redis.Tests;
+
+/// <summary>Kills a real redis-server in the middle of a load, then starts it again.</summary>
+public sealed class FaultTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMilliseconds(50);
+
+    // Scheduling slack on a shared 2-core machine: a decision may be answered a little after its timeout fires.
+    private static readonly TimeSpan Slack = TimeSpan.FromMilliseconds(150);
+
+    public static TheoryData<RedisFailureMode> Modes() => [RedisFailureMode.Open, RedisFailureMode.Closed, RedisFailureMode.Local];
+
+    [Theory]
+    [MemberData(nameof(Modes))]
+    public async Task Decisions_follow_on_failure_while_redis_is_down_and_recover_after(RedisFailureMode mode)
+    {
+        using var server = RedisServer.Start();
+        await using var store = await TestStores.ConnectAsync(server, o =>
+        {
+            o.Timeout = Timeout;
+            o.FailureMode = mode;
+            o.Replicas = 2;
+            o.BreakerFailureThreshold = 3;
+            o.BreakerDuration = TimeSpan.FromMilliseconds(200);
+            o.OverLimitCache = false;
+        });
+        var limit = Limit.Gcra(new Rate(10, 1, RateUnit.Minute));
+        var check = new RateLimitCheck(limit, StoreKey.Create("fault", "alice"), 1, false);
+        var probe = new RateLimitCheck(Limit.Gcra(new Rate(1000, 1, RateUnit.Second)), StoreKey.Create("probe", "bob"), 1, false);
+        var outcomes = new StoreOutcome[1];
+
+        // Up: decided in Redis. (A 50 ms timeout can fire on this shared machine, so wait for steady success.)
+        Assert.True(await DecidedInRedisAsync(store, probe, 5), "the store never reached Redis");
+
+        server.Kill();
+
+        // Down: every decision follows on_failure, flagged, and costs no more than the timeout.
+        var allowed = 0;
+        var slowest = TimeSpan.Zero;
+        var watch = Stopwatch.StartNew();
+        for (var i = 0; i < 200 && watch.Elapsed < TimeSpan.FromSeconds(10); i++)
+        {
+            var one = Stopwatch.StartNew();
+            await store.DecideAsync(new[] { check }, outcomes);
+            slowest = one.Elapsed > slowest ? one.Elapsed : slowest;
+            Assert.True(outcomes[0].IsStoreFailure, $"decision {i} after the kill was not flagged as a store failure");
+            if (outcomes[0].Outcome.IsAllowed)
+            {
+                allowed++;
+            }
+        }
+
+        Assert.True(slowest <= Timeout + Slack, $"the slowest decision took {slowest.TotalMilliseconds} ms");
+        Assert.False(store.IsCircuitClosed);
+        Assert.True(store.Failures > 0);
+        switch (mode)
+        {
+            case RedisFailureMode.Open:
+                Assert.Equal(200, allowed);
+                break;
+            case RedisFailureMode.Closed:
+                Assert.Equal(0, allowed);
+                break;
+            default:
+                // 10/min divided between 2 replicas: 5 in this process.
+                Assert.Equal(5, allowed);
+                break;
+        }
+
+        // Back up: the store recovers by itself, and reloads its script into the new, empty server.
+        server.Restart();
+        Assert.True(await DecidedInRedisAsync(store, probe, 3), "the store did not recover within 20 s of the restart");
+        Assert.True(store.IsCircuitClosed);
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(Encoding.UTF8.GetBytes(RedisStore.Script)));
+        Assert.Equal("1", server.Cli("SCRIPT", "EXISTS", sha));
+        Assert.True(await DecidedInRedisAsync(store, check, 1));
+    }
+
+    /// <summary>Decides until <paramref name="successes"/> decisions in a row came from Redis; bounded to 20 s.</summary>
+    private static async Task<bool> DecidedInRedisAsync(RedisStore store, RateLimitCheck check, int successes)
+    {
+        var outcomes = new StoreOutcome[1];
+        var row = 0;
+        var deadline = Stopwatch.StartNew();
+        while (row < successes && deadline.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            await store.DecideAsync(new[] { check }, outcomes);
+            row = outcomes[0].IsStoreFailure ? 0 : row + 1;
+            if (row == 0)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        return row >= successes;
+    }
+
+    [Fact]
+    public async Task A_store_starts_while_redis_is_down_and_never_throws()
+    {
+        var port = RedisServer.FreePort(cluster: false);
+        await using var store = await RedisStore.ConnectAsync(new RedisStoreOptions
+        {
+            Configuration = $"127.0.0.1:{port},connectTimeout=200",
+            Timeout = Timeout,
+            FailureMode = RedisFailureMode.Closed,
+        });
+        var check = new RateLimitCheck(Limit.Concurrency(5), StoreKey.Create("down", "alice"), 1, false);
+        var outcomes = await store.DecideAsync(check, check with { Key = StoreKey.Create("down", "bob") });
+        Assert.All(outcomes, o => Assert.True(o.IsStoreFailure && !o.Outcome.IsAllowed));
+        Assert.True(outcomes[0].Outcome.RetryAfterMicroseconds > 0);
+        await store.ReleaseAsync(check, 1L << 62 | 42);
+        Assert.False(store.TryDecide(new[] { check }, new StoreOutcome[1]));
+    }
+}

@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Floodgate.Redis.Tests;
+
+/// <summary>A real redis-server process on a free loopback port, killed by its PID when disposed.</summary>
+public sealed class RedisServer : IDisposable
+{
+    private readonly string[] _extra;
+    private Process? _process;
+
+    private RedisServer(int port, string directory, string[] extra)
+    {
+        Port = port;
+        Directory = directory;
+        _extra = extra;
+    }
+
+    public int Port { get; }
+
+    public string Directory { get; }
+
+    public string Configuration => $"127.0.0.1:{Port}";
+
+    public bool IsRunning => _process is { HasExited: false };
+
+    public int Pid => _process?.Id ?? 0;
+
+    /// <summary>Starts a server; <paramref name="extra"/> are more command-line options.</summary>
+    public static RedisServer Start(params string[] extra) => Start(FreePort(cluster: false), extra);
+
+    public static RedisServer Start(int port, params string[] extra)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "floodgate-redis-" + Guid.NewGuid().ToString("N")[..12]);
+        System.IO.Directory.CreateDirectory(directory);
+        var server = new RedisServer(port, directory, extra);
+        server.Run();
+        return server;
+    }
+
+    /// <summary>A free loopback port; for a cluster node, the bus port (port + 10000) is free too.</summary>
+    public static int FreePort(bool cluster)
+    {
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            var port = Reserve(0);
+            if (port is > 1024 and < 55000 && (!cluster || Reserve(port + 10000) > 0))
+            {
+                return port;
+            }
+        }
+
+        throw new InvalidOperationException("No free loopback port was found.");
+    }
+
+    /// <summary>Starts the server again on the same port after <see cref="Kill"/>.</summary>
+    public void Restart()
+    {
+        if (IsRunning)
+        {
+            throw new InvalidOperationException("The server is running.");
+        }
+
+        Run();
+    }
+
+    /// <summary>Kills the server process (SIGKILL) and waits for it to exit.</summary>
+    public void Kill()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            process.Kill();
+            process.WaitForExit(10_000);
+        }
+
+        _process?.Dispose();
+        _process = null;
+    }
+
+    /// <summary>Runs redis-cli against this server and returns its output.</summary>
+    public string Cli(params string[] args)
+    {
+        var info = new ProcessStartInfo("redis-cli") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add("-h");
+        info.ArgumentList.Add("127.0.0.1");
+        info.ArgumentList.Add("-p");
+        info.ArgumentList.Add(Port.ToString(CultureInfo.InvariantCulture));
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var cli = Process.Start(info)!;
+        var output = cli.StandardOutput.ReadToEndAsync();
+        var error = cli.StandardError.ReadToEndAsync();
+        if (!cli.WaitForExit(30_000))
+        {
+            cli.Kill();
+            throw new TimeoutException($"redis-cli {string.Join(' ', args)} did not finish.");
+        }
+
+        return (output.Result + error.Result).Trim();
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static int Reserve(int port)
+    {
+        try
+        {
+            var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            var bound = ((IPEndPoint)listener.LocalEndpoint).Port;
+            listener.Stop();
+            return bound;
+        }
+        catch (SocketException)
+        {
+            return -1;
+        }
+    }
+
+    private void Run()
+    {
+        var info = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Directory };
+        foreach (var arg in new[] { "--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", string.Empty, "--appendonly", "no", "--dir", Directory, "--daemonize", "no", "--loglevel", "warning" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        foreach (var arg in _extra)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        _process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start.");
+        _process.OutputDataReceived += static (_, _) => { };
+        _process.ErrorDataReceived += static (_, _) => { };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        // Bounded polling for the process to accept connections; not a sleep for correctness.
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(15))
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"redis-server on port {Port} exited with {_process.ExitCode}.");
+            }
+
+            try
+            {
+                using var client = new TcpClient();
+                client.Connect(IPAddress.Loopback, Port);
+                if (Cli("PING") == "PONG")
+                {
+                    return;
+                }
+            }
+            catch (SocketException)
+            {
+            }
+
+            Thread.Sleep(20);
+        }
+
+        Kill();
+        throw new TimeoutException($"redis-server on port {Port} did not start within 15 s.");
+    }
+}
+
+/// <summary>One redis-server shared by the tests of a collection; each test uses its own key prefix.</summary>
+public sealed class RedisFixture : IDisposable
+{
+    public RedisFixture() => Server = RedisServer.Start();
+
+    public RedisServer Server { get; }
+
+    public void Dispose() => Server.Dispose();
+}
+
+[CollectionDefinition(Name)]
+public sealed class RedisCollection : ICollectionFixture<RedisFixture>
+{
+    public const string Name = "redis";
+}

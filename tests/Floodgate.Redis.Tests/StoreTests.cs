@@ -1,0 +1,251 @@
+using System.Text;
+using Floodgate.Algorithms;
+using Floodgate.Limits;
+using Floodgate.Stores;
+using Microsoft.Extensions.DependencyInjection;
+using StackExchange.Redis;
+
+namespace Floodgate.Redis.Tests;
+
+[Collection(RedisCollection.Name)]
+public sealed class StoreTests(RedisFixture fixture)
+{
+    private static readonly DateTimeOffset Start = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public async Task An_identity_is_decided_all_or_nothing()
+    {
+        await using var store = await TestStores.ConnectAsync(fixture.Server);
+        var perUser = Limit.Gcra(new Rate(100, 1, RateUnit.Minute));
+        var orders = Limit.FixedWindow(new Rate(2, 1, RateUnit.Hour));
+        var shadow = Limit.FixedWindow(new Rate(1, 1, RateUnit.Hour));
+        var user = new RateLimitCheck(perUser, StoreKey.Create("per-user", "alice"), 1, false);
+        var order = new RateLimitCheck(orders, StoreKey.Create("orders", "alice"), 1, false);
+        var observe = new RateLimitCheck(shadow, StoreKey.Create("observe", "alice"), 1, true);
+
+        Assert.All(await store.DecideAsync(user, order, observe), o => Assert.True(o.Committed));
+
+        // The shadow check is now over its limit: it is denied but does not stop the others.
+        var second = await store.DecideAsync(user, order, observe);
+        Assert.True(second[0].Committed && second[1].Committed);
+        Assert.False(second[2].Outcome.IsAllowed);
+        Assert.Equal(98, second[0].Outcome.Remaining);
+
+        // The orders limit is spent: the whole identity is denied and the per-user limit consumes nothing.
+        var third = await store.DecideAsync(user, order);
+        Assert.False(third[1].Outcome.IsAllowed);
+        Assert.True(third[0].Outcome.IsAllowed);
+        Assert.False(third[0].Committed);
+        var probe = await store.DecideOneAsync(user with { Cost = 0 });
+        Assert.Equal(98, probe.Outcome.Remaining);
+
+        // Another identity in the same batch is independent.
+        var bob = new RateLimitCheck(perUser, StoreKey.Create("per-user", "bob"), 1, false);
+        var mixed = await store.DecideAsync(order, bob);
+        Assert.False(mixed[0].Outcome.IsAllowed);
+        Assert.True(mixed[1].Committed);
+    }
+
+    [Fact]
+    public async Task A_batch_of_many_identities_is_one_pipelined_round_trip_per_identity()
+    {
+        await using var store = await TestStores.ConnectAsync(fixture.Server, o => o.OverLimitCache = false);
+        var limit = Limit.Gcra(new Rate(10, 1, RateUnit.Second));
+        var checks = Enumerable.Range(0, 50).Select(i => new RateLimitCheck(limit, StoreKey.Create("r", "user" + (i % 25)), 1, false)).ToArray();
+        var outcomes = await store.DecideAsync(checks);
+        Assert.All(outcomes, o => Assert.True(o.Committed));
+        Assert.Equal(25, store.RoundTrips);
+    }
+
+    [Fact]
+    public async Task Scripts_are_reloaded_after_SCRIPT_FLUSH()
+    {
+        await using var store = await TestStores.ConnectAsync(fixture.Server);
+        var check = new RateLimitCheck(Limit.Gcra(new Rate(5, 1, RateUnit.Minute)), StoreKey.Create("flush", "alice"), 1, false);
+        Assert.True((await store.DecideOneAsync(check)).Committed);
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(Encoding.UTF8.GetBytes(RedisStore.Script)));
+        Assert.Equal("1", fixture.Server.Cli("SCRIPT", "EXISTS", sha));
+
+        Assert.Equal("OK", fixture.Server.Cli("SCRIPT", "FLUSH"));
+        Assert.Equal("0", fixture.Server.Cli("SCRIPT", "EXISTS", sha));
+
+        var after = await store.DecideOneAsync(check);
+        Assert.False(after.IsStoreFailure);
+        Assert.True(after.Committed);
+        Assert.Equal(3, after.Outcome.Remaining);
+        Assert.Equal("1", fixture.Server.Cli("SCRIPT", "EXISTS", sha));
+        Assert.Equal(0, store.Failures);
+    }
+
+    [Fact]
+    public async Task Hostile_identities_cannot_break_or_grow_keys_and_every_key_has_a_ttl()
+    {
+        var prefix = "hostile" + Guid.NewGuid().ToString("N")[..6];
+        await using var store = await TestStores.ConnectAsync(fixture.Server, prefix: prefix);
+        var hostile = new[]
+        {
+            new string('x', 10 * 1024),
+            "{alice}",
+            "}{:}{",
+            "a b\r\nKEYS *\r\n",
+            Encoding.Latin1.GetString(Enumerable.Range(0, 256).Select(i => (byte)i).ToArray()),
+            "\0\0\0",
+            "\uD800", // a lone surrogate
+            string.Concat(Enumerable.Repeat("{}", 3000)),
+        };
+        var limits = new[]
+        {
+            Limit.Gcra(new Rate(2, 1, RateUnit.Minute)),
+            Limit.SlidingWindow(new Rate(2, 1, RateUnit.Minute)),
+            Limit.FixedWindow(new Rate(2, 1, RateUnit.Minute)),
+            Limit.Quota(new Rate(2, 1, RateUnit.Day), QuotaCalendar.Utc),
+            Limit.Concurrency(2),
+        };
+        foreach (var identity in hostile)
+        {
+            var checks = limits.Select((l, i) => new RateLimitCheck(l, StoreKey.Create("rule" + i, identity, identity), 1, false)).ToArray();
+            for (var round = 0; round < 3; round++)
+            {
+                var outcomes = await store.DecideAsync(checks);
+                Assert.All(outcomes, o => Assert.False(o.IsStoreFailure));
+                Assert.Equal(round < 2, outcomes.All(o => o.Committed));
+            }
+        }
+
+        var keys = fixture.Server.Cli("--scan", "--pattern", prefix + ":*").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(hostile.Length * limits.Length, keys.Length);
+        foreach (var key in keys)
+        {
+            Assert.Matches("^" + prefix + @":\{[A-Za-z0-9_-]{11}\}:[A-Za-z0-9_-]{22}(:c)?$", key);
+            var ttl = long.Parse(fixture.Server.Cli("PTTL", key), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.InRange(ttl, 1, 86_400_000L + 1);
+        }
+    }
+
+    [Fact]
+    public async Task Over_limit_keys_are_answered_locally_with_a_decreasing_retry_after()
+    {
+        var clock = TestStores.Clock(Start);
+        await using var store = await TestStores.ConnectAsync(fixture.Server, time: clock);
+        var now = TestStores.Micros(Start);
+        var limit = Limit.Gcra(new Rate(2, 1, RateUnit.Second));
+        var check = new RateLimitCheck(limit, StoreKey.Create("cache", "alice"), 1, false);
+        var other = new RateLimitCheck(Limit.FixedWindow(new Rate(100, 1, RateUnit.Minute)), StoreKey.Create("other", "alice"), 1, false);
+        var outcomes = new StoreOutcome[2];
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+        Assert.Equal(500_000, outcomes[0].Outcome.RetryAfterMicroseconds);
+        var trips = store.RoundTrips;
+
+        clock.Advance(TimeSpan.FromMilliseconds(200));
+        now += 200_000;
+        await store.DecideAsync(new[] { check, other }, outcomes, now);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+        Assert.Equal(300_000, outcomes[0].Outcome.RetryAfterMicroseconds);
+        Assert.False(outcomes[1].Committed);
+        Assert.Equal(trips, store.RoundTrips);
+
+        // TryDecide answers from the cache, synchronously.
+        clock.Advance(TimeSpan.FromMilliseconds(100));
+        Assert.True(store.TryDecide(new[] { check }, outcomes));
+        Assert.Equal(200_000, outcomes[0].Outcome.RetryAfterMicroseconds);
+
+        // Cost-0 probes and other costs always go to Redis.
+        now += 100_000;
+        await store.DecideAsync(new[] { check with { Cost = 0 } }, outcomes, now);
+        Assert.Equal(trips + 1, store.RoundTrips);
+        Assert.False(store.TryDecide(new[] { check with { Cost = 0 } }, outcomes));
+        Assert.False(store.TryDecide(new[] { other }, outcomes));
+
+        // Once the retry has passed, the key goes to Redis again and is allowed.
+        clock.Advance(TimeSpan.FromMilliseconds(200));
+        now += 200_000;
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        Assert.True(outcomes[0].Committed);
+        Assert.Equal(trips + 2, store.RoundTrips);
+    }
+
+    [Fact]
+    public async Task Concurrency_leases_are_released_and_expire()
+    {
+        var clock = TestStores.Clock(Start);
+        await using var store = await TestStores.ConnectAsync(fixture.Server, time: clock);
+        var now = TestStores.Micros(Start);
+        var limit = Limit.Concurrency(2, TimeSpan.FromSeconds(10));
+        var check = new RateLimitCheck(limit, StoreKey.Create("conc", "alice"), 1, false);
+        var outcomes = new StoreOutcome[1];
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        var first = outcomes[0];
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        Assert.True(outcomes[0].Committed);
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+
+        await store.ReleaseAsync(check, first.LeaseId);
+        await store.ReleaseAsync(check, first.LeaseId);
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        Assert.True(outcomes[0].Committed);
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+
+        // Never cached: a denied concurrency check asks Redis each time.
+        var trips = store.RoundTrips;
+        await store.DecideAsync(new[] { check }, outcomes, now + 10_000_001);
+        Assert.True(outcomes[0].Committed);
+        Assert.Equal(trips + 1, store.RoundTrips);
+    }
+
+    [Fact]
+    public async Task Leased_mode_serves_slices_locally()
+    {
+        var clock = TestStores.Clock(Start);
+        await using var store = await TestStores.ConnectAsync(fixture.Server, time: clock);
+        var limit = Limit.Gcra(new Rate(1000, 1, RateUnit.Hour)).WithLeasedSlice(10);
+        var check = new RateLimitCheck(limit, StoreKey.Create("global", "everything"), 1, false);
+        for (var i = 0; i < 95; i++)
+        {
+            Assert.True((await store.DecideOneAsync(check)).Committed);
+        }
+
+        // Ten slices of ten were taken; 95 spent, 85 of them locally.
+        Assert.Equal(10, store.RoundTrips);
+        Assert.Equal(85, store.LocalDecisions);
+        var probe = await store.DecideOneAsync(check with { Cost = 0 });
+        Assert.Equal(900, probe.Outcome.Remaining);
+        Assert.True(store.TryDecide(new[] { check }, new StoreOutcome[1]));
+
+        // A slice expires: what is left of it is dropped, and the next request takes a new slice.
+        clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.False(store.TryDecide(new[] { check }, new StoreOutcome[1]));
+        Assert.True((await store.DecideOneAsync(check)).Committed);
+    }
+
+    [Fact]
+    public void Options_are_validated_with_clear_errors()
+    {
+        Assert.Contains("configuration", Assert.Throws<ArgumentException>(() => new RedisStoreOptions().Validate()).Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Throws<ArgumentException>(() => new RedisStoreOptions { Configuration = "x", KeyPrefix = "a{b}" }.Validate());
+        Assert.Throws<ArgumentException>(() => new RedisStoreOptions { Configuration = "x", KeyPrefix = "" }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RedisStoreOptions { Configuration = "x", Timeout = TimeSpan.Zero }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RedisStoreOptions { Configuration = "x", Replicas = 0 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RedisStoreOptions { Configuration = "x", FailureMode = (RedisFailureMode)9 }.Validate());
+        Assert.Throws<ArgumentException>(() => RedisStore.Connect(new RedisStoreOptions { Configuration = "127.0.0.1:1,unknownoption=1" }));
+        Assert.Throws<InvalidOperationException>(() => Limit.Concurrency(3).WithLeasedSlice(1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Limit.Gcra(new Rate(10, 1, RateUnit.Second)).WithLeasedSlice(11));
+    }
+
+    [Fact]
+    public async Task The_store_registers_as_the_rate_limit_store()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<IRateLimitStore>(new MemoryStore());
+        services.AddFloodgateRedisStore(o => o.Configuration = fixture.Server.Configuration);
+        await using var provider = services.BuildServiceProvider();
+        var store = Assert.IsType<RedisStore>(provider.GetRequiredService<IRateLimitStore>());
+        var check = new RateLimitCheck(Limit.Gcra(new Rate(5, 1, RateUnit.Second)), StoreKey.Create("di", Guid.NewGuid().ToString()), 1, false);
+        Assert.True((await store.DecideOneAsync(check)).Committed);
+        Assert.True(store.Connection.IsConnected);
+    }
+}

@@ -1,0 +1,53 @@
+using Floodgate.Stores;
+using Microsoft.Extensions.Time.Testing;
+using StackExchange.Redis;
+
+namespace Floodgate.Redis.Tests;
+
+internal static class TestStores
+{
+    /// <summary>A store on its own connection with a prefix of its own, so tests sharing a server never meet.</summary>
+    public static async Task<RedisStore> ConnectAsync(RedisServer server, Action<RedisStoreOptions>? configure = null, TimeProvider? time = null, string? prefix = null)
+    {
+        var options = new RedisStoreOptions
+        {
+            Configuration = server.Configuration,
+            KeyPrefix = prefix ?? "t" + Guid.NewGuid().ToString("N")[..10],
+            Timeout = TimeSpan.FromSeconds(2),
+        };
+        configure?.Invoke(options);
+        return await RedisStore.ConnectAsync(options, time);
+    }
+
+    public static async Task<RedisStore> ConnectAsync(string configuration, Action<RedisStoreOptions>? configure = null, TimeProvider? time = null, string? prefix = null)
+    {
+        var options = new RedisStoreOptions
+        {
+            Configuration = configuration,
+            KeyPrefix = prefix ?? "t" + Guid.NewGuid().ToString("N")[..10],
+            Timeout = TimeSpan.FromSeconds(2),
+        };
+        configure?.Invoke(options);
+        return await RedisStore.ConnectAsync(options, time);
+    }
+
+    public static long Micros(DateTimeOffset time) => (time.UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
+
+    public static FakeTimeProvider Clock(DateTimeOffset start) => new(start);
+
+    public static async Task<StoreOutcome> DecideOneAsync(this IRateLimitStore store, RateLimitCheck check)
+    {
+        var outcomes = new StoreOutcome[1];
+        await store.DecideAsync(new[] { check }, outcomes);
+        return outcomes[0];
+    }
+
+    public static async Task<StoreOutcome[]> DecideAsync(this IRateLimitStore store, params RateLimitCheck[] checks)
+    {
+        var outcomes = new StoreOutcome[checks.Length];
+        await store.DecideAsync(checks, outcomes);
+        return outcomes;
+    }
+
+    public static IDatabase Database(this RedisStore store) => store.Connection.GetDatabase();
+}
