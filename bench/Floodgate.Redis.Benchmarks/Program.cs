@@ -7,6 +7,8 @@ using Floodgate.Stores;
 
 // Usage:
 //   load <redis host:port> [seconds] [in-flight] [keys]   decisions/s and p50/p99 latency, gcra, one check per decision
+//   raw <redis host:port> [seconds] [in-flight] [keys]    the same EVALSHA load through StackExchange.Redis directly,
+//                                                          without the store: the client's own ceiling
 //   roundtrips <redis host:port> [requests]                Redis round trips per request, over-limit cache on vs off,
 //                                                          with half of the keys over their limit
 //   bdn [BenchmarkDotNet arguments]                        the BenchmarkDotNet suite (needs FLOODGATE_REDIS=host:port)
@@ -20,6 +22,8 @@ switch (args[0])
 {
     case "load":
         return await Load(args[1], Arg(args, 2, 10), Arg(args, 3, 256), Arg(args, 4, 10_000));
+    case "raw":
+        return await Raw(args[1], Arg(args, 2, 10), Arg(args, 3, 256), Arg(args, 4, 10_000));
     case "roundtrips":
         return await RoundTrips(args[1], Arg(args, 2, 100_000));
     case "bdn":
@@ -63,6 +67,32 @@ static async Task<int> Load(string configuration, int seconds, int inFlight, int
     double Percentile(double p) => all.Length == 0 ? 0 : all[Math.Min(all.Length - 1, (int)(p * all.Length))] * 1000.0 / Stopwatch.Frequency;
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"load: {all.Length} decisions in {elapsed.TotalSeconds:F1} s = {all.Length / elapsed.TotalSeconds:F0} decisions/s; p50 {Percentile(0.50):F2} ms, p99 {Percentile(0.99):F2} ms, max {Percentile(1):F2} ms; {inFlight} in flight over {keyCount} keys; {failures} store failures; {store.RoundTrips} round trips"));
+    return 0;
+}
+
+static async Task<int> Raw(string configuration, int seconds, int inFlight, int keyCount)
+{
+    seconds = Math.Clamp(seconds, 1, 120);
+    await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(configuration);
+    var db = connection.GetDatabase();
+    var hash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(RedisStore.Script));
+    await db.ScriptEvaluateAsync(RedisStore.Script, ["raw:{0}:k"], ["", 1, 0, 1, 0, 1, 1_000_000, 1_000_000, 0, 0, 0, 0]);
+    var keys = Enumerable.Range(0, keyCount).Select(i => (StackExchange.Redis.RedisKey)$"raw:{{{i}}}:k").ToArray();
+    var done = 0L;
+    var deadline = Stopwatch.StartNew();
+    var workers = Enumerable.Range(0, inFlight).Select(w => Task.Run(async () =>
+    {
+        var random = new Random(w);
+        var count = 0;
+        while (deadline.Elapsed < TimeSpan.FromSeconds(seconds) && count++ < 10_000_000)
+        {
+            await db.ScriptEvaluateAsync(hash, [keys[random.Next(keys.Length)]], ["", 1, 0, 1, 0, 1, 1_000_000, 1_000_000, 0, 0, 0, 0]);
+            Interlocked.Increment(ref done);
+        }
+    })).ToArray();
+    await Task.WhenAll(workers);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"raw: {done} EVALSHA in {deadline.Elapsed.TotalSeconds:F1} s = {done / deadline.Elapsed.TotalSeconds:F0}/s through StackExchange.Redis alone; {inFlight} in flight over {keyCount} keys"));
     return 0;
 }
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmarks the Redis store against a redis-server of its own on a free loopback port, in one run:
 #   1. redis-benchmark's EVALSHA ceiling for the store's own script deciding one gcra key (-P 1 and -P 16),
-#   2. the store's decisions/s and p50/p99 latency at 256 decisions in flight over 10,000 keys (gcra),
+#   2. the store's decisions/s and p50/p99 latency at 256 decisions in flight over 10,000 keys (gcra), next to the
+#      same EVALSHA load issued through StackExchange.Redis directly (the .NET client's own ceiling),
 #   3. Redis round trips per request with the over-limit cache off and on, half of the keys over their limit.
 # Bounded: every step has a fixed request count or duration; the server is stopped by its PID on exit.
-# Usage: bench/redis/run.sh [load seconds, default 10]
+#   4. with BDN=1, the BenchmarkDotNet suite (one decision: strict round trip, over-limit cache, leased slice).
+# Usage: [ROUNDS=3] [BDN=1] bench/redis/run.sh [load seconds per round, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-10}"
@@ -27,12 +29,31 @@ driver="bench/Floodgate.Redis.Benchmarks/bin/Release/net10.0/Floodgate.Redis.Ben
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(redis-server --version | cut -d' ' -f3), dotnet $(dotnet --version)"
 
 # The same script the store runs, deciding one gcra key (1,000,000/s, so every call writes), keys over 10,000 values.
+# The machine is shared, so the ceiling and the store are measured in alternating rounds and compared round by round.
 sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat src/Floodgate.Redis/decide.lua)")
-for pipeline in 1 16; do
-  rps=$(redis-benchmark -h 127.0.0.1 -p "$port" -c 256 -n 300000 -r 10000 -P "$pipeline" --csv \
-    EVALSHA "$sha" 1 'rb:{__rand_int__}:k' '' 1 0 1 0 1 1000000 1000000 0 0 0 0 | tail -n 1 | cut -d, -f2 | tr -d '"')
-  echo "redis-benchmark EVALSHA -c 256 -P $pipeline: $rps requests/s"
+ceiling() {
+  redis-benchmark -h 127.0.0.1 -p "$port" -c 256 -n "$2" -r 10000 -P "$1" --csv \
+    EVALSHA "$sha" 1 'rb:{__rand_int__}:k' '' 1 0 1 0 1 1000000 1000000 0 0 0 0 | tail -n 1 | cut -d, -f2 | tr -d '"'
+}
+ratios=()
+for round in $(seq 1 "${ROUNDS:-3}"); do
+  p1=$(ceiling 1 60000)
+  p16=$(ceiling 16 200000)
+  raw=$(dotnet "$driver" raw "127.0.0.1:$port" "$seconds" 256 10000)
+  line=$(dotnet "$driver" load "127.0.0.1:$port" "$seconds" 256 10000)
+  dps=$(echo "$line" | sed -E 's/.*= ([0-9]+) decisions\/s.*/\1/')
+  ratio=$(python3 -c "print(f'{$dps / $p16 * 100:.0f}')")
+  ratios+=("$ratio")
+  echo "round $round: redis-benchmark EVALSHA -c 256 -P 1: $p1/s, -P 16: $p16/s; store at 256 in flight: $dps/s = $ratio% of -P 16"
+  echo "round $round: $raw"
+  echo "round $round: $line"
 done
+echo "median store / -P 16 ceiling: $(printf '%s\n' "${ratios[@]}" | sort -n | sed -n "$(( (${#ratios[@]} + 1) / 2 ))p")%"
 
-dotnet "$driver" load "127.0.0.1:$port" "$seconds" 256 10000
+# The same load with 16 in flight: latency without 256-deep queueing.
+dotnet "$driver" load "127.0.0.1:$port" "$seconds" 16 10000
 dotnet "$driver" roundtrips "127.0.0.1:$port" 100000
+
+if [ "${BDN:-0}" = "1" ]; then
+  FLOODGATE_REDIS="127.0.0.1:$port" dotnet "$driver" bdn --filter '*' --exporters github
+fi

@@ -31,9 +31,11 @@ internal sealed class CircuitBreaker(int threshold, long breakMicroseconds)
 
         lock (_gate)
         {
-            if (_state == Open && now >= _openUntil)
+            // Open and due, or a probe that never reported back (its caller gave up): let one call probe.
+            if (_state != Closed && now >= _openUntil)
             {
                 _state = Probing;
+                _openUntil = now + breakMicroseconds;
                 return true;
             }
 

@@ -114,6 +114,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _localDecisions = meter.CreateCounter<long>("floodgate.redis.local_decisions", "{check}", "Checks answered without Redis, by source.");
         _failures = meter.CreateCounter<long>("floodgate.redis.failures", "{failure}", "Failed or timed-out Redis calls, by reason.");
         _fallbacks = meter.CreateCounter<long>("floodgate.redis.fallback_decisions", "{check}", "Checks answered by the failure mode, by mode.");
+        _ = PreloadScriptAsync();
     }
 
     /// <summary>The connection.</summary>
@@ -200,8 +201,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             for (var j = 0; j < checks.Length && !denied; j++)
             {
                 ref readonly var other = ref checks[j];
-                denied = other.Key.Identity == identity && !other.IsShadow && IsCacheable(other)
-                    && _cache!.TryDeny(other, now, out _);
+                denied = other.Key.Identity == identity && !other.IsShadow && CacheDenies(other, now, out _);
             }
 
             answered = denied;
@@ -228,7 +228,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             for (var j = 0; j < checks.Length && !groupDenied; j++)
             {
                 ref readonly var other = ref checks[j];
-                groupDenied = other.Key.Identity == identity && !other.IsShadow && IsCacheable(other) && _cache!.TryDeny(other, now, out _);
+                groupDenied = other.Key.Identity == identity && !other.IsShadow && CacheDenies(other, now, out _);
             }
 
             if (!groupDenied)
@@ -243,7 +243,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             }
             else
             {
-                outcomes[i] = IsCacheable(checks[i]) && _cache!.TryDeny(checks[i], now, out var outcome)
+                outcomes[i] = CacheDenies(checks[i], now, out var outcome)
                     ? new StoreOutcome(outcome, false, 0)
                     : Unevaluated(checks[i]);
             }
@@ -329,6 +329,29 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         };
     }
 
+    /// <summary>
+    /// Loads the script into every connected primary in the background, so the first decisions need no NOSCRIPT
+    /// round trip. Best effort: a server that is down or joins later loads it on its first NOSCRIPT.
+    /// </summary>
+    private async Task PreloadScriptAsync()
+    {
+        try
+        {
+            foreach (var endpoint in _connection.GetEndPoints())
+            {
+                var server = _connection.GetServer(endpoint);
+                if (server.IsConnected && !server.IsReplica)
+                {
+                    await server.ScriptLoadAsync(Script).WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
+        {
+            // Recovered on the first NOSCRIPT.
+        }
+    }
+
     private static ConfigurationOptions Configure(RedisStoreOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -389,6 +412,14 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         if (checks.Length == 0)
         {
             return default;
+        }
+
+        foreach (ref readonly var check in checks)
+        {
+            if (check.Cost < 0 || check.Limit is null)
+            {
+                throw new ArgumentException($"A check needs a limit and a cost of 0 or more, not {check.Cost}.", nameof(checksMemory));
+            }
         }
 
         var localNow = serverNow ?? LocalNow();

@@ -11,6 +11,14 @@ public sealed class RedisServer : IDisposable
     private readonly string[] _extra;
     private Process? _process;
 
+    static RedisServer()
+    {
+        // The fixtures block threads while processes start (redis-cli, cluster creation). On a 2-core machine the
+        // thread pool would then add threads slowly, and the timers that bound each decision would fire late.
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 32), Math.Max(io, 32));
+    }
+
     private RedisServer(int port, string directory, string[] extra)
     {
         Port = port;

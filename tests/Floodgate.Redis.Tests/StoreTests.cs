@@ -168,6 +168,24 @@ public sealed class StoreTests(RedisFixture fixture)
     }
 
     [Fact]
+    public async Task Without_the_over_limit_cache_every_denial_asks_redis_and_TryDecide_declines()
+    {
+        await using var store = await TestStores.ConnectAsync(fixture.Server, o => o.OverLimitCache = false);
+        var check = new RateLimitCheck(Limit.Gcra(new Rate(1, 1, RateUnit.Hour)), StoreKey.Create("nocache", "alice"), 1, false);
+        Assert.True((await store.DecideOneAsync(check)).Committed);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.False((await store.DecideOneAsync(check)).Outcome.IsAllowed);
+            Assert.False(store.TryDecide(new[] { check }, new StoreOutcome[1]));
+        }
+
+        Assert.Equal(4, store.RoundTrips);
+        Assert.Equal(0, store.LocalDecisions);
+        await Assert.ThrowsAsync<ArgumentException>(async () => await store.DecideAsync(new[] { check with { Cost = -1 } }, new StoreOutcome[1]));
+        await Assert.ThrowsAsync<ArgumentException>(async () => await store.DecideAsync(new[] { check, check }, new StoreOutcome[1]));
+    }
+
+    [Fact]
     public async Task Concurrency_leases_are_released_and_expire()
     {
         var clock = TestStores.Clock(Start);
@@ -241,7 +259,11 @@ public sealed class StoreTests(RedisFixture fixture)
     {
         var services = new ServiceCollection();
         services.AddSingleton<IRateLimitStore>(new MemoryStore());
-        services.AddFloodgateRedisStore(o => o.Configuration = fixture.Server.Configuration);
+        services.AddFloodgateRedisStore(o =>
+        {
+            o.Configuration = fixture.Server.Configuration;
+            o.Timeout = TimeSpan.FromSeconds(2);
+        });
         await using var provider = services.BuildServiceProvider();
         var store = Assert.IsType<RedisStore>(provider.GetRequiredService<IRateLimitStore>());
         var check = new RateLimitCheck(Limit.Gcra(new Rate(5, 1, RateUnit.Second)), StoreKey.Create("di", Guid.NewGuid().ToString()), 1, false);
