@@ -9,6 +9,8 @@ public sealed class RateLimitRule
 {
     private readonly long _cost = 1;
     private readonly IReadOnlyList<KeyPart>? _key;
+    private IReadOnlyList<KeyPart>? _defaultKey;
+    private readonly long[] _keySeeds;
 
     /// <summary>Creates a rule with one limit for every request.</summary>
     public RateLimitRule(string name, RateLimitTier tier, Limit limit)
@@ -45,6 +47,7 @@ public sealed class RateLimitRule
 
         Name = name;
         Tier = tier;
+        _keySeeds = [.. Enum.GetValues<LimitAlgorithm>().Select(a => KeyHasher.Seed(name, a))];
     }
 
     /// <summary>The rule's name, unique in its policy: it names the rule in headers, logs, metrics and store keys.</summary>
@@ -71,7 +74,7 @@ public sealed class RateLimitRule
     /// </summary>
     public IReadOnlyList<KeyPart> Key
     {
-        get => _key ?? DefaultKey(Tier);
+        get => _key ?? (_defaultKey ??= DefaultKey(Tier));
         init => _key = value ?? throw new ArgumentNullException(nameof(value));
     }
 
@@ -105,14 +108,12 @@ public sealed class RateLimitRule
         return DefaultPlan is not null && PlanLimits!.TryGetValue(DefaultPlan, out limit) ? limit : null;
     }
 
+    internal long KeySeed(LimitAlgorithm algorithm) => _keySeeds[(int)algorithm];
+
     /// <inheritdoc/>
     public override string ToString() => $"{Tier.ToString().ToLowerInvariant()}/{Name}";
 
-    private static KeyPart[] DefaultKey(RateLimitTier tier) => tier switch
-    {
-        RateLimitTier.Edge => [KeyPart.ClientIp],
-        RateLimitTier.User => [KeyPart.Subject],
-        RateLimitTier.Service => [KeyPart.Route],
-        _ => [],
-    };
+    private static readonly KeyPart[][] DefaultKeys = [[KeyPart.ClientIp], [KeyPart.Subject], [KeyPart.Route], []];
+
+    private static IReadOnlyList<KeyPart> DefaultKey(RateLimitTier tier) => Array.AsReadOnly(DefaultKeys[(int)tier]);
 }

@@ -10,15 +10,17 @@ namespace Floodgate.Stores;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Each shard is a dictionary from key hash to a slot in an array of structs, guarded by one lock. All keys of one
-/// identity live in one shard, so the atomic decision of an identity's checks takes one lock.
+/// Each shard is an open-addressing table of 64-byte entries (key hash, state, expiry) guarded by one lock, so a
+/// lookup usually touches one cache line. All keys of one identity live in one shard, so the atomic decision of an
+/// identity's checks takes one lock.
 /// </para>
 /// <para>
 /// The number of keys never exceeds <see cref="MemoryStoreOptions.MaxEntries"/>. When a shard is full, a clock hand
-/// sweeps its slots: an expired key is taken first, a key used since the hand last passed gets a second chance, and
-/// any other key is evicted. A new key starts without that second chance, so a flood of fabricated one-time keys
-/// evicts itself before it evicts the keys of real clients. Every insert also reclaims up to two expired keys ahead
-/// of a second hand, so expired state does not linger.
+/// looks a few slots ahead for a victim: an expired key first, then a key not used since the hand last passed; a key
+/// used since then gets a second chance. A new key starts without that second chance, so a flood of fabricated
+/// one-time keys evicts itself before it evicts the keys of real clients. Every insert also reclaims the expired keys
+/// among the four slots ahead of a second hand, so expired state does not linger. The cost of an insert is bounded by the
+/// look-ahead, whatever the size of the shard.
 /// </para>
 /// </remarks>
 public sealed class MemoryStore : IRateLimitStore
@@ -27,6 +29,7 @@ public sealed class MemoryStore : IRateLimitStore
     private readonly Shard[] _shards;
     private readonly int _shardMask;
     private readonly TimeProvider _time;
+    private readonly bool _tickClock;
     private long _nextLeaseId;
 
     /// <summary>Creates a store.</summary>
@@ -37,6 +40,7 @@ public sealed class MemoryStore : IRateLimitStore
         options ??= new MemoryStoreOptions();
         options.Validate();
         _time = timeProvider ?? TimeProvider.System;
+        _tickClock = _time == TimeProvider.System && !options.PreciseClock;
         var shards = options.Shards > 0 ? options.Shards : Environment.ProcessorCount * 16;
 
         // Never more shards than keys, so each shard holds at least one key and the total stays under the cap.
@@ -111,21 +115,20 @@ public sealed class MemoryStore : IRateLimitStore
 
         if (checks.Length == 1)
         {
-            var shard = ShardFor(checks[0].Key.Identity);
-            Span<int> slot = stackalloc int[1];
-            Span<LimitState> next = stackalloc LimitState[1];
+            ref readonly var check = ref checks[0];
+            var shard = ShardFor(check.Key.Identity);
             lock (shard.Gate)
             {
-                DecideGroup(shard, checks, outcomes, default, slot, next, now, this);
+                outcomes[0] = shard.DecideOne(check, now, this);
             }
 
             return;
         }
 
-        var rented = checks.Length > StackChecks;
-        Span<int> slots = rented ? new int[checks.Length] : stackalloc int[StackChecks];
-        Span<LimitState> nexts = rented ? new LimitState[checks.Length] : stackalloc LimitState[StackChecks];
-        Span<bool> done = rented ? new bool[checks.Length] : stackalloc bool[StackChecks];
+        var large = checks.Length > StackChecks;
+        Span<LimitState> nexts = large ? new LimitState[checks.Length] : stackalloc LimitState[StackChecks];
+        Span<bool> done = large ? new bool[checks.Length] : stackalloc bool[StackChecks];
+        done.Clear();
         for (var i = 0; i < checks.Length; i++)
         {
             if (done[i])
@@ -134,190 +137,309 @@ public sealed class MemoryStore : IRateLimitStore
             }
 
             var identity = checks[i].Key.Identity;
-            for (var j = i; j < checks.Length; j++)
-            {
-                done[j] |= checks[j].Key.Identity == identity;
-            }
-
             var shard = ShardFor(identity);
             lock (shard.Gate)
             {
-                DecideGroup(shard, checks[i..], outcomes[i..], identity, slots[i..], nexts[i..], now, this);
+                shard.DecideGroup(checks[i..], outcomes[i..], nexts[i..], done[i..], identity, now, this);
             }
         }
     }
 
-    private static void DecideGroup(
-        Shard shard,
-        ReadOnlySpan<RateLimitCheck> checks,
-        Span<StoreOutcome> outcomes,
-        UInt128 identity,
-        Span<int> slots,
-        Span<LimitState> nexts,
-        long now,
-        MemoryStore store)
-    {
-        // With one check there is no group to filter; with several, this group is the checks of one identity.
-        var filter = checks.Length > 1;
-        var stamp = ++shard.Stamp;
-        var denied = false;
-        for (var k = 0; k < checks.Length; k++)
-        {
-            ref readonly var check = ref checks[k];
-            if (filter && check.Key.Identity != identity)
-            {
-                continue;
-            }
+    private long NowMicroseconds() => _tickClock
+        ? TickClock.NowMicroseconds()
+        : (_time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
 
-            var slot = shard.FindOrAdd(check.Key.Value, now, stamp);
-            slots[k] = slot;
-            LimitOutcome outcome;
-            if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
-            {
-                var leases = slot >= 0 ? shard.Leases(slot) : null;
-                leases?.Purge(now);
-                outcome = LimitMath.Concurrency(check.Limit, leases?.InFlight ?? 0, leases?.EarliestExpiry ?? 0, leases?.LatestExpiry ?? 0, now, check.Cost);
-            }
-            else
-            {
-                var state = slot >= 0 ? shard.Entries[slot].State : default;
-                outcome = LimitMath.Decide(check.Limit, state, now, check.Cost, out nexts[k]);
-            }
-
-            denied |= !outcome.IsAllowed && !check.IsShadow;
-            outcomes[k] = new StoreOutcome(outcome, outcome.IsAllowed, 0);
-        }
-
-        for (var k = 0; k < checks.Length; k++)
-        {
-            ref readonly var check = ref checks[k];
-            if ((filter && check.Key.Identity != identity) || !outcomes[k].Committed)
-            {
-                continue;
-            }
-
-            if (denied)
-            {
-                outcomes[k] = outcomes[k] with { Committed = false };
-                continue;
-            }
-
-            var slot = slots[k];
-            if (slot < 0 || check.Cost == 0)
-            {
-                continue;
-            }
-
-            ref var entry = ref shard.Entries[slot];
-            if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
-            {
-                var leaseId = Interlocked.Increment(ref store._nextLeaseId);
-                var expiry = now + check.Limit.LeaseTimeoutMicroseconds;
-                var leases = shard.Leases(slot) ?? shard.CreateLeases(slot);
-                leases.Add(leaseId, expiry, check.Cost);
-                entry.ExpiresAt = leases.LatestExpiry;
-                outcomes[k] = outcomes[k] with { LeaseId = leaseId };
-            }
-            else
-            {
-                entry.State = nexts[k];
-                entry.ExpiresAt = LimitMath.ExpiresAt(check.Limit, nexts[k]);
-            }
-        }
-    }
-
-    private long NowMicroseconds() =>
-        (_time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
+    private long NextLeaseId() => Interlocked.Increment(ref _nextLeaseId);
 
     private Shard ShardFor(UInt128 identity) => _shards[(int)((ulong)identity ^ (ulong)(identity >> 64)) & _shardMask];
 
+    /// <summary>One slot of a shard's table: 64 bytes, so a lookup usually touches one cache line.</summary>
     private struct Entry
     {
         public UInt128 Key;
         public LimitState State;
         public long ExpiresAt;
-        public LeaseSet? Leases;
-        public int NextFree;
+        public int Leases;
         public int Stamp;
+        public bool Used;
         public bool Referenced;
-        public bool Live;
     }
 
-    private sealed class Shard(int capacity)
+    /// <summary>
+    /// An open-addressing table with linear probing and backward-shift deletion (no tombstones), at most three
+    /// quarters full, guarded by <see cref="Gate"/>.
+    /// </summary>
+    private sealed class Shard
     {
+        private const int VictimWindow = 16;
+        private const int InitialLength = 16;
+
         public readonly Lock Gate = new();
         public int Count;
-        public int Stamp;
-        public Entry[] Entries = new Entry[Math.Min(capacity, 16)];
-        private readonly Dictionary<UInt128, int> _index = new(Math.Min(capacity, 16));
-        private int _used;
-        private int _freeHead = -1;
+
+        private readonly int _capacity;
+        private readonly List<LeaseSet?> _leaseSets = [null];
+        private readonly Stack<int> _freeLeaseSets = new();
+        private Entry[] _table = new Entry[InitialLength];
+        private int _mask = InitialLength - 1;
+        private int _stamp;
         private int _evictHand;
         private int _reclaimHand;
 
-        /// <summary>The slot of <paramref name="key"/>, added if new; -1 when every slot is pinned by this operation.</summary>
-        public int FindOrAdd(UInt128 key, long now, int stamp)
+        public Shard(int capacity) => _capacity = capacity;
+
+        public StoreOutcome DecideOne(in RateLimitCheck check, long now, MemoryStore store)
         {
-            if (_index.TryGetValue(key, out var slot))
+            var slot = Find(check.Key.Value);
+            if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
             {
-                ref var found = ref Entries[slot];
-                found.Referenced = true;
-                found.Stamp = stamp;
-                return slot;
+                return DecideConcurrency(check, slot, now, store, commit: true);
             }
 
-            ReclaimExpired(now, stamp);
-            slot = Allocate(now, stamp);
+            var state = slot >= 0 ? _table[slot].State : default;
+            var outcome = LimitMath.Decide(check.Limit, state, now, check.Cost, out var next);
+            if (slot >= 0)
+            {
+                _table[slot].Referenced = true;
+            }
+
+            if (outcome.IsAllowed && check.Cost > 0)
+            {
+                Store(check, slot, next, now, ++_stamp);
+            }
+
+            return new StoreOutcome(outcome, outcome.IsAllowed, 0);
+        }
+
+        public void DecideGroup(
+            ReadOnlySpan<RateLimitCheck> checks,
+            Span<StoreOutcome> outcomes,
+            Span<LimitState> nexts,
+            Span<bool> done,
+            UInt128 identity,
+            long now,
+            MemoryStore store)
+        {
+            // Phase one decides every check of the identity without writing; phase two writes only if no enforced
+            // check was denied. Inserting may evict, so phase one pins the keys it read with this operation's stamp.
+            var stamp = ++_stamp;
+            var denied = false;
+            for (var k = 0; k < checks.Length; k++)
+            {
+                ref readonly var check = ref checks[k];
+                if (done[k] || check.Key.Identity != identity)
+                {
+                    continue;
+                }
+
+                var slot = Find(check.Key.Value);
+                if (slot >= 0)
+                {
+                    _table[slot].Stamp = stamp;
+                    _table[slot].Referenced = true;
+                }
+
+                var outcome = check.Limit.Algorithm == LimitAlgorithm.Concurrency
+                    ? DecideConcurrency(check, slot, now, store, commit: false).Outcome
+                    : LimitMath.Decide(check.Limit, slot >= 0 ? _table[slot].State : default, now, check.Cost, out nexts[k]);
+                denied |= !outcome.IsAllowed && !check.IsShadow;
+                outcomes[k] = new StoreOutcome(outcome, outcome.IsAllowed, 0);
+            }
+
+            for (var k = 0; k < checks.Length; k++)
+            {
+                ref readonly var check = ref checks[k];
+                if (done[k] || check.Key.Identity != identity)
+                {
+                    continue;
+                }
+
+                done[k] = true;
+                if (!outcomes[k].Committed)
+                {
+                    continue;
+                }
+
+                if (denied)
+                {
+                    outcomes[k] = outcomes[k] with { Committed = false };
+                }
+                else if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
+                {
+                    outcomes[k] = DecideConcurrency(check, Find(check.Key.Value), now, store, commit: true);
+                }
+                else if (check.Cost > 0)
+                {
+                    Store(check, Find(check.Key.Value), nexts[k], now, stamp);
+                }
+            }
+        }
+
+        public void Release(UInt128 key, long leaseId)
+        {
+            var slot = Find(key);
+            if (slot >= 0 && _table[slot].Leases != 0 && _leaseSets[_table[slot].Leases]!.Remove(leaseId))
+            {
+                _table[slot].ExpiresAt = _leaseSets[_table[slot].Leases]!.LatestExpiry;
+            }
+        }
+
+        private StoreOutcome DecideConcurrency(in RateLimitCheck check, int slot, long now, MemoryStore store, bool commit)
+        {
+            var leases = slot >= 0 && _table[slot].Leases != 0 ? _leaseSets[_table[slot].Leases] : null;
+            leases?.Purge(now);
+            var outcome = LimitMath.Concurrency(check.Limit, leases?.InFlight ?? 0, leases?.EarliestExpiry ?? 0, leases?.LatestExpiry ?? 0, now, check.Cost);
+            if (!commit || !outcome.IsAllowed || check.Cost == 0)
+            {
+                return new StoreOutcome(outcome, outcome.IsAllowed, 0);
+            }
+
             if (slot < 0)
+            {
+                slot = Insert(check.Key.Value, now, ++_stamp);
+                if (slot < 0)
+                {
+                    return new StoreOutcome(outcome, true, 0);
+                }
+            }
+
+            ref var entry = ref _table[slot];
+            if (entry.Leases == 0)
+            {
+                entry.Leases = RentLeaseSet();
+            }
+
+            var set = _leaseSets[entry.Leases]!;
+            var leaseId = store.NextLeaseId();
+            set.Add(leaseId, now + check.Limit.LeaseTimeoutMicroseconds, check.Cost);
+            entry.ExpiresAt = set.LatestExpiry;
+            return new StoreOutcome(outcome, true, leaseId);
+        }
+
+        private void Store(in RateLimitCheck check, int slot, in LimitState next, long now, int stamp)
+        {
+            if (slot < 0)
+            {
+                slot = Insert(check.Key.Value, now, stamp);
+                if (slot < 0)
+                {
+                    // Every slot is pinned by this operation: the state is not kept, so the limit errs toward admitting.
+                    return;
+                }
+            }
+
+            ref var entry = ref _table[slot];
+            entry.State = next;
+            entry.ExpiresAt = LimitMath.ExpiresAt(check.Limit, next);
+        }
+
+        private int Find(UInt128 key)
+        {
+            var table = _table;
+            var mask = _mask;
+            for (var i = Home(key, mask); ; i = (i + 1) & mask)
+            {
+                ref var entry = ref table[i];
+                if (!entry.Used)
+                {
+                    return -1;
+                }
+
+                if (entry.Key == key)
+                {
+                    return i;
+                }
+            }
+        }
+
+        private int Insert(UInt128 key, long now, int stamp)
+        {
+            ReclaimExpired(now, stamp);
+            if (Count >= _capacity && !Evict(now, stamp))
             {
                 return -1;
             }
 
-            Entries[slot] = new Entry { Key = key, Live = true, Stamp = stamp, NextFree = -1 };
-            _index.Add(key, slot);
+            if ((Count + 1) * 4 > _table.Length * 3)
+            {
+                Grow();
+            }
+
+            var i = Home(key, _mask);
+            while (_table[i].Used)
+            {
+                i = (i + 1) & _mask;
+            }
+
+            _table[i] = new Entry { Key = key, Used = true, Stamp = stamp };
             Count++;
-            return slot;
+            return i;
         }
 
-        public LeaseSet? Leases(int slot) => Entries[slot].Leases;
-
-        public LeaseSet CreateLeases(int slot) => Entries[slot].Leases = new LeaseSet();
-
-        public void Release(UInt128 key, long leaseId)
+        private void Grow()
         {
-            if (_index.TryGetValue(key, out var slot) && Entries[slot].Leases is { } leases && leases.Remove(leaseId))
+            var old = _table;
+            _table = new Entry[old.Length * 2];
+            _mask = _table.Length - 1;
+            foreach (ref readonly var entry in old.AsSpan())
             {
-                Entries[slot].ExpiresAt = leases.LatestExpiry;
+                if (!entry.Used)
+                {
+                    continue;
+                }
+
+                var i = Home(entry.Key, _mask);
+                while (_table[i].Used)
+                {
+                    i = (i + 1) & _mask;
+                }
+
+                _table[i] = entry;
             }
+
+            _evictHand &= _mask;
+            _reclaimHand &= _mask;
         }
 
-        private int Allocate(long now, int stamp)
+        /// <summary>
+        /// Looks a few slots ahead of the clock hand for an expired key, else one not used since the hand last passed;
+        /// only when every one of those was used does it sweep on, clearing use bits, as a plain clock does.
+        /// </summary>
+        private bool Evict(long now, int stamp)
         {
-            if (_freeHead >= 0)
+            var unused = -1;
+            for (var step = 0; step < VictimWindow; step++)
             {
-                var free = _freeHead;
-                _freeHead = Entries[free].NextFree;
-                return free;
+                var slot = (_evictHand + step) & _mask;
+                ref var entry = ref _table[slot];
+                if (!entry.Used || entry.Stamp == stamp)
+                {
+                    continue;
+                }
+
+                if (entry.ExpiresAt <= now)
+                {
+                    return EvictAt(slot);
+                }
+
+                if (unused < 0 && !entry.Referenced)
+                {
+                    unused = slot;
+                }
             }
 
-            if (_used < Entries.Length)
+            if (unused >= 0)
             {
-                return _used++;
+                return EvictAt(unused);
             }
 
-            if (Entries.Length < capacity)
-            {
-                Array.Resize(ref Entries, (int)Math.Min(capacity, Entries.Length * 2L));
-                return _used++;
-            }
-
-            // Full: sweep with the clock hand. Two laps always find a victim unless every slot is pinned.
-            for (var step = 0; step < 2 * Entries.Length; step++)
+            // Two laps always find a victim unless every key is pinned by this operation.
+            for (var step = 0; step < 2 * _table.Length; step++)
             {
                 var slot = _evictHand;
-                _evictHand = _evictHand + 1 == Entries.Length ? 0 : _evictHand + 1;
-                ref var entry = ref Entries[slot];
-                if (entry.Stamp == stamp)
+                _evictHand = (_evictHand + 1) & _mask;
+                ref var entry = ref _table[slot];
+                if (!entry.Used || entry.Stamp == stamp)
                 {
                     continue;
                 }
@@ -328,36 +450,83 @@ public sealed class MemoryStore : IRateLimitStore
                     continue;
                 }
 
-                Evict(slot);
-                _freeHead = Entries[slot].NextFree;
-                return slot;
+                Remove(slot);
+                return true;
             }
 
-            return -1;
+            return false;
+        }
+
+        /// <summary>Moves the hand past <paramref name="victim"/>, giving the keys it passes their second chance, and evicts it.</summary>
+        private bool EvictAt(int victim)
+        {
+            while (_evictHand != victim)
+            {
+                _table[_evictHand].Referenced = false;
+                _evictHand = (_evictHand + 1) & _mask;
+            }
+
+            _evictHand = (victim + 1) & _mask;
+            Remove(victim);
+            return true;
         }
 
         private void ReclaimExpired(long now, int stamp)
         {
-            for (var step = 0; step < 2 && _used > 0; step++)
+            // Four slots per insert walk the table faster than inserts fill it, so expired keys do not pile up.
+            for (var step = 0; step < 4; step++)
             {
-                var slot = _reclaimHand < _used ? _reclaimHand : 0;
-                _reclaimHand = slot + 1;
-                ref var entry = ref Entries[slot];
-                if (entry.Live && entry.Stamp != stamp && entry.ExpiresAt <= now)
+                var slot = _reclaimHand;
+                _reclaimHand = (_reclaimHand + 1) & _mask;
+                ref var entry = ref _table[slot];
+                if (entry.Used && entry.Stamp != stamp && entry.ExpiresAt <= now)
                 {
-                    Evict(slot);
+                    Remove(slot);
                 }
             }
         }
 
-        private void Evict(int slot)
+        /// <summary>Empties a slot and shifts back the entries of its probe run, so lookups never need tombstones.</summary>
+        private void Remove(int slot)
         {
-            ref var entry = ref Entries[slot];
-            _index.Remove(entry.Key);
-            entry = new Entry { NextFree = _freeHead };
-            _freeHead = slot;
+            if (_table[slot].Leases != 0)
+            {
+                _freeLeaseSets.Push(_table[slot].Leases);
+                _leaseSets[_table[slot].Leases]!.Clear();
+            }
+
+            var hole = slot;
+            for (var i = (slot + 1) & _mask; _table[i].Used; i = (i + 1) & _mask)
+            {
+                var home = Home(_table[i].Key, _mask);
+
+                // The entry at i may fill the hole unless its home lies cyclically in (hole, i].
+                var stays = hole <= i ? home > hole && home <= i : home > hole || home <= i;
+                if (!stays)
+                {
+                    _table[hole] = _table[i];
+                    hole = i;
+                }
+            }
+
+            _table[hole] = default;
             Count--;
         }
+
+        private int RentLeaseSet()
+        {
+            if (_freeLeaseSets.TryPop(out var index))
+            {
+                return index;
+            }
+
+            _leaseSets.Add(new LeaseSet());
+            return _leaseSets.Count - 1;
+        }
+
+        // Fibonacci hashing of both halves: the table stays spread even for keys that are not uniform hashes.
+        private static int Home(UInt128 key, int mask) =>
+            (int)((((ulong)key ^ (ulong)(key >> 64)) * 0x9E3779B97F4A7C15UL) >> 32) & mask;
     }
 
     /// <summary>The leases of one concurrency key: parallel arrays, grown as needed, compacted as leases end.</summary>
@@ -373,6 +542,12 @@ public sealed class MemoryStore : IRateLimitStore
         public long EarliestExpiry { get; private set; }
 
         public long LatestExpiry { get; private set; }
+
+        public void Clear()
+        {
+            _count = 0;
+            Summarize();
+        }
 
         public void Purge(long now)
         {

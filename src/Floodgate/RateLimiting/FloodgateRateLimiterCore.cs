@@ -1,0 +1,56 @@
+using System.Threading.RateLimiting;
+using Floodgate.Engine;
+using Floodgate.Limits;
+using Floodgate.Rules;
+using Floodgate.Stores;
+
+namespace Floodgate.RateLimiting;
+
+/// <summary>What both adapters share: one check against a store, turned into a lease, and counted.</summary>
+internal sealed class FloodgateRateLimiterCore(IRateLimitStore store)
+{
+    private static readonly RateLimitRule AdapterRule = new("rate-limiter", RateLimitTier.Service, Limit.Concurrency(1));
+    private long _successes;
+    private long _failures;
+
+    public RateLimitLease AttemptAcquire(in RateLimitCheck check)
+    {
+        Span<RateLimitCheck> checks = [check];
+        Span<StoreOutcome> outcomes = stackalloc StoreOutcome[1];
+
+        // Never wait for I/O here: a store that cannot answer locally consumed nothing, and AcquireAsync will decide.
+        return store.TryDecide(checks, outcomes) ? ToLease(check, outcomes[0]) : FloodgateLease.Pending;
+    }
+
+    public async ValueTask<RateLimitLease> AcquireAsync(RateLimitCheck check, CancellationToken cancellationToken)
+    {
+        var outcomes = new StoreOutcome[1];
+        await store.DecideAsync(new[] { check }, outcomes, cancellationToken).ConfigureAwait(false);
+        return ToLease(check, outcomes[0]);
+    }
+
+    public RateLimiterStatistics Statistics(in RateLimitCheck check)
+    {
+        Span<RateLimitCheck> probe = [check with { Cost = 0 }];
+        Span<StoreOutcome> outcomes = stackalloc StoreOutcome[1];
+        return new RateLimiterStatistics
+        {
+            CurrentAvailablePermits = store.TryDecide(probe, outcomes) ? outcomes[0].Outcome.Remaining : 0,
+            CurrentQueuedCount = 0,
+            TotalSuccessfulLeases = Volatile.Read(ref _successes),
+            TotalFailedLeases = Volatile.Read(ref _failures),
+        };
+    }
+
+    private RateLimitLease ToLease(in RateLimitCheck check, in StoreOutcome outcome)
+    {
+        if (outcome.Outcome.IsAllowed && outcome.Committed)
+        {
+            Interlocked.Increment(ref _successes);
+            return outcome.LeaseId != 0 ? FloodgateLease.Holding(store, check, outcome.LeaseId) : FloodgateLease.Acquired;
+        }
+
+        Interlocked.Increment(ref _failures);
+        return FloodgateLease.Rejected(new RateLimitDecision(AdapterRule, check.Limit, outcome.Outcome, false, outcome.IsStoreFailure));
+    }
+}

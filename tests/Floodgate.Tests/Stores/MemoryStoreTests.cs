@@ -1,0 +1,259 @@
+using Floodgate.Algorithms;
+using Floodgate.Limits;
+using Floodgate.Stores;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Floodgate.Tests.Stores;
+
+public sealed class MemoryStoreTests
+{
+    private static readonly DateTimeOffset Start = new(2026, 1, 15, 12, 0, 0, TimeSpan.Zero);
+
+    private static StoreKey Key(int identity, int value) => new((UInt128)identity, ((UInt128)identity << 32) | (uint)value);
+
+    private static StoreOutcome DecideOne(MemoryStore store, Limit limit, StoreKey key, long cost = 1, bool shadow = false)
+    {
+        var outcomes = new StoreOutcome[1];
+        store.Decide([new RateLimitCheck(limit, key, cost, shadow)], outcomes);
+        return outcomes[0];
+    }
+
+    [Fact]
+    public void Many_threads_on_one_key_admit_exactly_the_limit()
+    {
+        var time = new FakeTimeProvider(Start);
+        var store = new MemoryStore(timeProvider: time);
+        var limit = Limit.FixedWindow(Rate.Parse("5000/h"));
+        var key = Key(1, 1);
+        const int Threads = 8;
+        const int AttemptsPerThread = 2000;
+        var admitted = 0;
+        using var barrier = new Barrier(Threads);
+        var threads = Enumerable.Range(0, Threads).Select(_ => new Thread(() =>
+        {
+            var outcomes = new StoreOutcome[1];
+            RateLimitCheck[] checks = [new(limit, key, 1, false)];
+            barrier.SignalAndWait();
+            for (var i = 0; i < AttemptsPerThread; i++)
+            {
+                store.Decide(checks, outcomes);
+                if (outcomes[0].Committed)
+                {
+                    Interlocked.Increment(ref admitted);
+                }
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.Equal(5000, admitted);
+    }
+
+    [Fact]
+    public void Many_threads_on_one_gcra_key_admit_exactly_the_burst()
+    {
+        var time = new FakeTimeProvider(Start);
+        var store = new MemoryStore(timeProvider: time);
+        var limit = Limit.Gcra(Rate.Parse("3000/h"));
+        var key = Key(7, 7);
+        var admitted = 0;
+        Parallel.For(0, 12_000, new ParallelOptions { MaxDegreeOfParallelism = 8 }, _ =>
+        {
+            if (DecideOne(store, limit, key).Committed)
+            {
+                Interlocked.Increment(ref admitted);
+            }
+        });
+        Assert.Equal(3000, admitted);
+    }
+
+    [Fact]
+    public void Five_million_distinct_keys_keep_the_store_at_or_under_its_cap()
+    {
+        var time = new FakeTimeProvider(Start);
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 100_000 }, time);
+        var limit = Limit.Gcra(Rate.Parse("10/min"));
+        var checks = new RateLimitCheck[1];
+        var outcomes = new StoreOutcome[1];
+        for (var i = 0; i < 5_000_000; i++)
+        {
+            checks[0] = new RateLimitCheck(limit, new StoreKey((UInt128)i, (UInt128)i), 1, false);
+            store.Decide(checks, outcomes);
+            Assert.True(outcomes[0].Committed);
+        }
+
+        Assert.True(store.Count <= 100_000, $"The store holds {store.Count} keys, over its cap of 100,000.");
+        Assert.True(store.Count >= 90_000, $"The store holds only {store.Count} keys: it evicts far more than it must.");
+    }
+
+    [Fact]
+    public void A_full_store_evicts_expired_keys_before_live_ones()
+    {
+        var time = new FakeTimeProvider(Start);
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 64, Shards = 1 }, time);
+        var shortLimit = Limit.FixedWindow(Rate.Parse("5/s"));
+        var longLimit = Limit.FixedWindow(Rate.Parse("5/h"));
+
+        // 10 long-lived keys spend 3 of 5, then 54 short-lived keys fill the store.
+        for (var i = 0; i < 10; i++)
+        {
+            DecideOne(store, longLimit, Key(i, 0), cost: 3);
+        }
+
+        for (var i = 10; i < 64; i++)
+        {
+            DecideOne(store, shortLimit, Key(i, 0));
+        }
+
+        Assert.Equal(64, store.Count);
+        time.Advance(TimeSpan.FromSeconds(2));
+
+        // 50 newcomers must take the slots of expired keys, not of the 10 live ones.
+        for (var i = 100; i < 150; i++)
+        {
+            DecideOne(store, shortLimit, Key(i, 0));
+        }
+
+        Assert.True(store.Count <= 64);
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.Equal(2, DecideOne(store, longLimit, Key(i, 0), cost: 0).Outcome.Remaining);
+        }
+    }
+
+    [Fact]
+    public void Expired_keys_are_reclaimed_as_new_keys_arrive()
+    {
+        var time = new FakeTimeProvider(Start);
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 10_000, Shards = 1 }, time);
+        var limit = Limit.FixedWindow(Rate.Parse("5/s"));
+        for (var i = 0; i < 1000; i++)
+        {
+            DecideOne(store, limit, Key(i, 0));
+        }
+
+        time.Advance(TimeSpan.FromSeconds(5));
+        for (var i = 1000; i < 2000; i++)
+        {
+            DecideOne(store, limit, Key(i, 0));
+        }
+
+        // Each insert reclaims up to two expired keys, so the first thousand are gone and nothing live was lost.
+        Assert.Equal(1000, store.Count);
+    }
+
+    [Fact]
+    public void The_checks_of_one_identity_are_all_or_nothing()
+    {
+        var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
+        var loose = Limit.FixedWindow(Rate.Parse("10/min"));
+        var tight = Limit.FixedWindow(Rate.Parse("1/min"));
+        RateLimitCheck[] checks = [new(loose, Key(1, 1), 1, false), new(tight, Key(1, 2), 1, false)];
+        var outcomes = new StoreOutcome[2];
+        store.Decide(checks, outcomes);
+        Assert.True(outcomes[0].Committed && outcomes[1].Committed);
+
+        store.Decide(checks, outcomes);
+        Assert.True(outcomes[0].Outcome.IsAllowed);
+        Assert.False(outcomes[0].Committed);
+        Assert.False(outcomes[1].Outcome.IsAllowed);
+
+        // The loose limit was charged once, not twice.
+        Assert.Equal(9, DecideOne(store, loose, Key(1, 1), cost: 0).Outcome.Remaining);
+    }
+
+    [Fact]
+    public void A_shadow_check_that_does_not_fit_blocks_nothing()
+    {
+        var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
+        var loose = Limit.FixedWindow(Rate.Parse("10/min"));
+        var tight = Limit.FixedWindow(Rate.Parse("1/min"));
+        RateLimitCheck[] checks = [new(loose, Key(1, 1), 1, false), new(tight, Key(1, 2), 1, true)];
+        var outcomes = new StoreOutcome[2];
+        store.Decide(checks, outcomes);
+        store.Decide(checks, outcomes);
+        Assert.True(outcomes[0].Committed);
+        Assert.False(outcomes[1].Outcome.IsAllowed);
+        Assert.Equal(8, DecideOne(store, loose, Key(1, 1), cost: 0).Outcome.Remaining);
+    }
+
+    [Fact]
+    public void Different_identities_in_one_batch_are_independent()
+    {
+        var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
+        var limit = Limit.FixedWindow(Rate.Parse("1/min"));
+        DecideOne(store, limit, Key(2, 1));
+        RateLimitCheck[] checks = [new(limit, Key(1, 1), 1, false), new(limit, Key(2, 1), 1, false)];
+        var outcomes = new StoreOutcome[2];
+        store.Decide(checks, outcomes);
+        Assert.True(outcomes[0].Committed);
+        Assert.False(outcomes[1].Committed);
+    }
+
+    [Fact]
+    public void Concurrency_leases_are_released_or_expire()
+    {
+        var time = new FakeTimeProvider(Start);
+        var store = new MemoryStore(timeProvider: time);
+        var limit = Limit.Concurrency(2, TimeSpan.FromSeconds(10));
+        var key = Key(3, 3);
+        var first = DecideOne(store, limit, key);
+        var second = DecideOne(store, limit, key);
+        Assert.NotEqual(0, first.LeaseId);
+        Assert.NotEqual(first.LeaseId, second.LeaseId);
+        var third = DecideOne(store, limit, key);
+        Assert.False(third.Outcome.IsAllowed);
+        Assert.Equal(LimitMath.MaxConcurrencyRetryMicroseconds, third.Outcome.RetryAfterMicroseconds);
+
+        store.ReleaseAsync(new RateLimitCheck(limit, key, 1, false), first.LeaseId);
+        var afterRelease = DecideOne(store, limit, key);
+        Assert.True(afterRelease.Outcome.IsAllowed);
+        Assert.Equal(0, afterRelease.Outcome.Remaining);
+
+        // Neither remaining lease is released: both expire 10 s after they were taken.
+        time.Advance(TimeSpan.FromSeconds(9.5));
+        var nearExpiry = DecideOne(store, limit, key);
+        Assert.False(nearExpiry.Outcome.IsAllowed);
+        Assert.Equal(500_000, nearExpiry.Outcome.RetryAfterMicroseconds);
+        time.Advance(TimeSpan.FromSeconds(0.5));
+        var expired = DecideOne(store, limit, key, cost: 2);
+        Assert.True(expired.Outcome.IsAllowed);
+
+        // Releasing twice, or releasing an expired lease, changes nothing.
+        store.ReleaseAsync(new RateLimitCheck(limit, key, 1, false), first.LeaseId);
+        store.ReleaseAsync(new RateLimitCheck(limit, key, 1, false), second.LeaseId);
+        Assert.False(DecideOne(store, limit, key).Outcome.IsAllowed);
+    }
+
+    [Fact]
+    public void A_decision_on_an_existing_key_allocates_nothing()
+    {
+        var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
+        RateLimitCheck[] single = [new(Limit.Gcra(Rate.Parse("1000000/h")), Key(9, 1), 1, false)];
+        RateLimitCheck[] group =
+        [
+            new(Limit.SlidingWindow(Rate.Parse("1000000/h")), Key(9, 2), 1, false),
+            new(Limit.FixedWindow(Rate.Parse("1000000/h")), Key(9, 3), 1, false),
+            new(Limit.Concurrency(10), Key(9, 4), 0, false),
+        ];
+        var outcomes = new StoreOutcome[3];
+        store.Decide(single, outcomes);
+        store.Decide(group, outcomes);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 10_000; i++)
+        {
+            store.Decide(single, outcomes);
+            store.Decide(group, outcomes);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(outcomes[0].Committed);
+    }
+
+    [Fact]
+    public void Options_are_validated()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MemoryStore(new MemoryStoreOptions { MaxEntries = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MemoryStore(new MemoryStoreOptions { Shards = -1 }));
+        Assert.Equal(4, new MemoryStore(new MemoryStoreOptions { MaxEntries = 4 }).MaxEntries);
+    }
+}
