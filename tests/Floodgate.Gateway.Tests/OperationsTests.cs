@@ -29,7 +29,6 @@ public sealed class OperationsTests
         var metrics = await gate.Admin.GetStringAsync("/metrics");
         Assert.Contains("floodgate_decisions_total{", metrics, StringComparison.Ordinal);
         Assert.Contains("outcome=\"rejected\",rule=\"ip\",tier=\"edge\"", metrics, StringComparison.Ordinal);
-        Assert.Contains("floodgate_store_duration_seconds_bucket{", metrics, StringComparison.Ordinal);
         Assert.Contains("floodgate_proxy_duration_seconds_bucket{", metrics, StringComparison.Ordinal);
     }
 

@@ -15,7 +15,7 @@ internal static class GatewayMetrics
         "floodgate.proxy.duration", "s", "Time to forward a request to the upstream and receive its response headers, by route and status.");
 
     public static readonly Histogram<double> StoreDuration = Meter.CreateHistogram<double>(
-        "floodgate.store.duration", "s", "Time the store took to decide one tier's checks, by store kind.");
+        "floodgate.store.duration", "s", "Time a remote store (Redis) took to decide one tier's checks, by store kind; the in-process store is not timed.");
 
     public static readonly Counter<long> PolicyReloads = Meter.CreateCounter<long>(
         "floodgate.policy.reloads", "{reload}", "Policy reloads, by result (applied or refused).");
