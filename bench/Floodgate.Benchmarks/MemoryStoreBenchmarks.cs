@@ -12,7 +12,8 @@ namespace Floodgate.Benchmarks;
 /// Decisions per second and bytes per decision: Floodgate's in-memory store against System.Threading.RateLimiting's
 /// PartitionedRateLimiter with a TokenBucketRateLimiter per partition, over the same string keys and the same limit
 /// (1,000,000/s with a burst of a billion, so every decision is admitted and both do their full work).
-/// Each invocation makes <see cref="OperationsPerThread"/> decisions on each of <see cref="Threads"/> threads.
+/// Each invocation makes <see cref="OperationsPerThread"/> decisions on each of <see cref="Threads"/> threads, over
+/// the keys in a fixed shuffled order.
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(Config))]
@@ -53,11 +54,19 @@ public class MemoryStoreBenchmarks
         };
         _tokenBucketLimiter = PartitionedRateLimiter.Create<string, string>(key => RateLimitPartition.GetTokenBucketLimiter(key, _ => options));
 
-        // Touch every key once so the measured decisions are on existing keys.
+        // Touch every key once, in the order they were made, so the measured decisions are on existing keys.
         Parallel(MemoryStoreDecide);
         Parallel(MemoryStoreDecidePrehashed);
         Parallel(FloodgateAdapter);
         Parallel(TokenBucketBaseline);
+
+        // Then visit them in a fixed shuffled order, as traffic from many clients arrives. Visiting keys in the order they
+        // were made would let the baseline, whose partition objects are allocated in first-use order, walk its memory
+        // sequentially behind the hardware prefetcher, which real traffic never does.
+        var order = Enumerable.Range(0, Keys).ToArray();
+        new Random(42).Shuffle(order);
+        _keys = [.. order.Select(i => _keys[i])];
+        _prehashed = [.. order.Select(i => _prehashed[i])];
     }
 
     [GlobalCleanup]

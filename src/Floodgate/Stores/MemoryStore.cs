@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using Floodgate.Algorithms;
 using Floodgate.Limits;
 
@@ -23,6 +24,7 @@ namespace Floodgate.Stores;
 /// look-ahead, whatever the size of the shard.
 /// </para>
 /// </remarks>
+[SkipLocalsInit]
 public sealed class MemoryStore : IRateLimitStore
 {
     private const int StackChecks = 32;
@@ -115,16 +117,27 @@ public sealed class MemoryStore : IRateLimitStore
 
         if (checks.Length == 1)
         {
-            ref readonly var check = ref checks[0];
-            var shard = ShardFor(check.Key.Identity);
-            lock (shard.Gate)
-            {
-                outcomes[0] = shard.DecideOne(check, now, this);
-            }
-
-            return;
+            DecideOne(checks[0], ref outcomes[0], now);
         }
+        else
+        {
+            DecideMany(checks, outcomes, now);
+        }
+    }
 
+    // One check, the common case, stays apart from the batch path: a method with stack buffers is compiled once without
+    // profile-guided optimization and zeroes its frame on every call.
+    private void DecideOne(in RateLimitCheck check, ref StoreOutcome outcome, long now)
+    {
+        var shard = ShardFor(check.Key.Identity);
+        lock (shard.Gate)
+        {
+            shard.DecideOne(check, ref outcome, now, this);
+        }
+    }
+
+    private void DecideMany(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes, long now)
+    {
         var large = checks.Length > StackChecks;
         Span<LimitState> nexts = large ? new LimitState[checks.Length] : stackalloc LimitState[StackChecks];
         Span<bool> done = large ? new bool[checks.Length] : stackalloc bool[StackChecks];
@@ -188,12 +201,13 @@ public sealed class MemoryStore : IRateLimitStore
 
         public Shard(int capacity) => _capacity = capacity;
 
-        public StoreOutcome DecideOne(in RateLimitCheck check, long now, MemoryStore store)
+        public void DecideOne(in RateLimitCheck check, ref StoreOutcome result, long now, MemoryStore store)
         {
             var slot = Find(check.Key.Value);
             if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
             {
-                return DecideConcurrency(check, slot, now, store, commit: true);
+                result = DecideConcurrency(check, slot, now, store, commit: true);
+                return;
             }
 
             var state = slot >= 0 ? _table[slot].State : default;
@@ -208,7 +222,7 @@ public sealed class MemoryStore : IRateLimitStore
                 Store(check, slot, next, now, ++_stamp);
             }
 
-            return new StoreOutcome(outcome, outcome.IsAllowed, 0);
+            result = new StoreOutcome(outcome, outcome.IsAllowed, 0);
         }
 
         public void DecideGroup(
