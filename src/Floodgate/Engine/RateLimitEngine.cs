@@ -84,6 +84,7 @@ public sealed partial class RateLimitEngine
     /// <param name="last">The last tier to evaluate.</param>
     /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
     /// <returns>The result; already complete, without allocating, on the in-memory store.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A tier is not one of <see cref="RateLimitTier"/>'s values.</exception>
     public ValueTask<RateLimitResult> EvaluateAsync(
         IRequestContext request,
         RateLimitTier first = RateLimitTier.Edge,
@@ -91,6 +92,11 @@ public sealed partial class RateLimitEngine
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        if (!Enum.IsDefined(first) || !Enum.IsDefined(last))
+        {
+            throw new ArgumentOutOfRangeException(nameof(first), $"Tiers run from {RateLimitTier.Edge} to {RateLimitTier.Global}; got {first} to {last}.");
+        }
+
         var policy = Policy;
         var evaluation = default(Evaluation);
         for (var tier = first; tier <= last; tier++)

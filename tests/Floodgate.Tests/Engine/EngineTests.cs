@@ -248,6 +248,14 @@ public sealed class EngineTests
     }
 
     [Fact]
+    public async Task An_undefined_tier_is_a_clear_argument_error()
+    {
+        var engine = Engine(new RateLimitRule("ip", RateLimitTier.Edge, Fixed("1/min")));
+        var error = await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () => await engine.EvaluateAsync(Request(), RateLimitTier.Edge, (RateLimitTier)9));
+        Assert.Contains("Edge to Global", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Evaluating_on_the_memory_store_allocates_nothing()
     {
         var engine = Engine(
