@@ -277,11 +277,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             var release = _connection.GetDatabase().SortedSetRemoveAsync(key, LeaseMember(leaseId, check.Cost));
             await release.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            throw;
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // The lease frees itself at its timeout.
             Fail(ex is TimeoutException ? "timeout" : "release", ex);
@@ -346,7 +342,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 }
             }
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
+        catch (Exception)
         {
             // Recovered on the first NOSCRIPT.
         }
@@ -540,7 +536,18 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 continue;
             }
 
-            Send(group, checks, plan, serverNow, localNow, null);
+            try
+            {
+                Send(group, checks, plan, serverNow, localNow, null);
+            }
+            catch (Exception ex)
+            {
+                // Nothing was sent: give back the slices this group took and answer it by the failure mode.
+                Fallback(group, checks, outcomes, plan);
+                Fail("error", ex);
+                continue;
+            }
+
             (groups ??= []).Add(group);
         }
 
@@ -553,7 +560,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             await Task.WhenAll(pending).WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
-        catch (TimeoutException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // Decide without the slice: strictly in Redis.
         }
@@ -684,57 +691,80 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
 
         var failed = false;
-        foreach (var group in groups)
+        var next = 0;
+        try
         {
-            var task = group.Task!;
-            RedisResult? result = null;
-            if (task.IsCompletedSuccessfully)
+            for (; next < groups.Count; next++)
             {
-                result = task.Result;
-            }
-            else if (task.IsFaulted && task.Exception?.InnerException is RedisServerException noScript
-                && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-            {
-                // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the
-                // script itself, which StackExchange.Redis does with EVAL and then caches.
-                Interlocked.Increment(ref _roundTripCount);
-                _roundTrips.Add(1);
-                group.Task = Evaluate(Script, group.Keys!, group.Values!);
-                (result, var error) = await Retry(group.Task, cancellationToken).ConfigureAwait(false);
-                failure ??= error;
-                timedOut |= error is TimeoutException;
-            }
-            else if (!task.IsCompleted)
-            {
-                _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-            else
-            {
-                failure ??= task.Exception?.InnerException;
-            }
-
-            if (result is not null && IsCalendarSkew(result) && !group.Resent)
-            {
-                // A calendar period turned between this clock and the server's: resend with the server's periods.
-                group.Resent = true;
-                Send(group, checks.Span, plan, serverNow, localNow, (long)result[1]);
-                (result, var error) = await Retry(group.Task!, cancellationToken).ConfigureAwait(false);
-                failure ??= error;
-                timedOut |= error is TimeoutException;
-            }
-
-            if (result is not null)
-            {
-                if (Apply(group, result, checks.Span, outcomes.Span, plan, localNow))
+                var group = groups[next];
+                var task = group.Task!;
+                RedisResult? result = null;
+                if (task.IsCompletedSuccessfully)
                 {
-                    continue;
+                    result = task.Result;
+                }
+                else if (task.IsFaulted && task.Exception?.InnerException is RedisServerException noScript
+                    && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+                {
+                    // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the
+                    // script itself, which StackExchange.Redis does with EVAL and then caches.
+                    Interlocked.Increment(ref _roundTripCount);
+                    _roundTrips.Add(1);
+                    group.Task = Evaluate(Script, group.Keys!, group.Values!);
+                    (result, var error) = await Retry(group.Task, cancellationToken).ConfigureAwait(false);
+                    failure ??= error;
+                    timedOut |= error is TimeoutException;
+                }
+                else if (!task.IsCompleted)
+                {
+                    _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                }
+                else
+                {
+                    failure ??= task.Exception?.InnerException ?? new TaskCanceledException(task);
                 }
 
-                failure ??= new RedisException("The decision script answered in an unexpected shape.");
+                if (result is not null && IsCalendarSkew(result) && !group.Resent)
+                {
+                    // A calendar period turned between this clock and the server's: resend with the server's periods.
+                    group.Resent = true;
+                    try
+                    {
+                        Send(group, checks.Span, plan, serverNow, localNow, (long)result[1]);
+                        (result, var error) = await Retry(group.Task!, cancellationToken).ConfigureAwait(false);
+                        failure ??= error;
+                        timedOut |= error is TimeoutException;
+                    }
+                    catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                    {
+                        result = null;
+                        failure ??= ex;
+                    }
+                }
+
+                if (result is not null)
+                {
+                    if (Apply(group, result, checks.Span, outcomes.Span, plan, localNow))
+                    {
+                        continue;
+                    }
+
+                    failure ??= new RedisException("The decision script answered in an unexpected shape.");
+                }
+
+                failed = true;
+                Fallback(group, checks.Span, outcomes.Span, plan);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The caller gave up: give back what the groups not yet answered took locally.
+            for (; next < groups.Count; next++)
+            {
+                Abandon(groups[next], checks.Span, plan);
             }
 
-            failed = true;
-            Fallback(group, checks.Span, outcomes.Span, plan);
+            throw;
         }
 
         if (failed)
@@ -753,7 +783,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             return (await task.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false), null);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             if (!task.IsCompleted)
             {
@@ -770,8 +800,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             return _connection.GetDatabase().ScriptEvaluateAsync(hash, keys, values);
         }
-        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or InvalidOperationException or TimeoutException)
+        catch (Exception ex)
         {
+            // RedisCommandException (a disabled command, a cross-slot batch, a primary-only command to a replica) and
+            // every other synchronous failure becomes a failed call, answered by the failure mode.
             return Task.FromException<RedisResult>(ex);
         }
     }
@@ -782,20 +814,36 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             return _connection.GetDatabase().ScriptEvaluateAsync(script, keys, values);
         }
-        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or InvalidOperationException or TimeoutException)
+        catch (Exception ex)
         {
+            // RedisCommandException (a disabled command, a cross-slot batch, a primary-only command to a replica) and
+            // every other synchronous failure becomes a failed call, answered by the failure mode.
             return Task.FromException<RedisResult>(ex);
         }
     }
 
     private static bool IsCalendarSkew(RedisResult result) =>
-        result.Resp2Type == ResultType.Array && result.Length >= 2 && (long)result[0] == -1;
+        result.Resp2Type == ResultType.Array && result.Length >= 2 && result[0].Resp2Type == ResultType.Integer
+        && result[1].Resp2Type == ResultType.Integer && (long)result[0] == -1;
 
     /// <summary>Turns a script's answer into outcomes; <see langword="false"/> when the answer has the wrong shape.</summary>
     private bool Apply(Group group, RedisResult result, ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes, Kind[] plan, long localNow)
     {
         var remote = group.Remote!;
-        if (result.Resp2Type != ResultType.Array || result.Length != 2 + (5 * remote.Length) || (long)result[0] != 1)
+        if (result.Resp2Type != ResultType.Array || result.Length != 2 + (5 * remote.Length))
+        {
+            return false;
+        }
+
+        for (var i = 0; i < result.Length; i++)
+        {
+            if (result[i].Resp2Type != ResultType.Integer)
+            {
+                return false;
+            }
+        }
+
+        if ((long)result[0] != 1)
         {
             return false;
         }
