@@ -240,6 +240,27 @@ public sealed class StoreTests(RedisFixture fixture)
         Assert.True((await store.DecideOneAsync(check)).Committed);
     }
 
+    [Theory]
+    [InlineData("\u017B\u017D")]
+    [InlineData("caf\u00E9")]
+    [InlineData("a\u007Fb")]
+    [InlineData("tab\tx")]
+    [InlineData("a:b")]
+    [InlineData("a}")]
+    public void A_key_prefix_outside_printable_ASCII_or_with_braces_is_rejected(string prefix)
+    {
+        var error = Assert.Throws<ArgumentException>(() => new RedisStoreOptions { Configuration = "x", KeyPrefix = prefix }.Validate());
+        Assert.Equal(nameof(RedisStoreOptions.KeyPrefix), error.ParamName);
+        Assert.Contains("KeyPrefix", error.Message, StringComparison.Ordinal);
+        Assert.Contains("printable ASCII", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("fg")]
+    [InlineData("app-1_v2.rl~!")]
+    public void A_printable_ASCII_key_prefix_is_accepted(string prefix) =>
+        new RedisStoreOptions { Configuration = "x", KeyPrefix = prefix }.Validate();
+
     [Fact]
     public void Options_are_validated_with_clear_errors()
     {
