@@ -58,6 +58,39 @@ public sealed class StoreTests(RedisFixture fixture)
     }
 
     [Fact]
+    public async Task A_batch_of_several_identities_is_decided_after_SCRIPT_FLUSH_with_every_script_resent_together()
+    {
+        await using var store = await TestStores.ConnectAsync(fixture.Server, o => o.OverLimitCache = false);
+        var perMinute = Limit.Gcra(new Rate(5, 1, RateUnit.Minute));
+        var perHour = Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour));
+        var checks = Enumerable.Range(0, 5)
+            .SelectMany(i => new[]
+            {
+                new RateLimitCheck(perMinute, StoreKey.Create("flush-batch-m", "user" + i), 1, false),
+                new RateLimitCheck(perHour, StoreKey.Create("flush-batch-h", "user" + i), 1, false),
+            })
+            .ToArray();
+        Assert.All(await store.DecideAsync(checks), o => Assert.True(o.Committed));
+        Assert.Equal(5, store.RoundTrips);
+
+        Assert.Equal("OK", fixture.Server.Cli("SCRIPT", "FLUSH"));
+
+        var after = await store.DecideAsync(checks);
+        for (var i = 0; i < after.Length; i++)
+        {
+            Assert.False(after[i].IsStoreFailure);
+            Assert.True(after[i].Committed);
+            Assert.True(after[i].Outcome.IsAllowed);
+            Assert.Equal(i % 2 == 0 ? 3 : 1, after[i].Outcome.Remaining);
+        }
+
+        // Each identity: its EVALSHA answered NOSCRIPT, then the script itself; nothing failed.
+        Assert.Equal(15, store.RoundTrips);
+        Assert.Equal(0, store.Failures);
+        Assert.True(store.IsCircuitClosed);
+    }
+
+    [Fact]
     public async Task Scripts_are_reloaded_after_SCRIPT_FLUSH()
     {
         await using var store = await TestStores.ConnectAsync(fixture.Server);
