@@ -163,7 +163,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <inheritdoc/>
     public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
-        Decide(checks, outcomes, null, true, cancellationToken);
+        Decide(checks, outcomes, null, true, Deadline(), cancellationToken);
 
     /// <inheritdoc/>
     /// <remarks>Answers only when every identity of the batch is denied by the over-limit cache or served by leased slices.</remarks>
@@ -277,11 +277,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             var release = _connection.GetDatabase().SortedSetRemoveAsync(key, LeaseMember(leaseId, check.Cost));
             await release.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            throw;
-        }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // The lease frees itself at its timeout.
             Fail(ex is TimeoutException ? "timeout" : "release", ex);
@@ -308,7 +304,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <summary>Decides at an explicit server time, for tests that compare stores on one clock.</summary>
     internal ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, long now, CancellationToken cancellationToken = default) =>
-        Decide(checks, outcomes, now, true, cancellationToken);
+        Decide(checks, outcomes, now, true, Deadline(), cancellationToken);
 
     internal static Limit DivideLimit(Limit limit, int replicas)
     {
@@ -346,7 +342,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 }
             }
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException or NotSupportedException)
+        catch (Exception)
         {
             // Recovered on the first NOSCRIPT.
         }
@@ -400,7 +396,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         return _cache is not null && IsCacheable(check) && _cache.TryDeny(check, now, out outcome);
     }
 
-    private ValueTask Decide(ReadOnlyMemory<RateLimitCheck> checksMemory, Memory<StoreOutcome> outcomesMemory, long? serverNow, bool mayWait, CancellationToken cancellationToken)
+    /// <summary>Decides a batch; <paramref name="deadline"/> (a <see cref="TimeProvider.System"/> timestamp) bounds every
+    /// wait of the decision together, so a slow or failing Redis costs at most one timeout.</summary>
+    private ValueTask Decide(ReadOnlyMemory<RateLimitCheck> checksMemory, Memory<StoreOutcome> outcomesMemory, long? serverNow, bool mayWait, long deadline, CancellationToken cancellationToken)
     {
         if (outcomesMemory.Length < checksMemory.Length)
         {
@@ -438,7 +436,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
             if (pending is not null)
             {
-                return WaitForSlices(pending, checksMemory, outcomesMemory, serverNow, cancellationToken);
+                return WaitForSlices(pending, checksMemory, outcomesMemory, serverNow, deadline, cancellationToken);
             }
         }
 
@@ -540,25 +538,37 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 continue;
             }
 
-            Send(group, checks, plan, serverNow, localNow, null);
+            try
+            {
+                Send(group, checks, plan, serverNow, localNow, null);
+            }
+            catch (Exception ex)
+            {
+                // Nothing was sent: give back the slices this group took and answer it by the failure mode.
+                Fallback(group, checks, outcomes, plan);
+                Fail("error", ex);
+                continue;
+            }
+
             (groups ??= []).Add(group);
         }
 
-        return groups is null ? default : Complete(checksMemory, outcomesMemory, plan, groups, serverNow, localNow, cancellationToken);
+        return groups is null ? default : Complete(checksMemory, outcomesMemory, plan, groups, serverNow, localNow, deadline, cancellationToken);
     }
 
-    private async ValueTask WaitForSlices(List<Task> pending, ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, long? serverNow, CancellationToken cancellationToken)
+    private async ValueTask WaitForSlices(List<Task> pending, ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, long? serverNow, long deadline, CancellationToken cancellationToken)
     {
         try
         {
-            await Task.WhenAll(pending).WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            await Task.WhenAll(pending).WaitAsync(Remaining(deadline), TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
-        catch (TimeoutException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // Decide without the slice: strictly in Redis.
         }
 
-        await Decide(checks, outcomes, serverNow, false, cancellationToken).ConfigureAwait(false);
+        // Only the time left: waiting for the slice and asking Redis share one timeout.
+        await Decide(checks, outcomes, serverNow, false, deadline, cancellationToken).ConfigureAwait(false);
     }
 
     private void Send(Group group, ReadOnlySpan<RateLimitCheck> checks, Kind[] plan, long? serverNow, long localNow, long? calendarNow)
@@ -655,22 +665,63 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         List<Group> groups,
         long? serverNow,
         long localNow,
+        long deadline,
         CancellationToken cancellationToken)
     {
-        Exception? failure = null;
-        var timedOut = false;
         try
         {
-            var all = groups.Count == 1 ? groups[0].Task! : Task.WhenAll(groups.Select(static g => (Task)g.Task!));
-            await all.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException ex)
-        {
-            failure = ex;
-            timedOut = true;
+            await AwaitGroups(groups, deadline, cancellationToken).ConfigureAwait(false);
+
+            // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the script
+            // itself for every such group at once (StackExchange.Redis sends EVAL and caches it), then wait for them
+            // together in the time left.
+            List<Group>? resent = null;
+            foreach (var group in groups)
+            {
+                if (group.Task!.IsFaulted && group.Task.Exception?.InnerException is RedisServerException noScript
+                    && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+                {
+                    Interlocked.Increment(ref _roundTripCount);
+                    _roundTrips.Add(1);
+                    group.Task = Evaluate(Script, group.Keys!, group.Values!);
+                    (resent ??= []).Add(group);
+                }
+            }
+
+            if (resent is not null)
+            {
+                await AwaitGroups(resent, deadline, cancellationToken).ConfigureAwait(false);
+            }
+
+            // A calendar period turned between this clock and the server's: resend every such group with the server's
+            // periods, once, and wait for them together in the time left.
+            resent = null;
+            foreach (var group in groups)
+            {
+                if (group.Task!.IsCompletedSuccessfully && IsCalendarSkew(group.Task.Result) && !group.Resent)
+                {
+                    group.Resent = true;
+                    try
+                    {
+                        Send(group, checks.Span, plan, serverNow, localNow, (long)group.Task.Result[1]);
+                    }
+                    catch (Exception ex)
+                    {
+                        group.Task = Task.FromException<RedisResult>(ex);
+                    }
+
+                    (resent ??= []).Add(group);
+                }
+            }
+
+            if (resent is not null)
+            {
+                await AwaitGroups(resent, deadline, cancellationToken).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            // The caller gave up: give back what the groups took locally.
             foreach (var group in groups)
             {
                 Abandon(group, checks.Span, plan);
@@ -678,59 +729,31 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
             throw;
         }
-        catch (Exception ex)
-        {
-            failure = ex;
-        }
 
+        Exception? failure = null;
+        var timedOut = false;
         var failed = false;
         foreach (var group in groups)
         {
             var task = group.Task!;
-            RedisResult? result = null;
             if (task.IsCompletedSuccessfully)
             {
-                result = task.Result;
-            }
-            else if (task.IsFaulted && task.Exception?.InnerException is RedisServerException noScript
-                && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-            {
-                // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the
-                // script itself, which StackExchange.Redis does with EVAL and then caches.
-                Interlocked.Increment(ref _roundTripCount);
-                _roundTrips.Add(1);
-                group.Task = Evaluate(Script, group.Keys!, group.Values!);
-                (result, var error) = await Retry(group.Task, cancellationToken).ConfigureAwait(false);
-                failure ??= error;
-                timedOut |= error is TimeoutException;
-            }
-            else if (!task.IsCompleted)
-            {
-                _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-            else
-            {
-                failure ??= task.Exception?.InnerException;
-            }
-
-            if (result is not null && IsCalendarSkew(result) && !group.Resent)
-            {
-                // A calendar period turned between this clock and the server's: resend with the server's periods.
-                group.Resent = true;
-                Send(group, checks.Span, plan, serverNow, localNow, (long)result[1]);
-                (result, var error) = await Retry(group.Task!, cancellationToken).ConfigureAwait(false);
-                failure ??= error;
-                timedOut |= error is TimeoutException;
-            }
-
-            if (result is not null)
-            {
-                if (Apply(group, result, checks.Span, outcomes.Span, plan, localNow))
+                if (Apply(group, task.Result, checks.Span, outcomes.Span, plan, localNow))
                 {
                     continue;
                 }
 
                 failure ??= new RedisException("The decision script answered in an unexpected shape.");
+            }
+            else if (!task.IsCompleted)
+            {
+                Observe(task);
+                timedOut = true;
+                failure ??= new TimeoutException($"Redis did not answer within {_options.Timeout}.");
+            }
+            else
+            {
+                failure ??= task.Exception?.InnerException ?? new TaskCanceledException(task);
             }
 
             failed = true;
@@ -747,21 +770,36 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
     }
 
-    private async Task<(RedisResult? Result, Exception? Error)> Retry(Task<RedisResult> task, CancellationToken cancellationToken)
+    /// <summary>Waits for the groups' calls until the deadline; a failure or a timeout is read from each group's task.</summary>
+    private static async Task AwaitGroups(List<Group> groups, long deadline, CancellationToken cancellationToken)
     {
+        var all = groups.Count == 1 ? groups[0].Task! : Task.WhenAll(groups.Select(static g => (Task)g.Task!));
         try
         {
-            return (await task.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false), null);
+            await all.WaitAsync(Remaining(deadline), TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is RedisException or TimeoutException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            if (!task.IsCompleted)
-            {
-                _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-            }
-
-            return (null, ex);
+            // Each group is answered by its own task's state.
         }
+        finally
+        {
+            if (!all.IsCompleted)
+            {
+                Observe(all);
+            }
+        }
+    }
+
+    private static void Observe(Task task) =>
+        _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    private long Deadline() => TimeProvider.System.GetTimestamp() + (long)(_options.Timeout.TotalSeconds * TimeProvider.System.TimestampFrequency);
+
+    private static TimeSpan Remaining(long deadline)
+    {
+        var left = TimeProvider.System.GetElapsedTime(TimeProvider.System.GetTimestamp(), deadline);
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 
     private Task<RedisResult> Evaluate(byte[] hash, RedisKey[] keys, RedisValue[] values)
@@ -770,8 +808,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             return _connection.GetDatabase().ScriptEvaluateAsync(hash, keys, values);
         }
-        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or InvalidOperationException or TimeoutException)
+        catch (Exception ex)
         {
+            // RedisCommandException (a disabled command, a cross-slot batch, a primary-only command to a replica) and
+            // every other synchronous failure becomes a failed call, answered by the failure mode.
             return Task.FromException<RedisResult>(ex);
         }
     }
@@ -782,20 +822,36 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             return _connection.GetDatabase().ScriptEvaluateAsync(script, keys, values);
         }
-        catch (Exception ex) when (ex is RedisException or ObjectDisposedException or InvalidOperationException or TimeoutException)
+        catch (Exception ex)
         {
+            // RedisCommandException (a disabled command, a cross-slot batch, a primary-only command to a replica) and
+            // every other synchronous failure becomes a failed call, answered by the failure mode.
             return Task.FromException<RedisResult>(ex);
         }
     }
 
     private static bool IsCalendarSkew(RedisResult result) =>
-        result.Resp2Type == ResultType.Array && result.Length >= 2 && (long)result[0] == -1;
+        result.Resp2Type == ResultType.Array && result.Length >= 2 && result[0].Resp2Type == ResultType.Integer
+        && result[1].Resp2Type == ResultType.Integer && (long)result[0] == -1;
 
     /// <summary>Turns a script's answer into outcomes; <see langword="false"/> when the answer has the wrong shape.</summary>
     private bool Apply(Group group, RedisResult result, ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes, Kind[] plan, long localNow)
     {
         var remote = group.Remote!;
-        if (result.Resp2Type != ResultType.Array || result.Length != 2 + (5 * remote.Length) || (long)result[0] != 1)
+        if (result.Resp2Type != ResultType.Array || result.Length != 2 + (5 * remote.Length))
+        {
+            return false;
+        }
+
+        for (var i = 0; i < result.Length; i++)
+        {
+            if (result[i].Resp2Type != ResultType.Integer)
+            {
+                return false;
+            }
+        }
+
+        if ((long)result[0] != 1)
         {
             return false;
         }

@@ -15,7 +15,7 @@ public sealed class RedisStoreOptions
     /// </summary>
     public string? Configuration { get; set; }
 
-    /// <summary>The first segment of every key: keys look like <c>&lt;prefix&gt;:{&lt;identity&gt;}:&lt;key&gt;</c>. Default: <c>fg</c>.</summary>
+    /// <summary>The first segment of every key: keys look like <c>&lt;prefix&gt;:{&lt;identity&gt;}:&lt;key&gt;</c>; printable ASCII without braces, colons or spaces. Default: <c>fg</c>.</summary>
     public string KeyPrefix { get; set; } = "fg";
 
     /// <summary>
@@ -70,10 +70,12 @@ public sealed class RedisStoreOptions
         }
 
         if (string.IsNullOrEmpty(KeyPrefix) || KeyPrefix.Length > MaxKeyPrefixLength
-            || KeyPrefix.AsSpan().IndexOfAny("{}: \t\r\n") >= 0 || KeyPrefix.Any(char.IsControl))
+            || KeyPrefix.Any(static c => c is <= ' ' or > '~' or '{' or '}' or ':'))
         {
+            // Printable ASCII only: the key is spelled one byte a character, and a character outside ASCII would be
+            // truncated (even into a brace, splitting an identity's keys across cluster slots).
             throw new ArgumentException(
-                $"The key prefix '{KeyPrefix}' must be 1 to {MaxKeyPrefixLength} characters without braces, colons, spaces or control characters.",
+                $"The key prefix (KeyPrefix) '{KeyPrefix}' must be 1 to {MaxKeyPrefixLength} printable ASCII characters without braces, colons or spaces.",
                 nameof(KeyPrefix));
         }
 

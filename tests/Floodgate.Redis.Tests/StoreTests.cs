@@ -58,6 +58,39 @@ public sealed class StoreTests(RedisFixture fixture)
     }
 
     [Fact]
+    public async Task A_batch_of_several_identities_is_decided_after_SCRIPT_FLUSH_with_every_script_resent_together()
+    {
+        await using var store = await TestStores.ConnectAsync(fixture.Server, o => o.OverLimitCache = false);
+        var perMinute = Limit.Gcra(new Rate(5, 1, RateUnit.Minute));
+        var perHour = Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour));
+        var checks = Enumerable.Range(0, 5)
+            .SelectMany(i => new[]
+            {
+                new RateLimitCheck(perMinute, StoreKey.Create("flush-batch-m", "user" + i), 1, false),
+                new RateLimitCheck(perHour, StoreKey.Create("flush-batch-h", "user" + i), 1, false),
+            })
+            .ToArray();
+        Assert.All(await store.DecideAsync(checks), o => Assert.True(o.Committed));
+        Assert.Equal(5, store.RoundTrips);
+
+        Assert.Equal("OK", fixture.Server.Cli("SCRIPT", "FLUSH"));
+
+        var after = await store.DecideAsync(checks);
+        for (var i = 0; i < after.Length; i++)
+        {
+            Assert.False(after[i].IsStoreFailure);
+            Assert.True(after[i].Committed);
+            Assert.True(after[i].Outcome.IsAllowed);
+            Assert.Equal(i % 2 == 0 ? 3 : 1, after[i].Outcome.Remaining);
+        }
+
+        // Each identity: its EVALSHA answered NOSCRIPT, then the script itself; nothing failed.
+        Assert.Equal(15, store.RoundTrips);
+        Assert.Equal(0, store.Failures);
+        Assert.True(store.IsCircuitClosed);
+    }
+
+    [Fact]
     public async Task Scripts_are_reloaded_after_SCRIPT_FLUSH()
     {
         await using var store = await TestStores.ConnectAsync(fixture.Server);
@@ -239,6 +272,27 @@ public sealed class StoreTests(RedisFixture fixture)
         Assert.False(store.TryDecide(new[] { check }, new StoreOutcome[1]));
         Assert.True((await store.DecideOneAsync(check)).Committed);
     }
+
+    [Theory]
+    [InlineData("\u017B\u017D")]
+    [InlineData("caf\u00E9")]
+    [InlineData("a\u007Fb")]
+    [InlineData("tab\tx")]
+    [InlineData("a:b")]
+    [InlineData("a}")]
+    public void A_key_prefix_outside_printable_ASCII_or_with_braces_is_rejected(string prefix)
+    {
+        var error = Assert.Throws<ArgumentException>(() => new RedisStoreOptions { Configuration = "x", KeyPrefix = prefix }.Validate());
+        Assert.Equal(nameof(RedisStoreOptions.KeyPrefix), error.ParamName);
+        Assert.Contains("KeyPrefix", error.Message, StringComparison.Ordinal);
+        Assert.Contains("printable ASCII", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("fg")]
+    [InlineData("app-1_v2.rl~!")]
+    public void A_printable_ASCII_key_prefix_is_accepted(string prefix) =>
+        new RedisStoreOptions { Configuration = "x", KeyPrefix = prefix }.Validate();
 
     [Fact]
     public void Options_are_validated_with_clear_errors()
