@@ -267,6 +267,18 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
+    public async Task An_unlimited_rule_does_not_replace_the_rules_it_names()
+    {
+        await using var server = await Start();
+        var response = await server.CallAsync("test", D(("tier", "vip")), D(("tier", "base")));
+        Assert.Equal(Code.Ok, response.OverallCode);
+        Assert.Null(response.Statuses[0].CurrentLimit);
+        Assert.Equal(10u, response.Statuses[1].CurrentLimit.RequestsPerUnit);
+        Assert.Equal(Unit.Minute, response.Statuses[1].CurrentLimit.Unit);
+        Assert.Equal(9u, response.Statuses[1].LimitRemaining);
+    }
+
+    [Fact]
     public async Task Hits_addend_counts_per_request_and_per_descriptor_and_zero_checks_without_counting()
     {
         await using var server = await Start();
