@@ -108,8 +108,10 @@ public sealed class ReloadTests
         Assert.True(server.Provider.Reload());
         var response = await server.CallAsync("r", [("k", "v")]);
         Assert.Equal(Code.Ok, response.OverallCode);
-        Assert.Null(response.Statuses[0].CurrentLimit);
-        Assert.IsType<global::Envoy.Service.Ratelimit.V3.RateLimitResponse>(response);
+        var status = Assert.Single(response.Statuses);
+        Assert.Equal(Code.Ok, status.Code);
+        Assert.Null(status.CurrentLimit);
+        Assert.Equal(0u, status.LimitRemaining);
     }
 
     /// <summary>
