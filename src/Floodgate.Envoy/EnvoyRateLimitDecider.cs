@@ -106,7 +106,8 @@ internal sealed partial class EnvoyRateLimitDecider
                 plan.DetailedName = match.ValueToMetric;
             }
 
-            if (plan.Rule is { } rule && rule.Replaces.Length > 0)
+            // As in the reference, only a rule that is not unlimited replaces others.
+            if (plan.Rule is { } rule && !rule.Unlimited && rule.Replaces.Length > 0)
             {
                 replacing ??= new HashSet<string>(StringComparer.Ordinal);
                 replacing.UnionWith(rule.Replaces);

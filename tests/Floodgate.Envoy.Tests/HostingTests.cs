@@ -1,5 +1,5 @@
-using Floodgate.Algorithms;
-using Floodgate.Stores;
+using Floodgate.Redis;
+using Floodgate.Redis.Tests;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -35,12 +35,22 @@ public sealed class HostingTests
     [Fact]
     public async Task A_store_failure_answers_by_the_store_policy_and_is_counted()
     {
-        await using var server = await EnvoyServer.StartAsync([("config.yaml", Yaml)], store: _ => new FailingStore());
+        // A real Redis store in open failure mode, pointed at a free loopback port where nothing listens.
+        using var store = RedisStore.Connect(new RedisStoreOptions
+        {
+            Configuration = $"127.0.0.1:{RedisServer.FreePort(cluster: false)}",
+            KeyPrefix = "h" + Guid.NewGuid().ToString("N")[..10],
+            Timeout = TimeSpan.FromMilliseconds(200),
+            FailureMode = RedisFailureMode.Open,
+        });
+        await using var server = await EnvoyServer.StartAsync([("config.yaml", Yaml)], store: _ => store);
         using var metrics = new MetricsRecorder(server.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
         var response = await server.CallAsync("h", [("k", "v")]);
         Assert.Equal(Code.Ok, response.OverallCode);
-        Assert.Equal(2u, response.Statuses[0].LimitRemaining);
+        Assert.Equal(Code.Ok, response.Statuses[0].Code);
+        Assert.Equal(2u, response.Statuses[0].CurrentLimit.RequestsPerUnit);
         Assert.Equal(1, metrics.Sum("store_failures", string.Empty));
+        Assert.True(store.Failures >= 1, $"{store.Failures} store failures");
     }
 
     [Fact]
@@ -103,27 +113,5 @@ public sealed class HostingTests
             await app.StopAsync();
             Directory.Delete(directory, recursive: true);
         }
-    }
-
-    /// <summary>A store that cannot be reached and answers open, as a Redis store in open failure mode does.</summary>
-    private sealed class FailingStore : IRateLimitStore
-    {
-        public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
-        {
-            TryDecide(checks.Span, outcomes.Span);
-            return default;
-        }
-
-        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
-        {
-            for (var i = 0; i < checks.Length; i++)
-            {
-                outcomes[i] = new StoreOutcome(new LimitOutcome(true, checks[i].Limit.Amount, 0, 0), false, 0, IsStoreFailure: true);
-            }
-
-            return true;
-        }
-
-        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => default;
     }
 }

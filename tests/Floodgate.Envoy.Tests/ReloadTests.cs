@@ -1,5 +1,5 @@
-using Envoy.Service.Ratelimit.V3;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using Code = Envoy.Service.Ratelimit.V3.RateLimitResponse.Types.Code;
 
 namespace Floodgate.Envoy.Tests;
@@ -43,8 +43,10 @@ public sealed class ReloadTests
         try
         {
             await File.WriteAllTextAsync(Path.Combine(directory, "a.yaml"), Limit1);
-            var options = Options.Create(new EnvoyRateLimitOptions { ConfigDirectory = directory, ReloadDebounce = TimeSpan.FromMilliseconds(100) });
-            using var provider = new EnvoyConfigProvider(options);
+            var debounce = TimeSpan.FromMilliseconds(100);
+            var time = new FakeTimeProvider();
+            var options = Options.Create(new EnvoyRateLimitOptions { ConfigDirectory = directory, ReloadDebounce = debounce });
+            using var provider = new EnvoyConfigProvider(options, time);
             provider.Start();
             Assert.Equal(["r"], provider.Current.Domains);
 
@@ -56,16 +58,26 @@ public sealed class ReloadTests
                 good.TrySetResult(e);
             };
 
-            // A burst of writes is one reload once the directory is quiet.
+            // A burst of writes is one reload once the directory is quiet. The debounce runs on the fake clock: the
+            // clock moves a debounce window at a time until the watcher's events have armed it and it has fired.
             for (var i = 0; i < 5; i++)
             {
                 await File.WriteAllTextAsync(Path.Combine(directory, "b.yaml"), $"domain: b\ndescriptors:\n  - key: k{i}\n");
             }
 
-            var result = await good.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            var result = await AdvanceUntil(time, debounce, good.Task);
             Assert.True(result.Success);
             Assert.Equal(["r", "b"], provider.Current.Domains);
-            Assert.True(reloads < 5, $"{reloads} reloads for one burst of writes");
+            Assert.Equal(1, Volatile.Read(ref reloads));
+
+            // Nothing more is written: further debounce windows pass (each timer callback runs inside Advance) without
+            // another reload.
+            for (var i = 0; i < 5; i++)
+            {
+                time.Advance(debounce);
+            }
+
+            Assert.Equal(1, Volatile.Read(ref reloads));
 
             var bad = new TaskCompletionSource<EnvoyConfigReloadedEventArgs>(TaskCreationOptions.RunContinuationsAsynchronously);
             provider.Reloaded += (_, e) =>
@@ -76,7 +88,7 @@ public sealed class ReloadTests
                 }
             };
             await File.WriteAllTextAsync(Path.Combine(directory, "c.yaml"), "domain: r\n");
-            var failure = await bad.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            var failure = await AdvanceUntil(time, debounce, bad.Task);
             Assert.Equal("c.yaml: line 1: duplicate domain 'r', already declared in a.yaml", failure.Error);
             Assert.Equal(["r", "b"], provider.Current.Domains);
         }
@@ -96,7 +108,25 @@ public sealed class ReloadTests
         Assert.True(server.Provider.Reload());
         var response = await server.CallAsync("r", [("k", "v")]);
         Assert.Equal(Code.Ok, response.OverallCode);
-        Assert.Null(response.Statuses[0].CurrentLimit);
-        Assert.IsType<RateLimitResponse>(response);
+        var status = Assert.Single(response.Statuses);
+        Assert.Equal(Code.Ok, status.Code);
+        Assert.Null(status.CurrentLimit);
+        Assert.Equal(0u, status.LimitRemaining);
+    }
+
+    /// <summary>
+    /// Moves the fake clock one debounce window at a time until <paramref name="task"/> completes, waiting for the
+    /// watcher's events between steps; bounded at 20 s.
+    /// </summary>
+    private static async Task<T> AdvanceUntil<T>(FakeTimeProvider time, TimeSpan step, Task<T> task)
+    {
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (!task.IsCompleted && deadline.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            time.Advance(step);
+            await Task.WhenAny(task, Task.Delay(TimeSpan.FromMilliseconds(20)));
+        }
+
+        return await task.WaitAsync(TimeSpan.FromSeconds(1));
     }
 }

@@ -220,6 +220,65 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
+    public async Task A_limit_override_and_a_configured_rule_on_the_same_entries_keep_separate_counts()
+    {
+        await using var server = await Start();
+        var overridden = EnvoyServer.Request("test", D(("remote_address", "5.5.5.5")));
+        overridden.Descriptors[0].Limit = new() { RequestsPerUnit = 2, Unit = global::Envoy.Type.V3.RateLimitUnit.Second };
+        for (uint expected = 2; expected != uint.MaxValue; expected--)
+        {
+            var viaOverride = await server.CallAsync(overridden);
+            Assert.Equal(Code.Ok, viaOverride.OverallCode);
+            Assert.Equal(2u, viaOverride.Statuses[0].CurrentLimit.RequestsPerUnit);
+            Assert.Equal(Unit.Second, viaOverride.Statuses[0].CurrentLimit.Unit);
+            Assert.Equal(1u, viaOverride.Statuses[0].LimitRemaining);
+            server.Time.Advance(TimeSpan.FromSeconds(1));
+
+            var configured = await server.CallAsync("test", D(("remote_address", "5.5.5.5")));
+            Assert.Equal(Code.Ok, configured.OverallCode);
+            Assert.Equal(3u, configured.Statuses[0].CurrentLimit.RequestsPerUnit);
+            Assert.Equal(Unit.Minute, configured.Statuses[0].CurrentLimit.Unit);
+            Assert.Equal(expected, configured.Statuses[0].LimitRemaining);
+        }
+
+        Assert.Equal(Code.Ok, (await server.CallAsync(overridden)).OverallCode);
+        var fourth = await server.CallAsync("test", D(("remote_address", "5.5.5.5")));
+        Assert.Equal(Code.OverLimit, fourth.OverallCode);
+        Assert.Equal(Code.OverLimit, fourth.Statuses[0].Code);
+        Assert.Equal(0u, fourth.Statuses[0].LimitRemaining);
+    }
+
+    [Fact]
+    public async Task Limit_overrides_of_different_units_on_the_same_entries_keep_separate_counts()
+    {
+        await using var server = await Start();
+        var perSecond = EnvoyServer.Request("test", D(("unconfigured", "y")));
+        perSecond.Descriptors[0].Limit = new() { RequestsPerUnit = 1, Unit = global::Envoy.Type.V3.RateLimitUnit.Second };
+        var perMinute = EnvoyServer.Request("test", D(("unconfigured", "y")));
+        perMinute.Descriptors[0].Limit = new() { RequestsPerUnit = 1, Unit = global::Envoy.Type.V3.RateLimitUnit.Minute };
+
+        Assert.Equal(Code.Ok, (await server.CallAsync(perMinute)).OverallCode);
+        server.Time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(Code.Ok, (await server.CallAsync(perSecond)).OverallCode);
+        server.Time.Advance(TimeSpan.FromSeconds(1));
+        var again = await server.CallAsync(perMinute);
+        Assert.Equal(Code.OverLimit, again.OverallCode);
+        Assert.Equal(Unit.Minute, again.Statuses[0].CurrentLimit.Unit);
+    }
+
+    [Fact]
+    public async Task An_unlimited_rule_does_not_replace_the_rules_it_names()
+    {
+        await using var server = await Start();
+        var response = await server.CallAsync("test", D(("tier", "vip")), D(("tier", "base")));
+        Assert.Equal(Code.Ok, response.OverallCode);
+        Assert.Null(response.Statuses[0].CurrentLimit);
+        Assert.Equal(10u, response.Statuses[1].CurrentLimit.RequestsPerUnit);
+        Assert.Equal(Unit.Minute, response.Statuses[1].CurrentLimit.Unit);
+        Assert.Equal(9u, response.Statuses[1].LimitRemaining);
+    }
+
+    [Fact]
     public async Task Hits_addend_counts_per_request_and_per_descriptor_and_zero_checks_without_counting()
     {
         await using var server = await Start();

@@ -61,6 +61,13 @@ internal static class TestConfig
               requests_per_unit: 100
               replaces:
                 - name: base
+          # An unlimited rule's replaces is ignored, as in the reference.
+          - key: tier
+            value: vip
+            rate_limit:
+              unlimited: true
+              replaces:
+                - name: base
           - key: files
             value: share*
             share_threshold: true

@@ -39,12 +39,25 @@ public sealed class RedisServer : IDisposable
     /// <summary>Starts a server; <paramref name="extra"/> are more command-line options.</summary>
     public static RedisServer Start(params string[] extra) => Start(FreePort(cluster: false), extra);
 
-    public static RedisServer Start(int port, params string[] extra)
+    public static RedisServer Start(int port, params string[] extra) =>
+        StartIn(Path.Combine(Path.GetTempPath(), "floodgate-redis-" + Guid.NewGuid().ToString("N")[..12]), port, extra);
+
+    /// <summary>Starts a server in <paramref name="directory"/>, created here and deleted with the server.</summary>
+    public static RedisServer StartIn(string directory, int port, string[] extra)
     {
-        var directory = Path.Combine(Path.GetTempPath(), "floodgate-redis-" + Guid.NewGuid().ToString("N")[..12]);
         System.IO.Directory.CreateDirectory(directory);
         var server = new RedisServer(port, directory, extra);
-        server.Run();
+        try
+        {
+            server.Run();
+        }
+        catch
+        {
+            // Neither the process nor its directory outlives a failed start.
+            server.Dispose();
+            throw;
+        }
+
         return server;
     }
 
@@ -74,17 +87,32 @@ public sealed class RedisServer : IDisposable
         Run();
     }
 
-    /// <summary>Kills the server process (SIGKILL) and waits for it to exit.</summary>
+    /// <summary>Kills the server process (SIGKILL) and waits for it to exit; safe to call again.</summary>
     public void Kill()
     {
-        if (_process is { HasExited: false } process)
+        var process = _process;
+        _process = null;
+        if (process is null)
         {
-            process.Kill();
-            process.WaitForExit(10_000);
+            return;
         }
 
-        _process?.Dispose();
-        _process = null;
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+                process.WaitForExit(10_000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // It exited between the check and the kill.
+        }
+        finally
+        {
+            process.Dispose();
+        }
     }
 
     /// <summary>Runs redis-cli against this server and returns its output.</summary>
@@ -154,34 +182,43 @@ public sealed class RedisServer : IDisposable
         }
 
         _process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start.");
-        _process.OutputDataReceived += static (_, _) => { };
-        _process.ErrorDataReceived += static (_, _) => { };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-
-        // Bounded polling for the process to accept connections; not a sleep for correctness.
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(15))
+        try
         {
-            if (_process.HasExited)
-            {
-                throw new InvalidOperationException($"redis-server on port {Port} exited with {_process.ExitCode}.");
-            }
+            _process.OutputDataReceived += static (_, _) => { };
+            _process.ErrorDataReceived += static (_, _) => { };
+            _process.BeginOutputReadLine();
+            _process.BeginErrorReadLine();
 
-            try
+            // Bounded polling for the process to accept connections; not a sleep for correctness.
+            var deadline = Stopwatch.StartNew();
+            while (deadline.Elapsed < TimeSpan.FromSeconds(15))
             {
-                using var client = new TcpClient();
-                client.Connect(IPAddress.Loopback, Port);
-                if (Cli("PING") == "PONG")
+                if (_process.HasExited)
                 {
-                    return;
+                    throw new InvalidOperationException($"redis-server on port {Port} exited with {_process.ExitCode}.");
                 }
-            }
-            catch (SocketException)
-            {
-            }
 
-            Thread.Sleep(20);
+                try
+                {
+                    using var client = new TcpClient();
+                    client.Connect(IPAddress.Loopback, Port);
+                    if (Cli("PING") == "PONG")
+                    {
+                        return;
+                    }
+                }
+                catch (SocketException)
+                {
+                }
+
+                Thread.Sleep(20);
+            }
+        }
+        catch
+        {
+            // A failed start-up (an exit, a redis-cli timeout, anything) kills what it launched.
+            Kill();
+            throw;
         }
 
         Kill();

@@ -42,7 +42,7 @@ internal sealed class EnvoyRule
             };
         }
 
-        StoreScope = $"envoy\n{domain}\n{algorithm}";
+        StoreScope = $"envoy\n{domain}\n{algorithm}\n1{unit}";
         Response = new RateLimitResponse.Types.RateLimit { RequestsPerUnit = requestsPerUnit, Unit = unit, Name = name ?? string.Empty };
     }
 
@@ -82,7 +82,10 @@ internal sealed class EnvoyRule
     /// <summary>The engine limit; <see langword="null"/> when unlimited or when the amount is 0.</summary>
     public Limit? Limit { get; }
 
-    /// <summary>The scope of the rule's store keys: the domain and the algorithm, so that state never mixes layouts.</summary>
+    /// <summary>
+    /// The scope of the rule's store keys: the domain, the algorithm and the window (period length and unit), so that state
+    /// never mixes layouts and a limit override never shares a counter with a configured rule of another window.
+    /// </summary>
     public string StoreScope { get; }
 
     /// <summary>The limit as the response reports it; shared, never modified.</summary>
