@@ -1,5 +1,5 @@
-using Floodgate.Gateway.Policy;
 using System.Net;
+using Floodgate.Gateway.Policy;
 
 namespace Floodgate.Gateway.Tests;
 
