@@ -18,8 +18,14 @@ public sealed class FloodgateOptions
     /// <summary>The rules. Rules attached to endpoints with <c>WithFloodgateRule</c> are added to them.</summary>
     public RateLimitPolicy Policy { get; set; } = RateLimitPolicy.Empty;
 
-    /// <summary>CIDR ranges (or addresses) of the proxies whose <c>Forwarded</c> and <c>X-Forwarded-For</c> headers are believed.</summary>
+    /// <summary>CIDR ranges (or addresses) of the proxies whose forwarding header (<see cref="ForwardedHeader"/>) is believed.</summary>
     public IList<string> TrustedProxies { get; } = [];
+
+    /// <summary>
+    /// The one forwarding header the trusted proxies write; the other is never read, since proxies pass a client's copy
+    /// through. Default <see cref="Http.ForwardedHeader.XForwardedFor"/>.
+    /// </summary>
+    public Http.ForwardedHeader ForwardedHeader { get; set; } = Http.ForwardedHeader.XForwardedFor;
 
     /// <summary>What happens to requests without credentials. Default: <see cref="AnonymousPolicy.Allow"/>.</summary>
     public AnonymousPolicy Anonymous { get; set; } = AnonymousPolicy.Allow;
@@ -39,6 +45,31 @@ public sealed class FloodgateOptions
     /// <summary>The claim that names the plan when the application authenticated the request itself. Default <c>plan</c>.</summary>
     public string PlanClaim { get; set; } = "plan";
 
+    /// <summary>
+    /// Whether <paramref name="name"/> can name a rule: one or more printable ASCII characters (0x20 to 0x7E) other than
+    /// <c>"</c> and <c>\</c>, since the name is sent in the <c>RateLimit</c> and <c>RateLimit-Policy</c> headers.
+    /// </summary>
+    public static bool IsValidRuleName(string? name)
+    {
+        if (string.IsNullOrEmpty(name))
+        {
+            return false;
+        }
+
+        foreach (var c in name)
+        {
+            if (c < 0x20 || c > 0x7E || c == '"' || c == '\\')
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    internal static string RuleNameProblem(string name) =>
+        $"'{name}' is not a valid rule name: it is sent in the RateLimit and RateLimit-Policy headers, so use printable ASCII (0x20 to 0x7E) without '\"' or '\\'.";
+
     /// <summary>Throws when an option is invalid, with a message naming it.</summary>
     /// <exception cref="ArgumentException">An option is invalid.</exception>
     public void Validate()
@@ -48,9 +79,22 @@ public sealed class FloodgateOptions
             throw new ArgumentException("FloodgateOptions.Policy must be set.", nameof(Policy));
         }
 
+        foreach (var rule in Policy.Rules)
+        {
+            if (!IsValidRuleName(rule.Name))
+            {
+                throw new ArgumentException($"FloodgateOptions.Policy: {RuleNameProblem(rule.Name)}", nameof(Policy));
+            }
+        }
+
         if (!Enum.IsDefined(Anonymous))
         {
             throw new ArgumentException($"FloodgateOptions.Anonymous has the unknown value {Anonymous}.", nameof(Anonymous));
+        }
+
+        if (!Enum.IsDefined(ForwardedHeader))
+        {
+            throw new ArgumentException($"FloodgateOptions.ForwardedHeader has the unknown value {ForwardedHeader}.", nameof(ForwardedHeader));
         }
 
         foreach (var range in TrustedProxies)

@@ -45,9 +45,31 @@ public sealed class EdgeTests
         // Another client through the same proxies has its own budget.
         Statuses.Expect([200, 200, 429], await gate.StatusesAsync(3, "/a", forwardedFor: "198.51.100.8"));
 
-        // RFC 7239 Forwarded is honoured too, and preferred to X-Forwarded-For.
+        // Only X-Forwarded-For (the default forwarded_header) is read: a Forwarded header the client sent, which the
+        // proxy passed through, does not choose its IP, so 198.51.100.7 is still out of budget.
+        using var spoofed = await gate.GetAsync("/a", forwardedFor: "198.51.100.7", forwarded: "for=198.51.100.9");
+        Assert.Equal(HttpStatusCode.TooManyRequests, spoofed.StatusCode);
+    }
+
+    [Fact]
+    public async Task Edge_reads_only_forwarded_when_the_policy_names_it()
+    {
+        await using var gate = await TestGateway.StartAsync("""
+            upstream: {upstream}
+            trusted_proxies: [127.0.0.0/8, 10.0.0.0/8]
+            forwarded_header: forwarded
+            edge:
+              - name: ip-flood
+                limit: 1/min
+            """);
+
+        Statuses.Expect([200, 429], await gate.StatusesAsync(2, "/a", forwardedFor: "198.51.100.7"));
+
+        // RFC 7239 Forwarded names the client; the X-Forwarded-For the client sent is ignored.
         using var viaForwarded = await gate.GetAsync("/a", forwardedFor: "198.51.100.7", forwarded: "for=\"[2001:db8::1]:4711\";proto=https, for=10.0.0.5");
         Assert.Equal(HttpStatusCode.OK, viaForwarded.StatusCode);
+        using var again = await gate.GetAsync("/a", forwardedFor: "198.51.100.8", forwarded: "for=\"[2001:db8::1]:4711\"");
+        Assert.Equal(HttpStatusCode.TooManyRequests, again.StatusCode);
     }
 
     [Fact]

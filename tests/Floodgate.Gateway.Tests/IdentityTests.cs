@@ -69,6 +69,58 @@ public sealed class IdentityTests
     }
 
     [Fact]
+    public async Task An_edge_concurrency_lease_is_released_when_identity_answers_401()
+    {
+        await using var gate = await TestGateway.StartAsync("""
+            upstream: {upstream}
+            {identity}
+              anonymous: reject
+            edge:
+              - name: ip-inflight
+                concurrency: 1
+                lease_timeout: 1h
+            """);
+
+        using (var bad = await gate.GetAsync("/orders/1", "this.is-not-a.jwt"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, bad.StatusCode);
+        }
+
+        using (var anonymous = await gate.GetAsync("/orders/1"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        }
+
+        using var good = await gate.GetAsync("/orders/1", gate.Identity.CreateToken(now: gate.Time.GetUtcNow()));
+        Assert.Equal(HttpStatusCode.OK, good.StatusCode);
+        using var again = await gate.GetAsync("/orders/1", gate.Identity.CreateToken(now: gate.Time.GetUtcNow()));
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Equal(2, gate.Upstream.Hits);
+    }
+
+    [Fact]
+    public async Task An_edge_concurrency_lease_is_released_when_a_later_tier_rejects()
+    {
+        await using var gate = await TestGateway.StartAsync("""
+            upstream: {upstream}
+            {identity}
+            edge:
+              - name: ip-inflight
+                concurrency: 1
+                lease_timeout: 1h
+            user:
+              - name: per-user
+                key: [subject]
+                limit: 1/min
+            """);
+
+        var token = gate.Identity.CreateToken(now: gate.Time.GetUtcNow());
+        Statuses.Expect([200, 429], await gate.StatusesAsync(2, "/orders/1", token));
+        using var other = await gate.GetAsync("/orders/1", gate.Identity.CreateToken(subject: "bob", now: gate.Time.GetUtcNow()));
+        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+    }
+
+    [Fact]
     public async Task A_rotated_key_with_a_new_kid_is_picked_up()
     {
         await using var gate = await TestGateway.StartAsync(Policy);

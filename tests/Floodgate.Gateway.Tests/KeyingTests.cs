@@ -6,6 +6,44 @@ namespace Floodgate.Gateway.Tests;
 public sealed class KeyingTests
 {
     [Fact]
+    public async Task Anonymous_clients_in_one_ipv6_64_share_a_budget_and_ipv4_mapped_is_ipv4()
+    {
+        await using var gate = await TestGateway.StartAsync("""
+            upstream: {upstream}
+            trusted_proxies: [127.0.0.0/8]
+            user:
+              - name: per-user
+                key: [subject]
+                limit: 1/min
+            """);
+
+        Statuses.Expect([200], await gate.StatusesAsync(1, "/a", forwardedFor: "2001:db8:1:2::1"));
+        Statuses.Expect([429], await gate.StatusesAsync(1, "/a", forwardedFor: "2001:db8:1:2:ffff::9"));
+        Statuses.Expect([200], await gate.StatusesAsync(1, "/a", forwardedFor: "2001:db8:1:3::1"));
+        Statuses.Expect([200], await gate.StatusesAsync(1, "/a", forwardedFor: "198.51.100.7"));
+        Statuses.Expect([429], await gate.StatusesAsync(1, "/a", forwardedFor: "[::ffff:198.51.100.7]"));
+    }
+
+    [Fact]
+    public async Task A_ban_covers_the_whole_ipv6_64()
+    {
+        await using var gate = await TestGateway.StartAsync("""
+            upstream: {upstream}
+            trusted_proxies: [127.0.0.0/8]
+            edge:
+              - name: ip-flood
+                limit: 1/min
+                ban: 60s
+            """);
+
+        Statuses.Expect([200, 429], await gate.StatusesAsync(2, "/x", forwardedFor: "2001:db8:1:2::1"));
+        using var neighbour = await gate.GetAsync("/x", forwardedFor: "2001:db8:1:2::2");
+        Assert.Equal(HttpStatusCode.TooManyRequests, neighbour.StatusCode);
+        Assert.Contains("is banned", await neighbour.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(1, gate.Upstream.Hits);
+    }
+
+    [Fact]
     public async Task Alice_is_limited_while_bob_is_not()
     {
         await using var gate = await TestGateway.StartAsync("""

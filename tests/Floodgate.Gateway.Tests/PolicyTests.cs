@@ -1,3 +1,4 @@
+using Floodgate.AspNetCore.Http;
 using Floodgate.Gateway.Cli;
 using Floodgate.Gateway.Policy;
 using Floodgate.Limits;
@@ -120,6 +121,67 @@ public sealed class PolicyTests
         Assert.Contains(messages, m => m.StartsWith("bad.yaml:7:10: user[0].ban: only edge rules can ban", StringComparison.Ordinal));
         Assert.Contains(messages, m => m.StartsWith("bad.yaml:9:5: user[1].limt: unknown field", StringComparison.Ordinal));
         Assert.Contains(messages, m => m.StartsWith("bad.yaml:10:19: trusted_proxies:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Forwarded_header_names_the_one_header_read_and_is_validated()
+    {
+        Assert.Equal(ForwardedHeader.XForwardedFor, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\n", "p.yaml").ToOptions().ForwardedHeader);
+        Assert.Equal(ForwardedHeader.Forwarded, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nforwarded_header: forwarded\n", "p.yaml").ToOptions().ForwardedHeader);
+        Assert.Equal(ForwardedHeader.XForwardedFor, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nforwarded_header: X-Forwarded-For\n", "p.yaml").ForwardedHeader);
+        var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nforwarded_header: x-real-ip\n", "bad.yaml"));
+        Assert.Equal("bad.yaml:2:19: forwarded_header: 'x-real-ip' is not one of: x-forwarded-for, forwarded.", error.Errors.Single().ToString());
+    }
+
+    [Fact]
+    public void Edge_rules_that_need_the_identity_are_refused()
+    {
+        var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            plans:
+              free: { per_user: 5/min }
+            edge:
+              - name: a
+                key: [subject]
+                limit: 10/s
+              - name: b
+                key: [client_ip, claim:tenant]
+                limit: 10/s
+              - name: c
+                key: [plan]
+                limit: 10/s
+              - name: d
+                limit: plan.per_user
+            user:
+              - name: e
+                key: [subject, claim:tenant, plan]
+                limit: plan.per_user
+            """, "edge.yaml"));
+
+        var messages = error.Errors.Select(e => e.ToString()).ToList();
+        Assert.Equal(4, messages.Count);
+        Assert.StartsWith("edge.yaml:6:11: edge[0].key: an edge rule cannot key on 'subject'", messages[0], StringComparison.Ordinal);
+        Assert.StartsWith("edge.yaml:9:22: edge[1].key: an edge rule cannot key on 'claim:tenant'", messages[1], StringComparison.Ordinal);
+        Assert.StartsWith("edge.yaml:12:11: edge[2].key: an edge rule cannot key on 'plan'", messages[2], StringComparison.Ordinal);
+        Assert.StartsWith("edge.yaml:15:12: edge[3].limit: an edge rule cannot take its limit from a plan ('plan.per_user')", messages[3], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Check_refuses_a_rule_name_that_is_not_printable_ascii_with_line_and_field()
+    {
+        var directory = Directory.CreateTempSubdirectory("floodgate-check-").FullName;
+        try
+        {
+            var bad = Path.Combine(directory, "bad.yaml");
+            File.WriteAllText(bad, "upstream: http://127.0.0.1:5000\nuser:\n  - name: über-api\n    limit: 10/s\n");
+            var (code, _, errors) = Run("check", bad);
+            Assert.Equal(1, code);
+            Assert.Contains("bad.yaml:3:11: user[0].name: 'über-api' is sent in the RateLimit and RateLimit-Policy headers: use printable ASCII (0x20 to 0x7E) without '\"' or '\\'.", errors, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using System.Net;
+using Floodgate.Gateway.Policy;
 
 namespace Floodgate.Gateway.Tests;
 
@@ -25,6 +26,51 @@ public sealed class ReloadTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("\"ip\";q=7;w=60", response.Header("RateLimit-Policy"));
         Assert.Equal(1, (await gate.ReadinessAsync()).GetProperty("reloads").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_reload_the_gate_refuses_installs_no_new_identity_either()
+    {
+        await using var gate = await TestGateway.StartAsync("""
+            upstream: {upstream}
+            edge:
+              - name: ip-flood
+                limit: 10/min
+            """);
+        var version = gate.Host.Policy.Version;
+        var next = PolicyLoader.Parse(TestGateway.Expand("""
+            upstream: {upstream}
+            {identity}
+            user:
+              - name: per-user
+                limit: 5/min
+            """, gate.Upstream, gate.Identity), "next.yaml");
+
+        // A ban on a user rule gets past no loader; it stands for any policy the gate refuses after identity was built.
+        var refused = new GatewayPolicy
+        {
+            Source = next.Source,
+            Version = next.Version,
+            Rules = next.Rules,
+            Bans = new Dictionary<string, TimeSpan> { ["per-user"] = TimeSpan.FromSeconds(10) },
+            TrustedProxies = next.TrustedProxies,
+            Routes = next.Routes,
+            Clusters = next.Clusters,
+            Jwt = next.Jwt,
+        };
+        var errors = gate.Host.Runtime.Apply(refused, "next.yaml");
+        Assert.StartsWith("next.yaml: (policy): FloodgateOptions.Bans: 'per-user' is not an edge rule of the policy; only edge rules can ban.", errors.Single().ToString(), StringComparison.Ordinal);
+        Assert.Equal(version, gate.Host.Policy.Version);
+
+        // The token is not looked at: no identity resolver was installed.
+        using (var unchecked_ = await gate.GetAsync("/a", "this.is-not-a.jwt"))
+        {
+            Assert.Equal(HttpStatusCode.OK, unchecked_.StatusCode);
+        }
+
+        Assert.Empty(gate.Host.Runtime.Apply(next, "next.yaml"));
+        using var checked_ = await gate.GetAsync("/a", "this.is-not-a.jwt");
+        Assert.Equal(HttpStatusCode.Unauthorized, checked_.StatusCode);
     }
 
     [Fact]

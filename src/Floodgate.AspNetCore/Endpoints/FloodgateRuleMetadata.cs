@@ -10,10 +10,15 @@ namespace Floodgate.AspNetCore.Endpoints;
 public sealed class FloodgateRuleMetadata
 {
     /// <summary>Creates the metadata.</summary>
-    /// <exception cref="ArgumentException">The name is empty, or the cost negative.</exception>
+    /// <exception cref="ArgumentException">The name is empty or not printable ASCII (it is sent in headers), or the cost negative.</exception>
     public FloodgateRuleMetadata(string name, Limit limit, RateLimitTier tier = RateLimitTier.Service, IReadOnlyList<KeyPart>? key = null, long cost = 1, RuleMode mode = RuleMode.Enforce)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        if (!FloodgateOptions.IsValidRuleName(name))
+        {
+            throw new ArgumentException(FloodgateOptions.RuleNameProblem(name), nameof(name));
+        }
+
         ArgumentNullException.ThrowIfNull(limit);
         ArgumentOutOfRangeException.ThrowIfNegative(cost);
         if (!Enum.IsDefined(tier))

@@ -69,7 +69,7 @@ public sealed class HttpRequestContext : IRequestContext
             if (!_clientIpResolved)
             {
                 var headers = _http.Request.Headers;
-                _clientIp = _proxies.ResolveClient(_http.Connection.RemoteIpAddress, headers["Forwarded"], headers["X-Forwarded-For"]);
+                _clientIp = _proxies.ResolveClient(_http.Connection.RemoteIpAddress, headers[_proxies.HeaderName]);
                 _clientIpResolved = true;
             }
 

@@ -4,20 +4,46 @@ using Microsoft.Extensions.Primitives;
 
 namespace Floodgate.AspNetCore.Http;
 
+/// <summary>The one forwarding header the trusted proxies write.</summary>
+public enum ForwardedHeader
+{
+    /// <summary><c>X-Forwarded-For</c>, which most proxies append to. The default.</summary>
+    XForwardedFor,
+
+    /// <summary>The RFC 7239 <c>Forwarded</c> header.</summary>
+    Forwarded,
+}
+
 /// <summary>
 /// The proxies whose forwarding headers are believed. The client IP is the connection's peer unless the peer is one of
-/// them; then <c>Forwarded</c> (RFC 7239) or, without it, <c>X-Forwarded-For</c> is walked from the right, hop by hop,
-/// for as long as the hop is trusted. A header sent by anyone else is ignored, so a client cannot pick its own IP.
+/// them; then the one header the proxies write (<see cref="Header"/>: <c>X-Forwarded-For</c> by default, or
+/// <c>Forwarded</c>) is walked from the right, hop by hop, for as long as the hop is trusted. The other header is
+/// never read, as a proxy passes it through from the client unchanged; a header sent by anyone else is ignored, so a
+/// client cannot pick its own IP.
 /// </summary>
 public sealed class TrustedProxies
 {
     private readonly IPNetwork[] _networks;
 
-    /// <summary>Creates the set from CIDR ranges such as <c>10.0.0.0/8</c> or single addresses.</summary>
+    /// <summary>Creates the set from CIDR ranges such as <c>10.0.0.0/8</c> or single addresses, reading <c>X-Forwarded-For</c>.</summary>
     /// <exception cref="FormatException">A range is malformed; the message quotes it.</exception>
     public TrustedProxies(IEnumerable<string> ranges)
+        : this(ranges, ForwardedHeader.XForwardedFor)
+    {
+    }
+
+    /// <summary>Creates the set from CIDR ranges such as <c>10.0.0.0/8</c> or single addresses, reading <paramref name="header"/>.</summary>
+    /// <exception cref="FormatException">A range is malformed; the message quotes it.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="header"/> is not a defined value.</exception>
+    public TrustedProxies(IEnumerable<string> ranges, ForwardedHeader header)
     {
         ArgumentNullException.ThrowIfNull(ranges);
+        if (!Enum.IsDefined(header))
+        {
+            throw new ArgumentOutOfRangeException(nameof(header), header, "The forwarded header must be XForwardedFor or Forwarded.");
+        }
+
+        Header = header;
         var networks = new List<IPNetwork>();
         foreach (var range in ranges)
         {
@@ -32,6 +58,12 @@ public sealed class TrustedProxies
 
     /// <summary>The trusted ranges.</summary>
     public IReadOnlyList<IPNetwork> Networks => _networks;
+
+    /// <summary>The one forwarding header read from trusted proxies.</summary>
+    public ForwardedHeader Header { get; }
+
+    /// <summary>The HTTP name of <see cref="Header"/>.</summary>
+    public string HeaderName => Header == ForwardedHeader.Forwarded ? "Forwarded" : "X-Forwarded-For";
 
     /// <summary>Parses one range: a CIDR such as <c>10.0.0.0/8</c>, or a single address.</summary>
     /// <exception cref="FormatException">The range is malformed.</exception>
@@ -79,17 +111,22 @@ public sealed class TrustedProxies
 
     /// <summary>Resolves the client IP of a request from its peer address and forwarding headers.</summary>
     /// <param name="peer">The connection's remote address; <see langword="null"/> when unknown.</param>
-    /// <param name="forwarded">The RFC 7239 <c>Forwarded</c> header values.</param>
-    /// <param name="forwardedFor">The <c>X-Forwarded-For</c> header values, used only without <c>Forwarded</c>.</param>
-    public IPAddress? ResolveClient(IPAddress? peer, StringValues forwarded, StringValues forwardedFor)
+    /// <param name="forwarded">The RFC 7239 <c>Forwarded</c> header values, read only when <see cref="Header"/> is <see cref="ForwardedHeader.Forwarded"/>.</param>
+    /// <param name="forwardedFor">The <c>X-Forwarded-For</c> header values, read only when <see cref="Header"/> is <see cref="ForwardedHeader.XForwardedFor"/>.</param>
+    public IPAddress? ResolveClient(IPAddress? peer, StringValues forwarded, StringValues forwardedFor) =>
+        ResolveClient(peer, Header == ForwardedHeader.Forwarded ? forwarded : forwardedFor);
+
+    /// <summary>Resolves the client IP of a request from its peer address and the values of <see cref="Header"/>.</summary>
+    /// <param name="peer">The connection's remote address; <see langword="null"/> when unknown.</param>
+    /// <param name="values">The values of the header named by <see cref="HeaderName"/>.</param>
+    public IPAddress? ResolveClient(IPAddress? peer, StringValues values)
     {
         if (peer is null || _networks.Length == 0 || !IsTrusted(peer))
         {
             return peer;
         }
 
-        var useForwarded = forwarded.Count > 0;
-        var values = useForwarded ? forwarded : forwardedFor;
+        var useForwarded = Header == ForwardedHeader.Forwarded;
         var current = peer;
         for (var v = values.Count - 1; v >= 0; v--)
         {

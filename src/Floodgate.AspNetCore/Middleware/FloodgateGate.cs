@@ -20,7 +20,7 @@ public sealed class FloodgateGate
     private readonly Lock _gate = new();
     private GateSettings _settings;
     private FloodgateOptions _options;
-    private IReadOnlyList<RateLimitRule> _endpointRules = [];
+    private IReadOnlyList<EndpointRule> _endpointRules = [];
     private int _endpointsAttached;
 
     /// <summary>Creates the gate with the options' settings in force.</summary>
@@ -70,8 +70,7 @@ public sealed class FloodgateGate
             return;
         }
 
-        var rules = new List<RateLimitRule>();
-        var names = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        var rules = new List<EndpointRule>();
         foreach (var endpoint in endpoints.Endpoints)
         {
             if (endpoint is not RouteEndpoint route)
@@ -83,9 +82,7 @@ public sealed class FloodgateGate
             var methods = route.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? [];
             foreach (var metadata in route.Metadata.GetOrderedMetadata<FloodgateRuleMetadata>())
             {
-                var name = names.Add(metadata.Name) ? metadata.Name : $"{metadata.Name}:{string.Join(',', methods)} {template}";
-                names.Add(name);
-                rules.Add(metadata.ToRule(name, template, methods));
+                rules.Add(new EndpointRule(metadata, template, methods));
             }
         }
 
@@ -96,20 +93,40 @@ public sealed class FloodgateGate
 
         lock (_gate)
         {
-            _endpointRules = rules;
+            // Compiled first: the endpoint rules are kept only once they compile with the options in force.
             var settings = Compile(_options, rules);
+            _endpointRules = rules;
             Volatile.Write(ref _settings, settings);
             Engine.UpdatePolicy(settings.Policy);
         }
     }
 
-    private static GateSettings Compile(FloodgateOptions options, IReadOnlyList<RateLimitRule> endpointRules)
+    private static GateSettings Compile(FloodgateOptions options, IReadOnlyList<EndpointRule> endpointRules)
     {
         options.Validate();
         var policy = options.Policy;
         if (endpointRules.Count > 0)
         {
-            policy = new RateLimitPolicy(policy.Rules.Concat(endpointRules))
+            // An endpoint rule keeps its name unless a policy rule or an earlier endpoint rule has it; then it is named
+            // after its endpoint too, "name:METHODS /template", deterministically.
+            var names = new HashSet<string>(policy.Rules.Select(r => r.Name), StringComparer.OrdinalIgnoreCase);
+            var rules = new List<RateLimitRule>(endpointRules.Count);
+            foreach (var (metadata, template, methods) in endpointRules)
+            {
+                var name = metadata.Name;
+                if (!names.Add(name))
+                {
+                    name = $"{metadata.Name}:{string.Join(',', methods)} {template}";
+                    if (!FloodgateOptions.IsValidRuleName(name) || !names.Add(name))
+                    {
+                        throw new ArgumentException($"The rule '{metadata.Name}' attached to the endpoint {string.Join(',', methods)} {template} has the name of another rule; give it a name of its own.", nameof(endpointRules));
+                    }
+                }
+
+                rules.Add(metadata.ToRule(name, template, methods));
+            }
+
+            policy = new RateLimitPolicy(policy.Rules.Concat(rules))
             {
                 ShadowAll = policy.ShadowAll,
                 Ipv6PrefixLength = policy.Ipv6PrefixLength,
@@ -128,7 +145,7 @@ public sealed class FloodgateGate
 
         return new GateSettings(
             policy,
-            new TrustedProxies(options.TrustedProxies),
+            new TrustedProxies(options.TrustedProxies, options.ForwardedHeader),
             options.Anonymous,
             options.Headers.Ietf,
             options.Headers.Legacy,
@@ -138,6 +155,9 @@ public sealed class FloodgateGate
             options.PlanClaim);
     }
 }
+
+/// <summary>A rule attached to an endpoint, and the endpoint.</summary>
+internal sealed record EndpointRule(FloodgateRuleMetadata Metadata, string Template, IReadOnlyList<string> Methods);
 
 /// <summary>An edge rule's ban: a one-per-duration token bucket per client IP, spent when the IP goes over the rule.</summary>
 internal sealed record BanRule(RateLimitRule Rule, Limit Limit, string Scope)

@@ -1,5 +1,8 @@
 using System.Buffers;
 using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 using System.Security.Claims;
 using Floodgate.AspNetCore.Http;
 using Floodgate.AspNetCore.Identity;
@@ -59,7 +62,7 @@ public sealed class FloodgateMiddleware
         {
             if (settings.Bans.Length > 0)
             {
-                var (ban, remaining) = await CheckBansAsync(settings.Bans, request, aborted).ConfigureAwait(false);
+                var (ban, remaining) = await CheckBansAsync(settings.Bans, request, settings.Policy.Ipv6PrefixLength, aborted).ConfigureAwait(false);
                 if (ban is not null)
                 {
                     Banned.Add(1, new KeyValuePair<string, object?>("rule", ban.Rule.Name));
@@ -71,7 +74,7 @@ public sealed class FloodgateMiddleware
             edge = await engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Edge, aborted).ConfigureAwait(false);
             if (!edge.IsAllowed)
             {
-                await StartBanAsync(settings.Bans, edge.Decision.Rule, request, aborted).ConfigureAwait(false);
+                await StartBanAsync(settings.Bans, edge.Decision.Rule, request, settings.Policy.Ipv6PrefixLength, aborted).ConfigureAwait(false);
                 await RateLimitResponses.WriteRejectionAsync(context, edge, settings.IetfHeaders, settings.LegacyHeaders).ConfigureAwait(false);
                 return;
             }
@@ -79,33 +82,34 @@ public sealed class FloodgateMiddleware
             hasEdge = true;
         }
 
-        if (!await ResolveIdentityAsync(context, request, settings, aborted).ConfigureAwait(false))
-        {
-            return;
-        }
-
-        var rest = await engine.EvaluateAsync(request, RateLimitTier.User, RateLimitTier.Global, aborted).ConfigureAwait(false);
-        var result = hasEdge ? RateLimitResult.Combine(edge, rest) : rest;
-        if (!result.IsAllowed)
-        {
-            await RateLimitResponses.WriteRejectionAsync(context, result, settings.IetfHeaders, settings.LegacyHeaders).ConfigureAwait(false);
-            return;
-        }
-
-        RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders);
-        if (!result.HasLeases)
-        {
-            await _next(context).ConfigureAwait(false);
-            return;
-        }
-
+        // Every lease taken is released exactly once, whatever happens next: the edge's alone until the other tiers
+        // have been evaluated, then the combined result's (which holds the edge's too).
+        var held = edge;
         try
         {
+            if (!await ResolveIdentityAsync(context, request, settings, aborted).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            var rest = await engine.EvaluateAsync(request, RateLimitTier.User, RateLimitTier.Global, aborted).ConfigureAwait(false);
+            var result = hasEdge ? RateLimitResult.Combine(edge, rest) : rest;
+            held = result;
+            if (!result.IsAllowed)
+            {
+                await RateLimitResponses.WriteRejectionAsync(context, result, settings.IetfHeaders, settings.LegacyHeaders).ConfigureAwait(false);
+                return;
+            }
+
+            RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders);
             await _next(context).ConfigureAwait(false);
         }
         finally
         {
-            await engine.ReleaseAsync(result, CancellationToken.None).ConfigureAwait(false);
+            if (held.HasLeases)
+            {
+                await engine.ReleaseAsync(held, CancellationToken.None).ConfigureAwait(false);
+            }
         }
     }
 
@@ -142,13 +146,13 @@ public sealed class FloodgateMiddleware
         // Anonymous callers are keyed by client IP wherever the user tier keys on the subject.
         if (request.ClientIp is { } ip)
         {
-            request.SetIdentity("ip:" + ip, null, null);
+            request.SetIdentity("ip:" + AddressKey(ip, settings.Policy.Ipv6PrefixLength), null, null);
         }
 
         return true;
     }
 
-    private async ValueTask<(BanRule? Ban, TimeSpan Remaining)> CheckBansAsync(BanRule[] bans, HttpRequestContext request, CancellationToken aborted)
+    private async ValueTask<(BanRule? Ban, TimeSpan Remaining)> CheckBansAsync(BanRule[] bans, HttpRequestContext request, int ipv6Prefix, CancellationToken aborted)
     {
         if (request.ClientIp is not { } ip)
         {
@@ -163,7 +167,7 @@ public sealed class FloodgateMiddleware
                 continue;
             }
 
-            address ??= ip.ToString();
+            address ??= AddressKey(ip, ipv6Prefix);
             var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, address), 0), aborted).ConfigureAwait(false);
             if (!outcome.IsStoreFailure && outcome.Outcome.Remaining <= 0 && outcome.Outcome.ResetAfterMicroseconds > 0)
             {
@@ -174,7 +178,7 @@ public sealed class FloodgateMiddleware
         return (null, TimeSpan.Zero);
     }
 
-    private async ValueTask StartBanAsync(BanRule[] bans, RateLimitRule? rule, HttpRequestContext request, CancellationToken aborted)
+    private async ValueTask StartBanAsync(BanRule[] bans, RateLimitRule? rule, HttpRequestContext request, int ipv6Prefix, CancellationToken aborted)
     {
         if (rule is null || bans.Length == 0 || request.ClientIp is not { } ip)
         {
@@ -185,7 +189,7 @@ public sealed class FloodgateMiddleware
         {
             if (ReferenceEquals(ban.Rule, rule))
             {
-                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, ip.ToString()), 1), aborted).ConfigureAwait(false);
+                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, AddressKey(ip, ipv6Prefix)), 1), aborted).ConfigureAwait(false);
                 if (outcome.Committed)
                 {
                     BansStarted.Add(1, new KeyValuePair<string, object?>("rule", rule.Name));
@@ -194,6 +198,37 @@ public sealed class FloodgateMiddleware
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// The client IP as it names a client: an IPv4-mapped address as the IPv4 address, an IPv6 address as its network
+    /// of <paramref name="ipv6Prefix"/> bits (so a client cannot rotate within its /64), in the same grouping as the
+    /// engine's <c>client_ip</c> keys.
+    /// </summary>
+    internal static string AddressKey(IPAddress ip, int ipv6Prefix)
+    {
+        if (ip.IsIPv4MappedToIPv6)
+        {
+            return ip.MapToIPv4().ToString();
+        }
+
+        if (ip.AddressFamily != AddressFamily.InterNetworkV6 || ipv6Prefix >= 128)
+        {
+            return ip.ToString();
+        }
+
+        Span<byte> bytes = stackalloc byte[16];
+        ip.TryWriteBytes(bytes, out _);
+        var full = ipv6Prefix / 8;
+        var bits = ipv6Prefix % 8;
+        if (bits > 0)
+        {
+            bytes[full] &= (byte)(0xFF << (8 - bits));
+            full++;
+        }
+
+        bytes[full..].Clear();
+        return new IPAddress(bytes).ToString() + "/" + ipv6Prefix.ToString(CultureInfo.InvariantCulture);
     }
 
     private ValueTask<StoreOutcome> DecideOneAsync(RateLimitCheck check, CancellationToken aborted)

@@ -180,6 +180,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
     {
         target.Policy = source.Policy;
         target.Anonymous = source.Anonymous;
+        target.ForwardedHeader = source.ForwardedHeader;
         target.Headers = source.Headers;
         target.TrustedProxies.Clear();
         foreach (var range in source.TrustedProxies)

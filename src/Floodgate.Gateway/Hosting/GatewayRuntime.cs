@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Floodgate.AspNetCore.Identity;
 using Floodgate.AspNetCore.Middleware;
 using Floodgate.Gateway.Identity;
 using Floodgate.Gateway.Operations;
@@ -49,10 +50,13 @@ internal sealed partial class GatewayRuntime
 
     public string? LastReloadError { get; private set; }
 
-    public void ApplyIdentity(JwtPolicy? jwt)
+    public void ApplyIdentity(JwtPolicy? jwt) =>
+        InstallIdentity(jwt is null ? null : IdentityFactory.Create(jwt, _time, _loggerFactory));
+
+    private void InstallIdentity(IIdentityResolver? next)
     {
         var previous = _identity.Current;
-        _identity.Current = jwt is null ? null : IdentityFactory.Create(jwt, _time, _loggerFactory);
+        _identity.Current = next;
         if (previous is IDisposable disposable)
         {
             // Requests in flight may still be validating with the previous resolver.
@@ -76,41 +80,75 @@ internal sealed partial class GatewayRuntime
                 return e.Errors;
             }
 
-            var current = Policy;
-            if (next.Version == current.Version)
-            {
-                return [];
-            }
+            return ApplyCore(next, path);
+        }
+    }
 
-            try
-            {
-                if (!JwtEquals(next.Jwt, current.Jwt))
-                {
-                    ApplyIdentity(next.Jwt);
-                }
+    /// <summary>
+    /// Puts <paramref name="next"/> in force, all or nothing: the identity resolver and the gate's settings are built
+    /// first, and the identity resolver is installed only once the gate and the proxy configuration took the policy.
+    /// </summary>
+    internal IReadOnlyList<PolicyError> Apply(GatewayPolicy next, string path)
+    {
+        lock (_reloadGate)
+        {
+            return ApplyCore(next, path);
+        }
+    }
 
-                Gate.Apply(next.ToOptions());
-                _proxyConfig.Update(next.Routes, next.Clusters);
-            }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException or PolicyException)
-            {
-                var errors = e is PolicyException p ? p.Errors : [new PolicyError(path, 0, 0, "(policy)", e.Message)];
-                Refused(errors);
-                return errors;
-            }
-
-            if (next.Store != current.Store)
-            {
-                Log.StoreChanged(Logger, path);
-            }
-
-            Volatile.Write(ref _policy, next);
-            Reloads++;
-            LastReloadError = null;
-            GatewayMetrics.PolicyReloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
-            Log.Reloaded(Logger, path, next.Version, next.Rules.Rules.Count);
+    private IReadOnlyList<PolicyError> ApplyCore(GatewayPolicy next, string path)
+    {
+        var current = Policy;
+        if (next.Version == current.Version)
+        {
             return [];
         }
+
+        var identityChanged = !JwtEquals(next.Jwt, current.Jwt);
+        IIdentityResolver? identity = null;
+        var previousOptions = Gate.Options;
+        var gateApplied = false;
+        try
+        {
+            // Build everything first; commit the identity only when the rest succeeded.
+            if (identityChanged && next.Jwt is not null)
+            {
+                identity = IdentityFactory.Create(next.Jwt, _time, _loggerFactory);
+            }
+
+            Gate.Apply(next.ToOptions());
+            gateApplied = true;
+            _proxyConfig.Update(next.Routes, next.Clusters);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or PolicyException)
+        {
+            if (gateApplied)
+            {
+                Gate.Apply(previousOptions);
+            }
+
+            (identity as IDisposable)?.Dispose();
+            var errors = e is PolicyException p ? p.Errors : [new PolicyError(path, 0, 0, "(policy)", e.Message)];
+            Refused(errors);
+            return errors;
+        }
+
+        if (identityChanged)
+        {
+            InstallIdentity(identity);
+        }
+
+        if (next.Store != current.Store)
+        {
+            Log.StoreChanged(Logger, path);
+        }
+
+        Volatile.Write(ref _policy, next);
+        Reloads++;
+        LastReloadError = null;
+        GatewayMetrics.PolicyReloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
+        Log.Reloaded(Logger, path, next.Version, next.Rules.Rules.Count);
+        return [];
     }
 
     public void ReportReloadFailure(string path, Exception error) =>

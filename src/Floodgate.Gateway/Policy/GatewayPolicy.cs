@@ -1,4 +1,5 @@
 using Floodgate.AspNetCore;
+using Floodgate.AspNetCore.Http;
 using Floodgate.Rules;
 using Yarp.ReverseProxy.Configuration;
 
@@ -21,6 +22,9 @@ public sealed class GatewayPolicy
 
     /// <summary>CIDR ranges whose forwarding headers are believed.</summary>
     public required IReadOnlyList<string> TrustedProxies { get; init; }
+
+    /// <summary>The one forwarding header the trusted proxies write.</summary>
+    public ForwardedHeader ForwardedHeader { get; init; } = ForwardedHeader.XForwardedFor;
 
     /// <summary>What happens to requests without credentials.</summary>
     public AnonymousPolicy Anonymous { get; init; } = AnonymousPolicy.Allow;
@@ -50,6 +54,7 @@ public sealed class GatewayPolicy
         {
             Policy = Rules,
             Anonymous = Anonymous,
+            ForwardedHeader = ForwardedHeader,
             Headers = new RateLimitHeaderOptions { Ietf = IetfHeaders, Legacy = LegacyHeaders },
         };
         foreach (var range in TrustedProxies)

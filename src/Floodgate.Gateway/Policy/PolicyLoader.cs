@@ -21,7 +21,7 @@ public static class PolicyLoader
     private static readonly string[] TopLevel =
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
-        "edge", "user", "service", "global", "trusted_proxies", "headers", "shadow", "ipv6_prefix",
+        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix",
     ];
 
     private static readonly string[] RuleFields =
@@ -151,6 +151,8 @@ public static class PolicyLoader
             }
         }
 
+        var forwardedHeader = reader.Enum(root, "forwarded_header", string.Empty, ("x-forwarded-for", ForwardedHeader.XForwardedFor), ("forwarded", ForwardedHeader.Forwarded))
+            ?? ForwardedHeader.XForwardedFor;
         var headers = reader.Map(YamlReader.Get(root, "headers"), "headers", "ietf", "legacy", "x_ratelimit");
         var ietf = reader.Bool(headers, "ietf", "headers") ?? true;
         var legacy = reader.Bool(headers, "legacy", "headers") ?? reader.Bool(headers, "x_ratelimit", "headers") ?? false;
@@ -169,6 +171,7 @@ public static class PolicyLoader
             Rules = new RateLimitPolicy(rules) { ShadowAll = shadow, Ipv6PrefixLength = ipv6 },
             Bans = bans,
             TrustedProxies = proxies,
+            ForwardedHeader = forwardedHeader,
             Anonymous = anonymous,
             IetfHeaders = ietf,
             LegacyHeaders = legacy,
@@ -555,6 +558,12 @@ public static class PolicyLoader
             return null;
         }
 
+        if (!FloodgateOptions.IsValidRuleName(name))
+        {
+            reader.Error(YamlReader.Get(map, "name"), $"{field}.name", $"'{name}' is sent in the RateLimit and RateLimit-Policy headers: use printable ASCII (0x20 to 0x7E) without '\"' or '\\'.");
+            return null;
+        }
+
         var match = ReadMatch(reader, map, field);
         var key = new List<KeyPart>();
         foreach (var (part, partNode) in reader.StringList(map, "key", field))
@@ -566,6 +575,12 @@ public static class PolicyLoader
             catch (FormatException e)
             {
                 reader.Error(partNode, $"{field}.key", e.Message);
+                continue;
+            }
+
+            if (tier == RateLimitTier.Edge && key[^1].Kind is KeyPartKind.Subject or KeyPartKind.Claim or KeyPartKind.Plan)
+            {
+                reader.Error(partNode, $"{field}.key", $"an edge rule cannot key on '{part}': the edge runs before identity is resolved, so the rule would never fire. Move the rule to the user tier, or key on client_ip or a header.");
             }
         }
 
@@ -663,6 +678,10 @@ public static class PolicyLoader
             else if (limitText is null)
             {
                 reader.Error(map, $"{field}.limit", "every rule needs a limit (such as 300/min or plan.per_user) or concurrency.");
+            }
+            else if (limitText.StartsWith("plan.", StringComparison.Ordinal) && tier == RateLimitTier.Edge)
+            {
+                reader.Error(YamlReader.Get(map, "limit"), $"{field}.limit", $"an edge rule cannot take its limit from a plan ('{limitText}'): the edge runs before identity is resolved, so the plan is unknown. Move the rule to the user tier, or give a rate.");
             }
             else if (limitText.StartsWith("plan.", StringComparison.Ordinal))
             {

@@ -92,6 +92,44 @@ public sealed class MiddlewareTests
         Assert.Contains("Bans", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task An_endpoint_rule_named_like_a_policy_rule_is_renamed_after_its_endpoint_and_reloads_still_apply()
+    {
+        var policy = new RateLimitPolicy([new RateLimitRule("orders", RateLimitTier.Global, Limit.Gcra(Rate.Parse("100/min")))]);
+        await using var app = await StartAsync(
+            o => o.Policy = policy,
+            endpoints => endpoints.MapGet("/orders/{id}", (string id) => id).WithFloodgateRule("orders", "1/min"));
+
+        using (var first = await app.Client.GetAsync("/orders/1"))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            Assert.Equal("\"orders:GET /orders/{id}\";q=1;w=60", string.Join(",", first.Headers.GetValues("RateLimit-Policy")));
+        }
+
+        var gate = app.App.Services.GetRequiredService<FloodgateGate>();
+        Assert.Equal(["orders", "orders:GET /orders/{id}"], gate.Policy.Rules.Select(r => r.Name).Order(StringComparer.Ordinal));
+
+        var reloaded = new FloodgateOptions { Policy = policy };
+        gate.Apply(reloaded);
+        Assert.Same(reloaded, gate.Options);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await app.Client.GetAsync("/orders/2")).StatusCode);
+    }
+
+    [Fact]
+    public void Rule_names_that_cannot_go_in_a_header_are_refused()
+    {
+        var options = new FloodgateOptions
+        {
+            Policy = new RateLimitPolicy([new RateLimitRule("über-api", RateLimitTier.User, Limit.Gcra(Rate.Parse("1/min")))]),
+        };
+        var error = Assert.Throws<ArgumentException>(options.Validate);
+        Assert.StartsWith("FloodgateOptions.Policy: 'über-api' is not a valid rule name", error.Message, StringComparison.Ordinal);
+
+        Assert.Throws<ArgumentException>(() => new FloodgateRuleMetadata("quote\"d", Limit.Gcra(Rate.Parse("1/min"))));
+        Assert.Throws<ArgumentException>(() => new FloodgateRuleMetadata("tab\there", Limit.Gcra(Rate.Parse("1/min"))));
+        Assert.Equal("orders API v2", new FloodgateRuleMetadata("orders API v2", Limit.Gcra(Rate.Parse("1/min"))).Name);
+    }
+
     private static async Task<TestApp> StartAsync(Action<FloodgateOptions> configure, Action<WebApplication> map, Action<WebApplication>? before = null)
     {
         var builder = WebApplication.CreateSlimBuilder();

@@ -36,9 +36,10 @@ public sealed class TrustedProxiesTests
     [InlineData("for=198.51.100.1;by=10.0.0.1, for=\"10.3.3.3\"", "198.51.100.1")]
     [InlineData("for=unknown", "10.0.0.1")]
     [InlineData("for=_hidden, for=10.2.2.2", "10.2.2.2")] // obfuscated: the last trusted hop
-    public void Forwarded_is_preferred_and_parsed_per_rfc_7239(string header, string expected)
+    public void Forwarded_is_parsed_per_rfc_7239_when_it_is_the_configured_header(string header, string expected)
     {
-        var client = Proxies.ResolveClient(IPAddress.Parse("10.0.0.1"), new StringValues(header), new StringValues("203.0.113.1"));
+        var proxies = new TrustedProxies(["10.0.0.0/8", "192.168.1.1", "fd00::/8"], ForwardedHeader.Forwarded);
+        var client = proxies.ResolveClient(IPAddress.Parse("10.0.0.1"), new StringValues(header), new StringValues("203.0.113.1"));
         Assert.NotNull(client);
         Assert.Equal(IPAddress.Parse(expected), client.IsIPv4MappedToIPv6 ? client.MapToIPv4() : client);
     }
@@ -54,5 +55,21 @@ public sealed class TrustedProxiesTests
     {
         var error = Assert.Throws<FormatException>(() => new TrustedProxies(["10.0.0.0/33"]));
         Assert.Contains("10.0.0.0/33", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_client_sent_forwarded_header_is_ignored_when_the_proxies_write_x_forwarded_for()
+    {
+        // nginx appends X-Forwarded-For and passes the client's own Forwarded header through.
+        var client = Proxies.ResolveClient(IPAddress.Parse("10.0.0.1"), new StringValues("for=198.51.100.9"), new StringValues("203.0.113.7"));
+        Assert.Equal(IPAddress.Parse("203.0.113.7"), client);
+    }
+
+    [Fact]
+    public void A_client_sent_x_forwarded_for_is_ignored_when_the_proxies_write_forwarded()
+    {
+        var proxies = new TrustedProxies(["10.0.0.0/8"], ForwardedHeader.Forwarded);
+        var client = proxies.ResolveClient(IPAddress.Parse("10.0.0.1"), new StringValues("for=203.0.113.7"), new StringValues("198.51.100.9"));
+        Assert.Equal(IPAddress.Parse("203.0.113.7"), client);
     }
 }
