@@ -137,12 +137,17 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         LogLoaded(_logger, config.Domains.Count, config.RuleCount, config.Files.Count, _options.ConfigDirectory);
     }
 
+    /// <summary>Raised after a watcher event has (re)armed the debounce, with the file's name; for tests.</summary>
+    internal event Action<string?>? WatcherEventHandled;
+
     private void OnChanged(object sender, FileSystemEventArgs e)
     {
         lock (_gate)
         {
             _debounce?.Change(_options.ReloadDebounce, Timeout.InfiniteTimeSpan);
         }
+
+        WatcherEventHandled?.Invoke(e.Name);
     }
 
     private void OnWatcherError(object sender, ErrorEventArgs e)

@@ -58,20 +58,34 @@ public sealed class ReloadTests
                 good.TrySetResult(e);
             };
 
-            // A burst of writes is one reload once the directory is quiet. The debounce runs on the fake clock: the
-            // clock moves a debounce window at a time until the watcher's events have armed it and it has fired.
+            // A burst of writes is one reload once the directory is quiet. The debounce runs on the fake clock, which
+            // stands still until the watcher has handled every event of the burst: the events of one watcher arrive in
+            // order, so the event of a file written last (not a configuration file) marks the end of the burst.
+            var burstHandled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            provider.WatcherEventHandled += name =>
+            {
+                if (name == "burst-end.txt")
+                {
+                    burstHandled.TrySetResult();
+                }
+            };
             for (var i = 0; i < 5; i++)
             {
                 await File.WriteAllTextAsync(Path.Combine(directory, "b.yaml"), $"domain: b\ndescriptors:\n  - key: k{i}\n");
             }
 
-            var result = await AdvanceUntil(time, debounce, good.Task);
+            await File.WriteAllTextAsync(Path.Combine(directory, "burst-end.txt"), "end");
+            await burstHandled.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Equal(0, Volatile.Read(ref reloads));
+
+            // One debounce window later (the timer's callback runs inside Advance) there is exactly one reload.
+            time.Advance(debounce);
+            Assert.Equal(1, Volatile.Read(ref reloads));
+            var result = await good.Task.WaitAsync(TimeSpan.FromSeconds(20));
             Assert.True(result.Success);
             Assert.Equal(["r", "b"], provider.Current.Domains);
-            Assert.Equal(1, Volatile.Read(ref reloads));
 
-            // Nothing more is written: further debounce windows pass (each timer callback runs inside Advance) without
-            // another reload.
+            // Nothing more is written: further debounce windows pass without another reload.
             for (var i = 0; i < 5; i++)
             {
                 time.Advance(debounce);
