@@ -137,14 +137,27 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         LogLoaded(_logger, config.Domains.Count, config.RuleCount, config.Files.Count, _options.ConfigDirectory);
     }
 
-    /// <summary>Raised after a watcher event has (re)armed the debounce, with the file's name; for tests.</summary>
+    /// <summary>Raised after a watcher event has been handled, with the file's name; for tests.</summary>
     internal event Action<string?>? WatcherEventHandled;
+
+    /// <summary>Whether a file is one the loader reads: <c>*.yaml</c> or <c>*.yml</c>, not a dotfile.</summary>
+    private static bool IsConfigurationFile(string? name)
+    {
+        var file = Path.GetFileName(name);
+        return file is { Length: > 0 } && file[0] != '.'
+            && (file.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".yml", StringComparison.OrdinalIgnoreCase));
+    }
 
     private void OnChanged(object sender, FileSystemEventArgs e)
     {
-        lock (_gate)
+        // Only a change to a file the loader reads (or a rename away from one, or a watcher error, which has no name)
+        // arms a reload: editors' swap and backup files, and other files, never do.
+        if (e.Name is null || IsConfigurationFile(e.Name) || (e is RenamedEventArgs renamed && IsConfigurationFile(renamed.OldName)))
         {
-            _debounce?.Change(_options.ReloadDebounce, Timeout.InfiniteTimeSpan);
+            lock (_gate)
+            {
+                _debounce?.Change(_options.ReloadDebounce, Timeout.InfiniteTimeSpan);
+            }
         }
 
         WatcherEventHandled?.Invoke(e.Name);
