@@ -140,12 +140,21 @@ public sealed partial class EnvoyConfigProvider : IDisposable
     /// <summary>Raised after a watcher event has been handled, with the file's name; for tests.</summary>
     internal event Action<string?>? WatcherEventHandled;
 
-    /// <summary>Whether a file is one the loader reads: <c>*.yaml</c> or <c>*.yml</c>, not a dotfile.</summary>
+    /// <summary>
+    /// Whether a change to this entry can change the configuration: a file the loader reads (<c>*.yaml</c> or
+    /// <c>*.yml</c>, not a dotfile), or a Kubernetes ConfigMap's <c>..data</c> link, whose atomic swap is the only
+    /// event a ConfigMap update raises.
+    /// </summary>
     private static bool IsConfigurationFile(string? name)
     {
         var file = Path.GetFileName(name);
-        return file is { Length: > 0 } && file[0] != '.'
-            && (file.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".yml", StringComparison.OrdinalIgnoreCase));
+        if (file is not { Length: > 0 })
+        {
+            return false;
+        }
+
+        return file.StartsWith("..", StringComparison.Ordinal)
+            || (file[0] != '.' && (file.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".yml", StringComparison.OrdinalIgnoreCase)));
     }
 
     private void OnChanged(object sender, FileSystemEventArgs e)
