@@ -36,6 +36,56 @@ public sealed class ReloadTests
     }
 
     [Fact]
+    public async Task A_configmap_data_swap_arms_a_reload_and_an_editor_swap_file_does_not()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-cm-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(directory, "a.yaml"), Limit1);
+            var debounce = TimeSpan.FromMilliseconds(100);
+            var time = new FakeTimeProvider();
+            using var provider = new EnvoyConfigProvider(Options.Create(new EnvoyRateLimitOptions { ConfigDirectory = directory, ReloadDebounce = debounce }), time);
+            provider.Start();
+            var reloads = 0;
+            provider.Reloaded += (_, _) => Interlocked.Increment(ref reloads);
+            var handled = new System.Collections.Concurrent.ConcurrentQueue<string?>();
+            var swapSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var dataSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            provider.WatcherEventHandled += name =>
+            {
+                handled.Enqueue(name);
+                if (name == ".a.yaml.swp")
+                {
+                    swapSeen.TrySetResult();
+                }
+                else if (name == "..data")
+                {
+                    dataSeen.TrySetResult();
+                }
+            };
+
+            // An editor's swap file is not configuration: the watcher sees it, and no debounce window reloads.
+            await File.WriteAllTextAsync(Path.Combine(directory, ".a.yaml.swp"), "x");
+            await swapSeen.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            time.Advance(debounce);
+            time.Advance(debounce);
+            Assert.Equal(0, Volatile.Read(ref reloads));
+
+            // A ConfigMap update swaps its ..data link: that alone must reload.
+            await File.WriteAllTextAsync(Path.Combine(directory, "..data"), "x");
+            await dataSeen.Task.WaitAsync(TimeSpan.FromSeconds(20));
+            time.Advance(debounce);
+            Assert.Equal(1, Volatile.Read(ref reloads));
+            Assert.Contains("..data", handled);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task The_directory_watcher_reloads_after_a_debounce_and_keeps_the_last_good_on_error()
     {
         var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-watch-" + Guid.NewGuid().ToString("n"));
