@@ -17,7 +17,7 @@ public sealed class FloodgatePartitionedRateLimiter<TResource> : PartitionedRate
 {
     private readonly FloodgateRateLimiterCore _core;
     private readonly Func<TResource, FloodgatePartition> _partitioner;
-    private readonly string _scope;
+    private readonly long[] _seeds;
     private int _disposed;
 
     /// <summary>Creates a limiter.</summary>
@@ -31,7 +31,8 @@ public sealed class FloodgatePartitionedRateLimiter<TResource> : PartitionedRate
         ArgumentException.ThrowIfNullOrEmpty(name);
         _core = new FloodgateRateLimiterCore(store);
         _partitioner = partitioner;
-        _scope = "partitioned-limiter:" + name;
+        // One seed per algorithm, computed once: a decision hashes only its partition key.
+        _seeds = [.. Enum.GetValues<Limits.LimitAlgorithm>().Select(a => Rules.KeyHasher.Seed("partitioned-limiter:" + name, a))];
     }
 
     /// <inheritdoc/>
@@ -85,7 +86,5 @@ public sealed class FloodgatePartitionedRateLimiter<TResource> : PartitionedRate
         return true;
     }
 
-    private StoreKey KeyFor(in FloodgatePartition partition) => Rules.KeyHasher.Hash(_scope, partition.Key!, AlgorithmNames[(int)partition.Limit!.Algorithm]);
-
-    private static readonly string[] AlgorithmNames = Enum.GetNames<Limits.LimitAlgorithm>();
+    private StoreKey KeyFor(in FloodgatePartition partition) => Rules.KeyHasher.Hash(_seeds[(int)partition.Limit!.Algorithm], partition.Key!);
 }

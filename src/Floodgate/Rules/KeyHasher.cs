@@ -98,6 +98,16 @@ internal static class KeyHasher
         }
     }
 
+    /// <summary>
+    /// Hashes an identity under a precomputed <see cref="Seed"/>, for callers that key many identities in one scope: the
+    /// scope is hashed once, not per key.
+    /// </summary>
+    public static StoreKey Hash(long seed, string identity)
+    {
+        var identityBytes = MemoryMarshal.AsBytes(identity.AsSpan());
+        return new StoreKey(XxHash128.HashToUInt128(identityBytes, IdentitySeed), XxHash128.HashToUInt128(identityBytes, seed));
+    }
+
     /// <summary>Hashes a key outside the rule model: a scope (such as a limiter or descriptor name), an identity and a qualifier.</summary>
     public static StoreKey Hash(string scope, string identity, string? qualifier)
     {
