@@ -10,8 +10,9 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Floodgate.Engine;
 
 /// <summary>
-/// Decides requests against a policy: tier by tier, each tier's matching rules in one store call, stopping at the first
-/// tier that rejects so later tiers are not charged.
+/// Decides requests against a policy: tier by tier, stopping at the first tier that rejects so later tiers are not
+/// charged. The matching rules of every tier go to the store in one call (<see cref="IRateLimitStore.DecideStagesAsync"/>),
+/// so a remote store decides a request in one round trip.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -97,30 +98,22 @@ public sealed partial class RateLimitEngine
             throw new ArgumentOutOfRangeException(nameof(first), $"Tiers run from {RateLimitTier.Edge} to {RateLimitTier.Global}; got {first} to {last}.");
         }
 
-        var policy = Policy;
-        var evaluation = default(Evaluation);
-        for (var tier = first; tier <= last; tier++)
+        var batch = Build(Policy, first, last, request);
+        if (batch is null)
         {
-            var batch = BuildTier(policy, tier, request);
-            if (batch is null)
-            {
-                continue;
-            }
-
-            var pending = _store.DecideAsync(batch.Checks.AsMemory(0, batch.Count), batch.Outcomes.AsMemory(0, batch.Count), cancellationToken);
-            if (!pending.IsCompletedSuccessfully)
-            {
-                return EvaluateSlowAsync(policy, request, tier, last, batch, pending, evaluation, cancellationToken);
-            }
-
-            pending.GetAwaiter().GetResult();
-            if (!ProcessTier(batch, request, ref evaluation))
-            {
-                return Reject(evaluation, cancellationToken);
-            }
+            return new ValueTask<RateLimitResult>(default(Evaluation).ToResult(true));
         }
 
-        return new ValueTask<RateLimitResult>(evaluation.ToResult(true));
+        // One store call for every tier: a remote store decides them in order in one round trip.
+        var pending = _store.DecideStagesAsync(
+            batch.Checks.AsMemory(0, batch.Count), batch.StageEnds.AsMemory(0, batch.StageCount), batch.Outcomes.AsMemory(0, batch.Count), cancellationToken);
+        if (!pending.IsCompletedSuccessfully)
+        {
+            return EvaluateSlowAsync(batch, pending, request, cancellationToken);
+        }
+
+        var evaluation = default(Evaluation);
+        return Process(batch, pending.Result, request, ref evaluation) ? new ValueTask<RateLimitResult>(evaluation.ToResult(true)) : Reject(evaluation, cancellationToken);
     }
 
     /// <summary>Releases the concurrency leases <paramref name="result"/> holds; call it when the request ends.</summary>
@@ -144,25 +137,35 @@ public sealed partial class RateLimitEngine
 
     private static TimeSpan RetryOrder(TimeSpan retry) => retry == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : retry;
 
-    private TierBatch? BuildTier(RateLimitPolicy policy, RateLimitTier tier, IRequestContext request)
+    private static TierBatch? Build(RateLimitPolicy policy, RateLimitTier first, RateLimitTier last, IRequestContext request)
     {
-        var rules = policy.RulesOf(tier);
-        if (rules.IsEmpty)
+        var capacity = 0;
+        for (var tier = first; tier <= last; tier++)
+        {
+            capacity += policy.RulesOf(tier).Length;
+        }
+
+        if (capacity == 0)
         {
             return null;
         }
 
-        var batch = TierBatch.Rent(rules.Length);
-        foreach (var rule in rules)
+        var batch = TierBatch.Rent(capacity);
+        for (var tier = first; tier <= last; tier++)
         {
-            if (!rule.Match.IsMatch(request) || rule.LimitFor(request.Plan) is not { } limit
-                || !KeyHasher.TryBuild(rule, limit, request, policy.Ipv6PrefixLength, out var key))
+            foreach (var rule in policy.RulesOf(tier))
             {
-                continue;
+                if (!rule.Match.IsMatch(request) || rule.LimitFor(request.Plan) is not { } limit
+                    || !KeyHasher.TryBuild(rule, limit, request, policy.Ipv6PrefixLength, out var key))
+                {
+                    continue;
+                }
+
+                var shadow = policy.ShadowAll || rule.Mode == RuleMode.Shadow;
+                batch.Add(rule, new RateLimitCheck(limit, key, rule.Cost, shadow));
             }
 
-            var shadow = policy.ShadowAll || rule.Mode == RuleMode.Shadow;
-            batch.Add(rule, new RateLimitCheck(limit, key, rule.Cost, shadow));
+            batch.EndStage(tier);
         }
 
         if (batch.Count == 0)
@@ -174,12 +177,46 @@ public sealed partial class RateLimitEngine
         return batch;
     }
 
+    /// <summary>
+    /// Folds the outcomes of the <paramref name="decided"/> stages into the evaluation and returns the batch;
+    /// <see langword="false"/> when a tier rejects.
+    /// </summary>
+    private bool Process(TierBatch batch, int decided, IRequestContext request, ref Evaluation evaluation)
+    {
+        try
+        {
+            var start = 0;
+            for (var stage = 0; stage < batch.StageCount; stage++)
+            {
+                if (stage == decided)
+                {
+                    throw new InvalidOperationException(
+                        $"The store {_store.GetType().Name} decided {decided} of {batch.StageCount} stages without rejecting in the last one.");
+                }
+
+                var end = batch.StageEnds[stage];
+                if (!ProcessTier(batch, start, end, request, ref evaluation))
+                {
+                    return false;
+                }
+
+                start = end;
+            }
+
+            return true;
+        }
+        finally
+        {
+            TierBatch.Return(batch);
+        }
+    }
+
     /// <summary>Folds one tier's outcomes into the evaluation; <see langword="false"/> when the tier rejects.</summary>
-    private bool ProcessTier(TierBatch batch, IRequestContext request, ref Evaluation evaluation)
+    private bool ProcessTier(TierBatch batch, int start, int end, IRequestContext request, ref Evaluation evaluation)
     {
         var rejected = false;
         var rejection = default(RateLimitDecision);
-        for (var i = 0; i < batch.Count; i++)
+        for (var i = start; i < end; i++)
         {
             ref readonly var check = ref batch.Checks[i];
             ref readonly var stored = ref batch.Outcomes[i];
@@ -213,7 +250,6 @@ public sealed partial class RateLimitEngine
             }
         }
 
-        TierBatch.Return(batch);
         if (rejected)
         {
             evaluation.Best = rejection;
@@ -223,49 +259,27 @@ public sealed partial class RateLimitEngine
         return !rejected;
     }
 
-    private async ValueTask<RateLimitResult> EvaluateSlowAsync(
-        RateLimitPolicy policy,
-        IRequestContext request,
-        RateLimitTier tier,
-        RateLimitTier last,
-        TierBatch batch,
-        ValueTask pending,
-        Evaluation evaluation,
-        CancellationToken cancellationToken)
+    private async ValueTask<RateLimitResult> EvaluateSlowAsync(TierBatch batch, ValueTask<int> pending, IRequestContext request, CancellationToken cancellationToken)
     {
-        while (true)
+        int decided;
+        try
         {
-            try
-            {
-                await pending.ConfigureAwait(false);
-            }
-            catch
-            {
-                TierBatch.Return(batch);
-                await Release(evaluation.Leases, CancellationToken.None).ConfigureAwait(false);
-                throw;
-            }
-
-            if (!ProcessTier(batch, request, ref evaluation))
-            {
-                await Release(evaluation.Leases, cancellationToken).ConfigureAwait(false);
-                return evaluation.ToResult(false);
-            }
-
-            TierBatch? next = null;
-            while (next is null && ++tier <= last)
-            {
-                next = BuildTier(policy, tier, request);
-            }
-
-            if (next is null)
-            {
-                return evaluation.ToResult(true);
-            }
-
-            batch = next;
-            pending = _store.DecideAsync(batch.Checks.AsMemory(0, batch.Count), batch.Outcomes.AsMemory(0, batch.Count), cancellationToken);
+            decided = await pending.ConfigureAwait(false);
         }
+        catch
+        {
+            TierBatch.Return(batch);
+            throw;
+        }
+
+        var evaluation = default(Evaluation);
+        if (Process(batch, decided, request, ref evaluation))
+        {
+            return evaluation.ToResult(true);
+        }
+
+        await Release(evaluation.Leases, cancellationToken).ConfigureAwait(false);
+        return evaluation.ToResult(false);
     }
 
     private ValueTask<RateLimitResult> Reject(Evaluation evaluation, CancellationToken cancellationToken)

@@ -4,8 +4,9 @@ using Floodgate.Stores;
 namespace Floodgate.Engine;
 
 /// <summary>
-/// The checks of one tier for one request, in arrays reused across requests: each thread keeps one batch, and a
-/// request that goes asynchronous takes the batch with it, so nothing is shared while in use.
+/// The checks of one request, tier after tier (a stage per tier with matching rules), in arrays reused across
+/// requests: each thread keeps one batch, and a request that goes asynchronous takes the batch with it, so nothing is
+/// shared while in use.
 /// </summary>
 internal sealed class TierBatch
 {
@@ -27,6 +28,16 @@ internal sealed class TierBatch
 
     public int Count { get; set; }
 
+    /// <summary>For each stage, the index just past its last check.</summary>
+    public int[] StageEnds { get; } = new int[TierCount];
+
+    /// <summary>For each stage, its tier.</summary>
+    public RateLimitTier[] StageTiers { get; } = new RateLimitTier[TierCount];
+
+    public int StageCount { get; private set; }
+
+    private const int TierCount = (int)RateLimitTier.Global + 1;
+
     public static TierBatch Rent(int capacity)
     {
         var batch = t_cached;
@@ -44,7 +55,20 @@ internal sealed class TierBatch
         Array.Clear(batch.Checks, 0, batch.Count);
         Array.Clear(batch.Rules, 0, batch.Count);
         batch.Count = 0;
+        batch.StageCount = 0;
         t_cached = batch;
+    }
+
+    /// <summary>Closes the checks added since the last stage as the stage of <paramref name="tier"/>, if there are any.</summary>
+    public void EndStage(RateLimitTier tier)
+    {
+        var start = StageCount == 0 ? 0 : StageEnds[StageCount - 1];
+        if (Count > start)
+        {
+            StageEnds[StageCount] = Count;
+            StageTiers[StageCount] = tier;
+            StageCount++;
+        }
     }
 
     public void Add(RateLimitRule rule, in RateLimitCheck check)

@@ -34,6 +34,30 @@ public interface IRateLimitStore
     /// </returns>
     bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes);
 
+    /// <summary>
+    /// Decides checks in stages, in order, the way the engine evaluates tiers: a stage is decided only when no enforced
+    /// (non-shadow) check of an earlier stage was denied, so a rejecting stage spares the later ones. Within a stage the
+    /// rules of <see cref="DecideAsync"/> hold.
+    /// </summary>
+    /// <remarks>
+    /// The default implementation calls <see cref="DecideAsync"/> once per stage. A remote store overrides it to decide
+    /// every stage in one round trip.
+    /// </remarks>
+    /// <param name="checks">The checks of every stage, stage after stage.</param>
+    /// <param name="stageEnds">
+    /// For each stage, the index in <paramref name="checks"/> just past its last check: increasing, each stage non-empty,
+    /// the last equal to the number of checks.
+    /// </param>
+    /// <param name="outcomes">At least as long as <paramref name="checks"/>.</param>
+    /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
+    /// <returns>
+    /// How many stages were decided: every stage, or the stages up to and including the first with a denied enforced
+    /// check. Outcomes of the stages after it are not written and nothing of them is consumed.
+    /// </returns>
+    /// <exception cref="ArgumentException">The stages do not partition the checks.</exception>
+    ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
+        StagedDecisions.DecideInTurnAsync(this, checks, stageEnds, outcomes, cancellationToken);
+
     /// <summary>Releases a concurrency lease before its timeout. Releasing a lease twice, or an expired one, does nothing.</summary>
     /// <param name="check">The check that took the lease.</param>
     /// <param name="leaseId">The lease, from <see cref="StoreOutcome.LeaseId"/>.</param>

@@ -85,6 +85,30 @@ public sealed class MemoryStore : IRateLimitStore
     }
 
     /// <inheritdoc/>
+    public ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+    {
+        var all = checks.Span;
+        var results = outcomes.Span;
+        var ends = stageEnds.Span;
+        StagedDecisions.Validate(all.Length, ends, results.Length);
+        var now = NowMicroseconds();
+        var start = 0;
+        for (var stage = 0; stage < ends.Length; stage++)
+        {
+            var end = ends[stage];
+            Decide(all[start..end], results[start..end], now);
+            if (StagedDecisions.Rejects(all[start..end], results[start..end]))
+            {
+                return new ValueTask<int>(stage + 1);
+            }
+
+            start = end;
+        }
+
+        return new ValueTask<int>(ends.Length);
+    }
+
+    /// <inheritdoc/>
     public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
     {
         Decide(checks, outcomes, NowMicroseconds());
