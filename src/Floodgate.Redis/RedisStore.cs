@@ -12,8 +12,8 @@ using StackExchange.Redis;
 namespace Floodgate.Redis;
 
 /// <summary>
-/// A store whose state lives in Redis or Valkey, shared by every replica: each identity's checks are decided
-/// atomically by one Lua script that mirrors the engine's math, all identities of a batch in one pipelined round trip.
+/// A store whose state lives in Redis or Valkey, shared by every replica: one Lua script, mirroring the engine's math,
+/// decides each identity's checks atomically and a request's tiers in order, in one round trip on a single node.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -50,6 +50,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private static readonly byte[] ScriptHash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script));
 
     internal const int Stride = 10;
+    private const int NoSlot = -1;
+
+    /// <summary>Any key: its hash slot is -1 exactly when the connection is not to a cluster.</summary>
+    private static readonly RedisKey SlotProbe = "floodgate";
     private const long RedisLeaseBit = 1L << 62;
     private const long LogIntervalMicroseconds = 1_000_000;
     private const long ClosedRetryMicroseconds = 1_000_000;
@@ -110,7 +114,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         var replicas = options.Replicas;
         _divide = limit => DivideLimit(limit, replicas);
         var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
-        _roundTrips = meter.CreateCounter<long>("floodgate.redis.round_trips", "{call}", "Scripts sent to Redis: one per identity per batch.");
+        _roundTrips = meter.CreateCounter<long>("floodgate.redis.round_trips", "{call}", "Scripts sent to Redis: one per decision on a single node; on a cluster one per hash slot and stage.");
         _localDecisions = meter.CreateCounter<long>("floodgate.redis.local_decisions", "{check}", "Checks answered without Redis, by source.");
         _failures = meter.CreateCounter<long>("floodgate.redis.failures", "{failure}", "Failed or timed-out Redis calls, by reason.");
         _fallbacks = meter.CreateCounter<long>("floodgate.redis.fallback_decisions", "{check}", "Checks answered by the failure mode, by mode.");
@@ -123,7 +127,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <summary>The options in force.</summary>
     public RedisStoreOptions Options => _options;
 
-    /// <summary>How many scripts this store has sent to Redis (one per identity per batch).</summary>
+    /// <summary>How many scripts this store has sent to Redis: one per decision on a single node; on a cluster one per hash slot and stage.</summary>
     public long RoundTrips => Volatile.Read(ref _roundTripCount);
 
     /// <summary>How many checks this store answered without Redis, from the over-limit cache or a leased slice.</summary>
@@ -163,7 +167,16 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <inheritdoc/>
     public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
-        Decide(checks, outcomes, null, true, Deadline(), cancellationToken);
+        Discard(Decide(checks, OneStage(checks.Length), outcomes, null, true, Deadline(), cancellationToken));
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// On a single node (or Sentinel) every stage goes in one script call, which stops at the first stage that rejects:
+    /// one round trip for the whole request. On a cluster a call holds keys of one hash slot, so stages of different
+    /// identities are decided one after the other.
+    /// </remarks>
+    public ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
+        Decide(checks, stageEnds, outcomes, null, true, Deadline(), cancellationToken);
 
     /// <inheritdoc/>
     /// <remarks>Answers only when every identity of the batch is denied by the over-limit cache or served by leased slices.</remarks>
@@ -304,7 +317,25 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <summary>Decides at an explicit server time, for tests that compare stores on one clock.</summary>
     internal ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, long now, CancellationToken cancellationToken = default) =>
-        Decide(checks, outcomes, now, true, Deadline(), cancellationToken);
+        Discard(Decide(checks, OneStage(checks.Length), outcomes, now, true, Deadline(), cancellationToken));
+
+    /// <summary>Decides stages at an explicit server time, for tests that compare stores on one clock.</summary>
+    internal ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, long now, CancellationToken cancellationToken = default) =>
+        Decide(checks, stageEnds, outcomes, now, true, Deadline(), cancellationToken);
+
+    private static ReadOnlyMemory<int> OneStage(int count) => count == 0 ? ReadOnlyMemory<int>.Empty : new[] { count };
+
+    private static ValueTask Discard(ValueTask<int> decided)
+    {
+        if (decided.IsCompletedSuccessfully)
+        {
+            return default;
+        }
+
+        return Await(decided);
+
+        static async ValueTask Await(ValueTask<int> decided) => await decided.ConfigureAwait(false);
+    }
 
     internal static Limit DivideLimit(Limit limit, int replicas)
     {
@@ -396,28 +427,26 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         return _cache is not null && IsCacheable(check) && _cache.TryDeny(check, now, out outcome);
     }
 
-    /// <summary>Decides a batch; <paramref name="deadline"/> (a <see cref="TimeProvider.System"/> timestamp) bounds every
-    /// wait of the decision together, so a slow or failing Redis costs at most one timeout.</summary>
-    private ValueTask Decide(ReadOnlyMemory<RateLimitCheck> checksMemory, Memory<StoreOutcome> outcomesMemory, long? serverNow, bool mayWait, long deadline, CancellationToken cancellationToken)
+    /// <summary>
+    /// Decides a batch stage by stage; <paramref name="deadline"/> (a <see cref="TimeProvider.System"/> timestamp) bounds
+    /// every wait of the decision together, so a slow or failing Redis costs at most one timeout.
+    /// </summary>
+    /// <returns>How many stages were decided (see <see cref="IRateLimitStore.DecideStagesAsync"/>).</returns>
+    private ValueTask<int> Decide(ReadOnlyMemory<RateLimitCheck> checksMemory, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomesMemory, long? serverNow, bool mayWait, long deadline, CancellationToken cancellationToken)
     {
-        if (outcomesMemory.Length < checksMemory.Length)
-        {
-            throw new ArgumentException("There must be an outcome for every check.", nameof(outcomesMemory));
-        }
-
+        StagedDecisions.Validate(checksMemory.Length, stageEnds.Span, outcomesMemory.Length);
         var checks = checksMemory.Span;
-        var outcomes = outcomesMemory.Span;
-        if (checks.Length == 0)
-        {
-            return default;
-        }
-
         foreach (ref readonly var check in checks)
         {
             if (check.Cost < 0 || check.Limit is null)
             {
                 throw new ArgumentException($"A check needs a limit and a cost of 0 or more, not {check.Cost}.", nameof(checksMemory));
             }
+        }
+
+        if (checks.Length == 0)
+        {
+            return new ValueTask<int>(0);
         }
 
         var localNow = serverNow ?? LocalNow();
@@ -436,127 +465,57 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
             if (pending is not null)
             {
-                return WaitForSlices(pending, checksMemory, outcomesMemory, serverNow, deadline, cancellationToken);
+                return WaitForSlices(pending, checksMemory, stageEnds, outcomesMemory, serverNow, deadline, cancellationToken);
             }
         }
 
-        var plan = new Kind[checks.Length];
-        var done = new bool[checks.Length];
-        List<Group>? groups = null;
-        var breakerChecked = false;
-        var breakerOpen = false;
-        for (var i = 0; i < checks.Length; i++)
+        var batch = new Batch(checksMemory, stageEnds, outcomesMemory, serverNow, localNow, deadline);
+        var stage = 0;
+        while (true)
         {
-            if (done[i])
+            var round = Plan(batch, stage);
+            if (round.Calls is not null)
             {
-                continue;
+                return RunAsync(batch, round, cancellationToken);
             }
 
-            var identity = checks[i].Key.Identity;
-            var members = new List<int>(1);
-            for (var j = i; j < checks.Length; j++)
+            if (Settle(batch, round, out var next))
             {
-                if (!done[j] && checks[j].Key.Identity == identity)
-                {
-                    done[j] = true;
-                    members.Add(j);
-                }
+                return new ValueTask<int>(next);
             }
 
-            // The over-limit cache: one cached denial of an enforced check denies the identity without Redis.
-            var groupDenied = false;
-            foreach (var k in members)
-            {
-                if (CacheDenies(checks[k], localNow, out var cached))
-                {
-                    plan[k] = Kind.Cached;
-                    outcomes[k] = new StoreOutcome(cached, false, 0);
-                    groupDenied |= !checks[k].IsShadow;
-                }
-            }
-
-            if (groupDenied)
-            {
-                foreach (var k in members)
-                {
-                    if (plan[k] != Kind.Cached)
-                    {
-                        plan[k] = Kind.Unevaluated;
-                        outcomes[k] = Unevaluated(checks[k]);
-                    }
-                }
-
-                CountLocal(members.Count, "over_limit_cache");
-                continue;
-            }
-
-            var remote = 0;
-            foreach (var k in members)
-            {
-                if (plan[k] == Kind.Cached)
-                {
-                    CountLocal(1, "over_limit_cache");
-                    continue;
-                }
-
-                if (IsLeased(checks[k]))
-                {
-                    switch (_slices.TryTake(checks[k], localNow, out var left))
-                    {
-                        case LeaseSlices.Take.Local:
-                            plan[k] = Kind.Leased;
-                            outcomes[k] = new StoreOutcome(new LimitOutcome(true, left, _slices.Lifetime(checks[k], localNow), 0), true, 0);
-                            CountLocal(1, "leased_slice");
-                            continue;
-                        case LeaseSlices.Take.Acquire:
-                            plan[k] = Kind.Acquire;
-                            remote++;
-                            continue;
-                    }
-                }
-
-                plan[k] = Kind.Remote;
-                remote++;
-            }
-
-            if (remote == 0)
-            {
-                continue;
-            }
-
-            if (!breakerChecked)
-            {
-                breakerChecked = true;
-                breakerOpen = !_breaker.TryEnter(LocalNow());
-            }
-
-            var group = new Group(members, remote);
-            if (breakerOpen)
-            {
-                CountFailure("circuit_open");
-                Fallback(group, checks, outcomes, plan);
-                continue;
-            }
-
-            try
-            {
-                Send(group, checks, plan, serverNow, localNow, null);
-            }
-            catch (Exception ex)
-            {
-                // Nothing was sent: give back the slices this group took and answer it by the failure mode.
-                Fallback(group, checks, outcomes, plan);
-                Fail("error", ex);
-                continue;
-            }
-
-            (groups ??= []).Add(group);
+            stage = next;
         }
-
-        return groups is null ? default : Complete(checksMemory, outcomesMemory, plan, groups, serverNow, localNow, deadline, cancellationToken);
     }
 
-    private async ValueTask WaitForSlices(List<Task> pending, ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, long? serverNow, long deadline, CancellationToken cancellationToken)
+    /// <summary>Waits for a round's calls, settles it, and plans and runs the rounds after it.</summary>
+    private async ValueTask<int> RunAsync(Batch batch, Round round, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await Complete(batch, round, cancellationToken).ConfigureAwait(false);
+            if (Settle(batch, round, out var next))
+            {
+                return next;
+            }
+
+            while (true)
+            {
+                round = Plan(batch, next);
+                if (round.Calls is not null)
+                {
+                    break;
+                }
+
+                if (Settle(batch, round, out next))
+                {
+                    return next;
+                }
+            }
+        }
+    }
+
+    private async ValueTask<int> WaitForSlices(List<Task> pending, ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, long? serverNow, long deadline, CancellationToken cancellationToken)
     {
         try
         {
@@ -568,163 +527,442 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
 
         // Only the time left: waiting for the slice and asking Redis share one timeout.
-        await Decide(checks, outcomes, serverNow, false, deadline, cancellationToken).ConfigureAwait(false);
+        return await Decide(checks, stageEnds, outcomes, serverNow, false, deadline, cancellationToken).ConfigureAwait(false);
     }
 
-    private void Send(Group group, ReadOnlySpan<RateLimitCheck> checks, Kind[] plan, long? serverNow, long localNow, long? calendarNow)
+    /// <summary>
+    /// Plans a round from <paramref name="first"/>: answers what it can locally (the over-limit cache, leased slices) and
+    /// sends the rest. On a single node one call carries every stage up to the first that is known to reject, and the
+    /// script stops at the first stage that rejects; on a cluster a round's stages must share one hash slot, so a round
+    /// usually holds one stage, one call per slot.
+    /// </summary>
+    private Round Plan(Batch batch, int first)
     {
-        var keys = new RedisKey[group.RemoteCount];
-        var values = new RedisValue[2 + (group.RemoteCount * Stride)];
-        values[0] = serverNow is { } now ? now : RedisValue.EmptyString;
-        values[1] = group.RemoteCount;
-        group.Remote = new int[group.RemoteCount];
-        group.LeaseIds = null;
-        var n = 0;
-        foreach (var k in group.Members)
+        var checks = batch.Checks.Span;
+        var outcomes = batch.Outcomes.Span;
+        var ends = batch.StageEnds.Span;
+        var round = new Round(first);
+        var standalone = _connection.HashSlot(SlotProbe) == NoSlot;
+        int? roundSlot = null;
+        var manySlots = false;
+        var remoteGroups = 0;
+        for (var stage = first; stage < ends.Length; stage++)
         {
-            if (plan[k] is not (Kind.Remote or Kind.Acquire))
+            var groups = Groups(batch, stage);
+            if (!standalone)
+            {
+                foreach (var group in groups)
+                {
+                    var member = checks[group.Members[0]];
+                    group.Slot = _connection.HashSlot(RedisKeys.For(_prefix, member.Key, member.Limit.Algorithm));
+                }
+
+                // A later stage joins the round's call only on the round's slot.
+                if (remoteGroups > 0 && (manySlots || groups.Exists(g => g.Slot != roundSlot)))
+                {
+                    break;
+                }
+            }
+
+            var rejects = false;
+            foreach (var group in groups)
+            {
+                rejects |= PlanGroup(batch, group, checks, outcomes);
+                if (group.RemoteCount > 0)
+                {
+                    remoteGroups++;
+                    manySlots |= roundSlot is { } slot && slot != group.Slot;
+                    roundSlot ??= group.Slot;
+                }
+            }
+
+            round.Groups.AddRange(groups);
+            round.Last = stage;
+            if (rejects)
+            {
+                break;
+            }
+        }
+
+        if (remoteGroups == 0)
+        {
+            return round;
+        }
+
+        if (!_breaker.TryEnter(LocalNow()))
+        {
+            foreach (var group in round.Groups)
+            {
+                if (group.RemoteCount > 0)
+                {
+                    CountFailure("circuit_open");
+                    group.Failed = true;
+                }
+            }
+
+            return round;
+        }
+
+        // One call per hash slot (a single node has none), the groups in stage order.
+        var calls = new List<Call>(1);
+        foreach (var group in round.Groups)
+        {
+            if (group.RemoteCount == 0)
             {
                 continue;
             }
 
-            ref readonly var check = ref checks[k];
-            var limit = check.Limit;
-            group.Remote[n] = k;
-            keys[n] = RedisKeys.For(_prefix, check.Key, limit.Algorithm);
-            var at = 2 + (n * Stride);
-            values[at + 1] = check.Cost;
-            values[at + 2] = check.IsShadow ? 1 : 0;
-            long p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0;
-            switch (limit.Algorithm)
+            var call = calls.Find(c => c.Slot == group.Slot);
+            if (call is null)
             {
-                case LimitAlgorithm.Gcra:
-                    values[at] = 0;
-                    (p1, p2, p3) = (limit.IntervalMicroseconds, limit.ToleranceMicroseconds, limit.Burst);
-                    break;
-                case LimitAlgorithm.SlidingWindow:
-                    values[at] = 1;
-                    (p1, p2) = (limit.PeriodMicroseconds, limit.Amount);
-                    break;
-                case LimitAlgorithm.FixedWindow:
-                    values[at] = 2;
-                    (p1, p2) = (limit.PeriodMicroseconds, limit.Amount);
-                    break;
-                case LimitAlgorithm.Quota:
-                    values[at] = 3;
-                    (p1, p2) = (limit.Amount, limit.PeriodMicroseconds);
-                    if (limit.Calendar is not null)
-                    {
-                        p3 = 1;
-                        (p4, p5) = limit.CalendarPeriod(calendarNow ?? localNow);
-                        p6 = limit.CalendarPeriod(p5).End;
-                    }
+                call = new Call(group.Slot);
+                calls.Add(call);
+            }
 
-                    break;
-                default:
-                    values[at] = 4;
-                    var leaseId = RedisLeaseBit | (Random.Shared.NextInt64() & (RedisLeaseBit - 1));
-                    (group.LeaseIds ??= new long[group.RemoteCount])[n] = leaseId;
-                    values[at + 3] = limit.Amount;
-                    values[at + 4] = limit.LeaseTimeoutMicroseconds;
-                    values[at + 5] = LeaseMember(leaseId, check.Cost);
-                    n++;
-                    for (var f = 6; f < Stride; f++)
-                    {
-                        values[at + f] = 0;
-                    }
+            call.Groups.Add(group);
+        }
 
+        foreach (var call in calls)
+        {
+            try
+            {
+                Send(call, checks, batch, null);
+            }
+            catch (Exception ex)
+            {
+                // Nothing was sent: the call's groups are answered by the failure mode.
+                foreach (var group in call.Groups)
+                {
+                    group.Failed = true;
+                }
+
+                Fail("error", ex);
+                continue;
+            }
+
+            (round.Calls ??= []).Add(call);
+        }
+
+        return round;
+    }
+
+    /// <summary>The identity groups of one stage, in the order of their first checks.</summary>
+    private static List<Group> Groups(Batch batch, int stage)
+    {
+        var checks = batch.Checks.Span;
+        var ends = batch.StageEnds.Span;
+        var start = stage == 0 ? 0 : ends[stage - 1];
+        var end = ends[stage];
+        Span<bool> grouped = end - start <= 64 ? stackalloc bool[end - start] : new bool[end - start];
+        grouped.Clear();
+        var groups = new List<Group>(1);
+        for (var i = start; i < end; i++)
+        {
+            if (grouped[i - start])
+            {
+                continue;
+            }
+
+            var identity = checks[i].Key.Identity;
+            var members = new List<int>(1);
+            for (var j = i; j < end; j++)
+            {
+                if (!grouped[j - start] && checks[j].Key.Identity == identity)
+                {
+                    grouped[j - start] = true;
+                    members.Add(j);
+                }
+            }
+
+            groups.Add(new Group(members, stage));
+        }
+
+        return groups;
+    }
+
+    /// <summary>
+    /// Answers a group's checks locally where it can and counts the rest as remote; <see langword="true"/> when the
+    /// over-limit cache denies an enforced check of it, which rejects its stage.
+    /// </summary>
+    private bool PlanGroup(Batch batch, Group group, ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
+    {
+        var plan = batch.Plan;
+        var localNow = batch.LocalNow;
+
+        // The over-limit cache: one cached denial of an enforced check denies the identity without Redis.
+        var denied = false;
+        foreach (var k in group.Members)
+        {
+            if (CacheDenies(checks[k], localNow, out var cached))
+            {
+                plan[k] = Kind.Cached;
+                outcomes[k] = new StoreOutcome(cached, false, 0);
+                denied |= !checks[k].IsShadow;
+            }
+        }
+
+        if (denied)
+        {
+            foreach (var k in group.Members)
+            {
+                if (plan[k] != Kind.Cached)
+                {
+                    plan[k] = Kind.Unevaluated;
+                    outcomes[k] = Unevaluated(checks[k]);
+                }
+            }
+
+            CountLocal(group.Members.Count, "over_limit_cache");
+            return true;
+        }
+
+        foreach (var k in group.Members)
+        {
+            if (plan[k] == Kind.Cached)
+            {
+                CountLocal(1, "over_limit_cache");
+                continue;
+            }
+
+            if (IsLeased(checks[k]))
+            {
+                switch (_slices.TryTake(checks[k], localNow, out var left))
+                {
+                    case LeaseSlices.Take.Local:
+                        plan[k] = Kind.Leased;
+                        outcomes[k] = new StoreOutcome(new LimitOutcome(true, left, _slices.Lifetime(checks[k], localNow), 0), true, 0);
+                        CountLocal(1, "leased_slice");
+                        continue;
+                    case LeaseSlices.Take.Acquire:
+                        plan[k] = Kind.Acquire;
+                        group.RemoteCount++;
+                        continue;
+                }
+            }
+
+            plan[k] = Kind.Remote;
+            group.RemoteCount++;
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// Answers the failed groups of a round by the failure mode, stage by stage, and finds the first stage that rejects;
+    /// the groups after it are given back. <see langword="true"/> when the batch is decided, with
+    /// <paramref name="next"/> the number of stages decided; otherwise <paramref name="next"/> is the stage to plan next.
+    /// </summary>
+    private bool Settle(Batch batch, Round round, out int next)
+    {
+        var checks = batch.Checks.Span;
+        var outcomes = batch.Outcomes.Span;
+        var ends = batch.StageEnds.Span;
+        var groups = round.Groups;
+        var index = 0;
+        for (var stage = round.First; stage <= round.Last; stage++)
+        {
+            for (; index < groups.Count && groups[index].Stage == stage; index++)
+            {
+                var group = groups[index];
+                if (group.Failed || (group.RemoteCount > 0 && !group.Evaluated))
+                {
+                    Fallback(group, checks, outcomes, batch.Plan);
+                }
+            }
+
+            if (Rejects(ends, checks, outcomes, stage))
+            {
+                // The stages after it are not decided: give back what their groups took, and write nothing for them.
+                for (; index < groups.Count; index++)
+                {
+                    Abandon(groups[index], checks, batch.Plan);
+                    foreach (var k in groups[index].Members)
+                    {
+                        outcomes[k] = default;
+                    }
+                }
+
+                next = stage + 1;
+                return true;
+            }
+        }
+
+        next = round.Last + 1;
+        return next == ends.Length;
+    }
+
+    private static bool Rejects(ReadOnlySpan<int> ends, ReadOnlySpan<RateLimitCheck> checks, ReadOnlySpan<StoreOutcome> outcomes, int stage)
+    {
+        var start = stage == 0 ? 0 : ends[stage - 1];
+        return StagedDecisions.Rejects(checks[start..ends[stage]], outcomes[start..ends[stage]]);
+    }
+
+    private void Send(Call call, ReadOnlySpan<RateLimitCheck> checks, Batch batch, long? calendarNow)
+    {
+        var plan = batch.Plan;
+        var remote = 0;
+        foreach (var group in call.Groups)
+        {
+            remote += group.RemoteCount;
+        }
+
+        var keys = new RedisKey[remote];
+        var values = new RedisValue[2 + (2 * call.Groups.Count) + (remote * Stride)];
+        values[0] = batch.ServerNow is { } now ? now : RedisValue.EmptyString;
+        values[1] = call.Groups.Count;
+        var n = 0;
+        var at = 2;
+        foreach (var group in call.Groups)
+        {
+            values[at++] = group.Stage;
+            values[at++] = group.RemoteCount;
+            group.Remote = new int[group.RemoteCount];
+            group.LeaseIds = null;
+            var g = 0;
+            foreach (var k in group.Members)
+            {
+                if (plan[k] is not (Kind.Remote or Kind.Acquire))
+                {
                     continue;
-            }
+                }
 
-            if (plan[k] == Kind.Acquire)
-            {
-                p7 = limit.LeasedSlice;
-            }
+                ref readonly var check = ref checks[k];
+                var limit = check.Limit;
+                group.Remote[g] = k;
+                keys[n] = RedisKeys.For(_prefix, check.Key, limit.Algorithm);
+                values[at + 1] = check.Cost;
+                values[at + 2] = check.IsShadow ? 1 : 0;
+                long p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0;
+                switch (limit.Algorithm)
+                {
+                    case LimitAlgorithm.Gcra:
+                        values[at] = 0;
+                        (p1, p2, p3) = (limit.IntervalMicroseconds, limit.ToleranceMicroseconds, limit.Burst);
+                        break;
+                    case LimitAlgorithm.SlidingWindow:
+                        values[at] = 1;
+                        (p1, p2) = (limit.PeriodMicroseconds, limit.Amount);
+                        break;
+                    case LimitAlgorithm.FixedWindow:
+                        values[at] = 2;
+                        (p1, p2) = (limit.PeriodMicroseconds, limit.Amount);
+                        break;
+                    case LimitAlgorithm.Quota:
+                        values[at] = 3;
+                        (p1, p2) = (limit.Amount, limit.PeriodMicroseconds);
+                        if (limit.Calendar is not null)
+                        {
+                            p3 = 1;
+                            (p4, p5) = limit.CalendarPeriod(calendarNow ?? batch.LocalNow);
+                            p6 = limit.CalendarPeriod(p5).End;
+                        }
 
-            values[at + 3] = p1;
-            values[at + 4] = p2;
-            values[at + 5] = p3;
-            values[at + 6] = p4;
-            values[at + 7] = p5;
-            values[at + 8] = p6;
-            values[at + 9] = p7;
-            n++;
+                        break;
+                    default:
+                        values[at] = 4;
+                        var leaseId = RedisLeaseBit | (Random.Shared.NextInt64() & (RedisLeaseBit - 1));
+                        (group.LeaseIds ??= new long[group.RemoteCount])[g] = leaseId;
+                        values[at + 3] = limit.Amount;
+                        values[at + 4] = limit.LeaseTimeoutMicroseconds;
+                        values[at + 5] = LeaseMember(leaseId, check.Cost);
+                        for (var f = 6; f < Stride; f++)
+                        {
+                            values[at + f] = 0;
+                        }
+
+                        n++;
+                        g++;
+                        at += Stride;
+                        continue;
+                }
+
+                if (plan[k] == Kind.Acquire)
+                {
+                    p7 = limit.LeasedSlice;
+                }
+
+                values[at + 3] = p1;
+                values[at + 4] = p2;
+                values[at + 5] = p3;
+                values[at + 6] = p4;
+                values[at + 7] = p5;
+                values[at + 8] = p6;
+                values[at + 9] = p7;
+                n++;
+                g++;
+                at += Stride;
+            }
         }
 
         Interlocked.Increment(ref _roundTripCount);
         _roundTrips.Add(1);
-        group.Keys = keys;
-        group.Values = values;
-        group.Task = Evaluate(ScriptHash, keys, values);
+        call.Keys = keys;
+        call.Values = values;
+        call.Task = Evaluate(ScriptHash, keys, values);
     }
 
-    private async ValueTask Complete(
-        ReadOnlyMemory<RateLimitCheck> checks,
-        Memory<StoreOutcome> outcomes,
-        Kind[] plan,
-        List<Group> groups,
-        long? serverNow,
-        long localNow,
-        long deadline,
-        CancellationToken cancellationToken)
+    /// <summary>Waits for a round's calls (resending after NOSCRIPT or a calendar skew) and applies their answers.</summary>
+    private async ValueTask Complete(Batch batch, Round round, CancellationToken cancellationToken)
     {
+        var calls = round.Calls!;
+        var deadline = batch.Deadline;
         try
         {
-            await AwaitGroups(groups, deadline, cancellationToken).ConfigureAwait(false);
+            await AwaitCalls(calls, deadline, cancellationToken).ConfigureAwait(false);
 
             // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the script
-            // itself for every such group at once (StackExchange.Redis sends EVAL and caches it), then wait for them
+            // itself for every such call at once (StackExchange.Redis sends EVAL and caches it), then wait for them
             // together in the time left.
-            List<Group>? resent = null;
-            foreach (var group in groups)
+            List<Call>? resent = null;
+            foreach (var call in calls)
             {
-                if (group.Task!.IsFaulted && group.Task.Exception?.InnerException is RedisServerException noScript
+                if (call.Task!.IsFaulted && call.Task.Exception?.InnerException is RedisServerException noScript
                     && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
                 {
                     Interlocked.Increment(ref _roundTripCount);
                     _roundTrips.Add(1);
-                    group.Task = Evaluate(Script, group.Keys!, group.Values!);
-                    (resent ??= []).Add(group);
+                    call.Task = Evaluate(Script, call.Keys!, call.Values!);
+                    (resent ??= []).Add(call);
                 }
             }
 
             if (resent is not null)
             {
-                await AwaitGroups(resent, deadline, cancellationToken).ConfigureAwait(false);
+                await AwaitCalls(resent, deadline, cancellationToken).ConfigureAwait(false);
             }
 
-            // A calendar period turned between this clock and the server's: resend every such group with the server's
+            // A calendar period turned between this clock and the server's: resend every such call with the server's
             // periods, once, and wait for them together in the time left.
             resent = null;
-            foreach (var group in groups)
+            foreach (var call in calls)
             {
-                if (group.Task!.IsCompletedSuccessfully && IsCalendarSkew(group.Task.Result) && !group.Resent)
+                if (call.Task!.IsCompletedSuccessfully && IsCalendarSkew(call.Task.Result) && !call.Resent)
                 {
-                    group.Resent = true;
+                    call.Resent = true;
                     try
                     {
-                        Send(group, checks.Span, plan, serverNow, localNow, (long)group.Task.Result[1]);
+                        Send(call, batch.Checks.Span, batch, (long)call.Task.Result[1]);
                     }
                     catch (Exception ex)
                     {
-                        group.Task = Task.FromException<RedisResult>(ex);
+                        call.Task = Task.FromException<RedisResult>(ex);
                     }
 
-                    (resent ??= []).Add(group);
+                    (resent ??= []).Add(call);
                 }
             }
 
             if (resent is not null)
             {
-                await AwaitGroups(resent, deadline, cancellationToken).ConfigureAwait(false);
+                await AwaitCalls(resent, deadline, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // The caller gave up: give back what the groups took locally.
-            foreach (var group in groups)
+            // The caller gave up: give back what the round took locally.
+            foreach (var group in round.Groups)
             {
-                Abandon(group, checks.Span, plan);
+                Abandon(group, batch.Checks.Span, batch.Plan);
             }
 
             throw;
@@ -733,12 +971,12 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         Exception? failure = null;
         var timedOut = false;
         var failed = false;
-        foreach (var group in groups)
+        foreach (var call in calls)
         {
-            var task = group.Task!;
+            var task = call.Task!;
             if (task.IsCompletedSuccessfully)
             {
-                if (Apply(group, task.Result, checks.Span, outcomes.Span, plan, localNow))
+                if (Apply(call, task.Result, batch))
                 {
                     continue;
                 }
@@ -757,7 +995,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             }
 
             failed = true;
-            Fallback(group, checks.Span, outcomes.Span, plan);
+            foreach (var group in call.Groups)
+            {
+                group.Failed = true;
+            }
         }
 
         if (failed)
@@ -770,23 +1011,143 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
     }
 
-    /// <summary>Waits for the groups' calls until the deadline; a failure or a timeout is read from each group's task.</summary>
-    private static async Task AwaitGroups(List<Group> groups, long deadline, CancellationToken cancellationToken)
+    /// <summary>Waits for the calls until the deadline; a failure or a timeout is read from each call's task.</summary>
+    private static async Task AwaitCalls(List<Call> calls, long deadline, CancellationToken cancellationToken)
     {
-        var all = groups.Count == 1 ? groups[0].Task! : Task.WhenAll(groups.Select(static g => (Task)g.Task!));
+        var all = calls.Count == 1 ? calls[0].Task! : Task.WhenAll(calls.Select(static c => (Task)c.Task!));
         try
         {
             await all.WaitAsync(Remaining(deadline), TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            // Each group is answered by its own task's state.
+            // Each call is answered by its own task's state.
         }
         finally
         {
             if (!all.IsCompleted)
             {
                 Observe(all);
+            }
+        }
+    }
+
+    /// <summary>Turns a script's answer into outcomes; <see langword="false"/> when the answer has the wrong shape.</summary>
+    private bool Apply(Call call, RedisResult result, Batch batch)
+    {
+        if (result.Resp2Type != ResultType.Array || result.Length < 3)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < result.Length; i++)
+        {
+            if (result[i].Resp2Type != ResultType.Integer)
+            {
+                return false;
+            }
+        }
+
+        var evaluated = (long)result[2];
+        if ((long)result[0] != 1 || evaluated < 0 || evaluated > call.Groups.Count)
+        {
+            return false;
+        }
+
+        var length = 3;
+        for (var g = 0; g < evaluated; g++)
+        {
+            length += 5 * call.Groups[g].RemoteCount;
+        }
+
+        if (result.Length != length)
+        {
+            return false;
+        }
+
+        var now = (long)result[1];
+        var at = 3;
+        for (var g = 0; g < evaluated; g++)
+        {
+            var group = call.Groups[g];
+            Apply(group, result, at, now, batch);
+            group.Evaluated = true;
+            at += 5 * group.RemoteCount;
+        }
+
+        return true;
+    }
+
+    /// <summary>Turns one group's part of a script's answer, from <paramref name="at"/>, into outcomes.</summary>
+    private void Apply(Group group, RedisResult result, int at, long now, Batch batch)
+    {
+        var checks = batch.Checks.Span;
+        var outcomes = batch.Outcomes.Span;
+        var plan = batch.Plan;
+        var remote = group.Remote!;
+        var denied = false;
+        for (var n = 0; n < remote.Length; n++)
+        {
+            denied |= (long)result[at + (5 * n)] == 0 && !checks[remote[n]].IsShadow;
+        }
+
+        for (var n = 0; n < remote.Length; n++)
+        {
+            var k = remote[n];
+            ref readonly var check = ref checks[k];
+            var i = at + (5 * n);
+            var allowed = (long)result[i] == 1;
+            var state = new LimitState((long)result[i + 1], (long)result[i + 2], (long)result[i + 3]);
+            var granted = (long)result[i + 4];
+            var committed = allowed && !denied;
+            LimitOutcome outcome;
+            var leaseId = 0L;
+            if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
+            {
+                outcome = LimitMath.Concurrency(check.Limit, state.A, state.B, state.C, now, check.Cost);
+                if (committed && check.Cost > 0)
+                {
+                    leaseId = group.LeaseIds![n];
+                }
+            }
+            else
+            {
+                var sliced = committed && granted > check.Cost;
+                outcome = LimitMath.Decide(check.Limit, state, now, sliced ? granted : check.Cost, out _);
+                if (plan[k] == Kind.Acquire)
+                {
+                    var left = _slices.Acquired(check, committed ? granted : 0, batch.LocalNow);
+                    if (sliced)
+                    {
+                        outcome = outcome with { Remaining = outcome.Remaining + left };
+                    }
+                }
+            }
+
+            if (outcome.IsAllowed != allowed)
+            {
+                Interlocked.Increment(ref _mismatchCount);
+                LogMismatch(_logger, check.Limit.ToString(), allowed, outcome.IsAllowed);
+                outcome = outcome with { IsAllowed = allowed };
+            }
+
+            if (_cache is not null && IsCacheable(check))
+            {
+                _cache.Observe(check, state, now, batch.LocalNow, outcome, committed);
+            }
+
+            outcomes[k] = new StoreOutcome(outcome, committed, leaseId);
+        }
+
+        if (denied)
+        {
+            foreach (var k in group.Members)
+            {
+                if (plan[k] == Kind.Leased)
+                {
+                    _slices.Refund(checks[k]);
+                    outcomes[k] = outcomes[k] with { Committed = false };
+                }
             }
         }
     }
@@ -833,98 +1194,6 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private static bool IsCalendarSkew(RedisResult result) =>
         result.Resp2Type == ResultType.Array && result.Length >= 2 && result[0].Resp2Type == ResultType.Integer
         && result[1].Resp2Type == ResultType.Integer && (long)result[0] == -1;
-
-    /// <summary>Turns a script's answer into outcomes; <see langword="false"/> when the answer has the wrong shape.</summary>
-    private bool Apply(Group group, RedisResult result, ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes, Kind[] plan, long localNow)
-    {
-        var remote = group.Remote!;
-        if (result.Resp2Type != ResultType.Array || result.Length != 2 + (5 * remote.Length))
-        {
-            return false;
-        }
-
-        for (var i = 0; i < result.Length; i++)
-        {
-            if (result[i].Resp2Type != ResultType.Integer)
-            {
-                return false;
-            }
-        }
-
-        if ((long)result[0] != 1)
-        {
-            return false;
-        }
-
-        var now = (long)result[1];
-        var denied = false;
-        for (var n = 0; n < remote.Length; n++)
-        {
-            denied |= (long)result[2 + (5 * n)] == 0 && !checks[remote[n]].IsShadow;
-        }
-
-        for (var n = 0; n < remote.Length; n++)
-        {
-            var k = remote[n];
-            ref readonly var check = ref checks[k];
-            var at = 2 + (5 * n);
-            var allowed = (long)result[at] == 1;
-            var state = new LimitState((long)result[at + 1], (long)result[at + 2], (long)result[at + 3]);
-            var granted = (long)result[at + 4];
-            var committed = allowed && !denied;
-            LimitOutcome outcome;
-            var leaseId = 0L;
-            if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
-            {
-                outcome = LimitMath.Concurrency(check.Limit, state.A, state.B, state.C, now, check.Cost);
-                if (committed && check.Cost > 0)
-                {
-                    leaseId = group.LeaseIds![n];
-                }
-            }
-            else
-            {
-                var sliced = committed && granted > check.Cost;
-                outcome = LimitMath.Decide(check.Limit, state, now, sliced ? granted : check.Cost, out _);
-                if (plan[k] == Kind.Acquire)
-                {
-                    var left = _slices.Acquired(check, committed ? granted : 0, localNow);
-                    if (sliced)
-                    {
-                        outcome = outcome with { Remaining = outcome.Remaining + left };
-                    }
-                }
-            }
-
-            if (outcome.IsAllowed != allowed)
-            {
-                Interlocked.Increment(ref _mismatchCount);
-                LogMismatch(_logger, check.Limit.ToString(), allowed, outcome.IsAllowed);
-                outcome = outcome with { IsAllowed = allowed };
-            }
-
-            if (_cache is not null && IsCacheable(check))
-            {
-                _cache.Observe(check, state, now, localNow, outcome, committed);
-            }
-
-            outcomes[k] = new StoreOutcome(outcome, committed, leaseId);
-        }
-
-        if (denied)
-        {
-            foreach (var k in group.Members)
-            {
-                if (plan[k] == Kind.Leased)
-                {
-                    _slices.Refund(checks[k]);
-                    outcomes[k] = outcomes[k] with { Committed = false };
-                }
-            }
-        }
-
-        return true;
-    }
 
     /// <summary>Gives back what a group took locally when the group will not be decided.</summary>
     private void Abandon(Group group, ReadOnlySpan<RateLimitCheck> checks, Kind[] plan)
@@ -1045,15 +1314,62 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         Unevaluated,
     }
 
-    private sealed class Group(List<int> members, int remoteCount)
+    /// <summary>The state of one decision: the batch, its stages, and what was planned for each check.</summary>
+    private sealed class Batch(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, long? serverNow, long localNow, long deadline)
+    {
+        public ReadOnlyMemory<RateLimitCheck> Checks { get; } = checks;
+
+        public ReadOnlyMemory<int> StageEnds { get; } = stageEnds;
+
+        public Memory<StoreOutcome> Outcomes { get; } = outcomes;
+
+        public long? ServerNow { get; } = serverNow;
+
+        public long LocalNow { get; } = localNow;
+
+        public long Deadline { get; } = deadline;
+
+        public Kind[] Plan { get; } = new Kind[checks.Length];
+    }
+
+    /// <summary>The stages from <see cref="First"/> to <see cref="Last"/>, decided by one set of calls sent together.</summary>
+    private sealed class Round(int first)
+    {
+        public int First { get; } = first;
+
+        public int Last { get; set; } = first;
+
+        public List<Group> Groups { get; } = [];
+
+        public List<Call>? Calls { get; set; }
+    }
+
+    /// <summary>The checks of one identity in one stage: they commit all or nothing.</summary>
+    private sealed class Group(List<int> members, int stage)
     {
         public List<int> Members { get; } = members;
 
-        public int RemoteCount { get; } = remoteCount;
+        public int Stage { get; } = stage;
+
+        public int RemoteCount { get; set; }
+
+        public int Slot { get; set; } = NoSlot;
 
         public int[]? Remote { get; set; }
 
         public long[]? LeaseIds { get; set; }
+
+        public bool Evaluated { get; set; }
+
+        public bool Failed { get; set; }
+    }
+
+    /// <summary>One script call: groups of one hash slot, in stage order.</summary>
+    private sealed class Call(int slot)
+    {
+        public int Slot { get; } = slot;
+
+        public List<Group> Groups { get; } = [];
 
         public Task<RedisResult>? Task { get; set; }
 

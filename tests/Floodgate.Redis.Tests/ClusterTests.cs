@@ -83,7 +83,8 @@ public sealed class ClusterTests(ClusterFixture cluster) : IClassFixture<Cluster
 
         var first = await store.DecideAsync([.. batch]);
         Assert.All(first, o => Assert.True(o.Committed && !o.IsStoreFailure));
-        // One EVALSHA per identity; the first on each master also gets NOSCRIPT and sends the script itself.
+        // One EVALSHA per hash slot (these 60 identities have 60); the first on each master also gets NOSCRIPT and sends
+        // the script itself.
         Assert.InRange(store.RoundTrips, 60, 120);
         var trips = store.RoundTrips;
 
@@ -104,6 +105,50 @@ public sealed class ClusterTests(ClusterFixture cluster) : IClassFixture<Cluster
             var keys = node.Cli("--scan", "--pattern", prefix + ":*").Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.True(keys.Length > 10, $"node {node.Port} holds only {keys.Length} keys");
         }
+    }
+
+    [Fact]
+    public async Task Stages_in_different_slots_are_decided_one_after_the_other_and_stop_at_a_rejection()
+    {
+        var prefix = "st" + Guid.NewGuid().ToString("N")[..6];
+        await using var store = await TestStores.ConnectAsync(cluster.Configuration, o => o.OverLimitCache = false, prefix: prefix);
+        var edge = new RateLimitCheck(Limit.FixedWindow(new Rate(2, 1, RateUnit.Hour)), StoreKey.Create("edge", "192.0.2.1"), 1, false);
+        var user = new RateLimitCheck(Limit.FixedWindow(new Rate(10, 1, RateUnit.Hour)), StoreKey.Create("user", "alice"), 1, false);
+        var global = new RateLimitCheck(Limit.FixedWindow(new Rate(10, 1, RateUnit.Hour)), StoreKey.Create("global", "all"), 1, false);
+        var slots = new[] { edge, user, global }.Select(c => store.Connection.HashSlot(RedisKeys.For(prefix, c.Key, c.Limit.Algorithm))).Distinct().Count();
+        Assert.Equal(3, slots);
+
+        RateLimitCheck[] checks = [edge, user, global];
+        int[] ends = [1, 2, 3];
+        for (var i = 0; i < 2; i++)
+        {
+            var outcomes = new StoreOutcome[3];
+            Assert.Equal(3, await store.DecideStagesAsync(checks, ends, outcomes));
+            Assert.All(outcomes, o => Assert.True(o.Committed && !o.IsStoreFailure));
+        }
+
+        var trips = store.RoundTrips;
+        var rejected = new StoreOutcome[3];
+        Assert.Equal(1, await store.DecideStagesAsync(checks, ends, rejected));
+        Assert.False(rejected[0].Outcome.IsAllowed);
+        Assert.Equal(trips + 1, store.RoundTrips);
+        Assert.Equal(8, (await store.DecideOneAsync(user with { Cost = 0 })).Outcome.Remaining);
+        Assert.Equal(8, (await store.DecideOneAsync(global with { Cost = 0 })).Outcome.Remaining);
+    }
+
+    [Fact]
+    public async Task Stages_of_one_identity_share_a_slot_and_one_round_trip()
+    {
+        var prefix = "so" + Guid.NewGuid().ToString("N")[..6];
+        await using var store = await TestStores.ConnectAsync(cluster.Configuration, o => o.OverLimitCache = false, prefix: prefix);
+        var perMinute = Limit.Gcra(new Rate(60, 1, RateUnit.Minute));
+        RateLimitCheck[] checks = [new(perMinute, StoreKey.Create("edge", "alice"), 1, false), new(perMinute, StoreKey.Create("user", "alice"), 1, false)];
+        Assert.Equal(2, await store.DecideStagesAsync(checks, new[] { 1, 2 }, new StoreOutcome[2]));
+        var trips = store.RoundTrips;
+        var outcomes = new StoreOutcome[2];
+        Assert.Equal(2, await store.DecideStagesAsync(checks, new[] { 1, 2 }, outcomes));
+        Assert.All(outcomes, o => Assert.True(o.Committed));
+        Assert.Equal(trips + 1, store.RoundTrips);
     }
 
     [Fact]

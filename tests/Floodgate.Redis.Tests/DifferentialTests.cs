@@ -149,4 +149,77 @@ public sealed class DifferentialTests(RedisFixture fixture)
             Assert.True(redis.LocalDecisions > 0, "the over-limit cache answered nothing: " + string.Join(", ", deniedBy));
         }
     }
+
+    [Theory]
+    [InlineData(11, false)]
+    [InlineData(12, true)]
+    [InlineData(13, false)]
+    public async Task Redis_and_memory_stores_decide_stages_alike(int seed, bool overLimitCache)
+    {
+        var limits = LimitSets["mixed"];
+        var clock = TestStores.Clock(Start);
+        var memory = new MemoryStore(timeProvider: clock);
+        await using var redis = await TestStores.ConnectAsync(fixture.Server, o => o.OverLimitCache = overLimitCache, clock);
+        var random = new Random(seed);
+        var identities = new[] { "alice", "bob", "carol" };
+        var stopped = 0;
+        var full = 0;
+        for (var step = 0; step < 300; step++)
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(random.Next(70)));
+            var now = TestStores.Micros(clock.GetUtcNow());
+
+            // Up to four stages (tiers), each of one or two identities with one or two rules.
+            var checks = new List<RateLimitCheck>();
+            var ends = new List<int>();
+            var stages = 1 + random.Next(4);
+            for (var stage = 0; stage < stages; stage++)
+            {
+                var groups = 1 + random.Next(2);
+                foreach (var identity in identities.OrderBy(_ => random.Next()).Take(groups))
+                {
+                    foreach (var index in Enumerable.Range(0, limits.Length).OrderBy(_ => random.Next()).Take(1 + random.Next(2)))
+                    {
+                        var cost = random.Next(10) switch { 0 => 0L, 1 => 2L, _ => 1L };
+                        checks.Add(new RateLimitCheck(limits[index], StoreKey.Create($"stage{stage}-rule{index}", identity), cost, random.Next(8) == 0));
+                    }
+                }
+
+                ends.Add(checks.Count);
+            }
+
+            var batch = checks.ToArray();
+            var expected = new StoreOutcome[batch.Length];
+            var actual = new StoreOutcome[batch.Length];
+            var expectedStages = await memory.DecideStagesAsync(batch, ends.ToArray(), expected);
+            var actualStages = await redis.DecideStagesAsync(batch, ends.ToArray(), actual, now);
+            Assert.True(expectedStages == actualStages, $"step {step}: memory decided {expectedStages} stages, redis {actualStages}");
+            var decided = ends[actualStages - 1];
+            for (var i = 0; i < decided; i++)
+            {
+                var context = $"step {step}, check {i} ({batch[i].Limit}, cost {batch[i].Cost}, shadow {batch[i].IsShadow}) at {now}";
+                Assert.False(actual[i].IsStoreFailure, context);
+                Assert.Equal(expected[i].Outcome, actual[i].Outcome);
+                Assert.True(expected[i].Committed == actual[i].Committed, context + ": committed differs");
+            }
+
+            for (var i = decided; i < batch.Length; i++)
+            {
+                Assert.Equal(default, actual[i]);
+            }
+
+            if (actualStages < stages)
+            {
+                stopped++;
+            }
+            else if (stages > 1)
+            {
+                full++;
+            }
+        }
+
+        Assert.True(stopped > 20 && full > 20, $"the sequence exercised too little: {stopped} stopped early, {full} went through every stage");
+        Assert.Equal(0, redis.Mismatches);
+        Assert.Equal(0, redis.Failures);
+    }
 }
