@@ -24,7 +24,8 @@ namespace Floodgate.AspNetCore.Identity;
 /// Signing keys are cached; a token naming an unknown <c>kid</c> refreshes them at most once per
 /// <see cref="JwtIdentityOptions.KeyRefreshInterval"/>, so forged <c>kid</c>s cannot cause a fetch storm. Validated
 /// tokens are cached by SHA-256 hash until their expiry, bounded by <see cref="JwtIdentityOptions.TokenCacheSize"/>, so
-/// a repeated token costs no signature check.
+/// a repeated token costs no signature check; <see cref="TryResolveCached"/> answers such a token (and a request without
+/// credentials) without any wait, so the middleware can decide all the tiers of the request at once.
 /// </para>
 /// <para>
 /// Reports on the <c>Floodgate</c> meter: <c>floodgate.identity.validations</c> (tagged <c>outcome</c>),
@@ -119,6 +120,37 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     }
 
     /// <summary>
+    /// Resolves the identity without a signature check or I/O: <see cref="IdentityResult.Anonymous"/> without an
+    /// Authorization header (or with a blank one), <see cref="IdentityStatus.Valid"/> for a Bearer token validated
+    /// earlier and still in the validated-token cache.
+    /// </summary>
+    /// <remarks>
+    /// Anything else (a token not cached or expired, another scheme, a malformed value, several Authorization headers)
+    /// returns <see langword="false"/>: <see cref="ResolveAsync"/> answers it, after the edge tier. An answer is counted
+    /// like one from <see cref="ResolveAsync"/> (<c>floodgate.identity.validations</c>, and a token cache hit).
+    /// </remarks>
+    /// <inheritdoc />
+    public bool TryResolveCached(HttpContext context, out IdentityResult identity)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var values = context.Request.Headers.Authorization;
+        if (values.Count <= 1)
+        {
+            switch (ReadCredential(values.Count == 0 ? null : values[0], out var token))
+            {
+                case Credential.None:
+                    identity = ResolveAnonymous();
+                    return true;
+                case Credential.Bearer:
+                    return TryGetCached(token, out _, out identity);
+            }
+        }
+
+        identity = default;
+        return false;
+    }
+
+    /// <summary>
     /// Resolves the identity of an Authorization header value, for front doors without an <see cref="HttpContext"/>.
     /// </summary>
     /// <param name="authorization">The header value, such as <c>Bearer eyJ…</c>; <see langword="null"/> or blank when absent.</param>
@@ -126,22 +158,53 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     /// <returns>The identity: valid, anonymous (no credentials), or invalid with the reason.</returns>
     public ValueTask<IdentityResult> ResolveAuthorizationAsync(string? authorization, CancellationToken cancellationToken)
     {
+        switch (ReadCredential(authorization, out var token))
+        {
+            case Credential.None:
+                return new(ResolveAnonymous());
+            case Credential.WrongScheme:
+                return new(Reject(IdentityErrors.WrongScheme, "scheme"));
+            case Credential.Malformed:
+                return new(Reject(Malformed, "malformed"));
+        }
+
+        if (TryGetCached(token, out var hash, out var cached))
+            return new(cached);
+        return new(ValidateAsync(token.ToString(), hash, cancellationToken));
+    }
+
+    /// <summary>Disposes the metadata HTTP client the resolver created, if any.</summary>
+    public void Dispose() => _ownedBackchannel?.Dispose();
+
+    /// <summary>What an Authorization header value holds; for <see cref="Credential.Bearer"/>, the token.</summary>
+    private static Credential ReadCredential(string? authorization, out ReadOnlySpan<char> token)
+    {
+        token = default;
         var header = authorization.AsSpan().Trim();
         if (header.IsEmpty)
-        {
-            _metrics.Outcome("anonymous");
-            return new(IdentityResult.Anonymous);
-        }
+            return Credential.None;
 
         var space = header.IndexOfAny(' ', '\t');
         var scheme = space < 0 ? header : header[..space];
         if (!scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase))
-            return new(Reject(IdentityErrors.WrongScheme, "scheme"));
-        var token = space < 0 ? default : header[(space + 1)..].Trim();
-        if (token.IsEmpty)
-            return new(Reject(Malformed, "malformed"));
+            return Credential.WrongScheme;
+        token = space < 0 ? default : header[(space + 1)..].Trim();
+        return token.IsEmpty ? Credential.Malformed : Credential.Bearer;
+    }
 
-        var hash = default(TokenHash);
+    private IdentityResult ResolveAnonymous()
+    {
+        _metrics.Outcome("anonymous");
+        return IdentityResult.Anonymous;
+    }
+
+    /// <summary>
+    /// The identity of <paramref name="token"/> when it was validated earlier and is still cached; otherwise
+    /// <see langword="false"/>, with the token's <paramref name="hash"/> for caching it once validated.
+    /// </summary>
+    private bool TryGetCached(ReadOnlySpan<char> token, out TokenHash hash, out IdentityResult identity)
+    {
+        hash = default;
         if (_cacheTokens)
         {
             hash = TokenHash.Of(token);
@@ -149,15 +212,14 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
             {
                 _metrics.CacheHit();
                 _metrics.Outcome("valid");
-                return new(IdentityResult.Valid(cached.Subject, cached.Plan, cached.Claims));
+                identity = IdentityResult.Valid(cached.Subject, cached.Plan, cached.Claims);
+                return true;
             }
         }
 
-        return new(ValidateAsync(token.ToString(), hash, cancellationToken));
+        identity = default;
+        return false;
     }
-
-    /// <summary>Disposes the metadata HTTP client the resolver created, if any.</summary>
-    public void Dispose() => _ownedBackchannel?.Dispose();
 
     private async Task<IdentityResult> ValidateAsync(string token, TokenHash hash, CancellationToken cancellationToken)
     {
@@ -350,6 +412,22 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
 
     [LoggerMessage(EventId = 4100, Level = LogLevel.Debug, Message = "Bearer token rejected: {Reason}.")]
     private static partial void LogRejected(ILogger logger, string reason);
+
+    /// <summary>What an Authorization header value holds.</summary>
+    private enum Credential
+    {
+        /// <summary>Nothing: the request is anonymous.</summary>
+        None,
+
+        /// <summary>Another scheme than Bearer.</summary>
+        WrongScheme,
+
+        /// <summary>The Bearer scheme without a token.</summary>
+        Malformed,
+
+        /// <summary>A Bearer token.</summary>
+        Bearer,
+    }
 
     /// <summary>The keys in force and the validation parameters built from them.</summary>
     private sealed class KeySnapshot

@@ -151,8 +151,27 @@ public sealed class FloodgateGate
             options.Headers.Legacy,
             [.. bans],
             !policy.RulesOf(RateLimitTier.Edge).IsEmpty,
+            EdgeReadsIdentity(policy),
             options.SubjectClaim,
             options.PlanClaim);
+    }
+
+    /// <summary>
+    /// Whether an edge rule keys on, or takes its limit from, the identity (a subject, claim or plan). The gateway's
+    /// policy refuses such rules; an application's policy may have them, and the middleware then always evaluates the
+    /// edge before resolving identity, so that such a rule never sees an identity, whatever the request.
+    /// </summary>
+    private static bool EdgeReadsIdentity(RateLimitPolicy policy)
+    {
+        foreach (var rule in policy.RulesOf(RateLimitTier.Edge))
+        {
+            if (rule.PlanLimits is not null || rule.Key.Any(part => part.Kind is KeyPartKind.Subject or KeyPartKind.Claim or KeyPartKind.Plan))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 }
 
@@ -174,5 +193,6 @@ internal sealed record GateSettings(
     bool LegacyHeaders,
     BanRule[] Bans,
     bool HasEdgeRules,
+    bool EdgeReadsIdentity,
     string SubjectClaim,
     string PlanClaim);

@@ -16,4 +16,15 @@ internal sealed class SwitchingIdentityResolver : IIdentityResolver
 
     public ValueTask<IdentityResult> ResolveAsync(HttpContext context, CancellationToken cancellationToken) =>
         Current is { } resolver ? resolver.ResolveAsync(context, cancellationToken) : new ValueTask<IdentityResult>(IdentityResult.Anonymous);
+
+    public bool TryResolveCached(HttpContext context, out IdentityResult identity)
+    {
+        if (Current is { } resolver)
+        {
+            return resolver.TryResolveCached(context, out identity);
+        }
+
+        identity = IdentityResult.Anonymous;
+        return true;
+    }
 }

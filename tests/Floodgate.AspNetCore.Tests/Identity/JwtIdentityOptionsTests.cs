@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Floodgate.AspNetCore.Identity;
 using Floodgate.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -136,12 +137,21 @@ public sealed class JwtIdentityOptionsTests
         await resolver.ResolveAuthorizationAsync("Bearer nope", CancellationToken.None);
         await resolver.ResolveAuthorizationAsync(null, CancellationToken.None);
 
+        // An answer from the cache without ResolveAsync is counted the same; no answer is not counted.
+        var cached = new DefaultHttpContext();
+        cached.Request.Headers.Authorization = token;
+        Assert.True(resolver.TryResolveCached(cached, out _));
+        Assert.True(resolver.TryResolveCached(new DefaultHttpContext(), out _));
+        var unseen = new DefaultHttpContext();
+        unseen.Request.Headers.Authorization = "Bearer " + idp.CreateToken(subject: "bob");
+        Assert.False(resolver.TryResolveCached(unseen, out _));
+
         lock (measurements)
         {
-            Assert.Equal(2, measurements.Count(m => m is ("floodgate.identity.validations", 1, "valid")));
+            Assert.Equal(3, measurements.Count(m => m is ("floodgate.identity.validations", 1, "valid")));
             Assert.Single(measurements, m => m is ("floodgate.identity.validations", 1, "malformed"));
-            Assert.Single(measurements, m => m is ("floodgate.identity.validations", 1, "anonymous"));
-            Assert.Single(measurements, m => m.Instrument == "floodgate.identity.token_cache.hits");
+            Assert.Equal(2, measurements.Count(m => m is ("floodgate.identity.validations", 1, "anonymous")));
+            Assert.Equal(2, measurements.Count(m => m.Instrument == "floodgate.identity.token_cache.hits"));
             Assert.Single(measurements, m => m is ("floodgate.identity.key_refreshes", 1, "success"));
         }
     }

@@ -254,6 +254,91 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TryResolveCached_answers_a_token_only_once_it_has_been_validated_and_never_checks_a_signature()
+    {
+        var resolver = Resolver();
+        var header = "Bearer " + _idp.CreateToken(subject: "alice", now: _time.GetUtcNow(), claims: Claims(("plan", "pro")));
+
+        Assert.False(resolver.TryResolveCached(Context(header), out var unseen));
+        Assert.Equal(default, unseen);
+        Assert.Equal(0, resolver.SignatureChecks);
+        Assert.Equal(0, _idp.DiscoveryRequests + _idp.JwksRequests);
+
+        var validated = await Resolve(resolver, header);
+        Assert.Equal(1, resolver.SignatureChecks);
+
+        Assert.True(resolver.TryResolveCached(Context(header), out var cached));
+        Assert.True(resolver.TryResolveCached(Context(header), out _));
+        Assert.Equal(IdentityStatus.Valid, cached.Status);
+        Assert.Equal("alice", cached.Subject);
+        Assert.Equal("pro", cached.Plan);
+        Assert.Same(validated.Claims, cached.Claims);
+        Assert.Equal(1, resolver.SignatureChecks);
+
+        // Another token of the same subject is a token of its own, not validated yet.
+        Assert.False(resolver.TryResolveCached(Context("Bearer " + _idp.CreateToken(subject: "alice", now: _time.GetUtcNow() - TimeSpan.FromSeconds(1))), out _));
+        Assert.Equal(1, resolver.SignatureChecks);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("   ")]
+    public void TryResolveCached_answers_anonymous_without_credentials(string? header)
+    {
+        var resolver = Resolver();
+
+        Assert.True(resolver.TryResolveCached(Context(header), out var identity));
+
+        Assert.Equal(IdentityStatus.Anonymous, identity.Status);
+        Assert.Null(identity.Subject);
+        Assert.Equal(0, _idp.DiscoveryRequests + _idp.JwksRequests);
+    }
+
+    [Theory]
+    [InlineData("Bearer not-a-jwt")]
+    [InlineData("Bearer a.b.c")]
+    [InlineData("Bearer ")]
+    [InlineData("Bearer")]
+    [InlineData("Basic YWxpY2U6c2VjcmV0")]
+    [InlineData("Token abc")]
+    public async Task TryResolveCached_leaves_defective_credentials_to_ResolveAsync(string header)
+    {
+        var resolver = Resolver();
+
+        Assert.False(resolver.TryResolveCached(Context(header), out var identity));
+        Assert.Equal(default, identity);
+
+        // Still defective once resolved: nothing defective is ever cached.
+        Assert.Equal(IdentityStatus.Invalid, (await Resolve(resolver, header)).Status);
+        Assert.False(resolver.TryResolveCached(Context(header), out _));
+        Assert.Equal(0, resolver.SignatureChecks);
+    }
+
+    [Fact]
+    public async Task TryResolveCached_leaves_several_headers_an_expired_token_and_a_disabled_cache_to_ResolveAsync()
+    {
+        var resolver = Resolver();
+        var token = "Bearer " + _idp.CreateToken(now: _time.GetUtcNow(), lifetime: TimeSpan.FromSeconds(60));
+        Assert.Equal(IdentityStatus.Valid, (await Resolve(resolver, token)).Status);
+        Assert.True(resolver.TryResolveCached(Context(token), out _));
+
+        var several = new DefaultHttpContext();
+        several.Request.Headers.Authorization = new Microsoft.Extensions.Primitives.StringValues([token, token]);
+        Assert.False(resolver.TryResolveCached(several, out _));
+
+        _time.Advance(TimeSpan.FromSeconds(61));
+        Assert.False(resolver.TryResolveCached(Context(token), out _));
+
+        var uncached = Resolver(o => o.TokenCacheSize = 0);
+        var other = "Bearer " + _idp.CreateToken(now: _time.GetUtcNow());
+        Assert.Equal(IdentityStatus.Valid, (await Resolve(uncached, other)).Status);
+        Assert.False(uncached.TryResolveCached(Context(other), out _));
+        Assert.True(uncached.TryResolveCached(Context(null), out var anonymous));
+        Assert.Equal(IdentityStatus.Anonymous, anonymous.Status);
+    }
+
+    [Fact]
     public async Task A_cached_token_that_has_expired_does_not_validate()
     {
         var resolver = Resolver(o => o.ClockSkew = TimeSpan.FromSeconds(5));
@@ -459,12 +544,15 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         return resolver;
     }
 
-    private static async Task<IdentityResult> Resolve(JwtIdentityResolver resolver, string? authorization)
+    private static async Task<IdentityResult> Resolve(JwtIdentityResolver resolver, string? authorization) =>
+        await resolver.ResolveAsync(Context(authorization), CancellationToken.None);
+
+    private static DefaultHttpContext Context(string? authorization)
     {
         var context = new DefaultHttpContext();
         if (authorization is not null)
             context.Request.Headers.Authorization = authorization;
-        return await resolver.ResolveAsync(context, CancellationToken.None);
+        return context;
     }
 
     private static Dictionary<string, object> Claims(params (string Name, object Value)[] claims) =>
