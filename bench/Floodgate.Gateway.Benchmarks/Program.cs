@@ -5,6 +5,9 @@ using Yarp.ReverseProxy.Configuration;
 // The parts of bench/gateway/run.sh that are not the gateway itself:
 //   upstream <port>              a small Kestrel app answering every request with a short body
 //   bare <port> <upstream-url>   YARP with no limiting, the baseline (a)
+//   bare-redis <port> <upstream-url> <redis>
+//                                YARP that makes one trivial Redis script call per request and ignores its answer: the
+//                                floor of any limiter that keeps its state in Redis strictly, one round trip a request (e)
 //   token <directory>            a new ES256 key: writes jwks.json there and prints a token for sub "bench"
 switch (args)
 {
@@ -37,6 +40,34 @@ switch (args)
         return 0;
     }
 
+    case ["bare-redis", var port, var upstream, var redis]:
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(IPAddress.Loopback, int.Parse(port, System.Globalization.CultureInfo.InvariantCulture));
+        });
+        builder.Services.AddReverseProxy().LoadFromMemory(
+            [new RouteConfig { RouteId = "all", ClusterId = "upstream", Match = new RouteMatch { Path = "/{**catch-all}" } }],
+            [new ClusterConfig { ClusterId = "upstream", Destinations = new Dictionary<string, DestinationConfig> { ["a"] = new() { Address = upstream } } }]);
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis);
+        const string Script = "return redis.call('TIME')[1]";
+        var hash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script));
+        await connection.GetDatabase().ScriptEvaluateAsync(Script);
+        var app = builder.Build();
+        StackExchange.Redis.RedisKey[] keys = ["bench"];
+        app.Use(async (context, next) =>
+        {
+            await connection.GetDatabase().ScriptEvaluateAsync(hash, keys).WaitAsync(TimeSpan.FromSeconds(1));
+            await next(context);
+        });
+        app.MapReverseProxy();
+        await app.RunAsync();
+        return 0;
+    }
+
     case ["token", var directory]:
     {
         using var issuer = DemoTokenIssuer.CreateEcdsa("floodgate-bench", "floodgate-bench");
@@ -47,6 +78,6 @@ switch (args)
     }
 
     default:
-        await Console.Error.WriteLineAsync("usage: upstream <port> | bare <port> <upstream-url> | token <directory>");
+        await Console.Error.WriteLineAsync("usage: upstream <port> | bare <port> <upstream-url> | bare-redis <port> <upstream-url> <redis> | token <directory>");
         return 2;
 }

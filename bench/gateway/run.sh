@@ -4,15 +4,19 @@
 #   (b) the gateway: edge + user tiers, JWT validation (ES256, static JWKS), memory store
 #   (c) the same on Redis (a local redis-server started by this script), strict: every decision a round trip
 #   (d) the same on Redis with leased slices of 100 (each replica spends slices locally; bounded overshoot)
+#   (e) a bare YARP proxy that makes one trivial Redis script call per request and ignores it: the floor of any
+#       limiter that keeps its state strictly in Redis, one round trip per request, to read (c) against
 # Loopback only, fixed duration. Installs wrk (and redis-server) from Debian's apt when missing.
 # The machine is shared and noisy, so the cases are measured in interleaved rounds and each figure is the median.
-# Usage: bench/gateway/run.sh [duration=5s] [connections=32] [threads=2] [rounds=3]
+# Every case is warmed up first (tiered compilation settles in about 10 s), so the rounds measure steady state.
+# Usage: bench/gateway/run.sh [duration=5s] [connections=32] [threads=2] [rounds=3] [warmup=10s]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration=${1:-5s}
 connections=${2:-32}
 threads=${3:-2}
 rounds=${4:-3}
+warmup=${5:-10s}
 
 need() {
   if ! command -v "$1" >/dev/null 2>&1; then
@@ -41,7 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-UP=5701 BARE=5702 MEM=5703 MEM_ADMIN=5713 RED=5704 RED_ADMIN=5714 LEASED=5705 LEASED_ADMIN=5715 REDIS=6479
+UP=5701 BARE=5702 BARE_REDIS=5706 MEM=5703 MEM_ADMIN=5713 RED=5704 RED_ADMIN=5714 LEASED=5705 LEASED_ADMIN=5715 REDIS=6479
 
 wait_port() { # bounded wait for a port to accept connections
   for _ in $(seq 1 150); do
@@ -83,13 +87,14 @@ policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, 
 policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, timeout: 1s, key_prefix: leased }" "leased_slice: 100" > "$work/leased.yaml"
 
 wait_port $REDIS
+$helper bare-redis $BARE_REDIS http://127.0.0.1:$UP 127.0.0.1:$REDIS & pids+=($!)
 $gateway run --policy "$work/memory.yaml" --listen http://127.0.0.1:$MEM --admin http://127.0.0.1:$MEM_ADMIN --no-watch --log-level Warning & pids+=($!)
 $gateway run --policy "$work/redis.yaml" --listen http://127.0.0.1:$RED --admin http://127.0.0.1:$RED_ADMIN --no-watch --log-level Warning & pids+=($!)
 $gateway run --policy "$work/leased.yaml" --listen http://127.0.0.1:$LEASED --admin http://127.0.0.1:$LEASED_ADMIN --no-watch --log-level Warning & pids+=($!)
-for port in $UP $BARE $MEM $RED $LEASED; do wait_port $port; done
+for port in $UP $BARE $BARE_REDIS $MEM $RED $LEASED; do wait_port $port; done
 
 # Every case must answer 200 before it is measured.
-for port in $BARE $MEM $RED $LEASED; do
+for port in $BARE $BARE_REDIS $MEM $RED $LEASED; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port/bench")
   [ "$code" = 200 ] || { echo "run.sh: port $port answered $code"; exit 1; }
 done
@@ -103,10 +108,10 @@ run_wrk() { # $1 = port; prints "rps p50_ms p99_ms non2xx"
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-declare -A port=([a-bare-yarp]=$BARE [b-gateway-memory]=$MEM [c-gateway-redis]=$RED [d-redis-leased]=$LEASED)
-cases=(a-bare-yarp b-gateway-memory c-gateway-redis d-redis-leased)
+declare -A port=([a-bare-yarp]=$BARE [b-gateway-memory]=$MEM [c-gateway-redis]=$RED [d-redis-leased]=$LEASED [e-yarp-redis-call]=$BARE_REDIS)
+cases=(a-bare-yarp b-gateway-memory c-gateway-redis d-redis-leased e-yarp-redis-call)
 for name in "${cases[@]}"; do # warm-up
-  wrk -t"$threads" -c"$connections" -d3s -H "Authorization: Bearer $token" "http://127.0.0.1:${port[$name]}/bench" >/dev/null
+  wrk -t"$threads" -c"$connections" -d"$warmup" -H "Authorization: Bearer $token" "http://127.0.0.1:${port[$name]}/bench" >/dev/null
 done
 for round in $(seq 1 "$rounds"); do
   for name in "${cases[@]}"; do
@@ -125,3 +130,6 @@ for name in "${cases[@]}"; do
   bad=$(awk -v n="$name" '$1 == n { s += $5 } END { print s + 0 }' "$work/results")
   awk -v n="$name" -v r="$rps" -v a="$p50" -v b="$p99" -v x="$bad" -v base="$base" 'BEGIN { printf "%-20s %12.0f %10.2f %10.2f %8d %7.0f%%\n", n, r, a, b, x, 100 * r / base }'
 done
+c=$(awk '$1 == "c-gateway-redis" { print $2 }' "$work/results" | median)
+e=$(awk '$1 == "e-yarp-redis-call" { print $2 }' "$work/results" | median)
+awk -v c="$c" -v e="$e" 'BEGIN { printf "(c) against (e), the floor of one Redis round trip per request: %.0f%%\n", 100 * c / e }'

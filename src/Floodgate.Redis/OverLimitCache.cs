@@ -55,6 +55,14 @@ internal sealed class OverLimitCache
     public bool TryDeny(in RateLimitCheck check, long localNow, out LimitOutcome outcome)
     {
         var shard = ShardFor(check.Key);
+
+        // Most of the time nothing is over its limit: every request reads the cache, so an empty shard must cost no lock.
+        if (Volatile.Read(ref shard.Live) == 0)
+        {
+            outcome = default;
+            return false;
+        }
+
         lock (shard.Gate)
         {
             if (shard.Entries.TryGetValue(check.Key, out var entry) && ReferenceEquals(entry.Limit, check.Limit) && entry.Cost == check.Cost)
@@ -66,7 +74,7 @@ internal sealed class OverLimitCache
                     return true;
                 }
 
-                shard.Entries.Remove(check.Key);
+                shard.Remove(check.Key);
             }
         }
 
@@ -78,13 +86,19 @@ internal sealed class OverLimitCache
     public void Observe(in RateLimitCheck check, in LimitState state, long serverNow, long localNow, in LimitOutcome outcome, bool committed)
     {
         var shard = ShardFor(check.Key);
+        var forget = outcome.IsAllowed || outcome.RetryAfterMicroseconds <= 0;
+        if (forget && Volatile.Read(ref shard.Live) == 0)
+        {
+            return;
+        }
+
         lock (shard.Gate)
         {
-            if (outcome.IsAllowed || outcome.RetryAfterMicroseconds <= 0)
+            if (forget)
             {
                 if (committed || outcome.IsAllowed)
                 {
-                    shard.Entries.Remove(check.Key);
+                    shard.Remove(check.Key);
                 }
 
                 return;
@@ -100,6 +114,7 @@ internal sealed class OverLimitCache
             }
 
             shard.Entries[check.Key] = new Entry(check.Limit, check.Cost, state, serverNow, localNow, localNow + outcome.RetryAfterMicroseconds);
+            Volatile.Write(ref shard.Live, shard.Entries.Count);
         }
     }
 
@@ -107,9 +122,14 @@ internal sealed class OverLimitCache
     public void Forget(in StoreKey key)
     {
         var shard = ShardFor(key);
+        if (Volatile.Read(ref shard.Live) == 0)
+        {
+            return;
+        }
+
         lock (shard.Gate)
         {
-            shard.Entries.Remove(key);
+            shard.Remove(key);
         }
     }
 
@@ -121,6 +141,17 @@ internal sealed class OverLimitCache
     {
         public readonly Lock Gate = new();
         public readonly Dictionary<StoreKey, Entry> Entries = [];
+
+        /// <summary>How many entries the shard holds, written under the lock, read without it to skip empty shards.</summary>
+        public int Live;
+
+        public void Remove(in StoreKey key)
+        {
+            if (Entries.Remove(key))
+            {
+                Volatile.Write(ref Live, Entries.Count);
+            }
+        }
 
         public void Sweep(long localNow)
         {
@@ -137,7 +168,7 @@ internal sealed class OverLimitCache
             {
                 foreach (var key in expired)
                 {
-                    Entries.Remove(key);
+                    Remove(key);
                 }
             }
         }

@@ -45,6 +45,51 @@ public sealed class KnownIdentityTests
     }
 
     [Fact]
+    public async Task A_cached_token_costs_one_redis_call_for_every_tier()
+    {
+        using var redis = RedisServer.Start();
+        await using var gate = await TestGateway.StartAsync($$"""
+            upstream: {upstream}
+            store: { kind: redis, configuration: "{{redis.Configuration}}", on_failure: closed, timeout: 2s }
+            {identity}
+            edge:
+              - name: ip-flood
+                limit: 1000/min
+            user:
+              - name: per-user
+                limit: 1000/min
+            global:
+              - name: everything
+                limit: 1000/min
+            """);
+        var alice = gate.Identity.CreateToken(subject: "alice", now: gate.Time.GetUtcNow());
+
+        // The first request validates the token: the edge is decided alone first, then the other tiers.
+        Statuses.Expect([200], await gate.StatusesAsync(1, "/free", alice));
+        Assert.Equal(2, ScriptCalls(redis));
+
+        // Then each request is one call: three tiers, three identities, on a single node.
+        Statuses.Expect([200, 200, 200, 200, 200], await gate.StatusesAsync(5, "/free", alice));
+        Assert.Equal(7, ScriptCalls(redis));
+    }
+
+    /// <summary>The EVALSHA and EVAL calls the server has run, from INFO commandstats.</summary>
+    private static long ScriptCalls(RedisServer redis)
+    {
+        var calls = 0L;
+        foreach (var line in redis.Cli("INFO", "commandstats").Split('\n'))
+        {
+            if (line.StartsWith("cmdstat_evalsha:", StringComparison.Ordinal) || line.StartsWith("cmdstat_eval:", StringComparison.Ordinal))
+            {
+                var start = line.IndexOf("calls=", StringComparison.Ordinal) + "calls=".Length;
+                calls += long.Parse(line[start..line.IndexOf(',', start)], System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return calls;
+    }
+
+    [Fact]
     public async Task Forged_tokens_are_counted_by_the_edge_until_it_bans_the_ip_even_once_a_token_is_cached()
     {
         await using var gate = await TestGateway.StartAsync("upstream: {upstream}\n{identity}\n" + Rules);

@@ -42,6 +42,20 @@ internal sealed class InstrumentedStore(IRateLimitStore inner, string kind) : IR
         return AwaitAsync(pending, start);
     }
 
+    // Forwarded, not left to the interface's default: that would split one round trip per request into one per tier.
+    public ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var pending = inner.DecideStagesAsync(checks, stageEnds, outcomes, cancellationToken);
+        if (pending.IsCompletedSuccessfully)
+        {
+            GatewayMetrics.StoreDuration.Record(Stopwatch.GetElapsedTime(start).TotalSeconds, _tag);
+            return pending;
+        }
+
+        return AwaitStagesAsync(pending, start);
+    }
+
     public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
     {
         var start = Stopwatch.GetTimestamp();
@@ -62,6 +76,18 @@ internal sealed class InstrumentedStore(IRateLimitStore inner, string kind) : IR
         try
         {
             await pending.ConfigureAwait(false);
+        }
+        finally
+        {
+            GatewayMetrics.StoreDuration.Record(Stopwatch.GetElapsedTime(start).TotalSeconds, _tag);
+        }
+    }
+
+    private async ValueTask<int> AwaitStagesAsync(ValueTask<int> pending, long start)
+    {
+        try
+        {
+            return await pending.ConfigureAwait(false);
         }
         finally
         {
