@@ -190,4 +190,51 @@ public sealed class StagedTests(RedisFixture fixture)
             Assert.False(outcomes[0].Outcome.IsAllowed);
         }
     }
+
+    [Fact]
+    public async Task Concurrent_decisions_share_script_runs_and_each_keeps_its_own_stages()
+    {
+        await using var store = await TestStores.ConnectAsync(fixture.Server, o => o.OverLimitCache = false);
+        var edge = Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour));
+
+        // 64 requests at once from 16 clients: each client's edge admits 3 and rejects the 4th, whose user and global
+        // checks are not charged; all of it in fewer runs than decisions.
+        var user = Limit.FixedWindow(new Rate(100, 1, RateUnit.Hour));
+        var global = Limit.FixedWindow(new Rate(1000, 1, RateUnit.Hour));
+        var requests = Enumerable.Range(0, 64).Select(i => new RateLimitCheck[]
+        {
+            new(edge, StoreKey.Create("edge", "192.0.2." + (i % 16)), 1, false),
+            new(user, StoreKey.Create("user", "user" + (i % 16)), 1, false),
+            new(global, StoreKey.Create("global", "all"), 1, false),
+        }).ToArray();
+        var outcomes = requests.Select(_ => new StoreOutcome[3]).ToArray();
+        using var start = new ManualResetEventSlim();
+        var running = requests.Select((checks, i) => Task.Run(async () =>
+        {
+            start.Wait();
+            return await store.DecideStagesAsync(checks, ThreeStages, outcomes[i]);
+        })).ToArray();
+        start.Set();
+        var decided = await Task.WhenAll(running).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(48, decided.Count(d => d == 3));
+        Assert.Equal(16, decided.Count(d => d == 1));
+        Assert.All(outcomes.Where(o => !o[0].Outcome.IsAllowed), o => Assert.Equal(default, o[2]));
+        Assert.InRange(store.RoundTrips, 1, 63);
+        Assert.Equal(952, (await store.DecideOneAsync(requests[0][2] with { Cost = 0 })).Outcome.Remaining);
+        Assert.Equal(97, (await store.DecideOneAsync(requests[0][1] with { Cost = 0 })).Outcome.Remaining);
+    }
+
+    [Fact]
+    public async Task An_idle_store_sends_each_decision_alone()
+    {
+        await using var store = await TestStores.ConnectAsync(fixture.Server, o => o.OverLimitCache = false);
+        var checks = Request(TenPerHour);
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal(3, await store.DecideStagesAsync(checks, ThreeStages, new StoreOutcome[3]));
+        }
+
+        Assert.Equal(5, store.RoundTrips);
+    }
 }
