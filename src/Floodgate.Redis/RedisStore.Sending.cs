@@ -184,33 +184,17 @@ public sealed partial class RedisStore
         try
         {
             CountRoundTrip();
-            result = await Bounded(_connection.GetDatabase().ScriptEvaluateAsync(ScriptHash, keys, values)).ConfigureAwait(false);
+            result = await _connection.GetDatabase().ScriptEvaluateAsync(ScriptHash, keys, values).ConfigureAwait(false);
         }
         catch (RedisServerException noScript) when (noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
         {
             // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the script
             // itself (StackExchange.Redis sends EVAL and caches it).
             CountRoundTrip();
-            result = await Bounded(_connection.GetDatabase().ScriptEvaluateAsync(Script, keys, values)).ConfigureAwait(false);
+            result = await _connection.GetDatabase().ScriptEvaluateAsync(Script, keys, values).ConfigureAwait(false);
         }
 
         return Split(calls, result);
-    }
-
-    /// <summary>
-    /// A run waits for Redis at most one timeout, so a hung server holds the calls queued behind it no longer than it
-    /// holds their callers; a late answer is dropped.
-    /// </summary>
-    private Task<RedisResult> Bounded(Task<RedisResult> run)
-    {
-        if (run.IsCompleted)
-        {
-            return run;
-        }
-
-        var bounded = run.WaitAsync(_options.Timeout, TimeProvider.System);
-        _ = run.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return bounded;
     }
 
     private void CountRoundTrip()

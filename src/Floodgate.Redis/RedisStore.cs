@@ -115,7 +115,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         var replicas = options.Replicas;
         _divide = limit => DivideLimit(limit, replicas);
         var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
-        _roundTrips = meter.CreateCounter<long>("floodgate.redis.round_trips", "{call}", "Script runs sent to Redis: on a single node one per decision, or fewer when concurrent decisions share a run; on a cluster one per hash slot and stage.");
+        _roundTrips = meter.CreateCounter<long>("floodgate.redis.round_trips", "{call}", "Scripts sent to Redis: one per decision on a single node; on a cluster one per hash slot and stage.");
         _localDecisions = meter.CreateCounter<long>("floodgate.redis.local_decisions", "{check}", "Checks answered without Redis, by source.");
         _failures = meter.CreateCounter<long>("floodgate.redis.failures", "{failure}", "Failed or timed-out Redis calls, by reason.");
         _fallbacks = meter.CreateCounter<long>("floodgate.redis.fallback_decisions", "{check}", "Checks answered by the failure mode, by mode.");
@@ -128,10 +128,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <summary>The options in force.</summary>
     public RedisStoreOptions Options => _options;
 
-    /// <summary>
-    /// How many script runs this store has sent to Redis: on a single node one per decision, or fewer when concurrent
-    /// decisions share a run; on a cluster one per hash slot and stage.
-    /// </summary>
+    /// <summary>How many scripts this store has sent to Redis: one per decision on a single node; on a cluster one per hash slot and stage.</summary>
     public long RoundTrips => Volatile.Read(ref _roundTripCount);
 
     /// <summary>How many checks this store answered without Redis, from the over-limit cache or a leased slice.</summary>
