@@ -50,7 +50,6 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private static readonly byte[] ScriptHash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script));
 
     internal const int Stride = 10;
-    private const int GroupHeader = 3;
     private const int NoSlot = -1;
 
     /// <summary>Any key: its hash slot is -1 exactly when the connection is not to a cluster.</summary>
@@ -807,15 +806,14 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             remote += group.RemoteCount;
         }
 
-        // The call's part of the arguments: per group its header (call, stage, count) and its checks. The head (now,
-        // number of groups) is added when the call is sent, alone or with others.
         var keys = new RedisKey[remote];
-        var values = new RedisValue[(GroupHeader * call.Groups.Count) + (remote * Stride)];
+        var values = new RedisValue[2 + (2 * call.Groups.Count) + (remote * Stride)];
+        values[0] = batch.ServerNow is { } now ? now : RedisValue.EmptyString;
+        values[1] = call.Groups.Count;
         var n = 0;
-        var at = 0;
+        var at = 2;
         foreach (var group in call.Groups)
         {
-            values[at++] = 0;
             values[at++] = group.Stage;
             values[at++] = group.RemoteCount;
             group.Remote = new int[group.RemoteCount];
@@ -896,12 +894,14 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             }
         }
 
+        Interlocked.Increment(ref _roundTripCount);
+        _roundTrips.Add(1);
         call.Keys = keys;
         call.Values = values;
-        call.Task = Submit(call, coalesce: call.Slot == NoSlot && batch.ServerNow is null, batch.ServerNow, batch.Deadline);
+        call.Task = Evaluate(ScriptHash, keys, values);
     }
 
-    /// <summary>Waits for a round's calls (resending after a calendar skew) and applies their answers.</summary>
+    /// <summary>Waits for a round's calls (resending after NOSCRIPT or a calendar skew) and applies their answers.</summary>
     private async ValueTask Complete(Batch batch, Round round, CancellationToken cancellationToken)
     {
         var calls = round.Calls!;
@@ -910,21 +910,42 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             await AwaitCalls(calls, deadline, cancellationToken).ConfigureAwait(false);
 
-            // A calendar period turned between this clock and the server's: resend every such call with the server's
-            // periods, once, and wait for them together in the time left.
+            // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the script
+            // itself for every such call at once (StackExchange.Redis sends EVAL and caches it), then wait for them
+            // together in the time left.
             List<Call>? resent = null;
             foreach (var call in calls)
             {
-                if (call.Task!.IsCompletedSuccessfully && call.Task.Result[0] == -1 && !call.Resent)
+                if (call.Task!.IsFaulted && call.Task.Exception?.InnerException is RedisServerException noScript
+                    && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+                {
+                    Interlocked.Increment(ref _roundTripCount);
+                    _roundTrips.Add(1);
+                    call.Task = Evaluate(Script, call.Keys!, call.Values!);
+                    (resent ??= []).Add(call);
+                }
+            }
+
+            if (resent is not null)
+            {
+                await AwaitCalls(resent, deadline, cancellationToken).ConfigureAwait(false);
+            }
+
+            // A calendar period turned between this clock and the server's: resend every such call with the server's
+            // periods, once, and wait for them together in the time left.
+            resent = null;
+            foreach (var call in calls)
+            {
+                if (call.Task!.IsCompletedSuccessfully && IsCalendarSkew(call.Task.Result) && !call.Resent)
                 {
                     call.Resent = true;
                     try
                     {
-                        Send(call, batch.Checks.Span, batch, call.Task.Result[1]);
+                        Send(call, batch.Checks.Span, batch, (long)call.Task.Result[1]);
                     }
                     catch (Exception ex)
                     {
-                        call.Task = Task.FromException<long[]>(ex);
+                        call.Task = Task.FromException<RedisResult>(ex);
                     }
 
                     (resent ??= []).Add(call);
@@ -1011,32 +1032,45 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
     }
 
-    /// <summary>Turns a call's reply into outcomes; <see langword="false"/> when the reply has the wrong shape.</summary>
-    private bool Apply(Call call, long[] reply, Batch batch)
+    /// <summary>Turns a script's answer into outcomes; <see langword="false"/> when the answer has the wrong shape.</summary>
+    private bool Apply(Call call, RedisResult result, Batch batch)
     {
-        if (reply.Length < 3 || reply[0] != 1 || reply[2] < 0 || reply[2] > call.Groups.Count)
+        if (result.Resp2Type != ResultType.Array || result.Length < 3)
         {
             return false;
         }
 
-        var evaluated = (int)reply[2];
+        for (var i = 0; i < result.Length; i++)
+        {
+            if (result[i].Resp2Type != ResultType.Integer)
+            {
+                return false;
+            }
+        }
+
+        var evaluated = (long)result[2];
+        if ((long)result[0] != 1 || evaluated < 0 || evaluated > call.Groups.Count)
+        {
+            return false;
+        }
+
         var length = 3;
         for (var g = 0; g < evaluated; g++)
         {
             length += 5 * call.Groups[g].RemoteCount;
         }
 
-        if (reply.Length != length)
+        if (result.Length != length)
         {
             return false;
         }
 
-        var now = reply[1];
+        var now = (long)result[1];
         var at = 3;
         for (var g = 0; g < evaluated; g++)
         {
             var group = call.Groups[g];
-            Apply(group, reply, at, now, batch);
+            Apply(group, result, at, now, batch);
             group.Evaluated = true;
             at += 5 * group.RemoteCount;
         }
@@ -1045,7 +1079,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     }
 
     /// <summary>Turns one group's part of a script's answer, from <paramref name="at"/>, into outcomes.</summary>
-    private void Apply(Group group, long[] result, int at, long now, Batch batch)
+    private void Apply(Group group, RedisResult result, int at, long now, Batch batch)
     {
         var checks = batch.Checks.Span;
         var outcomes = batch.Outcomes.Span;
@@ -1054,7 +1088,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         var denied = false;
         for (var n = 0; n < remote.Length; n++)
         {
-            denied |= result[at + (5 * n)] == 0 && !checks[remote[n]].IsShadow;
+            denied |= (long)result[at + (5 * n)] == 0 && !checks[remote[n]].IsShadow;
         }
 
         for (var n = 0; n < remote.Length; n++)
@@ -1062,9 +1096,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             var k = remote[n];
             ref readonly var check = ref checks[k];
             var i = at + (5 * n);
-            var allowed = result[i] == 1;
-            var state = new LimitState(result[i + 1], result[i + 2], result[i + 3]);
-            var granted = result[i + 4];
+            var allowed = (long)result[i] == 1;
+            var state = new LimitState((long)result[i + 1], (long)result[i + 2], (long)result[i + 3]);
+            var granted = (long)result[i + 4];
             var committed = allowed && !denied;
             LimitOutcome outcome;
             var leaseId = 0L;
@@ -1128,6 +1162,38 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         var left = TimeProvider.System.GetElapsedTime(TimeProvider.System.GetTimestamp(), deadline);
         return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
+
+    private Task<RedisResult> Evaluate(byte[] hash, RedisKey[] keys, RedisValue[] values)
+    {
+        try
+        {
+            return _connection.GetDatabase().ScriptEvaluateAsync(hash, keys, values);
+        }
+        catch (Exception ex)
+        {
+            // RedisCommandException (a disabled command, a cross-slot batch, a primary-only command to a replica) and
+            // every other synchronous failure becomes a failed call, answered by the failure mode.
+            return Task.FromException<RedisResult>(ex);
+        }
+    }
+
+    private Task<RedisResult> Evaluate(string script, RedisKey[] keys, RedisValue[] values)
+    {
+        try
+        {
+            return _connection.GetDatabase().ScriptEvaluateAsync(script, keys, values);
+        }
+        catch (Exception ex)
+        {
+            // RedisCommandException (a disabled command, a cross-slot batch, a primary-only command to a replica) and
+            // every other synchronous failure becomes a failed call, answered by the failure mode.
+            return Task.FromException<RedisResult>(ex);
+        }
+    }
+
+    private static bool IsCalendarSkew(RedisResult result) =>
+        result.Resp2Type == ResultType.Array && result.Length >= 2 && result[0].Resp2Type == ResultType.Integer
+        && result[1].Resp2Type == ResultType.Integer && (long)result[0] == -1;
 
     /// <summary>Gives back what a group took locally when the group will not be decided.</summary>
     private void Abandon(Group group, ReadOnlySpan<RateLimitCheck> checks, Kind[] plan)
@@ -1298,19 +1364,14 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         public bool Failed { get; set; }
     }
 
-    /// <summary>One decision's script call: groups of one hash slot, in stage order.</summary>
+    /// <summary>One script call: groups of one hash slot, in stage order.</summary>
     private sealed class Call(int slot)
     {
         public int Slot { get; } = slot;
 
         public List<Group> Groups { get; } = [];
 
-        /// <summary>The reply, in the shape of a call sent alone: {1, now, groups evaluated, 5 values per check} or {-1, now}.</summary>
-        public Task<long[]>? Task { get; set; }
-
-        public TaskCompletionSource<long[]>? Reply { get; set; }
-
-        public long Deadline { get; set; }
+        public Task<RedisResult>? Task { get; set; }
 
         public RedisKey[]? Keys { get; set; }
 

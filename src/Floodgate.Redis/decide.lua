@@ -1,13 +1,12 @@
 -- Floodgate: decides groups of checks, stage by stage. Mirrors Floodgate.Algorithms.LimitMath line by line.
 --
 -- A group is the checks of one identity: they commit all or nothing. A stage is the groups of one tier: when an
--- enforced check of a stage is denied, the later stages of the same call (one request's decision) are not evaluated,
--- so a request costs one call however many tiers it has. Calls of concurrent decisions can share one run; each keeps
--- its own stages. On a cluster every key of one run is in one slot (a group's keys share the identity's hash tag).
+-- enforced check of a stage is denied, the stages after it are not evaluated, so a request costs one call however
+-- many tiers it has. On a cluster every key of one call is in one slot (a group's keys share the identity's hash tag).
 --
 -- KEYS[i]  the state key of check i, in order over every group.
 -- ARGV[1]  now in microseconds since the Unix epoch, or '' to read the server's clock (TIME). Tests pass a value.
--- ARGV[2]  the number of groups, g. Then per group: its call, its stage, its number of checks n, and n strides of 10:
+-- ARGV[2]  the number of groups, g. Then per group: its stage, its number of checks n, and n strides of 10 values:
 --   algorithm (0 gcra, 1 sliding_window, 2 fixed_window, 3 quota, 4 concurrency), cost, shadow (0|1), p1..p7:
 --   gcra            p1 interval, p2 tolerance, p3 burst, p7 slice
 --   sliding_window  p1 window, p2 amount, p7 slice
@@ -18,8 +17,8 @@
 -- State: a string; gcra keeps 'A', the counters 'A:B:C' (the slots of LimitState). Concurrency keeps a sorted set
 -- of leases scored by expiry. Every write sets a TTL: the moment the state becomes the same as no state.
 --
--- Returns {1, now, then per group: 0 when it was not evaluated, or 1 and per check: allowed (0|1), a, b, c, granted}:
--- the state BEFORE the decision (for concurrency: permits in flight, earliest and latest expiry), and what was granted (the
+-- Returns {1, now, e, then per check of the first e groups (those evaluated): allowed (0|1), a, b, c, granted}: the
+-- state BEFORE the decision (for concurrency: permits in flight, earliest and latest expiry), and what was granted (the
 -- cost, a leased slice, or 0). The caller recomputes the outcome from that state with the same C# the in-memory store
 -- uses. Returns {-1, now}, having written nothing, when a calendar quota's periods, computed by the caller's clock, do
 -- not contain the server's now; the caller resends.
@@ -46,16 +45,16 @@ local STRIDE = 10
 do
   local pos = 3
   for _ = 1, groups do
-    local count = tonumber(ARGV[pos + 2])
+    local count = tonumber(ARGV[pos + 1])
     for i = 1, count do
-      local base = pos + 2 + (i - 1) * STRIDE
+      local base = pos + 1 + (i - 1) * STRIDE
       if ARGV[base + 1] == '3' and ARGV[base + 6] == '1' then
         if now < tonumber(ARGV[base + 7]) or now >= tonumber(ARGV[base + 9]) then
           return {-1, now}
         end
       end
     end
-    pos = pos + 3 + count * STRIDE
+    pos = pos + 2 + count * STRIDE
   end
 end
 
@@ -251,22 +250,22 @@ local function decide_group(out, first_key, base0, count)
   return denied
 end
 
-local out = {1, now}
+local out = {1, now, 0}
 local pos, first_key = 3, 1
-local denied_stage = {}
-for _ = 1, groups do
-  local call, stage, count = ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2])
-  local stop = denied_stage[call]
-  if stop ~= nil and stop ~= stage then
-    -- A later stage of a call whose stage was denied: not evaluated.
-    out[#out + 1] = 0
-  else
-    out[#out + 1] = 1
-    if decide_group(out, first_key, pos + 2, count) then
-      denied_stage[call] = stage
+local stage, stage_denied = nil, false
+for g = 1, groups do
+  local group_stage, count = ARGV[pos], tonumber(ARGV[pos + 1])
+  if group_stage ~= stage then
+    if stage_denied then
+      break
     end
+    stage = group_stage
   end
-  pos = pos + 3 + count * STRIDE
+  if decide_group(out, first_key, pos + 1, count) then
+    stage_denied = true
+  end
+  out[3] = g
+  pos = pos + 2 + count * STRIDE
   first_key = first_key + count
 end
 

@@ -19,12 +19,9 @@ public sealed class AccuracyTests(RedisFixture fixture)
     {
         // Long periods, so nothing refills during the test: exactly the amount may pass.
         var limit = algorithm == "gcra" ? Limit.Gcra(new Rate(500, 1, RateUnit.Day)) : Limit.Quota(new Rate(500, 1, RateUnit.Day), null);
-        var (admitted, roundTrips, local) = await HammerAsync(limit);
+        var (admitted, roundTrips) = await HammerAsync(limit);
         Assert.Equal(500, admitted);
-
-        // Every decision went to Redis; concurrent ones share script runs, so there are at most as many runs.
-        Assert.Equal(0, local);
-        Assert.InRange(roundTrips, 1, Replicas * WorkersPerReplica * AttemptsPerWorker);
+        Assert.True(roundTrips >= 500, $"{roundTrips} round trips");
     }
 
     [Fact]
@@ -32,7 +29,7 @@ public sealed class AccuracyTests(RedisFixture fixture)
     {
         const long Slice = 20;
         var limit = Limit.Gcra(new Rate(500, 1, RateUnit.Day)).WithLeasedSlice(Slice);
-        var (admitted, roundTrips, _) = await HammerAsync(limit, overLimitCache: true);
+        var (admitted, roundTrips) = await HammerAsync(limit, overLimitCache: true);
 
         // The documented bound: at most replicas × slice over the limit. With no refill, slices left unspent at the end
         // are the only shortfall, also at most replicas × slice.
@@ -40,7 +37,7 @@ public sealed class AccuracyTests(RedisFixture fixture)
         Assert.True(roundTrips < 500 / 2, $"{roundTrips} round trips for {admitted} admissions");
     }
 
-    private async Task<(int Admitted, long RoundTrips, long Local)> HammerAsync(Limit limit, bool overLimitCache = false)
+    private async Task<(int Admitted, long RoundTrips)> HammerAsync(Limit limit, bool overLimitCache = false)
     {
         var prefix = "acc" + Guid.NewGuid().ToString("N")[..8];
         var stores = new RedisStore[Replicas];
@@ -79,7 +76,7 @@ public sealed class AccuracyTests(RedisFixture fixture)
 
             start.Set();
             await Task.WhenAll(workers).WaitAsync(TimeSpan.FromSeconds(60));
-            return (admitted, stores.Sum(s => s.RoundTrips), stores.Sum(s => s.LocalDecisions));
+            return (admitted, stores.Sum(s => s.RoundTrips));
         }
         finally
         {
