@@ -15,7 +15,9 @@
 --   concurrency     p1 permits, p2 lease timeout, p3 lease member ('<lease id>:<permits>')
 --
 -- State: a string; gcra keeps 'A', the counters 'A:B:C' (the slots of LimitState). Concurrency keeps a sorted set
--- of leases scored by expiry. Every write sets a TTL: the moment the state becomes the same as no state.
+-- of leases scored by expiry. Every write sets a TTL: the moment the state becomes the same as no state. The strings
+-- are read by one MGET before the first group; a group still sees them as they stand when it is decided, since a key
+-- an earlier group of this call wrote reads as that write.
 --
 -- Returns {1, now, e, then per check of the first e groups (those evaluated): allowed (0|1), a, b, c, granted}: the
 -- state BEFORE the decision (for concurrency: permits in flight, earliest and latest expiry), and what was granted (the
@@ -23,250 +25,284 @@
 -- uses. Returns {-1, now}, having written nothing, when a calendar quota's periods, computed by the caller's clock, do
 -- not contain the server's now; the caller resends.
 --
--- Numbers: every value stays an integer below 2^53, so Lua's doubles compute exactly what C#'s longs do. Numbers are
--- formatted with '%.0f' before they reach redis.call, whose default '%.14g' would mangle 16-digit microseconds.
+-- Numbers: every value stays an integer below 2^53, so Lua's doubles compute exactly what C#'s longs do. A string
+-- becomes a number by arithmetic (s + 0), which parses it once where tonumber parses it twice. A number becomes a
+-- string with '%d' before it reaches redis.call: Lua's own '%.14g' would mangle 16-digit microseconds, and '%.0f' (or
+-- a number passed as is, which Redis 7.0 spells with '%.17g') costs several times more.
+--
+-- The script runs once per request, so it is written for the server's CPU: few redis.calls, each argument parsed
+-- once, one closure, and the algorithms inlined.
+
+local ARGV, KEYS, call, unpack = ARGV, KEYS, redis.call, unpack
+local find, match, format = string.find, string.match, string.format
+local fmod, floor, ceil, min = math.fmod, math.floor, math.ceil, math.min
+
+-- '%d' formats a C long: exact for these numbers where a long has 64 bits; a 32-bit build falls back to '%.0f'.
+local D, D3 = '%d', '%d:%d:%d'
+if struct.size('l') < 8 then
+  D, D3 = '%.0f', '%.0f:%.0f:%.0f'
+end
+
+-- unpack puts its values on Lua's C stack, which holds 8000.
+local UNPACK_MAX = 7000
 
 -- With an explicit now (tests only), TTLs are padded by a minute of server time: the test's clock and the server's
 -- run at different speeds, and a state kept past its expiry is, by construction, the same as no state.
 local now
 local pad = 0
 if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
+  now = ARGV[1] + 0
   pad = 60000
 else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local t = call('TIME')
+  now = t[1] * 1000000 + t[2]
 end
 
-local groups = tonumber(ARGV[2])
+local groups = ARGV[2] + 0
 local STRIDE = 10
 
 -- Calendar periods first, before anything is written: a resend must find the state untouched.
 do
   local pos = 3
   for _ = 1, groups do
-    local count = tonumber(ARGV[pos + 1])
-    for i = 1, count do
-      local base = pos + 1 + (i - 1) * STRIDE
+    local last = pos + (ARGV[pos + 1] + 0) * STRIDE
+    for base = pos + 1, last, STRIDE do
       if ARGV[base + 1] == '3' and ARGV[base + 6] == '1' then
-        if now < tonumber(ARGV[base + 7]) or now >= tonumber(ARGV[base + 9]) then
+        if now < ARGV[base + 7] + 0 or now >= ARGV[base + 9] + 0 then
           return {-1, now}
         end
       end
     end
-    pos = pos + 2 + count * STRIDE
+    pos = last + 2
   end
 end
 
-local function fmt(x)
-  return string.format('%.0f', x)
-end
-
-local function read_state(key)
-  local v = redis.call('GET', key)
-  if not v then
-    return 0, 0, 0
-  end
-  local a, b, c = string.match(v, '^(%d+):(%d+):(%d+)$')
-  if a then
-    return tonumber(a), tonumber(b), tonumber(c)
-  end
-  a = string.match(v, '^(%d+)$')
-  if a then
-    return tonumber(a), 0, 0
-  end
-  return 0, 0, 0
-end
-
--- Each decision returns allowed, then (when allowed with a positive cost) the next state and its expiry.
-local function gcra(a, cost, interval, tolerance, burst)
-  local baseline = math.max(a, now)
-  if cost > burst then
-    return false
-  end
-  local candidate = baseline + interval * cost
-  if candidate - tolerance > now then
-    return false
-  end
-  return true, candidate, 0, 0, candidate
-end
-
-local function counter(amount, start, finish, count, cost, expires)
-  if cost > amount then
-    return false
-  end
-  if count + cost > amount then
-    return false
-  end
-  return true, start, count + cost, finish, expires
-end
-
-local function fixed_window(a, b, cost, window, amount)
-  local start = now - math.fmod(now, window)
-  local count = 0
-  if a == start then
-    count = b
-  end
-  return counter(amount, start, start + window, count, cost, start + window)
-end
-
-local function quota(a, b, c, cost, amount, period, calendar, p4, p5, p6)
-  local start, finish
-  if calendar == 1 then
-    if now >= p4 and now < p5 then
-      start, finish = p4, p5
-    elseif now >= p5 and now < p6 then
-      start, finish = p5, p6
-    else
-      return nil
+-- state[i] is the string at KEYS[i], or false (no key, or a sorted set: concurrency reads its own when decided).
+local nkeys = #KEYS
+local state
+if nkeys > 0 and nkeys <= UNPACK_MAX then
+  state = call('MGET', unpack(KEYS))
+else
+  state = {}
+  for i = 1, nkeys, UNPACK_MAX do
+    local part = call('MGET', unpack(KEYS, i, min(i + UNPACK_MAX - 1, nkeys)))
+    for k = 1, #part do
+      state[i + k - 1] = part[k]
     end
-  elseif c > now and a <= now then
-    start, finish = a, c
+  end
+end
+
+-- Writes check j's next state; later is the first check of the groups after j's, which must read what this wrote.
+local function write(j, later, algorithm, x, y, z, ttl)
+  local key = KEYS[j]
+  if algorithm == '4' then
+    call('ZADD', key, format(D, x), y)
+    call('PEXPIRE', key, format(D, ttl))
+    return
+  end
+  local value
+  if algorithm == '0' then
+    value = format(D, x)
   else
-    start, finish = now, now + period
+    value = format(D3, x, y, z)
   end
-  local count = 0
-  if a == start and c == finish then
-    count = b
-  end
-  return counter(amount, start, finish, count, cost, finish)
-end
-
-local function sliding_window(a, b, c, cost, window, amount)
-  local start = now - math.fmod(now, window)
-  local previous, current = 0, 0
-  if a == start then
-    previous, current = b, c
-  elseif a == start - window then
-    previous, current = c, 0
-  end
-  local elapsed = now - start
-  local weighted = math.floor(previous * (window - elapsed) / window)
-  if cost > amount then
-    return false
-  end
-  if weighted + current + cost > amount then
-    return false
-  end
-  return true, start, previous, current + cost, start + 2 * window
-end
-
-local function decide(algorithm, a, b, c, cost, base)
-  local p1, p2, p3 = tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5]), tonumber(ARGV[base + 6])
-  if algorithm == 0 then
-    return gcra(a, cost, p1, p2, p3)
-  elseif algorithm == 1 then
-    return sliding_window(a, b, c, cost, p1, p2)
-  elseif algorithm == 2 then
-    return fixed_window(a, b, cost, p1, p2)
-  end
-  return quota(a, b, c, cost, p1, p2, p3, tonumber(ARGV[base + 7]), tonumber(ARGV[base + 8]), tonumber(ARGV[base + 9]))
-end
-
--- Decides one group: appends its answers to out and returns whether an enforced check was denied (then the group
--- writes nothing).
-local function decide_group(out, first_key, base0, count)
-  local writes = {}
-  local denied = false
-  for i = 1, count do
-    local base = base0 + (i - 1) * STRIDE
-    local algorithm = tonumber(ARGV[base + 1])
-    local cost = tonumber(ARGV[base + 2])
-    local shadow = ARGV[base + 3] == '1'
-    local key = KEYS[first_key + i - 1]
-    local allowed, granted = false, 0
-    local a, b, c
-
-    if algorithm == 4 then
-      local permits, lease = tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', fmt(now))
-      local leases = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
-      local in_flight, earliest, latest = 0, 0, 0
-      for j = 1, #leases, 2 do
-        in_flight = in_flight + (tonumber(string.match(leases[j], ':(%d+)$')) or 0)
-        local expiry = tonumber(leases[j + 1])
-        if earliest == 0 or expiry < earliest then
-          earliest = expiry
-        end
-        if expiry > latest then
-          latest = expiry
-        end
-      end
-      a, b, c = in_flight, earliest, latest
-      allowed = cost <= permits and in_flight + cost <= permits
-      if allowed then
-        granted = cost
-        if cost > 0 then
-          writes[#writes + 1] = {4, key, now + lease, ARGV[base + 6], math.max(latest, now + lease)}
-        end
-      end
-    else
-      a, b, c = read_state(key)
-      local slice = tonumber(ARGV[base + 10])
-      local ok, na, nb, nc, expires
-      if slice > cost then
-        ok, na, nb, nc, expires = decide(algorithm, a, b, c, slice, base)
-        if ok then
-          granted = slice
-        end
-      end
-      if granted == 0 then
-        ok, na, nb, nc, expires = decide(algorithm, a, b, c, cost, base)
-        if ok then
-          granted = cost
-        end
-      end
-      allowed = ok
-      if allowed and granted > 0 then
-        if algorithm == 0 then
-          writes[#writes + 1] = {0, key, fmt(na), expires}
-        else
-          writes[#writes + 1] = {algorithm, key, fmt(na) .. ':' .. fmt(nb) .. ':' .. fmt(nc), expires}
-        end
-      end
-    end
-
-    if not allowed and not shadow then
-      denied = true
-    end
-    out[#out + 1] = allowed and 1 or 0
-    out[#out + 1] = a
-    out[#out + 1] = b
-    out[#out + 1] = c
-    out[#out + 1] = granted
-  end
-
-  -- All or nothing: one denied enforced check means no check of this identity commits.
-  if not denied then
-    for _, w in ipairs(writes) do
-      if w[1] == 4 then
-        redis.call('ZADD', w[2], fmt(w[3]), w[4])
-        redis.call('PEXPIRE', w[2], fmt(math.ceil((w[5] - now) / 1000) + pad))
-      else
-        redis.call('SET', w[2], w[3], 'PX', fmt(math.max(1, math.ceil((w[4] - now) / 1000)) + pad))
-      end
+  call('SET', key, value, 'PX', format(D, ttl))
+  for l = later, nkeys do
+    if KEYS[l] == key then
+      state[l] = value
     end
   end
-  return denied
 end
 
-local out = {1, now, 0}
-local pos, first_key = 3, 1
+-- Sized at once, as a growing table rehashes at every power of two; the slots past the last group evaluated are
+-- cleared at the end.
+local size = 3 + 5 * nkeys
+local out
+if size <= UNPACK_MAX then
+  out = {1, now, 0, unpack(ARGV, 4, size)}
+else
+  out = {1, now, 0}
+end
+local n = 3
+-- The writes of a group of several checks wait for its verdict: 6 slots each (j, algorithm, x, y, z, ttl).
+local pending
+local pos, first = 3, 1
 local stage, stage_denied = nil, false
 for g = 1, groups do
-  local group_stage, count = ARGV[pos], tonumber(ARGV[pos + 1])
+  local group_stage, checks = ARGV[pos], ARGV[pos + 1] + 0
   if group_stage ~= stage then
     if stage_denied then
       break
     end
     stage = group_stage
   end
-  if decide_group(out, first_key, pos + 1, count) then
+  local later = first + checks
+
+  local writes = 0
+  local denied = false
+  local j = first
+  for base = pos + 1, pos + checks * STRIDE, STRIDE do
+    local algorithm = ARGV[base + 1]
+    local cost = ARGV[base + 2] + 0
+    local allowed, granted = false, 0
+    local a, b, c = 0, 0, 0
+    -- The next state and its TTL, when the check writes.
+    local na, nb, nc, ttl
+
+    if algorithm == '4' then
+      local key = KEYS[j]
+      local permits, lease = ARGV[base + 4] + 0, ARGV[base + 5] + 0
+      call('ZREMRANGEBYSCORE', key, '-inf', format(D, now))
+      local leases = call('ZRANGE', key, '0', '-1', 'WITHSCORES')
+      -- a: permits in flight, b: earliest expiry, c: latest expiry.
+      for l = 1, #leases, 2 do
+        local held = match(leases[l], ':(%d+)$')
+        if held then
+          a = a + held
+        end
+        local expiry = leases[l + 1] + 0
+        if b == 0 or expiry < b then
+          b = expiry
+        end
+        if expiry > c then
+          c = expiry
+        end
+      end
+      allowed = cost <= permits and a + cost <= permits
+      if allowed then
+        granted = cost
+        if cost > 0 then
+          na, nb = now + lease, ARGV[base + 6]
+          ttl = ceil(((c > na and c or na) - now) / 1000) + pad
+        end
+      end
+    else
+      -- 'A:B:C', 'A', or anything else, which reads as no state.
+      local v = state[j]
+      if v then
+        if find(v, ':', 1, true) then
+          local x, y, z = match(v, '^(%d+):(%d+):(%d+)$')
+          if x then
+            a, b, c = x + 0, y + 0, z + 0
+          end
+        elseif find(v, '^%d+$') then
+          a = v + 0
+        end
+      end
+      local p1, p2, p3 = ARGV[base + 4] + 0, ARGV[base + 5] + 0, 0
+      if algorithm == '0' or algorithm == '3' then
+        p3 = ARGV[base + 6] + 0
+      end
+      local slice = ARGV[base + 10]
+      slice = slice == '0' and 0 or slice + 0
+
+      -- A leased slice larger than the cost is tried first; then (when the slice is not granted) the cost.
+      local try = slice > cost and slice or cost
+      local ok, expires
+      repeat
+        if algorithm == '0' then
+          -- LimitMath.Gcra: p1 interval, p2 tolerance, p3 burst.
+          local baseline = a > now and a or now
+          ok = false
+          if try <= p3 then
+            local candidate = baseline + p1 * try
+            if candidate - p2 <= now then
+              ok, na, nb, nc, expires = true, candidate, 0, 0, candidate
+            end
+          end
+        elseif algorithm == '1' then
+          -- LimitMath.SlidingWindow: p1 window, p2 amount.
+          local start = now - fmod(now, p1)
+          local previous, current = 0, 0
+          if a == start then
+            previous, current = b, c
+          elseif a == start - p1 then
+            previous, current = c, 0
+          end
+          local elapsed = now - start
+          local weighted = floor(previous * (p1 - elapsed) / p1)
+          ok = try <= p2 and weighted + current + try <= p2
+          na, nb, nc, expires = start, previous, current + try, start + 2 * p1
+        else
+          local start, finish, amount
+          local count = 0
+          if algorithm == '2' then
+            -- LimitMath.FixedWindow: p1 window, p2 amount.
+            start = now - fmod(now, p1)
+            finish, amount = start + p1, p2
+            if a == start then
+              count = b
+            end
+          else
+            -- LimitMath.Quota: p1 amount, p2 period, p3 calendar.
+            if p3 == 1 then
+              local p4, p5, p6 = ARGV[base + 7] + 0, ARGV[base + 8] + 0, ARGV[base + 9] + 0
+              if now >= p4 and now < p5 then
+                start, finish = p4, p5
+              elseif now >= p5 and now < p6 then
+                start, finish = p5, p6
+              end
+            elseif c > now and a <= now then
+              start, finish = a, c
+            else
+              start, finish = now, now + p2
+            end
+            amount = p1
+            if a == start and c == finish then
+              count = b
+            end
+          end
+          -- LimitMath.Counter. No start: a calendar quota whose periods miss now (answered -1 above).
+          ok = start ~= nil and try <= amount and count + try <= amount
+          na, nb, nc, expires = start, count + try, finish, finish
+        end
+        if ok then
+          granted = try
+        end
+        local again = try ~= cost and granted == 0
+        try = cost
+      until not again
+
+      allowed = ok
+      if allowed and granted > 0 then
+        ttl = ceil((expires - now) / 1000)
+        ttl = (ttl < 1 and 1 or ttl) + pad
+      end
+    end
+
+    if ttl then
+      if checks == 1 then
+        write(j, later, algorithm, na, nb, nc, ttl)
+      else
+        pending = pending or {}
+        local w = writes * 6
+        pending[w + 1], pending[w + 2], pending[w + 3] = j, algorithm, na
+        pending[w + 4], pending[w + 5], pending[w + 6] = nb, nc, ttl
+        writes = writes + 1
+      end
+    end
+    if not allowed and ARGV[base + 3] ~= '1' then
+      denied = true
+    end
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = allowed and 1 or 0, a, b, c, granted
+    n = n + 5
+    j = j + 1
+  end
+
+  -- All or nothing: one denied enforced check means no check of this identity commits.
+  if denied then
     stage_denied = true
+  else
+    for w = 0, writes * 6 - 1, 6 do
+      write(pending[w + 1], later, pending[w + 2], pending[w + 3], pending[w + 4], pending[w + 5], pending[w + 6])
+    end
   end
   out[3] = g
-  pos = pos + 2 + count * STRIDE
-  first_key = first_key + count
+  pos = pos + 2 + checks * STRIDE
+  first = later
 end
 
+for i = n + 1, size do
+  out[i] = nil
+end
 return out
