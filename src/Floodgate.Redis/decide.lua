@@ -27,8 +27,8 @@
 --
 -- Numbers: every value stays an integer below 2^53, so Lua's doubles compute exactly what C#'s longs do. A string
 -- becomes a number by arithmetic (s + 0), which parses it once where tonumber parses it twice. A number becomes a
--- string with '%d' before it reaches redis.call: Lua's own '%.14g' would mangle 16-digit microseconds, and '%.0f' (or
--- a number passed as is, which Redis 7.0 spells with '%.17g') costs several times more.
+-- string with '%d' before it reaches redis.call: Lua's own '%.14g' would mangle 16-digit microseconds, and '%.0f'
+-- costs more, as does a number passed as is (Redis 7.0 spells it with '%.17g').
 --
 -- The script runs once per request, so it is written for the server's CPU: few redis.calls, each argument parsed
 -- once, one closure, and the algorithms inlined.
