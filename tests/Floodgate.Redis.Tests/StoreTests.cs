@@ -126,11 +126,12 @@ public sealed class StoreTests(RedisFixture fixture)
             "\uD800", // a lone surrogate
             string.Concat(Enumerable.Repeat("{}", 3000)),
         };
+        // Hour-long windows: a window that ends while the test runs would refill a budget or expire a key under it.
         var limits = new[]
         {
-            Limit.Gcra(new Rate(2, 1, RateUnit.Minute)),
-            Limit.SlidingWindow(new Rate(2, 1, RateUnit.Minute)),
-            Limit.FixedWindow(new Rate(2, 1, RateUnit.Minute)),
+            Limit.Gcra(new Rate(2, 1, RateUnit.Hour)),
+            Limit.SlidingWindow(new Rate(2, 1, RateUnit.Hour)),
+            Limit.FixedWindow(new Rate(2, 1, RateUnit.Hour)),
             Limit.Quota(new Rate(2, 1, RateUnit.Day), QuotaCalendar.Utc),
             Limit.Concurrency(2),
         };
