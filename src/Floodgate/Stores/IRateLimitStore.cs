@@ -41,7 +41,8 @@ public interface IRateLimitStore
     /// </summary>
     /// <remarks>
     /// The default implementation calls <see cref="DecideAsync"/> once per stage. A remote store overrides it to decide
-    /// every stage in one round trip.
+    /// every stage in one round trip, so a store that wraps another (to time or count its calls) must forward this
+    /// method too: the default would split the inner store's one round trip into one per stage.
     /// </remarks>
     /// <param name="checks">The checks of every stage, stage after stage.</param>
     /// <param name="stageEnds">
