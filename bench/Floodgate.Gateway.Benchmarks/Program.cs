@@ -24,17 +24,7 @@ switch (args)
 
     case ["bare", var port, var upstream]:
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Listen(IPAddress.Loopback, int.Parse(port, System.Globalization.CultureInfo.InvariantCulture));
-        });
-        builder.Services.AddReverseProxy().LoadFromMemory(
-            [new RouteConfig { RouteId = "all", ClusterId = "upstream", Match = new RouteMatch { Path = "/{**catch-all}" } }],
-            [new ClusterConfig { ClusterId = "upstream", Destinations = new Dictionary<string, DestinationConfig> { ["a"] = new() { Address = upstream } } }]);
-        var app = builder.Build();
+        var app = BareProxy(port, upstream);
         app.MapReverseProxy();
         await app.RunAsync();
         return 0;
@@ -42,21 +32,11 @@ switch (args)
 
     case ["bare-redis", var port, var upstream, var redis]:
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Listen(IPAddress.Loopback, int.Parse(port, System.Globalization.CultureInfo.InvariantCulture));
-        });
-        builder.Services.AddReverseProxy().LoadFromMemory(
-            [new RouteConfig { RouteId = "all", ClusterId = "upstream", Match = new RouteMatch { Path = "/{**catch-all}" } }],
-            [new ClusterConfig { ClusterId = "upstream", Destinations = new Dictionary<string, DestinationConfig> { ["a"] = new() { Address = upstream } } }]);
         await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis);
         const string Script = "return redis.call('TIME')[1]";
         var hash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script));
         await connection.GetDatabase().ScriptEvaluateAsync(Script);
-        var app = builder.Build();
+        var app = BareProxy(port, upstream);
         StackExchange.Redis.RedisKey[] keys = ["bench"];
         app.Use(async (context, next) =>
         {
@@ -80,4 +60,20 @@ switch (args)
     default:
         await Console.Error.WriteLineAsync("usage: upstream <port> | bare <port> <upstream-url> | bare-redis <port> <upstream-url> <redis> | token <directory>");
         return 2;
+}
+
+// A YARP proxy on 127.0.0.1:port forwarding everything to upstream, with no limiting.
+static WebApplication BareProxy(string port, string upstream)
+{
+    var builder = WebApplication.CreateSlimBuilder();
+    builder.Logging.ClearProviders();
+    builder.WebHost.ConfigureKestrel(k =>
+    {
+        k.AddServerHeader = false;
+        k.Listen(IPAddress.Loopback, int.Parse(port, System.Globalization.CultureInfo.InvariantCulture));
+    });
+    builder.Services.AddReverseProxy().LoadFromMemory(
+        [new RouteConfig { RouteId = "all", ClusterId = "upstream", Match = new RouteMatch { Path = "/{**catch-all}" } }],
+        [new ClusterConfig { ClusterId = "upstream", Destinations = new Dictionary<string, DestinationConfig> { ["a"] = new() { Address = upstream } } }]);
+    return builder.Build();
 }

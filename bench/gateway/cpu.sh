@@ -7,58 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration=${1:-8s}
 connections=${2:-32}
-for tool in wrk redis-server; do
-  command -v "$tool" >/dev/null || { echo "cpu.sh: $tool is missing; bench/gateway/run.sh installs it" >&2; exit 1; }
-done
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-dotnet build src/Floodgate.Gateway -c Release -nologo -clp:ErrorsOnly >/dev/null
-dotnet build bench/Floodgate.Gateway.Benchmarks -c Release -nologo -clp:ErrorsOnly >/dev/null
-gateway="dotnet src/Floodgate.Gateway/bin/Release/net10.0/Floodgate.Gateway.dll"
-helper="dotnet bench/Floodgate.Gateway.Benchmarks/bin/Release/net10.0/Floodgate.Gateway.Benchmarks.dll"
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/gateway/common.sh
 
 UP=5801 E=5802 C=5803 B=5804 REDIS=6584
-wait_port() {
-  for _ in $(seq 1 150); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.2
-  done
-  echo "cpu.sh: nothing listens on port $1" >&2; exit 1
-}
-
 redis-server --port $REDIS --bind 127.0.0.1 --save "" --appendonly no --daemonize no --loglevel warning >/dev/null & pids+=($!); redis_pid=$!
 $helper upstream $UP & pids+=($!); upstream_pid=$!
 token=$($helper token "$work")
 wait_port $REDIS
 $helper bare-redis $E http://127.0.0.1:$UP 127.0.0.1:$REDIS & pids+=($!); e_pid=$!
-policy() {
-  cat <<YAML
-upstream: http://127.0.0.1:$UP
-store: $1
-identity:
-  jwt:
-    keys: [$work/jwks.json]
-    issuer: floodgate-bench
-    audiences: [floodgate-bench]
-  anonymous: reject
-edge:
-  - name: ip-flood
-    key: [client_ip]
-    limit: 10M/min
-user:
-  - name: per-user
-    key: [subject]
-    limit: 10M/min
-YAML
-}
 policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, timeout: 1s }" > "$work/c.yaml"
 policy '{ kind: memory }' > "$work/b.yaml"
 $gateway run --policy "$work/c.yaml" --listen http://127.0.0.1:$C --admin http://127.0.0.1:5813 --no-watch --log-level Warning & pids+=($!); c_pid=$!

@@ -18,70 +18,15 @@ threads=${3:-2}
 rounds=${4:-3}
 warmup=${5:-10s}
 
-need() {
-  if ! command -v "$1" >/dev/null 2>&1; then
-    echo "run.sh: installing $2 (Debian package)"
-    local sudo_cmd=""
-    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq >/dev/null
-    $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
-  fi
-}
-need wrk wrk
-need redis-server redis-server
-
-export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
-dotnet build src/Floodgate.Gateway -c Release -nologo -clp:ErrorsOnly >/dev/null
-dotnet build bench/Floodgate.Gateway.Benchmarks -c Release -nologo -clp:ErrorsOnly >/dev/null
-gateway="dotnet src/Floodgate.Gateway/bin/Release/net10.0/Floodgate.Gateway.dll"
-helper="dotnet bench/Floodgate.Gateway.Benchmarks/bin/Release/net10.0/Floodgate.Gateway.Benchmarks.dll"
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+. bench/gateway/common.sh
 
 UP=5701 BARE=5702 BARE_REDIS=5706 MEM=5703 MEM_ADMIN=5713 RED=5704 RED_ADMIN=5714 LEASED=5705 LEASED_ADMIN=5715 REDIS=6479
-
-wait_port() { # bounded wait for a port to accept connections
-  for _ in $(seq 1 150); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.2
-  done
-  echo "run.sh: nothing listens on port $1" >&2; exit 1
-}
 
 redis-server --port $REDIS --bind 127.0.0.1 --save "" --appendonly no --daemonize no --loglevel warning >/dev/null & pids+=($!)
 $helper upstream $UP & pids+=($!)
 $helper bare $BARE http://127.0.0.1:$UP & pids+=($!)
 token=$($helper token "$work")
 
-policy() { # $1 = store line, $2 = extra rule field
-  cat <<YAML
-upstream: http://127.0.0.1:$UP
-store: $1
-identity:
-  jwt:
-    keys: [$work/jwks.json]
-    issuer: floodgate-bench
-    audiences: [floodgate-bench]
-  anonymous: reject
-edge:
-  - name: ip-flood
-    key: [client_ip]
-    limit: 10M/min
-    ${2:-}
-user:
-  - name: per-user
-    key: [subject]
-    limit: 10M/min
-    ${2:-}
-YAML
-}
 policy '{ kind: memory }' > "$work/memory.yaml"
 policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, timeout: 1s }" > "$work/redis.yaml"
 policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, timeout: 1s, key_prefix: leased }" "leased_slice: 100" > "$work/leased.yaml"

@@ -52,6 +52,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     internal const int Stride = 10;
     private const int NoSlot = -1;
 
+    private static readonly int[][] OneStageEnds = [.. Enumerable.Range(0, 65).Select(static n => new[] { n })];
+
     /// <summary>Any key: its hash slot is -1 exactly when the connection is not to a cluster.</summary>
     private static readonly RedisKey SlotProbe = "floodgate";
     private const long RedisLeaseBit = 1L << 62;
@@ -323,7 +325,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     internal ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, long now, CancellationToken cancellationToken = default) =>
         Decide(checks, stageEnds, outcomes, now, true, Deadline(), cancellationToken);
 
-    private static ReadOnlyMemory<int> OneStage(int count) => count == 0 ? ReadOnlyMemory<int>.Empty : new[] { count };
+    /// <summary>The stage ends of a batch that is one stage; cached for small batches, which is every engine tier.</summary>
+    private static ReadOnlyMemory<int> OneStage(int count) =>
+        count == 0 ? ReadOnlyMemory<int>.Empty : count < OneStageEnds.Length ? OneStageEnds[count] : new[] { count };
 
     private static ValueTask Discard(ValueTask<int> decided)
     {
