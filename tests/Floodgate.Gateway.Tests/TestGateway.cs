@@ -45,7 +45,11 @@ internal sealed class TestGateway : IAsyncDisposable
     /// Starts a gateway. In <paramref name="policy"/>, <c>{upstream}</c> is the echo upstream's address and
     /// <c>{identity}</c> an <c>identity:</c> section trusting the test identity provider.
     /// </summary>
-    public static async Task<TestGateway> StartAsync(string policy, bool watch = false)
+    /// <param name="policy">The policy, expanded as above.</param>
+    /// <param name="watch">Whether the policy file is watched.</param>
+    /// <param name="certificate">A PEM certificate file: the proxy then listens on https (its <see cref="Client"/> is unusable).</param>
+    /// <param name="certificateKey">The PEM key file of <paramref name="certificate"/>, when separate.</param>
+    public static async Task<TestGateway> StartAsync(string policy, bool watch = false, string? certificate = null, string? certificateKey = null)
     {
         var directory = Directory.CreateTempSubdirectory("floodgate-gateway-test-").FullName;
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
@@ -57,7 +61,9 @@ internal sealed class TestGateway : IAsyncDisposable
             var host = await GatewayHost.StartAsync(new GatewayHostOptions
             {
                 PolicyPath = Path.Combine(directory, "policy.yaml"),
-                Listen = new Uri("http://127.0.0.1:0"),
+                Listen = new Uri(certificate is null ? "http://127.0.0.1:0" : "https://127.0.0.1:0"),
+                Certificate = certificate,
+                CertificateKey = certificateKey,
                 Admin = new Uri("http://127.0.0.1:0"),
                 TimeProvider = time,
                 WatchPolicy = watch,

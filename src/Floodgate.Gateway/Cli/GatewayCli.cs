@@ -29,20 +29,24 @@ public static class GatewayCli
     private static Command RunCommand(TextWriter output, TextWriter error)
     {
         var policy = new Option<FileInfo>("--policy", "-p") { Description = "The policy file (YAML).", Required = true };
-        var listen = new Option<Uri>("--listen") { Description = "Where the proxy listens.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:8080"), CustomParser = ParseAddress };
+        var listen = new Option<Uri>("--listen") { Description = "Where the proxy listens: http://, or https:// with --certificate.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:8080"), CustomParser = ParseListenAddress };
+        var certificate = new Option<FileInfo?>("--certificate") { Description = "With an https:// --listen address: the PEM TLS certificate, leaf first, then intermediates; read again when it changes." };
+        var certificateKey = new Option<FileInfo?>("--certificate-key") { Description = "The PEM private key of --certificate, when it is not in the certificate file." };
         var admin = new Option<Uri>("--admin") { Description = "Where /metrics, /healthz and /readyz listen.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:9090"), CustomParser = ParseAddress };
         var envoy = new Option<Uri?>("--envoy") { Description = "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default.", CustomParser = ParseAddress };
         var envoyConfig = new Option<DirectoryInfo?>("--envoy-config") { Description = "The directory of envoyproxy/ratelimit YAML files the Envoy service reads; required with --envoy." };
         var demo = new Option<bool>("--demo") { Description = "Also start a local echo upstream and a demo signing key, and print curl lines to try." };
         var noWatch = new Option<bool>("--no-watch") { Description = "Do not reload the policy when the file changes." };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "The least severe log level written.", DefaultValueFactory = _ => LogLevel.Information };
-        var command = new Command("run", "Run the gateway.") { policy, listen, admin, envoy, envoyConfig, demo, noWatch, logLevel };
+        var command = new Command("run", "Run the gateway.") { policy, listen, certificate, certificateKey, admin, envoy, envoyConfig, demo, noWatch, logLevel };
         command.SetAction(async (result, cancellationToken) =>
         {
             var options = new GatewayHostOptions
             {
                 PolicyPath = result.GetRequiredValue(policy).FullName,
                 Listen = result.GetRequiredValue(listen),
+                Certificate = result.GetValue(certificate)?.FullName,
+                CertificateKey = result.GetValue(certificateKey)?.FullName,
                 Admin = result.GetRequiredValue(admin),
                 Envoy = result.GetValue(envoy),
                 EnvoyConfigDirectory = result.GetValue(envoyConfig)?.FullName,
@@ -54,15 +58,21 @@ public static class GatewayCli
         return command;
     }
 
-    private static Uri ParseAddress(System.CommandLine.Parsing.ArgumentResult result)
+    private static Uri ParseAddress(System.CommandLine.Parsing.ArgumentResult result) => Parse(result, https: false);
+
+    private static Uri ParseListenAddress(System.CommandLine.Parsing.ArgumentResult result) => Parse(result, https: true);
+
+    private static Uri Parse(System.CommandLine.Parsing.ArgumentResult result, bool https)
     {
         var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
-        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttp && uri.AbsolutePath == "/")
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || (https && uri.Scheme == Uri.UriSchemeHttps)) && uri.AbsolutePath == "/")
         {
             return uri;
         }
 
-        result.AddError($"'{text}' is not an address such as http://127.0.0.1:8080 (http, an IP address or localhost, a port, no path).");
+        result.AddError(https
+            ? $"'{text}' is not an address such as http://127.0.0.1:8080 or https://0.0.0.0:8443 (http or https, an IP address or localhost, a port, no path)."
+            : $"'{text}' is not an address such as http://127.0.0.1:8080 (http, an IP address or localhost, a port, no path).");
         return null!;
     }
 
@@ -141,6 +151,8 @@ public static class GatewayCli
                 {
                     PolicyPath = options.PolicyPath,
                     Listen = options.Listen,
+                    Certificate = options.Certificate,
+                    CertificateKey = options.CertificateKey,
                     Admin = options.Admin,
                     Envoy = options.Envoy,
                     EnvoyConfigDirectory = options.EnvoyConfigDirectory,

@@ -16,6 +16,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
@@ -34,9 +35,11 @@ public sealed partial class GatewayHost : IAsyncDisposable
     private readonly WebApplication? _envoy;
     private readonly PolicyWatcher? _watcher;
     private readonly IDisposable? _ownedStore;
+    private readonly ListenerCertificate? _certificate;
 
-    private GatewayHost(WebApplication proxy, WebApplication? admin, WebApplication? envoy, PolicyWatcher? watcher, GatewayRuntime runtime, IDisposable? ownedStore)
+    private GatewayHost(WebApplication proxy, WebApplication? admin, WebApplication? envoy, PolicyWatcher? watcher, GatewayRuntime runtime, IDisposable? ownedStore, ListenerCertificate? certificate)
     {
+        _certificate = certificate;
         _proxy = proxy;
         _admin = admin;
         _envoy = envoy;
@@ -67,21 +70,36 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
     /// <summary>Validates the policy, opens the store and starts listening.</summary>
     /// <exception cref="PolicyException">The policy is invalid.</exception>
+    /// <exception cref="InvalidOperationException">The TLS certificate cannot be served.</exception>
     public static async Task<GatewayHost> StartAsync(GatewayHostOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         var policy = PolicyLoader.Load(options.PolicyPath);
         var time = options.TimeProvider ?? TimeProvider.System;
+        // Before the store opens: a certificate that cannot serve stops the start with nothing to undo.
+        var certificate = options.Certificate is null ? null : ListenerCertificate.Load(options.Certificate, options.CertificateKey, time);
         using var bootstrapLogging = CreateLoggerFactory(options.LogLevel);
-        var (store, storeKind, owned) = options.Store is { } given
-            ? (given, "custom", (IDisposable?)null)
-            : StoreFactory.Create(policy.Store, time, bootstrapLogging);
+        IRateLimitStore store;
+        string storeKind;
+        IDisposable? owned;
+        try
+        {
+            (store, storeKind, owned) = options.Store is { } given
+                ? (given, "custom", (IDisposable?)null)
+                : StoreFactory.Create(policy.Store, time, bootstrapLogging);
+        }
+        catch
+        {
+            certificate?.Dispose();
+            throw;
+        }
+
         // A store that answers in process decides in tens of nanoseconds: timing it would cost more than it does.
         IRateLimitStore instrumented = store is MemoryStore ? store : new InstrumentedStore(store, storeKind);
         var identity = new SwitchingIdentityResolver();
 
-        var builder = CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1);
+        var builder = CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1, certificate);
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton<IRateLimitStore>(instrumented);
         builder.Services.AddSingleton<IIdentityResolver>(identity);
@@ -106,9 +124,12 @@ public sealed partial class GatewayHost : IAsyncDisposable
         catch
         {
             await proxy.DisposeAsync().ConfigureAwait(false);
+            certificate?.Dispose();
             owned?.Dispose();
             throw;
         }
+
+        certificate?.Watch(runtime.Logger);
 
         proxy.UseRouting();
         proxy.UseFloodgate();
@@ -126,6 +147,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         catch
         {
             await proxy.DisposeAsync().ConfigureAwait(false);
+            certificate?.Dispose();
             owned?.Dispose();
             throw;
         }
@@ -155,11 +177,12 @@ public sealed partial class GatewayHost : IAsyncDisposable
         catch
         {
             await StopAsync(proxy, admin, envoy).ConfigureAwait(false);
+            certificate?.Dispose();
             owned?.Dispose();
             throw;
         }
 
-        var host = new GatewayHost(proxy, admin, envoy, watcher, runtime, owned);
+        var host = new GatewayHost(proxy, admin, envoy, watcher, runtime, owned, certificate);
         Log.Started(runtime.Logger, host.ProxyAddress, policy.Source, policy.Version, storeKind, policy.Rules.Rules.Count);
         return host;
     }
@@ -173,6 +196,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
     {
         _watcher?.Dispose();
         await StopAsync(_proxy, _admin, _envoy).ConfigureAwait(false);
+        _certificate?.Dispose();
         _ownedStore?.Dispose();
     }
 
@@ -195,7 +219,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         }
     }
 
-    internal static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols)
+    internal static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
@@ -214,7 +238,17 @@ public sealed partial class GatewayHost : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            kestrel.Listen(EndPointOf(listen), o => o.Protocols = protocols);
+            kestrel.Listen(EndPointOf(listen), o =>
+            {
+                o.Protocols = protocols;
+                if (listen.Scheme == Uri.UriSchemeHttps)
+                {
+                    // Over TLS, ALPN lets every client choose HTTP/2 or HTTP/1.1.
+                    var tls = certificate ?? throw new InvalidOperationException($"{listen} is https, and no TLS certificate is loaded.");
+                    o.Protocols = HttpProtocols.Http1AndHttp2;
+                    o.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = tls.OnConnection });
+                }
+            });
         });
         return builder;
     }

@@ -9,8 +9,20 @@ public sealed class GatewayHostOptions
     /// <summary>The policy file.</summary>
     public required string PolicyPath { get; init; }
 
-    /// <summary>Where the proxy listens, such as <c>http://127.0.0.1:8080</c>; port 0 picks a free port.</summary>
+    /// <summary>
+    /// Where the proxy listens, such as <c>http://127.0.0.1:8080</c> (HTTP/1.1) or <c>https://0.0.0.0:8443</c> (HTTP/1.1
+    /// and HTTP/2, with <see cref="Certificate"/>); port 0 picks a free port.
+    /// </summary>
     public Uri Listen { get; init; } = new("http://127.0.0.1:8080");
+
+    /// <summary>
+    /// With an <c>https://</c> <see cref="Listen"/> address: the PEM file of the proxy's TLS certificate, leaf first, then
+    /// any intermediates to send with it. Read again when it changes.
+    /// </summary>
+    public string? Certificate { get; init; }
+
+    /// <summary>The PEM file of <see cref="Certificate"/>'s private key; <see langword="null"/> when it is in the certificate file.</summary>
+    public string? CertificateKey { get; init; }
 
     /// <summary>Where the admin endpoints (<c>/metrics</c>, <c>/healthz</c>, <c>/readyz</c>) listen; <see langword="null"/> for none.</summary>
     public Uri? Admin { get; init; } = new("http://127.0.0.1:9090");
@@ -48,11 +60,26 @@ public sealed class GatewayHostOptions
         {
             throw new ArgumentException("GatewayHostOptions.EnvoyConfigDirectory is required with Envoy: the directory of envoyproxy/ratelimit YAML files.", nameof(EnvoyConfigDirectory));
         }
-        foreach (var (name, uri) in new[] { (nameof(Listen), (Uri?)Listen), (nameof(Admin), Admin), (nameof(Envoy), Envoy) })
+        if (!Listen.IsAbsoluteUri || (Listen.Scheme != Uri.UriSchemeHttp && Listen.Scheme != Uri.UriSchemeHttps) || Listen.AbsolutePath != "/")
+        {
+            throw new ArgumentException($"GatewayHostOptions.Listen must be an http:// or https:// address with no path, such as http://127.0.0.1:8080, not '{Listen}'.", nameof(Listen));
+        }
+
+        if (Listen.Scheme == Uri.UriSchemeHttps && string.IsNullOrWhiteSpace(Certificate))
+        {
+            throw new ArgumentException($"GatewayHostOptions.Listen is https ({Listen}): the TLS certificate is required (--certificate, a PEM file).", nameof(Certificate));
+        }
+
+        if (Listen.Scheme == Uri.UriSchemeHttp && (Certificate is not null || CertificateKey is not null))
+        {
+            throw new ArgumentException($"A TLS certificate was given, but GatewayHostOptions.Listen is http ({Listen}): listen on an https:// address to serve it.", nameof(Certificate));
+        }
+
+        foreach (var (name, uri) in new[] { (nameof(Admin), Admin), (nameof(Envoy), Envoy) })
         {
             if (uri is not null && (!uri.IsAbsoluteUri || uri.Scheme != Uri.UriSchemeHttp || uri.AbsolutePath != "/"))
             {
-                throw new ArgumentException($"GatewayHostOptions.{name} must be an http:// address with no path, such as http://127.0.0.1:8080, not '{uri}'.", name);
+                throw new ArgumentException($"GatewayHostOptions.{name} must be an http:// address with no path, such as http://127.0.0.1:9090, not '{uri}'.", name);
             }
         }
     }

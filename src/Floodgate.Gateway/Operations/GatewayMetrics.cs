@@ -4,7 +4,7 @@ using Floodgate.Stores;
 
 namespace Floodgate.Gateway.Operations;
 
-/// <summary>The gateway's own instruments, on the <c>Floodgate.Gateway</c> meter: proxy and store latency, policy reloads.</summary>
+/// <summary>The gateway's own instruments, on the <c>Floodgate.Gateway</c> meter: proxy and store latency, policy and certificate reloads.</summary>
 internal static class GatewayMetrics
 {
     public const string MeterName = "Floodgate.Gateway";
@@ -19,6 +19,9 @@ internal static class GatewayMetrics
 
     public static readonly Counter<long> PolicyReloads = Meter.CreateCounter<long>(
         "floodgate.policy.reloads", "{reload}", "Policy reloads, by result (applied or refused).");
+
+    public static readonly Counter<long> CertificateReloads = Meter.CreateCounter<long>(
+        "floodgate.tls.certificate.reloads", "{reload}", "Reloads of the proxy listener's TLS certificate after its files changed, by result (applied or refused).");
 }
 
 /// <summary>Measures how long the store takes to decide, without changing what it decides.</summary>

@@ -1,0 +1,216 @@
+using System.Net.Security;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Floodgate.Gateway.Operations;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Logging;
+
+namespace Floodgate.Gateway.Hosting;
+
+/// <summary>
+/// The proxy listener's TLS certificate: a PEM certificate (then any intermediates) and its PEM private key. The files
+/// are watched and read again when they change, so a renewed certificate is served to new connections without a
+/// restart; a file that does not hold a usable certificate is refused, logged and counted, and the last good one stays.
+/// </summary>
+internal sealed partial class ListenerCertificate : IDisposable
+{
+    private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(300);
+    private const string ServerAuthentication = "1.3.6.1.5.5.7.3.1";
+
+    private readonly string _certificatePath;
+    private readonly string _keyPath;
+    private readonly TimeProvider _time;
+    private ILogger _logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+    private readonly List<FileSystemWatcher> _watchers = [];
+    private readonly Timer _timer;
+    private readonly Lock _reloading = new();
+    private Loaded _current;
+
+    private ListenerCertificate(string certificatePath, string keyPath, TimeProvider time, Loaded first)
+    {
+        _certificatePath = certificatePath;
+        _keyPath = keyPath;
+        _time = time;
+        _current = first;
+        _timer = new Timer(_ => Reload(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>The certificate served now.</summary>
+    public X509Certificate2 Certificate => _current.Leaf;
+
+    /// <summary>Reads the files; <see cref="Watch"/> then keeps them in force.</summary>
+    /// <param name="certificatePath">The PEM certificate, then any intermediates, leaf first.</param>
+    /// <param name="keyPath">The PEM private key; <see langword="null"/> when it is in the certificate file.</param>
+    /// <param name="time">The clock that tells whether the certificate is valid now.</param>
+    /// <exception cref="InvalidOperationException">The files do not hold a certificate the listener can serve.</exception>
+    public static ListenerCertificate Load(string certificatePath, string? keyPath, TimeProvider time)
+    {
+        var fullCertificate = Path.GetFullPath(certificatePath);
+        var fullKey = Path.GetFullPath(keyPath ?? certificatePath);
+        return new ListenerCertificate(fullCertificate, fullKey, time, Read(fullCertificate, fullKey, time));
+    }
+
+    /// <summary>Kestrel's per-connection TLS options: the current certificate and its chain (Kestrel adds ALPN).</summary>
+    public ValueTask<SslServerAuthenticationOptions> OnConnection(TlsHandshakeCallbackContext context) =>
+        new(new SslServerAuthenticationOptions { ServerCertificateContext = _current.Context });
+
+    /// <summary>Reads the files again now; keeps the certificate in force when they are unchanged or not usable.</summary>
+    /// <returns>Whether a new certificate is in force.</returns>
+    public bool Reload()
+    {
+        lock (_reloading)
+        {
+            Loaded next;
+            try
+            {
+                next = Read(_certificatePath, _keyPath, _time);
+            }
+            catch (InvalidOperationException e)
+            {
+                GatewayMetrics.CertificateReloads.Add(1, new KeyValuePair<string, object?>("result", "refused"));
+                Log.Refused(_logger, _current.Leaf.Thumbprint, e.Message);
+                return false;
+            }
+
+            if (next.Fingerprint.AsSpan().SequenceEqual(_current.Fingerprint))
+            {
+                next.Leaf.Dispose();
+                return false;
+            }
+
+            // The previous certificate is not disposed: a handshake that began with it may still be reading it.
+            _current = next;
+            GatewayMetrics.CertificateReloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
+            Log.Reloaded(_logger, next.Leaf.Subject, next.Leaf.Thumbprint, next.Leaf.NotAfter.ToUniversalTime(), next.Intermediates);
+            return true;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var watcher in _watchers)
+        {
+            watcher.EnableRaisingEvents = false;
+            watcher.Dispose();
+        }
+
+        _timer.Dispose();
+    }
+
+    /// <summary>Logs the certificate in force and reads the files again whenever they change, logging to <paramref name="logger"/>.</summary>
+    public void Watch(ILogger logger)
+    {
+        _logger = logger;
+        var loaded = _current;
+        Log.Loaded(logger, loaded.Leaf.Subject, loaded.Leaf.Thumbprint, loaded.Leaf.NotAfter.ToUniversalTime(), loaded.Intermediates);
+
+        // The directories are watched, not the file names: a mounted secret is replaced by swapping a symbolic link
+        // beside the files, which names neither of them. Unchanged content is recognised and ignored.
+        foreach (var directory in new[] { Path.GetDirectoryName(_certificatePath)!, Path.GetDirectoryName(_keyPath)! }.Distinct(StringComparer.Ordinal))
+        {
+            var watcher = new FileSystemWatcher(directory)
+            {
+                NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.Size | NotifyFilters.CreationTime,
+            };
+            watcher.Changed += OnChanged;
+            watcher.Created += OnChanged;
+            watcher.Deleted += OnChanged;
+            watcher.Renamed += OnChanged;
+            watcher.EnableRaisingEvents = true;
+            _watchers.Add(watcher);
+        }
+    }
+
+    private void OnChanged(object sender, FileSystemEventArgs e) => _timer.Change(Debounce, Timeout.InfiniteTimeSpan);
+
+    private static Loaded Read(string certificatePath, string keyPath, TimeProvider time)
+    {
+        string certificatePem, keyPem;
+        try
+        {
+            certificatePem = File.ReadAllText(certificatePath);
+            keyPem = keyPath == certificatePath ? certificatePem : File.ReadAllText(keyPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"the TLS certificate cannot be read: {e.Message}", e);
+        }
+
+        X509Certificate2 leaf;
+        var chain = new X509Certificate2Collection();
+        try
+        {
+            leaf = X509Certificate2.CreateFromPem(certificatePem, keyPem);
+            chain.ImportFromPem(certificatePem);
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            throw new InvalidOperationException(
+                $"'{certificatePath}' (key '{keyPath}') does not hold a PEM certificate and its matching PEM private key: {e.Message}", e);
+        }
+
+        try
+        {
+            var now = time.GetUtcNow();
+            if (now < leaf.NotBefore.ToUniversalTime() || now >= leaf.NotAfter.ToUniversalTime())
+            {
+                throw new InvalidOperationException(
+                    $"the TLS certificate in '{certificatePath}' ({leaf.Subject}) is valid from {leaf.NotBefore.ToUniversalTime():u} to {leaf.NotAfter.ToUniversalTime():u}, not now ({now.UtcDateTime:u}).");
+            }
+
+            foreach (var extension in leaf.Extensions)
+            {
+                if (extension is X509EnhancedKeyUsageExtension usage
+                    && !usage.EnhancedKeyUsages.Cast<Oid>().Any(oid => oid.Value == ServerAuthentication))
+                {
+                    throw new InvalidOperationException(
+                        $"the TLS certificate in '{certificatePath}' ({leaf.Subject}) is not for server authentication: its extended key usage lacks {ServerAuthentication}.");
+                }
+            }
+
+            // Windows keeps a key read from PEM only in memory, which its TLS stack cannot use; a PKCS #12 round trip persists it.
+            if (OperatingSystem.IsWindows())
+            {
+                var persisted = X509CertificateLoader.LoadPkcs12(leaf.Export(X509ContentType.Pkcs12), null);
+                leaf.Dispose();
+                leaf = persisted;
+            }
+
+            var intermediates = new X509Certificate2Collection();
+            foreach (var certificate in chain)
+            {
+                if (certificate.RawDataMemory.Span.SequenceEqual(leaf.RawDataMemory.Span))
+                {
+                    certificate.Dispose();
+                }
+                else
+                {
+                    intermediates.Add(certificate);
+                }
+            }
+
+            var fingerprint = SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(certificatePem + "\n" + keyPem));
+            var context = SslStreamCertificateContext.Create(leaf, intermediates, offline: true);
+            return new Loaded(leaf, context, intermediates.Count, fingerprint);
+        }
+        catch
+        {
+            leaf.Dispose();
+            throw;
+        }
+    }
+
+    private sealed record Loaded(X509Certificate2 Leaf, SslStreamCertificateContext Context, int Intermediates, byte[] Fingerprint);
+
+    private static partial class Log
+    {
+        [LoggerMessage(30, LogLevel.Information, "TLS certificate {Subject} (thumbprint {Thumbprint}, expires {NotAfter:u}, {Intermediates} intermediate(s)) in force")]
+        public static partial void Loaded(ILogger logger, string subject, string thumbprint, DateTime notAfter, int intermediates);
+
+        [LoggerMessage(31, LogLevel.Information, "TLS certificate reloaded: {Subject} (thumbprint {Thumbprint}, expires {NotAfter:u}, {Intermediates} intermediate(s)) now serves new connections")]
+        public static partial void Reloaded(ILogger logger, string subject, string thumbprint, DateTime notAfter, int intermediates);
+
+        [LoggerMessage(32, LogLevel.Error, "TLS certificate reload refused; the certificate with thumbprint {Thumbprint} stays in force: {Reason}")]
+        public static partial void Refused(ILogger logger, string thumbprint, string reason);
+    }
+}
