@@ -71,7 +71,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private readonly CircuitBreaker _breaker;
     private readonly OverLimitCache? _cache;
     private readonly LeaseSlices _slices;
-    private readonly MemoryStore? _local;
+    private readonly MemoryStore _local;
     private readonly ConditionalWeakTable<Limit, Limit> _localLimits = [];
     private readonly ConditionalWeakTable<Limit, Limit>.CreateValueCallback _divide;
     private readonly Counter<long> _roundTrips;
@@ -112,7 +112,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _breaker = new CircuitBreaker(options.BreakerFailureThreshold, Micros(options.BreakerDuration));
         _cache = options.OverLimitCache ? new OverLimitCache(options.OverLimitCacheSize) : null;
         _slices = new LeaseSlices(Micros(options.LeaseSliceLifetime));
-        _local = options.FailureMode == RedisFailureMode.Local ? new MemoryStore(options.LocalStore, _time) : null;
+        // Kept even when the store's own mode is not local: a rule may ask for local answers on its own.
+        _local = new MemoryStore(options.LocalStore, _time);
         var replicas = options.Replicas;
         _divide = limit => DivideLimit(limit, replicas);
         var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
@@ -278,11 +279,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
         if ((leaseId & RedisLeaseBit) == 0)
         {
-            if (_local is not null)
-            {
-                await _local.ReleaseAsync(check, leaseId, cancellationToken).ConfigureAwait(false);
-            }
-
+            await _local.ReleaseAsync(check, leaseId, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -1215,44 +1212,86 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
     }
 
-    /// <summary>Answers a whole group by the failure mode.</summary>
+    /// <summary>
+    /// Answers a whole group by the failure mode: each check by its own (its rule's), or the store's. The group stays all
+    /// or nothing: the checks answered locally are decided together, and only read (cost 0) when a closed check of the
+    /// group denies the request.
+    /// </summary>
     private void Fallback(Group group, ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes, Kind[] plan)
     {
         Abandon(group, checks, plan);
         var members = group.Members;
-        var mode = _options.FailureMode;
-        _fallbacks.Add(members.Count, new KeyValuePair<string, object?>("mode", mode switch
-        {
-            RedisFailureMode.Open => "open",
-            RedisFailureMode.Closed => "closed",
-            _ => "local",
-        }));
-        if (mode == RedisFailureMode.Local)
-        {
-            var local = new RateLimitCheck[members.Count];
-            var answers = new StoreOutcome[members.Count];
-            for (var m = 0; m < members.Count; m++)
-            {
-                var check = checks[members[m]];
-                local[m] = check with { Limit = _localLimits.GetValue(check.Limit, _divide) };
-            }
-
-            _local!.Decide(local, answers);
-            for (var m = 0; m < members.Count; m++)
-            {
-                outcomes[members[m]] = answers[m] with { IsStoreFailure = true };
-            }
-
-            return;
-        }
-
-        var retry = Math.Max(_breaker.RetryAfter(LocalNow()), ClosedRetryMicroseconds);
+        int open = 0, closed = 0, local = 0;
+        long retry = 0;
+        var closedDenies = false;
         foreach (var k in members)
         {
-            var limit = checks[k].Limit;
-            outcomes[k] = mode == RedisFailureMode.Open
-                ? new StoreOutcome(new LimitOutcome(true, limit.Amount, 0, 0), false, 0, true)
-                : new StoreOutcome(new LimitOutcome(false, 0, 0, retry), false, 0, true);
+            switch (ModeOf(checks[k]))
+            {
+                case RedisFailureMode.Open:
+                    outcomes[k] = new StoreOutcome(new LimitOutcome(true, checks[k].Limit.Amount, 0, 0), false, 0, true);
+                    open++;
+                    break;
+                case RedisFailureMode.Closed:
+                    retry = retry > 0 ? retry : Math.Max(_breaker.RetryAfter(LocalNow()), ClosedRetryMicroseconds);
+                    outcomes[k] = new StoreOutcome(new LimitOutcome(false, 0, 0, retry), false, 0, true);
+                    closedDenies |= !checks[k].IsShadow;
+                    closed++;
+                    break;
+                default:
+                    local++;
+                    break;
+            }
+        }
+
+        if (local > 0)
+        {
+            var localChecks = new RateLimitCheck[local];
+            var answers = new StoreOutcome[local];
+            var m = 0;
+            foreach (var k in members)
+            {
+                if (ModeOf(checks[k]) == RedisFailureMode.Local)
+                {
+                    localChecks[m++] = checks[k] with
+                    {
+                        Limit = _localLimits.GetValue(checks[k].Limit, _divide),
+                        Cost = closedDenies ? 0 : checks[k].Cost,
+                    };
+                }
+            }
+
+            _local.Decide(localChecks, answers);
+            m = 0;
+            foreach (var k in members)
+            {
+                if (ModeOf(checks[k]) == RedisFailureMode.Local)
+                {
+                    var answer = answers[m++];
+                    outcomes[k] = answer with { IsStoreFailure = true, Committed = answer.Committed && !closedDenies };
+                }
+            }
+        }
+
+        CountFallbacks(open, "open");
+        CountFallbacks(closed, "closed");
+        CountFallbacks(local, "local");
+    }
+
+    /// <summary>The failure mode of one check: its rule's, or the store's.</summary>
+    private RedisFailureMode ModeOf(in RateLimitCheck check) => check.OnStoreFailure switch
+    {
+        StoreFailureMode.Open => RedisFailureMode.Open,
+        StoreFailureMode.Closed => RedisFailureMode.Closed,
+        StoreFailureMode.Local => RedisFailureMode.Local,
+        _ => _options.FailureMode,
+    };
+
+    private void CountFallbacks(int count, string mode)
+    {
+        if (count > 0)
+        {
+            _fallbacks.Add(count, new KeyValuePair<string, object?>("mode", mode));
         }
     }
 

@@ -3,6 +3,7 @@ using Floodgate.Gateway.Cli;
 using Floodgate.Gateway.Policy;
 using Floodgate.Limits;
 using Floodgate.Rules;
+using Floodgate.Stores;
 
 namespace Floodgate.Gateway.Tests;
 
@@ -72,6 +73,7 @@ public sealed class PolicyTests
               - name: all
                 algorithm: fixed_window
                 limit: 100k/s
+                on_failure: closed
             trusted_proxies: [10.0.0.0/8, 192.168.1.1]
             headers: { ietf: false, legacy: true }
             ipv6_prefix: 56
@@ -94,6 +96,8 @@ public sealed class PolicyTests
         Assert.Equal(2, monthly.Cost);
         Assert.Equal(LimitAlgorithm.Concurrency, rules.Rules.Single(r => r.Name == "search").Limit!.Algorithm);
         Assert.Equal(100_000, rules.Rules.Single(r => r.Name == "all").Limit!.Amount);
+        Assert.Equal(StoreFailureMode.Closed, rules.Rules.Single(r => r.Name == "all").OnStoreFailure);
+        Assert.Equal(StoreFailureMode.Default, monthly.OnStoreFailure);
         Assert.Equal(56, rules.Ipv6PrefixLength);
         Assert.False(policy.IetfHeaders);
         Assert.True(policy.LegacyHeaders);
@@ -114,6 +118,10 @@ public sealed class PolicyTests
               - name: b
                 limt: 10/s
             trusted_proxies: [10.0.0.0/33]
+            global:
+              - name: c
+                limit: 10/s
+                on_failure: sometimes
             """, "bad.yaml"));
 
         var messages = error.Errors.Select(e => e.ToString()).ToList();
@@ -121,6 +129,7 @@ public sealed class PolicyTests
         Assert.Contains(messages, m => m.StartsWith("bad.yaml:7:10: user[0].ban: only edge rules can ban", StringComparison.Ordinal));
         Assert.Contains(messages, m => m.StartsWith("bad.yaml:9:5: user[1].limt: unknown field", StringComparison.Ordinal));
         Assert.Contains(messages, m => m.StartsWith("bad.yaml:10:19: trusted_proxies:", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.StartsWith("bad.yaml:14:17: global[0].on_failure:", StringComparison.Ordinal) && m.Contains("closed", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -149,6 +149,43 @@ public sealed class RuleTests
     }
 
     [Fact]
+    public async Task A_rule_s_on_failure_overrides_the_store_s_while_redis_is_unreachable()
+    {
+        // Nothing listens on the port: every decision is answered by a failure mode.
+        var port = Floodgate.Redis.Tests.RedisServer.FreePort(cluster: false);
+        var policy = $$"""
+            upstream: {upstream}
+            store: { kind: redis, configuration: "127.0.0.1:{{port}},connectTimeout=200", on_failure: open, timeout: 50ms }
+            user:
+              - name: per-caller
+                limit: 100/min
+            global:
+              - name: ceiling
+                limit: 1000/min
+                on_failure: {{"{mode}"}}
+            """;
+        await using var gate = await TestGateway.StartAsync(policy.Replace("{mode}", "closed", StringComparison.Ordinal));
+
+        // The store is open, but the global ceiling protects the backend: 503, naming the rule, and the upstream untouched.
+        using (var closed = await gate.GetAsync("/a"))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, closed.StatusCode);
+            Assert.NotNull(closed.Headers.RetryAfter);
+            using var problem = JsonDocument.Parse(await closed.Content.ReadAsStringAsync());
+            Assert.Equal("ceiling", problem.RootElement.GetProperty("rule").GetString());
+        }
+
+        Assert.Equal(0, gate.Upstream.Hits);
+
+        // Reloaded with the ceiling following the store (open), the same request passes.
+        await gate.WritePolicyAsync(policy.Replace("on_failure: {mode}", "mode: enforce", StringComparison.Ordinal));
+        Assert.Empty(gate.Host.Reload());
+        using var open = await gate.GetAsync("/a");
+        Assert.Equal(HttpStatusCode.OK, open.StatusCode);
+        Assert.Equal(1, gate.Upstream.Hits);
+    }
+
+    [Fact]
     public async Task Headers_carry_exact_values_on_the_fake_clock()
     {
         await using var gate = await TestGateway.StartAsync("""

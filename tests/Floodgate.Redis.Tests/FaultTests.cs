@@ -103,6 +103,52 @@ public sealed class FaultTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Each_check_follows_its_own_on_failure_and_the_rest_the_store_s()
+    {
+        var port = RedisServer.FreePort(cluster: false);
+        await using var store = await RedisStore.ConnectAsync(new RedisStoreOptions
+        {
+            Configuration = $"127.0.0.1:{port},connectTimeout=200",
+            Timeout = Timeout,
+            FailureMode = RedisFailureMode.Open,
+            Replicas = 2,
+            OverLimitCache = false,
+        });
+        var limit = Limit.Gcra(new Rate(4, 1, RateUnit.Minute));
+        var open = new RateLimitCheck(limit, StoreKey.Create("open", "alice"), 1, false);
+        var closed = new RateLimitCheck(limit, StoreKey.Create("closed", "alice"), 1, false) { OnStoreFailure = StoreFailureMode.Closed };
+        var local = new RateLimitCheck(limit, StoreKey.Create("local", "alice"), 1, false) { OnStoreFailure = StoreFailureMode.Local };
+
+        // One call, three modes: the store's own (open) allows, the closed rule denies with a retry, and the local rule,
+        // of the same identity, is only read: the request is denied, so it consumes nothing.
+        var outcomes = await store.DecideAsync(open, closed, local);
+        Assert.All(outcomes, o => Assert.True(o.IsStoreFailure));
+        Assert.True(outcomes[0].Outcome.IsAllowed);
+        Assert.False(outcomes[1].Outcome.IsAllowed);
+        Assert.True(outcomes[1].Outcome.RetryAfterMicroseconds > 0);
+        Assert.True(outcomes[2].Outcome.IsAllowed);
+        Assert.False(outcomes[2].Committed);
+
+        // Alone, the local rule spends its replica's share (4 / 2 replicas) in process; the open one never stops.
+        var spent = new List<bool>();
+        for (var i = 0; i < 3; i++)
+        {
+            spent.Add((await store.DecideAsync(local))[0].Outcome.IsAllowed);
+        }
+
+        Assert.Equal([true, true, false], spent);
+        Assert.True((await store.DecideAsync(open))[0].Outcome.IsAllowed);
+
+        // In stages, a closed rule's denial stops the request as a rejection would: the stage after it is not decided.
+        var stages = new StoreOutcome[3];
+        var decided = await store.DecideStagesAsync(new[] { open, closed, open with { Key = StoreKey.Create("later", "bob") } }, new[] { 1, 2, 3 }, stages);
+        Assert.Equal(2, decided);
+        Assert.True(stages[0].Outcome.IsAllowed);
+        Assert.False(stages[1].Outcome.IsAllowed);
+        Assert.Equal(default, stages[2]);
+    }
+
+    [Fact]
     public async Task A_store_starts_while_redis_is_down_and_never_throws()
     {
         var port = RedisServer.FreePort(cluster: false);

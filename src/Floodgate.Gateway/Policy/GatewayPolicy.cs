@@ -1,6 +1,7 @@
 using Floodgate.AspNetCore;
 using Floodgate.AspNetCore.Http;
 using Floodgate.Rules;
+using Floodgate.Stores;
 using Yarp.ReverseProxy.Configuration;
 
 namespace Floodgate.Gateway.Policy;
@@ -79,19 +80,6 @@ public enum StoreKind
 
     /// <summary>A Redis or Valkey server shared by every replica.</summary>
     Redis,
-}
-
-/// <summary>What a store does when it cannot be reached.</summary>
-public enum StoreFailureMode
-{
-    /// <summary>Allow the request.</summary>
-    Open,
-
-    /// <summary>Deny the request with 503.</summary>
-    Closed,
-
-    /// <summary>Fall back to the in-memory store, the limit divided across replicas.</summary>
-    Local,
 }
 
 /// <summary>The <c>store</c> section.</summary>

@@ -5,6 +5,7 @@ using Floodgate.AspNetCore;
 using Floodgate.AspNetCore.Http;
 using Floodgate.Limits;
 using Floodgate.Rules;
+using Floodgate.Stores;
 using Microsoft.AspNetCore.Routing.Patterns;
 using Yarp.ReverseProxy.Configuration;
 using YamlDotNet.Core;
@@ -27,7 +28,7 @@ public static class PolicyLoader
     private static readonly string[] RuleFields =
     [
         "name", "match", "key", "limit", "burst", "algorithm", "cost", "mode", "ban", "concurrency",
-        "lease_timeout", "calendar", "time_zone", "leased_slice",
+        "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure",
     ];
 
     /// <summary>Reads and validates the policy file at <paramref name="path"/>.</summary>
@@ -586,6 +587,7 @@ public static class PolicyLoader
 
         var cost = reader.Integer(map, "cost", field, 0, 1_000_000_000) ?? 1;
         var mode = reader.Enum(map, "mode", field, ("enforce", RuleMode.Enforce), ("shadow", RuleMode.Shadow)) ?? RuleMode.Enforce;
+        var onFailure = reader.Enum(map, "on_failure", field, ("open", StoreFailureMode.Open), ("closed", StoreFailureMode.Closed), ("local", StoreFailureMode.Local)) ?? StoreFailureMode.Default;
         var burst = reader.Integer(map, "burst", field, 1, long.MaxValue / 2);
         var algorithm = reader.Enum(
             map,
@@ -737,10 +739,10 @@ public static class PolicyLoader
 
         return (fixedLimit, key.Count > 0) switch
         {
-            (not null, true) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Key = key, Cost = cost, Mode = mode },
-            (not null, false) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Cost = cost, Mode = mode },
-            (null, true) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Key = key, Cost = cost, Mode = mode },
-            (null, false) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Cost = cost, Mode = mode },
+            (not null, true) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Key = key, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
+            (not null, false) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
+            (null, true) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Key = key, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
+            (null, false) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
         };
     }
 

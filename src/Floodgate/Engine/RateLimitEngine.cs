@@ -162,7 +162,7 @@ public sealed partial class RateLimitEngine
                 }
 
                 var shadow = policy.ShadowAll || rule.Mode == RuleMode.Shadow;
-                batch.Add(rule, new RateLimitCheck(limit, key, rule.Cost, shadow));
+                batch.Add(rule, new RateLimitCheck(limit, key, rule.Cost, shadow) { OnStoreFailure = rule.OnStoreFailure });
             }
 
             batch.EndStage(tier);

@@ -1,4 +1,5 @@
 using Floodgate.Limits;
+using Floodgate.Stores;
 
 namespace Floodgate.Rules;
 
@@ -11,6 +12,7 @@ public sealed class RateLimitRule
     private readonly IReadOnlyList<KeyPart>? _key;
     private IReadOnlyList<KeyPart>? _defaultKey;
     private readonly long[] _keySeeds;
+    private readonly StoreFailureMode _onStoreFailure;
 
     /// <summary>Creates a rule with one limit for every request.</summary>
     public RateLimitRule(string name, RateLimitTier tier, Limit limit)
@@ -91,6 +93,24 @@ public sealed class RateLimitRule
 
     /// <summary>Whether the rule enforces or only observes.</summary>
     public RuleMode Mode { get; init; } = RuleMode.Enforce;
+
+    /// <summary>
+    /// How the rule's checks are answered while a remote store cannot be reached, such as closed for a global ceiling
+    /// that protects a fragile backend while the user tiers stay open. Default: as the store is configured.
+    /// </summary>
+    public StoreFailureMode OnStoreFailure
+    {
+        get => _onStoreFailure;
+        init
+        {
+            if (!Enum.IsDefined(value))
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, "The failure mode must be default, open, closed or local.");
+            }
+
+            _onStoreFailure = value;
+        }
+    }
 
     /// <summary>The limit for a request of <paramref name="plan"/>; <see langword="null"/> when the plan is not limited by this rule.</summary>
     public Limit? LimitFor(string? plan)

@@ -10,4 +10,8 @@ namespace Floodgate.Stores;
 /// Whether the check only observes: it is counted when it fits, but when it does not fit it never stops the other
 /// checks of its identity from committing.
 /// </param>
-public readonly record struct RateLimitCheck(Limit Limit, StoreKey Key, long Cost, bool IsShadow);
+public readonly record struct RateLimitCheck(Limit Limit, StoreKey Key, long Cost, bool IsShadow)
+{
+    /// <summary>How a remote store answers this check while it cannot be reached; by default as the store is configured.</summary>
+    public StoreFailureMode OnStoreFailure { get; init; }
+}
