@@ -56,62 +56,73 @@ public sealed class HostingTests
     [Fact]
     public async Task The_conventions_of_MapFloodgateEnvoy_apply_to_both_services()
     {
-        var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-host-" + Guid.NewGuid().ToString("n"));
-        Directory.CreateDirectory(directory);
-        await File.WriteAllTextAsync(Path.Combine(directory, "h.yaml"), Yaml);
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
-        builder.Services.AddFloodgateEnvoy(o => { o.ConfigDirectory = directory; o.WatchConfigDirectory = false; });
-        await using var app = builder.Build();
-
         // Restricted to a host the client does not use: neither service answers on this listener.
-        app.MapFloodgateEnvoy().RequireHost("envoy.invalid");
-        await app.StartAsync();
-        try
-        {
-            var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(address);
-            var limiter = new global::Envoy.Service.Ratelimit.V3.RateLimitService.RateLimitServiceClient(channel);
-            var error = await Assert.ThrowsAsync<RpcException>(() => limiter.ShouldRateLimitAsync(EnvoyServer.Request("h", [("k", "v")])).ResponseAsync);
-            Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
-            var health = new Grpc.Health.V1.Health.HealthClient(channel);
-            var healthError = await Assert.ThrowsAsync<RpcException>(() => health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest()).ResponseAsync);
-            Assert.Equal(StatusCode.Unimplemented, healthError.StatusCode);
-        }
-        finally
-        {
-            await app.StopAsync();
-            Directory.Delete(directory, recursive: true);
-        }
+        await using var host = await EnvoyApp.StartAsync(app => app.MapFloodgateEnvoy().RequireHost("envoy.invalid"));
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(host.Address);
+        var limiter = new global::Envoy.Service.Ratelimit.V3.RateLimitService.RateLimitServiceClient(channel);
+        var error = await Assert.ThrowsAsync<RpcException>(() => limiter.ShouldRateLimitAsync(EnvoyServer.Request("h", [("k", "v")])).ResponseAsync);
+        Assert.Equal(StatusCode.Unimplemented, error.StatusCode);
+        var health = new Grpc.Health.V1.Health.HealthClient(channel);
+        var healthError = await Assert.ThrowsAsync<RpcException>(() => health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest()).ResponseAsync);
+        Assert.Equal(StatusCode.Unimplemented, healthError.StatusCode);
     }
 
     [Fact]
     public async Task Without_a_registered_store_the_service_keeps_its_own_memory_store()
     {
-        var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-host-" + Guid.NewGuid().ToString("n"));
-        Directory.CreateDirectory(directory);
-        await File.WriteAllTextAsync(Path.Combine(directory, "h.yaml"), Yaml);
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
-        builder.Services.AddFloodgateEnvoy(o => { o.ConfigDirectory = directory; o.WatchConfigDirectory = false; });
-        await using var app = builder.Build();
-        app.MapFloodgateEnvoy();
-        await app.StartAsync();
-        try
+        await using var host = await EnvoyApp.StartAsync(app => app.MapFloodgateEnvoy());
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(host.Address);
+        var limiter = new global::Envoy.Service.Ratelimit.V3.RateLimitService.RateLimitServiceClient(channel);
+        var request = EnvoyServer.Request("h", [("k", "v")]);
+        Assert.Equal(1u, (await limiter.ShouldRateLimitAsync(request)).Statuses[0].LimitRemaining);
+        Assert.Equal(0u, (await limiter.ShouldRateLimitAsync(request)).Statuses[0].LimitRemaining);
+    }
+
+    /// <summary>An app of its own, the Envoy service added with defaults and mapped by the test, on a loopback h2c port.</summary>
+    private sealed class EnvoyApp : IAsyncDisposable
+    {
+        private readonly WebApplication _app;
+        private readonly string _directory;
+
+        private EnvoyApp(WebApplication app, string directory, string address)
         {
-            var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(address);
-            var limiter = new global::Envoy.Service.Ratelimit.V3.RateLimitService.RateLimitServiceClient(channel);
-            var request = EnvoyServer.Request("h", [("k", "v")]);
-            Assert.Equal(1u, (await limiter.ShouldRateLimitAsync(request)).Statuses[0].LimitRemaining);
-            Assert.Equal(0u, (await limiter.ShouldRateLimitAsync(request)).Statuses[0].LimitRemaining);
+            _app = app;
+            _directory = directory;
+            Address = address;
         }
-        finally
+
+        public string Address { get; }
+
+        public static async Task<EnvoyApp> StartAsync(Action<WebApplication> map)
         {
-            await app.StopAsync();
-            Directory.Delete(directory, recursive: true);
+            var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-host-" + Guid.NewGuid().ToString("n"));
+            Directory.CreateDirectory(directory);
+            await File.WriteAllTextAsync(Path.Combine(directory, "h.yaml"), Yaml);
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.ClearProviders();
+            builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+            builder.Services.AddFloodgateEnvoy(o => { o.ConfigDirectory = directory; o.WatchConfigDirectory = false; });
+            var app = builder.Build();
+            try
+            {
+                map(app);
+                await app.StartAsync();
+                var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+                return new EnvoyApp(app, directory, address);
+            }
+            catch
+            {
+                await app.DisposeAsync();
+                Directory.Delete(directory, recursive: true);
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+            Directory.Delete(_directory, recursive: true);
         }
     }
 }

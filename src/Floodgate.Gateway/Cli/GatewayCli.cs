@@ -147,17 +147,8 @@ public static class GatewayCli
                 demoKey = DemoKey.LoadOrCreate();
                 echo = await StartDemoUpstreamAsync(policy, cancellationToken).ConfigureAwait(false);
                 var jwks = demoKey.PublicJsonWebKeySet;
-                options = new GatewayHostOptions
+                options = options with
                 {
-                    PolicyPath = options.PolicyPath,
-                    Listen = options.Listen,
-                    Certificate = options.Certificate,
-                    CertificateKey = options.CertificateKey,
-                    Admin = options.Admin,
-                    Envoy = options.Envoy,
-                    EnvoyConfigDirectory = options.EnvoyConfigDirectory,
-                    WatchPolicy = options.WatchPolicy,
-                    LogLevel = options.LogLevel,
                     MapAdminEndpoints = endpoints => endpoints.MapGet(DemoKey.JwksPath, () => Results.Text(jwks, "application/json")),
                 };
             }

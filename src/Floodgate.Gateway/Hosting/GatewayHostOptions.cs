@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 namespace Floodgate.Gateway.Hosting;
 
 /// <summary>How to run a gateway: the policy file, the addresses, and what tests or embedders replace.</summary>
-public sealed class GatewayHostOptions
+public sealed record GatewayHostOptions
 {
     /// <summary>The policy file.</summary>
     public required string PolicyPath { get; init; }
