@@ -24,7 +24,7 @@ internal sealed partial class ListenerCertificate : IDisposable
     private readonly List<FileSystemWatcher> _watchers = [];
     private readonly Timer _timer;
     private readonly Lock _reloading = new();
-    private Loaded _current;
+    private volatile Loaded _current;
 
     private ListenerCertificate(string certificatePath, string keyPath, TimeProvider time, Loaded first)
     {
