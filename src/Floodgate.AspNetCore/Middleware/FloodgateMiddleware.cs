@@ -140,10 +140,13 @@ public sealed class FloodgateMiddleware
         }
     }
 
-    /// <summary>Answers a rejection; one by an edge rule starts the rule's ban, if it has one.</summary>
+    /// <summary>
+    /// Answers a rejection; one by an edge rule starts the rule's ban, if it has one. A denial by a failure mode (the
+    /// store unreachable) bans no one: the client did not go over the limit.
+    /// </summary>
     private async ValueTask RejectAsync(HttpContext context, HttpRequestContext request, RateLimitResult result, GateSettings settings, CancellationToken aborted)
     {
-        if (result.Decision.Tier == RateLimitTier.Edge)
+        if (result.Decision.Tier == RateLimitTier.Edge && !result.Decision.IsStoreFailure)
         {
             await StartBanAsync(settings.Bans, result.Decision.Rule, request, settings.Policy.Ipv6PrefixLength, aborted).ConfigureAwait(false);
         }

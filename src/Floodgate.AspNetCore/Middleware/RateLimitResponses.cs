@@ -81,7 +81,8 @@ public static class RateLimitResponses
     }
 
     /// <summary>
-    /// Answers a rejection: 429 for the edge and user tiers, 503 for service and global capacity, with
+    /// Answers a rejection: 429 for the edge and user tiers, 503 for service and global capacity and for a closed failure
+    /// mode's denial while the store is unreachable, with
     /// <c>Retry-After</c> (omitted when the cost can never fit) and a problem details body naming the rule, tier and retry.
     /// </summary>
     public static Task WriteRejectionAsync(HttpContext context, RateLimitResult result, bool ietf, bool legacy)
@@ -93,9 +94,12 @@ public static class RateLimitResponses
         var tier = TierNames[(int)decision.Tier];
         WriteHeaders(context.Response, decision, ietf, legacy);
         long? retry = decision.IsPermanent ? null : Math.Max(1, CeilingSeconds(decision.RetryAfter));
-        var detail = retry is { } seconds
-            ? string.Create(CultureInfo.InvariantCulture, $"The {tier} rule '{rule.Name}' is over its limit; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}.")
-            : $"The request costs more than the {tier} rule '{rule.Name}' can ever admit; retrying will not help.";
+        var detail = (retry, decision.IsStoreFailure) switch
+        {
+            ({ } seconds, true) => string.Create(CultureInfo.InvariantCulture, $"The rate limit store cannot be reached and the {tier} rule '{rule.Name}' fails closed; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}."),
+            ({ } seconds, false) => string.Create(CultureInfo.InvariantCulture, $"The {tier} rule '{rule.Name}' is over its limit; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}."),
+            _ => $"The request costs more than the {tier} rule '{rule.Name}' can ever admit; retrying will not help.",
+        };
         return WriteProblemAsync(context, status, status == 503 ? "Service Unavailable" : "Too Many Requests", detail, rule.Name, tier, retry);
     }
 

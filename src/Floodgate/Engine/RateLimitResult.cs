@@ -28,8 +28,11 @@ public readonly struct RateLimitResult
     /// <summary>The first shadow rule that would have rejected; its <see cref="RateLimitDecision.Rule"/> is <see langword="null"/> when none.</summary>
     public RateLimitDecision ShadowRejection { get; }
 
-    /// <summary>Whether the rejection should be answered 503 (service and global capacity) rather than 429.</summary>
-    public bool IsCapacityRejection => !IsAllowed && Decision.Tier is Rules.RateLimitTier.Service or Rules.RateLimitTier.Global;
+    /// <summary>
+    /// Whether the rejection should be answered 503 rather than 429: service and global capacity, and any rule denied by a
+    /// <c>closed</c> failure mode while the store is unreachable (an outage, not the caller going over a limit).
+    /// </summary>
+    public bool IsCapacityRejection => !IsAllowed && (Decision.IsStoreFailure || Decision.Tier is Rules.RateLimitTier.Service or Rules.RateLimitTier.Global);
 
     /// <summary>Whether the result holds concurrency leases to release.</summary>
     public bool HasLeases => Leases is not null;

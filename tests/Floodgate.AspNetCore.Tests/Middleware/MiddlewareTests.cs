@@ -130,14 +130,43 @@ public sealed class MiddlewareTests
         Assert.Equal("orders API v2", new FloodgateRuleMetadata("orders API v2", Limit.Gcra(Rate.Parse("1/min"))).Name);
     }
 
-    private static async Task<TestApp> StartAsync(Action<FloodgateOptions> configure, Action<WebApplication> map, Action<WebApplication>? before = null)
+    [Fact]
+    public async Task A_closed_failure_mode_answers_503_and_bans_no_one()
+    {
+        // The store cannot decide the edge rule (as Redis with on_failure: closed during an outage) but the ban's own
+        // bucket still answers, as it would when Redis comes back between the two calls.
+        var store = new OutageStore(new MemoryStore(null, new FakeTimeProvider(DateTimeOffset.UtcNow)), failingAmount: 5) { Down = true };
+        await using var app = await StartAsync(
+            o =>
+            {
+                o.Policy = new RateLimitPolicy([new RateLimitRule("ip-flood", RateLimitTier.Edge, Limit.Gcra(Rate.Parse("5/min")))]);
+                o.Bans["ip-flood"] = TimeSpan.FromMinutes(1);
+            },
+            a => a.MapGet("/", () => "hi"),
+            store: store);
+
+        using (var outage = await app.Client.GetAsync(new Uri("/", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, outage.StatusCode);
+            Assert.NotNull(outage.Headers.RetryAfter);
+            Assert.Contains("cannot be reached", await outage.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // Back up: the client was never over its limit, so it is not banned.
+        store.Down = false;
+        using var after = await app.Client.GetAsync(new Uri("/", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+        Assert.True(store.Failures > 0);
+    }
+
+    private static async Task<TestApp> StartAsync(Action<FloodgateOptions> configure, Action<WebApplication> map, Action<WebApplication>? before = null, IRateLimitStore? store = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         builder.Services.AddSingleton<TimeProvider>(time);
-        builder.Services.AddSingleton<IRateLimitStore>(new MemoryStore(null, time));
+        builder.Services.AddSingleton<IRateLimitStore>(store ?? new MemoryStore(null, time));
         builder.Services.AddFloodgate(configure);
         var app = builder.Build();
         before?.Invoke(app);
@@ -147,6 +176,43 @@ public sealed class MiddlewareTests
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestApp(app, new HttpClient { BaseAddress = new Uri(address) });
+    }
+
+    /// <summary>A store that, while down, answers checks of one limit amount as a closed failure mode would.</summary>
+    private sealed class OutageStore(MemoryStore inner, long failingAmount) : IRateLimitStore
+    {
+        private int _failures;
+
+        public bool Down { get; set; }
+
+        public int Failures => Volatile.Read(ref _failures);
+
+        public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+        {
+            if (!TryDecide(checks.Span, outcomes.Span))
+            {
+                throw new InvalidOperationException("The memory store always decides.");
+            }
+
+            return default;
+        }
+
+        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
+        {
+            inner.Decide(checks, outcomes);
+            for (var i = 0; i < checks.Length; i++)
+            {
+                if (Down && checks[i].Limit.Amount == failingAmount)
+                {
+                    Interlocked.Increment(ref _failures);
+                    outcomes[i] = new StoreOutcome(new Floodgate.Algorithms.LimitOutcome(false, 0, 0, 1_000_000), false, 0, IsStoreFailure: true);
+                }
+            }
+
+            return true;
+        }
+
+        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(check, leaseId, cancellationToken);
     }
 
     private sealed record TestApp(WebApplication App, HttpClient Client) : IAsyncDisposable
