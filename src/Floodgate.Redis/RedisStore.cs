@@ -960,10 +960,15 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            // The caller gave up: give back what the round took locally.
+            // The caller gave up: give back what the round took locally, and in Redis the leases the scripts may take.
             foreach (var group in round.Groups)
             {
                 Abandon(group, batch.Checks.Span, batch.Plan);
+            }
+
+            foreach (var call in calls)
+            {
+                ReleaseAbandoned(call, batch.Checks.Span);
             }
 
             throw;
@@ -987,6 +992,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             else if (!task.IsCompleted)
             {
                 Observe(task);
+                ReleaseAbandoned(call, batch.Checks.Span);
                 timedOut = true;
                 failure ??= new TimeoutException($"Redis did not answer within {_options.Timeout}.");
             }
@@ -1009,6 +1015,41 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         else
         {
             _breaker.OnSuccess();
+        }
+    }
+
+    /// <summary>
+    /// Frees the concurrency leases a call may still take after it was given up (its caller went away, or it timed out):
+    /// the request will never release them. Each ZREM is queued behind the script on the same connection, so it runs
+    /// after it; removing a member the script never added does nothing.
+    /// </summary>
+    private void ReleaseAbandoned(Call call, ReadOnlySpan<RateLimitCheck> checks)
+    {
+        foreach (var group in call.Groups)
+        {
+            if (group.LeaseIds is not { } ids)
+            {
+                continue;
+            }
+
+            var remote = group.Remote!;
+            for (var n = 0; n < remote.Length; n++)
+            {
+                ref readonly var check = ref checks[remote[n]];
+                if (check.Limit.Algorithm == LimitAlgorithm.Concurrency && ids[n] != 0)
+                {
+                    try
+                    {
+                        var key = RedisKeys.For(_prefix, check.Key, LimitAlgorithm.Concurrency);
+                        _ = _connection.GetDatabase().SortedSetRemove(key, LeaseMember(ids[n], check.Cost), CommandFlags.FireAndForget);
+                    }
+                    catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
+                    {
+                        // The lease frees itself at its timeout.
+                        CountFailure("release");
+                    }
+                }
+            }
         }
     }
 

@@ -148,6 +148,47 @@ public sealed class FaultTests(ITestOutputHelper output)
         Assert.Equal(default, stages[2]);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_lease_taken_by_a_call_given_up_on_is_freed(bool timeout)
+    {
+        using var server = RedisServer.Start();
+        await using var store = await TestStores.ConnectAsync(server, o =>
+        {
+            o.Timeout = timeout ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromSeconds(10);
+            o.FailureMode = RedisFailureMode.Open;
+            o.BreakerFailureThreshold = 1000;
+            o.OverLimitCache = false;
+        });
+        using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.Configuration + ",allowAdmin=true");
+        var only = new RateLimitCheck(Limit.Concurrency(1, TimeSpan.FromMinutes(10)), StoreKey.Create("abandoned", "alice"), 1, false);
+        var probe = new RateLimitCheck(Limit.Gcra(new Rate(1000, 1, RateUnit.Second)), StoreKey.Create("probe", "bob"), 1, false);
+        Assert.True(await DecidedInRedisAsync(store, probe, 1), "the store never reached Redis");
+
+        // Redis holds every command for a moment: the call for the only permit is sent, and its caller gives up on it
+        // (by cancelling, or by the store's timeout). The script still runs once Redis resumes, and takes the permit.
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", "600", "ALL");
+        var outcomes = new StoreOutcome[1];
+        if (timeout)
+        {
+            await store.DecideAsync(new[] { only }, outcomes);
+            Assert.True(outcomes[0].IsStoreFailure);
+        }
+        else
+        {
+            using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await store.DecideAsync(new[] { only }, outcomes, cancel.Token));
+        }
+
+        // Nobody will release that permit, so the store queued its release behind the script: once Redis answers
+        // again, the permit is free.
+        Assert.True(await DecidedInRedisAsync(store, probe, 1), "Redis did not come back");
+        outcomes = await store.DecideAsync(only);
+        Assert.False(outcomes[0].IsStoreFailure);
+        Assert.True(outcomes[0].Outcome.IsAllowed, "the permit taken by the abandoned call was never freed");
+    }
+
     [Fact]
     public async Task A_store_starts_while_redis_is_down_and_never_throws()
     {

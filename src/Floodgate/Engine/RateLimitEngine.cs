@@ -278,13 +278,14 @@ public sealed partial class RateLimitEngine
             return evaluation.ToResult(true);
         }
 
-        await Release(evaluation.Leases, cancellationToken).ConfigureAwait(false);
+        // Not the request's token: a client that goes away must not leave a rejected request's leases held.
+        await Release(evaluation.Leases, CancellationToken.None).ConfigureAwait(false);
         return evaluation.ToResult(false);
     }
 
     private ValueTask<RateLimitResult> Reject(Evaluation evaluation, CancellationToken cancellationToken)
     {
-        var release = Release(evaluation.Leases, cancellationToken);
+        var release = Release(evaluation.Leases, CancellationToken.None);
         var result = evaluation.ToResult(false);
         if (release.IsCompletedSuccessfully)
         {
