@@ -111,6 +111,26 @@ public sealed class TlsTests : IDisposable
     }
 
     [Fact]
+    public async Task A_renewal_issued_ahead_of_the_clock_is_applied_once_it_is_valid()
+    {
+        using var first = _authority.IssueServer(DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(1));
+        WritePem(first, CertificatePath, KeyPath);
+        await using var gate = await TestGateway.StartAsync(Policy, certificate: CertificatePath, certificateKey: KeyPath);
+
+        // Valid from 2 s ahead of the gateway's clock: refused now, and tried again without another change to the files.
+        using var early = _authority.IssueServer(gate.Time.GetUtcNow().AddSeconds(2), DateTimeOffset.UtcNow.AddDays(30));
+        var refusedBefore = await ReloadsAsync(gate, "refused");
+        WritePem(early, CertificatePath, KeyPath);
+        Assert.True(await EventuallyAsync(async () => await ReloadsAsync(gate, "refused") > refusedBefore), "The early certificate was not refused.");
+        Assert.Equal(first.Thumbprint, await ServedThumbprintAsync(gate.Host.ProxyAddress));
+
+        gate.Time.Advance(TimeSpan.FromSeconds(5));
+        Assert.True(
+            await EventuallyAsync(async () => await ServedThumbprintAsync(gate.Host.ProxyAddress) == early.Thumbprint),
+            "The certificate was not applied once valid.");
+    }
+
+    [Fact]
     public async Task A_certificate_that_cannot_serve_stops_the_start_with_the_reason()
     {
         var policyPath = Path.Combine(_directory, "policy.yaml");

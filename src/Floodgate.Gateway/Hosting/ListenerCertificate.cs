@@ -25,6 +25,7 @@ internal sealed partial class ListenerCertificate : IDisposable
     private readonly Timer _timer;
     private readonly Lock _reloading = new();
     private volatile Loaded _current;
+    private bool _disposed;
 
     private ListenerCertificate(string certificatePath, string keyPath, TimeProvider time, Loaded first)
     {
@@ -60,21 +61,36 @@ internal sealed partial class ListenerCertificate : IDisposable
     {
         lock (_reloading)
         {
-            Loaded next;
-            try
+            if (_disposed)
             {
-                next = Read(_certificatePath, _keyPath, _time);
-            }
-            catch (InvalidOperationException e)
-            {
-                GatewayMetrics.CertificateReloads.Add(1, new KeyValuePair<string, object?>("result", "refused"));
-                Log.Refused(_logger, _current.Leaf.Thumbprint, e.Message);
                 return false;
             }
 
-            if (next.Fingerprint.AsSpan().SequenceEqual(_current.Fingerprint))
+            Loaded next;
+            try
             {
-                next.Leaf.Dispose();
+                // Any change in the directories wakes this up (the policy file may live beside the certificate): files
+                // unchanged since the certificate in force was read are not parsed again.
+                var files = ReadFiles(_certificatePath, _keyPath);
+                if (Fingerprint(files).AsSpan().SequenceEqual(_current.Fingerprint))
+                {
+                    return false;
+                }
+
+                next = Parse(_certificatePath, _keyPath, files, _time);
+            }
+            catch (Exception e)
+            {
+                // On a timer thread nothing may escape: whatever the files hold, the certificate in force stays.
+                GatewayMetrics.CertificateReloads.Add(1, new KeyValuePair<string, object?>("result", "refused"));
+                Log.Refused(_logger, _current.Leaf.Thumbprint, e.Message);
+                if (e is NotYetValidException early)
+                {
+                    // A renewal issued a moment ahead of this clock: try again when it becomes valid, not on the next change.
+                    var wait = early.NotBefore - _time.GetUtcNow() + TimeSpan.FromSeconds(1);
+                    _timer.Change(wait < Debounce ? Debounce : wait > TimeSpan.FromDays(1) ? TimeSpan.FromDays(1) : wait, Timeout.InfiniteTimeSpan);
+                }
+
                 return false;
             }
 
@@ -88,6 +104,11 @@ internal sealed partial class ListenerCertificate : IDisposable
 
     public void Dispose()
     {
+        lock (_reloading)
+        {
+            _disposed = true;
+        }
+
         foreach (var watcher in _watchers)
         {
             watcher.EnableRaisingEvents = false;
@@ -121,21 +142,40 @@ internal sealed partial class ListenerCertificate : IDisposable
         }
     }
 
-    private void OnChanged(object sender, FileSystemEventArgs e) => _timer.Change(Debounce, Timeout.InfiniteTimeSpan);
-
-    private static Loaded Read(string certificatePath, string keyPath, TimeProvider time)
+    private void OnChanged(object sender, FileSystemEventArgs e)
     {
-        string certificatePem, keyPem;
         try
         {
-            certificatePem = File.ReadAllText(certificatePath);
-            keyPem = keyPath == certificatePath ? certificatePem : File.ReadAllText(keyPath);
+            _timer.Change(Debounce, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // An event raised while the gateway stops.
+        }
+    }
+
+    private static Loaded Read(string certificatePath, string keyPath, TimeProvider time) =>
+        Parse(certificatePath, keyPath, ReadFiles(certificatePath, keyPath), time);
+
+    private static (string Certificate, string Key) ReadFiles(string certificatePath, string keyPath)
+    {
+        try
+        {
+            var certificate = File.ReadAllText(certificatePath);
+            return (certificate, keyPath == certificatePath ? certificate : File.ReadAllText(keyPath));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new InvalidOperationException($"the TLS certificate cannot be read: {e.Message}", e);
         }
+    }
 
+    private static byte[] Fingerprint((string Certificate, string Key) files) =>
+        SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(files.Certificate + "\n" + files.Key));
+
+    private static Loaded Parse(string certificatePath, string keyPath, (string Certificate, string Key) files, TimeProvider time)
+    {
+        var (certificatePem, keyPem) = files;
         X509Certificate2 leaf;
         var chain = new X509Certificate2Collection();
         try
@@ -152,7 +192,14 @@ internal sealed partial class ListenerCertificate : IDisposable
         try
         {
             var now = time.GetUtcNow();
-            if (now < leaf.NotBefore.ToUniversalTime() || now >= leaf.NotAfter.ToUniversalTime())
+            if (now < leaf.NotBefore.ToUniversalTime())
+            {
+                throw new NotYetValidException(
+                    $"the TLS certificate in '{certificatePath}' ({leaf.Subject}) is valid from {leaf.NotBefore.ToUniversalTime():u} to {leaf.NotAfter.ToUniversalTime():u}, not now ({now.UtcDateTime:u}).",
+                    leaf.NotBefore.ToUniversalTime());
+            }
+
+            if (now >= leaf.NotAfter.ToUniversalTime())
             {
                 throw new InvalidOperationException(
                     $"the TLS certificate in '{certificatePath}' ({leaf.Subject}) is valid from {leaf.NotBefore.ToUniversalTime():u} to {leaf.NotAfter.ToUniversalTime():u}, not now ({now.UtcDateTime:u}).");
@@ -189,7 +236,7 @@ internal sealed partial class ListenerCertificate : IDisposable
                 }
             }
 
-            var fingerprint = SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(certificatePem + "\n" + keyPem));
+            var fingerprint = Fingerprint(files);
             var context = SslStreamCertificateContext.Create(leaf, intermediates, offline: true);
             return new Loaded(leaf, context, intermediates.Count, fingerprint);
         }
@@ -198,6 +245,12 @@ internal sealed partial class ListenerCertificate : IDisposable
             leaf.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A certificate that is not valid yet, only because of the time: it may be tried again when it is.</summary>
+    private sealed class NotYetValidException(string message, DateTimeOffset notBefore) : InvalidOperationException(message)
+    {
+        public DateTimeOffset NotBefore { get; } = notBefore;
     }
 
     private sealed record Loaded(X509Certificate2 Leaf, SslStreamCertificateContext Context, int Intermediates, byte[] Fingerprint);
