@@ -397,6 +397,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             throw new ArgumentException($"The Redis configuration '{options.Configuration}' is invalid: {ex.Message}", nameof(options), ex);
         }
 
+        RedisTls.Apply(configuration, options);
         configuration.AbortOnConnectFail = false;
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         configuration.ClientName ??= "floodgate";
