@@ -163,10 +163,17 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <summary>Connects to Redis as <paramref name="options"/> say and creates a store that owns the connection.</summary>
     /// <remarks>
+    /// <para>
     /// The connection is made with <c>abortConnect=false</c>, so the store starts (answering by its failure mode) even
     /// while Redis is down, and with a fail-fast backlog, so a decision never queues behind a reconnect.
+    /// </para>
+    /// <para>
+    /// With <c>serviceName=</c> the hosts are Redis Sentinels: the store asks them for the master itself (when it
+    /// starts, on <c>+switch-master</c> and every second; the highest configuration epoch wins) and keeps one connection
+    /// to exactly that node, replaced at a failover. It starts even while no Sentinel answers.
+    /// </para>
     /// </remarks>
-    /// <exception cref="ArgumentException">An option is missing, out of range, or the configuration string is invalid.</exception>
+    /// <exception cref="ArgumentException">An option is missing or out of range, a TLS file cannot be used, or the configuration string is invalid.</exception>
     public static async Task<RedisStore> ConnectAsync(RedisStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisStore>? logger = null, IMeterFactory? meterFactory = null)
     {
         var configuration = Configure(options);
@@ -181,7 +188,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     }
 
     /// <summary>Connects synchronously; see <see cref="ConnectAsync"/>.</summary>
-    /// <exception cref="ArgumentException">An option is missing, out of range, or the configuration string is invalid.</exception>
+    /// <exception cref="ArgumentException">An option is missing or out of range, a TLS file cannot be used, or the configuration string is invalid.</exception>
     public static RedisStore Connect(RedisStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisStore>? logger = null, IMeterFactory? meterFactory = null)
     {
         var configuration = Configure(options);

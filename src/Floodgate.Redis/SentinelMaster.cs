@@ -254,7 +254,15 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
         }
 
         Volatile.Write(ref _master, new Node(named, connection));
-        LogMoved(_logger, _service, named.ToString() ?? string.Empty, current?.EndPoint.ToString() ?? "(none)");
+        if (current is null)
+        {
+            LogFound(_logger, _service, named.ToString() ?? string.Empty);
+        }
+        else
+        {
+            LogMoved(_logger, _service, named.ToString() ?? string.Empty, current.EndPoint.ToString() ?? string.Empty);
+        }
+
         Connected?.Invoke(connection);
         if (current is not null)
         {
@@ -287,6 +295,9 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
             await connection.DisposeAsync().ConfigureAwait(false);
         }
     }
+
+    [LoggerMessage(7, LogLevel.Information, "Redis Sentinel names {EndPoint} the master of '{Service}'")]
+    private static partial void LogFound(ILogger logger, string service, string endPoint);
 
     [LoggerMessage(4, LogLevel.Warning, "Redis Sentinel names {EndPoint} the master of '{Service}' (was {Previous}); decisions go there now")]
     private static partial void LogMoved(ILogger logger, string service, string endPoint, string previous);

@@ -79,12 +79,15 @@ public sealed class SentinelTests(ITestOutputHelper output)
         var carried = await SpendAsync(store, topology, "forced");
 
         await using var load = Load.Start(store);
+        var failover = Stopwatch.StartNew();
         Assert.Equal("OK", topology.Sentinels[0].Cli("SENTINEL", "FAILOVER", SentinelTopology.ServiceName));
         var promoted = await Task.Run(() => topology.WaitForMaster(topology.Replica));
+        var named = failover.Elapsed;
 
         // The old master stays a master until Sentinel converts it, about 10 s later; writes there until then would be
         // discarded by the conversion. The store follows the Sentinels, not the roles.
         await AssertMovesToAsync(store, promoted, "forced");
+        output.WriteLine($"forced failover: every Sentinel named the new master after {named.TotalMilliseconds:F0} ms, decisions landed there after {failover.Elapsed.TotalMilliseconds:F0} ms");
         await load.StopAsync();
 
         load.AssertBounded(output, "forced failover");
@@ -99,9 +102,12 @@ public sealed class SentinelTests(ITestOutputHelper output)
         var carried = await SpendAsync(store, topology, "killed");
 
         await using var load = Load.Start(store);
+        var failover = Stopwatch.StartNew();
         topology.Master.Kill();
         var promoted = await Task.Run(() => topology.WaitForMaster(topology.Replica));
+        var named = failover.Elapsed;
         await AssertMovesToAsync(store, promoted, "killed");
+        output.WriteLine($"master killed: every Sentinel named the new master after {named.TotalMilliseconds:F0} ms, decisions landed there after {failover.Elapsed.TotalMilliseconds:F0} ms");
         await load.StopAsync();
 
         load.AssertBounded(output, "master killed");
