@@ -62,7 +62,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     private static readonly Meter SharedMeter = new(MeterName);
 
-    private readonly IConnectionMultiplexer _connection;
+    private readonly IConnectionMultiplexer? _connection;
+    private readonly SentinelMaster? _sentinel;
     private readonly bool _ownsConnection;
     private readonly RedisStoreOptions _options;
     private readonly string _prefix;
@@ -94,16 +95,17 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <param name="meterFactory">Creates the meter; a shared static meter by default.</param>
     /// <exception cref="ArgumentException">An option is out of range.</exception>
     public RedisStore(IConnectionMultiplexer connection, RedisStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisStore>? logger = null, IMeterFactory? meterFactory = null)
-        : this(connection, false, options, timeProvider, logger, meterFactory)
+        : this(connection ?? throw new ArgumentNullException(nameof(connection)), null, false, options, timeProvider, logger, meterFactory)
     {
     }
 
-    private RedisStore(IConnectionMultiplexer connection, bool owns, RedisStoreOptions options, TimeProvider? timeProvider, ILogger? logger, IMeterFactory? meterFactory)
+    /// <summary>A store on <paramref name="connection"/>, or on the master <paramref name="sentinel"/> follows; either is given.</summary>
+    private RedisStore(IConnectionMultiplexer? connection, SentinelMaster? sentinel, bool owns, RedisStoreOptions options, TimeProvider? timeProvider, ILogger? logger, IMeterFactory? meterFactory)
     {
-        ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate(requireConfiguration: false);
         _connection = connection;
+        _sentinel = sentinel;
         _ownsConnection = owns;
         _options = options;
         _prefix = options.KeyPrefix;
@@ -121,11 +123,25 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _localDecisions = meter.CreateCounter<long>("floodgate.redis.local_decisions", "{check}", "Checks answered without Redis, by source.");
         _failures = meter.CreateCounter<long>("floodgate.redis.failures", "{failure}", "Failed or timed-out Redis calls, by reason.");
         _fallbacks = meter.CreateCounter<long>("floodgate.redis.fallback_decisions", "{check}", "Checks answered by the failure mode, by mode.");
-        _ = PreloadScriptAsync();
+        if (sentinel is not null)
+        {
+            // Each new master gets the script before its first decision, as far as the race allows.
+            sentinel.Connected += static connection => _ = PreloadScriptAsync(connection);
+        }
+
+        if (Current is { } current)
+        {
+            _ = PreloadScriptAsync(current);
+        }
     }
 
-    /// <summary>The connection.</summary>
-    public IConnectionMultiplexer Connection => _connection;
+    /// <summary>
+    /// The connection; for a store that follows Redis Sentinel (a configuration with <c>serviceName=</c>), the
+    /// connection to the master the Sentinels name now, which changes at a failover.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The store follows Sentinel and no Sentinel has named a master yet.</exception>
+    public IConnectionMultiplexer Connection => Current
+        ?? throw new InvalidOperationException($"No Redis Sentinel has named a master for '{_sentinel?.Service}' yet.");
 
     /// <summary>The options in force.</summary>
     public RedisStoreOptions Options => _options;
@@ -148,24 +164,43 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <summary>Connects to Redis as <paramref name="options"/> say and creates a store that owns the connection.</summary>
     /// <remarks>
+    /// <para>
     /// The connection is made with <c>abortConnect=false</c>, so the store starts (answering by its failure mode) even
     /// while Redis is down, and with a fail-fast backlog, so a decision never queues behind a reconnect.
+    /// </para>
+    /// <para>
+    /// With <c>serviceName=</c> the hosts are Redis Sentinels: the store asks them for the master itself (when it
+    /// starts, on <c>+switch-master</c> and every second; the highest configuration epoch wins) and keeps one connection
+    /// to exactly that node, replaced at a failover. It starts even while no Sentinel answers.
+    /// </para>
     /// </remarks>
-    /// <exception cref="ArgumentException">An option is missing, out of range, or the configuration string is invalid.</exception>
+    /// <exception cref="ArgumentException">An option is missing or out of range, a TLS file cannot be used, or the configuration string is invalid.</exception>
     public static async Task<RedisStore> ConnectAsync(RedisStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisStore>? logger = null, IMeterFactory? meterFactory = null)
     {
         var configuration = Configure(options);
+        if (!string.IsNullOrEmpty(configuration.ServiceName))
+        {
+            var sentinel = await SentinelMaster.ConnectAsync(configuration, (ILogger?)logger ?? NullLogger.Instance).ConfigureAwait(false);
+            return new RedisStore(null, sentinel, true, options, timeProvider, logger, meterFactory);
+        }
+
         var connection = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
-        return new RedisStore(connection, true, options, timeProvider, logger, meterFactory);
+        return new RedisStore(connection, null, true, options, timeProvider, logger, meterFactory);
     }
 
     /// <summary>Connects synchronously; see <see cref="ConnectAsync"/>.</summary>
-    /// <exception cref="ArgumentException">An option is missing, out of range, or the configuration string is invalid.</exception>
+    /// <exception cref="ArgumentException">An option is missing or out of range, a TLS file cannot be used, or the configuration string is invalid.</exception>
     public static RedisStore Connect(RedisStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisStore>? logger = null, IMeterFactory? meterFactory = null)
     {
         var configuration = Configure(options);
+        if (!string.IsNullOrEmpty(configuration.ServiceName))
+        {
+            var sentinel = Task.Run(() => SentinelMaster.ConnectAsync(configuration, (ILogger?)logger ?? NullLogger.Instance)).GetAwaiter().GetResult();
+            return new RedisStore(null, sentinel, true, options, timeProvider, logger, meterFactory);
+        }
+
         var connection = ConnectionMultiplexer.Connect(configuration);
-        return new RedisStore(connection, true, options, timeProvider, logger, meterFactory);
+        return new RedisStore(connection, null, true, options, timeProvider, logger, meterFactory);
     }
 
     /// <inheritdoc/>
@@ -286,7 +321,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         var key = RedisKeys.For(_prefix, check.Key, LimitAlgorithm.Concurrency);
         try
         {
-            var release = _connection.GetDatabase().SortedSetRemoveAsync(key, LeaseMember(leaseId, check.Cost));
+            var release = (Current ?? throw NoMaster()).GetDatabase().SortedSetRemoveAsync(key, LeaseMember(leaseId, check.Cost), CommandFlags.DemandMaster);
             await release.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -301,7 +336,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     {
         if (_ownsConnection)
         {
-            _connection.Dispose();
+            _connection?.Dispose();
+            _sentinel?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
     }
 
@@ -310,7 +346,15 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     {
         if (_ownsConnection)
         {
-            await _connection.DisposeAsync().ConfigureAwait(false);
+            if (_connection is not null)
+            {
+                await _connection.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (_sentinel is not null)
+            {
+                await _sentinel.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 
@@ -361,13 +405,13 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// Loads the script into every connected primary in the background, so the first decisions need no NOSCRIPT
     /// round trip. Best effort: a server that is down or joins later loads it on its first NOSCRIPT.
     /// </summary>
-    private async Task PreloadScriptAsync()
+    private static async Task PreloadScriptAsync(IConnectionMultiplexer connection)
     {
         try
         {
-            foreach (var endpoint in _connection.GetEndPoints())
+            foreach (var endpoint in connection.GetEndPoints())
             {
-                var server = _connection.GetServer(endpoint);
+                var server = connection.GetServer(endpoint);
                 if (server.IsConnected && !server.IsReplica)
                 {
                     await server.ScriptLoadAsync(Script).WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System).ConfigureAwait(false);
@@ -394,11 +438,18 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             throw new ArgumentException($"The Redis configuration '{options.Configuration}' is invalid: {ex.Message}", nameof(options), ex);
         }
 
+        RedisTls.Apply(configuration, options);
         configuration.AbortOnConnectFail = false;
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         configuration.ClientName ??= "floodgate";
         return configuration;
     }
+
+    /// <summary>The connection decisions use now: the one given, or the current master's under Sentinel (none before the first).</summary>
+    private IConnectionMultiplexer? Current => _sentinel is null ? _connection : _sentinel.Connection;
+
+    private RedisConnectionException NoMaster() =>
+        new(ConnectionFailureType.UnableToConnect, CommandFlags.None, $"No Redis Sentinel has named a master for '{_sentinel?.Service}' yet.");
 
     private static string LoadScript()
     {
@@ -543,7 +594,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         var outcomes = batch.Outcomes.Span;
         var ends = batch.StageEnds.Span;
         var round = new Round(first);
-        var standalone = _connection.HashSlot(SlotProbe) == NoSlot;
+        var connection = Current;
+        var standalone = connection is null || connection.HashSlot(SlotProbe) == NoSlot;
         int? roundSlot = null;
         var manySlots = false;
         var remoteGroups = 0;
@@ -555,7 +607,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 foreach (var group in groups)
                 {
                     var member = checks[group.Members[0]];
-                    group.Slot = _connection.HashSlot(RedisKeys.For(_prefix, member.Key, member.Limit.Algorithm));
+                    group.Slot = connection!.HashSlot(RedisKeys.For(_prefix, member.Key, member.Limit.Algorithm));
                 }
 
                 // A later stage joins the round's call only on the round's slot.
@@ -1041,7 +1093,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                     try
                     {
                         var key = RedisKeys.For(_prefix, check.Key, LimitAlgorithm.Concurrency);
-                        _ = _connection.GetDatabase().SortedSetRemove(key, LeaseMember(ids[n], check.Cost), CommandFlags.FireAndForget);
+                        // Under Sentinel the master may have changed since the call: then the script ran on a node
+                        // whose writes the failover discards, and this removal finds nothing.
+                        _ = Current?.GetDatabase().SortedSetRemove(key, LeaseMember(ids[n], check.Cost), CommandFlags.FireAndForget | CommandFlags.DemandMaster);
                     }
                     catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
                     {
@@ -1209,7 +1263,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     {
         try
         {
-            return _connection.GetDatabase().ScriptEvaluateAsync(hash, keys, values);
+            return (Current ?? throw NoMaster()).GetDatabase().ScriptEvaluateAsync(hash, keys, values, CommandFlags.DemandMaster);
         }
         catch (Exception ex)
         {
@@ -1223,7 +1277,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     {
         try
         {
-            return _connection.GetDatabase().ScriptEvaluateAsync(script, keys, values);
+            return (Current ?? throw NoMaster()).GetDatabase().ScriptEvaluateAsync(script, keys, values, CommandFlags.DemandMaster);
         }
         catch (Exception ex)
         {

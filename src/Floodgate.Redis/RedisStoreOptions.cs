@@ -15,6 +15,27 @@ public sealed class RedisStoreOptions
     /// </summary>
     public string? Configuration { get; set; }
 
+    /// <summary>
+    /// A PEM file of the certificate authority (or authorities) that signed the Redis servers' certificates, for servers
+    /// whose certificates a private authority signed. Setting it turns TLS on (as <c>ssl=true</c> would), and a server is
+    /// then trusted only when its certificate is valid for server authentication, names the host connected to (or
+    /// <c>sslHost=</c>) and chains to one of these authorities; the machine's trust store is not consulted and revocation
+    /// is not checked. Read when the store connects by itself; ignored for a connection the caller passes.
+    /// </summary>
+    public string? TrustedCertificateAuthority { get; set; }
+
+    /// <summary>
+    /// A PEM certificate this client presents to servers that require client certificates (mutual TLS; Redis's
+    /// <c>tls-auth-clients yes</c>). Setting it turns TLS on. Read when the store connects by itself.
+    /// </summary>
+    public string? ClientCertificate { get; set; }
+
+    /// <summary>
+    /// The PEM private key of <see cref="ClientCertificate"/>; when unset, the key is read from the
+    /// <see cref="ClientCertificate"/> file itself.
+    /// </summary>
+    public string? ClientCertificateKey { get; set; }
+
     /// <summary>The first segment of every key: keys look like <c>&lt;prefix&gt;:{&lt;identity&gt;}:&lt;key&gt;</c>; printable ASCII without braces, colons or spaces. Default: <c>fg</c>.</summary>
     public string KeyPrefix { get; set; } = "fg";
 
@@ -59,7 +80,7 @@ public sealed class RedisStoreOptions
     /// <summary>The options of the in-memory store used by <see cref="RedisFailureMode.Local"/>.</summary>
     public MemoryStoreOptions LocalStore { get; set; } = new() { MaxEntries = 100_000 };
 
-    /// <summary>Throws when an option is out of range, with a message naming it.</summary>
+    /// <summary>Throws when an option is out of range, or a TLS file cannot be used, with a message naming it.</summary>
     /// <param name="requireConfiguration">Whether <see cref="Configuration"/> must be set (the store connects by itself).</param>
     /// <exception cref="ArgumentException">An option is missing or out of range.</exception>
     public void Validate(bool requireConfiguration = true)
@@ -116,5 +137,20 @@ public sealed class RedisStoreOptions
 
         ArgumentNullException.ThrowIfNull(LocalStore, nameof(LocalStore));
         LocalStore.Validate();
+
+        if (TrustedCertificateAuthority is not null)
+        {
+            _ = RedisTls.LoadAuthorities(TrustedCertificateAuthority);
+        }
+
+        if (ClientCertificateKey is not null && ClientCertificate is null)
+        {
+            throw new ArgumentException("A client certificate key (ClientCertificateKey) needs its certificate (ClientCertificate).", nameof(ClientCertificateKey));
+        }
+
+        if (ClientCertificate is not null)
+        {
+            RedisTls.LoadClientCertificate(ClientCertificate, ClientCertificateKey).Dispose();
+        }
     }
 }

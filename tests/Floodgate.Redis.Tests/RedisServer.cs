@@ -5,10 +5,15 @@ using System.Net.Sockets;
 
 namespace Floodgate.Redis.Tests;
 
-/// <summary>A real redis-server process on a free loopback port, killed by its PID when disposed.</summary>
+/// <summary>
+/// A real redis-server process on a free loopback port, killed by its PID when disposed: a plain server, a TLS-only
+/// server (<see cref="StartTls"/>) or a Sentinel (<see cref="StartSentinel"/>).
+/// </summary>
 public sealed class RedisServer : IDisposable
 {
+    private readonly string[] _leading;
     private readonly string[] _extra;
+    private readonly string[] _cliOptions;
     private Process? _process;
 
     static RedisServer()
@@ -19,11 +24,13 @@ public sealed class RedisServer : IDisposable
         ThreadPool.SetMinThreads(Math.Max(workers, 32), Math.Max(io, 32));
     }
 
-    private RedisServer(int port, string directory, string[] extra)
+    private RedisServer(int port, string directory, string[] extra, string[]? leading = null, string[]? cliOptions = null)
     {
         Port = port;
         Directory = directory;
         _extra = extra;
+        _leading = leading ?? [];
+        _cliOptions = cliOptions ?? [];
     }
 
     public int Port { get; }
@@ -39,16 +46,55 @@ public sealed class RedisServer : IDisposable
     /// <summary>Starts a server; <paramref name="extra"/> are more command-line options.</summary>
     public static RedisServer Start(params string[] extra) => Start(FreePort(cluster: false), extra);
 
-    public static RedisServer Start(int port, params string[] extra) =>
-        StartIn(Path.Combine(Path.GetTempPath(), "floodgate-redis-" + Guid.NewGuid().ToString("N")[..12]), port, extra);
+    public static RedisServer Start(int port, params string[] extra) => StartIn(NewDirectory(), port, extra);
 
     /// <summary>Starts a server in <paramref name="directory"/>, created here and deleted with the server.</summary>
-    public static RedisServer StartIn(string directory, int port, string[] extra)
+    public static RedisServer StartIn(string directory, int port, string[] extra) => Launch(new RedisServer(port, directory, extra));
+
+    /// <summary>
+    /// Starts a server that speaks TLS only (<c>--port 0</c>) with the given PEM files. With
+    /// <paramref name="clientCertificate"/> the server requires clients to present a certificate signed by
+    /// <paramref name="authority"/> (mutual TLS); redis-cli then presents that one. <paramref name="extra"/> are more options.
+    /// </summary>
+    public static RedisServer StartTls(string certificate, string key, string authority, (string Certificate, string Key)? clientCertificate = null, params string[] extra)
     {
-        System.IO.Directory.CreateDirectory(directory);
-        var server = new RedisServer(port, directory, extra);
+        var port = FreePort(cluster: false);
+        string[] tls =
+        [
+            "--port", "0", "--tls-port", port.ToString(CultureInfo.InvariantCulture),
+            "--tls-cert-file", certificate, "--tls-key-file", key, "--tls-ca-cert-file", authority,
+            "--tls-auth-clients", clientCertificate is null ? "no" : "yes",
+        ];
+        string[] cli = clientCertificate is { } client
+            ? ["--tls", "--cacert", authority, "--cert", client.Certificate, "--key", client.Key]
+            : ["--tls", "--cacert", authority];
+        return Launch(new RedisServer(port, NewDirectory(), [.. tls, .. extra], cliOptions: cli));
+    }
+
+    /// <summary>
+    /// Starts a Sentinel (<c>redis-server sentinel.conf --sentinel</c>) that monitors <paramref name="master"/> as
+    /// <paramref name="serviceName"/>. Its configuration file, which Sentinel rewrites as it learns, lives in the
+    /// server's own directory; <paramref name="directives"/> are more lines of it, such as
+    /// <c>sentinel down-after-milliseconds mymaster 1000</c>.
+    /// </summary>
+    public static RedisServer StartSentinel(RedisServer master, string serviceName, int quorum, params string[] directives)
+    {
+        ArgumentNullException.ThrowIfNull(master);
+        var directory = NewDirectory();
+        var file = Path.Combine(directory, "sentinel.conf");
+        string[] monitor = [$"sentinel monitor {serviceName} 127.0.0.1 {master.Port.ToString(CultureInfo.InvariantCulture)} {quorum.ToString(CultureInfo.InvariantCulture)}"];
+        return Launch(new RedisServer(FreePort(cluster: false), directory, [], leading: [file, "--sentinel"]), () => File.WriteAllLines(file, [.. monitor, .. directives]));
+    }
+
+    private static string NewDirectory() => Path.Combine(Path.GetTempPath(), "floodgate-redis-" + Guid.NewGuid().ToString("N")[..12]);
+
+    /// <summary>Creates the server's directory, runs <paramref name="prepare"/> (which writes files into it), and starts the server.</summary>
+    private static RedisServer Launch(RedisServer server, Action? prepare = null)
+    {
         try
         {
+            System.IO.Directory.CreateDirectory(server.Directory);
+            prepare?.Invoke();
             server.Run();
         }
         catch
@@ -123,6 +169,11 @@ public sealed class RedisServer : IDisposable
         info.ArgumentList.Add("127.0.0.1");
         info.ArgumentList.Add("-p");
         info.ArgumentList.Add(Port.ToString(CultureInfo.InvariantCulture));
+        foreach (var option in _cliOptions)
+        {
+            info.ArgumentList.Add(option);
+        }
+
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
@@ -171,6 +222,11 @@ public sealed class RedisServer : IDisposable
     private void Run()
     {
         var info = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Directory };
+        foreach (var arg in _leading)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
         foreach (var arg in new[] { "--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", string.Empty, "--appendonly", "no", "--dir", Directory, "--daemonize", "no", "--loglevel", "warning" })
         {
             info.ArgumentList.Add(arg);

@@ -41,6 +41,10 @@ internal static class StoreFactory
             options.KeyPrefix = prefix;
         }
 
+        options.TrustedCertificateAuthority = policy.TlsCa is { } ca ? PolicyLoader.ExpandHome(ca) : null;
+        options.ClientCertificate = policy.TlsClientCertificate is { } certificate ? PolicyLoader.ExpandHome(certificate) : null;
+        options.ClientCertificateKey = policy.TlsClientKey is { } key ? PolicyLoader.ExpandHome(key) : null;
+
         try
         {
             var store = RedisStore.Connect(options, time, loggerFactory.CreateLogger<RedisStore>());

@@ -105,6 +105,18 @@ public sealed record StorePolicy
 
     /// <summary>For Redis, the prefix of every key; the store's default (<c>fg</c>) when unset.</summary>
     public string? KeyPrefix { get; init; }
+
+    /// <summary>
+    /// For Redis over TLS, a PEM file of the certificate authority (or authorities) that signed the servers' certificates
+    /// (<c>tls_ca</c>); implies TLS. Checked when the policy is loaded.
+    /// </summary>
+    public string? TlsCa { get; init; }
+
+    /// <summary>For Redis with mutual TLS, the PEM client certificate presented to the servers (<c>tls_client_cert</c>); implies TLS.</summary>
+    public string? TlsClientCertificate { get; init; }
+
+    /// <summary>The PEM private key of <see cref="TlsClientCertificate"/> (<c>tls_client_key</c>); when unset, read from the certificate file.</summary>
+    public string? TlsClientKey { get; init; }
 }
 
 /// <summary>The <c>identity.jwt</c> section.</summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Floodgate.AspNetCore;
 using Floodgate.AspNetCore.Http;
@@ -368,7 +369,7 @@ public static class PolicyLoader
 
     private static StorePolicy ReadStore(YamlReader reader, YamlMappingNode root)
     {
-        var map = reader.Map(YamlReader.Get(root, "store"), "store", "kind", "max_entries", "configuration", "on_failure", "replicas", "timeout", "key_prefix");
+        var map = reader.Map(YamlReader.Get(root, "store"), "store", "kind", "max_entries", "configuration", "on_failure", "replicas", "timeout", "key_prefix", "tls_ca", "tls_client_cert", "tls_client_key");
         if (map is null)
         {
             return new StorePolicy();
@@ -384,13 +385,86 @@ public static class PolicyLoader
             Replicas = (int)(reader.Integer(map, "replicas", "store", 1, 10_000) ?? 1),
             Timeout = reader.Duration(map, "timeout", "store", TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(30)),
             KeyPrefix = reader.String(map, "key_prefix", "store"),
+            TlsCa = reader.String(map, "tls_ca", "store"),
+            TlsClientCertificate = reader.String(map, "tls_client_cert", "store"),
+            TlsClientKey = reader.String(map, "tls_client_key", "store"),
         };
         if (kind == StoreKind.Redis && string.IsNullOrWhiteSpace(store.Configuration))
         {
             reader.Error(map, "store.configuration", "a redis store needs a configuration such as 'localhost:6379'.");
         }
 
+        ReadStoreTls(reader, map, store);
         return store;
+    }
+
+    /// <summary>Checks the store's TLS files now, so that a missing or wrong file is refused at load with its line.</summary>
+    private static void ReadStoreTls(YamlReader reader, YamlMappingNode map, StorePolicy store)
+    {
+        if (store.TlsCa is { } ca && ReadableFile(reader, map, "tls_ca", ca, "CA certificate file"))
+        {
+            var authorities = new X509Certificate2Collection();
+            try
+            {
+                authorities.ImportFromPemFile(ExpandHome(ca));
+                if (authorities.Count == 0)
+                {
+                    reader.Error(YamlReader.Get(map, "tls_ca"), "store.tls_ca", $"'{ca}' holds no PEM certificate (-----BEGIN CERTIFICATE-----).");
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
+            {
+                reader.Error(YamlReader.Get(map, "tls_ca"), "store.tls_ca", $"'{ca}' is not a PEM certificate file: {e.Message}");
+            }
+            finally
+            {
+                foreach (var authority in authorities)
+                {
+                    authority.Dispose();
+                }
+            }
+        }
+
+        if (store.TlsClientKey is not null && store.TlsClientCertificate is null)
+        {
+            reader.Error(YamlReader.Get(map, "tls_client_key"), "store.tls_client_key", "a client key needs its certificate: set tls_client_cert too.");
+        }
+
+        if (store.TlsClientCertificate is { } certificate && ReadableFile(reader, map, "tls_client_cert", certificate, "client certificate file")
+            && (store.TlsClientKey is not { } key || ReadableFile(reader, map, "tls_client_key", key, "client key file")))
+        {
+            try
+            {
+                using var client = X509Certificate2.CreateFromPemFile(ExpandHome(certificate), store.TlsClientKey is { } keyFile ? ExpandHome(keyFile) : null);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
+            {
+                var pair = store.TlsClientKey is null ? $"'{certificate}' (with its key in the same file)" : $"'{certificate}' with the key '{store.TlsClientKey}'";
+                reader.Error(YamlReader.Get(map, "tls_client_cert"), "store.tls_client_cert", $"{pair} cannot be used: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>Whether the file a field names exists and can be opened; otherwise an error at the field.</summary>
+    private static bool ReadableFile(YamlReader reader, YamlMappingNode map, string key, string file, string what)
+    {
+        var node = YamlReader.Get(map, key);
+        if (!File.Exists(ExpandHome(file)))
+        {
+            reader.Error(node, $"store.{key}", $"the {what} '{file}' does not exist.");
+            return false;
+        }
+
+        try
+        {
+            using var stream = File.OpenRead(ExpandHome(file));
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            reader.Error(node, $"store.{key}", $"the {what} '{file}' cannot be read: {e.Message}");
+            return false;
+        }
     }
 
     private static JwtPolicy? ReadJwt(YamlReader reader, YamlMappingNode? identity)

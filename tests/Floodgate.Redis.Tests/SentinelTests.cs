@@ -1,0 +1,310 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using Floodgate.Limits;
+using Floodgate.Stores;
+using Xunit.Abstractions;
+
+namespace Floodgate.Redis.Tests;
+
+/// <summary>The store through Redis Sentinel: a real master, replica and three Sentinels, and real failovers.</summary>
+public sealed class SentinelTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMilliseconds(100);
+
+    // Scheduling slack on a shared 2-core machine: a decision may be answered a little after its timeout fires.
+    private static readonly TimeSpan Slack = TimeSpan.FromMilliseconds(250);
+
+    private static readonly string ScriptSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(Encoding.UTF8.GetBytes(RedisStore.Script)));
+
+    [Fact]
+    public async Task The_store_finds_the_master_through_Sentinel_and_decides_there()
+    {
+        using var topology = await Task.Run(SentinelTopology.Start);
+        await using var store = await TestStores.ConnectAsync(topology.Configuration, prefix: "sn");
+        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create("sentinel", "alice"), 1, false);
+        for (var i = 0; i < 3; i++)
+        {
+            var outcome = await store.DecideOneAsync(check);
+            Assert.False(outcome.IsStoreFailure, $"decision {i} failed");
+            Assert.True(outcome.Committed);
+            Assert.Equal(2 - i, outcome.Outcome.Remaining);
+        }
+
+        Assert.False((await store.DecideOneAsync(check)).Outcome.IsAllowed);
+        Assert.Equal(0, store.Failures);
+
+        // The state and the script are on the master; the replica has the state by replication only, and no script.
+        Assert.Single(topology.Master.Cli("--scan", "--pattern", "sn:*").Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal("1", topology.Master.Cli("SCRIPT", "EXISTS", ScriptSha));
+        Assert.Equal("0", topology.Replica.Cli("SCRIPT", "EXISTS", ScriptSha));
+    }
+
+    [Fact]
+    public async Task A_decision_never_goes_to_a_replica()
+    {
+        using var topology = await Task.Run(SentinelTopology.Start);
+        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(1, 1, RateUnit.Hour)), StoreKey.Create("replica", "alice"), 1, false);
+        await using (var master = await TestStores.ConnectAsync(topology.Master, o => o.OverLimitCache = false, prefix: "rp"))
+        {
+            Assert.True((await master.DecideOneAsync(check)).Committed);
+        }
+
+        await Task.Run(topology.WaitForReplication);
+
+        // A connection that reaches only the replica: a denial read there would look like an answer from Redis, but
+        // the replica's state may be stale and it cannot commit; the store asks only primaries, so this is a failure.
+        await using var store = await TestStores.ConnectAsync(topology.Replica, o =>
+        {
+            o.OverLimitCache = false;
+            o.Timeout = Timeout;
+            o.FailureMode = RedisFailureMode.Closed;
+        }, prefix: "rp");
+        Assert.True(store.Connection.IsConnected);
+        for (var i = 0; i < 3; i++)
+        {
+            var outcome = await store.DecideOneAsync(check);
+            Assert.True(outcome.IsStoreFailure, $"decision {i} was answered by the replica");
+            Assert.False(outcome.Outcome.IsAllowed);
+        }
+
+        Assert.Equal("0", topology.Replica.Cli("SCRIPT", "EXISTS", ScriptSha));
+    }
+
+    [Fact]
+    public async Task After_a_forced_failover_decisions_go_to_the_promoted_replica_and_none_hangs_meanwhile()
+    {
+        using var topology = await Task.Run(SentinelTopology.Start);
+        await using var store = await ConnectAsync(topology);
+        var carried = await SpendAsync(store, topology, "forced");
+
+        await using var load = Load.Start(store);
+        var failover = Stopwatch.StartNew();
+        Assert.Equal("OK", topology.Sentinels[0].Cli("SENTINEL", "FAILOVER", SentinelTopology.ServiceName));
+        var promoted = await Task.Run(() => topology.WaitForMaster(topology.Replica));
+        var named = failover.Elapsed;
+
+        // The old master stays a master until Sentinel converts it, about 10 s later; writes there until then would be
+        // discarded by the conversion. The store follows the Sentinels, not the roles.
+        await AssertMovesToAsync(store, promoted, "forced");
+        output.WriteLine($"forced failover: every Sentinel named the new master after {named.TotalMilliseconds:F0} ms, decisions landed there after {failover.Elapsed.TotalMilliseconds:F0} ms");
+        await load.StopAsync();
+
+        load.AssertBounded(output, "forced failover");
+        await AssertOnNewMasterAsync(store, promoted, carried, "forced");
+    }
+
+    [Fact]
+    public async Task When_the_master_dies_decisions_follow_on_failure_within_the_timeout_until_Sentinel_promotes_the_replica()
+    {
+        using var topology = await Task.Run(SentinelTopology.Start);
+        await using var store = await ConnectAsync(topology);
+        var carried = await SpendAsync(store, topology, "killed");
+
+        await using var load = Load.Start(store);
+        var failover = Stopwatch.StartNew();
+        topology.Master.Kill();
+        var promoted = await Task.Run(() => topology.WaitForMaster(topology.Replica));
+        var named = failover.Elapsed;
+        await AssertMovesToAsync(store, promoted, "killed");
+        output.WriteLine($"master killed: every Sentinel named the new master after {named.TotalMilliseconds:F0} ms, decisions landed there after {failover.Elapsed.TotalMilliseconds:F0} ms");
+        await load.StopAsync();
+
+        load.AssertBounded(output, "master killed");
+        Assert.True(load.Failures > 0, "no decision met the time without a master");
+        await AssertOnNewMasterAsync(store, promoted, carried, "killed");
+    }
+
+    [Fact]
+    public async Task A_store_starts_while_no_Sentinel_answers_and_finds_the_master_when_they_are_back()
+    {
+        using var topology = await Task.Run(SentinelTopology.Start);
+        foreach (var sentinel in topology.Sentinels)
+        {
+            sentinel.Kill();
+        }
+
+        var watch = Stopwatch.StartNew();
+        await using var store = await TestStores.ConnectAsync(topology.Configuration + ",connectTimeout=500", o =>
+        {
+            o.Timeout = Timeout;
+            o.FailureMode = RedisFailureMode.Closed;
+            o.BreakerDuration = TimeSpan.FromMilliseconds(200);
+        });
+        output.WriteLine($"connecting without Sentinels took {watch.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"connecting took {watch.Elapsed}");
+        Assert.Throws<InvalidOperationException>(() => store.Connection);
+
+        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create("late", "alice"), 1, false);
+        for (var i = 0; i < 5; i++)
+        {
+            var one = Stopwatch.StartNew();
+            var outcome = await store.DecideOneAsync(check);
+            Assert.True(one.Elapsed <= Timeout + Slack, $"decision {i} took {one.Elapsed.TotalMilliseconds} ms");
+            Assert.True(outcome.IsStoreFailure && !outcome.Outcome.IsAllowed, $"decision {i} was not answered by on_failure=closed");
+        }
+
+        foreach (var sentinel in topology.Sentinels)
+        {
+            sentinel.Restart();
+        }
+
+        Assert.True(await DecidedInRedisAsync(store, 3), "the store did not find the master within 20 s of the Sentinels' return");
+        var key = Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, check.Key, check.Limit.Algorithm)!);
+        Assert.True((await store.DecideOneAsync(check)).Committed);
+        Assert.Equal("1", topology.Master.Cli("EXISTS", key));
+    }
+
+    [Fact]
+    public void The_master_of_the_answer_with_the_highest_configuration_epoch_wins()
+    {
+        static KeyValuePair<string, string>[] Answer(string ip, string port, string epoch) =>
+            [new("name", SentinelTopology.ServiceName), new("ip", ip), new("port", port), new("flags", "master"), new("config-epoch", epoch)];
+
+        // A Sentinel that has not yet heard of the failover (epoch 3) is outvoted by one that has (epoch 4), whatever the order.
+        Assert.Equal(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 7002), SentinelMaster.Newest([Answer("127.0.0.1", "7001", "3"), null, Answer("127.0.0.1", "7002", "4")]));
+        Assert.Equal(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 7002), SentinelMaster.Newest([Answer("127.0.0.1", "7002", "4"), Answer("127.0.0.1", "7001", "3")]));
+        Assert.Equal(new System.Net.DnsEndPoint("redis-1", 6379), SentinelMaster.Newest([Answer("redis-1", "6379", "0")]));
+
+        // Malformed answers name nothing.
+        Assert.Null(SentinelMaster.Newest([Answer("127.0.0.1", "0", "9"), Answer("127.0.0.1", "x", "9"), Answer(string.Empty, "7001", "9"), Answer("127.0.0.1", "7001", "-1"), null]));
+        Assert.Null(SentinelMaster.Newest([]));
+    }
+
+    private static Task<RedisStore> ConnectAsync(SentinelTopology topology) =>
+        TestStores.ConnectAsync(topology.Configuration, o =>
+        {
+            o.Timeout = Timeout;
+            o.FailureMode = RedisFailureMode.Closed;
+            o.BreakerFailureThreshold = 3;
+            o.BreakerDuration = TimeSpan.FromMilliseconds(200);
+            o.OverLimitCache = false;
+        });
+
+    /// <summary>Spends 4 of a 10/day quota on the master and waits until the replica has it.</summary>
+    private static async Task<RateLimitCheck> SpendAsync(RedisStore store, SentinelTopology topology, string name)
+    {
+        var check = new RateLimitCheck(Limit.Quota(new Rate(10, 1, RateUnit.Day), null), StoreKey.Create(name, "carried"), 1, false);
+        Assert.True(await DecidedInRedisAsync(store, 1), "the store never reached the master");
+        for (var i = 0; i < 4; i++)
+        {
+            var outcome = await store.DecideOneAsync(check);
+            Assert.True(outcome.Committed && !outcome.IsStoreFailure, $"decision {i} before the failover failed");
+        }
+
+        await Task.Run(topology.WaitForReplication);
+        Assert.Equal("0", topology.Replica.Cli("SCRIPT", "EXISTS", ScriptSha));
+        return check;
+    }
+
+    /// <summary>
+    /// Within 5 s of the Sentinels naming <paramref name="promoted"/>, new decisions land there (Sentinel converts the old
+    /// master only about 10 s after a failover, so a store following roles rather than Sentinel fails this).
+    /// </summary>
+    private static async Task AssertMovesToAsync(RedisStore store, RedisServer promoted, string name)
+    {
+        var deadline = Stopwatch.StartNew();
+        for (var i = 0; ; i++)
+        {
+            var check = new RateLimitCheck(Limit.FixedWindow(new Rate(5, 1, RateUnit.Hour)), StoreKey.Create(name, "move" + i), 1, false);
+            var outcome = await store.DecideOneAsync(check);
+            var key = Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, check.Key, check.Limit.Algorithm)!);
+            if (outcome.Committed && promoted.Cli("EXISTS", key) == "1")
+            {
+                return;
+            }
+
+            Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(5), $"decisions did not move to the promoted node within 5 s ({i + 1} tried)");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>
+    /// The promoted node holds the state spent before the failover, takes the new decisions (a read-only replica could
+    /// not), and has the script, which the store sent again after NOSCRIPT.
+    /// </summary>
+    private static async Task AssertOnNewMasterAsync(RedisStore store, RedisServer promoted, RateLimitCheck carried, string name)
+    {
+        var next = await store.DecideOneAsync(carried);
+        Assert.False(next.IsStoreFailure);
+        Assert.True(next.Committed);
+        Assert.Equal(5, next.Outcome.Remaining);
+
+        var fresh = new RateLimitCheck(Limit.FixedWindow(new Rate(5, 1, RateUnit.Hour)), StoreKey.Create(name, "fresh"), 1, false);
+        Assert.True((await store.DecideOneAsync(fresh)).Committed);
+        var key = Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, fresh.Key, fresh.Limit.Algorithm)!);
+        Assert.StartsWith("master", promoted.Cli("ROLE"), StringComparison.Ordinal);
+        Assert.Equal("1", promoted.Cli("EXISTS", key));
+        Assert.Equal("1", promoted.Cli("SCRIPT", "EXISTS", ScriptSha));
+        Assert.True(store.IsCircuitClosed);
+    }
+
+    /// <summary>Decides a probe until <paramref name="successes"/> decisions in a row came from Redis; bounded to 20 s.</summary>
+    private static async Task<bool> DecidedInRedisAsync(RedisStore store, int successes)
+    {
+        var probe = new RateLimitCheck(Limit.Gcra(new Rate(1_000_000, 1, RateUnit.Second)), StoreKey.Create("probe", "steady"), 1, false);
+        var row = 0;
+        var deadline = Stopwatch.StartNew();
+        while (row < successes && deadline.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            var outcome = await store.DecideOneAsync(probe);
+            row = outcome.IsStoreFailure ? 0 : row + 1;
+            if (row == 0)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        return row >= successes;
+    }
+
+    /// <summary>Decides one key every 10 ms in the background, timing each decision.</summary>
+    private sealed class Load : IAsyncDisposable
+    {
+        private readonly ConcurrentQueue<(TimeSpan Took, StoreOutcome Outcome)> _decisions = new();
+        private readonly CancellationTokenSource _stop = new();
+        private Task _loop = Task.CompletedTask;
+
+        public int Failures => _decisions.Count(d => d.Outcome.IsStoreFailure);
+
+        public static Load Start(RedisStore store)
+        {
+            var load = new Load();
+            var check = new RateLimitCheck(Limit.Gcra(new Rate(1_000_000, 1, RateUnit.Second)), StoreKey.Create("load", "bob"), 1, false);
+            load._loop = Task.Run(async () =>
+            {
+                while (!load._stop.IsCancellationRequested)
+                {
+                    var watch = Stopwatch.StartNew();
+                    var outcome = await store.DecideOneAsync(check);
+                    load._decisions.Enqueue((watch.Elapsed, outcome));
+                    await Task.Delay(10);
+                }
+            });
+            return load;
+        }
+
+        public async Task StopAsync()
+        {
+            await _stop.CancelAsync();
+            await _loop;
+        }
+
+        /// <summary>Every decision took at most the timeout and was either Redis's answer or the failure mode's (closed: denied).</summary>
+        public void AssertBounded(ITestOutputHelper output, string what)
+        {
+            var decisions = _decisions.ToArray();
+            var slowest = decisions.Max(d => d.Took);
+            output.WriteLine($"{what}: {decisions.Length} decisions, {Failures} by the failure mode, the slowest took {slowest.TotalMilliseconds:F1} ms");
+            Assert.True(decisions.Length > 20, $"only {decisions.Length} decisions were made");
+            Assert.True(slowest <= Timeout + Slack, $"the slowest decision took {slowest.TotalMilliseconds} ms");
+            Assert.All(decisions, d => Assert.Equal(!d.Outcome.IsStoreFailure, d.Outcome.Outcome.IsAllowed));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await StopAsync();
+            _stop.Dispose();
+        }
+    }
+}
