@@ -1434,10 +1434,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     private long LocalNow() => (_time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
 
-    [LoggerMessage(1, LogLevel.Warning, "Redis {Reason}: answering by on_failure={Mode} ({Suppressed} earlier failures not logged)")]
+    [LoggerMessage(1, LogLevel.Warning, "Redis {Reason}: answering by on_failure={Mode}, or a rule's own ({Suppressed} earlier failures not logged)")]
     private static partial void LogFailure(ILogger logger, string reason, string mode, long suppressed, Exception? exception);
 
-    [LoggerMessage(2, LogLevel.Warning, "Redis {Reason}: circuit breaker open, answering by on_failure={Mode} for {Duration} before probing ({Suppressed} earlier failures not logged)")]
+    [LoggerMessage(2, LogLevel.Warning, "Redis {Reason}: circuit breaker open, answering by on_failure={Mode} (or a rule's own) for {Duration} before probing ({Suppressed} earlier failures not logged)")]
     private static partial void LogBreakerOpened(ILogger logger, string reason, string mode, TimeSpan duration, long suppressed, Exception? exception);
 
     [LoggerMessage(3, LogLevel.Error, "The Redis script and the engine disagree on {Limit}: script allowed={Script}, engine allowed={Engine}")]
