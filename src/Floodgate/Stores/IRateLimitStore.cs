@@ -11,6 +11,11 @@ namespace Floodgate.Stores;
 /// them is denied, none of them consumes anything. Checks of different identities are decided independently.
 /// </para>
 /// <para>
+/// Every store honours <see cref="RateLimitCheck.IsProbe"/> on every path (single checks, groups, stages, concurrency,
+/// failure modes): a probe is decided with its cost but never commits, and its denial counts as an enforced check's
+/// unless the probe is also a shadow.
+/// </para>
+/// <para>
 /// Implementations never throw for a store outage: they answer by their failure policy and flag the outcome with
 /// <see cref="StoreOutcome.IsStoreFailure"/>. When they can answer without waiting, the returned task is already
 /// complete; the in-memory store always completes synchronously and allocates nothing for an existing key.

@@ -230,7 +230,7 @@ public sealed class MemoryStore : IRateLimitStore
             var slot = Find(check.Key.Value);
             if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
             {
-                result = DecideConcurrency(check, slot, now, store, commit: true);
+                result = DecideConcurrency(check, slot, now, store, commit: !check.IsProbe);
                 return;
             }
 
@@ -241,12 +241,14 @@ public sealed class MemoryStore : IRateLimitStore
                 _table[slot].Referenced = true;
             }
 
-            if (outcome.IsAllowed && check.Cost > 0)
+            // A probe is decided with its cost and never commits.
+            var committed = outcome.IsAllowed && !check.IsProbe;
+            if (committed && check.Cost > 0)
             {
                 Store(check, slot, next, now, ++_stamp);
             }
 
-            result = new StoreOutcome(outcome, outcome.IsAllowed, 0);
+            result = new StoreOutcome(outcome, committed, 0);
         }
 
         public void DecideGroup(
@@ -281,7 +283,7 @@ public sealed class MemoryStore : IRateLimitStore
                     ? DecideConcurrency(check, slot, now, store, commit: false).Outcome
                     : LimitMath.Decide(check.Limit, slot >= 0 ? _table[slot].State : default, now, check.Cost, out nexts[k]);
                 denied |= !outcome.IsAllowed && !check.IsShadow;
-                outcomes[k] = new StoreOutcome(outcome, outcome.IsAllowed, 0);
+                outcomes[k] = new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
             }
 
             for (var k = 0; k < checks.Length; k++)
@@ -329,7 +331,7 @@ public sealed class MemoryStore : IRateLimitStore
             var outcome = LimitMath.Concurrency(check.Limit, leases?.InFlight ?? 0, leases?.EarliestExpiry ?? 0, leases?.LatestExpiry ?? 0, now, check.Cost);
             if (!commit || !outcome.IsAllowed || check.Cost == 0)
             {
-                return new StoreOutcome(outcome, outcome.IsAllowed, 0);
+                return new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
             }
 
             if (slot < 0)

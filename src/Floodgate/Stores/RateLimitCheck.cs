@@ -14,4 +14,13 @@ public readonly record struct RateLimitCheck(Limit Limit, StoreKey Key, long Cos
 {
     /// <summary>How a remote store answers this check while it cannot be reached; by default as the store is configured.</summary>
     public StoreFailureMode OnStoreFailure { get; init; }
+
+    /// <summary>
+    /// Whether the check only asks whether its <see cref="Cost"/> would fit, without spending it: it is decided exactly as
+    /// with its cost but never commits (the key's state is untouched, <see cref="StoreOutcome.Committed"/> is
+    /// <see langword="false"/>, no lease is taken). Its denial, unless it is <see cref="IsShadow"/>, denies its identity's
+    /// other checks and stops a staged decision like any other denial. An edge rule's ban is probed this way: is the IP's
+    /// ban bucket unable to take one more?
+    /// </summary>
+    public bool IsProbe { get; init; }
 }

@@ -234,19 +234,131 @@ public sealed class MemoryStoreTests
             new(Limit.SlidingWindow(Rate.Parse("1000000/h")), Key(9, 2), 1, false),
             new(Limit.FixedWindow(Rate.Parse("1000000/h")), Key(9, 3), 1, false),
             new(Limit.Concurrency(10), Key(9, 4), 0, false),
+            new(Limit.Gcra(Rate.Parse("1/h"), 1), Key(9, 5), 1, false) { IsProbe = true },
+            new(Limit.Concurrency(10), Key(9, 6), 1, false) { IsProbe = true },
         ];
-        var outcomes = new StoreOutcome[3];
+        RateLimitCheck[] probe = [new(Limit.FixedWindow(Rate.Parse("1/h")), Key(10, 1), 1, false) { IsProbe = true }];
+        var outcomes = new StoreOutcome[5];
         store.Decide(single, outcomes);
         store.Decide(group, outcomes);
+        store.Decide(probe, outcomes.AsSpan(4));
         var before = GC.GetAllocatedBytesForCurrentThread();
         for (var i = 0; i < 10_000; i++)
         {
             store.Decide(single, outcomes);
             store.Decide(group, outcomes);
+            store.Decide(probe, outcomes.AsSpan(4));
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         Assert.True(outcomes[0].Committed);
+    }
+
+    [Fact]
+    public void A_probe_is_decided_with_its_cost_and_never_commits()
+    {
+        var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
+        var limit = Limit.FixedWindow(Rate.Parse("3/h"));
+        var key = Key(20, 1);
+        Assert.True(DecideOne(store, limit, key, cost: 2).Committed);
+
+        // Alone: 1 more fits, 2 do not; neither probe spends anything.
+        var fits = Probe(store, new RateLimitCheck(limit, key, 1, false));
+        Assert.True(fits.Outcome.IsAllowed);
+        Assert.False(fits.Committed);
+        Assert.Equal(0, fits.Outcome.Remaining);
+        var over = Probe(store, new RateLimitCheck(limit, key, 2, false));
+        Assert.False(over.Outcome.IsAllowed);
+        Assert.False(over.Committed);
+        Assert.Equal(1, DecideOne(store, limit, key, cost: 0).Outcome.Remaining);
+
+        // A new key probed stays absent.
+        var count = store.Count;
+        Assert.True(Probe(store, new RateLimitCheck(limit, Key(20, 2), 1, false)).Outcome.IsAllowed);
+        Assert.Equal(count, store.Count);
+
+        // In a group: an allowed probe commits nothing while its siblings commit.
+        var sibling = new RateLimitCheck(Limit.FixedWindow(Rate.Parse("10/h")), Key(20, 3), 1, false);
+        var outcomes = new StoreOutcome[2];
+        store.Decide([new RateLimitCheck(limit, key, 1, false) { IsProbe = true }, sibling], outcomes);
+        Assert.True(outcomes[0].Outcome.IsAllowed);
+        Assert.False(outcomes[0].Committed);
+        Assert.True(outcomes[1].Committed);
+        Assert.Equal(1, DecideOne(store, limit, key, cost: 0).Outcome.Remaining);
+        Assert.Equal(9, DecideOne(store, sibling.Limit, sibling.Key, cost: 0).Outcome.Remaining);
+
+        // A denied probe denies its identity's group, as an enforced check does; a shadow probe does not.
+        store.Decide([new RateLimitCheck(limit, key, 2, false) { IsProbe = true }, sibling], outcomes);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+        Assert.True(outcomes[1].Outcome.IsAllowed);
+        Assert.False(outcomes[1].Committed);
+        store.Decide([new RateLimitCheck(limit, key, 2, true) { IsProbe = true }, sibling], outcomes);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+        Assert.True(outcomes[1].Committed);
+        Assert.Equal(8, DecideOne(store, sibling.Limit, sibling.Key, cost: 0).Outcome.Remaining);
+        Assert.Equal(1, DecideOne(store, limit, key, cost: 0).Outcome.Remaining);
+    }
+
+    [Fact]
+    public void A_concurrency_probe_takes_no_lease()
+    {
+        var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
+        var limit = Limit.Concurrency(1);
+        var key = Key(21, 1);
+        var probe = new RateLimitCheck(limit, key, 1, false) { IsProbe = true };
+        var alone = DecideOne(store, limit, key);
+        Assert.True(alone.Committed);
+        Assert.NotEqual(0, alone.LeaseId);
+        store.ReleaseAsync(probe, alone.LeaseId);
+
+        // Probed alone and in a group: allowed, no lease, and the one permit stays free.
+        var probed = Probe(store, probe);
+        Assert.True(probed.Outcome.IsAllowed);
+        Assert.False(probed.Committed);
+        Assert.Equal(0, probed.LeaseId);
+        var outcomes = new StoreOutcome[2];
+        store.Decide([probe, new RateLimitCheck(Limit.FixedWindow(Rate.Parse("10/h")), Key(21, 2), 1, false)], outcomes);
+        Assert.True(outcomes[0].Outcome.IsAllowed);
+        Assert.False(outcomes[0].Committed);
+        Assert.Equal(0, outcomes[0].LeaseId);
+        Assert.True(outcomes[1].Committed);
+        Assert.True(DecideOne(store, limit, key).Committed);
+
+        // Held: the probe is denied.
+        Assert.False(Probe(store, probe).Outcome.IsAllowed);
+    }
+
+    [Fact]
+    public async Task A_denied_probe_stage_stops_the_later_stages()
+    {
+        var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
+        var ban = Limit.Gcra(new Rate(1, 60, RateUnit.Second), 1);
+        var banKey = Key(22, 1);
+        var user = new RateLimitCheck(Limit.FixedWindow(Rate.Parse("10/h")), Key(23, 1), 1, false);
+        RateLimitCheck[] checks = [new(ban, banKey, 1, false) { IsProbe = true }, user];
+        int[] stages = [1, 2];
+
+        // Not banned: the probe is allowed and commits nothing, the user stage is charged.
+        var outcomes = new StoreOutcome[2];
+        Assert.Equal(2, await store.DecideStagesAsync(checks, stages, outcomes));
+        Assert.False(outcomes[0].Committed);
+        Assert.True(outcomes[1].Committed);
+        Assert.True(DecideOne(store, ban, banKey).Committed);
+
+        // Banned: the first stage rejects, the user stage is neither decided nor charged.
+        outcomes = new StoreOutcome[2];
+        Assert.Equal(1, await store.DecideStagesAsync(checks, stages, outcomes));
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+        Assert.Equal(60_000_000, outcomes[0].Outcome.RetryAfterMicroseconds);
+        Assert.Equal(default, outcomes[1]);
+        Assert.Equal(9, DecideOne(store, user.Limit, user.Key, cost: 0).Outcome.Remaining);
+    }
+
+    private static StoreOutcome Probe(MemoryStore store, RateLimitCheck check)
+    {
+        var outcomes = new StoreOutcome[1];
+        store.Decide([check with { IsProbe = true }], outcomes);
+        return outcomes[0];
     }
 
     [Fact]
