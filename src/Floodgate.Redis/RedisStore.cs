@@ -230,7 +230,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         for (var i = 0; i < checks.Length; i++)
         {
             ref readonly var check = ref checks[i];
-            if (check.Limit.LeasedSlice > 0 && check.Cost > 0 && check.Limit.Algorithm != LimitAlgorithm.Concurrency
+            if (check.Limit.LeasedSlice > 0 && check.Cost > 0 && !check.IsProbe && check.Limit.Algorithm != LimitAlgorithm.Concurrency
                 && _slices.TryTake(check, now, out var left, mayAcquire: false) == LeaseSlices.Take.Local)
             {
                 taken[i] = true;
@@ -466,8 +466,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     private static bool IsCacheable(in RateLimitCheck check) => check.Cost > 0 && check.Limit.Algorithm != LimitAlgorithm.Concurrency;
 
+    /// <summary>Whether the check is spent from a leased slice: a probe never is, as it spends nothing.</summary>
     private static bool IsLeased(in RateLimitCheck check) =>
-        check.Limit.LeasedSlice > 0 && check.Cost > 0 && check.Cost <= check.Limit.LeasedSlice && check.Limit.Algorithm != LimitAlgorithm.Concurrency;
+        check.Limit.LeasedSlice > 0 && check.Cost > 0 && check.Cost <= check.Limit.LeasedSlice && !check.IsProbe && check.Limit.Algorithm != LimitAlgorithm.Concurrency;
 
     /// <summary>A check of an identity denied locally by a sibling: not evaluated, not committed.</summary>
     private static StoreOutcome Unevaluated(in RateLimitCheck check) =>
@@ -884,7 +885,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 group.Remote[g] = k;
                 keys[n] = RedisKeys.For(_prefix, check.Key, limit.Algorithm);
                 values[at + 1] = check.Cost;
-                values[at + 2] = check.IsShadow ? 1 : 0;
+                values[at + 2] = (check.IsShadow ? 1 : 0) + (check.IsProbe ? 2 : 0);
                 long p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0;
                 switch (limit.Algorithm)
                 {
@@ -1195,7 +1196,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             var allowed = (long)result[i] == 1;
             var state = new LimitState((long)result[i + 1], (long)result[i + 2], (long)result[i + 3]);
             var granted = (long)result[i + 4];
-            var committed = allowed && !denied;
+            var committed = allowed && !denied && !check.IsProbe;
             LimitOutcome outcome;
             var leaseId = 0L;
             if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)

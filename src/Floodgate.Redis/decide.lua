@@ -7,7 +7,8 @@
 -- KEYS[i]  the state key of check i, in order over every group.
 -- ARGV[1]  now in microseconds since the Unix epoch, or '' to read the server's clock (TIME). Tests pass a value.
 -- ARGV[2]  the number of groups, g. Then per group: its stage, its number of checks n, and n strides of 10 values:
---   algorithm (0 gcra, 1 sliding_window, 2 fixed_window, 3 quota, 4 concurrency), cost, shadow (0|1), p1..p7:
+--   algorithm (0 gcra, 1 sliding_window, 2 fixed_window, 3 quota, 4 concurrency), cost, mode, p1..p7, where mode is
+--   0 enforce, 1 shadow, 2 probe (decided with its cost, never written, its denial enforced), 3 shadow probe:
 --   gcra            p1 interval, p2 tolerance, p3 burst, p7 slice
 --   sliding_window  p1 window, p2 amount, p7 slice
 --   fixed_window    p1 window, p2 amount, p7 slice
@@ -21,7 +22,7 @@
 --
 -- Returns {1, now, e, then per check of the first e groups (those evaluated): allowed (0|1), a, b, c, granted}: the
 -- state BEFORE the decision (for concurrency: permits in flight, earliest and latest expiry), and what was granted (the
--- cost, a leased slice, or 0). The caller recomputes the outcome from that state with the same C# the in-memory store
+-- cost, a leased slice, or 0, as for a probe). The caller recomputes the outcome from that state with the same C# the in-memory store
 -- uses. Returns {-1, now}, having written nothing, when a calendar quota's periods, computed by the caller's clock, do
 -- not contain the server's now; the caller resends.
 --
@@ -144,6 +145,8 @@ for g = 1, groups do
   for base = pos + 1, pos + checks * STRIDE, STRIDE do
     local algorithm = ARGV[base + 1]
     local cost = ARGV[base + 2] + 0
+    local mode = ARGV[base + 3]
+    local probe = mode == '2' or mode == '3'
     local allowed, granted = false, 0
     local a, b, c = 0, 0, 0
     -- The next state and its TTL, when the check writes.
@@ -169,7 +172,7 @@ for g = 1, groups do
         end
       end
       allowed = cost <= permits and a + cost <= permits
-      if allowed then
+      if allowed and not probe then
         granted = cost
         if cost > 0 then
           na, nb = now + lease, ARGV[base + 6]
@@ -256,7 +259,7 @@ for g = 1, groups do
           ok = start ~= nil and try <= amount and count + try <= amount
           na, nb, nc, expires = start, count + try, finish, finish
         end
-        if ok then
+        if ok and not probe then
           granted = try
         end
         local again = try ~= cost and granted == 0
@@ -281,7 +284,7 @@ for g = 1, groups do
         writes = writes + 1
       end
     end
-    if not allowed and ARGV[base + 3] ~= '1' then
+    if not allowed and (mode == '0' or mode == '2') then
       denied = true
     end
     out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = allowed and 1 or 0, a, b, c, granted

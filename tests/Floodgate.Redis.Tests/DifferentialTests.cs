@@ -164,6 +164,8 @@ public sealed class DifferentialTests(RedisFixture fixture)
         var identities = new[] { "alice", "bob", "carol" };
         var stopped = 0;
         var full = 0;
+        var probes = 0;
+        var probesDenied = 0;
         for (var step = 0; step < 300; step++)
         {
             clock.Advance(TimeSpan.FromMilliseconds(random.Next(70)));
@@ -180,8 +182,11 @@ public sealed class DifferentialTests(RedisFixture fixture)
                 {
                     foreach (var index in Enumerable.Range(0, limits.Length).OrderBy(_ => random.Next()).Take(1 + random.Next(2)))
                     {
+                        // Now and then a probe (as an edge ban's): decided with its cost, never committed, its denial enforced.
                         var cost = random.Next(10) switch { 0 => 0L, 1 => 2L, _ => 1L };
-                        checks.Add(new RateLimitCheck(limits[index], StoreKey.Create($"stage{stage}-rule{index}", identity), cost, random.Next(8) == 0));
+                        var probe = random.Next(6) == 0;
+                        checks.Add(new RateLimitCheck(limits[index], StoreKey.Create($"stage{stage}-rule{index}", identity), cost, random.Next(8) == 0) { IsProbe = probe });
+                        probes += probe ? 1 : 0;
                     }
                 }
 
@@ -197,10 +202,12 @@ public sealed class DifferentialTests(RedisFixture fixture)
             var decided = ends[actualStages - 1];
             for (var i = 0; i < decided; i++)
             {
-                var context = $"step {step}, check {i} ({batch[i].Limit}, cost {batch[i].Cost}, shadow {batch[i].IsShadow}) at {now}";
+                var context = $"step {step}, check {i} ({batch[i].Limit}, cost {batch[i].Cost}, shadow {batch[i].IsShadow}, probe {batch[i].IsProbe}) at {now}";
                 Assert.False(actual[i].IsStoreFailure, context);
                 Assert.Equal(expected[i].Outcome, actual[i].Outcome);
                 Assert.True(expected[i].Committed == actual[i].Committed, context + ": committed differs");
+                Assert.True(!batch[i].IsProbe || (!actual[i].Committed && actual[i].LeaseId == 0), context + ": a probe committed");
+                probesDenied += batch[i].IsProbe && !actual[i].Outcome.IsAllowed ? 1 : 0;
             }
 
             for (var i = decided; i < batch.Length; i++)
@@ -219,6 +226,7 @@ public sealed class DifferentialTests(RedisFixture fixture)
         }
 
         Assert.True(stopped > 20 && full > 20, $"the sequence exercised too little: {stopped} stopped early, {full} went through every stage");
+        Assert.True(probes > 50 && probesDenied > 5, $"the sequence probed too little: {probes} probes, {probesDenied} denied");
         Assert.Equal(0, redis.Mismatches);
         Assert.Equal(0, redis.Failures);
     }

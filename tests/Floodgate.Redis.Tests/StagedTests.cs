@@ -161,6 +161,141 @@ public sealed class StagedTests(RedisFixture fixture)
         Assert.Equal(trips + 1, store.RoundTrips);
     }
 
+    /// <summary>An edge ban as the middleware keeps it: one per minute, a burst of one.</summary>
+    private static readonly Limit Ban = Limit.Gcra(new Rate(1, 60, RateUnit.Second), 1);
+
+    [Fact]
+    public async Task A_probe_stage_commits_nothing_and_its_denial_stops_the_later_stages_in_the_same_round_trip()
+    {
+        await using var store = await TestStores.ConnectAsync(fixture.Server, o => o.OverLimitCache = false);
+        var ban = new RateLimitCheck(Ban, StoreKey.Create("ban:edge", "192.0.2.7"), 1, false);
+        var request = Request(TenPerHour, ip: "192.0.2.7");
+        RateLimitCheck[] checks = [ban with { IsProbe = true }, .. request];
+        int[] stages = [1, 2, 3, 4];
+
+        // Not banned: the probe is allowed and writes nothing; the tiers after it are decided in the same call.
+        var outcomes = new StoreOutcome[4];
+        Assert.Equal(4, await store.DecideStagesAsync(checks, stages, outcomes));
+        Assert.True(outcomes[0].Outcome.IsAllowed);
+        Assert.False(outcomes[0].Committed);
+        Assert.All(outcomes[1..], o => Assert.True(o.Committed));
+        Assert.Equal(1, store.RoundTrips);
+        Assert.False(await store.Database().KeyExistsAsync(RedisKeys.For(store.Options.KeyPrefix, ban.Key, Ban.Algorithm)));
+
+        // The ban starts (cost 1, committed); then the probe stage rejects, and no tier after it is charged.
+        Assert.True((await store.DecideOneAsync(ban)).Committed);
+        outcomes = new StoreOutcome[4];
+        Assert.Equal(1, await store.DecideStagesAsync(checks, stages, outcomes));
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+        Assert.False(outcomes[0].Committed);
+        Assert.InRange(outcomes[0].Outcome.RetryAfterMicroseconds, 55_000_000, 60_000_000);
+        Assert.All(outcomes[1..], o => Assert.Equal(default, o));
+        Assert.Equal(3, store.RoundTrips);
+        Assert.Equal(9, await RemainingAsync(store, request[0]));
+        Assert.Equal(9, await RemainingAsync(store, request[1]));
+        Assert.Equal(9, await RemainingAsync(store, request[2]));
+
+        // A shadow probe's denial stops nothing.
+        outcomes = new StoreOutcome[4];
+        Assert.Equal(4, await store.DecideStagesAsync(new RateLimitCheck[] { ban with { IsProbe = true, IsShadow = true }, request[0], request[1], request[2] }, stages, outcomes));
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+        Assert.False(outcomes[0].Committed);
+        Assert.Equal(8, await RemainingAsync(store, request[1]));
+    }
+
+    [Fact]
+    public async Task A_probe_in_a_group_is_never_written_and_its_denial_denies_the_group()
+    {
+        await using var store = await TestStores.ConnectAsync(fixture.Server, o => o.OverLimitCache = false);
+        var permits = Limit.Concurrency(1, TimeSpan.FromMinutes(1));
+        var fixedKey = StoreKey.Create("probe-fixed", "dave");
+        var leaseKey = StoreKey.Create("probe-lease", "dave");
+        var sibling = new RateLimitCheck(TenPerHour, StoreKey.Create("probe-sibling", "dave"), 1, false);
+        var outcomes = await store.DecideAsync(
+            new RateLimitCheck(TwoPerHour, fixedKey, 2, false) { IsProbe = true },
+            new RateLimitCheck(permits, leaseKey, 1, false) { IsProbe = true },
+            sibling);
+        Assert.True(outcomes.All(o => o.Outcome.IsAllowed));
+        Assert.Equal([false, false, true], outcomes.Select(o => o.Committed));
+        Assert.Equal(0, outcomes[1].LeaseId);
+        Assert.False(await store.Database().KeyExistsAsync(RedisKeys.For(store.Options.KeyPrefix, fixedKey, TwoPerHour.Algorithm)));
+        Assert.False(await store.Database().KeyExistsAsync(RedisKeys.For(store.Options.KeyPrefix, leaseKey, permits.Algorithm)));
+
+        // A probe whose cost does not fit denies its identity: the sibling, which fits, is not charged.
+        outcomes = await store.DecideAsync(new RateLimitCheck(TwoPerHour, fixedKey, 3, false) { IsProbe = true }, sibling);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+        Assert.True(outcomes[1].Outcome.IsAllowed);
+        Assert.False(outcomes[1].Committed);
+        Assert.Equal(9, await RemainingAsync(store, sibling));
+    }
+
+    [Fact]
+    public async Task A_denied_probe_is_answered_from_the_over_limit_cache_until_the_ban_ends_and_a_new_ban_is_seen()
+    {
+        var clock = TestStores.Clock(new DateTimeOffset(2026, 1, 15, 12, 0, 0, TimeSpan.Zero));
+        await using var store = await TestStores.ConnectAsync(fixture.Server, time: clock);
+        var ban = new RateLimitCheck(Ban, StoreKey.Create("ban:edge", "192.0.2.8"), 1, false);
+        var probe = ban with { IsProbe = true };
+        var user = new RateLimitCheck(TenPerHour, StoreKey.Create("user", "erin"), 1, false);
+        RateLimitCheck[] checks = [probe, user];
+        int[] stages = [1, 2];
+        var now = TestStores.Micros(clock.GetUtcNow());
+
+        async Task<StoreOutcome[]> RequestAsync(int decided)
+        {
+            var outcomes = new StoreOutcome[2];
+            Assert.Equal(decided, await store.DecideStagesAsync(checks, stages, outcomes, now));
+            return outcomes;
+        }
+
+        async Task<long> UserRemainingAsync()
+        {
+            var outcomes = new StoreOutcome[1];
+            await store.DecideAsync(new[] { user with { Cost = 0 } }, outcomes, now);
+            return outcomes[0].Outcome.Remaining;
+        }
+
+        // Not banned: an allowed probe is not cached. The ban starts; the next probe goes to Redis, is denied, and cached.
+        Assert.True((await RequestAsync(2))[0].Outcome.IsAllowed);
+        Assert.Equal(0, store.CachedKeys);
+        var started = new StoreOutcome[1];
+        await store.DecideAsync(new[] { ban }, started, now);
+        Assert.True(started[0].Committed);
+        var trips = store.RoundTrips;
+        Assert.False((await RequestAsync(1))[0].Outcome.IsAllowed);
+        Assert.Equal(trips + 1, store.RoundTrips);
+        Assert.Equal(1, store.CachedKeys);
+
+        // Banned: answered locally, with a retry that decreases; charging the ban again is refused locally too.
+        clock.Advance(TimeSpan.FromSeconds(20));
+        now += 20_000_000;
+        var local = await RequestAsync(1);
+        Assert.False(local[0].Outcome.IsAllowed);
+        Assert.False(local[0].Committed);
+        Assert.Equal(40_000_000, local[0].Outcome.RetryAfterMicroseconds);
+        Assert.False((await store.DecideOneAsync(ban)).Committed);
+        Assert.Equal(trips + 1, store.RoundTrips);
+        Assert.Equal(9, await UserRemainingAsync());
+
+        // The ban is over: the cache lets the probe through to Redis, which allows it without writing.
+        clock.Advance(TimeSpan.FromSeconds(40));
+        now += 40_000_000;
+        var after = await RequestAsync(2);
+        Assert.True(after[0].Outcome.IsAllowed);
+        Assert.False(after[0].Committed);
+        Assert.True(after[1].Committed);
+        Assert.Equal(0, store.CachedKeys);
+
+        // A new ban, charged in Redis: the next probe is not answered from a stale allowance, but denied by Redis.
+        await store.DecideAsync(new[] { ban }, started, now);
+        Assert.True(started[0].Committed);
+        trips = store.RoundTrips;
+        var banned = await RequestAsync(1);
+        Assert.False(banned[0].Outcome.IsAllowed);
+        Assert.Equal(60_000_000, banned[0].Outcome.RetryAfterMicroseconds);
+        Assert.Equal(trips + 1, store.RoundTrips);
+    }
+
     [Theory]
     [InlineData(RedisFailureMode.Open, 3)]
     [InlineData(RedisFailureMode.Closed, 1)]
