@@ -90,6 +90,33 @@ public sealed partial class RateLimitEngine
         IRequestContext request,
         RateLimitTier first = RateLimitTier.Edge,
         RateLimitTier last = RateLimitTier.Global,
+        CancellationToken cancellationToken = default) =>
+        EvaluateAsync(request, first, last, ReadOnlyMemory<RateLimitCheck>.Empty, cancellationToken);
+
+    /// <summary>
+    /// Decides <paramref name="gates"/>, then, unless a gate rejects, <paramref name="request"/> on the tiers from
+    /// <paramref name="first"/> to <paramref name="last"/>: the gates are a stage before the tiers in the same store
+    /// call, so a remote store still decides the request in one round trip.
+    /// </summary>
+    /// <remarks>
+    /// A gate is a check of the caller's own, outside the policy, such as the probe of an edge rule's ban
+    /// (<see cref="RateLimitCheck.IsProbe"/>). An enforced gate that is denied rejects the request before any tier is
+    /// decided or charged: the result's <see cref="RateLimitResult.DeniedGate"/> names it and
+    /// <see cref="RateLimitResult.GateOutcome"/> carries its outcome. Gates are not counted on the
+    /// <c>floodgate.decisions</c> counter nor logged: they have no rule, and the caller counts them as it sees fit.
+    /// </remarks>
+    /// <param name="request">The request.</param>
+    /// <param name="first">The first tier to evaluate.</param>
+    /// <param name="last">The last tier to evaluate.</param>
+    /// <param name="gates">The gate checks, decided as one stage (atomic per identity, as a tier's checks are).</param>
+    /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
+    /// <returns>The result; already complete, without allocating, on the in-memory store.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A tier is not one of <see cref="RateLimitTier"/>'s values.</exception>
+    public ValueTask<RateLimitResult> EvaluateAsync(
+        IRequestContext request,
+        RateLimitTier first,
+        RateLimitTier last,
+        ReadOnlyMemory<RateLimitCheck> gates,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -98,10 +125,10 @@ public sealed partial class RateLimitEngine
             throw new ArgumentOutOfRangeException(nameof(first), $"Tiers run from {RateLimitTier.Edge} to {RateLimitTier.Global}; got {first} to {last}.");
         }
 
-        var batch = Build(Policy, first, last, request);
+        var batch = Build(Policy, first, last, request, gates.Span);
         if (batch is null)
         {
-            return new ValueTask<RateLimitResult>(default(Evaluation).ToResult(true));
+            return new ValueTask<RateLimitResult>(new Evaluation().ToResult(true));
         }
 
         // One store call for every tier: a remote store decides them in order in one round trip.
@@ -112,7 +139,7 @@ public sealed partial class RateLimitEngine
             return EvaluateSlowAsync(batch, pending, request, cancellationToken);
         }
 
-        var evaluation = default(Evaluation);
+        var evaluation = new Evaluation();
         return Process(batch, pending.Result, request, ref evaluation) ? new ValueTask<RateLimitResult>(evaluation.ToResult(true)) : Reject(evaluation, cancellationToken);
     }
 
@@ -137,9 +164,9 @@ public sealed partial class RateLimitEngine
 
     private static TimeSpan RetryOrder(TimeSpan retry) => retry == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : retry;
 
-    private static TierBatch? Build(RateLimitPolicy policy, RateLimitTier first, RateLimitTier last, IRequestContext request)
+    private static TierBatch? Build(RateLimitPolicy policy, RateLimitTier first, RateLimitTier last, IRequestContext request, ReadOnlySpan<RateLimitCheck> gates)
     {
-        var capacity = 0;
+        var capacity = gates.Length;
         for (var tier = first; tier <= last; tier++)
         {
             capacity += policy.RulesOf(tier).Length;
@@ -151,6 +178,7 @@ public sealed partial class RateLimitEngine
         }
 
         var batch = TierBatch.Rent(capacity);
+        batch.AddGates(gates);
         for (var tier = first; tier <= last; tier++)
         {
             foreach (var rule in policy.RulesOf(tier))
@@ -165,7 +193,7 @@ public sealed partial class RateLimitEngine
                 batch.Add(rule, new RateLimitCheck(limit, key, rule.Cost, shadow) { OnStoreFailure = rule.OnStoreFailure });
             }
 
-            batch.EndStage(tier);
+            batch.EndStage();
         }
 
         if (batch.Count == 0)
@@ -195,7 +223,9 @@ public sealed partial class RateLimitEngine
                 }
 
                 var end = batch.StageEnds[stage];
-                if (!ProcessTier(batch, start, end, request, ref evaluation))
+                if (stage == 0 && batch.GateCount > 0
+                    ? !ProcessGates(batch, end, ref evaluation)
+                    : !ProcessTier(batch, start, end, request, ref evaluation))
                 {
                     return false;
                 }
@@ -209,6 +239,31 @@ public sealed partial class RateLimitEngine
         {
             TierBatch.Return(batch);
         }
+    }
+
+    /// <summary>
+    /// Folds the gates' outcomes into the evaluation, neither counted nor logged; <see langword="false"/> when an enforced
+    /// gate was denied, the first of them then naming the rejection.
+    /// </summary>
+    private static bool ProcessGates(TierBatch batch, int end, ref Evaluation evaluation)
+    {
+        for (var i = 0; i < end; i++)
+        {
+            ref readonly var check = ref batch.Checks[i];
+            ref readonly var stored = ref batch.Outcomes[i];
+            if (stored.LeaseId != 0)
+            {
+                (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId);
+            }
+
+            if (!stored.Outcome.IsAllowed && !check.IsShadow && evaluation.DeniedGate < 0)
+            {
+                evaluation.DeniedGate = i;
+                evaluation.GateOutcome = stored;
+            }
+        }
+
+        return evaluation.DeniedGate < 0;
     }
 
     /// <summary>Folds one tier's outcomes into the evaluation; <see langword="false"/> when the tier rejects.</summary>
@@ -272,7 +327,7 @@ public sealed partial class RateLimitEngine
             throw;
         }
 
-        var evaluation = default(Evaluation);
+        var evaluation = new Evaluation();
         if (Process(batch, decided, request, ref evaluation))
         {
             return evaluation.ToResult(true);
@@ -381,12 +436,14 @@ public sealed partial class RateLimitEngine
     [LoggerMessage(2, LogLevel.Information, "Shadow rule {Rule} ({Tier}) would have rejected {Identity}: {Method} {Path}, retry after {RetryAfter} ({Suppressed} earlier rejections not logged)")]
     private static partial void LogShadowRejected(ILogger logger, string tier, string rule, string identity, string method, string path, string retryAfter, long suppressed);
 
-    private struct Evaluation
+    private struct Evaluation()
     {
         public RateLimitDecision Best;
         public RateLimitDecision Shadow;
         public LeaseBag? Leases;
+        public int DeniedGate = -1;
+        public StoreOutcome GateOutcome;
 
-        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null);
+        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedGate, GateOutcome);
     }
 }

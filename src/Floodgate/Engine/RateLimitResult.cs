@@ -1,3 +1,5 @@
+using Floodgate.Stores;
+
 namespace Floodgate.Engine;
 
 /// <summary>What the engine decided for one request over one or more tiers.</summary>
@@ -7,16 +9,30 @@ namespace Floodgate.Engine;
 /// </remarks>
 public readonly struct RateLimitResult
 {
-    internal RateLimitResult(bool isAllowed, in RateLimitDecision decision, in RateLimitDecision shadowRejection, LeaseBag? leases)
+    private readonly int _deniedGate;
+
+    internal RateLimitResult(bool isAllowed, in RateLimitDecision decision, in RateLimitDecision shadowRejection, LeaseBag? leases, int deniedGate = -1, in StoreOutcome gateOutcome = default)
     {
         IsAllowed = isAllowed;
         Decision = decision;
         ShadowRejection = shadowRejection;
         Leases = leases;
+        _deniedGate = deniedGate + 1;
+        GateOutcome = gateOutcome;
     }
 
     /// <summary>Whether the request may go on.</summary>
     public bool IsAllowed { get; }
+
+    /// <summary>
+    /// When a gate check passed to <see cref="RateLimitEngine.EvaluateAsync(Rules.IRequestContext, Rules.RateLimitTier, Rules.RateLimitTier, ReadOnlyMemory{RateLimitCheck}, CancellationToken)"/>
+    /// rejected the request, its index among the gates (the first denied enforced gate); otherwise -1. A request a gate
+    /// rejects has no tier decided: <see cref="Decision"/> names no rule.
+    /// </summary>
+    public int DeniedGate => _deniedGate - 1;
+
+    /// <summary>The store's outcome for the gate that rejected the request (its retry-after, whether the store failed); default when none did.</summary>
+    public StoreOutcome GateOutcome { get; }
 
     /// <summary>
     /// When rejected, the rule that rejected (of several in the rejecting tier, the one with the longest retry);
@@ -32,7 +48,9 @@ public readonly struct RateLimitResult
     /// Whether the rejection should be answered 503 rather than 429: service and global capacity, and any rule denied by a
     /// <c>closed</c> failure mode while the store is unreachable (an outage, not the caller going over a limit).
     /// </summary>
-    public bool IsCapacityRejection => !IsAllowed && (Decision.IsStoreFailure || Decision.Tier is Rules.RateLimitTier.Service or Rules.RateLimitTier.Global);
+    public bool IsCapacityRejection => !IsAllowed && (_deniedGate > 0
+        ? GateOutcome.IsStoreFailure
+        : Decision.IsStoreFailure || Decision.Tier is Rules.RateLimitTier.Service or Rules.RateLimitTier.Global);
 
     /// <summary>Whether the result holds concurrency leases to release.</summary>
     public bool HasLeases => Leases is not null;
@@ -49,6 +67,6 @@ public readonly struct RateLimitResult
 
         var decision = second.IsAllowed ? RateLimitEngine.MoreConstrained(first.Decision, second.Decision) : second.Decision;
         var shadow = first.ShadowRejection.Rule is not null ? first.ShadowRejection : second.ShadowRejection;
-        return new RateLimitResult(second.IsAllowed, decision, shadow, LeaseBag.Merge(first.Leases, second.Leases));
+        return new RateLimitResult(second.IsAllowed, decision, shadow, LeaseBag.Merge(first.Leases, second.Leases), second.DeniedGate, second.GateOutcome);
     }
 }

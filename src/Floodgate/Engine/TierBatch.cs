@@ -4,7 +4,8 @@ using Floodgate.Stores;
 namespace Floodgate.Engine;
 
 /// <summary>
-/// The checks of one request, tier after tier (a stage per tier with matching rules), in arrays reused across
+/// The checks of one request, tier after tier (a stage per tier with matching rules, after a stage of the caller's gate
+/// checks if it passed any), in arrays reused across
 /// requests: each thread keeps one batch, and a request that goes asynchronous takes the batch with it, so nothing is
 /// shared while in use.
 /// </summary>
@@ -28,11 +29,11 @@ internal sealed class TierBatch
 
     public int Count { get; set; }
 
-    /// <summary>For each stage, the index just past its last check.</summary>
-    public int[] StageEnds { get; } = new int[TierCount];
+    /// <summary>How many gate checks open the batch, as its first stage; they have no rule.</summary>
+    public int GateCount { get; private set; }
 
-    /// <summary>For each stage, its tier.</summary>
-    public RateLimitTier[] StageTiers { get; } = new RateLimitTier[TierCount];
+    /// <summary>For each stage, the index just past its last check.</summary>
+    public int[] StageEnds { get; } = new int[TierCount + 1];
 
     public int StageCount { get; private set; }
 
@@ -55,18 +56,26 @@ internal sealed class TierBatch
         Array.Clear(batch.Checks, 0, batch.Count);
         Array.Clear(batch.Rules, 0, batch.Count);
         batch.Count = 0;
+        batch.GateCount = 0;
         batch.StageCount = 0;
         t_cached = batch;
     }
 
-    /// <summary>Closes the checks added since the last stage as the stage of <paramref name="tier"/>, if there are any.</summary>
-    public void EndStage(RateLimitTier tier)
+    /// <summary>Adds the gate checks, as the first stage, if there are any. Called first, on an empty batch.</summary>
+    public void AddGates(ReadOnlySpan<RateLimitCheck> gates)
+    {
+        gates.CopyTo(Checks);
+        Count = GateCount = gates.Length;
+        EndStage();
+    }
+
+    /// <summary>Closes the checks added since the last stage as a stage (a tier's, or the gates'), if there are any.</summary>
+    public void EndStage()
     {
         var start = StageCount == 0 ? 0 : StageEnds[StageCount - 1];
         if (Count > start)
         {
             StageEnds[StageCount] = Count;
-            StageTiers[StageCount] = tier;
             StageCount++;
         }
     }

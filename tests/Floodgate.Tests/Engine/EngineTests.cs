@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using Floodgate.Engine;
 using Floodgate.Limits;
@@ -255,6 +256,72 @@ public sealed class EngineTests
         Assert.Contains("Edge to Global", error.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>An edge ban as the middleware keeps it: one per minute, a burst of one, probed with a cost of 1.</summary>
+    private static readonly Limit Ban = Limit.Gcra(new Rate(1, 60, RateUnit.Second), 1);
+
+    private static RateLimitCheck BanProbe(string ip) => new(Ban, StoreKey.Create("ban:ip", ip), 1, false) { IsProbe = true };
+
+    [Fact]
+    public async Task A_denied_gate_rejects_before_any_tier_is_decided_or_counted()
+    {
+        using var meters = new TestMeterFactory();
+        var store = new MemoryStore(timeProvider: _time);
+        var engine = new RateLimitEngine(
+            new RateLimitPolicy([new RateLimitRule("ip", RateLimitTier.Edge, Fixed("10/min")), new RateLimitRule("per-user", RateLimitTier.User, Fixed("10/min"))]),
+            store,
+            _time,
+            meterFactory: meters);
+        long decisions = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (meters.Meters.Contains(instrument.Meter) && instrument.Name == "floodgate.decisions")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref decisions, value));
+        listener.Start();
+        ReadOnlyMemory<RateLimitCheck> gates = new[] { BanProbe("198.51.100.9"), BanProbe("203.0.113.7") };
+
+        // No ban: the gates are allowed and spend nothing; both tiers are decided and counted.
+        var allowed = await engine.EvaluateAsync(Request(), RateLimitTier.Edge, RateLimitTier.Global, gates);
+        Assert.True(allowed.IsAllowed);
+        Assert.Equal(-1, allowed.DeniedGate);
+        Assert.Equal(default, allowed.GateOutcome);
+        Assert.Equal(2, decisions);
+        Assert.Equal(9, allowed.Decision.Remaining);
+
+        // The second gate's IP is banned: the request is rejected by it, no tier is charged, nothing is counted.
+        var started = new StoreOutcome[1];
+        store.Decide([BanProbe("203.0.113.7") with { IsProbe = false }], started);
+        Assert.True(started[0].Committed);
+        _time.Advance(TimeSpan.FromSeconds(15));
+        var banned = await engine.EvaluateAsync(Request(), RateLimitTier.Edge, RateLimitTier.Global, gates);
+        Assert.False(banned.IsAllowed);
+        Assert.Equal(1, banned.DeniedGate);
+        Assert.False(banned.GateOutcome.Outcome.IsAllowed);
+        Assert.False(banned.GateOutcome.Committed);
+        Assert.Equal(45_000_000, banned.GateOutcome.Outcome.RetryAfterMicroseconds);
+        Assert.Null(banned.Decision.Rule);
+        Assert.False(banned.IsCapacityRejection);
+        Assert.Equal(2, decisions);
+
+        // The user tier was charged by the first request and by this one only.
+        Assert.Equal(8, (await engine.EvaluateAsync(Request(), RateLimitTier.User, RateLimitTier.User)).Decision.Remaining);
+
+        // A shadow gate's denial rejects nothing; the overloads without gates behave as before.
+        var shadow = await engine.EvaluateAsync(Request(), RateLimitTier.Edge, RateLimitTier.Edge, new[] { BanProbe("203.0.113.7") with { IsShadow = true } });
+        Assert.True(shadow.IsAllowed);
+        Assert.Equal(-1, shadow.DeniedGate);
+        Assert.Equal(-1, (await engine.EvaluateAsync(Request())).DeniedGate);
+
+        // Gates alone, with no tier to decide, still decide.
+        var alone = await engine.EvaluateAsync(Request(), RateLimitTier.Service, RateLimitTier.Global, gates);
+        Assert.False(alone.IsAllowed);
+        Assert.Equal(1, alone.DeniedGate);
+    }
+
     [Fact]
     public async Task Evaluating_on_the_memory_store_allocates_nothing()
     {
@@ -268,15 +335,34 @@ public sealed class EngineTests
             },
             new RateLimitRule("everything", RateLimitTier.Global, Limit.FixedWindow(Rate.Parse("10000000/s"))));
         var request = Request();
+        ReadOnlyMemory<RateLimitCheck> gates = new[] { BanProbe("203.0.113.7") };
         await engine.EvaluateAsync(request);
+        await engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Global, gates);
         var before = GC.GetAllocatedBytesForCurrentThread();
         for (var i = 0; i < 1000; i++)
         {
             var pending = engine.EvaluateAsync(request);
             Assert.True(pending.IsCompletedSuccessfully);
             Assert.True((await pending).IsAllowed);
+            var gated = engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Global, gates);
+            Assert.True(gated.IsCompletedSuccessfully);
+            Assert.True((await gated).IsAllowed);
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    private sealed class TestMeterFactory : IMeterFactory
+    {
+        public List<Meter> Meters { get; } = [];
+
+        public Meter Create(MeterOptions options)
+        {
+            var meter = new Meter(options);
+            Meters.Add(meter);
+            return meter;
+        }
+
+        public void Dispose() => Meters.ForEach(m => m.Dispose());
     }
 }
