@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Net;
+using Floodgate.Redis.Tests;
 
 namespace Floodgate.Gateway.Tests;
 
@@ -98,5 +100,32 @@ public sealed class EdgeTests
         using var after = await gate.GetAsync("/x");
         Assert.Equal(HttpStatusCode.OK, after.StatusCode);
         Assert.Equal(3, gate.Upstream.Hits);
+    }
+
+    [Fact]
+    public async Task An_unreachable_redis_never_looks_like_a_ban()
+    {
+        // Nothing listens on this port. The store fails closed, so the edge rule answers 503; the ban's probe, decided in
+        // the same call, is allowed while the store is unreachable, so no request is ever answered as banned.
+        var port = RedisServer.FreePort(cluster: false).ToString(CultureInfo.InvariantCulture);
+        await using var gate = await TestGateway.StartAsync($$"""
+            upstream: {upstream}
+            store: { kind: redis, configuration: "127.0.0.1:{{port}},connectTimeout=200", on_failure: closed, timeout: 200ms }
+            edge:
+              - name: ip-flood
+                limit: 2/min
+                ban: 60s
+            """);
+
+        for (var i = 0; i < 4; i++)
+        {
+            using var outage = await gate.GetAsync("/x");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, outage.StatusCode);
+            var body = await outage.Content.ReadAsStringAsync();
+            Assert.Contains("cannot be reached", body, StringComparison.Ordinal);
+            Assert.DoesNotContain("banned", body, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, gate.Upstream.Hits);
     }
 }

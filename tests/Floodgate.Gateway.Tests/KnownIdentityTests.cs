@@ -73,6 +73,74 @@ public sealed class KnownIdentityTests
         Assert.Equal(7, ScriptCalls(redis));
     }
 
+    [Fact]
+    public async Task With_a_ban_a_cached_token_still_costs_one_redis_call_and_a_banned_ip_charges_no_tier()
+    {
+        using var redis = RedisServer.Start();
+        await using var gate = await TestGateway.StartAsync($$"""
+            upstream: {upstream}
+            store: { kind: redis, configuration: "{{redis.Configuration}}", on_failure: closed, timeout: 2s }
+            trusted_proxies: [127.0.0.0/8]
+            {identity}
+            edge:
+              - name: ip-flood
+                limit: 4/min
+                ban: 60s
+            user:
+              - name: per-user
+                limit: 6/min
+            global:
+              - name: everything
+                limit: 1000/min
+            """);
+        var alice = gate.Identity.CreateToken(subject: "alice", now: gate.Time.GetUtcNow());
+        const string Banned = "198.51.100.20";
+
+        // The first request validates the token: the ban's probe and the edge in one call, then the other tiers.
+        Statuses.Expect([200], await gate.StatusesAsync(1, "/free", alice, forwardedFor: Banned));
+        Assert.Equal(2, ScriptCalls(redis));
+
+        // Then each request is one call: the ban's probe, edge, user and global together.
+        for (var i = 0; i < 3; i++)
+        {
+            var calls = ScriptCalls(redis);
+            Statuses.Expect([200], await gate.StatusesAsync(1, "/free", alice, forwardedFor: Banned));
+            Assert.Equal(calls + 1, ScriptCalls(redis));
+        }
+
+        // Over the edge: one call decides the probe and the edge, which rejects; starting the ban is a second.
+        using (var over = await gate.GetAsync("/free", alice, forwardedFor: Banned))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, over.StatusCode);
+            Assert.Contains("\"tier\":\"edge\"", await over.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(7, ScriptCalls(redis));
+
+        // Banned: the probe stage stops the call, so neither the edge nor alice's user budget is charged; the denied
+        // probe is then remembered, and the next banned request costs no call at all.
+        for (var i = 0; i < 3; i++)
+        {
+            using var banned = await gate.GetAsync("/free", alice, forwardedFor: Banned);
+            Assert.Equal(HttpStatusCode.TooManyRequests, banned.StatusCode);
+            AssertSeconds(60, banned.Header("Retry-After"), exact: false);
+            Assert.Contains("banned", await banned.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.Null(banned.Header("RateLimit"));
+        }
+
+        Assert.Equal(8, ScriptCalls(redis));
+
+        // From another IP alice has exactly the 2 of her 6 that the 4 admitted requests left.
+        Statuses.Expect([200, 200, 429], await gate.StatusesAsync(3, "/free", alice, forwardedFor: "198.51.100.21"));
+        Assert.Equal(11, ScriptCalls(redis));
+        using (var user = await gate.GetAsync("/free", alice, forwardedFor: "198.51.100.21"))
+        {
+            Assert.Contains("\"tier\":\"user\"", await user.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(6, gate.Upstream.Hits);
+    }
+
     /// <summary>The EVALSHA and EVAL calls the server has run, from INFO commandstats.</summary>
     private static long ScriptCalls(RedisServer redis)
     {

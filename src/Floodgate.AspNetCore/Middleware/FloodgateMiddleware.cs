@@ -20,10 +20,13 @@ namespace Floodgate.AspNetCore.Middleware;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Bans are checked first. Then, when the identity is already known for free (a token the resolver validated earlier
-/// and still caches, no credentials where anonymous callers are allowed, or without a resolver the application's own
-/// authenticated user), the edge through global tiers are decided in one engine call: one round trip on a remote store
-/// instead of two. The order of the tiers is unchanged: the first that rejects answers and later tiers are not charged.
+/// Bans come first: the ban of each edge rule that applies to the request is probed as a gate of the engine's first
+/// call, a stage before its tiers in the same store call, so a banned IP is answered without any tier being decided or
+/// charged, and a ban costs no round trip of its own. When the identity is already known for free (a token the
+/// resolver validated earlier and still caches, no credentials where anonymous callers are allowed, or without a
+/// resolver the application's own authenticated user), the edge through global tiers are decided in one engine call:
+/// one round trip on a remote store instead of two. The order of the tiers is unchanged: the first that rejects
+/// answers and later tiers are not charged.
 /// </para>
 /// <para>
 /// Otherwise (a token not validated yet, defective credentials, anonymous callers who are to be refused) the edge is
@@ -71,16 +74,9 @@ public sealed class FloodgateMiddleware
         var engine = _gate.Engine;
         var aborted = context.RequestAborted;
         var request = new HttpRequestContext(context, settings.Proxies);
-        if (settings.Bans.Length > 0)
-        {
-            var (ban, remaining) = await CheckBansAsync(settings.Bans, request, settings.Policy.Ipv6PrefixLength, aborted).ConfigureAwait(false);
-            if (ban is not null)
-            {
-                Banned.Add(1, new KeyValuePair<string, object?>("rule", ban.Rule.Name));
-                await RateLimitResponses.WriteBanAsync(context, ban.Rule.Name, remaining).ConfigureAwait(false);
-                return;
-            }
-        }
+
+        // The bans that apply are probed as gates: a stage before the tiers, in the same store call as the first of them.
+        var (gates, gateCount) = BanProbes(settings, request);
 
         // An identity known for free, with which the request may go on, is recorded now, and the edge is decided with
         // the other tiers; otherwise the edge is decided alone, before any credentials are checked.
@@ -91,7 +87,8 @@ public sealed class FloodgateMiddleware
         RateLimitResult edge = default;
         if (edgeFirst)
         {
-            edge = await engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Edge, aborted).ConfigureAwait(false);
+            edge = await EvaluateAsync(engine, request, RateLimitTier.Edge, RateLimitTier.Edge, gates, gateCount, aborted).ConfigureAwait(false);
+            gates = null;
             if (!edge.IsAllowed)
             {
                 await RejectAsync(context, request, edge, settings, aborted).ConfigureAwait(false);
@@ -119,7 +116,7 @@ public sealed class FloodgateMiddleware
             }
 
             var first = admitted ? RateLimitTier.Edge : RateLimitTier.User;
-            var rest = await engine.EvaluateAsync(request, first, RateLimitTier.Global, aborted).ConfigureAwait(false);
+            var rest = await EvaluateAsync(engine, request, first, RateLimitTier.Global, gates, gateCount, aborted).ConfigureAwait(false);
             var result = edgeFirst ? RateLimitResult.Combine(edge, rest) : rest;
             held = result;
             if (!result.IsAllowed)
@@ -141,11 +138,84 @@ public sealed class FloodgateMiddleware
     }
 
     /// <summary>
+    /// The probes of the bans that apply to <paramref name="request"/>, in the order of <see cref="GateSettings.Bans"/>:
+    /// can the IP's ban bucket take 1 more? A probe never spends it, and while the store is unreachable it is allowed
+    /// (an outage must never look like a ban). <see langword="null"/> when no ban applies.
+    /// </summary>
+    private static (RateLimitCheck[]? Gates, int Count) BanProbes(GateSettings settings, HttpRequestContext request)
+    {
+        var bans = settings.Bans;
+        if (bans.Length == 0 || request.ClientIp is not { } ip)
+        {
+            return (null, 0);
+        }
+
+        RateLimitCheck[]? gates = null;
+        var count = 0;
+        string? address = null;
+        foreach (var ban in bans)
+        {
+            if (!ban.Rule.Match.IsMatch(request))
+            {
+                continue;
+            }
+
+            address ??= AddressKey(ip, settings.Policy.Ipv6PrefixLength);
+            gates ??= ArrayPool<RateLimitCheck>.Shared.Rent(bans.Length);
+            gates[count++] = ban.Check(StoreKey.Create(ban.Scope, address), 1) with { IsProbe = true, OnStoreFailure = StoreFailureMode.Open };
+        }
+
+        return (gates, count);
+    }
+
+    /// <summary>The ban whose probe is the <paramref name="index"/>-th gate <see cref="BanProbes"/> made for <paramref name="request"/>.</summary>
+    private static BanRule BanOfGate(BanRule[] bans, HttpRequestContext request, int index)
+    {
+        foreach (var ban in bans)
+        {
+            if (ban.Rule.Match.IsMatch(request) && index-- == 0)
+            {
+                return ban;
+            }
+        }
+
+        throw new InvalidOperationException($"No ban made gate {index}.");
+    }
+
+    /// <summary>Evaluates the tiers, after the ban probes when there are any, and returns the probes' array to the pool.</summary>
+    private static async ValueTask<RateLimitResult> EvaluateAsync(RateLimitEngine engine, HttpRequestContext request, RateLimitTier first, RateLimitTier last, RateLimitCheck[]? gates, int count, CancellationToken aborted)
+    {
+        if (gates is null)
+        {
+            return await engine.EvaluateAsync(request, first, last, aborted).ConfigureAwait(false);
+        }
+
+        try
+        {
+            return await engine.EvaluateAsync(request, first, last, gates.AsMemory(0, count), aborted).ConfigureAwait(false);
+        }
+        finally
+        {
+            ArrayPool<RateLimitCheck>.Shared.Return(gates, clearArray: true);
+        }
+    }
+
+    /// <summary>
     /// Answers a rejection; one by an edge rule starts the rule's ban, if it has one. A denial by a failure mode (the
     /// store unreachable) bans no one: the client did not go over the limit.
     /// </summary>
     private async ValueTask RejectAsync(HttpContext context, HttpRequestContext request, RateLimitResult result, GateSettings settings, CancellationToken aborted)
     {
+        if (result.DeniedGate >= 0)
+        {
+            // A ban's probe: the IP's ban bucket cannot take 1 more until the retry-after of the probe.
+            var ban = BanOfGate(settings.Bans, request, result.DeniedGate);
+            Banned.Add(1, new KeyValuePair<string, object?>("rule", ban.Rule.Name));
+            var retry = result.GateOutcome.Outcome.RetryAfterMicroseconds;
+            await RateLimitResponses.WriteBanAsync(context, ban.Rule.Name, TimeSpan.FromMicroseconds(Math.Max(0, retry))).ConfigureAwait(false);
+            return;
+        }
+
         if (result.Decision.Tier == RateLimitTier.Edge && !result.Decision.IsStoreFailure)
         {
             await StartBanAsync(settings.Bans, result.Decision.Rule, request, settings.Policy.Ipv6PrefixLength, aborted).ConfigureAwait(false);
@@ -219,32 +289,6 @@ public sealed class FloodgateMiddleware
 
         Unauthorized.Add(1, new KeyValuePair<string, object?>("reason", "anonymous"));
         return RateLimitResponses.WriteUnauthorizedAsync(context, null, null);
-    }
-
-    private async ValueTask<(BanRule? Ban, TimeSpan Remaining)> CheckBansAsync(BanRule[] bans, HttpRequestContext request, int ipv6Prefix, CancellationToken aborted)
-    {
-        if (request.ClientIp is not { } ip)
-        {
-            return (null, TimeSpan.Zero);
-        }
-
-        string? address = null;
-        foreach (var ban in bans)
-        {
-            if (!ban.Rule.Match.IsMatch(request))
-            {
-                continue;
-            }
-
-            address ??= AddressKey(ip, ipv6Prefix);
-            var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, address), 0), aborted).ConfigureAwait(false);
-            if (!outcome.IsStoreFailure && outcome.Outcome.Remaining <= 0 && outcome.Outcome.ResetAfterMicroseconds > 0)
-            {
-                return (ban, TimeSpan.FromMicroseconds(outcome.Outcome.ResetAfterMicroseconds));
-            }
-        }
-
-        return (null, TimeSpan.Zero);
     }
 
     private async ValueTask StartBanAsync(BanRule[] bans, RateLimitRule? rule, HttpRequestContext request, int ipv6Prefix, CancellationToken aborted)
