@@ -37,7 +37,7 @@ wait_port() { # bounded wait for a port to accept connections
   echo "bench: nothing listens on port $1" >&2; exit 1
 }
 
-policy() { # $1 = store line, $2 = extra rule field
+policy() { # $1 = store line, $2 = extra rule field, $3 = extra edge rule field
   cat <<YAML
 upstream: http://127.0.0.1:$UP
 store: $1
@@ -52,6 +52,7 @@ edge:
     key: [client_ip]
     limit: 10M/min
     ${2:-}
+    ${3:-}
 user:
   - name: per-user
     key: [subject]

@@ -6,6 +6,7 @@
 #   (d) the same on Redis with leased slices of 100 (each replica spends slices locally; bounded overshoot)
 #   (e) a bare YARP proxy that makes one trivial Redis script call per request and ignores it: the floor of any
 #       limiter that keeps its state strictly in Redis, one round trip per request, to read (c) against
+#   (f) (c) with a ban on the edge rule: the ban's probe rides in the same script call, so it should cost about nothing
 # Loopback only, fixed duration. Installs wrk (and redis-server) from Debian's apt when missing.
 # The machine is shared and noisy, so the cases are measured in interleaved rounds and each figure is the median.
 # Every case is warmed up first (tiered compilation settles in about 10 s), so the rounds measure steady state.
@@ -20,7 +21,7 @@ warmup=${5:-10s}
 
 . bench/gateway/common.sh
 
-UP=5701 BARE=5702 BARE_REDIS=5706 MEM=5703 MEM_ADMIN=5713 RED=5704 RED_ADMIN=5714 LEASED=5705 LEASED_ADMIN=5715 REDIS=6479
+UP=5701 BARE=5702 BARE_REDIS=5706 MEM=5703 MEM_ADMIN=5713 RED=5704 RED_ADMIN=5714 LEASED=5705 LEASED_ADMIN=5715 BAN=5707 BAN_ADMIN=5717 REDIS=6479
 
 redis-server --port $REDIS --bind 127.0.0.1 --save "" --appendonly no --daemonize no --loglevel warning >/dev/null & pids+=($!)
 $helper upstream $UP & pids+=($!)
@@ -30,16 +31,18 @@ token=$($helper token "$work")
 policy '{ kind: memory }' > "$work/memory.yaml"
 policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, timeout: 1s }" > "$work/redis.yaml"
 policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, timeout: 1s, key_prefix: leased }" "leased_slice: 100" > "$work/leased.yaml"
+policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, timeout: 1s, key_prefix: banned }" "" "ban: 60s" > "$work/ban.yaml"
 
 wait_port $REDIS
 $helper bare-redis $BARE_REDIS http://127.0.0.1:$UP 127.0.0.1:$REDIS & pids+=($!)
 $gateway run --policy "$work/memory.yaml" --listen http://127.0.0.1:$MEM --admin http://127.0.0.1:$MEM_ADMIN --no-watch --log-level Warning & pids+=($!)
 $gateway run --policy "$work/redis.yaml" --listen http://127.0.0.1:$RED --admin http://127.0.0.1:$RED_ADMIN --no-watch --log-level Warning & pids+=($!)
 $gateway run --policy "$work/leased.yaml" --listen http://127.0.0.1:$LEASED --admin http://127.0.0.1:$LEASED_ADMIN --no-watch --log-level Warning & pids+=($!)
-for port in $UP $BARE $BARE_REDIS $MEM $RED $LEASED; do wait_port $port; done
+$gateway run --policy "$work/ban.yaml" --listen http://127.0.0.1:$BAN --admin http://127.0.0.1:$BAN_ADMIN --no-watch --log-level Warning & pids+=($!)
+for port in $UP $BARE $BARE_REDIS $MEM $RED $LEASED $BAN; do wait_port $port; done
 
 # Every case must answer 200 before it is measured.
-for port in $BARE $BARE_REDIS $MEM $RED $LEASED; do
+for port in $BARE $BARE_REDIS $MEM $RED $LEASED $BAN; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port/bench")
   [ "$code" = 200 ] || { echo "run.sh: port $port answered $code"; exit 1; }
 done
@@ -53,8 +56,8 @@ run_wrk() { # $1 = port; prints "rps p50_ms p99_ms non2xx"
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-declare -A port=([a-bare-yarp]=$BARE [b-gateway-memory]=$MEM [c-gateway-redis]=$RED [d-redis-leased]=$LEASED [e-yarp-redis-call]=$BARE_REDIS)
-cases=(a-bare-yarp b-gateway-memory c-gateway-redis d-redis-leased e-yarp-redis-call)
+declare -A port=([a-bare-yarp]=$BARE [b-gateway-memory]=$MEM [c-gateway-redis]=$RED [d-redis-leased]=$LEASED [e-yarp-redis-call]=$BARE_REDIS [f-redis-with-ban]=$BAN)
+cases=(a-bare-yarp b-gateway-memory c-gateway-redis d-redis-leased e-yarp-redis-call f-redis-with-ban)
 for name in "${cases[@]}"; do # warm-up
   wrk -t"$threads" -c"$connections" -d"$warmup" -H "Authorization: Bearer $token" "http://127.0.0.1:${port[$name]}/bench" >/dev/null
 done
