@@ -338,18 +338,28 @@ public sealed class EngineTests
         ReadOnlyMemory<RateLimitCheck> gates = new[] { BanProbe("203.0.113.7") };
         await engine.EvaluateAsync(request);
         await engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Global, gates);
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 1000; i++)
+
+        // A decision that allocates shows in every round, 1,000 times over. Once, in a full parallel run, a round
+        // counted 248 bytes on this thread that no decision made (a one-off of the runtime's, not repeated alone or in
+        // later rounds), so the least of three rounds is what must be zero.
+        var least = long.MaxValue;
+        for (var round = 0; round < 3 && least > 0; round++)
         {
-            var pending = engine.EvaluateAsync(request);
-            Assert.True(pending.IsCompletedSuccessfully);
-            Assert.True((await pending).IsAllowed);
-            var gated = engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Global, gates);
-            Assert.True(gated.IsCompletedSuccessfully);
-            Assert.True((await gated).IsAllowed);
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < 1000; i++)
+            {
+                var pending = engine.EvaluateAsync(request);
+                Assert.True(pending.IsCompletedSuccessfully);
+                Assert.True((await pending).IsAllowed);
+                var gated = engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Global, gates);
+                Assert.True(gated.IsCompletedSuccessfully);
+                Assert.True((await gated).IsAllowed);
+            }
+
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, least);
     }
 
     private sealed class TestMeterFactory : IMeterFactory
