@@ -177,7 +177,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <exception cref="ArgumentException">An option is missing or out of range, a TLS file cannot be used, or the configuration string is invalid.</exception>
     public static async Task<RedisStore> ConnectAsync(RedisStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisStore>? logger = null, IMeterFactory? meterFactory = null)
     {
-        var configuration = Configure(options);
+        var configuration = Configure(options, logger);
         if (!string.IsNullOrEmpty(configuration.ServiceName))
         {
             var sentinel = await SentinelMaster.ConnectAsync(configuration, (ILogger?)logger ?? NullLogger.Instance).ConfigureAwait(false);
@@ -192,7 +192,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <exception cref="ArgumentException">An option is missing or out of range, a TLS file cannot be used, or the configuration string is invalid.</exception>
     public static RedisStore Connect(RedisStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisStore>? logger = null, IMeterFactory? meterFactory = null)
     {
-        var configuration = Configure(options);
+        var configuration = Configure(options, logger);
         if (!string.IsNullOrEmpty(configuration.ServiceName))
         {
             var sentinel = Task.Run(() => SentinelMaster.ConnectAsync(configuration, (ILogger?)logger ?? NullLogger.Instance)).GetAwaiter().GetResult();
@@ -424,7 +424,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
     }
 
-    private static ConfigurationOptions Configure(RedisStoreOptions options)
+    private static ConfigurationOptions Configure(RedisStoreOptions options, ILogger? logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -438,7 +438,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             throw new ArgumentException($"The Redis configuration '{options.Configuration}' is invalid: {ex.Message}", nameof(options), ex);
         }
 
-        RedisTls.Apply(configuration, options);
+        RedisTls.Apply(configuration, options, logger ?? NullLogger.Instance);
         configuration.AbortOnConnectFail = false;
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         configuration.ClientName ??= "floodgate";

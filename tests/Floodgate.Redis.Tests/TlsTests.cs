@@ -95,6 +95,50 @@ public sealed class TlsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_renewed_client_certificate_is_presented_from_the_next_connection_without_a_restart()
+    {
+        using var certificates = TestCertificates.Create();
+        using var other = TestCertificates.Create("Another CA");
+        using var server = RedisServer.StartTls(certificates.ServerCertificate, certificates.ServerKey, certificates.Authority, (certificates.ClientCertificate, certificates.ClientKey));
+        var live = Directory.CreateDirectory(Path.Combine(certificates.Directory, "live")).FullName;
+        var certificate = Path.Combine(live, "client.pem");
+        var key = Path.Combine(live, "client.key");
+
+        // The store starts with a certificate of a CA the server does not trust: every connection is refused.
+        File.Copy(other.ClientCertificate, certificate);
+        File.Copy(other.ClientKey, key);
+        await using var store = await TestStores.ConnectAsync(server.Configuration + ",connectTimeout=1000", o =>
+        {
+            o.TrustedCertificateAuthority = certificates.Authority;
+            o.ClientCertificate = certificate;
+            o.ClientCertificateKey = key;
+            o.Timeout = Timeout;
+        });
+        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(100, 1, RateUnit.Hour)), StoreKey.Create("renewed", "alice"), 1, false);
+        Assert.True((await store.DecideOneAsync(check)).IsStoreFailure);
+
+        // Renewed in place, as a certificate manager does: the store's next connection attempt presents the new one.
+        File.Copy(certificates.ClientCertificate, certificate, overwrite: true);
+        File.Copy(certificates.ClientKey, key, overwrite: true);
+        var outcome = default(StoreOutcome);
+        var waited = Stopwatch.StartNew();
+        while (waited.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            outcome = await store.DecideOneAsync(check);
+            if (!outcome.IsStoreFailure)
+            {
+                break;
+            }
+
+            await Task.Delay(100);
+        }
+
+        output.WriteLine($"the renewed certificate was in use after {waited.ElapsedMilliseconds} ms");
+        Assert.False(outcome.IsStoreFailure, "the renewed client certificate was never presented");
+        Assert.True(outcome.Outcome.IsAllowed);
+    }
+
+    [Fact]
     public void TLS_files_are_checked_when_the_options_are_validated()
     {
         using var certificates = TestCertificates.Create();
