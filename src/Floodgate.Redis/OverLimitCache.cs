@@ -19,6 +19,9 @@ namespace Floodgate.Redis;
 /// </remarks>
 internal sealed class OverLimitCache
 {
+    /// <summary>How long a probe's denial is remembered at most: 10 s.</summary>
+    internal const long ProbeMemoryMicroseconds = 10_000_000;
+
     private readonly Shard[] _shards;
     private readonly int _perShard;
 
@@ -65,7 +68,8 @@ internal sealed class OverLimitCache
 
         lock (shard.Gate)
         {
-            if (shard.Entries.TryGetValue(check.Key, out var entry) && ReferenceEquals(entry.Limit, check.Limit) && entry.Cost == check.Cost)
+            if (shard.Entries.TryGetValue(check.Key, out var entry) && ReferenceEquals(entry.Limit, check.Limit) && entry.Cost == check.Cost
+                && entry.DeniedUntil > localNow)
             {
                 var now = entry.ServerNow + (localNow - entry.LocalAt);
                 outcome = LimitMath.Decide(check.Limit, entry.State, now, check.Cost, out _);
@@ -113,7 +117,10 @@ internal sealed class OverLimitCache
                 }
             }
 
-            shard.Entries[check.Key] = new Entry(check.Limit, check.Cost, state, serverNow, localNow, localNow + outcome.RetryAfterMicroseconds);
+            // A probe's denial (a ban) may last days: it is remembered for a short while only, so a ban lifted in Redis
+            // is seen soon and long bans cannot crowd the ordinary over-limit keys out of the cache.
+            var remembered = check.IsProbe ? Math.Min(outcome.RetryAfterMicroseconds, ProbeMemoryMicroseconds) : outcome.RetryAfterMicroseconds;
+            shard.Entries[check.Key] = new Entry(check.Limit, check.Cost, state, serverNow, localNow, localNow + remembered);
             Volatile.Write(ref shard.Live, shard.Entries.Count);
         }
     }

@@ -1098,10 +1098,12 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                         // whose writes the failover discards, and this removal finds nothing.
                         _ = Current?.GetDatabase().SortedSetRemove(key, LeaseMember(ids[n], check.Cost), CommandFlags.FireAndForget | CommandFlags.DemandMaster);
                     }
-                    catch (Exception ex) when (ex is RedisException or ObjectDisposedException)
+                    catch (Exception ex)
                     {
-                        // The lease frees itself at its timeout.
+                        // Never thrown into a decision (a command map may even forbid ZREM): the lease frees itself
+                        // at its timeout.
                         CountFailure("release");
+                        LogAbandonedReleaseFailed(_logger, ex);
                     }
                 }
             }
@@ -1440,6 +1442,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     [LoggerMessage(2, LogLevel.Warning, "Redis {Reason}: circuit breaker open, answering by on_failure={Mode} (or a rule's own) for {Duration} before probing ({Suppressed} earlier failures not logged)")]
     private static partial void LogBreakerOpened(ILogger logger, string reason, string mode, TimeSpan duration, long suppressed, Exception? exception);
+
+    [LoggerMessage(4, LogLevel.Warning, "A concurrency lease of a Redis call given up on could not be released; it frees itself at its lease timeout")]
+    private static partial void LogAbandonedReleaseFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(3, LogLevel.Error, "The Redis script and the engine disagree on {Limit}: script allowed={Script}, engine allowed={Engine}")]
     private static partial void LogMismatch(ILogger logger, string limit, bool script, bool engine);

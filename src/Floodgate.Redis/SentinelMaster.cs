@@ -40,6 +40,10 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
     private int _requested;
     private bool _answered = true;
 
+    // The highest configuration epoch accepted so far: an answer below it comes from a Sentinel that has not heard of a
+    // failover this store already followed, and must not move it back to a demoted master.
+    private long _epoch = long.MinValue;
+
     private SentinelMaster(ConfigurationOptions template, string service, ConnectionMultiplexer sentinels, ILogger logger)
     {
         _template = template;
@@ -134,10 +138,16 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
     }
 
     /// <summary>The address of the master named by the answer with the highest configuration epoch, or <see langword="null"/>.</summary>
-    internal static EndPoint? Newest(IEnumerable<KeyValuePair<string, string>[]?> answers)
+    internal static EndPoint? Newest(IEnumerable<KeyValuePair<string, string>[]?> answers) => Newest(answers, long.MinValue, out _);
+
+    /// <summary>
+    /// The address of the master named by the answer with the highest configuration epoch, at least
+    /// <paramref name="atLeast"/>, and that epoch; <see langword="null"/> when no answer qualifies.
+    /// </summary>
+    internal static EndPoint? Newest(IEnumerable<KeyValuePair<string, string>[]?> answers, long atLeast, out long epoch)
     {
         EndPoint? newest = null;
-        var epoch = long.MinValue;
+        epoch = atLeast == long.MinValue ? long.MinValue : atLeast - 1;
         foreach (var answer in answers)
         {
             if (answer is null)
@@ -194,6 +204,12 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
 
         try
         {
+            if (_disposed.IsCancellationRequested)
+            {
+                // Disposed while this waited for the semaphore: the Sentinels' connection is gone.
+                return;
+            }
+
             do
             {
                 Interlocked.Exchange(ref _requested, 0);
@@ -225,7 +241,15 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
             }
         }
 
-        var named = Newest(await Task.WhenAll(asks).ConfigureAwait(false));
+        var answers = await Task.WhenAll(asks).ConfigureAwait(false);
+        var named = Newest(answers, _epoch, out var epoch);
+        if (named is null && answers.Any(static a => a is not null))
+        {
+            // Only Sentinels behind a failover already followed answered: stay on the master of the newest epoch.
+            _answered = true;
+            return;
+        }
+
         if (named is null)
         {
             if (_answered)
@@ -241,6 +265,7 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
         var current = _master;
         if (current is not null && current.EndPoint.Equals(named))
         {
+            _epoch = Math.Max(_epoch, epoch);
             return;
         }
 
@@ -254,6 +279,7 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
         }
 
         Volatile.Write(ref _master, new Node(named, connection));
+        _epoch = Math.Max(_epoch, epoch);
         if (current is null)
         {
             LogFound(_logger, _service, named.ToString() ?? string.Empty);

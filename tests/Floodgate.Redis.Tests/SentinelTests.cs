@@ -166,6 +166,11 @@ public sealed class SentinelTests(ITestOutputHelper output)
         Assert.Equal(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 7002), SentinelMaster.Newest([Answer("127.0.0.1", "7002", "4"), Answer("127.0.0.1", "7001", "3")]));
         Assert.Equal(new System.Net.DnsEndPoint("redis-1", 6379), SentinelMaster.Newest([Answer("redis-1", "6379", "0")]));
 
+        // Once a failover of epoch 4 was followed, a Sentinel still at epoch 3 cannot move the store back.
+        Assert.Null(SentinelMaster.Newest([Answer("127.0.0.1", "7001", "3")], 4, out _));
+        Assert.Equal(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 7002), SentinelMaster.Newest([Answer("127.0.0.1", "7001", "3"), Answer("127.0.0.1", "7002", "4")], 4, out var epoch));
+        Assert.Equal(4, epoch);
+
         // Malformed answers name nothing.
         Assert.Null(SentinelMaster.Newest([Answer("127.0.0.1", "0", "9"), Answer("127.0.0.1", "x", "9"), Answer(string.Empty, "7001", "9"), Answer("127.0.0.1", "7001", "-1"), null]));
         Assert.Null(SentinelMaster.Newest([]));

@@ -230,7 +230,7 @@ public sealed class StagedTests(RedisFixture fixture)
     }
 
     [Fact]
-    public async Task A_denied_probe_is_answered_from_the_over_limit_cache_until_the_ban_ends_and_a_new_ban_is_seen()
+    public async Task A_denied_probe_is_answered_from_the_over_limit_cache_for_10_s_at_a_time_until_the_ban_ends_and_a_new_ban_is_seen()
     {
         var clock = TestStores.Clock(new DateTimeOffset(2026, 1, 15, 12, 0, 0, TimeSpan.Zero));
         await using var store = await TestStores.ConnectAsync(fixture.Server, time: clock);
@@ -267,15 +267,27 @@ public sealed class StagedTests(RedisFixture fixture)
         Assert.Equal(1, store.CachedKeys);
 
         // Banned: answered locally, with a retry that decreases; charging the ban again is refused locally too.
-        clock.Advance(TimeSpan.FromSeconds(20));
-        now += 20_000_000;
+        clock.Advance(TimeSpan.FromSeconds(5));
+        now += 5_000_000;
         var local = await RequestAsync(1);
         Assert.False(local[0].Outcome.IsAllowed);
         Assert.False(local[0].Committed);
-        Assert.Equal(40_000_000, local[0].Outcome.RetryAfterMicroseconds);
+        Assert.Equal(55_000_000, local[0].Outcome.RetryAfterMicroseconds);
         Assert.False((await store.DecideOneAsync(ban)).Committed);
         Assert.Equal(trips + 1, store.RoundTrips);
         Assert.Equal(9, await UserRemainingAsync());
+
+        // A ban is remembered for 10 s at most (a ban lifted in Redis is seen that soon): then Redis is asked again,
+        // still denies, and the denial is remembered again.
+        clock.Advance(TimeSpan.FromSeconds(15));
+        now += 15_000_000;
+        trips = store.RoundTrips;
+        var asked = await RequestAsync(1);
+        Assert.False(asked[0].Outcome.IsAllowed);
+        Assert.Equal(40_000_000, asked[0].Outcome.RetryAfterMicroseconds);
+        Assert.Equal(trips + 1, store.RoundTrips);
+        Assert.False((await RequestAsync(1))[0].Outcome.IsAllowed);
+        Assert.Equal(trips + 1, store.RoundTrips);
 
         // The ban is over: the cache lets the probe through to Redis, which allows it without writing.
         clock.Advance(TimeSpan.FromSeconds(40));

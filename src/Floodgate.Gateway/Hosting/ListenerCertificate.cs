@@ -27,6 +27,12 @@ internal sealed partial class ListenerCertificate : IDisposable
     private volatile Loaded _current;
     private bool _disposed;
 
+    // Set by every file event, cleared when a reload starts: a change that arrived during a reload is not lost.
+    private volatile bool _changed;
+
+    // The fingerprint of files last refused for their content (not their time): not parsed or logged again until they change.
+    private byte[]? _refused;
+
     private ListenerCertificate(string certificatePath, string keyPath, TimeProvider time, Loaded first)
     {
         _certificatePath = certificatePath;
@@ -66,13 +72,16 @@ internal sealed partial class ListenerCertificate : IDisposable
                 return false;
             }
 
+            _changed = false;
             Loaded next;
+            byte[]? fingerprint = null;
             try
             {
                 // Any change in the directories wakes this up (the policy file may live beside the certificate): files
-                // unchanged since the certificate in force was read are not parsed again.
+                // unchanged since they were last read, whether they are in force or were refused, are not parsed again.
                 var files = ReadFiles(_certificatePath, _keyPath);
-                if (Fingerprint(files).AsSpan().SequenceEqual(_current.Fingerprint))
+                fingerprint = Fingerprint(files);
+                if (fingerprint.AsSpan().SequenceEqual(_current.Fingerprint) || fingerprint.AsSpan().SequenceEqual(_refused))
                 {
                     return false;
                 }
@@ -86,9 +95,15 @@ internal sealed partial class ListenerCertificate : IDisposable
                 Log.Refused(_logger, _current.Leaf.Thumbprint, e.Message);
                 if (e is NotYetValidException early)
                 {
-                    // A renewal issued a moment ahead of this clock: try again when it becomes valid, not on the next change.
+                    // A renewal issued a moment ahead of this clock: try again when it becomes valid, not on the next
+                    // change; unless a change arrived while this one was read, which is then read first.
                     var wait = early.NotBefore - _time.GetUtcNow() + TimeSpan.FromSeconds(1);
-                    _timer.Change(wait < Debounce ? Debounce : wait > TimeSpan.FromDays(1) ? TimeSpan.FromDays(1) : wait, Timeout.InfiniteTimeSpan);
+                    wait = _changed || wait < Debounce ? Debounce : wait > TimeSpan.FromDays(1) ? TimeSpan.FromDays(1) : wait;
+                    _timer.Change(wait, Timeout.InfiniteTimeSpan);
+                }
+                else
+                {
+                    _refused = fingerprint;
                 }
 
                 return false;
@@ -144,6 +159,7 @@ internal sealed partial class ListenerCertificate : IDisposable
 
     private void OnChanged(object sender, FileSystemEventArgs e)
     {
+        _changed = true;
         try
         {
             _timer.Change(Debounce, Timeout.InfiniteTimeSpan);
