@@ -193,6 +193,9 @@ internal static partial class RedisTls
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(authorities);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+
+        // Only what the server sent and the given CAs: no download of missing intermediates, which could stall a handshake.
+        chain.ChainPolicy.DisableCertificateDownloads = true;
         chain.ChainPolicy.ApplicationPolicy.Add(ServerAuthentication);
         if (presented is not null)
         {
