@@ -42,9 +42,6 @@ internal sealed partial class ListenerCertificate : IDisposable
         _timer = new Timer(_ => Reload(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>The certificate served now.</summary>
-    public X509Certificate2 Certificate => _current.Leaf;
-
     /// <summary>Reads the files; <see cref="Watch"/> then keeps them in force.</summary>
     /// <param name="certificatePath">The PEM certificate, then any intermediates, leaf first.</param>
     /// <param name="keyPath">The PEM private key; <see langword="null"/> when it is in the certificate file.</param>
