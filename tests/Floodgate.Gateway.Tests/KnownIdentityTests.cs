@@ -34,11 +34,7 @@ public sealed class KnownIdentityTests
     public async Task A_cached_token_meets_every_tier_in_order_on_redis()
     {
         using var redis = RedisServer.Start();
-        await using var gate = await TestGateway.StartAsync($$"""
-            upstream: {upstream}
-            store: { kind: redis, configuration: "{{redis.Configuration}}", on_failure: closed, timeout: 2s }
-            {identity}
-            """ + "\n" + Rules);
+        await using var gate = await StartOnRedisAsync(redis, "{identity}\n" + Rules);
 
         // Redis decides on its own clock, which the test does not hold still: times are checked to within seconds.
         await AssertTiersInOrderAsync(gate, exact: false);
@@ -48,9 +44,7 @@ public sealed class KnownIdentityTests
     public async Task A_cached_token_costs_one_redis_call_for_every_tier()
     {
         using var redis = RedisServer.Start();
-        await using var gate = await TestGateway.StartAsync($$"""
-            upstream: {upstream}
-            store: { kind: redis, configuration: "{{redis.Configuration}}", on_failure: closed, timeout: 2s }
+        await using var gate = await StartOnRedisAsync(redis, """
             {identity}
             edge:
               - name: ip-flood
@@ -77,9 +71,7 @@ public sealed class KnownIdentityTests
     public async Task With_a_ban_a_cached_token_still_costs_one_redis_call_and_a_banned_ip_charges_no_tier()
     {
         using var redis = RedisServer.Start();
-        await using var gate = await TestGateway.StartAsync($$"""
-            upstream: {upstream}
-            store: { kind: redis, configuration: "{{redis.Configuration}}", on_failure: closed, timeout: 2s }
+        await using var gate = await StartOnRedisAsync(redis, """
             trusted_proxies: [127.0.0.0/8]
             {identity}
             edge:
@@ -140,6 +132,12 @@ public sealed class KnownIdentityTests
 
         Assert.Equal(6, gate.Upstream.Hits);
     }
+
+    /// <summary>A gateway whose store is <paramref name="redis"/>, strict, with <paramref name="policy"/> after the store line.</summary>
+    private static Task<TestGateway> StartOnRedisAsync(RedisServer redis, string policy) => TestGateway.StartAsync(
+        "upstream: {upstream}\n" +
+        $"store: {{ kind: redis, configuration: \"{redis.Configuration}\", on_failure: closed, timeout: 2s }}\n" +
+        policy);
 
     /// <summary>The EVALSHA and EVAL calls the server has run, from INFO commandstats.</summary>
     private static long ScriptCalls(RedisServer redis)

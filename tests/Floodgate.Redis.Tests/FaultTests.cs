@@ -83,6 +83,19 @@ public sealed class FaultTests(ITestOutputHelper output)
         Assert.True(await DecidedInRedisAsync(store, check, 1));
     }
 
+    /// <summary>A store pointed at a free loopback port where nothing listens.</summary>
+    private static Task<RedisStore> ConnectToNothingAsync(RedisFailureMode mode, Action<RedisStoreOptions>? configure = null)
+    {
+        var options = new RedisStoreOptions
+        {
+            Configuration = $"127.0.0.1:{RedisServer.FreePort(cluster: false)},connectTimeout=200",
+            Timeout = Timeout,
+            FailureMode = mode,
+        };
+        configure?.Invoke(options);
+        return RedisStore.ConnectAsync(options);
+    }
+
     /// <summary>Decides until <paramref name="successes"/> decisions in a row came from Redis; bounded to 20 s.</summary>
     private static async Task<bool> DecidedInRedisAsync(RedisStore store, RateLimitCheck check, int successes)
     {
@@ -105,14 +118,10 @@ public sealed class FaultTests(ITestOutputHelper output)
     [Fact]
     public async Task Each_check_follows_its_own_on_failure_and_the_rest_the_store_s()
     {
-        var port = RedisServer.FreePort(cluster: false);
-        await using var store = await RedisStore.ConnectAsync(new RedisStoreOptions
+        await using var store = await ConnectToNothingAsync(RedisFailureMode.Open, o =>
         {
-            Configuration = $"127.0.0.1:{port},connectTimeout=200",
-            Timeout = Timeout,
-            FailureMode = RedisFailureMode.Open,
-            Replicas = 2,
-            OverLimitCache = false,
+            o.Replicas = 2;
+            o.OverLimitCache = false;
         });
         var limit = Limit.Gcra(new Rate(4, 1, RateUnit.Minute));
         var open = new RateLimitCheck(limit, StoreKey.Create("open", "alice"), 1, false);
@@ -192,13 +201,7 @@ public sealed class FaultTests(ITestOutputHelper output)
     [Fact]
     public async Task A_store_starts_while_redis_is_down_and_never_throws()
     {
-        var port = RedisServer.FreePort(cluster: false);
-        await using var store = await RedisStore.ConnectAsync(new RedisStoreOptions
-        {
-            Configuration = $"127.0.0.1:{port},connectTimeout=200",
-            Timeout = Timeout,
-            FailureMode = RedisFailureMode.Closed,
-        });
+        await using var store = await ConnectToNothingAsync(RedisFailureMode.Closed);
         var check = new RateLimitCheck(Limit.Concurrency(5), StoreKey.Create("down", "alice"), 1, false);
         var outcomes = await store.DecideAsync(check, check with { Key = StoreKey.Create("down", "bob") });
         Assert.All(outcomes, o => Assert.True(o.IsStoreFailure && !o.Outcome.IsAllowed));

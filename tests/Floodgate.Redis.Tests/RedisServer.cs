@@ -161,15 +161,20 @@ public sealed class RedisServer : IDisposable
         }
     }
 
-    /// <summary>Runs redis-cli against this server and returns its output.</summary>
-    public string Cli(params string[] args)
+    /// <summary>Runs redis-cli against this server (over TLS when the server speaks only TLS) and returns its output.</summary>
+    public string Cli(params string[] args) => RunCli(_cliOptions, args);
+
+    /// <summary>Runs redis-cli against this server in clear text, whatever it speaks, and returns its output.</summary>
+    public string PlainCli(params string[] args) => RunCli([], args);
+
+    private string RunCli(IEnumerable<string> options, string[] args)
     {
         var info = new ProcessStartInfo("redis-cli") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add("-h");
         info.ArgumentList.Add("127.0.0.1");
         info.ArgumentList.Add("-p");
         info.ArgumentList.Add(Port.ToString(CultureInfo.InvariantCulture));
-        foreach (var option in _cliOptions)
+        foreach (var option in options)
         {
             info.ArgumentList.Add(option);
         }

@@ -74,45 +74,46 @@ public sealed class SentinelTests(ITestOutputHelper output)
     [Fact]
     public async Task After_a_forced_failover_decisions_go_to_the_promoted_replica_and_none_hangs_meanwhile()
     {
-        using var topology = await Task.Run(SentinelTopology.Start);
-        await using var store = await ConnectAsync(topology);
-        var carried = await SpendAsync(store, topology, "forced");
-
-        await using var load = Load.Start(store);
-        var failover = Stopwatch.StartNew();
-        Assert.Equal("OK", topology.Sentinels[0].Cli("SENTINEL", "FAILOVER", SentinelTopology.ServiceName));
-        var promoted = await Task.Run(() => topology.WaitForMaster(topology.Replica));
-        var named = failover.Elapsed;
-
         // The old master stays a master until Sentinel converts it, about 10 s later; writes there until then would be
         // discarded by the conversion. The store follows the Sentinels, not the roles.
-        await AssertMovesToAsync(store, promoted, "forced");
-        output.WriteLine($"forced failover: every Sentinel named the new master after {named.TotalMilliseconds:F0} ms, decisions landed there after {failover.Elapsed.TotalMilliseconds:F0} ms");
-        await load.StopAsync();
-
-        load.AssertBounded(output, "forced failover");
-        await AssertOnNewMasterAsync(store, promoted, carried, "forced");
+        await FailOverAsync(
+            "forced",
+            topology => Assert.Equal("OK", topology.Sentinels[0].Cli("SENTINEL", "FAILOVER", SentinelTopology.ServiceName)),
+            _ => { });
     }
 
     [Fact]
     public async Task When_the_master_dies_decisions_follow_on_failure_within_the_timeout_until_Sentinel_promotes_the_replica()
     {
+        await FailOverAsync(
+            "killed",
+            topology => topology.Master.Kill(),
+            load => Assert.True(load.Failures > 0, "no decision met the time without a master"));
+    }
+
+    /// <summary>
+    /// Spends a budget through Sentinel, starts a load, fails the master over with <paramref name="trigger"/>, and checks
+    /// that the store moved to the promoted replica, that no decision of the load took longer than its bound, and that
+    /// the budget carried over.
+    /// </summary>
+    private async Task FailOverAsync(string name, Action<SentinelTopology> trigger, Action<Load> checkLoad)
+    {
         using var topology = await Task.Run(SentinelTopology.Start);
         await using var store = await ConnectAsync(topology);
-        var carried = await SpendAsync(store, topology, "killed");
+        var carried = await SpendAsync(store, topology, name);
 
         await using var load = Load.Start(store);
         var failover = Stopwatch.StartNew();
-        topology.Master.Kill();
+        trigger(topology);
         var promoted = await Task.Run(() => topology.WaitForMaster(topology.Replica));
         var named = failover.Elapsed;
-        await AssertMovesToAsync(store, promoted, "killed");
-        output.WriteLine($"master killed: every Sentinel named the new master after {named.TotalMilliseconds:F0} ms, decisions landed there after {failover.Elapsed.TotalMilliseconds:F0} ms");
+        await AssertMovesToAsync(store, promoted, name);
+        output.WriteLine($"{name}: every Sentinel named the new master after {named.TotalMilliseconds:F0} ms, decisions landed there after {failover.Elapsed.TotalMilliseconds:F0} ms");
         await load.StopAsync();
 
-        load.AssertBounded(output, "master killed");
-        Assert.True(load.Failures > 0, "no decision met the time without a master");
-        await AssertOnNewMasterAsync(store, promoted, carried, "killed");
+        load.AssertBounded(output, name);
+        checkLoad(load);
+        await AssertOnNewMasterAsync(store, promoted, carried, name);
     }
 
     [Fact]

@@ -18,7 +18,7 @@ public sealed class TlsTests(ITestOutputHelper output)
     {
         using var certificates = TestCertificates.Create();
         using var server = RedisServer.StartTls(certificates.ServerCertificate, certificates.ServerKey, certificates.Authority);
-        Assert.DoesNotContain("PONG", PlainPing(server), StringComparison.Ordinal);
+        Assert.DoesNotContain("PONG", server.PlainCli("PING"), StringComparison.Ordinal);
 
         // No ssl=true in the string: trusting a CA turns TLS on.
         await using var store = await TestStores.ConnectAsync(server.Configuration, o => o.TrustedCertificateAuthority = certificates.Authority, prefix: "tls");
@@ -188,25 +188,5 @@ public sealed class TlsTests(ITestOutputHelper output)
         Assert.False(denied.IsStoreFailure);
         Assert.False(denied.Outcome.IsAllowed);
         Assert.Single(server.Cli("--scan", "--pattern", prefix + ":*").Split('\n', StringSplitOptions.RemoveEmptyEntries));
-    }
-
-    /// <summary>A PING in clear text to the TLS port: the server speaks only TLS.</summary>
-    private static string PlainPing(RedisServer server)
-    {
-        var info = new ProcessStartInfo("redis-cli") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var arg in new[] { "-h", "127.0.0.1", "-p", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "PING" })
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var cli = Process.Start(info)!;
-        var text = cli.StandardOutput.ReadToEndAsync();
-        var error = cli.StandardError.ReadToEndAsync();
-        if (!cli.WaitForExit(10_000))
-        {
-            cli.Kill();
-        }
-
-        return text.Result + error.Result;
     }
 }

@@ -21,14 +21,10 @@ internal sealed partial class ListenerCertificate : IDisposable
     private readonly string _keyPath;
     private readonly TimeProvider _time;
     private ILogger _logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
-    private readonly List<FileSystemWatcher> _watchers = [];
-    private readonly Timer _timer;
+    private DebouncedWatcher? _watcher;
     private readonly Lock _reloading = new();
     private volatile Loaded _current;
     private bool _disposed;
-
-    // Set by every file event, cleared when a reload starts: a change that arrived during a reload is not lost.
-    private volatile bool _changed;
 
     // The fingerprint of files last refused for their content (not their time): not parsed or logged again until they change.
     private byte[]? _refused;
@@ -39,7 +35,6 @@ internal sealed partial class ListenerCertificate : IDisposable
         _keyPath = keyPath;
         _time = time;
         _current = first;
-        _timer = new Timer(_ => Reload(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>Reads the files; <see cref="Watch"/> then keeps them in force.</summary>
@@ -69,7 +64,6 @@ internal sealed partial class ListenerCertificate : IDisposable
                 return false;
             }
 
-            _changed = false;
             Loaded next;
             byte[]? fingerprint = null;
             try
@@ -95,8 +89,8 @@ internal sealed partial class ListenerCertificate : IDisposable
                     // A renewal issued a moment ahead of this clock: try again when it becomes valid, not on the next
                     // change; unless a change arrived while this one was read, which is then read first.
                     var wait = early.NotBefore - _time.GetUtcNow() + TimeSpan.FromSeconds(1);
-                    wait = _changed || wait < Debounce ? Debounce : wait > TimeSpan.FromDays(1) ? TimeSpan.FromDays(1) : wait;
-                    _timer.Change(wait, Timeout.InfiniteTimeSpan);
+                    wait = _watcher?.ChangedSinceCallback == true || wait < Debounce ? Debounce : wait > TimeSpan.FromDays(1) ? TimeSpan.FromDays(1) : wait;
+                    _watcher?.CallBackAfter(wait);
                 }
                 else
                 {
@@ -121,13 +115,7 @@ internal sealed partial class ListenerCertificate : IDisposable
             _disposed = true;
         }
 
-        foreach (var watcher in _watchers)
-        {
-            watcher.EnableRaisingEvents = false;
-            watcher.Dispose();
-        }
-
-        _timer.Dispose();
+        _watcher?.Dispose();
     }
 
     /// <summary>Logs the certificate in force and reads the files again whenever they change, logging to <paramref name="logger"/>.</summary>
@@ -139,31 +127,9 @@ internal sealed partial class ListenerCertificate : IDisposable
 
         // The directories are watched, not the file names: a mounted secret is replaced by swapping a symbolic link
         // beside the files, which names neither of them. Unchanged content is recognised and ignored.
-        foreach (var directory in new[] { Path.GetDirectoryName(_certificatePath)!, Path.GetDirectoryName(_keyPath)! }.Distinct(StringComparer.Ordinal))
+        lock (_reloading)
         {
-            var watcher = new FileSystemWatcher(directory)
-            {
-                NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.Size | NotifyFilters.CreationTime,
-            };
-            watcher.Changed += OnChanged;
-            watcher.Created += OnChanged;
-            watcher.Deleted += OnChanged;
-            watcher.Renamed += OnChanged;
-            watcher.EnableRaisingEvents = true;
-            _watchers.Add(watcher);
-        }
-    }
-
-    private void OnChanged(object sender, FileSystemEventArgs e)
-    {
-        _changed = true;
-        try
-        {
-            _timer.Change(Debounce, Timeout.InfiniteTimeSpan);
-        }
-        catch (ObjectDisposedException)
-        {
-            // An event raised while the gateway stops.
+            _watcher ??= new DebouncedWatcher([Path.GetDirectoryName(_certificatePath)!, Path.GetDirectoryName(_keyPath)!], null, Debounce, () => Reload());
         }
     }
 

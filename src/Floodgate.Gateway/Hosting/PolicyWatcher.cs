@@ -7,8 +7,7 @@ namespace Floodgate.Gateway.Hosting;
 internal sealed class PolicyWatcher : IDisposable
 {
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(200);
-    private readonly FileSystemWatcher _watcher;
-    private readonly Timer _timer;
+    private readonly DebouncedWatcher _watcher;
     private readonly string _path;
     private readonly GatewayRuntime _runtime;
 
@@ -16,23 +15,10 @@ internal sealed class PolicyWatcher : IDisposable
     {
         _path = Path.GetFullPath(path);
         _runtime = runtime;
-        _timer = new Timer(_ => Reload(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-        _watcher = new FileSystemWatcher(Path.GetDirectoryName(_path)!, Path.GetFileName(_path))
-        {
-            NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime,
-        };
-        _watcher.Changed += OnChanged;
-        _watcher.Created += OnChanged;
-        _watcher.Renamed += OnChanged;
-        _watcher.EnableRaisingEvents = true;
+        _watcher = new DebouncedWatcher([Path.GetDirectoryName(_path)!], Path.GetFileName(_path), Debounce, Reload);
     }
 
-    public void Dispose()
-    {
-        _watcher.EnableRaisingEvents = false;
-        _watcher.Dispose();
-        _timer.Dispose();
-    }
+    public void Dispose() => _watcher.Dispose();
 
     private void Reload()
     {
@@ -46,6 +32,4 @@ internal sealed class PolicyWatcher : IDisposable
             _runtime.ReportReloadFailure(_path, e);
         }
     }
-
-    private void OnChanged(object sender, FileSystemEventArgs e) => _timer.Change(Debounce, Timeout.InfiniteTimeSpan);
 }

@@ -1,0 +1,81 @@
+namespace Floodgate.Gateway.Hosting;
+
+/// <summary>
+/// Watches files and calls back once they have been quiet for a moment: editors, deploy tools and mounted secrets write
+/// in several steps, and one reload should see them all.
+/// </summary>
+internal sealed class DebouncedWatcher : IDisposable
+{
+    private readonly List<FileSystemWatcher> _watchers = [];
+    private readonly Timer _timer;
+    private readonly TimeSpan _debounce;
+    private volatile bool _changed;
+
+    /// <summary>Starts watching.</summary>
+    /// <param name="directories">The directories watched.</param>
+    /// <param name="fileName">The one file of them watched; <see langword="null"/> for any change in the directory, deletions included.</param>
+    /// <param name="debounce">How long the files must stay quiet before <paramref name="changed"/> runs.</param>
+    /// <param name="changed">Runs on a timer thread; it must not throw.</param>
+    public DebouncedWatcher(IEnumerable<string> directories, string? fileName, TimeSpan debounce, Action changed)
+    {
+        _debounce = debounce;
+        _timer = new Timer(
+            _ =>
+            {
+                _changed = false;
+                changed();
+            },
+            null,
+            Timeout.InfiniteTimeSpan,
+            Timeout.InfiniteTimeSpan);
+        foreach (var directory in directories.Distinct(StringComparer.Ordinal))
+        {
+            var watcher = fileName is null ? new FileSystemWatcher(directory) : new FileSystemWatcher(directory, fileName);
+            watcher.NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime;
+            watcher.Changed += OnChanged;
+            watcher.Created += OnChanged;
+            watcher.Renamed += OnChanged;
+            if (fileName is null)
+            {
+                watcher.NotifyFilter |= NotifyFilters.DirectoryName;
+                watcher.Deleted += OnChanged;
+            }
+
+            watcher.EnableRaisingEvents = true;
+            _watchers.Add(watcher);
+        }
+    }
+
+    /// <summary>Whether a change arrived since the callback last started.</summary>
+    public bool ChangedSinceCallback => _changed;
+
+    /// <summary>Runs the callback after <paramref name="delay"/>, unless a change brings it forward or pushes it back.</summary>
+    public void CallBackAfter(TimeSpan delay)
+    {
+        try
+        {
+            _timer.Change(delay, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // An event raised while the gateway stops.
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var watcher in _watchers)
+        {
+            watcher.EnableRaisingEvents = false;
+            watcher.Dispose();
+        }
+
+        _timer.Dispose();
+    }
+
+    private void OnChanged(object sender, FileSystemEventArgs e)
+    {
+        _changed = true;
+        CallBackAfter(_debounce);
+    }
+}
