@@ -140,7 +140,10 @@ public sealed class RedisStoreOptions
 
         if (TrustedCertificateAuthority is not null)
         {
-            _ = RedisTls.LoadAuthorities(TrustedCertificateAuthority);
+            foreach (var authority in RedisTls.LoadAuthorities(TrustedCertificateAuthority))
+            {
+                authority.Dispose();
+            }
         }
 
         if (ClientCertificateKey is not null && ClientCertificate is null)
