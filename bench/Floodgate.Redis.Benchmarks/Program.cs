@@ -76,7 +76,18 @@ static async Task<int> Raw(string configuration, int seconds, int inFlight, int 
     await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(configuration);
     var db = connection.GetDatabase();
     var hash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(RedisStore.Script));
-    await db.ScriptEvaluateAsync(RedisStore.Script, ["raw:{0}:k"], ["", 1, 0, 1, 0, 1, 1_000_000, 1_000_000, 0, 0, 0, 0]);
+
+    // The arguments the store sends for one enforced gcra check of the load's limit (see decide.lua): server time, one
+    // group (stage 0, one check), then algorithm 0, cost 1, mode 0, interval, tolerance, burst, and p4..p7 unused.
+    var limit = Limit.Gcra(new Rate(1_000_000, 1, RateUnit.Second));
+    StackExchange.Redis.RedisValue[] arguments = ["", 1, 0, 1, 0, 1, 0, limit.IntervalMicroseconds, limit.ToleranceMicroseconds, limit.Burst, 0, 0, 0, 0];
+    var first = await db.ScriptEvaluateAsync(RedisStore.Script, ["raw:{0}:k"], arguments);
+    if (first.Length != 8 || (long)first[0] != 1 || (long)first[3] != 1)
+    {
+        Console.Error.WriteLine($"raw: the script did not admit the first call: {first}");
+        return 1;
+    }
+
     var keys = Enumerable.Range(0, keyCount).Select(i => (StackExchange.Redis.RedisKey)$"raw:{{{i}}}:k").ToArray();
     var done = 0L;
     var deadline = Stopwatch.StartNew();
@@ -86,7 +97,7 @@ static async Task<int> Raw(string configuration, int seconds, int inFlight, int 
         var count = 0;
         while (deadline.Elapsed < TimeSpan.FromSeconds(seconds) && count++ < 10_000_000)
         {
-            await db.ScriptEvaluateAsync(hash, [keys[random.Next(keys.Length)]], ["", 1, 0, 1, 0, 1, 1_000_000, 1_000_000, 0, 0, 0, 0]);
+            await db.ScriptEvaluateAsync(hash, [keys[random.Next(keys.Length)]], arguments);
             Interlocked.Increment(ref done);
         }
     })).ToArray();

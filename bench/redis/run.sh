@@ -31,9 +31,17 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 # The same script the store runs, deciding one gcra key (1,000,000/s, so every call writes), keys over 10,000 values.
 # The machine is shared, so the ceiling and the store are measured in alternating rounds and compared round by round.
 sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat src/Floodgate.Redis/decide.lua)")
+# The arguments the store sends for one enforced gcra check of 1,000,000/s (see decide.lua's header): server time, one
+# group (stage 0, one check), algorithm 0, cost 1, mode 0, interval 1 us, tolerance 999999 us, burst 1000000, p4..p7 0.
+# One call first: a layout that no longer matches the script must stop the run, not be benchmarked as an error reply.
+reply=$(redis-cli -p "$port" EVALSHA "$sha" 1 'rb:{check}:k' '' 1 0 1 0 1 0 1 999999 1000000 0 0 0 0 2>&1 | tr '\n' ' ')
+case "$reply" in
+  "1 "*" 1 1 "*) ;;
+  *) echo "run.sh: the script refused the benchmark's arguments: $reply"; exit 1 ;;
+esac
 ceiling() {
   redis-benchmark -h 127.0.0.1 -p "$port" -c 256 -n "$2" -r 10000 -P "$1" --csv \
-    EVALSHA "$sha" 1 'rb:{__rand_int__}:k' '' 1 0 1 0 1 1000000 1000000 0 0 0 0 | tail -n 1 | cut -d, -f2 | tr -d '"'
+    EVALSHA "$sha" 1 'rb:{__rand_int__}:k' '' 1 0 1 0 1 0 1 999999 1000000 0 0 0 0 | tail -n 1 | cut -d, -f2 | tr -d '"'
 }
 ratios=()
 for round in $(seq 1 "${ROUNDS:-3}"); do
