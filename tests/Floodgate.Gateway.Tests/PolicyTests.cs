@@ -19,6 +19,24 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void A_redis_configuration_or_key_prefix_the_store_would_refuse_is_refused_at_load_with_its_line()
+    {
+        var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            store:
+              kind: redis
+              configuration: "localhost:6379,connectTimeOut=5000,nosuchoption=1"
+              key_prefix: "gw:edge"
+            """, "bad.yaml"));
+
+        var messages = error.Errors.Select(e => e.ToString()).ToList();
+        Assert.Equal(2, messages.Count);
+        Assert.StartsWith("bad.yaml:4:18: store.configuration: 'localhost:6379,connectTimeOut=5000,nosuchoption=1' is not a Redis configuration: ", messages[0], StringComparison.Ordinal);
+        Assert.Contains("nosuchoption", messages[0], StringComparison.Ordinal);
+        Assert.StartsWith("bad.yaml:5:15: store.key_prefix: The key prefix (KeyPrefix) 'gw:edge' must be 1 to ", messages[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Every_field_is_read()
     {
         var policy = PolicyLoader.Parse("""

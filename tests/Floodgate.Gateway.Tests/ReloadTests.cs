@@ -1,5 +1,7 @@
 using System.Net;
+using Floodgate.Gateway.Hosting;
 using Floodgate.Gateway.Policy;
+using Floodgate.Redis.Tests;
 
 namespace Floodgate.Gateway.Tests;
 
@@ -108,6 +110,74 @@ public sealed class ReloadTests
 
         Assert.Equal(HttpStatusCode.NotFound, (await gate.GetAsync("/a")).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await gate.GetAsync("/api/a")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_store_change_is_applied_by_a_reload_and_the_replaced_store_retires()
+    {
+        using var redis = RedisServer.Start();
+        await using var gate = await TestGateway.StartAsync(Before, watch: false);
+        var store = Assert.IsType<SwitchingStore>(gate.Host.Runtime.Store);
+        Statuses.Expect([200, 200, 429], await gate.StatusesAsync(3, "/a"));
+        Assert.Equal("memory", (await gate.ReadinessAsync()).GetProperty("store").GetString());
+
+        await gate.WritePolicyAsync(
+            $"store: {{ kind: redis, configuration: \"{redis.Configuration}\", on_failure: closed, timeout: 2s, key_prefix: switched }}\n" + Before);
+        Assert.Empty(gate.Host.Reload());
+
+        var readiness = await gate.ReadinessAsync();
+        Assert.Equal("redis", readiness.GetProperty("store").GetString());
+        Assert.Equal("reachable", readiness.GetProperty("store_status").GetString());
+        Assert.Equal(1, store.Retiring);
+
+        // The budget is kept in Redis from now on; the memory store's count does not carry over.
+        Statuses.Expect([200, 200], await gate.StatusesAsync(2, "/a"));
+        Assert.NotEmpty(redis.Cli("--scan", "--pattern", "switched:*"));
+
+        // Decisions depend on Redis now: without it, on_failure: closed answers 503 (while under the limit: a denial
+        // would be remembered by the over-limit cache and answered without Redis).
+        redis.Kill();
+        Statuses.Expect([503], await gate.StatusesAsync(1, "/a"));
+
+        // And back to the memory store, which no longer needs Redis at all.
+        await gate.WritePolicyAsync(Before);
+        Assert.Empty(gate.Host.Reload());
+        Assert.Equal("memory", (await gate.ReadinessAsync()).GetProperty("store").GetString());
+        Assert.Equal(2, store.Retiring);
+        Statuses.Expect([200, 200, 429], await gate.StatusesAsync(3, "/a"));
+    }
+
+    [Fact]
+    public async Task A_reload_whose_store_cannot_be_opened_is_refused_and_the_store_in_force_stays()
+    {
+        await using var gate = await TestGateway.StartAsync(Before, watch: false);
+        Statuses.Expect([200], await gate.StatusesAsync(1, "/a"));
+        var current = gate.Host.Policy;
+
+        // The loader refuses this configuration string; a policy built without it stands for any store that fails to open.
+        var unopenable = new GatewayPolicy
+        {
+            Source = current.Source,
+            Version = "next",
+            Rules = current.Rules,
+            Bans = current.Bans,
+            TrustedProxies = current.TrustedProxies,
+            Routes = current.Routes,
+            Clusters = current.Clusters,
+            Jwt = current.Jwt,
+            Store = new StorePolicy { Kind = StoreKind.Redis, Configuration = "127.0.0.1:1,nosuchoption=1" },
+        };
+        var error = Assert.Single(gate.Host.Runtime.Apply(unopenable, "next.yaml")).ToString();
+        Assert.StartsWith("next.yaml: store: ", error, StringComparison.Ordinal);
+        Assert.Contains("nosuchoption", error, StringComparison.Ordinal);
+
+        Assert.Equal(current.Version, gate.Host.Policy.Version);
+        var readiness = await gate.ReadinessAsync();
+        Assert.Equal("memory", readiness.GetProperty("store").GetString());
+        Assert.Equal(0, Assert.IsType<SwitchingStore>(gate.Host.Runtime.Store).Retiring);
+
+        // The memory store kept its count.
+        Statuses.Expect([200, 429], await gate.StatusesAsync(2, "/a"));
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)

@@ -34,10 +34,10 @@ public sealed partial class GatewayHost : IAsyncDisposable
     private readonly WebApplication? _admin;
     private readonly WebApplication? _envoy;
     private readonly PolicyWatcher? _watcher;
-    private readonly IDisposable? _ownedStore;
+    private readonly SwitchingStore _store;
     private readonly ListenerCertificate? _certificate;
 
-    private GatewayHost(WebApplication proxy, WebApplication? admin, WebApplication? envoy, PolicyWatcher? watcher, GatewayRuntime runtime, IDisposable? ownedStore, ListenerCertificate? certificate)
+    private GatewayHost(WebApplication proxy, WebApplication? admin, WebApplication? envoy, PolicyWatcher? watcher, GatewayRuntime runtime, SwitchingStore store, ListenerCertificate? certificate)
     {
         _certificate = certificate;
         _proxy = proxy;
@@ -45,7 +45,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         _envoy = envoy;
         _watcher = watcher;
         Runtime = runtime;
-        _ownedStore = ownedStore;
+        _store = store;
         ProxyAddress = AddressOf(proxy);
         AdminAddress = admin is null ? null : AddressOf(admin);
         EnvoyAddress = envoy is null ? null : AddressOf(envoy);
@@ -80,14 +80,13 @@ public sealed partial class GatewayHost : IAsyncDisposable
         // Before the store opens: a certificate that cannot serve stops the start with nothing to undo.
         var certificate = options.Certificate is null ? null : ListenerCertificate.Load(options.Certificate, options.CertificateKey, time);
         using var bootstrapLogging = CreateLoggerFactory(options.LogLevel);
-        IRateLimitStore store;
-        string storeKind;
-        IDisposable? owned;
+        SwitchingStore store;
         try
         {
-            (store, storeKind, owned) = options.Store is { } given
-                ? (given, "custom", (IDisposable?)null)
-                : StoreFactory.Create(policy.Store, time, bootstrapLogging);
+            var opened = options.Store is { } given
+                ? new OpenedStore(given, GatewayRuntime.CustomStoreKind, null)
+                : GatewayRuntime.OpenStore(policy.Store, policy.Source, time, bootstrapLogging);
+            store = new SwitchingStore(opened.Store, opened.Kind, opened.Owned, time);
         }
         catch
         {
@@ -95,13 +94,11 @@ public sealed partial class GatewayHost : IAsyncDisposable
             throw;
         }
 
-        // A store that answers in process decides in tens of nanoseconds: timing it would cost more than it does.
-        IRateLimitStore instrumented = store is MemoryStore ? store : new InstrumentedStore(store, storeKind);
         var identity = new SwitchingIdentityResolver();
 
         var builder = CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1, certificate);
         builder.Services.AddSingleton(time);
-        builder.Services.AddSingleton<IRateLimitStore>(instrumented);
+        builder.Services.AddSingleton<IRateLimitStore>(store);
         builder.Services.AddSingleton<IIdentityResolver>(identity);
         builder.Services.AddSingleton(identity);
         builder.Services.AddFloodgate(o => Populate(o, policy.ToOptions()));
@@ -111,8 +108,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             sp.GetRequiredService<FloodgateGate>(),
             sp.GetRequiredService<InMemoryConfigProvider>(),
             identity,
-            instrumented,
-            storeKind,
+            store,
             time,
             sp.GetRequiredService<ILoggerFactory>()));
         var proxy = builder.Build();
@@ -125,7 +121,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         {
             await proxy.DisposeAsync().ConfigureAwait(false);
             certificate?.Dispose();
-            owned?.Dispose();
+            store.Dispose();
             throw;
         }
 
@@ -148,7 +144,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         {
             await proxy.DisposeAsync().ConfigureAwait(false);
             certificate?.Dispose();
-            owned?.Dispose();
+            store.Dispose();
             throw;
         }
 
@@ -178,12 +174,12 @@ public sealed partial class GatewayHost : IAsyncDisposable
         {
             await StopAsync(proxy, admin, envoy).ConfigureAwait(false);
             certificate?.Dispose();
-            owned?.Dispose();
+            store.Dispose();
             throw;
         }
 
-        var host = new GatewayHost(proxy, admin, envoy, watcher, runtime, owned, certificate);
-        Log.Started(runtime.Logger, host.ProxyAddress, policy.Source, policy.Version, storeKind, policy.Rules.Rules.Count);
+        var host = new GatewayHost(proxy, admin, envoy, watcher, runtime, store, certificate);
+        Log.Started(runtime.Logger, host.ProxyAddress, policy.Source, policy.Version, store.Kind, policy.Rules.Rules.Count);
         return host;
     }
 
@@ -197,7 +193,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         _watcher?.Dispose();
         await StopAsync(_proxy, _admin, _envoy).ConfigureAwait(false);
         _certificate?.Dispose();
-        _ownedStore?.Dispose();
+        _store.Dispose();
     }
 
     internal static void Populate(FloodgateOptions target, FloodgateOptions source)

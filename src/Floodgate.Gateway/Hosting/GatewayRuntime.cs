@@ -16,33 +16,40 @@ internal sealed partial class GatewayRuntime
 {
     private static readonly Limit ProbeLimit = Limit.Gcra(new Rate(1, 1, RateUnit.Second));
     private static readonly StoreKey ProbeKey = StoreKey.Create("floodgate:readiness", "probe");
+
+    // A replaced store stays for at least this long (decisions started on it finish, and their leases are released
+    // on it), or for the longest concurrency lease its policy could grant, whichever is longer.
+    private static readonly TimeSpan MinimumRetirement = TimeSpan.FromSeconds(30);
     private readonly Lock _reloadGate = new();
     private readonly InMemoryConfigProvider _proxyConfig;
     private readonly SwitchingIdentityResolver _identity;
     private readonly ILoggerFactory _loggerFactory;
     private readonly TimeProvider _time;
+    private readonly SwitchingStore _store;
     private GatewayPolicy _policy;
 
-    public GatewayRuntime(GatewayPolicy policy, FloodgateGate gate, InMemoryConfigProvider proxyConfig, SwitchingIdentityResolver identity, IRateLimitStore store, string storeKind, TimeProvider time, ILoggerFactory loggerFactory)
+    public GatewayRuntime(GatewayPolicy policy, FloodgateGate gate, InMemoryConfigProvider proxyConfig, SwitchingIdentityResolver identity, SwitchingStore store, TimeProvider time, ILoggerFactory loggerFactory)
     {
         _time = time;
         _policy = policy;
         Gate = gate;
         _proxyConfig = proxyConfig;
         _identity = identity;
-        Store = store;
-        StoreKind = storeKind;
+        _store = store;
         _loggerFactory = loggerFactory;
         Logger = loggerFactory.CreateLogger("Floodgate.Gateway");
+        store.Logger = Logger;
     }
 
     public GatewayPolicy Policy => Volatile.Read(ref _policy);
 
     public FloodgateGate Gate { get; }
 
-    public IRateLimitStore Store { get; }
+    /// <summary>The store every front door decides in; it follows the policy's <c>store</c> section across reloads.</summary>
+    public IRateLimitStore Store => _store;
 
-    public string StoreKind { get; }
+    /// <summary>The kind of the store in force: <c>memory</c>, <c>redis</c> or <c>custom</c> (given by the host, not the policy).</summary>
+    public string StoreKind => _store.Kind;
 
     public ILogger Logger { get; }
 
@@ -105,15 +112,23 @@ internal sealed partial class GatewayRuntime
         }
 
         var identityChanged = !JwtEquals(next.Jwt, current.Jwt);
+        // A store the host gave (custom) is not the policy's to replace.
+        var storeChanged = next.Store != current.Store && _store.Kind != CustomStoreKind;
         IIdentityResolver? identity = null;
+        OpenedStore? store = null;
         var previousOptions = Gate.Options;
         var gateApplied = false;
         try
         {
-            // Build everything first; commit the identity only when the rest succeeded.
+            // Build everything first; commit the identity and the store only when the rest succeeded.
             if (identityChanged && next.Jwt is not null)
             {
                 identity = IdentityFactory.Create(next.Jwt, _time, _loggerFactory);
+            }
+
+            if (storeChanged)
+            {
+                store = OpenStore(next.Store, path, _time, _loggerFactory);
             }
 
             Gate.Apply(next.ToOptions());
@@ -128,6 +143,7 @@ internal sealed partial class GatewayRuntime
             }
 
             (identity as IDisposable)?.Dispose();
+            store?.Owned?.Dispose();
             var errors = e is PolicyException p ? p.Errors : [new PolicyError(path, 0, 0, "(policy)", e.Message)];
             Refused(errors);
             return errors;
@@ -138,9 +154,9 @@ internal sealed partial class GatewayRuntime
             InstallIdentity(identity);
         }
 
-        if (next.Store != current.Store)
+        if (store is { } opened)
         {
-            Log.StoreChanged(Logger, path);
+            _store.Switch(opened.Store, opened.Kind, opened.Owned, RetirementOf(current));
         }
 
         Volatile.Write(ref _policy, next);
@@ -149,6 +165,53 @@ internal sealed partial class GatewayRuntime
         GatewayMetrics.PolicyReloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
         Log.Reloaded(Logger, path, next.Version, next.Rules.Rules.Count);
         return [];
+    }
+
+    /// <summary>The kind a store given by the host (not opened from the policy) is reported as.</summary>
+    public const string CustomStoreKind = "custom";
+
+    /// <summary>
+    /// Opens the store a policy's <c>store</c> section names, timed unless it decides in process (tens of nanoseconds:
+    /// timing it would cost more than it does).
+    /// </summary>
+    /// <exception cref="PolicyException">The store cannot be opened with these settings.</exception>
+    internal static OpenedStore OpenStore(StorePolicy policy, string source, TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        IRateLimitStore store;
+        string kind;
+        IDisposable? owned;
+        try
+        {
+            (store, kind, owned) = StoreFactory.Create(policy, source, time, loggerFactory);
+        }
+        catch (Exception e) when (e is not PolicyException)
+        {
+            throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
+        }
+
+        return new OpenedStore(Instrument(store, kind), kind, owned);
+    }
+
+    internal static IRateLimitStore Instrument(IRateLimitStore store, string kind) =>
+        store is MemoryStore ? store : new InstrumentedStore(store, kind);
+
+    /// <summary>How long a store replaced while <paramref name="policy"/> was in force must stay.</summary>
+    internal static TimeSpan RetirementOf(GatewayPolicy policy)
+    {
+        var longest = MinimumRetirement;
+        foreach (var rule in policy.Rules.Rules)
+        {
+            IEnumerable<Limit?> limits = rule.PlanLimits is { } plans ? [rule.Limit, .. plans.Values] : [rule.Limit];
+            foreach (var limit in limits)
+            {
+                if (limit is { Algorithm: LimitAlgorithm.Concurrency } && limit.LeaseTimeout > longest)
+                {
+                    longest = limit.LeaseTimeout;
+                }
+            }
+        }
+
+        return longest;
     }
 
     public void ReportReloadFailure(string path, Exception error) =>
@@ -212,10 +275,11 @@ internal sealed partial class GatewayRuntime
         [LoggerMessage(11, LogLevel.Error, "Policy reload refused; version {Version} stays in force. {Count} error(s):\n{Errors}")]
         public static partial void ReloadRefused(ILogger logger, string version, int count, string errors);
 
-        [LoggerMessage(12, LogLevel.Warning, "The store section of {Source} changed; a store change takes effect on restart")]
-        public static partial void StoreChanged(ILogger logger, string source);
     }
 }
+
+/// <summary>A store opened from a policy: what decides (timed when remote), its kind, and what must be disposed.</summary>
+internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned);
 
 /// <summary>What <c>/readyz</c> answers.</summary>
 internal sealed record ReadinessStatus(

@@ -9,7 +9,7 @@ namespace Floodgate.Gateway.Hosting;
 internal static class StoreFactory
 {
     /// <exception cref="PolicyException">The store cannot be opened with these settings.</exception>
-    public static (IRateLimitStore Store, string Kind, IDisposable? Owned) Create(StorePolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
+    public static (IRateLimitStore Store, string Kind, IDisposable? Owned) Create(StorePolicy policy, string source, TimeProvider time, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(loggerFactory);
@@ -52,7 +52,7 @@ internal static class StoreFactory
         }
         catch (ArgumentException e)
         {
-            throw new PolicyException([new PolicyError("policy", 0, 0, "store", e.Message)]);
+            throw new PolicyException([new PolicyError(source, 0, 0, "store", e.Message)]);
         }
     }
 }

@@ -393,6 +393,31 @@ public static class PolicyLoader
         {
             reader.Error(map, "store.configuration", "a redis store needs a configuration such as 'localhost:6379'.");
         }
+        else if (kind == StoreKind.Redis)
+        {
+            // Parsed now, as the store will parse it: a misspelt option is refused with its line, by `floodgate check`
+            // too, not when the store opens (at start, or at a reload that changes the store).
+            try
+            {
+                _ = StackExchange.Redis.ConfigurationOptions.Parse(store.Configuration!);
+            }
+            catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException)
+            {
+                reader.Error(YamlReader.Get(map, "configuration"), "store.configuration", $"'{store.Configuration}' is not a Redis configuration: {e.Message}");
+            }
+        }
+
+        if (kind == StoreKind.Redis && store.KeyPrefix is { } prefix)
+        {
+            try
+            {
+                new Floodgate.Redis.RedisStoreOptions { KeyPrefix = prefix }.Validate(requireConfiguration: false);
+            }
+            catch (ArgumentException e)
+            {
+                reader.Error(YamlReader.Get(map, "key_prefix"), "store.key_prefix", e.Message);
+            }
+        }
 
         ReadStoreTls(reader, map, store);
         return store;

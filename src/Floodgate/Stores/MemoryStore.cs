@@ -32,7 +32,9 @@ public sealed class MemoryStore : IRateLimitStore
     private readonly int _shardMask;
     private readonly TimeProvider _time;
     private readonly bool _tickClock;
-    private long _nextLeaseId;
+    // Lease ids start at a random point (below 2^61, so they never wrap or reach the bits other stores mark theirs with):
+    // when a store is replaced, a release can go to the old and the new store alike without freeing the wrong lease.
+    private long _nextLeaseId = Random.Shared.NextInt64(1L << 61);
 
     /// <summary>Creates a store.</summary>
     /// <param name="options">The options; defaults when <see langword="null"/>.</param>
