@@ -37,6 +37,30 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void A_field_of_the_other_kind_of_store_is_refused_rather_than_ignored()
+    {
+        // Without kind: redis the store is memory: each replica would count alone, whatever configuration says.
+        var forgotten = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            store:
+              configuration: "redis:6379"
+              on_failure: closed
+            """, "p.yaml"));
+        Assert.Equal(
+            [
+                "p.yaml:3:18: store.configuration: applies to the redis store only, and this store is memory (the default kind): set kind: redis, or remove it.",
+                "p.yaml:4:15: store.on_failure: applies to the redis store only, and this store is memory (the default kind): set kind: redis, or remove it.",
+            ],
+            forgotten.Errors.Select(e => e.ToString()));
+
+        var misplaced = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            store: { kind: redis, configuration: "redis:6379", max_entries: 10 }
+            """, "p.yaml"));
+        Assert.Equal("p.yaml:2:65: store.max_entries: applies to the memory store only, and this store is redis: set kind: memory, or remove it.", Assert.Single(misplaced.Errors).ToString());
+    }
+
+    [Fact]
     public void Every_field_is_read()
     {
         var policy = PolicyLoader.Parse("""

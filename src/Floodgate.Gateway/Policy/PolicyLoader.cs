@@ -367,6 +367,9 @@ public static class PolicyLoader
         return false;
     }
 
+    private static readonly string[] RedisOnlyStoreFields = ["configuration", "on_failure", "replicas", "timeout", "key_prefix", "tls_ca", "tls_client_cert", "tls_client_key"];
+    private static readonly string[] MemoryOnlyStoreFields = ["max_entries"];
+
     private static StorePolicy ReadStore(YamlReader reader, YamlMappingNode root)
     {
         var map = reader.Map(YamlReader.Get(root, "store"), "store", "kind", "max_entries", "configuration", "on_failure", "replicas", "timeout", "key_prefix", "tls_ca", "tls_client_cert", "tls_client_key");
@@ -389,6 +392,17 @@ public static class PolicyLoader
             TlsClientCertificate = reader.String(map, "tls_client_cert", "store"),
             TlsClientKey = reader.String(map, "tls_client_key", "store"),
         };
+        // A field of the other kind of store would be silently ignored; a redis field under the memory store most often
+        // means a forgotten kind: redis, and replicas that each count alone.
+        foreach (var field in kind == StoreKind.Memory ? RedisOnlyStoreFields : MemoryOnlyStoreFields)
+        {
+            if (YamlReader.Get(map, field) is { } node)
+            {
+                var other = kind == StoreKind.Memory ? "redis" : "memory";
+                reader.Error(node, $"store.{field}", $"applies to the {other} store only, and this store is {(kind == StoreKind.Memory ? "memory (the default kind)" : "redis")}: set kind: {other}, or remove it.");
+            }
+        }
+
         if (kind == StoreKind.Redis && string.IsNullOrWhiteSpace(store.Configuration))
         {
             reader.Error(map, "store.configuration", "a redis store needs a configuration such as 'localhost:6379'.");
