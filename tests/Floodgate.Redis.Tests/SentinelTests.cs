@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text;
 using Floodgate.Limits;
 using Floodgate.Stores;
+using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Floodgate.Redis.Tests;
@@ -157,6 +158,40 @@ public sealed class SentinelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task The_store_authenticates_to_password_protected_Sentinels_and_master_and_follows_a_failover()
+    {
+        // Different passwords: credentials sent to the wrong side (or not at all) are refused.
+        using var topology = await Task.Run(() => SentinelTopology.Start(new RedisCredentials(null, "master-secret"), new RedisCredentials(null, "sentinel-secret")));
+        var logs = new ListLogger();
+        await using var store = await TestStores.ConnectAsync(
+            topology.Configuration + ",password=master-secret,sentinelPassword=sentinel-secret",
+            o => o.OverLimitCache = false,
+            prefix: "pw",
+            logger: logs);
+        Assert.True(await DecidedInRedisAsync(store, 1), "the store never reached the master");
+        await AssertDecidesOnMasterAsync(store, topology.Master, "password");
+
+        // The connection to the promoted replica is made with the master's password too.
+        Assert.Equal("OK", topology.Sentinels[0].Cli("SENTINEL", "FAILOVER", SentinelTopology.ServiceName));
+        var promoted = await Task.Run(() => topology.WaitForMaster(topology.Replica));
+        await AssertMovesToAsync(store, promoted, "password");
+        Assert.Contains(logs.Messages, m => m.Contains($"names 127.0.0.1:{promoted.Port} the master", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_store_authenticates_as_ACL_users_to_the_Sentinels_and_the_master()
+    {
+        // The default user is off on every node and Sentinel: a password without its user name is refused.
+        using var topology = await Task.Run(() => SentinelTopology.Start(new RedisCredentials("floodgate", "master-secret"), new RedisCredentials("watcher", "sentinel-secret")));
+        await using var store = await TestStores.ConnectAsync(
+            topology.Configuration + ",user=floodgate,password=master-secret,sentinelUser=watcher,sentinelPassword=sentinel-secret",
+            o => o.OverLimitCache = false,
+            prefix: "acl");
+        Assert.True(await DecidedInRedisAsync(store, 1), "the store never reached the master");
+        await AssertDecidesOnMasterAsync(store, topology.Master, "acl");
+    }
+
+    [Fact]
     public void The_master_of_the_answer_with_the_highest_configuration_epoch_wins()
     {
         static KeyValuePair<string, string>[] Answer(string ip, string port, string epoch) =>
@@ -245,6 +280,25 @@ public sealed class SentinelTests(ITestOutputHelper output)
         Assert.True(store.IsCircuitClosed);
     }
 
+    /// <summary>Spends a 3/hour limit through <paramref name="store"/> and finds its state and the script on <paramref name="master"/>.</summary>
+    private static async Task AssertDecidesOnMasterAsync(RedisStore store, RedisServer master, string name)
+    {
+        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create(name, "alice"), 1, false);
+        for (var i = 0; i < 3; i++)
+        {
+            var outcome = await store.DecideOneAsync(check);
+            Assert.False(outcome.IsStoreFailure, $"decision {i} failed");
+            Assert.True(outcome.Committed);
+            Assert.Equal(2 - i, outcome.Outcome.Remaining);
+        }
+
+        Assert.False((await store.DecideOneAsync(check)).Outcome.IsAllowed);
+        Assert.Equal(0, store.Failures);
+        var key = Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, check.Key, check.Limit.Algorithm)!);
+        Assert.Equal("1", master.Cli("EXISTS", key));
+        Assert.Equal("1", master.Cli("SCRIPT", "EXISTS", ScriptSha));
+    }
+
     /// <summary>Decides a probe until <paramref name="successes"/> decisions in a row came from Redis; bounded to 20 s.</summary>
     private static async Task<bool> DecidedInRedisAsync(RedisStore store, int successes)
     {
@@ -262,6 +316,22 @@ public sealed class SentinelTests(ITestOutputHelper output)
         }
 
         return row >= successes;
+    }
+
+    /// <summary>Keeps every message logged, formatted, with its exception's message.</summary>
+    private sealed class ListLogger : ILogger<RedisStore>
+    {
+        private readonly ConcurrentQueue<string> _messages = new();
+
+        public IReadOnlyCollection<string> Messages => _messages.ToArray();
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _messages.Enqueue($"{logLevel}: {formatter(state, exception)}{(exception is null ? string.Empty : " (" + exception.GetType().Name + ": " + exception.Message + ")")}");
     }
 
     /// <summary>Decides one key every 10 ms in the background, timing each decision.</summary>
