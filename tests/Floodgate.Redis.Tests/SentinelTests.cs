@@ -192,6 +192,49 @@ public sealed class SentinelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task With_a_wrong_Sentinel_password_the_store_starts_and_decisions_follow_on_failure_within_the_timeout()
+    {
+        using var topology = await Task.Run(() => SentinelTopology.Start(new RedisCredentials(null, "master-secret"), new RedisCredentials(null, "sentinel-secret")));
+        var logs = new ListLogger();
+        var watch = Stopwatch.StartNew();
+        await using var store = await TestStores.ConnectAsync(
+            topology.Configuration + ",password=master-secret,sentinelPassword=wrong,connectTimeout=500",
+            o =>
+            {
+                o.Timeout = Timeout;
+                o.FailureMode = RedisFailureMode.Closed;
+                o.BreakerDuration = TimeSpan.FromMilliseconds(200);
+            },
+            prefix: "wrong",
+            logger: logs);
+        output.WriteLine($"connecting with a wrong Sentinel password took {watch.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"connecting took {watch.Elapsed}");
+
+        // For 1.5 s, past the first polls of the Sentinels, every decision is on_failure's, each within the timeout.
+        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create("wrong", "alice"), 1, false);
+        var span = Stopwatch.StartNew();
+        for (var i = 0; span.Elapsed < TimeSpan.FromSeconds(1.5); i++)
+        {
+            var one = Stopwatch.StartNew();
+            var outcome = await store.DecideOneAsync(check);
+            Assert.True(one.Elapsed <= Timeout + Slack, $"decision {i} took {one.Elapsed.TotalMilliseconds} ms");
+            Assert.True(outcome.IsStoreFailure && !outcome.Outcome.IsAllowed, $"decision {i} was not answered by on_failure=closed");
+            await Task.Delay(50);
+        }
+
+        Assert.Throws<InvalidOperationException>(() => store.Connection);
+        Assert.Equal(string.Empty, topology.Master.Cli("--scan", "--pattern", "wrong:*"));
+
+        // The warning says why no Sentinel answers: they refused the credentials.
+        foreach (var message in logs.Messages)
+        {
+            output.WriteLine(message);
+        }
+
+        Assert.Contains(logs.Messages, m => m.Contains("No Redis Sentinel names a master for 'mymaster'", StringComparison.Ordinal) && m.Contains("NOAUTH", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void The_master_of_the_answer_with_the_highest_configuration_epoch_wins()
     {
         static KeyValuePair<string, string>[] Answer(string ip, string port, string epoch) =>
