@@ -231,17 +231,11 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
     /// <summary>Asks every Sentinel and moves to the master they name, if it changed.</summary>
     private async Task MoveAsync()
     {
-        var asks = new List<Task<KeyValuePair<string, string>[]?>>();
-        foreach (var endpoint in _sentinels.GetEndPoints())
-        {
-            var server = _sentinels.GetServer(endpoint);
-            if (server.IsConnected)
-            {
-                asks.Add(AskAsync(server));
-            }
-        }
-
-        var answers = await Task.WhenAll(asks).ConfigureAwait(false);
+        // Sentinels not connected are asked too: they fail at once (fail-fast backlog, under 10 ms in the tests) with
+        // the reason, such as refused credentials or a refused connection, that the warning below gives when none answers.
+        var asks = _sentinels.GetEndPoints().Select(endpoint => AskAsync(_sentinels.GetServer(endpoint)));
+        var replies = await Task.WhenAll(asks).ConfigureAwait(false);
+        var answers = Array.ConvertAll(replies, static r => r.Answer);
         var named = Newest(answers, _epoch, out var epoch);
         if (named is null && answers.Any(static a => a is not null))
         {
@@ -255,7 +249,7 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
             if (_answered)
             {
                 _answered = false;
-                LogNoAnswer(_logger, _service);
+                LogNoAnswer(_logger, _service, replies.Select(static r => r.Error).FirstOrDefault(static e => e is not null));
             }
 
             return;
@@ -297,16 +291,16 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
         }
     }
 
-    private async Task<KeyValuePair<string, string>[]?> AskAsync(IServer sentinel)
+    private async Task<(KeyValuePair<string, string>[]? Answer, Exception? Error)> AskAsync(IServer sentinel)
     {
         try
         {
-            return await sentinel.SentinelMasterAsync(_service).WaitAsync(_askTimeout, TimeProvider.System).ConfigureAwait(false);
+            return (await sentinel.SentinelMasterAsync(_service).WaitAsync(_askTimeout, TimeProvider.System).ConfigureAwait(false), null);
         }
         catch (Exception ex) when (ex is RedisException or TimeoutException)
         {
             // This Sentinel does not answer, or does not know the service: the others decide.
-            return null;
+            return (null, ex);
         }
     }
 
@@ -329,7 +323,7 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
     private static partial void LogMoved(ILogger logger, string service, string endPoint, string previous);
 
     [LoggerMessage(5, LogLevel.Warning, "No Redis Sentinel names a master for '{Service}'; decisions follow on_failure until one does")]
-    private static partial void LogNoAnswer(ILogger logger, string service);
+    private static partial void LogNoAnswer(ILogger logger, string service, Exception? exception);
 
     [LoggerMessage(6, LogLevel.Warning, "Asking the Redis Sentinels for the master of '{Service}' failed")]
     private static partial void LogRefreshFailed(ILogger logger, string service, Exception exception);

@@ -72,18 +72,47 @@ public sealed class RedisServer : IDisposable
     }
 
     /// <summary>
+    /// Starts a server that requires <paramref name="credentials"/> (<c>requirepass</c>, or an ACL user with the
+    /// default user off); redis-cli authenticates with them. <paramref name="extra"/> are more command-line options.
+    /// </summary>
+    public static RedisServer Start(RedisCredentials credentials, params string[] extra)
+    {
+        ArgumentNullException.ThrowIfNull(credentials);
+        string[] auth = credentials.User is { } user
+            ? ["--user", user, "on", ">" + credentials.Password, "~*", "&*", "+@all", "--user", "default", "off"]
+            : ["--requirepass", credentials.Password];
+        return Launch(new RedisServer(FreePort(cluster: false), NewDirectory(), [.. auth, .. extra], cliOptions: credentials.CliOptions));
+    }
+
+    /// <summary>
     /// Starts a Sentinel (<c>redis-server sentinel.conf --sentinel</c>) that monitors <paramref name="master"/> as
     /// <paramref name="serviceName"/>. Its configuration file, which Sentinel rewrites as it learns, lives in the
     /// server's own directory; <paramref name="directives"/> are more lines of it, such as
     /// <c>sentinel down-after-milliseconds mymaster 1000</c>.
     /// </summary>
-    public static RedisServer StartSentinel(RedisServer master, string serviceName, int quorum, params string[] directives)
+    public static RedisServer StartSentinel(RedisServer master, string serviceName, int quorum, params string[] directives) =>
+        StartSentinel(master, serviceName, quorum, credentials: null, directives);
+
+    /// <summary>
+    /// Starts a Sentinel as above that requires <paramref name="credentials"/> of its clients, when given, and presents
+    /// them to the other Sentinels (<c>requirepass</c>, which Sentinels also use with each other; or an ACL user with
+    /// the default user off, and <c>sentinel sentinel-user</c>/<c>sentinel-pass</c>); redis-cli authenticates with them.
+    /// </summary>
+    public static RedisServer StartSentinel(RedisServer master, string serviceName, int quorum, RedisCredentials? credentials, params string[] directives)
     {
         ArgumentNullException.ThrowIfNull(master);
         var directory = NewDirectory();
         var file = Path.Combine(directory, "sentinel.conf");
         string[] monitor = [$"sentinel monitor {serviceName} 127.0.0.1 {master.Port.ToString(CultureInfo.InvariantCulture)} {quorum.ToString(CultureInfo.InvariantCulture)}"];
-        return Launch(new RedisServer(FreePort(cluster: false), directory, [], leading: [file, "--sentinel"]), () => File.WriteAllLines(file, [.. monitor, .. directives]));
+        string[] auth = credentials switch
+        {
+            null => [],
+            { User: { } user } => ["user default off", $"user {user} on >{credentials.Password} allchannels +@all", $"sentinel sentinel-user {user}", $"sentinel sentinel-pass {credentials.Password}"],
+            _ => [$"requirepass {credentials.Password}"],
+        };
+        return Launch(
+            new RedisServer(FreePort(cluster: false), directory, [], leading: [file, "--sentinel"], cliOptions: credentials?.CliOptions),
+            () => File.WriteAllLines(file, [.. monitor, .. auth, .. directives]));
     }
 
     private static string NewDirectory() => Path.Combine(Path.GetTempPath(), "floodgate-redis-" + Guid.NewGuid().ToString("N")[..12]);
@@ -285,6 +314,15 @@ public sealed class RedisServer : IDisposable
         Kill();
         throw new TimeoutException($"redis-server on port {Port} did not start within 15 s.");
     }
+}
+
+/// <summary>A password a server requires, with an ACL user when <see cref="User"/> is given (else the default user).</summary>
+public sealed record RedisCredentials(string? User, string Password)
+{
+    /// <summary>redis-cli's options to authenticate with these credentials.</summary>
+    public string[] CliOptions => User is { } user
+        ? ["--user", user, "--pass", Password, "--no-auth-warning"]
+        : ["--pass", Password, "--no-auth-warning"];
 }
 
 /// <summary>One redis-server shared by the tests of a collection; each test uses its own key prefix.</summary>

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text;
 using Floodgate.Limits;
 using Floodgate.Stores;
+using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Floodgate.Redis.Tests;
@@ -157,6 +158,83 @@ public sealed class SentinelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task The_store_authenticates_to_password_protected_Sentinels_and_master_and_follows_a_failover()
+    {
+        // Different passwords: credentials sent to the wrong side (or not at all) are refused.
+        using var topology = await Task.Run(() => SentinelTopology.Start(new RedisCredentials(null, "master-secret"), new RedisCredentials(null, "sentinel-secret")));
+        var logs = new ListLogger();
+        await using var store = await TestStores.ConnectAsync(
+            topology.Configuration + ",password=master-secret,sentinelPassword=sentinel-secret",
+            o => o.OverLimitCache = false,
+            prefix: "pw",
+            logger: logs);
+        Assert.True(await DecidedInRedisAsync(store, 1), "the store never reached the master");
+        await AssertDecidesOnMasterAsync(store, topology.Master, "password");
+
+        // The connection to the promoted replica is made with the master's password too.
+        Assert.Equal("OK", topology.Sentinels[0].Cli("SENTINEL", "FAILOVER", SentinelTopology.ServiceName));
+        var promoted = await Task.Run(() => topology.WaitForMaster(topology.Replica));
+        await AssertMovesToAsync(store, promoted, "password");
+        Assert.Contains(logs.Messages, m => m.Contains($"names 127.0.0.1:{promoted.Port} the master", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_store_authenticates_as_ACL_users_to_the_Sentinels_and_the_master()
+    {
+        // The default user is off on every node and Sentinel: a password without its user name is refused.
+        using var topology = await Task.Run(() => SentinelTopology.Start(new RedisCredentials("floodgate", "master-secret"), new RedisCredentials("watcher", "sentinel-secret")));
+        await using var store = await TestStores.ConnectAsync(
+            topology.Configuration + ",user=floodgate,password=master-secret,sentinelUser=watcher,sentinelPassword=sentinel-secret",
+            o => o.OverLimitCache = false,
+            prefix: "acl");
+        Assert.True(await DecidedInRedisAsync(store, 1), "the store never reached the master");
+        await AssertDecidesOnMasterAsync(store, topology.Master, "acl");
+    }
+
+    [Fact]
+    public async Task With_a_wrong_Sentinel_password_the_store_starts_and_decisions_follow_on_failure_within_the_timeout()
+    {
+        using var topology = await Task.Run(() => SentinelTopology.Start(new RedisCredentials(null, "master-secret"), new RedisCredentials(null, "sentinel-secret")));
+        var logs = new ListLogger();
+        var watch = Stopwatch.StartNew();
+        await using var store = await TestStores.ConnectAsync(
+            topology.Configuration + ",password=master-secret,sentinelPassword=wrong,connectTimeout=500",
+            o =>
+            {
+                o.Timeout = Timeout;
+                o.FailureMode = RedisFailureMode.Closed;
+                o.BreakerDuration = TimeSpan.FromMilliseconds(200);
+            },
+            prefix: "wrong",
+            logger: logs);
+        output.WriteLine($"connecting with a wrong Sentinel password took {watch.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"connecting took {watch.Elapsed}");
+
+        // For 1.5 s, past the first polls of the Sentinels, every decision is on_failure's, each within the timeout.
+        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create("wrong", "alice"), 1, false);
+        var span = Stopwatch.StartNew();
+        for (var i = 0; span.Elapsed < TimeSpan.FromSeconds(1.5); i++)
+        {
+            var one = Stopwatch.StartNew();
+            var outcome = await store.DecideOneAsync(check);
+            Assert.True(one.Elapsed <= Timeout + Slack, $"decision {i} took {one.Elapsed.TotalMilliseconds} ms");
+            Assert.True(outcome.IsStoreFailure && !outcome.Outcome.IsAllowed, $"decision {i} was not answered by on_failure=closed");
+            await Task.Delay(50);
+        }
+
+        Assert.Throws<InvalidOperationException>(() => store.Connection);
+        Assert.Equal(string.Empty, topology.Master.Cli("--scan", "--pattern", "wrong:*"));
+
+        // The warning says why no Sentinel answers: they refused the credentials.
+        foreach (var message in logs.Messages)
+        {
+            output.WriteLine(message);
+        }
+
+        Assert.Contains(logs.Messages, m => m.Contains("No Redis Sentinel names a master for 'mymaster'", StringComparison.Ordinal) && m.Contains("NOAUTH", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void The_master_of_the_answer_with_the_highest_configuration_epoch_wins()
     {
         static KeyValuePair<string, string>[] Answer(string ip, string port, string epoch) =>
@@ -245,6 +323,25 @@ public sealed class SentinelTests(ITestOutputHelper output)
         Assert.True(store.IsCircuitClosed);
     }
 
+    /// <summary>Spends a 3/hour limit through <paramref name="store"/> and finds its state and the script on <paramref name="master"/>.</summary>
+    private static async Task AssertDecidesOnMasterAsync(RedisStore store, RedisServer master, string name)
+    {
+        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create(name, "alice"), 1, false);
+        for (var i = 0; i < 3; i++)
+        {
+            var outcome = await store.DecideOneAsync(check);
+            Assert.False(outcome.IsStoreFailure, $"decision {i} failed");
+            Assert.True(outcome.Committed);
+            Assert.Equal(2 - i, outcome.Outcome.Remaining);
+        }
+
+        Assert.False((await store.DecideOneAsync(check)).Outcome.IsAllowed);
+        Assert.Equal(0, store.Failures);
+        var key = Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, check.Key, check.Limit.Algorithm)!);
+        Assert.Equal("1", master.Cli("EXISTS", key));
+        Assert.Equal("1", master.Cli("SCRIPT", "EXISTS", ScriptSha));
+    }
+
     /// <summary>Decides a probe until <paramref name="successes"/> decisions in a row came from Redis; bounded to 20 s.</summary>
     private static async Task<bool> DecidedInRedisAsync(RedisStore store, int successes)
     {
@@ -262,6 +359,22 @@ public sealed class SentinelTests(ITestOutputHelper output)
         }
 
         return row >= successes;
+    }
+
+    /// <summary>Keeps every message logged, formatted, with its exception's message.</summary>
+    private sealed class ListLogger : ILogger<RedisStore>
+    {
+        private readonly ConcurrentQueue<string> _messages = new();
+
+        public IReadOnlyCollection<string> Messages => _messages.ToArray();
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _messages.Enqueue($"{logLevel}: {formatter(state, exception)}{(exception is null ? string.Empty : " (" + exception.GetType().Name + ": " + exception.Message + ")")}");
     }
 
     /// <summary>Decides one key every 10 ms in the background, timing each decision.</summary>

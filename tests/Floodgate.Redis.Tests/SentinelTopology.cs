@@ -31,14 +31,35 @@ public sealed class SentinelTopology : IDisposable
     /// <summary>The store's configuration: every Sentinel, and the service name.</summary>
     public string Configuration => string.Join(',', Sentinels.Select(s => s.Configuration)) + ",serviceName=" + ServiceName;
 
-    public static SentinelTopology Start()
+    public static SentinelTopology Start() => Start(null, null);
+
+    /// <summary>
+    /// Starts the topology with the master and the replica requiring <paramref name="nodeCredentials"/> (each authenticates to
+    /// the other as its master with them, and the Sentinels to both), and the Sentinels requiring
+    /// <paramref name="sentinelCredentials"/>; either may be <see langword="null"/>.
+    /// </summary>
+    public static SentinelTopology Start(RedisCredentials? nodeCredentials, RedisCredentials? sentinelCredentials)
     {
         var topology = new SentinelTopology();
         try
         {
+            // Both nodes carry the master's credentials: either may be the replica after a failover.
+            string[] masterAuth = nodeCredentials switch
+            {
+                null => [],
+                { User: { } user } => ["--masteruser", user, "--masterauth", nodeCredentials.Password],
+                _ => ["--masterauth", nodeCredentials.Password],
+            };
+            string[] sentinelAuth = nodeCredentials switch
+            {
+                null => [],
+                { User: { } user } => [$"sentinel auth-user {ServiceName} {user}", $"sentinel auth-pass {ServiceName} {nodeCredentials.Password}"],
+                _ => [$"sentinel auth-pass {ServiceName} {nodeCredentials.Password}"],
+            };
+
             // Diskless full syncs start at once rather than after the default 5 s wait for more replicas.
-            topology.Master = topology.Add(RedisServer.Start("--repl-diskless-sync-delay", "0"));
-            topology.Replica = topology.Add(RedisServer.Start("--replicaof", "127.0.0.1", topology.Master.Port.ToString(CultureInfo.InvariantCulture)));
+            topology.Master = topology.Add(StartNode(nodeCredentials, ["--repl-diskless-sync-delay", "0", .. masterAuth]));
+            topology.Replica = topology.Add(StartNode(nodeCredentials, ["--replicaof", "127.0.0.1", topology.Master.Port.ToString(CultureInfo.InvariantCulture), .. masterAuth]));
             topology.WaitForReplication();
 
             var sentinels = new List<RedisServer>();
@@ -48,9 +69,13 @@ public sealed class SentinelTopology : IDisposable
                     topology.Master,
                     ServiceName,
                     quorum: 2,
-                    $"sentinel down-after-milliseconds {ServiceName} 1000",
-                    $"sentinel failover-timeout {ServiceName} 3000",
-                    $"sentinel parallel-syncs {ServiceName} 1")));
+                    sentinelCredentials,
+                    [
+                        .. sentinelAuth,
+                        $"sentinel down-after-milliseconds {ServiceName} 1000",
+                        $"sentinel failover-timeout {ServiceName} 3000",
+                        $"sentinel parallel-syncs {ServiceName} 1",
+                    ])));
             }
 
             topology.Sentinels = sentinels;
@@ -148,6 +173,9 @@ public sealed class SentinelTopology : IDisposable
             Thread.Sleep(50);
         }
     }
+
+    private static RedisServer StartNode(RedisCredentials? credentials, string[] extra) =>
+        credentials is null ? RedisServer.Start(extra) : RedisServer.Start(credentials, extra);
 
     private RedisServer Add(RedisServer server)
     {

@@ -1,4 +1,5 @@
 using Floodgate.Stores;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using StackExchange.Redis;
 
@@ -19,7 +20,7 @@ internal static class TestStores
         return await RedisStore.ConnectAsync(options, time);
     }
 
-    public static async Task<RedisStore> ConnectAsync(string configuration, Action<RedisStoreOptions>? configure = null, TimeProvider? time = null, string? prefix = null)
+    public static async Task<RedisStore> ConnectAsync(string configuration, Action<RedisStoreOptions>? configure = null, TimeProvider? time = null, string? prefix = null, ILogger<RedisStore>? logger = null)
     {
         var options = new RedisStoreOptions
         {
@@ -28,7 +29,7 @@ internal static class TestStores
             Timeout = TimeSpan.FromSeconds(2),
         };
         configure?.Invoke(options);
-        return await RedisStore.ConnectAsync(options, time);
+        return await RedisStore.ConnectAsync(options, time, logger);
     }
 
     public static long Micros(DateTimeOffset time) => (time.UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
