@@ -8,6 +8,9 @@ using Yarp.ReverseProxy.Configuration;
 //   bare-redis <port> <upstream-url> <redis>
 //                                YARP that makes one trivial Redis script call per request and ignores its answer: the
 //                                floor of any limiter that keeps its state in Redis strictly, one round trip a request (e)
+//   bare-decide <port> <upstream-url> <redis> <script>
+//                                YARP that makes the gateway's own decision script call per request (case (c)'s keys
+//                                and arguments) and ignores its answer: (c) without Floodgate around the call (g)
 //   token <directory>            a new ES256 key: writes jwks.json there and prints a token for sub "bench"
 switch (args)
 {
@@ -48,6 +51,37 @@ switch (args)
         return 0;
     }
 
+    case ["bare-decide", var port, var upstream, var redis, var scriptFile]:
+    {
+        await using var connection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis);
+        var script = await File.ReadAllTextAsync(scriptFile);
+        var hash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(script));
+
+        // What the gateway sends for case (c) (see decide.lua's header): server time, two groups (the edge's client IP in
+        // stage 0, the user's subject in stage 1), each one enforced gcra check of 10M/min: algorithm 0, cost 1, mode 0,
+        // interval, tolerance, burst, p4..p7 unused.
+        var limit = Floodgate.Limits.Limit.Gcra(new Floodgate.Limits.Rate(10_000_000, 1, Floodgate.Limits.RateUnit.Minute));
+        StackExchange.Redis.RedisValue[] check = [0, 1, 0, limit.IntervalMicroseconds, limit.ToleranceMicroseconds, limit.Burst, 0, 0, 0, 0];
+        StackExchange.Redis.RedisValue[] arguments = ["", 2, 0, 1, .. check, 1, 1, .. check];
+        StackExchange.Redis.RedisKey[] keys = ["bench-decide:{127.0.0.1}:gcra", "bench-decide:{bench}:gcra"];
+        var first = await connection.GetDatabase().ScriptEvaluateAsync(script, keys, arguments);
+        if (first.Length != 13 || (long)first[2] != 2 || (long)first[3] != 1 || (long)first[8] != 1)
+        {
+            await Console.Error.WriteLineAsync($"bare-decide: the script did not admit both checks: {first}");
+            return 1;
+        }
+
+        var app = BareProxy(port, upstream);
+        app.Use(async (context, next) =>
+        {
+            await connection.GetDatabase().ScriptEvaluateAsync(hash, keys, arguments).WaitAsync(TimeSpan.FromSeconds(1));
+            await next(context);
+        });
+        app.MapReverseProxy();
+        await app.RunAsync();
+        return 0;
+    }
+
     case ["token", var directory]:
     {
         using var issuer = DemoTokenIssuer.CreateEcdsa("floodgate-bench", "floodgate-bench");
@@ -58,7 +92,7 @@ switch (args)
     }
 
     default:
-        await Console.Error.WriteLineAsync("usage: upstream <port> | bare <port> <upstream-url> | bare-redis <port> <upstream-url> <redis> | token <directory>");
+        await Console.Error.WriteLineAsync("usage: upstream <port> | bare <port> <upstream-url> | bare-redis <port> <upstream-url> <redis> | bare-decide <port> <upstream-url> <redis> <script> | token <directory>");
         return 2;
 }
 

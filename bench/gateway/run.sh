@@ -7,6 +7,8 @@
 #   (e) a bare YARP proxy that makes one trivial Redis script call per request and ignores it: the floor of any
 #       limiter that keeps its state strictly in Redis, one round trip per request, to read (c) against
 #   (f) (c) with a ban on the edge rule: the ban's probe rides in the same script call, so it should cost about nothing
+#   (g) a bare YARP proxy that makes (c)'s own decision script call per request (same keys, same arguments) and ignores
+#       it: (c) without Floodgate around the call, to tell the script's cost from the gateway's
 # Loopback only, fixed duration. Installs wrk (and redis-server) from Debian's apt when missing.
 # The machine is shared and noisy, so the cases are measured in interleaved rounds and each figure is the median.
 # Every case is warmed up first (tiered compilation settles in about 10 s), so the rounds measure steady state.
@@ -21,7 +23,7 @@ warmup=${5:-10s}
 
 . bench/gateway/common.sh
 
-UP=5701 BARE=5702 BARE_REDIS=5706 MEM=5703 MEM_ADMIN=5713 RED=5704 RED_ADMIN=5714 LEASED=5705 LEASED_ADMIN=5715 BAN=5707 BAN_ADMIN=5717 REDIS=6479
+UP=5701 BARE=5702 BARE_REDIS=5706 MEM=5703 MEM_ADMIN=5713 RED=5704 RED_ADMIN=5714 LEASED=5705 LEASED_ADMIN=5715 BAN=5707 BAN_ADMIN=5717 DECIDE=5708 REDIS=6479
 
 redis-server --port $REDIS --bind 127.0.0.1 --save "" --appendonly no --daemonize no --loglevel warning >/dev/null & pids+=($!)
 $helper upstream $UP & pids+=($!)
@@ -35,14 +37,15 @@ policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, 
 
 wait_port $REDIS
 $helper bare-redis $BARE_REDIS http://127.0.0.1:$UP 127.0.0.1:$REDIS & pids+=($!)
+$helper bare-decide $DECIDE http://127.0.0.1:$UP 127.0.0.1:$REDIS src/Floodgate.Redis/decide.lua & pids+=($!)
 $gateway run --policy "$work/memory.yaml" --listen http://127.0.0.1:$MEM --admin http://127.0.0.1:$MEM_ADMIN --no-watch --log-level Warning & pids+=($!)
 $gateway run --policy "$work/redis.yaml" --listen http://127.0.0.1:$RED --admin http://127.0.0.1:$RED_ADMIN --no-watch --log-level Warning & pids+=($!)
 $gateway run --policy "$work/leased.yaml" --listen http://127.0.0.1:$LEASED --admin http://127.0.0.1:$LEASED_ADMIN --no-watch --log-level Warning & pids+=($!)
 $gateway run --policy "$work/ban.yaml" --listen http://127.0.0.1:$BAN --admin http://127.0.0.1:$BAN_ADMIN --no-watch --log-level Warning & pids+=($!)
-for port in $UP $BARE $BARE_REDIS $MEM $RED $LEASED $BAN; do wait_port $port; done
+for port in $UP $BARE $BARE_REDIS $MEM $RED $LEASED $BAN $DECIDE; do wait_port $port; done
 
 # Every case must answer 200 before it is measured.
-for port in $BARE $BARE_REDIS $MEM $RED $LEASED $BAN; do
+for port in $BARE $BARE_REDIS $MEM $RED $LEASED $BAN $DECIDE; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port/bench")
   [ "$code" = 200 ] || { echo "run.sh: port $port answered $code"; exit 1; }
 done
@@ -56,8 +59,8 @@ run_wrk() { # $1 = port; prints "rps p50_ms p99_ms non2xx"
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-declare -A port=([a-bare-yarp]=$BARE [b-gateway-memory]=$MEM [c-gateway-redis]=$RED [d-redis-leased]=$LEASED [e-yarp-redis-call]=$BARE_REDIS [f-redis-with-ban]=$BAN)
-cases=(a-bare-yarp b-gateway-memory c-gateway-redis d-redis-leased e-yarp-redis-call f-redis-with-ban)
+declare -A port=([a-bare-yarp]=$BARE [b-gateway-memory]=$MEM [c-gateway-redis]=$RED [d-redis-leased]=$LEASED [e-yarp-redis-call]=$BARE_REDIS [f-redis-with-ban]=$BAN [g-yarp-decide-call]=$DECIDE)
+cases=(a-bare-yarp b-gateway-memory c-gateway-redis d-redis-leased e-yarp-redis-call f-redis-with-ban g-yarp-decide-call)
 for name in "${cases[@]}"; do # warm-up
   wrk -t"$threads" -c"$connections" -d"$warmup" -H "Authorization: Bearer $token" "http://127.0.0.1:${port[$name]}/bench" >/dev/null
 done
@@ -80,4 +83,5 @@ for name in "${cases[@]}"; do
 done
 c=$(awk '$1 == "c-gateway-redis" { print $2 }' "$work/results" | median)
 e=$(awk '$1 == "e-yarp-redis-call" { print $2 }' "$work/results" | median)
-awk -v c="$c" -v e="$e" 'BEGIN { printf "(c) against (e), the floor of one Redis round trip per request: %.0f%%\n", 100 * c / e }'
+g=$(awk '$1 == "g-yarp-decide-call" { print $2 }' "$work/results" | median)
+awk -v c="$c" -v e="$e" -v g="$g" 'BEGIN { printf "(c) against (e), the floor of one Redis round trip per request: %.0f%%; against (g), the same script call without Floodgate: %.0f%%\n", 100 * c / e, 100 * c / g }'
