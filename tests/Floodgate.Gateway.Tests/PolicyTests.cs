@@ -34,6 +34,7 @@ public sealed class PolicyTests
         Assert.StartsWith("bad.yaml:4:18: store.configuration: 'localhost:6379,connectTimeOut=5000,nosuchoption=1' is not a Redis configuration: ", messages[0], StringComparison.Ordinal);
         Assert.Contains("nosuchoption", messages[0], StringComparison.Ordinal);
         Assert.StartsWith("bad.yaml:5:15: store.key_prefix: The key prefix (KeyPrefix) 'gw:edge' must be 1 to ", messages[1], StringComparison.Ordinal);
+        Assert.EndsWith("without braces, colons or spaces.", messages[1], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -52,6 +53,25 @@ public sealed class PolicyTests
                 "p.yaml:4:15: store.on_failure: applies to the redis store only, and this store is memory (the default kind): set kind: redis, or remove it.",
             ],
             forgotten.Errors.Select(e => e.ToString()));
+
+        // A misspelt kind is the one error: the fields are not known to be misplaced.
+        var misspelt = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            store: { kind: redsi, configuration: "redis:6379" }
+            """, "p.yaml"));
+        Assert.StartsWith("p.yaml:2:16: store.kind: 'redsi' is not one of: ", Assert.Single(misspelt.Errors).ToString(), StringComparison.Ordinal);
+
+        var written = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            store: { kind: memory, timeout: 20ms }
+            """, "p.yaml"));
+        Assert.Equal("p.yaml:2:33: store.timeout: applies to the redis store only, and this store is memory: set kind: redis, or remove it.", Assert.Single(written.Errors).ToString());
+
+        // An empty field says nothing, so it is not refused.
+        Assert.Equal(StoreKind.Memory, PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            store: { kind: memory, configuration: }
+            """, "p.yaml").Store.Kind);
 
         var misplaced = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
             upstream: http://127.0.0.1:5000

@@ -180,6 +180,85 @@ public sealed class ReloadTests
         Statuses.Expect([200, 429], await gate.StatusesAsync(2, "/a"));
     }
 
+    [Fact]
+    public async Task A_reload_refused_after_its_store_was_opened_closes_that_store()
+    {
+        using var redis = RedisServer.Start();
+        await using var gate = await TestGateway.StartAsync(Before, watch: false);
+        var opened = Track(gate.Host.Runtime);
+        var next = PolicyLoader.Parse(TestGateway.Expand("""
+            upstream: {upstream}
+            user:
+              - name: per-user
+                limit: 5/min
+            """, gate.Upstream, gate.Identity), "next.yaml");
+
+        // The store opens before the gate takes the rules; a ban on a user rule is then refused by the gate.
+        var refused = new GatewayPolicy
+        {
+            Source = next.Source,
+            Version = next.Version,
+            Rules = next.Rules,
+            Bans = new Dictionary<string, TimeSpan> { ["per-user"] = TimeSpan.FromSeconds(10) },
+            TrustedProxies = next.TrustedProxies,
+            Routes = next.Routes,
+            Clusters = next.Clusters,
+            Store = new StorePolicy { Kind = StoreKind.Redis, Configuration = redis.Configuration },
+        };
+        Assert.NotEmpty(gate.Host.Runtime.Apply(refused, "next.yaml"));
+
+        var store = Assert.Single(opened);
+        Assert.Equal("redis", store.Kind);
+        Assert.Equal(1, store.Closed);
+        Assert.Equal("memory", (await gate.ReadinessAsync()).GetProperty("store").GetString());
+    }
+
+    [Fact]
+    public async Task A_reload_that_ends_after_the_gateway_stopped_closes_its_new_store_and_throws_nothing()
+    {
+        using var redis = RedisServer.Start();
+        await using var gate = await TestGateway.StartAsync(Before, watch: false);
+        // The host stops while the reload is opening its store, as when it is stopped during a reload of a changed file.
+        var opened = Track(gate.Host.Runtime, afterOpen: () => Task.Run(async () => await gate.Host.DisposeAsync()).GetAwaiter().GetResult());
+        var next = PolicyLoader.Parse(
+            TestGateway.Expand($"store: {{ kind: redis, configuration: \"{redis.Configuration}\" }}\n" + Before, gate.Upstream, gate.Identity), "next.yaml");
+
+        _ = gate.Host.Runtime.Apply(next, "next.yaml");
+
+        var store = Assert.Single(opened);
+        Assert.Equal("redis", store.Kind);
+        Assert.Equal(1, store.Closed);
+    }
+
+    /// <summary>Records every store the runtime's reloads open, and how often each is closed.</summary>
+    private static List<OpenedStoreRecord> Track(GatewayRuntime runtime, Action? afterOpen = null)
+    {
+        var opened = new List<OpenedStoreRecord>();
+        var open = runtime.StoreOpener;
+        runtime.StoreOpener = (policy, path) =>
+        {
+            var store = open(policy, path);
+            var record = new OpenedStoreRecord(store.Kind, store.Owned);
+            opened.Add(record);
+            afterOpen?.Invoke();
+            return store with { Owned = record };
+        };
+        return opened;
+    }
+
+    private sealed class OpenedStoreRecord(string kind, IDisposable? owned) : IDisposable
+    {
+        public string Kind { get; } = kind;
+
+        public int Closed { get; private set; }
+
+        public void Dispose()
+        {
+            Closed++;
+            owned?.Dispose();
+        }
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)
     {
         for (var i = 0; i < 200; i++)

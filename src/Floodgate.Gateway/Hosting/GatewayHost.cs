@@ -84,7 +84,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         try
         {
             var opened = options.Store is { } given
-                ? new OpenedStore(given, GatewayRuntime.CustomStoreKind, null)
+                ? new OpenedStore(GatewayRuntime.Instrument(given, GatewayRuntime.CustomStoreKind), GatewayRuntime.CustomStoreKind, null)
                 : GatewayRuntime.OpenStore(policy.Store, policy.Source, time, bootstrapLogging);
             store = new SwitchingStore(opened.Store, opened.Kind, opened.Owned, time);
         }

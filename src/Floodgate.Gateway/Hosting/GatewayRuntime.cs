@@ -39,6 +39,7 @@ internal sealed partial class GatewayRuntime
         _loggerFactory = loggerFactory;
         Logger = loggerFactory.CreateLogger("Floodgate.Gateway");
         store.Logger = Logger;
+        StoreOpener = (policy, path) => OpenStore(policy, path, _time, _loggerFactory);
     }
 
     public GatewayPolicy Policy => Volatile.Read(ref _policy);
@@ -54,6 +55,9 @@ internal sealed partial class GatewayRuntime
     public ILogger Logger { get; }
 
     public int Reloads { get; private set; }
+
+    /// <summary>Opens the store a reload names; tests wrap it to see what becomes of the stores a reload opens.</summary>
+    internal Func<StorePolicy, string, OpenedStore> StoreOpener { get; set; }
 
     public string? LastReloadError { get; private set; }
 
@@ -128,7 +132,7 @@ internal sealed partial class GatewayRuntime
 
             if (storeChanged)
             {
-                store = OpenStore(next.Store, path, _time, _loggerFactory);
+                store = StoreOpener(next.Store, path);
             }
 
             Gate.Apply(next.ToOptions());
@@ -156,7 +160,12 @@ internal sealed partial class GatewayRuntime
 
         if (store is { } opened)
         {
-            _store.Switch(opened.Store, opened.Kind, opened.Owned, RetirementOf(current));
+            // False only when the host is stopping, and then the new store is already closed.
+            _ = _store.Switch(opened.Store, opened.Kind, opened.Owned, RetirementOf(current));
+        }
+        else if (next.Store != current.Store)
+        {
+            Log.StoreNotReplaced(Logger, path);
         }
 
         Volatile.Write(ref _policy, next);
@@ -274,6 +283,9 @@ internal sealed partial class GatewayRuntime
 
         [LoggerMessage(11, LogLevel.Error, "Policy reload refused; version {Version} stays in force. {Count} error(s):\n{Errors}")]
         public static partial void ReloadRefused(ILogger logger, string version, int count, string errors);
+
+        [LoggerMessage(12, LogLevel.Warning, "The store section of {Source} changed, and is not used: the host gave the gateway a store of its own")]
+        public static partial void StoreNotReplaced(ILogger logger, string source);
 
     }
 }

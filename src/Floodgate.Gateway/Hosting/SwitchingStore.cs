@@ -58,8 +58,10 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
 
     public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default)
     {
-        var retiring = Volatile.Read(ref _retiring);
+        // The store in force first, then the retiring ones: Switch lists the replaced store as retiring before it puts the
+        // new one in force, so the store that granted the lease is always among the two read here.
         var current = Current;
+        var retiring = Volatile.Read(ref _retiring);
         return retiring.Length == 0
             ? current.ReleaseAsync(check, leaseId, cancellationToken)
             : ReleaseEverywhereAsync(current, retiring, check, leaseId, cancellationToken);
@@ -69,20 +71,31 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
     /// Puts <paramref name="store"/> in force. The store it replaces keeps serving the decisions already started on it and
     /// the releases of its leases for <paramref name="retireAfter"/>, then is disposed.
     /// </summary>
-    public void Switch(IRateLimitStore store, string kind, IDisposable? owned, TimeSpan retireAfter)
+    /// <returns>
+    /// <see langword="false"/> when this store is already disposed (the host is stopping): then <paramref name="owned"/> is
+    /// disposed here, and nothing changes.
+    /// </returns>
+    public bool Switch(IRateLimitStore store, string kind, IDisposable? owned, TimeSpan retireAfter)
     {
         ArgumentNullException.ThrowIfNull(store);
         Generation previous;
         lock (_gate)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_disposed)
+            {
+                owned?.Dispose();
+                return false;
+            }
+
             previous = _current;
-            Volatile.Write(ref _current, new Generation(store, kind, owned));
             Volatile.Write(ref _retiring, [.. _retiring, previous]);
+            Volatile.Write(ref _current, new Generation(store, kind, owned));
+            // Made under the lock, so that Dispose, which takes it too, always finds the timer to stop.
+            previous.Timer = _time.CreateTimer(static state => ((RetireState)state!).Run(), new RetireState(this, previous), retireAfter, Timeout.InfiniteTimeSpan);
         }
 
         Log.Switched(_logger, previous.Kind, kind, retireAfter);
-        previous.Timer = _time.CreateTimer(static state => ((RetireState)state!).Run(), new RetireState(this, previous), retireAfter, Timeout.InfiniteTimeSpan);
+        return true;
     }
 
     public void Dispose()

@@ -378,7 +378,8 @@ public static class PolicyLoader
             return new StorePolicy();
         }
 
-        var kind = reader.Enum(map, "kind", "store", ("memory", StoreKind.Memory), ("redis", StoreKind.Redis), ("valkey", StoreKind.Redis)) ?? StoreKind.Memory;
+        var namedKind = reader.Enum(map, "kind", "store", ("memory", StoreKind.Memory), ("redis", StoreKind.Redis), ("valkey", StoreKind.Redis));
+        var kind = namedKind ?? StoreKind.Memory;
         var store = new StorePolicy
         {
             Kind = kind,
@@ -393,13 +394,17 @@ public static class PolicyLoader
             TlsClientKey = reader.String(map, "tls_client_key", "store"),
         };
         // A field of the other kind of store would be silently ignored; a redis field under the memory store most often
-        // means a forgotten kind: redis, and replicas that each count alone.
-        foreach (var field in kind == StoreKind.Memory ? RedisOnlyStoreFields : MemoryOnlyStoreFields)
+        // means a forgotten kind: redis, and replicas that each count alone. A kind that is itself wrong is reported
+        // alone: the fields are not known to be misplaced.
+        var kindNode = YamlReader.Get(map, "kind");
+        var kindValid = kindNode is null || namedKind is not null;
+        foreach (var field in !kindValid ? [] : kind == StoreKind.Memory ? RedisOnlyStoreFields : MemoryOnlyStoreFields)
         {
-            if (YamlReader.Get(map, field) is { } node)
+            if (YamlReader.Get(map, field) is { } node && node is not YamlScalarNode { Value: null or "" })
             {
                 var other = kind == StoreKind.Memory ? "redis" : "memory";
-                reader.Error(node, $"store.{field}", $"applies to the {other} store only, and this store is {(kind == StoreKind.Memory ? "memory (the default kind)" : "redis")}: set kind: {other}, or remove it.");
+                var current = kind == StoreKind.Redis ? "redis" : kindNode is null ? "memory (the default kind)" : "memory";
+                reader.Error(node, $"store.{field}", $"applies to the {other} store only, and this store is {current}: set kind: {other}, or remove it.");
             }
         }
 
@@ -429,7 +434,9 @@ public static class PolicyLoader
             }
             catch (ArgumentException e)
             {
-                reader.Error(YamlReader.Get(map, "key_prefix"), "store.key_prefix", e.Message);
+                // The store's own message, without the " (Parameter 'KeyPrefix')" that names a C# property, not a field.
+                var message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", string.Empty, StringComparison.Ordinal);
+                reader.Error(YamlReader.Get(map, "key_prefix"), "store.key_prefix", message);
             }
         }
 
