@@ -26,9 +26,10 @@ internal sealed class PolicyWatcher : IDisposable
         {
             _runtime.Reload(_path);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or NotSupportedException)
+        catch (Exception e)
         {
-            // Reload reports policy errors itself; anything else must not take the process down from a timer thread.
+            // Reload reports policy errors itself. Anything else (an unreadable file, or a failure no one foresaw) is
+            // reported the same way and the policy in force stays: an exception on this timer thread would end the process.
             _runtime.ReportReloadFailure(_path, e);
         }
     }
