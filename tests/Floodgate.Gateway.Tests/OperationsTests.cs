@@ -39,37 +39,12 @@ public sealed class OperationsTests
         await using var upstream = await EchoUpstream.StartAsync(new IPEndPoint(IPAddress.Loopback, 0));
         try
         {
-            await File.WriteAllTextAsync(Path.Combine(directory, "policy.yaml"), $"upstream: {upstream.Address}\n");
-            Directory.CreateDirectory(Path.Combine(directory, "envoy"));
-            await File.WriteAllTextAsync(Path.Combine(directory, "envoy", "api.yaml"), "domain: api\ndescriptors:\n  - key: user\n    rate_limit: { unit: minute, requests_per_unit: 2 }\n");
-            await using var host = await GatewayHost.StartAsync(new GatewayHostOptions
-            {
-                PolicyPath = Path.Combine(directory, "policy.yaml"),
-                Listen = new Uri("http://127.0.0.1:0"),
-                Admin = null,
-                Envoy = new Uri("http://127.0.0.1:0"),
-                EnvoyConfigDirectory = Path.Combine(directory, "envoy"),
-                TimeProvider = new FakeTimeProvider(DateTimeOffset.UtcNow),
-                WatchPolicy = false,
-                LogLevel = LogLevel.Warning,
-            });
-
+            await using var host = await StartWithEnvoyAsync(directory, $"upstream: {upstream.Address}\n");
             Assert.NotNull(host.EnvoyAddress);
             Assert.NotEqual(host.ProxyAddress.Port, host.EnvoyAddress.Port);
             using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(host.EnvoyAddress);
             var client = new RateLimitService.RateLimitServiceClient(channel);
-            var request = new RateLimitRequest { Domain = "api" };
-            var descriptor = new RateLimitDescriptor();
-            descriptor.Entries.Add(new RateLimitDescriptor.Types.Entry { Key = "user", Value = "alice" });
-            request.Descriptors.Add(descriptor);
-
-            var codes = new List<RateLimitResponse.Types.Code>();
-            for (var i = 0; i < 3; i++)
-            {
-                codes.Add((await client.ShouldRateLimitAsync(request, deadline: DateTime.UtcNow.AddSeconds(30))).OverallCode);
-            }
-
-            Assert.Equal([RateLimitResponse.Types.Code.Ok, RateLimitResponse.Types.Code.Ok, RateLimitResponse.Types.Code.OverLimit], codes);
+            Assert.Equal([RateLimitResponse.Types.Code.Ok, RateLimitResponse.Types.Code.Ok, RateLimitResponse.Types.Code.OverLimit], await AskAsync(client, 3));
 
             // The proxy still answers on its own port.
             using var http = new HttpClient { BaseAddress = host.ProxyAddress };
@@ -79,5 +54,68 @@ public sealed class OperationsTests
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task The_envoy_service_follows_a_reload_that_changes_the_store()
+    {
+        using var redis = Floodgate.Redis.Tests.RedisServer.Start();
+        var directory = Directory.CreateTempSubdirectory("floodgate-envoy-").FullName;
+        await using var upstream = await EchoUpstream.StartAsync(new IPEndPoint(IPAddress.Loopback, 0));
+        try
+        {
+            await using var host = await StartWithEnvoyAsync(directory, $"upstream: {upstream.Address}\n");
+            using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(host.EnvoyAddress!);
+            var client = new RateLimitService.RateLimitServiceClient(channel);
+            Assert.Equal([RateLimitResponse.Types.Code.Ok, RateLimitResponse.Types.Code.Ok, RateLimitResponse.Types.Code.OverLimit], await AskAsync(client, 3));
+
+            await File.WriteAllTextAsync(
+                Path.Combine(directory, "policy.yaml"),
+                $"upstream: {upstream.Address}\nstore: {{ kind: redis, configuration: \"{redis.Configuration}\", on_failure: closed, timeout: 2s, key_prefix: envoyswitch }}\n");
+            Assert.Empty(host.Reload());
+
+            // A new budget, kept in Redis.
+            Assert.Equal([RateLimitResponse.Types.Code.Ok, RateLimitResponse.Types.Code.Ok, RateLimitResponse.Types.Code.OverLimit], await AskAsync(client, 3));
+            Assert.NotEmpty(redis.Cli("--scan", "--pattern", "envoyswitch:*"));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>A gateway with the Envoy service on, its descriptors allowing user=alice 2 requests a minute.</summary>
+    private static async Task<GatewayHost> StartWithEnvoyAsync(string directory, string policy)
+    {
+        await File.WriteAllTextAsync(Path.Combine(directory, "policy.yaml"), policy);
+        Directory.CreateDirectory(Path.Combine(directory, "envoy"));
+        await File.WriteAllTextAsync(Path.Combine(directory, "envoy", "api.yaml"), "domain: api\ndescriptors:\n  - key: user\n    rate_limit: { unit: minute, requests_per_unit: 2 }\n");
+        return await GatewayHost.StartAsync(new GatewayHostOptions
+        {
+            PolicyPath = Path.Combine(directory, "policy.yaml"),
+            Listen = new Uri("http://127.0.0.1:0"),
+            Admin = null,
+            Envoy = new Uri("http://127.0.0.1:0"),
+            EnvoyConfigDirectory = Path.Combine(directory, "envoy"),
+            TimeProvider = new FakeTimeProvider(DateTimeOffset.UtcNow),
+            WatchPolicy = false,
+            LogLevel = LogLevel.Warning,
+        });
+    }
+
+    /// <summary>Asks whether user=alice in domain api is over its limit, <paramref name="times"/> times in a row.</summary>
+    private static async Task<List<RateLimitResponse.Types.Code>> AskAsync(RateLimitService.RateLimitServiceClient client, int times)
+    {
+        var request = new RateLimitRequest { Domain = "api" };
+        var descriptor = new RateLimitDescriptor();
+        descriptor.Entries.Add(new RateLimitDescriptor.Types.Entry { Key = "user", Value = "alice" });
+        request.Descriptors.Add(descriptor);
+        var codes = new List<RateLimitResponse.Types.Code>();
+        for (var i = 0; i < times; i++)
+        {
+            codes.Add((await client.ShouldRateLimitAsync(request, deadline: DateTime.UtcNow.AddSeconds(30))).OverallCode);
+        }
+
+        return codes;
     }
 }
