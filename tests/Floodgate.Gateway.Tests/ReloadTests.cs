@@ -49,17 +49,7 @@ public sealed class ReloadTests
             """, gate.Upstream, gate.Identity), "next.yaml");
 
         // A ban on a user rule gets past no loader; it stands for any policy the gate refuses after identity was built.
-        var refused = new GatewayPolicy
-        {
-            Source = next.Source,
-            Version = next.Version,
-            Rules = next.Rules,
-            Bans = new Dictionary<string, TimeSpan> { ["per-user"] = TimeSpan.FromSeconds(10) },
-            TrustedProxies = next.TrustedProxies,
-            Routes = next.Routes,
-            Clusters = next.Clusters,
-            Jwt = next.Jwt,
-        };
+        var refused = WithBanOnTheUserRule(next);
         var errors = gate.Host.Runtime.Apply(refused, "next.yaml");
         Assert.StartsWith("next.yaml: (policy): FloodgateOptions.Bans: 'per-user' is not an edge rule of the policy; only edge rules can ban.", errors.Single().ToString(), StringComparison.Ordinal);
         Assert.Equal(version, gate.Host.Policy.Version);
@@ -194,17 +184,7 @@ public sealed class ReloadTests
             """, gate.Upstream, gate.Identity), "next.yaml");
 
         // The store opens before the gate takes the rules; a ban on a user rule is then refused by the gate.
-        var refused = new GatewayPolicy
-        {
-            Source = next.Source,
-            Version = next.Version,
-            Rules = next.Rules,
-            Bans = new Dictionary<string, TimeSpan> { ["per-user"] = TimeSpan.FromSeconds(10) },
-            TrustedProxies = next.TrustedProxies,
-            Routes = next.Routes,
-            Clusters = next.Clusters,
-            Store = new StorePolicy { Kind = StoreKind.Redis, Configuration = redis.Configuration },
-        };
+        var refused = WithBanOnTheUserRule(next, new StorePolicy { Kind = StoreKind.Redis, Configuration = redis.Configuration });
         Assert.NotEmpty(gate.Host.Runtime.Apply(refused, "next.yaml"));
 
         var store = Assert.Single(opened);
@@ -229,6 +209,23 @@ public sealed class ReloadTests
         Assert.Equal("redis", store.Kind);
         Assert.Equal(1, store.Closed);
     }
+
+    /// <summary>
+    /// <paramref name="next"/> with a ban on its user rule <c>per-user</c>: no loader lets that through, and the gate
+    /// refuses it after the identity resolver and the store were built.
+    /// </summary>
+    private static GatewayPolicy WithBanOnTheUserRule(GatewayPolicy next, StorePolicy? store = null) => new()
+    {
+        Source = next.Source,
+        Version = next.Version,
+        Rules = next.Rules,
+        Bans = new Dictionary<string, TimeSpan> { ["per-user"] = TimeSpan.FromSeconds(10) },
+        TrustedProxies = next.TrustedProxies,
+        Routes = next.Routes,
+        Clusters = next.Clusters,
+        Jwt = next.Jwt,
+        Store = store ?? next.Store,
+    };
 
     /// <summary>Records every store the runtime's reloads open, and how often each is closed.</summary>
     private static List<OpenedStoreRecord> Track(GatewayRuntime runtime, Action? afterOpen = null)

@@ -23,21 +23,10 @@ public sealed class SentinelTests(ITestOutputHelper output)
     {
         using var topology = await Task.Run(SentinelTopology.Start);
         await using var store = await TestStores.ConnectAsync(topology.Configuration, prefix: "sn");
-        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create("sentinel", "alice"), 1, false);
-        for (var i = 0; i < 3; i++)
-        {
-            var outcome = await store.DecideOneAsync(check);
-            Assert.False(outcome.IsStoreFailure, $"decision {i} failed");
-            Assert.True(outcome.Committed);
-            Assert.Equal(2 - i, outcome.Outcome.Remaining);
-        }
-
-        Assert.False((await store.DecideOneAsync(check)).Outcome.IsAllowed);
-        Assert.Equal(0, store.Failures);
+        await AssertDecidesOnMasterAsync(store, topology.Master, "sentinel");
 
         // The state and the script are on the master; the replica has the state by replication only, and no script.
         Assert.Single(topology.Master.Cli("--scan", "--pattern", "sn:*").Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        Assert.Equal("1", topology.Master.Cli("SCRIPT", "EXISTS", ScriptSha));
         Assert.Equal("0", topology.Replica.Cli("SCRIPT", "EXISTS", ScriptSha));
     }
 
@@ -326,18 +315,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
     /// <summary>Spends a 3/hour limit through <paramref name="store"/> and finds its state and the script on <paramref name="master"/>.</summary>
     private static async Task AssertDecidesOnMasterAsync(RedisStore store, RedisServer master, string name)
     {
-        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create(name, "alice"), 1, false);
-        for (var i = 0; i < 3; i++)
-        {
-            var outcome = await store.DecideOneAsync(check);
-            Assert.False(outcome.IsStoreFailure, $"decision {i} failed");
-            Assert.True(outcome.Committed);
-            Assert.Equal(2 - i, outcome.Outcome.Remaining);
-        }
-
-        Assert.False((await store.DecideOneAsync(check)).Outcome.IsAllowed);
-        Assert.Equal(0, store.Failures);
-        var key = Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, check.Key, check.Limit.Algorithm)!);
+        var key = await TestStores.SpendThreePerHourAsync(store, name);
         Assert.Equal("1", master.Cli("EXISTS", key));
         Assert.Equal("1", master.Cli("SCRIPT", "EXISTS", ScriptSha));
     }

@@ -51,4 +51,26 @@ internal static class TestStores
     }
 
     public static IDatabase Database(this RedisStore store) => store.Connection.GetDatabase();
+
+    /// <summary>
+    /// Spends a 3/hour limit of <paramref name="name"/>'s alice through <paramref name="store"/>: three decisions
+    /// committed with an exact count, the fourth denied, none failed. Returns the key the state is kept under.
+    /// </summary>
+    public static async Task<string> SpendThreePerHourAsync(RedisStore store, string name)
+    {
+        var check = new RateLimitCheck(Limits.Limit.FixedWindow(new Limits.Rate(3, 1, Limits.RateUnit.Hour)), StoreKey.Create(name, "alice"), 1, false);
+        for (var i = 0; i < 3; i++)
+        {
+            var outcome = await store.DecideOneAsync(check);
+            Assert.False(outcome.IsStoreFailure, $"decision {i} failed");
+            Assert.True(outcome.Committed);
+            Assert.Equal(2 - i, outcome.Outcome.Remaining);
+        }
+
+        var denied = await store.DecideOneAsync(check);
+        Assert.False(denied.IsStoreFailure);
+        Assert.False(denied.Outcome.IsAllowed);
+        Assert.Equal(0, store.Failures);
+        return System.Text.Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, check.Key, check.Limit.Algorithm)!);
+    }
 }

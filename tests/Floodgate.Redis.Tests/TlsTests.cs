@@ -175,18 +175,7 @@ public sealed class TlsTests(ITestOutputHelper output)
     /// <summary>A 3/h limit: three decisions committed, the fourth denied, its key on the server.</summary>
     private static async Task AssertDecidesExactlyAsync(RedisStore store, RedisServer server, string prefix)
     {
-        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create(prefix, "alice"), 1, false);
-        for (var i = 0; i < 3; i++)
-        {
-            var outcome = await store.DecideOneAsync(check);
-            Assert.False(outcome.IsStoreFailure, $"decision {i} failed");
-            Assert.True(outcome.Committed);
-            Assert.Equal(2 - i, outcome.Outcome.Remaining);
-        }
-
-        var denied = await store.DecideOneAsync(check);
-        Assert.False(denied.IsStoreFailure);
-        Assert.False(denied.Outcome.IsAllowed);
+        await TestStores.SpendThreePerHourAsync(store, prefix);
         Assert.Single(server.Cli("--scan", "--pattern", prefix + ":*").Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 }
