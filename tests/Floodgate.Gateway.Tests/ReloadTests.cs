@@ -138,6 +138,36 @@ public sealed class ReloadTests
     }
 
     [Fact]
+    public async Task A_replaced_store_stays_as_long_as_the_longest_lease_granted_on_it_could_live()
+    {
+        const string Slow = """
+            upstream: {upstream}
+            service:
+              - name: slow
+                match: { route: "/slow/{id}" }
+                concurrency: 2
+                lease_timeout: 10m
+            """;
+        await using var gate = await TestGateway.StartAsync(Slow, watch: false);
+        var store = Assert.IsType<SwitchingStore>(gate.Host.Runtime.Store);
+
+        // Leases from now on time out after a minute; those granted before may still live ten.
+        await gate.WritePolicyAsync(Slow.Replace("10m", "1m", StringComparison.Ordinal));
+        Assert.Empty(gate.Host.Reload());
+        await gate.WritePolicyAsync("store: { kind: memory, max_entries: 5000 }\n" + Slow.Replace("10m", "1m", StringComparison.Ordinal));
+        Assert.Empty(gate.Host.Reload());
+        Assert.Equal(1, store.Retiring);
+
+        gate.Time.Advance(TimeSpan.FromMinutes(10) - TimeSpan.FromSeconds(1));
+        Assert.Equal(1, store.Retiring);
+        gate.Time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal(0, store.Retiring);
+
+        // The store that replaced it answers.
+        Assert.Equal(HttpStatusCode.OK, (await gate.GetAsync("/slow/1")).StatusCode);
+    }
+
+    [Fact]
     public async Task A_reload_whose_store_cannot_be_opened_is_refused_and_the_store_in_force_stays()
     {
         await using var gate = await TestGateway.StartAsync(Before, watch: false);

@@ -28,10 +28,15 @@ internal sealed partial class GatewayRuntime
     private readonly SwitchingStore _store;
     private GatewayPolicy _policy;
 
+    // How long the store in force must stay once replaced: the longest lease any policy applied since it opened could
+    // have granted on it (a lease outlives the reload that shortened its rule's timeout).
+    private TimeSpan _storeRetirement;
+
     public GatewayRuntime(GatewayPolicy policy, FloodgateGate gate, InMemoryConfigProvider proxyConfig, SwitchingIdentityResolver identity, SwitchingStore store, TimeProvider time, ILoggerFactory loggerFactory)
     {
         _time = time;
         _policy = policy;
+        _storeRetirement = RetirementOf(policy);
         Gate = gate;
         _proxyConfig = proxyConfig;
         _identity = identity;
@@ -161,11 +166,17 @@ internal sealed partial class GatewayRuntime
         if (store is { } opened)
         {
             // False only when the host is stopping, and then the new store is already closed.
-            _ = _store.Switch(opened.Store, opened.Kind, opened.Owned, RetirementOf(current));
+            _ = _store.Switch(opened.Store, opened.Kind, opened.Owned, _storeRetirement);
+            _storeRetirement = RetirementOf(next);
         }
-        else if (next.Store != current.Store)
+        else
         {
-            Log.StoreNotReplaced(Logger, path);
+            if (next.Store != current.Store)
+            {
+                Log.StoreNotReplaced(Logger, path);
+            }
+
+            _storeRetirement = TimeSpan.FromTicks(Math.Max(_storeRetirement.Ticks, RetirementOf(next).Ticks));
         }
 
         Volatile.Write(ref _policy, next);
@@ -204,7 +215,7 @@ internal sealed partial class GatewayRuntime
     internal static IRateLimitStore Instrument(IRateLimitStore store, string kind) =>
         store is MemoryStore ? store : new InstrumentedStore(store, kind);
 
-    /// <summary>How long a store replaced while <paramref name="policy"/> was in force must stay.</summary>
+    /// <summary>How long a store on which <paramref name="policy"/> granted leases must stay once replaced.</summary>
     internal static TimeSpan RetirementOf(GatewayPolicy policy)
     {
         var longest = MinimumRetirement;
