@@ -144,8 +144,10 @@ internal sealed partial class GatewayRuntime
             gateApplied = true;
             _proxyConfig.Update(next.Routes, next.Clusters);
         }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or PolicyException)
+        catch (Exception e)
         {
+            // Whatever failed, the reload is refused as a whole: the gate's settings go back, and what was built for it
+            // (an identity resolver, a store and its connection) is closed.
             if (gateApplied)
             {
                 Gate.Apply(previousOptions);
