@@ -115,8 +115,7 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
 
         foreach (var generation in all)
         {
-            generation.Timer?.Dispose();
-            generation.Owned?.Dispose();
+            Close(generation);
         }
     }
 
@@ -132,6 +131,11 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
             Volatile.Write(ref _retiring, Array.FindAll(_retiring, g => g != generation));
         }
 
+        Close(generation);
+    }
+
+    private void Close(Generation generation)
+    {
         try
         {
             generation.Timer?.Dispose();
@@ -139,8 +143,9 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
         }
         catch (Exception e)
         {
-            // A store that fails to close must not take the timer thread down; its connection is abandoned.
-            Log.RetireFailed(_logger, generation.Kind, e);
+            // A store that fails to close must neither take the timer thread down nor keep the others open; its
+            // connection is abandoned.
+            Log.CloseFailed(_logger, generation.Kind, e);
         }
     }
 
@@ -190,7 +195,7 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
         [LoggerMessage(30, LogLevel.Information, "The store changed ({Previous} to {Next}): decisions from now on are made in the new store; the previous one closes in {RetireAfter}")]
         public static partial void Switched(ILogger logger, string previous, string next, TimeSpan retireAfter);
 
-        [LoggerMessage(31, LogLevel.Warning, "Closing the replaced {Kind} store failed")]
-        public static partial void RetireFailed(ILogger logger, string kind, Exception exception);
+        [LoggerMessage(31, LogLevel.Warning, "Closing a {Kind} store failed")]
+        public static partial void CloseFailed(ILogger logger, string kind, Exception exception);
     }
 }
