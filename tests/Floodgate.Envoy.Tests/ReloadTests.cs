@@ -72,8 +72,12 @@ public sealed class ReloadTests
             time.Advance(debounce);
             Assert.Equal(0, Volatile.Read(ref reloads));
 
-            // A ConfigMap update swaps its ..data link: that alone must reload.
-            await File.WriteAllTextAsync(Path.Combine(directory, "..data"), "x");
+            // A ConfigMap update swaps its ..data link: that alone must reload. It is moved in whole, as the kubelet
+            // renames it in: written in place it raises two events, and the second, handled while the test advances the
+            // clock, would postpone the debounced reload past the assertion.
+            var staged = Path.Combine(Path.GetTempPath(), "floodgate-envoy-data-" + Guid.NewGuid().ToString("n"));
+            await File.WriteAllTextAsync(staged, "x");
+            File.Move(staged, Path.Combine(directory, "..data"));
             await dataSeen.Task.WaitAsync(TimeSpan.FromSeconds(20));
             time.Advance(debounce);
             Assert.Equal(1, Volatile.Read(ref reloads));
