@@ -39,15 +39,8 @@ switch (args)
         const string Script = "return redis.call('TIME')[1]";
         var hash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script));
         await connection.GetDatabase().ScriptEvaluateAsync(Script);
-        var app = BareProxy(port, upstream);
         StackExchange.Redis.RedisKey[] keys = ["bench"];
-        app.Use(async (context, next) =>
-        {
-            await connection.GetDatabase().ScriptEvaluateAsync(hash, keys).WaitAsync(TimeSpan.FromSeconds(1));
-            await next(context);
-        });
-        app.MapReverseProxy();
-        await app.RunAsync();
+        await RunWithCallAsync(port, upstream, () => connection.GetDatabase().ScriptEvaluateAsync(hash, keys));
         return 0;
     }
 
@@ -71,14 +64,7 @@ switch (args)
             return 1;
         }
 
-        var app = BareProxy(port, upstream);
-        app.Use(async (context, next) =>
-        {
-            await connection.GetDatabase().ScriptEvaluateAsync(hash, keys, arguments).WaitAsync(TimeSpan.FromSeconds(1));
-            await next(context);
-        });
-        app.MapReverseProxy();
-        await app.RunAsync();
+        await RunWithCallAsync(port, upstream, () => connection.GetDatabase().ScriptEvaluateAsync(hash, keys, arguments));
         return 0;
     }
 
@@ -110,4 +96,17 @@ static WebApplication BareProxy(string port, string upstream)
         [new RouteConfig { RouteId = "all", ClusterId = "upstream", Match = new RouteMatch { Path = "/{**catch-all}" } }],
         [new ClusterConfig { ClusterId = "upstream", Destinations = new Dictionary<string, DestinationConfig> { ["a"] = new() { Address = upstream } } }]);
     return builder.Build();
+}
+
+// A bare proxy that awaits one Redis call per request, ignoring its answer, before forwarding; runs until stopped.
+static async Task RunWithCallAsync(string port, string upstream, Func<Task> call)
+{
+    var app = BareProxy(port, upstream);
+    app.Use(async (context, next) =>
+    {
+        await call().WaitAsync(TimeSpan.FromSeconds(1));
+        await next(context);
+    });
+    app.MapReverseProxy();
+    await app.RunAsync();
 }
