@@ -230,8 +230,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         for (var i = 0; i < checks.Length; i++)
         {
             ref readonly var check = ref checks[i];
-            if (check.Limit.LeasedSlice > 0 && check.Cost > 0 && !check.IsProbe && check.Limit.Algorithm != LimitAlgorithm.Concurrency
-                && _slices.TryTake(check, now, out var left, mayAcquire: false) == LeaseSlices.Take.Local)
+            if (IsLeased(check) && _slices.TryTake(check, now, out var left, mayAcquire: false) == LeaseSlices.Take.Local)
             {
                 taken[i] = true;
                 outcomes[i] = new StoreOutcome(new LimitOutcome(true, left, _slices.Lifetime(check, now), 0), true, 0);
@@ -612,7 +611,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 }
 
                 // A later stage joins the round's call only on the round's slot.
-                if (remoteGroups > 0 && (manySlots || groups.Exists(g => g.Slot != roundSlot)))
+                if (remoteGroups > 0 && (manySlots || !AllOnSlot(groups, roundSlot)))
                 {
                     break;
                 }
@@ -666,7 +665,17 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 continue;
             }
 
-            var call = calls.Find(c => c.Slot == group.Slot);
+            // Loops, not List.Find with a lambda: a capturing lambda is an allocation per group on every decision.
+            Call? call = null;
+            foreach (var candidate in calls)
+            {
+                if (candidate.Slot == group.Slot)
+                {
+                    call = candidate;
+                    break;
+                }
+            }
+
             if (call is null)
             {
                 call = new Call(group.Slot);
@@ -698,6 +707,19 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
 
         return round;
+    }
+
+    private static bool AllOnSlot(List<Group> groups, int? slot)
+    {
+        foreach (var group in groups)
+        {
+            if (group.Slot != slot)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>The identity groups of one stage, in the order of their first checks.</summary>
@@ -948,11 +970,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             }
         }
 
-        Interlocked.Increment(ref _roundTripCount);
-        _roundTrips.Add(1);
+        CountRoundTrip();
         call.Keys = keys;
         call.Values = values;
-        call.Task = Evaluate(ScriptHash, keys, values);
+        call.Task = Evaluate(keys, values, sendScript: false);
     }
 
     /// <summary>Waits for a round's calls (resending after NOSCRIPT or a calendar skew) and applies their answers.</summary>
@@ -973,9 +994,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 if (call.Task!.IsFaulted && call.Task.Exception?.InnerException is RedisServerException noScript
                     && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
                 {
-                    Interlocked.Increment(ref _roundTripCount);
-                    _roundTrips.Add(1);
-                    call.Task = Evaluate(Script, call.Keys!, call.Values!);
+                    CountRoundTrip();
+                    call.Task = Evaluate(call.Keys!, call.Values!, sendScript: true);
                     (resent ??= []).Add(call);
                 }
             }
@@ -1262,25 +1282,15 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 
-    private Task<RedisResult> Evaluate(byte[] hash, RedisKey[] keys, RedisValue[] values)
+    /// <summary>Sends the script by its hash, or (<paramref name="sendScript"/>, after NOSCRIPT) as text, which the library caches.</summary>
+    private Task<RedisResult> Evaluate(RedisKey[] keys, RedisValue[] values, bool sendScript)
     {
         try
         {
-            return (Current ?? throw NoMaster()).GetDatabase().ScriptEvaluateAsync(hash, keys, values, CommandFlags.DemandMaster);
-        }
-        catch (Exception ex)
-        {
-            // RedisCommandException (a disabled command, a cross-slot batch, a primary-only command to a replica) and
-            // every other synchronous failure becomes a failed call, answered by the failure mode.
-            return Task.FromException<RedisResult>(ex);
-        }
-    }
-
-    private Task<RedisResult> Evaluate(string script, RedisKey[] keys, RedisValue[] values)
-    {
-        try
-        {
-            return (Current ?? throw NoMaster()).GetDatabase().ScriptEvaluateAsync(script, keys, values, CommandFlags.DemandMaster);
+            var database = (Current ?? throw NoMaster()).GetDatabase();
+            return sendScript
+                ? database.ScriptEvaluateAsync(Script, keys, values, CommandFlags.DemandMaster)
+                : database.ScriptEvaluateAsync(ScriptHash, keys, values, CommandFlags.DemandMaster);
         }
         catch (Exception ex)
         {
@@ -1421,6 +1431,12 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             LogFailure(_logger, reason, mode, suppressed, exception);
         }
+    }
+
+    private void CountRoundTrip()
+    {
+        Interlocked.Increment(ref _roundTripCount);
+        _roundTrips.Add(1);
     }
 
     private void CountFailure(string reason)

@@ -59,9 +59,6 @@ internal sealed partial class SentinelMaster : IAsyncDisposable
     /// <summary>The connection to the master the Sentinels name; <see langword="null"/> while none has been named.</summary>
     public IConnectionMultiplexer? Connection => Volatile.Read(ref _master)?.Connection;
 
-    /// <summary>The master's address; <see langword="null"/> while none has been named.</summary>
-    public EndPoint? EndPoint => Volatile.Read(ref _master)?.EndPoint;
-
     /// <summary>The service's name.</summary>
     public string Service => _service;
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Xunit.Abstractions;
@@ -36,7 +35,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         var outcomes = new StoreOutcome[1];
 
         // Up: decided in Redis. (A 50 ms timeout can fire on this shared machine, so wait for steady success.)
-        Assert.True(await DecidedInRedisAsync(store, probe, 5), "the store never reached Redis");
+        Assert.True(await TestStores.DecidedInRedisAsync(store, probe, 5), "the store never reached Redis");
 
         server.Kill();
 
@@ -76,11 +75,11 @@ public sealed class FaultTests(ITestOutputHelper output)
 
         // Back up: the store recovers by itself, and reloads its script into the new, empty server.
         server.Restart();
-        Assert.True(await DecidedInRedisAsync(store, probe, 3), "the store did not recover within 20 s of the restart");
+        Assert.True(await TestStores.DecidedInRedisAsync(store, probe, 3), "the store did not recover within 20 s of the restart");
         Assert.True(store.IsCircuitClosed);
-        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(Encoding.UTF8.GetBytes(RedisStore.Script)));
+        var sha = TestStores.ScriptSha;
         Assert.Equal("1", server.Cli("SCRIPT", "EXISTS", sha));
-        Assert.True(await DecidedInRedisAsync(store, check, 1));
+        Assert.True(await TestStores.DecidedInRedisAsync(store, check, 1));
     }
 
     /// <summary>A store pointed at a free loopback port where nothing listens.</summary>
@@ -94,25 +93,6 @@ public sealed class FaultTests(ITestOutputHelper output)
         };
         configure?.Invoke(options);
         return RedisStore.ConnectAsync(options);
-    }
-
-    /// <summary>Decides until <paramref name="successes"/> decisions in a row came from Redis; bounded to 20 s.</summary>
-    private static async Task<bool> DecidedInRedisAsync(RedisStore store, RateLimitCheck check, int successes)
-    {
-        var outcomes = new StoreOutcome[1];
-        var row = 0;
-        var deadline = Stopwatch.StartNew();
-        while (row < successes && deadline.Elapsed < TimeSpan.FromSeconds(20))
-        {
-            await store.DecideAsync(new[] { check }, outcomes);
-            row = outcomes[0].IsStoreFailure ? 0 : row + 1;
-            if (row == 0)
-            {
-                await Task.Delay(50);
-            }
-        }
-
-        return row >= successes;
     }
 
     [Fact]
@@ -173,7 +153,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.Configuration + ",allowAdmin=true");
         var only = new RateLimitCheck(Limit.Concurrency(1, TimeSpan.FromMinutes(10)), StoreKey.Create("abandoned", "alice"), 1, false);
         var probe = new RateLimitCheck(Limit.Gcra(new Rate(1000, 1, RateUnit.Second)), StoreKey.Create("probe", "bob"), 1, false);
-        Assert.True(await DecidedInRedisAsync(store, probe, 1), "the store never reached Redis");
+        Assert.True(await TestStores.DecidedInRedisAsync(store, probe, 1), "the store never reached Redis");
 
         // Redis holds every command for a moment: the call for the only permit is sent, and its caller gives up on it
         // (by cancelling, or by the store's timeout). The script still runs once Redis resumes, and takes the permit.
@@ -192,7 +172,7 @@ public sealed class FaultTests(ITestOutputHelper output)
 
         // Nobody will release that permit, so the store queued its release behind the script: once Redis answers
         // again, the permit is free.
-        Assert.True(await DecidedInRedisAsync(store, probe, 1), "Redis did not come back");
+        Assert.True(await TestStores.DecidedInRedisAsync(store, probe, 1), "Redis did not come back");
         outcomes = await store.DecideAsync(only);
         Assert.False(outcomes[0].IsStoreFailure);
         Assert.True(outcomes[0].Outcome.IsAllowed, "the permit taken by the abandoned call was never freed");

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Text;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
@@ -16,7 +15,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
     // Scheduling slack on a shared 2-core machine: a decision may be answered a little after its timeout fires.
     private static readonly TimeSpan Slack = TimeSpan.FromMilliseconds(250);
 
-    private static readonly string ScriptSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(Encoding.UTF8.GetBytes(RedisStore.Script)));
+    private static readonly string ScriptSha = TestStores.ScriptSha;
 
     [Fact]
     public async Task The_store_finds_the_master_through_Sentinel_and_decides_there()
@@ -141,7 +140,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
         }
 
         Assert.True(await DecidedInRedisAsync(store, 3), "the store did not find the master within 20 s of the Sentinels' return");
-        var key = Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, check.Key, check.Limit.Algorithm)!);
+        var key = TestStores.KeyOf(store, check);
         Assert.True((await store.DecideOneAsync(check)).Committed);
         Assert.Equal("1", topology.Master.Cli("EXISTS", key));
     }
@@ -281,7 +280,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
         {
             var check = new RateLimitCheck(Limit.FixedWindow(new Rate(5, 1, RateUnit.Hour)), StoreKey.Create(name, "move" + i), 1, false);
             var outcome = await store.DecideOneAsync(check);
-            var key = Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, check.Key, check.Limit.Algorithm)!);
+            var key = TestStores.KeyOf(store, check);
             if (outcome.Committed && promoted.Cli("EXISTS", key) == "1")
             {
                 return;
@@ -305,7 +304,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
 
         var fresh = new RateLimitCheck(Limit.FixedWindow(new Rate(5, 1, RateUnit.Hour)), StoreKey.Create(name, "fresh"), 1, false);
         Assert.True((await store.DecideOneAsync(fresh)).Committed);
-        var key = Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, fresh.Key, fresh.Limit.Algorithm)!);
+        var key = TestStores.KeyOf(store, fresh);
         Assert.StartsWith("master", promoted.Cli("ROLE"), StringComparison.Ordinal);
         Assert.Equal("1", promoted.Cli("EXISTS", key));
         Assert.Equal("1", promoted.Cli("SCRIPT", "EXISTS", ScriptSha));
@@ -321,23 +320,8 @@ public sealed class SentinelTests(ITestOutputHelper output)
     }
 
     /// <summary>Decides a probe until <paramref name="successes"/> decisions in a row came from Redis; bounded to 20 s.</summary>
-    private static async Task<bool> DecidedInRedisAsync(RedisStore store, int successes)
-    {
-        var probe = new RateLimitCheck(Limit.Gcra(new Rate(1_000_000, 1, RateUnit.Second)), StoreKey.Create("probe", "steady"), 1, false);
-        var row = 0;
-        var deadline = Stopwatch.StartNew();
-        while (row < successes && deadline.Elapsed < TimeSpan.FromSeconds(20))
-        {
-            var outcome = await store.DecideOneAsync(probe);
-            row = outcome.IsStoreFailure ? 0 : row + 1;
-            if (row == 0)
-            {
-                await Task.Delay(50);
-            }
-        }
-
-        return row >= successes;
-    }
+    private static Task<bool> DecidedInRedisAsync(RedisStore store, int successes) =>
+        TestStores.DecidedInRedisAsync(store, new RateLimitCheck(Limit.Gcra(new Rate(1_000_000, 1, RateUnit.Second)), StoreKey.Create("probe", "steady"), 1, false), successes);
 
     /// <summary>Keeps every message logged, formatted, with its exception's message.</summary>
     private sealed class ListLogger : ILogger<RedisStore>

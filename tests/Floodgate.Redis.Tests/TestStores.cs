@@ -71,6 +71,32 @@ internal static class TestStores
         Assert.False(denied.IsStoreFailure);
         Assert.False(denied.Outcome.IsAllowed);
         Assert.Equal(0, store.Failures);
-        return System.Text.Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, check.Key, check.Limit.Algorithm)!);
+        return KeyOf(store, check);
+    }
+
+    /// <summary>The SHA1 by which the store calls its script (what <c>SCRIPT EXISTS</c> takes).</summary>
+    public static readonly string ScriptSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(RedisStore.Script)));
+
+    /// <summary>The Redis key <paramref name="store"/> keeps <paramref name="check"/>'s state under.</summary>
+    public static string KeyOf(RedisStore store, RateLimitCheck check) =>
+        System.Text.Encoding.ASCII.GetString((byte[])RedisKeys.For(store.Options.KeyPrefix, check.Key, check.Limit.Algorithm)!);
+
+    /// <summary>Decides until <paramref name="successes"/> decisions in a row came from Redis; bounded to 20 s.</summary>
+    public static async Task<bool> DecidedInRedisAsync(RedisStore store, RateLimitCheck check, int successes)
+    {
+        var outcomes = new StoreOutcome[1];
+        var row = 0;
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (row < successes && deadline.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            await store.DecideAsync(new[] { check }, outcomes);
+            row = outcomes[0].IsStoreFailure ? 0 : row + 1;
+            if (row == 0)
+            {
+                await Task.Delay(50);
+            }
+        }
+
+        return row >= successes;
     }
 }

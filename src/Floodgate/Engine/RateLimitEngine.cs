@@ -140,7 +140,7 @@ public sealed partial class RateLimitEngine
         }
 
         var evaluation = new Evaluation();
-        return Process(batch, pending.Result, request, ref evaluation) ? new ValueTask<RateLimitResult>(evaluation.ToResult(true)) : Reject(evaluation, cancellationToken);
+        return Process(batch, pending.Result, request, ref evaluation) ? new ValueTask<RateLimitResult>(evaluation.ToResult(true)) : Reject(evaluation);
     }
 
     /// <summary>Releases the concurrency leases <paramref name="result"/> holds; call it when the request ends.</summary>
@@ -338,7 +338,7 @@ public sealed partial class RateLimitEngine
         return evaluation.ToResult(false);
     }
 
-    private ValueTask<RateLimitResult> Reject(Evaluation evaluation, CancellationToken cancellationToken)
+    private ValueTask<RateLimitResult> Reject(Evaluation evaluation)
     {
         var release = Release(evaluation.Leases, CancellationToken.None);
         var result = evaluation.ToResult(false);
