@@ -49,7 +49,7 @@ public sealed class ReloadTests
             """, gate.Upstream, gate.Identity), "next.yaml");
 
         // A ban on a user rule gets past no loader; it stands for any policy the gate refuses after identity was built.
-        var refused = WithBanOnTheUserRule(next);
+        var refused = Copy(next, bans: BanOnTheUserRule);
         var errors = gate.Host.Runtime.Apply(refused, "next.yaml");
         Assert.StartsWith("next.yaml: (policy): FloodgateOptions.Bans: 'per-user' is not an edge rule of the policy; only edge rules can ban.", errors.Single().ToString(), StringComparison.Ordinal);
         Assert.Equal(version, gate.Host.Policy.Version);
@@ -175,18 +175,7 @@ public sealed class ReloadTests
         var current = gate.Host.Policy;
 
         // The loader refuses this configuration string; a policy built without it stands for any store that fails to open.
-        var unopenable = new GatewayPolicy
-        {
-            Source = current.Source,
-            Version = "next",
-            Rules = current.Rules,
-            Bans = current.Bans,
-            TrustedProxies = current.TrustedProxies,
-            Routes = current.Routes,
-            Clusters = current.Clusters,
-            Jwt = current.Jwt,
-            Store = new StorePolicy { Kind = StoreKind.Redis, Configuration = "127.0.0.1:1,nosuchoption=1" },
-        };
+        var unopenable = Copy(current, version: "next", store: new StorePolicy { Kind = StoreKind.Redis, Configuration = "127.0.0.1:1,nosuchoption=1" });
         var error = Assert.Single(gate.Host.Runtime.Apply(unopenable, "next.yaml")).ToString();
         Assert.StartsWith("next.yaml: store: ", error, StringComparison.Ordinal);
         Assert.Contains("nosuchoption", error, StringComparison.Ordinal);
@@ -214,7 +203,7 @@ public sealed class ReloadTests
             """, gate.Upstream, gate.Identity), "next.yaml");
 
         // The store opens before the gate takes the rules; a ban on a user rule is then refused by the gate.
-        var refused = WithBanOnTheUserRule(next, new StorePolicy { Kind = StoreKind.Redis, Configuration = redis.Configuration });
+        var refused = Copy(next, bans: BanOnTheUserRule, store: new StorePolicy { Kind = StoreKind.Redis, Configuration = redis.Configuration });
         Assert.NotEmpty(gate.Host.Runtime.Apply(refused, "next.yaml"));
 
         var store = Assert.Single(opened);
@@ -240,21 +229,21 @@ public sealed class ReloadTests
         Assert.Equal(1, store.Closed);
     }
 
-    /// <summary>
-    /// <paramref name="next"/> with a ban on its user rule <c>per-user</c>: no loader lets that through, and the gate
-    /// refuses it after the identity resolver and the store were built.
-    /// </summary>
-    private static GatewayPolicy WithBanOnTheUserRule(GatewayPolicy next, StorePolicy? store = null) => new()
+    /// <summary>A ban on the user rule <c>per-user</c>: no loader lets that through, and the gate refuses it after the identity resolver and the store were built.</summary>
+    private static readonly Dictionary<string, TimeSpan> BanOnTheUserRule = new() { ["per-user"] = TimeSpan.FromSeconds(10) };
+
+    /// <summary><paramref name="policy"/> with another version, bans or store: what no loader would produce, built directly.</summary>
+    private static GatewayPolicy Copy(GatewayPolicy policy, string? version = null, IReadOnlyDictionary<string, TimeSpan>? bans = null, StorePolicy? store = null) => new()
     {
-        Source = next.Source,
-        Version = next.Version,
-        Rules = next.Rules,
-        Bans = new Dictionary<string, TimeSpan> { ["per-user"] = TimeSpan.FromSeconds(10) },
-        TrustedProxies = next.TrustedProxies,
-        Routes = next.Routes,
-        Clusters = next.Clusters,
-        Jwt = next.Jwt,
-        Store = store ?? next.Store,
+        Source = policy.Source,
+        Version = version ?? policy.Version,
+        Rules = policy.Rules,
+        Bans = bans ?? policy.Bans,
+        TrustedProxies = policy.TrustedProxies,
+        Routes = policy.Routes,
+        Clusters = policy.Clusters,
+        Jwt = policy.Jwt,
+        Store = store ?? policy.Store,
     };
 
     /// <summary>Records every store the runtime's reloads open, and how often each is closed.</summary>
@@ -286,18 +275,6 @@ public sealed class ReloadTests
         }
     }
 
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        for (var i = 0; i < 200; i++)
-        {
-            if (await condition())
-            {
-                return;
-            }
-
-            await Task.Delay(50);
-        }
-
-        Assert.Fail("The condition did not hold within 10 seconds.");
-    }
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition) =>
+        Assert.True(await Eventually.HoldsAsync(condition, TimeSpan.FromSeconds(10)), "The condition did not hold within 10 seconds.");
 }

@@ -163,3 +163,23 @@ internal static class Statuses
 {
     public static void Expect(int[] expected, int[] actual) => Assert.Equal(expected, actual);
 }
+
+/// <summary>Polls what a real file watcher or server does by itself, within a bound.</summary>
+internal static class Eventually
+{
+    public static async Task<bool> HoldsAsync(Func<Task<bool>> condition, TimeSpan within)
+    {
+        var deadline = DateTime.UtcNow + within;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition())
+            {
+                return true;
+            }
+
+            await Task.Delay(50);
+        }
+
+        return await condition();
+    }
+}

@@ -9,7 +9,6 @@ internal sealed class DebouncedWatcher : IDisposable
     private readonly List<FileSystemWatcher> _watchers = [];
     private readonly Timer _timer;
     private readonly TimeSpan _debounce;
-    private volatile bool _changed;
 
     /// <summary>Starts watching.</summary>
     /// <param name="directories">The directories watched.</param>
@@ -19,15 +18,7 @@ internal sealed class DebouncedWatcher : IDisposable
     public DebouncedWatcher(IEnumerable<string> directories, string? fileName, TimeSpan debounce, Action changed)
     {
         _debounce = debounce;
-        _timer = new Timer(
-            _ =>
-            {
-                _changed = false;
-                changed();
-            },
-            null,
-            Timeout.InfiniteTimeSpan,
-            Timeout.InfiniteTimeSpan);
+        _timer = new Timer(_ => changed(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         foreach (var directory in directories.Distinct(StringComparer.Ordinal))
         {
             var watcher = fileName is null ? new FileSystemWatcher(directory) : new FileSystemWatcher(directory, fileName);
@@ -46,22 +37,6 @@ internal sealed class DebouncedWatcher : IDisposable
         }
     }
 
-    /// <summary>Whether a change arrived since the callback last started.</summary>
-    public bool ChangedSinceCallback => _changed;
-
-    /// <summary>Runs the callback after <paramref name="delay"/>, unless a change brings it forward or pushes it back.</summary>
-    public void CallBackAfter(TimeSpan delay)
-    {
-        try
-        {
-            _timer.Change(delay, Timeout.InfiniteTimeSpan);
-        }
-        catch (ObjectDisposedException)
-        {
-            // An event raised while the gateway stops.
-        }
-    }
-
     public void Dispose()
     {
         foreach (var watcher in _watchers)
@@ -75,7 +50,14 @@ internal sealed class DebouncedWatcher : IDisposable
 
     private void OnChanged(object sender, FileSystemEventArgs e)
     {
-        _changed = true;
-        CallBackAfter(_debounce);
+        try
+        {
+            // Each change pushes the callback back: it runs once the files have been quiet for the debounce.
+            _timer.Change(_debounce, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // An event raised while the gateway stops.
+        }
     }
 }

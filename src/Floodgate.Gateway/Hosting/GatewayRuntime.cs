@@ -204,9 +204,9 @@ internal sealed partial class GatewayRuntime
         IDisposable? owned;
         try
         {
-            (store, kind, owned) = StoreFactory.Create(policy, source, time, loggerFactory);
+            (store, kind, owned) = StoreFactory.Create(policy, time, loggerFactory);
         }
-        catch (Exception e) when (e is not PolicyException)
+        catch (Exception e)
         {
             throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
         }

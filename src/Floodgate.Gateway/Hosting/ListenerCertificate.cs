@@ -22,6 +22,7 @@ internal sealed partial class ListenerCertificate : IDisposable
     private readonly TimeProvider _time;
     private ILogger _logger = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
     private DebouncedWatcher? _watcher;
+    private ITimer? _retry;
     private readonly Lock _reloading = new();
     private volatile Loaded _current;
     private bool _disposed;
@@ -77,7 +78,7 @@ internal sealed partial class ListenerCertificate : IDisposable
                     return false;
                 }
 
-                next = Parse(_certificatePath, _keyPath, files, _time);
+                next = Parse(_certificatePath, _keyPath, files, fingerprint, _time);
             }
             catch (Exception e)
             {
@@ -86,11 +87,12 @@ internal sealed partial class ListenerCertificate : IDisposable
                 Log.Refused(_logger, _current.Leaf.Thumbprint, e.Message);
                 if (e is NotYetValidException early)
                 {
-                    // A renewal issued a moment ahead of this clock: try again when it becomes valid, not on the next
-                    // change; unless a change arrived while this one was read, which is then read first.
+                    // A renewal issued a moment ahead of this clock: try again when it becomes valid by this clock, not
+                    // on the next change (a change meanwhile is read at once, by the watcher).
                     var wait = early.NotBefore - _time.GetUtcNow() + TimeSpan.FromSeconds(1);
-                    wait = _watcher?.ChangedSinceCallback == true || wait < Debounce ? Debounce : wait > TimeSpan.FromDays(1) ? TimeSpan.FromDays(1) : wait;
-                    _watcher?.CallBackAfter(wait);
+                    wait = wait < Debounce ? Debounce : wait > TimeSpan.FromDays(1) ? TimeSpan.FromDays(1) : wait;
+                    _retry?.Dispose();
+                    _retry = _time.CreateTimer(static state => ((ListenerCertificate)state!).Reload(), this, wait, Timeout.InfiniteTimeSpan);
                 }
                 else
                 {
@@ -113,6 +115,7 @@ internal sealed partial class ListenerCertificate : IDisposable
         lock (_reloading)
         {
             _disposed = true;
+            _retry?.Dispose();
         }
 
         _watcher?.Dispose();
@@ -133,8 +136,11 @@ internal sealed partial class ListenerCertificate : IDisposable
         }
     }
 
-    private static Loaded Read(string certificatePath, string keyPath, TimeProvider time) =>
-        Parse(certificatePath, keyPath, ReadFiles(certificatePath, keyPath), time);
+    private static Loaded Read(string certificatePath, string keyPath, TimeProvider time)
+    {
+        var files = ReadFiles(certificatePath, keyPath);
+        return Parse(certificatePath, keyPath, files, Fingerprint(files), time);
+    }
 
     private static (string Certificate, string Key) ReadFiles(string certificatePath, string keyPath)
     {
@@ -152,7 +158,7 @@ internal sealed partial class ListenerCertificate : IDisposable
     private static byte[] Fingerprint((string Certificate, string Key) files) =>
         SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(files.Certificate + "\n" + files.Key));
 
-    private static Loaded Parse(string certificatePath, string keyPath, (string Certificate, string Key) files, TimeProvider time)
+    private static Loaded Parse(string certificatePath, string keyPath, (string Certificate, string Key) files, byte[] fingerprint, TimeProvider time)
     {
         var (certificatePem, keyPem) = files;
         X509Certificate2 leaf;
@@ -215,7 +221,6 @@ internal sealed partial class ListenerCertificate : IDisposable
                 }
             }
 
-            var fingerprint = Fingerprint(files);
             var context = SslStreamCertificateContext.Create(leaf, intermediates, offline: true);
             return new Loaded(leaf, context, intermediates.Count, fingerprint);
         }

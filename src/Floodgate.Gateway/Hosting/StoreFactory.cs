@@ -8,8 +8,8 @@ namespace Floodgate.Gateway.Hosting;
 /// <summary>Opens the store a policy's <c>store</c> section names.</summary>
 internal static class StoreFactory
 {
-    /// <exception cref="PolicyException">The store cannot be opened with these settings.</exception>
-    public static (IRateLimitStore Store, string Kind, IDisposable? Owned) Create(StorePolicy policy, string source, TimeProvider time, ILoggerFactory loggerFactory)
+    /// <exception cref="ArgumentException">The store cannot be opened with these settings (the caller names the file).</exception>
+    public static (IRateLimitStore Store, string Kind, IDisposable? Owned) Create(StorePolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(loggerFactory);
@@ -45,14 +45,7 @@ internal static class StoreFactory
         options.ClientCertificate = policy.TlsClientCertificate is { } certificate ? PolicyLoader.ExpandHome(certificate) : null;
         options.ClientCertificateKey = policy.TlsClientKey is { } key ? PolicyLoader.ExpandHome(key) : null;
 
-        try
-        {
-            var store = RedisStore.Connect(options, time, loggerFactory.CreateLogger<RedisStore>());
-            return (store, "redis", store);
-        }
-        catch (ArgumentException e)
-        {
-            throw new PolicyException([new PolicyError(source, 0, 0, "store", e.Message)]);
-        }
+        var store = RedisStore.Connect(options, time, loggerFactory.CreateLogger<RedisStore>());
+        return (store, "redis", store);
     }
 }

@@ -372,7 +372,7 @@ public static class PolicyLoader
 
     private static StorePolicy ReadStore(YamlReader reader, YamlMappingNode root)
     {
-        var map = reader.Map(YamlReader.Get(root, "store"), "store", "kind", "max_entries", "configuration", "on_failure", "replicas", "timeout", "key_prefix", "tls_ca", "tls_client_cert", "tls_client_key");
+        var map = reader.Map(YamlReader.Get(root, "store"), "store", ["kind", .. MemoryOnlyStoreFields, .. RedisOnlyStoreFields]);
         if (map is null)
         {
             return new StorePolicy();
