@@ -103,7 +103,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private RedisStore(IConnectionMultiplexer? connection, SentinelMaster? sentinel, bool owns, RedisStoreOptions options, TimeProvider? timeProvider, ILogger? logger, IMeterFactory? meterFactory)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate(requireConfiguration: false);
+        // The TLS files are not read again: a caller's connection ignores them, and Connect has just read them.
+        options.Validate(requireConfiguration: false, checkTlsFiles: false);
         _connection = connection;
         _sentinel = sentinel;
         _ownsConnection = owns;
@@ -426,7 +427,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private static ConfigurationOptions Configure(RedisStoreOptions options, ILogger? logger)
     {
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate();
+        // The TLS files are read (and refused with the same errors) once, by RedisTls.Apply below.
+        options.Validate(requireConfiguration: true, checkTlsFiles: false);
         ConfigurationOptions configuration;
         try
         {

@@ -83,7 +83,13 @@ public sealed class RedisStoreOptions
     /// <summary>Throws when an option is out of range, or a TLS file cannot be used, with a message naming it.</summary>
     /// <param name="requireConfiguration">Whether <see cref="Configuration"/> must be set (the store connects by itself).</param>
     /// <exception cref="ArgumentException">An option is missing or out of range.</exception>
-    public void Validate(bool requireConfiguration = true)
+    public void Validate(bool requireConfiguration = true) => Validate(requireConfiguration, checkTlsFiles: true);
+
+    /// <summary>
+    /// As <see cref="Validate(bool)"/>; <paramref name="checkTlsFiles"/> false skips reading the TLS files, for a store
+    /// on a caller's connection (which ignores them) or one whose files were just checked on connecting.
+    /// </summary>
+    internal void Validate(bool requireConfiguration, bool checkTlsFiles)
     {
         if (requireConfiguration && string.IsNullOrWhiteSpace(Configuration))
         {
@@ -138,7 +144,7 @@ public sealed class RedisStoreOptions
         ArgumentNullException.ThrowIfNull(LocalStore, nameof(LocalStore));
         LocalStore.Validate();
 
-        if (TrustedCertificateAuthority is not null)
+        if (checkTlsFiles && TrustedCertificateAuthority is not null)
         {
             foreach (var authority in RedisTls.LoadAuthorities(TrustedCertificateAuthority))
             {
@@ -151,7 +157,7 @@ public sealed class RedisStoreOptions
             throw new ArgumentException("A client certificate key (ClientCertificateKey) needs its certificate (ClientCertificate).", nameof(ClientCertificateKey));
         }
 
-        if (ClientCertificate is not null)
+        if (checkTlsFiles && ClientCertificate is not null)
         {
             RedisTls.LoadClientCertificate(ClientCertificate, ClientCertificateKey).Dispose();
         }

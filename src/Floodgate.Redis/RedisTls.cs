@@ -127,22 +127,8 @@ internal static partial class RedisTls
             throw new ArgumentException($"The trusted certificate authority file ({Name}) must be a path to a PEM file.", Name);
         }
 
-        var authorities = new X509Certificate2Collection();
-        try
-        {
-            authorities.ImportFromPemFile(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException or NotSupportedException)
-        {
-            throw new ArgumentException($"The trusted certificate authority file ({Name}) '{path}' cannot be read: {e.Message}", Name, e);
-        }
-
-        if (authorities.Count == 0)
-        {
-            throw new ArgumentException($"The trusted certificate authority file ({Name}) '{path}' holds no PEM certificate (-----BEGIN CERTIFICATE-----).", Name);
-        }
-
-        return authorities;
+        return ReadAuthorities(path, out var problem)
+            ?? throw new ArgumentException($"The trusted certificate authority file ({Name}) '{path}' {problem}", Name);
     }
 
     /// <summary>A client certificate with its private key, from PEM files.</summary>
@@ -157,6 +143,39 @@ internal static partial class RedisTls
             throw new ArgumentException($"The client certificate ({Name}) and its key ({nameof(RedisStoreOptions.ClientCertificateKey)}) must be paths to PEM files.", Name);
         }
 
+        var files = keyPath is null ? $"'{certificatePath}'" : $"'{certificatePath}' with the key '{keyPath}'";
+        return ReadClientCertificate(certificatePath, keyPath, out var problem)
+            ?? throw new ArgumentException($"The client certificate ({Name}) {files} {problem}", Name);
+    }
+
+    /// <summary>
+    /// Reads a PEM file of certificate authorities; <see langword="null"/>, with what is wrong with the file in
+    /// <paramref name="problem"/> (worded to follow its name), when it cannot be used. The gateway's policy loader words
+    /// its own errors with it.
+    /// </summary>
+    internal static X509Certificate2Collection? ReadAuthorities(string path, out string? problem)
+    {
+        var authorities = new X509Certificate2Collection();
+        try
+        {
+            authorities.ImportFromPemFile(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException or NotSupportedException)
+        {
+            problem = $"cannot be read: {e.Message}";
+            return null;
+        }
+
+        problem = authorities.Count == 0 ? "holds no PEM certificate (-----BEGIN CERTIFICATE-----)." : null;
+        return problem is null ? authorities : null;
+    }
+
+    /// <summary>
+    /// Reads a client certificate and its key from PEM files; <see langword="null"/>, with what is wrong in
+    /// <paramref name="problem"/> (worded to follow the files' names), when they cannot be used.
+    /// </summary>
+    internal static X509Certificate2? ReadClientCertificate(string certificatePath, string? keyPath, out string? problem)
+    {
         try
         {
             using var pem = X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
@@ -167,12 +186,13 @@ internal static partial class RedisTls
 
             // A key read from PEM is ephemeral, which some TLS stacks refuse for client authentication; a PKCS#12
             // round trip gives it the usual form.
+            problem = null;
             return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException or NotSupportedException)
         {
-            var files = keyPath is null ? $"'{certificatePath}'" : $"'{certificatePath}' with the key '{keyPath}'";
-            throw new ArgumentException($"The client certificate ({Name}) {files} cannot be used: {e.Message}", Name, e);
+            problem = $"cannot be used: {e.Message}";
+            return null;
         }
     }
 

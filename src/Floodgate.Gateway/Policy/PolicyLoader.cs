@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Floodgate.AspNetCore;
 using Floodgate.AspNetCore.Http;
@@ -447,22 +446,15 @@ public static class PolicyLoader
     /// <summary>Checks the store's TLS files now, so that a missing or wrong file is refused at load with its line.</summary>
     private static void ReadStoreTls(YamlReader reader, YamlMappingNode map, StorePolicy store)
     {
+        // The store's own readers, so that what the loader accepts the store can use; the loader adds file and line.
         if (store.TlsCa is { } ca && ReadableFile(reader, map, "tls_ca", ca, "CA certificate file"))
         {
-            var authorities = new X509Certificate2Collection();
-            try
+            var authorities = Floodgate.Redis.RedisTls.ReadAuthorities(ExpandHome(ca), out var problem);
+            if (authorities is null)
             {
-                authorities.ImportFromPemFile(ExpandHome(ca));
-                if (authorities.Count == 0)
-                {
-                    reader.Error(YamlReader.Get(map, "tls_ca"), "store.tls_ca", $"'{ca}' holds no PEM certificate (-----BEGIN CERTIFICATE-----).");
-                }
+                reader.Error(YamlReader.Get(map, "tls_ca"), "store.tls_ca", $"'{ca}' {problem}");
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
-            {
-                reader.Error(YamlReader.Get(map, "tls_ca"), "store.tls_ca", $"'{ca}' is not a PEM certificate file: {e.Message}");
-            }
-            finally
+            else
             {
                 foreach (var authority in authorities)
                 {
@@ -479,19 +471,15 @@ public static class PolicyLoader
         if (store.TlsClientCertificate is { } certificate && ReadableFile(reader, map, "tls_client_cert", certificate, "client certificate file")
             && (store.TlsClientKey is not { } key || ReadableFile(reader, map, "tls_client_key", key, "client key file")))
         {
-            try
-            {
-                using var client = X509Certificate2.CreateFromPemFile(ExpandHome(certificate), store.TlsClientKey is { } keyFile ? ExpandHome(keyFile) : null);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException or ArgumentException)
+            using var client = Floodgate.Redis.RedisTls.ReadClientCertificate(ExpandHome(certificate), store.TlsClientKey is { } keyFile ? ExpandHome(keyFile) : null, out var problem);
+            if (client is null)
             {
                 var pair = store.TlsClientKey is null ? $"'{certificate}' (with its key in the same file)" : $"'{certificate}' with the key '{store.TlsClientKey}'";
-                reader.Error(YamlReader.Get(map, "tls_client_cert"), "store.tls_client_cert", $"{pair} cannot be used: {e.Message}");
+                reader.Error(YamlReader.Get(map, "tls_client_cert"), "store.tls_client_cert", $"{pair} {problem}");
             }
         }
     }
 
-    /// <summary>Whether the file a field names exists and can be opened; otherwise an error at the field.</summary>
     private static bool ReadableFile(YamlReader reader, YamlMappingNode map, string key, string file, string what)
     {
         var node = YamlReader.Get(map, key);
