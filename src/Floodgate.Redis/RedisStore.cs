@@ -436,7 +436,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
         catch (Exception ex) when (ex is ArgumentException or FormatException or NotSupportedException)
         {
-            throw new ArgumentException($"The Redis configuration '{options.Configuration}' is invalid: {ex.Message}", nameof(options), ex);
+            // The string is not repeated: it may hold a password, and this message reaches logs and /readyz.
+            throw new ArgumentException($"The Redis configuration is invalid: {ex.Message}", nameof(options), ex);
         }
 
         RedisTls.Apply(configuration, options, logger ?? NullLogger.Instance);

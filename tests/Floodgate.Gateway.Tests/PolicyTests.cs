@@ -25,14 +25,16 @@ public sealed class PolicyTests
             upstream: http://127.0.0.1:5000
             store:
               kind: redis
-              configuration: "localhost:6379,connectTimeOut=5000,nosuchoption=1"
+              configuration: "localhost:6379,password=hunter2,nosuchoption=1"
               key_prefix: "gw:edge"
             """, "bad.yaml"));
 
         var messages = error.Errors.Select(e => e.ToString()).ToList();
         Assert.Equal(2, messages.Count);
-        Assert.StartsWith("bad.yaml:4:18: store.configuration: 'localhost:6379,connectTimeOut=5000,nosuchoption=1' is not a Redis configuration: ", messages[0], StringComparison.Ordinal);
+        Assert.StartsWith("bad.yaml:4:18: store.configuration: is not a Redis configuration: ", messages[0], StringComparison.Ordinal);
         Assert.Contains("nosuchoption", messages[0], StringComparison.Ordinal);
+        // The message reaches logs and /readyz: the string, and the password in it, are not repeated.
+        Assert.DoesNotContain("hunter2", messages[0], StringComparison.Ordinal);
         Assert.StartsWith("bad.yaml:5:15: store.key_prefix: The key prefix (KeyPrefix) 'gw:edge' must be 1 to ", messages[1], StringComparison.Ordinal);
         Assert.EndsWith("without braces, colons or spaces.", messages[1], StringComparison.Ordinal);
     }
@@ -253,6 +255,41 @@ public sealed class PolicyTests
         {
             Directory.Delete(directory, recursive: true);
         }
+    }
+
+    [Fact]
+    public void A_second_yaml_document_is_refused_at_its_line_rather_than_dropped()
+    {
+        var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            ---
+            edge:
+              - name: ip
+                limit: 10/min
+            """, "two.yaml"));
+        Assert.Equal("two.yaml:3:1: (file): holds more than one YAML document ('---'); a policy is one document.", error.Errors.Single().ToString());
+    }
+
+    [Fact]
+    public void A_list_or_mapping_where_a_name_belongs_is_an_error_with_its_line_not_a_crash()
+    {
+        var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            plans:
+              ? [a, b]
+              : { per_user: 10/min }
+              pro: { ? { x: 1 } : 10/min }
+            clusters:
+              ? [c]
+              : { destinations: ["http://127.0.0.1:5001"] }
+            """, "names.yaml"));
+        Assert.Equal(
+            [
+                "names.yaml:3:5: plans: a name here must be a plain value, not a list or a mapping.",
+                "names.yaml:5:12: plans.pro: a name here must be a plain value, not a list or a mapping.",
+                "names.yaml:7:5: clusters: a name here must be a plain value, not a list or a mapping.",
+            ],
+            error.Errors.Select(e => e.ToString()));
     }
 
     [Fact]

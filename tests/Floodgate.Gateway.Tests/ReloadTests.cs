@@ -1,7 +1,9 @@
 using System.Net;
+using System.Text.Json;
 using Floodgate.Gateway.Hosting;
 using Floodgate.Gateway.Policy;
 using Floodgate.Redis.Tests;
+using Floodgate.Tests.Shared;
 
 namespace Floodgate.Gateway.Tests;
 
@@ -83,6 +85,75 @@ public sealed class ReloadTests
 
         // The old limit is still in force.
         Statuses.Expect([200, 200, 429], await gate.StatusesAsync(3, "/a"));
+    }
+
+    [Fact]
+    public async Task A_configmap_update_swapping_the_data_link_is_reloaded()
+    {
+        await using var gate = await TestGateway.StartAsync(Before, watch: true);
+        var directory = Path.GetDirectoryName(gate.PolicyPath)!;
+
+        // The layout a Kubernetes ConfigMap volume has: policy.yaml -> ..data/policy.yaml, ..data -> ..v1.
+        Directory.CreateDirectory(Path.Combine(directory, "..v1"));
+        await File.WriteAllTextAsync(Path.Combine(directory, "..v1", "policy.yaml"), TestGateway.Expand(Before.Replace("2/min", "3/min", StringComparison.Ordinal), gate.Upstream, gate.Identity));
+        File.CreateSymbolicLink(Path.Combine(directory, "..data"), "..v1");
+        File.Delete(gate.PolicyPath);
+        File.CreateSymbolicLink(gate.PolicyPath, Path.Combine("..data", "policy.yaml"));
+        await WaitUntilAsync(async () => (await gate.GetAsync("/a")).Header("RateLimit-Policy") == "\"ip\";q=3;w=60");
+
+        // The kubelet's update: the new version in a directory of its own, then ..data swapped by one rename. No event
+        // names policy.yaml.
+        Directory.CreateDirectory(Path.Combine(directory, "..v2"));
+        await File.WriteAllTextAsync(Path.Combine(directory, "..v2", "policy.yaml"), TestGateway.Expand(Before.Replace("2/min", "7/min", StringComparison.Ordinal), gate.Upstream, gate.Identity));
+        File.CreateSymbolicLink(Path.Combine(directory, "..data_tmp"), "..v2");
+        RenameOver(Path.Combine(directory, "..data_tmp"), Path.Combine(directory, "..data"));
+
+        await WaitUntilAsync(async () => (await gate.GetAsync("/a")).Header("RateLimit-Policy") == "\"ip\";q=7;w=60");
+        Assert.Equal(2, (await gate.ReadinessAsync()).GetProperty("reloads").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_rotated_key_file_is_put_in_force_by_a_reload_and_the_removed_key_no_longer_passes()
+    {
+        await using var gate = await TestGateway.StartAsync(Before, watch: true);
+        var keyFile = Path.Combine(Path.GetDirectoryName(gate.PolicyPath)!, "keys", "signing.pem");
+        Directory.CreateDirectory(Path.GetDirectoryName(keyFile)!);
+        await File.WriteAllTextAsync(keyFile, gate.Identity.PublicKeyPem(TestIdentityProvider.RsaKeyId));
+        await gate.WritePolicyAsync($$"""
+            upstream: {upstream}
+            identity:
+              jwt:
+                keys: [{{keyFile}}]
+                issuer: {{gate.Identity.Issuer}}
+                audiences: [{{TestIdentityProvider.DefaultAudience}}]
+              anonymous: reject
+            """);
+        var old = gate.Identity.CreateToken(TestIdentityProvider.RsaKeyId, now: gate.Time.GetUtcNow());
+        await WaitUntilAsync(async () => (await gate.GetAsync("/a", old)).StatusCode == HttpStatusCode.OK);
+        var version = gate.Host.Policy.Version;
+
+        // The key file alone changes, as a secret's rotation does: the policy file is untouched.
+        gate.Identity.AddRsaKey("rsa-next", publish: false);
+        await File.WriteAllTextAsync(keyFile, gate.Identity.PublicKeyPem("rsa-next"));
+        await WaitUntilAsync(() => Task.FromResult(gate.Host.Policy.Version != version));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await gate.GetAsync("/a", gate.Identity.CreateToken(TestIdentityProvider.RsaKeyId, subject: "bob", now: gate.Time.GetUtcNow()))).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await gate.GetAsync("/a", gate.Identity.CreateToken("rsa-next", now: gate.Time.GetUtcNow()))).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_refused_edit_undone_clears_the_reload_error()
+    {
+        await using var gate = await TestGateway.StartAsync(Before, watch: false);
+        await gate.WritePolicyAsync(Before.Replace("2/min", "2/fortnight", StringComparison.Ordinal));
+        Assert.NotEmpty(gate.Host.Reload());
+        Assert.Equal(JsonValueKind.String, (await gate.ReadinessAsync()).GetProperty("last_reload_error").ValueKind);
+
+        await gate.WritePolicyAsync(Before);
+        Assert.Empty(gate.Host.Reload());
+        var readiness = await gate.ReadinessAsync();
+        Assert.Equal(JsonValueKind.Null, readiness.GetProperty("last_reload_error").ValueKind);
+        Assert.Equal(0, readiness.GetProperty("reloads").GetInt32());
     }
 
     [Fact]
@@ -273,6 +344,14 @@ public sealed class ReloadTests
             Closed++;
             owned?.Dispose();
         }
+    }
+
+    /// <summary>rename(2) of a link over another, as the kubelet swaps ..data (File.Move follows a link to a directory).</summary>
+    private static void RenameOver(string source, string destination)
+    {
+        using var mv = System.Diagnostics.Process.Start("mv", ["-f", "-T", source, destination]);
+        Assert.True(mv.WaitForExit(10_000), "mv did not finish within 10 s");
+        Assert.Equal(0, mv.ExitCode);
     }
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition) =>

@@ -12,23 +12,30 @@ internal sealed class DebouncedWatcher : IDisposable
 
     /// <summary>Starts watching.</summary>
     /// <param name="directories">The directories watched.</param>
-    /// <param name="fileName">The one file of them watched; <see langword="null"/> for any change in the directory, deletions included.</param>
+    /// <param name="fileNames">
+    /// The names watched in each directory; <see langword="null"/> for any change in the directories, deletions included.
+    /// </param>
     /// <param name="debounce">How long the files must stay quiet before <paramref name="changed"/> runs.</param>
     /// <param name="changed">Runs on a timer thread; it must not throw.</param>
-    public DebouncedWatcher(IEnumerable<string> directories, string? fileName, TimeSpan debounce, Action changed)
+    public DebouncedWatcher(IEnumerable<string> directories, IReadOnlyCollection<string>? fileNames, TimeSpan debounce, Action changed)
     {
         _debounce = debounce;
         _timer = new Timer(_ => changed(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         foreach (var directory in directories.Distinct(StringComparer.Ordinal))
         {
-            var watcher = fileName is null ? new FileSystemWatcher(directory) : new FileSystemWatcher(directory, fileName);
-            watcher.NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.Size | NotifyFilters.CreationTime;
+            var watcher = new FileSystemWatcher(directory);
+            foreach (var name in fileNames ?? [])
+            {
+                watcher.Filters.Add(name);
+            }
+
+            // DirectoryName too: a Kubernetes volume's ..data entry is swapped by a rename, and may be seen as a directory.
+            watcher.NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.Size | NotifyFilters.CreationTime;
             watcher.Changed += OnChanged;
             watcher.Created += OnChanged;
             watcher.Renamed += OnChanged;
-            if (fileName is null)
+            if (fileNames is null)
             {
-                watcher.NotifyFilter |= NotifyFilters.DirectoryName;
                 watcher.Deleted += OnChanged;
             }
 

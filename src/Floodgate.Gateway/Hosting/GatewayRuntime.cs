@@ -117,6 +117,8 @@ internal sealed partial class GatewayRuntime
         var current = Policy;
         if (next.Version == current.Version)
         {
+            // The policy in force again (a refused edit undone): the last refusal no longer describes it.
+            LastReloadError = null;
             return [];
         }
 
@@ -278,7 +280,7 @@ internal sealed partial class GatewayRuntime
 
         return a.Authority == b.Authority && a.JwksUrl == b.JwksUrl && a.Secret == b.Secret && a.PlanClaim == b.PlanClaim
             && a.DefaultPlan == b.DefaultPlan && a.ClockSkew == b.ClockSkew && a.RequireHttps == b.RequireHttps
-            && a.KeyFiles.SequenceEqual(b.KeyFiles) && a.Issuers.SequenceEqual(b.Issuers) && a.Audiences.SequenceEqual(b.Audiences)
+            && a.KeyFiles.SequenceEqual(b.KeyFiles) && a.KeyFilesFingerprint == b.KeyFilesFingerprint && a.Issuers.SequenceEqual(b.Issuers) && a.Audiences.SequenceEqual(b.Audiences)
             && a.SubjectClaims.SequenceEqual(b.SubjectClaims) && a.Algorithms.SequenceEqual(b.Algorithms);
     }
 

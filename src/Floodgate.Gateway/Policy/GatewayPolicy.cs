@@ -131,6 +131,9 @@ public sealed record JwtPolicy
     /// <summary>Static keys: paths of JWK, JWKS or PEM files.</summary>
     public IReadOnlyList<string> KeyFiles { get; init; } = [];
 
+    /// <summary>A hash of the key files' contents as read with the policy: a reload that finds them changed rebuilds the identity.</summary>
+    public string KeyFilesFingerprint { get; init; } = string.Empty;
+
     /// <summary>A shared secret for HS256/384/512; only with it are HS* tokens accepted.</summary>
     public string? Secret { get; init; }
 

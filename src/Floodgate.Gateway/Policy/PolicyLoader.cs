@@ -76,6 +76,13 @@ public static class PolicyLoader
             throw new PolicyException([new PolicyError(file, 0, 0, "(file)", "is empty; a policy needs at least 'upstream' or 'routes'.")]);
         }
 
+        if (stream.Documents.Count > 1)
+        {
+            // Everything after a '---' would otherwise be dropped without a word, and its rules with it.
+            var second = stream.Documents[1].RootNode.Start;
+            throw new PolicyException([new PolicyError(file, (int)second.Line, (int)second.Column, "(file)", "holds more than one YAML document ('---'); a policy is one document.")]);
+        }
+
         var root = reader.Map(stream.Documents[0].RootNode, string.Empty, TopLevel);
         if (root is null)
         {
@@ -168,7 +175,8 @@ public static class PolicyLoader
         return new GatewayPolicy
         {
             Source = file,
-            Version = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..12],
+            // The key files count too: a rotated key is a new policy, and a reload puts it in force.
+            Version = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text + "\n" + jwt?.KeyFilesFingerprint)))[..12],
             Rules = new RateLimitPolicy(rules) { ShadowAll = shadow, Ipv6PrefixLength = ipv6 },
             Bans = bans,
             TrustedProxies = proxies,
@@ -193,7 +201,11 @@ public static class PolicyLoader
         {
             foreach (var (key, value) in clustersNode.Children)
             {
-                var name = ((YamlScalarNode)key).Value ?? string.Empty;
+                if (reader.KeyName(key, "clusters") is not { } name)
+                {
+                    continue;
+                }
+
                 var field = $"clusters.{name}";
                 var cluster = reader.Map(value, field, "destinations", "load_balancing");
                 var destinations = ReadDestinations(reader, cluster, field);
@@ -330,7 +342,11 @@ public static class PolicyLoader
         {
             foreach (var (key, value) in named.Children)
             {
-                var name = ((YamlScalarNode)key).Value ?? string.Empty;
+                if (reader.KeyName(key, $"{field}.destinations") is not { } name)
+                {
+                    continue;
+                }
+
                 if (value is YamlScalarNode { Value: { } address } && CheckAddress(reader, value, $"{field}.destinations.{name}", address))
                 {
                     result[name] = new DestinationConfig { Address = address };
@@ -421,7 +437,7 @@ public static class PolicyLoader
             }
             catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException)
             {
-                reader.Error(YamlReader.Get(map, "configuration"), "store.configuration", $"'{store.Configuration}' is not a Redis configuration: {e.Message}");
+                reader.Error(YamlReader.Get(map, "configuration"), "store.configuration", $"is not a Redis configuration: {e.Message}");
             }
         }
 
@@ -543,12 +559,21 @@ public static class PolicyLoader
             }
         }
 
-        foreach (var (file, node) in reader.StringList(map, "keys", Field))
+        using (var fingerprint = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
         {
-            if (!File.Exists(ExpandHome(file)))
+            foreach (var (file, node) in reader.StringList(map, "keys", Field))
             {
-                reader.Error(node, $"{Field}.keys", $"the key file '{file}' does not exist.");
+                try
+                {
+                    fingerprint.AppendData(SHA256.HashData(File.ReadAllBytes(ExpandHome(file))));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    reader.Error(node, $"{Field}.keys", File.Exists(ExpandHome(file)) ? $"the key file '{file}' cannot be read: {e.Message}" : $"the key file '{file}' does not exist.");
+                }
             }
+
+            jwt = jwt with { KeyFilesFingerprint = Convert.ToHexStringLower(fingerprint.GetHashAndReset()) };
         }
 
         if (jwt.Audiences.Count == 0)
@@ -606,7 +631,11 @@ public static class PolicyLoader
 
         foreach (var (key, value) in map.Children)
         {
-            var name = ((YamlScalarNode)key).Value ?? string.Empty;
+            if (reader.KeyName(key, "plans") is not { } name)
+            {
+                continue;
+            }
+
             var field = $"plans.{name}";
             var plan = reader.Map(value, field);
             if (plan is null)
@@ -619,7 +648,11 @@ public static class PolicyLoader
             long? burst = null;
             foreach (var (k, v) in plan.Children)
             {
-                var fieldName = ((YamlScalarNode)k).Value ?? string.Empty;
+                if (reader.KeyName(k, field) is not { } fieldName)
+                {
+                    continue;
+                }
+
                 if (fieldName == "burst")
                 {
                     burst = reader.Integer(plan, "burst", field, 1, long.MaxValue / 2);
@@ -897,7 +930,11 @@ public static class PolicyLoader
         {
             foreach (var (k, v) in headerMap.Children)
             {
-                var name = ((YamlScalarNode)k).Value ?? string.Empty;
+                if (reader.KeyName(k, $"{field}.headers") is not { } name)
+                {
+                    continue;
+                }
+
                 if (v is YamlScalarNode { Value: { } value })
                 {
                     headers[name] = value;

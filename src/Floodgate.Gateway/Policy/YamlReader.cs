@@ -41,6 +41,18 @@ internal sealed class YamlReader(string file)
         return map;
     }
 
+    /// <summary>The name a mapping key gives, or <see langword="null"/> (reported) when the key is a list or a mapping.</summary>
+    public string? KeyName(YamlNode key, string field)
+    {
+        if (key is YamlScalarNode scalar)
+        {
+            return scalar.Value ?? string.Empty;
+        }
+
+        Error(key, field, "a name here must be a plain value, not a list or a mapping.");
+        return null;
+    }
+
     public static YamlNode? Get(YamlMappingNode? map, string key)
     {
         if (map is null)
