@@ -56,20 +56,8 @@ public sealed class RedisServer : IDisposable
     /// <paramref name="clientCertificate"/> the server requires clients to present a certificate signed by
     /// <paramref name="authority"/> (mutual TLS); redis-cli then presents that one. <paramref name="extra"/> are more options.
     /// </summary>
-    public static RedisServer StartTls(string certificate, string key, string authority, (string Certificate, string Key)? clientCertificate = null, params string[] extra)
-    {
-        var port = FreePort(cluster: false);
-        string[] tls =
-        [
-            "--port", "0", "--tls-port", port.ToString(CultureInfo.InvariantCulture),
-            "--tls-cert-file", certificate, "--tls-key-file", key, "--tls-ca-cert-file", authority,
-            "--tls-auth-clients", clientCertificate is null ? "no" : "yes",
-        ];
-        string[] cli = clientCertificate is { } client
-            ? ["--tls", "--cacert", authority, "--cert", client.Certificate, "--key", client.Key]
-            : ["--tls", "--cacert", authority];
-        return Launch(new RedisServer(port, NewDirectory(), [.. tls, .. extra], cliOptions: cli));
-    }
+    public static RedisServer StartTls(string certificate, string key, string authority, (string Certificate, string Key)? clientCertificate = null, params string[] extra) =>
+        Start(null, new RedisTlsFiles(certificate, key, authority, clientCertificate), extra);
 
     /// <summary>
     /// Starts a server that requires <paramref name="credentials"/> (<c>requirepass</c>, or an ACL user with the
@@ -78,10 +66,23 @@ public sealed class RedisServer : IDisposable
     public static RedisServer Start(RedisCredentials credentials, params string[] extra)
     {
         ArgumentNullException.ThrowIfNull(credentials);
-        string[] auth = credentials.User is { } user
-            ? ["--user", user, "on", ">" + credentials.Password, "~*", "&*", "+@all", "--user", "default", "off"]
-            : ["--requirepass", credentials.Password];
-        return Launch(new RedisServer(FreePort(cluster: false), NewDirectory(), [.. auth, .. extra], cliOptions: credentials.CliOptions));
+        return Start(credentials, null, extra);
+    }
+
+    /// <summary>
+    /// Starts a server that requires <paramref name="credentials"/> when given (as above) and speaks only TLS with
+    /// <paramref name="tls"/>' files when given; redis-cli does both. <paramref name="extra"/> are more command-line options.
+    /// </summary>
+    public static RedisServer Start(RedisCredentials? credentials, RedisTlsFiles? tls, params string[] extra)
+    {
+        var port = FreePort(cluster: false);
+        string[] auth = credentials switch
+        {
+            null => [],
+            { User: { } user } => ["--user", user, "on", ">" + credentials.Password, "~*", "&*", "+@all", "--user", "default", "off"],
+            _ => ["--requirepass", credentials.Password],
+        };
+        return Launch(new RedisServer(port, NewDirectory(), [.. tls?.ServerArguments(port) ?? [], .. auth, .. extra], cliOptions: [.. tls?.CliOptions ?? [], .. credentials?.CliOptions ?? []]));
     }
 
     /// <summary>
@@ -98,9 +99,17 @@ public sealed class RedisServer : IDisposable
     /// them to the other Sentinels (<c>requirepass</c>, which Sentinels also use with each other; or an ACL user with
     /// the default user off, and <c>sentinel sentinel-user</c>/<c>sentinel-pass</c>); redis-cli authenticates with them.
     /// </summary>
-    public static RedisServer StartSentinel(RedisServer master, string serviceName, int quorum, RedisCredentials? credentials, params string[] directives)
+    public static RedisServer StartSentinel(RedisServer master, string serviceName, int quorum, RedisCredentials? credentials, params string[] directives) =>
+        StartSentinel(master, serviceName, quorum, credentials, tls: null, directives);
+
+    /// <summary>
+    /// Starts a Sentinel as above that, with <paramref name="tls"/>, speaks only TLS to its clients and, by
+    /// <c>tls-replication yes</c>, to the master, its replicas and the other Sentinels too (which must speak TLS then).
+    /// </summary>
+    public static RedisServer StartSentinel(RedisServer master, string serviceName, int quorum, RedisCredentials? credentials, RedisTlsFiles? tls, params string[] directives)
     {
         ArgumentNullException.ThrowIfNull(master);
+        var port = FreePort(cluster: false);
         var directory = NewDirectory();
         var file = Path.Combine(directory, "sentinel.conf");
         string[] monitor = [$"sentinel monitor {serviceName} 127.0.0.1 {master.Port.ToString(CultureInfo.InvariantCulture)} {quorum.ToString(CultureInfo.InvariantCulture)}"];
@@ -110,8 +119,9 @@ public sealed class RedisServer : IDisposable
             { User: { } user } => ["user default off", $"user {user} on >{credentials.Password} allchannels +@all", $"sentinel sentinel-user {user}", $"sentinel sentinel-pass {credentials.Password}"],
             _ => [$"requirepass {credentials.Password}"],
         };
+        string[] listen = tls is null ? [] : [.. tls.ServerArguments(port), "--tls-replication", "yes"];
         return Launch(
-            new RedisServer(FreePort(cluster: false), directory, [], leading: [file, "--sentinel"], cliOptions: credentials?.CliOptions),
+            new RedisServer(port, directory, listen, leading: [file, "--sentinel"], cliOptions: [.. tls?.CliOptions ?? [], .. credentials?.CliOptions ?? []]),
             () => File.WriteAllLines(file, [.. monitor, .. auth, .. directives]));
     }
 
@@ -323,6 +333,40 @@ public sealed record RedisCredentials(string? User, string Password)
     public string[] CliOptions => User is { } user
         ? ["--user", user, "--pass", Password, "--no-auth-warning"]
         : ["--pass", Password, "--no-auth-warning"];
+}
+
+/// <summary>
+/// The PEM files of a server that speaks only TLS: its certificate and key, and the CA whose certificates it trusts.
+/// With <see cref="Client"/> (mutual TLS) it requires clients to present a certificate of that CA, and presents
+/// <see cref="Client"/> itself where it is the client (replication, Sentinel); redis-cli presents it too.
+/// </summary>
+public sealed record RedisTlsFiles(string Certificate, string Key, string Authority, (string Certificate, string Key)? Client = null)
+{
+    /// <summary>The files of <paramref name="certificates"/>, with its client certificate when <paramref name="mutual"/>.</summary>
+    public static RedisTlsFiles Of(TestCertificates certificates, bool mutual)
+    {
+        ArgumentNullException.ThrowIfNull(certificates);
+        return new(certificates.ServerCertificate, certificates.ServerKey, certificates.Authority, mutual ? (certificates.ClientCertificate, certificates.ClientKey) : null);
+    }
+
+    /// <summary>redis-cli's options to connect with these files.</summary>
+    public string[] CliOptions => Client is { } client
+        ? ["--tls", "--cacert", Authority, "--cert", client.Certificate, "--key", client.Key]
+        : ["--tls", "--cacert", Authority];
+
+    /// <summary>redis-server's options to listen on TLS <paramref name="port"/> only.</summary>
+    public string[] ServerArguments(int port)
+    {
+        string[] listen =
+        [
+            "--port", "0", "--tls-port", port.ToString(CultureInfo.InvariantCulture),
+            "--tls-cert-file", Certificate, "--tls-key-file", Key, "--tls-ca-cert-file", Authority,
+            "--tls-auth-clients", Client is null ? "no" : "yes",
+        ];
+
+        // The server certificate is for server authentication only: as a client, the server presents the client one.
+        return Client is { } client ? [.. listen, "--tls-client-cert-file", client.Certificate, "--tls-client-key-file", client.Key] : listen;
+    }
 }
 
 /// <summary>One redis-server shared by the tests of a collection; each test uses its own key prefix.</summary>

@@ -85,10 +85,11 @@ public sealed class SentinelTests(ITestOutputHelper output)
     /// that the store moved to the promoted replica, that no decision of the load took longer than its bound, and that
     /// the budget carried over.
     /// </summary>
-    private async Task FailOverAsync(string name, Action<SentinelTopology> trigger, Action<Load> checkLoad)
+    /// <remarks>With <paramref name="certificates"/>, every node and Sentinel speaks only mutual TLS, and so does the store.</remarks>
+    private async Task FailOverAsync(string name, Action<SentinelTopology> trigger, Action<Load> checkLoad, TestCertificates? certificates = null)
     {
-        using var topology = await Task.Run(SentinelTopology.Start);
-        await using var store = await ConnectAsync(topology);
+        using var topology = await Task.Run(() => SentinelTopology.Start(null, null, certificates is null ? null : RedisTlsFiles.Of(certificates, mutual: true)));
+        await using var store = await ConnectAsync(topology, certificates);
         var carried = await SpendAsync(store, topology, name);
 
         await using var load = Load.Start(store);
@@ -223,6 +224,100 @@ public sealed class SentinelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Over_mutual_TLS_the_CA_and_client_certificate_reach_the_Sentinels_and_the_master_alike()
+    {
+        // Every node and Sentinel listens on TLS only, requires a client certificate of the CA, and replicates and
+        // monitors over TLS: a store that skipped TLS, or the CA or the certificate, on either side would reach nothing.
+        using var certificates = TestCertificates.Create();
+        using var topology = await Task.Run(() => SentinelTopology.Start(null, null, RedisTlsFiles.Of(certificates, mutual: true)));
+        Assert.DoesNotContain("PONG", topology.Sentinels[0].PlainCli("PING"), StringComparison.Ordinal);
+        Assert.DoesNotContain("PONG", topology.Master.PlainCli("PING"), StringComparison.Ordinal);
+
+        var logs = new ListLogger();
+        await using var store = await TestStores.ConnectAsync(topology.Configuration, o =>
+        {
+            UseTls(o, certificates);
+            o.OverLimitCache = false;
+        }, prefix: "stls", logger: logs);
+        Assert.True(await DecidedInRedisAsync(store, 1), "the store never reached the master over TLS");
+        await AssertDecidesOnMasterAsync(store, topology.Master, "stls");
+        Assert.Equal("0", topology.Replica.Cli("SCRIPT", "EXISTS", ScriptSha));
+        Assert.Contains(logs.Messages, m => m.Contains($"names 127.0.0.1:{topology.Master.Port} the master", StringComparison.Ordinal));
+    }
+
+    public static TheoryData<string> UntrustedOverTls() => ["no CA", "another CA", "no client certificate"];
+
+    [Theory]
+    [MemberData(nameof(UntrustedOverTls))]
+    public async Task Over_mutual_TLS_a_store_the_Sentinels_do_not_trust_or_that_does_not_trust_them_never_connects(string trust)
+    {
+        using var certificates = TestCertificates.Create();
+        using var other = TestCertificates.Create("Another CA");
+        using var topology = await Task.Run(() => SentinelTopology.Start(null, null, RedisTlsFiles.Of(certificates, mutual: true)));
+        var logs = new ListLogger();
+        var watch = Stopwatch.StartNew();
+
+        // ssl=true: without a CA nothing else turns TLS on, and the machine's trust store does not know the private CA.
+        await using var store = await TestStores.ConnectAsync(
+            topology.Configuration + ",ssl=true,connectTimeout=1000",
+            o =>
+            {
+                // One thing wrong each: the store's trust of the Sentinels, or the Sentinels' trust of the store.
+                UseTls(o, certificates);
+                switch (trust)
+                {
+                    case "no CA":
+                        o.TrustedCertificateAuthority = null;
+                        break;
+                    case "another CA":
+                        o.TrustedCertificateAuthority = other.Authority;
+                        break;
+                    default:
+                        o.ClientCertificate = null;
+                        o.ClientCertificateKey = null;
+                        break;
+                }
+
+                o.Timeout = Timeout;
+                o.FailureMode = RedisFailureMode.Closed;
+                o.BreakerDuration = TimeSpan.FromMilliseconds(200);
+            },
+            prefix: "untrusted",
+            logger: logs);
+        output.WriteLine($"{trust}: connecting took {watch.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"connecting took {watch.Elapsed}");
+
+        // For 1.5 s, past the first polls of the Sentinels, every decision is on_failure's, each within the timeout.
+        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create("untrusted", "alice"), 1, false);
+        var span = Stopwatch.StartNew();
+        for (var i = 0; span.Elapsed < TimeSpan.FromSeconds(1.5); i++)
+        {
+            var one = Stopwatch.StartNew();
+            var outcome = await store.DecideOneAsync(check);
+            Assert.True(one.Elapsed <= Timeout + Slack, $"decision {i} took {one.Elapsed.TotalMilliseconds} ms");
+            Assert.True(outcome.IsStoreFailure && !outcome.Outcome.IsAllowed, $"decision {i} was not answered by on_failure=closed");
+            await Task.Delay(50);
+        }
+
+        // No Sentinel was reached, so none named a master, and nothing was written anywhere.
+        Assert.Throws<InvalidOperationException>(() => store.Connection);
+        Assert.Contains(logs.Messages, m => m.Contains("No Redis Sentinel names a master for 'mymaster'", StringComparison.Ordinal));
+        Assert.Equal(string.Empty, topology.Master.Cli("--scan"));
+        Assert.Equal("0", topology.Master.Cli("SCRIPT", "EXISTS", ScriptSha));
+    }
+
+    [Fact]
+    public async Task Over_mutual_TLS_a_forced_failover_moves_decisions_to_the_promoted_replica_and_none_hangs_meanwhile()
+    {
+        using var certificates = TestCertificates.Create();
+        await FailOverAsync(
+            "tls-forced",
+            topology => Assert.Equal("OK", topology.Sentinels[0].Cli("SENTINEL", "FAILOVER", SentinelTopology.ServiceName)),
+            _ => { },
+            certificates);
+    }
+
+    [Fact]
     public void The_master_of_the_answer_with_the_highest_configuration_epoch_wins()
     {
         static KeyValuePair<string, string>[] Answer(string ip, string port, string epoch) =>
@@ -243,15 +338,28 @@ public sealed class SentinelTests(ITestOutputHelper output)
         Assert.Null(SentinelMaster.Newest([]));
     }
 
-    private static Task<RedisStore> ConnectAsync(SentinelTopology topology) =>
+    private static Task<RedisStore> ConnectAsync(SentinelTopology topology, TestCertificates? certificates = null) =>
         TestStores.ConnectAsync(topology.Configuration, o =>
         {
+            if (certificates is not null)
+            {
+                UseTls(o, certificates);
+            }
+
             o.Timeout = Timeout;
             o.FailureMode = RedisFailureMode.Closed;
             o.BreakerFailureThreshold = 3;
             o.BreakerDuration = TimeSpan.FromMilliseconds(200);
             o.OverLimitCache = false;
         });
+
+    /// <summary>Trusts <paramref name="certificates"/>' CA, which turns TLS on, and presents its client certificate.</summary>
+    private static void UseTls(RedisStoreOptions options, TestCertificates certificates)
+    {
+        options.TrustedCertificateAuthority = certificates.Authority;
+        options.ClientCertificate = certificates.ClientCertificate;
+        options.ClientCertificateKey = certificates.ClientKey;
+    }
 
     /// <summary>Spends 4 of a 10/day quota on the master and waits until the replica has it.</summary>
     private static async Task<RateLimitCheck> SpendAsync(RedisStore store, SentinelTopology topology, string name)

@@ -5,8 +5,8 @@ namespace Floodgate.Redis.Tests;
 
 /// <summary>
 /// A master, one replica (<c>--replicaof</c>) and three Sentinels monitoring them as <see cref="ServiceName"/> with a
-/// quorum of two, on free loopback ports; every process is ended by its PID on dispose. Sentinel's timeouts are short
-/// (down after 1 s) so that a failover takes a few seconds.
+/// quorum of two, on free loopback ports, optionally with credentials or over TLS only; every process is ended by its
+/// PID on dispose. Sentinel's timeouts are short (down after 1 s) so that a failover takes a few seconds.
 /// </summary>
 public sealed class SentinelTopology : IDisposable
 {
@@ -36,13 +36,16 @@ public sealed class SentinelTopology : IDisposable
     /// <summary>
     /// Starts the topology with the master and the replica requiring <paramref name="nodeCredentials"/> (each authenticates to
     /// the other as its master with them, and the Sentinels to both), and the Sentinels requiring
-    /// <paramref name="sentinelCredentials"/>; either may be <see langword="null"/>.
+    /// <paramref name="sentinelCredentials"/>; either may be <see langword="null"/>. With <paramref name="tls"/> every
+    /// node and Sentinel speaks only TLS with those files, to its clients and to each other (<c>tls-replication yes</c>).
     /// </summary>
-    public static SentinelTopology Start(RedisCredentials? nodeCredentials, RedisCredentials? sentinelCredentials)
+    public static SentinelTopology Start(RedisCredentials? nodeCredentials, RedisCredentials? sentinelCredentials, RedisTlsFiles? tls = null)
     {
         var topology = new SentinelTopology();
         try
         {
+            string[] replication = tls is null ? [] : ["--tls-replication", "yes"];
+
             // Both nodes carry the master's credentials: either may be the replica after a failover.
             string[] masterAuth = nodeCredentials switch
             {
@@ -58,8 +61,8 @@ public sealed class SentinelTopology : IDisposable
             };
 
             // Diskless full syncs start at once rather than after the default 5 s wait for more replicas.
-            topology.Master = topology.Add(StartNode(nodeCredentials, ["--repl-diskless-sync-delay", "0", .. masterAuth]));
-            topology.Replica = topology.Add(StartNode(nodeCredentials, ["--replicaof", "127.0.0.1", topology.Master.Port.ToString(CultureInfo.InvariantCulture), .. masterAuth]));
+            topology.Master = topology.Add(RedisServer.Start(nodeCredentials, tls, ["--repl-diskless-sync-delay", "0", .. replication, .. masterAuth]));
+            topology.Replica = topology.Add(RedisServer.Start(nodeCredentials, tls, ["--replicaof", "127.0.0.1", topology.Master.Port.ToString(CultureInfo.InvariantCulture), .. replication, .. masterAuth]));
             topology.WaitForReplication();
 
             var sentinels = new List<RedisServer>();
@@ -70,6 +73,7 @@ public sealed class SentinelTopology : IDisposable
                     ServiceName,
                     quorum: 2,
                     sentinelCredentials,
+                    tls,
                     [
                         .. sentinelAuth,
                         $"sentinel down-after-milliseconds {ServiceName} 1000",
@@ -173,9 +177,6 @@ public sealed class SentinelTopology : IDisposable
             Thread.Sleep(50);
         }
     }
-
-    private static RedisServer StartNode(RedisCredentials? credentials, string[] extra) =>
-        credentials is null ? RedisServer.Start(extra) : RedisServer.Start(credentials, extra);
 
     private RedisServer Add(RedisServer server)
     {
