@@ -293,6 +293,34 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void Route_and_cluster_ids_the_proxy_would_find_twice_are_refused_with_their_lines()
+    {
+        var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            clusters:
+              upstream: { destinations: ["http://127.0.0.1:5001"] }
+              x-cluster: { destinations: ["http://127.0.0.1:5002"] }
+            routes:
+              - id: a
+                path: /a
+                cluster: upstream
+              - id: A
+                path: /b
+                cluster: upstream
+              - id: x
+                path: /x
+                destinations: ["http://127.0.0.1:5003"]
+            """, "ids.yaml"));
+        Assert.Equal(
+            [
+                "ids.yaml:1:11: upstream: the upstream shortcut makes a route and a cluster named 'upstream', and that is also clusters.upstream; rename it, or list the upstream as a route.",
+                "ids.yaml:9:9: routes[1].id: 'A' is also the id of routes[0]; route ids must be unique (case-insensitive).",
+                "ids.yaml:12:5: routes[2].destinations: a route's destinations make a cluster named 'x-cluster', and that is also clusters.x-cluster; rename one.",
+            ],
+            error.Errors.Select(e => e.ToString()));
+    }
+
+    [Fact]
     public void Yaml_syntax_errors_are_located()
     {
         var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("upstream: [http://a\nedge: {", "syntax.yaml"));
@@ -317,6 +345,13 @@ public sealed class PolicyTests
             (code, _, var errors) = Run("check", bad);
             Assert.Equal(1, code);
             Assert.Contains("bad.yaml:4:12: edge[0].limit:", errors, StringComparison.Ordinal);
+
+            // What the proxy itself would refuse, check refuses too.
+            var proxy = Path.Combine(directory, "proxy.yaml");
+            File.WriteAllText(proxy, "routes:\n  - id: api\n    path: /api\n    methods: [GET, get]\n    destinations: [\"http://127.0.0.1:5000\"]\n");
+            (code, _, errors) = Run("check", proxy);
+            Assert.Equal(1, code);
+            Assert.Contains("proxy.yaml: routes: route 'api': Duplicate HTTP method 'GET' for route 'api'.", errors, StringComparison.Ordinal);
         }
         finally
         {

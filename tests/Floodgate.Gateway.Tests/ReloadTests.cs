@@ -157,6 +157,33 @@ public sealed class ReloadTests
     }
 
     [Fact]
+    public async Task A_reload_whose_routes_the_proxy_refuses_is_refused_whole_and_the_old_rules_and_routes_stay()
+    {
+        await using var gate = await TestGateway.StartAsync(Before, watch: false);
+        var version = gate.Host.Policy.Version;
+        await gate.WritePolicyAsync("""
+            routes:
+              - id: api
+                path: "/api/{**rest}"
+                methods: [GET, get]
+                destinations: ["{upstream}"]
+            edge:
+              - name: ip
+                limit: 7/min
+            """);
+
+        var error = Assert.Single(gate.Host.Reload()).ToString();
+        Assert.Contains("routes: route 'api': ", error, StringComparison.Ordinal);
+        Assert.Contains("GET", error, StringComparison.Ordinal);
+        Assert.Equal(version, gate.Host.Policy.Version);
+
+        // The rules did not change under the old routes: the whole reload was refused.
+        using var response = await gate.GetAsync("/a");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("\"ip\";q=2;w=60", response.Header("RateLimit-Policy"));
+    }
+
+    [Fact]
     public async Task Routes_and_clusters_reload_too()
     {
         await using var gate = await TestGateway.StartAsync(Before, watch: false);

@@ -7,7 +7,9 @@ using Floodgate.Gateway.Hosting;
 using Floodgate.Gateway.Policy;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Configuration;
 
 namespace Floodgate.Gateway.Cli;
 
@@ -86,6 +88,15 @@ public static class GatewayCli
             try
             {
                 var policy = PolicyLoader.Load(path);
+                // The proxy's own checks of routes and clusters, as a start or a reload runs them.
+                using (var services = new ServiceCollection().AddLogging().AddRouting().AddAuthorization().AddCors().AddReverseProxy().Services.BuildServiceProvider())
+                {
+                    if (GatewayRuntime.ValidateProxy(policy, services.GetRequiredService<IConfigValidator>()) is { Count: > 0 } proxyErrors)
+                    {
+                        throw new PolicyException(proxyErrors);
+                    }
+                }
+
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{path}: OK (version {policy.Version}): {policy.Routes.Count} route(s), {policy.Clusters.Count} cluster(s), {policy.Rules.Rules.Count} rule(s), store {policy.Store.Kind.ToString().ToLowerInvariant()}."));
                 return 0;
             }

@@ -107,6 +107,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             policy,
             sp.GetRequiredService<FloodgateGate>(),
             sp.GetRequiredService<InMemoryConfigProvider>(),
+            sp.GetRequiredService<IConfigValidator>(),
             identity,
             store,
             time,
@@ -115,6 +116,11 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
         try
         {
+            if (runtime.ValidateProxy(policy) is { Count: > 0 } proxyErrors)
+            {
+                throw new PolicyException(proxyErrors);
+            }
+
             runtime.ApplyIdentity(policy.Jwt);
         }
         catch

@@ -22,6 +22,7 @@ internal sealed partial class GatewayRuntime
     private static readonly TimeSpan MinimumRetirement = TimeSpan.FromSeconds(30);
     private readonly Lock _reloadGate = new();
     private readonly InMemoryConfigProvider _proxyConfig;
+    private readonly IConfigValidator _proxyValidator;
     private readonly SwitchingIdentityResolver _identity;
     private readonly ILoggerFactory _loggerFactory;
     private readonly TimeProvider _time;
@@ -32,8 +33,9 @@ internal sealed partial class GatewayRuntime
     // have granted on it (a lease outlives the reload that shortened its rule's timeout).
     private TimeSpan _storeRetirement;
 
-    public GatewayRuntime(GatewayPolicy policy, FloodgateGate gate, InMemoryConfigProvider proxyConfig, SwitchingIdentityResolver identity, SwitchingStore store, TimeProvider time, ILoggerFactory loggerFactory)
+    public GatewayRuntime(GatewayPolicy policy, FloodgateGate gate, InMemoryConfigProvider proxyConfig, IConfigValidator proxyValidator, SwitchingIdentityResolver identity, SwitchingStore store, TimeProvider time, ILoggerFactory loggerFactory)
     {
+        _proxyValidator = proxyValidator;
         _time = time;
         _policy = policy;
         _storeRetirement = RetirementOf(policy);
@@ -122,6 +124,13 @@ internal sealed partial class GatewayRuntime
             return [];
         }
 
+        var proxyErrors = ValidateProxy(next);
+        if (proxyErrors.Count > 0)
+        {
+            Refused(proxyErrors);
+            return proxyErrors;
+        }
+
         var identityChanged = !JwtEquals(next.Jwt, current.Jwt);
         // A store the host gave (custom) is not the policy's to replace.
         var storeChanged = next.Store != current.Store && _store.Kind != CustomStoreKind;
@@ -189,6 +198,37 @@ internal sealed partial class GatewayRuntime
         GatewayMetrics.PolicyReloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
         Log.Reloaded(Logger, path, next.Version, next.Rules.Rules.Count);
         return [];
+    }
+
+    /// <summary>
+    /// The proxy's own checks of the policy's routes and clusters. The proxy checks a configuration only once it is handed
+    /// over, and then logs and keeps its previous one: checked here first, a configuration it would refuse refuses the
+    /// reload (or the start) with the rules, instead of leaving new rules in force over old routes.
+    /// </summary>
+    internal IReadOnlyList<PolicyError> ValidateProxy(GatewayPolicy policy) => ValidateProxy(policy, _proxyValidator);
+
+    /// <inheritdoc cref="ValidateProxy(GatewayPolicy)"/>
+    internal static IReadOnlyList<PolicyError> ValidateProxy(GatewayPolicy policy, IConfigValidator validator)
+    {
+        var errors = new List<PolicyError>();
+        foreach (var route in policy.Routes)
+        {
+            // The checks complete synchronously (they look up named policies); the interface is asynchronous for others.
+            foreach (var error in validator.ValidateRouteAsync(route).AsTask().GetAwaiter().GetResult())
+            {
+                errors.Add(new PolicyError(policy.Source, 0, 0, "routes", $"route '{route.RouteId}': {error.Message}"));
+            }
+        }
+
+        foreach (var cluster in policy.Clusters)
+        {
+            foreach (var error in validator.ValidateClusterAsync(cluster).AsTask().GetAwaiter().GetResult())
+            {
+                errors.Add(new PolicyError(policy.Source, 0, 0, "clusters", $"cluster '{cluster.ClusterId}': {error.Message}"));
+            }
+        }
+
+        return errors;
     }
 
     /// <summary>The kind a store given by the host (not opened from the policy) is reported as.</summary>

@@ -196,6 +196,10 @@ public static class PolicyLoader
         var routes = new List<RouteConfig>();
         var clusters = new List<ClusterConfig>();
         var clusterNames = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        // The proxy refuses a configuration with two routes or two clusters of one id (ids are case-insensitive), and it
+        // would do so after the rules were in force: every id is checked here, generated ones included.
+        var routeIds = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        var clusterIds = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         var clustersNode = reader.Map(YamlReader.Get(root, "clusters"), "clusters");
         if (clustersNode is not null)
         {
@@ -225,6 +229,7 @@ public static class PolicyLoader
                 }
 
                 clusterNames.Add(name);
+                clusterIds[name] = field;
                 clusters.Add(new ClusterConfig { ClusterId = name, Destinations = destinations, LoadBalancingPolicy = balancing ?? "PowerOfTwoChoices" });
             }
         }
@@ -249,6 +254,12 @@ public static class PolicyLoader
                     }
 
                     var id = reader.String(route, "id", field) ?? $"route{i}";
+                    if (!routeIds.TryAdd(id, field))
+                    {
+                        reader.Error(YamlReader.Get(route, "id") ?? list.Children[i], $"{field}.id", $"'{id}' is also the id of {routeIds[id]}; route ids must be unique (case-insensitive).");
+                        continue;
+                    }
+
                     var path = reader.String(route, "path", field);
                     if (path is not null)
                     {
@@ -286,6 +297,12 @@ public static class PolicyLoader
                     if (clusterId is null)
                     {
                         clusterId = $"{id}-cluster";
+                        if (!clusterIds.TryAdd(clusterId, $"{field}.destinations"))
+                        {
+                            reader.Error(list.Children[i], $"{field}.destinations", $"a route's destinations make a cluster named '{clusterId}', and that is also {clusterIds[clusterId]}; rename one.");
+                            continue;
+                        }
+
                         clusters.Add(new ClusterConfig { ClusterId = clusterId, Destinations = inline, LoadBalancingPolicy = "PowerOfTwoChoices" });
                     }
                     else if (!clusterNames.Contains(clusterId))
@@ -320,6 +337,11 @@ public static class PolicyLoader
                 {
                     destinations[$"upstream{destinations.Count}"] = new DestinationConfig { Address = address };
                 }
+            }
+
+            if (clusterIds.TryGetValue("upstream", out var clusterOwner) || routeIds.TryGetValue("upstream", out clusterOwner))
+            {
+                reader.Error(YamlReader.Get(root, "upstream"), "upstream", $"the upstream shortcut makes a route and a cluster named 'upstream', and that is also {clusterOwner}; rename it, or list the upstream as a route.");
             }
 
             clusters.Add(new ClusterConfig { ClusterId = "upstream", Destinations = destinations, LoadBalancingPolicy = "PowerOfTwoChoices" });
