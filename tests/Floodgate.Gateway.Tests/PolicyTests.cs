@@ -321,6 +321,34 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void A_default_plan_under_jwt_and_a_slice_over_the_burst_are_reported_at_their_own_lines_in_one_line_each()
+    {
+        var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            default_plan: free
+            identity:
+              jwt:
+                secret: "0123456789abcdef0123456789abcdef0123"
+                issuer: me
+                audiences: [api]
+                algorithms: [HS256]
+                default_plan: frree
+            plans:
+              free: { per_user: 10/min }
+            user:
+              - name: u
+                limit: 10/min
+                leased_slice: 1000
+            """, "p.yaml"));
+        Assert.Equal(
+            [
+                "p.yaml:9:19: identity.jwt.default_plan: 'frree' is not a plan; the plans are: free.",
+                "p.yaml:15:19: user[0].leased_slice: slice ('1000') must be less than or equal to '10'.",
+            ],
+            error.Errors.Select(e => e.ToString()));
+    }
+
+    [Fact]
     public void Yaml_syntax_errors_are_located()
     {
         var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("upstream: [http://a\nedge: {", "syntax.yaml"));

@@ -103,9 +103,17 @@ public static class PolicyLoader
         }
 
         var plans = ReadPlans(reader, root);
-        if (defaultPlan is not null && plans.Count > 0 && !plans.ContainsKey(defaultPlan))
+        if (plans.Count > 0)
         {
-            reader.Error(YamlReader.Get(root, "default_plan"), "default_plan", $"'{defaultPlan}' is not a plan; the plans are: {string.Join(", ", plans.Keys)}.");
+            // Both places a default plan may be named are checked, each at its own line.
+            var jwtNode = YamlReader.Get(identity, "jwt") as YamlMappingNode;
+            foreach (var (node, field) in new[] { (YamlReader.Get(root, "default_plan"), "default_plan"), (YamlReader.Get(jwtNode, "default_plan"), "identity.jwt.default_plan") })
+            {
+                if (node is YamlScalarNode { Value: { } named } && !plans.ContainsKey(named))
+                {
+                    reader.Error(node, field, $"'{named}' is not a plan; the plans are: {string.Join(", ", plans.Keys)}.");
+                }
+            }
         }
 
         var rules = new List<RateLimitRule>();
@@ -471,9 +479,7 @@ public static class PolicyLoader
             }
             catch (ArgumentException e)
             {
-                // The store's own message, without the " (Parameter 'KeyPrefix')" that names a C# property, not a field.
-                var message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", string.Empty, StringComparison.Ordinal);
-                reader.Error(YamlReader.Get(map, "key_prefix"), "store.key_prefix", message);
+                reader.Error(YamlReader.Get(map, "key_prefix"), "store.key_prefix", MessageOf(e));
             }
         }
 
@@ -884,10 +890,13 @@ public static class PolicyLoader
         {
             reader.Error(YamlReader.Get(map, "leased_slice") ?? map, $"{field}.leased_slice", e.Message);
         }
+        catch (ArgumentException e) when (e.ParamName == "slice" && YamlReader.Get(map, "leased_slice") is { } sliceNode)
+        {
+            reader.Error(sliceNode, $"{field}.leased_slice", MessageOf(e));
+        }
         catch (ArgumentException e)
         {
-            var message = e.ParamName is null ? e.Message : e.Message.Replace($" (Parameter '{e.ParamName}')", string.Empty, StringComparison.Ordinal);
-            reader.Error(YamlReader.Get(map, "limit") ?? YamlReader.Get(map, "concurrency") ?? map, $"{field}.limit", message);
+            reader.Error(YamlReader.Get(map, "limit") ?? YamlReader.Get(map, "concurrency") ?? map, $"{field}.limit", MessageOf(e));
         }
 
         if ((fixedLimit is null && planLimits is null) || reader.Errors.Count > errorsBefore)
@@ -969,6 +978,22 @@ public static class PolicyLoader
         }
 
         return new RuleMatch { Paths = paths, Route = route, Methods = methods, Hosts = hosts, Headers = headers };
+    }
+
+    /// <summary>
+    /// A library's argument error as a policy error reads: its first line, without the " (Parameter 'x')" that names a C#
+    /// parameter rather than a field, or the "Actual value was" line an out-of-range error adds.
+    /// </summary>
+    private static string MessageOf(ArgumentException e)
+    {
+        var message = e.Message;
+        var newline = message.IndexOfAny(['\r', '\n']);
+        if (newline >= 0)
+        {
+            message = message[..newline];
+        }
+
+        return e.ParamName is null ? message : message.Replace($" (Parameter '{e.ParamName}')", string.Empty, StringComparison.Ordinal);
     }
 
     internal static string ExpandHome(string path) =>
