@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Floodgate.AspNetCore.Identity;
 using Floodgate.Tests.Shared;
@@ -451,6 +453,60 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_PEM_bundle_yields_every_public_key_and_certificate_in_it()
+    {
+        var rsa = TestIdentityProvider.PooledRsa(33);
+        var rsaTraditional = TestIdentityProvider.PooledRsa(34);
+        var rsaCertified = TestIdentityProvider.PooledRsa(35);
+        using var ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var ecCertified = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var keys = rsa.ExportSubjectPublicKeyInfoPem() + "\n" + ec.ExportSubjectPublicKeyInfoPem() + "\n" + rsaTraditional.ExportRSAPublicKeyPem() + "\n";
+
+        // A certificate bundle as tools write it, with text between the blocks.
+        var certificates = "subject=CN=one\n" + SelfSigned(rsaCertified) + "\nsubject=CN=two\n" + SelfSigned(ecCertified) + "\n";
+        var resolver = Resolver(o =>
+        {
+            o.Authority = null;
+            o.PublicKeysPem.Add(keys);
+            o.PublicKeysPem.Add(certificates);
+            o.Issuers.Add(_idp.Issuer);
+        });
+        var now = _time.GetUtcNow();
+        SigningCredentials[] signers =
+        [
+            new(new RsaSecurityKey(rsa) { KeyId = "first" }, SecurityAlgorithms.RsaSha256),
+            new(new ECDsaSecurityKey(ec) { KeyId = "second" }, SecurityAlgorithms.EcdsaSha256),
+            new(new RsaSecurityKey(rsaTraditional), SecurityAlgorithms.RsaSha256),
+            new(new RsaSecurityKey(rsaCertified) { KeyId = "from-the-idp" }, SecurityAlgorithms.RsaSha256),
+            new(new ECDsaSecurityKey(ecCertified), SecurityAlgorithms.EcdsaSha256),
+        ];
+
+        for (var i = 0; i < signers.Length; i++)
+        {
+            var result = await Resolve(resolver, "Bearer " + _idp.Sign(signers[i], $"user-{i}", now));
+            Assert.True(result.Status == IdentityStatus.Valid, $"signer {i}: {result.ErrorDescription}");
+            Assert.Equal($"user-{i}", result.Subject);
+        }
+    }
+
+    [Fact]
+    public async Task A_certificate_is_tried_for_a_token_of_any_kid()
+    {
+        // A certificate carries no kid; its thumbprint must not become one that tokens would have to name.
+        var rsa = TestIdentityProvider.PooledRsa(36);
+        var resolver = Resolver(o =>
+        {
+            o.Authority = null;
+            o.PublicKeysPem.Add(SelfSigned(rsa));
+            o.Issuers.Add(_idp.Issuer);
+        });
+
+        var result = await Resolve(resolver, "Bearer " + _idp.Sign(new SigningCredentials(new RsaSecurityKey(rsa) { KeyId = "idp-key-7" }, SecurityAlgorithms.RsaSha256), now: _time.GetUtcNow()));
+
+        Assert.True(result.Status == IdentityStatus.Valid, result.ErrorDescription);
+    }
+
+    [Fact]
     public async Task An_identity_provider_outage_rejects_tokens_without_a_fetch_per_request()
     {
         _idp.Failing = true;
@@ -557,6 +613,20 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
 
     private static Dictionary<string, object> Claims(params (string Name, object Value)[] claims) =>
         claims.ToDictionary(c => c.Name, c => c.Value, StringComparer.Ordinal);
+
+    /// <summary>A self-signed certificate for <paramref name="key"/>, in PEM.</summary>
+    private string SelfSigned(AsymmetricAlgorithm key)
+    {
+        var now = _time.GetUtcNow();
+        var request = key switch
+        {
+            RSA rsa => new CertificateRequest("CN=floodgate-test", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1),
+            ECDsa ec => new CertificateRequest("CN=floodgate-test", ec, HashAlgorithmName.SHA256),
+            _ => throw new ArgumentOutOfRangeException(nameof(key)),
+        };
+        using var certificate = request.CreateSelfSigned(now.AddDays(-1), now.AddDays(1));
+        return certificate.ExportCertificatePem();
+    }
 
     /// <summary>An RSA key the provider never had.</summary>
     private static RsaSecurityKey NewRsaKey(string kid) => new(TestIdentityProvider.PooledRsa(32)) { KeyId = kid };
