@@ -45,7 +45,10 @@ public static class IdentityErrors
     /// <summary>A subject claim is missing, empty or repeated.</summary>
     public const string MissingSubject = "missing subject claim";
 
-    /// <summary>The signing keys could not be fetched from the identity provider.</summary>
+    /// <summary>
+    /// The signing keys could not be fetched from the identity provider, and no static key verifies the token: the
+    /// result is <see cref="IdentityStatus.Unavailable"/> (503), not invalid.
+    /// </summary>
     public const string KeysUnavailable = "signing keys unavailable";
 
     /// <summary>Any other defect.</summary>

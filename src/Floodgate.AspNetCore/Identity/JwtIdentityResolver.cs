@@ -18,7 +18,10 @@ namespace Floodgate.AspNetCore.Identity;
 /// <para>
 /// No Authorization header resolves to <see cref="IdentityResult.Anonymous"/>. Any defect resolves to
 /// <see cref="IdentityResult.Invalid"/> with <see cref="IdentityErrors.InvalidToken"/> and one of the short descriptions
-/// of <see cref="IdentityErrors"/>.
+/// of <see cref="IdentityErrors"/>. While the remote keys (<see cref="JwtIdentityOptions.Authority"/> or
+/// <see cref="JwtIdentityOptions.JwksUri"/>) have never been fetched because the identity provider is down, the static
+/// keys validate alone, and a token none of them verifies resolves to <see cref="IdentityResult.Unavailable"/>
+/// (<see cref="IdentityErrors.KeysUnavailable"/>, retry when the next fetch is due): it may be good.
 /// </para>
 /// <para>
 /// Signing keys are cached; a token naming an unknown <c>kid</c> refreshes them at most once per
@@ -95,10 +98,10 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
                 backchannel = _ownedBackchannel = new HttpClient { Timeout = settings.BackchannelTimeout };
             _remote = new RemoteKeySource(settings, backchannel, _time, _logger, _metrics);
         }
-        else
-        {
+
+        // The static keys alone: all the keys without a remote source, and the keys in force while it has none.
+        if (_remote is null || _staticKeys.Count > 0)
             _staticSnapshot = new KeySnapshot(null, _staticKeys, BuildParameters(_staticKeys, null));
-        }
     }
 
     /// <summary>How many tokens went through full validation; the rest were answered from the cache or refused earlier.</summary>
@@ -155,7 +158,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     /// </summary>
     /// <param name="authorization">The header value, such as <c>Bearer eyJ…</c>; <see langword="null"/> or blank when absent.</param>
     /// <param name="cancellationToken">Cancels waiting for signing keys.</param>
-    /// <returns>The identity: valid, anonymous (no credentials), or invalid with the reason.</returns>
+    /// <returns>The identity: valid, anonymous (no credentials), invalid with the reason, or unavailable (cannot be checked now).</returns>
     public ValueTask<IdentityResult> ResolveAuthorizationAsync(string? authorization, CancellationToken cancellationToken)
     {
         switch (ReadCredential(authorization, out var token))
@@ -240,9 +243,11 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         if (!_algorithms.Contains(jwt.Alg))
             return Reject(IdentityErrors.AlgorithmNotAllowed, "algorithm");
 
-        var snapshot = await GetSnapshotAsync(cancellationToken).ConfigureAwait(false);
+        // Without the remote keys (an outage before they were ever fetched), the static keys answer alone; a token they
+        // do not verify might have been verified by the remote keys, so it is unavailable (503), not invalid (401).
+        var (snapshot, remoteMissing) = await GetSnapshotAsync(cancellationToken).ConfigureAwait(false);
         if (snapshot is null)
-            return Reject(IdentityErrors.KeysUnavailable, "keys_unavailable");
+            return Unavailable();
 
         var kid = jwt.Kid;
         if (!string.IsNullOrEmpty(kid) && !snapshot.Knows(kid))
@@ -255,7 +260,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
             }
 
             if (!snapshot.Knows(kid) && !snapshot.HasKeylessKeys)
-                return Reject(IdentityErrors.UnknownKey, "unknown_key");
+                return remoteMissing ? Unavailable() : Reject(IdentityErrors.UnknownKey, "unknown_key");
         }
 
         _metrics.SignatureCheck();
@@ -266,11 +271,11 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         }
         catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or FormatException)
         {
-            return Reject(Classify(ex));
+            return remoteMissing && IsUnverified(ex) ? Unavailable() : Reject(Classify(ex));
         }
 
         if (!result.IsValid)
-            return Reject(Classify(result.Exception));
+            return remoteMissing && IsUnverified(result.Exception) ? Unavailable() : Reject(Classify(result.Exception));
 
         var identity = result.ClaimsIdentity;
         var subject = Subject(identity);
@@ -287,12 +292,16 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         return IdentityResult.Valid(subject, plan, identity);
     }
 
-    private async ValueTask<KeySnapshot?> GetSnapshotAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The keys in force: the remote and static keys; the static keys alone without a remote source, or while the
+    /// remote keys cannot be fetched (then <c>RemoteMissing</c>); <see langword="null"/> when there are no keys at all.
+    /// </summary>
+    private async ValueTask<(KeySnapshot? Snapshot, bool RemoteMissing)> GetSnapshotAsync(CancellationToken cancellationToken)
     {
         if (_remote is null)
-            return _staticSnapshot;
+            return (_staticSnapshot, false);
         var configuration = await _remote.GetAsync(cancellationToken).ConfigureAwait(false);
-        return configuration is null ? null : SnapshotFor(configuration);
+        return configuration is null ? (_staticSnapshot, true) : (SnapshotFor(configuration), false);
     }
 
     private KeySnapshot SnapshotFor(OpenIdConnectConfiguration configuration)
@@ -397,6 +406,14 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         SecurityTokenMalformedException or ArgumentException or FormatException => (IdentityErrors.Malformed, "malformed"),
         _ => (IdentityErrors.Invalid, "invalid"),
     };
+
+    /// <summary>Whether validation failed because no key verified the signature, rather than on a claim.</summary>
+    private static bool IsUnverified(Exception? exception) =>
+        exception is SecurityTokenInvalidSignatureException or SecurityTokenInvalidAlgorithmException;
+
+    /// <summary>The answer while the keys that could verify a token cannot be fetched: 503, retry when the next fetch is due.</summary>
+    private IdentityResult Unavailable() =>
+        Reject(IdentityResult.Unavailable(IdentityErrors.KeysUnavailable, _remote?.RetryAfter ?? TimeSpan.FromSeconds(1)), "keys_unavailable");
 
     private IdentityResult Reject((string Description, string Outcome) reason) => Reject(reason.Description, reason.Outcome);
 

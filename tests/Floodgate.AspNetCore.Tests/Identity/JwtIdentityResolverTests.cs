@@ -507,22 +507,59 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task An_identity_provider_outage_rejects_tokens_without_a_fetch_per_request()
+    public async Task An_identity_provider_outage_answers_unavailable_with_a_retry_time_without_a_fetch_per_request()
     {
         _idp.Failing = true;
         var resolver = Resolver();
         var header = "Bearer " + _idp.CreateToken(now: _time.GetUtcNow());
 
         var first = await Resolve(resolver, header);
+        _time.Advance(TimeSpan.FromSeconds(10));
         var second = await Resolve(resolver, header);
 
+        // Not invalid: the token may well be good, and a client told invalid_token would throw it away.
+        Assert.Equal(IdentityStatus.Unavailable, first.Status);
+        Assert.Null(first.Error);
         Assert.Equal(IdentityErrors.KeysUnavailable, first.ErrorDescription);
-        Assert.Equal(IdentityErrors.KeysUnavailable, second.ErrorDescription);
+        Assert.Equal(TimeSpan.FromSeconds(30), first.RetryAfter);
+        Assert.Equal(IdentityStatus.Unavailable, second.Status);
+        Assert.Equal(TimeSpan.FromSeconds(20), second.RetryAfter);
         Assert.Equal(1, _idp.DiscoveryRequests);
+        Assert.False(resolver.TryResolveCached(Context(header), out _));
 
         _idp.Failing = false;
-        _time.Advance(TimeSpan.FromSeconds(31));
+        _time.Advance(TimeSpan.FromSeconds(21));
         Assert.Equal(IdentityStatus.Valid, (await Resolve(resolver, header)).Status);
+    }
+
+    [Fact]
+    public async Task Static_keys_validate_while_the_remote_keys_are_unavailable()
+    {
+        _idp.AddEcKey("pem-only", publish: false);
+        _idp.Failing = true;
+        var resolver = Resolver(o => o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only")));
+        var now = _time.GetUtcNow();
+
+        var fromPem = await Resolve(resolver, "Bearer " + _idp.CreateToken("pem-only", "alice", now));
+        var fromProvider = await Resolve(resolver, "Bearer " + _idp.CreateToken(TestIdentityProvider.RsaKeyId, "bob", now));
+        var expired = await Resolve(resolver, "Bearer " + _idp.CreateToken("pem-only", "carol", now - TimeSpan.FromHours(2), lifetime: TimeSpan.FromHours(1)));
+
+        Assert.True(fromPem.Status == IdentityStatus.Valid, fromPem.ErrorDescription);
+        Assert.Equal("alice", fromPem.Subject);
+
+        // Only the provider's keys could tell whether this one is good: it is unavailable, not invalid.
+        Assert.Equal(IdentityStatus.Unavailable, fromProvider.Status);
+        Assert.Equal(IdentityErrors.KeysUnavailable, fromProvider.ErrorDescription);
+
+        // A static key verified this one, so its other defects are known: it is invalid.
+        Assert.Equal(IdentityStatus.Invalid, expired.Status);
+        Assert.Equal(IdentityErrors.Expired, expired.ErrorDescription);
+
+        // Once the provider is back, its keys and the static ones both validate.
+        _idp.Failing = false;
+        _time.Advance(TimeSpan.FromSeconds(31));
+        Assert.Equal("bob", (await Resolve(resolver, "Bearer " + _idp.CreateToken(TestIdentityProvider.RsaKeyId, "bob", _time.GetUtcNow()))).Subject);
+        Assert.Equal("dave", (await Resolve(resolver, "Bearer " + _idp.CreateToken("pem-only", "dave", _time.GetUtcNow()))).Subject);
     }
 
     [Fact]
