@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Security.Claims;
+using Floodgate.Engine;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -50,6 +51,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly IdentityMetrics _metrics;
+    private readonly LogBudget _logBudget;
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
     private readonly HashSet<string> _algorithms;
     private readonly string[] _subjectClaims;
@@ -62,8 +64,8 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
 
     /// <summary>Creates a resolver.</summary>
     /// <param name="options">The options; validated here.</param>
-    /// <param name="timeProvider">The clock for token lifetimes, the token cache and the refresh interval; the system clock by default.</param>
-    /// <param name="logger">Where key fetch failures and rejections are logged.</param>
+    /// <param name="timeProvider">The clock for token lifetimes, the token cache, the refresh interval and the log budget; the system clock by default.</param>
+    /// <param name="logger">Where key fetch failures and rejections are logged (rejections within a budget, as the engine's).</param>
     /// <param name="meterFactory">Creates the <c>Floodgate</c> meter; a shared static meter by default.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names each bad field.</exception>
     public JwtIdentityResolver(IOptions<JwtIdentityOptions> options, TimeProvider? timeProvider = null, ILogger<JwtIdentityResolver>? logger = null, IMeterFactory? meterFactory = null)
@@ -86,6 +88,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _metrics = new IdentityMetrics(meterFactory);
+        _logBudget = new LogBudget(_time);
         _algorithms = new HashSet<string>(settings.EffectiveAlgorithms, StringComparer.Ordinal);
         _subjectClaims = [.. settings.EffectiveSubjectClaims];
         _staticKeys = StaticKeys.Load(settings, errors);
@@ -423,12 +426,15 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     private IdentityResult Reject(IdentityResult result, string outcome)
     {
         _metrics.Outcome(outcome);
-        LogRejected(_logger, outcome);
+
+        // Within the engine's log budget, so that a flood of bad tokens cannot flood the log.
+        if (_logger.IsEnabled(LogLevel.Debug) && _logBudget.TryTake(out var suppressed))
+            LogRejected(_logger, outcome, suppressed);
         return result;
     }
 
-    [LoggerMessage(EventId = 4100, Level = LogLevel.Debug, Message = "Bearer token rejected: {Reason}.")]
-    private static partial void LogRejected(ILogger logger, string reason);
+    [LoggerMessage(EventId = 4100, Level = LogLevel.Debug, Message = "Bearer token rejected: {Reason} ({Suppressed} earlier rejections not logged).")]
+    private static partial void LogRejected(ILogger logger, string reason, long suppressed);
 
     /// <summary>What an Authorization header value holds.</summary>
     private enum Credential

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Floodgate.AspNetCore.Identity;
+using Floodgate.Engine;
 using Floodgate.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -563,6 +564,25 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Rejections_are_logged_within_the_engine_s_log_budget_and_the_rest_are_counted()
+    {
+        var logs = new ListLogger();
+        var resolver = Resolver(logger: logs);
+
+        for (var i = 0; i < 200; i++)
+            Assert.Equal(IdentityStatus.Invalid, (await Resolve(resolver, "Bearer not-a-jwt")).Status);
+
+        Assert.Equal(RateLimitEngine.LogBurst, logs.Rejections.Count);
+        Assert.All(logs.Rejections, line => Assert.Equal("Bearer token rejected: malformed (0 earlier rejections not logged).", line));
+
+        // A second later the budget has refilled by LogsPerSecond lines; the first one reports what was left out.
+        _time.Advance(TimeSpan.FromSeconds(1));
+        await Resolve(resolver, "Bearer not-a-jwt");
+        Assert.Equal(RateLimitEngine.LogBurst + 1, logs.Rejections.Count);
+        Assert.Equal($"Bearer token rejected: malformed ({200 - RateLimitEngine.LogBurst} earlier rejections not logged).", logs.Rejections[^1]);
+    }
+
+    [Fact]
     public async Task Demo_tokens_validate_against_the_demo_public_key_set()
     {
         using var demo = DemoTokenIssuer.CreateEcdsa("https://floodgate.demo", "demo-api", timeProvider: _time);
@@ -627,12 +647,12 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         await app.StopAsync();
     }
 
-    private JwtIdentityResolver Resolver(Action<JwtIdentityOptions>? configure = null)
+    private JwtIdentityResolver Resolver(Action<JwtIdentityOptions>? configure = null, ILogger<JwtIdentityResolver>? logger = null)
     {
         var options = new JwtIdentityOptions { Authority = _idp.Authority, RequireHttpsMetadata = false };
         options.Audiences.Add(TestIdentityProvider.DefaultAudience);
         configure?.Invoke(options);
-        var resolver = new JwtIdentityResolver(Options.Create(options), _time);
+        var resolver = new JwtIdentityResolver(Options.Create(options), _time, logger);
         _disposables.Add(resolver);
         return resolver;
     }
@@ -663,6 +683,33 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         };
         using var certificate = request.CreateSelfSigned(now.AddDays(-1), now.AddDays(1));
         return certificate.ExportCertificatePem();
+    }
+
+    /// <summary>Keeps the resolver's Debug-and-above log lines.</summary>
+    private sealed class ListLogger : ILogger<JwtIdentityResolver>
+    {
+        private readonly List<(EventId Event, string Message)> _lines = [];
+
+        /// <summary>The messages of the rejection lines (event 4100).</summary>
+        public List<string> Rejections
+        {
+            get
+            {
+                lock (_lines)
+                    return [.. _lines.Where(l => l.Event.Id == 4100).Select(l => l.Message)];
+            }
+        }
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (_lines)
+                _lines.Add((eventId, formatter(state, exception)));
+        }
     }
 
     /// <summary>An RSA key the provider never had.</summary>
