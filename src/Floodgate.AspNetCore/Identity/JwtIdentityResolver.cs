@@ -26,7 +26,9 @@ namespace Floodgate.AspNetCore.Identity;
 /// </para>
 /// <para>
 /// Signing keys are cached; a token naming an unknown <c>kid</c> refreshes them at most once per
-/// <see cref="JwtIdentityOptions.KeyRefreshInterval"/>, so forged <c>kid</c>s cannot cause a fetch storm. Validated
+/// <see cref="JwtIdentityOptions.KeyRefreshInterval"/>, so forged <c>kid</c>s cannot cause a fetch storm. A key with a
+/// <c>kid</c> is tried only for a token naming it (or naming none); keys without one (PEM keys, the secret) are tried for
+/// a token of any <c>kid</c>, so a forged <c>kid</c> costs one signature check per such key, and none without them. Validated
 /// tokens are cached by SHA-256 hash until their expiry, bounded by <see cref="JwtIdentityOptions.TokenCacheSize"/>, so
 /// a repeated token costs no signature check; <see cref="TryResolveCached"/> answers such a token (and a request without
 /// credentials) without any wait, so the middleware can decide all the tiers of the request at once.
@@ -104,7 +106,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
 
         // The static keys alone: all the keys without a remote source, and the keys in force while it has none.
         if (_remote is null || _staticKeys.Count > 0)
-            _staticSnapshot = new KeySnapshot(null, _staticKeys, BuildParameters(_staticKeys, null));
+            _staticSnapshot = NewSnapshot(null, _staticKeys);
     }
 
     /// <summary>How many tokens went through full validation; the rest were answered from the cache or refused earlier.</summary>
@@ -252,6 +254,10 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         if (snapshot is null)
             return Unavailable();
 
+        // A token naming a kid none of the keys has is checked only against the keys without a kid (PEM keys, the
+        // secret, JWKS entries without one), which a token of any kid may have been signed with; with none, it is
+        // refused without a signature check. A key with a kid is only ever tried for a token naming it (or none).
+        var parameters = snapshot.Parameters;
         var kid = jwt.Kid;
         if (!string.IsNullOrEmpty(kid) && !snapshot.Knows(kid))
         {
@@ -262,7 +268,11 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
                     snapshot = SnapshotFor(refreshed);
             }
 
-            if (!snapshot.Knows(kid) && !snapshot.HasKeylessKeys)
+            if (snapshot.Knows(kid))
+                parameters = snapshot.Parameters;
+            else if (snapshot.KeylessParameters is { } keyless)
+                parameters = keyless;
+            else
                 return remoteMissing ? Unavailable() : Reject(IdentityErrors.UnknownKey, "unknown_key");
         }
 
@@ -270,7 +280,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         TokenValidationResult result;
         try
         {
-            result = await _handler.ValidateTokenAsync(jwt, snapshot.Parameters).ConfigureAwait(false);
+            result = await _handler.ValidateTokenAsync(jwt, parameters).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or FormatException)
         {
@@ -313,9 +323,15 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         if (current is not null && ReferenceEquals(current.Configuration, configuration))
             return current;
         List<SecurityKey> keys = [.. _staticKeys, .. configuration.SigningKeys.Where(key => !StaticKeys.IsSymmetric(key))];
-        var snapshot = new KeySnapshot(configuration, keys, BuildParameters(keys, configuration));
+        var snapshot = NewSnapshot(configuration, keys);
         Volatile.Write(ref _remoteSnapshot, snapshot);
         return snapshot;
+    }
+
+    private KeySnapshot NewSnapshot(OpenIdConnectConfiguration? configuration, List<SecurityKey> keys)
+    {
+        List<SecurityKey> keyless = [.. keys.Where(key => string.IsNullOrEmpty(key.KeyId))];
+        return new KeySnapshot(configuration, keys, BuildParameters(keys, configuration), keyless.Count == 0 ? null : BuildParameters(keyless, configuration));
     }
 
     private TokenValidationParameters BuildParameters(List<SecurityKey> keys, OpenIdConnectConfiguration? configuration)
@@ -403,7 +419,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         SecurityTokenNoExpirationException => (IdentityErrors.NoExpiry, "no_expiry"),
         SecurityTokenInvalidIssuerException => (IdentityErrors.WrongIssuer, "issuer"),
         SecurityTokenInvalidAudienceException => (IdentityErrors.WrongAudience, "audience"),
-        // Unknown kids are answered before validation; here no key (tried by kid or, without one, all of them) verified.
+        // No key verified: the one the kid names, the keys without a kid for an unknown kid, or every key without a kid.
         SecurityTokenInvalidSignatureException => (IdentityErrors.BadSignature, "signature"),
         SecurityTokenInvalidAlgorithmException => (IdentityErrors.AlgorithmNotAllowed, "algorithm"),
         SecurityTokenMalformedException or ArgumentException or FormatException => (IdentityErrors.Malformed, "malformed"),
@@ -457,24 +473,25 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     {
         private readonly HashSet<string> _keyIds = new(StringComparer.Ordinal);
 
-        public KeySnapshot(OpenIdConnectConfiguration? configuration, List<SecurityKey> keys, TokenValidationParameters parameters)
+        public KeySnapshot(OpenIdConnectConfiguration? configuration, List<SecurityKey> keys, TokenValidationParameters parameters, TokenValidationParameters? keylessParameters)
         {
             Configuration = configuration;
             Parameters = parameters;
+            KeylessParameters = keylessParameters;
             foreach (var key in keys)
             {
-                if (string.IsNullOrEmpty(key.KeyId))
-                    HasKeylessKeys = true;
-                else
+                if (!string.IsNullOrEmpty(key.KeyId))
                     _keyIds.Add(key.KeyId);
             }
         }
 
         public OpenIdConnectConfiguration? Configuration { get; }
 
+        /// <summary>All the keys: the key a token's kid names, or every key for a token without a kid.</summary>
         public TokenValidationParameters Parameters { get; }
 
-        public bool HasKeylessKeys { get; }
+        /// <summary>The keys without a kid, for a token whose kid names none of the keys; <see langword="null"/> when there are none.</summary>
+        public TokenValidationParameters? KeylessParameters { get; }
 
         public bool Knows(string kid) => _keyIds.Contains(kid);
     }

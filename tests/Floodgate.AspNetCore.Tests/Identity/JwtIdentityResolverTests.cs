@@ -508,6 +508,37 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_token_naming_an_unknown_kid_is_checked_only_against_the_keys_without_a_kid()
+    {
+        var pemKey = (ECDsaSecurityKey)_idp.AddEcKey("pem-only", publish: false);
+        var jwks = _idp.JwksJson();
+        var resolver = Resolver(o =>
+        {
+            o.Authority = null;
+            o.JsonWebKeySet = jwks;
+            o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only"));
+            o.Issuers.Add(_idp.Issuer);
+        });
+        var now = _time.GetUtcNow();
+        var published = ((RsaSecurityKey)_idp.CredentialsFor(TestIdentityProvider.RsaKeyId).Key).Rsa;
+
+        // A key without a kid (PEM) verifies a token of any kid: issuers put their own kids in tokens.
+        var anyKid = await Resolve(resolver, "Bearer " + _idp.Sign(new SigningCredentials(new ECDsaSecurityKey(pemKey.ECDsa) { KeyId = "idp-key-9" }, SecurityAlgorithms.EcdsaSha256), "alice", now));
+
+        // A key with a kid is tried only for a token naming it: signed with rsa-1 but naming an unknown kid, the
+        // token is checked against the PEM key alone, and refused.
+        var misnamed = await Resolve(resolver, "Bearer " + _idp.Sign(new SigningCredentials(new RsaSecurityKey(published) { KeyId = "forged" }, SecurityAlgorithms.RsaSha256), "bob", now));
+        var named = await Resolve(resolver, "Bearer " + _idp.Sign(new SigningCredentials(new RsaSecurityKey(published) { KeyId = TestIdentityProvider.RsaKeyId }, SecurityAlgorithms.RsaSha256), "carol", now));
+        var unnamed = await Resolve(resolver, "Bearer " + _idp.Sign(new SigningCredentials(new RsaSecurityKey(published), SecurityAlgorithms.RsaSha256), "dave", now));
+
+        Assert.True(anyKid.Status == IdentityStatus.Valid, anyKid.ErrorDescription);
+        Assert.Equal(IdentityStatus.Invalid, misnamed.Status);
+        Assert.Equal(IdentityErrors.BadSignature, misnamed.ErrorDescription);
+        Assert.Equal("carol", named.Subject);
+        Assert.Equal("dave", unnamed.Subject);
+    }
+
+    [Fact]
     public async Task An_identity_provider_outage_answers_unavailable_with_a_retry_time_without_a_fetch_per_request()
     {
         _idp.Failing = true;
