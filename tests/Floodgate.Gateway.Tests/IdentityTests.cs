@@ -17,7 +17,7 @@ public sealed class IdentityTests
             limit: 3/min
         """;
 
-    public static TheoryData<string> BadTokens => ["none", "expired", "issuer", "audience", "signature", "malformed", "not-yet-valid"];
+    public static TheoryData<string> BadTokens => ["none", "expired", "issuer", "audience", "signature", "malformed", "not-yet-valid", "crit"];
 
     [Theory]
     [MemberData(nameof(BadTokens))]
@@ -34,6 +34,7 @@ public sealed class IdentityTests
             "audience" => idp.CreateToken(now: now, audience: "another-api"),
             "signature" => idp.Sign(new SigningCredentials(new RsaSecurityKey(TestIdentityProvider.PooledRsa(40)) { KeyId = TestIdentityProvider.RsaKeyId }, SecurityAlgorithms.RsaSha256), now: now),
             "not-yet-valid" => idp.CreateToken(now: now, notBefore: now + TimeSpan.FromHours(1), lifetime: TimeSpan.FromHours(2)),
+            "crit" => WithCriticalExtension(idp, now),
             _ => "this.is-not-a.jwt",
         };
 
@@ -184,6 +185,20 @@ public sealed class IdentityTests
         using var rotated = await gate.GetAsync("/a", gate.Identity.CreateToken(kid, "bob", now));
         Assert.Equal(HttpStatusCode.OK, rotated.StatusCode);
     }
+
+    /// <summary>A token signed by the provider, otherwise valid, whose header lists an extension in <c>crit</c> (RFC 7515).</summary>
+    private static string WithCriticalExtension(TestIdentityProvider idp, DateTimeOffset now) =>
+        new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = idp.Issuer,
+            Audience = TestIdentityProvider.DefaultAudience,
+            IssuedAt = now.UtcDateTime,
+            NotBefore = now.UtcDateTime,
+            Expires = now.UtcDateTime.AddHours(1),
+            Claims = new Dictionary<string, object> { ["sub"] = "alice" },
+            AdditionalHeaderClaims = new Dictionary<string, object> { ["crit"] = new[] { "urn:example:unknown" }, ["urn:example:unknown"] = true },
+            SigningCredentials = idp.CredentialsFor(TestIdentityProvider.RsaKeyId),
+        });
 
     /// <summary>A loopback port nothing listens on: bound and released, so connecting to it is refused.</summary>
     private static int UnusedPort()

@@ -21,6 +21,12 @@ public static class IdentityErrors
     /// <summary>The token's algorithm is not in the allow-list.</summary>
     public const string AlgorithmNotAllowed = "algorithm not allowed";
 
+    /// <summary>
+    /// The token's header has <c>crit</c>: it names extensions the recipient must understand (RFC 7515, section 4.1.11),
+    /// and none is understood.
+    /// </summary>
+    public const string UnsupportedCritical = "unsupported critical header parameter";
+
     /// <summary>The token has expired.</summary>
     public const string Expired = "token expired";
 

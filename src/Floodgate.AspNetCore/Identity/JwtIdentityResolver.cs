@@ -248,6 +248,11 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         if (!_algorithms.Contains(jwt.Alg))
             return Reject(IdentityErrors.AlgorithmNotAllowed, "algorithm");
 
+        // RFC 7515, section 4.1.11: the extensions crit lists must be understood, and none is (Microsoft.IdentityModel
+        // ignores crit). A crit that is empty or not a list is itself invalid.
+        if (jwt.TryGetHeaderValue<object>("crit", out _))
+            return Reject(IdentityErrors.UnsupportedCritical, "crit");
+
         // Without the remote keys (an outage before they were ever fetched), the static keys answer alone; a token they
         // do not verify might have been verified by the remote keys, so it is unavailable (503), not invalid (401).
         var (snapshot, remoteMissing) = await GetSnapshotAsync(cancellationToken).ConfigureAwait(false);

@@ -139,6 +139,41 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         Assert.Equal(IdentityErrors.NoExpiry, result.ErrorDescription);
     }
 
+    [Theory]
+    [InlineData("""["urn:example:unknown"]""")]
+    [InlineData("""["b64"]""")]
+    [InlineData("""[]""")]
+    [InlineData("\"exp\"")]
+    public async Task A_token_with_a_critical_header_parameter_is_refused_since_none_is_understood(string crit)
+    {
+        // RFC 7515 section 4.1.11: a recipient must refuse a JWS whose crit names an extension it does not understand.
+        var handler = new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler();
+        var now = _time.GetUtcNow().UtcDateTime;
+        var token = handler.CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = _idp.Issuer,
+            Audience = TestIdentityProvider.DefaultAudience,
+            IssuedAt = now,
+            NotBefore = now,
+            Expires = now.AddHours(1),
+            Claims = new Dictionary<string, object> { ["sub"] = "alice" },
+            AdditionalHeaderClaims = new Dictionary<string, object>
+            {
+                ["crit"] = System.Text.Json.JsonDocument.Parse(crit).RootElement.Clone(),
+                ["urn:example:unknown"] = true,
+                ["b64"] = true,
+            },
+            SigningCredentials = _idp.CredentialsFor(TestIdentityProvider.RsaKeyId),
+        });
+        var resolver = Resolver();
+
+        var result = await Resolve(resolver, "Bearer " + token);
+
+        Assert.Equal(IdentityStatus.Invalid, result.Status);
+        Assert.Equal(IdentityErrors.UnsupportedCritical, result.ErrorDescription);
+        Assert.Equal(0, resolver.SignatureChecks);
+    }
+
     [Fact]
     public async Task Several_authorization_headers_are_malformed()
     {
