@@ -289,11 +289,11 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         }
         catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or FormatException)
         {
-            return remoteMissing && IsUnverified(ex) ? Unavailable() : Reject(Classify(ex));
+            return remoteMissing && CannotTellWithoutRemoteKeys(ex) ? Unavailable() : Reject(Classify(ex));
         }
 
         if (!result.IsValid)
-            return remoteMissing && IsUnverified(result.Exception) ? Unavailable() : Reject(Classify(result.Exception));
+            return remoteMissing && CannotTellWithoutRemoteKeys(result.Exception) ? Unavailable() : Reject(Classify(result.Exception));
 
         var identity = result.ClaimsIdentity;
         var subject = Subject(identity);
@@ -431,9 +431,14 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         _ => (IdentityErrors.Invalid, "invalid"),
     };
 
-    /// <summary>Whether validation failed because no key verified the signature, rather than on a claim.</summary>
-    private static bool IsUnverified(Exception? exception) =>
-        exception is SecurityTokenInvalidSignatureException or SecurityTokenInvalidAlgorithmException;
+    /// <summary>
+    /// Whether a validation that ran without the remote keys failed on what they (or the discovery document) could have
+    /// changed: no static key verified the signature, or the issuer is not the authority while the valid issuer is to be
+    /// discovered.
+    /// </summary>
+    private bool CannotTellWithoutRemoteKeys(Exception? exception) =>
+        exception is SecurityTokenInvalidSignatureException or SecurityTokenInvalidAlgorithmException
+        || (exception is SecurityTokenInvalidIssuerException && _issuers.Length == 0);
 
     /// <summary>The answer while the keys that could verify a token cannot be fetched: 503, retry when the next fetch is due.</summary>
     private IdentityResult Unavailable() =>

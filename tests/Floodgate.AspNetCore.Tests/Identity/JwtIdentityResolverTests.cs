@@ -630,6 +630,32 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task While_the_discovered_issuer_is_unknown_a_static_key_token_of_another_issuer_is_unavailable()
+    {
+        // Without configured issuers the valid issuer comes from discovery (and the authority itself): during an outage
+        // only the authority is known, so a token naming another issuer cannot be judged yet.
+        _idp.AddEcKey("pem-only", publish: false);
+        _idp.Failing = true;
+        var resolver = Resolver(o => o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only")));
+        var now = _time.GetUtcNow();
+
+        var other = await Resolve(resolver, "Bearer " + _idp.CreateToken("pem-only", "alice", now, issuer: _idp.Issuer + "/"));
+        var authority = await Resolve(resolver, "Bearer " + _idp.CreateToken("pem-only", "bob", now));
+
+        Assert.Equal(IdentityStatus.Unavailable, other.Status);
+        Assert.Equal("bob", authority.Subject);
+
+        // With configured issuers, the issuer check needs no provider: a wrong one is invalid.
+        var configured = Resolver(o =>
+        {
+            o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only"));
+            o.Issuers.Add(_idp.Issuer);
+        });
+        var wrong = await Resolve(configured, "Bearer " + _idp.CreateToken("pem-only", "carol", now, issuer: _idp.Issuer + "/"));
+        Assert.Equal(IdentityErrors.WrongIssuer, wrong.ErrorDescription);
+    }
+
+    [Fact]
     public async Task Rejections_are_logged_within_the_engine_s_log_budget_and_the_rest_are_counted()
     {
         var logs = new ListLogger();
