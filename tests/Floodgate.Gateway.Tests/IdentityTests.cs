@@ -17,7 +17,7 @@ public sealed class IdentityTests
             limit: 3/min
         """;
 
-    public static TheoryData<string> BadTokens => ["none", "expired", "issuer", "audience", "signature", "malformed", "not-yet-valid"];
+    public static TheoryData<string> BadTokens => ["none", "expired", "issuer", "audience", "signature", "malformed", "not-yet-valid", "crit"];
 
     [Theory]
     [MemberData(nameof(BadTokens))]
@@ -34,6 +34,7 @@ public sealed class IdentityTests
             "audience" => idp.CreateToken(now: now, audience: "another-api"),
             "signature" => idp.Sign(new SigningCredentials(new RsaSecurityKey(TestIdentityProvider.PooledRsa(40)) { KeyId = TestIdentityProvider.RsaKeyId }, SecurityAlgorithms.RsaSha256), now: now),
             "not-yet-valid" => idp.CreateToken(now: now, notBefore: now + TimeSpan.FromHours(1), lifetime: TimeSpan.FromHours(2)),
+            "crit" => WithCriticalExtension(idp, now),
             _ => "this.is-not-a.jwt",
         };
 
@@ -121,6 +122,53 @@ public sealed class IdentityTests
     }
 
     [Fact]
+    public async Task Static_keys_keep_working_while_the_jwks_url_is_unreachable_and_other_tokens_are_answered_503()
+    {
+        var directory = Directory.CreateTempSubdirectory("floodgate-keys-").FullName;
+        try
+        {
+            var live = TestIdentityProvider.PooledRsa(44);
+            var pem = Path.Combine(directory, "live.pem");
+            await File.WriteAllTextAsync(pem, live.ExportSubjectPublicKeyInfoPem());
+            await using var gate = await TestGateway.StartAsync($$"""
+                upstream: {upstream}
+                identity:
+                  jwt:
+                    jwks_url: http://127.0.0.1:{{UnusedPort()}}/jwks
+                    require_https: false
+                    keys: [{{pem}}]
+                    issuer: https://issuer.test
+                    audiences: [api]
+                  anonymous: reject
+                """);
+            var now = gate.Time.GetUtcNow();
+
+            var good = gate.Identity.Sign(new SigningCredentials(new RsaSecurityKey(live) { KeyId = "live-1" }, SecurityAlgorithms.RsaSha256), now: now, issuer: "https://issuer.test");
+            using (var ok = await gate.GetAsync("/orders/1", good))
+            {
+                Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            }
+
+            // Only the unreachable keys could verify this one: 503 and a retry, never invalid_token, which would make
+            // the client throw a possibly good token away.
+            var other = gate.Identity.Sign(new SigningCredentials(new RsaSecurityKey(TestIdentityProvider.PooledRsa(45)) { KeyId = "remote-1" }, SecurityAlgorithms.RsaSha256), now: now, issuer: "https://issuer.test");
+            using var unavailable = await gate.GetAsync("/orders/1", other);
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, unavailable.StatusCode);
+            Assert.Empty(unavailable.Headers.WwwAuthenticate);
+            Assert.InRange(unavailable.Headers.RetryAfter?.Delta ?? TimeSpan.Zero, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+            Assert.Equal("application/problem+json", unavailable.Content.Headers.ContentType?.MediaType);
+            var body = await unavailable.Content.ReadAsStringAsync();
+            Assert.Contains("\"tier\":\"identity\"", body, StringComparison.Ordinal);
+            Assert.Contains("signing keys unavailable", body, StringComparison.Ordinal);
+            Assert.Equal(1, gate.Upstream.Hits);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task A_rotated_key_with_a_new_kid_is_picked_up()
     {
         await using var gate = await TestGateway.StartAsync(Policy);
@@ -136,5 +184,27 @@ public sealed class IdentityTests
         gate.Time.Advance(TimeSpan.FromSeconds(31));
         using var rotated = await gate.GetAsync("/a", gate.Identity.CreateToken(kid, "bob", now));
         Assert.Equal(HttpStatusCode.OK, rotated.StatusCode);
+    }
+
+    /// <summary>A token signed by the provider, otherwise valid, whose header lists an extension in <c>crit</c> (RFC 7515).</summary>
+    private static string WithCriticalExtension(TestIdentityProvider idp, DateTimeOffset now) =>
+        new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = idp.Issuer,
+            Audience = TestIdentityProvider.DefaultAudience,
+            IssuedAt = now.UtcDateTime,
+            NotBefore = now.UtcDateTime,
+            Expires = now.UtcDateTime.AddHours(1),
+            Claims = new Dictionary<string, object> { ["sub"] = "alice" },
+            AdditionalHeaderClaims = new Dictionary<string, object> { ["crit"] = new[] { "urn:example:unknown" }, ["urn:example:unknown"] = true },
+            SigningCredentials = idp.CredentialsFor(TestIdentityProvider.RsaKeyId),
+        });
+
+    /// <summary>A loopback port nothing listens on: bound and released, so connecting to it is refused.</summary>
+    private static int UnusedPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

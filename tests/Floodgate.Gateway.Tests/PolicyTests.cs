@@ -388,6 +388,47 @@ public sealed class PolicyTests
     }
 
     [Fact]
+    public void Check_accepts_a_PEM_file_of_several_keys_and_names_the_key_file_it_refuses()
+    {
+        var directory = Directory.CreateTempSubdirectory("floodgate-check-").FullName;
+        try
+        {
+            using var ec = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+            var two = Path.Combine(directory, "two.pem");
+            var bad = Path.Combine(directory, "bad.pem");
+            File.WriteAllText(two, Floodgate.Tests.Shared.TestIdentityProvider.PooledRsa(43).ExportSubjectPublicKeyInfoPem() + "\n" + ec.ExportSubjectPublicKeyInfoPem());
+            File.WriteAllText(bad, ec.ExportSubjectPublicKeyInfoPem() + "\n" + ec.ExportPkcs8PrivateKeyPem());
+            var policy = """
+                upstream: http://127.0.0.1:5000
+                identity:
+                  jwt:
+                    keys: [{file}]
+                    issuer: https://idp.example.com
+                    audiences: [api]
+                """;
+            File.WriteAllText(Path.Combine(directory, "two.yaml"), policy.Replace("{file}", two, StringComparison.Ordinal));
+            File.WriteAllText(Path.Combine(directory, "bad.yaml"), policy.Replace("{file}", bad, StringComparison.Ordinal));
+
+            var (code, output, errors) = Run("check", Path.Combine(directory, "two.yaml"));
+            Assert.True(code == 0, errors);
+            Assert.Contains("OK", output, StringComparison.Ordinal);
+
+            (code, _, errors) = Run("check", Path.Combine(directory, "bad.yaml"));
+            Assert.Equal(1, code);
+            Assert.Contains($"identity.jwt.keys: key file '{bad}' (PEM block 2): is a private key; give the public key.", errors, StringComparison.Ordinal);
+
+            // Starting the gateway with the bad file names it the same way.
+            var loaded = PolicyLoader.Parse(policy.Replace("{file}", two, StringComparison.Ordinal), "two.yaml");
+            var refused = Assert.Throws<PolicyException>(() => Identity.IdentityFactory.ToOptions(loaded.Jwt! with { KeyFiles = [bad] }));
+            Assert.Contains(refused.Errors, e => e.Message.StartsWith($"key file '{bad}' (PEM block 2): is a private key", StringComparison.Ordinal));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
     public void Token_mints_a_token_with_the_demo_key()
     {
         var directory = Directory.CreateTempSubdirectory("floodgate-token-").FullName;

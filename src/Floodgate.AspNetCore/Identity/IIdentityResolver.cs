@@ -11,7 +11,7 @@ public interface IIdentityResolver
     /// <summary>Resolves the identity of <paramref name="context"/>'s request.</summary>
     /// <param name="context">The request.</param>
     /// <param name="cancellationToken">Cancels fetching keys.</param>
-    /// <returns>The identity: valid, anonymous (no credentials), or invalid with the reason.</returns>
+    /// <returns>The identity: valid, anonymous (no credentials), invalid with the reason, or unavailable (cannot be checked now).</returns>
     ValueTask<IdentityResult> ResolveAsync(HttpContext context, CancellationToken cancellationToken);
 
     /// <summary>

@@ -21,6 +21,12 @@ public static class IdentityErrors
     /// <summary>The token's algorithm is not in the allow-list.</summary>
     public const string AlgorithmNotAllowed = "algorithm not allowed";
 
+    /// <summary>
+    /// The token's header has <c>crit</c>: it names extensions the recipient must understand (RFC 7515, section 4.1.11),
+    /// and none is understood.
+    /// </summary>
+    public const string UnsupportedCritical = "unsupported critical header parameter";
+
     /// <summary>The token has expired.</summary>
     public const string Expired = "token expired";
 
@@ -45,7 +51,10 @@ public static class IdentityErrors
     /// <summary>A subject claim is missing, empty or repeated.</summary>
     public const string MissingSubject = "missing subject claim";
 
-    /// <summary>The signing keys could not be fetched from the identity provider.</summary>
+    /// <summary>
+    /// The signing keys could not be fetched from the identity provider, and no static key verifies the token: the
+    /// result is <see cref="IdentityStatus.Unavailable"/> (503), not invalid.
+    /// </summary>
     public const string KeysUnavailable = "signing keys unavailable";
 
     /// <summary>Any other defect.</summary>

@@ -44,8 +44,9 @@ public sealed class JwtIdentityOptions
     public string? JsonWebKeySet { get; set; }
 
     /// <summary>
-    /// Static public keys in PEM (<c>PUBLIC KEY</c>, <c>RSA PUBLIC KEY</c>, or a certificate). They carry no key id, so
-    /// they are tried for every token.
+    /// Static public keys in PEM (<c>PUBLIC KEY</c>, <c>RSA PUBLIC KEY</c>, or a certificate). Each text may hold several
+    /// blocks, such as a certificate bundle: every block gives a key. They carry no key id (a certificate's thumbprint is
+    /// not one), so they are tried for every token.
     /// </summary>
     public Collection<string> PublicKeysPem { get; } = [];
 

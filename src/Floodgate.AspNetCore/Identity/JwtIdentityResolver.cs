@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using System.Security.Claims;
+using Floodgate.Engine;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -18,11 +19,16 @@ namespace Floodgate.AspNetCore.Identity;
 /// <para>
 /// No Authorization header resolves to <see cref="IdentityResult.Anonymous"/>. Any defect resolves to
 /// <see cref="IdentityResult.Invalid"/> with <see cref="IdentityErrors.InvalidToken"/> and one of the short descriptions
-/// of <see cref="IdentityErrors"/>.
+/// of <see cref="IdentityErrors"/>. While the remote keys (<see cref="JwtIdentityOptions.Authority"/> or
+/// <see cref="JwtIdentityOptions.JwksUri"/>) have never been fetched because the identity provider is down, the static
+/// keys validate alone, and a token none of them verifies resolves to <see cref="IdentityResult.Unavailable"/>
+/// (<see cref="IdentityErrors.KeysUnavailable"/>, retry when the next fetch is due): it may be good.
 /// </para>
 /// <para>
 /// Signing keys are cached; a token naming an unknown <c>kid</c> refreshes them at most once per
-/// <see cref="JwtIdentityOptions.KeyRefreshInterval"/>, so forged <c>kid</c>s cannot cause a fetch storm. Validated
+/// <see cref="JwtIdentityOptions.KeyRefreshInterval"/>, so forged <c>kid</c>s cannot cause a fetch storm. A key with a
+/// <c>kid</c> is tried only for a token naming it (or naming none); keys without one (PEM keys, the secret) are tried for
+/// a token of any <c>kid</c>, so a forged <c>kid</c> costs one signature check per such key, and none without them. Validated
 /// tokens are cached by SHA-256 hash until their expiry, bounded by <see cref="JwtIdentityOptions.TokenCacheSize"/>, so
 /// a repeated token costs no signature check; <see cref="TryResolveCached"/> answers such a token (and a request without
 /// credentials) without any wait, so the middleware can decide all the tiers of the request at once.
@@ -47,6 +53,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly IdentityMetrics _metrics;
+    private readonly LogBudget _logBudget;
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
     private readonly HashSet<string> _algorithms;
     private readonly string[] _subjectClaims;
@@ -59,8 +66,8 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
 
     /// <summary>Creates a resolver.</summary>
     /// <param name="options">The options; validated here.</param>
-    /// <param name="timeProvider">The clock for token lifetimes, the token cache and the refresh interval; the system clock by default.</param>
-    /// <param name="logger">Where key fetch failures and rejections are logged.</param>
+    /// <param name="timeProvider">The clock for token lifetimes, the token cache, the refresh interval and the log budget; the system clock by default.</param>
+    /// <param name="logger">Where key fetch failures and rejections are logged (rejections within a budget, as the engine's).</param>
     /// <param name="meterFactory">Creates the <c>Floodgate</c> meter; a shared static meter by default.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names each bad field.</exception>
     public JwtIdentityResolver(IOptions<JwtIdentityOptions> options, TimeProvider? timeProvider = null, ILogger<JwtIdentityResolver>? logger = null, IMeterFactory? meterFactory = null)
@@ -83,6 +90,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _metrics = new IdentityMetrics(meterFactory);
+        _logBudget = new LogBudget(_time);
         _algorithms = new HashSet<string>(settings.EffectiveAlgorithms, StringComparer.Ordinal);
         _subjectClaims = [.. settings.EffectiveSubjectClaims];
         _staticKeys = StaticKeys.Load(settings, errors);
@@ -95,10 +103,10 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
                 backchannel = _ownedBackchannel = new HttpClient { Timeout = settings.BackchannelTimeout };
             _remote = new RemoteKeySource(settings, backchannel, _time, _logger, _metrics);
         }
-        else
-        {
-            _staticSnapshot = new KeySnapshot(null, _staticKeys, BuildParameters(_staticKeys, null));
-        }
+
+        // The static keys alone: all the keys without a remote source, and the keys in force while it has none.
+        if (_remote is null || _staticKeys.Count > 0)
+            _staticSnapshot = NewSnapshot(null, _staticKeys);
     }
 
     /// <summary>How many tokens went through full validation; the rest were answered from the cache or refused earlier.</summary>
@@ -155,7 +163,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     /// </summary>
     /// <param name="authorization">The header value, such as <c>Bearer eyJ…</c>; <see langword="null"/> or blank when absent.</param>
     /// <param name="cancellationToken">Cancels waiting for signing keys.</param>
-    /// <returns>The identity: valid, anonymous (no credentials), or invalid with the reason.</returns>
+    /// <returns>The identity: valid, anonymous (no credentials), invalid with the reason, or unavailable (cannot be checked now).</returns>
     public ValueTask<IdentityResult> ResolveAuthorizationAsync(string? authorization, CancellationToken cancellationToken)
     {
         switch (ReadCredential(authorization, out var token))
@@ -240,10 +248,21 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         if (!_algorithms.Contains(jwt.Alg))
             return Reject(IdentityErrors.AlgorithmNotAllowed, "algorithm");
 
-        var snapshot = await GetSnapshotAsync(cancellationToken).ConfigureAwait(false);
-        if (snapshot is null)
-            return Reject(IdentityErrors.KeysUnavailable, "keys_unavailable");
+        // RFC 7515, section 4.1.11: the extensions crit lists must be understood, and none is (Microsoft.IdentityModel
+        // ignores crit). A crit that is empty or not a list is itself invalid.
+        if (jwt.TryGetHeaderValue<object>("crit", out _))
+            return Reject(IdentityErrors.UnsupportedCritical, "crit");
 
+        // Without the remote keys (an outage before they were ever fetched), the static keys answer alone; a token they
+        // do not verify might have been verified by the remote keys, so it is unavailable (503), not invalid (401).
+        var (snapshot, remoteMissing) = await GetSnapshotAsync(cancellationToken).ConfigureAwait(false);
+        if (snapshot is null)
+            return Unavailable();
+
+        // A token naming a kid none of the keys has is checked only against the keys without a kid (PEM keys, the
+        // secret, JWKS entries without one), which a token of any kid may have been signed with; with none, it is
+        // refused without a signature check. A key with a kid is only ever tried for a token naming it (or none).
+        var parameters = snapshot.Parameters;
         var kid = jwt.Kid;
         if (!string.IsNullOrEmpty(kid) && !snapshot.Knows(kid))
         {
@@ -254,23 +273,27 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
                     snapshot = SnapshotFor(refreshed);
             }
 
-            if (!snapshot.Knows(kid) && !snapshot.HasKeylessKeys)
-                return Reject(IdentityErrors.UnknownKey, "unknown_key");
+            if (snapshot.Knows(kid))
+                parameters = snapshot.Parameters;
+            else if (snapshot.KeylessParameters is { } keyless)
+                parameters = keyless;
+            else
+                return remoteMissing ? Unavailable() : Reject(IdentityErrors.UnknownKey, "unknown_key");
         }
 
         _metrics.SignatureCheck();
         TokenValidationResult result;
         try
         {
-            result = await _handler.ValidateTokenAsync(jwt, snapshot.Parameters).ConfigureAwait(false);
+            result = await _handler.ValidateTokenAsync(jwt, parameters).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or FormatException)
         {
-            return Reject(Classify(ex));
+            return remoteMissing && CannotTellWithoutRemoteKeys(ex) ? Unavailable() : Reject(Classify(ex));
         }
 
         if (!result.IsValid)
-            return Reject(Classify(result.Exception));
+            return remoteMissing && CannotTellWithoutRemoteKeys(result.Exception) ? Unavailable() : Reject(Classify(result.Exception));
 
         var identity = result.ClaimsIdentity;
         var subject = Subject(identity);
@@ -287,12 +310,16 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         return IdentityResult.Valid(subject, plan, identity);
     }
 
-    private async ValueTask<KeySnapshot?> GetSnapshotAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The keys in force: the remote and static keys; the static keys alone without a remote source, or while the
+    /// remote keys cannot be fetched (then <c>RemoteMissing</c>); <see langword="null"/> when there are no keys at all.
+    /// </summary>
+    private async ValueTask<(KeySnapshot? Snapshot, bool RemoteMissing)> GetSnapshotAsync(CancellationToken cancellationToken)
     {
         if (_remote is null)
-            return _staticSnapshot;
+            return (_staticSnapshot, false);
         var configuration = await _remote.GetAsync(cancellationToken).ConfigureAwait(false);
-        return configuration is null ? null : SnapshotFor(configuration);
+        return configuration is null ? (_staticSnapshot, true) : (SnapshotFor(configuration), false);
     }
 
     private KeySnapshot SnapshotFor(OpenIdConnectConfiguration configuration)
@@ -301,9 +328,15 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         if (current is not null && ReferenceEquals(current.Configuration, configuration))
             return current;
         List<SecurityKey> keys = [.. _staticKeys, .. configuration.SigningKeys.Where(key => !StaticKeys.IsSymmetric(key))];
-        var snapshot = new KeySnapshot(configuration, keys, BuildParameters(keys, configuration));
+        var snapshot = NewSnapshot(configuration, keys);
         Volatile.Write(ref _remoteSnapshot, snapshot);
         return snapshot;
+    }
+
+    private KeySnapshot NewSnapshot(OpenIdConnectConfiguration? configuration, List<SecurityKey> keys)
+    {
+        List<SecurityKey> keyless = [.. keys.Where(key => string.IsNullOrEmpty(key.KeyId))];
+        return new KeySnapshot(configuration, keys, BuildParameters(keys, configuration), keyless.Count == 0 ? null : BuildParameters(keyless, configuration));
     }
 
     private TokenValidationParameters BuildParameters(List<SecurityKey> keys, OpenIdConnectConfiguration? configuration)
@@ -391,12 +424,25 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         SecurityTokenNoExpirationException => (IdentityErrors.NoExpiry, "no_expiry"),
         SecurityTokenInvalidIssuerException => (IdentityErrors.WrongIssuer, "issuer"),
         SecurityTokenInvalidAudienceException => (IdentityErrors.WrongAudience, "audience"),
-        // Unknown kids are answered before validation; here no key (tried by kid or, without one, all of them) verified.
+        // No key verified: the one the kid names, the keys without a kid for an unknown kid, or every key without a kid.
         SecurityTokenInvalidSignatureException => (IdentityErrors.BadSignature, "signature"),
         SecurityTokenInvalidAlgorithmException => (IdentityErrors.AlgorithmNotAllowed, "algorithm"),
         SecurityTokenMalformedException or ArgumentException or FormatException => (IdentityErrors.Malformed, "malformed"),
         _ => (IdentityErrors.Invalid, "invalid"),
     };
+
+    /// <summary>
+    /// Whether a validation that ran without the remote keys failed on what they (or the discovery document) could have
+    /// changed: no static key verified the signature, or the issuer is not the authority while the valid issuer is to be
+    /// discovered.
+    /// </summary>
+    private bool CannotTellWithoutRemoteKeys(Exception? exception) =>
+        exception is SecurityTokenInvalidSignatureException or SecurityTokenInvalidAlgorithmException
+        || (exception is SecurityTokenInvalidIssuerException && _issuers.Length == 0);
+
+    /// <summary>The answer while the keys that could verify a token cannot be fetched: 503, retry when the next fetch is due.</summary>
+    private IdentityResult Unavailable() =>
+        Reject(IdentityResult.Unavailable(IdentityErrors.KeysUnavailable, _remote?.RetryAfter ?? TimeSpan.FromSeconds(1)), "keys_unavailable");
 
     private IdentityResult Reject((string Description, string Outcome) reason) => Reject(reason.Description, reason.Outcome);
 
@@ -406,12 +452,15 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     private IdentityResult Reject(IdentityResult result, string outcome)
     {
         _metrics.Outcome(outcome);
-        LogRejected(_logger, outcome);
+
+        // Within the engine's log budget, so that a flood of bad tokens cannot flood the log.
+        if (_logger.IsEnabled(LogLevel.Debug) && _logBudget.TryTake(out var suppressed))
+            LogRejected(_logger, outcome, suppressed);
         return result;
     }
 
-    [LoggerMessage(EventId = 4100, Level = LogLevel.Debug, Message = "Bearer token rejected: {Reason}.")]
-    private static partial void LogRejected(ILogger logger, string reason);
+    [LoggerMessage(EventId = 4100, Level = LogLevel.Debug, Message = "Bearer token rejected: {Reason} ({Suppressed} earlier rejections not logged).")]
+    private static partial void LogRejected(ILogger logger, string reason, long suppressed);
 
     /// <summary>What an Authorization header value holds.</summary>
     private enum Credential
@@ -434,24 +483,25 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     {
         private readonly HashSet<string> _keyIds = new(StringComparer.Ordinal);
 
-        public KeySnapshot(OpenIdConnectConfiguration? configuration, List<SecurityKey> keys, TokenValidationParameters parameters)
+        public KeySnapshot(OpenIdConnectConfiguration? configuration, List<SecurityKey> keys, TokenValidationParameters parameters, TokenValidationParameters? keylessParameters)
         {
             Configuration = configuration;
             Parameters = parameters;
+            KeylessParameters = keylessParameters;
             foreach (var key in keys)
             {
-                if (string.IsNullOrEmpty(key.KeyId))
-                    HasKeylessKeys = true;
-                else
+                if (!string.IsNullOrEmpty(key.KeyId))
                     _keyIds.Add(key.KeyId);
             }
         }
 
         public OpenIdConnectConfiguration? Configuration { get; }
 
+        /// <summary>All the keys: the key a token's kid names, or every key for a token without a kid.</summary>
         public TokenValidationParameters Parameters { get; }
 
-        public bool HasKeylessKeys { get; }
+        /// <summary>The keys without a kid, for a token whose kid names none of the keys; <see langword="null"/> when there are none.</summary>
+        public TokenValidationParameters? KeylessParameters { get; }
 
         public bool Knows(string kid) => _keyIds.Contains(kid);
     }

@@ -78,6 +78,19 @@ internal sealed partial class RemoteKeySource
     }
 
     /// <summary>
+    /// How long until <see cref="GetAsync"/> tries to fetch the keys again after a failed first fetch: what is left of
+    /// <see cref="JwtIdentityOptions.KeyRefreshInterval"/> since the failure, at least 1 second.
+    /// </summary>
+    public TimeSpan RetryAfter
+    {
+        get
+        {
+            var left = TimeSpan.FromTicks(Interlocked.Read(ref _lastFailureTicks) + _refreshInterval.Ticks - _time.GetUtcNow().UtcTicks);
+            return left > TimeSpan.FromSeconds(1) ? left : TimeSpan.FromSeconds(1);
+        }
+    }
+
+    /// <summary>
     /// Refreshes the keys because a token named a <c>kid</c> that <paramref name="current"/> lacks, at most once per
     /// <see cref="JwtIdentityOptions.KeyRefreshInterval"/>. Joins a refresh in flight.
     /// </summary>
@@ -125,7 +138,7 @@ internal sealed partial class RemoteKeySource
         }
     }
 
-    [LoggerMessage(EventId = 4101, Level = LogLevel.Error, Message = "Signing keys could not be fetched from {Address}; tokens are rejected until they can be.")]
+    [LoggerMessage(EventId = 4101, Level = LogLevel.Error, Message = "Signing keys could not be fetched from {Address}; tokens no static key verifies are answered 503 until they can be.")]
     private static partial void LogKeysUnavailable(ILogger logger, string address, Exception exception);
 
     [LoggerMessage(EventId = 4102, Level = LogLevel.Information, Message = "A token names an unknown signing key; refreshing the keys from {Address}.")]

@@ -39,7 +39,7 @@ namespace Floodgate.AspNetCore.Middleware;
 public sealed class FloodgateMiddleware
 {
     private static readonly Meter Meter = new("Floodgate.AspNetCore");
-    private static readonly Counter<long> Unauthorized = Meter.CreateCounter<long>("floodgate.identity.rejections", "{request}", "Requests answered 401 by the identity step, by reason.");
+    private static readonly Counter<long> Unauthorized = Meter.CreateCounter<long>("floodgate.identity.rejections", "{request}", "Requests refused by the identity step, by reason: 401 (the RFC 6750 error, or anonymous) or 503 (unavailable).");
     private static readonly Counter<long> Banned = Meter.CreateCounter<long>("floodgate.bans.rejections", "{request}", "Requests rejected because their client IP is banned, by rule.");
     private static readonly Counter<long> BansStarted = Meter.CreateCounter<long>("floodgate.bans.started", "{ban}", "Bans started, by rule.");
 
@@ -110,7 +110,7 @@ public sealed class FloodgateMiddleware
 
                 if (!Admit(request, identity, settings))
                 {
-                    await UnauthorizedAsync(context, identity).ConfigureAwait(false);
+                    await RefuseAsync(context, identity).ConfigureAwait(false);
                     return;
                 }
             }
@@ -251,7 +251,8 @@ public sealed class FloodgateMiddleware
 
     /// <summary>
     /// Records <paramref name="identity"/> on <paramref name="request"/> when the request may go on with it (anonymous
-    /// callers keyed by client IP); <see langword="false"/>, recording nothing, when it is to be answered 401.
+    /// callers keyed by client IP); <see langword="false"/>, recording nothing, when it is to be answered 401 (or 503
+    /// when the credentials cannot be checked now).
     /// </summary>
     private static bool Admit(HttpRequestContext request, in IdentityResult identity, GateSettings settings)
     {
@@ -260,7 +261,7 @@ public sealed class FloodgateMiddleware
             case IdentityStatus.Valid:
                 request.SetIdentity(identity);
                 return true;
-            case IdentityStatus.Invalid:
+            case IdentityStatus.Invalid or IdentityStatus.Unavailable:
                 return false;
         }
 
@@ -278,13 +279,20 @@ public sealed class FloodgateMiddleware
         return true;
     }
 
-    /// <summary>Answers 401 the request whose <paramref name="identity"/> was not admitted.</summary>
-    private static Task UnauthorizedAsync(HttpContext context, in IdentityResult identity)
+    /// <summary>
+    /// Answers the request whose <paramref name="identity"/> was not admitted: 401, or 503 with <c>Retry-After</c> when
+    /// its credentials cannot be checked now.
+    /// </summary>
+    private static Task RefuseAsync(HttpContext context, in IdentityResult identity)
     {
-        if (identity.Status == IdentityStatus.Invalid)
+        switch (identity.Status)
         {
-            Unauthorized.Add(1, new KeyValuePair<string, object?>("reason", identity.Error));
-            return RateLimitResponses.WriteUnauthorizedAsync(context, identity.Error ?? "invalid_token", identity.ErrorDescription);
+            case IdentityStatus.Invalid:
+                Unauthorized.Add(1, new KeyValuePair<string, object?>("reason", identity.Error));
+                return RateLimitResponses.WriteUnauthorizedAsync(context, identity.Error ?? "invalid_token", identity.ErrorDescription);
+            case IdentityStatus.Unavailable:
+                Unauthorized.Add(1, new KeyValuePair<string, object?>("reason", "unavailable"));
+                return RateLimitResponses.WriteIdentityUnavailableAsync(context, identity.ErrorDescription, identity.RetryAfter);
         }
 
         Unauthorized.Add(1, new KeyValuePair<string, object?>("reason", "anonymous"));

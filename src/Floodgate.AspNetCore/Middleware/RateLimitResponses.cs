@@ -123,6 +123,18 @@ public static class RateLimitResponses
         return WriteProblemAsync(context, StatusCodes.Status401Unauthorized, "Unauthorized", detail, null, "identity", null);
     }
 
+    /// <summary>
+    /// Answers 503 a request whose credentials cannot be checked now (the identity provider's keys are unavailable), with
+    /// <c>Retry-After</c> and a problem details body naming the cause; no <c>WWW-Authenticate</c>, since the credentials
+    /// were not found wrong.
+    /// </summary>
+    internal static Task WriteIdentityUnavailableAsync(HttpContext context, string? description, TimeSpan retryAfter)
+    {
+        var seconds = Math.Max(1, CeilingSeconds(retryAfter));
+        var detail = string.Create(CultureInfo.InvariantCulture, $"The bearer token cannot be checked now ({description ?? "identity unavailable"}); retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}.");
+        return WriteProblemAsync(context, StatusCodes.Status503ServiceUnavailable, "Service Unavailable", detail, null, "identity", seconds);
+    }
+
     private static async Task WriteProblemAsync(HttpContext context, int status, string title, string detail, string? rule, string tier, long? retryAfter)
     {
         var response = context.Response;

@@ -24,7 +24,7 @@ internal static class IdentityFactory
         }
     }
 
-    /// <exception cref="PolicyException">A key file cannot be read.</exception>
+    /// <exception cref="PolicyException">A key file cannot be read, or holds no usable key; the message names the file.</exception>
     public static JwtIdentityOptions ToOptions(JwtPolicy jwt)
     {
         ArgumentNullException.ThrowIfNull(jwt);
@@ -58,6 +58,10 @@ internal static class IdentityFactory
             options.Algorithms.Add(algorithm);
         }
 
+        // Each file is checked on its own with the resolver's readers, so that a message names the file (and, in a PEM
+        // file of several blocks, the block); the resolver then finds nothing left to refuse in them.
+        var errors = new List<string>();
+        var keys = new List<Microsoft.IdentityModel.Tokens.SecurityKey>();
         foreach (var file in jwt.KeyFiles)
         {
             string text;
@@ -70,6 +74,7 @@ internal static class IdentityFactory
                 throw new PolicyException([new PolicyError("policy", 0, 0, "identity.jwt.keys", $"the key file '{file}' cannot be read: {e.Message}")]);
             }
 
+            var source = $"key file '{file}'";
             if (text.TrimStart().StartsWith('{'))
             {
                 if (options.JsonWebKeySet is not null)
@@ -77,12 +82,19 @@ internal static class IdentityFactory
                     throw new PolicyException([new PolicyError("policy", 0, 0, "identity.jwt.keys", $"'{file}' is a second JWKS file; put every JSON key in one JWKS file (PEM files may be several).")]);
                 }
 
+                StaticKeys.LoadJsonWebKeySet(text, source, keys, errors);
                 options.JsonWebKeySet = text;
             }
             else
             {
+                StaticKeys.LoadPem(text, source, keys, errors);
                 options.PublicKeysPem.Add(text);
             }
+        }
+
+        if (errors.Count > 0)
+        {
+            throw new PolicyException([.. errors.Select(e => new PolicyError("policy", 0, 0, "identity.jwt.keys", e))]);
         }
 
         return options;

@@ -38,15 +38,13 @@ public sealed partial class RateLimitEngine
 
     private static readonly string[] TierNames = ["edge", "user", "service", "global"];
     private static readonly Meter SharedMeter = new(MeterName);
-    private static readonly Limit LogLimit = Limit.Gcra(new Rate(LogsPerSecond, 1, RateUnit.Second), LogBurst);
 
     private readonly IRateLimitStore _store;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Counter<long> _decisions;
     private RateLimitPolicy _policy;
-    private long _logTat;
-    private long _suppressedLogs;
+    private readonly LogBudget _logBudget;
 
     /// <summary>Creates an engine.</summary>
     /// <param name="policy">The rules.</param>
@@ -62,6 +60,7 @@ public sealed partial class RateLimitEngine
         _store = store;
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger ?? (ILogger)NullLogger.Instance;
+        _logBudget = new LogBudget(_time);
         var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
         _decisions = meter.CreateCounter<long>("floodgate.decisions", "{decision}", "Rate limit decisions by tier, rule and outcome.");
     }
@@ -400,24 +399,11 @@ public sealed partial class RateLimitEngine
         }
 
         // The log budget is itself a token bucket, so a flood of rejections cannot flood the logs.
-        var now = (_time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
-        while (true)
+        if (!_logBudget.TryTake(out var suppressed))
         {
-            var tat = Volatile.Read(ref _logTat);
-            var outcome = LimitMath.Gcra(LogLimit, new LimitState(tat, 0, 0), now, 1, out var next);
-            if (!outcome.IsAllowed)
-            {
-                Interlocked.Increment(ref _suppressedLogs);
-                return;
-            }
-
-            if (Interlocked.CompareExchange(ref _logTat, next.A, tat) == tat)
-            {
-                break;
-            }
+            return;
         }
 
-        var suppressed = Interlocked.Exchange(ref _suppressedLogs, 0);
         var identity = request.Subject ?? request.ClientIp?.ToString() ?? "anonymous";
         var retry = decision.IsPermanent ? "never" : decision.RetryAfter.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
         if (decision.IsShadowed)

@@ -39,6 +39,8 @@ public sealed class JwtIdentityOptionsTests
     [InlineData("symmetric jwk", "JwtIdentityOptions.JsonWebKeySet: contains a symmetric key")]
     [InlineData("bad pem", "JwtIdentityOptions.PublicKeysPem[0]: not a PEM document")]
     [InlineData("private pem", "JwtIdentityOptions.PublicKeysPem[0]: is a private key")]
+    [InlineData("private pem in a bundle", "JwtIdentityOptions.PublicKeysPem[0] (PEM block 2): is a private key")]
+    [InlineData("bad key in a bundle", "JwtIdentityOptions.PublicKeysPem[0] (PEM block 1): not a valid RSA or EC public key")]
     [InlineData("skew", "JwtIdentityOptions.ClockSkew: must be between 0 and 5 minutes")]
     [InlineData("refresh interval", "JwtIdentityOptions.KeyRefreshInterval: must be at least 2 seconds")]
     [InlineData("automatic refresh", "JwtIdentityOptions.KeyAutomaticRefreshInterval: must be at least 5 minutes")]
@@ -67,6 +69,8 @@ public sealed class JwtIdentityOptionsTests
             case "symmetric jwk": options.JsonWebKeySet = """{"keys":[{"kty":"oct","kid":"s","use":"sig","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}]}"""; break;
             case "bad pem": options.PublicKeysPem.Add("not a pem"); break;
             case "private pem": options.PublicKeysPem.Add(TestIdentityProvider.PooledRsa(32).ExportPkcs8PrivateKeyPem()); break;
+            case "private pem in a bundle": options.PublicKeysPem.Add(TestIdentityProvider.PooledRsa(32).ExportSubjectPublicKeyInfoPem() + "\n" + TestIdentityProvider.PooledRsa(33).ExportPkcs8PrivateKeyPem()); break;
+            case "bad key in a bundle": options.PublicKeysPem.Add("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n" + TestIdentityProvider.PooledRsa(32).ExportSubjectPublicKeyInfoPem()); break;
             case "skew": options.ClockSkew = TimeSpan.FromHours(1); break;
             case "refresh interval": options.KeyRefreshInterval = TimeSpan.FromMilliseconds(100); break;
             case "automatic refresh": options.KeyAutomaticRefreshInterval = TimeSpan.FromSeconds(10); break;

@@ -1,7 +1,10 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Floodgate.AspNetCore.Identity;
+using Floodgate.Engine;
 using Floodgate.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -134,6 +137,41 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
 
         Assert.Equal(IdentityStatus.Invalid, result.Status);
         Assert.Equal(IdentityErrors.NoExpiry, result.ErrorDescription);
+    }
+
+    [Theory]
+    [InlineData("""["urn:example:unknown"]""")]
+    [InlineData("""["b64"]""")]
+    [InlineData("""[]""")]
+    [InlineData("\"exp\"")]
+    public async Task A_token_with_a_critical_header_parameter_is_refused_since_none_is_understood(string crit)
+    {
+        // RFC 7515 section 4.1.11: a recipient must refuse a JWS whose crit names an extension it does not understand.
+        var handler = new Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler();
+        var now = _time.GetUtcNow().UtcDateTime;
+        var token = handler.CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = _idp.Issuer,
+            Audience = TestIdentityProvider.DefaultAudience,
+            IssuedAt = now,
+            NotBefore = now,
+            Expires = now.AddHours(1),
+            Claims = new Dictionary<string, object> { ["sub"] = "alice" },
+            AdditionalHeaderClaims = new Dictionary<string, object>
+            {
+                ["crit"] = System.Text.Json.JsonDocument.Parse(crit).RootElement.Clone(),
+                ["urn:example:unknown"] = true,
+                ["b64"] = true,
+            },
+            SigningCredentials = _idp.CredentialsFor(TestIdentityProvider.RsaKeyId),
+        });
+        var resolver = Resolver();
+
+        var result = await Resolve(resolver, "Bearer " + token);
+
+        Assert.Equal(IdentityStatus.Invalid, result.Status);
+        Assert.Equal(IdentityErrors.UnsupportedCritical, result.ErrorDescription);
+        Assert.Equal(0, resolver.SignatureChecks);
     }
 
     [Fact]
@@ -451,22 +489,189 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task An_identity_provider_outage_rejects_tokens_without_a_fetch_per_request()
+    public async Task A_PEM_bundle_yields_every_public_key_and_certificate_in_it()
+    {
+        var rsa = TestIdentityProvider.PooledRsa(33);
+        var rsaTraditional = TestIdentityProvider.PooledRsa(34);
+        var rsaCertified = TestIdentityProvider.PooledRsa(35);
+        using var ec = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var ecCertified = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var keys = rsa.ExportSubjectPublicKeyInfoPem() + "\n" + ec.ExportSubjectPublicKeyInfoPem() + "\n" + rsaTraditional.ExportRSAPublicKeyPem() + "\n";
+
+        // A certificate bundle as tools write it, with text between the blocks.
+        var certificates = "subject=CN=one\n" + SelfSigned(rsaCertified) + "\nsubject=CN=two\n" + SelfSigned(ecCertified) + "\n";
+        var resolver = Resolver(o =>
+        {
+            o.Authority = null;
+            o.PublicKeysPem.Add(keys);
+            o.PublicKeysPem.Add(certificates);
+            o.Issuers.Add(_idp.Issuer);
+        });
+        var now = _time.GetUtcNow();
+        SigningCredentials[] signers =
+        [
+            new(new RsaSecurityKey(rsa) { KeyId = "first" }, SecurityAlgorithms.RsaSha256),
+            new(new ECDsaSecurityKey(ec) { KeyId = "second" }, SecurityAlgorithms.EcdsaSha256),
+            new(new RsaSecurityKey(rsaTraditional), SecurityAlgorithms.RsaSha256),
+            new(new RsaSecurityKey(rsaCertified) { KeyId = "from-the-idp" }, SecurityAlgorithms.RsaSha256),
+            new(new ECDsaSecurityKey(ecCertified), SecurityAlgorithms.EcdsaSha256),
+        ];
+
+        for (var i = 0; i < signers.Length; i++)
+        {
+            var result = await Resolve(resolver, "Bearer " + _idp.Sign(signers[i], $"user-{i}", now));
+            Assert.True(result.Status == IdentityStatus.Valid, $"signer {i}: {result.ErrorDescription}");
+            Assert.Equal($"user-{i}", result.Subject);
+        }
+    }
+
+    [Fact]
+    public async Task A_certificate_is_tried_for_a_token_of_any_kid()
+    {
+        // A certificate carries no kid; its thumbprint must not become one that tokens would have to name.
+        var rsa = TestIdentityProvider.PooledRsa(36);
+        var resolver = Resolver(o =>
+        {
+            o.Authority = null;
+            o.PublicKeysPem.Add(SelfSigned(rsa));
+            o.Issuers.Add(_idp.Issuer);
+        });
+
+        var result = await Resolve(resolver, "Bearer " + _idp.Sign(new SigningCredentials(new RsaSecurityKey(rsa) { KeyId = "idp-key-7" }, SecurityAlgorithms.RsaSha256), now: _time.GetUtcNow()));
+
+        Assert.True(result.Status == IdentityStatus.Valid, result.ErrorDescription);
+    }
+
+    [Fact]
+    public async Task A_token_naming_an_unknown_kid_is_checked_only_against_the_keys_without_a_kid()
+    {
+        var pemKey = (ECDsaSecurityKey)_idp.AddEcKey("pem-only", publish: false);
+        var jwks = _idp.JwksJson();
+        var resolver = Resolver(o =>
+        {
+            o.Authority = null;
+            o.JsonWebKeySet = jwks;
+            o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only"));
+            o.Issuers.Add(_idp.Issuer);
+        });
+        var now = _time.GetUtcNow();
+        var published = ((RsaSecurityKey)_idp.CredentialsFor(TestIdentityProvider.RsaKeyId).Key).Rsa;
+
+        // A key without a kid (PEM) verifies a token of any kid: issuers put their own kids in tokens.
+        var anyKid = await Resolve(resolver, "Bearer " + _idp.Sign(new SigningCredentials(new ECDsaSecurityKey(pemKey.ECDsa) { KeyId = "idp-key-9" }, SecurityAlgorithms.EcdsaSha256), "alice", now));
+
+        // A key with a kid is tried only for a token naming it: signed with rsa-1 but naming an unknown kid, the
+        // token is checked against the PEM key alone, and refused.
+        var misnamed = await Resolve(resolver, "Bearer " + _idp.Sign(new SigningCredentials(new RsaSecurityKey(published) { KeyId = "forged" }, SecurityAlgorithms.RsaSha256), "bob", now));
+        var named = await Resolve(resolver, "Bearer " + _idp.Sign(new SigningCredentials(new RsaSecurityKey(published) { KeyId = TestIdentityProvider.RsaKeyId }, SecurityAlgorithms.RsaSha256), "carol", now));
+        var unnamed = await Resolve(resolver, "Bearer " + _idp.Sign(new SigningCredentials(new RsaSecurityKey(published), SecurityAlgorithms.RsaSha256), "dave", now));
+
+        Assert.True(anyKid.Status == IdentityStatus.Valid, anyKid.ErrorDescription);
+        Assert.Equal(IdentityStatus.Invalid, misnamed.Status);
+        Assert.Equal(IdentityErrors.BadSignature, misnamed.ErrorDescription);
+        Assert.Equal("carol", named.Subject);
+        Assert.Equal("dave", unnamed.Subject);
+    }
+
+    [Fact]
+    public async Task An_identity_provider_outage_answers_unavailable_with_a_retry_time_without_a_fetch_per_request()
     {
         _idp.Failing = true;
         var resolver = Resolver();
         var header = "Bearer " + _idp.CreateToken(now: _time.GetUtcNow());
 
         var first = await Resolve(resolver, header);
+        _time.Advance(TimeSpan.FromSeconds(10));
         var second = await Resolve(resolver, header);
 
+        // Not invalid: the token may well be good, and a client told invalid_token would throw it away.
+        Assert.Equal(IdentityStatus.Unavailable, first.Status);
+        Assert.Null(first.Error);
         Assert.Equal(IdentityErrors.KeysUnavailable, first.ErrorDescription);
-        Assert.Equal(IdentityErrors.KeysUnavailable, second.ErrorDescription);
+        Assert.Equal(TimeSpan.FromSeconds(30), first.RetryAfter);
+        Assert.Equal(IdentityStatus.Unavailable, second.Status);
+        Assert.Equal(TimeSpan.FromSeconds(20), second.RetryAfter);
         Assert.Equal(1, _idp.DiscoveryRequests);
+        Assert.False(resolver.TryResolveCached(Context(header), out _));
 
         _idp.Failing = false;
-        _time.Advance(TimeSpan.FromSeconds(31));
+        _time.Advance(TimeSpan.FromSeconds(21));
         Assert.Equal(IdentityStatus.Valid, (await Resolve(resolver, header)).Status);
+    }
+
+    [Fact]
+    public async Task Static_keys_validate_while_the_remote_keys_are_unavailable()
+    {
+        _idp.AddEcKey("pem-only", publish: false);
+        _idp.Failing = true;
+        var resolver = Resolver(o => o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only")));
+        var now = _time.GetUtcNow();
+
+        var fromPem = await Resolve(resolver, "Bearer " + _idp.CreateToken("pem-only", "alice", now));
+        var fromProvider = await Resolve(resolver, "Bearer " + _idp.CreateToken(TestIdentityProvider.RsaKeyId, "bob", now));
+        var expired = await Resolve(resolver, "Bearer " + _idp.CreateToken("pem-only", "carol", now - TimeSpan.FromHours(2), lifetime: TimeSpan.FromHours(1)));
+
+        Assert.True(fromPem.Status == IdentityStatus.Valid, fromPem.ErrorDescription);
+        Assert.Equal("alice", fromPem.Subject);
+
+        // Only the provider's keys could tell whether this one is good: it is unavailable, not invalid.
+        Assert.Equal(IdentityStatus.Unavailable, fromProvider.Status);
+        Assert.Equal(IdentityErrors.KeysUnavailable, fromProvider.ErrorDescription);
+
+        // A static key verified this one, so its other defects are known: it is invalid.
+        Assert.Equal(IdentityStatus.Invalid, expired.Status);
+        Assert.Equal(IdentityErrors.Expired, expired.ErrorDescription);
+
+        // Once the provider is back, its keys and the static ones both validate.
+        _idp.Failing = false;
+        _time.Advance(TimeSpan.FromSeconds(31));
+        Assert.Equal("bob", (await Resolve(resolver, "Bearer " + _idp.CreateToken(TestIdentityProvider.RsaKeyId, "bob", _time.GetUtcNow()))).Subject);
+        Assert.Equal("dave", (await Resolve(resolver, "Bearer " + _idp.CreateToken("pem-only", "dave", _time.GetUtcNow()))).Subject);
+    }
+
+    [Fact]
+    public async Task While_the_discovered_issuer_is_unknown_a_static_key_token_of_another_issuer_is_unavailable()
+    {
+        // Without configured issuers the valid issuer comes from discovery (and the authority itself): during an outage
+        // only the authority is known, so a token naming another issuer cannot be judged yet.
+        _idp.AddEcKey("pem-only", publish: false);
+        _idp.Failing = true;
+        var resolver = Resolver(o => o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only")));
+        var now = _time.GetUtcNow();
+
+        var other = await Resolve(resolver, "Bearer " + _idp.CreateToken("pem-only", "alice", now, issuer: _idp.Issuer + "/"));
+        var authority = await Resolve(resolver, "Bearer " + _idp.CreateToken("pem-only", "bob", now));
+
+        Assert.Equal(IdentityStatus.Unavailable, other.Status);
+        Assert.Equal("bob", authority.Subject);
+
+        // With configured issuers, the issuer check needs no provider: a wrong one is invalid.
+        var configured = Resolver(o =>
+        {
+            o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only"));
+            o.Issuers.Add(_idp.Issuer);
+        });
+        var wrong = await Resolve(configured, "Bearer " + _idp.CreateToken("pem-only", "carol", now, issuer: _idp.Issuer + "/"));
+        Assert.Equal(IdentityErrors.WrongIssuer, wrong.ErrorDescription);
+    }
+
+    [Fact]
+    public async Task Rejections_are_logged_within_the_engine_s_log_budget_and_the_rest_are_counted()
+    {
+        var logs = new ListLogger();
+        var resolver = Resolver(logger: logs);
+
+        for (var i = 0; i < 200; i++)
+            Assert.Equal(IdentityStatus.Invalid, (await Resolve(resolver, "Bearer not-a-jwt")).Status);
+
+        Assert.Equal(RateLimitEngine.LogBurst, logs.Rejections.Count);
+        Assert.All(logs.Rejections, line => Assert.Equal("Bearer token rejected: malformed (0 earlier rejections not logged).", line));
+
+        // A second later the budget has refilled by LogsPerSecond lines; the first one reports what was left out.
+        _time.Advance(TimeSpan.FromSeconds(1));
+        await Resolve(resolver, "Bearer not-a-jwt");
+        Assert.Equal(RateLimitEngine.LogBurst + 1, logs.Rejections.Count);
+        Assert.Equal($"Bearer token rejected: malformed ({200 - RateLimitEngine.LogBurst} earlier rejections not logged).", logs.Rejections[^1]);
     }
 
     [Fact]
@@ -534,12 +739,12 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         await app.StopAsync();
     }
 
-    private JwtIdentityResolver Resolver(Action<JwtIdentityOptions>? configure = null)
+    private JwtIdentityResolver Resolver(Action<JwtIdentityOptions>? configure = null, ILogger<JwtIdentityResolver>? logger = null)
     {
         var options = new JwtIdentityOptions { Authority = _idp.Authority, RequireHttpsMetadata = false };
         options.Audiences.Add(TestIdentityProvider.DefaultAudience);
         configure?.Invoke(options);
-        var resolver = new JwtIdentityResolver(Options.Create(options), _time);
+        var resolver = new JwtIdentityResolver(Options.Create(options), _time, logger);
         _disposables.Add(resolver);
         return resolver;
     }
@@ -557,6 +762,47 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
 
     private static Dictionary<string, object> Claims(params (string Name, object Value)[] claims) =>
         claims.ToDictionary(c => c.Name, c => c.Value, StringComparer.Ordinal);
+
+    /// <summary>A self-signed certificate for <paramref name="key"/>, in PEM.</summary>
+    private string SelfSigned(AsymmetricAlgorithm key)
+    {
+        var now = _time.GetUtcNow();
+        var request = key switch
+        {
+            RSA rsa => new CertificateRequest("CN=floodgate-test", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1),
+            ECDsa ec => new CertificateRequest("CN=floodgate-test", ec, HashAlgorithmName.SHA256),
+            _ => throw new ArgumentOutOfRangeException(nameof(key)),
+        };
+        using var certificate = request.CreateSelfSigned(now.AddDays(-1), now.AddDays(1));
+        return certificate.ExportCertificatePem();
+    }
+
+    /// <summary>Keeps the resolver's Debug-and-above log lines.</summary>
+    private sealed class ListLogger : ILogger<JwtIdentityResolver>
+    {
+        private readonly List<(EventId Event, string Message)> _lines = [];
+
+        /// <summary>The messages of the rejection lines (event 4100).</summary>
+        public List<string> Rejections
+        {
+            get
+            {
+                lock (_lines)
+                    return [.. _lines.Where(l => l.Event.Id == 4100).Select(l => l.Message)];
+            }
+        }
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (_lines)
+                _lines.Add((eventId, formatter(state, exception)));
+        }
+    }
 
     /// <summary>An RSA key the provider never had.</summary>
     private static RsaSecurityKey NewRsaKey(string kid) => new(TestIdentityProvider.PooledRsa(32)) { KeyId = kid };
