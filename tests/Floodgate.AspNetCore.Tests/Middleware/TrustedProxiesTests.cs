@@ -57,6 +57,34 @@ public sealed class TrustedProxiesTests
         Assert.Contains("10.0.0.0/33", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("::ffff:10.0.0.0/104", "10.0.0.0/8")]
+    [InlineData("::ffff:10.0.0.5", "10.0.0.5/32")]
+    [InlineData("::ffff:10.0.0.5/128", "10.0.0.5/32")]
+    [InlineData("::ffff:0:0/96", "0.0.0.0/0")]
+    [InlineData("::ffff:192.168.1.0/120", "192.168.1.0/24")]
+    public void An_ipv4_mapped_range_is_the_ipv4_range_it_maps(string range, string expected)
+    {
+        Assert.Equal(IPNetwork.Parse(expected), TrustedProxies.ParseRange(range));
+
+        // Peers are compared as IPv4 whichever socket they came through, so the mapped range trusts both forms.
+        var proxies = new TrustedProxies([range]);
+        var inside = IPNetwork.Parse(expected).BaseAddress;
+        Assert.True(proxies.IsTrusted(inside));
+        Assert.True(proxies.IsTrusted(inside.MapToIPv6()));
+        Assert.Equal(IPAddress.Parse("203.0.113.9"), proxies.ResolveClient(inside.MapToIPv6(), new StringValues("203.0.113.9")));
+    }
+
+    [Theory]
+    [InlineData("::ffff:10.0.0.0/80")]
+    [InlineData("::ffff:10.0.0.0/95")]
+    public void An_ipv4_mapped_range_shorter_than_96_bits_is_refused(string range)
+    {
+        var error = Assert.Throws<FormatException>(() => TrustedProxies.ParseRange(range));
+        Assert.Contains(range, error.Message, StringComparison.Ordinal);
+        Assert.Contains("/96", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_client_sent_forwarded_header_is_ignored_when_the_proxies_write_x_forwarded_for()
     {
