@@ -12,6 +12,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Floodgate.AspNetCore.Tests.Middleware;
@@ -90,6 +91,26 @@ public sealed class MiddlewareTests
         options.Bans["nope"] = TimeSpan.FromSeconds(10);
         var error = Assert.Throws<ArgumentException>(options.Validate);
         Assert.Contains("Bans", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Invalid_options_stop_the_host_at_start_with_the_reason(bool useMiddleware)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.Services.AddFloodgate(o => o.Bans["nope"] = TimeSpan.FromSeconds(10));
+        await using var app = builder.Build();
+        if (useMiddleware)
+        {
+            app.UseFloodgate();
+        }
+
+        app.MapGet("/", () => "hi");
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        Assert.Contains("FloodgateOptions.Bans: 'nope' is not an edge rule of the policy", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
