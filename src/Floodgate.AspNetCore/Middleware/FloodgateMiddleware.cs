@@ -87,7 +87,7 @@ public sealed class FloodgateMiddleware
         RateLimitResult edge = default;
         if (edgeFirst)
         {
-            edge = await EvaluateAsync(engine, request, RateLimitTier.Edge, RateLimitTier.Edge, gates, gateCount, aborted).ConfigureAwait(false);
+            edge = await EvaluateAsync(engine, settings, request, RateLimitTier.Edge, RateLimitTier.Edge, gates, gateCount, aborted).ConfigureAwait(false);
             gates = null;
             if (!edge.IsAllowed)
             {
@@ -116,7 +116,7 @@ public sealed class FloodgateMiddleware
             }
 
             var first = admitted ? RateLimitTier.Edge : RateLimitTier.User;
-            var rest = await EvaluateAsync(engine, request, first, RateLimitTier.Global, gates, gateCount, aborted).ConfigureAwait(false);
+            var rest = await EvaluateAsync(engine, settings, request, first, RateLimitTier.Global, gates, gateCount, aborted).ConfigureAwait(false);
             var result = edgeFirst ? RateLimitResult.Combine(edge, rest) : rest;
             held = result;
             if (!result.IsAllowed)
@@ -182,17 +182,20 @@ public sealed class FloodgateMiddleware
         throw new InvalidOperationException($"No ban made gate {index}.");
     }
 
-    /// <summary>Evaluates the tiers, after the ban probes when there are any, and returns the probes' array to the pool.</summary>
-    private static async ValueTask<RateLimitResult> EvaluateAsync(RateLimitEngine engine, HttpRequestContext request, RateLimitTier first, RateLimitTier last, RateLimitCheck[]? gates, int count, CancellationToken aborted)
+    /// <summary>
+    /// Evaluates the tiers on the policy of <paramref name="settings"/> (the one the request started with, whatever a
+    /// reload has put in force since), after the ban probes when there are any, and returns the probes' array to the pool.
+    /// </summary>
+    private static async ValueTask<RateLimitResult> EvaluateAsync(RateLimitEngine engine, GateSettings settings, HttpRequestContext request, RateLimitTier first, RateLimitTier last, RateLimitCheck[]? gates, int count, CancellationToken aborted)
     {
         if (gates is null)
         {
-            return await engine.EvaluateAsync(request, first, last, aborted).ConfigureAwait(false);
+            return await engine.EvaluateAsync(settings.Policy, request, first, last, ReadOnlyMemory<RateLimitCheck>.Empty, aborted).ConfigureAwait(false);
         }
 
         try
         {
-            return await engine.EvaluateAsync(request, first, last, gates.AsMemory(0, count), aborted).ConfigureAwait(false);
+            return await engine.EvaluateAsync(settings.Policy, request, first, last, gates.AsMemory(0, count), aborted).ConfigureAwait(false);
         }
         finally
         {

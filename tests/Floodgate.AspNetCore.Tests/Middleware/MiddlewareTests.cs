@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Claims;
 using Floodgate.AspNetCore.Endpoints;
+using Floodgate.AspNetCore.Identity;
 using Floodgate.AspNetCore.Middleware;
 using Floodgate.Limits;
 using Floodgate.Rules;
@@ -137,6 +138,44 @@ public sealed class MiddlewareTests
     }
 
     [Fact]
+    public async Task A_reload_in_the_middle_of_a_request_does_not_split_it_across_two_policies()
+    {
+        // The identity is looked up after the middleware read the settings in force and before the engine decides: a
+        // reload landing there must not have the engine decide on the new policy while the bans come from the old one.
+        static FloodgateOptions Options()
+        {
+            var options = new FloodgateOptions { Policy = new RateLimitPolicy([new RateLimitRule("ip-flood", RateLimitTier.Edge, Limit.Gcra(Rate.Parse("1/min")))]) };
+            options.Bans["ip-flood"] = TimeSpan.FromHours(1);
+            return options;
+        }
+
+        var resolver = new AnonymousResolver { ReloadOnCall = 2 };
+        await using var app = await TestApp.StartAsync(
+            o =>
+            {
+                o.Policy = Options().Policy;
+                o.Bans["ip-flood"] = TimeSpan.FromHours(1);
+            },
+            a => a.MapGet("/", () => "hi"),
+            services: s => s.AddSingleton<IIdentityResolver>(resolver));
+        var gate = app.App.Services.GetRequiredService<FloodgateGate>();
+        resolver.OnCachedLookup = () => gate.Apply(Options());
+
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(new Uri("/", UriKind.Relative))).StatusCode);
+
+        // Over the edge rule while the reload lands: rejected, and the rule's ban starts.
+        using (var over = await app.Client.GetAsync(new Uri("/", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, over.StatusCode);
+            Assert.Contains("is over its limit", await over.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        using var banned = await app.Client.GetAsync(new Uri("/", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.TooManyRequests, banned.StatusCode);
+        Assert.Contains("is banned", await banned.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Rule_names_that_cannot_go_in_a_header_are_refused()
     {
         var options = new FloodgateOptions
@@ -180,24 +219,8 @@ public sealed class MiddlewareTests
         Assert.True(store.Failures > 0);
     }
 
-    private static async Task<TestApp> StartAsync(Action<FloodgateOptions> configure, Action<WebApplication> map, Action<WebApplication>? before = null, IRateLimitStore? store = null)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        builder.Services.AddSingleton<TimeProvider>(time);
-        builder.Services.AddSingleton<IRateLimitStore>(store ?? new MemoryStore(null, time));
-        builder.Services.AddFloodgate(configure);
-        var app = builder.Build();
-        before?.Invoke(app);
-        app.UseRouting();
-        app.UseFloodgate();
-        map(app);
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new TestApp(app, new HttpClient { BaseAddress = new Uri(address) });
-    }
+    private static Task<TestApp> StartAsync(Action<FloodgateOptions> configure, Action<WebApplication> map, Action<WebApplication>? before = null, IRateLimitStore? store = null) =>
+        TestApp.StartAsync(configure, map, before, store);
 
     /// <summary>A store that, while down, answers checks of one limit amount as a closed failure mode would.</summary>
     private sealed class OutageStore(MemoryStore inner, long failingAmount) : IRateLimitStore
@@ -236,13 +259,26 @@ public sealed class MiddlewareTests
         public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(check, leaseId, cancellationToken);
     }
 
-    private sealed record TestApp(WebApplication App, HttpClient Client) : IAsyncDisposable
+    /// <summary>Answers every request as anonymous, from the cache; runs <see cref="OnCachedLookup"/> first, once.</summary>
+    private sealed class AnonymousResolver : IIdentityResolver
     {
-        public async ValueTask DisposeAsync()
+        private int _calls;
+
+        public int ReloadOnCall { get; set; } = -1;
+
+        public Action? OnCachedLookup { get; set; }
+
+        public ValueTask<IdentityResult> ResolveAsync(HttpContext context, CancellationToken cancellationToken) => new(IdentityResult.Anonymous);
+
+        public bool TryResolveCached(HttpContext context, out IdentityResult identity)
         {
-            Client.Dispose();
-            await App.StopAsync();
-            await App.DisposeAsync();
+            if (Interlocked.Increment(ref _calls) == ReloadOnCall)
+            {
+                OnCachedLookup?.Invoke();
+            }
+
+            identity = IdentityResult.Anonymous;
+            return true;
         }
     }
 }
