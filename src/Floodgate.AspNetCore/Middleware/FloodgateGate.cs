@@ -21,7 +21,8 @@ public sealed class FloodgateGate
     private GateSettings _settings;
     private FloodgateOptions _options;
     private IReadOnlyList<EndpointRule> _endpointRules = [];
-    private int _endpointsAttached;
+    private bool _endpointsAttached;
+    private Exception? _attachFailure;
 
     /// <summary>Creates the gate with the options' settings in force.</summary>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
@@ -58,18 +59,72 @@ public sealed class FloodgateGate
             Volatile.Write(ref _options, options);
             Volatile.Write(ref _settings, settings);
             Engine.UpdatePolicy(settings.Policy);
+
+            // The endpoint rules may fit the new options where they did not fit the old (a policy rule renamed): the
+            // next request tries them again.
+            _attachFailure = null;
         }
     }
 
-    /// <summary>Adds the rules attached to <paramref name="endpoints"/> with <c>WithFloodgateRule</c>. Done once, by the middleware.</summary>
+    /// <summary>
+    /// Adds the rules attached to <paramref name="endpoints"/> with <c>WithFloodgateRule</c>, once, before the first
+    /// request is decided: requests that arrive meanwhile wait, and none is decided without them.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">
+    /// The rules cannot be added (two of them would have one name, or a route Floodgate cannot match); every request gets the same exception until a
+    /// reload (<see cref="Apply"/>) makes them fit, as no request may go without the limits of its endpoint.
+    /// </exception>
     internal void AttachEndpoints(EndpointDataSource? endpoints)
     {
-        // Read first: the exchange is a full fence, too dear for every request.
-        if (endpoints is null || Volatile.Read(ref _endpointsAttached) != 0 || Interlocked.Exchange(ref _endpointsAttached, 1) != 0)
+        // A plain read: the lock is too dear for every request, and the flag is set only once the rules are in force.
+        if (endpoints is null || Volatile.Read(ref _endpointsAttached))
         {
             return;
         }
 
+        AttachEndpointsOnce(endpoints);
+    }
+
+    private void AttachEndpointsOnce(EndpointDataSource endpoints)
+    {
+        lock (_gate)
+        {
+            if (_endpointsAttached)
+            {
+                return;
+            }
+
+            if (_attachFailure is null)
+            {
+                try
+                {
+                    var rules = EndpointRules(endpoints);
+                    if (rules.Count > 0)
+                    {
+                        // Compiled first: the settings change only once every endpoint rule compiles with the options.
+                        var settings = Compile(_options, rules);
+                        _endpointRules = rules;
+                        Volatile.Write(ref _settings, settings);
+                        Engine.UpdatePolicy(settings.Policy);
+                    }
+
+                    Volatile.Write(ref _endpointsAttached, true);
+                    return;
+                }
+                catch (Exception e) when (e is ArgumentException or FormatException)
+                {
+                    // Deterministic: trying again would fail again, so every request gets the same answer.
+                    _attachFailure = e;
+                }
+            }
+
+            throw new InvalidOperationException(
+                $"Floodgate cannot apply the rules attached to the app's endpoints, so it decides no request: {_attachFailure.Message}", _attachFailure);
+        }
+    }
+
+    private static List<EndpointRule> EndpointRules(EndpointDataSource endpoints)
+    {
         var rules = new List<EndpointRule>();
         foreach (var endpoint in endpoints.Endpoints)
         {
@@ -86,19 +141,7 @@ public sealed class FloodgateGate
             }
         }
 
-        if (rules.Count == 0)
-        {
-            return;
-        }
-
-        lock (_gate)
-        {
-            // Compiled first: the endpoint rules are kept only once they compile with the options in force.
-            var settings = Compile(_options, rules);
-            _endpointRules = rules;
-            Volatile.Write(ref _settings, settings);
-            Engine.UpdatePolicy(settings.Policy);
-        }
+        return rules;
     }
 
     private static GateSettings Compile(FloodgateOptions options, IReadOnlyList<EndpointRule> endpointRules)
