@@ -20,6 +20,8 @@ public sealed class HttpRequestContext : IRequestContext
     private bool _clientIpResolved;
     private string? _routeTemplate;
     private bool _routeResolved;
+    private Endpoint? _endpoint;
+    private bool _endpointResolved;
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<RouteEndpoint, TemplateBox> Templates = [];
     private ClaimsIdentity? _claims;
 
@@ -53,11 +55,26 @@ public sealed class HttpRequestContext : IRequestContext
         {
             if (!_routeResolved)
             {
-                _routeTemplate = TemplateOf(_http.GetEndpoint());
+                _routeTemplate = TemplateOf(Endpoint);
                 _routeResolved = true;
             }
 
             return _routeTemplate;
+        }
+    }
+
+    /// <summary>The endpoint routing matched; <see langword="null"/> when it matched none.</summary>
+    internal Endpoint? Endpoint
+    {
+        get
+        {
+            if (!_endpointResolved)
+            {
+                _endpoint = _http.GetEndpoint();
+                _endpointResolved = true;
+            }
+
+            return _endpoint;
         }
     }
 

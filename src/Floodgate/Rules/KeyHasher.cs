@@ -151,7 +151,7 @@ internal static class KeyHasher
             KeyPartKind.Subject => request.Subject,
             KeyPartKind.Claim => request.GetClaim(part.Name!),
             KeyPartKind.Header => request.GetHeader(part.Name!),
-            KeyPartKind.Route => rule.Match.Route?.Template ?? request.RouteTemplate ?? request.Path,
+            KeyPartKind.Route => rule.Match.RouteKey ?? rule.Match.Route?.Template ?? request.RouteTemplate ?? request.Path,
             KeyPartKind.Method => request.Method,
             KeyPartKind.Path => request.Path,
             KeyPartKind.Host => request.Host,
