@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Claims;
 using Floodgate.AspNetCore.Endpoints;
+using Floodgate.AspNetCore.Http;
 using Floodgate.AspNetCore.Identity;
 using Floodgate.AspNetCore.Middleware;
 using Floodgate.Limits;
@@ -173,6 +174,78 @@ public sealed class MiddlewareTests
         using var banned = await app.Client.GetAsync(new Uri("/", UriKind.Relative));
         Assert.Equal(HttpStatusCode.TooManyRequests, banned.StatusCode);
         Assert.Contains("is banned", await banned.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(ForwardedHeader.XForwardedFor, null)] // the proxy names no client
+    [InlineData(ForwardedHeader.XForwardedFor, "unknown")]
+    [InlineData(ForwardedHeader.Forwarded, "for=unknown")]
+    [InlineData(ForwardedHeader.Forwarded, "for=_hidden")] // obfuscated
+    public async Task A_trusted_proxy_s_own_address_is_limited_but_never_banned(ForwardedHeader header, string? value)
+    {
+        // The test client connects from 127.0.0.1, the trusted proxy; a request naming no client resolves to it.
+        await using var app = await TestApp.StartAsync(
+            o =>
+            {
+                o.Policy = new RateLimitPolicy([new RateLimitRule("ip-flood", RateLimitTier.Edge, Limit.Gcra(Rate.Parse("1/min")))]);
+                o.Bans["ip-flood"] = TimeSpan.FromHours(1);
+                o.TrustedProxies.Add("127.0.0.0/8");
+                o.ForwardedHeader = header;
+            },
+            a => a.MapGet("/", () => "hi"));
+        var name = header == ForwardedHeader.Forwarded ? "Forwarded" : "X-Forwarded-For";
+
+        Assert.Equal(HttpStatusCode.OK, (await Send(value)).StatusCode);
+        using (var over = await Send(value))
+        {
+            // The edge rule still limits the proxy's address...
+            Assert.Equal(HttpStatusCode.TooManyRequests, over.StatusCode);
+            Assert.Contains("is over its limit", await over.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // ...but bans nobody: once the limit allows it again, so does the proxy, and so it does every client behind it.
+        app.Time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(HttpStatusCode.OK, (await Send(value)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Send(header == ForwardedHeader.Forwarded ? "for=203.0.113.5" : "203.0.113.5")).StatusCode);
+
+        async Task<HttpResponseMessage> Send(string? forwarded)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/", UriKind.Relative));
+            if (forwarded is not null)
+            {
+                request.Headers.Add(name, forwarded);
+            }
+
+            return await app.Client.SendAsync(request);
+        }
+    }
+
+    [Fact]
+    public async Task A_client_behind_a_trusted_proxy_is_still_banned()
+    {
+        await using var app = await TestApp.StartAsync(
+            o =>
+            {
+                o.Policy = new RateLimitPolicy([new RateLimitRule("ip-flood", RateLimitTier.Edge, Limit.Gcra(Rate.Parse("1/min")))]);
+                o.Bans["ip-flood"] = TimeSpan.FromHours(1);
+                o.TrustedProxies.Add("127.0.0.0/8");
+            },
+            a => a.MapGet("/", () => "hi"));
+
+        Assert.Equal(HttpStatusCode.OK, (await Send("203.0.113.5")).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await Send("203.0.113.5")).StatusCode);
+        app.Time.Advance(TimeSpan.FromMinutes(1));
+        using var banned = await Send("203.0.113.5");
+        Assert.Equal(HttpStatusCode.TooManyRequests, banned.StatusCode);
+        Assert.Contains("is banned", await banned.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await Send("203.0.113.6")).StatusCode);
+
+        async Task<HttpResponseMessage> Send(string client)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/", UriKind.Relative));
+            request.Headers.Add("X-Forwarded-For", client);
+            return await app.Client.SendAsync(request);
+        }
     }
 
     [Fact]
