@@ -273,10 +273,11 @@ public sealed class FloodgateMiddleware
             return false;
         }
 
-        // Anonymous callers are keyed by client IP wherever the user tier keys on the subject.
+        // Anonymous callers are keyed by client IP wherever the user tier keys on the subject, in a key namespace of
+        // their own: a validated subject that reads "ip:203.0.113.7" is not the anonymous caller at that address.
         if (request.ClientIp is { } ip)
         {
-            request.SetIdentity("ip:" + AddressKey(ip, settings.Policy.Ipv6PrefixLength), null, null);
+            request.SetAnonymous(AddressKey(ip, settings.Policy.Ipv6PrefixLength));
         }
 
         return true;

@@ -77,6 +77,47 @@ public sealed class MiddlewareTests
         }
     }
 
+    [Theory]
+    [InlineData("subject")]
+    [InlineData("subject,method")] // a key of several parts
+    public async Task Anonymous_callers_are_keyed_apart_from_every_validated_subject(string key)
+    {
+        var rule = new RateLimitRule("per-user", RateLimitTier.User, Limit.Gcra(Rate.Parse("1/min"))) { Key = [.. key.Split(',').Select(KeyPart.Parse)] };
+        await using var app = await StartAsync(
+            o => o.Policy = new RateLimitPolicy([rule]),
+            endpoints => endpoints.MapGet("/me", () => "me"),
+            pipeline => pipeline.Use((context, next) =>
+            {
+                var user = context.Request.Headers["X-User"].ToString();
+                if (user.Length > 0)
+                {
+                    context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim("sub", user)], "test"));
+                }
+
+                return next(context);
+            }));
+
+        // The anonymous caller at 127.0.0.1 spends its budget...
+        Assert.Equal(HttpStatusCode.OK, (await Send(app.Client, null)).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await Send(app.Client, null)).StatusCode);
+
+        // ...which a user whose subject claim spells that caller's name does not share, nor the other way round.
+        Assert.Equal(HttpStatusCode.OK, (await Send(app.Client, "ip:127.0.0.1")).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await Send(app.Client, "ip:127.0.0.1")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Send(app.Client, "127.0.0.1")).StatusCode);
+
+        static Task<HttpResponseMessage> Send(HttpClient client, string? user)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, "/me");
+            if (user is not null)
+            {
+                request.Headers.Add("X-User", user);
+            }
+
+            return client.SendAsync(request);
+        }
+    }
+
     [Fact]
     public async Task Anonymous_requests_are_rejected_with_401_when_configured()
     {
