@@ -15,7 +15,8 @@ public static class FloodgateServiceCollectionExtensions
     /// <summary>
     /// Adds the engine, the gate and, unless a store is already registered, the in-memory store. Register an
     /// <see cref="Identity.IIdentityResolver"/> to resolve identities; without one, the application's own authenticated
-    /// user (<c>HttpContext.User</c>) is the subject.
+    /// user (<c>HttpContext.User</c>) is the subject. The options are validated when the host starts: invalid ones stop
+    /// it with an <see cref="OptionsValidationException"/> that gives the reason.
     /// </summary>
     public static IServiceCollection AddFloodgate(this IServiceCollection services, Action<FloodgateOptions>? configure = null)
     {
@@ -26,20 +27,8 @@ public static class FloodgateServiceCollectionExtensions
             options.Configure(configure);
         }
 
-        options.Validate(
-            o =>
-            {
-                try
-                {
-                    o.Validate();
-                    return true;
-                }
-                catch (ArgumentException)
-                {
-                    return false;
-                }
-            },
-            "FloodgateOptions are invalid; call FloodgateOptions.Validate() for the reason.");
+        options.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<FloodgateOptions>, FloodgateOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<IRateLimitStore>(sp => new MemoryStore(null, sp.GetRequiredService<TimeProvider>()));
         services.TryAddSingleton(sp => new RateLimitEngine(
@@ -60,5 +49,23 @@ public static class FloodgateServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(app);
         return app.UseMiddleware<FloodgateMiddleware>();
+    }
+}
+
+/// <summary>Validates <see cref="FloodgateOptions"/> with <see cref="FloodgateOptions.Validate"/>, reporting its reason.</summary>
+internal sealed class FloodgateOptionsValidator : IValidateOptions<FloodgateOptions>
+{
+    public ValidateOptionsResult Validate(string? name, FloodgateOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        try
+        {
+            options.Validate();
+            return ValidateOptionsResult.Success;
+        }
+        catch (ArgumentException e)
+        {
+            return ValidateOptionsResult.Fail(e.Message);
+        }
     }
 }

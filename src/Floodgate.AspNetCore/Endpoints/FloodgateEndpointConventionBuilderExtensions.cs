@@ -8,8 +8,10 @@ namespace Floodgate.AspNetCore.Endpoints;
 public static class FloodgateEndpointConventionBuilderExtensions
 {
     /// <summary>
-    /// Limits the endpoint with a rule that applies to its route and methods only. A name given to several endpoints
-    /// makes one rule per endpoint, each with its own budget.
+    /// Limits the endpoint with a rule that applies to requests routing matched to this endpoint only: not to another
+    /// endpoint whose route matches the same path (<c>/orders/export</c> beside <c>/orders/{id}</c>) or that differs by
+    /// host. A name given to several endpoints, or a rule given to a group, makes one rule per endpoint, each with its
+    /// own budget.
     /// </summary>
     /// <param name="builder">The endpoint.</param>
     /// <param name="name">The rule's name, shown in headers, logs and metrics.</param>

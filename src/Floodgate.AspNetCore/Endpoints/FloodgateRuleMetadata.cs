@@ -4,7 +4,8 @@ using Floodgate.Rules;
 namespace Floodgate.AspNetCore.Endpoints;
 
 /// <summary>
-/// A rule attached to an endpoint: it applies to the endpoint's route (and methods) only. Added with
+/// A rule attached to an endpoint: it applies to the endpoints that carry this metadata only (not to other endpoints
+/// whose routes match the same paths), each with a budget of its own. Added with
 /// <see cref="FloodgateEndpointConventionBuilderExtensions.WithFloodgateRule{TBuilder}(TBuilder, string, Limit, RateLimitTier, IReadOnlyList{KeyPart}?, long, RuleMode)"/>.
 /// </summary>
 public sealed class FloodgateRuleMetadata
@@ -52,13 +53,13 @@ public sealed class FloodgateRuleMetadata
     /// <summary>Whether the rule enforces or only observes.</summary>
     public RuleMode Mode { get; }
 
-    /// <summary>The rule for an endpoint with route <paramref name="template"/> and <paramref name="methods"/>.</summary>
-    /// <exception cref="FormatException">The route template is not one Floodgate can match.</exception>
-    public RateLimitRule ToRule(string ruleName, string template, IReadOnlyList<string> methods)
+    /// <summary>
+    /// The rule for one endpoint that carries this metadata: it applies when <paramref name="isEndpoint"/> says the
+    /// request is that endpoint's, and its <c>route</c> key part is <paramref name="template"/>.
+    /// </summary>
+    internal RateLimitRule ToRule(string ruleName, string template, IReadOnlyList<string> methods, Func<IRequestContext, bool> isEndpoint)
     {
-        ArgumentNullException.ThrowIfNull(template);
-        ArgumentNullException.ThrowIfNull(methods);
-        var match = new RuleMatch { Route = new RouteTemplate(template), Methods = methods };
+        var match = new RuleMatch { Methods = methods, Condition = isEndpoint, RouteKey = template };
         return Key is null
             ? new RateLimitRule(ruleName, Tier, Limit) { Match = match, Cost = Cost, Mode = Mode }
             : new RateLimitRule(ruleName, Tier, Limit) { Match = match, Cost = Cost, Mode = Mode, Key = Key };

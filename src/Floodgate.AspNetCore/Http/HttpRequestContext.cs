@@ -12,7 +12,7 @@ namespace Floodgate.AspNetCore.Http;
 /// matched (so <c>/orders/1</c> and <c>/orders/2</c> are both <c>/orders/{id}</c>), headers, the client IP resolved
 /// through trusted proxies only, and the validated identity.
 /// </summary>
-public sealed class HttpRequestContext : IRequestContext
+public sealed class HttpRequestContext : IRequestContext, IAnonymousSubject
 {
     private readonly HttpContext _http;
     private readonly TrustedProxies _proxies;
@@ -20,8 +20,11 @@ public sealed class HttpRequestContext : IRequestContext
     private bool _clientIpResolved;
     private string? _routeTemplate;
     private bool _routeResolved;
+    private Endpoint? _endpoint;
+    private bool _endpointResolved;
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<RouteEndpoint, TemplateBox> Templates = [];
     private ClaimsIdentity? _claims;
+    private bool _anonymous;
 
     /// <summary>Creates the context of <paramref name="http"/>'s request.</summary>
     /// <param name="http">The request.</param>
@@ -53,11 +56,26 @@ public sealed class HttpRequestContext : IRequestContext
         {
             if (!_routeResolved)
             {
-                _routeTemplate = TemplateOf(_http.GetEndpoint());
+                _routeTemplate = TemplateOf(Endpoint);
                 _routeResolved = true;
             }
 
             return _routeTemplate;
+        }
+    }
+
+    /// <summary>The endpoint routing matched; <see langword="null"/> when it matched none.</summary>
+    internal Endpoint? Endpoint
+    {
+        get
+        {
+            if (!_endpointResolved)
+            {
+                _endpoint = _http.GetEndpoint();
+                _endpointResolved = true;
+            }
+
+            return _endpoint;
         }
     }
 
@@ -83,6 +101,9 @@ public sealed class HttpRequestContext : IRequestContext
     /// <inheritdoc/>
     public string? Plan { get; private set; }
 
+    /// <inheritdoc/>
+    bool IAnonymousSubject.IsAnonymousSubject => _anonymous;
+
     /// <summary>Records the validated identity that the user tier keys on.</summary>
     public void SetIdentity(in IdentityResult identity)
     {
@@ -91,6 +112,7 @@ public sealed class HttpRequestContext : IRequestContext
             Subject = identity.Subject;
             Plan = identity.Plan;
             _claims = identity.Claims;
+            _anonymous = false;
         }
     }
 
@@ -101,6 +123,19 @@ public sealed class HttpRequestContext : IRequestContext
         Subject = subject;
         Plan = plan;
         _claims = claims;
+        _anonymous = false;
+    }
+
+    /// <summary>
+    /// Records an anonymous caller, known by its client IP as <paramref name="address"/> names it: the subject reads
+    /// <c>ip:&lt;address&gt;</c> in logs, and is keyed in a namespace of its own that no validated subject can reach.
+    /// </summary>
+    internal void SetAnonymous(string address)
+    {
+        Subject = "ip:" + address;
+        Plan = null;
+        _claims = null;
+        _anonymous = true;
     }
 
     /// <inheritdoc/>

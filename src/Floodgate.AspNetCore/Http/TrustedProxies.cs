@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Primitives;
@@ -65,23 +66,54 @@ public sealed class TrustedProxies
     /// <summary>The HTTP name of <see cref="Header"/>.</summary>
     public string HeaderName => Header == ForwardedHeader.Forwarded ? "Forwarded" : "X-Forwarded-For";
 
-    /// <summary>Parses one range: a CIDR such as <c>10.0.0.0/8</c>, or a single address.</summary>
-    /// <exception cref="FormatException">The range is malformed.</exception>
+    /// <summary>
+    /// Parses one range: a CIDR such as <c>10.0.0.0/8</c>, or a single address. An IPv4-mapped IPv6 range
+    /// (<c>::ffff:10.0.0.0/104</c>, <c>::ffff:10.0.0.5</c>) is the IPv4 range it maps (<c>10.0.0.0/8</c>,
+    /// <c>10.0.0.5/32</c>), as peers are compared as IPv4 addresses whichever socket they came through.
+    /// </summary>
+    /// <exception cref="FormatException">
+    /// The range is malformed, or is an IPv4-mapped range shorter than /96 (it would reach past the mapped addresses).
+    /// </exception>
     public static IPNetwork ParseRange(string range)
     {
         ArgumentNullException.ThrowIfNull(range);
         var text = range.Trim();
+        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        if (IPAddress.TryParse(slash < 0 ? text : text[..slash], out var address) && address.IsIPv4MappedToIPv6)
+        {
+            return ParseMapped(range, text, slash, address);
+        }
+
         if (IPNetwork.TryParse(text, out var network))
         {
             return network;
         }
 
-        if (IPAddress.TryParse(text, out var address))
+        if (slash < 0 && address is not null)
         {
             return new IPNetwork(address, address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128);
         }
 
         throw new FormatException($"'{range}' is not an IP range: use a CIDR such as 10.0.0.0/8 or fd00::/8, or a single address.");
+    }
+
+    /// <summary>An IPv4-mapped range as the IPv4 range it maps: <c>::ffff:a.b.c.d/p</c> is <c>a.b.c.d/(p - 96)</c>.</summary>
+    private static IPNetwork ParseMapped(string range, string text, int slash, IPAddress address)
+    {
+        var prefix = 128;
+        if ((slash >= 0 && !int.TryParse(text.AsSpan(slash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out prefix)) || prefix > 128)
+        {
+            throw new FormatException($"'{range}' is not an IP range: use a CIDR such as 10.0.0.0/8 or fd00::/8, or a single address.");
+        }
+
+        if (prefix < 96)
+        {
+            throw new FormatException(
+                $"'{range}' is an IPv4-mapped IPv6 range shorter than /96, which reaches past the IPv4-mapped addresses; write the IPv4 range instead (such as 10.0.0.0/8 for ::ffff:10.0.0.0/104).");
+        }
+
+        // IPNetwork.TryParse clears the host bits, as it does for any range.
+        return IPNetwork.Parse(string.Create(CultureInfo.InvariantCulture, $"{address.MapToIPv4()}/{prefix - 96}"));
     }
 
     /// <summary>Whether <paramref name="address"/> is a trusted proxy.</summary>

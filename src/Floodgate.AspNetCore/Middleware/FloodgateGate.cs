@@ -21,7 +21,8 @@ public sealed class FloodgateGate
     private GateSettings _settings;
     private FloodgateOptions _options;
     private IReadOnlyList<EndpointRule> _endpointRules = [];
-    private int _endpointsAttached;
+    private bool _endpointsAttached;
+    private Exception? _attachFailure;
 
     /// <summary>Creates the gate with the options' settings in force.</summary>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
@@ -58,18 +59,77 @@ public sealed class FloodgateGate
             Volatile.Write(ref _options, options);
             Volatile.Write(ref _settings, settings);
             Engine.UpdatePolicy(settings.Policy);
+
+            // The endpoint rules may fit the new options where they did not fit the old (a policy rule renamed): the
+            // next request tries them again.
+            _attachFailure = null;
         }
     }
 
-    /// <summary>Adds the rules attached to <paramref name="endpoints"/> with <c>WithFloodgateRule</c>. Done once, by the middleware.</summary>
+    /// <summary>
+    /// Adds the rules attached to <paramref name="endpoints"/> with <c>WithFloodgateRule</c>, once, before the first
+    /// request is decided: requests that arrive meanwhile wait, and none is decided without them.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">
+    /// The rules cannot be added (two of them would have one name); every request gets the same exception until a
+    /// reload (<see cref="Apply"/>) makes them fit, as no request may go without the limits of its endpoint.
+    /// </exception>
     internal void AttachEndpoints(EndpointDataSource? endpoints)
     {
-        // Read first: the exchange is a full fence, too dear for every request.
-        if (endpoints is null || Volatile.Read(ref _endpointsAttached) != 0 || Interlocked.Exchange(ref _endpointsAttached, 1) != 0)
+        // A plain read: the lock is too dear for every request, and the flag is set only once the rules are in force.
+        if (endpoints is null || Volatile.Read(ref _endpointsAttached))
         {
             return;
         }
 
+        AttachEndpointsOnce(endpoints);
+    }
+
+    private void AttachEndpointsOnce(EndpointDataSource endpoints)
+    {
+        lock (_gate)
+        {
+            if (_endpointsAttached)
+            {
+                return;
+            }
+
+            if (_attachFailure is null)
+            {
+                try
+                {
+                    var rules = EndpointRules(endpoints);
+                    if (rules.Count > 0)
+                    {
+                        // Compiled first: the settings change only once every endpoint rule compiles with the options.
+                        var settings = Compile(_options, rules);
+                        _endpointRules = rules;
+                        Volatile.Write(ref _settings, settings);
+                        Engine.UpdatePolicy(settings.Policy);
+                    }
+
+                    Volatile.Write(ref _endpointsAttached, true);
+                    return;
+                }
+                catch (ArgumentException e)
+                {
+                    // Deterministic: trying again would fail again, so every request gets the same answer.
+                    _attachFailure = e;
+                }
+            }
+
+            throw new InvalidOperationException(
+                $"Floodgate cannot apply the rules attached to the app's endpoints, so it decides no request: {_attachFailure.Message}", _attachFailure);
+        }
+    }
+
+    /// <summary>
+    /// One rule per endpoint and metadata: a group's metadata (<c>MapGroup(...).WithFloodgateRule</c>) is on each of the
+    /// group's endpoints, and each has a budget of its own. Endpoints that routing cannot tell apart (same pattern,
+    /// methods and hosts) carrying the same metadata share one rule.
+    /// </summary>
+    private static List<EndpointRule> EndpointRules(EndpointDataSource endpoints)
+    {
         var rules = new List<EndpointRule>();
         foreach (var endpoint in endpoints.Endpoints)
         {
@@ -82,23 +142,15 @@ public sealed class FloodgateGate
             var methods = route.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? [];
             foreach (var metadata in route.Metadata.GetOrderedMetadata<FloodgateRuleMetadata>())
             {
-                rules.Add(new EndpointRule(metadata, template, methods));
+                var match = new EndpointMatch(metadata, route);
+                if (!rules.Exists(r => r.Match.IsSameEndpoint(match)))
+                {
+                    rules.Add(new EndpointRule(metadata, template, methods, match));
+                }
             }
         }
 
-        if (rules.Count == 0)
-        {
-            return;
-        }
-
-        lock (_gate)
-        {
-            // Compiled first: the endpoint rules are kept only once they compile with the options in force.
-            var settings = Compile(_options, rules);
-            _endpointRules = rules;
-            Volatile.Write(ref _settings, settings);
-            Engine.UpdatePolicy(settings.Policy);
-        }
+        return rules;
     }
 
     private static GateSettings Compile(FloodgateOptions options, IReadOnlyList<EndpointRule> endpointRules)
@@ -111,7 +163,7 @@ public sealed class FloodgateGate
             // after its endpoint too, "name:METHODS /template", deterministically.
             var names = new HashSet<string>(policy.Rules.Select(r => r.Name), StringComparer.OrdinalIgnoreCase);
             var rules = new List<RateLimitRule>(endpointRules.Count);
-            foreach (var (metadata, template, methods) in endpointRules)
+            foreach (var (metadata, template, methods, match) in endpointRules)
             {
                 var name = metadata.Name;
                 if (!names.Add(name))
@@ -123,7 +175,7 @@ public sealed class FloodgateGate
                     }
                 }
 
-                rules.Add(metadata.ToRule(name, template, methods));
+                rules.Add(metadata.ToRule(name, template, methods, match.IsMatch));
             }
 
             policy = new RateLimitPolicy(policy.Rules.Concat(rules))
@@ -176,7 +228,68 @@ public sealed class FloodgateGate
 }
 
 /// <summary>A rule attached to an endpoint, and the endpoint.</summary>
-internal sealed record EndpointRule(FloodgateRuleMetadata Metadata, string Template, IReadOnlyList<string> Methods);
+internal sealed record EndpointRule(FloodgateRuleMetadata Metadata, string Template, IReadOnlyList<string> Methods, EndpointMatch Match);
+
+/// <summary>
+/// Whether routing matched a request to an endpoint that carries <paramref name="metadata"/>, the one <paramref name="endpoint"/>
+/// describes: same route pattern, methods and hosts. Endpoints are compared by these, not by reference, because routing
+/// builds its own instances of the endpoints (the metadata a convention added is the same instance in each).
+/// </summary>
+internal sealed class EndpointMatch(FloodgateRuleMetadata metadata, RouteEndpoint endpoint)
+{
+    private readonly FloodgateRuleMetadata _metadata = metadata;
+    private readonly string? _pattern = endpoint.RoutePattern.RawText;
+    private readonly IReadOnlyList<string> _methods = endpoint.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? [];
+    private readonly IReadOnlyList<string> _hosts = endpoint.Metadata.GetMetadata<IHostMetadata>()?.Hosts ?? [];
+
+    /// <summary>Whether <paramref name="request"/> was routed to the endpoint.</summary>
+    public bool IsMatch(IRequestContext request) =>
+        request is HttpRequestContext { Endpoint: RouteEndpoint routed } && Describes(routed);
+
+    /// <summary>Whether <paramref name="other"/> is the same metadata on an endpoint routing cannot tell from this one.</summary>
+    public bool IsSameEndpoint(EndpointMatch other) =>
+        ReferenceEquals(_metadata, other._metadata) && string.Equals(_pattern, other._pattern, StringComparison.Ordinal)
+        && SameItems(_methods, other._methods) && SameItems(_hosts, other._hosts);
+
+    private bool Describes(RouteEndpoint routed)
+    {
+        if (!string.Equals(routed.RoutePattern.RawText, _pattern, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var items = routed.Metadata;
+        for (var i = 0; i < items.Count; i++)
+        {
+            if (ReferenceEquals(items[i], _metadata))
+            {
+                return SameItems(items.GetMetadata<IHttpMethodMetadata>()?.HttpMethods, _methods)
+                    && SameItems(items.GetMetadata<IHostMetadata>()?.Hosts, _hosts);
+            }
+        }
+
+        return false;
+    }
+
+    private static bool SameItems(IReadOnlyList<string>? values, IReadOnlyList<string> expected)
+    {
+        var count = values?.Count ?? 0;
+        if (count != expected.Count)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            if (!string.Equals(values![i], expected[i], StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}
 
 /// <summary>An edge rule's ban: a one-per-duration token bucket per client IP, spent when the IP goes over the rule.</summary>
 internal sealed record BanRule(RateLimitRule Rule, Limit Limit, string Scope)

@@ -87,7 +87,7 @@ public sealed class FloodgateMiddleware
         RateLimitResult edge = default;
         if (edgeFirst)
         {
-            edge = await EvaluateAsync(engine, request, RateLimitTier.Edge, RateLimitTier.Edge, gates, gateCount, aborted).ConfigureAwait(false);
+            edge = await EvaluateAsync(engine, settings, request, RateLimitTier.Edge, RateLimitTier.Edge, gates, gateCount, aborted).ConfigureAwait(false);
             gates = null;
             if (!edge.IsAllowed)
             {
@@ -116,7 +116,7 @@ public sealed class FloodgateMiddleware
             }
 
             var first = admitted ? RateLimitTier.Edge : RateLimitTier.User;
-            var rest = await EvaluateAsync(engine, request, first, RateLimitTier.Global, gates, gateCount, aborted).ConfigureAwait(false);
+            var rest = await EvaluateAsync(engine, settings, request, first, RateLimitTier.Global, gates, gateCount, aborted).ConfigureAwait(false);
             var result = edgeFirst ? RateLimitResult.Combine(edge, rest) : rest;
             held = result;
             if (!result.IsAllowed)
@@ -140,12 +140,13 @@ public sealed class FloodgateMiddleware
     /// <summary>
     /// The probes of the bans that apply to <paramref name="request"/>, in the order of <see cref="GateSettings.Bans"/>:
     /// can the IP's ban bucket take 1 more? A probe never spends it, and while the store is unreachable it is allowed
-    /// (an outage must never look like a ban). <see langword="null"/> when no ban applies.
+    /// (an outage must never look like a ban). <see langword="null"/> when no ban applies, as for a client IP that is a
+    /// trusted proxy's (<see cref="IsBannable"/>).
     /// </summary>
     private static (RateLimitCheck[]? Gates, int Count) BanProbes(GateSettings settings, HttpRequestContext request)
     {
         var bans = settings.Bans;
-        if (bans.Length == 0 || request.ClientIp is not { } ip)
+        if (bans.Length == 0 || request.ClientIp is not { } ip || !IsBannable(ip, settings))
         {
             return (null, 0);
         }
@@ -182,17 +183,20 @@ public sealed class FloodgateMiddleware
         throw new InvalidOperationException($"No ban made gate {index}.");
     }
 
-    /// <summary>Evaluates the tiers, after the ban probes when there are any, and returns the probes' array to the pool.</summary>
-    private static async ValueTask<RateLimitResult> EvaluateAsync(RateLimitEngine engine, HttpRequestContext request, RateLimitTier first, RateLimitTier last, RateLimitCheck[]? gates, int count, CancellationToken aborted)
+    /// <summary>
+    /// Evaluates the tiers on the policy of <paramref name="settings"/> (the one the request started with, whatever a
+    /// reload has put in force since), after the ban probes when there are any, and returns the probes' array to the pool.
+    /// </summary>
+    private static async ValueTask<RateLimitResult> EvaluateAsync(RateLimitEngine engine, GateSettings settings, HttpRequestContext request, RateLimitTier first, RateLimitTier last, RateLimitCheck[]? gates, int count, CancellationToken aborted)
     {
         if (gates is null)
         {
-            return await engine.EvaluateAsync(request, first, last, aborted).ConfigureAwait(false);
+            return await engine.EvaluateAsync(settings.Policy, request, first, last, ReadOnlyMemory<RateLimitCheck>.Empty, aborted).ConfigureAwait(false);
         }
 
         try
         {
-            return await engine.EvaluateAsync(request, first, last, gates.AsMemory(0, count), aborted).ConfigureAwait(false);
+            return await engine.EvaluateAsync(settings.Policy, request, first, last, gates.AsMemory(0, count), aborted).ConfigureAwait(false);
         }
         finally
         {
@@ -218,7 +222,7 @@ public sealed class FloodgateMiddleware
 
         if (result.Decision.Tier == RateLimitTier.Edge && !result.Decision.IsStoreFailure)
         {
-            await StartBanAsync(settings.Bans, result.Decision.Rule, request, settings.Policy.Ipv6PrefixLength, aborted).ConfigureAwait(false);
+            await StartBanAsync(settings, result.Decision.Rule, request, aborted).ConfigureAwait(false);
         }
 
         await RateLimitResponses.WriteRejectionAsync(context, result, settings.IetfHeaders, settings.LegacyHeaders).ConfigureAwait(false);
@@ -270,10 +274,11 @@ public sealed class FloodgateMiddleware
             return false;
         }
 
-        // Anonymous callers are keyed by client IP wherever the user tier keys on the subject.
+        // Anonymous callers are keyed by client IP wherever the user tier keys on the subject, in a key namespace of
+        // their own: a validated subject that reads "ip:203.0.113.7" is not the anonymous caller at that address.
         if (request.ClientIp is { } ip)
         {
-            request.SetIdentity("ip:" + AddressKey(ip, settings.Policy.Ipv6PrefixLength), null, null);
+            request.SetAnonymous(AddressKey(ip, settings.Policy.Ipv6PrefixLength));
         }
 
         return true;
@@ -299,18 +304,18 @@ public sealed class FloodgateMiddleware
         return RateLimitResponses.WriteUnauthorizedAsync(context, null, null);
     }
 
-    private async ValueTask StartBanAsync(BanRule[] bans, RateLimitRule? rule, HttpRequestContext request, int ipv6Prefix, CancellationToken aborted)
+    private async ValueTask StartBanAsync(GateSettings settings, RateLimitRule? rule, HttpRequestContext request, CancellationToken aborted)
     {
-        if (rule is null || bans.Length == 0 || request.ClientIp is not { } ip)
+        if (rule is null || settings.Bans.Length == 0 || request.ClientIp is not { } ip || !IsBannable(ip, settings))
         {
             return;
         }
 
-        foreach (var ban in bans)
+        foreach (var ban in settings.Bans)
         {
             if (ReferenceEquals(ban.Rule, rule))
             {
-                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, AddressKey(ip, ipv6Prefix)), 1), aborted).ConfigureAwait(false);
+                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, AddressKey(ip, settings.Policy.Ipv6PrefixLength)), 1), aborted).ConfigureAwait(false);
                 if (outcome.Committed)
                 {
                     BansStarted.Add(1, new KeyValuePair<string, object?>("rule", rule.Name));
@@ -320,6 +325,14 @@ public sealed class FloodgateMiddleware
             }
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="ip"/> can be banned: not when it is in a trusted proxy range. The client IP is a trusted
+    /// proxy's own address when the proxy names no client (no forwarding header, <c>for=unknown</c>, an obfuscated
+    /// <c>for=_hidden</c>, <c>X-Forwarded-For: unknown</c>), and a ban there would shut out everyone behind the proxy.
+    /// The edge rules still limit such requests; they just never start, nor probe, a ban.
+    /// </summary>
+    private static bool IsBannable(IPAddress ip, GateSettings settings) => !settings.Proxies.IsTrusted(ip);
 
     /// <summary>
     /// The client IP as it names a client: an IPv4-mapped address as the IPv4 address, an IPv6 address as its network

@@ -26,30 +26,21 @@ public static class RateLimitResponses
 
     // The body is JSON for API clients, never HTML: quotes and apostrophes in rule names stay readable.
     private static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-    private static readonly ConditionalWeakTable<Limit, PolicyText> PolicyTexts = [];
+    private static readonly ConditionalWeakTable<RateLimitRule, RuleTexts> Texts = [];
 
     /// <summary>The <c>RateLimit-Policy</c> value of a decision: <c>"name";q=100;w=60</c> (no window for concurrency).</summary>
+    /// <remarks>Formatted once per rule and limit, then cached with the rule.</remarks>
     public static string FormatPolicy(in RateLimitDecision decision)
     {
         var rule = decision.Rule ?? throw new ArgumentException("The decision names no rule.", nameof(decision));
-        var limit = decision.Limit!;
-        if (PolicyTexts.TryGetValue(limit, out var cached) && ReferenceEquals(cached.Rule, rule))
-        {
-            return cached.Text;
-        }
-
-        var text = limit.Algorithm == LimitAlgorithm.Concurrency
-            ? string.Create(CultureInfo.InvariantCulture, $"{Quote(rule.Name)};q={limit.Amount}")
-            : string.Create(CultureInfo.InvariantCulture, $"{Quote(rule.Name)};q={limit.Amount};w={CeilingSeconds(limit.Rate.Period)}");
-        PolicyTexts.AddOrUpdate(limit, new PolicyText(rule, text));
-        return text;
+        return TextsOf(rule).PolicyOf(decision.Limit!);
     }
 
     /// <summary>The <c>RateLimit</c> value of a decision: <c>"name";r=42;t=17</c>, the reset in whole seconds rounded up.</summary>
     public static string FormatState(in RateLimitDecision decision)
     {
         var rule = decision.Rule ?? throw new ArgumentException("The decision names no rule.", nameof(decision));
-        return string.Create(CultureInfo.InvariantCulture, $"{Quote(rule.Name)};r={decision.Remaining};t={CeilingSeconds(decision.ResetAfter)}");
+        return string.Create(CultureInfo.InvariantCulture, $"{TextsOf(rule).QuotedName};r={decision.Remaining};t={CeilingSeconds(decision.ResetAfter)}");
     }
 
     /// <summary>Whole seconds, rounded up.</summary>
@@ -185,5 +176,36 @@ public static class RateLimitResponses
             }
         });
 
-    private sealed record PolicyText(RateLimitRule Rule, string Text);
+    private static RuleTexts TextsOf(RateLimitRule rule) => Texts.GetValue(rule, static r => new RuleTexts(Quote(r.Name)));
+
+    /// <summary>
+    /// A rule's header texts: its quoted name, and its <c>RateLimit-Policy</c> value for each of its limits (one, or one
+    /// per plan), so that writing the headers allocates nothing beyond the <c>RateLimit</c> value itself.
+    /// </summary>
+    private sealed class RuleTexts(string quotedName)
+    {
+        private (Limit Limit, string Text)[] _policies = [];
+
+        public string QuotedName { get; } = quotedName;
+
+        public string PolicyOf(Limit limit)
+        {
+            var policies = Volatile.Read(ref _policies);
+            foreach (var (known, text) in policies)
+            {
+                if (ReferenceEquals(known, limit))
+                {
+                    return text;
+                }
+            }
+
+            var formatted = limit.Algorithm == LimitAlgorithm.Concurrency
+                ? string.Create(CultureInfo.InvariantCulture, $"{QuotedName};q={limit.Amount}")
+                : string.Create(CultureInfo.InvariantCulture, $"{QuotedName};q={limit.Amount};w={CeilingSeconds(limit.Rate.Period)}");
+
+            // Copy on write: a rule has a handful of limits at most, and a lost race only formats again.
+            Interlocked.CompareExchange(ref _policies, [.. policies, (limit, formatted)], policies);
+            return formatted;
+        }
+    }
 }

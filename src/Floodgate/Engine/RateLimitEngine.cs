@@ -116,15 +116,30 @@ public sealed partial class RateLimitEngine
         RateLimitTier first,
         RateLimitTier last,
         ReadOnlyMemory<RateLimitCheck> gates,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        EvaluateAsync(Policy, request, first, last, gates, cancellationToken);
+
+    /// <summary>
+    /// Decides as <see cref="EvaluateAsync(IRequestContext, RateLimitTier, RateLimitTier, ReadOnlyMemory{RateLimitCheck}, CancellationToken)"/>
+    /// does, but on <paramref name="policy"/>: a front door that evaluates one request in several calls passes the policy
+    /// it read when the request started, so that a reload between the calls cannot split the request across two policies.
+    /// </summary>
+    internal ValueTask<RateLimitResult> EvaluateAsync(
+        RateLimitPolicy policy,
+        IRequestContext request,
+        RateLimitTier first,
+        RateLimitTier last,
+        ReadOnlyMemory<RateLimitCheck> gates,
+        CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(request);
         if (!Enum.IsDefined(first) || !Enum.IsDefined(last))
         {
             throw new ArgumentOutOfRangeException(nameof(first), $"Tiers run from {RateLimitTier.Edge} to {RateLimitTier.Global}; got {first} to {last}.");
         }
 
-        var batch = Build(Policy, first, last, request, gates.Span);
+        var batch = Build(policy, first, last, request, gates.Span);
         if (batch is null)
         {
             return new ValueTask<RateLimitResult>(new Evaluation().ToResult(true));

@@ -27,6 +27,10 @@ internal static class KeyHasher
     private const long IdentitySeed = 0x46_6C_6F_6F_64_67_61_74; // "Floodgat"
     private const long MultiIdentitySeed = IdentitySeed ^ 0x7F;
 
+    // The tag of a subject that stands for an anonymous caller (IAnonymousSubject): outside every KeyPartKind, so no
+    // validated subject, claim or header, whatever its text, hashes as an anonymous caller does.
+    private const byte AnonymousSubjectTag = 0x80;
+
     /// <summary>The seed of a rule's keys under one algorithm, so rules and algorithms never share state.</summary>
     public static long Seed(string scope, LimitAlgorithm algorithm) =>
         (long)XxHash3.HashToUInt64(MemoryMarshal.AsBytes(scope.AsSpan()), (long)algorithm + 1);
@@ -41,14 +45,14 @@ internal static class KeyHasher
         {
             // The common key, one subject or one IP: hashed in place, nothing copied.
             var part = parts[0];
-            if (!TryRead(rule, part, request, ipv6Prefix, address, out var bytes))
+            if (!TryRead(rule, part, request, ipv6Prefix, address, out var bytes, out var tag))
             {
                 key = default;
                 return false;
             }
 
-            var value = XxHash128.HashToUInt128(bytes, seed ^ (long)part.Kind);
-            key = new StoreKey(part.IsIdentity ? XxHash128.HashToUInt128(bytes, IdentitySeed ^ (long)part.Kind) : value, value);
+            var value = XxHash128.HashToUInt128(bytes, seed ^ tag);
+            key = new StoreKey(part.IsIdentity ? XxHash128.HashToUInt128(bytes, IdentitySeed ^ tag) : value, value);
             return true;
         }
 
@@ -62,22 +66,22 @@ internal static class KeyHasher
             for (var i = 0; i < parts.Count; i++)
             {
                 var part = parts[i];
-                if (!TryRead(rule, part, request, ipv6Prefix, address, out var bytes))
+                if (!TryRead(rule, part, request, ipv6Prefix, address, out var bytes, out var tag))
                 {
                     key = default;
                     return false;
                 }
 
-                whole.Append((byte)part.Kind, bytes);
+                whole.Append(tag, bytes);
                 if (part.IsIdentity)
                 {
                     if (identities++ == 0)
                     {
                         firstIdentity = bytes;
-                        firstIdentityTag = (long)part.Kind;
+                        firstIdentityTag = tag;
                     }
 
-                    identity.Append((byte)part.Kind, bytes);
+                    identity.Append(tag, bytes);
                 }
             }
 
@@ -132,8 +136,10 @@ internal static class KeyHasher
         }
     }
 
-    private static bool TryRead(RateLimitRule rule, KeyPart part, IRequestContext request, int ipv6Prefix, Span<byte> address, out ReadOnlySpan<byte> bytes)
+    /// <summary>Reads a part's bytes, and the tag that keeps them apart from other parts': the part's kind, or <see cref="AnonymousSubjectTag"/>.</summary>
+    private static bool TryRead(RateLimitRule rule, KeyPart part, IRequestContext request, int ipv6Prefix, Span<byte> address, out ReadOnlySpan<byte> bytes, out byte tag)
     {
+        tag = part.Kind == KeyPartKind.Subject && request is IAnonymousSubject { IsAnonymousSubject: true } ? AnonymousSubjectTag : (byte)part.Kind;
         if (part.Kind == KeyPartKind.ClientIp)
         {
             if (request.ClientIp is not { } ip)
@@ -151,7 +157,7 @@ internal static class KeyHasher
             KeyPartKind.Subject => request.Subject,
             KeyPartKind.Claim => request.GetClaim(part.Name!),
             KeyPartKind.Header => request.GetHeader(part.Name!),
-            KeyPartKind.Route => rule.Match.Route?.Template ?? request.RouteTemplate ?? request.Path,
+            KeyPartKind.Route => rule.Match.RouteKey ?? rule.Match.Route?.Template ?? request.RouteTemplate ?? request.Path,
             KeyPartKind.Method => request.Method,
             KeyPartKind.Path => request.Path,
             KeyPartKind.Host => request.Host,

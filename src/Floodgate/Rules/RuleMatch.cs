@@ -24,11 +24,28 @@ public sealed class RuleMatch
     /// <summary>Headers that must be present: with a value it must equal (ignoring case), with <c>*</c> any value will do.</summary>
     public IReadOnlyDictionary<string, string> Headers { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>
+    /// A condition a front door checks itself, such as the ASP.NET Core middleware's "the endpoint routing matched
+    /// carries this rule": the rule applies to that endpoint only, whatever other routes match the same paths.
+    /// </summary>
+    internal Func<IRequestContext, bool>? Condition { get; init; }
+
+    /// <summary>
+    /// What the <c>route</c> key part reads for a rule matched by <see cref="Condition"/>: the route template of its
+    /// endpoint. <see langword="null"/> otherwise.
+    /// </summary>
+    internal string? RouteKey { get; init; }
+
     /// <summary>Whether <paramref name="request"/> matches.</summary>
     public bool IsMatch(IRequestContext request)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (Methods.Count > 0 && !Contains(Methods, request.Method))
+        {
+            return false;
+        }
+
+        if (Condition is not null && !Condition(request))
         {
             return false;
         }

@@ -1,6 +1,8 @@
 using System.Net;
 using System.Security.Claims;
 using Floodgate.AspNetCore.Endpoints;
+using Floodgate.AspNetCore.Http;
+using Floodgate.AspNetCore.Identity;
 using Floodgate.AspNetCore.Middleware;
 using Floodgate.Limits;
 using Floodgate.Rules;
@@ -12,6 +14,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Floodgate.AspNetCore.Tests.Middleware;
@@ -74,6 +77,47 @@ public sealed class MiddlewareTests
         }
     }
 
+    [Theory]
+    [InlineData("subject")]
+    [InlineData("subject,method")] // a key of several parts
+    public async Task Anonymous_callers_are_keyed_apart_from_every_validated_subject(string key)
+    {
+        var rule = new RateLimitRule("per-user", RateLimitTier.User, Limit.Gcra(Rate.Parse("1/min"))) { Key = [.. key.Split(',').Select(KeyPart.Parse)] };
+        await using var app = await StartAsync(
+            o => o.Policy = new RateLimitPolicy([rule]),
+            endpoints => endpoints.MapGet("/me", () => "me"),
+            pipeline => pipeline.Use((context, next) =>
+            {
+                var user = context.Request.Headers["X-User"].ToString();
+                if (user.Length > 0)
+                {
+                    context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim("sub", user)], "test"));
+                }
+
+                return next(context);
+            }));
+
+        // The anonymous caller at 127.0.0.1 spends its budget...
+        Assert.Equal(HttpStatusCode.OK, (await Send(app.Client, null)).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await Send(app.Client, null)).StatusCode);
+
+        // ...which a user whose subject claim spells that caller's name does not share, nor the other way round.
+        Assert.Equal(HttpStatusCode.OK, (await Send(app.Client, "ip:127.0.0.1")).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await Send(app.Client, "ip:127.0.0.1")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Send(app.Client, "127.0.0.1")).StatusCode);
+
+        static Task<HttpResponseMessage> Send(HttpClient client, string? user)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, "/me");
+            if (user is not null)
+            {
+                request.Headers.Add("X-User", user);
+            }
+
+            return client.SendAsync(request);
+        }
+    }
+
     [Fact]
     public async Task Anonymous_requests_are_rejected_with_401_when_configured()
     {
@@ -90,6 +134,26 @@ public sealed class MiddlewareTests
         options.Bans["nope"] = TimeSpan.FromSeconds(10);
         var error = Assert.Throws<ArgumentException>(options.Validate);
         Assert.Contains("Bans", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Invalid_options_stop_the_host_at_start_with_the_reason(bool useMiddleware)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        builder.Services.AddFloodgate(o => o.Bans["nope"] = TimeSpan.FromSeconds(10));
+        await using var app = builder.Build();
+        if (useMiddleware)
+        {
+            app.UseFloodgate();
+        }
+
+        app.MapGet("/", () => "hi");
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        Assert.Contains("FloodgateOptions.Bans: 'nope' is not an edge rule of the policy", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -113,6 +177,116 @@ public sealed class MiddlewareTests
         gate.Apply(reloaded);
         Assert.Same(reloaded, gate.Options);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await app.Client.GetAsync("/orders/2")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_reload_in_the_middle_of_a_request_does_not_split_it_across_two_policies()
+    {
+        // The identity is looked up after the middleware read the settings in force and before the engine decides: a
+        // reload landing there must not have the engine decide on the new policy while the bans come from the old one.
+        static FloodgateOptions Options()
+        {
+            var options = new FloodgateOptions { Policy = new RateLimitPolicy([new RateLimitRule("ip-flood", RateLimitTier.Edge, Limit.Gcra(Rate.Parse("1/min")))]) };
+            options.Bans["ip-flood"] = TimeSpan.FromHours(1);
+            return options;
+        }
+
+        var resolver = new AnonymousResolver { ReloadOnCall = 2 };
+        await using var app = await TestApp.StartAsync(
+            o =>
+            {
+                o.Policy = Options().Policy;
+                o.Bans["ip-flood"] = TimeSpan.FromHours(1);
+            },
+            a => a.MapGet("/", () => "hi"),
+            services: s => s.AddSingleton<IIdentityResolver>(resolver));
+        var gate = app.App.Services.GetRequiredService<FloodgateGate>();
+        resolver.OnCachedLookup = () => gate.Apply(Options());
+
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(new Uri("/", UriKind.Relative))).StatusCode);
+
+        // Over the edge rule while the reload lands: rejected, and the rule's ban starts.
+        using (var over = await app.Client.GetAsync(new Uri("/", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, over.StatusCode);
+            Assert.Contains("is over its limit", await over.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        using var banned = await app.Client.GetAsync(new Uri("/", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.TooManyRequests, banned.StatusCode);
+        Assert.Contains("is banned", await banned.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(ForwardedHeader.XForwardedFor, null)] // the proxy names no client
+    [InlineData(ForwardedHeader.XForwardedFor, "unknown")]
+    [InlineData(ForwardedHeader.Forwarded, "for=unknown")]
+    [InlineData(ForwardedHeader.Forwarded, "for=_hidden")] // obfuscated
+    public async Task A_trusted_proxy_s_own_address_is_limited_but_never_banned(ForwardedHeader header, string? value)
+    {
+        // The test client connects from 127.0.0.1, the trusted proxy; a request naming no client resolves to it.
+        await using var app = await TestApp.StartAsync(
+            o =>
+            {
+                o.Policy = new RateLimitPolicy([new RateLimitRule("ip-flood", RateLimitTier.Edge, Limit.Gcra(Rate.Parse("1/min")))]);
+                o.Bans["ip-flood"] = TimeSpan.FromHours(1);
+                o.TrustedProxies.Add("127.0.0.0/8");
+                o.ForwardedHeader = header;
+            },
+            a => a.MapGet("/", () => "hi"));
+        var name = header == ForwardedHeader.Forwarded ? "Forwarded" : "X-Forwarded-For";
+
+        Assert.Equal(HttpStatusCode.OK, (await Send(value)).StatusCode);
+        using (var over = await Send(value))
+        {
+            // The edge rule still limits the proxy's address...
+            Assert.Equal(HttpStatusCode.TooManyRequests, over.StatusCode);
+            Assert.Contains("is over its limit", await over.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // ...but bans nobody: once the limit allows it again, so does the proxy, and so it does every client behind it.
+        app.Time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal(HttpStatusCode.OK, (await Send(value)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Send(header == ForwardedHeader.Forwarded ? "for=203.0.113.5" : "203.0.113.5")).StatusCode);
+
+        async Task<HttpResponseMessage> Send(string? forwarded)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/", UriKind.Relative));
+            if (forwarded is not null)
+            {
+                request.Headers.Add(name, forwarded);
+            }
+
+            return await app.Client.SendAsync(request);
+        }
+    }
+
+    [Fact]
+    public async Task A_client_behind_a_trusted_proxy_is_still_banned()
+    {
+        await using var app = await TestApp.StartAsync(
+            o =>
+            {
+                o.Policy = new RateLimitPolicy([new RateLimitRule("ip-flood", RateLimitTier.Edge, Limit.Gcra(Rate.Parse("1/min")))]);
+                o.Bans["ip-flood"] = TimeSpan.FromHours(1);
+                o.TrustedProxies.Add("127.0.0.0/8");
+            },
+            a => a.MapGet("/", () => "hi"));
+
+        Assert.Equal(HttpStatusCode.OK, (await Send("203.0.113.5")).StatusCode);
+        Assert.Equal(HttpStatusCode.TooManyRequests, (await Send("203.0.113.5")).StatusCode);
+        app.Time.Advance(TimeSpan.FromMinutes(1));
+        using var banned = await Send("203.0.113.5");
+        Assert.Equal(HttpStatusCode.TooManyRequests, banned.StatusCode);
+        Assert.Contains("is banned", await banned.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await Send("203.0.113.6")).StatusCode);
+
+        async Task<HttpResponseMessage> Send(string client)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri("/", UriKind.Relative));
+            request.Headers.Add("X-Forwarded-For", client);
+            return await app.Client.SendAsync(request);
+        }
     }
 
     [Fact]
@@ -159,24 +333,8 @@ public sealed class MiddlewareTests
         Assert.True(store.Failures > 0);
     }
 
-    private static async Task<TestApp> StartAsync(Action<FloodgateOptions> configure, Action<WebApplication> map, Action<WebApplication>? before = null, IRateLimitStore? store = null)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0));
-        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        builder.Services.AddSingleton<TimeProvider>(time);
-        builder.Services.AddSingleton<IRateLimitStore>(store ?? new MemoryStore(null, time));
-        builder.Services.AddFloodgate(configure);
-        var app = builder.Build();
-        before?.Invoke(app);
-        app.UseRouting();
-        app.UseFloodgate();
-        map(app);
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new TestApp(app, new HttpClient { BaseAddress = new Uri(address) });
-    }
+    private static Task<TestApp> StartAsync(Action<FloodgateOptions> configure, Action<WebApplication> map, Action<WebApplication>? before = null, IRateLimitStore? store = null) =>
+        TestApp.StartAsync(configure, map, before, store);
 
     /// <summary>A store that, while down, answers checks of one limit amount as a closed failure mode would.</summary>
     private sealed class OutageStore(MemoryStore inner, long failingAmount) : IRateLimitStore
@@ -215,13 +373,26 @@ public sealed class MiddlewareTests
         public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(check, leaseId, cancellationToken);
     }
 
-    private sealed record TestApp(WebApplication App, HttpClient Client) : IAsyncDisposable
+    /// <summary>Answers every request as anonymous, from the cache; runs <see cref="OnCachedLookup"/> first, once.</summary>
+    private sealed class AnonymousResolver : IIdentityResolver
     {
-        public async ValueTask DisposeAsync()
+        private int _calls;
+
+        public int ReloadOnCall { get; set; } = -1;
+
+        public Action? OnCachedLookup { get; set; }
+
+        public ValueTask<IdentityResult> ResolveAsync(HttpContext context, CancellationToken cancellationToken) => new(IdentityResult.Anonymous);
+
+        public bool TryResolveCached(HttpContext context, out IdentityResult identity)
         {
-            Client.Dispose();
-            await App.StopAsync();
-            await App.DisposeAsync();
+            if (Interlocked.Increment(ref _calls) == ReloadOnCall)
+            {
+                OnCachedLookup?.Invoke();
+            }
+
+            identity = IdentityResult.Anonymous;
+            return true;
         }
     }
 }
