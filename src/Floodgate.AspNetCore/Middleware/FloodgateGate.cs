@@ -145,7 +145,7 @@ public sealed class FloodgateGate
                 var match = new EndpointMatch(metadata, route);
                 if (!rules.Exists(r => r.Match.IsSameEndpoint(match)))
                 {
-                    rules.Add(new EndpointRule(metadata, template, methods, match));
+                    rules.Add(new EndpointRule(metadata, template, methods, route.Metadata.GetMetadata<IHostMetadata>()?.Hosts ?? [], match));
                 }
             }
         }
@@ -160,15 +160,16 @@ public sealed class FloodgateGate
         if (endpointRules.Count > 0)
         {
             // An endpoint rule keeps its name unless a policy rule or an earlier endpoint rule has it; then it is named
-            // after its endpoint too, "name:METHODS /template", deterministically.
+            // after its endpoint too, "name:METHODS /template" ("name:METHODS host/template" for an endpoint that requires
+            // hosts), deterministically.
             var names = new HashSet<string>(policy.Rules.Select(r => r.Name), StringComparer.OrdinalIgnoreCase);
             var rules = new List<RateLimitRule>(endpointRules.Count);
-            foreach (var (metadata, template, methods, match) in endpointRules)
+            foreach (var (metadata, template, methods, hosts, match) in endpointRules)
             {
                 var name = metadata.Name;
                 if (!names.Add(name))
                 {
-                    name = $"{metadata.Name}:{string.Join(',', methods)} {template}";
+                    name = $"{metadata.Name}:{string.Join(',', methods)} {string.Join(',', hosts)}{template}";
                     if (!FloodgateOptions.IsValidRuleName(name) || !names.Add(name))
                     {
                         throw new ArgumentException($"The rule '{metadata.Name}' attached to the endpoint {string.Join(',', methods)} {template} has the name of another rule; give it a name of its own.", nameof(endpointRules));
@@ -228,7 +229,7 @@ public sealed class FloodgateGate
 }
 
 /// <summary>A rule attached to an endpoint, and the endpoint.</summary>
-internal sealed record EndpointRule(FloodgateRuleMetadata Metadata, string Template, IReadOnlyList<string> Methods, EndpointMatch Match);
+internal sealed record EndpointRule(FloodgateRuleMetadata Metadata, string Template, IReadOnlyList<string> Methods, IReadOnlyList<string> Hosts, EndpointMatch Match);
 
 /// <summary>
 /// Whether routing matched a request to an endpoint that carries <paramref name="metadata"/>, the one <paramref name="endpoint"/>

@@ -68,6 +68,21 @@ public sealed class EndpointRuleTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Get(app, "/x", "a.test")).StatusCode);
     }
 
+    [Fact]
+    public async Task Rules_of_one_name_on_the_same_route_of_two_hosts_each_limit_their_own_host()
+    {
+        await using var app = await TestApp.StartAsync(_ => { }, e =>
+        {
+            e.MapGet("/x", () => "a").RequireHost("a.test").WithFloodgateRule("per-host", "1/min");
+            e.MapGet("/x", () => "b").RequireHost("b.test").WithFloodgateRule("per-host", "1/min");
+        });
+
+        Assert.Equal(HttpStatusCode.OK, (await Get(app, "/x", "a.test")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Get(app, "/x", "b.test")).StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Get(app, "/x", "a.test")).StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Get(app, "/x", "b.test")).StatusCode);
+    }
+
     [Theory]
     [InlineData("/items/{id:min(1)}", "/items/1", "/items/2")]
     [InlineData("/items/{id:int:min(1)}", "/items/1", "/items/2")]
@@ -130,15 +145,14 @@ public sealed class EndpointRuleTests
     [Fact]
     public async Task Endpoint_rules_that_cannot_be_attached_fail_every_request_instead_of_being_dropped()
     {
-        // Two endpoint rules named like a policy rule are both renamed after their endpoint, and the two endpoints differ
-        // only by host: the names clash.
+        // An endpoint rule named like a policy rule is renamed after its endpoint, and the policy has that name too.
         await using var app = await TestApp.StartAsync(
-            o => o.Policy = new RateLimitPolicy([new RateLimitRule("orders", RateLimitTier.Global, Limit.Gcra(Rate.Parse("100/min")))]),
-            e =>
-            {
-                e.MapGet("/orders/{id}", (string id) => id).RequireHost("a.test").WithFloodgateRule("orders", "1/min");
-                e.MapGet("/orders/{id}", (string id) => id).RequireHost("b.test").WithFloodgateRule("orders", "1/min");
-            });
+            o => o.Policy = new RateLimitPolicy(
+            [
+                new RateLimitRule("orders", RateLimitTier.Global, Limit.Gcra(Rate.Parse("100/min"))),
+                new RateLimitRule("orders:GET /orders/{id}", RateLimitTier.Global, Limit.Gcra(Rate.Parse("100/min"))),
+            ]),
+            e => e.MapGet("/orders/{id}", (string id) => id).WithFloodgateRule("orders", "1/min"));
 
         for (var i = 0; i < 3; i++)
         {
@@ -151,7 +165,7 @@ public sealed class EndpointRuleTests
         var gate = app.App.Services.GetService(typeof(FloodgateGate)) as FloodgateGate;
         var error = Assert.Throws<InvalidOperationException>(() => gate!.AttachEndpoints(app.App.Services.GetService(typeof(EndpointDataSource)) as EndpointDataSource));
         Assert.Contains("has the name of another rule", error.Message, StringComparison.Ordinal);
-        Assert.Equal(["orders"], gate!.Policy.Rules.Select(r => r.Name));
+        Assert.Equal(["orders", "orders:GET /orders/{id}"], gate!.Policy.Rules.Select(r => r.Name));
     }
 
     [Fact]
