@@ -1,5 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using Floodgate.Algorithms;
 using Floodgate.Limits;
 
@@ -23,6 +25,11 @@ namespace Floodgate.Stores;
 /// among the four slots ahead of a second hand, so expired state does not linger. The cost of an insert is bounded by the
 /// look-ahead, whatever the size of the shard.
 /// </para>
+/// <para>
+/// Key hashes are public functions of what a client sends, so the shard and the slot of a key are chosen by a keyed mix
+/// of its hash with secrets drawn at random when the store is created: a client cannot compute keys that crowd one
+/// shard or one probe run.
+/// </para>
 /// </remarks>
 [SkipLocalsInit]
 public sealed class MemoryStore : IRateLimitStore
@@ -30,6 +37,8 @@ public sealed class MemoryStore : IRateLimitStore
     private const int StackChecks = 32;
     private readonly Shard[] _shards;
     private readonly int _shardMask;
+    private readonly ulong _shardSeed0;
+    private readonly ulong _shardSeed1;
     private readonly TimeProvider _time;
     private readonly bool _tickClock;
     // Lease ids start at a random point (below 2^61, so they never wrap or reach the bits other stores mark theirs with):
@@ -52,10 +61,15 @@ public sealed class MemoryStore : IRateLimitStore
         shards = Math.Max(1, shards);
         _shards = new Shard[shards];
         _shardMask = shards - 1;
+
+        // Secret seeds for the shard and slot of a key: the hashes themselves are computed with public constants.
+        Span<ulong> seeds = stackalloc ulong[4];
+        RandomNumberGenerator.Fill(MemoryMarshal.AsBytes(seeds));
+        (_shardSeed0, _shardSeed1) = (seeds[0], seeds[1]);
         var perShard = options.MaxEntries / shards;
         for (var i = 0; i < shards; i++)
         {
-            _shards[i] = new Shard(perShard);
+            _shards[i] = new Shard(perShard, seeds[2], seeds[3]);
         }
 
         MaxEntries = perShard * shards;
@@ -190,7 +204,36 @@ public sealed class MemoryStore : IRateLimitStore
 
     private long NextLeaseId() => Interlocked.Increment(ref _nextLeaseId);
 
-    private Shard ShardFor(UInt128 identity) => _shards[(int)((ulong)identity ^ (ulong)(identity >> 64)) & _shardMask];
+    private Shard ShardFor(UInt128 identity) => _shards[Mix(identity, _shardSeed0, _shardSeed1) & _shardMask];
+
+    /// <summary>
+    /// A keyed mix of a 128-bit hash: the 128-bit product of its halves, each XORed with a secret seed, folded to 64 bits
+    /// (the multiply of wyhash and rapidhash), then spread by Fibonacci hashing so every bit of the fold reaches the
+    /// bits returned. Without the seeds, which keys share a shard or a home slot cannot be predicted.
+    /// </summary>
+    private static int Mix(UInt128 key, ulong seed0, ulong seed1)
+    {
+        var high = Math.BigMul((ulong)key ^ seed0, (ulong)(key >> 64) ^ seed1, out var low);
+        return (int)(((high ^ low) * 0x9E3779B97F4A7C15UL) >> 32);
+    }
+
+    /// <summary>The keys each shard holds, for tests.</summary>
+    internal int[] ShardCounts() => [.. _shards.Select(s => Volatile.Read(ref s.Count))];
+
+    /// <summary>The longest distance of any key from its home slot, for tests.</summary>
+    internal int LongestProbe()
+    {
+        var longest = 0;
+        foreach (var shard in _shards)
+        {
+            lock (shard.Gate)
+            {
+                longest = Math.Max(longest, shard.LongestProbe());
+            }
+        }
+
+        return longest;
+    }
 
     /// <summary>One slot of a shard's table: 64 bytes, so a lookup usually touches one cache line.</summary>
     private struct Entry
@@ -217,6 +260,8 @@ public sealed class MemoryStore : IRateLimitStore
         public int Count;
 
         private readonly int _capacity;
+        private readonly ulong _seed0;
+        private readonly ulong _seed1;
         private readonly List<LeaseSet?> _leaseSets = [null];
         private readonly Stack<int> _freeLeaseSets = new();
         private Entry[] _table = new Entry[InitialLength];
@@ -225,7 +270,7 @@ public sealed class MemoryStore : IRateLimitStore
         private int _evictHand;
         private int _reclaimHand;
 
-        public Shard(int capacity) => _capacity = capacity;
+        public Shard(int capacity, ulong seed0, ulong seed1) => (_capacity, _seed0, _seed1) = (capacity, seed0, seed1);
 
         public void DecideOne(in RateLimitCheck check, ref StoreOutcome result, long now, MemoryStore store)
         {
@@ -379,7 +424,7 @@ public sealed class MemoryStore : IRateLimitStore
         {
             var table = _table;
             var mask = _mask;
-            for (var i = Home(key, mask); ; i = (i + 1) & mask)
+            for (var i = Home(key); ; i = (i + 1) & mask)
             {
                 ref var entry = ref table[i];
                 if (!entry.Used)
@@ -407,7 +452,7 @@ public sealed class MemoryStore : IRateLimitStore
                 Grow();
             }
 
-            var i = Home(key, _mask);
+            var i = Home(key);
             while (_table[i].Used)
             {
                 i = (i + 1) & _mask;
@@ -430,7 +475,7 @@ public sealed class MemoryStore : IRateLimitStore
                     continue;
                 }
 
-                var i = Home(entry.Key, _mask);
+                var i = Home(entry.Key);
                 while (_table[i].Used)
                 {
                     i = (i + 1) & _mask;
@@ -516,14 +561,18 @@ public sealed class MemoryStore : IRateLimitStore
         private void ReclaimExpired(long now, int stamp)
         {
             // Four slots per insert walk the table faster than inserts fill it, so expired keys do not pile up.
+            // The hand stays on a slot it emptied: removal shifts the next entry of the run back into it.
             for (var step = 0; step < 4; step++)
             {
                 var slot = _reclaimHand;
-                _reclaimHand = (_reclaimHand + 1) & _mask;
                 ref var entry = ref _table[slot];
                 if (entry.Used && entry.Stamp != stamp && entry.ExpiresAt <= now)
                 {
                     Remove(slot);
+                }
+                else
+                {
+                    _reclaimHand = (slot + 1) & _mask;
                 }
             }
         }
@@ -540,7 +589,7 @@ public sealed class MemoryStore : IRateLimitStore
             var hole = slot;
             for (var i = (slot + 1) & _mask; _table[i].Used; i = (i + 1) & _mask)
             {
-                var home = Home(_table[i].Key, _mask);
+                var home = Home(_table[i].Key);
 
                 // The entry at i may fill the hole unless its home lies cyclically in (hole, i].
                 var stays = hole <= i ? home > hole && home <= i : home > hole || home <= i;
@@ -566,9 +615,22 @@ public sealed class MemoryStore : IRateLimitStore
             return _leaseSets.Count - 1;
         }
 
-        // Fibonacci hashing of both halves: the table stays spread even for keys that are not uniform hashes.
-        private static int Home(UInt128 key, int mask) =>
-            (int)((((ulong)key ^ (ulong)(key >> 64)) * 0x9E3779B97F4A7C15UL) >> 32) & mask;
+        public int LongestProbe()
+        {
+            var longest = 0;
+            for (var i = 0; i < _table.Length; i++)
+            {
+                if (_table[i].Used)
+                {
+                    longest = Math.Max(longest, (i - Home(_table[i].Key)) & _mask);
+                }
+            }
+
+            return longest;
+        }
+
+        // The keyed mix of both halves: the table stays spread even for keys chosen to collide under public constants.
+        private int Home(UInt128 key) => Mix(key, _seed0, _seed1) & _mask;
     }
 
     /// <summary>The leases of one concurrency key: parallel arrays, grown as needed, compacted as leases end.</summary>

@@ -137,7 +137,7 @@ public sealed class MemoryStoreTests
             DecideOne(store, limit, Key(i, 0));
         }
 
-        // Each insert reclaims up to two expired keys, so the first thousand are gone and nothing live was lost.
+        // Each insert reclaims up to four expired keys, so the first thousand are gone and nothing live was lost.
         Assert.Equal(1000, store.Count);
     }
 
@@ -359,6 +359,44 @@ public sealed class MemoryStoreTests
         var outcomes = new StoreOutcome[1];
         store.Decide([check with { IsProbe = true }], outcomes);
         return outcomes[0];
+    }
+
+    // Key hashes are public functions of what a client sends. Before the slot and shard were keyed with secret seeds,
+    // they depended on lo ^ hi of the hash alone, so a client could precompute keys sharing one slot or one shard.
+    private const ulong PublicFold = 0x5DEE_CE66_D00D_F00DUL;
+
+    private static UInt128 CollidingUnderPublicConstants(int i) => ((UInt128)(ulong)i << 64) | ((ulong)i ^ PublicFold);
+
+    [Fact]
+    public void Keys_that_collide_under_public_constants_do_not_share_a_probe_run()
+    {
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 20_000, Shards = 1 }, new FakeTimeProvider(Start));
+        var limit = Limit.FixedWindow(Rate.Parse("5/15min"));
+        for (var i = 1; i <= 4000; i++)
+        {
+            Assert.True(DecideOne(store, limit, new StoreKey(1, CollidingUnderPublicConstants(i))).Committed);
+        }
+
+        // Every key once had one home slot, so the 4000th probed past 3999 others on every lookup; spread over
+        // 8192 slots at random, the longest run is a handful of slots.
+        Assert.Equal(4000, store.Count);
+        Assert.True(store.LongestProbe() < 64, $"A key lies {store.LongestProbe()} slots from its home.");
+    }
+
+    [Fact]
+    public void Identities_that_collide_under_public_constants_do_not_share_a_shard()
+    {
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 64 * 100, Shards = 64 }, new FakeTimeProvider(Start));
+        var limit = Limit.FixedWindow(Rate.Parse("5/15min"));
+        for (var i = 1; i <= 3000; i++)
+        {
+            var identity = CollidingUnderPublicConstants(i);
+            Assert.True(DecideOne(store, limit, new StoreKey(identity, identity)).Committed);
+        }
+
+        // In one shard of 100 keys they would evict one another down to 100; spread over 64 shards, none is evicted.
+        Assert.Equal(3000, store.Count);
+        Assert.True(store.ShardCounts().Max() < 100, string.Join(", ", store.ShardCounts()));
     }
 
     [Fact]
