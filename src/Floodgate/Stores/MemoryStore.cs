@@ -277,7 +277,7 @@ public sealed class MemoryStore : IRateLimitStore
             var slot = Find(check.Key.Value);
             if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
             {
-                result = DecideConcurrency(check, slot, now, store, commit: !check.IsProbe);
+                result = DecideConcurrency(check, slot, now, store, commit: !check.IsProbe, ++_stamp);
                 return;
             }
 
@@ -327,7 +327,7 @@ public sealed class MemoryStore : IRateLimitStore
                 }
 
                 var outcome = check.Limit.Algorithm == LimitAlgorithm.Concurrency
-                    ? DecideConcurrency(check, slot, now, store, commit: false).Outcome
+                    ? DecideConcurrency(check, slot, now, store, commit: false, stamp).Outcome
                     : LimitMath.Decide(check.Limit, slot >= 0 ? _table[slot].State : default, now, check.Cost, out nexts[k]);
                 denied |= !outcome.IsAllowed && !check.IsShadow;
                 outcomes[k] = new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
@@ -353,7 +353,7 @@ public sealed class MemoryStore : IRateLimitStore
                 }
                 else if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
                 {
-                    outcomes[k] = DecideConcurrency(check, Find(check.Key.Value), now, store, commit: true);
+                    outcomes[k] = DecideConcurrency(check, Find(check.Key.Value), now, store, commit: true, stamp);
                 }
                 else if (check.Cost > 0)
                 {
@@ -371,7 +371,7 @@ public sealed class MemoryStore : IRateLimitStore
             }
         }
 
-        private StoreOutcome DecideConcurrency(in RateLimitCheck check, int slot, long now, MemoryStore store, bool commit)
+        private StoreOutcome DecideConcurrency(in RateLimitCheck check, int slot, long now, MemoryStore store, bool commit, int stamp)
         {
             var leases = slot >= 0 && _table[slot].Leases != 0 ? _leaseSets[_table[slot].Leases] : null;
             leases?.Purge(now);
@@ -383,7 +383,8 @@ public sealed class MemoryStore : IRateLimitStore
 
             if (slot < 0)
             {
-                slot = Insert(check.Key.Value, now, ++_stamp);
+                // The operation's stamp, so the insert cannot evict a key this group has just written.
+                slot = Insert(check.Key.Value, now, stamp);
                 if (slot < 0)
                 {
                     return new StoreOutcome(outcome, true, 0);

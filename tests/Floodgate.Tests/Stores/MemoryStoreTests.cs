@@ -225,6 +225,25 @@ public sealed class MemoryStoreTests
     }
 
     [Fact]
+    public void A_concurrency_key_inserted_by_a_group_does_not_evict_a_key_the_group_just_wrote()
+    {
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 2, Shards = 1 }, new FakeTimeProvider(Start));
+        var hourly = Limit.FixedWindow(Rate.Parse("3/h"));
+        var other = Key(99, 1);
+        DecideOne(store, hourly, other);
+        DecideOne(store, hourly, other);
+
+        // One atomic group inserts two new keys into a full store: the fixed window first, then the concurrency key.
+        var outcomes = new StoreOutcome[2];
+        store.Decide([new RateLimitCheck(hourly, Key(1, 10), 3, false), new RateLimitCheck(Limit.Concurrency(5), Key(1, 11), 1, false)], outcomes);
+        Assert.True(outcomes[0].Committed && outcomes[1].Committed);
+
+        // The group's own write survives its own insert: the 3 spent stay spent, and the lease is held.
+        Assert.Equal(0, DecideOne(store, hourly, Key(1, 10), cost: 0).Outcome.Remaining);
+        Assert.Equal(4, DecideOne(store, Limit.Concurrency(5), Key(1, 11), cost: 0).Outcome.Remaining);
+    }
+
+    [Fact]
     public void A_decision_on_an_existing_key_allocates_nothing()
     {
         var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
