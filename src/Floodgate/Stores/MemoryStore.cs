@@ -20,10 +20,14 @@ namespace Floodgate.Stores;
 /// <para>
 /// The number of keys never exceeds <see cref="MemoryStoreOptions.MaxEntries"/>. When a shard is full, a clock hand
 /// looks a few slots ahead for a victim: an expired key first, then a key not used since the hand last passed; a key
-/// used since then gets a second chance. A new key starts without that second chance, so a flood of fabricated
-/// one-time keys evicts itself before it evicts the keys of real clients. Every insert also reclaims the expired keys
-/// among the four slots ahead of a second hand, so expired state does not linger. The cost of an insert is bounded by the
-/// look-ahead, whatever the size of the shard.
+/// used since then gets a second chance, and a new key starts without it. A key left with at most a quarter of its
+/// budget by its latest decision (a login lockout, a spent quota, a client being limited) is exhausted: losing it would
+/// give most of a budget back, so the hand passes it over while exhausted keys are at most three quarters of the
+/// shard. A flood of new keys that each spend less than three quarters of their budget therefore never evicts an
+/// exhausted key, however long it lasts; it does evict other idle keys, each after about one or two turns of the hand.
+/// Past three quarters, exhausted keys are evicted like any other. Every insert also reclaims the expired keys among
+/// the slots ahead of a second hand, so expired state does not linger. The cost of an insert is amortised constant,
+/// whatever the size of the shard.
 /// </para>
 /// <para>
 /// Key hashes are public functions of what a client sends, so the shard and the slot of a key are chosen by a keyed mix
@@ -245,6 +249,7 @@ public sealed class MemoryStore : IRateLimitStore
         public int Stamp;
         public bool Used;
         public bool Referenced;
+        public bool Exhausted;
     }
 
     /// <summary>
@@ -267,6 +272,7 @@ public sealed class MemoryStore : IRateLimitStore
         private Entry[] _table = new Entry[InitialLength];
         private int _mask = InitialLength - 1;
         private int _stamp;
+        private int _exhausted;
         private int _evictHand;
         private int _reclaimHand;
 
@@ -275,6 +281,11 @@ public sealed class MemoryStore : IRateLimitStore
         public void DecideOne(in RateLimitCheck check, ref StoreOutcome result, long now, MemoryStore store)
         {
             var slot = Find(check.Key.Value);
+            if (slot >= 0)
+            {
+                _table[slot].Referenced = true;
+            }
+
             if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
             {
                 result = DecideConcurrency(check, slot, now, store, commit: !check.IsProbe, ++_stamp);
@@ -283,16 +294,17 @@ public sealed class MemoryStore : IRateLimitStore
 
             var state = slot >= 0 ? _table[slot].State : default;
             var outcome = LimitMath.Decide(check.Limit, state, now, check.Cost, out var next);
-            if (slot >= 0)
-            {
-                _table[slot].Referenced = true;
-            }
 
             // A probe is decided with its cost and never commits.
             var committed = outcome.IsAllowed && !check.IsProbe;
             if (committed && check.Cost > 0)
             {
-                Store(check, slot, next, now, ++_stamp);
+                slot = Store(check, slot, next, now, ++_stamp);
+            }
+
+            if (slot >= 0)
+            {
+                MarkExhausted(slot, check.Limit, outcome);
             }
 
             result = new StoreOutcome(outcome, committed, 0);
@@ -329,6 +341,11 @@ public sealed class MemoryStore : IRateLimitStore
                 var outcome = check.Limit.Algorithm == LimitAlgorithm.Concurrency
                     ? DecideConcurrency(check, slot, now, store, commit: false, stamp).Outcome
                     : LimitMath.Decide(check.Limit, slot >= 0 ? _table[slot].State : default, now, check.Cost, out nexts[k]);
+                if (slot >= 0)
+                {
+                    MarkExhausted(slot, check.Limit, outcome);
+                }
+
                 denied |= !outcome.IsAllowed && !check.IsShadow;
                 outcomes[k] = new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
             }
@@ -357,7 +374,11 @@ public sealed class MemoryStore : IRateLimitStore
                 }
                 else if (check.Cost > 0)
                 {
-                    Store(check, Find(check.Key.Value), nexts[k], now, stamp);
+                    var slot = Store(check, Find(check.Key.Value), nexts[k], now, stamp);
+                    if (slot >= 0)
+                    {
+                        MarkExhausted(slot, check.Limit, outcomes[k].Outcome);
+                    }
                 }
             }
         }
@@ -378,6 +399,11 @@ public sealed class MemoryStore : IRateLimitStore
             var outcome = LimitMath.Concurrency(check.Limit, leases?.InFlight ?? 0, leases?.EarliestExpiry ?? 0, leases?.LatestExpiry ?? 0, now, check.Cost);
             if (!commit || !outcome.IsAllowed || check.Cost == 0)
             {
+                if (slot >= 0)
+                {
+                    MarkExhausted(slot, check.Limit, outcome);
+                }
+
                 return new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
             }
 
@@ -401,10 +427,12 @@ public sealed class MemoryStore : IRateLimitStore
             var leaseId = store.NextLeaseId();
             set.Add(leaseId, now + check.Limit.LeaseTimeoutMicroseconds, check.Cost);
             entry.ExpiresAt = set.LatestExpiry;
+            MarkExhausted(slot, check.Limit, outcome);
             return new StoreOutcome(outcome, true, leaseId);
         }
 
-        private void Store(in RateLimitCheck check, int slot, in LimitState next, long now, int stamp)
+        /// <summary>Writes a key's next state, inserting the key if needed; returns its slot, or -1 when it could not be kept.</summary>
+        private int Store(in RateLimitCheck check, int slot, in LimitState next, long now, int stamp)
         {
             if (slot < 0)
             {
@@ -412,13 +440,29 @@ public sealed class MemoryStore : IRateLimitStore
                 if (slot < 0)
                 {
                     // Every slot is pinned by this operation: the state is not kept, so the limit errs toward admitting.
-                    return;
+                    return -1;
                 }
             }
 
             ref var entry = ref _table[slot];
             entry.State = next;
             entry.ExpiresAt = LimitMath.ExpiresAt(check.Limit, next);
+            return slot;
+        }
+
+        /// <summary>
+        /// Records whether the key at <paramref name="slot"/> has at most a quarter of its budget left after its latest
+        /// decision: evicting such a key would give a client most of a budget back, so eviction spares it.
+        /// </summary>
+        private void MarkExhausted(int slot, Limit limit, in LimitOutcome outcome)
+        {
+            ref var entry = ref _table[slot];
+            var exhausted = outcome.Remaining * 4 <= limit.Burst;
+            if (entry.Exhausted != exhausted)
+            {
+                entry.Exhausted = exhausted;
+                _exhausted += exhausted ? 1 : -1;
+            }
         }
 
         private int Find(UInt128 key)
@@ -491,10 +535,15 @@ public sealed class MemoryStore : IRateLimitStore
 
         /// <summary>
         /// Looks a few slots ahead of the clock hand for an expired key, else one not used since the hand last passed;
-        /// only when every one of those was used does it sweep on, clearing use bits, as a plain clock does.
+        /// only when every one of those was used does it sweep on, clearing use bits, as a plain clock does. Exhausted
+        /// keys (see <see cref="MarkExhausted"/>) are passed over while they are at most three quarters of the shard,
+        /// so however many keys a flood inserts, it evicts keys whose loss gives back little before it evicts them.
         /// </summary>
         private bool Evict(long now, int stamp)
         {
+            // Bounding the exhausted keys spared keeps a quarter of the shard evictable, so the hand finds a victim in
+            // a few slots on average, and a flood of exhausted keys evicts under the plain clock like any other.
+            var spare = _exhausted * 4 <= Count * 3;
             var unused = -1;
             for (var step = 0; step < VictimWindow; step++)
             {
@@ -510,7 +559,7 @@ public sealed class MemoryStore : IRateLimitStore
                     return EvictAt(slot);
                 }
 
-                if (unused < 0 && !entry.Referenced)
+                if (unused < 0 && !entry.Referenced && !(spare && entry.Exhausted))
                 {
                     unused = slot;
                 }
@@ -521,25 +570,34 @@ public sealed class MemoryStore : IRateLimitStore
                 return EvictAt(unused);
             }
 
-            // Two laps always find a victim unless every key is pinned by this operation.
-            for (var step = 0; step < 2 * _table.Length; step++)
+            // Two laps always find a victim unless every key is pinned by this operation or spared; then two more
+            // laps spare nothing.
+            for (var pass = spare ? 0 : 1; pass < 2; pass++)
             {
-                var slot = _evictHand;
-                _evictHand = (_evictHand + 1) & _mask;
-                ref var entry = ref _table[slot];
-                if (!entry.Used || entry.Stamp == stamp)
+                for (var step = 0; step < 2 * _table.Length; step++)
                 {
-                    continue;
-                }
+                    var slot = _evictHand;
+                    _evictHand = (_evictHand + 1) & _mask;
+                    ref var entry = ref _table[slot];
+                    if (!entry.Used || entry.Stamp == stamp)
+                    {
+                        continue;
+                    }
 
-                if (entry.ExpiresAt > now && entry.Referenced)
-                {
-                    entry.Referenced = false;
-                    continue;
-                }
+                    if (entry.ExpiresAt > now && pass == 0 && entry.Exhausted)
+                    {
+                        continue;
+                    }
 
-                Remove(slot);
-                return true;
+                    if (entry.ExpiresAt > now && entry.Referenced)
+                    {
+                        entry.Referenced = false;
+                        continue;
+                    }
+
+                    Remove(slot);
+                    return true;
+                }
             }
 
             return false;
@@ -581,6 +639,11 @@ public sealed class MemoryStore : IRateLimitStore
         /// <summary>Empties a slot and shifts back the entries of its probe run, so lookups never need tombstones.</summary>
         private void Remove(int slot)
         {
+            if (_table[slot].Exhausted)
+            {
+                _exhausted--;
+            }
+
             if (_table[slot].Leases != 0)
             {
                 _freeLeaseSets.Push(_table[slot].Leases);

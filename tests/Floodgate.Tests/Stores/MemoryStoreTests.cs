@@ -120,6 +120,58 @@ public sealed class MemoryStoreTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void A_locked_out_key_left_alone_survives_a_flood_of_new_keys(int touches)
+    {
+        var time = new FakeTimeProvider(Start);
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 10_000, Shards = 1 }, time);
+        var login = Limit.FixedWindow(Rate.Parse("5/15min"));
+        var alice = StoreKey.Create("login", "alice");
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.True(DecideOne(store, login, alice).Committed);
+        }
+
+        Assert.False(DecideOne(store, login, alice).Outcome.IsAllowed);
+
+        // 40,000 made-up usernames at 1,000 a second, each tried once or twice: four times the store, and never alice.
+        for (var i = 0; i < 40_000; i++)
+        {
+            var bogus = StoreKey.Create("login", "bogus" + i);
+            for (var t = 0; t < touches; t++)
+            {
+                DecideOne(store, login, bogus);
+            }
+
+            time.Advance(TimeSpan.FromMilliseconds(1));
+        }
+
+        Assert.True(store.Count <= 10_000);
+        var after = DecideOne(store, login, alice);
+        Assert.False(after.Outcome.IsAllowed);
+        Assert.Equal(0, after.Outcome.Remaining);
+    }
+
+    [Fact]
+    public void A_store_full_of_exhausted_keys_still_keeps_new_ones()
+    {
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 1000, Shards = 1 }, new FakeTimeProvider(Start));
+        var hourly = Limit.FixedWindow(Rate.Parse("1/h"));
+
+        // Every key is exhausted by its first request: past three quarters of the shard they are evicted as any key is,
+        // so the store stays bounded and a new key is still counted.
+        for (var i = 0; i < 5000; i++)
+        {
+            Assert.True(DecideOne(store, hourly, Key(i, 1)).Committed);
+        }
+
+        Assert.Equal(1000, store.Count);
+        Assert.True(DecideOne(store, hourly, Key(9999, 1)).Committed);
+        Assert.False(DecideOne(store, hourly, Key(9999, 1)).Outcome.IsAllowed);
+    }
+
     [Fact]
     public void Expired_keys_are_reclaimed_as_new_keys_arrive()
     {
