@@ -39,8 +39,10 @@ public sealed class Limit
         PeriodMicroseconds = rate.PeriodMicroseconds;
         if (algorithm == LimitAlgorithm.Gcra)
         {
-            // Round the interval up: a limit may under-admit by a microsecond per request, never over-admit.
-            IntervalMicroseconds = (PeriodMicroseconds + rate.Amount - 1) / rate.Amount;
+            // The interval is rounded up to a whole microsecond, so a limit never over-admits; the rounding costs up to
+            // a microsecond per request, a share of the rate that grows as the interval shrinks, so Gcra refuses rates
+            // for which it exceeds 1%.
+            IntervalMicroseconds = GcraInterval(rate);
             ToleranceMicroseconds = checked(IntervalMicroseconds * burst);
         }
     }
@@ -66,7 +68,10 @@ public sealed class Limit
     /// <summary>The fixed length of one period in microseconds.</summary>
     public long PeriodMicroseconds { get; }
 
-    /// <summary>For <see cref="LimitAlgorithm.Gcra"/>, the emission interval: the period divided by the amount, rounded up.</summary>
+    /// <summary>
+    /// For <see cref="LimitAlgorithm.Gcra"/>, the emission interval: the period divided by the amount, rounded up to a whole
+    /// microsecond, which <see cref="Gcra"/> ensures costs at most 1% of the rate.
+    /// </summary>
     public long IntervalMicroseconds { get; }
 
     /// <summary>For <see cref="LimitAlgorithm.Gcra"/>, the burst tolerance: the interval times the burst.</summary>
@@ -86,8 +91,14 @@ public sealed class Limit
     public long LeasedSlice { get; private init; }
 
     /// <summary>A token bucket: <paramref name="rate"/> refills, <paramref name="burst"/> (default: the amount) may be spent at once.</summary>
+    /// <remarks>
+    /// Gcra counts time in whole microseconds: the emission interval, the period divided by the amount, is rounded up. A
+    /// rate whose rounding would cost more than 1% of it is refused (600k/s would become 500k/s); fixed_window and
+    /// sliding_window count such rates exactly.
+    /// </remarks>
     /// <exception cref="ArgumentException">
-    /// The rate is uninitialized or finer than one request per microsecond, or the burst is not positive.
+    /// The rate is uninitialized, finer than one request per microsecond, or loses more than 1% to the rounding of its
+    /// interval; or the burst is not positive.
     /// </exception>
     /// <exception cref="ArgumentOutOfRangeException">
     /// A value is beyond <see cref="MaxAmount"/>, or the burst tolerance (interval × burst) beyond <see cref="MaxSpanMicroseconds"/>.
@@ -106,7 +117,16 @@ public sealed class Limit
             throw new ArgumentException($"The rate {rate} is above one per microsecond, the finest gcra counts; use fixed_window or sliding_window.", nameof(rate));
         }
 
-        var interval = (rate.PeriodMicroseconds + rate.Amount - 1) / rate.Amount;
+        var interval = GcraInterval(rate);
+        var rounded = interval * rate.Amount;
+        if (100 * (rounded - rate.PeriodMicroseconds) > rounded)
+        {
+            var effective = (double)rate.PeriodMicroseconds / interval;
+            throw new ArgumentException(
+                string.Create(CultureInfo.InvariantCulture, $"The rate {rate} is too fine for gcra, which counts whole microseconds: its interval of {(double)rate.PeriodMicroseconds / rate.Amount:0.###} µs rounds up to {interval} µs, admitting only {new Rate(Math.Max(1, (long)effective), rate.UnitCount, rate.Unit)} ({(1 - (effective / rate.Amount)) * 100:0.0}% less); use fixed_window or sliding_window, which count it exactly."),
+                nameof(rate));
+        }
+
         if (b > MaxAmount || b > MaxSpanMicroseconds / interval)
         {
             throw new ArgumentOutOfRangeException(
@@ -117,6 +137,13 @@ public sealed class Limit
 
         return new Limit(LimitAlgorithm.Gcra, rate, b, TimeSpan.Zero, null);
     }
+
+    /// <summary>
+    /// A gcra limit for one replica's share of a limit <see cref="Gcra"/> already accepted, decided only in this process
+    /// (a shared store's local fallback): dividing the amount can make the interval inexact, which costs at most a few
+    /// percent of a share and must not fail a decision during an outage, and doubles are never involved in process.
+    /// </summary>
+    internal static Limit LocalGcra(Rate rate, long burst) => new(LimitAlgorithm.Gcra, rate, Math.Max(1, burst), TimeSpan.Zero, null);
 
     /// <summary>A counter per window of the rate's period, aligned to the Unix epoch.</summary>
     /// <exception cref="ArgumentException">The rate is uninitialized.</exception>
@@ -195,6 +222,8 @@ public sealed class Limit
         _calendar is null
             ? throw new InvalidOperationException("Only calendar quotas have calendar periods.")
             : _calendar.PeriodContaining(nowMicroseconds, Rate.Unit);
+
+    private static long GcraInterval(Rate rate) => (rate.PeriodMicroseconds + rate.Amount - 1) / rate.Amount;
 
     /// <summary>
     /// Checks what every algorithm needs of a rate, at construction rather than at the first decision: an initialized

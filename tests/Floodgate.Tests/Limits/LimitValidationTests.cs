@@ -54,4 +54,25 @@ public sealed class LimitValidationTests
         Assert.Equal("permits", Assert.Throws<ArgumentOutOfRangeException>(() => Limit.Concurrency(1L << 60)).ParamName);
         Assert.Equal("leaseTimeout", Assert.Throws<ArgumentOutOfRangeException>(() => Limit.Concurrency(5, TimeSpan.MaxValue)).ParamName);
     }
+
+    [Theory]
+    [InlineData("600k/s", "rounds up to 2 µs, admitting only 500000/s (16.7% less)")]
+    [InlineData("300k/s", "rounds up to 4 µs, admitting only 250000/s (16.7% less)")]
+    [InlineData("70k/s", "rounds up to 15 µs, admitting only 66666/s (4.8% less)")]
+    public void A_gcra_rate_that_rounding_would_cut_by_more_than_one_percent_is_refused(string rate, string expected)
+    {
+        var error = Assert.Throws<ArgumentException>(() => Limit.Gcra(Rate.Parse(rate)));
+        Assert.Equal("rate", error.ParamName);
+        Assert.True(error.Message.Contains(expected, StringComparison.Ordinal), error.Message);
+        Assert.Contains("use fixed_window or sliding_window", error.Message, StringComparison.Ordinal);
+        Assert.Equal(LimitAlgorithm.FixedWindow, Limit.FixedWindow(Rate.Parse(rate)).Algorithm);
+    }
+
+    [Theory]
+    [InlineData("1M/s", 1)]
+    [InlineData("100k/s", 10)]
+    [InlineData("9999/s", 101)]
+    [InlineData("7/3s", 428_572)]
+    public void A_gcra_rate_within_one_percent_of_its_rounding_is_kept(string rate, long interval) =>
+        Assert.Equal(interval, Limit.Gcra(Rate.Parse(rate)).IntervalMicroseconds);
 }
