@@ -326,6 +326,32 @@ public sealed class MemoryStoreTests
     }
 
     [Fact]
+    public void Daily_and_monthly_quotas_on_one_calendar_allocate_nothing()
+    {
+        // Every UTC quota shares QuotaCalendar.Utc: its cached period must not flip between a day and a month.
+        var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
+        RateLimitCheck[] group =
+        [
+            new(Limit.Quota(Rate.Parse("100000/day"), QuotaCalendar.Utc), Key(30, 1), 1, false),
+            new(Limit.Quota(Rate.Parse("1000000/month"), QuotaCalendar.Utc), Key(30, 2), 1, false),
+            new(Limit.Quota(Rate.Parse("1000000/week"), QuotaCalendar.Utc), Key(30, 3), 1, false),
+        ];
+        RateLimitCheck[] yearly = [new(Limit.Quota(Rate.Parse("1000000/year"), QuotaCalendar.Utc), Key(31, 1), 1, false)];
+        var outcomes = new StoreOutcome[3];
+        store.Decide(group, outcomes);
+        store.Decide(yearly, outcomes);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 10_000; i++)
+        {
+            store.Decide(group, outcomes);
+            store.Decide(yearly, outcomes);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(outcomes[0].Committed);
+    }
+
+    [Fact]
     public void A_probe_is_decided_with_its_cost_and_never_commits()
     {
         var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
