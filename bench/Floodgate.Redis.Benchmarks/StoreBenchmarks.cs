@@ -23,9 +23,9 @@ public class StoreBenchmarks
         var configuration = Environment.GetEnvironmentVariable("FLOODGATE_REDIS")
             ?? throw new InvalidOperationException("Set FLOODGATE_REDIS to a local redis-server, such as 127.0.0.1:6379.");
         _store = await RedisStore.ConnectAsync(new RedisStoreOptions { Configuration = configuration, KeyPrefix = "bdn" + Guid.NewGuid().ToString("N")[..6], Timeout = TimeSpan.FromSeconds(1) });
-        _strict[0] = new RateLimitCheck(Limit.Gcra(new Rate(1_000_000_000, 1, RateUnit.Hour)), StoreKey.Create("strict", "alice"), 1, false);
+        _strict[0] = new RateLimitCheck(Limit.Gcra(new Rate(900_000_000, 1, RateUnit.Hour)), StoreKey.Create("strict", "alice"), 1, false);
         _over[0] = new RateLimitCheck(Limit.Gcra(new Rate(1, 1, RateUnit.Day)), StoreKey.Create("over", "alice"), 1, false);
-        _leased[0] = new RateLimitCheck(Limit.Gcra(new Rate(1_000_000_000, 1, RateUnit.Hour)).WithLeasedSlice(1_000_000), StoreKey.Create("leased", "everything"), 1, false);
+        _leased[0] = new RateLimitCheck(Limit.Gcra(new Rate(900_000_000, 1, RateUnit.Hour)).WithLeasedSlice(1_000_000), StoreKey.Create("leased", "everything"), 1, false);
         await _store.DecideAsync(_over, _outcomes);
         await _store.DecideAsync(_over, _outcomes);
         await _store.DecideAsync(_leased, _outcomes);

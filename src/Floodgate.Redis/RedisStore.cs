@@ -393,7 +393,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         var rate = new Rate(amount, limit.Rate.UnitCount, limit.Rate.Unit);
         return limit.Algorithm switch
         {
-            LimitAlgorithm.Gcra => Limit.Gcra(rate, Math.Max(1, limit.Burst / replicas)),
+            // Not Limit.Gcra: a share such as 100k/s over 3 replicas has an inexact interval, which Gcra refuses.
+            LimitAlgorithm.Gcra => Limit.LocalGcra(rate, limit.Burst / replicas),
             LimitAlgorithm.SlidingWindow => Limit.SlidingWindow(rate),
             LimitAlgorithm.FixedWindow => Limit.FixedWindow(rate),
             LimitAlgorithm.Quota => Limit.Quota(rate, limit.Calendar),

@@ -214,15 +214,17 @@ for g = 1, groups do
             end
           end
         elseif algorithm == '1' then
-          -- LimitMath.SlidingWindow: p1 window, p2 amount.
-          local start = now - fmod(now, p1)
+          -- LimitMath.SlidingWindow: p1 window, p2 amount. t: now, but not before the state's window (the clock
+          -- stepped back); TTLs still count from now.
+          local t = a > now and a or now
+          local start = t - fmod(t, p1)
           local previous, current = 0, 0
           if a == start then
             previous, current = b, c
           elseif a == start - p1 then
             previous, current = c, 0
           end
-          local elapsed = now - start
+          local elapsed = t - start
           local weighted = floor(previous * (p1 - elapsed) / p1)
           ok = try <= p2 and weighted + current + try <= p2
           na, nb, nc, expires = start, previous, current + try, start + 2 * p1
@@ -230,22 +232,25 @@ for g = 1, groups do
           local start, finish, amount
           local count = 0
           if algorithm == '2' then
-            -- LimitMath.FixedWindow: p1 window, p2 amount.
-            start = now - fmod(now, p1)
+            -- LimitMath.FixedWindow: p1 window, p2 amount. t as in the sliding window.
+            local t = a > now and a or now
+            start = t - fmod(t, p1)
             finish, amount = start + p1, p2
             if a == start then
               count = b
             end
           else
             -- LimitMath.Quota: p1 amount, p2 period, p3 calendar.
-            if p3 == 1 then
+            if a > now and c > a then
+              start, finish = a, c
+            elseif p3 == 1 then
               local p4, p5, p6 = ARGV[base + 7] + 0, ARGV[base + 8] + 0, ARGV[base + 9] + 0
               if now >= p4 and now < p5 then
                 start, finish = p4, p5
               elseif now >= p5 and now < p6 then
                 start, finish = p5, p6
               end
-            elseif c > now and a <= now then
+            elseif c > now then
               start, finish = a, c
             else
               start, finish = now, now + p2

@@ -151,6 +151,57 @@ public sealed class DifferentialTests(RedisFixture fixture)
     }
 
     [Theory]
+    [InlineData(21)]
+    [InlineData(22)]
+    public async Task Redis_and_memory_stores_decide_alike_when_the_clock_steps_back(int seed)
+    {
+        // Every window and quota meets states from its future: a quarter of the steps go back up to 300 ms, across
+        // window boundaries, the start of a rolling period and (from 0.5 s before it) midnight UTC.
+        Limit[] limits =
+        [
+            Limit.FixedWindow(new Rate(5, 1, RateUnit.Second)), Limit.SlidingWindow(new Rate(4, 1, RateUnit.Second)),
+            Limit.Gcra(new Rate(5, 1, RateUnit.Second), 3), Limit.Quota(new Rate(40, 1, RateUnit.Hour), null),
+            Limit.Quota(new Rate(60, 1, RateUnit.Day), QuotaCalendar.Utc),
+        ];
+        var start = new DateTimeOffset(2026, 3, 28, 23, 59, 59, 500, TimeSpan.Zero);
+        var clock = TestStores.Clock(start);
+        var memory = new MemoryStore(timeProvider: clock);
+        await using var redis = await TestStores.ConnectAsync(fixture.Server, o => o.OverLimitCache = false, clock);
+        var random = new Random(seed);
+        var identities = new[] { "alice", "bob" };
+        var now = TestStores.Micros(start);
+        var backAcrossASecond = 0;
+        var denied = 0;
+        for (var step = 0; step < 400; step++)
+        {
+            var previous = now;
+            now += random.Next(4) == 0 ? -random.NextInt64(300_000) : random.NextInt64(200_000);
+            backAcrossASecond += now / 1_000_000 < previous / 1_000_000 ? 1 : 0;
+
+            var identity = identities[random.Next(identities.Length)];
+            var batch = Enumerable.Range(0, limits.Length).OrderBy(_ => random.Next()).Take(1 + random.Next(2))
+                .Select(index => new RateLimitCheck(limits[index], StoreKey.Create("back" + index, identity), random.Next(6) == 0 ? 2 : 1, false))
+                .ToArray();
+            var expected = new StoreOutcome[batch.Length];
+            var actual = new StoreOutcome[batch.Length];
+            memory.Decide(batch, expected, now);
+            await redis.DecideAsync(batch, actual, now);
+            for (var i = 0; i < batch.Length; i++)
+            {
+                var context = $"step {step}, check {i} ({batch[i].Limit}, cost {batch[i].Cost}) at {now}, previous {previous}";
+                Assert.False(actual[i].IsStoreFailure, context);
+                Assert.True(expected[i].Outcome == actual[i].Outcome, $"{context}: memory {expected[i].Outcome}, redis {actual[i].Outcome}");
+                Assert.True(expected[i].Committed == actual[i].Committed, context + ": committed differs");
+                denied += actual[i].Outcome.IsAllowed ? 0 : 1;
+            }
+        }
+
+        Assert.True(backAcrossASecond > 5 && denied > 20, $"the sequence exercised too little: {backAcrossASecond} steps back across a second, {denied} denials");
+        Assert.Equal(0, redis.Mismatches);
+        Assert.Equal(0, redis.Failures);
+    }
+
+    [Theory]
     [InlineData(11, false)]
     [InlineData(12, true)]
     [InlineData(13, false)]

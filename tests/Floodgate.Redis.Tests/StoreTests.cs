@@ -310,6 +310,18 @@ public sealed class StoreTests(RedisFixture fixture)
     }
 
     [Fact]
+    public void A_replica_s_local_share_of_a_gcra_limit_never_fails_to_build()
+    {
+        // 100k/s is exact (10 µs), but a third of it, 33333/s, rounds its interval from 30.0003 to 31 µs: Limit.Gcra
+        // refuses such a rate, and the local fallback must still answer during an outage.
+        var share = RedisStore.DivideLimit(Limit.Gcra(Rate.Parse("100k/s"), 3000), 3);
+        Assert.Equal(33333, share.Amount);
+        Assert.Equal(1000, share.Burst);
+        Assert.Equal(31, share.IntervalMicroseconds);
+        Assert.Throws<ArgumentException>(() => Limit.Gcra(share.Rate));
+    }
+
+    [Fact]
     public async Task The_store_registers_as_the_rate_limit_store()
     {
         var services = new ServiceCollection();

@@ -10,6 +10,9 @@ namespace Floodgate.Algorithms;
 /// <remarks>
 /// A rejected cost never changes the state, and a cost of 0 is a probe that never does. The arithmetic uses only
 /// additions, comparisons and divisions of integers below 2^53, so a Lua double computes the same values.
+/// A clock may step back (NTP, a VM restored, a cached time published late). No algorithm lets that give a budget
+/// back: gcra counts from the later of now and its arrival time, the windows take now as no earlier than the start of
+/// the state's window, and a quota period that starts after now stays in force.
 /// Concurrency is not here: its state is a set of leases, which each store keeps in its own way.
 /// </remarks>
 public static class LimitMath
@@ -84,6 +87,8 @@ public static class LimitMath
     /// <summary>A counter per window aligned to the Unix epoch; the count returns to 0 at each window start.</summary>
     internal static LimitOutcome FixedWindow(Limit limit, in LimitState state, long now, long cost, out LimitState next)
     {
+        // A state from a later window means the clock stepped back: stay in that window rather than start over.
+        now = Math.Max(now, state.A);
         var window = limit.PeriodMicroseconds;
         var start = now - (now % window);
         var count = state.A == start ? state.B : 0;
@@ -94,11 +99,16 @@ public static class LimitMath
     internal static LimitOutcome Quota(Limit limit, in LimitState state, long now, long cost, out LimitState next)
     {
         long start, end;
-        if (limit.Calendar is not null)
+        if (state.A > now && state.C > state.A)
+        {
+            // A period that starts after now means the clock stepped back: it stays in force, never replaced by an earlier one.
+            (start, end) = (state.A, state.C);
+        }
+        else if (limit.Calendar is not null)
         {
             (start, end) = limit.CalendarPeriod(now);
         }
-        else if (state.C > now && state.A <= now)
+        else if (state.C > now)
         {
             (start, end) = (state.A, state.C);
         }
@@ -121,6 +131,8 @@ public static class LimitMath
     /// </remarks>
     internal static LimitOutcome SlidingWindow(Limit limit, in LimitState state, long now, long cost, out LimitState next)
     {
+        // A state from a later window means the clock stepped back: stay in that window rather than start over.
+        now = Math.Max(now, state.A);
         var window = limit.PeriodMicroseconds;
         var amount = limit.Amount;
         var start = now - (now % window);

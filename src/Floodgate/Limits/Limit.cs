@@ -15,6 +15,18 @@ public sealed class Limit
     /// <summary>The longest lease a concurrency limit may hold before it is reclaimed, by default.</summary>
     public static readonly TimeSpan DefaultLeaseTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The largest amount, burst or number of permits: 2^53 − 1, the largest integer the Redis script's Lua doubles hold
+    /// exactly.
+    /// </summary>
+    public const long MaxAmount = (1L << 53) - 1;
+
+    /// <summary>
+    /// The longest span a limit adds to now, in microseconds: a period, twice a sliding window's period, a gcra burst
+    /// tolerance or a lease timeout. 2^52 µs, about 142 years, so now plus any of them stays below 2^53 until 2112.
+    /// </summary>
+    public const long MaxSpanMicroseconds = 1L << 52;
+
     private readonly QuotaCalendar? _calendar;
 
     private Limit(LimitAlgorithm algorithm, Rate rate, long burst, TimeSpan leaseTimeout, QuotaCalendar? calendar)
@@ -27,8 +39,10 @@ public sealed class Limit
         PeriodMicroseconds = rate.PeriodMicroseconds;
         if (algorithm == LimitAlgorithm.Gcra)
         {
-            // Round the interval up: a limit may under-admit by a microsecond per request, never over-admit.
-            IntervalMicroseconds = (PeriodMicroseconds + rate.Amount - 1) / rate.Amount;
+            // The interval is rounded up to a whole microsecond, so a limit never over-admits; the rounding costs up to
+            // a microsecond per request, a share of the rate that grows as the interval shrinks, so Gcra refuses rates
+            // for which it exceeds 1%.
+            IntervalMicroseconds = GcraInterval(rate);
             ToleranceMicroseconds = checked(IntervalMicroseconds * burst);
         }
     }
@@ -54,7 +68,10 @@ public sealed class Limit
     /// <summary>The fixed length of one period in microseconds.</summary>
     public long PeriodMicroseconds { get; }
 
-    /// <summary>For <see cref="LimitAlgorithm.Gcra"/>, the emission interval: the period divided by the amount, rounded up.</summary>
+    /// <summary>
+    /// For <see cref="LimitAlgorithm.Gcra"/>, the emission interval: the period divided by the amount, rounded up to a whole
+    /// microsecond, which <see cref="Gcra"/> ensures costs at most 1% of the rate.
+    /// </summary>
     public long IntervalMicroseconds { get; }
 
     /// <summary>For <see cref="LimitAlgorithm.Gcra"/>, the burst tolerance: the interval times the burst.</summary>
@@ -74,9 +91,21 @@ public sealed class Limit
     public long LeasedSlice { get; private init; }
 
     /// <summary>A token bucket: <paramref name="rate"/> refills, <paramref name="burst"/> (default: the amount) may be spent at once.</summary>
-    /// <exception cref="ArgumentException">The rate is finer than one request per microsecond, or the burst is not positive.</exception>
+    /// <remarks>
+    /// Gcra counts time in whole microseconds: the emission interval, the period divided by the amount, is rounded up. A
+    /// rate whose rounding would cost more than 1% of it is refused (600k/s would become 500k/s); fixed_window and
+    /// sliding_window count such rates exactly.
+    /// </remarks>
+    /// <exception cref="ArgumentException">
+    /// The rate is uninitialized, finer than one request per microsecond, or loses more than 1% to the rounding of its
+    /// interval; or the burst is not positive.
+    /// </exception>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// A value is beyond <see cref="MaxAmount"/>, or the burst tolerance (interval × burst) beyond <see cref="MaxSpanMicroseconds"/>.
+    /// </exception>
     public static Limit Gcra(Rate rate, long? burst = null)
     {
+        ValidateRate(rate, 1);
         var b = burst ?? rate.Amount;
         if (b <= 0)
         {
@@ -88,22 +117,61 @@ public sealed class Limit
             throw new ArgumentException($"The rate {rate} is above one per microsecond, the finest gcra counts; use fixed_window or sliding_window.", nameof(rate));
         }
 
+        var interval = GcraInterval(rate);
+        var rounded = interval * rate.Amount;
+        if (100 * (rounded - rate.PeriodMicroseconds) > rounded)
+        {
+            var effective = (double)rate.PeriodMicroseconds / interval;
+            throw new ArgumentException(
+                string.Create(CultureInfo.InvariantCulture, $"The rate {rate} is too fine for gcra, which counts whole microseconds: its interval of {(double)rate.PeriodMicroseconds / rate.Amount:0.###} µs rounds up to {interval} µs, admitting only {new Rate(Math.Max(1, (long)effective), rate.UnitCount, rate.Unit)} ({(1 - (effective / rate.Amount)) * 100:0.0}% less); use fixed_window or sliding_window, which count it exactly."),
+                nameof(rate));
+        }
+
+        if (b > MaxAmount || b > MaxSpanMicroseconds / interval)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(burst),
+                b,
+                string.Create(CultureInfo.InvariantCulture, $"The burst of {rate} is too large: the burst tolerance, {interval} µs a request times the burst, must stay within 2^52 µs (about 142 years), so at most {Math.Min(MaxAmount, MaxSpanMicroseconds / interval)}."));
+        }
+
         return new Limit(LimitAlgorithm.Gcra, rate, b, TimeSpan.Zero, null);
     }
 
+    /// <summary>
+    /// A gcra limit for one replica's share of a limit <see cref="Gcra"/> already accepted, decided only in this process
+    /// (a shared store's local fallback): dividing the amount can make the interval inexact, which costs at most a few
+    /// percent of a share and must not fail a decision during an outage, and doubles are never involved in process.
+    /// </summary>
+    internal static Limit LocalGcra(Rate rate, long burst) => new(LimitAlgorithm.Gcra, rate, Math.Max(1, burst), TimeSpan.Zero, null);
+
     /// <summary>A counter per window of the rate's period, aligned to the Unix epoch.</summary>
-    public static Limit FixedWindow(Rate rate) => new(LimitAlgorithm.FixedWindow, rate, rate.Amount, TimeSpan.Zero, null);
+    /// <exception cref="ArgumentException">The rate is uninitialized.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The amount is beyond <see cref="MaxAmount"/> or the period beyond <see cref="MaxSpanMicroseconds"/>.</exception>
+    public static Limit FixedWindow(Rate rate)
+    {
+        ValidateRate(rate, 1);
+        return new(LimitAlgorithm.FixedWindow, rate, rate.Amount, TimeSpan.Zero, null);
+    }
 
     /// <summary>The weighted two-window counter over the rate's period.</summary>
-    public static Limit SlidingWindow(Rate rate) => new(LimitAlgorithm.SlidingWindow, rate, rate.Amount, TimeSpan.Zero, null);
+    /// <exception cref="ArgumentException">The rate is uninitialized.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The amount is beyond <see cref="MaxAmount"/> or twice the period beyond <see cref="MaxSpanMicroseconds"/>.</exception>
+    public static Limit SlidingWindow(Rate rate)
+    {
+        ValidateRate(rate, 2);
+        return new(LimitAlgorithm.SlidingWindow, rate, rate.Amount, TimeSpan.Zero, null);
+    }
 
     /// <summary>
     /// A quota. With a <paramref name="calendar"/>, periods follow its calendar; without, a period starts at the first
     /// request and lasts the rate's period (rolling).
     /// </summary>
-    /// <exception cref="ArgumentException">A calendar quota's period is not one day, week, month or year.</exception>
+    /// <exception cref="ArgumentException">The rate is uninitialized, or a calendar quota's period is not one day, week, month or year.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The amount is beyond <see cref="MaxAmount"/> or the period beyond <see cref="MaxSpanMicroseconds"/>.</exception>
     public static Limit Quota(Rate rate, QuotaCalendar? calendar)
     {
+        ValidateRate(rate, 1);
         if (calendar is not null && (rate.UnitCount != 1 || rate.Unit is RateUnit.Second or RateUnit.Minute or RateUnit.Hour))
         {
             throw new ArgumentException($"The calendar quota {rate} must count per one day, week, month or year; use a rolling quota for other periods.", nameof(rate));
@@ -113,11 +181,17 @@ public sealed class Limit
     }
 
     /// <summary>At most <paramref name="permits"/> requests in flight; a lease not released within <paramref name="leaseTimeout"/> is reclaimed.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">The permits or the lease timeout are not positive.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// The permits are not positive or beyond <see cref="MaxAmount"/>, or the lease timeout is under a millisecond or
+    /// beyond <see cref="MaxSpanMicroseconds"/>.
+    /// </exception>
     public static Limit Concurrency(long permits, TimeSpan? leaseTimeout = null)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(permits);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(permits, MaxAmount);
         var timeout = leaseTimeout ?? DefaultLeaseTimeout;
         ArgumentOutOfRangeException.ThrowIfLessThan(timeout, TimeSpan.FromMilliseconds(1), nameof(leaseTimeout));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(timeout, TimeSpan.FromMicroseconds(MaxSpanMicroseconds), nameof(leaseTimeout));
         return new Limit(LimitAlgorithm.Concurrency, new Rate(permits, 1, RateUnit.Second), permits, timeout, null);
     }
 
@@ -148,6 +222,42 @@ public sealed class Limit
         _calendar is null
             ? throw new InvalidOperationException("Only calendar quotas have calendar periods.")
             : _calendar.PeriodContaining(nowMicroseconds, Rate.Unit);
+
+    private static long GcraInterval(Rate rate) => (rate.PeriodMicroseconds + rate.Amount - 1) / rate.Amount;
+
+    /// <summary>
+    /// Checks what every algorithm needs of a rate, at construction rather than at the first decision: an initialized
+    /// rate (<c>default(Rate)</c> has no period, which no window can divide by), an amount that Lua doubles hold
+    /// exactly, and a period that, <paramref name="periods"/> times over, stays within <see cref="MaxSpanMicroseconds"/>.
+    /// </summary>
+    private static void ValidateRate(Rate rate, int periods)
+    {
+        const string paramName = nameof(rate);
+        if (rate.Amount <= 0 || rate.UnitCount <= 0)
+        {
+            throw new ArgumentException("The rate is uninitialized (default(Rate)); create it with new Rate(amount, count, unit) or Rate.Parse.", paramName);
+        }
+
+        if (rate.Amount > MaxAmount)
+        {
+            throw new ArgumentOutOfRangeException(paramName, rate.Amount, $"The amount of {rate} is beyond 2^53 - 1, the largest count a limit keeps exactly.");
+        }
+
+        long period;
+        try
+        {
+            period = rate.PeriodMicroseconds;
+        }
+        catch (OverflowException)
+        {
+            period = long.MaxValue;
+        }
+
+        if (period > MaxSpanMicroseconds / periods)
+        {
+            throw new ArgumentOutOfRangeException(paramName, rate, $"The period of {rate} is too long: a limit counts spans of at most 2^52 µs (about 142 years){(periods > 1 ? ", and a sliding window keeps two periods" : string.Empty)}.");
+        }
+    }
 
     /// <summary>Describes the limit, such as <c>gcra 300/min burst 50</c>.</summary>
     public override string ToString() => Algorithm switch

@@ -5,14 +5,19 @@ namespace Floodgate.Limits;
 /// January in one time zone.
 /// </summary>
 /// <remarks>
-/// The boundaries of the current period are computed once and cached until the period ends, so a decision costs two
-/// comparisons, not a time zone conversion.
+/// The boundaries of the current period of each unit are computed once and cached until the period ends, so a decision
+/// costs two comparisons, not a time zone conversion, even when daily and monthly quotas share the calendar (as every
+/// UTC quota shares <see cref="Utc"/>).
 /// </remarks>
 public sealed class QuotaCalendar
 {
-    private sealed record Period(RateUnit Unit, long Start, long End);
+    // A period and the end of the next, which the Redis store asks for on every decision (the script picks by the
+    // server's clock).
+    private sealed record Period(long Start, long End, long NextEnd);
 
-    private Period? _cached;
+    // One period per unit (day, week, month, year): one shared slot made quotas of different units replace each
+    // other's period, recomputing and allocating on every decision.
+    private readonly Period?[] _cached = new Period?[(int)RateUnit.Year - (int)RateUnit.Day + 1];
 
     /// <summary>Creates a calendar in <paramref name="timeZone"/>.</summary>
     public QuotaCalendar(TimeZoneInfo timeZone)
@@ -45,10 +50,11 @@ public sealed class QuotaCalendar
     /// <summary>Returns the period of <paramref name="unit"/> that contains <paramref name="nowMicroseconds"/>.</summary>
     public (long Start, long End) PeriodContaining(long nowMicroseconds, RateUnit unit)
     {
-        var cached = Volatile.Read(ref _cached);
-        if (cached is not null && cached.Unit == unit && nowMicroseconds >= cached.Start && nowMicroseconds < cached.End)
+        var slot = (uint)(unit - RateUnit.Day);
+        var cached = slot < (uint)_cached.Length ? Volatile.Read(ref _cached[slot]) : null;
+        if (cached is not null && nowMicroseconds >= cached.Start && nowMicroseconds < cached.NextEnd)
         {
-            return (cached.Start, cached.End);
+            return nowMicroseconds < cached.End ? (cached.Start, cached.End) : (cached.End, cached.NextEnd);
         }
 
         var now = DateTimeOffset.UnixEpoch.AddTicks(nowMicroseconds * TimeSpan.TicksPerMicrosecond);
@@ -61,17 +67,19 @@ public sealed class QuotaCalendar
             RateUnit.Year => new DateTime(local.Year, 1, 1, 0, 0, 0, DateTimeKind.Unspecified),
             _ => throw new ArgumentOutOfRangeException(nameof(unit), unit, "A calendar period is a day, week, month or year."),
         };
-        var endLocal = unit switch
-        {
-            RateUnit.Day => startLocal.AddDays(1),
-            RateUnit.Week => startLocal.AddDays(7),
-            RateUnit.Month => startLocal.AddMonths(1),
-            _ => startLocal.AddYears(1),
-        };
-        var period = new Period(unit, ToUtcMicroseconds(startLocal), ToUtcMicroseconds(endLocal));
-        Volatile.Write(ref _cached, period);
+        var endLocal = After(startLocal, unit);
+        var period = new Period(ToUtcMicroseconds(startLocal), ToUtcMicroseconds(endLocal), ToUtcMicroseconds(After(endLocal, unit)));
+        Volatile.Write(ref _cached[slot], period);
         return (period.Start, period.End);
     }
+
+    private static DateTime After(DateTime startLocal, RateUnit unit) => unit switch
+    {
+        RateUnit.Day => startLocal.AddDays(1),
+        RateUnit.Week => startLocal.AddDays(7),
+        RateUnit.Month => startLocal.AddMonths(1),
+        _ => startLocal.AddYears(1),
+    };
 
     /// <summary>The time zone's id.</summary>
     public override string ToString() => TimeZone.Id;

@@ -81,8 +81,7 @@ public sealed class FloodgatePartitionedRateLimiter<TResource> : PartitionedRate
         }
 
         ArgumentOutOfRangeException.ThrowIfNegative(partition.Cost, nameof(resource));
-        var key = KeyFor(partition);
-        check = new RateLimitCheck(partition.Limit, key, checked(partition.Cost * permitCount), false);
+        check = FloodgateRateLimiterCore.ForPermits(new RateLimitCheck(partition.Limit, KeyFor(partition), 0, false), partition.Cost, permitCount);
         return true;
     }
 

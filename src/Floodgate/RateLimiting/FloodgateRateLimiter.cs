@@ -13,7 +13,8 @@ namespace Floodgate.RateLimiting;
 /// round trip it returns a lease that is not acquired, with a reason phrase, having consumed nothing, and
 /// <see cref="RateLimiter.AcquireAsync(int, CancellationToken)"/> decides. Failed leases carry
 /// <see cref="MetadataName.RetryAfter"/> unless the permit count can never fit. Disposing the lease of a concurrency
-/// limit releases its permit.
+/// limit releases its permit. As with the built-in limiters, a permit count of 0 asks whether at least one permit is
+/// available: it is acquired when one is, consumes nothing, and otherwise fails with a retry-after.
 /// </remarks>
 public sealed class FloodgateRateLimiter : RateLimiter
 {
@@ -49,7 +50,7 @@ public sealed class FloodgateRateLimiter : RateLimiter
     {
         ArgumentOutOfRangeException.ThrowIfNegative(permitCount);
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        return _core.AttemptAcquire(_check with { Cost = permitCount });
+        return _core.AttemptAcquire(FloodgateRateLimiterCore.ForPermits(_check, 1, permitCount));
     }
 
     /// <inheritdoc/>
@@ -57,7 +58,7 @@ public sealed class FloodgateRateLimiter : RateLimiter
     {
         ArgumentOutOfRangeException.ThrowIfNegative(permitCount);
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        var check = _check with { Cost = permitCount };
+        var check = FloodgateRateLimiterCore.ForPermits(_check, 1, permitCount);
         var lease = _core.AttemptAcquire(check);
         return lease == FloodgateLease.Pending ? _core.AcquireAsync(check, cancellationToken) : new ValueTask<RateLimitLease>(lease);
     }

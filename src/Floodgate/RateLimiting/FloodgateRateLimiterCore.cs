@@ -13,6 +13,16 @@ internal sealed class FloodgateRateLimiterCore(IRateLimitStore store)
     private long _successes;
     private long _failures;
 
+    /// <summary>
+    /// The check for <paramref name="permitCount"/> permits of <paramref name="costPerPermit"/> each. A count of 0 asks,
+    /// as it does of the built-in limiters, whether at least one permit is available: a probe of one permit, which
+    /// consumes nothing (and takes no concurrency lease).
+    /// </summary>
+    public static RateLimitCheck ForPermits(in RateLimitCheck check, long costPerPermit, int permitCount) =>
+        permitCount == 0
+            ? check with { Cost = costPerPermit, IsProbe = true }
+            : check with { Cost = checked(costPerPermit * permitCount), IsProbe = false };
+
     public RateLimitLease AttemptAcquire(in RateLimitCheck check)
     {
         Span<RateLimitCheck> checks = [check];
@@ -44,7 +54,8 @@ internal sealed class FloodgateRateLimiterCore(IRateLimitStore store)
 
     private RateLimitLease ToLease(in RateLimitCheck check, in StoreOutcome outcome)
     {
-        if (outcome.Outcome.IsAllowed && outcome.Committed)
+        // A probe (a request for 0 permits) is acquired when it fits, though it never commits.
+        if (outcome.Outcome.IsAllowed && (outcome.Committed || check.IsProbe))
         {
             Interlocked.Increment(ref _successes);
             return outcome.LeaseId != 0 ? FloodgateLease.Holding(store, check, outcome.LeaseId) : FloodgateLease.Acquired;

@@ -1,5 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
 using Floodgate.Algorithms;
 using Floodgate.Limits;
 
@@ -18,10 +20,19 @@ namespace Floodgate.Stores;
 /// <para>
 /// The number of keys never exceeds <see cref="MemoryStoreOptions.MaxEntries"/>. When a shard is full, a clock hand
 /// looks a few slots ahead for a victim: an expired key first, then a key not used since the hand last passed; a key
-/// used since then gets a second chance. A new key starts without that second chance, so a flood of fabricated
-/// one-time keys evicts itself before it evicts the keys of real clients. Every insert also reclaims the expired keys
-/// among the four slots ahead of a second hand, so expired state does not linger. The cost of an insert is bounded by the
-/// look-ahead, whatever the size of the shard.
+/// used since then gets a second chance, and a new key starts without it. A key left with at most a quarter of its
+/// budget by its latest decision (a login lockout, a spent quota, a client being limited) is exhausted: losing it would
+/// give most of a budget back, so the hand passes it over while exhausted keys are at most three quarters of the
+/// shard. A flood of new keys that each spend less than three quarters of their budget therefore never evicts an
+/// exhausted key, however long it lasts; it does evict other idle keys, each after about one or two turns of the hand.
+/// Past three quarters, exhausted keys are evicted like any other. Every insert also reclaims the expired keys among
+/// the slots ahead of a second hand, so expired state does not linger. The cost of an insert is amortised constant,
+/// whatever the size of the shard.
+/// </para>
+/// <para>
+/// Key hashes are public functions of what a client sends, so the shard and the slot of a key are chosen by a keyed mix
+/// of its hash with secrets drawn at random when the store is created: a client cannot compute keys that crowd one
+/// shard or one probe run.
 /// </para>
 /// </remarks>
 [SkipLocalsInit]
@@ -30,6 +41,8 @@ public sealed class MemoryStore : IRateLimitStore
     private const int StackChecks = 32;
     private readonly Shard[] _shards;
     private readonly int _shardMask;
+    private readonly ulong _shardSeed0;
+    private readonly ulong _shardSeed1;
     private readonly TimeProvider _time;
     private readonly bool _tickClock;
     // Lease ids start at a random point (below 2^61, so they never wrap or reach the bits other stores mark theirs with):
@@ -52,10 +65,15 @@ public sealed class MemoryStore : IRateLimitStore
         shards = Math.Max(1, shards);
         _shards = new Shard[shards];
         _shardMask = shards - 1;
+
+        // Secret seeds for the shard and slot of a key: the hashes themselves are computed with public constants.
+        Span<ulong> seeds = stackalloc ulong[4];
+        RandomNumberGenerator.Fill(MemoryMarshal.AsBytes(seeds));
+        (_shardSeed0, _shardSeed1) = (seeds[0], seeds[1]);
         var perShard = options.MaxEntries / shards;
         for (var i = 0; i < shards; i++)
         {
-            _shards[i] = new Shard(perShard);
+            _shards[i] = new Shard(perShard, seeds[2], seeds[3]);
         }
 
         MaxEntries = perShard * shards;
@@ -190,7 +208,36 @@ public sealed class MemoryStore : IRateLimitStore
 
     private long NextLeaseId() => Interlocked.Increment(ref _nextLeaseId);
 
-    private Shard ShardFor(UInt128 identity) => _shards[(int)((ulong)identity ^ (ulong)(identity >> 64)) & _shardMask];
+    private Shard ShardFor(UInt128 identity) => _shards[Mix(identity, _shardSeed0, _shardSeed1) & _shardMask];
+
+    /// <summary>
+    /// A keyed mix of a 128-bit hash: the 128-bit product of its halves, each XORed with a secret seed, folded to 64 bits
+    /// (the multiply of wyhash and rapidhash), then spread by Fibonacci hashing so every bit of the fold reaches the
+    /// bits returned. Without the seeds, which keys share a shard or a home slot cannot be predicted.
+    /// </summary>
+    private static int Mix(UInt128 key, ulong seed0, ulong seed1)
+    {
+        var high = Math.BigMul((ulong)key ^ seed0, (ulong)(key >> 64) ^ seed1, out var low);
+        return (int)(((high ^ low) * 0x9E3779B97F4A7C15UL) >> 32);
+    }
+
+    /// <summary>The keys each shard holds, for tests.</summary>
+    internal int[] ShardCounts() => [.. _shards.Select(s => Volatile.Read(ref s.Count))];
+
+    /// <summary>The longest distance of any key from its home slot, for tests.</summary>
+    internal int LongestProbe()
+    {
+        var longest = 0;
+        foreach (var shard in _shards)
+        {
+            lock (shard.Gate)
+            {
+                longest = Math.Max(longest, shard.LongestProbe());
+            }
+        }
+
+        return longest;
+    }
 
     /// <summary>One slot of a shard's table: 64 bytes, so a lookup usually touches one cache line.</summary>
     private struct Entry
@@ -202,6 +249,7 @@ public sealed class MemoryStore : IRateLimitStore
         public int Stamp;
         public bool Used;
         public bool Referenced;
+        public bool Exhausted;
     }
 
     /// <summary>
@@ -217,37 +265,46 @@ public sealed class MemoryStore : IRateLimitStore
         public int Count;
 
         private readonly int _capacity;
+        private readonly ulong _seed0;
+        private readonly ulong _seed1;
         private readonly List<LeaseSet?> _leaseSets = [null];
         private readonly Stack<int> _freeLeaseSets = new();
         private Entry[] _table = new Entry[InitialLength];
         private int _mask = InitialLength - 1;
         private int _stamp;
+        private int _exhausted;
         private int _evictHand;
         private int _reclaimHand;
 
-        public Shard(int capacity) => _capacity = capacity;
+        public Shard(int capacity, ulong seed0, ulong seed1) => (_capacity, _seed0, _seed1) = (capacity, seed0, seed1);
 
         public void DecideOne(in RateLimitCheck check, ref StoreOutcome result, long now, MemoryStore store)
         {
             var slot = Find(check.Key.Value);
-            if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
-            {
-                result = DecideConcurrency(check, slot, now, store, commit: !check.IsProbe);
-                return;
-            }
-
-            var state = slot >= 0 ? _table[slot].State : default;
-            var outcome = LimitMath.Decide(check.Limit, state, now, check.Cost, out var next);
             if (slot >= 0)
             {
                 _table[slot].Referenced = true;
             }
 
+            if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
+            {
+                result = DecideConcurrency(check, slot, now, store, commit: !check.IsProbe, ++_stamp);
+                return;
+            }
+
+            var state = slot >= 0 ? _table[slot].State : default;
+            var outcome = LimitMath.Decide(check.Limit, state, now, check.Cost, out var next);
+
             // A probe is decided with its cost and never commits.
             var committed = outcome.IsAllowed && !check.IsProbe;
             if (committed && check.Cost > 0)
             {
-                Store(check, slot, next, now, ++_stamp);
+                slot = Store(check, slot, next, now, ++_stamp);
+            }
+
+            if (slot >= 0)
+            {
+                MarkExhausted(slot, check.Limit, outcome);
             }
 
             result = new StoreOutcome(outcome, committed, 0);
@@ -282,8 +339,13 @@ public sealed class MemoryStore : IRateLimitStore
                 }
 
                 var outcome = check.Limit.Algorithm == LimitAlgorithm.Concurrency
-                    ? DecideConcurrency(check, slot, now, store, commit: false).Outcome
+                    ? DecideConcurrency(check, slot, now, store, commit: false, stamp).Outcome
                     : LimitMath.Decide(check.Limit, slot >= 0 ? _table[slot].State : default, now, check.Cost, out nexts[k]);
+                if (slot >= 0)
+                {
+                    MarkExhausted(slot, check.Limit, outcome);
+                }
+
                 denied |= !outcome.IsAllowed && !check.IsShadow;
                 outcomes[k] = new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
             }
@@ -308,11 +370,15 @@ public sealed class MemoryStore : IRateLimitStore
                 }
                 else if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
                 {
-                    outcomes[k] = DecideConcurrency(check, Find(check.Key.Value), now, store, commit: true);
+                    outcomes[k] = DecideConcurrency(check, Find(check.Key.Value), now, store, commit: true, stamp);
                 }
                 else if (check.Cost > 0)
                 {
-                    Store(check, Find(check.Key.Value), nexts[k], now, stamp);
+                    var slot = Store(check, Find(check.Key.Value), nexts[k], now, stamp);
+                    if (slot >= 0)
+                    {
+                        MarkExhausted(slot, check.Limit, outcomes[k].Outcome);
+                    }
                 }
             }
         }
@@ -326,19 +392,25 @@ public sealed class MemoryStore : IRateLimitStore
             }
         }
 
-        private StoreOutcome DecideConcurrency(in RateLimitCheck check, int slot, long now, MemoryStore store, bool commit)
+        private StoreOutcome DecideConcurrency(in RateLimitCheck check, int slot, long now, MemoryStore store, bool commit, int stamp)
         {
             var leases = slot >= 0 && _table[slot].Leases != 0 ? _leaseSets[_table[slot].Leases] : null;
             leases?.Purge(now);
             var outcome = LimitMath.Concurrency(check.Limit, leases?.InFlight ?? 0, leases?.EarliestExpiry ?? 0, leases?.LatestExpiry ?? 0, now, check.Cost);
             if (!commit || !outcome.IsAllowed || check.Cost == 0)
             {
+                if (slot >= 0)
+                {
+                    MarkExhausted(slot, check.Limit, outcome);
+                }
+
                 return new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
             }
 
             if (slot < 0)
             {
-                slot = Insert(check.Key.Value, now, ++_stamp);
+                // The operation's stamp, so the insert cannot evict a key this group has just written.
+                slot = Insert(check.Key.Value, now, stamp);
                 if (slot < 0)
                 {
                     return new StoreOutcome(outcome, true, 0);
@@ -355,10 +427,12 @@ public sealed class MemoryStore : IRateLimitStore
             var leaseId = store.NextLeaseId();
             set.Add(leaseId, now + check.Limit.LeaseTimeoutMicroseconds, check.Cost);
             entry.ExpiresAt = set.LatestExpiry;
+            MarkExhausted(slot, check.Limit, outcome);
             return new StoreOutcome(outcome, true, leaseId);
         }
 
-        private void Store(in RateLimitCheck check, int slot, in LimitState next, long now, int stamp)
+        /// <summary>Writes a key's next state, inserting the key if needed; returns its slot, or -1 when it could not be kept.</summary>
+        private int Store(in RateLimitCheck check, int slot, in LimitState next, long now, int stamp)
         {
             if (slot < 0)
             {
@@ -366,20 +440,36 @@ public sealed class MemoryStore : IRateLimitStore
                 if (slot < 0)
                 {
                     // Every slot is pinned by this operation: the state is not kept, so the limit errs toward admitting.
-                    return;
+                    return -1;
                 }
             }
 
             ref var entry = ref _table[slot];
             entry.State = next;
             entry.ExpiresAt = LimitMath.ExpiresAt(check.Limit, next);
+            return slot;
+        }
+
+        /// <summary>
+        /// Records whether the key at <paramref name="slot"/> has at most a quarter of its budget left after its latest
+        /// decision: evicting such a key would give a client most of a budget back, so eviction spares it.
+        /// </summary>
+        private void MarkExhausted(int slot, Limit limit, in LimitOutcome outcome)
+        {
+            ref var entry = ref _table[slot];
+            var exhausted = outcome.Remaining * 4 <= limit.Burst;
+            if (entry.Exhausted != exhausted)
+            {
+                entry.Exhausted = exhausted;
+                _exhausted += exhausted ? 1 : -1;
+            }
         }
 
         private int Find(UInt128 key)
         {
             var table = _table;
             var mask = _mask;
-            for (var i = Home(key, mask); ; i = (i + 1) & mask)
+            for (var i = Home(key); ; i = (i + 1) & mask)
             {
                 ref var entry = ref table[i];
                 if (!entry.Used)
@@ -407,7 +497,7 @@ public sealed class MemoryStore : IRateLimitStore
                 Grow();
             }
 
-            var i = Home(key, _mask);
+            var i = Home(key);
             while (_table[i].Used)
             {
                 i = (i + 1) & _mask;
@@ -430,7 +520,7 @@ public sealed class MemoryStore : IRateLimitStore
                     continue;
                 }
 
-                var i = Home(entry.Key, _mask);
+                var i = Home(entry.Key);
                 while (_table[i].Used)
                 {
                     i = (i + 1) & _mask;
@@ -445,10 +535,15 @@ public sealed class MemoryStore : IRateLimitStore
 
         /// <summary>
         /// Looks a few slots ahead of the clock hand for an expired key, else one not used since the hand last passed;
-        /// only when every one of those was used does it sweep on, clearing use bits, as a plain clock does.
+        /// only when every one of those was used does it sweep on, clearing use bits, as a plain clock does. Exhausted
+        /// keys (see <see cref="MarkExhausted"/>) are passed over while they are at most three quarters of the shard,
+        /// so however many keys a flood inserts, it evicts keys whose loss gives back little before it evicts them.
         /// </summary>
         private bool Evict(long now, int stamp)
         {
+            // Bounding the exhausted keys spared keeps a quarter of the shard evictable, so the hand finds a victim in
+            // a few slots on average, and a flood of exhausted keys evicts under the plain clock like any other.
+            var spare = _exhausted * 4 <= Count * 3;
             var unused = -1;
             for (var step = 0; step < VictimWindow; step++)
             {
@@ -464,7 +559,7 @@ public sealed class MemoryStore : IRateLimitStore
                     return EvictAt(slot);
                 }
 
-                if (unused < 0 && !entry.Referenced)
+                if (unused < 0 && !entry.Referenced && !(spare && entry.Exhausted))
                 {
                     unused = slot;
                 }
@@ -475,25 +570,34 @@ public sealed class MemoryStore : IRateLimitStore
                 return EvictAt(unused);
             }
 
-            // Two laps always find a victim unless every key is pinned by this operation.
-            for (var step = 0; step < 2 * _table.Length; step++)
+            // Two laps always find a victim unless every key is pinned by this operation or spared; then two more
+            // laps spare nothing.
+            for (var pass = spare ? 0 : 1; pass < 2; pass++)
             {
-                var slot = _evictHand;
-                _evictHand = (_evictHand + 1) & _mask;
-                ref var entry = ref _table[slot];
-                if (!entry.Used || entry.Stamp == stamp)
+                for (var step = 0; step < 2 * _table.Length; step++)
                 {
-                    continue;
-                }
+                    var slot = _evictHand;
+                    _evictHand = (_evictHand + 1) & _mask;
+                    ref var entry = ref _table[slot];
+                    if (!entry.Used || entry.Stamp == stamp)
+                    {
+                        continue;
+                    }
 
-                if (entry.ExpiresAt > now && entry.Referenced)
-                {
-                    entry.Referenced = false;
-                    continue;
-                }
+                    if (entry.ExpiresAt > now && pass == 0 && entry.Exhausted)
+                    {
+                        continue;
+                    }
 
-                Remove(slot);
-                return true;
+                    if (entry.ExpiresAt > now && entry.Referenced)
+                    {
+                        entry.Referenced = false;
+                        continue;
+                    }
+
+                    Remove(slot);
+                    return true;
+                }
             }
 
             return false;
@@ -516,14 +620,18 @@ public sealed class MemoryStore : IRateLimitStore
         private void ReclaimExpired(long now, int stamp)
         {
             // Four slots per insert walk the table faster than inserts fill it, so expired keys do not pile up.
+            // The hand stays on a slot it emptied: removal shifts the next entry of the run back into it.
             for (var step = 0; step < 4; step++)
             {
                 var slot = _reclaimHand;
-                _reclaimHand = (_reclaimHand + 1) & _mask;
                 ref var entry = ref _table[slot];
                 if (entry.Used && entry.Stamp != stamp && entry.ExpiresAt <= now)
                 {
                     Remove(slot);
+                }
+                else
+                {
+                    _reclaimHand = (slot + 1) & _mask;
                 }
             }
         }
@@ -531,6 +639,11 @@ public sealed class MemoryStore : IRateLimitStore
         /// <summary>Empties a slot and shifts back the entries of its probe run, so lookups never need tombstones.</summary>
         private void Remove(int slot)
         {
+            if (_table[slot].Exhausted)
+            {
+                _exhausted--;
+            }
+
             if (_table[slot].Leases != 0)
             {
                 _freeLeaseSets.Push(_table[slot].Leases);
@@ -540,7 +653,7 @@ public sealed class MemoryStore : IRateLimitStore
             var hole = slot;
             for (var i = (slot + 1) & _mask; _table[i].Used; i = (i + 1) & _mask)
             {
-                var home = Home(_table[i].Key, _mask);
+                var home = Home(_table[i].Key);
 
                 // The entry at i may fill the hole unless its home lies cyclically in (hole, i].
                 var stays = hole <= i ? home > hole && home <= i : home > hole || home <= i;
@@ -566,9 +679,22 @@ public sealed class MemoryStore : IRateLimitStore
             return _leaseSets.Count - 1;
         }
 
-        // Fibonacci hashing of both halves: the table stays spread even for keys that are not uniform hashes.
-        private static int Home(UInt128 key, int mask) =>
-            (int)((((ulong)key ^ (ulong)(key >> 64)) * 0x9E3779B97F4A7C15UL) >> 32) & mask;
+        public int LongestProbe()
+        {
+            var longest = 0;
+            for (var i = 0; i < _table.Length; i++)
+            {
+                if (_table[i].Used)
+                {
+                    longest = Math.Max(longest, (i - Home(_table[i].Key)) & _mask);
+                }
+            }
+
+            return longest;
+        }
+
+        // The keyed mix of both halves: the table stays spread even for keys chosen to collide under public constants.
+        private int Home(UInt128 key) => Mix(key, _seed0, _seed1) & _mask;
     }
 
     /// <summary>The leases of one concurrency key: parallel arrays, grown as needed, compacted as leases end.</summary>

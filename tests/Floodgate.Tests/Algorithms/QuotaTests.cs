@@ -62,6 +62,35 @@ public sealed class QuotaTests
     }
 
     [Fact]
+    public void The_current_and_the_next_period_are_both_cached()
+    {
+        // The Redis store asks for the current period and the next on every decision, by one calendar per time zone.
+        var paris = QuotaCalendar.ForTimeZone("Europe/Paris");
+        var daily = Limit.Quota(Rate.Parse("5/day"), paris);
+        var monthly = Limit.Quota(Rate.Parse("500/month"), paris);
+        var now = At("2026-03-28T20:00:00Z");
+        var (_, dayEnd) = daily.CalendarPeriod(now);
+        var (_, monthEnd) = monthly.CalendarPeriod(now);
+
+        // The next day is the 23-hour day of the change to summer time; the cached next periods match fresh ones.
+        var fresh = new QuotaCalendar(paris.TimeZone);
+        Assert.Equal(fresh.PeriodContaining(dayEnd, RateUnit.Day), daily.CalendarPeriod(dayEnd));
+        Assert.Equal(23 * Hour, daily.CalendarPeriod(dayEnd).End - dayEnd);
+        Assert.Equal(fresh.PeriodContaining(monthEnd, RateUnit.Month), monthly.CalendarPeriod(monthEnd));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            daily.CalendarPeriod(now);
+            daily.CalendarPeriod(dayEnd);
+            monthly.CalendarPeriod(now);
+            monthly.CalendarPeriod(monthEnd);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void Rolling_quota_starts_with_the_first_request()
     {
         var limit = Limit.Quota(Rate.Parse("2/30d"), calendar: null);

@@ -49,6 +49,60 @@ public sealed class AdapterTests
     }
 
     [Fact]
+    public async Task Zero_permits_are_acquired_only_while_a_permit_is_available()
+    {
+        // As with the built-in limiters, 0 permits asks "is at least one available?" and consumes nothing.
+        using var limiter = new FloodgateRateLimiter(new MemoryStore(timeProvider: _time), Limit.FixedWindow(Rate.Parse("2/h")));
+        using (var free = limiter.AttemptAcquire(0))
+        {
+            Assert.True(free.IsAcquired);
+        }
+
+        Assert.Equal(2, limiter.GetStatistics()!.CurrentAvailablePermits);
+        using var a = limiter.AttemptAcquire(2);
+        Assert.True(a.IsAcquired);
+        using var none = limiter.AttemptAcquire(0);
+        Assert.False(none.IsAcquired);
+        Assert.True(none.TryGetMetadata(MetadataName.RetryAfter, out var retry));
+        Assert.Equal(TimeSpan.FromHours(1), retry);
+        using var noneAsync = await limiter.AcquireAsync(0);
+        Assert.False(noneAsync.IsAcquired);
+
+        // A concurrency limit: 0 permits takes no lease, and is refused while the one permit is held.
+        using var concurrency = new FloodgateRateLimiter(new MemoryStore(timeProvider: _time), Limit.Concurrency(1), "c");
+        using (var probe = concurrency.AttemptAcquire(0))
+        {
+            Assert.True(probe.IsAcquired);
+        }
+
+        var held = concurrency.AttemptAcquire(1);
+        Assert.True(held.IsAcquired);
+        using (var probe = concurrency.AttemptAcquire(0))
+        {
+            Assert.False(probe.IsAcquired);
+        }
+
+        held.Dispose();
+        using var again = concurrency.AttemptAcquire(1);
+        Assert.True(again.IsAcquired);
+
+        // A partition: a permit costs the partition's cost, here 2 of 3.
+        using var partitioned = new FloodgatePartitionedRateLimiter<string>(
+            new MemoryStore(timeProvider: _time),
+            user => new FloodgatePartition(user, Limit.FixedWindow(Rate.Parse("3/h")), Cost: 2));
+        using (var probe = partitioned.AttemptAcquire("alice", 0))
+        {
+            Assert.True(probe.IsAcquired);
+        }
+
+        using var spent = partitioned.AttemptAcquire("alice", 1);
+        Assert.True(spent.IsAcquired);
+        using var left = partitioned.AttemptAcquire("alice", 0);
+        Assert.False(left.IsAcquired);
+        Assert.Equal(1, partitioned.GetStatistics("alice")!.CurrentAvailablePermits);
+    }
+
+    [Fact]
     public async Task Disposing_a_concurrency_lease_releases_its_permit()
     {
         using var limiter = new FloodgateRateLimiter(new MemoryStore(timeProvider: _time), Limit.Concurrency(1));

@@ -120,6 +120,58 @@ public sealed class MemoryStoreTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void A_locked_out_key_left_alone_survives_a_flood_of_new_keys(int touches)
+    {
+        var time = new FakeTimeProvider(Start);
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 10_000, Shards = 1 }, time);
+        var login = Limit.FixedWindow(Rate.Parse("5/15min"));
+        var alice = StoreKey.Create("login", "alice");
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.True(DecideOne(store, login, alice).Committed);
+        }
+
+        Assert.False(DecideOne(store, login, alice).Outcome.IsAllowed);
+
+        // 40,000 made-up usernames at 1,000 a second, each tried once or twice: four times the store, and never alice.
+        for (var i = 0; i < 40_000; i++)
+        {
+            var bogus = StoreKey.Create("login", "bogus" + i);
+            for (var t = 0; t < touches; t++)
+            {
+                DecideOne(store, login, bogus);
+            }
+
+            time.Advance(TimeSpan.FromMilliseconds(1));
+        }
+
+        Assert.True(store.Count <= 10_000);
+        var after = DecideOne(store, login, alice);
+        Assert.False(after.Outcome.IsAllowed);
+        Assert.Equal(0, after.Outcome.Remaining);
+    }
+
+    [Fact]
+    public void A_store_full_of_exhausted_keys_still_keeps_new_ones()
+    {
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 1000, Shards = 1 }, new FakeTimeProvider(Start));
+        var hourly = Limit.FixedWindow(Rate.Parse("1/h"));
+
+        // Every key is exhausted by its first request: past three quarters of the shard they are evicted as any key is,
+        // so the store stays bounded and a new key is still counted.
+        for (var i = 0; i < 5000; i++)
+        {
+            Assert.True(DecideOne(store, hourly, Key(i, 1)).Committed);
+        }
+
+        Assert.Equal(1000, store.Count);
+        Assert.True(DecideOne(store, hourly, Key(9999, 1)).Committed);
+        Assert.False(DecideOne(store, hourly, Key(9999, 1)).Outcome.IsAllowed);
+    }
+
     [Fact]
     public void Expired_keys_are_reclaimed_as_new_keys_arrive()
     {
@@ -137,7 +189,7 @@ public sealed class MemoryStoreTests
             DecideOne(store, limit, Key(i, 0));
         }
 
-        // Each insert reclaims up to two expired keys, so the first thousand are gone and nothing live was lost.
+        // Each insert reclaims up to four expired keys, so the first thousand are gone and nothing live was lost.
         Assert.Equal(1000, store.Count);
     }
 
@@ -225,6 +277,25 @@ public sealed class MemoryStoreTests
     }
 
     [Fact]
+    public void A_concurrency_key_inserted_by_a_group_does_not_evict_a_key_the_group_just_wrote()
+    {
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 2, Shards = 1 }, new FakeTimeProvider(Start));
+        var hourly = Limit.FixedWindow(Rate.Parse("3/h"));
+        var other = Key(99, 1);
+        DecideOne(store, hourly, other);
+        DecideOne(store, hourly, other);
+
+        // One atomic group inserts two new keys into a full store: the fixed window first, then the concurrency key.
+        var outcomes = new StoreOutcome[2];
+        store.Decide([new RateLimitCheck(hourly, Key(1, 10), 3, false), new RateLimitCheck(Limit.Concurrency(5), Key(1, 11), 1, false)], outcomes);
+        Assert.True(outcomes[0].Committed && outcomes[1].Committed);
+
+        // The group's own write survives its own insert: the 3 spent stay spent, and the lease is held.
+        Assert.Equal(0, DecideOne(store, hourly, Key(1, 10), cost: 0).Outcome.Remaining);
+        Assert.Equal(4, DecideOne(store, Limit.Concurrency(5), Key(1, 11), cost: 0).Outcome.Remaining);
+    }
+
+    [Fact]
     public void A_decision_on_an_existing_key_allocates_nothing()
     {
         var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
@@ -248,6 +319,32 @@ public sealed class MemoryStoreTests
             store.Decide(single, outcomes);
             store.Decide(group, outcomes);
             store.Decide(probe, outcomes.AsSpan(4));
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True(outcomes[0].Committed);
+    }
+
+    [Fact]
+    public void Daily_and_monthly_quotas_on_one_calendar_allocate_nothing()
+    {
+        // Every UTC quota shares QuotaCalendar.Utc: its cached period must not flip between a day and a month.
+        var store = new MemoryStore(timeProvider: new FakeTimeProvider(Start));
+        RateLimitCheck[] group =
+        [
+            new(Limit.Quota(Rate.Parse("100000/day"), QuotaCalendar.Utc), Key(30, 1), 1, false),
+            new(Limit.Quota(Rate.Parse("1000000/month"), QuotaCalendar.Utc), Key(30, 2), 1, false),
+            new(Limit.Quota(Rate.Parse("1000000/week"), QuotaCalendar.Utc), Key(30, 3), 1, false),
+        ];
+        RateLimitCheck[] yearly = [new(Limit.Quota(Rate.Parse("1000000/year"), QuotaCalendar.Utc), Key(31, 1), 1, false)];
+        var outcomes = new StoreOutcome[3];
+        store.Decide(group, outcomes);
+        store.Decide(yearly, outcomes);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 10_000; i++)
+        {
+            store.Decide(group, outcomes);
+            store.Decide(yearly, outcomes);
         }
 
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
@@ -359,6 +456,44 @@ public sealed class MemoryStoreTests
         var outcomes = new StoreOutcome[1];
         store.Decide([check with { IsProbe = true }], outcomes);
         return outcomes[0];
+    }
+
+    // Key hashes are public functions of what a client sends. Before the slot and shard were keyed with secret seeds,
+    // they depended on lo ^ hi of the hash alone, so a client could precompute keys sharing one slot or one shard.
+    private const ulong PublicFold = 0x5DEE_CE66_D00D_F00DUL;
+
+    private static UInt128 CollidingUnderPublicConstants(int i) => ((UInt128)(ulong)i << 64) | ((ulong)i ^ PublicFold);
+
+    [Fact]
+    public void Keys_that_collide_under_public_constants_do_not_share_a_probe_run()
+    {
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 20_000, Shards = 1 }, new FakeTimeProvider(Start));
+        var limit = Limit.FixedWindow(Rate.Parse("5/15min"));
+        for (var i = 1; i <= 4000; i++)
+        {
+            Assert.True(DecideOne(store, limit, new StoreKey(1, CollidingUnderPublicConstants(i))).Committed);
+        }
+
+        // Every key once had one home slot, so the 4000th probed past 3999 others on every lookup; spread over
+        // 8192 slots at random, the longest run is a handful of slots.
+        Assert.Equal(4000, store.Count);
+        Assert.True(store.LongestProbe() < 64, $"A key lies {store.LongestProbe()} slots from its home.");
+    }
+
+    [Fact]
+    public void Identities_that_collide_under_public_constants_do_not_share_a_shard()
+    {
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 64 * 100, Shards = 64 }, new FakeTimeProvider(Start));
+        var limit = Limit.FixedWindow(Rate.Parse("5/15min"));
+        for (var i = 1; i <= 3000; i++)
+        {
+            var identity = CollidingUnderPublicConstants(i);
+            Assert.True(DecideOne(store, limit, new StoreKey(identity, identity)).Committed);
+        }
+
+        // In one shard of 100 keys they would evict one another down to 100; spread over 64 shards, none is evicted.
+        Assert.Equal(3000, store.Count);
+        Assert.True(store.ShardCounts().Max() < 100, string.Join(", ", store.ShardCounts()));
     }
 
     [Fact]
