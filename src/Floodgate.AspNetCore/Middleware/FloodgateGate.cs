@@ -153,6 +153,37 @@ public sealed class FloodgateGate
         return rules;
     }
 
+    /// <summary>
+    /// A generated rule name as the headers can carry it: a template or host may hold what a rule name may not (a
+    /// backslash in a regex constraint, a quote, non-ASCII text), and those are percent-encoded as UTF-8.
+    /// </summary>
+    internal static string HeaderSafe(string name)
+    {
+        if (FloodgateOptions.IsValidRuleName(name))
+        {
+            return name;
+        }
+
+        var text = new System.Text.StringBuilder(name.Length + 16);
+        Span<byte> utf8 = stackalloc byte[4];
+        foreach (var rune in name.EnumerateRunes())
+        {
+            if (rune.Value is >= 0x20 and <= 0x7E and not '"' and not '\\' and not '%')
+            {
+                text.Append((char)rune.Value);
+                continue;
+            }
+
+            var length = rune.EncodeToUtf8(utf8);
+            foreach (var b in utf8[..length])
+            {
+                text.Append('%').Append(b.ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        return text.ToString();
+    }
+
     private static GateSettings Compile(FloodgateOptions options, IReadOnlyList<EndpointRule> endpointRules)
     {
         options.Validate();
@@ -169,8 +200,8 @@ public sealed class FloodgateGate
                 var name = metadata.Name;
                 if (!names.Add(name))
                 {
-                    name = $"{metadata.Name}:{string.Join(',', methods)} {string.Join(',', hosts)}{template}";
-                    if (!FloodgateOptions.IsValidRuleName(name) || !names.Add(name))
+                    name = HeaderSafe($"{metadata.Name}:{string.Join(',', methods)} {string.Join(',', hosts)}{template}");
+                    if (!names.Add(name))
                     {
                         throw new ArgumentException($"The rule '{metadata.Name}' attached to the endpoint {string.Join(',', methods)} {template} has the name of another rule; give it a name of its own.", nameof(endpointRules));
                     }

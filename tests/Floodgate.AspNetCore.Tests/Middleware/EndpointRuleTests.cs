@@ -69,6 +69,41 @@ public sealed class EndpointRuleTests
     }
 
     [Fact]
+    public async Task A_rule_renamed_after_a_template_a_header_cannot_carry_is_percent_encoded_and_still_limits()
+    {
+        await using var app = await TestApp.StartAsync(
+            _ => { },
+            e =>
+            {
+                var group = e.MapGroup("/api").WithFloodgateRule("api", "1/min");
+                group.MapGet("/a", () => "a");
+                group.MapGet("/items/{id:regex(^\\d+$)}", (string id) => id);
+                group.MapGet("/caf\u00e9", () => "café");
+            },
+            services: s => s.Configure<RouteOptions>(o => o.SetParameterPolicy<RegexInlineRouteConstraint>("regex")));
+
+        using (var a = await Get(app, "/api/a"))
+        {
+            Assert.Equal(HttpStatusCode.OK, a.StatusCode);
+            Assert.Equal("\"api\";r=0;t=60", string.Join(",", a.Headers.GetValues("RateLimit")));
+        }
+
+        using (var item = await Get(app, "/api/items/7"))
+        {
+            Assert.Equal(HttpStatusCode.OK, item.StatusCode);
+            Assert.Equal("\"api:GET /api/items/{id:regex(^%5Cd+$)}\";r=0;t=60", string.Join(",", item.Headers.GetValues("RateLimit")));
+        }
+
+        using (var cafe = await Get(app, "/api/caf%C3%A9"))
+        {
+            Assert.Equal(HttpStatusCode.OK, cafe.StatusCode);
+            Assert.Equal("\"api:GET /api/caf%C3%A9\";r=0;t=60", string.Join(",", cafe.Headers.GetValues("RateLimit")));
+        }
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Get(app, "/api/items/8")).StatusCode);
+    }
+
+    [Fact]
     public async Task Rules_of_one_name_on_the_same_route_of_two_hosts_each_limit_their_own_host()
     {
         await using var app = await TestApp.StartAsync(_ => { }, e =>
