@@ -128,9 +128,10 @@ public sealed class ReloadTests
                 audiences: [{{TestIdentityProvider.DefaultAudience}}]
               anonymous: reject
             """);
-        var old = gate.Identity.CreateToken(TestIdentityProvider.RsaKeyId, now: gate.Time.GetUtcNow());
-        await WaitUntilAsync(async () => (await gate.GetAsync("/a", old)).StatusCode == HttpStatusCode.OK);
+        // In force once a request without a token is refused (before, no token was looked at).
+        await WaitUntilAsync(async () => (await gate.GetAsync("/a")).StatusCode == HttpStatusCode.Unauthorized);
         var version = gate.Host.Policy.Version;
+        Assert.Equal(HttpStatusCode.OK, (await gate.GetAsync("/a", gate.Identity.CreateToken(TestIdentityProvider.RsaKeyId, now: gate.Time.GetUtcNow()))).StatusCode);
 
         // The key file alone changes, as a secret's rotation does: the policy file is untouched.
         gate.Identity.AddRsaKey("rsa-next", publish: false);
@@ -139,6 +140,31 @@ public sealed class ReloadTests
 
         Assert.Equal(HttpStatusCode.Unauthorized, (await gate.GetAsync("/a", gate.Identity.CreateToken(TestIdentityProvider.RsaKeyId, subject: "bob", now: gate.Time.GetUtcNow()))).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await gate.GetAsync("/a", gate.Identity.CreateToken("rsa-next", now: gate.Time.GetUtcNow()))).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_key_file_a_refused_policy_named_is_picked_up_when_it_appears()
+    {
+        await using var gate = await TestGateway.StartAsync(Before, watch: true);
+        var keyFile = Path.Combine(Path.GetDirectoryName(gate.PolicyPath)!, "later", "signing.pem");
+        Directory.CreateDirectory(Path.GetDirectoryName(keyFile)!);
+        await gate.WritePolicyAsync($$"""
+            upstream: {upstream}
+            identity:
+              jwt:
+                keys: [{{keyFile}}]
+                issuer: {{gate.Identity.Issuer}}
+                audiences: [{{TestIdentityProvider.DefaultAudience}}]
+              anonymous: reject
+            """);
+        await WaitUntilAsync(async () => (await gate.ReadinessAsync()).GetProperty("last_reload_error") is { ValueKind: JsonValueKind.String } error
+            && error.GetString()!.Contains("does not exist", StringComparison.Ordinal));
+
+        // The policy file is not touched again: the key file appearing is what puts the policy in force.
+        await File.WriteAllTextAsync(keyFile, gate.Identity.PublicKeyPem(TestIdentityProvider.RsaKeyId));
+        await WaitUntilAsync(async () => (await gate.ReadinessAsync()).GetProperty("reloads").GetInt32() == 1);
+        Assert.Equal(HttpStatusCode.OK, (await gate.GetAsync("/a", gate.Identity.CreateToken(TestIdentityProvider.RsaKeyId, now: gate.Time.GetUtcNow()))).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await gate.GetAsync("/a")).StatusCode);
     }
 
     [Fact]

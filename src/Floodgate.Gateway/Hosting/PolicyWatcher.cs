@@ -24,7 +24,7 @@ internal sealed class PolicyWatcher : IDisposable
     {
         _path = Path.GetFullPath(path);
         _runtime = runtime;
-        Rewatch();
+        _ = Rewatch();
     }
 
     public void Dispose()
@@ -36,25 +36,29 @@ internal sealed class PolicyWatcher : IDisposable
         }
     }
 
-    /// <summary>The files the policy in force reads: itself and its key files (relative to the working directory, as read).</summary>
+    /// <summary>
+    /// The files to watch: the policy file, the key files of the policy in force, and the key files the policy file names
+    /// now (a refused edit may name one that does not exist yet), relative to the working directory, as read.
+    /// </summary>
     private string[] Files() =>
-        [_path, .. (_runtime.Policy.Jwt?.KeyFiles ?? []).Select(f => Path.GetFullPath(PolicyLoader.ExpandHome(f)))];
+        [_path, .. (_runtime.Policy.Jwt?.KeyFiles ?? []).Concat(PolicyLoader.KeyFilesNamedIn(_path)).Select(f => Path.GetFullPath(PolicyLoader.ExpandHome(f))).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
 
-    /// <summary>Watches the files of the policy in force, unless they are the ones watched already.</summary>
-    private void Rewatch()
+    /// <summary>Watches <see cref="Files"/>, unless they are the ones watched already; whether the watch changed.</summary>
+    private bool Rewatch()
     {
         var files = Files();
         lock (_gate)
         {
             if (_disposed || files.SequenceEqual(_watched, StringComparer.Ordinal))
             {
-                return;
+                return false;
             }
 
             _watcher?.Dispose();
             _watched = files;
             string[] names = [.. files.Select(Path.GetFileName).OfType<string>().Append("..data").Distinct(StringComparer.Ordinal)];
             _watcher = new DebouncedWatcher(files.Select(f => Path.GetDirectoryName(f)!).Where(Directory.Exists), names, Debounce, Reload);
+            return true;
         }
     }
 
@@ -63,8 +67,13 @@ internal sealed class PolicyWatcher : IDisposable
         try
         {
             _runtime.Reload(_path);
-            // A reload may name other key files: watch those from now on.
-            Rewatch();
+
+            // A reload may name other key files: watch those from now on. The replaced watcher's pending change (a file
+            // written while this reload ran) went with it, so the files are read once more; unchanged, that does nothing.
+            if (Rewatch())
+            {
+                _runtime.Reload(_path);
+            }
         }
         catch (Exception e)
         {

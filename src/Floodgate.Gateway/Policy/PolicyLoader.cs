@@ -31,6 +31,31 @@ public static class PolicyLoader
         "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure",
     ];
 
+    /// <summary>
+    /// The key files <c>identity.jwt.keys</c> names in the file at <paramref name="path"/>, read as far as it can be, valid
+    /// or not; none when it cannot be read. The watcher watches these too, so that a key file a refused policy named is
+    /// picked up when it appears.
+    /// </summary>
+    internal static IReadOnlyList<string> KeyFilesNamedIn(string path)
+    {
+        try
+        {
+            var stream = new YamlStream();
+            stream.Load(new StringReader(File.ReadAllText(path)));
+            var identity = stream.Documents.Count > 0 ? YamlReader.Get(stream.Documents[0].RootNode as YamlMappingNode, "identity") : null;
+            return YamlReader.Get(YamlReader.Get(identity as YamlMappingNode, "jwt") as YamlMappingNode, "keys") switch
+            {
+                YamlScalarNode { Value: { } one } => [one],
+                YamlSequenceNode list => [.. list.Children.OfType<YamlScalarNode>().Select(k => k.Value).OfType<string>()],
+                _ => [],
+            };
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or YamlException or InvalidOperationException)
+        {
+            return [];
+        }
+    }
+
     /// <summary>Reads and validates the policy file at <paramref name="path"/>.</summary>
     /// <exception cref="PolicyException">The file is missing, unreadable or invalid; the errors say where and why.</exception>
     public static GatewayPolicy Load(string path)
