@@ -224,6 +224,21 @@ public sealed class MemoryStore : IRateLimitStore
     /// <summary>The keys each shard holds, for tests.</summary>
     internal int[] ShardCounts() => [.. _shards.Select(s => Volatile.Read(ref s.Count))];
 
+    /// <summary>How many keys are marked exhausted, for tests.</summary>
+    internal int ExhaustedKeys()
+    {
+        var exhausted = 0;
+        foreach (var shard in _shards)
+        {
+            lock (shard.Gate)
+            {
+                exhausted += shard.Exhausted;
+            }
+        }
+
+        return exhausted;
+    }
+
     /// <summary>The longest distance of any key from its home slot, for tests.</summary>
     internal int LongestProbe()
     {
@@ -273,6 +288,9 @@ public sealed class MemoryStore : IRateLimitStore
         private int _mask = InitialLength - 1;
         private int _stamp;
         private int _exhausted;
+
+        /// <summary>How many of the shard's keys are marked exhausted; read under <see cref="Gate"/>.</summary>
+        public int Exhausted => _exhausted;
         private int _evictHand;
         private int _reclaimHand;
 
@@ -302,7 +320,9 @@ public sealed class MemoryStore : IRateLimitStore
                 slot = Store(check, slot, next, now, ++_stamp);
             }
 
-            if (slot >= 0)
+            // Only what the key now holds: a committed decision, or a denial (which leaves the state as it was). An admitted
+            // probe charged nothing, so what it would have left says nothing of the key.
+            if (slot >= 0 && (committed || !outcome.IsAllowed))
             {
                 MarkExhausted(slot, check.Limit, outcome);
             }
@@ -341,7 +361,8 @@ public sealed class MemoryStore : IRateLimitStore
                 var outcome = check.Limit.Algorithm == LimitAlgorithm.Concurrency
                     ? DecideConcurrency(check, slot, now, store, commit: false, stamp).Outcome
                     : LimitMath.Decide(check.Limit, slot >= 0 ? _table[slot].State : default, now, check.Cost, out nexts[k]);
-                if (slot >= 0)
+                // A denial shows the key as it stands; an admitted check is marked when (and if) the group commits it.
+                if (slot >= 0 && !outcome.IsAllowed)
                 {
                     MarkExhausted(slot, check.Limit, outcome);
                 }
@@ -399,7 +420,7 @@ public sealed class MemoryStore : IRateLimitStore
             var outcome = LimitMath.Concurrency(check.Limit, leases?.InFlight ?? 0, leases?.EarliestExpiry ?? 0, leases?.LatestExpiry ?? 0, now, check.Cost);
             if (!commit || !outcome.IsAllowed || check.Cost == 0)
             {
-                if (slot >= 0)
+                if (slot >= 0 && (commit || !outcome.IsAllowed))
                 {
                     MarkExhausted(slot, check.Limit, outcome);
                 }

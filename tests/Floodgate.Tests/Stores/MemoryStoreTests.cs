@@ -155,6 +155,38 @@ public sealed class MemoryStoreTests
     }
 
     [Fact]
+    public void Only_what_a_key_holds_marks_it_exhausted_not_what_a_probe_or_an_uncommitted_group_would_have_left()
+    {
+        var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 1000, Shards = 1 }, new FakeTimeProvider(Start));
+        var four = Limit.FixedWindow(Rate.Parse("4/h"));
+        var one = Limit.FixedWindow(Rate.Parse("1/h"));
+        var a = Key(1, 1);
+        Assert.True(DecideOne(store, four, a).Committed);
+        Assert.Equal(0, store.ExhaustedKeys());
+
+        // A probe of 3 would leave a nothing, but it charges nothing.
+        var probe = new StoreOutcome[1];
+        store.Decide([new RateLimitCheck(four, a, 3, false) { IsProbe = true }], probe);
+        Assert.True(probe[0].Outcome.IsAllowed);
+        Assert.Equal(0, store.ExhaustedKeys());
+
+        // b spends its one request: exhausted, truly.
+        var b = Key(1, 2);
+        Assert.True(DecideOne(store, one, b).Committed);
+        Assert.Equal(1, store.ExhaustedKeys());
+
+        // One identity's group: a's check alone would leave it nothing, but b is denied, so the group commits nothing.
+        var group = new StoreOutcome[2];
+        store.Decide([new RateLimitCheck(four, a, 3, false), new RateLimitCheck(one, b, 1, false)], group);
+        Assert.False(group[1].Outcome.IsAllowed);
+        Assert.Equal(1, store.ExhaustedKeys());
+
+        // Spent for real, a is exhausted too.
+        Assert.True(DecideOne(store, four, a, cost: 3).Committed);
+        Assert.Equal(2, store.ExhaustedKeys());
+    }
+
+    [Fact]
     public void A_store_full_of_exhausted_keys_still_keeps_new_ones()
     {
         var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 1000, Shards = 1 }, new FakeTimeProvider(Start));
