@@ -310,15 +310,16 @@ public sealed class StoreTests(RedisFixture fixture)
     }
 
     [Fact]
-    public void A_replica_s_local_share_of_a_gcra_limit_never_fails_to_build()
+    public void A_replica_s_local_share_of_a_gcra_limit_is_as_exact_as_the_limit()
     {
-        // 100k/s is exact (10 µs), but a third of it, 33333/s, rounds its interval from 30.0003 to 31 µs: Limit.Gcra
-        // refuses such a rate, and the local fallback must still answer during an outage.
+        // 100k/s is exact (10 µs). A third of it as 33,333/s would round its interval from 30.0003 to 31 µs (3 % less,
+        // and a rate Limit.Gcra refuses); as 100k per 3 s it is exactly 30 µs.
         var share = RedisStore.DivideLimit(Limit.Gcra(Rate.Parse("100k/s"), 3000), 3);
-        Assert.Equal(33333, share.Amount);
+        Assert.Equal(30, share.IntervalMicroseconds);
         Assert.Equal(1000, share.Burst);
-        Assert.Equal(31, share.IntervalMicroseconds);
-        Assert.Throws<ArgumentException>(() => Limit.Gcra(share.Rate));
+
+        // 1M/s over 3 replicas: 3 µs a request, where 333,333/s would round to 4 µs and admit a quarter less.
+        Assert.Equal(3, RedisStore.DivideLimit(Limit.Gcra(Rate.Parse("1M/s"), 100), 3).IntervalMicroseconds);
     }
 
     [Fact]

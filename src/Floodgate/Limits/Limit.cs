@@ -138,13 +138,6 @@ public sealed class Limit
         return new Limit(LimitAlgorithm.Gcra, rate, b, TimeSpan.Zero, null);
     }
 
-    /// <summary>
-    /// A gcra limit for one replica's share of a limit <see cref="Gcra"/> already accepted, decided only in this process
-    /// (a shared store's local fallback): dividing the amount can make the interval inexact, which costs at most a few
-    /// percent of a share and must not fail a decision during an outage, and doubles are never involved in process.
-    /// </summary>
-    internal static Limit LocalGcra(Rate rate, long burst) => new(LimitAlgorithm.Gcra, rate, Math.Max(1, burst), TimeSpan.Zero, null);
-
     /// <summary>A counter per window of the rate's period, aligned to the Unix epoch.</summary>
     /// <exception cref="ArgumentException">The rate is uninitialized.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The amount is beyond <see cref="MaxAmount"/> or the period beyond <see cref="MaxSpanMicroseconds"/>.</exception>
