@@ -453,7 +453,7 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     {
         _metrics.Outcome(outcome);
 
-        // Within the engine's log budget, so that a flood of bad tokens cannot flood the log.
+        // Within a log budget of the engine's size (this resolver's own), so that a flood of bad tokens cannot flood the log.
         if (_logger.IsEnabled(LogLevel.Debug) && _logBudget.TryTake(out var suppressed))
             LogRejected(_logger, outcome, suppressed);
         return result;

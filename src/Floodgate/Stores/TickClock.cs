@@ -42,7 +42,8 @@ internal interface ITickSource
 /// fields, publishes only a tick later than the published one, and never publishes a time earlier than the published
 /// one by up to <see cref="MaxHoldMicroseconds"/>: a wall clock stepped back that far is held until it catches up. A
 /// larger step back is followed rather than freezing every limit for as long (the algorithms never give a budget back
-/// when time goes back). A thread that finds the lock taken returns the published time: at most a tick old.
+/// when time goes back). A thread that finds the lock taken returns the published time, usually a tick old; older when the
+/// writer holding the lock is descheduled, until it publishes.
 /// </remarks>
 /// <typeparam name="TSource">The source of ticks and time.</typeparam>
 internal static class TickClock<TSource>

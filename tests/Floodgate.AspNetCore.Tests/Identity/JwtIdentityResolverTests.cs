@@ -656,7 +656,7 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Rejections_are_logged_within_the_engine_s_log_budget_and_the_rest_are_counted()
+    public async Task Rejections_are_logged_within_a_budget_the_size_of_the_engine_s_and_the_rest_are_counted()
     {
         var logs = new ListLogger();
         var resolver = Resolver(logger: logs);
