@@ -3,6 +3,7 @@ using Envoy.Extensions.Common.Ratelimit.V3;
 using Envoy.Service.Ratelimit.V3;
 using Floodgate.Gateway.Demo;
 using Floodgate.Gateway.Hosting;
+using Floodgate.Gateway.Operations;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 
@@ -30,6 +31,71 @@ public sealed class OperationsTests
         Assert.Contains("floodgate_decisions_total{", metrics, StringComparison.Ordinal);
         Assert.Contains("outcome=\"rejected\",rule=\"ip\",tier=\"edge\"", metrics, StringComparison.Ordinal);
         Assert.Contains("floodgate_proxy_duration_seconds_bucket{", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Requests_an_unreachable_upstream_fails_are_answered_502_and_counted_by_route_and_error()
+    {
+        // A port nothing listens on: taken, then released.
+        using var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        await using var gate = await TestGateway.StartAsync($"upstream: http://127.0.0.1:{port}\n");
+
+        Statuses.Expect([502, 502, 502], await gate.StatusesAsync(3, "/a"));
+        var metrics = await gate.Admin.GetStringAsync("/metrics");
+        Assert.Contains("floodgate_proxy_errors_total{otel_scope_name=\"Floodgate.Gateway\",error=\"Request\",route=\"upstream\"} 3", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Forwarding_failures_are_logged_within_the_budget_and_each_line_counts_those_left_out()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var logger = new ListLogger();
+        var failures = new ForwardingFailures(logger, time);
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        context.Request.Method = "GET";
+        context.Request.Path = "/a";
+        context.Response.StatusCode = 502;
+        context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new Failure());
+
+        for (var i = 0; i < 100; i++)
+        {
+            failures.Report(context, "upstream");
+        }
+
+        Assert.Equal(20, logger.Lines.Count);
+        Assert.Equal("Forwarding GET /a (route upstream) failed: Request: Connection refused; answered 502 (0 earlier failures not logged)", logger.Lines[0]);
+
+        time.Advance(TimeSpan.FromSeconds(1));
+        failures.Report(context, "upstream");
+        Assert.EndsWith("(80 earlier failures not logged)", logger.Lines[20], StringComparison.Ordinal);
+
+        // A request that did not fail is not reported.
+        var fine = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        failures.Report(fine, "upstream");
+        Assert.Equal(21, logger.Lines.Count);
+    }
+
+    private sealed class Failure : Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature
+    {
+        public Yarp.ReverseProxy.Forwarder.ForwarderError Error => Yarp.ReverseProxy.Forwarder.ForwarderError.Request;
+
+        public Exception? Exception { get; } = new HttpRequestException("Connection refused");
+    }
+
+    private sealed class ListLogger : ILogger
+    {
+        public List<string> Lines { get; } = [];
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Lines.Add(formatter(state, exception));
     }
 
     [Fact]

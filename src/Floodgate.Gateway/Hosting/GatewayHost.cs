@@ -137,7 +137,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
         proxy.UseFloodgate();
         proxy.MapReverseProxy(pipeline =>
         {
-            pipeline.Use(MeasureProxyAsync);
+            var failures = new ForwardingFailures(proxy.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Floodgate.Gateway.Proxy"), time);
+            pipeline.Use((context, next) => MeasureProxyAsync(context, next, failures));
             pipeline.UseSessionAffinity();
             pipeline.UseLoadBalancing();
             pipeline.UsePassiveHealthChecks();
@@ -233,6 +234,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
         builder.Logging.SetMinimumLevel(level);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
+        // One warning with a stack trace per failed request: ForwardingFailures logs them within a budget instead.
+        builder.Logging.AddFilter("Yarp.ReverseProxy.Forwarder.HttpForwarder", LogLevel.Error);
         builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
 
         // Request logging off: with it on, ASP.NET Core opens a log scope per request even when nothing is written.
@@ -283,7 +286,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         return new Uri(address.Replace("://[::]", "://127.0.0.1", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal));
     }
 
-    private static async Task MeasureProxyAsync(HttpContext context, Func<Task> next)
+    private static async Task MeasureProxyAsync(HttpContext context, Func<Task> next, ForwardingFailures failures)
     {
         var start = Stopwatch.GetTimestamp();
         try
@@ -293,6 +296,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         finally
         {
             var route = context.GetEndpoint()?.DisplayName ?? "none";
+            failures.Report(context, route);
             GatewayMetrics.ProxyDuration.Record(
                 Stopwatch.GetElapsedTime(start).TotalSeconds,
                 new KeyValuePair<string, object?>("route", route),

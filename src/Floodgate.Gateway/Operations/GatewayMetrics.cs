@@ -14,6 +14,9 @@ internal static class GatewayMetrics
     public static readonly Histogram<double> ProxyDuration = Meter.CreateHistogram<double>(
         "floodgate.proxy.duration", "s", "Time to forward a request to the upstream and receive its response headers, by route and status.");
 
+    public static readonly Counter<long> ProxyErrors = Meter.CreateCounter<long>(
+        "floodgate.proxy.errors", "{request}", "Requests the proxy could not forward or complete (the upstream refused, timed out, reset), by route and error.");
+
     public static readonly Histogram<double> StoreDuration = Meter.CreateHistogram<double>(
         "floodgate.store.duration", "s", "Time a remote store (Redis) took to decide one tier's checks, by store kind; the in-process store is not timed.");
 
