@@ -21,6 +21,7 @@ public sealed class FloodgateGate
     private GateSettings _settings;
     private FloodgateOptions _options;
     private IReadOnlyList<EndpointRule> _endpointRules = [];
+    private IDisposable? _endpointChanges;
     private bool _endpointsAttached;
     private Exception? _attachFailure;
 
@@ -67,8 +68,9 @@ public sealed class FloodgateGate
     }
 
     /// <summary>
-    /// Adds the rules attached to <paramref name="endpoints"/> with <c>WithFloodgateRule</c>, once, before the first
-    /// request is decided: requests that arrive meanwhile wait, and none is decided without them.
+    /// Adds the rules attached to <paramref name="endpoints"/> with <c>WithFloodgateRule</c> before the first request is
+    /// decided, and again before the first request after the endpoints change: requests that arrive meanwhile wait, and
+    /// none is decided without them.
     /// </summary>
     /// <exception cref="InvalidOperationException">
     /// The rules cannot be added (two of them would have one name); every request gets the same exception until a
@@ -98,8 +100,10 @@ public sealed class FloodgateGate
             {
                 try
                 {
+                    // Taken before the endpoints are read, so that a change while they are read is not missed.
+                    var changes = endpoints.GetChangeToken();
                     var rules = EndpointRules(endpoints);
-                    if (rules.Count > 0)
+                    if (rules.Count > 0 || _endpointRules.Count > 0)
                     {
                         // Compiled first: the settings change only once every endpoint rule compiles with the options.
                         var settings = Compile(_options, rules);
@@ -109,6 +113,11 @@ public sealed class FloodgateGate
                     }
 
                     Volatile.Write(ref _endpointsAttached, true);
+
+                    // Endpoints can change after the first request (a dynamic data source, an in-app proxy's routes): the
+                    // request after a change attaches them again. Rules that stay keep their names, so their budgets.
+                    _endpointChanges?.Dispose();
+                    _endpointChanges = changes.RegisterChangeCallback(static gate => Volatile.Write(ref ((FloodgateGate)gate!)._endpointsAttached, false), this);
                     return;
                 }
                 catch (ArgumentException e)

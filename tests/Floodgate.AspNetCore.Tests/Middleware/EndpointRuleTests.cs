@@ -104,6 +104,28 @@ public sealed class EndpointRuleTests
     }
 
     [Fact]
+    public async Task An_endpoint_added_after_the_first_request_has_its_rule_applied()
+    {
+        var late = new ChangingEndpoints();
+        await using var app = await TestApp.StartAsync(_ => { }, e =>
+        {
+            e.MapGet("/a", () => "a").WithFloodgateRule("a", "100/min");
+            ((IEndpointRouteBuilder)e).DataSources.Add(late);
+        });
+        Assert.Equal(HttpStatusCode.OK, (await Get(app, "/a")).StatusCode);
+
+        // Routing sees the new endpoint at once; so must its rule.
+        late.Add(new RouteEndpointBuilder(context => context.Response.WriteAsync("late"), RoutePatternFactory.Parse("/late"), 0)
+        {
+            Metadata = { new FloodgateRuleMetadata("late", Limit.FixedWindow(Rate.Parse("1/min"))) },
+        }.Build());
+
+        Assert.Equal(HttpStatusCode.OK, (await Get(app, "/late")).StatusCode);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Get(app, "/late")).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await Get(app, "/a")).StatusCode);
+    }
+
+    [Fact]
     public async Task Rules_of_one_name_on_the_same_route_of_two_hosts_each_limit_their_own_host()
     {
         await using var app = await TestApp.StartAsync(_ => { }, e =>
@@ -235,6 +257,38 @@ public sealed class EndpointRuleTests
         second.Join();
         Assert.Equal(1, seen);
         Assert.Equal(1, source.Reads);
+    }
+
+    /// <summary>Endpoints added while the app runs, as a dynamic data source (an in-app proxy's routes) adds them.</summary>
+    private sealed class ChangingEndpoints : EndpointDataSource
+    {
+        private readonly Lock _lock = new();
+        private List<Endpoint> _endpoints = [];
+        private CancellationTokenSource _changed = new();
+
+        public override IReadOnlyList<Endpoint> Endpoints => Volatile.Read(ref _endpoints);
+
+        public override IChangeToken GetChangeToken()
+        {
+            lock (_lock)
+            {
+                return new CancellationChangeToken(_changed.Token);
+            }
+        }
+
+        public void Add(Endpoint endpoint)
+        {
+            CancellationTokenSource previous;
+            lock (_lock)
+            {
+                Volatile.Write(ref _endpoints, [.. _endpoints, endpoint]);
+                previous = _changed;
+                _changed = new CancellationTokenSource();
+            }
+
+            previous.Cancel();
+            previous.Dispose();
+        }
     }
 
     private static Task<HttpResponseMessage> Get(TestApp app, string path, string? host = null)
