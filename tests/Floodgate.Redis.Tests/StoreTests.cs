@@ -320,6 +320,32 @@ public sealed class StoreTests(RedisFixture fixture)
 
         // 1M/s over 3 replicas: 3 µs a request, where 333,333/s would round to 4 µs and admit a quarter less.
         Assert.Equal(3, RedisStore.DivideLimit(Limit.Gcra(Rate.Parse("1M/s"), 100), 3).IntervalMicroseconds);
+
+        // A month over 2,000 replicas is past what a period may span: the amount is divided instead, and nothing throws.
+        var monthly = RedisStore.DivideLimit(Limit.Gcra(Rate.Parse("1000/month"), 10), 2000);
+        Assert.Equal(1, monthly.Amount);
+        Assert.Equal(1, monthly.Burst);
+    }
+
+    [Fact]
+    public async Task The_acl_the_docs_give_is_all_the_store_needs()
+    {
+        // docs/redis.md, Topologies: the client's handshake, the commands the store sends, and those its script calls.
+        using var server = RedisServer.Start();
+        Assert.Equal("OK", server.Cli("ACL", "SETUSER", "floodgate", "on", ">acl-secret", "~fg:*", "+@connection", "+info", "+config|get", "+cluster|nodes", "+cluster|slots", "+evalsha", "+eval", "+script|load", "+zrem", "+mget", "+set", "+zadd", "+zrange", "+zremrangebyscore", "+pexpire", "+time"));
+        await using var store = await TestStores.ConnectAsync(server.Configuration + ",user=floodgate,password=acl-secret", prefix: "fg");
+
+        await TestStores.SpendThreePerHourAsync(store, "acl");
+        var check = new RateLimitCheck(Limit.Concurrency(1), StoreKey.Create("acl", "alice"), 1, false);
+        var held = await store.DecideOneAsync(check);
+        Assert.True(held.Committed);
+        Assert.False((await store.DecideOneAsync(check)).Outcome.IsAllowed);
+        await store.ReleaseAsync(check, held.LeaseId);
+        Assert.True((await store.DecideOneAsync(check)).Committed);
+        Assert.Equal(0, store.Failures);
+
+        // Loaded by the store on connecting, not on a first NOSCRIPT.
+        Assert.Equal("1", server.Cli("SCRIPT", "EXISTS", TestStores.ScriptSha).Trim());
     }
 
     [Fact]

@@ -138,6 +138,12 @@ public sealed class Limit
         return new Limit(LimitAlgorithm.Gcra, rate, b, TimeSpan.Zero, null);
     }
 
+    /// <summary>
+    /// A gcra limit built without <see cref="Gcra"/>'s checks, for a store's in-process share of a limit already accepted
+    /// (decided in C#, never in Lua's doubles), which must never fail a decision during an outage.
+    /// </summary>
+    internal static Limit UncheckedGcra(Rate rate, long burst) => new(LimitAlgorithm.Gcra, rate, Math.Max(1, burst), TimeSpan.Zero, null);
+
     /// <summary>A counter per window of the rate's period, aligned to the Unix epoch.</summary>
     /// <exception cref="ArgumentException">The rate is uninitialized.</exception>
     /// <exception cref="ArgumentOutOfRangeException">The amount is beyond <see cref="MaxAmount"/> or the period beyond <see cref="MaxSpanMicroseconds"/>.</exception>
