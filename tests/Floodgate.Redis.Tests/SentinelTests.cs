@@ -199,17 +199,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
         output.WriteLine($"connecting with a wrong Sentinel password took {watch.Elapsed.TotalMilliseconds:F0} ms");
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"connecting took {watch.Elapsed}");
 
-        // For 1.5 s, past the first polls of the Sentinels, every decision is on_failure's, each within the timeout.
-        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create("wrong", "alice"), 1, false);
-        var span = Stopwatch.StartNew();
-        for (var i = 0; span.Elapsed < TimeSpan.FromSeconds(1.5); i++)
-        {
-            var one = Stopwatch.StartNew();
-            var outcome = await store.DecideOneAsync(check);
-            Assert.True(one.Elapsed <= Timeout + Slack, $"decision {i} took {one.Elapsed.TotalMilliseconds} ms");
-            Assert.True(outcome.IsStoreFailure && !outcome.Outcome.IsAllowed, $"decision {i} was not answered by on_failure=closed");
-            await Task.Delay(50);
-        }
+        await AssertEveryDecisionFollowsOnFailureAsync(store, "wrong");
 
         Assert.Throws<InvalidOperationException>(() => store.Connection);
         Assert.Equal(string.Empty, topology.Master.Cli("--scan", "--pattern", "wrong:*"));
@@ -287,17 +277,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
         output.WriteLine($"{trust}: connecting took {watch.Elapsed.TotalMilliseconds:F0} ms");
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"connecting took {watch.Elapsed}");
 
-        // For 1.5 s, past the first polls of the Sentinels, every decision is on_failure's, each within the timeout.
-        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create("untrusted", "alice"), 1, false);
-        var span = Stopwatch.StartNew();
-        for (var i = 0; span.Elapsed < TimeSpan.FromSeconds(1.5); i++)
-        {
-            var one = Stopwatch.StartNew();
-            var outcome = await store.DecideOneAsync(check);
-            Assert.True(one.Elapsed <= Timeout + Slack, $"decision {i} took {one.Elapsed.TotalMilliseconds} ms");
-            Assert.True(outcome.IsStoreFailure && !outcome.Outcome.IsAllowed, $"decision {i} was not answered by on_failure=closed");
-            await Task.Delay(50);
-        }
+        await AssertEveryDecisionFollowsOnFailureAsync(store, "untrusted");
 
         // No Sentinel was reached, so none named a master, and nothing was written anywhere.
         Assert.Throws<InvalidOperationException>(() => store.Connection);
@@ -494,6 +474,21 @@ public sealed class SentinelTests(ITestOutputHelper output)
         {
             await StopAsync();
             _stop.Dispose();
+        }
+    }
+
+    /// <summary>For 1.5 s, past the first polls of the Sentinels, every decision is on_failure's (closed), each within the timeout.</summary>
+    private static async Task AssertEveryDecisionFollowsOnFailureAsync(RedisStore store, string name)
+    {
+        var check = new RateLimitCheck(Limit.FixedWindow(new Rate(3, 1, RateUnit.Hour)), StoreKey.Create(name, "alice"), 1, false);
+        var span = Stopwatch.StartNew();
+        for (var i = 0; span.Elapsed < TimeSpan.FromSeconds(1.5); i++)
+        {
+            var one = Stopwatch.StartNew();
+            var outcome = await store.DecideOneAsync(check);
+            Assert.True(one.Elapsed <= Timeout + Slack, $"decision {i} took {one.Elapsed.TotalMilliseconds} ms");
+            Assert.True(outcome.IsStoreFailure && !outcome.Outcome.IsAllowed, $"decision {i} was not answered by on_failure=closed");
+            await Task.Delay(50);
         }
     }
 }

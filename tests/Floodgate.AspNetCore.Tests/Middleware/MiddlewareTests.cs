@@ -53,17 +53,7 @@ public sealed class MiddlewareTests
         await using var app = await StartAsync(
             o => o.Policy = policy,
             endpoints => endpoints.MapGet("/me", () => "me"),
-            pipeline => pipeline.Use((context, next) =>
-            {
-                // Stands in for the app's own authentication.
-                var user = context.Request.Headers["X-User"].ToString();
-                if (user.Length > 0)
-                {
-                    context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim("sub", user)], "test"));
-                }
-
-                return next(context);
-            }));
+            AuthenticateFromHeader);
 
         Assert.Equal(HttpStatusCode.OK, (await Send(app.Client, "alice")).StatusCode);
         Assert.Equal(HttpStatusCode.TooManyRequests, (await Send(app.Client, "alice")).StatusCode);
@@ -86,16 +76,7 @@ public sealed class MiddlewareTests
         await using var app = await StartAsync(
             o => o.Policy = new RateLimitPolicy([rule]),
             endpoints => endpoints.MapGet("/me", () => "me"),
-            pipeline => pipeline.Use((context, next) =>
-            {
-                var user = context.Request.Headers["X-User"].ToString();
-                if (user.Length > 0)
-                {
-                    context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim("sub", user)], "test"));
-                }
-
-                return next(context);
-            }));
+            AuthenticateFromHeader);
 
         // The anonymous caller at 127.0.0.1 spends its budget...
         Assert.Equal(HttpStatusCode.OK, (await Send(app.Client, null)).StatusCode);
@@ -395,4 +376,16 @@ public sealed class MiddlewareTests
             return true;
         }
     }
+
+    /// <summary>Stands in for the app's own authentication: the X-User header names the user, as its <c>sub</c> claim.</summary>
+    private static void AuthenticateFromHeader(IApplicationBuilder pipeline) => pipeline.Use((context, next) =>
+    {
+        var user = context.Request.Headers["X-User"].ToString();
+        if (user.Length > 0)
+        {
+            context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim("sub", user)], "test"));
+        }
+
+        return next(context);
+    });
 }
