@@ -4,8 +4,11 @@ namespace Floodgate.Redis;
 /// A consecutive-failure circuit breaker: after a threshold of failures in a row it opens for a duration, answering
 /// without calling; then one call probes, and its success closes the breaker.
 /// </summary>
-/// <remarks>The closed state, the hot path, costs one volatile read.</remarks>
-internal sealed class CircuitBreaker(int threshold, long breakMicroseconds)
+/// <remarks>
+/// The closed state, the hot path, costs one volatile read. A store on one node (or following Sentinel's master) has
+/// one; a store on a cluster has one per master, so one node's failures never answer another's keys.
+/// </remarks>
+internal sealed class CircuitBreaker(int threshold, long breakMicroseconds, string node = "redis")
 {
     private const int Closed = 0;
     private const int Open = 1;
@@ -15,6 +18,9 @@ internal sealed class CircuitBreaker(int threshold, long breakMicroseconds)
     private int _state;
     private int _failures;
     private long _openUntil;
+
+    /// <summary>The node whose calls it judges, as logs name it: its endpoint, or <c>redis</c> for the store's own.</summary>
+    public string Node { get; } = node;
 
     public bool IsClosed => Volatile.Read(ref _state) == Closed;
 
@@ -43,17 +49,20 @@ internal sealed class CircuitBreaker(int threshold, long breakMicroseconds)
         }
     }
 
-    public void OnSuccess()
+    /// <summary>Records a success; <see langword="true"/> when it closed an open breaker (its probe succeeded).</summary>
+    public bool OnSuccess()
     {
         if (Volatile.Read(ref _state) == Closed && Volatile.Read(ref _failures) == 0)
         {
-            return;
+            return false;
         }
 
         lock (_gate)
         {
+            var closed = _state != Closed;
             _failures = 0;
             _state = Closed;
+            return closed;
         }
     }
 

@@ -1,6 +1,8 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
+using System.Net;
 using System.Runtime.CompilerServices;
 using Floodgate.Algorithms;
 using Floodgate.Limits;
@@ -29,7 +31,7 @@ namespace Floodgate.Redis;
 /// <para>
 /// Keys over their limit are answered in this process until they fit again (<see cref="RedisStoreOptions.OverLimitCache"/>);
 /// limits with a <see cref="Limit.LeasedSlice"/> are spent locally from slices taken from Redis. Every call has a
-/// timeout and a circuit breaker; while Redis is unreachable the store answers by <see cref="RedisStoreOptions.FailureMode"/>,
+/// timeout and a circuit breaker (on a cluster, one per master: a dead node fails only its own keys); while Redis is unreachable the store answers by <see cref="RedisStoreOptions.FailureMode"/>,
 /// flags those outcomes with <see cref="StoreOutcome.IsStoreFailure"/>, and never throws. It recovers by itself.
 /// </para>
 /// <para>
@@ -59,6 +61,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private const long RedisLeaseBit = 1L << 62;
     private const long LogIntervalMicroseconds = 1_000_000;
     private const long ClosedRetryMicroseconds = 1_000_000;
+    private const int SlotCount = 16384;
+
+    /// <summary>How often, at most, a slot whose breaker is open asks the connection again which master owns it.</summary>
+    private const long RerouteMicroseconds = 100_000;
 
     private static readonly Meter SharedMeter = new(MeterName);
 
@@ -69,7 +75,16 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private readonly string _prefix;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    /// <summary>The breaker of a single node or of Sentinel's master; on a cluster, of the slots no master is known for.</summary>
     private readonly CircuitBreaker _breaker;
+
+    /// <summary>On a cluster, a breaker per master, by endpoint.</summary>
+    private readonly ConcurrentDictionary<EndPoint, CircuitBreaker> _nodeBreakers = new();
+    private readonly Func<EndPoint, CircuitBreaker> _newNodeBreaker;
+
+    /// <summary>On a cluster, each hash slot's master's breaker, filled in as slots are first used.</summary>
+    private SlotRoute?[]? _slotRoutes;
+    private volatile bool _clustered;
     private readonly OverLimitCache? _cache;
     private readonly LeaseSlices _slices;
     private readonly MemoryStore _local;
@@ -113,6 +128,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _time = timeProvider ?? TimeProvider.System;
         _logger = logger ?? NullLogger.Instance;
         _breaker = new CircuitBreaker(options.BreakerFailureThreshold, Micros(options.BreakerDuration));
+        _newNodeBreaker = endPoint => new CircuitBreaker(options.BreakerFailureThreshold, Micros(options.BreakerDuration), NameOf(endPoint));
         _cache = options.OverLimitCache ? new OverLimitCache(options.OverLimitCacheSize) : null;
         _slices = new LeaseSlices(Micros(options.LeaseSliceLifetime));
         // Kept even when the store's own mode is not local: a rule may ask for local answers on its own.
@@ -156,8 +172,45 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <summary>How many Redis calls failed or timed out, or were skipped by the open circuit breaker.</summary>
     public long Failures => Volatile.Read(ref _failureCount);
 
-    /// <summary>Whether the circuit breaker lets calls through to Redis.</summary>
-    public bool IsCircuitClosed => _breaker.IsClosed;
+    /// <summary>
+    /// Whether the circuit breaker lets calls through to Redis; on a cluster, where each master has its own, whether
+    /// every one does (<see langword="false"/> while any master's is open, as when the whole cluster is down).
+    /// </summary>
+    public bool IsCircuitClosed
+    {
+        get
+        {
+            if (!_breaker.IsClosed)
+            {
+                return false;
+            }
+
+            foreach (var breaker in _nodeBreakers.Values)
+            {
+                if (!breaker.IsClosed)
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>How many circuit breakers are open: 0 or 1 on a single node or under Sentinel; on a cluster, per master.</summary>
+    public int OpenCircuits
+    {
+        get
+        {
+            var open = _breaker.IsClosed ? 0 : 1;
+            foreach (var breaker in _nodeBreakers.Values)
+            {
+                open += breaker.IsClosed ? 0 : 1;
+            }
+
+            return open;
+        }
+    }
 
     internal long Mismatches => Volatile.Read(ref _mismatchCount);
 
@@ -663,20 +716,6 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             return round;
         }
 
-        if (!_breaker.TryEnter(LocalNow()))
-        {
-            foreach (var group in round.Groups)
-            {
-                if (group.RemoteCount > 0)
-                {
-                    CountFailure("circuit_open");
-                    group.Failed = true;
-                }
-            }
-
-            return round;
-        }
-
         // One call per hash slot (a single node has none), the groups in stage order.
         var calls = new List<Call>(1);
         foreach (var group in round.Groups)
@@ -706,8 +745,22 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             call.Groups.Add(group);
         }
 
+        var now = LocalNow();
         foreach (var call in calls)
         {
+            // Each call is judged by the breaker of the node it goes to: a dead node fails only its own slots' calls.
+            call.Breaker = standalone ? _breaker : BreakerOf(connection!, call.Slot, now);
+            if (!call.Breaker.TryEnter(now))
+            {
+                foreach (var group in call.Groups)
+                {
+                    CountFailure("circuit_open");
+                    group.Failed = true;
+                }
+
+                continue;
+            }
+
             try
             {
                 Send(call, checks, batch, null);
@@ -720,7 +773,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                     group.Failed = true;
                 }
 
-                Fail("error", ex);
+                Fail("error", ex, call.Breaker);
                 continue;
             }
 
@@ -1071,6 +1124,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         Exception? failure = null;
         var timedOut = false;
         var failed = false;
+        CircuitBreaker? opened = null;
+        var now = LocalNow();
         foreach (var call in calls)
         {
             var task = call.Task!;
@@ -1078,6 +1133,11 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             {
                 if (Apply(call, task.Result, batch))
                 {
+                    if (call.Breaker!.OnSuccess())
+                    {
+                        LogBreakerClosed(_logger, call.Breaker.Node);
+                    }
+
                     continue;
                 }
 
@@ -1096,6 +1156,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             }
 
             failed = true;
+            opened = call.Breaker!.OnFailure(now) ? call.Breaker : opened;
             foreach (var group in call.Groups)
             {
                 group.Failed = true;
@@ -1104,11 +1165,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
         if (failed)
         {
-            Fail(timedOut ? "timeout" : "error", failure);
-        }
-        else
-        {
-            _breaker.OnSuccess();
+            // Counted and logged once for the round; each failed call counted against its own node's breaker.
+            Report(timedOut ? "timeout" : "error", failure, opened);
         }
     }
 
@@ -1362,7 +1420,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                     open++;
                     break;
                 case RedisFailureMode.Closed:
-                    retry = retry > 0 ? retry : Math.Max(_breaker.RetryAfter(LocalNow()), ClosedRetryMicroseconds);
+                    retry = retry > 0 ? retry : Math.Max(BreakerOf(group.Slot).RetryAfter(LocalNow()), ClosedRetryMicroseconds);
                     outcomes[k] = new StoreOutcome(new LimitOutcome(false, 0, 0, retry), false, 0, true);
                     closedDenies |= !checks[k].IsShadow;
                     closed++;
@@ -1424,19 +1482,101 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
     }
 
-    private void Fail(string reason, Exception? exception)
+    /// <summary>
+    /// A failed call that is not a decision (a release): on a single node it counts against the breaker; on a cluster
+    /// against none, since the decisions sent to that node judge it themselves.
+    /// </summary>
+    private void Fail(string reason, Exception? exception) => Fail(reason, exception, _clustered ? null : _breaker);
+
+    private void Fail(string reason, Exception? exception, CircuitBreaker? breaker) =>
+        Report(reason, exception, breaker is not null && breaker.OnFailure(LocalNow()) ? breaker : null);
+
+    /// <summary>
+    /// The breaker a call to <paramref name="slot"/> is judged by: the master's that owns the slot in the cluster's
+    /// configuration as the connection last read it. The slot's route is kept, so a closed breaker costs an array read;
+    /// an open one looks again (at most every 100 ms), so a slot that moved (a failover, a resharding) follows its new
+    /// master.
+    /// </summary>
+    /// <remarks>
+    /// Not <see cref="IConnectionMultiplexer.GetServer(RedisKey, object?, CommandFlags)"/>: for a slot whose master is
+    /// disconnected it names any connected one, which would then count the dead master's failures.
+    /// </remarks>
+    private CircuitBreaker BreakerOf(IConnectionMultiplexer connection, int slot, long now)
+    {
+        if (slot is < 0 or >= SlotCount)
+        {
+            return _breaker;
+        }
+
+        _clustered = true;
+        var routes = Volatile.Read(ref _slotRoutes);
+        if (routes is null)
+        {
+            routes = new SlotRoute?[SlotCount];
+            routes = Interlocked.CompareExchange(ref _slotRoutes, routes, null) ?? routes;
+        }
+
+        var route = Volatile.Read(ref routes[slot]);
+        if (route is not null && (route.Breaker.IsClosed || now - route.RoutedAt < RerouteMicroseconds))
+        {
+            return route.Breaker;
+        }
+
+        // No master known for the slot (no node connected yet, or none left): the store's own breaker judges it.
+        var breaker = OwnerOf(connection, slot) is { } endPoint ? _nodeBreakers.GetOrAdd(endPoint, _newNodeBreaker) : _breaker;
+        Volatile.Write(ref routes[slot], new SlotRoute(breaker, now));
+        return breaker;
+    }
+
+    /// <summary>The endpoint of the master that owns <paramref name="slot"/>, by the first connected node's cluster configuration.</summary>
+    private static EndPoint? OwnerOf(IConnectionMultiplexer connection, int slot)
+    {
+        try
+        {
+            foreach (var server in connection.GetServers())
+            {
+                if (server.IsConnected && server.ClusterConfiguration?.GetBySlot(slot)?.EndPoint is { } endPoint)
+                {
+                    return endPoint;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is RedisException or InvalidOperationException or NotSupportedException)
+        {
+            // Not known: the caller uses the store's own breaker.
+        }
+
+        return null;
+    }
+
+    /// <summary>The breaker last used for <paramref name="slot"/>, without asking the connection; the store's own if none.</summary>
+    private CircuitBreaker BreakerOf(int slot) =>
+        slot is >= 0 and < SlotCount && Volatile.Read(ref _slotRoutes) is { } routes && Volatile.Read(ref routes[slot]) is { } route
+            ? route.Breaker
+            : _breaker;
+
+    private static string NameOf(EndPoint endPoint) => endPoint switch
+    {
+        DnsEndPoint dns => string.Create(CultureInfo.InvariantCulture, $"{dns.Host}:{dns.Port}"),
+        _ => endPoint.ToString() ?? "redis",
+    };
+
+    /// <summary>
+    /// Counts a failure and logs it (at most once a second, and every breaker opening); <paramref name="opened"/> is the
+    /// breaker the failure opened, if it did.
+    /// </summary>
+    private void Report(string reason, Exception? exception, CircuitBreaker? opened)
     {
         CountFailure(reason);
-        var opened = _breaker.OnFailure(LocalNow());
         var now = LocalNow();
         var last = Volatile.Read(ref _lastLog);
-        if (!opened && now - last < LogIntervalMicroseconds)
+        if (opened is null && now - last < LogIntervalMicroseconds)
         {
             Interlocked.Increment(ref _suppressedLogs);
             return;
         }
 
-        if (Interlocked.CompareExchange(ref _lastLog, now, last) != last && !opened)
+        if (Interlocked.CompareExchange(ref _lastLog, now, last) != last && opened is null)
         {
             Interlocked.Increment(ref _suppressedLogs);
             return;
@@ -1444,9 +1584,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
         var suppressed = Interlocked.Exchange(ref _suppressedLogs, 0);
         var mode = _options.FailureMode.ToString().ToLowerInvariant();
-        if (opened)
+        if (opened is not null)
         {
-            LogBreakerOpened(_logger, reason, mode, _options.BreakerDuration, suppressed, exception);
+            LogBreakerOpened(_logger, reason, opened.Node, mode, _options.BreakerDuration, suppressed, exception);
         }
         else
         {
@@ -1477,8 +1617,11 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     [LoggerMessage(1, LogLevel.Warning, "Redis {Reason}: answering by on_failure={Mode}, or a rule's own ({Suppressed} earlier failures not logged)")]
     private static partial void LogFailure(ILogger logger, string reason, string mode, long suppressed, Exception? exception);
 
-    [LoggerMessage(2, LogLevel.Warning, "Redis {Reason}: circuit breaker open, answering by on_failure={Mode} (or a rule's own) for {Duration} before probing ({Suppressed} earlier failures not logged)")]
-    private static partial void LogBreakerOpened(ILogger logger, string reason, string mode, TimeSpan duration, long suppressed, Exception? exception);
+    [LoggerMessage(2, LogLevel.Warning, "Redis {Reason}: circuit breaker of {Node} open, answering its keys by on_failure={Mode} (or a rule's own) for {Duration} before probing ({Suppressed} earlier failures not logged)")]
+    private static partial void LogBreakerOpened(ILogger logger, string reason, string node, string mode, TimeSpan duration, long suppressed, Exception? exception);
+
+    [LoggerMessage(8, LogLevel.Information, "Redis circuit breaker of {Node} closed: its probe succeeded, its keys are decided in Redis again")]
+    private static partial void LogBreakerClosed(ILogger logger, string node);
 
     [LoggerMessage(4, LogLevel.Warning, "A concurrency lease of a Redis call given up on could not be released; it frees itself at its lease timeout")]
     private static partial void LogAbandonedReleaseFailed(ILogger logger, Exception exception);
@@ -1550,6 +1693,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     {
         public int Slot { get; } = slot;
 
+        /// <summary>The breaker of the node the call goes to, which let it through.</summary>
+        public CircuitBreaker? Breaker { get; set; }
+
         public List<Group> Groups { get; } = [];
 
         public Task<RedisResult>? Task { get; set; }
@@ -1559,5 +1705,13 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         public RedisValue[]? Values { get; set; }
 
         public bool Resent { get; set; }
+    }
+
+    /// <summary>A hash slot's master's breaker, and when the connection was last asked which master that is.</summary>
+    private sealed class SlotRoute(CircuitBreaker breaker, long routedAt)
+    {
+        public CircuitBreaker Breaker { get; } = breaker;
+
+        public long RoutedAt { get; } = routedAt;
     }
 }
