@@ -106,8 +106,9 @@ internal sealed partial class EnvoyRateLimitDecider
                 plan.DetailedName = match.ValueToMetric;
             }
 
-            // As in the reference, only a rule that is not unlimited replaces others.
-            if (plan.Rule is { } rule && !rule.Unlimited && rule.Replaces.Length > 0)
+            // As in the reference (constructLimitsToCheck), replaces is collected from every matched rule before the
+            // unlimited check, so an unlimited rule also replaces the rules it names.
+            if (plan.Rule is { } rule && rule.Replaces.Length > 0)
             {
                 replacing ??= new HashSet<string>(StringComparer.Ordinal);
                 replacing.UnionWith(rule.Replaces);

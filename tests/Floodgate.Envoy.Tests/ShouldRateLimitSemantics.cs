@@ -267,15 +267,21 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
-    public async Task An_unlimited_rule_does_not_replace_the_rules_it_names()
+    public async Task An_unlimited_rule_replaces_the_rules_it_names()
     {
-        await using var server = await Start();
-        var response = await server.CallAsync("test", D(("tier", "vip")), D(("tier", "base")));
-        Assert.Equal(Code.Ok, response.OverallCode);
-        Assert.Null(response.Statuses[0].CurrentLimit);
-        Assert.Equal(10u, response.Statuses[1].CurrentLimit.RequestsPerUnit);
-        Assert.Equal(Unit.Minute, response.Statuses[1].CurrentLimit.Unit);
-        Assert.Equal(9u, response.Statuses[1].LimitRemaining);
+        CountingStore? store = null;
+        await using var server = await Start(store: time => store = new CountingStore(CreateStore(time)));
+        for (var i = 0; i < 12; i++)
+        {
+            var response = await server.CallAsync("test", D(("tier", "vip")), D(("tier", "base")));
+            Assert.Equal(Code.Ok, response.OverallCode);
+            Assert.Equal(uint.MaxValue, response.Statuses[0].LimitRemaining);
+            Assert.Null(response.Statuses[1].CurrentLimit);
+        }
+
+        Assert.Equal(0, store!.Calls);
+        var alone = await server.CallAsync("test", D(("tier", "base")));
+        Assert.Equal(9u, alone.Statuses[0].LimitRemaining);
     }
 
     [Fact]
