@@ -285,6 +285,44 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
+    public async Task A_descriptor_repeated_in_one_request_is_counted_once_per_copy_in_request_order()
+    {
+        await using var server = await Start();
+        var ip = D(("remote_address", "1.1.1.1"));
+        var two = await server.CallAsync("test", ip, ip);
+        Assert.Equal(Code.Ok, two.OverallCode);
+        Assert.Equal([2u, 1u], two.Statuses.Select(s => s.LimitRemaining));
+        var single = await server.CallAsync("test", ip);
+        Assert.Equal(0u, single.Statuses[0].LimitRemaining);
+
+        var other = D(("remote_address", "2.2.2.2"));
+        var four = await server.CallAsync("test", other, other, other, other);
+        Assert.Equal(Code.OverLimit, four.OverallCode);
+        Assert.Equal([Code.Ok, Code.Ok, Code.Ok, Code.OverLimit], four.Statuses.Select(s => s.Code));
+        Assert.Equal([2u, 1u, 0u, 0u], four.Statuses.Select(s => s.LimitRemaining));
+        Assert.All(four.Statuses, s => Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromSeconds(50)), s.DurationUntilReset));
+
+        // The three that fit were charged; the one over the limit was not, as a denied check never is.
+        var after = await server.CallAsync("test", other);
+        Assert.Equal(Code.OverLimit, after.OverallCode);
+    }
+
+    [Fact]
+    public async Task Repeated_descriptors_over_the_limit_charge_only_the_copies_that_fit()
+    {
+        await using var server = await Start();
+        var request = EnvoyServer.Request("test", D(("remote_address", "3.3.3.3")), D(("remote_address", "3.3.3.3")));
+        request.HitsAddend = 2;
+        var response = await server.CallAsync(request);
+        Assert.Equal([Code.Ok, Code.OverLimit], response.Statuses.Select(s => s.Code));
+        Assert.Equal([1u, 0u], response.Statuses.Select(s => s.LimitRemaining));
+
+        var last = await server.CallAsync("test", D(("remote_address", "3.3.3.3")));
+        Assert.Equal(Code.Ok, last.OverallCode);
+        Assert.Equal(0u, last.Statuses[0].LimitRemaining);
+    }
+
+    [Fact]
     public async Task Hits_addend_counts_per_request_and_per_descriptor_and_zero_checks_without_counting()
     {
         await using var server = await Start();
