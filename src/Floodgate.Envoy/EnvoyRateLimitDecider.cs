@@ -55,7 +55,7 @@ internal sealed partial class EnvoyRateLimitDecider
     }
 
     /// <summary>Decides a request.</summary>
-    /// <exception cref="RpcException">The domain is empty, there are no descriptors, or a limit override has no unit: <see cref="StatusCode.InvalidArgument"/>.</exception>
+    /// <exception cref="RpcException">The domain is empty, there are no descriptors or more than <see cref="EnvoyRateLimitOptions.MaxDescriptors"/>, or a limit override has no unit: <see cref="StatusCode.InvalidArgument"/>.</exception>
     public async ValueTask<RateLimitResponse> DecideAsync(RateLimitRequest request, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(request.Domain))
@@ -67,6 +67,11 @@ internal sealed partial class EnvoyRateLimitDecider
         if (descriptors.Count == 0)
         {
             throw Invalid("rate limit descriptor list must not be empty");
+        }
+
+        if (descriptors.Count > _options.MaxDescriptors)
+        {
+            throw Invalid(string.Create(CultureInfo.InvariantCulture, $"rate limit request has {descriptors.Count} descriptors; at most {_options.MaxDescriptors} are allowed (EnvoyRateLimitOptions.MaxDescriptors)"));
         }
 
         var domain = request.Domain;

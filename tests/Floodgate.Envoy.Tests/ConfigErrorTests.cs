@@ -185,6 +185,8 @@ public sealed class ConfigErrorTests
     {
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => EnvoyServer.StartAsync("domain: a\n", o => o.NearLimitRatio = 2));
         Assert.Contains("NearLimitRatio must be between 0 and 1, not 2", error.Message, StringComparison.Ordinal);
+        var max = await Assert.ThrowsAsync<OptionsValidationException>(() => EnvoyServer.StartAsync("domain: a\n", o => o.MaxDescriptors = 0));
+        Assert.Contains("MaxDescriptors must be at least 1, not 0", max.Message, StringComparison.Ordinal);
     }
 
     [Fact]

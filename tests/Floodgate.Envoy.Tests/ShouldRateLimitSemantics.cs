@@ -182,6 +182,36 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
+    public async Task More_descriptors_than_MaxDescriptors_is_an_invalid_argument()
+    {
+        CountingStore? store = null;
+        await using var server = await Start(o => o.MaxDescriptors = 2, time => store = new CountingStore(CreateStore(time)));
+        var ok = await server.CallAsync("test", D(("remote_address", "1.1.1.1")), D(("remote_address", "1.1.1.2")));
+        Assert.Equal(Code.Ok, ok.OverallCode);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.CallAsync("test", D(("remote_address", "1.1.1.1")), D(("remote_address", "1.1.1.2")), D(("remote_address", "1.1.1.3"))));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal("rate limit request has 3 descriptors; at most 2 are allowed (EnvoyRateLimitOptions.MaxDescriptors)", error.Status.Detail);
+        Assert.Equal(1, store!.Calls);
+    }
+
+    [Fact]
+    public async Task MaxDescriptors_defaults_to_256()
+    {
+        await using var server = await Start();
+        var request = new RateLimitRequest { Domain = "test" };
+        for (var i = 0; i < 256; i++)
+        {
+            request.Descriptors.Add(EnvoyServer.Descriptor(("unconfigured", "v")));
+        }
+
+        Assert.Equal(256, (await server.CallAsync(request)).Statuses.Count);
+        request.Descriptors.Add(EnvoyServer.Descriptor(("unconfigured", "v")));
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.CallAsync(request));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+    }
+
+    [Fact]
     public async Task An_empty_domain_or_descriptor_list_is_an_invalid_argument()
     {
         await using var server = await Start();
