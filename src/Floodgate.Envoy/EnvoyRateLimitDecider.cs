@@ -255,8 +255,12 @@ internal sealed partial class EnvoyRateLimitDecider
 
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 
+    /// <summary>
+    /// Whole seconds, rounded up: Envoy's x-ratelimit headers print the duration's seconds and drop the fraction, which
+    /// would show 49 at 49.3 s and 0 for a reset under a second.
+    /// </summary>
     private static Duration ToDuration(long microseconds) =>
-        new() { Seconds = microseconds / 1_000_000, Nanos = (int)(microseconds % 1_000_000) * 1000 };
+        new() { Seconds = (microseconds / 1_000_000) + (microseconds % 1_000_000 > 0 ? 1 : 0) };
 
     /// <summary>
     /// The store key: the domain and algorithm scope the key; the descriptor's entries (with share_threshold patterns in

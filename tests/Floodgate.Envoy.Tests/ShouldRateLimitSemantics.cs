@@ -495,16 +495,26 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
+    public async Task Duration_until_reset_is_rounded_up_to_whole_seconds()
+    {
+        await using var server = await Start();
+        server.Time.Advance(TimeSpan.FromMilliseconds(700));
+        var response = await server.CallAsync("test", D(("remote_address", "4.4.4.4")), D(("gcra", "y")));
+        Assert.Equal(new Duration { Seconds = 50 }, response.Statuses[0].DurationUntilReset);
+        Assert.Equal(new Duration { Seconds = 1 }, response.Statuses[1].DurationUntilReset);
+    }
+
+    [Fact]
     public async Task The_gcra_algorithm_with_a_burst_refills_smoothly()
     {
         await using var server = await Start();
         var first = await server.CallAsync("test", D(("gcra", "x")));
         Assert.Equal(1u, first.Statuses[0].LimitRemaining);
-        Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromMilliseconds(100)), first.Statuses[0].DurationUntilReset);
+        Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromSeconds(1)), first.Statuses[0].DurationUntilReset);
         Assert.Equal(0u, (await server.CallAsync("test", D(("gcra", "x")))).Statuses[0].LimitRemaining);
         var over = await server.CallAsync("test", D(("gcra", "x")));
         Assert.Equal(Code.OverLimit, over.OverallCode);
-        Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromMilliseconds(200)), over.Statuses[0].DurationUntilReset);
+        Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromSeconds(1)), over.Statuses[0].DurationUntilReset);
 
         // One interval later, exactly one more fits: a fixed window of 10/s would have admitted 10 at once.
         server.Time.Advance(TimeSpan.FromMilliseconds(100));
