@@ -36,6 +36,16 @@ public sealed class ReloadTests
     }
 
     [Fact]
+    public async Task A_reload_of_a_cyclic_alias_keeps_the_last_good_configuration()
+    {
+        await using var server = await EnvoyServer.StartAsync(Limit1);
+        await File.WriteAllTextAsync(Path.Combine(server.Directory, "cycle.yaml"), "domain: c\ndescriptors: &d [{key: a, descriptors: *d}]\n");
+        Assert.False(server.Provider.Reload());
+        Assert.StartsWith("cycle.yaml: line 2: ", server.Provider.LastError, StringComparison.Ordinal);
+        Assert.Equal(1u, (await server.CallAsync("r", [("k", "v")])).Statuses[0].CurrentLimit.RequestsPerUnit);
+    }
+
+    [Fact]
     public async Task A_configmap_data_swap_arms_a_reload_and_an_editor_swap_file_does_not()
     {
         var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-cm-" + Guid.NewGuid().ToString("n"));

@@ -21,6 +21,18 @@ namespace Floodgate.Envoy.Configuration;
 /// </remarks>
 public sealed class EnvoyConfig
 {
+    /// <summary>The largest file read, in bytes: larger files are refused before they are parsed.</summary>
+    internal const int MaxFileBytes = 4 * 1024 * 1024;
+
+    /// <summary>The deepest nesting of descriptors a file may declare.</summary>
+    internal const int MaxDescriptorDepth = 32;
+
+    /// <summary>The most descriptors one file may declare, aliases expanded.</summary>
+    internal const int MaxDescriptorsPerFile = 100_000;
+
+    /// <summary>The deepest nesting of YAML lists and mappings a file may hold, checked before the tree is built.</summary>
+    private const int MaxYamlNesting = (2 * MaxDescriptorDepth) + 16;
+
     private static readonly string[] RootKeys = ["domain", "descriptors"];
     private static readonly string[] DescriptorKeys =
         ["key", "value", "rate_limit", "descriptors", "shadow_mode", "quota_mode", "detailed_metric", "value_to_metric", "share_threshold", "metadata"];
@@ -72,9 +84,20 @@ public sealed class EnvoyConfig
                 return !name.StartsWith('.') && (name.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".yml", StringComparison.OrdinalIgnoreCase));
             })
             .Order(StringComparer.Ordinal)
-            .Select(path => new EnvoyConfigFile(Path.GetFileName(path), File.ReadAllText(path)))
+            .Select(path => new EnvoyConfigFile(Path.GetFileName(path), ReadFile(path)))
             .ToList();
         return Parse(files, mergeDomains);
+    }
+
+    private static string ReadFile(string path)
+    {
+        var length = new FileInfo(path).Length;
+        if (length > MaxFileBytes)
+        {
+            throw new EnvoyConfigException(Path.GetFileName(path), 0, $"the file is {length} bytes; at most {MaxFileBytes} are read");
+        }
+
+        return File.ReadAllText(path);
     }
 
     /// <summary>Parses configuration files, one domain each.</summary>
@@ -149,13 +172,22 @@ public sealed class EnvoyConfig
     /// <summary>Parses one file into the domains.</summary>
     private sealed class FileParser(string fileName)
     {
+        private readonly HashSet<YamlNode> _path = new(ReferenceEqualityComparer.Instance);
         private int _rules;
+        private int _descriptors;
 
         public int Parse(string yaml, Dictionary<string, DescriptorNode> domains, Dictionary<string, string> owners, bool merge)
         {
+            if (yaml.Length > MaxFileBytes)
+            {
+                throw Error(0, $"the file is {yaml.Length} characters; at most {MaxFileBytes} are read");
+            }
+
             var stream = new YamlStream();
             try
             {
+                // The tree is built recursively: refuse a nesting deep enough to exhaust the stack first.
+                CheckNesting(yaml);
                 stream.Load(new StringReader(yaml));
             }
             catch (YamlException ex)
@@ -197,13 +229,35 @@ public sealed class EnvoyConfig
 
             if (Find(root, "descriptors") is { } descriptors)
             {
-                LoadDescriptors(node, domain, domain, descriptors);
+                LoadDescriptors(node, domain, domain, descriptors, 1);
             }
 
             return _rules;
         }
 
-        private void LoadDescriptors(DescriptorNode parent, string domain, string parentKey, YamlNode list)
+        private void CheckNesting(string yaml)
+        {
+            var parser = new Parser(new StringReader(yaml));
+            var depth = 0;
+            while (parser.MoveNext())
+            {
+                switch (parser.Current)
+                {
+                    case YamlDotNet.Core.Events.SequenceStart or YamlDotNet.Core.Events.MappingStart:
+                        if (++depth > MaxYamlNesting)
+                        {
+                            throw Error(parser.Current.Start.Line, $"the YAML nests deeper than {MaxYamlNesting} lists and mappings");
+                        }
+
+                        break;
+                    case YamlDotNet.Core.Events.SequenceEnd or YamlDotNet.Core.Events.MappingEnd:
+                        depth--;
+                        break;
+                }
+            }
+        }
+
+        private void LoadDescriptors(DescriptorNode parent, string domain, string parentKey, YamlNode list, int depth)
         {
             if (list is YamlScalarNode { Value: null or "" })
             {
@@ -215,8 +269,24 @@ public sealed class EnvoyConfig
                 throw Error(list.Start.Line, $"'descriptors' under '{parentKey}' must be a list");
             }
 
+            if (depth > MaxDescriptorDepth)
+            {
+                throw Error(list.Start.Line, $"descriptors under '{parentKey}' nest deeper than {MaxDescriptorDepth} levels");
+            }
+
+            // An alias can name a list that contains it: following it would never end.
+            if (!_path.Add(sequence))
+            {
+                throw Error(list.Start.Line, $"the descriptors under '{parentKey}' contain themselves through a YAML alias");
+            }
+
             foreach (var item in sequence)
             {
+                if (++_descriptors > MaxDescriptorsPerFile)
+                {
+                    throw Error(item.Start.Line, $"the file declares more than {MaxDescriptorsPerFile} descriptors (aliases expanded)");
+                }
+
                 var map = AsMapping(item, $"a descriptor under '{parentKey}'");
                 CheckKeys(map, DescriptorKeys, $"the descriptor under '{parentKey}'");
                 var key = OptionalString(map, "key") ?? string.Empty;
@@ -277,9 +347,11 @@ public sealed class EnvoyConfig
 
                 if (Find(map, "descriptors") is { } children)
                 {
-                    LoadDescriptors(node, domain, fullKey, children);
+                    LoadDescriptors(node, domain, fullKey, children, depth + 1);
                 }
             }
+
+            _path.Remove(sequence);
         }
 
         private EnvoyRule LoadRule(YamlNode yaml, string domain, string fullKey, bool shadow, bool quota, bool detailed)
