@@ -62,6 +62,12 @@ public sealed class EnvoyConfig
     public IReadOnlyList<string> Files { get; }
 
     /// <summary>
+    /// The entries of the directory that were not read: files other than <c>*.yaml</c> and <c>*.yml</c>, and
+    /// subdirectories (named with a trailing separator); names starting with a dot are not listed.
+    /// </summary>
+    public IReadOnlyList<string> SkippedEntries { get; private set; } = [];
+
+    /// <summary>
     /// Loads every <c>*.yaml</c> and <c>*.yml</c> file directly in <paramref name="directory"/>, in ordinal name order,
     /// skipping names that start with a dot (such as the <c>..data</c> entries of a Kubernetes ConfigMap volume).
     /// </summary>
@@ -77,16 +83,38 @@ public sealed class EnvoyConfig
             throw new DirectoryNotFoundException($"The rate limit configuration directory '{directory}' does not exist.");
         }
 
-        var files = Directory.EnumerateFiles(directory)
-            .Where(path =>
+        var paths = new List<string>();
+        var skipped = new List<string>();
+        foreach (var path in Directory.EnumerateFileSystemEntries(directory))
+        {
+            var name = Path.GetFileName(path);
+            if (name.StartsWith('.'))
             {
-                var name = Path.GetFileName(path);
-                return !name.StartsWith('.') && (name.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".yml", StringComparison.OrdinalIgnoreCase));
-            })
+                continue;
+            }
+
+            if (Directory.Exists(path))
+            {
+                skipped.Add(name + Path.DirectorySeparatorChar);
+            }
+            else if (name.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+            {
+                paths.Add(path);
+            }
+            else
+            {
+                skipped.Add(name);
+            }
+        }
+
+        var files = paths
             .Order(StringComparer.Ordinal)
             .Select(path => new EnvoyConfigFile(Path.GetFileName(path), ReadFile(path)))
             .ToList();
-        return Parse(files, mergeDomains);
+        var config = Parse(files, mergeDomains);
+        skipped.Sort(StringComparer.Ordinal);
+        config.SkippedEntries = skipped;
+        return config;
     }
 
     private static string ReadFile(string path)
