@@ -190,7 +190,10 @@ internal sealed partial class EnvoyRateLimitDecider
             }
             else if (plan.Rule is not { } rule)
             {
+                // In global quota mode the reference counts every descriptor that is not unlimited, unmatched and
+                // replaced ones included: one within its limit keeps the request OK.
                 status = NoLimitStatus;
+                quotas += globalQuota ? 1 : 0;
             }
             else
             {

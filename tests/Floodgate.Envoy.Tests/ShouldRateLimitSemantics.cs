@@ -466,6 +466,18 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
+    public async Task Global_quota_mode_counts_unmatched_and_replaced_descriptors_but_not_unlimited_ones()
+    {
+        await using var server = await Start(o => o.GlobalQuotaMode = true);
+        var ip = D(("remote_address", "5.5.5.5"));
+        await server.CallAsync("test", ip, ip, ip);
+        Assert.Equal(Code.OverLimit, (await server.CallAsync("test", ip)).OverallCode);
+        Assert.Equal(Code.Ok, (await server.CallAsync("test", ip, D(("unconfigured", "x")))).OverallCode);
+        Assert.Equal(Code.Ok, (await server.CallAsync("test", ip, D(("tier", "base")), D(("tier", "premium")))).OverallCode);
+        Assert.Equal(Code.OverLimit, (await server.CallAsync("test", ip, D(("client_id", "unlimited")))).OverallCode);
+    }
+
+    [Fact]
     public async Task Quota_mode_is_over_the_limit_only_when_every_quota_descriptor_is()
     {
         await using var server = await Start();
