@@ -154,6 +154,37 @@ public sealed class ConfigErrorTests
     }
 
     [Fact]
+    public void Plain_null_values_are_absent_and_quoted_ones_are_literal()
+    {
+        var config = EnvoyConfig.Parse([new EnvoyConfigFile("nulls.yaml", """
+            domain: n
+            descriptors:
+              - key: a
+                value: ~
+                shadow_mode: null
+                rate_limit: { unit: minute, requests_per_unit: 1 }
+              - key: b
+                value: NULL
+                rate_limit: { unit: minute, requests_per_unit: 2 }
+              - key: c
+                value: "~"
+                rate_limit: { unit: minute, requests_per_unit: 3 }
+              - key: d
+                value: 'null'
+                rate_limit: { unit: minute, requests_per_unit: 4 }
+            """)]);
+        Assert.Equal(1u, Limit(config, "a", "anything"));
+        Assert.False(config.Match("n", [new() { Key = "a", Value = "anything" }]).Rule!.ShadowMode);
+        Assert.Equal(2u, Limit(config, "b", "anything"));
+        Assert.Null(Limit(config, "c", "anything"));
+        Assert.Equal(3u, Limit(config, "c", "~"));
+        Assert.Equal(4u, Limit(config, "d", "null"));
+    }
+
+    private static uint? Limit(EnvoyConfig config, string key, string value) =>
+        config.Match("n", [new() { Key = key, Value = value }]).Rule?.RequestsPerUnit;
+
+    [Fact]
     public void A_descriptor_list_that_contains_itself_through_an_alias_is_refused()
     {
         var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile("cycle.yaml", "domain: c\ndescriptors: &d [{key: a, descriptors: *d}]\n")]));

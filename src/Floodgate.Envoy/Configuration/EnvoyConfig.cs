@@ -223,7 +223,7 @@ public sealed class EnvoyConfig
                 throw Error(ex.Start.Line, $"the file is not valid YAML: {Describe(ex)}", ex);
             }
 
-            if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
+            if (stream.Documents.Count == 0 || IsNull(stream.Documents[0].RootNode))
             {
                 throw Error(0, "the file is empty; it must declare a 'domain'");
             }
@@ -287,7 +287,7 @@ public sealed class EnvoyConfig
 
         private void LoadDescriptors(DescriptorNode parent, string domain, string parentKey, YamlNode list, int depth)
         {
-            if (list is YamlScalarNode { Value: null or "" })
+            if (IsNull(list))
             {
                 return;
             }
@@ -357,7 +357,7 @@ public sealed class EnvoyConfig
                     throw Error(Find(map, "share_threshold")!.Start.Line, $"'share_threshold' needs a wildcard value (one with '*'), but '{fullKey}' has none");
                 }
 
-                if (Find(map, "metadata") is { } metadata && metadata is not YamlMappingNode && metadata is not YamlScalarNode { Value: null or "" })
+                if (Find(map, "metadata") is { } metadata && metadata is not YamlMappingNode && !IsNull(metadata))
                 {
                     throw Error(metadata.Start.Line, $"'metadata' of '{fullKey}' must be a mapping");
                 }
@@ -414,7 +414,7 @@ public sealed class EnvoyConfig
 
             var name = OptionalString(map, "name");
             var replaces = new List<string>();
-            if (Find(map, "replaces") is { } replacesNode && replacesNode is not YamlScalarNode { Value: null or "" })
+            if (Find(map, "replaces") is { } replacesNode && !IsNull(replacesNode))
             {
                 if (replacesNode is not YamlSequenceNode replacesList)
                 {
@@ -567,8 +567,17 @@ public sealed class EnvoyConfig
 
         private string Scalar(YamlNode node, string key) =>
             node is YamlScalarNode scalar
-                ? scalar.Value ?? string.Empty
+                ? IsNull(scalar) ? string.Empty : scalar.Value ?? string.Empty
                 : throw Error(node.Start.Line, $"'{key}' must be a single value, not a list or a mapping");
+
+        /// <summary>
+        /// Whether the node is YAML's null, as the reference's YAML library reads it: empty, or a plain (unquoted)
+        /// <c>~</c>, <c>null</c>, <c>Null</c> or <c>NULL</c>; a null value is absent (<c>value: ~</c> matches the key alone).
+        /// </summary>
+        private static bool IsNull(YamlNode node) =>
+            node is YamlScalarNode scalar
+            && (string.IsNullOrEmpty(scalar.Value)
+                || (scalar.Style is YamlDotNet.Core.ScalarStyle.Plain or YamlDotNet.Core.ScalarStyle.Any && scalar.Value is "~" or "null" or "Null" or "NULL"));
 
         private bool Flag(YamlMappingNode map, string key)
         {
