@@ -274,6 +274,13 @@ public sealed class ConfigErrorTests
                 rate_limit: *per_minute
             """)]);
         Assert.Equal(3, config.RuleCount);
+        foreach (var (key, expected) in new[] { ("a", 5u), ("b", 7u), ("c", 5u) })
+        {
+            var rule = config.Match("m", [new() { Key = key, Value = "v" }]).Rule;
+            Assert.NotNull(rule);
+            Assert.Equal(expected, rule.RequestsPerUnit);
+            Assert.Equal(global::Envoy.Service.Ratelimit.V3.RateLimitResponse.Types.RateLimit.Types.Unit.Minute, rule.Unit);
+        }
     }
 
     [Fact]
