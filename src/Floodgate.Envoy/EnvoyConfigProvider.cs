@@ -135,6 +135,15 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         Generation++;
         _metrics.ConfigLoad(true);
         LogLoaded(_logger, config.Domains.Count, config.RuleCount, config.Files.Count, _options.ConfigDirectory);
+        if (config.SkippedEntries.Count > 0)
+        {
+            LogSkipped(_logger, _options.ConfigDirectory, string.Join(", ", config.SkippedEntries));
+        }
+
+        if (config.Domains.Count == 0)
+        {
+            LogNoDomains(_logger, _options.ConfigDirectory);
+        }
     }
 
     /// <summary>Raised after a watcher event has been handled, with the file's name; for tests.</summary>
@@ -184,6 +193,12 @@ public sealed partial class EnvoyConfigProvider : IDisposable
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Error, Message = "The Envoy rate limit configuration did not reload, the last good one ({Domains} domains) stays in force: {Error}")]
     private static partial void LogReloadFailed(ILogger logger, string error, int domains, Exception exception);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Skipped entries of the Envoy rate limit configuration directory {Directory} (only *.yaml and *.yml files directly in it are read): {Entries}")]
+    private static partial void LogSkipped(ILogger logger, string directory, string entries);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "The Envoy rate limit configuration directory {Directory} declares no domain: every request is answered OK and the service reports itself not serving")]
+    private static partial void LogNoDomains(ILogger logger, string directory);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Watching the Envoy rate limit configuration directory {Directory} failed; reloading it")]
     private static partial void LogWatcherError(ILogger logger, string directory, Exception exception);

@@ -55,7 +55,7 @@ internal sealed partial class EnvoyRateLimitDecider
     }
 
     /// <summary>Decides a request.</summary>
-    /// <exception cref="RpcException">The domain is empty, there are no descriptors, or a limit override has no unit: <see cref="StatusCode.InvalidArgument"/>.</exception>
+    /// <exception cref="RpcException">The domain is empty, there are no descriptors or more than <see cref="EnvoyRateLimitOptions.MaxDescriptors"/>, or a limit override has no unit: <see cref="StatusCode.InvalidArgument"/>.</exception>
     public async ValueTask<RateLimitResponse> DecideAsync(RateLimitRequest request, CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(request.Domain))
@@ -67,6 +67,11 @@ internal sealed partial class EnvoyRateLimitDecider
         if (descriptors.Count == 0)
         {
             throw Invalid("rate limit descriptor list must not be empty");
+        }
+
+        if (descriptors.Count > _options.MaxDescriptors)
+        {
+            throw Invalid(string.Create(CultureInfo.InvariantCulture, $"rate limit request has {descriptors.Count} descriptors; at most {_options.MaxDescriptors} are allowed (EnvoyRateLimitOptions.MaxDescriptors)"));
         }
 
         var domain = request.Domain;
@@ -86,7 +91,6 @@ internal sealed partial class EnvoyRateLimitDecider
 
         var plans = new Plan[descriptors.Count];
         HashSet<string>? replacing = null;
-        var storeChecks = 0;
         for (var i = 0; i < descriptors.Count; i++)
         {
             var descriptor = descriptors[i];
@@ -106,14 +110,20 @@ internal sealed partial class EnvoyRateLimitDecider
                 plan.DetailedName = match.ValueToMetric;
             }
 
-            // As in the reference, only a rule that is not unlimited replaces others.
-            if (plan.Rule is { } rule && !rule.Unlimited && rule.Replaces.Length > 0)
+            // As in the reference (constructLimitsToCheck), replaces is collected from every matched rule before the
+            // unlimited check, so an unlimited rule also replaces the rules it names.
+            if (plan.Rule is { } rule && rule.Replaces.Length > 0)
             {
                 replacing ??= new HashSet<string>(StringComparer.Ordinal);
                 replacing.UnionWith(rule.Replaces);
             }
         }
 
+        // Descriptors that resolve to the same rule and key are one check of their summed hits: the reference
+        // increments the counter once per descriptor, in request order.
+        List<RateLimitCheck>? checks = null;
+        List<long>? totals = null;
+        Dictionary<(EnvoyRule, StoreKey), int>? groups = null;
         for (var i = 0; i < plans.Length; i++)
         {
             ref var plan = ref plans[i];
@@ -132,28 +142,38 @@ internal sealed partial class EnvoyRateLimitDecider
                 LogReplaced(_logger, domain, rule.FullKey, name);
                 plan.Rule = null;
             }
-            else if (rule.Limit is not null)
+            else if (rule.Limit is { } limit)
             {
-                plan.CheckIndex = storeChecks++;
+                checks ??= [];
+                totals ??= [];
+                groups ??= [];
+                var hits = plan.Hits > long.MaxValue ? long.MaxValue : (long)plan.Hits;
+                var key = Key(rule, descriptors[i], plan.Shared);
+                if (groups.TryGetValue((rule, key), out var index))
+                {
+                    var total = totals[index] > long.MaxValue - hits ? long.MaxValue : totals[index] + hits;
+                    totals[index] = total;
+                    checks[index] = checks[index] with { Cost = total };
+                }
+                else
+                {
+                    index = checks.Count;
+                    groups.Add((rule, key), index);
+                    checks.Add(new RateLimitCheck(limit, key, hits, rule.ShadowMode));
+                    totals.Add(hits);
+                }
+
+                plan.CheckIndex = index;
+                plan.Prefix = totals[index];
             }
         }
 
-        StoreOutcome[]? outcomes = null;
-        if (storeChecks > 0)
+        Group[]? results = null;
+        if (checks is not null)
         {
-            var checks = new RateLimitCheck[storeChecks];
-            outcomes = new StoreOutcome[storeChecks];
-            for (var i = 0; i < plans.Length; i++)
-            {
-                ref readonly var plan = ref plans[i];
-                if (plan.Rule is { Limit: { } limit } rule && plan.CheckIndex >= 0)
-                {
-                    var cost = plan.Hits > long.MaxValue ? long.MaxValue : (long)plan.Hits;
-                    checks[plan.CheckIndex] = new RateLimitCheck(limit, Key(rule, descriptors[i], plan.Shared), cost, rule.ShadowMode);
-                }
-            }
-
-            await _store.DecideAsync(checks, outcomes, cancellationToken).ConfigureAwait(false);
+            var outcomes = new StoreOutcome[checks.Count];
+            await _store.DecideAsync(checks.ToArray(), outcomes, cancellationToken).ConfigureAwait(false);
+            results = await SettleGroupsAsync(plans, checks, totals!, outcomes, cancellationToken).ConfigureAwait(false);
         }
 
         var globalQuota = _options.GlobalQuotaMode;
@@ -170,12 +190,15 @@ internal sealed partial class EnvoyRateLimitDecider
             }
             else if (plan.Rule is not { } rule)
             {
+                // In global quota mode the reference counts every descriptor that is not unlimited, unmatched and
+                // replaced ones included: one within its limit keeps the request OK.
                 status = NoLimitStatus;
+                quotas += globalQuota ? 1 : 0;
             }
             else
             {
                 status = plan.CheckIndex >= 0
-                    ? FromOutcome(rule, plan, descriptors[i], outcomes![plan.CheckIndex], domain)
+                    ? FromOutcome(rule, plan, descriptors[i], results![plan.CheckIndex], domain)
                     : Blocked(rule, plan, descriptors[i], domain);
                 var quota = globalQuota || rule.QuotaMode;
                 quotas += quota ? 1 : 0;
@@ -235,8 +258,12 @@ internal sealed partial class EnvoyRateLimitDecider
 
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 
+    /// <summary>
+    /// Whole seconds, rounded up: Envoy's x-ratelimit headers print the duration's seconds and drop the fraction, which
+    /// would show 49 at 49.3 s and 0 for a reset under a second.
+    /// </summary>
     private static Duration ToDuration(long microseconds) =>
-        new() { Seconds = microseconds / 1_000_000, Nanos = (int)(microseconds % 1_000_000) * 1000 };
+        new() { Seconds = (microseconds / 1_000_000) + (microseconds % 1_000_000 > 0 ? 1 : 0) };
 
     /// <summary>
     /// The store key: the domain and algorithm scope the key; the descriptor's entries (with share_threshold patterns in
@@ -257,25 +284,98 @@ internal sealed partial class EnvoyRateLimitDecider
         return StoreKey.Create(rule.StoreScope, builder.ToString());
     }
 
-    private DescriptorStatus FromOutcome(EnvoyRule rule, in Plan plan, RateLimitDescriptor descriptor, in StoreOutcome stored, string domain)
+    /// <summary>
+    /// Turns each check's outcome into what its descriptors see, as the reference's one increment per descriptor in
+    /// request order would: descriptor i of a group sees what remained before the group less the hits of descriptors
+    /// 1..i, and is over the limit once that is negative. A store never charges a denied check, so when a group's sum
+    /// is denied, only the hits of the descriptors that fit (the longest prefix within what remained) are charged, in a
+    /// second store call; those descriptors are OK, the rest are over the limit and uncharged, exactly as if each
+    /// descriptor had been checked alone in order.
+    /// </summary>
+    private async ValueTask<Group[]> SettleGroupsAsync(Plan[] plans, List<RateLimitCheck> checks, List<long> totals, StoreOutcome[] outcomes, CancellationToken cancellationToken)
     {
-        var outcome = stored.Outcome;
-        if (stored.IsStoreFailure)
+        var results = new Group[checks.Count];
+        int[]? sizes = null;
+        for (var c = 0; c < checks.Count; c++)
+        {
+            var outcome = outcomes[c].Outcome;
+            var failure = outcomes[c].IsStoreFailure;
+            if (outcome.IsAllowed)
+            {
+                var before = outcome.Remaining > long.MaxValue - totals[c] ? long.MaxValue : outcome.Remaining + totals[c];
+                results[c] = new Group(before, long.MaxValue, outcome.ResetAfterMicroseconds, failure);
+                continue;
+            }
+
+            results[c] = new Group(outcome.Remaining, -1, outcome.ResetAfterMicroseconds, failure);
+            if (failure || outcome.Remaining < 0 || outcome.Remaining >= totals[c])
+            {
+                continue;
+            }
+
+            if (sizes is null)
+            {
+                sizes = new int[checks.Count];
+                foreach (var plan in plans)
+                {
+                    if (plan.CheckIndex >= 0)
+                    {
+                        sizes[plan.CheckIndex]++;
+                    }
+                }
+            }
+
+            if (sizes[c] < 2)
+            {
+                continue;
+            }
+
+            long fit = 0;
+            foreach (var plan in plans)
+            {
+                if (plan.CheckIndex == c && plan.Prefix <= outcome.Remaining)
+                {
+                    fit = Math.Max(fit, plan.Prefix);
+                }
+            }
+
+            if (fit == 0)
+            {
+                results[c] = results[c] with { Fits = 0 };
+                continue;
+            }
+
+            var retry = new StoreOutcome[1];
+            await _store.DecideAsync(new[] { checks[c] with { Cost = fit } }, retry, cancellationToken).ConfigureAwait(false);
+            var charged = retry[0].Outcome;
+            if (charged.IsAllowed)
+            {
+                results[c] = new Group(charged.Remaining + fit, fit, charged.ResetAfterMicroseconds, retry[0].IsStoreFailure);
+            }
+        }
+
+        return results;
+    }
+
+    private DescriptorStatus FromOutcome(EnvoyRule rule, in Plan plan, RateLimitDescriptor descriptor, in Group group, string domain)
+    {
+        if (group.StoreFailure)
         {
             _metrics.StoreFailure(domain);
         }
 
         var amount = (long)rule.RequestsPerUnit;
         var hits = plan.Hits > long.MaxValue ? long.MaxValue : (long)plan.Hits;
-        var over = !outcome.IsAllowed;
-        var remaining = Math.Clamp(outcome.Remaining, 0, amount);
+        var over = plan.Prefix > group.Fits;
+        var remainingBefore = group.RemainingBefore - (plan.Prefix - hits);
+        var remainingAfter = group.RemainingBefore - plan.Prefix;
         var near = (long)Math.Floor(amount * _options.NearLimitRatio);
         long within = 0, nearHits = 0, overHits = 0, shadowHits = 0;
         if (over)
         {
             // As the reference counts: the hits that crossed the limit are over it, those between the near-limit
             // threshold and the limit are near it.
-            var before = amount - remaining;
+            var before = amount - Math.Clamp(remainingBefore, 0, amount);
             overHits = before >= amount ? hits : before + hits - amount;
             if (before < amount)
             {
@@ -287,7 +387,7 @@ internal sealed partial class EnvoyRateLimitDecider
         else
         {
             within = hits;
-            var after = amount - remaining;
+            var after = amount - Math.Clamp(remainingAfter, 0, amount);
             var before = after - hits;
             if (after > near)
             {
@@ -300,8 +400,8 @@ internal sealed partial class EnvoyRateLimitDecider
         {
             Code = over && !rule.ShadowMode ? Code.OverLimit : Code.Ok,
             CurrentLimit = rule.Response,
-            LimitRemaining = over ? 0 : (uint)Math.Min(outcome.Remaining, uint.MaxValue),
-            DurationUntilReset = ToDuration(Math.Max(0, outcome.ResetAfterMicroseconds)),
+            LimitRemaining = over ? 0 : (uint)Math.Clamp(remainingAfter, 0, uint.MaxValue),
+            DurationUntilReset = ToDuration(Math.Max(0, group.ResetAfterMicroseconds)),
         };
     }
 
@@ -378,7 +478,16 @@ internal sealed partial class EnvoyRateLimitDecider
         public bool IsOverride;
         public bool DetailedName;
         public int CheckIndex;
+
+        /// <summary>The hits of this descriptor and of those before it in its check.</summary>
+        public long Prefix;
     }
+
+    /// <summary>
+    /// What one check's descriptors see: what remained before them, the largest prefix of their hits that is
+    /// charged (<see cref="long.MaxValue"/> when all are, -1 when none is), the reset and whether the store failed.
+    /// </summary>
+    private readonly record struct Group(long RemainingBefore, long Fits, long ResetAfterMicroseconds, bool StoreFailure);
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Debug, Message = "Rate limit request for the unknown domain '{Domain}': answered OK")]
     private static partial void LogUnknownDomain(ILogger logger, string domain);

@@ -44,6 +44,12 @@ public sealed class EnvoyRateLimitOptions
     /// <summary>The share of a limit past which hits count as near the limit (<c>NEAR_LIMIT_RATIO</c>). Default: 0.8.</summary>
     public double NearLimitRatio { get; set; } = 0.8;
 
+    /// <summary>
+    /// The most descriptors one request may carry; a request with more is refused with <c>INVALID_ARGUMENT</c>. The
+    /// reference has no such cap. Default: 256; at least 1.
+    /// </summary>
+    public int MaxDescriptors { get; set; } = 256;
+
     /// <summary>Throws when an option is out of range, with a message naming it.</summary>
     /// <exception cref="OptionsValidationException">An option is invalid.</exception>
     public void Validate()
@@ -62,6 +68,11 @@ public sealed class EnvoyRateLimitOptions
         if (!(NearLimitRatio is >= 0 and <= 1))
         {
             errors.Add($"EnvoyRateLimitOptions.NearLimitRatio must be between 0 and 1, not {NearLimitRatio}.");
+        }
+
+        if (MaxDescriptors < 1)
+        {
+            errors.Add($"EnvoyRateLimitOptions.MaxDescriptors must be at least 1, not {MaxDescriptors}.");
         }
 
         foreach (var (name, value) in new[] { (nameof(LimitHeader), LimitHeader), (nameof(RemainingHeader), RemainingHeader), (nameof(ResetHeader), ResetHeader) })

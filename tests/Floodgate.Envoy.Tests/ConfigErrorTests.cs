@@ -154,6 +154,109 @@ public sealed class ConfigErrorTests
     }
 
     [Fact]
+    public void Plain_null_values_are_absent_and_quoted_ones_are_literal()
+    {
+        var config = EnvoyConfig.Parse([new EnvoyConfigFile("nulls.yaml", """
+            domain: n
+            descriptors:
+              - key: a
+                value: ~
+                shadow_mode: null
+                rate_limit: { unit: minute, requests_per_unit: 1 }
+              - key: b
+                value: NULL
+                rate_limit: { unit: minute, requests_per_unit: 2 }
+              - key: c
+                value: "~"
+                rate_limit: { unit: minute, requests_per_unit: 3 }
+              - key: d
+                value: 'null'
+                rate_limit: { unit: minute, requests_per_unit: 4 }
+            """)]);
+        Assert.Equal(1u, Limit(config, "a", "anything"));
+        Assert.False(config.Match("n", [new() { Key = "a", Value = "anything" }]).Rule!.ShadowMode);
+        Assert.Equal(2u, Limit(config, "b", "anything"));
+        Assert.Null(Limit(config, "c", "anything"));
+        Assert.Equal(3u, Limit(config, "c", "~"));
+        Assert.Equal(4u, Limit(config, "d", "null"));
+    }
+
+    private static uint? Limit(EnvoyConfig config, string key, string value) =>
+        config.Match("n", [new() { Key = key, Value = value }]).Rule?.RequestsPerUnit;
+
+    [Fact]
+    public void A_descriptor_list_that_contains_itself_through_an_alias_is_refused()
+    {
+        var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile("cycle.yaml", "domain: c\ndescriptors: &d [{key: a, descriptors: *d}]\n")]));
+        Assert.Equal("cycle.yaml", error.FileName);
+        Assert.Contains("contain themselves through a YAML alias", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Descriptors_nested_too_deep_are_refused()
+    {
+        var yaml = new System.Text.StringBuilder("domain: d\ndescriptors:\n");
+        for (var i = 0; i < 32 + 1; i++)
+        {
+            var indent = new string(' ', 2 + (4 * i));
+            yaml.Append(indent).Append("- key: k").Append(i).Append('\n').Append(indent).Append("  descriptors:\n");
+        }
+
+        var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile("deep.yaml", yaml.ToString())]));
+        Assert.Equal("deep.yaml", error.FileName);
+        Assert.Contains("nest deeper than 32 levels", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Alias_fan_out_past_the_descriptor_cap_is_refused()
+    {
+        // Each level lists the previous one ten times: 10^6 descriptors from a few hundred bytes.
+        var yaml = new System.Text.StringBuilder("domain: f\ndescriptors:\n  - key: l0\n    descriptors: &l0 [{key: x, rate_limit: {unit: second, requests_per_unit: 1}}]\n");
+        for (var i = 1; i <= 6; i++)
+        {
+            yaml.Append("  - key: l").Append(i).Append("\n    descriptors: &l").Append(i).Append(" [");
+            for (var j = 0; j < 10; j++)
+            {
+                yaml.Append(j > 0 ? ", " : string.Empty).Append("{key: k").Append(j).Append(", descriptors: *l").Append(i - 1).Append('}');
+            }
+
+            yaml.Append("]\n");
+        }
+
+        var fanned = yaml.ToString();
+        var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile("fan.yaml", fanned)]));
+        Assert.Equal("fan.yaml", error.FileName);
+        Assert.Contains("more than 100000 descriptors", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_deeply_nested_flow_collection_is_refused_without_exhausting_the_stack()
+    {
+        var yaml = "domain: n\ndescriptors: " + new string('[', 200_000) + new string(']', 200_000) + "\n";
+        var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile("nested.yaml", yaml)]));
+        Assert.Equal("nested.yaml", error.FileName);
+        Assert.Contains("nests deeper than", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_file_too_large_is_refused_before_it_is_parsed()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-big-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            File.WriteAllText(Path.Combine(directory, "big.yaml"), "domain: b\n#" + new string('x', 4 * 1024 * 1024) + "\n");
+            var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.LoadDirectory(directory));
+            Assert.Equal("big.yaml", error.FileName);
+            Assert.Contains("at most 4194304 are read", error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(directory, true);
+        }
+    }
+
+    [Fact]
     public void Anchors_aliases_and_merge_keys_are_resolved()
     {
         var config = EnvoyConfig.Parse([new EnvoyConfigFile("rules.yaml", """
@@ -171,6 +274,13 @@ public sealed class ConfigErrorTests
                 rate_limit: *per_minute
             """)]);
         Assert.Equal(3, config.RuleCount);
+        foreach (var (key, expected) in new[] { ("a", 5u), ("b", 7u), ("c", 5u) })
+        {
+            var rule = config.Match("m", [new() { Key = key, Value = "v" }]).Rule;
+            Assert.NotNull(rule);
+            Assert.Equal(expected, rule.RequestsPerUnit);
+            Assert.Equal(global::Envoy.Service.Ratelimit.V3.RateLimitResponse.Types.RateLimit.Types.Unit.Minute, rule.Unit);
+        }
     }
 
     [Fact]
@@ -185,6 +295,8 @@ public sealed class ConfigErrorTests
     {
         var error = await Assert.ThrowsAsync<OptionsValidationException>(() => EnvoyServer.StartAsync("domain: a\n", o => o.NearLimitRatio = 2));
         Assert.Contains("NearLimitRatio must be between 0 and 1, not 2", error.Message, StringComparison.Ordinal);
+        var max = await Assert.ThrowsAsync<OptionsValidationException>(() => EnvoyServer.StartAsync("domain: a\n", o => o.MaxDescriptors = 0));
+        Assert.Contains("MaxDescriptors must be at least 1, not 0", max.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -36,6 +36,55 @@ public sealed class ReloadTests
     }
 
     [Fact]
+    public async Task A_directory_without_domains_is_not_serving_and_skipped_entries_are_named_in_a_warning()
+    {
+        await using var server = await EnvoyServer.StartAsync(Limit1);
+        var health = new Grpc.Health.V1.Health.HealthClient(server.Channel);
+        var serving = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving, serving.Status);
+
+        File.Delete(Path.Combine(server.Directory, "config.yaml"));
+        await File.WriteAllTextAsync(Path.Combine(server.Directory, "config.json"), "{}");
+        Directory.CreateDirectory(Path.Combine(server.Directory, "nested"));
+        Assert.True(server.Provider.Reload());
+        Assert.Empty(server.Provider.Current.Domains);
+        Assert.Equal(["config.json", "nested" + Path.DirectorySeparatorChar], server.Provider.Current.SkippedEntries);
+        var reply = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(30));
+        Assert.Equal(Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.NotServing, reply.Status);
+    }
+
+    [Fact]
+    public void The_provider_warns_of_skipped_entries_and_of_no_domain()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-skip-" + Guid.NewGuid().ToString("n"));
+        Directory.CreateDirectory(directory);
+        try
+        {
+            File.WriteAllText(Path.Combine(directory, "rules.yml.bak"), Limit1);
+            File.WriteAllText(Path.Combine(directory, ".hidden.yaml"), Limit1);
+            var logger = new ListLogger();
+            using var provider = new EnvoyConfigProvider(Options.Create(new EnvoyRateLimitOptions { ConfigDirectory = directory, WatchConfigDirectory = false }), new FakeTimeProvider(), logger);
+            provider.Start();
+            Assert.Contains(logger.Warnings, w => w.Contains("rules.yml.bak", StringComparison.Ordinal) && !w.Contains(".hidden", StringComparison.Ordinal));
+            Assert.Contains(logger.Warnings, w => w.Contains("declares no domain", StringComparison.Ordinal));
+        }
+        finally
+        {
+            Directory.Delete(directory, true);
+        }
+    }
+
+    [Fact]
+    public async Task A_reload_of_a_cyclic_alias_keeps_the_last_good_configuration()
+    {
+        await using var server = await EnvoyServer.StartAsync(Limit1);
+        await File.WriteAllTextAsync(Path.Combine(server.Directory, "cycle.yaml"), "domain: c\ndescriptors: &d [{key: a, descriptors: *d}]\n");
+        Assert.False(server.Provider.Reload());
+        Assert.StartsWith("cycle.yaml: line 2: ", server.Provider.LastError, StringComparison.Ordinal);
+        Assert.Equal(1u, (await server.CallAsync("r", [("k", "v")])).Statuses[0].CurrentLimit.RequestsPerUnit);
+    }
+
+    [Fact]
     public async Task A_configmap_data_swap_arms_a_reload_and_an_editor_swap_file_does_not()
     {
         var directory = Path.Combine(Path.GetTempPath(), "floodgate-envoy-cm-" + Guid.NewGuid().ToString("n"));
@@ -196,5 +245,23 @@ public sealed class ReloadTests
         }
 
         return await task.WaitAsync(TimeSpan.FromSeconds(1));
+    }
+
+    private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger<EnvoyConfigProvider>
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<string> Warnings { get; } = new();
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel == Microsoft.Extensions.Logging.LogLevel.Warning)
+            {
+                Warnings.Enqueue(formatter(state, exception));
+            }
+        }
     }
 }

@@ -182,6 +182,36 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
+    public async Task More_descriptors_than_MaxDescriptors_is_an_invalid_argument()
+    {
+        CountingStore? store = null;
+        await using var server = await Start(o => o.MaxDescriptors = 2, time => store = new CountingStore(CreateStore(time)));
+        var ok = await server.CallAsync("test", D(("remote_address", "1.1.1.1")), D(("remote_address", "1.1.1.2")));
+        Assert.Equal(Code.Ok, ok.OverallCode);
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.CallAsync("test", D(("remote_address", "1.1.1.1")), D(("remote_address", "1.1.1.2")), D(("remote_address", "1.1.1.3"))));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal("rate limit request has 3 descriptors; at most 2 are allowed (EnvoyRateLimitOptions.MaxDescriptors)", error.Status.Detail);
+        Assert.Equal(1, store!.Calls);
+    }
+
+    [Fact]
+    public async Task MaxDescriptors_defaults_to_256()
+    {
+        await using var server = await Start();
+        var request = new RateLimitRequest { Domain = "test" };
+        for (var i = 0; i < 256; i++)
+        {
+            request.Descriptors.Add(EnvoyServer.Descriptor(("unconfigured", "v")));
+        }
+
+        Assert.Equal(256, (await server.CallAsync(request)).Statuses.Count);
+        request.Descriptors.Add(EnvoyServer.Descriptor(("unconfigured", "v")));
+        var error = await Assert.ThrowsAsync<RpcException>(() => server.CallAsync(request));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+    }
+
+    [Fact]
     public async Task An_empty_domain_or_descriptor_list_is_an_invalid_argument()
     {
         await using var server = await Start();
@@ -267,15 +297,59 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
-    public async Task An_unlimited_rule_does_not_replace_the_rules_it_names()
+    public async Task An_unlimited_rule_replaces_the_rules_it_names()
+    {
+        CountingStore? store = null;
+        await using var server = await Start(store: time => store = new CountingStore(CreateStore(time)));
+        for (var i = 0; i < 12; i++)
+        {
+            var response = await server.CallAsync("test", D(("tier", "vip")), D(("tier", "base")));
+            Assert.Equal(Code.Ok, response.OverallCode);
+            Assert.Equal(uint.MaxValue, response.Statuses[0].LimitRemaining);
+            Assert.Null(response.Statuses[1].CurrentLimit);
+        }
+
+        Assert.Equal(0, store!.Calls);
+        var alone = await server.CallAsync("test", D(("tier", "base")));
+        Assert.Equal(9u, alone.Statuses[0].LimitRemaining);
+    }
+
+    [Fact]
+    public async Task A_descriptor_repeated_in_one_request_is_counted_once_per_copy_in_request_order()
     {
         await using var server = await Start();
-        var response = await server.CallAsync("test", D(("tier", "vip")), D(("tier", "base")));
-        Assert.Equal(Code.Ok, response.OverallCode);
-        Assert.Null(response.Statuses[0].CurrentLimit);
-        Assert.Equal(10u, response.Statuses[1].CurrentLimit.RequestsPerUnit);
-        Assert.Equal(Unit.Minute, response.Statuses[1].CurrentLimit.Unit);
-        Assert.Equal(9u, response.Statuses[1].LimitRemaining);
+        var ip = D(("remote_address", "1.1.1.1"));
+        var two = await server.CallAsync("test", ip, ip);
+        Assert.Equal(Code.Ok, two.OverallCode);
+        Assert.Equal([2u, 1u], two.Statuses.Select(s => s.LimitRemaining));
+        var single = await server.CallAsync("test", ip);
+        Assert.Equal(0u, single.Statuses[0].LimitRemaining);
+
+        var other = D(("remote_address", "2.2.2.2"));
+        var four = await server.CallAsync("test", other, other, other, other);
+        Assert.Equal(Code.OverLimit, four.OverallCode);
+        Assert.Equal([Code.Ok, Code.Ok, Code.Ok, Code.OverLimit], four.Statuses.Select(s => s.Code));
+        Assert.Equal([2u, 1u, 0u, 0u], four.Statuses.Select(s => s.LimitRemaining));
+        Assert.All(four.Statuses, s => Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromSeconds(50)), s.DurationUntilReset));
+
+        // The three that fit were charged; the one over the limit was not, as a denied check never is.
+        var after = await server.CallAsync("test", other);
+        Assert.Equal(Code.OverLimit, after.OverallCode);
+    }
+
+    [Fact]
+    public async Task Repeated_descriptors_over_the_limit_charge_only_the_copies_that_fit()
+    {
+        await using var server = await Start();
+        var request = EnvoyServer.Request("test", D(("remote_address", "3.3.3.3")), D(("remote_address", "3.3.3.3")));
+        request.HitsAddend = 2;
+        var response = await server.CallAsync(request);
+        Assert.Equal([Code.Ok, Code.OverLimit], response.Statuses.Select(s => s.Code));
+        Assert.Equal([1u, 0u], response.Statuses.Select(s => s.LimitRemaining));
+
+        var last = await server.CallAsync("test", D(("remote_address", "3.3.3.3")));
+        Assert.Equal(Code.Ok, last.OverallCode);
+        Assert.Equal(0u, last.Statuses[0].LimitRemaining);
     }
 
     [Fact]
@@ -392,6 +466,18 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
+    public async Task Global_quota_mode_counts_unmatched_and_replaced_descriptors_but_not_unlimited_ones()
+    {
+        await using var server = await Start(o => o.GlobalQuotaMode = true);
+        var ip = D(("remote_address", "5.5.5.5"));
+        await server.CallAsync("test", ip, ip, ip);
+        Assert.Equal(Code.OverLimit, (await server.CallAsync("test", ip)).OverallCode);
+        Assert.Equal(Code.Ok, (await server.CallAsync("test", ip, D(("unconfigured", "x")))).OverallCode);
+        Assert.Equal(Code.Ok, (await server.CallAsync("test", ip, D(("tier", "base")), D(("tier", "premium")))).OverallCode);
+        Assert.Equal(Code.OverLimit, (await server.CallAsync("test", ip, D(("client_id", "unlimited")))).OverallCode);
+    }
+
+    [Fact]
     public async Task Quota_mode_is_over_the_limit_only_when_every_quota_descriptor_is()
     {
         await using var server = await Start();
@@ -421,16 +507,26 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
+    public async Task Duration_until_reset_is_rounded_up_to_whole_seconds()
+    {
+        await using var server = await Start();
+        server.Time.Advance(TimeSpan.FromMilliseconds(700));
+        var response = await server.CallAsync("test", D(("remote_address", "4.4.4.4")), D(("gcra", "y")));
+        Assert.Equal(new Duration { Seconds = 50 }, response.Statuses[0].DurationUntilReset);
+        Assert.Equal(new Duration { Seconds = 1 }, response.Statuses[1].DurationUntilReset);
+    }
+
+    [Fact]
     public async Task The_gcra_algorithm_with_a_burst_refills_smoothly()
     {
         await using var server = await Start();
         var first = await server.CallAsync("test", D(("gcra", "x")));
         Assert.Equal(1u, first.Statuses[0].LimitRemaining);
-        Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromMilliseconds(100)), first.Statuses[0].DurationUntilReset);
+        Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromSeconds(1)), first.Statuses[0].DurationUntilReset);
         Assert.Equal(0u, (await server.CallAsync("test", D(("gcra", "x")))).Statuses[0].LimitRemaining);
         var over = await server.CallAsync("test", D(("gcra", "x")));
         Assert.Equal(Code.OverLimit, over.OverallCode);
-        Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromMilliseconds(200)), over.Statuses[0].DurationUntilReset);
+        Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromSeconds(1)), over.Statuses[0].DurationUntilReset);
 
         // One interval later, exactly one more fits: a fixed window of 10/s would have admitted 10 at once.
         server.Time.Advance(TimeSpan.FromMilliseconds(100));

@@ -61,7 +61,7 @@ internal static class TestConfig
               requests_per_unit: 100
               replaces:
                 - name: base
-          # An unlimited rule's replaces is ignored, as in the reference.
+          # An unlimited rule also replaces the rules it names, as in the reference.
           - key: tier
             value: vip
             rate_limit:

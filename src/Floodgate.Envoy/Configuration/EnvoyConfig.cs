@@ -21,6 +21,18 @@ namespace Floodgate.Envoy.Configuration;
 /// </remarks>
 public sealed class EnvoyConfig
 {
+    /// <summary>The largest file read, in bytes: larger files are refused before they are parsed.</summary>
+    internal const int MaxFileBytes = 4 * 1024 * 1024;
+
+    /// <summary>The deepest nesting of descriptors a file may declare.</summary>
+    internal const int MaxDescriptorDepth = 32;
+
+    /// <summary>The most descriptors one file may declare, aliases expanded.</summary>
+    internal const int MaxDescriptorsPerFile = 100_000;
+
+    /// <summary>The deepest nesting of YAML lists and mappings a file may hold, checked before the tree is built.</summary>
+    private const int MaxYamlNesting = (2 * MaxDescriptorDepth) + 16;
+
     private static readonly string[] RootKeys = ["domain", "descriptors"];
     private static readonly string[] DescriptorKeys =
         ["key", "value", "rate_limit", "descriptors", "shadow_mode", "quota_mode", "detailed_metric", "value_to_metric", "share_threshold", "metadata"];
@@ -50,6 +62,12 @@ public sealed class EnvoyConfig
     public IReadOnlyList<string> Files { get; }
 
     /// <summary>
+    /// The entries of the directory that were not read: files other than <c>*.yaml</c> and <c>*.yml</c>, and
+    /// subdirectories (named with a trailing separator); names starting with a dot are not listed.
+    /// </summary>
+    public IReadOnlyList<string> SkippedEntries { get; private set; } = [];
+
+    /// <summary>
     /// Loads every <c>*.yaml</c> and <c>*.yml</c> file directly in <paramref name="directory"/>, in ordinal name order,
     /// skipping names that start with a dot (such as the <c>..data</c> entries of a Kubernetes ConfigMap volume).
     /// </summary>
@@ -65,16 +83,49 @@ public sealed class EnvoyConfig
             throw new DirectoryNotFoundException($"The rate limit configuration directory '{directory}' does not exist.");
         }
 
-        var files = Directory.EnumerateFiles(directory)
-            .Where(path =>
+        var paths = new List<string>();
+        var skipped = new List<string>();
+        foreach (var path in Directory.EnumerateFileSystemEntries(directory))
+        {
+            var name = Path.GetFileName(path);
+            if (name.StartsWith('.'))
             {
-                var name = Path.GetFileName(path);
-                return !name.StartsWith('.') && (name.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".yml", StringComparison.OrdinalIgnoreCase));
-            })
+                continue;
+            }
+
+            if (Directory.Exists(path))
+            {
+                skipped.Add(name + Path.DirectorySeparatorChar);
+            }
+            else if (name.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || name.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+            {
+                paths.Add(path);
+            }
+            else
+            {
+                skipped.Add(name);
+            }
+        }
+
+        var files = paths
             .Order(StringComparer.Ordinal)
-            .Select(path => new EnvoyConfigFile(Path.GetFileName(path), File.ReadAllText(path)))
+            .Select(path => new EnvoyConfigFile(Path.GetFileName(path), ReadFile(path)))
             .ToList();
-        return Parse(files, mergeDomains);
+        var config = Parse(files, mergeDomains);
+        skipped.Sort(StringComparer.Ordinal);
+        config.SkippedEntries = skipped;
+        return config;
+    }
+
+    private static string ReadFile(string path)
+    {
+        var length = new FileInfo(path).Length;
+        if (length > MaxFileBytes)
+        {
+            throw new EnvoyConfigException(Path.GetFileName(path), 0, $"the file is {length} bytes; at most {MaxFileBytes} are read");
+        }
+
+        return File.ReadAllText(path);
     }
 
     /// <summary>Parses configuration files, one domain each.</summary>
@@ -149,13 +200,22 @@ public sealed class EnvoyConfig
     /// <summary>Parses one file into the domains.</summary>
     private sealed class FileParser(string fileName)
     {
+        private readonly HashSet<YamlNode> _path = new(ReferenceEqualityComparer.Instance);
         private int _rules;
+        private int _descriptors;
 
         public int Parse(string yaml, Dictionary<string, DescriptorNode> domains, Dictionary<string, string> owners, bool merge)
         {
+            if (yaml.Length > MaxFileBytes)
+            {
+                throw Error(0, $"the file is {yaml.Length} characters; at most {MaxFileBytes} are read");
+            }
+
             var stream = new YamlStream();
             try
             {
+                // The tree is built recursively: refuse a nesting deep enough to exhaust the stack first.
+                CheckNesting(yaml);
                 stream.Load(new StringReader(yaml));
             }
             catch (YamlException ex)
@@ -163,7 +223,7 @@ public sealed class EnvoyConfig
                 throw Error(ex.Start.Line, $"the file is not valid YAML: {Describe(ex)}", ex);
             }
 
-            if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is YamlScalarNode { Value: null or "" })
+            if (stream.Documents.Count == 0 || IsNull(stream.Documents[0].RootNode))
             {
                 throw Error(0, "the file is empty; it must declare a 'domain'");
             }
@@ -197,15 +257,37 @@ public sealed class EnvoyConfig
 
             if (Find(root, "descriptors") is { } descriptors)
             {
-                LoadDescriptors(node, domain, domain, descriptors);
+                LoadDescriptors(node, domain, domain, descriptors, 1);
             }
 
             return _rules;
         }
 
-        private void LoadDescriptors(DescriptorNode parent, string domain, string parentKey, YamlNode list)
+        private void CheckNesting(string yaml)
         {
-            if (list is YamlScalarNode { Value: null or "" })
+            var parser = new Parser(new StringReader(yaml));
+            var depth = 0;
+            while (parser.MoveNext())
+            {
+                switch (parser.Current)
+                {
+                    case YamlDotNet.Core.Events.SequenceStart or YamlDotNet.Core.Events.MappingStart:
+                        if (++depth > MaxYamlNesting)
+                        {
+                            throw Error(parser.Current.Start.Line, $"the YAML nests deeper than {MaxYamlNesting} lists and mappings");
+                        }
+
+                        break;
+                    case YamlDotNet.Core.Events.SequenceEnd or YamlDotNet.Core.Events.MappingEnd:
+                        depth--;
+                        break;
+                }
+            }
+        }
+
+        private void LoadDescriptors(DescriptorNode parent, string domain, string parentKey, YamlNode list, int depth)
+        {
+            if (IsNull(list))
             {
                 return;
             }
@@ -215,8 +297,24 @@ public sealed class EnvoyConfig
                 throw Error(list.Start.Line, $"'descriptors' under '{parentKey}' must be a list");
             }
 
+            if (depth > MaxDescriptorDepth)
+            {
+                throw Error(list.Start.Line, $"descriptors under '{parentKey}' nest deeper than {MaxDescriptorDepth} levels");
+            }
+
+            // An alias can name a list that contains it: following it would never end.
+            if (!_path.Add(sequence))
+            {
+                throw Error(list.Start.Line, $"the descriptors under '{parentKey}' contain themselves through a YAML alias");
+            }
+
             foreach (var item in sequence)
             {
+                if (++_descriptors > MaxDescriptorsPerFile)
+                {
+                    throw Error(item.Start.Line, $"the file declares more than {MaxDescriptorsPerFile} descriptors (aliases expanded)");
+                }
+
                 var map = AsMapping(item, $"a descriptor under '{parentKey}'");
                 CheckKeys(map, DescriptorKeys, $"the descriptor under '{parentKey}'");
                 var key = OptionalString(map, "key") ?? string.Empty;
@@ -259,7 +357,7 @@ public sealed class EnvoyConfig
                     throw Error(Find(map, "share_threshold")!.Start.Line, $"'share_threshold' needs a wildcard value (one with '*'), but '{fullKey}' has none");
                 }
 
-                if (Find(map, "metadata") is { } metadata && metadata is not YamlMappingNode && metadata is not YamlScalarNode { Value: null or "" })
+                if (Find(map, "metadata") is { } metadata && metadata is not YamlMappingNode && !IsNull(metadata))
                 {
                     throw Error(metadata.Start.Line, $"'metadata' of '{fullKey}' must be a mapping");
                 }
@@ -277,9 +375,11 @@ public sealed class EnvoyConfig
 
                 if (Find(map, "descriptors") is { } children)
                 {
-                    LoadDescriptors(node, domain, fullKey, children);
+                    LoadDescriptors(node, domain, fullKey, children, depth + 1);
                 }
             }
+
+            _path.Remove(sequence);
         }
 
         private EnvoyRule LoadRule(YamlNode yaml, string domain, string fullKey, bool shadow, bool quota, bool detailed)
@@ -314,7 +414,7 @@ public sealed class EnvoyConfig
 
             var name = OptionalString(map, "name");
             var replaces = new List<string>();
-            if (Find(map, "replaces") is { } replacesNode && replacesNode is not YamlScalarNode { Value: null or "" })
+            if (Find(map, "replaces") is { } replacesNode && !IsNull(replacesNode))
             {
                 if (replacesNode is not YamlSequenceNode replacesList)
                 {
@@ -467,8 +567,17 @@ public sealed class EnvoyConfig
 
         private string Scalar(YamlNode node, string key) =>
             node is YamlScalarNode scalar
-                ? scalar.Value ?? string.Empty
+                ? IsNull(scalar) ? string.Empty : scalar.Value ?? string.Empty
                 : throw Error(node.Start.Line, $"'{key}' must be a single value, not a list or a mapping");
+
+        /// <summary>
+        /// Whether the node is YAML's null, as the reference's YAML library reads it: empty, or a plain (unquoted)
+        /// <c>~</c>, <c>null</c>, <c>Null</c> or <c>NULL</c>; a null value is absent (<c>value: ~</c> matches the key alone).
+        /// </summary>
+        private static bool IsNull(YamlNode node) =>
+            node is YamlScalarNode scalar
+            && (string.IsNullOrEmpty(scalar.Value)
+                || (scalar.Style is YamlDotNet.Core.ScalarStyle.Plain or YamlDotNet.Core.ScalarStyle.Any && scalar.Value is "~" or "null" or "Null" or "NULL"));
 
         private bool Flag(YamlMappingNode map, string key)
         {
