@@ -1,9 +1,7 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using Floodgate.Limits;
 using Floodgate.Stores;
-using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Floodgate.Redis.Tests;
@@ -24,13 +22,15 @@ public sealed class ClusterBreakerTests(ITestOutputHelper output)
     [InlineData("stalled")]
     public async Task A_dead_master_fails_only_its_own_keys(string fault)
     {
-        var nodes = StartCluster();
+        // Three masters, no replicas, still serving the slots they own when one of them fails.
+        using var cluster = new ClusterFixture("--cluster-require-full-coverage", "no");
+        var nodes = cluster.Nodes;
         var logs = new ListLogger();
         var stopped = false;
         try
         {
             var prefix = "br" + Guid.NewGuid().ToString("N")[..6];
-            await using var store = await TestStores.ConnectAsync(string.Join(',', nodes.Select(n => n.Configuration)), o =>
+            await using var store = await TestStores.ConnectAsync(cluster.Configuration, o =>
             {
                 o.Timeout = Timeout;
                 o.FailureMode = RedisFailureMode.Closed;
@@ -112,11 +112,6 @@ public sealed class ClusterBreakerTests(ITestOutputHelper output)
             {
                 Signal(nodes[0].Pid, "CONT");
             }
-
-            foreach (var node in nodes)
-            {
-                node.Dispose();
-            }
         }
     }
 
@@ -126,58 +121,5 @@ public sealed class ClusterBreakerTests(ITestOutputHelper output)
         using var kill = Process.Start("kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)])!;
         Assert.True(kill.WaitForExit(10_000));
         Assert.Equal(0, kill.ExitCode);
-    }
-
-    /// <summary>Three masters, no replicas, still serving the slots they own when one of them fails.</summary>
-    private static List<RedisServer> StartCluster()
-    {
-        var nodes = new List<RedisServer>();
-        try
-        {
-            for (var i = 0; i < 3; i++)
-            {
-                var port = RedisServer.FreePort(cluster: true);
-                nodes.Add(RedisServer.Start(port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "3000", "--cluster-require-full-coverage", "no"));
-            }
-
-            var create = new List<string> { "--cluster", "create" };
-            create.AddRange(nodes.Select(n => n.Configuration));
-            create.AddRange(["--cluster-replicas", "0", "--cluster-yes"]);
-            var created = nodes[0].Cli([.. create]);
-            Assert.Contains("All 16384 slots covered", created, StringComparison.Ordinal);
-            var deadline = Stopwatch.StartNew();
-            while (!nodes.All(n => n.Cli("CLUSTER", "INFO").Contains("cluster_state:ok", StringComparison.Ordinal)))
-            {
-                Assert.True(deadline.Elapsed < TimeSpan.FromSeconds(30), "The cluster did not become ok within 30 s.");
-                Thread.Sleep(50);
-            }
-
-            return nodes;
-        }
-        catch
-        {
-            foreach (var node in nodes)
-            {
-                node.Dispose();
-            }
-
-            throw;
-        }
-    }
-
-    /// <summary>Keeps every message logged, with its exception's message.</summary>
-    private sealed class ListLogger : ILogger<RedisStore>
-    {
-        private readonly ConcurrentQueue<string> _messages = new();
-
-        public IReadOnlyCollection<string> Messages => _messages.ToArray();
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            _messages.Enqueue($"{logLevel}: {formatter(state, exception)}{(exception is null ? string.Empty : " (" + exception.GetType().Name + ": " + exception.Message + ")")}");
     }
 }

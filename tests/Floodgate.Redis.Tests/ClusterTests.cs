@@ -9,6 +9,12 @@ namespace Floodgate.Redis.Tests;
 public sealed class ClusterFixture : IDisposable
 {
     public ClusterFixture()
+        : this([])
+    {
+    }
+
+    /// <summary>Starts the cluster with <paramref name="extra"/> as more options of every node.</summary>
+    internal ClusterFixture(params string[] extra)
     {
         var nodes = new List<RedisServer>();
         try
@@ -16,7 +22,7 @@ public sealed class ClusterFixture : IDisposable
             for (var i = 0; i < 3; i++)
             {
                 var port = RedisServer.FreePort(cluster: true);
-                nodes.Add(RedisServer.Start(port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "3000"));
+                nodes.Add(RedisServer.Start(port, ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "3000", .. extra]));
             }
 
             Nodes = nodes;

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Floodgate.Limits;
 using Floodgate.Stores;
-using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Floodgate.Redis.Tests;
@@ -410,22 +409,6 @@ public sealed class SentinelTests(ITestOutputHelper output)
     /// <summary>Decides a probe until <paramref name="successes"/> decisions in a row came from Redis; bounded to 20 s.</summary>
     private static Task<bool> DecidedInRedisAsync(RedisStore store, int successes) =>
         TestStores.DecidedInRedisAsync(store, new RateLimitCheck(Limit.Gcra(new Rate(1_000_000, 1, RateUnit.Second)), StoreKey.Create("probe", "steady"), 1, false), successes);
-
-    /// <summary>Keeps every message logged, formatted, with its exception's message.</summary>
-    private sealed class ListLogger : ILogger<RedisStore>
-    {
-        private readonly ConcurrentQueue<string> _messages = new();
-
-        public IReadOnlyCollection<string> Messages => _messages.ToArray();
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            _messages.Enqueue($"{logLevel}: {formatter(state, exception)}{(exception is null ? string.Empty : " (" + exception.GetType().Name + ": " + exception.Message + ")")}");
-    }
 
     /// <summary>Decides one key every 10 ms in the background, timing each decision.</summary>
     private sealed class Load : IAsyncDisposable
