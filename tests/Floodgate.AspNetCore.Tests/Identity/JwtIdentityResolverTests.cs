@@ -466,15 +466,7 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     [Fact]
     public async Task Static_JWKS_and_PEM_keys_need_no_fetch()
     {
-        var jwks = _idp.JwksJson();
-        var pemKey = _idp.AddEcKey("pem-only", publish: false);
-        var resolver = Resolver(o =>
-        {
-            o.Authority = null;
-            o.JsonWebKeySet = jwks;
-            o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only"));
-            o.Issuers.Add(_idp.Issuer);
-        });
+        var (resolver, pemKey) = StaticJwksAndPemResolver();
         var now = _time.GetUtcNow();
 
         var fromJwks = await Resolve(resolver, "Bearer " + _idp.CreateToken(TestIdentityProvider.RsaKeyId, "alice", now));
@@ -545,15 +537,7 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
     [Fact]
     public async Task A_token_naming_an_unknown_kid_is_checked_only_against_the_keys_without_a_kid()
     {
-        var pemKey = (ECDsaSecurityKey)_idp.AddEcKey("pem-only", publish: false);
-        var jwks = _idp.JwksJson();
-        var resolver = Resolver(o =>
-        {
-            o.Authority = null;
-            o.JsonWebKeySet = jwks;
-            o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only"));
-            o.Issuers.Add(_idp.Issuer);
-        });
+        var (resolver, pemKey) = StaticJwksAndPemResolver();
         var now = _time.GetUtcNow();
         var published = ((RsaSecurityKey)_idp.CredentialsFor(TestIdentityProvider.RsaKeyId).Key).Rsa;
 
@@ -802,6 +786,24 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
             lock (_lines)
                 _lines.Add((eventId, formatter(state, exception)));
         }
+    }
+
+    /// <summary>
+    /// A resolver without a remote source: the provider's published keys as a static JWKS, and a PEM key ("pem-only",
+    /// unpublished, without a kid).
+    /// </summary>
+    private (JwtIdentityResolver Resolver, ECDsaSecurityKey PemKey) StaticJwksAndPemResolver()
+    {
+        var pemKey = (ECDsaSecurityKey)_idp.AddEcKey("pem-only", publish: false);
+        var jwks = _idp.JwksJson();
+        var resolver = Resolver(o =>
+        {
+            o.Authority = null;
+            o.JsonWebKeySet = jwks;
+            o.PublicKeysPem.Add(_idp.PublicKeyPem("pem-only"));
+            o.Issuers.Add(_idp.Issuer);
+        });
+        return (resolver, pemKey);
     }
 
     /// <summary>An RSA key the provider never had.</summary>
