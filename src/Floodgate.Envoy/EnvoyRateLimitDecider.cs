@@ -120,9 +120,9 @@ internal sealed partial class EnvoyRateLimitDecider
         }
 
         // Descriptors that resolve to the same rule and key are one check of their summed hits: the reference
-        // increments the counter once per descriptor, in request order.
-        List<RateLimitCheck>? checks = null;
-        List<long>? totals = null;
+        // increments the counter once per descriptor, in request order. A request of one descriptor needs no lookup.
+        RateLimitCheck[]? checks = null;
+        var count = 0;
         Dictionary<(EnvoyRule, StoreKey), int>? groups = null;
         for (var i = 0; i < plans.Length; i++)
         {
@@ -144,36 +144,35 @@ internal sealed partial class EnvoyRateLimitDecider
             }
             else if (rule.Limit is { } limit)
             {
-                checks ??= [];
-                totals ??= [];
-                groups ??= [];
+                checks ??= new RateLimitCheck[plans.Length];
                 var hits = plan.Hits > long.MaxValue ? long.MaxValue : (long)plan.Hits;
                 var key = Key(rule, descriptors[i], plan.Shared);
-                if (groups.TryGetValue((rule, key), out var index))
+                if (groups is not null && groups.TryGetValue((rule, key), out var index))
                 {
-                    var total = totals[index] > long.MaxValue - hits ? long.MaxValue : totals[index] + hits;
-                    totals[index] = total;
+                    var total = checks[index].Cost > long.MaxValue - hits ? long.MaxValue : checks[index].Cost + hits;
                     checks[index] = checks[index] with { Cost = total };
                 }
                 else
                 {
-                    index = checks.Count;
-                    groups.Add((rule, key), index);
-                    checks.Add(new RateLimitCheck(limit, key, hits, rule.ShadowMode));
-                    totals.Add(hits);
+                    index = count++;
+                    checks[index] = new RateLimitCheck(limit, key, hits, rule.ShadowMode);
+                    if (plans.Length > 1)
+                    {
+                        (groups ??= [])[(rule, key)] = index;
+                    }
                 }
 
                 plan.CheckIndex = index;
-                plan.Prefix = totals[index];
+                plan.Prefix = checks[index].Cost;
             }
         }
 
         Group[]? results = null;
         if (checks is not null)
         {
-            var outcomes = new StoreOutcome[checks.Count];
-            await _store.DecideAsync(checks.ToArray(), outcomes, cancellationToken).ConfigureAwait(false);
-            results = await SettleGroupsAsync(plans, checks, totals!, outcomes, cancellationToken).ConfigureAwait(false);
+            var outcomes = new StoreOutcome[count];
+            await _store.DecideAsync(checks.AsMemory(0, count), outcomes, cancellationToken).ConfigureAwait(false);
+            results = await SettleGroupsAsync(plans, checks, outcomes, cancellationToken).ConfigureAwait(false);
         }
 
         var globalQuota = _options.GlobalQuotaMode;
@@ -245,9 +244,8 @@ internal sealed partial class EnvoyRateLimitDecider
 
         if (_options.ResponseHeadersEnabled && closest is not null)
         {
-            var resetSeconds = closest.DurationUntilReset is { } reset
-                ? reset.Seconds + (reset.Nanos > 0 ? 1 : 0)
-                : 0;
+            // Whole seconds already (ToDuration rounds up).
+            var resetSeconds = closest.DurationUntilReset?.Seconds ?? 0;
             response.ResponseHeadersToAdd.Add(new HeaderValue { Key = _options.LimitHeader, Value = closest.CurrentLimit.RequestsPerUnit.ToString(CultureInfo.InvariantCulture) });
             response.ResponseHeadersToAdd.Add(new HeaderValue { Key = _options.RemainingHeader, Value = (closest.Code == Code.OverLimit ? 0 : closest.LimitRemaining).ToString(CultureInfo.InvariantCulture) });
             response.ResponseHeadersToAdd.Add(new HeaderValue { Key = _options.ResetHeader, Value = resetSeconds.ToString(CultureInfo.InvariantCulture) });
@@ -292,44 +290,30 @@ internal sealed partial class EnvoyRateLimitDecider
     /// second store call; those descriptors are OK, the rest are over the limit and uncharged, exactly as if each
     /// descriptor had been checked alone in order.
     /// </summary>
-    private async ValueTask<Group[]> SettleGroupsAsync(Plan[] plans, List<RateLimitCheck> checks, List<long> totals, StoreOutcome[] outcomes, CancellationToken cancellationToken)
+    private async ValueTask<Group[]> SettleGroupsAsync(Plan[] plans, RateLimitCheck[] checks, StoreOutcome[] outcomes, CancellationToken cancellationToken)
     {
-        var results = new Group[checks.Count];
-        int[]? sizes = null;
-        for (var c = 0; c < checks.Count; c++)
+        // Checks [0, outcomes.Length) were decided; a check's cost is its descriptors' summed hits.
+        var results = new Group[outcomes.Length];
+        for (var c = 0; c < outcomes.Length; c++)
         {
+            var total = checks[c].Cost;
             var outcome = outcomes[c].Outcome;
             var failure = outcomes[c].IsStoreFailure;
             if (outcome.IsAllowed)
             {
-                var before = outcome.Remaining > long.MaxValue - totals[c] ? long.MaxValue : outcome.Remaining + totals[c];
+                var before = outcome.Remaining > long.MaxValue - total ? long.MaxValue : outcome.Remaining + total;
                 results[c] = new Group(before, long.MaxValue, outcome.ResetAfterMicroseconds, failure);
                 continue;
             }
 
             results[c] = new Group(outcome.Remaining, -1, outcome.ResetAfterMicroseconds, failure);
-            if (failure || outcome.Remaining < 0 || outcome.Remaining >= totals[c])
+            if (failure || outcome.Remaining < 0 || outcome.Remaining >= total)
             {
                 continue;
             }
 
-            if (sizes is null)
-            {
-                sizes = new int[checks.Count];
-                foreach (var plan in plans)
-                {
-                    if (plan.CheckIndex >= 0)
-                    {
-                        sizes[plan.CheckIndex]++;
-                    }
-                }
-            }
-
-            if (sizes[c] < 2)
-            {
-                continue;
-            }
-
+            // The longest prefix of the group's descriptors within what remained (a lone descriptor's prefix is its
+            // whole cost, which did not fit: none).
             long fit = 0;
             foreach (var plan in plans)
             {
