@@ -84,7 +84,6 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <summary>On a cluster, each hash slot's master's breaker, filled in as slots are first used.</summary>
     private SlotRoute?[]? _slotRoutes;
-    private volatile bool _clustered;
     private readonly OverLimitCache? _cache;
     private readonly LeaseSlices _slices;
     private readonly MemoryStore _local;
@@ -176,26 +175,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// Whether the circuit breaker lets calls through to Redis; on a cluster, where each master has its own, whether
     /// every one does (<see langword="false"/> while any master's is open, as when the whole cluster is down).
     /// </summary>
-    public bool IsCircuitClosed
-    {
-        get
-        {
-            if (!_breaker.IsClosed)
-            {
-                return false;
-            }
-
-            foreach (var breaker in _nodeBreakers.Values)
-            {
-                if (!breaker.IsClosed)
-                {
-                    return false;
-                }
-            }
-
-            return true;
-        }
-    }
+    public bool IsCircuitClosed => OpenCircuits == 0;
 
     /// <summary>How many circuit breakers are open: 0 or 1 on a single node or under Sentinel; on a cluster, per master.</summary>
     public int OpenCircuits
@@ -203,7 +183,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         get
         {
             var open = _breaker.IsClosed ? 0 : 1;
-            foreach (var breaker in _nodeBreakers.Values)
+
+            // The dictionary itself, not its Values: enumerating it takes no lock and copies nothing.
+            foreach (var (_, breaker) in _nodeBreakers)
             {
                 open += breaker.IsClosed ? 0 : 1;
             }
@@ -1486,7 +1468,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// A failed call that is not a decision (a release): on a single node it counts against the breaker; on a cluster
     /// against none, since the decisions sent to that node judge it themselves.
     /// </summary>
-    private void Fail(string reason, Exception? exception) => Fail(reason, exception, _clustered ? null : _breaker);
+    private void Fail(string reason, Exception? exception) => Fail(reason, exception, Volatile.Read(ref _slotRoutes) is null ? _breaker : null);
 
     private void Fail(string reason, Exception? exception, CircuitBreaker? breaker) =>
         Report(reason, exception, breaker is not null && breaker.OnFailure(LocalNow()) ? breaker : null);
@@ -1508,7 +1490,6 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             return _breaker;
         }
 
-        _clustered = true;
         var routes = Volatile.Read(ref _slotRoutes);
         if (routes is null)
         {
@@ -1516,8 +1497,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             routes = Interlocked.CompareExchange(ref _slotRoutes, routes, null) ?? routes;
         }
 
+        // A master's closed breaker is kept; an open one, or the store's own (no master was known), is looked up again at
+        // most every 100 ms.
         var route = Volatile.Read(ref routes[slot]);
-        if (route is not null && (route.Breaker.IsClosed || now - route.RoutedAt < RerouteMicroseconds))
+        if (route is not null && ((route.Breaker.IsClosed && !ReferenceEquals(route.Breaker, _breaker)) || now - route.RoutedAt < RerouteMicroseconds))
         {
             return route.Breaker;
         }
