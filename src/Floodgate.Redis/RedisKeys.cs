@@ -15,7 +15,8 @@ namespace Floodgate.Redis;
 /// base64url (11 and 22 characters), so a key is 38 bytes plus the prefix whatever the client sent. Two distinct keys
 /// collide only if their 128-bit value hashes and 64-bit identity tags both collide; among a billion keys the odds are
 /// below 10^-20. Two identities whose 64-bit tags collide (about 3 × 10^-2 among 10^9 identities) merely share a
-/// cluster slot. Concurrency keys end in <c>:c</c> so a sorted set never meets a string of the same name.
+/// cluster slot. Concurrency keys end in <c>:l</c> so a sorted set never meets a string of the same name. (Until
+/// 2026-11-23 they ended in <c>:c</c> and held no sum of their leases' permits; the store no longer reads those.)
 /// </remarks>
 internal static class RedisKeys
 {
@@ -45,7 +46,7 @@ internal static class RedisKeys
         if (concurrency)
         {
             span[at++] = (byte)':';
-            span[at++] = (byte)'c';
+            span[at++] = (byte)'l';
         }
 
         return bytes;

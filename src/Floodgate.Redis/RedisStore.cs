@@ -46,7 +46,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     public const string MeterName = "Floodgate.Redis";
 
     /// <summary>The Lua script that decides one identity's checks, as sent to Redis.</summary>
-    public static readonly string Script = LoadScript();
+    public static readonly string Script = LoadScript("decide.lua");
+
+    /// <summary>The Lua script that releases a concurrency lease and gives its permits back to the key's sum.</summary>
+    internal static readonly string ReleaseScript = LoadScript("release.lua");
 
     /// <summary>The SHA-1 of <see cref="Script"/>, which <c>EVALSHA</c> names it by.</summary>
     private static readonly byte[] ScriptHash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script));
@@ -356,7 +359,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         var key = RedisKeys.For(_prefix, check.Key, LimitAlgorithm.Concurrency);
         try
         {
-            var release = (Current ?? throw NoMaster()).GetDatabase().SortedSetRemoveAsync(key, LeaseMember(leaseId, check.Cost), CommandFlags.DemandMaster);
+            var release = (Current ?? throw NoMaster()).GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [LeaseMember(leaseId, check.Cost), check.Cost], CommandFlags.DemandMaster);
             await release.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -468,6 +471,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 if (server.IsConnected && !server.IsReplica)
                 {
                     await server.ScriptLoadAsync(Script).WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System).ConfigureAwait(false);
+                    await server.ScriptLoadAsync(ReleaseScript).WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System).ConfigureAwait(false);
                 }
             }
         }
@@ -506,10 +510,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private RedisConnectionException NoMaster() =>
         new(ConnectionFailureType.UnableToConnect, CommandFlags.None, $"No Redis Sentinel has named a master for '{_sentinel?.Service}' yet.");
 
-    private static string LoadScript()
+    private static string LoadScript(string name)
     {
-        using var stream = typeof(RedisStore).Assembly.GetManifestResourceStream("Floodgate.Redis.decide.lua")
-            ?? throw new InvalidOperationException("The embedded script Floodgate.Redis.decide.lua is missing from the assembly.");
+        using var stream = typeof(RedisStore).Assembly.GetManifestResourceStream("Floodgate.Redis." + name)
+            ?? throw new InvalidOperationException($"The embedded script Floodgate.Redis.{name} is missing from the assembly.");
         using var reader = new StreamReader(stream);
         return reader.ReadToEnd();
     }
@@ -1154,8 +1158,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     /// <summary>
     /// Frees the concurrency leases a call may still take after it was given up (its caller went away, or it timed out):
-    /// the request will never release them. Each ZREM is queued behind the script on the same connection, so it runs
-    /// after it; removing a member the script never added does nothing.
+    /// the request will never release them. Each release (release.lua) is queued behind the decision on the same
+    /// connection, so it runs after it; releasing a lease the decision never granted does nothing.
     /// </summary>
     private void ReleaseAbandoned(Call call, ReadOnlySpan<RateLimitCheck> checks)
     {
@@ -1177,11 +1181,11 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                         var key = RedisKeys.For(_prefix, check.Key, LimitAlgorithm.Concurrency);
                         // Under Sentinel the master may have changed since the call: then the script ran on a node
                         // whose writes the failover discards, and this removal finds nothing.
-                        _ = Current?.GetDatabase().SortedSetRemove(key, LeaseMember(ids[n], check.Cost), CommandFlags.FireAndForget | CommandFlags.DemandMaster);
+                        _ = Current?.GetDatabase().ScriptEvaluate(ReleaseScript, [key], [LeaseMember(ids[n], check.Cost), check.Cost], CommandFlags.FireAndForget | CommandFlags.DemandMaster);
                     }
                     catch (Exception ex)
                     {
-                        // Never thrown into a decision (a command map may even forbid ZREM): the lease frees itself
+                        // Never thrown into a decision (a command map may even forbid EVAL): the lease frees itself
                         // at its timeout.
                         CountFailure("release");
                         LogAbandonedReleaseFailed(_logger, ex);

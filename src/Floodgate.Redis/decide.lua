@@ -16,7 +16,8 @@
 --   concurrency     p1 permits, p2 lease timeout, p3 lease member ('<lease id>:<permits>')
 --
 -- State: a string; gcra keeps 'A', the counters 'A:B:C' (the slots of LimitState). Concurrency keeps a sorted set
--- of leases scored by expiry. Every write sets a TTL: the moment the state becomes the same as no state. The strings
+-- of leases '<lease id>:<permits>' scored by expiry, plus the member '#' scored by minus the sum of their permits, so
+-- a decision reads the permits in flight without reading every lease; a release is release.lua, which keeps the sum. Every write sets a TTL: the moment the state becomes the same as no state. The strings
 -- are read by one MGET before the first group; a group still sees them as they stand when it is decided, since a key
 -- an earlier group of this call wrote reads as that write.
 --
@@ -32,7 +33,7 @@
 -- costs more, as does a number passed as is (Redis 7.0 spells it with '%.17g').
 --
 -- The script runs once per request, so it is written for the server's CPU: few redis.calls, each argument parsed
--- once, one closure, and the algorithms inlined.
+-- once, two closures, and the algorithms inlined.
 
 local ARGV, KEYS, call, unpack = ARGV, KEYS, redis.call, unpack
 local find, match, format = string.find, string.match, string.format
@@ -93,11 +94,28 @@ else
   end
 end
 
+-- A concurrency key's member that holds the sum of its leases' permits, negated, as its score.
+local SUM = '#'
+
+-- The permits of lease members '<lease id>:<permits>'.
+local function permits_of(members)
+  local total = 0
+  for l = 1, #members do
+    local held = match(members[l], ':(%d+)$')
+    if held then
+      total = total + held
+    end
+  end
+  return total
+end
+
 -- Writes check j's next state; later is the first check of the groups after j's, which must read what this wrote.
 local function write(j, later, algorithm, x, y, z, ttl)
   local key = KEYS[j]
   if algorithm == '4' then
+    -- x: the lease's expiry, y: its member, z: its permits.
     call('ZADD', key, format(D, x), y)
+    call('ZINCRBY', key, format(D, -z), SUM)
     call('PEXPIRE', key, format(D, ttl))
     return
   end
@@ -153,29 +171,40 @@ for g = 1, groups do
     local na, nb, nc, ttl
 
     if algorithm == '4' then
+      -- a: permits in flight, b: earliest expiry, c: latest expiry; each read in O(log n), whatever the leases held.
       local key = KEYS[j]
       local permits, lease = ARGV[base + 4] + 0, ARGV[base + 5] + 0
-      call('ZREMRANGEBYSCORE', key, '-inf', format(D, now))
-      local leases = call('ZRANGE', key, '0', '-1', 'WITHSCORES')
-      -- a: permits in flight, b: earliest expiry, c: latest expiry.
-      for l = 1, #leases, 2 do
-        local held = match(leases[l], ':(%d+)$')
-        if held then
-          a = a + held
+      local until_now = format(D, now)
+      -- Expired leases leave the set, and their permits the sum. Usually there are none: callers release theirs.
+      local expired = call('ZRANGEBYSCORE', key, '(0', until_now)
+      if #expired > 0 then
+        call('ZREMRANGEBYSCORE', key, '(0', until_now)
+        call('ZINCRBY', key, format(D, permits_of(expired)), SUM)
+      end
+      -- The sum sorts first (its score is minus the permits held, never above 0; a lease's is its expiry), then the
+      -- earliest lease.
+      local head = call('ZRANGE', key, '0', '1', 'WITHSCORES')
+      if head[1] and head[1] ~= SUM then
+        -- Leases without their sum (a key edited by hand): counted once, in O(n), and the sum written.
+        a = permits_of(call('ZRANGE', key, '0', '-1'))
+        call('ZADD', key, format(D, -a), SUM)
+        head = call('ZRANGE', key, '0', '1', 'WITHSCORES')
+      end
+      if head[1] then
+        a = -(head[2] + 0)
+        if a < 0 then
+          a = 0
         end
-        local expiry = leases[l + 1] + 0
-        if b == 0 or expiry < b then
-          b = expiry
-        end
-        if expiry > c then
-          c = expiry
+        if head[3] then
+          b = head[4] + 0
+          c = call('ZRANGE', key, '-1', '-1', 'WITHSCORES')[2] + 0
         end
       end
       allowed = cost <= permits and a + cost <= permits
       if allowed and not probe then
         granted = cost
         if cost > 0 then
-          na, nb = now + lease, ARGV[base + 6]
+          na, nb, nc = now + lease, ARGV[base + 6], cost
           ttl = ceil(((c > na and c or na) - now) / 1000) + pad
         end
       end

@@ -150,7 +150,7 @@ public sealed class StoreTests(RedisFixture fixture)
         Assert.Equal(hostile.Length * limits.Length, keys.Length);
         foreach (var key in keys)
         {
-            Assert.Matches("^" + prefix + @":\{[A-Za-z0-9_-]{11}\}:[A-Za-z0-9_-]{22}(:c)?$", key);
+            Assert.Matches("^" + prefix + @":\{[A-Za-z0-9_-]{11}\}:[A-Za-z0-9_-]{22}(:l)?$", key);
             var ttl = long.Parse(fixture.Server.Cli("PTTL", key), System.Globalization.CultureInfo.InvariantCulture);
             Assert.InRange(ttl, 1, 86_400_000L + 1);
         }
@@ -250,6 +250,75 @@ public sealed class StoreTests(RedisFixture fixture)
     }
 
     [Fact]
+    public async Task Concurrency_keeps_the_sum_of_its_leases_through_grants_releases_and_expiry()
+    {
+        // A decision reads the permits in flight from the key's sum ('#', scored by minus the permits held), not by
+        // reading every lease; every path that adds or removes a lease must keep it exact.
+        var clock = TestStores.Clock(Start);
+        await using var store = await TestStores.ConnectAsync(fixture.Server, time: clock);
+        var now = TestStores.Micros(Start);
+        var limit = Limit.Concurrency(1_005, TimeSpan.FromSeconds(10));
+        var one = new RateLimitCheck(limit, StoreKey.Create("sum", "alice"), 1, false);
+        var heavy = one with { Cost = 5 };
+        var key = RedisKeys.For(store.Options.KeyPrefix, one.Key, LimitAlgorithm.Concurrency).ToString();
+        var outcomes = new StoreOutcome[1];
+        for (var i = 0; i < 1_000; i++)
+        {
+            await store.DecideAsync(new[] { one }, outcomes, now);
+            Assert.True(outcomes[0].Committed);
+        }
+
+        await store.DecideAsync(new[] { heavy }, outcomes, now + 1_000_000);
+        var held = outcomes[0];
+        Assert.True(held.Committed);
+        Assert.Equal("-1005", fixture.Server.Cli("ZSCORE", key, "#").Trim());
+        await store.DecideAsync(new[] { one }, outcomes, now + 1_000_000);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+
+        // A weighted release gives back its permits, once.
+        await store.ReleaseAsync(heavy, held.LeaseId);
+        await store.ReleaseAsync(heavy, held.LeaseId);
+        Assert.Equal("-1000", fixture.Server.Cli("ZSCORE", key, "#").Trim());
+        for (var i = 0; i < 5; i++)
+        {
+            await store.DecideAsync(new[] { one }, outcomes, now + 1_000_000);
+            Assert.True(outcomes[0].Committed);
+        }
+
+        await store.DecideAsync(new[] { one }, outcomes, now + 1_000_000);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+
+        // The first 1,000 leases expire together: the next decision takes them out of the set and the sum.
+        await store.DecideAsync(new[] { heavy }, outcomes, now + 10_000_001);
+        Assert.True(outcomes[0].Committed);
+        Assert.Equal("-10", fixture.Server.Cli("ZSCORE", key, "#").Trim());
+        Assert.Equal("7", fixture.Server.Cli("ZCARD", key).Trim()); // five single leases, the heavy one, the sum
+    }
+
+    [Fact]
+    public async Task Concurrency_leases_without_their_sum_are_counted_and_the_sum_restored()
+    {
+        // A key edited by hand (its sum deleted) must not hand out the permits its leases hold.
+        var clock = TestStores.Clock(Start);
+        await using var store = await TestStores.ConnectAsync(fixture.Server, time: clock);
+        var now = TestStores.Micros(Start);
+        var check = new RateLimitCheck(Limit.Concurrency(3, TimeSpan.FromSeconds(10)), StoreKey.Create("unsummed", "alice"), 1, false);
+        var key = RedisKeys.For(store.Options.KeyPrefix, check.Key, LimitAlgorithm.Concurrency).ToString();
+        var outcomes = new StoreOutcome[1];
+        await store.DecideAsync(new[] { check with { Cost = 2 } }, outcomes, now);
+        Assert.True(outcomes[0].Committed);
+        Assert.Equal("1", fixture.Server.Cli("ZREM", key, "#").Trim());
+
+        await store.DecideAsync(new[] { check with { Cost = 2 } }, outcomes, now);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+        Assert.Equal("-2", fixture.Server.Cli("ZSCORE", key, "#").Trim());
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        Assert.True(outcomes[0].Committed);
+        await store.DecideAsync(new[] { check }, outcomes, now);
+        Assert.False(outcomes[0].Outcome.IsAllowed);
+    }
+
+    [Fact]
     public async Task Leased_mode_serves_slices_locally()
     {
         var clock = TestStores.Clock(Start);
@@ -332,7 +401,7 @@ public sealed class StoreTests(RedisFixture fixture)
     {
         // docs/redis.md, Topologies: the client's handshake, the commands the store sends, and those its script calls.
         using var server = RedisServer.Start();
-        Assert.Equal("OK", server.Cli("ACL", "SETUSER", "floodgate", "on", ">acl-secret", "~fg:*", "+@connection", "+info", "+config|get", "+cluster|nodes", "+cluster|slots", "+evalsha", "+eval", "+script|load", "+zrem", "+mget", "+set", "+zadd", "+zrange", "+zremrangebyscore", "+pexpire", "+time"));
+        Assert.Equal("OK", server.Cli("ACL", "SETUSER", "floodgate", "on", ">acl-secret", "~fg:*", "+@connection", "+info", "+config|get", "+cluster|nodes", "+cluster|slots", "+evalsha", "+eval", "+script|load", "+zrem", "+mget", "+set", "+zadd", "+zincrby", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+pexpire", "+time"));
         await using var store = await TestStores.ConnectAsync(server.Configuration + ",user=floodgate,password=acl-secret", prefix: "fg");
 
         await TestStores.SpendThreePerHourAsync(store, "acl");
@@ -346,6 +415,7 @@ public sealed class StoreTests(RedisFixture fixture)
 
         // Loaded by the store on connecting, not on a first NOSCRIPT.
         Assert.Equal("1", server.Cli("SCRIPT", "EXISTS", TestStores.ScriptSha).Trim());
+        Assert.Equal("1", server.Cli("SCRIPT", "EXISTS", TestStores.Sha(RedisStore.ReleaseScript)).Trim());
     }
 
     [Fact]

@@ -75,7 +75,10 @@ internal static class TestStores
     }
 
     /// <summary>The SHA1 by which the store calls its script (what <c>SCRIPT EXISTS</c> takes).</summary>
-    public static readonly string ScriptSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(RedisStore.Script)));
+    public static readonly string ScriptSha = Sha(RedisStore.Script);
+
+    /// <summary>The SHA-1 that <c>EVALSHA</c> and <c>SCRIPT EXISTS</c> name a script by.</summary>
+    public static string Sha(string script) => Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(script)));
 
     /// <summary>The Redis key <paramref name="store"/> keeps <paramref name="check"/>'s state under.</summary>
     public static string KeyOf(RedisStore store, RateLimitCheck check) =>
