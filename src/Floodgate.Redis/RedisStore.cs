@@ -357,9 +357,23 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
 
         var key = RedisKeys.For(_prefix, check.Key, LimitAlgorithm.Concurrency);
+        var connection = Current;
+        if (connection is not null)
+        {
+            // An open breaker answers a release as it answers a decision: without waiting on a node known to be down.
+            var slot = connection.HashSlot(key);
+            var breaker = slot == NoSlot ? _breaker : BreakerOf(connection, slot, LocalNow());
+            if (!breaker.IsClosed)
+            {
+                // The lease frees itself at its timeout.
+                CountFailure("circuit_open");
+                return;
+            }
+        }
+
         try
         {
-            var release = (Current ?? throw NoMaster()).GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [LeaseMember(leaseId, check.Cost), check.Cost], CommandFlags.DemandMaster);
+            var release = (connection ?? throw NoMaster()).GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [LeaseMember(leaseId, check.Cost), check.Cost], CommandFlags.DemandMaster);
             await release.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

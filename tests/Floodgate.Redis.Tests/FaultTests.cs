@@ -179,6 +179,36 @@ public sealed class FaultTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_release_is_not_sent_while_the_breaker_is_open()
+    {
+        // A hung Redis (paused, not dead: commands wait rather than fail) opens the breaker; a request that ends then
+        // must not wait out the timeout to release its lease, which frees itself at its lease timeout.
+        using var server = RedisServer.Start();
+        await using var store = await TestStores.ConnectAsync(server, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(300);
+            o.FailureMode = RedisFailureMode.Open;
+            o.BreakerFailureThreshold = 1;
+            o.BreakerDuration = TimeSpan.FromMinutes(10);
+        });
+        using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.Configuration + ",allowAdmin=true");
+        var check = new RateLimitCheck(Limit.Concurrency(5, TimeSpan.FromMinutes(1)), StoreKey.Create("hung", "alice"), 1, false);
+        var held = (await store.DecideAsync(check))[0];
+        Assert.False(held.IsStoreFailure);
+
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", "2000", "ALL");
+        Assert.True((await store.DecideAsync(check))[0].IsStoreFailure);
+        Assert.False(store.IsCircuitClosed);
+
+        var failures = store.Failures;
+        var release = store.ReleaseAsync(check, held.LeaseId);
+        Assert.True(release.IsCompleted, "the release waited on a node whose breaker is open");
+        await release;
+        Assert.Equal(failures + 1, store.Failures);
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "UNPAUSE");
+    }
+
+    [Fact]
     public async Task A_store_starts_while_redis_is_down_and_never_throws()
     {
         await using var store = await ConnectToNothingAsync(RedisFailureMode.Closed);
