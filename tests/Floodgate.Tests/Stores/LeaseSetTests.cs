@@ -139,6 +139,20 @@ public sealed class LeaseSetTests
     }
 
     [Fact]
+    public void Expiries_before_1970_keep_the_latest_expiry_at_zero()
+    {
+        // A clock before 1970 gives negative expiries: the earliest is the least, the latest never goes below 0.
+        var set = new LeaseSet();
+        set.Add(1, -30, 1);
+        set.Add(2, -10, 1);
+        AssertSummary(set, 2, -30, 0);
+        set.Add(3, 5, 1);
+        AssertSummary(set, 3, -30, 5);
+        set.Purge(-20);
+        AssertSummary(set, 2, -10, 5);
+    }
+
+    [Fact]
     public void Thousands_of_random_operations_on_large_sets_match_the_reference_model()
     {
         // Large sets, so the structure is many levels deep; every kind of expiry order.
