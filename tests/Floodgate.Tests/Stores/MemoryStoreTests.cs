@@ -309,6 +309,39 @@ public sealed class MemoryStoreTests
     }
 
     [Fact]
+    public void Leases_of_different_timeouts_on_one_key_give_the_exact_retry_and_reset()
+    {
+        // The same key under a limit whose lease timeout was shortened by a reload: expiries arrive out of order.
+        var time = new FakeTimeProvider(Start);
+        var store = new MemoryStore(timeProvider: time);
+        var before = Limit.Concurrency(3, TimeSpan.FromSeconds(10));
+        var after = Limit.Concurrency(3, TimeSpan.FromSeconds(2));
+        var key = Key(3, 4);
+        var longLease = DecideOne(store, before, key);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(DecideOne(store, after, key).Outcome.IsAllowed);
+        Assert.True(DecideOne(store, after, key).Outcome.IsAllowed);
+
+        // Full: retry when the earliest lease ends (3 s), reset when the latest does (10 s).
+        time.Advance(TimeSpan.FromSeconds(1.5));
+        var denied = DecideOne(store, after, key);
+        Assert.False(denied.Outcome.IsAllowed);
+        Assert.Equal(500_000, denied.Outcome.RetryAfterMicroseconds);
+        Assert.Equal(7_500_000, denied.Outcome.ResetAfterMicroseconds);
+
+        // Releasing the latest lease brings the reset back to the latest of those left.
+        store.ReleaseAsync(new RateLimitCheck(before, key, 1, false), longLease.LeaseId);
+        var released = DecideOne(store, after, key, cost: 0);
+        Assert.Equal(1, released.Outcome.Remaining);
+        Assert.Equal(500_000, released.Outcome.ResetAfterMicroseconds);
+
+        time.Advance(TimeSpan.FromSeconds(0.5));
+        var expired = DecideOne(store, after, key, cost: 0);
+        Assert.Equal(3, expired.Outcome.Remaining);
+        Assert.Equal(0, expired.Outcome.ResetAfterMicroseconds);
+    }
+
+    [Fact]
     public void A_concurrency_key_inserted_by_a_group_does_not_evict_a_key_the_group_just_wrote()
     {
         var store = new MemoryStore(new MemoryStoreOptions { MaxEntries = 2, Shards = 1 }, new FakeTimeProvider(Start));
