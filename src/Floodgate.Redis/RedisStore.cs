@@ -69,6 +69,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <summary>How often, at most, a slot whose breaker is open asks the connection again which master owns it.</summary>
     private const long RerouteMicroseconds = 100_000;
 
+    /// <summary>The first pause before a call answered TRYAGAIN is sent again; each next one doubles, up to the longest.</summary>
+    private static readonly TimeSpan TryAgainFirstPause = TimeSpan.FromMilliseconds(2);
+    private static readonly TimeSpan TryAgainLongestPause = TimeSpan.FromMilliseconds(20);
+
     private static readonly Meter SharedMeter = new(MeterName);
 
     private readonly IConnectionMultiplexer? _connection;
@@ -1079,6 +1083,23 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 await AwaitCalls(resent, deadline, cancellationToken).ConfigureAwait(false);
             }
 
+            // A slot caught half-migrated (some of an identity's keys moved, some not) answers TRYAGAIN before running
+            // anything: resend such calls after a short, growing pause while time is left. Moving a slot's keys takes
+            // milliseconds; a migration stuck longer than the timeout leaves them to the failure mode.
+            var pause = TryAgainFirstPause;
+            while (TryAgainCalls(calls) is { } retried && Remaining(deadline) > pause)
+            {
+                await Task.Delay(pause, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+                foreach (var call in retried)
+                {
+                    CountRoundTrip();
+                    call.Task = Evaluate(call.Keys!, call.Values!, sendScript: false);
+                }
+
+                await AwaitCalls(retried, deadline, cancellationToken).ConfigureAwait(false);
+                pause = pause * 2 < TryAgainLongestPause ? pause * 2 : TryAgainLongestPause;
+            }
+
             // A calendar period turned between this clock and the server's: resend every such call with the server's
             // periods, once, and wait for them together in the time left.
             resent = null;
@@ -1377,6 +1398,22 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             // every other synchronous failure becomes a failed call, answered by the failure mode.
             return Task.FromException<RedisResult>(ex);
         }
+    }
+
+    /// <summary>The calls answered TRYAGAIN (their slot is half-migrated), or <see langword="null"/> when none was.</summary>
+    private static List<Call>? TryAgainCalls(List<Call> calls)
+    {
+        List<Call>? again = null;
+        foreach (var call in calls)
+        {
+            if (call.Task!.IsFaulted && call.Task.Exception?.InnerException is RedisServerException tryAgain
+                && tryAgain.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
+            {
+                (again ??= []).Add(call);
+            }
+        }
+
+        return again;
     }
 
     private static bool IsCalendarSkew(RedisResult result) =>

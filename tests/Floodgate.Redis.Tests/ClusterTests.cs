@@ -158,6 +158,57 @@ public sealed class ClusterTests(ClusterFixture cluster) : IClassFixture<Cluster
     }
 
     [Fact]
+    public async Task A_decision_caught_in_a_half_migrated_slot_is_sent_again_until_the_migration_completes()
+    {
+        // One identity's two keys share a slot; with one moved and the other not yet, Redis answers the call TRYAGAIN.
+        // The identity is the test's own, so no other test's keys share the slot.
+        var prefix = "ta" + Guid.NewGuid().ToString("N")[..6];
+        await using var store = await TestStores.ConnectAsync(cluster.Configuration, o => o.Timeout = TimeSpan.FromSeconds(5), prefix: prefix);
+        var limit = Limit.Quota(new Rate(10, 1, RateUnit.Day), null);
+        var checks = new[]
+        {
+            new RateLimitCheck(limit, StoreKey.Create("first", prefix), 1, false),
+            new RateLimitCheck(limit, StoreKey.Create("second", prefix), 1, false),
+        };
+        Assert.All(await store.DecideAsync(checks), o => Assert.True(o.Committed));
+
+        var keys = checks.Select(c => System.Text.Encoding.ASCII.GetString((byte[])RedisKeys.For(prefix, c.Key, limit.Algorithm)!)).ToArray();
+        var slot = cluster.Nodes[0].Cli("CLUSTER", "KEYSLOT", keys[0]);
+        Assert.Equal(slot, cluster.Nodes[0].Cli("CLUSTER", "KEYSLOT", keys[1]));
+        var source = cluster.Nodes.Single(n => n.Cli("EXISTS", keys[0], keys[1]) == "2");
+        var target = cluster.Nodes.First(n => n != source);
+        var sourceId = source.Cli("CLUSTER", "MYID");
+        var targetId = target.Cli("CLUSTER", "MYID");
+        var port = target.Port.ToString(CultureInfo.InvariantCulture);
+        Assert.Equal("OK", target.Cli("CLUSTER", "SETSLOT", slot, "IMPORTING", sourceId));
+        Assert.Equal("OK", source.Cli("CLUSTER", "SETSLOT", slot, "MIGRATING", targetId));
+        Assert.Equal("OK", source.Cli("MIGRATE", "127.0.0.1", port, keys[0], "0", "5000"));
+
+        // The migration completes a moment after the decision is sent, while the store is pausing between retries.
+        var trips = store.RoundTrips;
+        var decision = store.DecideAsync(checks);
+        await Task.Delay(300);
+        Assert.False(decision.IsCompleted, "the decision did not wait for the migration");
+        foreach (var moving in source.Cli("CLUSTER", "GETKEYSINSLOT", slot, "100").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            Assert.Equal("OK", source.Cli("MIGRATE", "127.0.0.1", port, moving, "0", "5000"));
+        }
+
+        foreach (var node in cluster.Nodes)
+        {
+            Assert.Equal("OK", node.Cli("CLUSTER", "SETSLOT", slot, "NODE", targetId));
+        }
+
+        var outcomes = await decision;
+        Assert.All(outcomes, o => Assert.False(o.IsStoreFailure));
+        Assert.All(outcomes, o => Assert.True(o.Committed));
+        Assert.All(outcomes, o => Assert.Equal(8, o.Outcome.Remaining));
+        Assert.True(store.RoundTrips > trips + 2, "the call was not sent again");
+        Assert.Equal("2", target.Cli("EXISTS", keys[0], keys[1]));
+        Assert.Equal(0, store.Failures);
+    }
+
+    [Fact]
     public async Task Decisions_stay_correct_through_a_MOVED_after_resharding_a_slot()
     {
         var prefix = "mv" + Guid.NewGuid().ToString("N")[..6];
