@@ -104,7 +104,11 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private long _localDecisionCount;
     private long _failureCount;
     private long _mismatchCount;
-    private long _lastLog = long.MinValue;
+    private readonly long _started;
+
+    // Far enough in the past that the first failure is logged; long.MinValue would overflow 'now - last' and, until a
+    // breaker opened, silence every failure log.
+    private long _lastLog = long.MinValue / 2;
     private long _suppressedLogs;
 
     /// <summary>Creates a store on a connection the caller owns and disposes.</summary>
@@ -132,6 +136,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _options = options;
         _prefix = options.KeyPrefix;
         _time = timeProvider ?? TimeProvider.System;
+        _started = _time.GetTimestamp();
         _logger = logger ?? NullLogger.Instance;
         _breaker = new CircuitBreaker(options.BreakerFailureThreshold, Micros(options.BreakerDuration));
         _newNodeBreaker = endPoint => new CircuitBreaker(options.BreakerFailureThreshold, Micros(options.BreakerDuration), NameOf(endPoint));
@@ -366,7 +371,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             // An open breaker answers a release as it answers a decision: without waiting on a node known to be down.
             var slot = connection.HashSlot(key);
-            var breaker = slot == NoSlot ? _breaker : BreakerOf(connection, slot, LocalNow());
+            var breaker = slot == NoSlot ? _breaker : BreakerOf(connection, slot, SteadyNow());
             if (!breaker.IsClosed)
             {
                 // The lease frees itself at its timeout.
@@ -749,7 +754,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             call.Groups.Add(group);
         }
 
-        var now = LocalNow();
+        var now = SteadyNow();
         foreach (var call in calls)
         {
             // Each call is judged by the breaker of the node it goes to: a dead node fails only its own slots' calls.
@@ -1146,7 +1151,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         var timedOut = false;
         var failed = false;
         CircuitBreaker? opened = null;
-        var now = LocalNow();
+        var now = SteadyNow();
         foreach (var call in calls)
         {
             var task = call.Task!;
@@ -1457,7 +1462,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                     open++;
                     break;
                 case RedisFailureMode.Closed:
-                    retry = retry > 0 ? retry : Math.Max(BreakerOf(group.Slot).RetryAfter(LocalNow()), ClosedRetryMicroseconds);
+                    retry = retry > 0 ? retry : Math.Max(BreakerOf(group.Slot).RetryAfter(SteadyNow()), ClosedRetryMicroseconds);
                     outcomes[k] = new StoreOutcome(new LimitOutcome(false, 0, 0, retry), false, 0, true);
                     closedDenies |= !checks[k].IsShadow;
                     closed++;
@@ -1526,7 +1531,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private void Fail(string reason, Exception? exception) => Fail(reason, exception, Volatile.Read(ref _slotRoutes) is null ? _breaker : null);
 
     private void Fail(string reason, Exception? exception, CircuitBreaker? breaker) =>
-        Report(reason, exception, breaker is not null && breaker.OnFailure(LocalNow()) ? breaker : null);
+        Report(reason, exception, breaker is not null && breaker.OnFailure(SteadyNow()) ? breaker : null);
 
     /// <summary>
     /// The breaker a call to <paramref name="slot"/> is judged by: the master's that owns the slot in the cluster's
@@ -1606,7 +1611,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private void Report(string reason, Exception? exception, CircuitBreaker? opened)
     {
         CountFailure(reason);
-        var now = LocalNow();
+        var now = SteadyNow();
         var last = Volatile.Read(ref _lastLog);
         if (opened is null && now - last < LogIntervalMicroseconds)
         {
@@ -1651,6 +1656,13 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     }
 
     private long LocalNow() => (_time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
+
+    /// <summary>
+    /// Microseconds since the store was made, on the monotonic clock: what the breakers, the slot routes and the log
+    /// interval measure durations by, so a wall clock stepped back (NTP, a VM resumed) neither holds a breaker open nor
+    /// silences the failure log for the size of the step.
+    /// </summary>
+    private long SteadyNow() => _time.GetElapsedTime(_started).Ticks / TimeSpan.TicksPerMicrosecond;
 
     [LoggerMessage(1, LogLevel.Warning, "Redis {Reason}: answering by on_failure={Mode}, or a rule's own ({Suppressed} earlier failures not logged)")]
     private static partial void LogFailure(ILogger logger, string reason, string mode, long suppressed, Exception? exception);

@@ -209,6 +209,73 @@ public sealed class FaultTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_failure_that_opens_no_breaker_is_logged()
+    {
+        // One timeout, far below the breaker's threshold: it must still reach the log (at most one line a second).
+        using var server = RedisServer.Start();
+        var logger = new ListLogger();
+        await using var store = await TestStores.ConnectAsync(server.Configuration, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(200);
+            o.FailureMode = RedisFailureMode.Open;
+            o.BreakerFailureThreshold = 1000;
+        }, logger: logger);
+        using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.Configuration + ",allowAdmin=true");
+        var check = new RateLimitCheck(Limit.Gcra(new Rate(1000, 1, RateUnit.Second)), StoreKey.Create("logged", "alice"), 1, false);
+        Assert.True(await TestStores.DecidedInRedisAsync(store, check, 1), "the store never reached Redis");
+
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", "1000", "ALL");
+        Assert.True((await store.DecideAsync(check))[0].IsStoreFailure);
+        Assert.True(store.IsCircuitClosed);
+        Assert.Contains(logger.Messages, m => m.Contains("timeout", StringComparison.Ordinal));
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "UNPAUSE");
+    }
+
+    [Fact]
+    public async Task A_wall_clock_stepped_back_does_not_hold_the_breaker_open()
+    {
+        // The breaker measures its open time on the monotonic clock: stepping the wall clock back an hour (NTP, a
+        // resumed VM) must not keep answering by the failure mode for an hour.
+        using var server = RedisServer.Start();
+        var clock = new SteppedClock(DateTimeOffset.UtcNow);
+        await using var store = await TestStores.ConnectAsync(server, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(200);
+            o.FailureMode = RedisFailureMode.Closed;
+            o.BreakerFailureThreshold = 1;
+            o.BreakerDuration = TimeSpan.FromSeconds(1);
+        }, clock);
+        using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.Configuration + ",allowAdmin=true");
+        var check = new RateLimitCheck(Limit.Gcra(new Rate(1000, 1, RateUnit.Second)), StoreKey.Create("stepped", "alice"), 1, false);
+        Assert.True(await TestStores.DecidedInRedisAsync(store, check, 1), "the store never reached Redis");
+
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", "500", "ALL");
+        Assert.True((await store.DecideAsync(check))[0].IsStoreFailure);
+        Assert.False(store.IsCircuitClosed);
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "UNPAUSE");
+
+        clock.Wall -= TimeSpan.FromHours(1);
+        clock.Steady += TimeSpan.FromSeconds(2);
+        var outcome = (await store.DecideAsync(check))[0];
+        Assert.False(outcome.IsStoreFailure, "the breaker stayed open after the wall clock stepped back");
+        Assert.True(store.IsCircuitClosed);
+    }
+
+    /// <summary>A clock whose wall time and monotonic time the test moves apart.</summary>
+    private sealed class SteppedClock(DateTimeOffset wall) : TimeProvider
+    {
+        public DateTimeOffset Wall { get; set; } = wall;
+
+        public TimeSpan Steady { get; set; }
+
+        public override DateTimeOffset GetUtcNow() => Wall;
+
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+
+        public override long GetTimestamp() => Steady.Ticks;
+    }
+
+    [Fact]
     public async Task A_store_starts_while_redis_is_down_and_never_throws()
     {
         await using var store = await ConnectToNothingAsync(RedisFailureMode.Closed);
