@@ -8,6 +8,11 @@ namespace Floodgate.Envoy;
 /// Holds the current configuration and reloads it when the directory changes: changes are debounced, and a reload
 /// that fails keeps the last good configuration and logs why.
 /// </summary>
+/// <remarks>
+/// The directory may be reached through symbolic links (itself, or an ancestor such as a deploy tool's <c>current</c>):
+/// each link on the way is watched in its parent directory, so replacing it (the atomic swap by rename that deploy
+/// tools and the reference's <c>RUNTIME_WATCH_ROOT</c> expect) reloads, and the watch moves to the new target.
+/// </remarks>
 public sealed partial class EnvoyConfigProvider : IDisposable
 {
     private readonly EnvoyRateLimitOptions _options;
@@ -17,7 +22,8 @@ public sealed partial class EnvoyConfigProvider : IDisposable
     private readonly bool _ownsMetrics;
     private readonly Lock _gate = new();
     private EnvoyConfig _current = EnvoyConfig.Empty;
-    private FileSystemWatcher? _watcher;
+    private List<FileSystemWatcher> _watchers = [];
+    private WatchedPath? _watched;
     private ITimer? _debounce;
     private bool _disposed;
 
@@ -59,22 +65,27 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var config = EnvoyConfig.LoadDirectory(_options.ConfigDirectory, _options.MergeDomainConfigs);
-            Install(config);
-            if (_options.WatchConfigDirectory && _watcher is null)
+            var watching = _options.WatchConfigDirectory && _debounce is null;
+            try
             {
-                _debounce = _time.CreateTimer(static state => ((EnvoyConfigProvider)state!).Reload(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
-                _watcher = new FileSystemWatcher(_options.ConfigDirectory)
+                if (watching)
                 {
-                    IncludeSubdirectories = false,
-                    NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
-                };
-                _watcher.Changed += OnChanged;
-                _watcher.Created += OnChanged;
-                _watcher.Deleted += OnChanged;
-                _watcher.Renamed += OnChanged;
-                _watcher.Error += OnWatcherError;
-                _watcher.EnableRaisingEvents = true;
+                    // Watching starts before the first read: a change made while it reads is then seen, not lost.
+                    _debounce = _time.CreateTimer(static state => ((EnvoyConfigProvider)state!).Reload(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    Rewatch();
+                }
+
+                Install(EnvoyConfig.LoadDirectory(_options.ConfigDirectory, _options.MergeDomainConfigs));
+            }
+            catch when (watching)
+            {
+                // A service that does not start watches nothing.
+                DisposeAll(_watchers);
+                _watchers = [];
+                _watched = null;
+                _debounce?.Dispose();
+                _debounce = null;
+                throw;
             }
         }
     }
@@ -94,6 +105,12 @@ public sealed partial class EnvoyConfigProvider : IDisposable
 
             try
             {
+                if (_debounce is not null)
+                {
+                    // The links on the way may point elsewhere now: watch where the directory is before reading it.
+                    TryRewatch();
+                }
+
                 Install(EnvoyConfig.LoadDirectory(_options.ConfigDirectory, _options.MergeDomainConfigs));
                 success = true;
             }
@@ -117,8 +134,8 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         lock (_gate)
         {
             _disposed = true;
-            _watcher?.Dispose();
-            _watcher = null;
+            DisposeAll(_watchers);
+            _watchers = [];
             _debounce?.Dispose();
             _debounce = null;
             if (_ownsMetrics)
@@ -143,6 +160,114 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         if (config.Domains.Count == 0)
         {
             LogNoDomains(_logger, _options.ConfigDirectory);
+        }
+    }
+
+    /// <summary>
+    /// Watches the directory where the links lead now, and the parent directory of each link on the way, unless that is
+    /// what is watched already. The new watchers start before the old ones stop, and the path is resolved again once
+    /// they run, so a link swapped meanwhile is not missed. Throws when a watcher cannot start.
+    /// </summary>
+    private void Rewatch()
+    {
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            var path = WatchedPath.Resolve(_options.ConfigDirectory);
+            if (path.Equals(_watched))
+            {
+                return;
+            }
+
+            var watchers = new List<FileSystemWatcher>();
+            try
+            {
+                foreach (var (directory, names) in path.LinkParents)
+                {
+                    watchers.Add(Watch(directory, (_, e) => OnLinkChanged(names, e)));
+                }
+
+                if (path.Target is not null)
+                {
+                    watchers.Add(Watch(path.Target, OnChanged));
+                }
+            }
+            catch
+            {
+                DisposeAll(watchers);
+                throw;
+            }
+
+            DisposeAll(_watchers);
+            _watchers = watchers;
+            _watched = path;
+            if (path.Links.Count > 0)
+            {
+                LogWatching(_logger, _options.ConfigDirectory, path.Target ?? "(nothing: a link leads nowhere)", string.Join(", ", path.Links));
+            }
+        }
+    }
+
+    /// <summary><see cref="Rewatch"/>, logging instead of throwing: the watch in force stays, and the next reload tries again.</summary>
+    private void TryRewatch()
+    {
+        try
+        {
+            Rewatch();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            LogWatcherError(_logger, _options.ConfigDirectory, ex);
+        }
+    }
+
+    private FileSystemWatcher Watch(string directory, FileSystemEventHandler changed)
+    {
+        var watcher = new FileSystemWatcher(directory)
+        {
+            IncludeSubdirectories = false,
+            NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
+        };
+        try
+        {
+            watcher.Changed += changed;
+            watcher.Created += changed;
+            watcher.Deleted += changed;
+            watcher.Renamed += (sender, e) => changed(sender, e);
+            watcher.Error += OnWatcherError;
+            watcher.EnableRaisingEvents = true;
+            return watcher;
+        }
+        catch
+        {
+            watcher.Dispose();
+            throw;
+        }
+    }
+
+    private static void DisposeAll(List<FileSystemWatcher> watchers)
+    {
+        foreach (var watcher in watchers)
+        {
+            watcher.Dispose();
+        }
+    }
+
+    /// <summary>A link on the way to the directory was created, replaced, changed or removed: reload.</summary>
+    private void OnLinkChanged(IReadOnlySet<string> names, FileSystemEventArgs e)
+    {
+        if ((e.Name is not null && names.Contains(e.Name)) || (e is RenamedEventArgs renamed && renamed.OldName is not null && names.Contains(renamed.OldName)))
+        {
+            Arm();
+        }
+
+        WatcherEventHandled?.Invoke(e.Name);
+    }
+
+    private void Arm()
+    {
+        lock (_gate)
+        {
+            _debounce?.Change(_options.ReloadDebounce, Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -172,10 +297,7 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         // arms a reload: editors' swap and backup files, and other files, never do.
         if (e.Name is null || IsConfigurationFile(e.Name) || (e is RenamedEventArgs renamed && IsConfigurationFile(renamed.OldName)))
         {
-            lock (_gate)
-            {
-                _debounce?.Change(_options.ReloadDebounce, Timeout.InfiniteTimeSpan);
-            }
+            Arm();
         }
 
         WatcherEventHandled?.Invoke(e.Name);
@@ -199,6 +321,9 @@ public sealed partial class EnvoyConfigProvider : IDisposable
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "The Envoy rate limit configuration directory {Directory} declares no domain: every request is answered OK and the service reports itself not serving")]
     private static partial void LogNoDomains(ILogger logger, string directory);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "The Envoy rate limit configuration directory {Directory} leads to {Target} through the links {Links}; watching them, so that a link swapped for another is followed")]
+    private static partial void LogWatching(ILogger logger, string directory, string target, string links);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Watching the Envoy rate limit configuration directory {Directory} failed; reloading it")]
     private static partial void LogWatcherError(ILogger logger, string directory, Exception exception);

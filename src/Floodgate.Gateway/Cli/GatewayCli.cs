@@ -1,7 +1,9 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Net;
 using System.Runtime.InteropServices;
+using Floodgate.Envoy;
 using Floodgate.Gateway.Demo;
 using Floodgate.Gateway.Hosting;
 using Floodgate.Gateway.Policy;
@@ -9,6 +11,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
 
 namespace Floodgate.Gateway.Cli;
@@ -16,6 +19,20 @@ namespace Floodgate.Gateway.Cli;
 /// <summary>The <c>floodgate</c> command line: <c>run</c>, <c>check</c> and <c>token</c>.</summary>
 public static class GatewayCli
 {
+    // The Envoy service's options: each sets one EnvoyRateLimitOptions property.
+    private const string EnvoyConfig = "--envoy-config";
+    private const string EnvoyNoWatch = "--envoy-no-watch";
+    private const string EnvoyReloadDebounce = "--envoy-reload-debounce";
+    private const string EnvoyMergeDomains = "--envoy-merge-domains";
+    private const string EnvoyShadowMode = "--envoy-shadow-mode";
+    private const string EnvoyQuotaMode = "--envoy-quota-mode";
+    private const string EnvoyResponseHeaders = "--envoy-response-headers";
+    private const string EnvoyLimitHeader = "--envoy-limit-header";
+    private const string EnvoyRemainingHeader = "--envoy-remaining-header";
+    private const string EnvoyResetHeader = "--envoy-reset-header";
+    private const string EnvoyNearLimitRatio = "--envoy-near-limit-ratio";
+    private const string EnvoyMaxDescriptors = "--envoy-max-descriptors";
+
     /// <summary>Builds the command tree.</summary>
     public static RootCommand Build(TextWriter output, TextWriter error)
     {
@@ -36,28 +53,201 @@ public static class GatewayCli
         var certificateKey = new Option<FileInfo?>("--certificate-key") { Description = "The PEM private key of --certificate, when it is not in the certificate file." };
         var admin = new Option<Uri>("--admin") { Description = "Where /metrics, /healthz and /readyz listen.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:9090"), CustomParser = ParseAddress };
         var envoy = new Option<Uri?>("--envoy") { Description = "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default.", CustomParser = ParseAddress };
-        var envoyConfig = new Option<DirectoryInfo?>("--envoy-config") { Description = "The directory of envoyproxy/ratelimit YAML files the Envoy service reads; required with --envoy." };
         var demo = new Option<bool>("--demo") { Description = "Also start a local echo upstream and a demo signing key, and print curl lines to try." };
         var noWatch = new Option<bool>("--no-watch") { Description = "Do not reload the policy when the file changes." };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "The least severe log level written.", DefaultValueFactory = _ => LogLevel.Information };
-        var command = new Command("run", "Run the gateway.") { policy, listen, certificate, certificateKey, admin, envoy, envoyConfig, demo, noWatch, logLevel };
-        command.SetAction(async (result, cancellationToken) =>
+        var command = new Command("run", "Run the gateway.") { policy, listen, certificate, certificateKey, admin, envoy, demo, noWatch, logLevel };
+        var envoyOptions = EnvoyOptions();
+        foreach (var option in envoyOptions)
         {
-            var options = new GatewayHostOptions
-            {
-                PolicyPath = result.GetRequiredValue(policy).FullName,
-                Listen = result.GetRequiredValue(listen),
-                Certificate = result.GetValue(certificate)?.FullName,
-                CertificateKey = result.GetValue(certificateKey)?.FullName,
-                Admin = result.GetRequiredValue(admin),
-                Envoy = result.GetValue(envoy),
-                EnvoyConfigDirectory = result.GetValue(envoyConfig)?.FullName,
-                WatchPolicy = !result.GetValue(noWatch),
-                LogLevel = result.GetValue(logLevel),
-            };
-            return await RunAsync(options, result.GetValue(demo), output, error, cancellationToken).ConfigureAwait(false);
-        });
+            command.Add(option);
+        }
+
+        command.Validators.Add(result => ValidateEnvoyOptions(result, envoy, envoyOptions));
+        command.SetAction(async (result, cancellationToken) =>
+            await RunAsync(RunOptions(result), result.GetValue(demo), output, error, cancellationToken).ConfigureAwait(false));
         return command;
+    }
+
+    /// <summary>The gateway's options as a parsed <c>run</c> command line gives them.</summary>
+    internal static GatewayHostOptions RunOptions(ParseResult result) => new()
+    {
+        PolicyPath = result.GetRequiredValue<FileInfo>("--policy").FullName,
+        Listen = result.GetRequiredValue<Uri>("--listen"),
+        Certificate = result.GetValue<FileInfo?>("--certificate")?.FullName,
+        CertificateKey = result.GetValue<FileInfo?>("--certificate-key")?.FullName,
+        Admin = result.GetRequiredValue<Uri>("--admin"),
+        Envoy = result.GetValue<Uri?>("--envoy"),
+        EnvoyConfigDirectory = result.GetValue<DirectoryInfo?>(EnvoyConfig)?.FullName,
+        ConfigureEnvoy = EnvoySettings(result),
+        WatchPolicy = !result.GetValue<bool>("--no-watch"),
+        LogLevel = result.GetValue<LogLevel>("--log-level"),
+    };
+
+    /// <summary>
+    /// The options of the Envoy service besides its address: each sets one <see cref="EnvoyRateLimitOptions"/> property
+    /// (and names the reference's setting), and a value is checked by that class's own validation when it is parsed.
+    /// </summary>
+    private static Option[] EnvoyOptions() =>
+    [
+        new Option<DirectoryInfo?>(EnvoyConfig) { Description = "The directory of envoyproxy/ratelimit YAML files the Envoy service reads; required with --envoy. A link to it (or to a parent) swapped for another is followed." },
+        new Option<bool>(EnvoyNoWatch) { Description = "Do not reload the Envoy configuration directory when it changes (RUNTIME_WATCH_ROOT=false)." },
+        new Option<TimeSpan?>(EnvoyReloadDebounce)
+        {
+            Description = "How long the Envoy configuration directory must stay quiet after a change before it is reloaded: 500ms by default, at most 1m.",
+            CustomParser = r => ParseEnvoyValue<TimeSpan>(r, EnvoyReloadDebounce, "a duration such as 500ms or 2s", YamlReader.TryParseDuration, (o, v) => o.ReloadDebounce = v, nameof(EnvoyRateLimitOptions.ReloadDebounce)),
+        },
+        new Option<bool>(EnvoyMergeDomains) { Description = "Let several Envoy configuration files add descriptors to one domain (MERGE_DOMAIN_CONFIG); otherwise a domain declared twice is an error." },
+        new Option<bool>(EnvoyShadowMode) { Description = "Run every Envoy rule in shadow mode: counted and measured, never answered OVER_LIMIT (SHADOW_MODE)." },
+        new Option<bool>(EnvoyQuotaMode) { Description = "Make every Envoy rule a quota rule: a request is over the limit only when every descriptor it carries is (QUOTA_MODE)." },
+        new Option<bool>(EnvoyResponseHeaders) { Description = "Send limit headers for Envoy to add to the response, describing the descriptor closest to its limit (LIMIT_RESPONSE_HEADERS_ENABLED)." },
+        HeaderOption(EnvoyLimitHeader, "the limit", "X-RateLimit-Limit", "LIMIT_LIMIT_HEADER", (o, v) => o.LimitHeader = v, nameof(EnvoyRateLimitOptions.LimitHeader)),
+        HeaderOption(EnvoyRemainingHeader, "what remains", "X-RateLimit-Remaining", "LIMIT_REMAINING_HEADER", (o, v) => o.RemainingHeader = v, nameof(EnvoyRateLimitOptions.RemainingHeader)),
+        HeaderOption(EnvoyResetHeader, "the seconds until reset", "X-RateLimit-Reset", "LIMIT_RESET_HEADER", (o, v) => o.ResetHeader = v, nameof(EnvoyRateLimitOptions.ResetHeader)),
+        new Option<double?>(EnvoyNearLimitRatio)
+        {
+            Description = "The share of a limit past which Envoy hits count as near the limit in metrics: 0.8 by default, from 0 to 1 (NEAR_LIMIT_RATIO).",
+            CustomParser = r => ParseEnvoyValue<double>(r, EnvoyNearLimitRatio, "a number such as 0.8", (string text, out double value) => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out value), (o, v) => o.NearLimitRatio = v, nameof(EnvoyRateLimitOptions.NearLimitRatio)),
+        },
+        new Option<int?>(EnvoyMaxDescriptors)
+        {
+            Description = "The most descriptors one Envoy request may carry; more is INVALID_ARGUMENT. 256 by default, at least 1.",
+            CustomParser = r => ParseEnvoyValue<int>(r, EnvoyMaxDescriptors, "a whole number such as 256", (string text, out int value) => int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value), (o, v) => o.MaxDescriptors = v, nameof(EnvoyRateLimitOptions.MaxDescriptors)),
+        },
+    ];
+
+    private static Option<string?> HeaderOption(string name, string what, string fallback, string reference, Action<EnvoyRateLimitOptions, string> apply, string property) => new(name)
+    {
+        Description = $"With --envoy-response-headers: the name of the header that carries {what}; {fallback} by default ({reference}).",
+        CustomParser = r => ParseEnvoyValue<string>(r, name, "a header name", (string text, out string value) => (value = text).Length > 0, apply, property),
+    };
+
+    private delegate bool TryParse<T>(string text, out T value);
+
+    /// <summary>
+    /// Parses an Envoy option's value and checks it with <see cref="EnvoyRateLimitOptions.Validate"/>, so that the command
+    /// line accepts exactly what the service does; an error names the option.
+    /// </summary>
+    private static T? ParseEnvoyValue<T>(ArgumentResult result, string option, string example, TryParse<T> parse, Action<EnvoyRateLimitOptions, T> apply, string property)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+        if (!parse(text, out var value))
+        {
+            result.AddError($"{option}: '{text}' is not {example}.");
+            return default;
+        }
+
+        var options = new EnvoyRateLimitOptions { ConfigDirectory = "." };
+        apply(options, value);
+        try
+        {
+            options.Validate();
+        }
+        catch (OptionsValidationException e)
+        {
+            // The service's message names the property: name the option instead.
+            foreach (var failure in e.Failures)
+            {
+                result.AddError(failure.Replace($"{nameof(EnvoyRateLimitOptions)}.{property}", option, StringComparison.Ordinal));
+            }
+        }
+
+        return value;
+    }
+
+    /// <summary>Refuses Envoy options that would do nothing: without --envoy, or without the option they refine.</summary>
+    private static void ValidateEnvoyOptions(CommandResult result, Option envoy, Option[] envoyOptions)
+    {
+        bool Given(string name) => result.GetResult(envoyOptions.First(o => o.Name == name)) is { Implicit: false };
+        if (result.GetResult(envoy) is null)
+        {
+            foreach (var option in envoyOptions.Where(o => result.GetResult(o) is { Implicit: false }))
+            {
+                result.AddError($"{option.Name} applies to the Envoy service, which is off: give --envoy (and --envoy-config) too, or remove {option.Name}.");
+            }
+
+            return;
+        }
+
+        if (!Given(EnvoyConfig))
+        {
+            result.AddError("--envoy-config is required with --envoy: the directory of envoyproxy/ratelimit YAML files.");
+        }
+
+        foreach (var header in new[] { EnvoyLimitHeader, EnvoyRemainingHeader, EnvoyResetHeader }.Where(Given))
+        {
+            if (!result.GetValue<bool>(EnvoyResponseHeaders))
+            {
+                result.AddError($"{header} names a header that is sent only with --envoy-response-headers: add it, or remove {header}.");
+            }
+        }
+
+        if (Given(EnvoyReloadDebounce) && result.GetValue<bool>(EnvoyNoWatch))
+        {
+            result.AddError($"{EnvoyReloadDebounce} does nothing with {EnvoyNoWatch}, which stops the reloads: remove one of them.");
+        }
+    }
+
+    /// <summary>The Envoy options given on the command line, as one setter; <see langword="null"/> when none is.</summary>
+    private static Action<EnvoyRateLimitOptions>? EnvoySettings(ParseResult result)
+    {
+        var settings = new List<Action<EnvoyRateLimitOptions>>();
+        if (result.GetValue<bool>(EnvoyNoWatch))
+        {
+            settings.Add(o => o.WatchConfigDirectory = false);
+        }
+
+        if (result.GetValue<TimeSpan?>(EnvoyReloadDebounce) is { } debounce)
+        {
+            settings.Add(o => o.ReloadDebounce = debounce);
+        }
+
+        if (result.GetValue<bool>(EnvoyMergeDomains))
+        {
+            settings.Add(o => o.MergeDomainConfigs = true);
+        }
+
+        if (result.GetValue<bool>(EnvoyShadowMode))
+        {
+            settings.Add(o => o.GlobalShadowMode = true);
+        }
+
+        if (result.GetValue<bool>(EnvoyQuotaMode))
+        {
+            settings.Add(o => o.GlobalQuotaMode = true);
+        }
+
+        if (result.GetValue<bool>(EnvoyResponseHeaders))
+        {
+            settings.Add(o => o.ResponseHeadersEnabled = true);
+        }
+
+        if (result.GetValue<string?>(EnvoyLimitHeader) is { } limit)
+        {
+            settings.Add(o => o.LimitHeader = limit);
+        }
+
+        if (result.GetValue<string?>(EnvoyRemainingHeader) is { } remaining)
+        {
+            settings.Add(o => o.RemainingHeader = remaining);
+        }
+
+        if (result.GetValue<string?>(EnvoyResetHeader) is { } reset)
+        {
+            settings.Add(o => o.ResetHeader = reset);
+        }
+
+        if (result.GetValue<double?>(EnvoyNearLimitRatio) is { } ratio)
+        {
+            settings.Add(o => o.NearLimitRatio = ratio);
+        }
+
+        if (result.GetValue<int?>(EnvoyMaxDescriptors) is { } max)
+        {
+            settings.Add(o => o.MaxDescriptors = max);
+        }
+
+        return settings.Count == 0 ? null : options => settings.ForEach(set => set(options));
     }
 
     private static Uri ParseAddress(System.CommandLine.Parsing.ArgumentResult result) => Parse(result, https: false);

@@ -11,13 +11,13 @@ namespace Floodgate.Gateway.Hosting;
 /// </summary>
 internal static class EnvoyHosting
 {
-    public static WebApplication Build(WebApplicationBuilder builder, GatewayRuntime runtime, string configDirectory, TimeProvider time)
+    public static WebApplication Build(WebApplicationBuilder builder, GatewayRuntime runtime, Action<EnvoyRateLimitOptions> configure, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(runtime);
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton<IRateLimitStore>(runtime.Store);
-        builder.Services.AddFloodgateEnvoy(o => o.ConfigDirectory = configDirectory);
+        builder.Services.AddFloodgateEnvoy(configure);
         var app = builder.Build();
         app.MapFloodgateEnvoy();
         return app;

@@ -68,6 +68,9 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
     internal GatewayRuntime Runtime { get; }
 
+    /// <summary>The Envoy service's container, if it runs; for tests.</summary>
+    internal IServiceProvider? EnvoyServices => _envoy?.Services;
+
     /// <summary>Validates the policy, opens the store and starts listening.</summary>
     /// <exception cref="PolicyException">The policy is invalid.</exception>
     /// <exception cref="InvalidOperationException">The TLS certificate cannot be served.</exception>
@@ -168,7 +171,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
             if (options.Envoy is not null)
             {
-                envoy = EnvoyHosting.Build(CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2), runtime, options.EnvoyConfigDirectory!, time);
+                envoy = EnvoyHosting.Build(CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2), runtime, options.ConfigureEnvoyService, time);
                 await envoy.StartAsync(cancellationToken).ConfigureAwait(false);
             }
 

@@ -1,5 +1,7 @@
+using Floodgate.Envoy;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Floodgate.Gateway.Hosting;
 
@@ -36,6 +38,13 @@ public sealed record GatewayHostOptions
     /// <summary>The directory of envoyproxy/ratelimit YAML files the Envoy service reads; required with <see cref="Envoy"/>.</summary>
     public string? EnvoyConfigDirectory { get; init; }
 
+    /// <summary>
+    /// Sets the Envoy service's other options (shadow mode, response headers, descriptor cap…); with <see cref="Envoy"/>
+    /// only. <see cref="EnvoyRateLimitOptions.ConfigDirectory"/> is <see cref="EnvoyConfigDirectory"/>, whatever this sets.
+    /// <see langword="null"/> for the defaults.
+    /// </summary>
+    public Action<EnvoyRateLimitOptions>? ConfigureEnvoy { get; init; }
+
     /// <summary>Whether a change to the policy file is applied without a restart. Default on.</summary>
     public bool WatchPolicy { get; init; } = true;
 
@@ -60,6 +69,23 @@ public sealed record GatewayHostOptions
         {
             throw new ArgumentException("GatewayHostOptions.EnvoyConfigDirectory is required with Envoy: the directory of envoyproxy/ratelimit YAML files.", nameof(EnvoyConfigDirectory));
         }
+
+        if (Envoy is null && ConfigureEnvoy is not null)
+        {
+            throw new ArgumentException("GatewayHostOptions.ConfigureEnvoy sets options of the Envoy service, which is off: set Envoy too, or leave ConfigureEnvoy null.", nameof(ConfigureEnvoy));
+        }
+
+        if (Envoy is not null)
+        {
+            try
+            {
+                EnvoyOptions().Validate();
+            }
+            catch (OptionsValidationException e)
+            {
+                throw new ArgumentException(e.Message, nameof(ConfigureEnvoy), e);
+            }
+        }
         if (!Listen.IsAbsoluteUri || (Listen.Scheme != Uri.UriSchemeHttp && Listen.Scheme != Uri.UriSchemeHttps) || Listen.AbsolutePath != "/")
         {
             throw new ArgumentException($"GatewayHostOptions.Listen must be an http:// or https:// address with no path, such as http://127.0.0.1:8080, not '{Listen}'.", nameof(Listen));
@@ -82,5 +108,20 @@ public sealed record GatewayHostOptions
                 throw new ArgumentException($"GatewayHostOptions.{name} must be an http:// address with no path, such as http://127.0.0.1:9090, not '{uri}'.", name);
             }
         }
+    }
+
+    /// <summary>Applies <see cref="EnvoyConfigDirectory"/> and <see cref="ConfigureEnvoy"/> to the Envoy service's options.</summary>
+    internal void ConfigureEnvoyService(EnvoyRateLimitOptions options)
+    {
+        ConfigureEnvoy?.Invoke(options);
+        options.ConfigDirectory = EnvoyConfigDirectory ?? string.Empty;
+    }
+
+    /// <summary>The Envoy service's options, as <see cref="ConfigureEnvoyService"/> sets them.</summary>
+    internal EnvoyRateLimitOptions EnvoyOptions()
+    {
+        var options = new EnvoyRateLimitOptions();
+        ConfigureEnvoyService(options);
+        return options;
     }
 }
