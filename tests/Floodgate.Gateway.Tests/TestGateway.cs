@@ -16,9 +16,10 @@ internal sealed class TestGateway : IAsyncDisposable
 {
     private readonly string _directory;
 
-    private TestGateway(string directory, EchoUpstream upstream, TestIdentityProvider identity, GatewayHost host, FakeTimeProvider time)
+    private TestGateway(string directory, string policyPath, EchoUpstream upstream, TestIdentityProvider identity, GatewayHost host, FakeTimeProvider time)
     {
         _directory = directory;
+        PolicyPath = policyPath;
         Upstream = upstream;
         Identity = identity;
         Host = host;
@@ -39,7 +40,7 @@ internal sealed class TestGateway : IAsyncDisposable
 
     public HttpClient Admin { get; }
 
-    public string PolicyPath => Path.Combine(_directory, "policy.yaml");
+    public string PolicyPath { get; }
 
     /// <summary>
     /// Starts a gateway. In <paramref name="policy"/>, <c>{upstream}</c> is the echo upstream's address and
@@ -49,18 +50,23 @@ internal sealed class TestGateway : IAsyncDisposable
     /// <param name="watch">Whether the policy file is watched.</param>
     /// <param name="certificate">A PEM certificate file: the proxy then listens on https (its <see cref="Client"/> is unusable).</param>
     /// <param name="certificateKey">The PEM key file of <paramref name="certificate"/>, when separate.</param>
-    public static async Task<TestGateway> StartAsync(string policy, bool watch = false, string? certificate = null, string? certificateKey = null)
+    /// <param name="policyPath">
+    /// Where the policy is written and read from, in a directory the caller made (and removes); a file of a temporary
+    /// directory of the gateway's own by default.
+    /// </param>
+    public static async Task<TestGateway> StartAsync(string policy, bool watch = false, string? certificate = null, string? certificateKey = null, string? policyPath = null)
     {
         var directory = Directory.CreateTempSubdirectory("floodgate-gateway-test-").FullName;
+        policyPath ??= Path.Combine(directory, "policy.yaml");
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var upstream = await EchoUpstream.StartAsync(new IPEndPoint(IPAddress.Loopback, 0));
         var identity = await TestIdentityProvider.StartAsync();
         try
         {
-            await File.WriteAllTextAsync(Path.Combine(directory, "policy.yaml"), Expand(policy, upstream, identity));
+            await File.WriteAllTextAsync(policyPath, Expand(policy, upstream, identity));
             var host = await GatewayHost.StartAsync(new GatewayHostOptions
             {
-                PolicyPath = Path.Combine(directory, "policy.yaml"),
+                PolicyPath = policyPath,
                 Listen = new Uri(certificate is null ? "http://127.0.0.1:0" : "https://127.0.0.1:0"),
                 Certificate = certificate,
                 CertificateKey = certificateKey,
@@ -69,7 +75,7 @@ internal sealed class TestGateway : IAsyncDisposable
                 WatchPolicy = watch,
                 LogLevel = LogLevel.Warning,
             });
-            return new TestGateway(directory, upstream, identity, host, time);
+            return new TestGateway(directory, policyPath, upstream, identity, host, time);
         }
         catch
         {

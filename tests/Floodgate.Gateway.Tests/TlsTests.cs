@@ -111,6 +111,48 @@ public sealed class TlsTests : IDisposable
     }
 
     [Fact]
+    public async Task A_certificate_directory_reached_through_a_swapped_link_is_followed()
+    {
+        // A deploy tool's layout: current -> releases/v1, replaced by a rename; the gateway is given current/tls.crt.
+        using var first = _authority.IssueServer(DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(1));
+        using var renewed = _authority.IssueServer(DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(30));
+        using var fixedUp = _authority.IssueServer(DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(60));
+        var releases = Path.Combine(_directory, "releases");
+        foreach (var release in new[] { "v1", "v2", "v3" })
+        {
+            Directory.CreateDirectory(Path.Combine(releases, release));
+        }
+
+        WritePem(first, Path.Combine(releases, "v1", "tls.crt"), Path.Combine(releases, "v1", "tls.key"));
+        WritePem(renewed, Path.Combine(releases, "v2", "tls.crt"), Path.Combine(releases, "v2", "tls.key"));
+        SymbolicLinks.Swap(Path.Combine(_directory, "current"), Path.Combine("releases", "v1"));
+        await using var gate = await TestGateway.StartAsync(
+            Policy, certificate: Path.Combine(_directory, "current", "tls.crt"), certificateKey: Path.Combine(_directory, "current", "tls.key"));
+        Assert.Equal(first.Thumbprint, await ServedThumbprintAsync(gate.Host.ProxyAddress));
+
+        SymbolicLinks.Swap(Path.Combine(_directory, "current"), Path.Combine("releases", "v2"));
+        Assert.True(
+            await EventuallyAsync(async () => await ServedThumbprintAsync(gate.Host.ProxyAddress) == renewed.Thumbprint),
+            "The certificate of the release the link was swapped to was not served within the deadline.");
+
+        // A release holding no usable certificate is refused, and the last good one goes on serving.
+        var refusedBefore = await ReloadsAsync(gate, "refused");
+        await File.WriteAllTextAsync(Path.Combine(releases, "v3", "tls.crt"), "-----BEGIN CERTIFICATE-----\nMIIB\n");
+        await File.WriteAllTextAsync(Path.Combine(releases, "v3", "tls.key"), string.Empty);
+        SymbolicLinks.Swap(Path.Combine(_directory, "current"), Path.Combine("releases", "v3"));
+        Assert.True(
+            await EventuallyAsync(async () => await ReloadsAsync(gate, "refused") > refusedBefore),
+            "The bad release was not refused within the deadline.");
+        Assert.Equal(renewed.Thumbprint, await ServedThumbprintAsync(gate.Host.ProxyAddress));
+
+        // The watch moved to the new release with the link: fixing the files there is picked up.
+        WritePem(fixedUp, Path.Combine(releases, "v3", "tls.crt"), Path.Combine(releases, "v3", "tls.key"));
+        Assert.True(
+            await EventuallyAsync(async () => await ServedThumbprintAsync(gate.Host.ProxyAddress) == fixedUp.Thumbprint),
+            "The certificate written into the new release was not served within the deadline.");
+    }
+
+    [Fact]
     public async Task A_renewal_issued_ahead_of_the_clock_is_applied_once_it_is_valid()
     {
         using var first = _authority.IssueServer(DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddDays(1));

@@ -129,10 +129,11 @@ internal sealed partial class ListenerCertificate : IDisposable
         Log.Loaded(logger, loaded.Leaf.Subject, loaded.Leaf.Thumbprint, loaded.Leaf.NotAfter.ToUniversalTime(), loaded.Intermediates);
 
         // The directories are watched, not the file names: a mounted secret is replaced by swapping a symbolic link
-        // beside the files, which names neither of them. Unchanged content is recognised and ignored.
+        // beside the files, which names neither of them. A directory reached through a link that is swapped (a deploy
+        // tool's current -> releases/vN) is followed to its new target. Unchanged content is recognised and ignored.
         lock (_reloading)
         {
-            _watcher ??= new DebouncedWatcher([Path.GetDirectoryName(_certificatePath)!, Path.GetDirectoryName(_keyPath)!], null, Debounce, () => Reload());
+            _watcher ??= new DebouncedWatcher([Path.GetDirectoryName(_certificatePath)!, Path.GetDirectoryName(_keyPath)!], null, Debounce, () => Reload(), logger);
         }
     }
 

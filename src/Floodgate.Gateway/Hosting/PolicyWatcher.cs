@@ -8,7 +8,9 @@ namespace Floodgate.Gateway.Hosting;
 /// </summary>
 /// <remarks>
 /// Besides the files' own names, each directory's <c>..data</c> entry is watched: a Kubernetes ConfigMap or Secret
-/// volume is updated by swapping that link, which raises no event under the files' names.
+/// volume is updated by swapping that link, which raises no event under the files' names. A directory reached through
+/// symbolic links (a deploy tool's <c>current -> releases/vN</c>, replaced by a rename) is followed when a link on the
+/// way is swapped: see <see cref="DebouncedWatcher"/>.
 /// </remarks>
 internal sealed class PolicyWatcher : IDisposable
 {
@@ -57,7 +59,8 @@ internal sealed class PolicyWatcher : IDisposable
             _watcher?.Dispose();
             _watched = files;
             string[] names = [.. files.Select(Path.GetFileName).OfType<string>().Append("..data").Distinct(StringComparer.Ordinal)];
-            _watcher = new DebouncedWatcher(files.Select(f => Path.GetDirectoryName(f)!).Where(Directory.Exists), names, Debounce, Reload);
+            // A directory that does not exist (yet) is watched from the links that lead to it, if any.
+            _watcher = new DebouncedWatcher(files.Select(f => Path.GetDirectoryName(f)!), names, Debounce, Reload, _runtime.Logger);
             return true;
         }
     }
