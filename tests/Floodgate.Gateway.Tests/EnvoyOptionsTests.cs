@@ -158,6 +158,86 @@ public sealed class EnvoyOptionsTests : IDisposable
         Assert.Contains("EnvoyRateLimitOptions.MaxDescriptors must be at least 1, not 0.", bad.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Check_validates_the_envoy_options_as_run_does_and_loads_the_envoy_configuration_directory()
+    {
+        string[] envoy = ["--envoy", "http://0.0.0.0:8081", "--envoy-config", Config];
+        File.WriteAllText(Path.Combine(Config, "a.yaml"), User);
+        File.WriteAllText(Path.Combine(Config, "notes.txt"), "not read");
+
+        // A full command line that run would accept and start on: both are OK, and what the service would only log is told.
+        var (code, output, errors) = Check([.. envoy, "--envoy-shadow-mode", "--envoy-near-limit-ratio", "0.5"]);
+        Assert.True(code == 0, errors);
+        Assert.Contains($"{Policy}: OK (version ", output, StringComparison.Ordinal);
+        Assert.Contains($"{Config}: OK (Envoy configuration): 1 domain(s), 1 rule(s) from 1 file(s).", output, StringComparison.Ordinal);
+        Assert.Contains($"{Config}: warning: not read (only *.yaml and *.yml files directly in it are): notes.txt.", errors, StringComparison.Ordinal);
+
+        // Two files declaring one domain load only with --envoy-merge-domains, as the service would.
+        File.WriteAllText(Path.Combine(Config, "b.yaml"), Team);
+        (code, _, errors) = Check(envoy);
+        Assert.Equal(1, code);
+        Assert.Contains(Path.Join(Config, "b.yaml: "), errors, StringComparison.Ordinal);
+        Assert.Contains("api", errors, StringComparison.Ordinal);
+        Assert.Contains($"{Config}: the Envoy service would not start on this directory.", errors, StringComparison.Ordinal);
+        (code, output, errors) = Check([.. envoy, "--envoy-merge-domains"]);
+        Assert.True(code == 0, errors);
+        Assert.Contains($"{Config}: OK (Envoy configuration): 1 domain(s), 2 rule(s) from 2 file(s).", output, StringComparison.Ordinal);
+
+        // A file the service refuses is named with its line; the policy's own errors are reported beside it.
+        File.Delete(Path.Combine(Config, "b.yaml"));
+        File.WriteAllText(Path.Combine(Config, "a.yaml"), User.Replace("minute", "fortnight", StringComparison.Ordinal));
+        File.WriteAllText(Policy, "upstream: http://127.0.0.1:9\nedge:\n  - name: ip\n    limit: 2/fortnight\n");
+        (code, _, errors) = Check(envoy);
+        Assert.Equal(1, code);
+        Assert.Contains(Path.Join(Config, "a.yaml: line 4: invalid rate limit unit 'fortnight'"), errors, StringComparison.Ordinal);
+        Assert.Contains($"{Policy}:4:12: edge[0].limit:", errors, StringComparison.Ordinal);
+
+        // A directory that does not exist, and one that declares no domain (the service starts, and serves nothing).
+        File.WriteAllText(Policy, "upstream: http://127.0.0.1:9\n");
+        var missing = Path.Combine(_directory, "missing");
+        (code, _, errors) = Check(["--envoy", "http://0.0.0.0:8081", "--envoy-config", missing]);
+        Assert.Equal(1, code);
+        Assert.Contains($"--envoy-config: The rate limit configuration directory '{missing}' does not exist.", errors, StringComparison.Ordinal);
+        File.Delete(Path.Combine(Config, "a.yaml"));
+        (code, _, errors) = Check(envoy);
+        Assert.True(code == 0, errors);
+        Assert.Contains($"{Config}: warning: no domain is declared", errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Check_refuses_the_envoy_options_run_refuses_with_the_same_messages()
+    {
+        string[][] lines =
+        [
+            ["--envoy-config", Config, "--envoy-shadow-mode"],
+            ["--envoy", "http://127.0.0.1:0"],
+            ["--envoy", "http://127.0.0.1:0", "--envoy-config", Config, "--envoy-max-descriptors", "0"],
+            ["--envoy", "http://127.0.0.1:0", "--envoy-config", Config, "--envoy-reset-header", "X-Reset"],
+            ["--envoy", "https://127.0.0.1:0", "--envoy-config", Config],
+        ];
+        foreach (var line in lines)
+        {
+            var run = Parse(line).Errors.Select(e => e.Message).ToList();
+            Assert.NotEmpty(run);
+            Assert.Equal(run, GatewayCli.Build(TextWriter.Null, TextWriter.Null).Parse(["check", Policy, .. line]).Errors.Select(e => e.Message));
+        }
+
+        // The command fails with the message, and loads nothing.
+        var (code, output, errors) = Check(["--envoy", "http://127.0.0.1:0", "--envoy-config", Config, "--envoy-max-descriptors", "0"]);
+        Assert.Equal(1, code);
+        Assert.Contains("--envoy-max-descriptors must be at least 1, not 0.", errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("OK", output, StringComparison.Ordinal);
+    }
+
+    private (int Code, string Output, string Errors) Check(string[] envoy)
+    {
+        using var output = new StringWriter();
+        using var errors = new StringWriter();
+        var result = GatewayCli.Build(output, errors).Parse(["check", Policy, .. envoy]);
+        var code = result.Invoke(new InvocationConfiguration { Output = output, Error = errors });
+        return (code, output.ToString(), errors.ToString());
+    }
+
     private ParseResult Parse(string[] envoy) =>
         GatewayCli.Build(TextWriter.Null, TextWriter.Null).Parse(["run", "--policy", Policy, "--listen", "http://127.0.0.1:0", "--admin", "http://127.0.0.1:0", "--no-watch", .. envoy]);
 

@@ -52,18 +52,14 @@ public static class GatewayCli
         var certificate = new Option<FileInfo?>("--certificate") { Description = "With an https:// --listen address: the PEM TLS certificate, leaf first, then intermediates; read again when it changes." };
         var certificateKey = new Option<FileInfo?>("--certificate-key") { Description = "The PEM private key of --certificate, when it is not in the certificate file." };
         var admin = new Option<Uri>("--admin") { Description = "Where /metrics, /healthz and /readyz listen.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:9090"), CustomParser = ParseAddress };
-        var envoy = new Option<Uri?>("--envoy") { Description = "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default.", CustomParser = ParseAddress };
         var demo = new Option<bool>("--demo") { Description = "Also start a local echo upstream and a demo signing key, and print curl lines to try." };
         var noWatch = new Option<bool>("--no-watch") { Description = "Do not reload the policy when the file changes." };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "The least severe log level written.", DefaultValueFactory = _ => LogLevel.Information };
-        var command = new Command("run", "Run the gateway.") { policy, listen, certificate, certificateKey, admin, envoy, demo, noWatch, logLevel };
-        var envoyOptions = EnvoyOptions();
-        foreach (var option in envoyOptions)
-        {
-            command.Add(option);
-        }
-
-        command.Validators.Add(result => ValidateEnvoyOptions(result, envoy, envoyOptions));
+        var command = new Command("run", "Run the gateway.") { policy, listen, certificate, certificateKey, admin };
+        AddEnvoyOptions(command, "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default.");
+        command.Add(demo);
+        command.Add(noWatch);
+        command.Add(logLevel);
         command.SetAction(async (result, cancellationToken) =>
             await RunAsync(RunOptions(result), result.GetValue(demo), output, error, cancellationToken).ConfigureAwait(false));
         return command;
@@ -83,6 +79,35 @@ public static class GatewayCli
         WatchPolicy = !result.GetValue<bool>("--no-watch"),
         LogLevel = result.GetValue<LogLevel>("--log-level"),
     };
+
+    /// <summary>
+    /// Adds <c>--envoy</c> and the Envoy service's other options to <paramref name="command"/>, refused as <c>run</c>
+    /// refuses them: <c>check</c> takes the same ones, so that a command line is validated before it is deployed.
+    /// </summary>
+    private static void AddEnvoyOptions(Command command, string envoyDescription)
+    {
+        var envoy = new Option<Uri?>("--envoy") { Description = envoyDescription, CustomParser = ParseAddress };
+        var envoyOptions = EnvoyOptions();
+        command.Add(envoy);
+        foreach (var option in envoyOptions)
+        {
+            command.Add(option);
+        }
+
+        command.Validators.Add(result => ValidateEnvoyOptions(result, envoy, envoyOptions));
+    }
+
+    /// <summary>The Envoy service's options as a parsed <c>run</c> or <c>check</c> command line gives them; <see langword="null"/> without <c>--envoy</c>.</summary>
+    private static EnvoyRateLimitOptions? EnvoyServiceOptions(ParseResult result, string policyPath) =>
+        result.GetValue<Uri?>("--envoy") is { } envoy
+            ? new GatewayHostOptions
+            {
+                PolicyPath = policyPath,
+                Envoy = envoy,
+                EnvoyConfigDirectory = result.GetValue<DirectoryInfo?>(EnvoyConfig)?.FullName,
+                ConfigureEnvoy = EnvoySettings(result),
+            }.EnvoyOptions()
+            : null;
 
     /// <summary>
     /// The options of the Envoy service besides its address: each sets one <see cref="EnvoyRateLimitOptions"/> property
@@ -271,37 +296,88 @@ public static class GatewayCli
     private static Command CheckCommand(TextWriter output, TextWriter error)
     {
         var file = new Argument<FileInfo>("policy") { Description = "The policy file to validate." };
-        var command = new Command("check", "Validate a policy file without starting anything; exits non-zero with every error.") { file };
+        var command = new Command(
+            "check",
+            "Validate a policy file without starting anything, and with --envoy the Envoy options and the --envoy-config directory as run would; exits non-zero with every error.")
+        {
+            file,
+        };
+        AddEnvoyOptions(command, "Validate the Envoy service's options as run would (nothing listens): --envoy-config is then required, and its directory must load.");
         command.SetAction(result =>
         {
             var path = result.GetRequiredValue(file).FullName;
-            try
-            {
-                var policy = PolicyLoader.Load(path);
-                // The proxy's own checks of routes and clusters, as a start or a reload runs them.
-                using (var services = new ServiceCollection().AddLogging().AddRouting().AddAuthorization().AddCors().AddReverseProxy().Services.BuildServiceProvider())
-                {
-                    if (GatewayRuntime.ValidateProxy(policy, services.GetRequiredService<IConfigValidator>()) is { Count: > 0 } proxyErrors)
-                    {
-                        throw new PolicyException(proxyErrors);
-                    }
-                }
-
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{path}: OK (version {policy.Version}): {policy.Routes.Count} route(s), {policy.Clusters.Count} cluster(s), {policy.Rules.Rules.Count} rule(s), store {policy.Store.Kind.ToString().ToLowerInvariant()}."));
-                return 0;
-            }
-            catch (PolicyException e)
-            {
-                foreach (var problem in e.Errors)
-                {
-                    error.WriteLine(problem.ToString());
-                }
-
-                error.WriteLine($"{path}: {e.Errors.Count} error(s).");
-                return 1;
-            }
+            var policyValid = CheckPolicy(path, output, error);
+            var envoyValid = EnvoyServiceOptions(result, path) is not { } envoy || CheckEnvoyConfig(envoy, output, error);
+            return policyValid && envoyValid ? 0 : 1;
         });
         return command;
+    }
+
+    /// <summary>Loads the policy and runs the proxy's checks on it, as a start does; writes what it finds.</summary>
+    private static bool CheckPolicy(string path, TextWriter output, TextWriter error)
+    {
+        try
+        {
+            var policy = PolicyLoader.Load(path);
+            // The proxy's own checks of routes and clusters, as a start or a reload runs them.
+            using (var services = new ServiceCollection().AddLogging().AddRouting().AddAuthorization().AddCors().AddReverseProxy().Services.BuildServiceProvider())
+            {
+                if (GatewayRuntime.ValidateProxy(policy, services.GetRequiredService<IConfigValidator>()) is { Count: > 0 } proxyErrors)
+                {
+                    throw new PolicyException(proxyErrors);
+                }
+            }
+
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{path}: OK (version {policy.Version}): {policy.Routes.Count} route(s), {policy.Clusters.Count} cluster(s), {policy.Rules.Rules.Count} rule(s), store {policy.Store.Kind.ToString().ToLowerInvariant()}."));
+            return true;
+        }
+        catch (PolicyException e)
+        {
+            foreach (var problem in e.Errors)
+            {
+                error.WriteLine(problem.ToString());
+            }
+
+            error.WriteLine($"{path}: {e.Errors.Count} error(s).");
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Loads the Envoy service's configuration directory as the service does when it starts (a directory it would refuse
+    /// stops the start); writes what it finds, and warns of what the service would only log.
+    /// </summary>
+    private static bool CheckEnvoyConfig(EnvoyRateLimitOptions options, TextWriter output, TextWriter error)
+    {
+        var directory = options.ConfigDirectory;
+        try
+        {
+            var config = Floodgate.Envoy.Configuration.EnvoyConfig.LoadDirectory(directory, options.MergeDomainConfigs);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{directory}: OK (Envoy configuration): {config.Domains.Count} domain(s), {config.RuleCount} rule(s) from {config.Files.Count} file(s)."));
+            if (config.SkippedEntries.Count > 0)
+            {
+                error.WriteLine($"{directory}: warning: not read (only *.yaml and *.yml files directly in it are): {string.Join(", ", config.SkippedEntries)}.");
+            }
+
+            if (config.Domains.Count == 0)
+            {
+                error.WriteLine($"{directory}: warning: no domain is declared: the Envoy service would answer every request OK and report itself not serving.");
+            }
+
+            return true;
+        }
+        catch (Floodgate.Envoy.Configuration.EnvoyConfigException e)
+        {
+            // The message begins with the file's name: the path tells which directory it is in.
+            error.WriteLine(e.FileName.Length > 0 ? Path.Join(directory, e.Message) : $"{directory}: {e.Message}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"{EnvoyConfig}: {e.Message}");
+        }
+
+        error.WriteLine($"{directory}: the Envoy service would not start on this directory.");
+        return false;
     }
 
     private static Command TokenCommand(TextWriter output, TextWriter error)
