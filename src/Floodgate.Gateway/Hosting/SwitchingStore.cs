@@ -192,10 +192,10 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(30, LogLevel.Information, "The store changed ({Previous} to {Next}): decisions from now on are made in the new store; the previous one closes in {RetireAfter}")]
+        [LoggerMessage(20, LogLevel.Information, "The store changed ({Previous} to {Next}): decisions from now on are made in the new store; the previous one closes in {RetireAfter}")]
         public static partial void Switched(ILogger logger, string previous, string next, TimeSpan retireAfter);
 
-        [LoggerMessage(31, LogLevel.Warning, "Closing a {Kind} store failed")]
+        [LoggerMessage(21, LogLevel.Warning, "Closing a {Kind} store failed")]
         public static partial void CloseFailed(ILogger logger, string kind, Exception exception);
     }
 }
