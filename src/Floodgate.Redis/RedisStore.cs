@@ -75,9 +75,15 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     private static readonly Meter SharedMeter = new(MeterName);
 
-    private readonly IConnectionMultiplexer? _connection;
-    private readonly SentinelMaster? _sentinel;
+    // Set once: at construction, or (a store made by Start) when its connection is made.
+    private IConnectionMultiplexer? _connection;
+    private SentinelMaster? _sentinel;
     private readonly bool _ownsConnection;
+
+    /// <summary>Orders a connection made in the background against disposal: one made after it is closed at once.</summary>
+    private readonly Lock _attaching = new();
+    private bool _disposed;
+
     private readonly RedisStoreOptions _options;
     private readonly string _prefix;
     private readonly TimeProvider _time;
@@ -124,7 +130,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     {
     }
 
-    /// <summary>A store on <paramref name="connection"/>, or on the master <paramref name="sentinel"/> follows; either is given.</summary>
+    /// <summary>
+    /// A store on <paramref name="connection"/>, or on the master <paramref name="sentinel"/> follows; neither for a store
+    /// made by <see cref="Start"/>, which gets one when it is connected.
+    /// </summary>
     private RedisStore(IConnectionMultiplexer? connection, SentinelMaster? sentinel, bool owns, RedisStoreOptions options, TimeProvider? timeProvider, ILogger? logger, IMeterFactory? meterFactory)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -151,25 +160,16 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _localDecisions = meter.CreateCounter<long>("floodgate.redis.local_decisions", "{check}", "Checks answered without Redis, by source.");
         _failures = meter.CreateCounter<long>("floodgate.redis.failures", "{failure}", "Failed or timed-out Redis calls, by reason.");
         _fallbacks = meter.CreateCounter<long>("floodgate.redis.fallback_decisions", "{check}", "Checks answered by the failure mode, by mode.");
-        if (sentinel is not null)
-        {
-            // Each new master gets the script before its first decision, as far as the race allows.
-            sentinel.Connected += static connection => _ = PreloadScriptAsync(connection);
-        }
-
-        if (Current is { } current)
-        {
-            _ = PreloadScriptAsync(current);
-        }
+        PreloadScripts(sentinel);
     }
 
     /// <summary>
     /// The connection; for a store that follows Redis Sentinel (a configuration with <c>serviceName=</c>), the
     /// connection to the master the Sentinels name now, which changes at a failover.
     /// </summary>
-    /// <exception cref="InvalidOperationException">The store follows Sentinel and no Sentinel has named a master yet.</exception>
-    public IConnectionMultiplexer Connection => Current
-        ?? throw new InvalidOperationException($"No Redis Sentinel has named a master for '{_sentinel?.Service}' yet.");
+    /// <exception cref="InvalidOperationException">The store follows Sentinel and no Sentinel has named a master yet, or
+    /// (registered by <see cref="RedisStoreServiceCollectionExtensions.AddFloodgateRedisStore"/>) it has not connected yet.</exception>
+    public IConnectionMultiplexer Connection => Current ?? throw new InvalidOperationException(NotConnected());
 
     /// <summary>The options in force.</summary>
     public RedisStoreOptions Options => _options;
@@ -249,6 +249,80 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
         var connection = ConnectionMultiplexer.Connect(configuration);
         return new RedisStore(connection, null, true, options, timeProvider, logger, meterFactory);
+    }
+
+    /// <summary>
+    /// Creates a store that owns its connection and returns at once, connecting in the background as
+    /// <see cref="ConnectAsync"/> does; until the connection is made (<see cref="Connecting"/>) its decisions are answered
+    /// by the failure mode, counted as failures, as while Redis is unreachable.
+    /// </summary>
+    /// <exception cref="ArgumentException">An option is missing or out of range, a TLS file cannot be used, or the configuration string is invalid.</exception>
+    internal static RedisStore Start(RedisStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisStore>? logger = null, IMeterFactory? meterFactory = null)
+    {
+        var configuration = Configure(options, logger);
+        var store = new RedisStore(null, null, true, options, timeProvider, logger, meterFactory);
+
+        // On the thread pool: not one step of the connection runs on the caller's thread (a request's, typically).
+        store.Connecting = Task.Run(() => store.ConnectInBackgroundAsync(configuration, logger));
+        return store;
+    }
+
+    /// <summary>Completes when a store made by <see cref="Start"/> has its connection (or gave up); completed for any other.</summary>
+    internal Task Connecting { get; private set; } = Task.CompletedTask;
+
+    private async Task ConnectInBackgroundAsync(ConfigurationOptions configuration, ILogger? logger)
+    {
+        try
+        {
+            if (!string.IsNullOrEmpty(configuration.ServiceName))
+            {
+                var sentinel = await SentinelMaster.ConnectAsync(configuration, logger ?? NullLogger.Instance).ConfigureAwait(false);
+                if (!Attach(null, sentinel))
+                {
+                    await sentinel.DisposeAsync().ConfigureAwait(false);
+                }
+
+                return;
+            }
+
+            var connection = await ConnectionMultiplexer.ConnectAsync(configuration).ConfigureAwait(false);
+            if (!Attach(connection, null))
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            // With abortConnect=false an unreachable Redis is no error; this is one the synchronous Connect would have thrown.
+            LogConnectFailed(_logger, ex);
+        }
+    }
+
+    /// <summary>Gives the store the connection made in the background; <see langword="false"/> when it was disposed first.</summary>
+    private bool Attach(IConnectionMultiplexer? connection, SentinelMaster? sentinel)
+    {
+        lock (_attaching)
+        {
+            if (_disposed)
+            {
+                return false;
+            }
+
+            Volatile.Write(ref _sentinel, sentinel);
+            Volatile.Write(ref _connection, connection);
+        }
+
+        PreloadScripts(sentinel);
+        return true;
+    }
+
+    /// <summary>Marks the store disposed, so that a connection still being made is closed when it arrives.</summary>
+    private void MarkDisposed()
+    {
+        lock (_attaching)
+        {
+            _disposed = true;
+        }
     }
 
     /// <inheritdoc/>
@@ -397,6 +471,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     {
         if (_ownsConnection)
         {
+            MarkDisposed();
             _connection?.Dispose();
             _sentinel?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
@@ -407,6 +482,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     {
         if (_ownsConnection)
         {
+            MarkDisposed();
             if (_connection is not null)
             {
                 await _connection.DisposeAsync().ConfigureAwait(false);
@@ -527,11 +603,33 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         return configuration;
     }
 
-    /// <summary>The connection decisions use now: the one given, or the current master's under Sentinel (none before the first).</summary>
-    private IConnectionMultiplexer? Current => _sentinel is null ? _connection : _sentinel.Connection;
+    /// <summary>
+    /// The connection decisions use now: the one given, or the current master's under Sentinel (none before the first);
+    /// none while a store made by <see cref="Start"/> is connecting.
+    /// </summary>
+    private IConnectionMultiplexer? Current => Volatile.Read(ref _sentinel) is { } sentinel ? sentinel.Connection : Volatile.Read(ref _connection);
 
     private RedisConnectionException NoMaster() =>
-        new(ConnectionFailureType.UnableToConnect, CommandFlags.None, $"No Redis Sentinel has named a master for '{_sentinel?.Service}' yet.");
+        new(ConnectionFailureType.UnableToConnect, CommandFlags.None, NotConnected());
+
+    private string NotConnected() => Volatile.Read(ref _sentinel) is { } sentinel
+        ? $"No Redis Sentinel has named a master for '{sentinel.Service}' yet."
+        : "The store has not connected to Redis yet.";
+
+    /// <summary>Loads the scripts into the connection, and under Sentinel into each new master as it is found.</summary>
+    private void PreloadScripts(SentinelMaster? sentinel)
+    {
+        if (sentinel is not null)
+        {
+            // Each new master gets the script before its first decision, as far as the race allows.
+            sentinel.Connected += static connection => _ = PreloadScriptAsync(connection);
+        }
+
+        if (Current is { } current)
+        {
+            _ = PreloadScriptAsync(current);
+        }
+    }
 
     private static string LoadScript(string name)
     {
@@ -1675,6 +1773,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     [LoggerMessage(4, LogLevel.Warning, "A concurrency lease of a Redis call given up on could not be released; it frees itself at its lease timeout")]
     private static partial void LogAbandonedReleaseFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(9, LogLevel.Error, "Connecting to Redis in the background failed; decisions follow on_failure")]
+    private static partial void LogConnectFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(3, LogLevel.Error, "The Redis script and the engine disagree on {Limit}: script allowed={Script}, engine allowed={Engine}")]
     private static partial void LogMismatch(ILogger logger, string limit, bool script, bool engine);

@@ -430,6 +430,9 @@ public sealed class StoreTests(RedisFixture fixture)
         });
         await using var provider = services.BuildServiceProvider();
         var store = Assert.IsType<RedisStore>(provider.GetRequiredService<IRateLimitStore>());
+
+        // Without a host (HostingTests has one), the store starts connecting when first resolved, in the background.
+        await store.Connecting.WaitAsync(TimeSpan.FromSeconds(10));
         var check = new RateLimitCheck(Limit.Gcra(new Rate(5, 1, RateUnit.Second)), StoreKey.Create("di", Guid.NewGuid().ToString()), 1, false);
         Assert.True((await store.DecideOneAsync(check)).Committed);
         Assert.True(store.Connection.IsConnected);
