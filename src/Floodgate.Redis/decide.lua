@@ -175,19 +175,25 @@ for g = 1, groups do
       local key = KEYS[j]
       local permits, lease = ARGV[base + 4] + 0, ARGV[base + 5] + 0
       local until_now = format(D, now)
-      -- Expired leases leave the set, and their permits the sum. Usually there are none: callers release theirs.
-      local expired = call('ZRANGEBYSCORE', key, '(0', until_now)
-      if #expired > 0 then
-        call('ZREMRANGEBYSCORE', key, '(0', until_now)
-        call('ZINCRBY', key, format(D, permits_of(expired)), SUM)
-      end
       -- The sum sorts first (its score is minus the permits held, never above 0; a lease's is its expiry), then the
       -- earliest lease.
       local head = call('ZRANGE', key, '0', '1', 'WITHSCORES')
-      if head[1] and head[1] ~= SUM then
-        -- Leases without their sum (a key edited by hand): counted once, in O(n), and the sum written.
-        a = permits_of(call('ZRANGE', key, '0', '-1'))
-        call('ZADD', key, format(D, -a), SUM)
+      if head[1] and (head[1] ~= SUM or head[2] + 0 > 0) then
+        -- Leases without a sum that can be trusted (a key edited by hand): the sum is taken out, the expired leases
+        -- too, and the rest counted once, in O(n), and the sum written back.
+        call('ZREM', key, SUM)
+        call('ZREMRANGEBYSCORE', key, '(0', until_now)
+        local leases = call('ZRANGE', key, '0', '-1')
+        if #leases > 0 then
+          -- The key still exists, with the TTL of its latest lease: never a key left without one.
+          call('ZADD', key, format(D, -permits_of(leases)), SUM)
+        end
+        head = call('ZRANGE', key, '0', '1', 'WITHSCORES')
+      elseif head[3] and head[4] + 0 <= now then
+        -- Expired leases leave the set, and their permits the sum. Usually there are none: callers release theirs.
+        local expired = call('ZRANGEBYSCORE', key, '(0', until_now)
+        call('ZREMRANGEBYSCORE', key, '(0', until_now)
+        call('ZINCRBY', key, format(D, permits_of(expired)), SUM)
         head = call('ZRANGE', key, '0', '1', 'WITHSCORES')
       end
       if head[1] then

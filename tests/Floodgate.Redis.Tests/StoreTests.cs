@@ -318,6 +318,58 @@ public sealed class StoreTests(RedisFixture fixture)
         Assert.False(outcomes[0].Outcome.IsAllowed);
     }
 
+    [Theory]
+    [InlineData("a lease expires")]
+    [InlineData("a lease is released")]
+    [InlineData("the sum is positive")]
+    public async Task A_concurrency_sum_edited_by_hand_is_never_trusted(string then)
+    {
+        // Expiry and release give permits back to the sum; neither may turn a missing sum into one that undercounts.
+        var clock = TestStores.Clock(Start);
+        await using var store = await TestStores.ConnectAsync(fixture.Server, time: clock);
+        var now = TestStores.Micros(Start);
+        var check = new RateLimitCheck(Limit.Concurrency(3, TimeSpan.FromSeconds(10)), StoreKey.Create("edited", "alice"), 1, false);
+        var key = RedisKeys.For(store.Options.KeyPrefix, check.Key, LimitAlgorithm.Concurrency).ToString();
+        var outcomes = new StoreOutcome[1];
+        await store.DecideAsync(new[] { check with { Cost = 2 } }, outcomes, now);
+        Assert.True(outcomes[0].Committed);
+        await store.DecideAsync(new[] { check }, outcomes, now + 5_000_000);
+        var second = outcomes[0];
+        Assert.True(second.Committed);
+        Assert.Equal("1", fixture.Server.Cli("ZREM", key, "#").Trim());
+
+        long at;
+        long held;
+        switch (then)
+        {
+            case "a lease expires":
+                at = now + 11_000_000; // the first lease (2) has expired; the second (1) is held
+                held = 1;
+                break;
+            case "a lease is released":
+                await store.ReleaseAsync(check, second.LeaseId);
+                at = now + 5_000_001; // the first lease (2) is held
+                held = 2;
+                break;
+            default:
+                Assert.Equal("1", fixture.Server.Cli("ZADD", key, "7", "#").Trim());
+                at = now + 5_000_001; // both leases (3) are held
+                held = 3;
+                break;
+        }
+
+        await store.DecideAsync(new[] { check with { Cost = 3 - held + 1 } }, outcomes, at);
+        Assert.False(outcomes[0].Outcome.IsAllowed, $"{held} permits are held of 3");
+        Assert.Equal((-held).ToString(System.Globalization.CultureInfo.InvariantCulture), fixture.Server.Cli("ZSCORE", key, "#").Trim());
+        if (held < 3)
+        {
+            await store.DecideAsync(new[] { check with { Cost = 3 - held } }, outcomes, at);
+            Assert.True(outcomes[0].Committed);
+        }
+
+        Assert.InRange(long.Parse(fixture.Server.Cli("PTTL", key), System.Globalization.CultureInfo.InvariantCulture), 1, 86_400_000);
+    }
+
     [Fact]
     public async Task Leased_mode_serves_slices_locally()
     {
@@ -401,7 +453,7 @@ public sealed class StoreTests(RedisFixture fixture)
     {
         // docs/redis.md, Topologies: the client's handshake, the commands the store sends, and those its script calls.
         using var server = RedisServer.Start();
-        Assert.Equal("OK", server.Cli("ACL", "SETUSER", "floodgate", "on", ">acl-secret", "~fg:*", "+@connection", "+info", "+config|get", "+cluster|nodes", "+cluster|slots", "+evalsha", "+eval", "+script|load", "+zrem", "+mget", "+set", "+zadd", "+zincrby", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+pexpire", "+time"));
+        Assert.Equal("OK", server.Cli("ACL", "SETUSER", "floodgate", "on", ">acl-secret", "~fg:*", "+@connection", "+info", "+config|get", "+cluster|nodes", "+cluster|slots", "+evalsha", "+eval", "+script|load", "+zrem", "+mget", "+set", "+zadd", "+zincrby", "+zscore", "+zrange", "+zrangebyscore", "+zremrangebyscore", "+pexpire", "+time"));
         await using var store = await TestStores.ConnectAsync(server.Configuration + ",user=floodgate,password=acl-secret", prefix: "fg");
 
         await TestStores.SpendThreePerHourAsync(store, "acl");
