@@ -750,9 +750,16 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     private async ValueTask<int> WaitForSlices(List<Task> pending, ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, long? serverNow, long deadline, CancellationToken cancellationToken)
     {
+        var slices = Task.WhenAll(pending);
         try
         {
-            await Task.WhenAll(pending).WaitAsync(Remaining(deadline), TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            await slices.WaitAsync(Remaining(deadline), TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (!slices.IsCompleted)
+        {
+            // The wait took the whole timeout (whatever the timer's granularity left on the clock): no call is sent, and
+            // the checks without a slice are answered by the failure mode.
+            deadline = Math.Min(deadline, TimeProvider.System.GetTimestamp());
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -850,6 +857,23 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             }
 
             call.Groups.Add(group);
+        }
+
+        if (Remaining(batch.Deadline) == TimeSpan.Zero)
+        {
+            // No time is left (an earlier round, or the wait for a leased slice, took it): a call sent now would be given
+            // up on at once while its script still ran and charged. The calls' groups are answered by the failure mode,
+            // as timed out; no breaker is told, since no node failed.
+            foreach (var call in calls)
+            {
+                foreach (var group in call.Groups)
+                {
+                    group.Failed = true;
+                }
+            }
+
+            Report("timeout", NoTimeLeft(), null);
+            return round;
         }
 
         var now = SteadyNow();
@@ -1045,7 +1069,15 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
 
         next = round.Last + 1;
-        return next == ends.Length;
+        if (next == ends.Length)
+        {
+            return true;
+        }
+
+        // Rounds follow: the leases this one granted are kept in view, to be released should the decision be given up on.
+        round.Earlier = batch.Settled;
+        batch.Settled = round;
+        return false;
     }
 
     private static bool Rejects(ReadOnlySpan<int> ends, ReadOnlySpan<RateLimitCheck> checks, ReadOnlySpan<StoreOutcome> outcomes, int stage)
@@ -1161,20 +1193,26 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private async ValueTask Complete(Batch batch, Round round, CancellationToken cancellationToken)
     {
         var calls = round.Calls!;
-        var deadline = batch.Deadline;
         try
         {
-            await AwaitCalls(calls, deadline, cancellationToken).ConfigureAwait(false);
+            await AwaitCalls(calls, batch, cancellationToken).ConfigureAwait(false);
 
             // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the script
             // itself for every such call at once (StackExchange.Redis sends EVAL and caches it), then wait for them
-            // together in the time left.
+            // together in the time left. With no time left, such a call is not sent again (see Late).
             List<Call>? resent = null;
+            var late = Remaining(batch.Deadline) == TimeSpan.Zero;
             foreach (var call in calls)
             {
                 if (call.Task!.IsFaulted && call.Task.Exception?.InnerException is RedisServerException noScript
                     && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
                 {
+                    if (late)
+                    {
+                        call.Late = true;
+                        continue;
+                    }
+
                     CountRoundTrip();
                     call.Task = Evaluate(call.Keys!, call.Values!, sendScript: true);
                     (resent ??= []).Add(call);
@@ -1183,33 +1221,46 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
             if (resent is not null)
             {
-                await AwaitCalls(resent, deadline, cancellationToken).ConfigureAwait(false);
+                await AwaitCalls(resent, batch, cancellationToken).ConfigureAwait(false);
             }
 
             // A slot caught half-migrated (some of an identity's keys moved, some not) answers TRYAGAIN before running
             // anything: resend such calls after a short, growing pause while time is left. Moving a slot's keys takes
             // milliseconds; a migration stuck longer than the timeout leaves them to the failure mode.
             var pause = TryAgainFirstPause;
-            while (TryAgainCalls(calls) is { } retried && Remaining(deadline) > pause)
+            while (TryAgainCalls(calls) is { } retried && Remaining(batch.Deadline) > pause)
             {
                 await Task.Delay(pause, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+                if (Remaining(batch.Deadline) == TimeSpan.Zero)
+                {
+                    // The pause ran past the deadline: not sent again, as when no time is left for a pause.
+                    break;
+                }
+
                 foreach (var call in retried)
                 {
                     CountRoundTrip();
                     call.Task = Evaluate(call.Keys!, call.Values!, sendScript: false);
                 }
 
-                await AwaitCalls(retried, deadline, cancellationToken).ConfigureAwait(false);
+                await AwaitCalls(retried, batch, cancellationToken).ConfigureAwait(false);
                 pause = pause * 2 < TryAgainLongestPause ? pause * 2 : TryAgainLongestPause;
             }
 
             // A calendar period turned between this clock and the server's: resend every such call with the server's
-            // periods, once, and wait for them together in the time left.
+            // periods, once, and wait for them together in the time left (none left: see Late).
             resent = null;
+            late = Remaining(batch.Deadline) == TimeSpan.Zero;
             foreach (var call in calls)
             {
                 if (call.Task!.IsCompletedSuccessfully && IsCalendarSkew(call.Task.Result) && !call.Resent)
                 {
+                    if (late)
+                    {
+                        call.Late = true;
+                        continue;
+                    }
+
                     call.Resent = true;
                     try
                     {
@@ -1226,12 +1277,13 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
             if (resent is not null)
             {
-                await AwaitCalls(resent, deadline, cancellationToken).ConfigureAwait(false);
+                await AwaitCalls(resent, batch, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // The caller gave up: give back what the round took locally, and in Redis the leases the scripts may take.
+            // The decision throws, so the caller never sees the leases earlier rounds granted either: release them too.
             foreach (var group in round.Groups)
             {
                 Abandon(group, batch.Checks.Span, batch.Plan);
@@ -1242,6 +1294,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 ReleaseAbandoned(call, batch.Checks.Span);
             }
 
+            ReleaseSettled(batch);
             throw;
         }
 
@@ -1253,6 +1306,20 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         foreach (var call in calls)
         {
             var task = call.Task!;
+            if (call.Late)
+            {
+                // Answered (NOSCRIPT, or the server's calendar) but not sent again for want of time: answered by the
+                // failure mode as timed out, and not held against the node, which answered.
+                timedOut = failed = true;
+                failure ??= NoTimeLeft();
+                foreach (var group in call.Groups)
+                {
+                    group.Failed = true;
+                }
+
+                continue;
+            }
+
             if (task.IsCompletedSuccessfully)
             {
                 if (Apply(call, task.Result, batch))
@@ -1314,32 +1381,94 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 ref readonly var check = ref checks[remote[n]];
                 if (check.Limit.Algorithm == LimitAlgorithm.Concurrency && ids[n] != 0)
                 {
-                    try
+                    QueueRelease(check, ids[n]);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Frees the leases granted (in Redis, or by the local fallback) in the rounds settled before the caller gave up on
+    /// the decision: it throws, so the caller sees no outcome and will never release them. Only the leases this batch
+    /// recorded as granted (<see cref="Group.Leases"/>), never ids read back from the outcomes, which the caller may have
+    /// rented with another request's leases still in them. The round given up on granted nothing (the leases its scripts
+    /// may still take are <see cref="ReleaseAbandoned"/>'s). When a later round fails or times out instead, the outcomes
+    /// are returned and the caller releases these leases itself: nothing is released here then.
+    /// </summary>
+    private void ReleaseSettled(Batch batch)
+    {
+        var checks = batch.Checks.Span;
+        for (var round = batch.Settled; round is not null; round = round.Earlier)
+        {
+            foreach (var group in round.Groups)
+            {
+                if (group.Leases is not { } leases)
+                {
+                    continue;
+                }
+
+                for (var m = 0; m < leases.Length; m++)
+                {
+                    if (leases[m] == 0)
                     {
-                        var key = RedisKeys.For(_prefix, check.Key, LimitAlgorithm.Concurrency);
-                        // Under Sentinel the master may have changed since the call: then the script ran on a node
-                        // whose writes the failover discards, and this removal finds nothing.
-                        _ = Current?.GetDatabase().ScriptEvaluate(ReleaseScript, [key], [LeaseMember(ids[n], check.Cost), check.Cost], CommandFlags.FireAndForget | CommandFlags.DemandMaster);
+                        continue;
                     }
-                    catch (Exception ex)
+
+                    ref readonly var check = ref checks[group.Members[m]];
+                    if ((leases[m] & RedisLeaseBit) != 0)
                     {
-                        // Never thrown into a decision (a command map may even forbid EVAL): the lease frees itself
-                        // at its timeout.
-                        CountFailure("release");
-                        LogAbandonedReleaseFailed(_logger, ex);
+                        QueueRelease(check, leases[m]);
+                    }
+                    else
+                    {
+                        // The in-memory store releases synchronously.
+                        var released = _local.ReleaseAsync(check, leases[m], CancellationToken.None);
+                        if (!released.IsCompletedSuccessfully)
+                        {
+                            Observe(released.AsTask());
+                        }
                     }
                 }
             }
         }
     }
 
-    /// <summary>Waits for the calls until the deadline; a failure or a timeout is read from each call's task.</summary>
-    private static async Task AwaitCalls(List<Call> calls, long deadline, CancellationToken cancellationToken)
+    /// <summary>
+    /// Queues the release (release.lua) of a Redis lease without waiting for it, behind any call already sent on the same
+    /// connection; releasing a lease that was never granted, or twice, does nothing.
+    /// </summary>
+    private void QueueRelease(in RateLimitCheck check, long leaseId)
+    {
+        try
+        {
+            var key = RedisKeys.For(_prefix, check.Key, LimitAlgorithm.Concurrency);
+            // Under Sentinel the master may have changed since the call: then the script ran on a node whose writes the
+            // failover discards, and this removal finds nothing.
+            _ = Current?.GetDatabase().ScriptEvaluate(ReleaseScript, [key], [LeaseMember(leaseId, check.Cost), check.Cost], CommandFlags.FireAndForget | CommandFlags.DemandMaster);
+        }
+        catch (Exception ex)
+        {
+            // Never thrown into a decision (a command map may even forbid EVAL): the lease frees itself at its timeout.
+            CountFailure("release");
+            LogAbandonedReleaseFailed(_logger, ex);
+        }
+    }
+
+    /// <summary>
+    /// Waits for the calls until the batch's deadline; a failure or a timeout is read from each call's task. A wait that
+    /// times out ends the batch's time (<see cref="Batch.Expire"/>), whatever the timer's granularity left on the clock.
+    /// </summary>
+    private static async Task AwaitCalls(List<Call> calls, Batch batch, CancellationToken cancellationToken)
     {
         var all = calls.Count == 1 ? calls[0].Task! : Task.WhenAll(calls.Select(static c => (Task)c.Task!));
         try
         {
-            await all.WaitAsync(Remaining(deadline), TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            await all.WaitAsync(Remaining(batch.Deadline), TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (!all.IsCompleted)
+        {
+            // The wait's own timeout, not a call's (StackExchange.Redis's RedisTimeoutException is one too).
+            batch.Expire();
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
@@ -1430,6 +1559,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 if (committed && check.Cost > 0)
                 {
                     leaseId = group.LeaseIds![n];
+                    group.Hold(k, leaseId);
                 }
             }
             else
@@ -1478,6 +1608,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
     private long Deadline() => TimeProvider.System.GetTimestamp() + (long)(_options.Timeout.TotalSeconds * TimeProvider.System.TimestampFrequency);
+
+    /// <summary>What a call not sent for want of time is reported with.</summary>
+    private TimeoutException NoTimeLeft() => new($"No time was left of the decision's {_options.Timeout} to send the Redis call.");
 
     private static TimeSpan Remaining(long deadline)
     {
@@ -1596,6 +1729,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 {
                     var answer = answers[m++];
                     outcomes[k] = answer with { IsStoreFailure = true, Committed = answer.Committed && !closedDenies };
+                    if (answer.LeaseId != 0)
+                    {
+                        group.Hold(k, answer.LeaseId);
+                    }
                 }
             }
         }
@@ -1802,9 +1939,16 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
         public long LocalNow { get; } = localNow;
 
-        public long Deadline { get; } = deadline;
+        /// <summary>A <see cref="TimeProvider.System"/> timestamp; brought forward to now by <see cref="Expire"/>.</summary>
+        public long Deadline { get; private set; } = deadline;
 
         public Kind[] Plan { get; } = new Kind[checks.Length];
+
+        /// <summary>The last round settled before the rounds that follow it, linked to the ones before (<see cref="Round.Earlier"/>).</summary>
+        public Round? Settled { get; set; }
+
+        /// <summary>Ends the decision's time: a wait for it timed out, so no call is sent any more.</summary>
+        public void Expire() => Deadline = Math.Min(Deadline, TimeProvider.System.GetTimestamp());
     }
 
     /// <summary>The stages from <see cref="First"/> to <see cref="Last"/>, decided by one set of calls sent together.</summary>
@@ -1817,6 +1961,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         public List<Group> Groups { get; } = [];
 
         public List<Call>? Calls { get; set; }
+
+        /// <summary>The round settled before this one, once this one is settled and rounds follow it.</summary>
+        public Round? Earlier { get; set; }
     }
 
     /// <summary>The checks of one identity in one stage: they commit all or nothing.</summary>
@@ -1837,6 +1984,14 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         public bool Evaluated { get; set; }
 
         public bool Failed { get; set; }
+
+        /// <summary>
+        /// By member, as in <see cref="Members"/>: the lease the decided group holds (granted in Redis, or by the local
+        /// fallback), 0 for none; <see langword="null"/> while it holds none.
+        /// </summary>
+        public long[]? Leases { get; private set; }
+
+        public void Hold(int check, long leaseId) => (Leases ??= new long[Members.Count])[Members.IndexOf(check)] = leaseId;
     }
 
     /// <summary>One script call: groups of one hash slot, in stage order.</summary>
@@ -1856,6 +2011,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         public RedisValue[]? Values { get; set; }
 
         public bool Resent { get; set; }
+
+        /// <summary>Answered (NOSCRIPT, or the server's calendar) when no time was left to send it again: not sent again.</summary>
+        public bool Late { get; set; }
     }
 
     /// <summary>A hash slot's master's breaker, and when the connection was last asked which master that is.</summary>
