@@ -66,6 +66,16 @@ internal sealed class CircuitBreaker(int threshold, long breakMicroseconds, stri
         }
     }
 
+    /// <summary>Closes the breaker and forgets its failures: the calls it judged went to a connection that is gone.</summary>
+    public void Reset()
+    {
+        lock (_gate)
+        {
+            _failures = 0;
+            _state = Closed;
+        }
+    }
+
     /// <summary>Records a failure; <see langword="true"/> when it opened the breaker.</summary>
     public bool OnFailure(long now)
     {

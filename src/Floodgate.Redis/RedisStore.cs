@@ -312,6 +312,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             Volatile.Write(ref _connection, connection);
         }
 
+        // The decisions made while connecting failed for want of a connection, not because Redis did: they must not
+        // keep the breaker open once there is one.
+        _breaker.Reset();
+
         PreloadScripts(sentinel);
         return true;
     }
@@ -1186,7 +1190,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         CountRoundTrip();
         call.Keys = keys;
         call.Values = values;
-        call.Task = Evaluate(keys, values, sendScript: false);
+        call.Task = Evaluate(keys, values, call.SendScript);
     }
 
     /// <summary>Waits for a round's calls (resending after NOSCRIPT or a calendar skew) and applies their answers.</summary>
@@ -1197,87 +1201,51 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             await AwaitCalls(calls, batch, cancellationToken).ConfigureAwait(false);
 
-            // The server lost its scripts (SCRIPT FLUSH, a restart, a failover, a new cluster owner): send the script
-            // itself for every such call at once (StackExchange.Redis sends EVAL and caches it), then wait for them
-            // together in the time left. With no time left, such a call is not sent again (see Late).
-            List<Call>? resent = null;
-            var late = Remaining(batch.Deadline) == TimeSpan.Zero;
-            foreach (var call in calls)
+            // Calls answered without their script having run are sent again, together, while time is left:
+            // - NOSCRIPT (the server lost its scripts: SCRIPT FLUSH, a restart, a failover, a new cluster owner): at
+            //   once, with the script's text (StackExchange.Redis sends EVAL and caches it); at most twice a call;
+            // - a calendar period that turned between this clock and the server's: at once, with the server's periods,
+            //   once a call;
+            // - TRYAGAIN (a slot caught half-migrated, some of an identity's keys moved and some not): after a short,
+            //   growing pause, as it was last sent. Moving a slot's keys takes milliseconds; a migration stuck longer
+            //   than the timeout leaves the call to the failure mode.
+            // One loop, so that a call resent for one reason and answered with another is still sent again. A call that
+            // finds no time left is not sent again (see Late).
+            var pause = TryAgainFirstPause;
+            while (Unanswered(calls, out var onlyTryAgain) is { } again)
             {
-                if (call.Task!.IsFaulted && call.Task.Exception?.InnerException is RedisServerException noScript
-                    && noScript.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+                if (onlyTryAgain && Remaining(batch.Deadline) > pause)
                 {
-                    if (late)
+                    await Task.Delay(pause, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+                    pause = pause * 2 < TryAgainLongestPause ? pause * 2 : TryAgainLongestPause;
+                }
+                else if (onlyTryAgain || Remaining(batch.Deadline) == TimeSpan.Zero)
+                {
+                    foreach (var call in again)
                     {
                         call.Late = true;
-                        continue;
                     }
 
-                    CountRoundTrip();
-                    call.Task = Evaluate(call.Keys!, call.Values!, sendScript: true);
-                    (resent ??= []).Add(call);
-                }
-            }
-
-            if (resent is not null)
-            {
-                await AwaitCalls(resent, batch, cancellationToken).ConfigureAwait(false);
-            }
-
-            // A slot caught half-migrated (some of an identity's keys moved, some not) answers TRYAGAIN before running
-            // anything: resend such calls after a short, growing pause while time is left. Moving a slot's keys takes
-            // milliseconds; a migration stuck longer than the timeout leaves them to the failure mode.
-            var pause = TryAgainFirstPause;
-            while (TryAgainCalls(calls) is { } retried && Remaining(batch.Deadline) > pause)
-            {
-                await Task.Delay(pause, TimeProvider.System, cancellationToken).ConfigureAwait(false);
-                if (Remaining(batch.Deadline) == TimeSpan.Zero)
-                {
-                    // The pause ran past the deadline: not sent again, as when no time is left for a pause.
                     break;
                 }
 
-                foreach (var call in retried)
+                if (Remaining(batch.Deadline) == TimeSpan.Zero)
                 {
-                    CountRoundTrip();
-                    call.Task = Evaluate(call.Keys!, call.Values!, sendScript: false);
-                }
-
-                await AwaitCalls(retried, batch, cancellationToken).ConfigureAwait(false);
-                pause = pause * 2 < TryAgainLongestPause ? pause * 2 : TryAgainLongestPause;
-            }
-
-            // A calendar period turned between this clock and the server's: resend every such call with the server's
-            // periods, once, and wait for them together in the time left (none left: see Late).
-            resent = null;
-            late = Remaining(batch.Deadline) == TimeSpan.Zero;
-            foreach (var call in calls)
-            {
-                if (call.Task!.IsCompletedSuccessfully && IsCalendarSkew(call.Task.Result) && !call.Resent)
-                {
-                    if (late)
+                    // The pause ran past the deadline: not sent again, as when no time is left for a pause.
+                    foreach (var call in again)
                     {
                         call.Late = true;
-                        continue;
                     }
 
-                    call.Resent = true;
-                    try
-                    {
-                        Send(call, batch.Checks.Span, batch, (long)call.Task.Result[1]);
-                    }
-                    catch (Exception ex)
-                    {
-                        call.Task = Task.FromException<RedisResult>(ex);
-                    }
-
-                    (resent ??= []).Add(call);
+                    break;
                 }
-            }
 
-            if (resent is not null)
-            {
-                await AwaitCalls(resent, batch, cancellationToken).ConfigureAwait(false);
+                foreach (var call in again)
+                {
+                    SendAgain(call, batch);
+                }
+
+                await AwaitCalls(again, batch, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -1636,20 +1604,82 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
     }
 
-    /// <summary>The calls answered TRYAGAIN (their slot is half-migrated), or <see langword="null"/> when none was.</summary>
-    private static List<Call>? TryAgainCalls(List<Call> calls)
+    /// <summary>
+    /// The calls to send again (see <see cref="Complete"/>), each with <see cref="Call.Again"/> saying why, or
+    /// <see langword="null"/>; <paramref name="onlyTryAgain"/> when every one of them was answered TRYAGAIN.
+    /// </summary>
+    private static List<Call>? Unanswered(List<Call> calls, out bool onlyTryAgain)
     {
         List<Call>? again = null;
+        onlyTryAgain = true;
         foreach (var call in calls)
         {
-            if (call.Task!.IsFaulted && call.Task.Exception?.InnerException is RedisServerException tryAgain
-                && tryAgain.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
+            var task = call.Task!;
+            if (call.Late)
             {
-                (again ??= []).Add(call);
+                continue;
             }
+
+            if (task.IsFaulted && task.Exception?.InnerException is RedisServerException error)
+            {
+                if (error.Message.StartsWith("TRYAGAIN", StringComparison.Ordinal))
+                {
+                    call.Again = Resend.TryAgain;
+                }
+                else if (error.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal) && call.ScriptResends < 2)
+                {
+                    call.Again = Resend.NoScript;
+                    onlyTryAgain = false;
+                }
+                else
+                {
+                    continue;
+                }
+            }
+            else if (task.IsCompletedSuccessfully && IsCalendarSkew(task.Result) && !call.Resent)
+            {
+                call.Again = Resend.Calendar;
+                onlyTryAgain = false;
+            }
+            else
+            {
+                continue;
+            }
+
+            (again ??= []).Add(call);
         }
 
         return again;
+    }
+
+    /// <summary>Sends <paramref name="call"/> again, as <see cref="Call.Again"/> says.</summary>
+    private void SendAgain(Call call, Batch batch)
+    {
+        switch (call.Again)
+        {
+            case Resend.NoScript:
+                call.SendScript = true;
+                call.ScriptResends++;
+                CountRoundTrip();
+                call.Task = Evaluate(call.Keys!, call.Values!, sendScript: true);
+                break;
+            case Resend.Calendar:
+                call.Resent = true;
+                try
+                {
+                    Send(call, batch.Checks.Span, batch, (long)call.Task!.Result[1]);
+                }
+                catch (Exception ex)
+                {
+                    call.Task = Task.FromException<RedisResult>(ex);
+                }
+
+                break;
+            default:
+                CountRoundTrip();
+                call.Task = Evaluate(call.Keys!, call.Values!, call.SendScript);
+                break;
+        }
     }
 
     private static bool IsCalendarSkew(RedisResult result) =>
@@ -2012,8 +2042,25 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
         public bool Resent { get; set; }
 
-        /// <summary>Answered (NOSCRIPT, or the server's calendar) when no time was left to send it again: not sent again.</summary>
+        /// <summary>Answered (NOSCRIPT, TRYAGAIN, or the server's calendar) when no time was left to send it again: not sent again.</summary>
         public bool Late { get; set; }
+
+        /// <summary>Why the call is being sent again.</summary>
+        public Resend Again { get; set; }
+
+        /// <summary>Sent as the script's text (after a NOSCRIPT), not by its hash.</summary>
+        public bool SendScript { get; set; }
+
+        /// <summary>How often the call was sent again after NOSCRIPT.</summary>
+        public int ScriptResends { get; set; }
+    }
+
+    /// <summary>Why a call is sent again.</summary>
+    private enum Resend : byte
+    {
+        TryAgain,
+        NoScript,
+        Calendar,
     }
 
     /// <summary>A hash slot's master's breaker, and when the connection was last asked which master that is.</summary>

@@ -276,6 +276,34 @@ public sealed class FaultTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Decisions_made_while_connecting_leave_no_breaker_open_once_connected()
+    {
+        // The store connects in the background (as AddFloodgateRedisStore makes it) to a Redis that answers late; the
+        // requests meanwhile are answered by the failure mode, and must not hold the breaker open once it is connected.
+        using var server = RedisServer.Start();
+        using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.Configuration + ",allowAdmin=true");
+        await admin.GetDatabase().ExecuteAsync("CLIENT", "PAUSE", "700", "ALL");
+        await using var store = RedisStore.Start(new RedisStoreOptions
+        {
+            Configuration = server.Configuration + ",connectTimeout=10000",
+            KeyPrefix = "connecting",
+            Timeout = TimeSpan.FromMilliseconds(50),
+            FailureMode = RedisFailureMode.Closed,
+            BreakerDuration = TimeSpan.FromMinutes(10),
+        });
+        var check = new RateLimitCheck(Limit.Gcra(new Rate(1000, 1, RateUnit.Second)), StoreKey.Create("connecting", "alice"), 1, false);
+        for (var i = 0; i < 10; i++)
+        {
+            Assert.True((await store.DecideAsync(check))[0].IsStoreFailure);
+        }
+
+        Assert.False(store.IsCircuitClosed);
+        await store.Connecting.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.True(store.IsCircuitClosed);
+        Assert.False((await store.DecideAsync(check))[0].IsStoreFailure);
+    }
+
+    [Fact]
     public async Task A_store_starts_while_redis_is_down_and_never_throws()
     {
         await using var store = await ConnectToNothingAsync(RedisFailureMode.Closed);
