@@ -1214,24 +1214,17 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             var pause = TryAgainFirstPause;
             while (Unanswered(calls, out var onlyTryAgain) is { } again)
             {
+                var paused = false;
                 if (onlyTryAgain && Remaining(batch.Deadline) > pause)
                 {
                     await Task.Delay(pause, TimeProvider.System, cancellationToken).ConfigureAwait(false);
                     pause = pause * 2 < TryAgainLongestPause ? pause * 2 : TryAgainLongestPause;
-                }
-                else if (onlyTryAgain || Remaining(batch.Deadline) == TimeSpan.Zero)
-                {
-                    foreach (var call in again)
-                    {
-                        call.Late = true;
-                    }
-
-                    break;
+                    paused = true;
                 }
 
-                if (Remaining(batch.Deadline) == TimeSpan.Zero)
+                if ((onlyTryAgain && !paused) || Remaining(batch.Deadline) == TimeSpan.Zero)
                 {
-                    // The pause ran past the deadline: not sent again, as when no time is left for a pause.
+                    // No time left to send them again (nor, for TRYAGAIN, to pause first): answered as timed out.
                     foreach (var call in again)
                     {
                         call.Late = true;
