@@ -22,8 +22,7 @@ public sealed partial class EnvoyConfigProvider : IDisposable
     private readonly bool _ownsMetrics;
     private readonly Lock _gate = new();
     private EnvoyConfig _current = EnvoyConfig.Empty;
-    private List<FileSystemWatcher> _watchers = [];
-    private WatchedPath? _watched;
+    private LinkedDirectoryWatch? _watch;
     private ITimer? _debounce;
     private bool _disposed;
 
@@ -72,6 +71,7 @@ public sealed partial class EnvoyConfigProvider : IDisposable
                 {
                     // Watching starts before the first read: a change made while it reads is then seen, not lost.
                     _debounce = _time.CreateTimer(static state => ((EnvoyConfigProvider)state!).Reload(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                    _watch = new LinkedDirectoryWatch([_options.ConfigDirectory], null, OnChanged, OnLinkChanged, OnWatcherError);
                     Rewatch();
                 }
 
@@ -80,9 +80,8 @@ public sealed partial class EnvoyConfigProvider : IDisposable
             catch when (watching)
             {
                 // A service that does not start watches nothing.
-                DisposeAll(_watchers);
-                _watchers = [];
-                _watched = null;
+                _watch?.Dispose();
+                _watch = null;
                 _debounce?.Dispose();
                 _debounce = null;
                 throw;
@@ -105,11 +104,8 @@ public sealed partial class EnvoyConfigProvider : IDisposable
 
             try
             {
-                if (_debounce is not null)
-                {
-                    // The links on the way may point elsewhere now: watch where the directory is before reading it.
-                    TryRewatch();
-                }
+                // The links on the way may point elsewhere now: watch where the directory is before reading it.
+                TryRewatch();
 
                 Install(EnvoyConfig.LoadDirectory(_options.ConfigDirectory, _options.MergeDomainConfigs));
                 success = true;
@@ -134,8 +130,8 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         lock (_gate)
         {
             _disposed = true;
-            DisposeAll(_watchers);
-            _watchers = [];
+            _watch?.Dispose();
+            _watch = null;
             _debounce?.Dispose();
             _debounce = null;
             if (_ownsMetrics)
@@ -163,47 +159,12 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         }
     }
 
-    /// <summary>
-    /// Watches the directory where the links lead now, and the parent directory of each link on the way, unless that is
-    /// what is watched already. The new watchers start before the old ones stop, and the path is resolved again once
-    /// they run, so a link swapped meanwhile is not missed. Throws when a watcher cannot start.
-    /// </summary>
+    /// <summary>Moves the watch to where the directory's links lead now; throws when a watcher cannot start.</summary>
     private void Rewatch()
     {
-        for (var attempt = 0; attempt < 3; attempt++)
+        if (_watch?.Rewatch() is [var path] && path.Links.Count > 0)
         {
-            var path = WatchedPath.Resolve(_options.ConfigDirectory);
-            if (path.Equals(_watched))
-            {
-                return;
-            }
-
-            var watchers = new List<FileSystemWatcher>();
-            try
-            {
-                foreach (var (directory, names) in path.LinkParents)
-                {
-                    watchers.Add(Watch(directory, (_, e) => OnLinkChanged(names, e)));
-                }
-
-                if (path.Target is not null)
-                {
-                    watchers.Add(Watch(path.Target, OnChanged));
-                }
-            }
-            catch
-            {
-                DisposeAll(watchers);
-                throw;
-            }
-
-            DisposeAll(_watchers);
-            _watchers = watchers;
-            _watched = path;
-            if (path.Links.Count > 0)
-            {
-                LogWatching(_logger, _options.ConfigDirectory, path.Target ?? "(nothing: a link leads nowhere)", string.Join(", ", path.Links));
-            }
+            LogWatching(_logger, _options.ConfigDirectory, path.Target ?? "(nothing: a link leads nowhere)", string.Join(", ", path.Links));
         }
     }
 
@@ -220,46 +181,10 @@ public sealed partial class EnvoyConfigProvider : IDisposable
         }
     }
 
-    private FileSystemWatcher Watch(string directory, FileSystemEventHandler changed)
-    {
-        var watcher = new FileSystemWatcher(directory)
-        {
-            IncludeSubdirectories = false,
-            NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
-        };
-        try
-        {
-            watcher.Changed += changed;
-            watcher.Created += changed;
-            watcher.Deleted += changed;
-            watcher.Renamed += (sender, e) => changed(sender, e);
-            watcher.Error += OnWatcherError;
-            watcher.EnableRaisingEvents = true;
-            return watcher;
-        }
-        catch
-        {
-            watcher.Dispose();
-            throw;
-        }
-    }
-
-    private static void DisposeAll(List<FileSystemWatcher> watchers)
-    {
-        foreach (var watcher in watchers)
-        {
-            watcher.Dispose();
-        }
-    }
-
     /// <summary>A link on the way to the directory was created, replaced, changed or removed: reload.</summary>
-    private void OnLinkChanged(IReadOnlySet<string> names, FileSystemEventArgs e)
+    private void OnLinkChanged(object sender, FileSystemEventArgs e)
     {
-        if ((e.Name is not null && names.Contains(e.Name)) || (e is RenamedEventArgs renamed && renamed.OldName is not null && names.Contains(renamed.OldName)))
-        {
-            Arm();
-        }
-
+        Arm();
         WatcherEventHandled?.Invoke(e.Name);
     }
 

@@ -10,21 +10,19 @@ namespace Floodgate.Gateway.Hosting;
 /// <remarks>
 /// A directory may be reached through symbolic links: itself, or an ancestor such as a deploy tool's <c>current</c>
 /// (<c>/etc/floodgate/current/policy.yaml</c>, <c>current -> releases/v2</c>), replaced by a rename. The kernel watches
-/// where a link led when the watch began, so such a swap raises no event there. Each link on the way (resolved by
-/// <see cref="WatchedPath"/>, as the Envoy service resolves its configuration directory) is therefore watched in its
-/// parent directory too, and before the callback runs the watch moves to wherever the directories lead now.
+/// where a link led when the watch began, so such a swap raises no event there. Each link on the way is therefore watched
+/// in its parent directory too (<see cref="LinkedDirectoryWatch"/>, as for the Envoy service's configuration
+/// directory), and before the callback runs the watch moves to wherever the directories lead now.
 /// </remarks>
 internal sealed partial class DebouncedWatcher : IDisposable
 {
     private readonly Lock _gate = new();
     private readonly string[] _directories;
-    private readonly IReadOnlyCollection<string>? _fileNames;
     private readonly TimeSpan _debounce;
     private readonly Action _changed;
     private readonly ILogger _logger;
     private readonly Timer _timer;
-    private List<FileSystemWatcher> _watchers = [];
-    private WatchedPath[] _watched = [];
+    private readonly LinkedDirectoryWatch _watch;
     private bool _disposed;
 
     /// <summary>Starts watching.</summary>
@@ -41,11 +39,13 @@ internal sealed partial class DebouncedWatcher : IDisposable
     public DebouncedWatcher(IEnumerable<string> directories, IReadOnlyCollection<string>? fileNames, TimeSpan debounce, Action changed, ILogger? logger = null)
     {
         _directories = [.. directories.Distinct(StringComparer.Ordinal)];
-        _fileNames = fileNames;
         _debounce = debounce;
         _changed = changed;
         _logger = logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         _timer = new Timer(static state => ((DebouncedWatcher)state!).OnQuiet(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+
+        // The buffer overflowed or the directory went away: what changed is unknown, so read everything again.
+        _watch = new LinkedDirectoryWatch(_directories, fileNames, OnChanged, OnChanged, (_, _) => Arm());
         try
         {
             lock (_gate)
@@ -65,100 +65,26 @@ internal sealed partial class DebouncedWatcher : IDisposable
         lock (_gate)
         {
             _disposed = true;
-            DisposeAll(_watchers);
-            _watchers = [];
+            _watch.Dispose();
         }
 
         _timer.Dispose();
     }
 
-    /// <summary>
-    /// Watches where the directories lead now, and the parent directory of each link on the way, unless that is what is
-    /// watched already. The new watchers start before the old ones stop, and the directories are resolved again once
-    /// they run, so a link swapped meanwhile is not missed. Throws when a watcher cannot start; the old ones then stay.
-    /// </summary>
+    /// <summary>Moves the watch to where the directories' links lead now; throws when a watcher cannot start.</summary>
     private void Rewatch()
     {
-        for (var attempt = 0; attempt < 3; attempt++)
+        if (_watch.Rewatch() is not { } paths)
         {
-            WatchedPath[] paths = [.. _directories.Select(WatchedPath.Resolve)];
-            if (paths.SequenceEqual(_watched))
-            {
-                return;
-            }
-
-            var watchers = new List<FileSystemWatcher>();
-            try
-            {
-                // A link's parent: only the links' names, and their removal too (the directory is then gone).
-                foreach (var parent in paths.SelectMany(p => p.LinkParents).GroupBy(p => p.Directory, StringComparer.Ordinal))
-                {
-                    watchers.Add(Watch(parent.Key, [.. parent.SelectMany(p => p.Names).Distinct(StringComparer.Ordinal)], deletions: true));
-                }
-
-                foreach (var target in paths.Select(p => p.Target).OfType<string>().Distinct(StringComparer.Ordinal))
-                {
-                    watchers.Add(Watch(target, _fileNames, deletions: _fileNames is null));
-                }
-            }
-            catch
-            {
-                DisposeAll(watchers);
-                throw;
-            }
-
-            DisposeAll(_watchers);
-            _watchers = watchers;
-            _watched = paths;
-            for (var i = 0; i < paths.Length; i++)
-            {
-                if (paths[i].Links.Count > 0)
-                {
-                    Log.FollowingLinks(_logger, _directories[i], paths[i].Target ?? "(nothing: a link leads nowhere)", string.Join(", ", paths[i].Links));
-                }
-            }
+            return;
         }
-    }
 
-    private FileSystemWatcher Watch(string directory, IReadOnlyCollection<string>? names, bool deletions)
-    {
-        var watcher = new FileSystemWatcher(directory);
-        try
+        for (var i = 0; i < paths.Count; i++)
         {
-            foreach (var name in names ?? [])
+            if (paths[i].Links.Count > 0)
             {
-                watcher.Filters.Add(name);
+                Log.FollowingLinks(_logger, _directories[i], paths[i].Target ?? "(nothing: a link leads nowhere)", string.Join(", ", paths[i].Links));
             }
-
-            // DirectoryName too: a Kubernetes volume's ..data entry, or a deploy tool's current, is swapped by a rename,
-            // and may be seen as a directory.
-            watcher.NotifyFilter = NotifyFilters.LastWrite | NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.Size | NotifyFilters.CreationTime;
-            watcher.Changed += OnChanged;
-            watcher.Created += OnChanged;
-            watcher.Renamed += OnChanged;
-            if (deletions)
-            {
-                watcher.Deleted += OnChanged;
-            }
-
-            // The buffer overflowed or the directory went away: what changed is unknown, so read everything again.
-            watcher.Error += (_, _) => Arm();
-            watcher.EnableRaisingEvents = true;
-            return watcher;
-        }
-        catch
-        {
-            watcher.Dispose();
-            throw;
-        }
-    }
-
-    private static void DisposeAll(List<FileSystemWatcher> watchers)
-    {
-        foreach (var watcher in watchers)
-        {
-            watcher.EnableRaisingEvents = false;
-            watcher.Dispose();
         }
     }
 
