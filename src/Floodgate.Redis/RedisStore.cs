@@ -460,7 +460,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
         try
         {
-            var release = (connection ?? throw NoMaster()).GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [LeaseMember(leaseId, check.Cost), check.Cost], CommandFlags.DemandMaster);
+            var release = Release(connection ?? throw NoMaster(), key, check, leaseId, CommandFlags.DemandMaster);
             await release.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
@@ -644,6 +644,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     }
 
     private static long Micros(TimeSpan span) => span.Ticks / TimeSpan.TicksPerMicrosecond;
+
+    /// <summary>Sends release.lua for <paramref name="leaseId"/> of <paramref name="check"/>, whose concurrency key is <paramref name="key"/>.</summary>
+    private static Task<RedisResult> Release(IConnectionMultiplexer connection, RedisKey key, in RateLimitCheck check, long leaseId, CommandFlags flags) =>
+        connection.GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [LeaseMember(leaseId, check.Cost), check.Cost], flags);
 
     private static RedisValue LeaseMember(long leaseId, long permits) =>
         string.Create(CultureInfo.InvariantCulture, $"{leaseId}:{permits}");
@@ -1405,7 +1409,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             var key = RedisKeys.For(_prefix, check.Key, LimitAlgorithm.Concurrency);
             // Under Sentinel the master may have changed since the call: then the script ran on a node whose writes the
             // failover discards, and this removal finds nothing.
-            _ = Current?.GetDatabase().ScriptEvaluate(ReleaseScript, [key], [LeaseMember(leaseId, check.Cost), check.Cost], CommandFlags.FireAndForget | CommandFlags.DemandMaster);
+            if (Current is { } connection)
+            {
+                _ = Release(connection, key, check, leaseId, CommandFlags.FireAndForget | CommandFlags.DemandMaster);
+            }
         }
         catch (Exception ex)
         {

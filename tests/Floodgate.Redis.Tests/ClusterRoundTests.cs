@@ -127,15 +127,7 @@ public sealed class ClusterRoundTests(ClusterFixture cluster) : IClassFixture<Cl
     [Fact]
     public async Task A_later_round_is_not_sent_once_an_earlier_one_used_up_the_time()
     {
-        var prefix = "cl" + Guid.NewGuid().ToString("N")[..6];
-        await using var store = await TestStores.ConnectAsync(cluster.Configuration, o =>
-        {
-            o.Timeout = TimeSpan.FromMilliseconds(300);
-            o.FailureMode = RedisFailureMode.Open;
-            o.BreakerFailureThreshold = 1;
-            o.BreakerDuration = TimeSpan.FromMinutes(1);
-            o.OverLimitCache = false;
-        }, prefix: prefix);
+        await using var store = await ConnectHeldToTheDeadlineAsync();
         var limit = Limit.FixedWindow(new Rate(10, 1, RateUnit.Hour));
         var (first, later) = OnTwoNodes(store,
             i => new RateLimitCheck(limit, StoreKey.Create("first", "user" + i), 1, false),
@@ -157,10 +149,7 @@ public sealed class ClusterRoundTests(ClusterFixture cluster) : IClassFixture<Cl
             // No time was left for round 2: it was not sent, and its node's breaker was not charged with its timeout.
             Assert.Equal(trips + 1, store.RoundTrips);
             Assert.Equal(failures + 2, store.Failures);
-            Assert.Equal(1, store.OpenCircuits);
-            var probe = await store.DecideOneAsync(later with { Cost = 0 });
-            Assert.False(probe.IsStoreFailure);
-            Assert.Equal(9, probe.Outcome.Remaining);
+            await AssertOnlyThePausedNodeFailedAsync(store, later);
         }
         finally
         {
@@ -175,15 +164,7 @@ public sealed class ClusterRoundTests(ClusterFixture cluster) : IClassFixture<Cl
     {
         // A calendar skew: this replica's clock is two days behind the servers', so every calendar quota's call is
         // answered with the server's time and sent again.
-        var prefix = "ca" + Guid.NewGuid().ToString("N")[..6];
-        await using var store = await TestStores.ConnectAsync(cluster.Configuration, o =>
-        {
-            o.Timeout = TimeSpan.FromMilliseconds(300);
-            o.FailureMode = RedisFailureMode.Open;
-            o.BreakerFailureThreshold = 1;
-            o.BreakerDuration = TimeSpan.FromMinutes(1);
-            o.OverLimitCache = false;
-        }, time: reason == "calendar_skew" ? TestStores.Clock(DateTimeOffset.UtcNow.AddDays(-2)) : null, prefix: prefix);
+        await using var store = await ConnectHeldToTheDeadlineAsync(reason == "calendar_skew" ? TestStores.Clock(DateTimeOffset.UtcNow.AddDays(-2)) : null);
         var limit = reason == "calendar_skew" ? Limit.Quota(new Rate(10, 1, RateUnit.Day), QuotaCalendar.Utc) : Limit.FixedWindow(new Rate(10, 1, RateUnit.Hour));
         var (first, later) = OnTwoNodes(store,
             i => new RateLimitCheck(limit, StoreKey.Create("first", "user" + i), 1, false),
@@ -210,15 +191,35 @@ public sealed class ClusterRoundTests(ClusterFixture cluster) : IClassFixture<Cl
             // No time was left to send it again: it was not, and the node that answered was not charged with a failure.
             Assert.Equal(trips + 2, store.RoundTrips);
             Assert.Equal(failures + 1, store.Failures);
-            Assert.Equal(1, store.OpenCircuits);
-            var probe = await store.DecideOneAsync(later with { Cost = 0 });
-            Assert.False(probe.IsStoreFailure);
-            Assert.Equal(9, probe.Outcome.Remaining);
+            await AssertOnlyThePausedNodeFailedAsync(store, later);
         }
         finally
         {
             paused.Cli("CLIENT", "UNPAUSE");
         }
+    }
+
+    /// <summary>A store whose calls to a paused node time out after 300 ms, opening that node's breaker, and admit (open).</summary>
+    private Task<RedisStore> ConnectHeldToTheDeadlineAsync(TimeProvider? time = null) =>
+        TestStores.ConnectAsync(cluster.Configuration, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(300);
+            o.FailureMode = RedisFailureMode.Open;
+            o.BreakerFailureThreshold = 1;
+            o.BreakerDuration = TimeSpan.FromMinutes(1);
+            o.OverLimitCache = false;
+        }, time: time, prefix: "dl" + Guid.NewGuid().ToString("N")[..6]);
+
+    /// <summary>
+    /// Only the paused node's breaker is open, and <paramref name="later"/>'s key, on the node that answered, holds the one
+    /// hit of the warm-up of a limit of 10: the call not sent again charged nothing.
+    /// </summary>
+    private static async Task AssertOnlyThePausedNodeFailedAsync(RedisStore store, RateLimitCheck later)
+    {
+        Assert.Equal(1, store.OpenCircuits);
+        var probe = await store.DecideOneAsync(later with { Cost = 0 });
+        Assert.False(probe.IsStoreFailure);
+        Assert.Equal(9, probe.Outcome.Remaining);
     }
 
     /// <summary>The first checks <paramref name="first"/> and <paramref name="later"/> make whose keys are on different masters.</summary>
