@@ -4,9 +4,13 @@
 -- enforced check of a stage is denied, the stages after it are not evaluated, so a request costs one call however
 -- many tiers it has. On a cluster every key of one call is in one slot (a group's keys share the identity's hash tag).
 --
--- KEYS[i]  the state key of check i, in order over every group.
+-- A run is one call or, when the store coalesces the calls of concurrent decisions, several, decided one after the
+-- other as if each had been sent alone: each keeps its own stages, and sees what the calls before it wrote.
+--
+-- KEYS[i]  the state key of check i, in order over every group of every call.
 -- ARGV[1]  now in microseconds since the Unix epoch, or '' to read the server's clock (TIME). Tests pass a value.
--- ARGV[2]  the number of groups, g. Then per group: its stage, its number of checks n, and n strides of 10 values:
+-- ARGV[2]  one call: its number of groups, g, then its groups. Several calls: minus their number, then per call its
+--          number of groups and its groups. Per group: its stage, its number of checks n, and n strides of 10 values:
 --   algorithm (0 gcra, 1 sliding_window, 2 fixed_window, 3 quota, 4 concurrency), cost, mode, p1..p7, where mode is
 --   0 enforce, 1 shadow, 2 probe (decided with its cost, never written, its denial enforced), 3 shadow probe:
 --   gcra            p1 interval, p2 tolerance, p3 burst, p7 slice
@@ -17,23 +21,24 @@
 --
 -- State: a string; gcra keeps 'A', the counters 'A:B:C' (the slots of LimitState). Concurrency keeps a sorted set
 -- of leases '<lease id>:<permits>' scored by expiry, plus the member '#' scored by minus the sum of their permits, so
--- a decision reads the permits in flight without reading every lease; a release is release.lua, which keeps the sum. Every write sets a TTL: the moment the state becomes the same as no state. The strings
--- are read by one MGET before the first group; a group still sees them as they stand when it is decided, since a key
--- an earlier group of this call wrote reads as that write.
+-- a decision reads the permits in flight without reading every lease; a release is release.lua, which keeps the sum.
+-- Every write sets a TTL: the moment the state becomes the same as no state. The strings are read by one MGET before
+-- the first call, and written by one SET per key after the last, with the TTL of the key's last state: a group still
+-- sees a key as it stands when it is decided, since a key an earlier group of the run wrote reads as that write.
 --
--- Returns {1, now, e, then per check of the first e groups (those evaluated): allowed (0|1), a, b, c, granted}: the
--- state BEFORE the decision (for concurrency: permits in flight, earliest and latest expiry), and what was granted (the
--- cost, a leased slice, or 0, as for a probe). The caller recomputes the outcome from that state with the same C# the in-memory store
--- uses. Returns {-1, now}, having written nothing, when a calendar quota's periods, computed by the caller's clock, do
--- not contain the server's now; the caller resends.
+-- Returns, for one call, {1, now, e, then per check of the first e groups (those evaluated): allowed (0|1), a, b, c,
+-- granted}: the state BEFORE the decision (for concurrency: permits in flight, earliest and latest expiry), and what was
+-- granted (the cost, a leased slice, or 0, as for a probe). The caller recomputes the outcome from that state with the
+-- same C# the in-memory store uses. Returns {-1, now}, having written nothing, when a calendar quota's periods, computed by the caller's clock, do
+-- not contain the server's now; the caller resends. For several calls: an array of their answers, in order.
 --
 -- Numbers: every value stays an integer below 2^53, so Lua's doubles compute exactly what C#'s longs do. A string
 -- becomes a number by arithmetic (s + 0), which parses it once where tonumber parses it twice. A number becomes a
 -- string with '%d' before it reaches redis.call: Lua's own '%.14g' would mangle 16-digit microseconds, and '%.0f'
 -- costs more, as does a number passed as is (Redis 7.0 spells it with '%.17g').
 --
--- The script runs once per request, so it is written for the server's CPU: few redis.calls, each argument parsed
--- once, two closures, and the algorithms inlined.
+-- The script runs once per request (or per run of coalesced requests), so it is written for the server's CPU: few
+-- redis.calls, each argument parsed once, three closures, and the algorithms inlined.
 
 local ARGV, KEYS, call, unpack = ARGV, KEYS, redis.call, unpack
 local find, match, format = string.find, string.match, string.format
@@ -60,24 +65,8 @@ else
   now = t[1] * 1000000 + t[2]
 end
 
-local groups = ARGV[2] + 0
+local head = ARGV[2] + 0
 local STRIDE = 10
-
--- Calendar periods first, before anything is written: a resend must find the state untouched.
-do
-  local pos = 3
-  for _ = 1, groups do
-    local last = pos + (ARGV[pos + 1] + 0) * STRIDE
-    for base = pos + 1, last, STRIDE do
-      if ARGV[base + 1] == '3' and ARGV[base + 6] == '1' then
-        if now < ARGV[base + 7] + 0 or now >= ARGV[base + 9] + 0 then
-          return {-1, now}
-        end
-      end
-    end
-    pos = last + 2
-  end
-end
 
 -- state[i] is the string at KEYS[i], or false (no key, or a sorted set: concurrency reads its own when decided).
 local nkeys = #KEYS
@@ -94,6 +83,17 @@ else
   end
 end
 
+-- strings[key]: the key's string as the run has left it so far (false: none). The strings written wait in written,
+-- in the order first written, each with the TTL of its last write, for one SET per key at the end of the run.
+local strings = {}
+for i = 1, nkeys do
+  local key = KEYS[i]
+  if strings[key] == nil then
+    strings[key] = state[i]
+  end
+end
+local written, ttls, nwritten = {}, {}, 0
+
 -- A concurrency key's member that holds the sum of its leases' permits, negated, as its score.
 local SUM = '#'
 
@@ -109,9 +109,9 @@ local function permits_of(members)
   return total
 end
 
--- Writes check j's next state; later is the first check of the groups after j's, which must read what this wrote.
-local function write(j, later, algorithm, x, y, z, ttl)
-  local key = KEYS[j]
+-- Writes a check's next state at key: a lease at once; a string into strings, for later groups and calls to read, and
+-- to be SET at the end.
+local function write(key, algorithm, x, y, z, ttl)
   if algorithm == '4' then
     -- x: the lease's expiry, y: its member, z: its permits.
     call('ZADD', key, format(D, x), y)
@@ -119,233 +119,274 @@ local function write(j, later, algorithm, x, y, z, ttl)
     call('PEXPIRE', key, format(D, ttl))
     return
   end
-  local value
   if algorithm == '0' then
-    value = format(D, x)
+    strings[key] = format(D, x)
   else
-    value = format(D3, x, y, z)
+    strings[key] = format(D3, x, y, z)
   end
-  call('SET', key, value, 'PX', format(D, ttl))
-  for l = later, nkeys do
-    if KEYS[l] == key then
-      state[l] = value
-    end
+  if not ttls[key] then
+    nwritten = nwritten + 1
+    written[nwritten] = key
   end
+  ttls[key] = ttl
 end
 
--- Sized at once, as a growing table rehashes at every power of two; the slots past the last group evaluated are
--- cleared at the end.
-local size = 3 + 5 * nkeys
-local out
-if size <= UNPACK_MAX then
-  out = {1, now, 0, unpack(ARGV, 4, size)}
-else
-  out = {1, now, 0}
-end
-local n = 3
--- The writes of a group of several checks wait for its verdict: 6 slots each (j, algorithm, x, y, z, ttl).
-local pending
-local pos, first = 3, 1
-local stage, stage_denied = nil, false
-for g = 1, groups do
-  local group_stage, checks = ARGV[pos], ARGV[pos + 1] + 0
-  if group_stage ~= stage then
-    if stage_denied then
-      break
+-- Decides one call: its groups from ARGV[pos], its keys from KEYS[first]. Returns its answer, and where the next call's
+-- groups and keys start.
+local function decide_call(groups, pos, first)
+  -- Calendar periods first, before anything is written: a resend must find the call's state untouched.
+  local skewed = false
+  local last_pos, last_key = pos, first
+  for _ = 1, groups do
+    local checks = ARGV[last_pos + 1] + 0
+    local last = last_pos + checks * STRIDE
+    if not skewed then
+      for base = last_pos + 1, last, STRIDE do
+        if ARGV[base + 1] == '3' and ARGV[base + 6] == '1' then
+          if now < ARGV[base + 7] + 0 or now >= ARGV[base + 9] + 0 then
+            skewed = true
+            break
+          end
+        end
+      end
     end
-    stage = group_stage
+    last_pos = last + 2
+    last_key = last_key + checks
   end
-  local later = first + checks
+  if skewed then
+    return {-1, now}, last_pos, last_key
+  end
 
-  local writes = 0
-  local denied = false
-  local j = first
-  for base = pos + 1, pos + checks * STRIDE, STRIDE do
-    local algorithm = ARGV[base + 1]
-    local cost = ARGV[base + 2] + 0
-    local mode = ARGV[base + 3]
-    local probe = mode == '2' or mode == '3'
-    local allowed, granted = false, 0
-    local a, b, c = 0, 0, 0
-    -- The next state and its TTL, when the check writes.
-    local na, nb, nc, ttl
+  -- Sized at once, as a growing table rehashes at every power of two; the slots past the last group evaluated are
+  -- cleared at the end.
+  local size = 3 + 5 * (last_key - first)
+  local out
+  if size <= UNPACK_MAX then
+    out = {1, now, 0, unpack(ARGV, 4, size)}
+  else
+    out = {1, now, 0}
+  end
+  local n = 3
+  -- The writes of a group of several checks wait for its verdict: 6 slots each (key, algorithm, x, y, z, ttl).
+  local pending
+  local stage, stage_denied = nil, false
+  for g = 1, groups do
+    local group_stage, checks = ARGV[pos], ARGV[pos + 1] + 0
+    if group_stage ~= stage then
+      if stage_denied then
+        break
+      end
+      stage = group_stage
+    end
 
-    if algorithm == '4' then
-      -- a: permits in flight, b: earliest expiry, c: latest expiry; each read in O(log n), whatever the leases held.
+    local writes = 0
+    local denied = false
+    local j = first
+    for base = pos + 1, pos + checks * STRIDE, STRIDE do
       local key = KEYS[j]
-      local permits, lease = ARGV[base + 4] + 0, ARGV[base + 5] + 0
-      local until_now = format(D, now)
-      -- The sum sorts first (its score is minus the permits held, never above 0; a lease's is its expiry), then the
-      -- earliest lease.
-      local head = call('ZRANGE', key, '0', '1', 'WITHSCORES')
-      if head[1] and (head[1] ~= SUM or head[2] + 0 > 0) then
-        -- Leases without a sum that can be trusted (a key edited by hand): the sum is taken out, the expired leases
-        -- too, and the rest counted once, in O(n), and the sum written back.
-        call('ZREM', key, SUM)
-        call('ZREMRANGEBYSCORE', key, '(0', until_now)
-        local leases = call('ZRANGE', key, '0', '-1')
-        if #leases > 0 then
-          -- The key still exists, with the TTL of its latest lease: never a key left without one.
-          call('ZADD', key, format(D, -permits_of(leases)), SUM)
-        end
-        head = call('ZRANGE', key, '0', '1', 'WITHSCORES')
-      elseif head[3] and head[4] + 0 <= now then
-        -- Expired leases leave the set, and their permits the sum. Usually there are none: callers release theirs.
-        local expired = call('ZRANGEBYSCORE', key, '(0', until_now)
-        call('ZREMRANGEBYSCORE', key, '(0', until_now)
-        call('ZINCRBY', key, format(D, permits_of(expired)), SUM)
-        head = call('ZRANGE', key, '0', '1', 'WITHSCORES')
-      end
-      if head[1] then
-        a = -(head[2] + 0)
-        if a < 0 then
-          a = 0
-        end
-        if head[3] then
-          b = head[4] + 0
-          c = call('ZRANGE', key, '-1', '-1', 'WITHSCORES')[2] + 0
-        end
-      end
-      allowed = cost <= permits and a + cost <= permits
-      if allowed and not probe then
-        granted = cost
-        if cost > 0 then
-          na, nb, nc = now + lease, ARGV[base + 6], cost
-          ttl = ceil(((c > na and c or na) - now) / 1000) + pad
-        end
-      end
-    else
-      -- 'A:B:C', 'A', or anything else, which reads as no state.
-      local v = state[j]
-      if v then
-        if find(v, ':', 1, true) then
-          local x, y, z = match(v, '^(%d+):(%d+):(%d+)$')
-          if x then
-            a, b, c = x + 0, y + 0, z + 0
-          end
-        elseif find(v, '^%d+$') then
-          a = v + 0
-        end
-      end
-      local p1, p2, p3 = ARGV[base + 4] + 0, ARGV[base + 5] + 0, 0
-      if algorithm == '0' or algorithm == '3' then
-        p3 = ARGV[base + 6] + 0
-      end
-      local slice = ARGV[base + 10]
-      slice = slice == '0' and 0 or slice + 0
+      local algorithm = ARGV[base + 1]
+      local cost = ARGV[base + 2] + 0
+      local mode = ARGV[base + 3]
+      local probe = mode == '2' or mode == '3'
+      local allowed, granted = false, 0
+      local a, b, c = 0, 0, 0
+      -- The next state and its TTL, when the check writes.
+      local na, nb, nc, ttl
 
-      -- A leased slice larger than the cost is tried first; then (when the slice is not granted) the cost.
-      local try = slice > cost and slice or cost
-      local ok, expires
-      repeat
-        if algorithm == '0' then
-          -- LimitMath.Gcra: p1 interval, p2 tolerance, p3 burst.
-          local baseline = a > now and a or now
-          ok = false
-          if try <= p3 then
-            local candidate = baseline + p1 * try
-            if candidate - p2 <= now then
-              ok, na, nb, nc, expires = true, candidate, 0, 0, candidate
-            end
+      if algorithm == '4' then
+        -- a: permits in flight, b: earliest expiry, c: latest expiry; each read in O(log n), whatever the leases held.
+        local permits, lease = ARGV[base + 4] + 0, ARGV[base + 5] + 0
+        local until_now = format(D, now)
+        -- The sum sorts first (its score is minus the permits held, never above 0; a lease's is its expiry), then the
+        -- earliest lease.
+        local ends = call('ZRANGE', key, '0', '1', 'WITHSCORES')
+        if ends[1] and (ends[1] ~= SUM or ends[2] + 0 > 0) then
+          -- Leases without a sum that can be trusted (a key edited by hand): the sum is taken out, the expired leases
+          -- too, and the rest counted once, in O(n), and the sum written back.
+          call('ZREM', key, SUM)
+          call('ZREMRANGEBYSCORE', key, '(0', until_now)
+          local leases = call('ZRANGE', key, '0', '-1')
+          if #leases > 0 then
+            -- The key still exists, with the TTL of its latest lease: never a key left without one.
+            call('ZADD', key, format(D, -permits_of(leases)), SUM)
           end
-        elseif algorithm == '1' then
-          -- LimitMath.SlidingWindow: p1 window, p2 amount. t: now, but not before the state's window (the clock
-          -- stepped back); TTLs still count from now.
-          local t = a > now and a or now
-          local start = t - fmod(t, p1)
-          local previous, current = 0, 0
-          if a == start then
-            previous, current = b, c
-          elseif a == start - p1 then
-            previous, current = c, 0
-          end
-          local elapsed = t - start
-          local weighted = floor(previous * (p1 - elapsed) / p1)
-          ok = try <= p2 and weighted + current + try <= p2
-          na, nb, nc, expires = start, previous, current + try, start + 2 * p1
-        else
-          local start, finish, amount
-          local count = 0
-          if algorithm == '2' then
-            -- LimitMath.FixedWindow: p1 window, p2 amount. t as in the sliding window.
-            local t = a > now and a or now
-            start = t - fmod(t, p1)
-            finish, amount = start + p1, p2
-            if a == start then
-              count = b
-            end
-          else
-            -- LimitMath.Quota: p1 amount, p2 period, p3 calendar.
-            if a > now and c > a then
-              start, finish = a, c
-            elseif p3 == 1 then
-              local p4, p5, p6 = ARGV[base + 7] + 0, ARGV[base + 8] + 0, ARGV[base + 9] + 0
-              if now >= p4 and now < p5 then
-                start, finish = p4, p5
-              elseif now >= p5 and now < p6 then
-                start, finish = p5, p6
-              end
-            elseif c > now then
-              start, finish = a, c
-            else
-              start, finish = now, now + p2
-            end
-            amount = p1
-            if a == start and c == finish then
-              count = b
-            end
-          end
-          -- LimitMath.Counter. No start: a calendar quota whose periods miss now (answered -1 above).
-          ok = start ~= nil and try <= amount and count + try <= amount
-          na, nb, nc, expires = start, count + try, finish, finish
+          ends = call('ZRANGE', key, '0', '1', 'WITHSCORES')
+        elseif ends[3] and ends[4] + 0 <= now then
+          -- Expired leases leave the set, and their permits the sum. Usually there are none: callers release theirs.
+          local expired = call('ZRANGEBYSCORE', key, '(0', until_now)
+          call('ZREMRANGEBYSCORE', key, '(0', until_now)
+          call('ZINCRBY', key, format(D, permits_of(expired)), SUM)
+          ends = call('ZRANGE', key, '0', '1', 'WITHSCORES')
         end
-        if ok and not probe then
-          granted = try
+        if ends[1] then
+          a = -(ends[2] + 0)
+          if a < 0 then
+            a = 0
+          end
+          if ends[3] then
+            b = ends[4] + 0
+            c = call('ZRANGE', key, '-1', '-1', 'WITHSCORES')[2] + 0
+          end
         end
-        local again = try ~= cost and granted == 0
-        try = cost
-      until not again
-
-      allowed = ok
-      if allowed and granted > 0 then
-        ttl = ceil((expires - now) / 1000)
-        ttl = (ttl < 1 and 1 or ttl) + pad
-      end
-    end
-
-    if ttl then
-      if checks == 1 then
-        write(j, later, algorithm, na, nb, nc, ttl)
+        allowed = cost <= permits and a + cost <= permits
+        if allowed and not probe then
+          granted = cost
+          if cost > 0 then
+            na, nb, nc = now + lease, ARGV[base + 6], cost
+            ttl = ceil(((c > na and c or na) - now) / 1000) + pad
+          end
+        end
       else
-        pending = pending or {}
-        local w = writes * 6
-        pending[w + 1], pending[w + 2], pending[w + 3] = j, algorithm, na
-        pending[w + 4], pending[w + 5], pending[w + 6] = nb, nc, ttl
-        writes = writes + 1
+        -- 'A:B:C', 'A', or anything else, which reads as no state.
+        local v = strings[key]
+        if v then
+          if find(v, ':', 1, true) then
+            local x, y, z = match(v, '^(%d+):(%d+):(%d+)$')
+            if x then
+              a, b, c = x + 0, y + 0, z + 0
+            end
+          elseif find(v, '^%d+$') then
+            a = v + 0
+          end
+        end
+        local p1, p2, p3 = ARGV[base + 4] + 0, ARGV[base + 5] + 0, 0
+        if algorithm == '0' or algorithm == '3' then
+          p3 = ARGV[base + 6] + 0
+        end
+        local slice = ARGV[base + 10]
+        slice = slice == '0' and 0 or slice + 0
+
+        -- A leased slice larger than the cost is tried first; then (when the slice is not granted) the cost.
+        local try = slice > cost and slice or cost
+        local ok, expires
+        repeat
+          if algorithm == '0' then
+            -- LimitMath.Gcra: p1 interval, p2 tolerance, p3 burst.
+            local baseline = a > now and a or now
+            ok = false
+            if try <= p3 then
+              local candidate = baseline + p1 * try
+              if candidate - p2 <= now then
+                ok, na, nb, nc, expires = true, candidate, 0, 0, candidate
+              end
+            end
+          elseif algorithm == '1' then
+            -- LimitMath.SlidingWindow: p1 window, p2 amount. t: now, but not before the state's window (the clock
+            -- stepped back); TTLs still count from now.
+            local t = a > now and a or now
+            local start = t - fmod(t, p1)
+            local previous, current = 0, 0
+            if a == start then
+              previous, current = b, c
+            elseif a == start - p1 then
+              previous, current = c, 0
+            end
+            local elapsed = t - start
+            local weighted = floor(previous * (p1 - elapsed) / p1)
+            ok = try <= p2 and weighted + current + try <= p2
+            na, nb, nc, expires = start, previous, current + try, start + 2 * p1
+          else
+            local start, finish, amount
+            local count = 0
+            if algorithm == '2' then
+              -- LimitMath.FixedWindow: p1 window, p2 amount. t as in the sliding window.
+              local t = a > now and a or now
+              start = t - fmod(t, p1)
+              finish, amount = start + p1, p2
+              if a == start then
+                count = b
+              end
+            else
+              -- LimitMath.Quota: p1 amount, p2 period, p3 calendar.
+              if a > now and c > a then
+                start, finish = a, c
+              elseif p3 == 1 then
+                local p4, p5, p6 = ARGV[base + 7] + 0, ARGV[base + 8] + 0, ARGV[base + 9] + 0
+                if now >= p4 and now < p5 then
+                  start, finish = p4, p5
+                elseif now >= p5 and now < p6 then
+                  start, finish = p5, p6
+                end
+              elseif c > now then
+                start, finish = a, c
+              else
+                start, finish = now, now + p2
+              end
+              amount = p1
+              if a == start and c == finish then
+                count = b
+              end
+            end
+            -- LimitMath.Counter. No start: a calendar quota whose periods miss now (answered -1 above).
+            ok = start ~= nil and try <= amount and count + try <= amount
+            na, nb, nc, expires = start, count + try, finish, finish
+          end
+          if ok and not probe then
+            granted = try
+          end
+          local again = try ~= cost and granted == 0
+          try = cost
+        until not again
+
+        allowed = ok
+        if allowed and granted > 0 then
+          ttl = ceil((expires - now) / 1000)
+          ttl = (ttl < 1 and 1 or ttl) + pad
+        end
+      end
+
+      if ttl then
+        if checks == 1 then
+          write(key, algorithm, na, nb, nc, ttl)
+        else
+          pending = pending or {}
+          local w = writes * 6
+          pending[w + 1], pending[w + 2], pending[w + 3] = key, algorithm, na
+          pending[w + 4], pending[w + 5], pending[w + 6] = nb, nc, ttl
+          writes = writes + 1
+        end
+      end
+      if not allowed and (mode == '0' or mode == '2') then
+        denied = true
+      end
+      out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = allowed and 1 or 0, a, b, c, granted
+      n = n + 5
+      j = j + 1
+    end
+
+    -- All or nothing: one denied enforced check means no check of this identity commits.
+    if denied then
+      stage_denied = true
+    else
+      for w = 0, writes * 6 - 1, 6 do
+        write(pending[w + 1], pending[w + 2], pending[w + 3], pending[w + 4], pending[w + 5], pending[w + 6])
       end
     end
-    if not allowed and (mode == '0' or mode == '2') then
-      denied = true
-    end
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = allowed and 1 or 0, a, b, c, granted
-    n = n + 5
-    j = j + 1
+    out[3] = g
+    pos = pos + 2 + checks * STRIDE
+    first = first + checks
   end
 
-  -- All or nothing: one denied enforced check means no check of this identity commits.
-  if denied then
-    stage_denied = true
-  else
-    for w = 0, writes * 6 - 1, 6 do
-      write(pending[w + 1], later, pending[w + 2], pending[w + 3], pending[w + 4], pending[w + 5], pending[w + 6])
-    end
+  for i = n + 1, size do
+    out[i] = nil
   end
-  out[3] = g
-  pos = pos + 2 + checks * STRIDE
-  first = later
+  return out, last_pos, last_key
 end
 
-for i = n + 1, size do
-  out[i] = nil
+local answer
+if head >= 0 then
+  answer = decide_call(head, 3, 1)
+else
+  answer = {}
+  local pos, first = 4, 1
+  for r = 1, -head do
+    answer[r], pos, first = decide_call(ARGV[pos - 1] + 0, pos, first)
+    pos = pos + 1
+  end
 end
-return out
+
+for w = 1, nwritten do
+  local key = written[w]
+  call('SET', key, strings[key], 'PX', format(D, ttls[key]))
+end
+return answer
