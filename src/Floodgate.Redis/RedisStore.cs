@@ -99,6 +99,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private SlotRoute?[]? _slotRoutes;
     private readonly OverLimitCache? _cache;
     private readonly LeaseSlices _slices;
+    private readonly CallCoalescer _calls;
     private readonly MemoryStore _local;
     private readonly ConditionalWeakTable<Limit, Limit> _localLimits = [];
     private readonly ConditionalWeakTable<Limit, Limit>.CreateValueCallback _divide;
@@ -151,6 +152,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _newNodeBreaker = endPoint => new CircuitBreaker(options.BreakerFailureThreshold, Micros(options.BreakerDuration), NameOf(endPoint));
         _cache = options.OverLimitCache ? new OverLimitCache(options.OverLimitCacheSize) : null;
         _slices = new LeaseSlices(Micros(options.LeaseSliceLifetime));
+        _calls = new CallCoalescer(() => (Current ?? throw NoMaster()).GetDatabase(), ScriptHash, options.Timeout);
         // Kept even when the store's own mode is not local: a rule may ask for local answers on its own.
         _local = new MemoryStore(options.LocalStore, _time);
         var replicas = options.Replicas;
@@ -207,6 +209,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     }
 
     internal long Mismatches => Volatile.Read(ref _mismatchCount);
+
+    /// <summary>How many runs of the script the coalescer sent on a single node (a call sent alone is one).</summary>
+    internal long Runs => _calls.Runs;
 
     internal int CachedKeys => _cache?.Count ?? 0;
 
@@ -1194,7 +1199,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         CountRoundTrip();
         call.Keys = keys;
         call.Values = values;
-        call.Task = Evaluate(keys, values, call.SendScript);
+        // On a single node, concurrent decisions' calls share runs; a test's own clock (a given now) goes alone.
+        call.Task = call.Slot == NoSlot && batch.ServerNow is null && !call.SendScript
+            ? _calls.Evaluate(keys, values, batch.Deadline)
+            : Evaluate(keys, values, call.SendScript);
     }
 
     /// <summary>Waits for a round's calls (resending after NOSCRIPT or a calendar skew) and applies their answers.</summary>
@@ -1285,6 +1293,25 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 continue;
             }
 
+            if (task.IsCompletedSuccessfully && IsRefused(task.Result))
+            {
+                // A concurrency key holds a value of another type (edited by hand): the node is well, the call's groups
+                // are answered by the failure mode.
+                failed = true;
+                failure ??= new RedisException("A concurrency key of the decision holds a value of another type than a sorted set; the script wrote nothing.");
+                if (call.Breaker!.OnSuccess())
+                {
+                    LogBreakerClosed(_logger, call.Breaker.Node);
+                }
+
+                foreach (var group in call.Groups)
+                {
+                    group.Failed = true;
+                }
+
+                continue;
+            }
+
             if (task.IsCompletedSuccessfully)
             {
                 if (Apply(call, task.Result, batch))
@@ -1333,6 +1360,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// </summary>
     private void ReleaseAbandoned(Call call, ReadOnlySpan<RateLimitCheck> checks)
     {
+        List<(RateLimitCheck Check, long LeaseId)>? leases = null;
         foreach (var group in call.Groups)
         {
             if (group.LeaseIds is not { } ids)
@@ -1346,10 +1374,34 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 ref readonly var check = ref checks[remote[n]];
                 if (check.Limit.Algorithm == LimitAlgorithm.Concurrency && ids[n] != 0)
                 {
-                    QueueRelease(check, ids[n]);
+                    (leases ??= []).Add((check, ids[n]));
                 }
             }
         }
+
+        if (leases is null || call.Task is not { } task)
+        {
+            return;
+        }
+
+        // Released once the call is done: a call still waiting in the coalescer's queue goes later, and is never sent if
+        // its decision's time ran out first (then there is nothing to release). A call already sent is answered first,
+        // and the release follows it on the connection, as before.
+        _ = task.ContinueWith(
+            (done, _) =>
+            {
+                if (!CallCoalescer.WasNeverSent(done))
+                {
+                    foreach (var (check, leaseId) in leases)
+                    {
+                        QueueRelease(check, leaseId);
+                    }
+                }
+            },
+            null,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
     }
 
     /// <summary>
@@ -1682,9 +1734,14 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
     }
 
-    private static bool IsCalendarSkew(RedisResult result) =>
-        result.Resp2Type == ResultType.Array && result.Length >= 2 && result[0].Resp2Type == ResultType.Integer
-        && result[1].Resp2Type == ResultType.Integer && (long)result[0] == -1;
+    private static bool IsCalendarSkew(RedisResult result) => IsAnswer(result, -1);
+
+    /// <summary>The script refused the call, having written nothing: a concurrency key holds a value of another type.</summary>
+    private static bool IsRefused(RedisResult result) => IsAnswer(result, -2);
+
+    private static bool IsAnswer(RedisResult result, long code) =>
+        result.Resp2Type == ResultType.Array && result.Length == 2 && result[0].Resp2Type == ResultType.Integer
+        && result[1].Resp2Type == ResultType.Integer && (long)result[0] == code;
 
     /// <summary>Gives back what a group took locally when the group will not be decided.</summary>
     private void Abandon(Group group, ReadOnlySpan<RateLimitCheck> checks, Kind[] plan)
