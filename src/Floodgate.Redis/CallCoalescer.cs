@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using StackExchange.Redis;
 
 namespace Floodgate.Redis;
@@ -24,6 +25,7 @@ internal sealed class CallCoalescer
     private readonly Func<IDatabaseAsync> _database;
     private readonly byte[] _scriptHash;
     private readonly long _stallTicks;
+    private readonly Counter<long>? _runs;
     private readonly Lock _lock = new();
     private List<QueuedCall> _queue = [];
 
@@ -36,9 +38,11 @@ internal sealed class CallCoalescer
     /// <param name="database">The database to send to now; throws when there is no connection.</param>
     /// <param name="scriptHash">The SHA-1 of the decision script.</param>
     /// <param name="stall">How long a run may go unanswered before it no longer holds the queue.</param>
-    public CallCoalescer(Func<IDatabaseAsync> database, byte[] scriptHash, TimeSpan stall)
+    /// <param name="runs">Counts the runs sent.</param>
+    public CallCoalescer(Func<IDatabaseAsync> database, byte[] scriptHash, TimeSpan stall, Counter<long>? runs = null)
     {
         _database = database;
+        _runs = runs;
         _scriptHash = scriptHash;
         _stallTicks = Math.Max(1, (long)(stall.TotalSeconds * TimeProvider.System.TimestampFrequency));
     }
@@ -89,6 +93,7 @@ internal sealed class CallCoalescer
             return call.Task;
         }
 
+        CountRun();
         var task = Alone(keys, values);
         Await(task, new Run(this, run, null));
         return task;
@@ -101,8 +106,13 @@ internal sealed class CallCoalescer
     {
         _inFlight = ++_lastRun;
         _sentAt = now;
-        Interlocked.Increment(ref _runCount);
         return _inFlight;
+    }
+
+    private void CountRun()
+    {
+        Interlocked.Increment(ref _runCount);
+        _runs?.Add(1);
     }
 
     /// <summary>Run <paramref name="run"/> was answered: the calls that waited for it go now, as the next run.</summary>
@@ -162,6 +172,7 @@ internal sealed class CallCoalescer
         {
             var last = from + MaxRunCalls >= calls.Count;
             var part = from == 0 && last ? calls : calls.GetRange(from, Math.Min(MaxRunCalls, calls.Count - from));
+            CountRun();
             Task<RedisResult> task;
             if (part.Count == 1)
             {

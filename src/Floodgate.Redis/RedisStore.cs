@@ -152,13 +152,17 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _newNodeBreaker = endPoint => new CircuitBreaker(options.BreakerFailureThreshold, Micros(options.BreakerDuration), NameOf(endPoint));
         _cache = options.OverLimitCache ? new OverLimitCache(options.OverLimitCacheSize) : null;
         _slices = new LeaseSlices(Micros(options.LeaseSliceLifetime));
-        _calls = new CallCoalescer(() => (Current ?? throw NoMaster()).GetDatabase(), ScriptHash, options.Timeout);
         // Kept even when the store's own mode is not local: a rule may ask for local answers on its own.
         _local = new MemoryStore(options.LocalStore, _time);
         var replicas = options.Replicas;
         _divide = limit => DivideLimit(limit, replicas);
         var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
-        _roundTrips = meter.CreateCounter<long>("floodgate.redis.round_trips", "{call}", "Scripts sent to Redis: one per decision on a single node; on a cluster one per hash slot and stage.");
+        _roundTrips = meter.CreateCounter<long>("floodgate.redis.round_trips", "{call}", "Script calls made: one per decision on a single node; on a cluster one per hash slot and stage.");
+        _calls = new CallCoalescer(
+            () => (Current ?? throw NoMaster()).GetDatabase(),
+            ScriptHash,
+            options.Timeout,
+            meter.CreateCounter<long>("floodgate.redis.runs", "{run}", "Runs of the decision script sent to a single node: concurrent decisions' calls share runs."));
         _localDecisions = meter.CreateCounter<long>("floodgate.redis.local_decisions", "{check}", "Checks answered without Redis, by source.");
         _failures = meter.CreateCounter<long>("floodgate.redis.failures", "{failure}", "Failed or timed-out Redis calls, by reason.");
         _fallbacks = meter.CreateCounter<long>("floodgate.redis.fallback_decisions", "{check}", "Checks answered by the failure mode, by mode.");
@@ -176,7 +180,10 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <summary>The options in force.</summary>
     public RedisStoreOptions Options => _options;
 
-    /// <summary>How many scripts this store has sent to Redis: one per decision on a single node; on a cluster one per hash slot and stage.</summary>
+    /// <summary>
+    /// How many script calls this store has made: one per decision on a single node, where the calls of concurrent
+    /// decisions share runs of the script; on a cluster one per hash slot and stage.
+    /// </summary>
     public long RoundTrips => Volatile.Read(ref _roundTripCount);
 
     /// <summary>How many checks this store answered without Redis, from the over-limit cache or a leased slice.</summary>
