@@ -13,9 +13,10 @@ namespace Floodgate.Redis;
 /// <remarks>
 /// Under load the runs grow to what arrives during one round trip, so a call waits at most one run longer than it
 /// would have alone. A run left unanswered for the store's timeout no longer holds the queue: the next call goes at
-/// once, with whatever waited. A call whose decision has given up by the time its run goes is not sent. A run fails
-/// as a whole only for what would have failed each of its calls alone (NOSCRIPT, a lost connection, a timeout): the
-/// script refuses a call whose keys it cannot decide (<c>{-2, now}</c>) without stopping the run.
+/// once, with whatever waited. A call whose decision has given up (timed out or cancelled) by the time its run goes is
+/// not sent. A run stopped by an error (one call's key of another type; a run refused as one, as when the connection
+/// turns out to be a cluster's) is sent again call by call, so that only the call at fault fails; a run failing for what
+/// fails every call alike (NOSCRIPT, a lost connection, a timeout) fails them all.
 /// </remarks>
 internal sealed class CallCoalescer
 {
@@ -57,7 +58,8 @@ internal sealed class CallCoalescer
     /// <param name="keys">The call's keys.</param>
     /// <param name="values">The call's arguments.</param>
     /// <param name="deadline">The <see cref="TimeProvider.GetTimestamp"/> after which the call's decision has given up.</param>
-    public Task<RedisResult> Evaluate(RedisKey[] keys, RedisValue[] values, long deadline)
+    /// <param name="cancellation">The decision's token: once it fires, the call is not sent if it has not been yet.</param>
+    public Task<RedisResult> Evaluate(RedisKey[] keys, RedisValue[] values, long deadline, CancellationToken cancellation)
     {
         List<QueuedCall>? stalled = null;
         long run;
@@ -68,7 +70,7 @@ internal sealed class CallCoalescer
             {
                 if (now - _sentAt < _stallTicks)
                 {
-                    var queued = new QueuedCall(keys, values, deadline);
+                    var queued = new QueuedCall(keys, values, deadline, cancellation);
                     _queue.Add(queued);
                     return queued.Task;
                 }
@@ -87,7 +89,7 @@ internal sealed class CallCoalescer
 
         if (stalled is not null)
         {
-            var call = new QueuedCall(keys, values, deadline);
+            var call = new QueuedCall(keys, values, deadline, cancellation);
             stalled.Add(call);
             Send(stalled, run);
             return call.Task;
@@ -143,12 +145,12 @@ internal sealed class CallCoalescer
 
     private void Send(List<QueuedCall> calls, long run)
     {
-        // A call whose decision gave up while it waited is not sent: answered as timed out, it takes nothing.
+        // A call whose decision gave up while it waited (timed out, or cancelled) is not sent: it takes nothing.
         var now = TimeProvider.System.GetTimestamp();
         var live = 0;
         for (var i = 0; i < calls.Count; i++)
         {
-            if (calls[i].Deadline > now)
+            if (calls[i].Deadline > now && !calls[i].Cancellation.IsCancellationRequested)
             {
                 calls[i].Sent = true;
                 calls[live++] = calls[i];
@@ -262,6 +264,26 @@ internal sealed class CallCoalescer
                 return;
             }
 
+            var error = task.Exception?.InnerException;
+            if (error is RedisCommandException || (error is RedisServerException && !error.Message.StartsWith("NOSCRIPT", StringComparison.Ordinal)))
+            {
+                // Stopped by one call's error (a key of another type), or refused for something no call alone would
+                // be (a connection just found to be a cluster): each call alone, so that only its own fails. The run
+                // wrote no strings; a lease it granted is found again by its call, not counted twice (decide.lua).
+                foreach (var call in calls)
+                {
+                    coalescer.CountRun();
+                    _ = coalescer.Alone(call.Keys, call.Values).ContinueWith(
+                        static (t, state) => Complete((QueuedCall)state!, t.IsCompletedSuccessfully ? t.Result : null, t),
+                        call,
+                        CancellationToken.None,
+                        TaskContinuationOptions.ExecuteSynchronously,
+                        TaskScheduler.Default);
+                }
+
+                return;
+            }
+
             var shaped = result is not null && result.Resp2Type == ResultType.Array && result.Length == calls.Count;
             for (var i = 0; i < calls.Count; i++)
             {
@@ -298,7 +320,7 @@ internal sealed class CallCoalescer
     /// A call waiting for the next run; its task is its answer. Its caller's continuation runs on a thread of its own, so
     /// that the answers of one run are handed out at once and no caller's code runs on the thread that hands them out.
     /// </summary>
-    private sealed class QueuedCall(RedisKey[] keys, RedisValue[] values, long deadline)
+    private sealed class QueuedCall(RedisKey[] keys, RedisValue[] values, long deadline, CancellationToken cancellation)
         : TaskCompletionSource<RedisResult>(new SendState(), TaskCreationOptions.RunContinuationsAsynchronously)
     {
         public RedisKey[] Keys { get; } = keys;
@@ -306,6 +328,8 @@ internal sealed class CallCoalescer
         public RedisValue[] Values { get; } = values;
 
         public long Deadline { get; } = deadline;
+
+        public CancellationToken Cancellation { get; } = cancellation;
 
         /// <summary>Whether the call went out in a run; a call dropped for want of time never does.</summary>
         public bool Sent

@@ -722,7 +722,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             }
         }
 
-        var batch = new Batch(checksMemory, stageEnds, outcomesMemory, serverNow, localNow, deadline);
+        var batch = new Batch(checksMemory, stageEnds, outcomesMemory, serverNow, localNow, deadline, cancellationToken);
         var stage = 0;
         while (true)
         {
@@ -1208,7 +1208,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         call.Values = values;
         // On a single node, concurrent decisions' calls share runs; a test's own clock (a given now) goes alone.
         call.Task = call.Slot == NoSlot && batch.ServerNow is null && !call.SendScript
-            ? _calls.Evaluate(keys, values, batch.Deadline)
+            ? _calls.Evaluate(keys, values, batch.Deadline, batch.Cancellation)
             : Evaluate(keys, values, call.SendScript);
     }
 
@@ -1286,10 +1286,14 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         foreach (var call in calls)
         {
             var task = call.Task!;
-            if (call.Late)
+
+            // Read once: a task completing between two reads of its state would be taken for a failure.
+            var status = task.Status;
+            if (call.Late || (status != TaskStatus.RanToCompletion && CallCoalescer.WasNeverSent(task)))
             {
-                // Answered (NOSCRIPT, or the server's calendar) but not sent again for want of time: answered by the
-                // failure mode as timed out, and not held against the node, which answered.
+                // Answered (NOSCRIPT, or the server's calendar) but not sent again for want of time, or never sent (its
+                // decision's time ran out while it waited for a run): answered by the failure mode as timed out, and
+                // not held against the node.
                 timedOut = failed = true;
                 failure ??= NoTimeLeft();
                 foreach (var group in call.Groups)
@@ -1300,26 +1304,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
                 continue;
             }
 
-            if (task.IsCompletedSuccessfully && IsRefused(task.Result))
-            {
-                // A concurrency key holds a value of another type (edited by hand): the node is well, the call's groups
-                // are answered by the failure mode.
-                failed = true;
-                failure ??= new RedisException("A concurrency key of the decision holds a value of another type than a sorted set; the script wrote nothing.");
-                if (call.Breaker!.OnSuccess())
-                {
-                    LogBreakerClosed(_logger, call.Breaker.Node);
-                }
-
-                foreach (var group in call.Groups)
-                {
-                    group.Failed = true;
-                }
-
-                continue;
-            }
-
-            if (task.IsCompletedSuccessfully)
+            if (status == TaskStatus.RanToCompletion)
             {
                 if (Apply(call, task.Result, batch))
                 {
@@ -1333,7 +1318,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
                 failure ??= new RedisException("The decision script answered in an unexpected shape.");
             }
-            else if (!task.IsCompleted)
+            else if (status is not (TaskStatus.Faulted or TaskStatus.Canceled))
             {
                 Observe(task);
                 ReleaseAbandoned(call, batch.Checks.Span);
@@ -1741,14 +1726,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         }
     }
 
-    private static bool IsCalendarSkew(RedisResult result) => IsAnswer(result, -1);
-
-    /// <summary>The script refused the call, having written nothing: a concurrency key holds a value of another type.</summary>
-    private static bool IsRefused(RedisResult result) => IsAnswer(result, -2);
-
-    private static bool IsAnswer(RedisResult result, long code) =>
+    private static bool IsCalendarSkew(RedisResult result) =>
         result.Resp2Type == ResultType.Array && result.Length == 2 && result[0].Resp2Type == ResultType.Integer
-        && result[1].Resp2Type == ResultType.Integer && (long)result[0] == code;
+        && result[1].Resp2Type == ResultType.Integer && (long)result[0] == -1;
 
     /// <summary>Gives back what a group took locally when the group will not be decided.</summary>
     private void Abandon(Group group, ReadOnlySpan<RateLimitCheck> checks, Kind[] plan)
@@ -2021,8 +2001,11 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     }
 
     /// <summary>The state of one decision: the batch, its stages, and what was planned for each check.</summary>
-    private sealed class Batch(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, long? serverNow, long localNow, long deadline)
+    private sealed class Batch(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, long? serverNow, long localNow, long deadline, CancellationToken cancellation)
     {
+        /// <summary>The decision's caller's token: a call still waiting for a run when it fires is never sent.</summary>
+        public CancellationToken Cancellation { get; } = cancellation;
+
         public ReadOnlyMemory<RateLimitCheck> Checks { get; } = checks;
 
         public ReadOnlyMemory<int> StageEnds { get; } = stageEnds;

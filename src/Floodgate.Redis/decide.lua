@@ -30,8 +30,12 @@
 -- granted}: the state BEFORE the decision (for concurrency: permits in flight, earliest and latest expiry), and what was
 -- granted (the cost, a leased slice, or 0, as for a probe). The caller recomputes the outcome from that state with the
 -- same C# the in-memory store uses. Returns {-1, now}, having written nothing, when a calendar quota's periods, computed by the caller's clock, do
--- not contain the server's now; the caller resends. Returns {-2, now}, having written nothing, when a concurrency key
--- holds a value of another type. For several calls: an array of their answers, in order.
+-- not contain the server's now; the caller resends. For several calls: an array of their answers, in order.
+--
+-- An error (a concurrency key of another type, edited by hand) stops the whole run. The strings are written only at
+-- its end, so such a run has written none; what it may have written is the leases granted before the error (and the
+-- removal of expired ones). The store then sends each call of the run again alone, so that only the call that meets
+-- the key fails; a lease granted by the stopped run is found again, not counted twice, and expires with its timeout.
 --
 -- Numbers: every value stays an integer below 2^53, so Lua's doubles compute exactly what C#'s longs do. A string
 -- becomes a number by arithmetic (s + 0), which parses it once where tonumber parses it twice. A number becomes a
@@ -114,9 +118,11 @@ end
 -- to be SET at the end.
 local function write(key, algorithm, x, y, z, ttl)
   if algorithm == '4' then
-    -- x: the lease's expiry, y: its member, z: its permits.
-    call('ZADD', key, format(D, x), y)
-    call('ZINCRBY', key, format(D, -z), SUM)
+    -- x: the lease's expiry, y: its member, z: its permits. Counted in the sum only when new: a call sent again after
+    -- a run that failed halfway (see the header) must not count its lease twice.
+    if call('ZADD', key, format(D, x), y) == 1 then
+      call('ZINCRBY', key, format(D, -z), SUM)
+    end
     call('PEXPIRE', key, format(D, ttl))
     return
   end
@@ -135,38 +141,27 @@ end
 -- Decides one call: its groups from ARGV[pos], its keys from KEYS[first]. Returns its answer, and where the next call's
 -- groups and keys start.
 local function decide_call(groups, pos, first)
-  -- Before anything of the call is written: calendar periods, which a resend must find the state untouched for; and
-  -- each concurrency key's type, since a command on a key of another type (edited by hand) would stop the whole run
-  -- halfway, with what the calls before it wrote kept and their answers lost.
-  local answer
+  -- Calendar periods first, before anything of the call is written: a resend must find its state untouched.
+  local skewed = false
   local last_pos, last_key = pos, first
   for _ = 1, groups do
     local checks = ARGV[last_pos + 1] + 0
     local last = last_pos + checks * STRIDE
-    if not answer then
-      local j = last_key
+    if not skewed then
       for base = last_pos + 1, last, STRIDE do
-        local algorithm = ARGV[base + 1]
-        if algorithm == '3' and ARGV[base + 6] == '1' then
+        if ARGV[base + 1] == '3' and ARGV[base + 6] == '1' then
           if now < ARGV[base + 7] + 0 or now >= ARGV[base + 9] + 0 then
-            answer = {-1, now}
-            break
-          end
-        elseif algorithm == '4' then
-          local held = redis.pcall('ZSCORE', KEYS[j], SUM)
-          if type(held) == 'table' and held.err then
-            answer = {-2, now}
+            skewed = true
             break
           end
         end
-        j = j + 1
       end
     end
     last_pos = last + 2
     last_key = last_key + checks
   end
-  if answer then
-    return answer, last_pos, last_key
+  if skewed then
+    return {-1, now}, last_pos, last_key
   end
 
   -- Sized at once, as a growing table rehashes at every power of two; the slots past the last group evaluated are
