@@ -101,6 +101,9 @@ internal sealed class CallCoalescer
         return task;
     }
 
+    /// <summary>Whether <paramref name="task"/> is the answer of a call that waited for a run (and not of one sent alone at once).</summary>
+    public static bool WasQueued(Task<RedisResult> task) => task.AsyncState is SendState;
+
     /// <summary>Whether <paramref name="task"/> is the answer of a queued call that was never sent (its decision gave up first).</summary>
     public static bool WasNeverSent(Task<RedisResult> task) => task.AsyncState is SendState { Sent: false } && task.IsCompleted;
 

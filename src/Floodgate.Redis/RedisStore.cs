@@ -1376,9 +1376,19 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             return;
         }
 
-        // Released once the call is done: a call still waiting in the coalescer's queue goes later, and is never sent if
-        // its decision's time ran out first (then there is nothing to release). A call already sent is answered first,
-        // and the release follows it on the connection, as before.
+        if (!CallCoalescer.WasQueued(task))
+        {
+            // Sent (alone): the release follows the call on the connection, so Redis runs it after the script.
+            foreach (var (check, leaseId) in leases)
+            {
+                QueueRelease(check, leaseId);
+            }
+
+            return;
+        }
+
+        // A call that waited for a run may not be written yet: released once it is answered, and not at all if it was
+        // never sent (its decision's time ran out, or it was cancelled, first: then it took nothing).
         _ = task.ContinueWith(
             (done, _) =>
             {
