@@ -23,8 +23,7 @@ internal sealed class CallCoalescer
     // The most calls one run carries (about 0.5 ms of a server's time for requests of two tiers).
     private const int MaxRunCalls = 64;
 
-    private readonly Func<IDatabaseAsync> _database;
-    private readonly byte[] _scriptHash;
+    private readonly Func<RedisKey[], RedisValue[], Task<RedisResult>> _send;
     private readonly long _stallTicks;
     private readonly Counter<long>? _runs;
     private readonly Lock _lock = new();
@@ -36,15 +35,13 @@ internal sealed class CallCoalescer
     private long _lastRun;
     private long _runCount;
 
-    /// <param name="database">The database to send to now; throws when there is no connection.</param>
-    /// <param name="scriptHash">The SHA-1 of the decision script.</param>
+    /// <param name="send">Sends the script by its hash with these keys and arguments; a failure, even a synchronous one, is a faulted task.</param>
     /// <param name="stall">How long a run may go unanswered before it no longer holds the queue.</param>
     /// <param name="runs">Counts the runs sent.</param>
-    public CallCoalescer(Func<IDatabaseAsync> database, byte[] scriptHash, TimeSpan stall, Counter<long>? runs = null)
+    public CallCoalescer(Func<RedisKey[], RedisValue[], Task<RedisResult>> send, TimeSpan stall, Counter<long>? runs = null)
     {
-        _database = database;
+        _send = send;
         _runs = runs;
-        _scriptHash = scriptHash;
         _stallTicks = Math.Max(1, (long)(stall.TotalSeconds * TimeProvider.System.TimestampFrequency));
     }
 
@@ -178,23 +175,7 @@ internal sealed class CallCoalescer
             var last = from + MaxRunCalls >= calls.Count;
             var part = from == 0 && last ? calls : calls.GetRange(from, Math.Min(MaxRunCalls, calls.Count - from));
             CountRun();
-            Task<RedisResult> task;
-            if (part.Count == 1)
-            {
-                task = Alone(part[0].Keys, part[0].Values);
-            }
-            else
-            {
-                try
-                {
-                    task = Together(part);
-                }
-                catch (Exception ex)
-                {
-                    task = Task.FromException<RedisResult>(ex);
-                }
-            }
-
+            var task = part.Count == 1 ? Alone(part[0].Keys, part[0].Values) : Together(part);
             Await(task, new Run(this, last ? run : 0, part));
         }
     }
@@ -202,17 +183,7 @@ internal sealed class CallCoalescer
     private static void Await(Task<RedisResult> task, Run run) =>
         _ = task.ContinueWith(static (t, state) => ((Run)state!).Answered(t), run, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
 
-    private Task<RedisResult> Alone(RedisKey[] keys, RedisValue[] values)
-    {
-        try
-        {
-            return _database().ScriptEvaluateAsync(_scriptHash, keys, values, CommandFlags.DemandMaster);
-        }
-        catch (Exception ex)
-        {
-            return Task.FromException<RedisResult>(ex);
-        }
-    }
+    private Task<RedisResult> Alone(RedisKey[] keys, RedisValue[] values) => _send(keys, values);
 
     /// <summary>One run of several calls: their keys one after the other; now = '', minus their number, then each call's arguments after its now.</summary>
     private Task<RedisResult> Together(List<QueuedCall> calls)
@@ -237,7 +208,7 @@ internal sealed class CallCoalescer
             v += call.Values.Length - 1;
         }
 
-        return _database().ScriptEvaluateAsync(_scriptHash, keys, values, CommandFlags.DemandMaster);
+        return _send(keys, values);
     }
 
     /// <summary>

@@ -159,8 +159,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
         _roundTrips = meter.CreateCounter<long>("floodgate.redis.round_trips", "{call}", "Script calls made: one per decision on a single node; on a cluster one per hash slot and stage.");
         _calls = new CallCoalescer(
-            () => (Current ?? throw NoMaster()).GetDatabase(),
-            ScriptHash,
+            (keys, values) => Evaluate(keys, values, sendScript: false),
             options.Timeout,
             meter.CreateCounter<long>("floodgate.redis.runs", "{run}", "Runs of the decision script sent to a single node: concurrent decisions' calls share runs."));
         _localDecisions = meter.CreateCounter<long>("floodgate.redis.local_decisions", "{check}", "Checks answered without Redis, by source.");
@@ -1289,7 +1288,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
             // Read once: a task completing between two reads of its state would be taken for a failure.
             var status = task.Status;
-            if (call.Late || (status != TaskStatus.RanToCompletion && CallCoalescer.WasNeverSent(task)))
+            if (call.Late || CallCoalescer.WasNeverSent(task))
             {
                 // Answered (NOSCRIPT, or the server's calendar) but not sent again for want of time, or never sent (its
                 // decision's time ran out while it waited for a run): answered by the failure mode as timed out, and
@@ -1379,31 +1378,32 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         if (!CallCoalescer.WasQueued(task))
         {
             // Sent (alone): the release follows the call on the connection, so Redis runs it after the script.
-            foreach (var (check, leaseId) in leases)
-            {
-                QueueRelease(check, leaseId);
-            }
-
+            QueueReleases(leases);
             return;
         }
 
         // A call that waited for a run may not be written yet: released once it is answered, and not at all if it was
         // never sent (its decision's time ran out, or it was cancelled, first: then it took nothing).
         _ = task.ContinueWith(
-            (done, _) =>
+            (done, state) =>
             {
                 if (!CallCoalescer.WasNeverSent(done))
                 {
-                    foreach (var (check, leaseId) in leases)
-                    {
-                        QueueRelease(check, leaseId);
-                    }
+                    QueueReleases((List<(RateLimitCheck Check, long LeaseId)>)state!);
                 }
             },
-            null,
+            leases,
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
+    }
+
+    private void QueueReleases(List<(RateLimitCheck Check, long LeaseId)> leases)
+    {
+        foreach (var (check, leaseId) in leases)
+        {
+            QueueRelease(check, leaseId);
+        }
     }
 
     /// <summary>

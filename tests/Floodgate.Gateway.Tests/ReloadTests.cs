@@ -119,7 +119,7 @@ public sealed class ReloadTests
         var keyFile = Path.Combine(Path.GetDirectoryName(gate.PolicyPath)!, "keys", "signing.pem");
         Directory.CreateDirectory(Path.GetDirectoryName(keyFile)!);
         await File.WriteAllTextAsync(keyFile, gate.Identity.PublicKeyPem(TestIdentityProvider.RsaKeyId));
-        await WriteStaticKeyPolicyAsync(gate, keyFile);
+        await gate.WriteStaticKeyPolicyAsync(keyFile);
         // In force once a request without a token is refused (before, no token was looked at).
         await WaitUntilAsync(async () => (await gate.GetAsync("/a")).StatusCode == HttpStatusCode.Unauthorized);
         var version = gate.Host.Policy.Version;
@@ -140,7 +140,7 @@ public sealed class ReloadTests
         await using var gate = await TestGateway.StartAsync(Before, watch: true);
         var keyFile = Path.Combine(Path.GetDirectoryName(gate.PolicyPath)!, "later", "signing.pem");
         Directory.CreateDirectory(Path.GetDirectoryName(keyFile)!);
-        await WriteStaticKeyPolicyAsync(gate, keyFile);
+        await gate.WriteStaticKeyPolicyAsync(keyFile);
         await WaitUntilAsync(async () => (await gate.ReadinessAsync()).GetProperty("last_reload_error") is { ValueKind: JsonValueKind.String } error
             && error.GetString()!.Contains("does not exist", StringComparison.Ordinal));
 
@@ -382,17 +382,6 @@ public sealed class ReloadTests
             owned?.Dispose();
         }
     }
-
-    /// <summary>A policy whose identity trusts the one key in <paramref name="keyFile"/> and rejects anonymous requests.</summary>
-    private static Task WriteStaticKeyPolicyAsync(TestGateway gate, string keyFile) => gate.WritePolicyAsync($$"""
-        upstream: {upstream}
-        identity:
-          jwt:
-            keys: [{{keyFile}}]
-            issuer: {{gate.Identity.Issuer}}
-            audiences: [{{TestIdentityProvider.DefaultAudience}}]
-          anonymous: reject
-        """);
 
     /// <summary>rename(2) of a link over another, as the kubelet swaps ..data (File.Move follows a link to a directory).</summary>
     private static void RenameOver(string source, string destination)

@@ -102,15 +102,7 @@ public sealed class SymlinkReloadTests : IDisposable
         var keyFile = Path.Combine(keys, "current", "signing.pem");
         await using var gate = await TestGateway.StartAsync(Policy, watch: true);
         await File.WriteAllTextAsync(keyFile, gate.Identity.PublicKeyPem(TestIdentityProvider.RsaKeyId));
-        await gate.WritePolicyAsync($$"""
-            upstream: {upstream}
-            identity:
-              jwt:
-                keys: [{{keyFile}}]
-                issuer: {{gate.Identity.Issuer}}
-                audiences: [{{TestIdentityProvider.DefaultAudience}}]
-              anonymous: reject
-            """);
+        await gate.WriteStaticKeyPolicyAsync(keyFile);
         await WaitUntilAsync(async () => (await gate.GetAsync("/a")).StatusCode == HttpStatusCode.Unauthorized);
         var version = gate.Host.Policy.Version;
         Assert.Equal(HttpStatusCode.OK, (await gate.GetAsync("/a", gate.Identity.CreateToken(TestIdentityProvider.RsaKeyId, now: gate.Time.GetUtcNow()))).StatusCode);

@@ -98,6 +98,17 @@ internal sealed class TestGateway : IAsyncDisposable
 
     public Task WritePolicyAsync(string policy) => File.WriteAllTextAsync(PolicyPath, Expand(policy, Upstream, Identity));
 
+    /// <summary>Writes a policy whose identity trusts the one key in <paramref name="keyFile"/> and rejects anonymous requests.</summary>
+    public Task WriteStaticKeyPolicyAsync(string keyFile) => WritePolicyAsync($$"""
+        upstream: {upstream}
+        identity:
+          jwt:
+            keys: [{{keyFile}}]
+            issuer: {{Identity.Issuer}}
+            audiences: [{{TestIdentityProvider.DefaultAudience}}]
+          anonymous: reject
+        """);
+
     public Task<HttpResponseMessage> GetAsync(string path, string? token = null, string? forwardedFor = null, string? forwarded = null) =>
         SendAsync(HttpMethod.Get, path, token, forwardedFor, forwarded);
 
