@@ -31,6 +31,7 @@ public sealed class OperationsTests
         Assert.Contains("floodgate_decisions_total{", metrics, StringComparison.Ordinal);
         Assert.Contains("outcome=\"rejected\",rule=\"ip\",tier=\"edge\"", metrics, StringComparison.Ordinal);
         Assert.Contains("floodgate_proxy_duration_seconds_bucket{", metrics, StringComparison.Ordinal);
+        Assert.Contains("dotnet_gc_heap_total_allocated_bytes_total{otel_scope_name=\"System.Runtime\"}", metrics, StringComparison.Ordinal);
     }
 
     [Fact]
