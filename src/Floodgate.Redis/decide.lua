@@ -88,8 +88,10 @@ else
   end
 end
 
--- strings[key]: the key's string as the run has left it so far (false: none). The strings written wait in written,
--- in the order first written, each with the TTL of its last write, for one SET per key at the end of the run.
+-- strings[key]: the key's string as MGET read it (false: none). Once a check has read or written a string key, its
+-- state is kept as numbers (sa, sb, sc; counters[key] when it is 'A:B:C' rather than 'A'), so the checks after it
+-- neither parse it again nor format what they write. The keys written wait in written, in the order first written,
+-- each with the TTL of its last write, for one SET per key (formatted once) at the end of the run.
 local strings = {}
 for i = 1, nkeys do
   local key = KEYS[i]
@@ -97,6 +99,7 @@ for i = 1, nkeys do
     strings[key] = state[i]
   end
 end
+local sa, sb, sc, counters = {}, {}, {}, {}
 local written, ttls, nwritten = {}, {}, 0
 
 -- A concurrency key's member that holds the sum of its leases' permits, negated, as its score.
@@ -114,7 +117,7 @@ local function permits_of(members)
   return total
 end
 
--- Writes a check's next state at key: a lease at once; a string into strings, for later groups and calls to read, and
+-- Writes a check's next state at key: a lease at once; a string's as numbers, for later groups and calls to read, and
 -- to be SET at the end.
 local function write(key, algorithm, x, y, z, ttl)
   if algorithm == '4' then
@@ -126,11 +129,7 @@ local function write(key, algorithm, x, y, z, ttl)
     call('PEXPIRE', key, format(D, ttl))
     return
   end
-  if algorithm == '0' then
-    strings[key] = format(D, x)
-  else
-    strings[key] = format(D3, x, y, z)
-  end
+  sa[key], sb[key], sc[key], counters[key] = x, y, z, algorithm ~= '0'
   if not ttls[key] then
     nwritten = nwritten + 1
     written[nwritten] = key
@@ -244,17 +243,23 @@ local function decide_call(groups, pos, first)
           end
         end
       else
-        -- 'A:B:C', 'A', or anything else, which reads as no state.
-        local v = strings[key]
-        if v then
-          if find(v, ':', 1, true) then
-            local x, y, z = match(v, '^(%d+):(%d+):(%d+)$')
-            if x then
-              a, b, c = x + 0, y + 0, z + 0
+        -- 'A:B:C', 'A', or anything else, which reads as no state; parsed once a run.
+        local known = sa[key]
+        if known then
+          a, b, c = known, sb[key], sc[key]
+        else
+          local v = strings[key]
+          if v then
+            if find(v, ':', 1, true) then
+              local x, y, z = match(v, '^(%d+):(%d+):(%d+)$')
+              if x then
+                a, b, c = x + 0, y + 0, z + 0
+              end
+            elseif find(v, '^%d+$') then
+              a = v + 0
             end
-          elseif find(v, '^%d+$') then
-            a = v + 0
           end
+          sa[key], sb[key], sc[key] = a, b, c
         end
         local p1, p2, p3 = ARGV[base + 4] + 0, ARGV[base + 5] + 0, 0
         if algorithm == '0' or algorithm == '3' then
@@ -394,6 +399,7 @@ end
 
 for w = 1, nwritten do
   local key = written[w]
-  call('SET', key, strings[key], 'PX', format(D, ttls[key]))
+  local value = counters[key] and format(D3, sa[key], sb[key], sc[key]) or format(D, sa[key])
+  call('SET', key, value, 'PX', format(D, ttls[key]))
 end
 return answer
