@@ -88,10 +88,11 @@ else
   end
 end
 
--- strings[key]: the key's string as MGET read it (false: none). Once a check has read or written a string key, its
--- state is kept as numbers (sa, sb, sc; counters[key] when it is 'A:B:C' rather than 'A'), so the checks after it
--- neither parse it again nor format what they write. The keys written wait in written, in the order first written,
--- each with the TTL of its last write, for one SET per key (formatted once) at the end of the run.
+-- strings[key]: the key's string as MGET read it, or as a lone call has written it (false: none). In a run of several
+-- calls, where the same keys come back call after call, a key's state is kept as numbers once read or written
+-- (numbers[key] = {a, b, c, true when written as 'A:B:C' rather than 'A'}), so later calls neither parse it again nor
+-- format what they write; a lone call is spared that table, which would cost it more than it saves. The keys written wait in written, in
+-- the order first written, each with the TTL of its last write, for one SET per key at the end of the run.
 local strings = {}
 for i = 1, nkeys do
   local key = KEYS[i]
@@ -99,7 +100,7 @@ for i = 1, nkeys do
     strings[key] = state[i]
   end
 end
-local sa, sb, sc, counters = {}, {}, {}, {}
+local numbers = head < 0 and {} or nil
 local written, ttls, nwritten = {}, {}, 0
 
 -- A concurrency key's member that holds the sum of its leases' permits, negated, as its score.
@@ -117,8 +118,8 @@ local function permits_of(members)
   return total
 end
 
--- Writes a check's next state at key: a lease at once; a string's as numbers, for later groups and calls to read, and
--- to be SET at the end.
+-- Writes a check's next state at key: a lease at once; a string's for later groups and calls to read, and to be SET at
+-- the end.
 local function write(key, algorithm, x, y, z, ttl)
   if algorithm == '4' then
     -- x: the lease's expiry, y: its member, z: its permits. Counted in the sum only when new: a call sent again after
@@ -129,7 +130,18 @@ local function write(key, algorithm, x, y, z, ttl)
     call('PEXPIRE', key, format(D, ttl))
     return
   end
-  sa[key], sb[key], sc[key], counters[key] = x, y, z, algorithm ~= '0'
+  if numbers then
+    local n = numbers[key]
+    if n then
+      n[1], n[2], n[3], n[4] = x, y, z, algorithm ~= '0'
+    else
+      numbers[key] = {x, y, z, algorithm ~= '0'}
+    end
+  elseif algorithm == '0' then
+    strings[key] = format(D, x)
+  else
+    strings[key] = format(D3, x, y, z)
+  end
   if not ttls[key] then
     nwritten = nwritten + 1
     written[nwritten] = key
@@ -244,9 +256,9 @@ local function decide_call(groups, pos, first)
         end
       else
         -- 'A:B:C', 'A', or anything else, which reads as no state; parsed once a run.
-        local known = sa[key]
+        local known = numbers and numbers[key]
         if known then
-          a, b, c = known, sb[key], sc[key]
+          a, b, c = known[1], known[2], known[3]
         else
           local v = strings[key]
           if v then
@@ -259,7 +271,9 @@ local function decide_call(groups, pos, first)
               a = v + 0
             end
           end
-          sa[key], sb[key], sc[key] = a, b, c
+          if numbers then
+            numbers[key] = {a, b, c, false}
+          end
         end
         local p1, p2, p3 = ARGV[base + 4] + 0, ARGV[base + 5] + 0, 0
         if algorithm == '0' or algorithm == '3' then
@@ -399,7 +413,10 @@ end
 
 for w = 1, nwritten do
   local key = written[w]
-  local value = counters[key] and format(D3, sa[key], sb[key], sc[key]) or format(D, sa[key])
+  local value, n = strings[key], numbers and numbers[key]
+  if n then
+    value = n[4] and format(D3, n[1], n[2], n[3]) or format(D, n[1])
+  end
   call('SET', key, value, 'PX', format(D, ttls[key]))
 end
 return answer

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Server cost of the store's decision script, this checkout's against another revision's, on a redis-server of its own:
+# the gateway's call shape (two groups of one gcra check each, 1,000,000/s so that every call writes) sent alone, and
+# as a coalesced run of 8 such calls on the same two keys. Each variant is measured with redis-benchmark after CONFIG
+# RESETSTAT, reading usec_per_call from INFO commandstats, in alternating rounds (the machine's pace drifts). With
+# CALLGRIND=1 (valgrind installed), it also counts the server's instructions per call, which do not drift: a server of
+# its own under callgrind per variant, 2,000 calls alone or 500 runs, less a server that only loaded the script.
+# Bounded: fixed request counts; every server is stopped by its PID on exit.
+# Usage: [CALLGRIND=1] bench/redis/script.sh [base revision, default HEAD] [rounds, default 4]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+base="${1:-HEAD}"
+rounds="${2:-4}"
+
+for tool in redis-server redis-cli redis-benchmark; do
+  command -v "$tool" >/dev/null || { echo "script.sh: $tool is missing (apt-get install redis-server redis-tools)"; exit 1; }
+done
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+dir=$(mktemp -d)
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --loglevel warning >/dev/null 2>&1 &
+pid=$!
+cg_pid=""
+cleanup() {
+  for p in "$pid" $cg_pid; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+
+git show "$base:src/Floodgate.Redis/decide.lua" > "$dir/base.lua"
+cp src/Floodgate.Redis/decide.lua "$dir/work.lua"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(redis-server --version | cut -d' ' -f3)"
+echo "base: $base ($(git rev-parse --short "$base")), work: this checkout's decide.lua"
+
+# One group: stage, 1 check, gcra (0), cost 1, enforce, interval 1 us, tolerance 999999 us, burst 1000000, p4..p7 0.
+group() { echo "$1 1 0 1 0 1 999999 1000000 0 0 0 0"; }
+call="2 $(group 0) $(group 1)"
+alone_args="2 e:{t}:k u:{t}:k '' $call"
+run_keys="" run_calls=""
+for _ in $(seq 1 8); do run_keys="$run_keys e:{t}:k u:{t}:k"; run_calls="$run_calls $call"; done
+run_args="16 $run_keys '' -8 $run_calls"
+
+usec() { # sha, args, count: µs per EVALSHA
+  local sha="$1" args="$2" n="$3" reply
+  reply=$(eval redis-cli -p "$port" EVALSHA "$sha" "$args" 2>&1 | head -n 1)
+  case "$reply" in ERR*|NOSCRIPT*|*rror*) echo "script.sh: the script refused the arguments: $reply" >&2; exit 1 ;; esac
+  redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
+  eval redis-benchmark -h 127.0.0.1 -p "$port" -c 4 -n "$n" -q EVALSHA "$sha" "$args" >/dev/null
+  redis-cli -p "$port" INFO commandstats | tr -d '\r' | sed -nE 's/^cmdstat_evalsha:.*usec_per_call=([0-9.]+).*/\1/p'
+}
+
+declare -A sha
+for v in base work; do sha[$v]=$(redis-cli -p "$port" SCRIPT LOAD "$(cat "$dir/$v.lua")"); done
+printf '%-6s %-5s %12s %12s\n' round build 'alone µs' 'run of 8 µs'
+for round in $(seq 1 "$rounds"); do
+  order="base work"; [ $((round % 2)) -eq 0 ] && order="work base"
+  for v in $order; do
+    printf '%-6s %-5s %12s %12s\n' "$round" "$v" "$(usec "${sha[$v]}" "$alone_args" 40000)" "$(usec "${sha[$v]}" "$run_args" 10000)"
+  done
+done
+
+[ "${CALLGRIND:-0}" = "1" ] || exit 0
+command -v valgrind >/dev/null || { echo "script.sh: valgrind is missing (apt-get install valgrind)"; exit 1; }
+cg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+instructions() { # file, args, count: the server's total instructions after loading the script and making count calls
+  local out="$dir/cg.out"
+  valgrind --tool=callgrind --callgrind-out-file="$out" redis-server --port "$cg_port" --bind 127.0.0.1 --save '' \
+    --appendonly no --dir "$dir" --loglevel warning >/dev/null 2>&1 &
+  cg_pid=$!
+  for _ in $(seq 1 600); do redis-cli -p "$cg_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  local s
+  s=$(redis-cli -p "$cg_port" SCRIPT LOAD "$(cat "$1")")
+  [ "$3" -gt 0 ] && eval redis-benchmark -h 127.0.0.1 -p "$cg_port" -c 1 -n "$3" -q EVALSHA "$s" "$2" >/dev/null
+  redis-cli -p "$cg_port" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+  wait "$cg_pid" 2>/dev/null || true
+  cg_pid=""
+  sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$out" | head -n 1
+}
+idle=$(instructions "$dir/base.lua" "$alone_args" 0)
+printf '%-5s %22s %22s\n' build 'alone, instructions' 'run of 8, instructions'
+for v in base work; do
+  alone=$(instructions "$dir/$v.lua" "$alone_args" 2000)
+  runs=$(instructions "$dir/$v.lua" "$run_args" 500)
+  printf '%-5s %22s %22s\n' "$v" "$(( (alone - idle) / 2000 ))" "$(( (runs - idle) / 500 ))"
+done
