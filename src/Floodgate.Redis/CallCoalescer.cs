@@ -88,7 +88,11 @@ internal sealed class CallCoalescer
         {
             var call = new QueuedCall(keys, values, deadline, cancellation);
             stalled.Add(call);
-            Send(stalled, run);
+            if (!Send(stalled, run))
+            {
+                Answered(run);
+            }
+
             return call.Task;
         }
 
@@ -117,33 +121,43 @@ internal sealed class CallCoalescer
         _runs?.Add(1);
     }
 
-    /// <summary>Run <paramref name="run"/> was answered: the calls that waited for it go now, as the next run.</summary>
+    /// <summary>
+    /// Run <paramref name="run"/> was answered: the calls that waited for it go now, as the next run. A loop, not a
+    /// recursion: when none of them is still wanted, that run is over at once and the calls queued meanwhile go next.
+    /// </summary>
     private void Answered(long run)
     {
-        List<QueuedCall> next;
-        lock (_lock)
+        while (true)
         {
-            if (_inFlight != run)
+            List<QueuedCall> next;
+            lock (_lock)
             {
-                // A stalled run, answered after the queue moved on without it.
-                return;
+                if (_inFlight != run)
+                {
+                    // A stalled run, answered after the queue moved on without it.
+                    return;
+                }
+
+                if (_queue.Count == 0)
+                {
+                    _inFlight = 0;
+                    return;
+                }
+
+                next = _queue;
+                _queue = [];
+                run = Begin(TimeProvider.System.GetTimestamp());
             }
 
-            if (_queue.Count == 0)
+            if (Send(next, run))
             {
-                _inFlight = 0;
                 return;
             }
-
-            next = _queue;
-            _queue = [];
-            run = Begin(TimeProvider.System.GetTimestamp());
         }
-
-        Send(next, run);
     }
 
-    private void Send(List<QueuedCall> calls, long run)
+    /// <summary>Sends the calls still wanted as run <paramref name="run"/>; <see langword="false"/> when none was, so nothing went.</summary>
+    private bool Send(List<QueuedCall> calls, long run)
     {
         // A call whose decision gave up while it waited (timed out, or cancelled) is not sent: it takes nothing.
         var now = TimeProvider.System.GetTimestamp();
@@ -164,8 +178,7 @@ internal sealed class CallCoalescer
         calls.RemoveRange(live, calls.Count - live);
         if (calls.Count == 0)
         {
-            Answered(run);
-            return;
+            return false;
         }
 
         // Runs of at most MaxRunCalls, all sent at once: one long run would hold the server, and the calls after it, for
@@ -178,10 +191,26 @@ internal sealed class CallCoalescer
             var task = part.Count == 1 ? Alone(part[0].Keys, part[0].Values) : Together(part);
             Await(task, new Run(this, last ? run : 0, part));
         }
+
+        return true;
     }
 
-    private static void Await(Task<RedisResult> task, Run run) =>
+    /// <summary>
+    /// Hands <paramref name="task"/>'s answer to <paramref name="run"/> on the thread that completes it. A send that
+    /// failed at once (no master during a Sentinel failover, say) is handed over on a thread of the pool instead: run
+    /// inline it would send the next run from inside this one's send, and under a flood of calls every failed run would
+    /// nest one level deeper on the stack.
+    /// </summary>
+    private static void Await(Task<RedisResult> task, Run run)
+    {
+        if (task.IsCompleted)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static state => state.Run.Answered(state.Task), (Run: run, Task: task), preferLocal: false);
+            return;
+        }
+
         _ = task.ContinueWith(static (t, state) => ((Run)state!).Answered(t), run, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
 
     private Task<RedisResult> Alone(RedisKey[] keys, RedisValue[] values) => _send(keys, values);
 
