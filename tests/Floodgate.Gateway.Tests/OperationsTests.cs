@@ -50,7 +50,7 @@ public sealed class OperationsTests
     }
 
     [Fact]
-    public void Forwarding_failures_are_logged_within_the_budget_and_each_line_counts_those_left_out()
+    public void Forwarding_failures_are_logged_within_the_budget_and_each_line_counts_those_left_out_while_client_aborts_go_to_debug()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var logger = new ListLogger();
@@ -61,12 +61,29 @@ public sealed class OperationsTests
         context.Response.StatusCode = 502;
         context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new Failure());
 
+        // Clients that went away first: logged at Debug only, and outside the budget.
+        var aborted = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        aborted.Request.Method = "GET";
+        aborted.Request.Path = "/a";
+        aborted.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new Failure(Yarp.ReverseProxy.Forwarder.ForwarderError.RequestCanceled, new TaskCanceledException()));
+        for (var i = 0; i < 30; i++)
+        {
+            failures.Report(aborted, "upstream");
+        }
+
+        Assert.Equal(30, logger.Lines.Count);
+        Assert.All(logger.Levels, level => Assert.Equal(LogLevel.Debug, level));
+        Assert.Equal("Forwarding GET /a (route upstream) stopped: RequestCanceled, the client went away", logger.Lines[0]);
+        logger.Lines.Clear();
+        logger.Levels.Clear();
+
         for (var i = 0; i < 100; i++)
         {
             failures.Report(context, "upstream");
         }
 
         Assert.Equal(20, logger.Lines.Count);
+        Assert.All(logger.Levels, level => Assert.Equal(LogLevel.Warning, level));
         Assert.Equal("Forwarding GET /a (route upstream) failed: Request: Connection refused; answered 502 (0 earlier failures not logged)", logger.Lines[0]);
 
         time.Advance(TimeSpan.FromSeconds(1));
@@ -79,24 +96,34 @@ public sealed class OperationsTests
         Assert.Equal(21, logger.Lines.Count);
     }
 
-    private sealed class Failure : Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature
+    private sealed class Failure(Yarp.ReverseProxy.Forwarder.ForwarderError error, Exception exception) : Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature
     {
-        public Yarp.ReverseProxy.Forwarder.ForwarderError Error => Yarp.ReverseProxy.Forwarder.ForwarderError.Request;
+        public Failure()
+            : this(Yarp.ReverseProxy.Forwarder.ForwarderError.Request, new HttpRequestException("Connection refused"))
+        {
+        }
 
-        public Exception? Exception { get; } = new HttpRequestException("Connection refused");
+        public Yarp.ReverseProxy.Forwarder.ForwarderError Error => error;
+
+        public Exception? Exception => exception;
     }
 
     private sealed class ListLogger : ILogger
     {
         public List<string> Lines { get; } = [];
 
+        public List<LogLevel> Levels { get; } = [];
+
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
         public bool IsEnabled(LogLevel logLevel) => true;
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
             Lines.Add(formatter(state, exception));
+            Levels.Add(logLevel);
+        }
     }
 
     [Fact]
