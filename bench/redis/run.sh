@@ -11,17 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-10}"
 
-for tool in redis-server redis-cli redis-benchmark; do
-  command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (apt-get install redis-server redis-tools)"; exit 1; }
-done
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-dir=$(mktemp -d)
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --loglevel warning >/dev/null 2>&1 &
-pid=$!
-cleanup() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$dir"; }
-trap cleanup EXIT
-for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+. bench/redis/common.sh
 
 dotnet build bench/Floodgate.Redis.Benchmarks -c Release -nologo -clp:ErrorsOnly >/dev/null
 driver="bench/Floodgate.Redis.Benchmarks/bin/Release/net10.0/Floodgate.Redis.Benchmarks.dll"

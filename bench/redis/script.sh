@@ -12,21 +12,7 @@ cd "$(dirname "$0")/../.."
 base="${1:-HEAD}"
 rounds="${2:-4}"
 
-for tool in redis-server redis-cli redis-benchmark; do
-  command -v "$tool" >/dev/null || { echo "script.sh: $tool is missing (apt-get install redis-server redis-tools)"; exit 1; }
-done
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-dir=$(mktemp -d)
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" --loglevel warning >/dev/null 2>&1 &
-pid=$!
-cg_pid=""
-cleanup() {
-  for p in "$pid" $cg_pid; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-for _ in $(seq 1 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+. bench/redis/common.sh
 
 git show "$base:src/Floodgate.Redis/decide.lua" > "$dir/base.lua"
 cp src/Floodgate.Redis/decide.lua "$dir/work.lua"
@@ -62,25 +48,30 @@ done
 
 [ "${CALLGRIND:-0}" = "1" ] || exit 0
 command -v valgrind >/dev/null || { echo "script.sh: valgrind is missing (apt-get install valgrind)"; exit 1; }
-cg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-instructions() { # file, args, count: the server's total instructions after loading the script and making count calls
+cg_port=$(free_port)
+# Sets ir: the server's total instructions after loading the script (file) and making count calls with args. Called
+# in this shell, not in $(...), so that its server's PID joins pids for the cleanup on exit.
+instructions() { # file, args, count
   local out="$dir/cg.out"
   valgrind --tool=callgrind --callgrind-out-file="$out" redis-server --port "$cg_port" --bind 127.0.0.1 --save '' \
     --appendonly no --dir "$dir" --loglevel warning >/dev/null 2>&1 &
-  cg_pid=$!
+  local cg_pid=$!
+  pids+=("$cg_pid")
   for _ in $(seq 1 600); do redis-cli -p "$cg_port" ping >/dev/null 2>&1 && break; sleep 0.05; done
   local s
   s=$(redis-cli -p "$cg_port" SCRIPT LOAD "$(cat "$1")")
   [ "$3" -gt 0 ] && eval redis-benchmark -h 127.0.0.1 -p "$cg_port" -c 1 -n "$3" -q EVALSHA "$s" "$2" >/dev/null
   redis-cli -p "$cg_port" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
   wait "$cg_pid" 2>/dev/null || true
-  cg_pid=""
-  sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$out" | head -n 1
+  ir=$(sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$out" | head -n 1)
 }
-idle=$(instructions "$dir/base.lua" "$alone_args" 0)
+instructions "$dir/base.lua" "$alone_args" 0
+idle=$ir
 printf '%-5s %22s %22s\n' build 'alone, instructions' 'run of 8, instructions'
 for v in base work; do
-  alone=$(instructions "$dir/$v.lua" "$alone_args" 2000)
-  runs=$(instructions "$dir/$v.lua" "$run_args" 500)
+  instructions "$dir/$v.lua" "$alone_args" 2000
+  alone=$ir
+  instructions "$dir/$v.lua" "$run_args" 500
+  runs=$ir
   printf '%-5s %22s %22s\n' "$v" "$(( (alone - idle) / 2000 ))" "$(( (runs - idle) / 500 ))"
 done
