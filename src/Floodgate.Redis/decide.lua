@@ -91,8 +91,9 @@ end
 -- strings[key]: the key's string as MGET read it, or as a lone call has written it (false: none). In a run of several
 -- calls, where the same keys come back call after call, a key's state is kept as numbers once read or written
 -- (numbers[key] = {a, b, c, true when written as 'A:B:C' rather than 'A'}), so later calls neither parse it again nor
--- format what they write; a lone call is spared that table, which would cost it more than it saves. The keys written wait in written, in
--- the order first written, each with the TTL of its last write, for one SET per key at the end of the run.
+-- format what they write; a lone call is spared that table, which would cost it more than it saves. The keys written
+-- wait in written, in the order first written, each with the TTL of its last write, for one SET per key at the end of
+-- the run.
 local strings = {}
 for i = 1, nkeys do
   local key = KEYS[i]
