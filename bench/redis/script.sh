@@ -63,6 +63,7 @@ instructions() { # file, args, count
   [ "$3" -gt 0 ] && eval redis-benchmark -h 127.0.0.1 -p "$cg_port" -c 1 -n "$3" -q EVALSHA "$s" "$2" >/dev/null
   redis-cli -p "$cg_port" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
   wait "$cg_pid" 2>/dev/null || true
+  pids=("$pid") # that PID is gone, and may be another process's by the time the script exits
   ir=$(sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$out" | head -n 1)
 }
 instructions "$dir/base.lua" "$alone_args" 0

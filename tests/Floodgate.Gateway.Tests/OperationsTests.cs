@@ -55,17 +55,10 @@ public sealed class OperationsTests
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var logger = new ListLogger();
         var failures = new ForwardingFailures(logger, time);
-        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
-        context.Request.Method = "GET";
-        context.Request.Path = "/a";
-        context.Response.StatusCode = 502;
-        context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new Failure());
+        var context = FailedRequest(new Failure(), 502);
 
         // Clients that went away first: logged at Debug only, and outside the budget.
-        var aborted = new Microsoft.AspNetCore.Http.DefaultHttpContext();
-        aborted.Request.Method = "GET";
-        aborted.Request.Path = "/a";
-        aborted.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(new Failure(Yarp.ReverseProxy.Forwarder.ForwarderError.RequestCanceled, new TaskCanceledException()));
+        var aborted = FailedRequest(new Failure(Yarp.ReverseProxy.Forwarder.ForwarderError.RequestCanceled, new TaskCanceledException()), 200);
         for (var i = 0; i < 30; i++)
         {
             failures.Report(aborted, "upstream");
@@ -94,6 +87,17 @@ public sealed class OperationsTests
         var fine = new Microsoft.AspNetCore.Http.DefaultHttpContext();
         failures.Report(fine, "upstream");
         Assert.Equal(21, logger.Lines.Count);
+    }
+
+    /// <summary>A GET /a that failed as <paramref name="failure"/> says, answered <paramref name="status"/>.</summary>
+    private static Microsoft.AspNetCore.Http.DefaultHttpContext FailedRequest(Failure failure, int status)
+    {
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        context.Request.Method = "GET";
+        context.Request.Path = "/a";
+        context.Response.StatusCode = status;
+        context.Features.Set<Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature>(failure);
+        return context;
     }
 
     private sealed class Failure(Yarp.ReverseProxy.Forwarder.ForwarderError error, Exception exception) : Yarp.ReverseProxy.Forwarder.IForwarderErrorFeature

@@ -19,6 +19,7 @@ public sealed class CallCoalescerTests
         var depths = new ConcurrentBag<int>();
         var calls = new ConcurrentQueue<Task<RedisResult>>();
         var sends = 0;
+        var lastSend = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         CallCoalescer? coalescer = null;
         coalescer = new CallCoalescer(
             (keys, values) =>
@@ -33,6 +34,10 @@ public sealed class CallCoalescerTests
                 {
                     calls.Enqueue(coalescer!.Evaluate(keys, values, long.MaxValue, CancellationToken.None));
                 }
+                else
+                {
+                    lastSend.TrySetResult();
+                }
 
                 return Task.FromException<RedisResult>(new RedisConnectionException(ConnectionFailureType.UnableToConnect, CommandFlags.None, "No master."));
             },
@@ -40,12 +45,7 @@ public sealed class CallCoalescerTests
 
         var first = coalescer.Evaluate([new RedisKey("k")], [RedisValue.EmptyString, 1], long.MaxValue, CancellationToken.None);
         await Assert.ThrowsAsync<RedisConnectionException>(() => first);
-        var watch = Stopwatch.StartNew();
-        while (Volatile.Read(ref sends) <= Arrivals && watch.Elapsed < TimeSpan.FromSeconds(20))
-        {
-            await Task.Delay(10);
-        }
-
+        await lastSend.Task.WaitAsync(TimeSpan.FromSeconds(20));
         Assert.Equal(Arrivals + 1, Volatile.Read(ref sends));
         Assert.Equal(Arrivals, calls.Count);
         foreach (var call in calls)
