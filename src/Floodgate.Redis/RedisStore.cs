@@ -1772,11 +1772,11 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             switch (ModeOf(checks[k]))
             {
-                case RedisFailureMode.Open:
+                case StoreFailureMode.Open:
                     outcomes[k] = new StoreOutcome(new LimitOutcome(true, checks[k].Limit.Amount, 0, 0), false, 0, true);
                     open++;
                     break;
-                case RedisFailureMode.Closed:
+                case StoreFailureMode.Closed:
                     retry = retry > 0 ? retry : Math.Max(BreakerOf(group.Slot).RetryAfter(SteadyNow()), ClosedRetryMicroseconds);
                     outcomes[k] = new StoreOutcome(new LimitOutcome(false, 0, 0, retry), false, 0, true);
                     closedDenies |= !checks[k].IsShadow;
@@ -1795,7 +1795,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             var m = 0;
             foreach (var k in members)
             {
-                if (ModeOf(checks[k]) == RedisFailureMode.Local)
+                if (ModeOf(checks[k]) == StoreFailureMode.Local)
                 {
                     localChecks[m++] = checks[k] with
                     {
@@ -1809,7 +1809,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             m = 0;
             foreach (var k in members)
             {
-                if (ModeOf(checks[k]) == RedisFailureMode.Local)
+                if (ModeOf(checks[k]) == StoreFailureMode.Local)
                 {
                     var answer = answers[m++];
                     outcomes[k] = answer with { IsStoreFailure = true, Committed = answer.Committed && !closedDenies };
@@ -1827,13 +1827,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     }
 
     /// <summary>The failure mode of one check: its rule's, or the store's.</summary>
-    private RedisFailureMode ModeOf(in RateLimitCheck check) => check.OnStoreFailure switch
-    {
-        StoreFailureMode.Open => RedisFailureMode.Open,
-        StoreFailureMode.Closed => RedisFailureMode.Closed,
-        StoreFailureMode.Local => RedisFailureMode.Local,
-        _ => _options.FailureMode,
-    };
+    private StoreFailureMode ModeOf(in RateLimitCheck check) =>
+        check.OnStoreFailure == StoreFailureMode.Default ? _options.FailureMode : check.OnStoreFailure;
 
     private void CountFallbacks(int count, string mode)
     {

@@ -44,11 +44,11 @@ public sealed class RedisStoreOptions
     /// </summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromMilliseconds(50);
 
-    /// <summary>How the store answers while Redis cannot be reached. Default: <see cref="RedisFailureMode.Open"/>.</summary>
-    public RedisFailureMode FailureMode { get; set; } = RedisFailureMode.Open;
+    /// <summary>How the store answers while Redis cannot be reached. Default: <see cref="StoreFailureMode.Open"/>.</summary>
+    public StoreFailureMode FailureMode { get; set; } = StoreFailureMode.Open;
 
     /// <summary>
-    /// How many replicas share the limits, for <see cref="RedisFailureMode.Local"/>: each replica then allows its share,
+    /// How many replicas share the limits, for <see cref="StoreFailureMode.Local"/>: each replica then allows its share,
     /// the limit divided by this count (at least 1). Default: 1.
     /// </summary>
     public int Replicas { get; set; } = 1;
@@ -77,7 +77,7 @@ public sealed class RedisStoreOptions
     /// </summary>
     public TimeSpan LeaseSliceLifetime { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>The options of the in-memory store used by <see cref="RedisFailureMode.Local"/>.</summary>
+    /// <summary>The options of the in-memory store used by <see cref="StoreFailureMode.Local"/>.</summary>
     public MemoryStoreOptions LocalStore { get; set; } = new() { MaxEntries = 100_000 };
 
     /// <summary>Throws when an option is out of range, or a TLS file cannot be used, with a message naming it.</summary>
@@ -111,7 +111,7 @@ public sealed class RedisStoreOptions
             throw new ArgumentOutOfRangeException(nameof(Timeout), Timeout, "The Redis timeout must be between 1 ms and 30 s; a few tens of milliseconds is typical.");
         }
 
-        if (!Enum.IsDefined(FailureMode))
+        if (FailureMode is not (StoreFailureMode.Open or StoreFailureMode.Closed or StoreFailureMode.Local))
         {
             throw new ArgumentOutOfRangeException(nameof(FailureMode), FailureMode, "The failure mode must be open, closed or local.");
         }

@@ -1,3 +1,4 @@
+using Floodgate.Stores;
 using Floodgate.Redis;
 using Floodgate.Redis.Tests;
 using Grpc.Core;
@@ -41,7 +42,7 @@ public sealed class HostingTests
             Configuration = $"127.0.0.1:{RedisServer.FreePort(cluster: false)}",
             KeyPrefix = "h" + Guid.NewGuid().ToString("N")[..10],
             Timeout = TimeSpan.FromMilliseconds(200),
-            FailureMode = RedisFailureMode.Open,
+            FailureMode = StoreFailureMode.Open,
         });
         await using var server = await EnvoyServer.StartAsync([("config.yaml", Yaml)], store: _ => store);
         using var metrics = new MetricsRecorder(server.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());

@@ -22,7 +22,7 @@ public sealed class RedisSemanticsTests(RedisFixture redis) : ShouldRateLimitSem
             Configuration = redis.Server.Configuration,
             KeyPrefix = "e" + Guid.NewGuid().ToString("N")[..10],
             Timeout = TimeSpan.FromSeconds(5),
-            FailureMode = RedisFailureMode.Closed,
+            FailureMode = StoreFailureMode.Closed,
         }, time);
         lock (_stores)
         {

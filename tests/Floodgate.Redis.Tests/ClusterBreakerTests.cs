@@ -33,7 +33,7 @@ public sealed class ClusterBreakerTests(ITestOutputHelper output)
             await using var store = await TestStores.ConnectAsync(cluster.Configuration, o =>
             {
                 o.Timeout = Timeout;
-                o.FailureMode = RedisFailureMode.Closed;
+                o.FailureMode = StoreFailureMode.Closed;
                 o.OverLimitCache = false;
             }, prefix: prefix, logger: logs);
             var limit = Limit.FixedWindow(new Rate(1_000_000, 1, RateUnit.Hour));

@@ -20,7 +20,7 @@ public sealed class ClusterRoundTests(ClusterFixture cluster) : IClassFixture<Cl
         await using var store = await TestStores.ConnectAsync(cluster.Configuration, o =>
         {
             o.Timeout = TimeSpan.FromSeconds(10);
-            o.FailureMode = RedisFailureMode.Open;
+            o.FailureMode = StoreFailureMode.Open;
             o.BreakerFailureThreshold = 1000;
             o.OverLimitCache = false;
         }, prefix: prefix);
@@ -92,7 +92,7 @@ public sealed class ClusterRoundTests(ClusterFixture cluster) : IClassFixture<Cl
         await using var store = await TestStores.ConnectAsync(cluster.Configuration, o =>
         {
             o.Timeout = TimeSpan.FromMilliseconds(300);
-            o.FailureMode = RedisFailureMode.Open;
+            o.FailureMode = StoreFailureMode.Open;
             o.BreakerFailureThreshold = 1000;
             o.OverLimitCache = false;
         }, prefix: prefix);
@@ -204,7 +204,7 @@ public sealed class ClusterRoundTests(ClusterFixture cluster) : IClassFixture<Cl
         TestStores.ConnectAsync(cluster.Configuration, o =>
         {
             o.Timeout = TimeSpan.FromMilliseconds(300);
-            o.FailureMode = RedisFailureMode.Open;
+            o.FailureMode = StoreFailureMode.Open;
             o.BreakerFailureThreshold = 1;
             o.BreakerDuration = TimeSpan.FromMinutes(1);
             o.OverLimitCache = false;

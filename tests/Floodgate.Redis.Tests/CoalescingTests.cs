@@ -109,7 +109,7 @@ public sealed class CoalescingTests
         await using var store = await WarmStoreAsync(server, o =>
         {
             o.Timeout = TimeSpan.FromMilliseconds(150);
-            o.FailureMode = RedisFailureMode.Open;
+            o.FailureMode = StoreFailureMode.Open;
             o.BreakerFailureThreshold = 1000;
             o.OverLimitCache = false;
         });
@@ -175,7 +175,7 @@ public sealed class CoalescingTests
         await using var store = await WarmStoreAsync(server, o =>
         {
             o.Timeout = TimeSpan.FromSeconds(10);
-            o.FailureMode = RedisFailureMode.Open;
+            o.FailureMode = StoreFailureMode.Open;
             o.BreakerFailureThreshold = 1000;
             o.OverLimitCache = false;
         });

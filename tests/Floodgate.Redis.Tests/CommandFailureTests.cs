@@ -8,9 +8,9 @@ namespace Floodgate.Redis.Tests;
 public sealed class CommandFailureTests(RedisFixture fixture)
 {
     [Theory]
-    [InlineData(RedisFailureMode.Open)]
-    [InlineData(RedisFailureMode.Closed)]
-    public async Task A_disabled_EVALSHA_is_answered_by_the_failure_mode_without_throwing(RedisFailureMode mode)
+    [InlineData(StoreFailureMode.Open)]
+    [InlineData(StoreFailureMode.Closed)]
+    public async Task A_disabled_EVALSHA_is_answered_by_the_failure_mode_without_throwing(StoreFailureMode mode)
     {
         var configuration = ConfigurationOptions.Parse(fixture.Server.Configuration);
         configuration.CommandMap = CommandMap.Create(new HashSet<string> { "EVALSHA" }, available: false);
@@ -42,7 +42,7 @@ public sealed class CommandFailureTests(RedisFixture fixture)
             {
                 Assert.True(outcome.IsStoreFailure);
                 Assert.False(outcome.Committed);
-                Assert.Equal(mode == RedisFailureMode.Open, outcome.Outcome.IsAllowed);
+                Assert.Equal(mode == StoreFailureMode.Open, outcome.Outcome.IsAllowed);
             }
         }
 

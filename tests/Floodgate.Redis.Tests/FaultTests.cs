@@ -13,11 +13,11 @@ public sealed class FaultTests(ITestOutputHelper output)
     // Scheduling slack on a shared 2-core machine: a decision may be answered a little after its timeout fires.
     private static readonly TimeSpan Slack = TimeSpan.FromMilliseconds(200);
 
-    public static TheoryData<RedisFailureMode> Modes() => [RedisFailureMode.Open, RedisFailureMode.Closed, RedisFailureMode.Local];
+    public static TheoryData<StoreFailureMode> Modes() => [StoreFailureMode.Open, StoreFailureMode.Closed, StoreFailureMode.Local];
 
     [Theory]
     [MemberData(nameof(Modes))]
-    public async Task Decisions_follow_on_failure_while_redis_is_down_and_recover_after(RedisFailureMode mode)
+    public async Task Decisions_follow_on_failure_while_redis_is_down_and_recover_after(StoreFailureMode mode)
     {
         using var server = RedisServer.Start();
         await using var store = await TestStores.ConnectAsync(server, o =>
@@ -61,10 +61,10 @@ public sealed class FaultTests(ITestOutputHelper output)
         Assert.True(store.Failures > 0);
         switch (mode)
         {
-            case RedisFailureMode.Open:
+            case StoreFailureMode.Open:
                 Assert.Equal(200, allowed);
                 break;
-            case RedisFailureMode.Closed:
+            case StoreFailureMode.Closed:
                 Assert.Equal(0, allowed);
                 break;
             default:
@@ -83,7 +83,7 @@ public sealed class FaultTests(ITestOutputHelper output)
     }
 
     /// <summary>A store pointed at a free loopback port where nothing listens.</summary>
-    private static Task<RedisStore> ConnectToNothingAsync(RedisFailureMode mode, Action<RedisStoreOptions>? configure = null)
+    private static Task<RedisStore> ConnectToNothingAsync(StoreFailureMode mode, Action<RedisStoreOptions>? configure = null)
     {
         var options = new RedisStoreOptions
         {
@@ -98,7 +98,7 @@ public sealed class FaultTests(ITestOutputHelper output)
     [Fact]
     public async Task Each_check_follows_its_own_on_failure_and_the_rest_the_store_s()
     {
-        await using var store = await ConnectToNothingAsync(RedisFailureMode.Open, o =>
+        await using var store = await ConnectToNothingAsync(StoreFailureMode.Open, o =>
         {
             o.Replicas = 2;
             o.OverLimitCache = false;
@@ -146,7 +146,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await using var store = await TestStores.ConnectAsync(server, o =>
         {
             o.Timeout = timeout ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromSeconds(10);
-            o.FailureMode = RedisFailureMode.Open;
+            o.FailureMode = StoreFailureMode.Open;
             o.BreakerFailureThreshold = 1000;
             o.OverLimitCache = false;
         });
@@ -187,7 +187,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await using var store = await TestStores.ConnectAsync(server, o =>
         {
             o.Timeout = TimeSpan.FromMilliseconds(300);
-            o.FailureMode = RedisFailureMode.Open;
+            o.FailureMode = StoreFailureMode.Open;
             o.BreakerFailureThreshold = 1;
             o.BreakerDuration = TimeSpan.FromMinutes(10);
         });
@@ -217,7 +217,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await using var store = await TestStores.ConnectAsync(server.Configuration, o =>
         {
             o.Timeout = TimeSpan.FromMilliseconds(200);
-            o.FailureMode = RedisFailureMode.Open;
+            o.FailureMode = StoreFailureMode.Open;
             o.BreakerFailureThreshold = 1000;
         }, logger: logger);
         using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(server.Configuration + ",allowAdmin=true");
@@ -241,7 +241,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await using var store = await TestStores.ConnectAsync(server, o =>
         {
             o.Timeout = TimeSpan.FromMilliseconds(200);
-            o.FailureMode = RedisFailureMode.Closed;
+            o.FailureMode = StoreFailureMode.Closed;
             o.BreakerFailureThreshold = 1;
             o.BreakerDuration = TimeSpan.FromSeconds(1);
         }, clock);
@@ -288,7 +288,7 @@ public sealed class FaultTests(ITestOutputHelper output)
             Configuration = server.Configuration + ",connectTimeout=10000",
             KeyPrefix = "connecting",
             Timeout = TimeSpan.FromMilliseconds(50),
-            FailureMode = RedisFailureMode.Closed,
+            FailureMode = StoreFailureMode.Closed,
             BreakerDuration = TimeSpan.FromMinutes(10),
         });
         var check = new RateLimitCheck(Limit.Gcra(new Rate(1000, 1, RateUnit.Second)), StoreKey.Create("connecting", "alice"), 1, false);
@@ -306,7 +306,7 @@ public sealed class FaultTests(ITestOutputHelper output)
     [Fact]
     public async Task A_store_starts_while_redis_is_down_and_never_throws()
     {
-        await using var store = await ConnectToNothingAsync(RedisFailureMode.Closed);
+        await using var store = await ConnectToNothingAsync(StoreFailureMode.Closed);
         var check = new RateLimitCheck(Limit.Concurrency(5), StoreKey.Create("down", "alice"), 1, false);
         var outcomes = await store.DecideAsync(check, check with { Key = StoreKey.Create("down", "bob") });
         Assert.All(outcomes, o => Assert.True(o.IsStoreFailure && !o.Outcome.IsAllowed));

@@ -102,7 +102,7 @@ public sealed class HostingTests
         var host = Build(address + "," + ConnectTimeout, o =>
         {
             o.Timeout = TimeSpan.FromMilliseconds(50);
-            o.FailureMode = RedisFailureMode.Closed;
+            o.FailureMode = StoreFailureMode.Closed;
         });
         try
         {

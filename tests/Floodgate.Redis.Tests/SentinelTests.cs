@@ -46,7 +46,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
         {
             o.OverLimitCache = false;
             o.Timeout = Timeout;
-            o.FailureMode = RedisFailureMode.Closed;
+            o.FailureMode = StoreFailureMode.Closed;
         }, prefix: "rp");
         Assert.True(store.Connection.IsConnected);
         for (var i = 0; i < 3; i++)
@@ -118,7 +118,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
         await using var store = await TestStores.ConnectAsync(topology.Configuration + ",connectTimeout=500", o =>
         {
             o.Timeout = Timeout;
-            o.FailureMode = RedisFailureMode.Closed;
+            o.FailureMode = StoreFailureMode.Closed;
             o.BreakerDuration = TimeSpan.FromMilliseconds(200);
         });
         output.WriteLine($"connecting without Sentinels took {watch.Elapsed.TotalMilliseconds:F0} ms");
@@ -190,7 +190,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
             o =>
             {
                 o.Timeout = Timeout;
-                o.FailureMode = RedisFailureMode.Closed;
+                o.FailureMode = StoreFailureMode.Closed;
                 o.BreakerDuration = TimeSpan.FromMilliseconds(200);
             },
             prefix: "wrong",
@@ -268,7 +268,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
                 }
 
                 o.Timeout = Timeout;
-                o.FailureMode = RedisFailureMode.Closed;
+                o.FailureMode = StoreFailureMode.Closed;
                 o.BreakerDuration = TimeSpan.FromMilliseconds(200);
             },
             prefix: "untrusted",
@@ -326,7 +326,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
             }
 
             o.Timeout = Timeout;
-            o.FailureMode = RedisFailureMode.Closed;
+            o.FailureMode = StoreFailureMode.Closed;
             o.BreakerFailureThreshold = 3;
             o.BreakerDuration = TimeSpan.FromMilliseconds(200);
             o.OverLimitCache = false;

@@ -309,10 +309,10 @@ public sealed class StagedTests(RedisFixture fixture)
     }
 
     [Theory]
-    [InlineData(RedisFailureMode.Open, 3)]
-    [InlineData(RedisFailureMode.Closed, 1)]
-    [InlineData(RedisFailureMode.Local, 3)]
-    public async Task While_redis_is_unreachable_the_failure_mode_answers_stage_by_stage(RedisFailureMode mode, int decided)
+    [InlineData(StoreFailureMode.Open, 3)]
+    [InlineData(StoreFailureMode.Closed, 1)]
+    [InlineData(StoreFailureMode.Local, 3)]
+    public async Task While_redis_is_unreachable_the_failure_mode_answers_stage_by_stage(StoreFailureMode mode, int decided)
     {
         // Nothing listens on this port: every call fails fast.
         await using var store = await TestStores.ConnectAsync($"127.0.0.1:{RedisServer.FreePort(cluster: false)},connectTimeout=200", o =>
@@ -326,10 +326,10 @@ public sealed class StagedTests(RedisFixture fixture)
         for (var i = 0; i < decided; i++)
         {
             Assert.True(outcomes[i].IsStoreFailure);
-            Assert.Equal(mode != RedisFailureMode.Closed, outcomes[i].Outcome.IsAllowed);
+            Assert.Equal(mode != StoreFailureMode.Closed, outcomes[i].Outcome.IsAllowed);
         }
 
-        if (mode == RedisFailureMode.Local)
+        if (mode == StoreFailureMode.Local)
         {
             // The local limits are in force, stage by stage: the edge's 2 per hour rejects the third request.
             await store.DecideStagesAsync(checks, ThreeStages, new StoreOutcome[3]);

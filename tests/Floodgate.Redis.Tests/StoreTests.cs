@@ -424,7 +424,7 @@ public sealed class StoreTests(RedisFixture fixture)
         Assert.Throws<ArgumentException>(() => new RedisStoreOptions { Configuration = "x", KeyPrefix = "" }.Validate());
         Assert.Throws<ArgumentOutOfRangeException>(() => new RedisStoreOptions { Configuration = "x", Timeout = TimeSpan.Zero }.Validate());
         Assert.Throws<ArgumentOutOfRangeException>(() => new RedisStoreOptions { Configuration = "x", Replicas = 0 }.Validate());
-        Assert.Throws<ArgumentOutOfRangeException>(() => new RedisStoreOptions { Configuration = "x", FailureMode = (RedisFailureMode)9 }.Validate());
+        Assert.Throws<ArgumentOutOfRangeException>(() => new RedisStoreOptions { Configuration = "x", FailureMode = (StoreFailureMode)9 }.Validate());
         Assert.Throws<ArgumentException>(() => RedisStore.Connect(new RedisStoreOptions { Configuration = "127.0.0.1:1,unknownoption=1" }));
         Assert.Throws<InvalidOperationException>(() => Limit.Concurrency(3).WithLeasedSlice(1));
         Assert.Throws<ArgumentOutOfRangeException>(() => Limit.Gcra(new Rate(10, 1, RateUnit.Second)).WithLeasedSlice(11));

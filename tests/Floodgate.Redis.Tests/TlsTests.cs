@@ -49,7 +49,7 @@ public sealed class TlsTests(ITestOutputHelper output)
                     _ => certificates.Authority,
                 };
                 o.Timeout = Timeout;
-                o.FailureMode = RedisFailureMode.Closed;
+                o.FailureMode = StoreFailureMode.Closed;
             });
         output.WriteLine($"{trust}: connecting took {watch.Elapsed.TotalMilliseconds:F0} ms");
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"connecting took {watch.Elapsed}");

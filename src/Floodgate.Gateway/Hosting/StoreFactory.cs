@@ -23,12 +23,7 @@ internal static class StoreFactory
         var options = new RedisStoreOptions
         {
             Configuration = policy.Configuration,
-            FailureMode = policy.OnFailure switch
-            {
-                StoreFailureMode.Closed => RedisFailureMode.Closed,
-                StoreFailureMode.Local => RedisFailureMode.Local,
-                _ => RedisFailureMode.Open,
-            },
+            FailureMode = policy.OnFailure == StoreFailureMode.Default ? StoreFailureMode.Open : policy.OnFailure,
             Replicas = policy.Replicas,
         };
         if (policy.Timeout is { } timeout)
