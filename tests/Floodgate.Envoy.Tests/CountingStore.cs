@@ -3,7 +3,7 @@ using Floodgate.Stores;
 namespace Floodgate.Envoy.Tests;
 
 /// <summary>A store that counts the checks it is asked to decide, around a real store.</summary>
-internal sealed class CountingStore(IRateLimitStore inner) : IRateLimitStore
+internal sealed class CountingStore(IRateLimitStore inner) : DelegatingStore<IRateLimitStore>(inner)
 {
     private int _checks;
     private int _calls;
@@ -12,15 +12,18 @@ internal sealed class CountingStore(IRateLimitStore inner) : IRateLimitStore
 
     public int Calls => Volatile.Read(ref _calls);
 
-    public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+    public override ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
     {
         Interlocked.Add(ref _checks, checks.Length);
         Interlocked.Increment(ref _calls);
-        return inner.DecideAsync(checks, outcomes, cancellationToken);
+        return Inner.DecideAsync(checks, outcomes, cancellationToken);
     }
 
-    public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) => inner.TryDecide(checks, outcomes);
-
-    public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
-        inner.ReleaseAsync(check, leaseId, cancellationToken);
+    // Every stage in one call, as the inner store decides them.
+    public override ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+    {
+        Interlocked.Add(ref _checks, checks.Length);
+        Interlocked.Increment(ref _calls);
+        return Inner.DecideStagesAsync(checks, stageEnds, outcomes, cancellationToken);
+    }
 }

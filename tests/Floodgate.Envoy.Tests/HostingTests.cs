@@ -1,6 +1,5 @@
 using Floodgate.Stores;
 using Floodgate.Redis;
-using Floodgate.Redis.Tests;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;

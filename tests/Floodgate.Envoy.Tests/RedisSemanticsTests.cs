@@ -1,6 +1,5 @@
 using Envoy.Service.Ratelimit.V3;
 using Floodgate.Redis;
-using Floodgate.Redis.Tests;
 using Floodgate.Stores;
 using Microsoft.Extensions.Time.Testing;
 
@@ -70,14 +69,17 @@ public sealed class RedisSemanticsTests(RedisFixture redis) : ShouldRateLimitSem
     }
 
     /// <summary>Passes the fake clock's now to the Redis script instead of the server's TIME.</summary>
-    private sealed class FakeClockRedisStore(RedisStore inner, FakeTimeProvider time) : IRateLimitStore
+    private sealed class FakeClockRedisStore(RedisStore inner, FakeTimeProvider time) : DelegatingStore<RedisStore>(inner)
     {
-        public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
-            inner.DecideAsync(checks, outcomes, (time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond, cancellationToken);
+        private long Now => (time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
 
-        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) => false;
+        public override ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
+            Inner.DecideAsync(checks, outcomes, Now, cancellationToken);
 
-        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
-            inner.ReleaseAsync(check, leaseId, cancellationToken);
+        public override ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
+            Inner.DecideStagesAsync(checks, stageEnds, outcomes, Now, cancellationToken);
+
+        // The inner store would answer from its over-limit cache on the real clock.
+        public override bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) => false;
     }
 }

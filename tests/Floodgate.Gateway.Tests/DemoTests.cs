@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using Floodgate.Gateway.Cli;
-using Floodgate.Redis.Tests;
 
 namespace Floodgate.Gateway.Tests;
 

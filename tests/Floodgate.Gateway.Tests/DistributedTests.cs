@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using Floodgate.Gateway.Demo;
-using Floodgate.Redis.Tests;
 
 namespace Floodgate.Gateway.Tests;
 

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net;
-using Floodgate.Redis.Tests;
 
 namespace Floodgate.Gateway.Tests;
 

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Security.Cryptography;
-using Floodgate.Tests.Shared;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Floodgate.Gateway.Tests;

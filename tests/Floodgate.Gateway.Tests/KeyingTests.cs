@@ -1,5 +1,4 @@
 using System.Net;
-using Floodgate.Tests.Shared;
 
 namespace Floodgate.Gateway.Tests;
 

@@ -1,6 +1,4 @@
 using System.Net;
-using Floodgate.Redis.Tests;
-using Floodgate.Tests.Shared;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Floodgate.Gateway.Tests;

@@ -157,7 +157,7 @@ public sealed class OperationsTests
     [Fact]
     public async Task The_envoy_service_follows_a_reload_that_changes_the_store()
     {
-        using var redis = Floodgate.Redis.Tests.RedisServer.Start();
+        using var redis = RedisServer.Start();
         var directory = Directory.CreateTempSubdirectory("floodgate-envoy-").FullName;
         await using var upstream = await EchoUpstream.StartAsync(new IPEndPoint(IPAddress.Loopback, 0));
         try

@@ -396,7 +396,7 @@ public sealed class PolicyTests
             using var ec = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
             var two = Path.Combine(directory, "two.pem");
             var bad = Path.Combine(directory, "bad.pem");
-            File.WriteAllText(two, Floodgate.Tests.Shared.TestIdentityProvider.PooledRsa(43).ExportSubjectPublicKeyInfoPem() + "\n" + ec.ExportSubjectPublicKeyInfoPem());
+            File.WriteAllText(two, TestIdentityProvider.PooledRsa(43).ExportSubjectPublicKeyInfoPem() + "\n" + ec.ExportSubjectPublicKeyInfoPem());
             File.WriteAllText(bad, ec.ExportSubjectPublicKeyInfoPem() + "\n" + ec.ExportPkcs8PrivateKeyPem());
             var policy = """
                 upstream: http://127.0.0.1:5000

@@ -1,5 +1,4 @@
 using Floodgate.Gateway.Policy;
-using Floodgate.Redis.Tests;
 
 namespace Floodgate.Gateway.Tests;
 

@@ -2,8 +2,6 @@ using System.Net;
 using System.Text.Json;
 using Floodgate.Gateway.Hosting;
 using Floodgate.Gateway.Policy;
-using Floodgate.Redis.Tests;
-using Floodgate.Tests.Shared;
 
 namespace Floodgate.Gateway.Tests;
 

@@ -152,7 +152,7 @@ public sealed class RuleTests
     public async Task A_rule_s_on_failure_overrides_the_store_s_while_redis_is_unreachable()
     {
         // Nothing listens on the port: every decision is answered by a failure mode.
-        var port = Floodgate.Redis.Tests.RedisServer.FreePort(cluster: false);
+        var port = RedisServer.FreePort(cluster: false);
         var policy = $$"""
             upstream: {upstream}
             store: { kind: redis, configuration: "127.0.0.1:{{port}},connectTimeout=200", on_failure: open, timeout: 50ms }

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using Floodgate.Tests.Shared;
 
 namespace Floodgate.Gateway.Tests;
 

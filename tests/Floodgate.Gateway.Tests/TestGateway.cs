@@ -2,7 +2,6 @@ using System.Net;
 using System.Text.Json;
 using Floodgate.Gateway.Demo;
 using Floodgate.Gateway.Hosting;
-using Floodgate.Tests.Shared;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 

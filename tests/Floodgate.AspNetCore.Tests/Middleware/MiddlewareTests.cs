@@ -318,7 +318,7 @@ public sealed class MiddlewareTests
         TestApp.StartAsync(configure, map, before, store);
 
     /// <summary>A store that, while down, answers checks of one limit amount as a closed failure mode would.</summary>
-    private sealed class OutageStore(MemoryStore inner, long failingAmount) : IRateLimitStore
+    private sealed class OutageStore(MemoryStore inner, long failingAmount) : DelegatingStore<MemoryStore>(inner)
     {
         private int _failures;
 
@@ -326,7 +326,7 @@ public sealed class MiddlewareTests
 
         public int Failures => Volatile.Read(ref _failures);
 
-        public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+        public override ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
         {
             if (!TryDecide(checks.Span, outcomes.Span))
             {
@@ -336,9 +336,13 @@ public sealed class MiddlewareTests
             return default;
         }
 
-        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
+        // The engine's tiers fail too: one DecideAsync per stage, through the outage.
+        public override ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
+            DecideStagesInTurnAsync(checks, stageEnds, outcomes, cancellationToken);
+
+        public override bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
         {
-            inner.Decide(checks, outcomes);
+            Inner.Decide(checks, outcomes);
             for (var i = 0; i < checks.Length; i++)
             {
                 if (Down && checks[i].Limit.Amount == failingAmount)
@@ -350,8 +354,6 @@ public sealed class MiddlewareTests
 
             return true;
         }
-
-        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(check, leaseId, cancellationToken);
     }
 
     /// <summary>Answers every request as anonymous, from the cache; runs <see cref="OnCachedLookup"/> first, once.</summary>

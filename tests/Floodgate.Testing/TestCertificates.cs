@@ -2,7 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
-namespace Floodgate.Redis.Tests;
+namespace Floodgate.Testing;
 
 /// <summary>
 /// A private certificate authority made for one test, with a server certificate for 127.0.0.1 and a client

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
-namespace Floodgate.Redis.Tests;
+namespace Floodgate.Testing;
 
 /// <summary>
 /// A real redis-server process on a free loopback port, killed by its PID when disposed: a plain server, a TLS-only
@@ -369,7 +369,11 @@ public sealed record RedisTlsFiles(string Certificate, string Key, string Author
     }
 }
 
-/// <summary>One redis-server shared by the tests of a collection; each test uses its own key prefix.</summary>
+/// <summary>
+/// One redis-server shared by the tests of a collection; each test uses its own key prefix. Each test project that
+/// shares it declares its own collection (<c>RedisCollection</c>): xunit finds collection definitions only in the
+/// test assembly.
+/// </summary>
 public sealed class RedisFixture : IDisposable
 {
     public RedisFixture() => Server = RedisServer.Start();
@@ -377,10 +381,4 @@ public sealed class RedisFixture : IDisposable
     public RedisServer Server { get; }
 
     public void Dispose() => Server.Dispose();
-}
-
-[CollectionDefinition(Name)]
-public sealed class RedisCollection : ICollectionFixture<RedisFixture>
-{
-    public const string Name = "redis";
 }

@@ -13,7 +13,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
-namespace Floodgate.Tests.Shared;
+namespace Floodgate.Testing;
 
 /// <summary>
 /// A real OpenID Connect identity provider for tests: Kestrel on 127.0.0.1 (a free port) serving
