@@ -62,11 +62,12 @@ public sealed class ReloadTests
         {
             File.WriteAllText(Path.Combine(directory, "rules.yml.bak"), Limit1);
             File.WriteAllText(Path.Combine(directory, ".hidden.yaml"), Limit1);
-            var logger = new ListLogger();
+            var logger = new FakeLogger<EnvoyConfigProvider>();
             using var provider = new EnvoyConfigProvider(Options.Create(new EnvoyRateLimitOptions { ConfigDirectory = directory, WatchConfigDirectory = false }), new FakeTimeProvider(), logger);
             provider.Start();
-            Assert.Contains(logger.Warnings, w => w.Contains("rules.yml.bak", StringComparison.Ordinal) && !w.Contains(".hidden", StringComparison.Ordinal));
-            Assert.Contains(logger.Warnings, w => w.Contains("declares no domain", StringComparison.Ordinal));
+            var warnings = logger.Collector.GetSnapshot().Where(r => r.Level == Microsoft.Extensions.Logging.LogLevel.Warning).Select(r => r.Message);
+            Assert.Contains(warnings, w => w.Contains("rules.yml.bak", StringComparison.Ordinal) && !w.Contains(".hidden", StringComparison.Ordinal));
+            Assert.Contains(warnings, w => w.Contains("declares no domain", StringComparison.Ordinal));
         }
         finally
         {
@@ -245,23 +246,5 @@ public sealed class ReloadTests
         }
 
         return await task.WaitAsync(TimeSpan.FromSeconds(1));
-    }
-
-    private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger<EnvoyConfigProvider>
-    {
-        public System.Collections.Concurrent.ConcurrentQueue<string> Warnings { get; } = new();
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
-
-        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (logLevel == Microsoft.Extensions.Logging.LogLevel.Warning)
-            {
-                Warnings.Enqueue(formatter(state, exception));
-            }
-        }
     }
 }

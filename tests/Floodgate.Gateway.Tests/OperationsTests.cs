@@ -53,7 +53,7 @@ public sealed class OperationsTests
     public void Forwarding_failures_are_logged_within_the_budget_and_each_line_counts_those_left_out_while_client_aborts_go_to_debug()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        var logger = new ListLogger();
+        var logger = new FakeLogger();
         var failures = new ForwardingFailures(logger, time);
         var context = FailedRequest(new Failure(), 502);
 
@@ -64,29 +64,29 @@ public sealed class OperationsTests
             failures.Report(aborted, "upstream");
         }
 
-        Assert.Equal(30, logger.Lines.Count);
-        Assert.All(logger.Levels, level => Assert.Equal(LogLevel.Debug, level));
-        Assert.Equal("Forwarding GET /a (route upstream) stopped: RequestCanceled, the client went away", logger.Lines[0]);
-        logger.Lines.Clear();
-        logger.Levels.Clear();
+        var logged = logger.Collector.GetSnapshot(clear: true);
+        Assert.Equal(30, logged.Count);
+        Assert.All(logged, record => Assert.Equal(LogLevel.Debug, record.Level));
+        Assert.Equal("Forwarding GET /a (route upstream) stopped: RequestCanceled, the client went away", logged[0].Message);
 
         for (var i = 0; i < 100; i++)
         {
             failures.Report(context, "upstream");
         }
 
-        Assert.Equal(20, logger.Lines.Count);
-        Assert.All(logger.Levels, level => Assert.Equal(LogLevel.Warning, level));
-        Assert.Equal("Forwarding GET /a (route upstream) failed: Request: Connection refused; answered 502 (0 earlier failures not logged)", logger.Lines[0]);
+        logged = logger.Collector.GetSnapshot();
+        Assert.Equal(20, logged.Count);
+        Assert.All(logged, record => Assert.Equal(LogLevel.Warning, record.Level));
+        Assert.Equal("Forwarding GET /a (route upstream) failed: Request: Connection refused; answered 502 (0 earlier failures not logged)", logged[0].Message);
 
         time.Advance(TimeSpan.FromSeconds(1));
         failures.Report(context, "upstream");
-        Assert.EndsWith("(80 earlier failures not logged)", logger.Lines[20], StringComparison.Ordinal);
+        Assert.EndsWith("(80 earlier failures not logged)", logger.Collector.GetSnapshot()[20].Message, StringComparison.Ordinal);
 
         // A request that did not fail is not reported.
         var fine = new Microsoft.AspNetCore.Http.DefaultHttpContext();
         failures.Report(fine, "upstream");
-        Assert.Equal(21, logger.Lines.Count);
+        Assert.Equal(21, logger.Collector.Count);
     }
 
     /// <summary>A GET /a that failed as <paramref name="failure"/> says, answered <paramref name="status"/>.</summary>
@@ -110,24 +110,6 @@ public sealed class OperationsTests
         public Yarp.ReverseProxy.Forwarder.ForwarderError Error => error;
 
         public Exception? Exception => exception;
-    }
-
-    private sealed class ListLogger : ILogger
-    {
-        public List<string> Lines { get; } = [];
-
-        public List<LogLevel> Levels { get; } = [];
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            Lines.Add(formatter(state, exception));
-            Levels.Add(logLevel);
-        }
     }
 
     [Fact]

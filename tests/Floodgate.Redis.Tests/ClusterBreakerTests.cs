@@ -25,7 +25,7 @@ public sealed class ClusterBreakerTests(ITestOutputHelper output)
         // Three masters, no replicas, still serving the slots they own when one of them fails.
         using var cluster = new ClusterFixture("--cluster-require-full-coverage", "no");
         var nodes = cluster.Nodes;
-        var logs = new ListLogger();
+        var logs = new FakeLogger<RedisStore>();
         var stopped = false;
         try
         {
@@ -95,7 +95,7 @@ public sealed class ClusterBreakerTests(ITestOutputHelper output)
                 await Task.Delay(20);
             }
 
-            foreach (var message in logs.Messages)
+            foreach (var message in logs.Lines())
             {
                 output.WriteLine(message);
             }

@@ -150,7 +150,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
     {
         // Different passwords: credentials sent to the wrong side (or not at all) are refused.
         using var topology = await Task.Run(() => SentinelTopology.Start(new RedisCredentials(null, "master-secret"), new RedisCredentials(null, "sentinel-secret")));
-        var logs = new ListLogger();
+        var logs = new FakeLogger<RedisStore>();
         await using var store = await TestStores.ConnectAsync(
             topology.Configuration + ",password=master-secret,sentinelPassword=sentinel-secret",
             o => o.OverLimitCache = false,
@@ -163,7 +163,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
         Assert.Equal("OK", topology.Sentinels[0].Cli("SENTINEL", "FAILOVER", SentinelTopology.ServiceName));
         var promoted = await Task.Run(() => topology.WaitForMaster(topology.Replica));
         await AssertMovesToAsync(store, promoted, "password");
-        Assert.Contains(logs.Messages, m => m.Contains($"names 127.0.0.1:{promoted.Port} the master", StringComparison.Ordinal));
+        Assert.Contains(logs.Lines(), m => m.Contains($"names 127.0.0.1:{promoted.Port} the master", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -183,7 +183,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
     public async Task With_a_wrong_Sentinel_password_the_store_starts_and_decisions_follow_on_failure_within_the_timeout()
     {
         using var topology = await Task.Run(() => SentinelTopology.Start(new RedisCredentials(null, "master-secret"), new RedisCredentials(null, "sentinel-secret")));
-        var logs = new ListLogger();
+        var logs = new FakeLogger<RedisStore>();
         var watch = Stopwatch.StartNew();
         await using var store = await TestStores.ConnectAsync(
             topology.Configuration + ",password=master-secret,sentinelPassword=wrong,connectTimeout=500",
@@ -204,12 +204,12 @@ public sealed class SentinelTests(ITestOutputHelper output)
         Assert.Equal(string.Empty, topology.Master.Cli("--scan", "--pattern", "wrong:*"));
 
         // The warning says why no Sentinel answers: they refused the credentials.
-        foreach (var message in logs.Messages)
+        foreach (var message in logs.Lines())
         {
             output.WriteLine(message);
         }
 
-        Assert.Contains(logs.Messages, m => m.Contains("No Redis Sentinel names a master for 'mymaster'", StringComparison.Ordinal) && m.Contains("NOAUTH", StringComparison.Ordinal));
+        Assert.Contains(logs.Lines(), m => m.Contains("No Redis Sentinel names a master for 'mymaster'", StringComparison.Ordinal) && m.Contains("NOAUTH", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -222,7 +222,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
         Assert.DoesNotContain("PONG", topology.Sentinels[0].PlainCli("PING"), StringComparison.Ordinal);
         Assert.DoesNotContain("PONG", topology.Master.PlainCli("PING"), StringComparison.Ordinal);
 
-        var logs = new ListLogger();
+        var logs = new FakeLogger<RedisStore>();
         await using var store = await TestStores.ConnectAsync(topology.Configuration, o =>
         {
             UseTls(o, certificates);
@@ -231,7 +231,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
         Assert.True(await DecidedInRedisAsync(store, 1), "the store never reached the master over TLS");
         await AssertDecidesOnMasterAsync(store, topology.Master, "stls");
         Assert.Equal("0", topology.Replica.Cli("SCRIPT", "EXISTS", ScriptSha));
-        Assert.Contains(logs.Messages, m => m.Contains($"names 127.0.0.1:{topology.Master.Port} the master", StringComparison.Ordinal));
+        Assert.Contains(logs.Lines(), m => m.Contains($"names 127.0.0.1:{topology.Master.Port} the master", StringComparison.Ordinal));
     }
 
     public static TheoryData<string> UntrustedOverTls() => ["no CA", "another CA", "no client certificate"];
@@ -243,7 +243,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
         using var certificates = TestCertificates.Create();
         using var other = TestCertificates.Create("Another CA");
         using var topology = await Task.Run(() => SentinelTopology.Start(null, null, RedisTlsFiles.Of(certificates, mutual: true)));
-        var logs = new ListLogger();
+        var logs = new FakeLogger<RedisStore>();
         var watch = Stopwatch.StartNew();
 
         // ssl=true: without a CA nothing else turns TLS on, and the machine's trust store does not know the private CA.
@@ -280,7 +280,7 @@ public sealed class SentinelTests(ITestOutputHelper output)
 
         // No Sentinel was reached, so none named a master, and nothing was written anywhere.
         Assert.Throws<InvalidOperationException>(() => store.Connection);
-        Assert.Contains(logs.Messages, m => m.Contains("No Redis Sentinel names a master for 'mymaster'", StringComparison.Ordinal));
+        Assert.Contains(logs.Lines(), m => m.Contains("No Redis Sentinel names a master for 'mymaster'", StringComparison.Ordinal));
         Assert.Equal(string.Empty, topology.Master.Cli("--scan"));
         Assert.Equal("0", topology.Master.Cli("SCRIPT", "EXISTS", ScriptSha));
     }
