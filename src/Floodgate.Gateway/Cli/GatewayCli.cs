@@ -328,7 +328,7 @@ public static class GatewayCli
                 }
             }
 
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{path}: OK (version {policy.Version}): {policy.Routes.Count} route(s), {policy.Clusters.Count} cluster(s), {policy.Rules.Rules.Count} rule(s), store {policy.Store.Kind.ToString().ToLowerInvariant()}."));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{path}: OK (version {policy.Version}): {policy.Routes.Count} route(s), {policy.Clusters.Count} cluster(s), {policy.Floodgate.Policy.Rules.Count} rule(s), store {policy.StoreKind.ToString().ToLowerInvariant()}."));
             return true;
         }
         catch (PolicyException e)

@@ -19,6 +19,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 using Yarp.ReverseProxy.Configuration;
 
@@ -88,7 +89,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         {
             var opened = options.Store is { } given
                 ? new OpenedStore(GatewayRuntime.Instrument(given, GatewayRuntime.CustomStoreKind), GatewayRuntime.CustomStoreKind, null)
-                : GatewayRuntime.OpenStore(policy.Store, policy.Source, time, bootstrapLogging);
+                : GatewayRuntime.OpenStore(policy, policy.Source, time, bootstrapLogging);
             store = new SwitchingStore(opened.Store, opened.Kind, opened.Owned, time);
         }
         catch
@@ -104,7 +105,10 @@ public sealed partial class GatewayHost : IAsyncDisposable
         builder.Services.AddSingleton<IRateLimitStore>(store);
         builder.Services.AddSingleton<IIdentityResolver>(identity);
         builder.Services.AddSingleton(identity);
-        builder.Services.AddFloodgate(o => Populate(o, policy.ToOptions()));
+
+        // The policy's options themselves, not a copy: a reload hands the gate the next policy's (FloodgateGate.Apply).
+        builder.Services.AddSingleton<IOptions<FloodgateOptions>>(Options.Create(policy.Floodgate));
+        builder.Services.AddFloodgate();
         builder.Services.AddReverseProxy().LoadFromMemory(policy.Routes, policy.Clusters);
         builder.Services.AddSingleton(sp => new GatewayRuntime(
             policy,
@@ -189,7 +193,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         }
 
         var host = new GatewayHost(proxy, admin, envoy, watcher, runtime, store, certificate);
-        Log.Started(runtime.Logger, host.ProxyAddress, policy.Source, policy.Version, store.Kind, policy.Rules.Rules.Count);
+        Log.Started(runtime.Logger, host.ProxyAddress, policy.Source, policy.Version, store.Kind, policy.Floodgate.Policy.Rules.Count);
         return host;
     }
 
@@ -204,25 +208,6 @@ public sealed partial class GatewayHost : IAsyncDisposable
         await StopAsync(_proxy, _admin, _envoy).ConfigureAwait(false);
         _certificate?.Dispose();
         _store.Dispose();
-    }
-
-    internal static void Populate(FloodgateOptions target, FloodgateOptions source)
-    {
-        target.Policy = source.Policy;
-        target.Anonymous = source.Anonymous;
-        target.ForwardedHeader = source.ForwardedHeader;
-        target.Headers = source.Headers;
-        target.TrustedProxies.Clear();
-        foreach (var range in source.TrustedProxies)
-        {
-            target.TrustedProxies.Add(range);
-        }
-
-        target.Bans.Clear();
-        foreach (var (rule, ban) in source.Bans)
-        {
-            target.Bans[rule] = ban;
-        }
     }
 
     internal static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null)

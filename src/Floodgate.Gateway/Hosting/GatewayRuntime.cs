@@ -64,11 +64,11 @@ internal sealed partial class GatewayRuntime
     public int Reloads { get; private set; }
 
     /// <summary>Opens the store a reload names; tests wrap it to see what becomes of the stores a reload opens.</summary>
-    internal Func<StorePolicy, string, OpenedStore> StoreOpener { get; set; }
+    internal Func<GatewayPolicy, string, OpenedStore> StoreOpener { get; set; }
 
     public string? LastReloadError { get; private set; }
 
-    public void ApplyIdentity(JwtPolicy? jwt) =>
+    public void ApplyIdentity(JwtIdentityOptions? jwt) =>
         InstallIdentity(jwt is null ? null : IdentityFactory.Create(jwt, _time, _loggerFactory));
 
     private void InstallIdentity(IIdentityResolver? next)
@@ -131,9 +131,12 @@ internal sealed partial class GatewayRuntime
             return proxyErrors;
         }
 
-        var identityChanged = !JwtEquals(next.Jwt, current.Jwt);
+        // Each part is rebuilt only when its section changed: a new identity resolver loses its caches, a new store its counts.
+        var identityChanged = next.IdentityVersion != current.IdentityVersion;
+        var storeSectionChanged = next.StoreVersion != current.StoreVersion;
+
         // A store the host gave (custom) is not the policy's to replace.
-        var storeChanged = next.Store != current.Store && _store.Kind != CustomStoreKind;
+        var storeChanged = storeSectionChanged && _store.Kind != CustomStoreKind;
         IIdentityResolver? identity = null;
         OpenedStore? store = null;
         var previousOptions = Gate.Options;
@@ -148,10 +151,10 @@ internal sealed partial class GatewayRuntime
 
             if (storeChanged)
             {
-                store = StoreOpener(next.Store, path);
+                store = StoreOpener(next, path);
             }
 
-            Gate.Apply(next.ToOptions());
+            Gate.Apply(next.Floodgate);
             gateApplied = true;
             _proxyConfig.Update(next.Routes, next.Clusters);
         }
@@ -184,7 +187,7 @@ internal sealed partial class GatewayRuntime
         }
         else
         {
-            if (next.Store != current.Store)
+            if (storeSectionChanged)
             {
                 Log.StoreNotReplaced(Logger, path);
             }
@@ -196,7 +199,7 @@ internal sealed partial class GatewayRuntime
         Reloads++;
         LastReloadError = null;
         GatewayMetrics.PolicyReloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
-        Log.Reloaded(Logger, path, next.Version, next.Rules.Rules.Count);
+        Log.Reloaded(Logger, path, next.Version, next.Floodgate.Policy.Rules.Count);
         return [];
     }
 
@@ -239,7 +242,7 @@ internal sealed partial class GatewayRuntime
     /// timing it would cost more than it does).
     /// </summary>
     /// <exception cref="PolicyException">The store cannot be opened with these settings.</exception>
-    internal static OpenedStore OpenStore(StorePolicy policy, string source, TimeProvider time, ILoggerFactory loggerFactory)
+    internal static OpenedStore OpenStore(GatewayPolicy policy, string source, TimeProvider time, ILoggerFactory loggerFactory)
     {
         IRateLimitStore store;
         string kind;
@@ -263,7 +266,7 @@ internal sealed partial class GatewayRuntime
     internal static TimeSpan RetirementOf(GatewayPolicy policy)
     {
         var longest = MinimumRetirement;
-        foreach (var rule in policy.Rules.Rules)
+        foreach (var rule in policy.Floodgate.Policy.Rules)
         {
             IEnumerable<Limit?> limits = rule.PlanLimits is { } plans ? [rule.Limit, .. plans.Values] : [rule.Limit];
             foreach (var limit in limits)
@@ -293,7 +296,7 @@ internal sealed partial class GatewayRuntime
             await Store.DecideAsync(checks, outcomes, cancellationToken).ConfigureAwait(false);
             if (outcomes[0].IsStoreFailure)
             {
-                var mode = policy.Store.OnFailure;
+                var mode = policy.RedisStore?.FailureMode ?? StoreFailureMode.Open;
                 store = $"unreachable; on_failure {mode.ToString().ToLowerInvariant()} in force";
                 ready = mode != StoreFailureMode.Closed;
             }
@@ -309,19 +312,6 @@ internal sealed partial class GatewayRuntime
         }
 
         return (ready, new ReadinessStatus(ready ? "ready" : "not ready", policy.Source, policy.Version, Reloads, LastReloadError, StoreKind, store));
-    }
-
-    private static bool JwtEquals(JwtPolicy? a, JwtPolicy? b)
-    {
-        if (a is null || b is null)
-        {
-            return a is null && b is null;
-        }
-
-        return a.Authority == b.Authority && a.JwksUrl == b.JwksUrl && a.Secret == b.Secret && a.PlanClaim == b.PlanClaim
-            && a.DefaultPlan == b.DefaultPlan && a.ClockSkew == b.ClockSkew && a.RequireHttps == b.RequireHttps
-            && a.KeyFiles.SequenceEqual(b.KeyFiles) && a.KeyFilesFingerprint == b.KeyFilesFingerprint && a.Issuers.SequenceEqual(b.Issuers) && a.Audiences.SequenceEqual(b.Audiences)
-            && a.SubjectClaims.SequenceEqual(b.SubjectClaims) && a.Algorithms.SequenceEqual(b.Algorithms);
     }
 
     private void Refused(IReadOnlyList<PolicyError> errors)
