@@ -40,7 +40,7 @@ internal static class CheckCommand
             // The proxy's own checks of routes and clusters, as a start or a reload runs them.
             using (var services = new ServiceCollection().AddLogging().AddRouting().AddAuthorization().AddCors().AddReverseProxy().Services.BuildServiceProvider())
             {
-                if (GatewayRuntime.ValidateProxy(policy, services.GetRequiredService<IConfigValidator>()) is { Count: > 0 } proxyErrors)
+                if (ProxyConfigCheck.Validate(policy, services.GetRequiredService<IConfigValidator>()) is { Count: > 0 } proxyErrors)
                 {
                     throw new PolicyException(proxyErrors);
                 }

@@ -1,4 +1,3 @@
-using System.Text.Json.Serialization;
 using Floodgate.AspNetCore.Identity;
 using Floodgate.AspNetCore.Middleware;
 using Floodgate.Gateway.Identity;
@@ -14,9 +13,6 @@ namespace Floodgate.Gateway.Hosting;
 /// <summary>What a running gateway holds: the policy in force and the parts a reload swaps.</summary>
 internal sealed partial class GatewayRuntime
 {
-    private static readonly Limit ProbeLimit = Limit.Gcra(new Rate(1, 1, RateUnit.Second));
-    private static readonly StoreKey ProbeKey = StoreKey.Create("floodgate:readiness", "probe");
-
     // A replaced store stays for at least this long (decisions started on it finish, and their leases are released
     // on it), or for the longest concurrency lease its policy could grant, whichever is longer.
     private static readonly TimeSpan MinimumRetirement = TimeSpan.FromSeconds(30);
@@ -46,7 +42,7 @@ internal sealed partial class GatewayRuntime
         _loggerFactory = loggerFactory;
         Logger = loggerFactory.CreateLogger("Floodgate.Gateway");
         store.Logger = Logger;
-        StoreOpener = (policy, path) => OpenStore(policy, path, _time, _loggerFactory);
+        StoreOpener = (policy, path) => StoreFactory.Open(policy, path, _time, _loggerFactory);
     }
 
     public GatewayPolicy Policy => Volatile.Read(ref _policy);
@@ -136,7 +132,7 @@ internal sealed partial class GatewayRuntime
         var storeSectionChanged = next.StoreVersion != current.StoreVersion;
 
         // A store the host gave (custom) is not the policy's to replace.
-        var storeChanged = storeSectionChanged && _store.Kind != CustomStoreKind;
+        var storeChanged = storeSectionChanged && _store.Kind != StoreFactory.CustomKind;
         IIdentityResolver? identity = null;
         OpenedStore? store = null;
         var previousOptions = Gate.Options;
@@ -203,64 +199,8 @@ internal sealed partial class GatewayRuntime
         return [];
     }
 
-    /// <summary>
-    /// The proxy's own checks of the policy's routes and clusters. The proxy checks a configuration only once it is handed
-    /// over, and then logs and keeps its previous one: checked here first, a configuration it would refuse refuses the
-    /// reload (or the start) with the rules, instead of leaving new rules in force over old routes.
-    /// </summary>
-    internal IReadOnlyList<PolicyError> ValidateProxy(GatewayPolicy policy) => ValidateProxy(policy, _proxyValidator);
-
-    /// <inheritdoc cref="ValidateProxy(GatewayPolicy)"/>
-    internal static IReadOnlyList<PolicyError> ValidateProxy(GatewayPolicy policy, IConfigValidator validator)
-    {
-        var errors = new List<PolicyError>();
-        foreach (var route in policy.Routes)
-        {
-            // The checks complete synchronously (they look up named policies); the interface is asynchronous for others.
-            foreach (var error in validator.ValidateRouteAsync(route).AsTask().GetAwaiter().GetResult())
-            {
-                errors.Add(new PolicyError(policy.Source, 0, 0, "routes", $"route '{route.RouteId}': {error.Message}"));
-            }
-        }
-
-        foreach (var cluster in policy.Clusters)
-        {
-            foreach (var error in validator.ValidateClusterAsync(cluster).AsTask().GetAwaiter().GetResult())
-            {
-                errors.Add(new PolicyError(policy.Source, 0, 0, "clusters", $"cluster '{cluster.ClusterId}': {error.Message}"));
-            }
-        }
-
-        return errors;
-    }
-
-    /// <summary>The kind a store given by the host (not opened from the policy) is reported as.</summary>
-    public const string CustomStoreKind = "custom";
-
-    /// <summary>
-    /// Opens the store a policy's <c>store</c> section names, timed unless it decides in process (tens of nanoseconds:
-    /// timing it would cost more than it does).
-    /// </summary>
-    /// <exception cref="PolicyException">The store cannot be opened with these settings.</exception>
-    internal static OpenedStore OpenStore(GatewayPolicy policy, string source, TimeProvider time, ILoggerFactory loggerFactory)
-    {
-        IRateLimitStore store;
-        string kind;
-        IDisposable? owned;
-        try
-        {
-            (store, kind, owned) = StoreFactory.Create(policy, time, loggerFactory);
-        }
-        catch (Exception e)
-        {
-            throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
-        }
-
-        return new OpenedStore(Instrument(store, kind), kind, owned);
-    }
-
-    internal static IRateLimitStore Instrument(IRateLimitStore store, string kind) =>
-        store is MemoryStore ? store : new InstrumentedStore(store, kind);
+    /// <summary>The proxy's own checks of <paramref name="policy"/>'s routes and clusters (<see cref="ProxyConfigCheck"/>).</summary>
+    internal IReadOnlyList<PolicyError> ValidateProxy(GatewayPolicy policy) => ProxyConfigCheck.Validate(policy, _proxyValidator);
 
     /// <summary>How long a store on which <paramref name="policy"/> granted leases must stay once replaced.</summary>
     internal static TimeSpan RetirementOf(GatewayPolicy policy)
@@ -284,36 +224,6 @@ internal sealed partial class GatewayRuntime
     public void ReportReloadFailure(string path, Exception error) =>
         Refused([new PolicyError(path, 0, 0, "(file)", error.Message)]);
 
-    public async ValueTask<(bool Ready, ReadinessStatus Status)> CheckReadinessAsync(CancellationToken cancellationToken)
-    {
-        var policy = Policy;
-        var checks = new[] { new RateLimitCheck(ProbeLimit, ProbeKey, 0, false) };
-        var outcomes = new StoreOutcome[1];
-        string store;
-        var ready = true;
-        try
-        {
-            await Store.DecideAsync(checks, outcomes, cancellationToken).ConfigureAwait(false);
-            if (outcomes[0].IsStoreFailure)
-            {
-                var mode = policy.RedisStore?.FailureMode ?? StoreFailureMode.Open;
-                store = $"unreachable; on_failure {mode.ToString().ToLowerInvariant()} in force";
-                ready = mode != StoreFailureMode.Closed;
-            }
-            else
-            {
-                store = "reachable";
-            }
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            store = $"failed: {e.Message}";
-            ready = false;
-        }
-
-        return (ready, new ReadinessStatus(ready ? "ready" : "not ready", policy.Source, policy.Version, Reloads, LastReloadError, StoreKind, store));
-    }
-
     private void Refused(IReadOnlyList<PolicyError> errors)
     {
         LastReloadError = string.Join("; ", errors);
@@ -334,20 +244,3 @@ internal sealed partial class GatewayRuntime
 
     }
 }
-
-/// <summary>A store opened from a policy: what decides (timed when remote), its kind, and what must be disposed.</summary>
-internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned);
-
-/// <summary>What <c>/readyz</c> answers.</summary>
-internal sealed record ReadinessStatus(
-    string Status,
-    string Policy,
-    string Version,
-    int Reloads,
-    string? LastReloadError,
-    string Store,
-    string StoreStatus);
-
-[JsonSerializable(typeof(ReadinessStatus))]
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
-internal sealed partial class ReadinessJson : JsonSerializerContext;
