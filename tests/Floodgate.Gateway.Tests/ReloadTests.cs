@@ -70,6 +70,45 @@ public sealed class ReloadTests
     }
 
     [Fact]
+    public async Task A_reload_that_writes_the_store_and_identity_sections_another_way_keeps_the_store_and_the_identity_resolver()
+    {
+        await using var gate = await TestGateway.StartAsync("""
+            upstream: {upstream}
+            {identity}
+            user:
+              - name: per-user
+                limit: 2/min
+            """, watch: false);
+        var token = gate.Identity.CreateToken(now: gate.Time.GetUtcNow());
+        Statuses.Expect([200], await gate.StatusesAsync(1, "/a", token));
+        var discoveries = gate.Identity.DiscoveryRequests;
+
+        // The same sections, in another order, layout and quoting, and the memory store's defaults written out.
+        var rewritten = $$"""
+            # Written another way.
+            store: { kind: memory, max_entries: 1000000 }
+            identity: { jwt: { audiences: [ "api" ], require_https: false, authority: "{{gate.Identity.Authority}}" } }
+            user: [ { limit: 2/min, name: per-user } ]
+            upstream: {upstream}
+            """;
+        await gate.WritePolicyAsync(rewritten);
+        var version = gate.Host.Policy.Version;
+        Assert.Empty(gate.Host.Reload());
+        Assert.NotEqual(version, gate.Host.Policy.Version);
+
+        // The store kept its count and was not replaced; the resolver, its discovery document and token cache.
+        Statuses.Expect([200, 429], await gate.StatusesAsync(2, "/a", token));
+        Assert.Equal(0, Assert.IsType<SwitchingStore>(gate.Host.Runtime.Store).Retiring);
+        Assert.Equal(discoveries, gate.Identity.DiscoveryRequests);
+
+        // A change the resolver must see rebuilds it: the new one reads the discovery document again.
+        await gate.WritePolicyAsync(rewritten.Replace("require_https: false,", "require_https: false, clock_skew: 10s,", StringComparison.Ordinal));
+        Assert.Empty(gate.Host.Reload());
+        Statuses.Expect([429], await gate.StatusesAsync(1, "/a", token));
+        Assert.True(gate.Identity.DiscoveryRequests > discoveries);
+    }
+
+    [Fact]
     public async Task A_bad_policy_change_is_refused_and_the_last_good_policy_stays()
     {
         await using var gate = await TestGateway.StartAsync(Before, watch: true);
