@@ -134,20 +134,7 @@ public static class PolicyLoader
     /// <exception cref="PolicyException">The text is not YAML, or holds no document or several.</exception>
     private static YamlNode ReadDocument(string text, string file)
     {
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(text));
-        }
-        catch (YamlException e)
-        {
-            throw new PolicyException([new PolicyError(file, (int)e.Start.Line, (int)e.Start.Column, "(syntax)", e.InnerException?.Message ?? e.Message)]);
-        }
-        catch (InvalidOperationException e)
-        {
-            // YamlDotNet's scanner throws this on some truncated documents, without a position.
-            throw new PolicyException([new PolicyError(file, 0, 0, "(syntax)", $"the YAML is malformed or truncated ({e.Message})")]);
-        }
+        var stream = YamlSyntax.Load(text, file);
 
         if (stream.Documents.Count == 0)
         {
