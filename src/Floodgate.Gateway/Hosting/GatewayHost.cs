@@ -93,6 +93,11 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var identity = new SwitchingIdentityResolver();
 
         var builder = WebApps.CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1, certificate);
+        if (options.LoggerProvider is { } logs)
+        {
+            builder.Logging.AddProvider(logs);
+        }
+
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton<IRateLimitStore>(store);
         builder.Services.AddSingleton<IIdentityResolver>(identity);
@@ -132,6 +137,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         certificate?.Watch(runtime.Logger);
 
+        // First: a target with a control character is refused before it is counted, routed or forwarded.
+        proxy.Use(RequestTargetCheck.InvokeAsync);
         proxy.UseRouting();
         proxy.UseFloodgate();
         proxy.MapReverseProxy(pipeline =>
