@@ -81,6 +81,8 @@ public sealed class PolicySyntaxTests
     [InlineData("upstream: @target\n", 1, 11, "'@' cannot start a value: expected the value in quotes.")]
     [InlineData("upstream: http://a: b\n", 1, 19, "a ':' followed by a space cannot go here: expected one 'name: value' per line, or the value in quotes.")]
     [InlineData("routes: [a, , b]\n", 1, 13, "expected a value here.")]
+    // YamlDotNet emits a value with no key for this, and its tree builder throws an ArgumentException.
+    [InlineData("upstream: http://a\nstore:\n  kind: memory\n:\n", 4, 1, "this ':' has no field name before it: expected 'name: value'.")]
     public void Other_mistakes_are_located_and_explained(string yaml, int line, int column, string message) =>
         AssertSyntaxError(yaml, line, column, message);
 

@@ -22,7 +22,7 @@ internal static class YamlSyntax
     public static YamlStream Load(string text, string file)
     {
         var scanner = new Scanner(new StringReader(text));
-        var parser = new TrackingParser(new Parser(scanner));
+        var parser = new TrackingParser(new Parser(scanner), text);
         var stream = new YamlStream();
         try
         {
@@ -41,7 +41,16 @@ internal static class YamlSyntax
             var (at, message) = Unindented(text, scanner.CurrentPosition);
             throw Refuse(file, at, message);
         }
+        catch (ArgumentException)
+        {
+            // The tree builder throws this on events it does not expect, which the parser emits for some malformed
+            // mappings the tracking parser does not recognize; the last event read is as near as is known.
+            throw Refuse(file, parser.LastGood, Unknown);
+        }
     }
+
+    private const string Unknown =
+        "this is not valid YAML: expected a field ('name: value'), a list entry ('- value') or a value, indented with spaces, with every quote and bracket closed.";
 
     private static PolicyException Refuse(string file, Mark at, string message) =>
         new([new PolicyError(file, (int)at.Line, (int)at.Column, "(syntax)", message)]);
@@ -121,8 +130,7 @@ internal static class YamlSyntax
                 "expected '---' alone on its line to start a document, or '...' to end one (a policy is one document, and needs neither).",
             _ when lower.Contains("end of the stream", StringComparison.Ordinal) =>
                 "the file ends too early: expected the rest of the value started above.",
-            _ =>
-                "this is not valid YAML: expected a field ('name: value'), a list entry ('- value') or a value, indented with spaces, with every quote and bracket closed.",
+            _ => Unknown,
         });
     }
 
@@ -132,10 +140,11 @@ internal static class YamlSyntax
         var quote = CharacterAt(text, start) is '\'' ? "'" : "\"";
         if (error.Contains("escape", StringComparison.Ordinal) || error.Contains("hexadecimal", StringComparison.Ordinal) || error.Contains("unicode", StringComparison.Ordinal))
         {
-            // The end mark is the escape's backslash.
-            var escape = text.AsSpan((int)Math.Min(end.Index, text.Length)).ToString();
-            return error.Contains("unknown escape", StringComparison.Ordinal) && escape.Length >= 2
-                ? (end, $"'{escape[..2]}' is not an escape: expected one such as \\n, \\t, \\\" or \\\\ (or the value in single quotes, where a backslash is plain).")
+            // The end mark is where the escape goes wrong: its backslash, or its first bad digit.
+            var at = (int)Math.Min(end.Index, text.Length);
+            var escape = text.Substring(at, Math.Min(2, text.Length - at));
+            return error.Contains("unknown escape", StringComparison.Ordinal) && escape.Length == 2
+                ? (end, $"'{escape}' is not an escape: expected one such as \\n, \\t, \\\" or \\\\ (or the value in single quotes, where a backslash is plain).")
                 : (end, "this escape does not give a valid character: expected \\x and 2, \\u and 4, or \\U and 8 hexadecimal digits.");
         }
 
@@ -322,9 +331,11 @@ internal static class YamlSyntax
     /// <summary>
     /// Passes the parser's events on and remembers where it got to: the collections open, the one just closed, the end of
     /// the last event read. It also refuses a key given twice in one mapping (naming both places) and an alias to no
-    /// anchor, before YamlDotNet does with a message of its own and, for the alias, no position.
+    /// anchor, before YamlDotNet does with a message of its own and, for the alias, no position; and a ':' with no name
+    /// before it at the start of a line after a nested collection, for which the parser emits a value with no key (the
+    /// tree builder then fails with an <see cref="ArgumentException"/> at the end of the mapping).
     /// </summary>
-    private sealed class TrackingParser(IParser inner) : IParser
+    private sealed class TrackingParser(IParser inner, string text) : IParser
     {
         private readonly Stack<Frame> _open = new();
         private readonly HashSet<string> _anchors = new(StringComparer.Ordinal);
@@ -410,6 +421,11 @@ internal static class YamlSyntax
             }
             else if (parent.Children % 2 == 0 && key is not null)
             {
+                if (key.Length == 0 && !parent.Flow && node is Scalar { Style: ScalarStyle.Plain } && node.Start.Index > 0 && text[(int)node.Start.Index - 1] == ':')
+                {
+                    Fail(new Mark(node.Start.Index - 1, node.Start.Line, node.Start.Column - 1), "this ':' has no field name before it: expected 'name: value'.");
+                }
+
                 // Keys are compared as the policy reads them: by their text.
                 if (parent.Keys.TryGetValue(key, out var first))
                 {
