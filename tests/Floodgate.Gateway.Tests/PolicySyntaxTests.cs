@@ -115,6 +115,24 @@ public sealed class PolicySyntaxTests
         }
     }
 
+    [Theory]
+    [InlineData("upstream: http://a\nstore:\n  kind: memory\n:\n")]
+    [InlineData("upstream: http://a\nidentity: {jwt: {keys: [a.pem]\nedge: []\n")]
+    public void The_key_files_of_a_file_that_is_not_yaml_are_none(string yaml)
+    {
+        // The watcher asks after a refused reload: a throw there would replace the syntax error it reports.
+        var path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, yaml);
+            Assert.Empty(PolicyLoader.KeyFilesNamedIn(path));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     private static void AssertSyntaxError(string yaml, int line, int column, string message)
     {
         var error = Assert.Single(Assert.Throws<PolicyException>(() => PolicyLoader.Parse(yaml, "p.yaml")).Errors);

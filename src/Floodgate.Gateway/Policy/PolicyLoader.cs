@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Floodgate.AspNetCore;
 using Floodgate.Gateway.Policy.Sections;
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Floodgate.Gateway.Policy;
@@ -29,11 +28,10 @@ public static class PolicyLoader
     {
         try
         {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(File.ReadAllText(path)));
+            var stream = YamlSyntax.Load(File.ReadAllText(path), path);
             return stream.Documents.Count > 0 ? IdentitySection.KeyFilesNamedIn(stream.Documents[0].RootNode as YamlMappingNode) : [];
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or YamlException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or PolicyException)
         {
             return [];
         }
