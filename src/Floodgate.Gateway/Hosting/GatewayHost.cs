@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Text.Json;
 using Floodgate.AspNetCore;
 using Floodgate.AspNetCore.Identity;
 using Floodgate.AspNetCore.Middleware;
@@ -8,18 +6,13 @@ using Floodgate.Engine;
 using Floodgate.Gateway.Identity;
 using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
-using Floodgate.Limits;
 using Floodgate.Stores;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using OpenTelemetry.Metrics;
+using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Configuration;
 
 namespace Floodgate.Gateway.Hosting;
@@ -46,9 +39,9 @@ public sealed partial class GatewayHost : IAsyncDisposable
         _watcher = watcher;
         Runtime = runtime;
         _store = store;
-        ProxyAddress = AddressOf(proxy);
-        AdminAddress = admin is null ? null : AddressOf(admin);
-        EnvoyAddress = envoy is null ? null : AddressOf(envoy);
+        ProxyAddress = WebApps.AddressOf(proxy);
+        AdminAddress = admin is null ? null : WebApps.AddressOf(admin);
+        EnvoyAddress = envoy is null ? null : WebApps.AddressOf(envoy);
     }
 
     /// <summary>Where the proxy listens.</summary>
@@ -82,13 +75,13 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var time = options.TimeProvider ?? TimeProvider.System;
         // Before the store opens: a certificate that cannot serve stops the start with nothing to undo.
         var certificate = options.Certificate is null ? null : ListenerCertificate.Load(options.Certificate, options.CertificateKey, time);
-        using var bootstrapLogging = CreateLoggerFactory(options.LogLevel);
+        using var bootstrapLogging = WebApps.CreateLoggerFactory(options.LogLevel);
         SwitchingStore store;
         try
         {
             var opened = options.Store is { } given
-                ? new OpenedStore(GatewayRuntime.Instrument(given, GatewayRuntime.CustomStoreKind), GatewayRuntime.CustomStoreKind, null)
-                : GatewayRuntime.OpenStore(policy.Store, policy.Source, time, bootstrapLogging);
+                ? new OpenedStore(StoreFactory.Instrument(given, StoreFactory.CustomKind), StoreFactory.CustomKind, null)
+                : StoreFactory.Open(policy, policy.Source, time, bootstrapLogging);
             store = new SwitchingStore(opened.Store, opened.Kind, opened.Owned, time);
         }
         catch
@@ -99,12 +92,20 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         var identity = new SwitchingIdentityResolver();
 
-        var builder = CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1, certificate);
+        var builder = WebApps.CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1, certificate);
+        if (options.LoggerProvider is { } logs)
+        {
+            builder.Logging.AddProvider(logs);
+        }
+
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton<IRateLimitStore>(store);
         builder.Services.AddSingleton<IIdentityResolver>(identity);
         builder.Services.AddSingleton(identity);
-        builder.Services.AddFloodgate(o => Populate(o, policy.ToOptions()));
+
+        // The policy's options themselves, not a copy: a reload hands the gate the next policy's (FloodgateGate.Apply).
+        builder.Services.AddSingleton<IOptions<FloodgateOptions>>(Options.Create(policy.Floodgate));
+        builder.Services.AddFloodgate();
         builder.Services.AddReverseProxy().LoadFromMemory(policy.Routes, policy.Clusters);
         builder.Services.AddSingleton(sp => new GatewayRuntime(
             policy,
@@ -136,6 +137,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         certificate?.Watch(runtime.Logger);
 
+        // First: a target with a control character is refused before it is counted, routed or forwarded.
+        proxy.Use(RequestTargetCheck.InvokeAsync);
         proxy.UseRouting();
         proxy.UseFloodgate();
         proxy.MapReverseProxy(pipeline =>
@@ -165,13 +168,13 @@ public sealed partial class GatewayHost : IAsyncDisposable
         {
             if (options.Admin is not null)
             {
-                admin = BuildAdmin(options, runtime);
+                admin = AdminHosting.Build(options, runtime);
                 await admin.StartAsync(cancellationToken).ConfigureAwait(false);
             }
 
             if (options.Envoy is not null)
             {
-                envoy = EnvoyHosting.Build(CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2), runtime, options.ConfigureEnvoyService, time);
+                envoy = EnvoyHosting.Build(WebApps.CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2), runtime, options.ConfigureEnvoyService, time);
                 await envoy.StartAsync(cancellationToken).ConfigureAwait(false);
             }
 
@@ -182,14 +185,14 @@ public sealed partial class GatewayHost : IAsyncDisposable
         }
         catch
         {
-            await StopAsync(proxy, admin, envoy).ConfigureAwait(false);
+            await WebApps.StopAsync(proxy, admin, envoy).ConfigureAwait(false);
             certificate?.Dispose();
             store.Dispose();
             throw;
         }
 
         var host = new GatewayHost(proxy, admin, envoy, watcher, runtime, store, certificate);
-        Log.Started(runtime.Logger, host.ProxyAddress, policy.Source, policy.Version, store.Kind, policy.Rules.Rules.Count);
+        Log.Started(runtime.Logger, host.ProxyAddress, policy.Source, policy.Version, store.Kind, policy.Floodgate.Policy.Rules.Count);
         return host;
     }
 
@@ -201,92 +204,9 @@ public sealed partial class GatewayHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _watcher?.Dispose();
-        await StopAsync(_proxy, _admin, _envoy).ConfigureAwait(false);
+        await WebApps.StopAsync(_proxy, _admin, _envoy).ConfigureAwait(false);
         _certificate?.Dispose();
         _store.Dispose();
-    }
-
-    internal static void Populate(FloodgateOptions target, FloodgateOptions source)
-    {
-        target.Policy = source.Policy;
-        target.Anonymous = source.Anonymous;
-        target.ForwardedHeader = source.ForwardedHeader;
-        target.Headers = source.Headers;
-        target.TrustedProxies.Clear();
-        foreach (var range in source.TrustedProxies)
-        {
-            target.TrustedProxies.Add(range);
-        }
-
-        target.Bans.Clear();
-        foreach (var (rule, ban) in source.Bans)
-        {
-            target.Bans[rule] = ban;
-        }
-    }
-
-    internal static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null)
-    {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        });
-        builder.Logging.SetMinimumLevel(level);
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
-        builder.Logging.AddFilter("Yarp", LogLevel.Warning);
-        // One warning with a stack trace per failed request: ForwardingFailures logs them within a budget instead.
-        builder.Logging.AddFilter("Yarp.ReverseProxy.Forwarder.HttpForwarder", LogLevel.Error);
-        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
-
-        // Request logging off: with it on, ASP.NET Core opens a log scope per request even when nothing is written.
-        builder.Logging.AddFilter("Microsoft.AspNetCore.Hosting.Diagnostics", LogLevel.None);
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            kestrel.AddServerHeader = false;
-            kestrel.Listen(EndPointOf(listen), o =>
-            {
-                o.Protocols = protocols;
-                if (listen.Scheme == Uri.UriSchemeHttps)
-                {
-                    // Over TLS, ALPN lets every client choose HTTP/2 or HTTP/1.1.
-                    var tls = certificate ?? throw new InvalidOperationException($"{listen} is https, and no TLS certificate is loaded.");
-                    o.Protocols = HttpProtocols.Http1AndHttp2;
-                    o.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = tls.OnConnection });
-                }
-            });
-        });
-        return builder;
-    }
-
-    internal static ILoggerFactory CreateLoggerFactory(LogLevel level) => LoggerFactory.Create(b =>
-    {
-        b.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        });
-        b.SetMinimumLevel(level);
-    });
-
-    private static IPEndPoint EndPointOf(Uri uri)
-    {
-        var host = uri.Host.Trim('[', ']');
-        var address = host switch
-        {
-            "localhost" => IPAddress.Loopback,
-            "0.0.0.0" or "*" => IPAddress.Any,
-            _ => IPAddress.TryParse(host, out var ip) ? ip : throw new ArgumentException($"'{uri}' must name an IP address or localhost.", nameof(uri)),
-        };
-        return new IPEndPoint(address, uri.Port);
-    }
-
-    private static Uri AddressOf(WebApplication app)
-    {
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new Uri(address.Replace("://[::]", "://127.0.0.1", StringComparison.Ordinal).Replace("://0.0.0.0", "://127.0.0.1", StringComparison.Ordinal));
     }
 
     private static async Task MeasureProxyAsync(HttpContext context, Func<Task> next, ForwardingFailures failures)
@@ -304,48 +224,6 @@ public sealed partial class GatewayHost : IAsyncDisposable
                 Stopwatch.GetElapsedTime(start).TotalSeconds,
                 new KeyValuePair<string, object?>("route", route),
                 new KeyValuePair<string, object?>("status", context.Response.StatusCode));
-        }
-    }
-
-    private static WebApplication BuildAdmin(GatewayHostOptions options, GatewayRuntime runtime)
-    {
-        var builder = CreateBuilder(options.Admin!, options.LogLevel, HttpProtocols.Http1);
-        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(RateLimitEngine.MeterName, "Floodgate.AspNetCore", GatewayMetrics.MeterName, "Floodgate.Redis", "Floodgate.Envoy", "System.Runtime")
-            .AddView("floodgate.store.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25] })
-            .AddView("floodgate.proxy.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] })
-            .AddPrometheusExporter());
-        var admin = builder.Build();
-        admin.MapPrometheusScrapingEndpoint("/metrics");
-        admin.MapGet("/healthz", () => Results.Text("ok\n"));
-        admin.MapGet("/readyz", async (HttpContext context) =>
-        {
-            var (ready, status) = await runtime.CheckReadinessAsync(context.RequestAborted).ConfigureAwait(false);
-            context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
-            context.Response.ContentType = "application/json";
-            await JsonSerializer.SerializeAsync(context.Response.Body, status, ReadinessJson.Default.ReadinessStatus, context.RequestAborted).ConfigureAwait(false);
-        });
-        options.MapAdminEndpoints?.Invoke(admin);
-        return admin;
-    }
-
-    private static async Task StopAsync(params WebApplication?[] apps)
-    {
-        foreach (var app in apps)
-        {
-            if (app is null)
-            {
-                continue;
-            }
-
-            try
-            {
-                await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
-            }
-            finally
-            {
-                await app.DisposeAsync().ConfigureAwait(false);
-            }
         }
     }
 

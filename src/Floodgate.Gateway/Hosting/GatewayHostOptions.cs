@@ -57,6 +57,9 @@ public sealed record GatewayHostOptions
     /// <summary>The least severe log level written. Default <see cref="LogLevel.Information"/>.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
+    /// <summary>A logger provider the proxy writes to as well as the console; for tests that read what it logs.</summary>
+    internal ILoggerProvider? LoggerProvider { get; init; }
+
     /// <summary>Extra endpoints on the admin port, such as the demo's JWKS.</summary>
     public Action<Microsoft.AspNetCore.Routing.IEndpointRouteBuilder>? MapAdminEndpoints { get; init; }
 

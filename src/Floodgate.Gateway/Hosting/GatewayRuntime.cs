@@ -1,4 +1,3 @@
-using System.Text.Json.Serialization;
 using Floodgate.AspNetCore.Identity;
 using Floodgate.AspNetCore.Middleware;
 using Floodgate.Gateway.Identity;
@@ -14,9 +13,6 @@ namespace Floodgate.Gateway.Hosting;
 /// <summary>What a running gateway holds: the policy in force and the parts a reload swaps.</summary>
 internal sealed partial class GatewayRuntime
 {
-    private static readonly Limit ProbeLimit = Limit.Gcra(new Rate(1, 1, RateUnit.Second));
-    private static readonly StoreKey ProbeKey = StoreKey.Create("floodgate:readiness", "probe");
-
     // A replaced store stays for at least this long (decisions started on it finish, and their leases are released
     // on it), or for the longest concurrency lease its policy could grant, whichever is longer.
     private static readonly TimeSpan MinimumRetirement = TimeSpan.FromSeconds(30);
@@ -46,7 +42,7 @@ internal sealed partial class GatewayRuntime
         _loggerFactory = loggerFactory;
         Logger = loggerFactory.CreateLogger("Floodgate.Gateway");
         store.Logger = Logger;
-        StoreOpener = (policy, path) => OpenStore(policy, path, _time, _loggerFactory);
+        StoreOpener = (policy, path) => StoreFactory.Open(policy, path, _time, _loggerFactory);
     }
 
     public GatewayPolicy Policy => Volatile.Read(ref _policy);
@@ -64,11 +60,11 @@ internal sealed partial class GatewayRuntime
     public int Reloads { get; private set; }
 
     /// <summary>Opens the store a reload names; tests wrap it to see what becomes of the stores a reload opens.</summary>
-    internal Func<StorePolicy, string, OpenedStore> StoreOpener { get; set; }
+    internal Func<GatewayPolicy, string, OpenedStore> StoreOpener { get; set; }
 
     public string? LastReloadError { get; private set; }
 
-    public void ApplyIdentity(JwtPolicy? jwt) =>
+    public void ApplyIdentity(JwtIdentityOptions? jwt) =>
         InstallIdentity(jwt is null ? null : IdentityFactory.Create(jwt, _time, _loggerFactory));
 
     private void InstallIdentity(IIdentityResolver? next)
@@ -131,9 +127,12 @@ internal sealed partial class GatewayRuntime
             return proxyErrors;
         }
 
-        var identityChanged = !JwtEquals(next.Jwt, current.Jwt);
+        // Each part is rebuilt only when its section changed: a new identity resolver loses its caches, a new store its counts.
+        var identityChanged = next.IdentityVersion != current.IdentityVersion;
+        var storeSectionChanged = next.StoreVersion != current.StoreVersion;
+
         // A store the host gave (custom) is not the policy's to replace.
-        var storeChanged = next.Store != current.Store && _store.Kind != CustomStoreKind;
+        var storeChanged = storeSectionChanged && _store.Kind != StoreFactory.CustomKind;
         IIdentityResolver? identity = null;
         OpenedStore? store = null;
         var previousOptions = Gate.Options;
@@ -148,10 +147,10 @@ internal sealed partial class GatewayRuntime
 
             if (storeChanged)
             {
-                store = StoreOpener(next.Store, path);
+                store = StoreOpener(next, path);
             }
 
-            Gate.Apply(next.ToOptions());
+            Gate.Apply(next.Floodgate);
             gateApplied = true;
             _proxyConfig.Update(next.Routes, next.Clusters);
         }
@@ -184,7 +183,7 @@ internal sealed partial class GatewayRuntime
         }
         else
         {
-            if (next.Store != current.Store)
+            if (storeSectionChanged)
             {
                 Log.StoreNotReplaced(Logger, path);
             }
@@ -196,74 +195,18 @@ internal sealed partial class GatewayRuntime
         Reloads++;
         LastReloadError = null;
         GatewayMetrics.PolicyReloads.Add(1, new KeyValuePair<string, object?>("result", "applied"));
-        Log.Reloaded(Logger, path, next.Version, next.Rules.Rules.Count);
+        Log.Reloaded(Logger, path, next.Version, next.Floodgate.Policy.Rules.Count);
         return [];
     }
 
-    /// <summary>
-    /// The proxy's own checks of the policy's routes and clusters. The proxy checks a configuration only once it is handed
-    /// over, and then logs and keeps its previous one: checked here first, a configuration it would refuse refuses the
-    /// reload (or the start) with the rules, instead of leaving new rules in force over old routes.
-    /// </summary>
-    internal IReadOnlyList<PolicyError> ValidateProxy(GatewayPolicy policy) => ValidateProxy(policy, _proxyValidator);
-
-    /// <inheritdoc cref="ValidateProxy(GatewayPolicy)"/>
-    internal static IReadOnlyList<PolicyError> ValidateProxy(GatewayPolicy policy, IConfigValidator validator)
-    {
-        var errors = new List<PolicyError>();
-        foreach (var route in policy.Routes)
-        {
-            // The checks complete synchronously (they look up named policies); the interface is asynchronous for others.
-            foreach (var error in validator.ValidateRouteAsync(route).AsTask().GetAwaiter().GetResult())
-            {
-                errors.Add(new PolicyError(policy.Source, 0, 0, "routes", $"route '{route.RouteId}': {error.Message}"));
-            }
-        }
-
-        foreach (var cluster in policy.Clusters)
-        {
-            foreach (var error in validator.ValidateClusterAsync(cluster).AsTask().GetAwaiter().GetResult())
-            {
-                errors.Add(new PolicyError(policy.Source, 0, 0, "clusters", $"cluster '{cluster.ClusterId}': {error.Message}"));
-            }
-        }
-
-        return errors;
-    }
-
-    /// <summary>The kind a store given by the host (not opened from the policy) is reported as.</summary>
-    public const string CustomStoreKind = "custom";
-
-    /// <summary>
-    /// Opens the store a policy's <c>store</c> section names, timed unless it decides in process (tens of nanoseconds:
-    /// timing it would cost more than it does).
-    /// </summary>
-    /// <exception cref="PolicyException">The store cannot be opened with these settings.</exception>
-    internal static OpenedStore OpenStore(StorePolicy policy, string source, TimeProvider time, ILoggerFactory loggerFactory)
-    {
-        IRateLimitStore store;
-        string kind;
-        IDisposable? owned;
-        try
-        {
-            (store, kind, owned) = StoreFactory.Create(policy, time, loggerFactory);
-        }
-        catch (Exception e)
-        {
-            throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
-        }
-
-        return new OpenedStore(Instrument(store, kind), kind, owned);
-    }
-
-    internal static IRateLimitStore Instrument(IRateLimitStore store, string kind) =>
-        store is MemoryStore ? store : new InstrumentedStore(store, kind);
+    /// <summary>The proxy's own checks of <paramref name="policy"/>'s routes and clusters (<see cref="ProxyConfigCheck"/>).</summary>
+    internal IReadOnlyList<PolicyError> ValidateProxy(GatewayPolicy policy) => ProxyConfigCheck.Validate(policy, _proxyValidator);
 
     /// <summary>How long a store on which <paramref name="policy"/> granted leases must stay once replaced.</summary>
     internal static TimeSpan RetirementOf(GatewayPolicy policy)
     {
         var longest = MinimumRetirement;
-        foreach (var rule in policy.Rules.Rules)
+        foreach (var rule in policy.Floodgate.Policy.Rules)
         {
             IEnumerable<Limit?> limits = rule.PlanLimits is { } plans ? [rule.Limit, .. plans.Values] : [rule.Limit];
             foreach (var limit in limits)
@@ -280,49 +223,6 @@ internal sealed partial class GatewayRuntime
 
     public void ReportReloadFailure(string path, Exception error) =>
         Refused([new PolicyError(path, 0, 0, "(file)", error.Message)]);
-
-    public async ValueTask<(bool Ready, ReadinessStatus Status)> CheckReadinessAsync(CancellationToken cancellationToken)
-    {
-        var policy = Policy;
-        var checks = new[] { new RateLimitCheck(ProbeLimit, ProbeKey, 0, false) };
-        var outcomes = new StoreOutcome[1];
-        string store;
-        var ready = true;
-        try
-        {
-            await Store.DecideAsync(checks, outcomes, cancellationToken).ConfigureAwait(false);
-            if (outcomes[0].IsStoreFailure)
-            {
-                var mode = policy.Store.OnFailure;
-                store = $"unreachable; on_failure {mode.ToString().ToLowerInvariant()} in force";
-                ready = mode != StoreFailureMode.Closed;
-            }
-            else
-            {
-                store = "reachable";
-            }
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            store = $"failed: {e.Message}";
-            ready = false;
-        }
-
-        return (ready, new ReadinessStatus(ready ? "ready" : "not ready", policy.Source, policy.Version, Reloads, LastReloadError, StoreKind, store));
-    }
-
-    private static bool JwtEquals(JwtPolicy? a, JwtPolicy? b)
-    {
-        if (a is null || b is null)
-        {
-            return a is null && b is null;
-        }
-
-        return a.Authority == b.Authority && a.JwksUrl == b.JwksUrl && a.Secret == b.Secret && a.PlanClaim == b.PlanClaim
-            && a.DefaultPlan == b.DefaultPlan && a.ClockSkew == b.ClockSkew && a.RequireHttps == b.RequireHttps
-            && a.KeyFiles.SequenceEqual(b.KeyFiles) && a.KeyFilesFingerprint == b.KeyFilesFingerprint && a.Issuers.SequenceEqual(b.Issuers) && a.Audiences.SequenceEqual(b.Audiences)
-            && a.SubjectClaims.SequenceEqual(b.SubjectClaims) && a.Algorithms.SequenceEqual(b.Algorithms);
-    }
 
     private void Refused(IReadOnlyList<PolicyError> errors)
     {
@@ -344,20 +244,3 @@ internal sealed partial class GatewayRuntime
 
     }
 }
-
-/// <summary>A store opened from a policy: what decides (timed when remote), its kind, and what must be disposed.</summary>
-internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned);
-
-/// <summary>What <c>/readyz</c> answers.</summary>
-internal sealed record ReadinessStatus(
-    string Status,
-    string Policy,
-    string Version,
-    int Reloads,
-    string? LastReloadError,
-    string Store,
-    string StoreStatus);
-
-[JsonSerializable(typeof(ReadinessStatus))]
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
-internal sealed partial class ReadinessJson : JsonSerializerContext;

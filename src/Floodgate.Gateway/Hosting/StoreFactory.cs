@@ -1,3 +1,4 @@
+using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
 using Floodgate.Redis;
 using Floodgate.Stores;
@@ -5,42 +6,55 @@ using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Gateway.Hosting;
 
-/// <summary>Opens the store a policy's <c>store</c> section names.</summary>
+/// <summary>Opens the store a policy's <c>store</c> section names, with the options the section read.</summary>
 internal static class StoreFactory
 {
+    /// <summary>The kind a store given by the host (not opened from the policy) is reported as.</summary>
+    public const string CustomKind = "custom";
+
+    /// <summary>
+    /// Opens the store a policy's <c>store</c> section names, timed unless it decides in process (tens of nanoseconds:
+    /// timing it would cost more than it does).
+    /// </summary>
+    /// <exception cref="PolicyException">The store cannot be opened with these settings.</exception>
+    public static OpenedStore Open(GatewayPolicy policy, string source, TimeProvider time, ILoggerFactory loggerFactory)
+    {
+        IRateLimitStore store;
+        string kind;
+        IDisposable? owned;
+        try
+        {
+            (store, kind, owned) = Create(policy, time, loggerFactory);
+        }
+        catch (Exception e)
+        {
+            throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
+        }
+
+        return new OpenedStore(Instrument(store, kind), kind, owned);
+    }
+
+    /// <summary><paramref name="store"/>, timed (<c>floodgate.store.duration</c>) unless it decides in process.</summary>
+    public static IRateLimitStore Instrument(IRateLimitStore store, string kind) =>
+        store is MemoryStore ? store : new InstrumentedStore(store, kind);
+
+    /// <summary>The store of the options the policy's <c>store</c> section read.</summary>
     /// <exception cref="ArgumentException">The store cannot be opened with these settings (the caller names the file).</exception>
-    public static (IRateLimitStore Store, string Kind, IDisposable? Owned) Create(StorePolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
+    private static (IRateLimitStore Store, string Kind, IDisposable? Owned) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(loggerFactory);
-        if (policy.Kind == StoreKind.Memory)
+        if (policy.RedisStore is { } redis)
         {
-            var memory = new MemoryStoreOptions { MaxEntries = policy.MaxEntries };
-            memory.Validate();
-            return (new MemoryStore(memory, time), "memory", null);
+            var store = RedisStore.Connect(redis, time, loggerFactory.CreateLogger<RedisStore>());
+            return (store, "redis", store);
         }
 
-        var options = new RedisStoreOptions
-        {
-            Configuration = policy.Configuration,
-            FailureMode = policy.OnFailure == StoreFailureMode.Default ? StoreFailureMode.Open : policy.OnFailure,
-            Replicas = policy.Replicas,
-        };
-        if (policy.Timeout is { } timeout)
-        {
-            options.Timeout = timeout;
-        }
-
-        if (policy.KeyPrefix is { } prefix)
-        {
-            options.KeyPrefix = prefix;
-        }
-
-        options.TrustedCertificateAuthority = policy.TlsCa is { } ca ? PolicyLoader.ExpandHome(ca) : null;
-        options.ClientCertificate = policy.TlsClientCertificate is { } certificate ? PolicyLoader.ExpandHome(certificate) : null;
-        options.ClientCertificateKey = policy.TlsClientKey is { } key ? PolicyLoader.ExpandHome(key) : null;
-
-        var store = RedisStore.Connect(options, time, loggerFactory.CreateLogger<RedisStore>());
-        return (store, "redis", store);
+        var memory = policy.MemoryStore ?? new MemoryStoreOptions();
+        memory.Validate();
+        return (new MemoryStore(memory, time), "memory", null);
     }
 }
+
+/// <summary>A store opened from a policy: what decides (timed when remote), its kind, and what must be disposed.</summary>
+internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned);

@@ -246,7 +246,7 @@ public sealed class EnvoyOptionsTests : IDisposable
     {
         var result = Parse(["--envoy", "http://127.0.0.1:0", "--envoy-config", Config, .. envoy]);
         Assert.Empty(result.Errors);
-        return await GatewayHost.StartAsync(GatewayCli.RunOptions(result) with
+        return await GatewayHost.StartAsync(RunCommand.Options(result) with
         {
             Admin = null,
             TimeProvider = new FakeTimeProvider(new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero)),

@@ -13,8 +13,8 @@ public sealed class PolicyTests
     public void The_quickstart_policy_is_valid()
     {
         var policy = PolicyLoader.Load(Path.Combine(RepositoryRoot(), "samples", "quickstart.yaml"));
-        Assert.Equal(5, policy.Rules.Rules.Count);
-        Assert.Equal(TimeSpan.FromSeconds(30), policy.Bans["ip-flood"]);
+        Assert.Equal(5, policy.Floodgate.Policy.Rules.Count);
+        Assert.Equal(TimeSpan.FromSeconds(30), policy.Floodgate.Bans["ip-flood"]);
         Assert.NotNull(policy.Jwt);
     }
 
@@ -73,13 +73,69 @@ public sealed class PolicyTests
         Assert.Equal(StoreKind.Memory, PolicyLoader.Parse("""
             upstream: http://127.0.0.1:5000
             store: { kind: memory, configuration: }
-            """, "p.yaml").Store.Kind);
+            """, "p.yaml").StoreKind);
 
         var misplaced = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("""
             upstream: http://127.0.0.1:5000
             store: { kind: redis, configuration: "redis:6379", max_entries: 10 }
             """, "p.yaml"));
         Assert.Equal("p.yaml:2:65: store.max_entries: applies to the memory store only, and this store is redis: set kind: memory, or remove it.", Assert.Single(misplaced.Errors).ToString());
+    }
+
+    [Fact]
+    public void A_rule_s_leased_slice_is_refused_with_the_memory_store()
+    {
+        // Without a store section the store is memory, which decides in process: a slice would save nothing, and do nothing.
+        const string Rule = """
+            upstream: http://127.0.0.1:5000
+            user:
+              - name: u
+                limit: 100/min
+                leased_slice: 10
+            """;
+        var implicitMemory = Assert.Throws<PolicyException>(() => PolicyLoader.Parse(Rule, "p.yaml"));
+        Assert.Equal(
+            "p.yaml:5:19: user[0].leased_slice: applies to the redis store only (the memory store decides in process, with no round trip to save), and the store is memory (the default kind): set kind: redis in the store section, or remove it.",
+            Assert.Single(implicitMemory.Errors).ToString());
+
+        var namedMemory = Assert.Throws<PolicyException>(() => PolicyLoader.Parse(Rule + "\nstore: { kind: memory }\n", "p.yaml"));
+        Assert.StartsWith("p.yaml:5:19: user[0].leased_slice: applies to the redis store only (", Assert.Single(namedMemory.Errors).ToString(), StringComparison.Ordinal);
+        Assert.Contains("and the store is memory: set kind: redis in the store section", namedMemory.Errors[0].Message, StringComparison.Ordinal);
+
+        // A misspelt kind is the one error: the slice is not known to be misplaced.
+        var misspelt = Assert.Throws<PolicyException>(() => PolicyLoader.Parse(Rule + "\nstore: { kind: redsi }\n", "p.yaml"));
+        Assert.Equal("store.kind", Assert.Single(misspelt.Errors).Field);
+
+        var redis = PolicyLoader.Parse(Rule + "\nstore: { kind: redis, configuration: \"localhost:6379\" }\n", "p.yaml");
+        Assert.Equal(10, redis.Floodgate.Policy.Rules.Single().Limit!.LeasedSlice);
+    }
+
+    [Fact]
+    public void A_rule_s_on_failure_is_refused_with_the_memory_store()
+    {
+        // The memory store never fails: a rule's failure mode would never apply.
+        const string Rule = """
+            upstream: http://127.0.0.1:5000
+            global:
+              - name: g
+                limit: 100/s
+                on_failure: closed
+            """;
+        var implicitMemory = Assert.Throws<PolicyException>(() => PolicyLoader.Parse(Rule, "p.yaml"));
+        Assert.Equal(
+            "p.yaml:5:17: global[0].on_failure: applies to the redis store only (the memory store never fails), and the store is memory (the default kind): set kind: redis in the store section, or remove it.",
+            Assert.Single(implicitMemory.Errors).ToString());
+
+        var namedMemory = Assert.Throws<PolicyException>(() => PolicyLoader.Parse(Rule + "\nstore: { kind: memory, max_entries: 1000 }\n", "p.yaml"));
+        Assert.Equal(
+            "p.yaml:5:17: global[0].on_failure: applies to the redis store only (the memory store never fails), and the store is memory: set kind: redis in the store section, or remove it.",
+            Assert.Single(namedMemory.Errors).ToString());
+
+        // An empty field says nothing, so it is not refused.
+        Assert.Single(PolicyLoader.Parse(Rule.Replace("on_failure: closed", "on_failure:", StringComparison.Ordinal), "p.yaml").Floodgate.Policy.Rules);
+
+        var redis = PolicyLoader.Parse(Rule + "\nstore: { kind: valkey, configuration: \"localhost:6379\" }\n", "p.yaml");
+        Assert.Equal(StoreFailureMode.Closed, redis.Floodgate.Policy.Rules.Single().OnStoreFailure);
     }
 
     [Fact]
@@ -146,13 +202,13 @@ public sealed class PolicyTests
         Assert.Equal(["orders"], policy.Routes.Select(r => r.RouteId));
         Assert.Equal(2, policy.Clusters.Single().Destinations!.Count);
         Assert.Equal("RoundRobin", policy.Clusters.Single().LoadBalancingPolicy);
-        Assert.Equal(StoreKind.Redis, policy.Store.Kind);
-        Assert.Equal(StoreFailureMode.Local, policy.Store.OnFailure);
-        Assert.Equal(TimeSpan.FromMilliseconds(20), policy.Store.Timeout);
+        Assert.Equal(StoreKind.Redis, policy.StoreKind);
+        Assert.Equal(StoreFailureMode.Local, policy.RedisStore!.FailureMode);
+        Assert.Equal(TimeSpan.FromMilliseconds(20), policy.RedisStore.Timeout);
         Assert.Equal(["sub", "account_id"], policy.Jwt!.SubjectClaims);
-        Assert.Equal(AspNetCore.AnonymousPolicy.Reject, policy.Anonymous);
-        Assert.Equal(TimeSpan.FromMinutes(1), policy.Bans["ip"]);
-        var rules = policy.Rules;
+        Assert.Equal(AspNetCore.AnonymousPolicy.Reject, policy.Floodgate.Anonymous);
+        Assert.Equal(TimeSpan.FromMinutes(1), policy.Floodgate.Bans["ip"]);
+        var rules = policy.Floodgate.Policy;
         Assert.Equal(50, rules.Rules.Single(r => r.Name == "per-user").LimitFor("free")!.Burst);
         var monthly = rules.Rules.Single(r => r.Name == "monthly");
         Assert.Equal(LimitAlgorithm.Quota, monthly.Limit!.Algorithm);
@@ -163,8 +219,8 @@ public sealed class PolicyTests
         Assert.Equal(StoreFailureMode.Closed, rules.Rules.Single(r => r.Name == "all").OnStoreFailure);
         Assert.Equal(StoreFailureMode.Default, monthly.OnStoreFailure);
         Assert.Equal(56, rules.Ipv6PrefixLength);
-        Assert.False(policy.IetfHeaders);
-        Assert.True(policy.LegacyHeaders);
+        Assert.False(policy.Floodgate.Headers.Ietf);
+        Assert.True(policy.Floodgate.Headers.Legacy);
         Assert.Equal(2, rules.Rules.Single(r => r.Name == "ip").Match.Paths.Count);
     }
 
@@ -199,9 +255,9 @@ public sealed class PolicyTests
     [Fact]
     public void Forwarded_header_names_the_one_header_read_and_is_validated()
     {
-        Assert.Equal(ForwardedHeader.XForwardedFor, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\n", "p.yaml").ToOptions().ForwardedHeader);
-        Assert.Equal(ForwardedHeader.Forwarded, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nforwarded_header: forwarded\n", "p.yaml").ToOptions().ForwardedHeader);
-        Assert.Equal(ForwardedHeader.XForwardedFor, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nforwarded_header: X-Forwarded-For\n", "p.yaml").ForwardedHeader);
+        Assert.Equal(ForwardedHeader.XForwardedFor, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\n", "p.yaml").Floodgate.ForwardedHeader);
+        Assert.Equal(ForwardedHeader.Forwarded, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nforwarded_header: forwarded\n", "p.yaml").Floodgate.ForwardedHeader);
+        Assert.Equal(ForwardedHeader.XForwardedFor, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nforwarded_header: X-Forwarded-For\n", "p.yaml").Floodgate.ForwardedHeader);
         var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nforwarded_header: x-real-ip\n", "bad.yaml"));
         Assert.Equal("bad.yaml:2:19: forwarded_header: 'x-real-ip' is not one of: x-forwarded-for, forwarded.", error.Errors.Single().ToString());
     }
@@ -339,6 +395,7 @@ public sealed class PolicyTests
               - name: u
                 limit: 10/min
                 leased_slice: 1000
+            store: { kind: redis, configuration: "localhost:6379" }
             """, "p.yaml"));
         Assert.Equal(
             [
@@ -388,7 +445,7 @@ public sealed class PolicyTests
     }
 
     [Fact]
-    public void Check_accepts_a_PEM_file_of_several_keys_and_names_the_key_file_it_refuses()
+    public async Task Check_accepts_a_PEM_file_of_several_keys_and_names_the_key_file_it_refuses()
     {
         var directory = Directory.CreateTempSubdirectory("floodgate-check-").FullName;
         try
@@ -418,8 +475,13 @@ public sealed class PolicyTests
             Assert.Contains($"identity.jwt.keys: key file '{bad}' (PEM block 2): is a private key; give the public key.", errors, StringComparison.Ordinal);
 
             // Starting the gateway with the bad file names it the same way.
-            var loaded = PolicyLoader.Parse(policy.Replace("{file}", two, StringComparison.Ordinal), "two.yaml");
-            var refused = Assert.Throws<PolicyException>(() => Identity.IdentityFactory.ToOptions(loaded.Jwt! with { KeyFiles = [bad] }));
+            var refused = await Assert.ThrowsAsync<PolicyException>(() => Hosting.GatewayHost.StartAsync(new Hosting.GatewayHostOptions
+            {
+                PolicyPath = Path.Combine(directory, "bad.yaml"),
+                Listen = new Uri("http://127.0.0.1:0"),
+                Admin = null,
+                WatchPolicy = false,
+            }));
             Assert.Contains(refused.Errors, e => e.Message.StartsWith($"key file '{bad}' (PEM block 2): is a private key", StringComparison.Ordinal));
         }
         finally

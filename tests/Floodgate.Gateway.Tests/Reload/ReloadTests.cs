@@ -1,7 +1,9 @@
 using System.Net;
 using System.Text.Json;
+using Floodgate.AspNetCore;
 using Floodgate.Gateway.Hosting;
 using Floodgate.Gateway.Policy;
+using Floodgate.Redis;
 
 namespace Floodgate.Gateway.Tests;
 
@@ -63,6 +65,45 @@ public sealed class ReloadTests
         Assert.Empty(gate.Host.Runtime.Apply(next, "next.yaml"));
         using var checked_ = await gate.GetAsync("/a", "this.is-not-a.jwt");
         Assert.Equal(HttpStatusCode.Unauthorized, checked_.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_reload_that_writes_the_store_and_identity_sections_another_way_keeps_the_store_and_the_identity_resolver()
+    {
+        await using var gate = await TestGateway.StartAsync("""
+            upstream: {upstream}
+            {identity}
+            user:
+              - name: per-user
+                limit: 2/min
+            """, watch: false);
+        var token = gate.Identity.CreateToken(now: gate.Time.GetUtcNow());
+        Statuses.Expect([200], await gate.StatusesAsync(1, "/a", token));
+        var discoveries = gate.Identity.DiscoveryRequests;
+
+        // The same sections, in another order, layout and quoting, and the memory store's defaults written out.
+        var rewritten = $$"""
+            # Written another way.
+            store: { kind: memory, max_entries: 1000000 }
+            identity: { jwt: { audiences: [ "api" ], require_https: false, authority: "{{gate.Identity.Authority}}" } }
+            user: [ { limit: 2/min, name: per-user } ]
+            upstream: {upstream}
+            """;
+        await gate.WritePolicyAsync(rewritten);
+        var version = gate.Host.Policy.Version;
+        Assert.Empty(gate.Host.Reload());
+        Assert.NotEqual(version, gate.Host.Policy.Version);
+
+        // The store kept its count and was not replaced; the resolver, its discovery document and token cache.
+        Statuses.Expect([200, 429], await gate.StatusesAsync(2, "/a", token));
+        Assert.Equal(0, Assert.IsType<SwitchingStore>(gate.Host.Runtime.Store).Retiring);
+        Assert.Equal(discoveries, gate.Identity.DiscoveryRequests);
+
+        // A change the resolver must see rebuilds it: the new one reads the discovery document again.
+        await gate.WritePolicyAsync(rewritten.Replace("require_https: false,", "require_https: false, clock_skew: 10s,", StringComparison.Ordinal));
+        Assert.Empty(gate.Host.Reload());
+        Statuses.Expect([429], await gate.StatusesAsync(1, "/a", token));
+        Assert.True(gate.Identity.DiscoveryRequests > discoveries);
     }
 
     [Fact]
@@ -281,7 +322,7 @@ public sealed class ReloadTests
         var current = gate.Host.Policy;
 
         // The loader refuses this configuration string; a policy built without it stands for any store that fails to open.
-        var unopenable = Copy(current, version: "next", store: new StorePolicy { Kind = StoreKind.Redis, Configuration = "127.0.0.1:1,nosuchoption=1" });
+        var unopenable = Copy(current, version: "next", store: new RedisStoreOptions { Configuration = "127.0.0.1:1,nosuchoption=1" });
         var error = Assert.Single(gate.Host.Runtime.Apply(unopenable, "next.yaml")).ToString();
         Assert.StartsWith("next.yaml: store: ", error, StringComparison.Ordinal);
         Assert.Contains("nosuchoption", error, StringComparison.Ordinal);
@@ -309,7 +350,7 @@ public sealed class ReloadTests
             """, gate.Upstream, gate.Identity), "next.yaml");
 
         // The store opens before the gate takes the rules; a ban on a user rule is then refused by the gate.
-        var refused = Copy(next, bans: BanOnTheUserRule, store: new StorePolicy { Kind = StoreKind.Redis, Configuration = redis.Configuration });
+        var refused = Copy(next, bans: BanOnTheUserRule, store: new RedisStoreOptions { Configuration = redis.Configuration });
         Assert.NotEmpty(gate.Host.Runtime.Apply(refused, "next.yaml"));
 
         var store = Assert.Single(opened);
@@ -339,18 +380,44 @@ public sealed class ReloadTests
     private static readonly Dictionary<string, TimeSpan> BanOnTheUserRule = new() { ["per-user"] = TimeSpan.FromSeconds(10) };
 
     /// <summary><paramref name="policy"/> with another version, bans or store: what no loader would produce, built directly.</summary>
-    private static GatewayPolicy Copy(GatewayPolicy policy, string? version = null, IReadOnlyDictionary<string, TimeSpan>? bans = null, StorePolicy? store = null) => new()
+    private static GatewayPolicy Copy(GatewayPolicy policy, string? version = null, IReadOnlyDictionary<string, TimeSpan>? bans = null, RedisStoreOptions? store = null) => new()
     {
         Source = policy.Source,
         Version = version ?? policy.Version,
-        Rules = policy.Rules,
-        Bans = bans ?? policy.Bans,
-        TrustedProxies = policy.TrustedProxies,
+        Floodgate = bans is null ? policy.Floodgate : WithBans(policy.Floodgate, bans),
         Routes = policy.Routes,
         Clusters = policy.Clusters,
         Jwt = policy.Jwt,
-        Store = store ?? policy.Store,
+        KeyFiles = policy.KeyFiles,
+        IdentityVersion = policy.IdentityVersion,
+        MemoryStore = store is null ? policy.MemoryStore : null,
+        RedisStore = store ?? policy.RedisStore,
     };
+
+    /// <summary><paramref name="options"/> with <paramref name="bans"/> in place of its own.</summary>
+    private static FloodgateOptions WithBans(FloodgateOptions options, IReadOnlyDictionary<string, TimeSpan> bans)
+    {
+        var copy = new FloodgateOptions
+        {
+            Policy = options.Policy,
+            Anonymous = options.Anonymous,
+            ForwardedHeader = options.ForwardedHeader,
+            Headers = options.Headers,
+            SubjectClaim = options.SubjectClaim,
+            PlanClaim = options.PlanClaim,
+        };
+        foreach (var range in options.TrustedProxies)
+        {
+            copy.TrustedProxies.Add(range);
+        }
+
+        foreach (var (rule, ban) in bans)
+        {
+            copy.Bans[rule] = ban;
+        }
+
+        return copy;
+    }
 
     /// <summary>Records every store the runtime's reloads open, and how often each is closed.</summary>
     private static List<OpenedStoreRecord> Track(GatewayRuntime runtime, Action? afterOpen = null)

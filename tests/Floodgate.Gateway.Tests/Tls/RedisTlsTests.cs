@@ -45,9 +45,9 @@ public sealed class RedisTlsTests
               tls_client_cert: {certificates.ClientCertificate}
               tls_client_key: {certificates.ClientKey}
             """, "p.yaml");
-        Assert.Equal(certificates.Authority, policy.Store.TlsCa);
-        Assert.Equal(certificates.ClientCertificate, policy.Store.TlsClientCertificate);
-        Assert.Equal(certificates.ClientKey, policy.Store.TlsClientKey);
+        Assert.Equal(certificates.Authority, policy.RedisStore!.TrustedCertificateAuthority);
+        Assert.Equal(certificates.ClientCertificate, policy.RedisStore.ClientCertificate);
+        Assert.Equal(certificates.ClientKey, policy.RedisStore.ClientCertificateKey);
 
         var missing = Path.Combine(certificates.Directory, "missing.pem");
         var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse($"""

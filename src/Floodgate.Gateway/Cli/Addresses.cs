@@ -1,0 +1,27 @@
+using System.CommandLine.Parsing;
+
+namespace Floodgate.Gateway.Cli;
+
+/// <summary>The listening addresses the command line takes: <c>--listen</c>, <c>--admin</c> and <c>--envoy</c>.</summary>
+internal static class Addresses
+{
+    /// <summary>An http:// address with no path, such as <c>http://127.0.0.1:9090</c>.</summary>
+    public static Uri Parse(ArgumentResult result) => Parse(result, https: false);
+
+    /// <summary>An http:// or https:// address with no path, such as <c>https://0.0.0.0:8443</c>.</summary>
+    public static Uri ParseListen(ArgumentResult result) => Parse(result, https: true);
+
+    private static Uri Parse(ArgumentResult result, bool https)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || (https && uri.Scheme == Uri.UriSchemeHttps)) && uri.AbsolutePath == "/")
+        {
+            return uri;
+        }
+
+        result.AddError(https
+            ? $"'{text}' is not an address such as http://127.0.0.1:8080 or https://0.0.0.0:8443 (http or https, an IP address or localhost, a port, no path)."
+            : $"'{text}' is not an address such as http://127.0.0.1:8080 (http, an IP address or localhost, a port, no path).");
+        return null!;
+    }
+}

@@ -1,0 +1,165 @@
+using System.CommandLine;
+using System.Net;
+using System.Runtime.InteropServices;
+using Floodgate.Gateway.Demo;
+using Floodgate.Gateway.Hosting;
+using Floodgate.Gateway.Policy;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Floodgate.Gateway.Cli;
+
+/// <summary><c>floodgate run</c>: runs the gateway, and with <c>--demo</c> a local echo upstream and a demo signing key.</summary>
+internal static class RunCommand
+{
+    public static Command Create(TextWriter output, TextWriter error)
+    {
+        var policy = new Option<FileInfo>("--policy", "-p") { Description = "The policy file (YAML).", Required = true };
+        var listen = new Option<Uri>("--listen") { Description = "Where the proxy listens: http://, or https:// with --certificate.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:8080"), CustomParser = Addresses.ParseListen };
+        var certificate = new Option<FileInfo?>("--certificate") { Description = "With an https:// --listen address: the PEM TLS certificate, leaf first, then intermediates; read again when it changes." };
+        var certificateKey = new Option<FileInfo?>("--certificate-key") { Description = "The PEM private key of --certificate, when it is not in the certificate file." };
+        var admin = new Option<Uri>("--admin") { Description = "Where /metrics, /healthz and /readyz listen.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:9090"), CustomParser = Addresses.Parse };
+        var demo = new Option<bool>("--demo") { Description = "Also start a local echo upstream and a demo signing key, and print curl lines to try." };
+        var noWatch = new Option<bool>("--no-watch") { Description = "Do not reload the policy when the file changes." };
+        var logLevel = new Option<LogLevel>("--log-level") { Description = "The least severe log level written.", DefaultValueFactory = _ => LogLevel.Information };
+        var command = new Command("run", "Run the gateway.") { policy, listen, certificate, certificateKey, admin };
+        EnvoyCliOptions.Add(command, "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default.");
+        command.Add(demo);
+        command.Add(noWatch);
+        command.Add(logLevel);
+        command.SetAction(async (result, cancellationToken) =>
+            await RunAsync(Options(result), result.GetValue(demo), output, error, cancellationToken).ConfigureAwait(false));
+        return command;
+    }
+
+    /// <summary>The gateway's options as a parsed <c>run</c> command line gives them.</summary>
+    public static GatewayHostOptions Options(ParseResult result) => new()
+    {
+        PolicyPath = result.GetRequiredValue<FileInfo>("--policy").FullName,
+        Listen = result.GetRequiredValue<Uri>("--listen"),
+        Certificate = result.GetValue<FileInfo?>("--certificate")?.FullName,
+        CertificateKey = result.GetValue<FileInfo?>("--certificate-key")?.FullName,
+        Admin = result.GetRequiredValue<Uri>("--admin"),
+        Envoy = result.GetValue<Uri?>("--envoy"),
+        EnvoyConfigDirectory = result.GetValue<DirectoryInfo?>(EnvoyCliOptions.Config)?.FullName,
+        ConfigureEnvoy = EnvoyCliOptions.Settings(result),
+        WatchPolicy = !result.GetValue<bool>("--no-watch"),
+        LogLevel = result.GetValue<LogLevel>("--log-level"),
+    };
+
+    private static async Task<int> RunAsync(GatewayHostOptions options, bool demo, TextWriter output, TextWriter error, CancellationToken cancellationToken)
+    {
+        Floodgate.AspNetCore.Identity.DemoTokenIssuer? demoKey = null;
+        EchoUpstream? echo = null;
+        GatewayHost? host = null;
+        try
+        {
+            if (demo)
+            {
+                var policy = PolicyLoader.Load(options.PolicyPath);
+                demoKey = DemoKey.LoadOrCreate();
+                echo = await StartDemoUpstreamAsync(policy, cancellationToken).ConfigureAwait(false);
+                var jwks = demoKey.PublicJsonWebKeySet;
+                options = options with
+                {
+                    MapAdminEndpoints = endpoints => endpoints.MapGet(DemoKey.JwksPath, () => Results.Text(jwks, "application/json")),
+                };
+            }
+
+            host = await GatewayHost.StartAsync(options, cancellationToken).ConfigureAwait(false);
+            if (demoKey is not null)
+            {
+                PrintDemo(output, host, echo!, demoKey);
+            }
+
+            using var terminate = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+            {
+                context.Cancel = true;
+                terminate.Cancel();
+            });
+            try
+            {
+                await Task.Delay(Timeout.Infinite, terminate.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            return 0;
+        }
+        catch (PolicyException e)
+        {
+            foreach (var problem in e.Errors)
+            {
+                error.WriteLine(problem.ToString());
+            }
+
+            return 1;
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException)
+        {
+            error.WriteLine($"floodgate: {e.Message}");
+            return 1;
+        }
+        finally
+        {
+            if (host is not null)
+            {
+                await host.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (echo is not null)
+            {
+                await echo.DisposeAsync().ConfigureAwait(false);
+            }
+
+            demoKey?.Dispose();
+        }
+    }
+
+    private static async Task<EchoUpstream> StartDemoUpstreamAsync(GatewayPolicy policy, CancellationToken cancellationToken)
+    {
+        var address = policy.Clusters.SelectMany(c => c.Destinations?.Values ?? []).Select(d => new Uri(d.Address)).FirstOrDefault(u => u.IsLoopback)
+            ?? throw new PolicyException("--demo starts its echo upstream on the policy's first loopback destination, and the policy has none; use samples/quickstart.yaml.");
+        var ip = address.Host == "localhost" ? IPAddress.Loopback : IPAddress.Parse(address.Host.Trim('[', ']'));
+        try
+        {
+            return await EchoUpstream.StartAsync(new IPEndPoint(ip, address.Port), cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            throw new IOException($"the demo echo upstream cannot listen on {address}: {e.Message}", e);
+        }
+    }
+
+    private static void PrintDemo(TextWriter output, GatewayHost host, EchoUpstream echo, Floodgate.AspNetCore.Identity.DemoTokenIssuer key)
+    {
+        var gate = host.ProxyAddress.ToString().TrimEnd('/');
+        var alice = key.Issue("alice", "free", TimeSpan.FromHours(1));
+        var bob = key.Issue("bob", "pro", TimeSpan.FromHours(1));
+        output.WriteLine();
+        output.WriteLine($"Floodgate demo: gateway {gate} -> echo upstream {echo.Address.ToString().TrimEnd('/')}");
+        output.WriteLine($"Admin: {host.AdminAddress}metrics  {host.AdminAddress}readyz  (demo JWKS at {host.AdminAddress?.ToString().TrimEnd('/')}{DemoKey.JwksPath})");
+        output.WriteLine();
+        output.WriteLine("Paste these into another terminal:");
+        output.WriteLine();
+        output.WriteLine($"  ALICE={alice}");
+        output.WriteLine($"  BOB={bob}");
+        output.WriteLine();
+        output.WriteLine("  # alice (plan free) passes, and sees her budget in the RateLimit headers:");
+        output.WriteLine($"  curl -i -H \"Authorization: Bearer $ALICE\" {gate}/orders/1");
+        output.WriteLine("  # ...until she is over it: 429 with Retry-After; bob (plan pro) is not limited by her use:");
+        output.WriteLine($"  for i in $(seq 8); do curl -s -o /dev/null -w '%{{http_code}} ' -H \"Authorization: Bearer $ALICE\" {gate}/orders/$i; done; echo");
+        output.WriteLine($"  curl -i -H \"Authorization: Bearer $BOB\" {gate}/orders/1");
+        output.WriteLine("  # a bad token never reaches the upstream: 401 with WWW-Authenticate");
+        output.WriteLine($"  curl -i -H \"Authorization: Bearer not.a.token\" {gate}/orders/1");
+        output.WriteLine("  # mint more tokens:");
+        output.WriteLine("  dotnet run --project src/Floodgate.Gateway -- token --sub carol --plan pro");
+        output.WriteLine();
+        output.WriteLine("Press Ctrl+C to stop.");
+        output.Flush();
+    }
+}
+

@@ -1,0 +1,35 @@
+using System.Text.Json;
+using Floodgate.Engine;
+using Floodgate.Gateway.Operations;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OpenTelemetry.Metrics;
+
+namespace Floodgate.Gateway.Hosting;
+
+/// <summary>The admin endpoints on their own port: <c>/metrics</c> (Prometheus), <c>/healthz</c> and <c>/readyz</c>.</summary>
+internal static class AdminHosting
+{
+    public static WebApplication Build(GatewayHostOptions options, GatewayRuntime runtime)
+    {
+        var builder = WebApps.CreateBuilder(options.Admin!, options.LogLevel, HttpProtocols.Http1);
+        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(RateLimitEngine.MeterName, "Floodgate.AspNetCore", GatewayMetrics.MeterName, "Floodgate.Redis", "Floodgate.Envoy", "System.Runtime")
+            .AddView("floodgate.store.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25] })
+            .AddView("floodgate.proxy.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] })
+            .AddPrometheusExporter());
+        var admin = builder.Build();
+        admin.MapPrometheusScrapingEndpoint("/metrics");
+        admin.MapGet("/healthz", () => Results.Text("ok\n"));
+        admin.MapGet("/readyz", async (HttpContext context) =>
+        {
+            var (ready, status) = await Readiness.CheckAsync(runtime, context.RequestAborted).ConfigureAwait(false);
+            context.Response.StatusCode = ready ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
+            context.Response.ContentType = "application/json";
+            await JsonSerializer.SerializeAsync(context.Response.Body, status, ReadinessJson.Default.ReadinessStatus, context.RequestAborted).ConfigureAwait(false);
+        });
+        options.MapAdminEndpoints?.Invoke(admin);
+        return admin;
+    }
+}

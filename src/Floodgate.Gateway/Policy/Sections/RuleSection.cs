@@ -1,0 +1,98 @@
+using Floodgate.AspNetCore;
+using Floodgate.Limits;
+using Floodgate.Rules;
+using Floodgate.Stores;
+using YamlDotNet.RepresentationModel;
+
+namespace Floodgate.Gateway.Policy.Sections;
+
+/// <summary>One rule of a tier: its name, <c>match</c> (read by <see cref="MatchSection"/>), key, limit and the rest.</summary>
+/// <param name="reader">Where errors go.</param>
+/// <param name="plans">The plans a limit such as <c>plan.per_user</c> takes its rates from.</param>
+/// <param name="defaultPlan">The plan of requests that name none.</param>
+/// <param name="store">The store: fields that apply to Redis only are refused with the memory store.</param>
+internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defaultPlan, StoreRead store)
+{
+    private static readonly string[] Fields =
+    [
+        "name", "match", "key", "limit", "burst", "algorithm", "cost", "mode", "ban", "concurrency",
+        "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure",
+    ];
+
+    /// <summary>The rule at <paramref name="node"/>, and its ban; <see langword="null"/> when it is refused (the errors say why).</summary>
+    public (RateLimitRule Rule, TimeSpan? Ban)? Read(YamlNode node, string field, RateLimitTier tier)
+    {
+        var map = reader.Map(node, field, Fields);
+        if (map is null)
+        {
+            reader.Error(node, field, "expected a rule: name, match, key, and limit or concurrency.");
+            return null;
+        }
+
+        var errorsBefore = reader.Errors.Count;
+        var name = reader.String(map, "name", field);
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            reader.Error(node, $"{field}.name", "every rule needs a name; it names the rule in headers, logs and metrics.");
+            return null;
+        }
+
+        if (!FloodgateOptions.IsValidRuleName(name))
+        {
+            reader.Error(YamlReader.Get(map, "name"), $"{field}.name", $"'{name}' is sent in the RateLimit and RateLimit-Policy headers: use printable ASCII (0x20 to 0x7E) without '\"' or '\\'.");
+            return null;
+        }
+
+        var match = MatchSection.Read(reader, map, field);
+        var key = ReadKey(map, field, tier);
+        var cost = reader.Integer(map, "cost", field, 0, 1_000_000_000) ?? 1;
+        var mode = reader.Enum(map, "mode", field, ("enforce", RuleMode.Enforce), ("shadow", RuleMode.Shadow)) ?? RuleMode.Enforce;
+        var onFailure = reader.Enum(map, "on_failure", field, ("open", StoreFailureMode.Open), ("closed", StoreFailureMode.Closed), ("local", StoreFailureMode.Local)) ?? StoreFailureMode.Default;
+        store.RefuseRedisOnly(reader, YamlReader.Get(map, "on_failure"), $"{field}.on_failure", "the memory store never fails");
+        store.RefuseRedisOnly(reader, YamlReader.Get(map, "leased_slice"), $"{field}.leased_slice", "the memory store decides in process, with no round trip to save");
+        var ban = reader.Duration(map, "ban", field, TimeSpan.FromSeconds(1), TimeSpan.FromDays(365));
+        if (ban is not null && tier != RateLimitTier.Edge)
+        {
+            reader.Error(YamlReader.Get(map, "ban"), $"{field}.ban", "only edge rules can ban a client IP.");
+        }
+
+        var (fixedLimit, planLimits) = new LimitSection(reader, map, field, tier, plans).Read();
+        if ((fixedLimit is null && planLimits is null) || reader.Errors.Count > errorsBefore)
+        {
+            return null;
+        }
+
+        var rule = (fixedLimit, key.Count > 0) switch
+        {
+            (not null, true) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Key = key, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
+            (not null, false) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
+            (null, true) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Key = key, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
+            (null, false) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
+        };
+        return (rule, ban);
+    }
+
+    private List<KeyPart> ReadKey(YamlMappingNode map, string field, RateLimitTier tier)
+    {
+        var key = new List<KeyPart>();
+        foreach (var (part, partNode) in reader.StringList(map, "key", field))
+        {
+            try
+            {
+                key.Add(KeyPart.Parse(part));
+            }
+            catch (FormatException e)
+            {
+                reader.Error(partNode, $"{field}.key", e.Message);
+                continue;
+            }
+
+            if (tier == RateLimitTier.Edge && key[^1].Kind is KeyPartKind.Subject or KeyPartKind.Claim or KeyPartKind.Plan)
+            {
+                reader.Error(partNode, $"{field}.key", $"an edge rule cannot key on '{part}': the edge runs before identity is resolved, so the rule would never fire. Move the rule to the user tier, or key on client_ip or a header.");
+            }
+        }
+
+        return key;
+    }
+}
