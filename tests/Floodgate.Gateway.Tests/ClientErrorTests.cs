@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -31,7 +30,7 @@ public sealed class ClientErrorTests
         Assert.Equal(LogLevel.Debug, line.Level);
         // Answered 400, unless the upstream answered before the body failed.
         Assert.Matches(@"^Forwarding POST /h \(route upstream\) stopped: RequestBodyClient, the client's request body or connection failed \(Bad chunk size data\.\); answered \d{3}$", line.Message);
-        Assert.DoesNotContain(gate.Logs.Entries, e => e.Category == ProxyCategory && e.Level >= LogLevel.Warning);
+        Assert.DoesNotContain(gate.Logs.GetSnapshot(), e => e.Category == ProxyCategory && e.Level >= LogLevel.Warning);
         Assert.Contains("floodgate_proxy_errors_total{otel_scope_name=\"Floodgate.Gateway\",error=\"RequestBodyClient\",route=\"upstream\"} 1", await gate.MetricsAsync(), StringComparison.Ordinal);
     }
 
@@ -48,15 +47,16 @@ public sealed class ClientErrorTests
         var line = await gate.Logs.FirstAsync(ProxyCategory);
         Assert.Equal(LogLevel.Debug, line.Level);
         Assert.Matches(@"^Forwarding POST /h \(route upstream\) stopped: (RequestCanceled|RequestBodyCanceled|RequestBodyClient), ", line.Message);
-        Assert.DoesNotContain(gate.Logs.Entries, e => e.Category == ProxyCategory && e.Level >= LogLevel.Warning);
+        Assert.DoesNotContain(gate.Logs.GetSnapshot(), e => e.Category == ProxyCategory && e.Level >= LogLevel.Warning);
         Assert.Matches("floodgate_proxy_errors_total\\{otel_scope_name=\"Floodgate.Gateway\",error=\"(RequestCanceled|RequestBodyCanceled|RequestBodyClient)\",route=\"upstream\"\\} 1", await gate.MetricsAsync());
     }
 
     [Fact]
     public void Request_body_errors_of_the_client_are_logged_at_debug_outside_the_budget()
     {
-        var logger = new ListLogger();
+        var logger = new FakeLogger();
         var failures = new ForwardingFailures(logger, new FakeTimeProvider(DateTimeOffset.UtcNow));
+        IReadOnlyList<FakeLogRecord> Lines() => logger.Collector.GetSnapshot();
         var bad = new Microsoft.AspNetCore.Http.BadHttpRequestException("Unexpected end of request content.");
         var clientBody = Failed(ForwarderError.RequestBodyClient, new AggregateException(bad, new HttpRequestException("copy failed")), 400);
         for (var i = 0; i < 30; i++)
@@ -64,14 +64,14 @@ public sealed class ClientErrorTests
             failures.Report(clientBody, "upstream");
         }
 
-        Assert.Equal(30, logger.Lines.Count);
-        Assert.All(logger.Lines, l => Assert.Equal(LogLevel.Debug, l.Level));
-        Assert.Equal("Forwarding POST /a (route upstream) stopped: RequestBodyClient, the client's request body or connection failed (Unexpected end of request content.); answered 400", logger.Lines[0].Message);
+        Assert.Equal(30, Lines().Count);
+        Assert.All(Lines(), l => Assert.Equal(LogLevel.Debug, l.Level));
+        Assert.Equal("Forwarding POST /a (route upstream) stopped: RequestBodyClient, the client's request body or connection failed (Unexpected end of request content.); answered 400", Lines()[0].Message);
 
         // Writing to the client failed, or reading its upgraded stream: the client's side too.
         failures.Report(Failed(ForwarderError.ResponseBodyClient, new IOException("Broken pipe"), 200), "upstream");
         failures.Report(Failed(ForwarderError.UpgradeRequestClient, new IOException("Connection reset"), 101), "upstream");
-        Assert.All(logger.Lines, l => Assert.Equal(LogLevel.Debug, l.Level));
+        Assert.All(Lines(), l => Assert.Equal(LogLevel.Debug, l.Level));
 
         // The budget is whole for an upstream failure.
         for (var i = 0; i < 20; i++)
@@ -79,8 +79,8 @@ public sealed class ClientErrorTests
             failures.Report(Failed(ForwarderError.Request, new HttpRequestException("Connection refused"), 502), "upstream");
         }
 
-        Assert.Equal(20, logger.Lines.Count(l => l.Level == LogLevel.Warning));
-        Assert.EndsWith("(0 earlier failures not logged)", logger.Lines[^1].Message, StringComparison.Ordinal);
+        Assert.Equal(20, Lines().Count(l => l.Level == LogLevel.Warning));
+        Assert.EndsWith("(0 earlier failures not logged)", Lines()[^1].Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -126,19 +126,6 @@ public sealed class ClientErrorTests
         public Exception? Exception => exception;
     }
 
-    private sealed class ListLogger : ILogger
-    {
-        public List<(LogLevel Level, string Message)> Lines { get; } = [];
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            Lines.Add((logLevel, formatter(state, exception)));
-    }
-
     /// <summary>HTTP/1.1 written by hand on a loopback socket, for what an HTTP client would refuse to send.</summary>
     private static class RawHttp
     {
@@ -177,25 +164,28 @@ public sealed class ClientErrorTests
     {
         private readonly string _directory;
 
-        private LoggedGateway(string directory, EchoUpstream upstream, GatewayHost host, LogCapture logs)
+        // The host adds the provider to its logging but does not own it.
+        private readonly FakeLoggerProvider _logs;
+
+        private LoggedGateway(string directory, EchoUpstream upstream, GatewayHost host, FakeLoggerProvider logs)
         {
             _directory = directory;
             Upstream = upstream;
             Host = host;
-            Logs = logs;
+            _logs = logs;
         }
 
         public EchoUpstream Upstream { get; }
 
         public GatewayHost Host { get; }
 
-        public LogCapture Logs { get; }
+        public FakeLogCollector Logs => _logs.Collector;
 
         public static async Task<LoggedGateway> StartAsync(string policy)
         {
             var directory = Directory.CreateTempSubdirectory("floodgate-client-errors-").FullName;
             var upstream = await EchoUpstream.StartAsync(new IPEndPoint(IPAddress.Loopback, 0));
-            var logs = new LogCapture();
+            var logs = new FakeLoggerProvider();
             try
             {
                 var path = Path.Combine(directory, "policy.yaml");
@@ -213,6 +203,7 @@ public sealed class ClientErrorTests
             }
             catch
             {
+                logs.Dispose();
                 await upstream.DisposeAsync();
                 Directory.Delete(directory, recursive: true);
                 throw;
@@ -228,43 +219,9 @@ public sealed class ClientErrorTests
         public async ValueTask DisposeAsync()
         {
             await Host.DisposeAsync();
+            _logs.Dispose();
             await Upstream.DisposeAsync();
             Directory.Delete(_directory, recursive: true);
-        }
-    }
-
-    /// <summary>What the gateway logs, kept; a test waits for the first line of a category instead of polling.</summary>
-    private sealed class LogCapture : ILoggerProvider
-    {
-        private readonly ConcurrentDictionary<string, TaskCompletionSource<(LogLevel Level, string Message)>> _first = new(StringComparer.Ordinal);
-
-        public ConcurrentQueue<(string Category, LogLevel Level, string Message)> Entries { get; } = new();
-
-        public async Task<(LogLevel Level, string Message)> FirstAsync(string category) =>
-            await First(category).Task.WaitAsync(TimeSpan.FromSeconds(30));
-
-        public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-        public void Dispose()
-        {
-        }
-
-        private TaskCompletionSource<(LogLevel, string)> First(string category) =>
-            _first.GetOrAdd(category, _ => new TaskCompletionSource<(LogLevel, string)>(TaskCreationOptions.RunContinuationsAsynchronously));
-
-        private sealed class Logger(LogCapture capture, string category) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-            {
-                var message = formatter(state, exception);
-                capture.Entries.Enqueue((category, logLevel, message));
-                capture.First(category).TrySetResult((logLevel, message));
-            }
         }
     }
 }

@@ -15,6 +15,27 @@ public static class FakeLogs
         return [.. logger.Collector.GetSnapshot().Select(Line)];
     }
 
+    /// <summary>
+    /// The first record of <paramref name="category"/>, already collected or still to come: a test waits for a line
+    /// instead of polling for it. Fails after <paramref name="timeout"/> (30 s unless given).
+    /// </summary>
+    public static async Task<FakeLogRecord> FirstAsync(this FakeLogCollector collector, string category, TimeSpan? timeout = null)
+    {
+        ArgumentNullException.ThrowIfNull(collector);
+        using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(30));
+
+        // The sequence starts at the first record collected and then waits for new ones; it never ends by itself.
+        await foreach (var record in collector.GetLogsAsync(cancel.Token))
+        {
+            if (string.Equals(record.Category, category, StringComparison.Ordinal))
+            {
+                return record;
+            }
+        }
+
+        throw new InvalidOperationException("The collector's record stream ended.");
+    }
+
     /// <summary>One record as <see cref="Lines"/> writes it.</summary>
     public static string Line(FakeLogRecord record)
     {
