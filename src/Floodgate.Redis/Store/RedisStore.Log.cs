@@ -1,0 +1,78 @@
+using Floodgate.Limits;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace Floodgate.Redis;
+
+// Failures counted and logged (at most once a second), and the store's log messages.
+public sealed partial class RedisStore
+{
+    /// <summary>
+    /// Counts a failure and logs it (at most once a second, and every breaker opening); <paramref name="opened"/> is the
+    /// breaker the failure opened, if it did.
+    /// </summary>
+    private void Report(string reason, Exception? exception, CircuitBreaker? opened)
+    {
+        CountFailure(reason);
+        var now = SteadyNow();
+        var last = Volatile.Read(ref _lastLog);
+        if (opened is null && now - last < LogIntervalMicroseconds)
+        {
+            Interlocked.Increment(ref _suppressedLogs);
+            return;
+        }
+
+        if (Interlocked.CompareExchange(ref _lastLog, now, last) != last && opened is null)
+        {
+            Interlocked.Increment(ref _suppressedLogs);
+            return;
+        }
+
+        var suppressed = Interlocked.Exchange(ref _suppressedLogs, 0);
+        var mode = _options.FailureMode.ToString().ToLowerInvariant();
+        if (opened is not null)
+        {
+            LogBreakerOpened(_logger, reason, opened.Node, mode, _options.BreakerDuration, suppressed, exception);
+        }
+        else
+        {
+            LogFailure(_logger, reason, mode, suppressed, exception);
+        }
+    }
+
+    private void CountRoundTrip()
+    {
+        Interlocked.Increment(ref _roundTripCount);
+        _roundTrips.Add(1);
+    }
+
+    private void CountFailure(string reason)
+    {
+        Interlocked.Increment(ref _failureCount);
+        _failures.Add(1, new KeyValuePair<string, object?>("reason", reason));
+    }
+
+    private void CountLocal(int count, string source)
+    {
+        Interlocked.Add(ref _localDecisionCount, count);
+        _localDecisions.Add(count, new KeyValuePair<string, object?>("source", source));
+    }
+
+    [LoggerMessage(1, LogLevel.Warning, "Redis {Reason}: answering by on_failure={Mode}, or a rule's own ({Suppressed} earlier failures not logged)")]
+    private static partial void LogFailure(ILogger logger, string reason, string mode, long suppressed, Exception? exception);
+
+    [LoggerMessage(2, LogLevel.Warning, "Redis {Reason}: circuit breaker of {Node} open, answering its keys by on_failure={Mode} (or a rule's own) for {Duration} before probing ({Suppressed} earlier failures not logged)")]
+    private static partial void LogBreakerOpened(ILogger logger, string reason, string node, string mode, TimeSpan duration, long suppressed, Exception? exception);
+
+    [LoggerMessage(8, LogLevel.Information, "Redis circuit breaker of {Node} closed: its probe succeeded, its keys are decided in Redis again")]
+    private static partial void LogBreakerClosed(ILogger logger, string node);
+
+    [LoggerMessage(4, LogLevel.Warning, "A concurrency lease of a Redis call given up on could not be released; it frees itself at its lease timeout")]
+    private static partial void LogAbandonedReleaseFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(9, LogLevel.Error, "Connecting to Redis in the background failed; decisions follow on_failure")]
+    private static partial void LogConnectFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(3, LogLevel.Error, "The Redis script and the engine disagree on {Limit}: script allowed={Script}, engine allowed={Engine}")]
+    private static partial void LogMismatch(ILogger logger, string limit, bool script, bool engine);
+}
