@@ -104,7 +104,7 @@ public sealed partial class RedisStore
             }
         }
 
-        CountRoundTrip();
+        _metrics.CountRoundTrip();
         call.Keys = keys;
         call.Values = values;
         // On a single node, concurrent decisions' calls share runs; a test's own clock (a given now) goes alone.
@@ -121,44 +121,9 @@ public sealed partial class RedisStore
         {
             await AwaitCalls(calls, batch, cancellationToken).ConfigureAwait(false);
 
-            // Calls answered without their script having run are sent again, together, while time is left:
-            // - NOSCRIPT (the server lost its scripts: SCRIPT FLUSH, a restart, a failover, a new cluster owner): at
-            //   once, with the script's text (StackExchange.Redis sends EVAL and caches it); at most twice a call;
-            // - a calendar period that turned between this clock and the server's: at once, with the server's periods,
-            //   once a call;
-            // - TRYAGAIN (a slot caught half-migrated, some of an identity's keys moved and some not): after a short,
-            //   growing pause, as it was last sent. Moving a slot's keys takes milliseconds; a migration stuck longer
-            //   than the timeout leaves the call to the failure mode.
-            // One loop, so that a call resent for one reason and answered with another is still sent again. A call that
-            // finds no time left is not sent again (see Late).
-            var pause = TryAgainFirstPause;
-            while (Unanswered(calls, out var onlyTryAgain) is { } again)
+            if (Unanswered(calls, out var onlyTryAgain) is { } again)
             {
-                var paused = false;
-                if (onlyTryAgain && Remaining(batch.Deadline) > pause)
-                {
-                    await Task.Delay(pause, TimeProvider.System, cancellationToken).ConfigureAwait(false);
-                    pause = pause * 2 < TryAgainLongestPause ? pause * 2 : TryAgainLongestPause;
-                    paused = true;
-                }
-
-                if ((onlyTryAgain && !paused) || Remaining(batch.Deadline) == TimeSpan.Zero)
-                {
-                    // No time left to send them again (nor, for TRYAGAIN, to pause first): answered as timed out.
-                    foreach (var call in again)
-                    {
-                        call.Late = true;
-                    }
-
-                    break;
-                }
-
-                foreach (var call in again)
-                {
-                    SendAgain(call, batch);
-                }
-
-                await AwaitCalls(again, batch, cancellationToken).ConfigureAwait(false);
+                await ResendAsync(calls, again, onlyTryAgain, batch, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -112,7 +112,7 @@ public sealed partial class RedisStore
 
         // The decisions made while connecting failed for want of a connection, not because Redis did: they must not
         // keep the breaker open once there is one.
-        _breaker.Reset();
+        _breakers.Own.Reset();
 
         PreloadScripts(sentinel);
         return true;

@@ -1,13 +1,15 @@
 using Floodgate.Algorithms;
 using Floodgate.Limits;
 using Floodgate.Stores;
-using StackExchange.Redis;
 
 namespace Floodgate.Redis;
 
 // Answers by the failure mode while Redis cannot: open, closed, or the local store on a replica's share of each limit.
 public sealed partial class RedisStore
 {
+    /// <summary>The shortest retry-after a closed failure mode answers with, however soon the breaker probes.</summary>
+    private const long ClosedRetryMicroseconds = 1_000_000;
+
     /// <summary>
     /// A replica's share of a gcra limit: the same amount over a period as many times longer, so the interval is the
     /// limit's times the replicas and the share is as exact as the limit (100k/s over 3 replicas is one request per 30 µs,
@@ -66,7 +68,7 @@ public sealed partial class RedisStore
                     open++;
                     break;
                 case StoreFailureMode.Closed:
-                    retry = retry > 0 ? retry : Math.Max(BreakerOf(group.Slot).RetryAfter(SteadyNow()), ClosedRetryMicroseconds);
+                    retry = retry > 0 ? retry : Math.Max(_breakers.LastFor(group.Slot).RetryAfter(SteadyNow()), ClosedRetryMicroseconds);
                     outcomes[k] = new StoreOutcome(new LimitOutcome(false, 0, 0, retry), false, 0, true);
                     closedDenies |= !checks[k].IsShadow;
                     closed++;
@@ -110,28 +112,20 @@ public sealed partial class RedisStore
             }
         }
 
-        CountFallbacks(open, "open");
-        CountFallbacks(closed, "closed");
-        CountFallbacks(local, "local");
+        _metrics.CountFallbacks(open, "open");
+        _metrics.CountFallbacks(closed, "closed");
+        _metrics.CountFallbacks(local, "local");
     }
 
     /// <summary>The failure mode of one check: its rule's, or the store's.</summary>
     private StoreFailureMode ModeOf(in RateLimitCheck check) =>
         check.OnStoreFailure == StoreFailureMode.Default ? _options.FailureMode : check.OnStoreFailure;
 
-    private void CountFallbacks(int count, string mode)
-    {
-        if (count > 0)
-        {
-            _fallbacks.Add(count, new KeyValuePair<string, object?>("mode", mode));
-        }
-    }
-
     /// <summary>
     /// A failed call that is not a decision (a release): on a single node it counts against the breaker; on a cluster
     /// against none, since the decisions sent to that node judge it themselves.
     /// </summary>
-    private void Fail(string reason, Exception? exception) => Fail(reason, exception, Volatile.Read(ref _slotRoutes) is null ? _breaker : null);
+    private void Fail(string reason, Exception? exception) => Fail(reason, exception, _breakers.RoutesSlots ? null : _breakers.Own);
 
     private void Fail(string reason, Exception? exception, CircuitBreaker? breaker) =>
         Report(reason, exception, breaker is not null && breaker.OnFailure(SteadyNow()) ? breaker : null);

@@ -8,6 +8,9 @@ namespace Floodgate.Redis;
 // Concurrency leases given up on: released in Redis (release.lua) or the local store, so none is held until its timeout.
 public sealed partial class RedisStore
 {
+    /// <summary>Set in the ids of the leases granted in Redis, clear in those of the local store's.</summary>
+    private const long RedisLeaseBit = 1L << 62;
+
     /// <summary>Sends release.lua for <paramref name="leaseId"/> of <paramref name="check"/>, whose concurrency key is <paramref name="key"/>.</summary>
     private static Task<RedisResult> Release(IConnectionMultiplexer connection, RedisKey key, in RateLimitCheck check, long leaseId, CommandFlags flags) =>
         connection.GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [LeaseMember(leaseId, check.Cost), check.Cost], flags);
@@ -142,7 +145,7 @@ public sealed partial class RedisStore
         catch (Exception ex)
         {
             // Never thrown into a decision (a command map may even forbid EVAL): the lease frees itself at its timeout.
-            CountFailure("release");
+            _metrics.CountFailure("release");
             LogAbandonedReleaseFailed(_logger, ex);
         }
     }

@@ -1,7 +1,6 @@
 using Floodgate.Algorithms;
 using Floodgate.Limits;
 using Floodgate.Stores;
-using StackExchange.Redis;
 
 namespace Floodgate.Redis;
 
@@ -56,7 +55,7 @@ public sealed partial class RedisStore
                 }
             }
 
-            CountLocal(group.Members.Count, "over_limit_cache");
+            _metrics.CountLocal(group.Members.Count, "over_limit_cache");
             return true;
         }
 
@@ -64,7 +63,7 @@ public sealed partial class RedisStore
         {
             if (plan[k] == Kind.Cached)
             {
-                CountLocal(1, "over_limit_cache");
+                _metrics.CountLocal(1, "over_limit_cache");
                 continue;
             }
 
@@ -75,7 +74,7 @@ public sealed partial class RedisStore
                     case LeaseSlices.Take.Local:
                         plan[k] = Kind.Leased;
                         outcomes[k] = new StoreOutcome(new LimitOutcome(true, left, _slices.Lifetime(checks[k], localNow), 0), true, 0);
-                        CountLocal(1, "leased_slice");
+                        _metrics.CountLocal(1, "leased_slice");
                         continue;
                     case LeaseSlices.Take.Acquire:
                         plan[k] = Kind.Acquire;

@@ -1,19 +1,24 @@
-using Floodgate.Limits;
 using Microsoft.Extensions.Logging;
-using StackExchange.Redis;
 
 namespace Floodgate.Redis;
 
 // Failures counted and logged (at most once a second), and the store's log messages.
 public sealed partial class RedisStore
 {
+    private const long LogIntervalMicroseconds = 1_000_000;
+
+    // Far enough in the past that the first failure is logged; long.MinValue would overflow 'now - last' and, until a
+    // breaker opened, silence every failure log.
+    private long _lastLog = long.MinValue / 2;
+    private long _suppressedLogs;
+
     /// <summary>
     /// Counts a failure and logs it (at most once a second, and every breaker opening); <paramref name="opened"/> is the
     /// breaker the failure opened, if it did.
     /// </summary>
     private void Report(string reason, Exception? exception, CircuitBreaker? opened)
     {
-        CountFailure(reason);
+        _metrics.CountFailure(reason);
         var now = SteadyNow();
         var last = Volatile.Read(ref _lastLog);
         if (opened is null && now - last < LogIntervalMicroseconds)
@@ -38,24 +43,6 @@ public sealed partial class RedisStore
         {
             LogFailure(_logger, reason, mode, suppressed, exception);
         }
-    }
-
-    private void CountRoundTrip()
-    {
-        Interlocked.Increment(ref _roundTripCount);
-        _roundTrips.Add(1);
-    }
-
-    private void CountFailure(string reason)
-    {
-        Interlocked.Increment(ref _failureCount);
-        _failures.Add(1, new KeyValuePair<string, object?>("reason", reason));
-    }
-
-    private void CountLocal(int count, string source)
-    {
-        Interlocked.Add(ref _localDecisionCount, count);
-        _localDecisions.Add(count, new KeyValuePair<string, object?>("source", source));
     }
 
     [LoggerMessage(1, LogLevel.Warning, "Redis {Reason}: answering by on_failure={Mode}, or a rule's own ({Suppressed} earlier failures not logged)")]

@@ -7,6 +7,9 @@ namespace Floodgate.Redis;
 // A decision as rounds: each answers what it can locally and sends the rest in one call per hash slot, then is settled.
 public sealed partial class RedisStore
 {
+    /// <summary>Any key: its hash slot is -1 exactly when the connection is not to a cluster.</summary>
+    private static readonly RedisKey SlotProbe = "floodgate";
+
     /// <summary>
     /// Decides a batch stage by stage; <paramref name="deadline"/> (a <see cref="TimeProvider.System"/> timestamp) bounds
     /// every wait of the decision together, so a slow or failing Redis costs at most one timeout.
@@ -227,12 +230,12 @@ public sealed partial class RedisStore
         foreach (var call in calls)
         {
             // Each call is judged by the breaker of the node it goes to: a dead node fails only its own slots' calls.
-            call.Breaker = standalone ? _breaker : BreakerOf(connection!, call.Slot, now);
+            call.Breaker = standalone ? _breakers.Own : _breakers.For(connection!, call.Slot, now);
             if (!call.Breaker.TryEnter(now))
             {
                 foreach (var group in call.Groups)
                 {
-                    CountFailure("circuit_open");
+                    _metrics.CountFailure("circuit_open");
                     group.Failed = true;
                 }
 

@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
-using System.Net;
 using System.Runtime.CompilerServices;
 using Floodgate.Algorithms;
 using Floodgate.Limits;
@@ -57,20 +55,6 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
     private static readonly int[][] OneStageEnds = [.. Enumerable.Range(0, 65).Select(static n => new[] { n })];
 
-    /// <summary>Any key: its hash slot is -1 exactly when the connection is not to a cluster.</summary>
-    private static readonly RedisKey SlotProbe = "floodgate";
-    private const long RedisLeaseBit = 1L << 62;
-    private const long LogIntervalMicroseconds = 1_000_000;
-    private const long ClosedRetryMicroseconds = 1_000_000;
-    private const int SlotCount = 16384;
-
-    /// <summary>How often, at most, a slot whose breaker is open asks the connection again which master owns it.</summary>
-    private const long RerouteMicroseconds = 100_000;
-
-    /// <summary>The first pause before a call answered TRYAGAIN is sent again; each next one doubles, up to the longest.</summary>
-    private static readonly TimeSpan TryAgainFirstPause = TimeSpan.FromMilliseconds(2);
-    private static readonly TimeSpan TryAgainLongestPause = TimeSpan.FromMilliseconds(20);
-
     private static readonly Meter SharedMeter = new(MeterName);
 
     // Set once: at construction, or (a store made by Start) when its connection is made.
@@ -86,35 +70,16 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private readonly string _prefix;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    /// <summary>The breaker of a single node or of Sentinel's master; on a cluster, of the slots no master is known for.</summary>
-    private readonly CircuitBreaker _breaker;
-
-    /// <summary>On a cluster, a breaker per master, by endpoint.</summary>
-    private readonly ConcurrentDictionary<EndPoint, CircuitBreaker> _nodeBreakers = new();
-    private readonly Func<EndPoint, CircuitBreaker> _newNodeBreaker;
-
-    /// <summary>On a cluster, each hash slot's master's breaker, filled in as slots are first used.</summary>
-    private SlotRoute?[]? _slotRoutes;
+    private readonly NodeBreakers _breakers;
     private readonly OverLimitCache? _cache;
     private readonly LeaseSlices _slices;
     private readonly CallCoalescer _calls;
     private readonly MemoryStore _local;
     private readonly ConditionalWeakTable<Limit, Limit> _localLimits = [];
     private readonly ConditionalWeakTable<Limit, Limit>.CreateValueCallback _divide;
-    private readonly Counter<long> _roundTrips;
-    private readonly Counter<long> _localDecisions;
-    private readonly Counter<long> _failures;
-    private readonly Counter<long> _fallbacks;
-    private long _roundTripCount;
-    private long _localDecisionCount;
-    private long _failureCount;
+    private readonly RedisStoreMetrics _metrics;
     private long _mismatchCount;
     private readonly long _started;
-
-    // Far enough in the past that the first failure is logged; long.MinValue would overflow 'now - last' and, until a
-    // breaker opened, silence every failure log.
-    private long _lastLog = long.MinValue / 2;
-    private long _suppressedLogs;
 
     /// <summary>Creates a store on a connection the caller owns and disposes.</summary>
     /// <param name="connection">The connection; single node, Sentinel or Cluster.</param>
@@ -146,23 +111,15 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _time = timeProvider ?? TimeProvider.System;
         _started = _time.GetTimestamp();
         _logger = logger ?? NullLogger.Instance;
-        _breaker = new CircuitBreaker(options.BreakerFailureThreshold, Micros(options.BreakerDuration));
-        _newNodeBreaker = endPoint => new CircuitBreaker(options.BreakerFailureThreshold, Micros(options.BreakerDuration), NameOf(endPoint));
+        _breakers = new NodeBreakers(options.BreakerFailureThreshold, Micros(options.BreakerDuration));
         _cache = options.OverLimitCache ? new OverLimitCache(options.OverLimitCacheSize) : null;
         _slices = new LeaseSlices(Micros(options.LeaseSliceLifetime));
         // Kept even when the store's own mode is not local: a rule may ask for local answers on its own.
         _local = new MemoryStore(options.LocalStore, _time);
         var replicas = options.Replicas;
         _divide = limit => DivideLimit(limit, replicas);
-        var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
-        _roundTrips = meter.CreateCounter<long>("floodgate.redis.round_trips", "{call}", "Script calls made: one per decision on a single node; on a cluster one per hash slot and stage.");
-        _calls = new CallCoalescer(
-            (keys, values) => Evaluate(keys, values, sendScript: false),
-            options.Timeout,
-            meter.CreateCounter<long>("floodgate.redis.runs", "{run}", "Runs of the decision script sent to a single node: concurrent decisions' calls share runs."));
-        _localDecisions = meter.CreateCounter<long>("floodgate.redis.local_decisions", "{check}", "Checks answered without Redis, by source.");
-        _failures = meter.CreateCounter<long>("floodgate.redis.failures", "{failure}", "Failed or timed-out Redis calls, by reason.");
-        _fallbacks = meter.CreateCounter<long>("floodgate.redis.fallback_decisions", "{check}", "Checks answered by the failure mode, by mode.");
+        _metrics = new RedisStoreMetrics(meterFactory?.Create(MeterName) ?? SharedMeter);
+        _calls = new CallCoalescer((keys, values) => Evaluate(keys, values, sendScript: false), options.Timeout, _metrics.Runs);
         PreloadScripts(sentinel);
     }
 
@@ -181,13 +138,13 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// How many script calls this store has made: one per decision on a single node, where the calls of concurrent
     /// decisions share runs of the script; on a cluster one per hash slot and stage.
     /// </summary>
-    public long RoundTrips => Volatile.Read(ref _roundTripCount);
+    public long RoundTrips => _metrics.RoundTrips;
 
     /// <summary>How many checks this store answered without Redis, from the over-limit cache or a leased slice.</summary>
-    public long LocalDecisions => Volatile.Read(ref _localDecisionCount);
+    public long LocalDecisions => _metrics.LocalDecisions;
 
     /// <summary>How many Redis calls failed or timed out, or were skipped by the open circuit breaker.</summary>
-    public long Failures => Volatile.Read(ref _failureCount);
+    public long Failures => _metrics.Failures;
 
     /// <summary>
     /// Whether the circuit breaker lets calls through to Redis; on a cluster, where each master has its own, whether
@@ -196,21 +153,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     public bool IsCircuitClosed => OpenCircuits == 0;
 
     /// <summary>How many circuit breakers are open: 0 or 1 on a single node or under Sentinel; on a cluster, per master.</summary>
-    public int OpenCircuits
-    {
-        get
-        {
-            var open = _breaker.IsClosed ? 0 : 1;
-
-            // The dictionary itself, not its Values: enumerating it takes no lock and copies nothing.
-            foreach (var (_, breaker) in _nodeBreakers)
-            {
-                open += breaker.IsClosed ? 0 : 1;
-            }
-
-            return open;
-        }
-    }
+    public int OpenCircuits => _breakers.OpenCount;
 
     internal long Mismatches => Volatile.Read(ref _mismatchCount);
 
@@ -315,7 +258,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             }
         }
 
-        CountLocal(checks.Length, "try_decide");
+        _metrics.CountLocal(checks.Length, "try_decide");
         return true;
     }
 
@@ -339,11 +282,11 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         {
             // An open breaker answers a release as it answers a decision: without waiting on a node known to be down.
             var slot = connection.HashSlot(key);
-            var breaker = slot == NoSlot ? _breaker : BreakerOf(connection, slot, SteadyNow());
+            var breaker = slot == NoSlot ? _breakers.Own : _breakers.For(connection, slot, SteadyNow());
             if (!breaker.IsClosed)
             {
                 // The lease frees itself at its timeout.
-                CountFailure("circuit_open");
+                _metrics.CountFailure("circuit_open");
                 return;
             }
         }
