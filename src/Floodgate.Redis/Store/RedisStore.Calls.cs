@@ -7,6 +7,10 @@ namespace Floodgate.Redis;
 // Script calls: encoding and sending them, waiting for them, and reading their answers into the round.
 public sealed partial class RedisStore
 {
+    /// <summary>
+    /// Encodes <paramref name="call"/> (decide.lua's arguments, by <see cref="DecideProtocol"/>) and sends it; a calendar
+    /// quota's periods are computed around <paramref name="calendarNow"/> when given (the server's, after a skew).
+    /// </summary>
     private void Send(Call call, ReadOnlySpan<RateLimitCheck> checks, Batch batch, long? calendarNow)
     {
         var plan = batch.Plan;
@@ -17,15 +21,12 @@ public sealed partial class RedisStore
         }
 
         var keys = new RedisKey[remote];
-        var values = new RedisValue[2 + (2 * call.Groups.Count) + (remote * Stride)];
-        values[0] = batch.ServerNow is { } now ? now : RedisValue.EmptyString;
-        values[1] = call.Groups.Count;
+        var values = new RedisValue[DecideProtocol.ArgumentCount(call.Groups.Count, remote)];
+        var at = DecideProtocol.WriteHeader(values, batch.ServerNow, call.Groups.Count);
         var n = 0;
-        var at = 2;
         foreach (var group in call.Groups)
         {
-            values[at++] = group.Stage;
-            values[at++] = group.RemoteCount;
+            at = DecideProtocol.WriteGroup(values, at, group.Stage, group.RemoteCount);
             group.Remote = new int[group.RemoteCount];
             group.LeaseIds = null;
             var g = 0;
@@ -40,67 +41,17 @@ public sealed partial class RedisStore
                 var limit = check.Limit;
                 group.Remote[g] = k;
                 keys[n] = RedisKeys.For(_prefix, check.Key, limit.Algorithm);
-                values[at + 1] = check.Cost;
-                values[at + 2] = (check.IsShadow ? 1 : 0) + (check.IsProbe ? 2 : 0);
-                long p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0;
-                switch (limit.Algorithm)
+                var leaseId = 0L;
+                if (limit.Algorithm == LimitAlgorithm.Concurrency)
                 {
-                    case LimitAlgorithm.Gcra:
-                        values[at] = 0;
-                        (p1, p2, p3) = (limit.IntervalMicroseconds, limit.ToleranceMicroseconds, limit.Burst);
-                        break;
-                    case LimitAlgorithm.SlidingWindow:
-                        values[at] = 1;
-                        (p1, p2) = (limit.PeriodMicroseconds, limit.Amount);
-                        break;
-                    case LimitAlgorithm.FixedWindow:
-                        values[at] = 2;
-                        (p1, p2) = (limit.PeriodMicroseconds, limit.Amount);
-                        break;
-                    case LimitAlgorithm.Quota:
-                        values[at] = 3;
-                        (p1, p2) = (limit.Amount, limit.PeriodMicroseconds);
-                        if (limit.Calendar is not null)
-                        {
-                            p3 = 1;
-                            (p4, p5) = limit.CalendarPeriod(calendarNow ?? batch.LocalNow);
-                            p6 = limit.CalendarPeriod(p5).End;
-                        }
-
-                        break;
-                    default:
-                        values[at] = 4;
-                        var leaseId = RedisLeaseBit | (Random.Shared.NextInt64() & (RedisLeaseBit - 1));
-                        (group.LeaseIds ??= new long[group.RemoteCount])[g] = leaseId;
-                        values[at + 3] = limit.Amount;
-                        values[at + 4] = limit.LeaseTimeoutMicroseconds;
-                        values[at + 5] = LeaseMember(leaseId, check.Cost);
-                        for (var f = 6; f < Stride; f++)
-                        {
-                            values[at + f] = 0;
-                        }
-
-                        n++;
-                        g++;
-                        at += Stride;
-                        continue;
+                    leaseId = RedisLeaseBit | (Random.Shared.NextInt64() & (RedisLeaseBit - 1));
+                    (group.LeaseIds ??= new long[group.RemoteCount])[g] = leaseId;
                 }
 
-                if (plan[k] == Kind.Acquire)
-                {
-                    p7 = limit.LeasedSlice;
-                }
-
-                values[at + 3] = p1;
-                values[at + 4] = p2;
-                values[at + 5] = p3;
-                values[at + 6] = p4;
-                values[at + 7] = p5;
-                values[at + 8] = p6;
-                values[at + 9] = p7;
+                var slice = plan[k] == Kind.Acquire ? limit.LeasedSlice : 0;
+                at = DecideProtocol.WriteCheck(values, at, check, slice, leaseId, calendarNow ?? batch.LocalNow);
                 n++;
                 g++;
-                at += Stride;
             }
         }
 

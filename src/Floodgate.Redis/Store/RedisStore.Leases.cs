@@ -1,4 +1,3 @@
-using System.Globalization;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using StackExchange.Redis;
@@ -13,10 +12,7 @@ public sealed partial class RedisStore
 
     /// <summary>Sends release.lua for <paramref name="leaseId"/> of <paramref name="check"/>, whose concurrency key is <paramref name="key"/>.</summary>
     private static Task<RedisResult> Release(IConnectionMultiplexer connection, RedisKey key, in RateLimitCheck check, long leaseId, CommandFlags flags) =>
-        connection.GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [LeaseMember(leaseId, check.Cost), check.Cost], flags);
-
-    private static RedisValue LeaseMember(long leaseId, long permits) =>
-        string.Create(CultureInfo.InvariantCulture, $"{leaseId}:{permits}");
+        connection.GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [DecideProtocol.LeaseMember(leaseId, check.Cost), check.Cost], flags);
 
     /// <summary>
     /// Frees the concurrency leases a call may still take after it was given up (its caller went away, or it timed out):

@@ -11,51 +11,39 @@ public sealed partial class RedisStore
     /// <summary>Turns a script's answer into outcomes; <see langword="false"/> when the answer has the wrong shape.</summary>
     private bool Apply(Call call, RedisResult result, Batch batch)
     {
-        if (result.Resp2Type != ResultType.Array || result.Length < 3)
+        if (!DecideProtocol.TryReadDecided(result, call.Groups.Count, out var now, out var evaluated))
         {
             return false;
         }
 
-        for (var i = 0; i < result.Length; i++)
-        {
-            if (result[i].Resp2Type != ResultType.Integer)
-            {
-                return false;
-            }
-        }
-
-        var evaluated = (long)result[2];
-        if ((long)result[0] != 1 || evaluated < 0 || evaluated > call.Groups.Count)
-        {
-            return false;
-        }
-
-        var length = 3;
+        var checks = 0;
         for (var g = 0; g < evaluated; g++)
         {
-            length += 5 * call.Groups[g].RemoteCount;
+            checks += call.Groups[g].RemoteCount;
         }
 
-        if (result.Length != length)
+        if (result.Length != DecideProtocol.ReplyLength(checks))
         {
             return false;
         }
 
-        var now = (long)result[1];
-        var at = 3;
+        var first = 0;
         for (var g = 0; g < evaluated; g++)
         {
             var group = call.Groups[g];
-            Apply(group, result, at, now, batch);
+            Apply(group, result, first, now, batch);
             group.Evaluated = true;
-            at += 5 * group.RemoteCount;
+            first += group.RemoteCount;
         }
 
         return true;
     }
 
-    /// <summary>Turns one group's part of a script's answer, from <paramref name="at"/>, into outcomes.</summary>
-    private void Apply(Group group, RedisResult result, int at, long now, Batch batch)
+    /// <summary>
+    /// Turns one group's part of a script's answer into outcomes: its checks are the call's from number
+    /// <paramref name="first"/> on.
+    /// </summary>
+    private void Apply(Group group, RedisResult result, int first, long now, Batch batch)
     {
         var checks = batch.Checks.Span;
         var outcomes = batch.Outcomes.Span;
@@ -64,17 +52,14 @@ public sealed partial class RedisStore
         var denied = false;
         for (var n = 0; n < remote.Length; n++)
         {
-            denied |= (long)result[at + (5 * n)] == 0 && !checks[remote[n]].IsShadow;
+            denied |= DecideProtocol.IsDenied(result, first + n) && !checks[remote[n]].IsShadow;
         }
 
         for (var n = 0; n < remote.Length; n++)
         {
             var k = remote[n];
             ref readonly var check = ref checks[k];
-            var i = at + (5 * n);
-            var allowed = (long)result[i] == 1;
-            var state = new LimitState((long)result[i + 1], (long)result[i + 2], (long)result[i + 3]);
-            var granted = (long)result[i + 4];
+            var (allowed, state, granted) = DecideProtocol.ReadCheck(result, first + n);
             var committed = allowed && !denied && !check.IsProbe;
             LimitOutcome outcome;
             var leaseId = 0L;

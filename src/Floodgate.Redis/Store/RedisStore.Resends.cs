@@ -96,7 +96,7 @@ public sealed partial class RedisStore
                     continue;
                 }
             }
-            else if (task.IsCompletedSuccessfully && IsCalendarSkew(task.Result) && !call.Resent)
+            else if (task.IsCompletedSuccessfully && DecideProtocol.IsCalendarSkew(task.Result) && !call.Resent)
             {
                 call.Again = Resend.Calendar;
                 onlyTryAgain = false;
@@ -127,7 +127,7 @@ public sealed partial class RedisStore
                 call.Resent = true;
                 try
                 {
-                    Send(call, batch.Checks.Span, batch, (long)call.Task!.Result[1]);
+                    Send(call, batch.Checks.Span, batch, DecideProtocol.ReadNow(call.Task!.Result));
                 }
                 catch (Exception ex)
                 {
@@ -141,8 +141,4 @@ public sealed partial class RedisStore
                 break;
         }
     }
-
-    private static bool IsCalendarSkew(RedisResult result) =>
-        result.Resp2Type == ResultType.Array && result.Length == 2 && result[0].Resp2Type == ResultType.Integer
-        && result[1].Resp2Type == ResultType.Integer && (long)result[0] == -1;
 }

@@ -50,7 +50,6 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// <summary>The SHA-1 of <see cref="Script"/>, which <c>EVALSHA</c> names it by.</summary>
     private static readonly byte[] ScriptHash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(Script));
 
-    internal const int Stride = 10;
     private const int NoSlot = -1;
 
     private static readonly int[][] OneStageEnds = [.. Enumerable.Range(0, 65).Select(static n => new[] { n })];
