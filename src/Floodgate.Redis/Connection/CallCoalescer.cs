@@ -26,7 +26,8 @@ internal sealed class CallCoalescer
     private readonly Func<RedisKey[], RedisValue[], Task<RedisResult>> _send;
     private readonly long _stallTicks;
     private readonly Counter<long>? _runs;
-    private readonly Lock _lock = new();
+    // Guards the queue and the run in flight (_inFlight, _sentAt, _lastRun).
+    private readonly Lock _queueLock = new();
     private List<QueuedCall> _queue = [];
 
     // The run in flight (its number), 0 when none; when it was sent; the last run's number.
@@ -60,7 +61,7 @@ internal sealed class CallCoalescer
     {
         List<QueuedCall>? stalled = null;
         long run;
-        lock (_lock)
+        lock (_queueLock)
         {
             var now = TimeProvider.System.GetTimestamp();
             if (_inFlight != 0)
@@ -130,7 +131,7 @@ internal sealed class CallCoalescer
         while (true)
         {
             List<QueuedCall> next;
-            lock (_lock)
+            lock (_queueLock)
             {
                 if (_inFlight != run)
                 {

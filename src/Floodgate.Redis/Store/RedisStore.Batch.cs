@@ -6,16 +6,26 @@ namespace Floodgate.Redis;
 // The state of one decision: its batch, rounds, identity groups and script calls.
 public sealed partial class RedisStore
 {
-    private enum Kind : byte
+    /// <summary>Where a check's answer comes from.</summary>
+    private enum Source : byte
     {
+        /// <summary>The script, in Redis.</summary>
         Remote,
+
+        /// <summary>The script, in Redis, which also takes a new leased slice.</summary>
         Acquire,
+
+        /// <summary>A leased slice, spent locally.</summary>
         Leased,
+
+        /// <summary>The over-limit cache: denied locally.</summary>
         Cached,
+
+        /// <summary>Nothing: a sibling of its identity was denied by the over-limit cache.</summary>
         Unevaluated,
     }
 
-    /// <summary>The state of one decision: the batch, its stages, and what was planned for each check.</summary>
+    /// <summary>The state of one decision: the batch, its stages, and where each check's answer comes from.</summary>
     private sealed class Batch(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, long? serverNow, long localNow, long deadline, CancellationToken cancellation)
     {
         /// <summary>The decision's caller's token: a call still waiting for a run when it fires is never sent.</summary>
@@ -34,7 +44,7 @@ public sealed partial class RedisStore
         /// <summary>A <see cref="TimeProvider.System"/> timestamp; brought forward to now by <see cref="Expire"/>.</summary>
         public long Deadline { get; private set; } = deadline;
 
-        public Kind[] Plan { get; } = new Kind[checks.Length];
+        public Source[] Sources { get; } = new Source[checks.Length];
 
         /// <summary>The last round settled before the rounds that follow it, linked to the ones before (<see cref="Round.Earlier"/>).</summary>
         public Round? Settled { get; set; }

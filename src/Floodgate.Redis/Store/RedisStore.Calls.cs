@@ -13,7 +13,7 @@ public sealed partial class RedisStore
     /// </summary>
     private void Send(Call call, ReadOnlySpan<RateLimitCheck> checks, Batch batch, long? calendarNow)
     {
-        var plan = batch.Plan;
+        var sources = batch.Sources;
         var remote = 0;
         foreach (var group in call.Groups)
         {
@@ -32,7 +32,7 @@ public sealed partial class RedisStore
             var g = 0;
             foreach (var k in group.Members)
             {
-                if (plan[k] is not (Kind.Remote or Kind.Acquire))
+                if (sources[k] is not (Source.Remote or Source.Acquire))
                 {
                     continue;
                 }
@@ -48,7 +48,7 @@ public sealed partial class RedisStore
                     (group.LeaseIds ??= new long[group.RemoteCount])[g] = leaseId;
                 }
 
-                var slice = plan[k] == Kind.Acquire ? limit.LeasedSlice : 0;
+                var slice = sources[k] == Source.Acquire ? limit.LeasedSlice : 0;
                 at = DecideProtocol.WriteCheck(values, at, check, slice, leaseId, calendarNow ?? batch.LocalNow);
                 n++;
                 g++;
@@ -83,7 +83,7 @@ public sealed partial class RedisStore
             // The decision throws, so the caller never sees the leases earlier rounds granted either: release them too.
             foreach (var group in round.Groups)
             {
-                Abandon(group, batch.Checks.Span, batch.Plan);
+                Abandon(group, batch.Checks.Span, batch.Sources);
             }
 
             foreach (var call in calls)

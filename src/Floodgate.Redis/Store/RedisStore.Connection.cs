@@ -99,7 +99,7 @@ public sealed partial class RedisStore
     /// <summary>Gives the store the connection made in the background; <see langword="false"/> when it was disposed first.</summary>
     private bool Attach(IConnectionMultiplexer? connection, SentinelMaster? sentinel)
     {
-        lock (_attaching)
+        lock (_connectionLock)
         {
             if (_disposed)
             {
@@ -121,7 +121,7 @@ public sealed partial class RedisStore
     /// <summary>Marks the store disposed, so that a connection still being made is closed when it arrives.</summary>
     private void MarkDisposed()
     {
-        lock (_attaching)
+        lock (_connectionLock)
         {
             _disposed = true;
         }

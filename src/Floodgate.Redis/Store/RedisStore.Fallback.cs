@@ -52,9 +52,9 @@ public sealed partial class RedisStore
     /// or nothing: the checks answered locally are decided together, and only read (cost 0) when a closed check of the
     /// group denies the request.
     /// </summary>
-    private void Fallback(Group group, ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes, Kind[] plan)
+    private void Fallback(Group group, ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes, Source[] sources)
     {
-        Abandon(group, checks, plan);
+        Abandon(group, checks, sources);
         var members = group.Members;
         int open = 0, closed = 0, local = 0;
         long retry = 0;

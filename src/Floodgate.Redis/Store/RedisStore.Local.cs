@@ -27,9 +27,9 @@ public sealed partial class RedisStore
     /// Answers a group's checks locally where it can and counts the rest as remote; <see langword="true"/> when the
     /// over-limit cache denies an enforced check of it, which rejects its stage.
     /// </summary>
-    private bool PlanGroup(Batch batch, Group group, ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
+    private bool AnswerLocally(Batch batch, Group group, ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
     {
-        var plan = batch.Plan;
+        var sources = batch.Sources;
         var localNow = batch.LocalNow;
 
         // The over-limit cache: one cached denial of an enforced check denies the identity without Redis.
@@ -38,7 +38,7 @@ public sealed partial class RedisStore
         {
             if (CacheDenies(checks[k], localNow, out var cached))
             {
-                plan[k] = Kind.Cached;
+                sources[k] = Source.Cached;
                 outcomes[k] = new StoreOutcome(cached, false, 0);
                 denied |= !checks[k].IsShadow;
             }
@@ -48,9 +48,9 @@ public sealed partial class RedisStore
         {
             foreach (var k in group.Members)
             {
-                if (plan[k] != Kind.Cached)
+                if (sources[k] != Source.Cached)
                 {
-                    plan[k] = Kind.Unevaluated;
+                    sources[k] = Source.Unevaluated;
                     outcomes[k] = Unevaluated(checks[k]);
                 }
             }
@@ -61,7 +61,7 @@ public sealed partial class RedisStore
 
         foreach (var k in group.Members)
         {
-            if (plan[k] == Kind.Cached)
+            if (sources[k] == Source.Cached)
             {
                 _metrics.CountLocal(1, "over_limit_cache");
                 continue;
@@ -72,18 +72,18 @@ public sealed partial class RedisStore
                 switch (_slices.TryTake(checks[k], localNow, out var left))
                 {
                     case LeaseSlices.Take.Local:
-                        plan[k] = Kind.Leased;
+                        sources[k] = Source.Leased;
                         outcomes[k] = new StoreOutcome(new LimitOutcome(true, left, _slices.Lifetime(checks[k], localNow), 0), true, 0);
                         _metrics.CountLocal(1, "leased_slice");
                         continue;
                     case LeaseSlices.Take.Acquire:
-                        plan[k] = Kind.Acquire;
+                        sources[k] = Source.Acquire;
                         group.RemoteCount++;
                         continue;
                 }
             }
 
-            plan[k] = Kind.Remote;
+            sources[k] = Source.Remote;
             group.RemoteCount++;
         }
 
@@ -91,15 +91,15 @@ public sealed partial class RedisStore
     }
 
     /// <summary>Gives back what a group took locally when the group will not be decided.</summary>
-    private void Abandon(Group group, ReadOnlySpan<RateLimitCheck> checks, Kind[] plan)
+    private void Abandon(Group group, ReadOnlySpan<RateLimitCheck> checks, Source[] sources)
     {
         foreach (var k in group.Members)
         {
-            if (plan[k] == Kind.Leased)
+            if (sources[k] == Source.Leased)
             {
                 _slices.Refund(checks[k]);
             }
-            else if (plan[k] == Kind.Acquire)
+            else if (sources[k] == Source.Acquire)
             {
                 _slices.Acquired(checks[k], 0, 0);
             }

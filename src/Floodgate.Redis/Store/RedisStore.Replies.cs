@@ -47,7 +47,7 @@ public sealed partial class RedisStore
     {
         var checks = batch.Checks.Span;
         var outcomes = batch.Outcomes.Span;
-        var plan = batch.Plan;
+        var sources = batch.Sources;
         var remote = group.Remote!;
         var denied = false;
         for (var n = 0; n < remote.Length; n++)
@@ -76,7 +76,7 @@ public sealed partial class RedisStore
             {
                 var sliced = committed && granted > check.Cost;
                 outcome = LimitMath.Decide(check.Limit, state, now, sliced ? granted : check.Cost, out _);
-                if (plan[k] == Kind.Acquire)
+                if (sources[k] == Source.Acquire)
                 {
                     var left = _slices.Acquired(check, committed ? granted : 0, batch.LocalNow);
                     if (sliced)
@@ -105,7 +105,7 @@ public sealed partial class RedisStore
         {
             foreach (var k in group.Members)
             {
-                if (plan[k] == Kind.Leased)
+                if (sources[k] == Source.Leased)
                 {
                     _slices.Refund(checks[k]);
                     outcomes[k] = outcomes[k] with { Committed = false };

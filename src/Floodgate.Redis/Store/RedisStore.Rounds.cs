@@ -56,7 +56,7 @@ public sealed partial class RedisStore
         var stage = 0;
         while (true)
         {
-            var round = Plan(batch, stage);
+            var round = StartRound(batch, stage);
             if (round.Calls is not null)
             {
                 return RunAsync(batch, round, cancellationToken);
@@ -71,7 +71,7 @@ public sealed partial class RedisStore
         }
     }
 
-    /// <summary>Waits for a round's calls, settles it, and plans and runs the rounds after it.</summary>
+    /// <summary>Waits for a round's calls, settles it, and starts and runs the rounds after it.</summary>
     private async ValueTask<int> RunAsync(Batch batch, Round round, CancellationToken cancellationToken)
     {
         while (true)
@@ -84,7 +84,7 @@ public sealed partial class RedisStore
 
             while (true)
             {
-                round = Plan(batch, next);
+                round = StartRound(batch, next);
                 if (round.Calls is not null)
                 {
                     break;
@@ -121,12 +121,12 @@ public sealed partial class RedisStore
     }
 
     /// <summary>
-    /// Plans a round from <paramref name="first"/>: answers what it can locally (the over-limit cache, leased slices) and
-    /// sends the rest. On a single node one call carries every stage up to the first that is known to reject, and the
-    /// script stops at the first stage that rejects; on a cluster a round's stages must share one hash slot, so a round
-    /// usually holds one stage, one call per slot.
+    /// Starts a round from stage <paramref name="first"/>: answers what it can locally (the over-limit cache, leased
+    /// slices) and sends the rest. On a single node one call carries every stage up to the first that is known to
+    /// reject, and the script stops at the first stage that rejects; on a cluster a round's stages must share one hash
+    /// slot, so a round usually holds one stage, one call per slot.
     /// </summary>
-    private Round Plan(Batch batch, int first)
+    private Round StartRound(Batch batch, int first)
     {
         var checks = batch.Checks.Span;
         var outcomes = batch.Outcomes.Span;
@@ -158,7 +158,7 @@ public sealed partial class RedisStore
             var rejects = false;
             foreach (var group in groups)
             {
-                rejects |= PlanGroup(batch, group, checks, outcomes);
+                rejects |= AnswerLocally(batch, group, checks, outcomes);
                 if (group.RemoteCount > 0)
                 {
                     remoteGroups++;
@@ -314,7 +314,8 @@ public sealed partial class RedisStore
     /// <summary>
     /// Answers the failed groups of a round by the failure mode, stage by stage, and finds the first stage that rejects;
     /// the groups after it are given back. <see langword="true"/> when the batch is decided, with
-    /// <paramref name="next"/> the number of stages decided; otherwise <paramref name="next"/> is the stage to plan next.
+    /// <paramref name="next"/> the number of stages decided; otherwise <paramref name="next"/> is the stage the next
+    /// round starts from.
     /// </summary>
     private bool Settle(Batch batch, Round round, out int next)
     {
@@ -330,7 +331,7 @@ public sealed partial class RedisStore
                 var group = groups[index];
                 if (group.Failed || (group.RemoteCount > 0 && !group.Evaluated))
                 {
-                    Fallback(group, checks, outcomes, batch.Plan);
+                    Fallback(group, checks, outcomes, batch.Sources);
                 }
             }
 
@@ -339,7 +340,7 @@ public sealed partial class RedisStore
                 // The stages after it are not decided: give back what their groups took, and write nothing for them.
                 for (; index < groups.Count; index++)
                 {
-                    Abandon(groups[index], checks, batch.Plan);
+                    Abandon(groups[index], checks, batch.Sources);
                     foreach (var k in groups[index].Members)
                     {
                         outcomes[k] = default;

@@ -61,8 +61,11 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private SentinelMaster? _sentinel;
     private readonly bool _ownsConnection;
 
-    /// <summary>Orders a connection made in the background against disposal: one made after it is closed at once.</summary>
-    private readonly Lock _attaching = new();
+    /// <summary>
+    /// Guards <see cref="_disposed"/> and the attaching of a connection made in the background: one made after disposal
+    /// is closed at once.
+    /// </summary>
+    private readonly Lock _connectionLock = new();
     private bool _disposed;
 
     private readonly RedisStoreOptions _options;
