@@ -7,10 +7,11 @@
 -- A run is one call or, when the store coalesces the calls of concurrent decisions, several, decided one after the
 -- other as if each had been sent alone: each keeps its own stages, and sees what the calls before it wrote.
 --
--- The wire layout is named by the constants after this header: each an offset from 0 within its part (the ARGV
--- header, a group's header, a check's stride, the answer's header, a check's answer), with the same name and value as
--- in C#'s DecideProtocol, which DecideProtocolTests checks. Lua counts from 1: a part that starts at ARGV[p] holds the
--- value named OFFSET at ARGV[p + OFFSET].
+-- The wire layout is named by local constants (the ARGV header's after this header, the rest at the top of
+-- decide_call): each an offset from 0 within its part (the ARGV header, a group's header, a check's stride, the
+-- answer's header, a check's answer), with the same name and value as in C#'s DecideProtocol, which
+-- DecideProtocolTests checks. Lua counts from 1: a part that starts at ARGV[p] holds the value named OFFSET at
+-- ARGV[p + OFFSET].
 --
 -- KEYS[i]  the state key of check i, in order over every group of every call.
 -- ARGV     the header: ARG_NOW, now in microseconds since the Unix epoch, or '' to read the server's clock (TIME)
@@ -55,36 +56,10 @@
 -- The script runs once per request (or per run of coalesced requests), so it is written for the server's CPU: few
 -- redis.calls, each argument parsed once, three closures, and the algorithms inlined.
 
--- The wire layout (see the header), as C#'s DecideProtocol names it.
+-- The ARGV header's offsets (see the header), as C#'s DecideProtocol names them.
 local ARG_NOW = 0
 local ARG_HEAD = 1
 local ARG_HEADER = 2
-local GROUP_STAGE = 0
-local GROUP_CHECKS = 1
-local GROUP_HEADER = 2
-local ALGORITHM = 0
-local COST = 1
-local MODE = 2
-local P1 = 3
-local P2 = 4
-local P3 = 5
-local PERIOD_START = 6
-local PERIOD_END = 7
-local NEXT_PERIOD_END = 8
-local SLICE = 9
-local CHECK_STRIDE = 10
-local REPLY_STATUS = 0
-local REPLY_NOW = 1
-local REPLY_EVALUATED = 2
-local REPLY_HEADER = 3
-local ALLOWED = 0
-local STATE_A = 1
-local STATE_B = 2
-local STATE_C = 3
-local GRANTED = 4
-local REPLY_STRIDE = 5
-local STATUS_DECIDED = 1
-local STATUS_CALENDAR_SKEW = -1
 
 local ARGV, KEYS, call, unpack = ARGV, KEYS, redis.call, unpack
 local find, match, format = string.find, string.match, string.format
@@ -193,6 +168,36 @@ end
 -- Decides one call: its groups from ARGV[pos], its keys from KEYS[first]. Returns its answer, and where what follows
 -- the call in ARGV and KEYS starts.
 local function decide_call(groups, pos, first)
+  -- The offsets of a group, a check and the answer (see the header), as C#'s DecideProtocol names them. Locals of this
+  -- function, not of the script: a closure's upvalues are made anew at every run of the script, which costs the server
+  -- more than loading these constants once a call.
+  local GROUP_STAGE = 0
+  local GROUP_CHECKS = 1
+  local GROUP_HEADER = 2
+  local ALGORITHM = 0
+  local COST = 1
+  local MODE = 2
+  local P1 = 3
+  local P2 = 4
+  local P3 = 5
+  local PERIOD_START = 6
+  local PERIOD_END = 7
+  local NEXT_PERIOD_END = 8
+  local SLICE = 9
+  local CHECK_STRIDE = 10
+  local REPLY_STATUS = 0
+  local REPLY_NOW = 1
+  local REPLY_EVALUATED = 2
+  local REPLY_HEADER = 3
+  local ALLOWED = 0
+  local STATE_A = 1
+  local STATE_B = 2
+  local STATE_C = 3
+  local GRANTED = 4
+  local REPLY_STRIDE = 5
+  local STATUS_DECIDED = 1
+  local STATUS_CALENDAR_SKEW = -1
+
   -- Calendar periods first, before anything of the call is written: a resend must find its state untouched.
   local skewed = false
   local last_pos, last_key = pos, first

@@ -230,21 +230,23 @@ public sealed partial class DecideProtocolTests(RedisFixture fixture)
     /// <summary>C#'s name in Lua's spelling: ArgNow is ARG_NOW, StateA is STATE_A.</summary>
     private static string LuaName(string name) => CamelBoundary().Replace(name, "_").ToUpperInvariant();
 
-    /// <summary>The first run of integer constants in the script: its wire layout.</summary>
+    /// <summary>The script's integer constants (upper case, wherever declared) but its own limits: its wire layout.</summary>
     private static Dictionary<string, int> LuaLayout(string script)
     {
         var layout = new Dictionary<string, int>();
-        foreach (var line in script.Split('\n').SkipWhile(line => !LuaConstant().IsMatch(line)).TakeWhile(line => line.Length > 0))
+        foreach (Match match in LuaConstant().Matches(script))
         {
-            var match = LuaConstant().Match(line);
-            Assert.True(match.Success, $"The layout's constants are interrupted by: {line}");
-            layout.Add(match.Groups[1].Value, int.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture));
+            var name = match.Groups[1].Value;
+            if (name != "UNPACK_MAX")
+            {
+                Assert.True(layout.TryAdd(name, int.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture)), $"{name} is declared twice.");
+            }
         }
 
         return layout;
     }
 
-    [GeneratedRegex(@"^local ([A-Z][A-Z0-9_]*) = (-?\d+)$")]
+    [GeneratedRegex(@"^ *local ([A-Z][A-Z0-9_]*) = (-?\d+)$", RegexOptions.Multiline)]
     private static partial Regex LuaConstant();
 
     [GeneratedRegex("(?<=[a-z0-9])(?=[A-Z])")]
