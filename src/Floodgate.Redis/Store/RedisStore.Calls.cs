@@ -44,7 +44,7 @@ public sealed partial class RedisStore
                 var leaseId = 0L;
                 if (limit.Algorithm == LimitAlgorithm.Concurrency)
                 {
-                    leaseId = RedisLeaseBit | (Random.Shared.NextInt64() & (RedisLeaseBit - 1));
+                    leaseId = NewRedisLeaseId();
                     (group.LeaseIds ??= new long[group.RemoteCount])[g] = leaseId;
                 }
 

@@ -120,13 +120,4 @@ public sealed partial class RedisStore
     /// <summary>The failure mode of one check: its rule's, or the store's.</summary>
     private StoreFailureMode ModeOf(in RateLimitCheck check) =>
         check.OnStoreFailure == StoreFailureMode.Default ? _options.FailureMode : check.OnStoreFailure;
-
-    /// <summary>
-    /// A failed call that is not a decision (a release): on a single node it counts against the breaker; on a cluster
-    /// against none, since the decisions sent to that node judge it themselves.
-    /// </summary>
-    private void Fail(string reason, Exception? exception) => Fail(reason, exception, _breakers.RoutesSlots ? null : _breakers.Own);
-
-    private void Fail(string reason, Exception? exception, CircuitBreaker? breaker) =>
-        Report(reason, exception, breaker is not null && breaker.OnFailure(SteadyNow()) ? breaker : null);
 }

@@ -4,11 +4,15 @@ using StackExchange.Redis;
 
 namespace Floodgate.Redis;
 
-// Concurrency leases given up on: released in Redis (release.lua) or the local store, so none is held until its timeout.
+// Concurrency leases in Redis: their ids, release.lua, and the release of those a decision gave up on (in Redis or the
+// local store), so that none is held until its timeout.
 public sealed partial class RedisStore
 {
     /// <summary>Set in the ids of the leases granted in Redis, clear in those of the local store's.</summary>
     private const long RedisLeaseBit = 1L << 62;
+
+    /// <summary>A random id for a lease the script may grant in Redis.</summary>
+    private static long NewRedisLeaseId() => RedisLeaseBit | (Random.Shared.NextInt64() & (RedisLeaseBit - 1));
 
     /// <summary>Sends release.lua for <paramref name="leaseId"/> of <paramref name="check"/>, whose concurrency key is <paramref name="key"/>.</summary>
     private static Task<RedisResult> Release(IConnectionMultiplexer connection, RedisKey key, in RateLimitCheck check, long leaseId, CommandFlags flags) =>

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Redis;
 
-// Failures counted and logged (at most once a second), and the store's log messages.
+// Failures: held against the breakers, counted and logged (at most once a second); and the store's log messages.
 public sealed partial class RedisStore
 {
     private const long LogIntervalMicroseconds = 1_000_000;
@@ -11,6 +11,15 @@ public sealed partial class RedisStore
     // breaker opened, silence every failure log.
     private long _lastLog = long.MinValue / 2;
     private long _suppressedLogs;
+
+    /// <summary>
+    /// A failed call that is not a decision (a release): on a single node it counts against the breaker; on a cluster
+    /// against none, since the decisions sent to that node judge it themselves.
+    /// </summary>
+    private void Fail(string reason, Exception? exception) => Fail(reason, exception, _breakers.RoutesSlots ? null : _breakers.Own);
+
+    private void Fail(string reason, Exception? exception, CircuitBreaker? breaker) =>
+        Report(reason, exception, breaker is not null && breaker.OnFailure(SteadyNow()) ? breaker : null);
 
     /// <summary>
     /// Counts a failure and logs it (at most once a second, and every breaker opening); <paramref name="opened"/> is the
