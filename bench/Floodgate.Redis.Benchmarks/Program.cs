@@ -77,12 +77,15 @@ static async Task<int> Raw(string configuration, int seconds, int inFlight, int 
     var db = connection.GetDatabase();
     var hash = System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(RedisStore.Script));
 
-    // The arguments the store sends for one enforced gcra check of the load's limit (see decide.lua): server time, one
-    // group (stage 0, one check), then algorithm 0, cost 1, mode 0, interval, tolerance, burst, and p4..p7 unused.
+    // The arguments the store sends for one enforced gcra check of the load's limit: server time, one group (stage 0,
+    // one check).
     var limit = Limit.Gcra(new Rate(1_000_000, 1, RateUnit.Second));
-    StackExchange.Redis.RedisValue[] arguments = ["", 1, 0, 1, 0, 1, 0, limit.IntervalMicroseconds, limit.ToleranceMicroseconds, limit.Burst, 0, 0, 0, 0];
+    var arguments = new StackExchange.Redis.RedisValue[DecideProtocol.ArgumentCount(1, 1)];
+    var at = DecideProtocol.WriteHeader(arguments, null, 1);
+    at = DecideProtocol.WriteGroup(arguments, at, 0, 1);
+    DecideProtocol.WriteCheck(arguments, at, new RateLimitCheck(limit, StoreKey.Create("raw", "k"), 1, false), 0, 0, 0);
     var first = await db.ScriptEvaluateAsync(RedisStore.Script, ["raw:{0}:k"], arguments);
-    if (first.Length != 8 || (long)first[0] != 1 || (long)first[3] != 1)
+    if (!DecideProtocol.TryReadDecided(first, 1, out _, out var evaluated) || evaluated != 1 || !DecideProtocol.ReadCheck(first, 0).IsAllowed)
     {
         Console.Error.WriteLine($"raw: the script did not admit the first call: {first}");
         return 1;

@@ -44,7 +44,7 @@ internal sealed class OverLimitCache
             var count = 0;
             foreach (var shard in _shards)
             {
-                lock (shard.Gate)
+                lock (shard.EntriesLock)
                 {
                     count += shard.Entries.Count;
                 }
@@ -66,7 +66,7 @@ internal sealed class OverLimitCache
             return false;
         }
 
-        lock (shard.Gate)
+        lock (shard.EntriesLock)
         {
             if (shard.Entries.TryGetValue(check.Key, out var entry) && ReferenceEquals(entry.Limit, check.Limit) && entry.Cost == check.Cost
                 && entry.DeniedUntil > localNow)
@@ -96,7 +96,7 @@ internal sealed class OverLimitCache
             return;
         }
 
-        lock (shard.Gate)
+        lock (shard.EntriesLock)
         {
             if (forget)
             {
@@ -134,7 +134,7 @@ internal sealed class OverLimitCache
             return;
         }
 
-        lock (shard.Gate)
+        lock (shard.EntriesLock)
         {
             shard.Remove(key);
         }
@@ -146,7 +146,8 @@ internal sealed class OverLimitCache
 
     private sealed class Shard
     {
-        public readonly Lock Gate = new();
+        /// <summary>Guards <see cref="Entries"/>.</summary>
+        public readonly Lock EntriesLock = new();
         public readonly Dictionary<StoreKey, Entry> Entries = [];
 
         /// <summary>How many entries the shard holds, written under the lock, read without it to skip empty shards.</summary>

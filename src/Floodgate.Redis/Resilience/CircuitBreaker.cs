@@ -14,7 +14,8 @@ internal sealed class CircuitBreaker(int threshold, long breakMicroseconds, stri
     private const int Open = 1;
     private const int Probing = 2;
 
-    private readonly Lock _gate = new();
+    /// <summary>Guards the transitions of <see cref="_state"/>, <see cref="_failures"/> and <see cref="_openUntil"/>.</summary>
+    private readonly Lock _stateLock = new();
     private int _state;
     private int _failures;
     private long _openUntil;
@@ -35,7 +36,7 @@ internal sealed class CircuitBreaker(int threshold, long breakMicroseconds, stri
             return true;
         }
 
-        lock (_gate)
+        lock (_stateLock)
         {
             // Open and due, or a probe that never reported back (its caller gave up): let one call probe.
             if (_state != Closed && now >= _openUntil)
@@ -57,7 +58,7 @@ internal sealed class CircuitBreaker(int threshold, long breakMicroseconds, stri
             return false;
         }
 
-        lock (_gate)
+        lock (_stateLock)
         {
             var closed = _state != Closed;
             _failures = 0;
@@ -69,7 +70,7 @@ internal sealed class CircuitBreaker(int threshold, long breakMicroseconds, stri
     /// <summary>Closes the breaker and forgets its failures: the calls it judged went to a connection that is gone.</summary>
     public void Reset()
     {
-        lock (_gate)
+        lock (_stateLock)
         {
             _failures = 0;
             _state = Closed;
@@ -79,7 +80,7 @@ internal sealed class CircuitBreaker(int threshold, long breakMicroseconds, stri
     /// <summary>Records a failure; <see langword="true"/> when it opened the breaker.</summary>
     public bool OnFailure(long now)
     {
-        lock (_gate)
+        lock (_stateLock)
         {
             _failures++;
             if (_state == Probing || (_state == Closed && _failures >= threshold))

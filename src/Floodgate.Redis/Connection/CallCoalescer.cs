@@ -26,7 +26,8 @@ internal sealed class CallCoalescer
     private readonly Func<RedisKey[], RedisValue[], Task<RedisResult>> _send;
     private readonly long _stallTicks;
     private readonly Counter<long>? _runs;
-    private readonly Lock _lock = new();
+    // Guards the queue and the run in flight (_inFlight, _sentAt, _lastRun).
+    private readonly Lock _queueLock = new();
     private List<QueuedCall> _queue = [];
 
     // The run in flight (its number), 0 when none; when it was sent; the last run's number.
@@ -60,7 +61,7 @@ internal sealed class CallCoalescer
     {
         List<QueuedCall>? stalled = null;
         long run;
-        lock (_lock)
+        lock (_queueLock)
         {
             var now = TimeProvider.System.GetTimestamp();
             if (_inFlight != 0)
@@ -130,7 +131,7 @@ internal sealed class CallCoalescer
         while (true)
         {
             List<QueuedCall> next;
-            lock (_lock)
+            lock (_queueLock)
             {
                 if (_inFlight != run)
                 {
@@ -214,27 +215,32 @@ internal sealed class CallCoalescer
 
     private Task<RedisResult> Alone(RedisKey[] keys, RedisValue[] values) => _send(keys, values);
 
-    /// <summary>One run of several calls: their keys one after the other; now = '', minus their number, then each call's arguments after its now.</summary>
+    /// <summary>
+    /// One run of several calls: their keys one after the other; now = '', minus their number, then each call's arguments
+    /// after its now (from its head, its number of groups), as <see cref="DecideProtocol"/> lays a run out.
+    /// </summary>
     private Task<RedisResult> Together(List<QueuedCall> calls)
     {
-        int keyCount = 0, valueCount = 2;
+        // A run shares one now: each call keeps its arguments from its head on.
+        const int FirstKept = DecideProtocol.ArgHead;
+        int keyCount = 0, valueCount = DecideProtocol.ArgHeader;
         foreach (var call in calls)
         {
             keyCount += call.Keys.Length;
-            valueCount += call.Values.Length - 1;
+            valueCount += call.Values.Length - FirstKept;
         }
 
         var keys = new RedisKey[keyCount];
         var values = new RedisValue[valueCount];
-        values[0] = RedisValue.EmptyString;
-        values[1] = -calls.Count;
-        int k = 0, v = 2;
+        values[DecideProtocol.ArgNow] = RedisValue.EmptyString;
+        values[DecideProtocol.ArgHead] = -calls.Count;
+        int k = 0, v = DecideProtocol.ArgHeader;
         foreach (var call in calls)
         {
             call.Keys.CopyTo(keys, k);
             k += call.Keys.Length;
-            Array.Copy(call.Values, 1, values, v, call.Values.Length - 1);
-            v += call.Values.Length - 1;
+            Array.Copy(call.Values, FirstKept, values, v, call.Values.Length - FirstKept);
+            v += call.Values.Length - FirstKept;
         }
 
         return _send(keys, values);

@@ -7,17 +7,26 @@
 -- A run is one call or, when the store coalesces the calls of concurrent decisions, several, decided one after the
 -- other as if each had been sent alone: each keeps its own stages, and sees what the calls before it wrote.
 --
+-- The wire layout is named by local constants (the ARGV header's after this header, the rest at the top of
+-- decide_call): each an offset from 0 within its part (the ARGV header, a group's header, a check's stride, the
+-- answer's header, a check's answer), with the same name and value as in C#'s DecideProtocol, which
+-- DecideProtocolTests checks. Lua counts from 1: a part that starts at ARGV[p] holds the value named OFFSET at
+-- ARGV[p + OFFSET].
+--
 -- KEYS[i]  the state key of check i, in order over every group of every call.
--- ARGV[1]  now in microseconds since the Unix epoch, or '' to read the server's clock (TIME). Tests pass a value.
--- ARGV[2]  one call: its number of groups, g, then its groups. Several calls: minus their number, then per call its
---          number of groups and its groups. Per group: its stage, its number of checks n, and n strides of 10 values:
---   algorithm (0 gcra, 1 sliding_window, 2 fixed_window, 3 quota, 4 concurrency), cost, mode, p1..p7, where mode is
---   0 enforce, 1 shadow, 2 probe (decided with its cost, never written, its denial enforced), 3 shadow probe:
---   gcra            p1 interval, p2 tolerance, p3 burst, p7 slice
---   sliding_window  p1 window, p2 amount, p7 slice
---   fixed_window    p1 window, p2 amount, p7 slice
---   quota           p1 amount, p2 period, p3 calendar (0|1), p4 start, p5 end, p6 next end, p7 slice
---   concurrency     p1 permits, p2 lease timeout, p3 lease member ('<lease id>:<permits>')
+-- ARGV     the header: ARG_NOW, now in microseconds since the Unix epoch, or '' to read the server's clock (TIME)
+--          (tests pass a value); ARG_HEAD, for one call its number of groups, then its groups; for several calls
+--          minus their number, then per call its number of groups and its groups. A group: GROUP_STAGE, its stage;
+--          GROUP_CHECKS, its number of checks n; then n strides of CHECK_STRIDE values:
+--   ALGORITHM (0 gcra, 1 sliding_window, 2 fixed_window, 3 quota, 4 concurrency), COST, MODE, P1, P2, P3,
+--   PERIOD_START, PERIOD_END, NEXT_PERIOD_END, SLICE, where MODE is 0 enforce, 1 shadow, 2 probe (decided with its
+--   cost, never written, its denial enforced), 3 shadow probe:
+--   gcra            P1 interval, P2 tolerance, P3 burst, SLICE
+--   sliding_window  P1 window, P2 amount, SLICE
+--   fixed_window    P1 window, P2 amount, SLICE
+--   quota           P1 amount, P2 period, P3 calendar (0|1), PERIOD_START, PERIOD_END (the period around the caller's
+--                   now), NEXT_PERIOD_END (the end of the next), SLICE
+--   concurrency     P1 permits, P2 lease timeout, P3 lease member ('<lease id>:<permits>')
 --
 -- State: a string; gcra keeps 'A', the counters 'A:B:C' (the slots of LimitState). Concurrency keeps a sorted set
 -- of leases '<lease id>:<permits>' scored by expiry, plus the member '#' scored by minus the sum of their permits, so
@@ -26,11 +35,13 @@
 -- the first call, and written by one SET per key after the last, with the TTL of the key's last state: a group still
 -- sees a key as it stands when it is decided, since a key an earlier group of the run wrote reads as that write.
 --
--- Returns, for one call, {1, now, e, then per check of the first e groups (those evaluated): allowed (0|1), a, b, c,
--- granted}: the state BEFORE the decision (for concurrency: permits in flight, earliest and latest expiry), and what was
--- granted (the cost, a leased slice, or 0, as for a probe). The caller recomputes the outcome from that state with the
--- same C# the in-memory store uses. Returns {-1, now}, having written nothing, when a calendar quota's periods, computed by the caller's clock, do
--- not contain the server's now; the caller resends. For several calls: an array of their answers, in order.
+-- Returns, for one call, the header REPLY_STATUS (STATUS_DECIDED), REPLY_NOW (now), REPLY_EVALUATED (e), then per check
+-- of the first e groups (those evaluated) REPLY_STRIDE values: ALLOWED (0|1), STATE_A, STATE_B, STATE_C, GRANTED: the
+-- state BEFORE the decision (for concurrency: permits in flight, earliest and latest expiry), and what was granted (the
+-- cost, a leased slice, or 0, as for a probe). The caller recomputes the outcome from that state with the same C# the
+-- in-memory store uses. Returns {STATUS_CALENDAR_SKEW, now}, having written nothing, when a calendar quota's periods,
+-- computed by the caller's clock, do not contain the server's now; the caller resends. For several calls: an array of
+-- their answers, in order.
 --
 -- An error (a concurrency key of another type, edited by hand) stops the whole run. The strings are written only at
 -- its end, so such a run has written none; what it may have written is the leases granted before the error (and the
@@ -44,6 +55,11 @@
 --
 -- The script runs once per request (or per run of coalesced requests), so it is written for the server's CPU: few
 -- redis.calls, each argument parsed once, three closures, and the algorithms inlined.
+
+-- The ARGV header's offsets (see the header), as C#'s DecideProtocol names them.
+local ARG_NOW = 0
+local ARG_HEAD = 1
+local ARG_HEADER = 2
 
 local ARGV, KEYS, call, unpack = ARGV, KEYS, redis.call, unpack
 local find, match, format = string.find, string.match, string.format
@@ -62,16 +78,15 @@ local UNPACK_MAX = 7000
 -- run at different speeds, and a state kept past its expiry is, by construction, the same as no state.
 local now
 local pad = 0
-if ARGV[1] ~= '' then
-  now = ARGV[1] + 0
+if ARGV[1 + ARG_NOW] ~= '' then
+  now = ARGV[1 + ARG_NOW] + 0
   pad = 60000
 else
   local t = call('TIME')
   now = t[1] * 1000000 + t[2]
 end
 
-local head = ARGV[2] + 0
-local STRIDE = 10
+local head = ARGV[1 + ARG_HEAD] + 0
 
 -- state[i] is the string at KEYS[i], or false (no key, or a sorted set: concurrency reads its own when decided).
 local nkeys = #KEYS
@@ -150,47 +165,78 @@ local function write(key, algorithm, x, y, z, ttl)
   ttls[key] = ttl
 end
 
--- Decides one call: its groups from ARGV[pos], its keys from KEYS[first]. Returns its answer, and where the next call's
--- groups and keys start.
+-- Decides one call: its groups from ARGV[pos], its keys from KEYS[first]. Returns its answer, and where what follows
+-- the call in ARGV and KEYS starts.
 local function decide_call(groups, pos, first)
+  -- The offsets of a group, a check and the answer (see the header), as C#'s DecideProtocol names them. Locals of this
+  -- function, not of the script: a closure's upvalues are made anew at every run of the script, which costs the server
+  -- more than loading these constants once a call.
+  local GROUP_STAGE = 0
+  local GROUP_CHECKS = 1
+  local GROUP_HEADER = 2
+  local ALGORITHM = 0
+  local COST = 1
+  local MODE = 2
+  local P1 = 3
+  local P2 = 4
+  local P3 = 5
+  local PERIOD_START = 6
+  local PERIOD_END = 7
+  local NEXT_PERIOD_END = 8
+  local SLICE = 9
+  local CHECK_STRIDE = 10
+  local REPLY_STATUS = 0
+  local REPLY_NOW = 1
+  local REPLY_EVALUATED = 2
+  local REPLY_HEADER = 3
+  local ALLOWED = 0
+  local STATE_A = 1
+  local STATE_B = 2
+  local STATE_C = 3
+  local GRANTED = 4
+  local REPLY_STRIDE = 5
+  local STATUS_DECIDED = 1
+  local STATUS_CALENDAR_SKEW = -1
+
   -- Calendar periods first, before anything of the call is written: a resend must find its state untouched.
   local skewed = false
   local last_pos, last_key = pos, first
   for _ = 1, groups do
-    local checks = ARGV[last_pos + 1] + 0
-    local last = last_pos + checks * STRIDE
+    local checks = ARGV[last_pos + GROUP_CHECKS] + 0
+    local last = last_pos + GROUP_HEADER + checks * CHECK_STRIDE
     if not skewed then
-      for base = last_pos + 1, last, STRIDE do
-        if ARGV[base + 1] == '3' and ARGV[base + 6] == '1' then
-          if now < ARGV[base + 7] + 0 or now >= ARGV[base + 9] + 0 then
+      for base = last_pos + GROUP_HEADER, last - 1, CHECK_STRIDE do
+        if ARGV[base + ALGORITHM] == '3' and ARGV[base + P3] == '1' then
+          if now < ARGV[base + PERIOD_START] + 0 or now >= ARGV[base + NEXT_PERIOD_END] + 0 then
             skewed = true
             break
           end
         end
       end
     end
-    last_pos = last + 2
+    last_pos = last
     last_key = last_key + checks
   end
   if skewed then
-    return {-1, now}, last_pos, last_key
+    return {STATUS_CALENDAR_SKEW, now}, last_pos, last_key
   end
 
   -- Sized at once, as a growing table rehashes at every power of two; the slots past the last group evaluated are
-  -- cleared at the end.
-  local size = 3 + 5 * (last_key - first)
+  -- cleared at the end. The header in order (REPLY_STATUS, REPLY_NOW, REPLY_EVALUATED), then room for the checks.
+  local size = REPLY_HEADER + REPLY_STRIDE * (last_key - first)
   local out
   if size <= UNPACK_MAX then
-    out = {1, now, 0, unpack(ARGV, 4, size)}
+    out = {STATUS_DECIDED, now, 0, unpack(ARGV, REPLY_HEADER + 1, size)}
   else
-    out = {1, now, 0}
+    out = {STATUS_DECIDED, now, 0}
   end
-  local n = 3
+  -- Where the next check's answer starts.
+  local at = REPLY_HEADER + 1
   -- The writes of a group of several checks wait for its verdict: 6 slots each (key, algorithm, x, y, z, ttl).
   local pending
   local stage, stage_denied = nil, false
   for g = 1, groups do
-    local group_stage, checks = ARGV[pos], ARGV[pos + 1] + 0
+    local group_stage, checks = ARGV[pos + GROUP_STAGE], ARGV[pos + GROUP_CHECKS] + 0
     if group_stage ~= stage then
       if stage_denied then
         break
@@ -201,11 +247,12 @@ local function decide_call(groups, pos, first)
     local writes = 0
     local denied = false
     local j = first
-    for base = pos + 1, pos + checks * STRIDE, STRIDE do
+    local strides = pos + GROUP_HEADER
+    for base = strides, strides + (checks - 1) * CHECK_STRIDE, CHECK_STRIDE do
       local key = KEYS[j]
-      local algorithm = ARGV[base + 1]
-      local cost = ARGV[base + 2] + 0
-      local mode = ARGV[base + 3]
+      local algorithm = ARGV[base + ALGORITHM]
+      local cost = ARGV[base + COST] + 0
+      local mode = ARGV[base + MODE]
       local probe = mode == '2' or mode == '3'
       local allowed, granted = false, 0
       local a, b, c = 0, 0, 0
@@ -214,7 +261,7 @@ local function decide_call(groups, pos, first)
 
       if algorithm == '4' then
         -- a: permits in flight, b: earliest expiry, c: latest expiry; each read in O(log n), whatever the leases held.
-        local permits, lease = ARGV[base + 4] + 0, ARGV[base + 5] + 0
+        local permits, lease = ARGV[base + P1] + 0, ARGV[base + P2] + 0
         local until_now = format(D, now)
         -- The sum sorts first (its score is minus the permits held, never above 0; a lease's is its expiry), then the
         -- earliest lease.
@@ -251,7 +298,7 @@ local function decide_call(groups, pos, first)
         if allowed and not probe then
           granted = cost
           if cost > 0 then
-            na, nb, nc = now + lease, ARGV[base + 6], cost
+            na, nb, nc = now + lease, ARGV[base + P3], cost
             ttl = ceil(((c > na and c or na) - now) / 1000) + pad
           end
         end
@@ -276,11 +323,11 @@ local function decide_call(groups, pos, first)
             numbers[key] = {a, b, c, false}
           end
         end
-        local p1, p2, p3 = ARGV[base + 4] + 0, ARGV[base + 5] + 0, 0
+        local p1, p2, p3 = ARGV[base + P1] + 0, ARGV[base + P2] + 0, 0
         if algorithm == '0' or algorithm == '3' then
-          p3 = ARGV[base + 6] + 0
+          p3 = ARGV[base + P3] + 0
         end
-        local slice = ARGV[base + 10]
+        local slice = ARGV[base + SLICE]
         slice = slice == '0' and 0 or slice + 0
 
         -- A leased slice larger than the cost is tried first; then (when the slice is not granted) the cost.
@@ -328,7 +375,8 @@ local function decide_call(groups, pos, first)
               if a > now and c > a then
                 start, finish = a, c
               elseif p3 == 1 then
-                local p4, p5, p6 = ARGV[base + 7] + 0, ARGV[base + 8] + 0, ARGV[base + 9] + 0
+                local p4, p5 = ARGV[base + PERIOD_START] + 0, ARGV[base + PERIOD_END] + 0
+                local p6 = ARGV[base + NEXT_PERIOD_END] + 0
                 if now >= p4 and now < p5 then
                   start, finish = p4, p5
                 elseif now >= p5 and now < p6 then
@@ -376,8 +424,9 @@ local function decide_call(groups, pos, first)
       if not allowed and (mode == '0' or mode == '2') then
         denied = true
       end
-      out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = allowed and 1 or 0, a, b, c, granted
-      n = n + 5
+      out[at + ALLOWED], out[at + STATE_A], out[at + STATE_B], out[at + STATE_C], out[at + GRANTED] =
+        allowed and 1 or 0, a, b, c, granted
+      at = at + REPLY_STRIDE
       j = j + 1
     end
 
@@ -389,12 +438,12 @@ local function decide_call(groups, pos, first)
         write(pending[w + 1], pending[w + 2], pending[w + 3], pending[w + 4], pending[w + 5], pending[w + 6])
       end
     end
-    out[3] = g
-    pos = pos + 2 + checks * STRIDE
+    out[1 + REPLY_EVALUATED] = g
+    pos = strides + checks * CHECK_STRIDE
     first = first + checks
   end
 
-  for i = n + 1, size do
+  for i = at, size do
     out[i] = nil
   end
   return out, last_pos, last_key
@@ -402,13 +451,13 @@ end
 
 local answer
 if head >= 0 then
-  answer = decide_call(head, 3, 1)
+  answer = decide_call(head, 1 + ARG_HEADER, 1)
 else
+  -- A run: after the header, each call's own number of groups, then its groups.
   answer = {}
-  local pos, first = 4, 1
+  local pos, first = 1 + ARG_HEADER, 1
   for r = 1, -head do
-    answer[r], pos, first = decide_call(ARGV[pos - 1] + 0, pos, first)
-    pos = pos + 1
+    answer[r], pos, first = decide_call(ARGV[pos] + 0, pos + 1, first)
   end
 end
 

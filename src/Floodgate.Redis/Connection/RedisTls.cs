@@ -52,7 +52,8 @@ internal static partial class RedisTls
         private readonly string[] _paths;
         private readonly Func<T> _load;
         private readonly ILogger _logger;
-        private readonly Lock _lock = new();
+        // Guards the stamps and the value read with them.
+        private readonly Lock _filesLock = new();
         private (DateTime Written, long Length)[] _stamps;
         private T _value;
 
@@ -72,7 +73,7 @@ internal static partial class RedisTls
         {
             get
             {
-                lock (_lock)
+                lock (_filesLock)
                 {
                     var stamps = Stamps(_paths);
                     if (stamps.AsSpan().SequenceEqual(_stamps))
