@@ -6,6 +6,7 @@ using Envoy.Extensions.Common.Ratelimit.V3;
 using Envoy.Service.Ratelimit.V3;
 using Floodgate.Algorithms;
 using Floodgate.Envoy.Configuration;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Google.Protobuf.WellKnownTypes;

@@ -1,6 +1,7 @@
 using Floodgate.AspNetCore.Endpoints;
 using Floodgate.AspNetCore.Http;
 using Floodgate.Engine;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Rules;
 using Floodgate.Stores;

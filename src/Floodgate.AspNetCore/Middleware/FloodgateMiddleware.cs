@@ -1,12 +1,11 @@
 using System.Buffers;
 using System.Diagnostics.Metrics;
-using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Claims;
 using Floodgate.AspNetCore.Http;
 using Floodgate.AspNetCore.Identity;
 using Floodgate.Engine;
+using Floodgate.Keys;
 using Floodgate.Rules;
 using Floodgate.Stores;
 using Microsoft.AspNetCore.Http;
@@ -161,7 +160,7 @@ public sealed class FloodgateMiddleware
                 continue;
             }
 
-            address ??= AddressKey(ip, settings.Policy.Ipv6PrefixLength);
+            address ??= ClientAddress.Name(ip, settings.Policy.Ipv6PrefixLength);
             gates ??= ArrayPool<RateLimitCheck>.Shared.Rent(bans.Length);
             gates[count++] = ban.Check(StoreKey.Create(ban.Scope, address), 1) with { IsProbe = true, OnStoreFailure = StoreFailureMode.Open };
         }
@@ -278,7 +277,7 @@ public sealed class FloodgateMiddleware
         // their own: a validated subject that reads "ip:203.0.113.7" is not the anonymous caller at that address.
         if (request.ClientIp is { } ip)
         {
-            request.SetAnonymous(AddressKey(ip, settings.Policy.Ipv6PrefixLength));
+            request.SetAnonymous(ClientAddress.Name(ip, settings.Policy.Ipv6PrefixLength));
         }
 
         return true;
@@ -315,7 +314,7 @@ public sealed class FloodgateMiddleware
         {
             if (ReferenceEquals(ban.Rule, rule))
             {
-                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, AddressKey(ip, settings.Policy.Ipv6PrefixLength)), 1), aborted).ConfigureAwait(false);
+                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, ClientAddress.Name(ip, settings.Policy.Ipv6PrefixLength)), 1), aborted).ConfigureAwait(false);
                 if (outcome.Committed)
                 {
                     BansStarted.Add(1, new KeyValuePair<string, object?>("rule", rule.Name));
@@ -333,37 +332,6 @@ public sealed class FloodgateMiddleware
     /// The edge rules still limit such requests; they just never start, nor probe, a ban.
     /// </summary>
     private static bool IsBannable(IPAddress ip, GateSettings settings) => !settings.Proxies.IsTrusted(ip);
-
-    /// <summary>
-    /// The client IP as it names a client: an IPv4-mapped address as the IPv4 address, an IPv6 address as its network
-    /// of <paramref name="ipv6Prefix"/> bits (so a client cannot rotate within its /64), in the same grouping as the
-    /// engine's <c>client_ip</c> keys.
-    /// </summary>
-    internal static string AddressKey(IPAddress ip, int ipv6Prefix)
-    {
-        if (ip.IsIPv4MappedToIPv6)
-        {
-            return ip.MapToIPv4().ToString();
-        }
-
-        if (ip.AddressFamily != AddressFamily.InterNetworkV6 || ipv6Prefix >= 128)
-        {
-            return ip.ToString();
-        }
-
-        Span<byte> bytes = stackalloc byte[16];
-        ip.TryWriteBytes(bytes, out _);
-        var full = ipv6Prefix / 8;
-        var bits = ipv6Prefix % 8;
-        if (bits > 0)
-        {
-            bytes[full] &= (byte)(0xFF << (8 - bits));
-            full++;
-        }
-
-        bytes[full..].Clear();
-        return new IPAddress(bytes).ToString() + "/" + ipv6Prefix.ToString(CultureInfo.InvariantCulture);
-    }
 
     private ValueTask<StoreOutcome> DecideOneAsync(RateLimitCheck check, CancellationToken aborted)
     {

@@ -198,7 +198,7 @@ public sealed partial class RateLimitEngine
             foreach (var rule in policy.RulesOf(tier))
             {
                 if (!rule.Match.IsMatch(request) || rule.LimitFor(request.Plan) is not { } limit
-                    || !KeyHasher.TryBuild(rule, limit, request, policy.Ipv6PrefixLength, out var key))
+                    || !RuleKeys.TryBuild(rule, limit, request, policy.Ipv6PrefixLength, out var key))
                 {
                     continue;
                 }

@@ -1,3 +1,5 @@
+using Floodgate.Keys;
+
 namespace Floodgate.Stores;
 
 /// <summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Net;
 using Floodgate.Engine;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Rules;
 using Floodgate.Stores;
