@@ -289,7 +289,7 @@ public sealed partial class RateLimitEngine
         {
             ref readonly var check = ref batch.Checks[i];
             ref readonly var stored = ref batch.Outcomes[i];
-            var decision = new RateLimitDecision(batch.Rules[i], check.Limit, stored.Outcome, check.IsShadow, stored.IsStoreFailure);
+            var decision = new RateLimitDecision(batch.Rules[i], new CheckDecision(check.Limit, stored.Outcome, stored.IsStoreFailure), check.IsShadow);
             Count(decision);
             if (stored.LeaseId != 0)
             {
