@@ -5,7 +5,7 @@ namespace Floodgate.Stores;
 
 /// <summary>
 /// What one check's outcome tells a client, whoever made the check: whether it fits, what remains, when the limit resets
-/// and when to retry. The engine's <see cref="Engine.RateLimitDecision"/> adds the rule that made the check; the
+/// and when to retry. The engine's <c>RateLimitDecision</c> adds the rule that made the check; the
 /// <c>RateLimiter</c> adapters, which have no rule, turn it into a lease.
 /// </summary>
 internal readonly struct CheckDecision
