@@ -14,11 +14,11 @@ namespace Floodgate.AspNetCore.Identity;
 /// <remarks>
 /// <see cref="ConfigurationManager{T}.RequestRefresh"/> is fire-and-forget on a background thread and measures its
 /// interval on its own wall clock, so the request that saw a new <c>kid</c> could not wait for the keys it asked for.
-/// This class adds the small piece it lacks: a throttle on the injected <see cref="TimeProvider"/> that lets one unknown-kid
-/// refresh start per <see cref="JwtIdentityOptions.KeyRefreshInterval"/>, and a signal from the retriever so the
-/// requests that asked (and any that arrive while it runs) await that one fetch. Other unknown kids inside the interval
-/// are answered at once without a fetch. The manager's own interval is set to its 1-second minimum as a backstop; the
-/// options require at least 2 seconds, so the manager never refuses a refresh the throttle allowed.
+/// This class adds the small piece it lacks: a throttle on the injected <see cref="TimeProvider"/> that lets one
+/// unknown-kid refresh start per <see cref="JwtIdentityOptions.KeyRefreshInterval"/>, and a signal from the retriever
+/// so the requests that asked (and any that arrive while it runs) await that one fetch. Other unknown kids inside the
+/// interval are answered at once without a fetch. The manager's own interval is set to its 1-second minimum as a
+/// backstop; the options require at least 2 seconds, so the manager never refuses a refresh the throttle allowed.
 /// </remarks>
 internal sealed partial class RemoteKeySource
 {

@@ -20,12 +20,12 @@ namespace Floodgate.AspNetCore.Middleware;
 /// <remarks>
 /// <para>
 /// Bans come first: the ban of each edge rule that applies to the request is probed as a pre-check of the engine's
-/// first call, a stage before its tiers in the same store call, so a banned IP is answered without any tier being decided or
-/// charged, and a ban costs no round trip of its own. When the identity is already known for free (a token the
-/// resolver validated earlier and still caches, no credentials where anonymous callers are allowed, or without a
+/// first call, a stage before its tiers in the same store call, so a banned IP is answered without any tier being
+/// decided or charged, and a ban costs no round trip of its own. When the identity is already known for free (a token
+/// the resolver validated earlier and still caches, no credentials where anonymous callers are allowed, or without a
 /// resolver the application's own authenticated user), the edge through global tiers are decided in one engine call:
-/// one round trip on a remote store instead of two. The order of the tiers is unchanged: the first that rejects
-/// answers and later tiers are not charged.
+/// one round trip on a remote store instead of two. The order of the tiers is unchanged: the first that rejects answers
+/// and later tiers are not charged.
 /// </para>
 /// <para>
 /// Otherwise (a token not validated yet, defective credentials, anonymous callers who are to be refused) the edge is

@@ -20,8 +20,9 @@ namespace Floodgate.Stores.Memory;
 /// two turns of the hand. Past three quarters, exhausted keys are evicted like any other.
 /// </para>
 /// <para>
-/// Every insert also reclaims the expired keys among the slots ahead of a second hand, so expired state does not linger.
-/// The cost of an insert is amortised constant, whatever the size of the shard. Not thread-safe: the shard's lock guards it.
+/// Every insert also reclaims the expired keys among the slots ahead of a second hand, so expired state does not
+/// linger. The cost of an insert is amortised constant, whatever the size of the shard. Not thread-safe: the shard's
+/// lock guards it.
 /// </para>
 /// </remarks>
 internal sealed class ClockEviction(ShardTable table, LeaseSetPool leases)

@@ -141,8 +141,7 @@ internal sealed class ShardTable(ulong seed0, ulong seed1)
         return longest;
     }
 
-    // Slots keep their numbers when the table grows only in the sense that matters to the clock hands: a slot number
-    // below the old length is still a slot, so the hands need no adjusting.
+    // The clock hands need no adjusting: a slot number below the old length is still a slot of the grown table.
     private void Grow()
     {
         var old = _entries;
