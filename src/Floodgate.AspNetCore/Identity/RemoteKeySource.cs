@@ -14,11 +14,11 @@ namespace Floodgate.AspNetCore.Identity;
 /// <remarks>
 /// <see cref="ConfigurationManager{T}.RequestRefresh"/> is fire-and-forget on a background thread and measures its
 /// interval on its own wall clock, so the request that saw a new <c>kid</c> could not wait for the keys it asked for.
-/// This class adds the small piece it lacks: a gate on the injected <see cref="TimeProvider"/> that lets one unknown-kid
-/// refresh start per <see cref="JwtIdentityOptions.KeyRefreshInterval"/>, and a signal from the retriever so the
-/// requests that asked (and any that arrive while it runs) await that one fetch. Other unknown kids inside the interval
-/// are answered at once without a fetch. The manager's own interval is set to its 1-second minimum as a backstop; the
-/// options require at least 2 seconds, so the manager never refuses a refresh the gate allowed.
+/// This class adds the small piece it lacks: a throttle on the injected <see cref="TimeProvider"/> that lets one
+/// unknown-kid refresh start per <see cref="JwtIdentityOptions.KeyRefreshInterval"/>, and a signal from the retriever
+/// so the requests that asked (and any that arrive while it runs) await that one fetch. Other unknown kids inside the
+/// interval are answered at once without a fetch. The manager's own interval is set to its 1-second minimum as a
+/// backstop; the options require at least 2 seconds, so the manager never refuses a refresh the throttle allowed.
 /// </remarks>
 internal sealed partial class RemoteKeySource
 {
@@ -28,7 +28,7 @@ internal sealed partial class RemoteKeySource
     private readonly TimeSpan _refreshInterval;
     private readonly TimeSpan _waitTimeout;
     private readonly ILogger _logger;
-    private readonly Lock _gate = new();
+    private readonly Lock _refreshLock = new();
     private Task<OpenIdConnectConfiguration?>? _pending;
     private DateTimeOffset _lastRefresh = DateTimeOffset.MinValue;
     private long _lastFailureTicks = DateTimeOffset.MinValue.UtcTicks;
@@ -98,7 +98,7 @@ internal sealed partial class RemoteKeySource
     public async ValueTask<OpenIdConnectConfiguration?> RefreshForUnknownKeyAsync(OpenIdConnectConfiguration current, CancellationToken cancellationToken)
     {
         Task<OpenIdConnectConfiguration?> task;
-        lock (_gate)
+        lock (_refreshLock)
         {
             if (_pending is { IsCompleted: false } pending)
             {

@@ -3,6 +3,7 @@ using Floodgate.AspNetCore.Middleware;
 using Floodgate.Gateway.Identity;
 using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
