@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Floodgate.Gateway.Hosting;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 
