@@ -20,7 +20,10 @@ namespace Floodgate.AspNetCore.Identity;
 /// of <see cref="IdentityErrors"/>. While the remote keys (<see cref="JwtIdentityOptions.Authority"/> or
 /// <see cref="JwtIdentityOptions.JwksUri"/>) have never been fetched because the identity provider is down, the static
 /// keys validate alone, and a token none of them verifies resolves to <see cref="IdentityResult.Unavailable"/>
-/// (<see cref="IdentityErrors.KeysUnavailable"/>, retry when the next fetch is due): it may be good.
+/// (<see cref="IdentityErrors.KeysUnavailable"/>, retry when the next fetch is due): it may be good. A failed fetch is
+/// logged at Error in one line and tried again <see cref="JwtIdentityOptions.KeyRefreshInterval"/> later, requests or
+/// not; <see cref="KeyStatus"/> says where the keys stand, for a health check, and <see cref="FetchKeysAsync"/> fetches
+/// them before a host takes traffic.
 /// </para>
 /// <para>
 /// Signing keys are cached; a token naming an unknown <c>kid</c> refreshes them at most once per
@@ -57,10 +60,10 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     private readonly string[] _subjectClaims;
     private readonly List<SecurityKey> _staticKeys;
     private readonly RemoteKeySource? _remote;
-    private readonly HttpClient? _ownedBackchannel;
     private readonly TokenCache _cache;
     private readonly KeySnapshot? _staticSnapshot;
     private KeySnapshot? _remoteSnapshot;
+    private int _disposed;
 
     /// <summary>Creates a resolver.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -69,9 +72,20 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     /// <param name="meterFactory">Creates the <c>Floodgate</c> meter; a shared static meter by default.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names each bad field.</exception>
     public JwtIdentityResolver(IOptions<JwtIdentityOptions> options, TimeProvider? timeProvider = null, ILogger<JwtIdentityResolver>? logger = null, IMeterFactory? meterFactory = null)
+        : this((options ?? throw new ArgumentNullException(nameof(options))).Value, timeProvider, logger, meterFactory, previous: null)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        var settings = options.Value;
+    }
+
+    /// <summary>
+    /// Creates a resolver that takes over <paramref name="previous"/>'s remote key source when <paramref name="settings"/>
+    /// name the same one (same URL, fetched the same way): its keys, its refresh schedule and its outage state, so that new
+    /// settings of another kind (clock skew, audiences, claims…) take effect without fetching the keys again, and without
+    /// losing them when the identity provider is down. Each resolver releases the shared source when disposed.
+    /// </summary>
+    /// <exception cref="OptionsValidationException">The options are invalid; the message names each bad field.</exception>
+    internal JwtIdentityResolver(JwtIdentityOptions settings, TimeProvider? timeProvider, ILogger? logger, IMeterFactory? meterFactory, JwtIdentityResolver? previous)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
         var errors = JwtIdentityOptionsValidator.Check(settings);
         if (errors.Count > 0)
             throw new OptionsValidationException(Options.DefaultName, typeof(JwtIdentityOptions), errors);
@@ -94,12 +108,11 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         _staticKeys = StaticKeys.Load(settings, errors);
         _cache = new TokenCache(settings.TokenCacheSize);
 
-        if (_authority is not null || !string.IsNullOrWhiteSpace(settings.JwksUri))
+        if (RemoteKeySource.IsNamedIn(settings))
         {
-            var backchannel = settings.Backchannel;
-            if (backchannel is null)
-                backchannel = _ownedBackchannel = new HttpClient { Timeout = settings.BackchannelTimeout };
-            _remote = new RemoteKeySource(settings, backchannel, _time, _logger, _metrics);
+            _remote = previous?._remote is { } shared && shared.Serves(settings) && shared.TryShare()
+                ? shared
+                : new RemoteKeySource(settings, _time, _logger, _metrics);
         }
 
         // The static keys alone: all the keys without a remote source, and the keys in force while it has none.
@@ -112,6 +125,35 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
 
     /// <summary>How many validated tokens are cached.</summary>
     internal int CachedTokens => _cache.Count;
+
+    /// <summary>
+    /// Where the identity provider's signing keys stand (<see cref="JwtIdentityOptions.Authority"/> or
+    /// <see cref="JwtIdentityOptions.JwksUri"/>): when they were fetched, and whether the last attempt failed, why, and when
+    /// the next one is. <see langword="null"/> without a remote key source (static keys only). For health checks: while
+    /// <see cref="SigningKeyStatus.HasKeys"/> is <see langword="false"/>, tokens only those keys could verify are answered
+    /// <see cref="IdentityStatus.Unavailable"/>.
+    /// </summary>
+    public SigningKeyStatus? KeyStatus => _remote?.Status;
+
+    /// <summary>Whether this resolver and <paramref name="other"/> share one remote key source, its keys and schedule.</summary>
+    internal bool SharesKeySourceWith(JwtIdentityResolver? other) => _remote is not null && ReferenceEquals(_remote, other?._remote);
+
+    /// <summary>
+    /// Fetches the identity provider's signing keys now, unless they are in hand or a fetch failed less than
+    /// <see cref="JwtIdentityOptions.KeyRefreshInterval"/> ago, and waits for that fetch; cancelling stops the wait, not
+    /// the fetch. A host calls it before it takes traffic, so that the first requests wait for no fetch and its health
+    /// check can tell whether the keys can be had.
+    /// </summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns><see cref="KeyStatus"/> once the fetch is done: <see cref="SigningKeyStatus.HasKeys"/> when it succeeded.</returns>
+    public async Task<SigningKeyStatus?> FetchKeysAsync(CancellationToken cancellationToken)
+    {
+        if (_remote is null)
+            return null;
+        if (!_remote.Status.HasKeys)
+            await _remote.GetAsync(CancellationToken.None).AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
+        return _remote.Status;
+    }
 
     /// <inheritdoc />
     public ValueTask<IdentityResult> ResolveAsync(HttpContext context, CancellationToken cancellationToken)
@@ -179,8 +221,15 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         return new(ValidateAsync(token.ToString(), hash, cancellationToken));
     }
 
-    /// <summary>Disposes the metadata HTTP client the resolver created, if any.</summary>
-    public void Dispose() => _ownedBackchannel?.Dispose();
+    /// <summary>
+    /// Releases the remote key source: the last resolver using it stops its retries and disposes the metadata HTTP client
+    /// it created, if any.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            _remote?.Dispose();
+    }
 
     /// <summary>What an Authorization header value holds; for <see cref="Credential.Bearer"/>, the token.</summary>
     private static Credential ReadCredential(string? authorization, out ReadOnlySpan<char> token)
