@@ -21,7 +21,7 @@ internal static partial class StartupWait
         ArgumentNullException.ThrowIfNull(clock);
         return WaitsFor(opened, timeout) is not null
             ? $"connecting; the proxy takes traffic once the store is connected, or from {(clock.GetUtcNow() + timeout).ToString("u", System.Globalization.CultureInfo.InvariantCulture)} on (store startup timeout {timeout.TotalSeconds:0.###} s)"
-            : "starting; the proxy takes traffic once the identity provider's keys are fetched, or in a few seconds";
+            : "starting";
     }
 
     public static async Task RunAsync(GatewayRuntime runtime, OpenedStore opened, TimeSpan timeout, CancellationToken cancellationToken)
