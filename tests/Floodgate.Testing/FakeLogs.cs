@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 
 namespace Floodgate.Testing;
@@ -13,6 +14,13 @@ public static class FakeLogs
     {
         ArgumentNullException.ThrowIfNull(logger);
         return [.. logger.Collector.GetSnapshot().Select(Line)];
+    }
+
+    /// <summary>The records of <paramref name="level"/> or above, in the order they were logged.</summary>
+    public static IReadOnlyList<FakeLogRecord> AtLeast(this FakeLogCollector collector, LogLevel level)
+    {
+        ArgumentNullException.ThrowIfNull(collector);
+        return [.. collector.GetSnapshot().Where(record => record.Level >= level)];
     }
 
     /// <summary>

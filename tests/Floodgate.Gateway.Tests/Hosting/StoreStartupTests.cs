@@ -4,7 +4,6 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Floodgate.Gateway.Demo;
 using Floodgate.Gateway.Hosting;
-using Floodgate.Redis.Tests;
 using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Gateway.Tests;
@@ -74,7 +73,7 @@ public sealed class StoreStartupTests
         {
             var policy = Path.Combine(directory, "policy.yaml");
             await File.WriteAllTextAsync(policy, PolicyFor(upstream, redisPort, "closed"));
-            var logs = new LogRecorder();
+            using var logs = new FakeLoggerProvider();
             var started = System.Diagnostics.Stopwatch.StartNew();
             await using var host = await GatewayHost.StartAsync(new GatewayHostOptions
             {
@@ -89,7 +88,7 @@ public sealed class StoreStartupTests
 
             // The start waited for the deadline, then said so loudly, naming what follows.
             Assert.True(started.Elapsed >= TimeSpan.FromSeconds(1), $"The start took {started.Elapsed}, less than its deadline.");
-            var critical = Assert.Single(logs.AtLeast(LogLevel.Critical));
+            var critical = Assert.Single(logs.Collector.AtLeast(LogLevel.Critical));
             Assert.Equal("The redis store did not connect within 1 s of the start (store startup timeout): taking traffic now, and until it connects decisions follow on_failure closed: every limited request is refused with 503", critical.Message);
 
             using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };

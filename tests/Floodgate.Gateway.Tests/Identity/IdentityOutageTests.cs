@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using Floodgate.Tests.Shared;
 using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Gateway.Tests;
@@ -16,7 +15,7 @@ public sealed class IdentityOutageTests
         var stopped = false;
         try
         {
-            var logs = new LogRecorder();
+            using var logs = new FakeLoggerProvider();
             await using var gate = await TestGateway.StartAsync(PolicyTrusting(idp.Authority, "30s"), logs: logs);
             var now = gate.Time.GetUtcNow();
             var token = idp.CreateToken(now: now);
@@ -44,7 +43,7 @@ public sealed class IdentityOutageTests
             var readiness = await gate.ReadinessAsync();
             Assert.Equal("ready", readiness.GetProperty("status").GetString());
             Assert.StartsWith($"keys from {idp.Authority}/.well-known/openid-configuration fetched at ", readiness.GetProperty("identity_status").GetString(), StringComparison.Ordinal);
-            Assert.Empty(logs.AtLeast(LogLevel.Warning));
+            Assert.Empty(logs.Collector.AtLeast(LogLevel.Warning));
 
             // A token naming a key the provider published since makes the kept source try to refresh: that fails, is
             // logged once at Error in our words, and the keys in hand stay in force.
@@ -55,13 +54,13 @@ public sealed class IdentityOutageTests
             }
 
             var address = idp.Authority + "/.well-known/openid-configuration";
-            var line = Assert.Single(logs.AtLeast(LogLevel.Warning));
+            var line = Assert.Single(logs.Collector.AtLeast(LogLevel.Warning));
             Assert.Equal(LogLevel.Error, line.Level);
             Assert.Equal("Floodgate.AspNetCore.Identity.JwtIdentityResolver", line.Category);
             Assert.Null(line.Exception);
             Assert.StartsWith($"Refreshing the signing keys from {address} failed: {address} cannot be reached: Connection refused", line.Message, StringComparison.Ordinal);
             Assert.EndsWith($"stay in force; the next attempt is at {Utc(gate.Time.GetUtcNow() + TimeSpan.FromSeconds(30))}.", line.Message, StringComparison.Ordinal);
-            Assert.DoesNotContain(logs.Lines, l => l.Message.Contains("IDX", StringComparison.Ordinal) || l.Message.Contains("0001", StringComparison.Ordinal));
+            Assert.DoesNotContain(logs.Collector.GetSnapshot(), l => l.Message.Contains("IDX", StringComparison.Ordinal) || l.Message.Contains("0001", StringComparison.Ordinal));
 
             readiness = await gate.ReadinessAsync();
             Assert.Equal("ready", readiness.GetProperty("status").GetString());
@@ -84,7 +83,7 @@ public sealed class IdentityOutageTests
     public async Task A_reload_to_a_key_source_whose_keys_cannot_be_fetched_is_refused_and_the_settings_in_force_stay()
     {
         await using var idp = await TestIdentityProvider.StartAsync();
-        var logs = new LogRecorder();
+        using var logs = new FakeLoggerProvider();
         await using var gate = await TestGateway.StartAsync(PolicyTrusting(idp.Authority, "30s"), logs: logs);
         var token = idp.CreateToken(now: gate.Time.GetUtcNow());
         using (var before = await gate.GetAsync("/a", token))
@@ -115,9 +114,9 @@ public sealed class IdentityOutageTests
         Assert.StartsWith($"keys from {idp.Authority}/", readiness.GetProperty("identity_status").GetString(), StringComparison.Ordinal);
 
         // The new source's failure is logged in our words, and so is the refusal; neither with a stack trace.
-        Assert.Contains(logs.AtLeast(LogLevel.Error), l => l.Message.StartsWith($"Fetching the signing keys from {dead}/.well-known/openid-configuration failed: ", StringComparison.Ordinal));
-        Assert.Contains(logs.AtLeast(LogLevel.Error), l => l.Message.StartsWith("Policy reload refused", StringComparison.Ordinal) && l.Message.Contains(dead, StringComparison.Ordinal));
-        Assert.All(logs.Lines, l => Assert.Null(l.Exception));
+        Assert.Contains(logs.Collector.AtLeast(LogLevel.Error), l => l.Message.StartsWith($"Fetching the signing keys from {dead}/.well-known/openid-configuration failed: ", StringComparison.Ordinal));
+        Assert.Contains(logs.Collector.AtLeast(LogLevel.Error), l => l.Message.StartsWith("Policy reload refused", StringComparison.Ordinal) && l.Message.Contains(dead, StringComparison.Ordinal));
+        Assert.All(logs.Collector.GetSnapshot(), l => Assert.Null(l.Exception));
     }
 
     [Fact]
