@@ -41,20 +41,5 @@ public abstract class DelegatingStore<TInner> : IRateLimitStore
     /// after the first stage that rejects.
     /// </summary>
     protected ValueTask<int> DecideStagesInTurnAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
-        ((IRateLimitStore)new InTurn(this)).DecideStagesAsync(checks, stageEnds, outcomes, cancellationToken);
-
-    /// <summary>
-    /// This store without its <see cref="DecideStagesAsync"/> override, so that calling the interface member runs the
-    /// interface's own default (a class cannot call a default interface method it overrides).
-    /// </summary>
-    private sealed class InTurn(DelegatingStore<TInner> store) : IRateLimitStore
-    {
-        public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
-            store.DecideAsync(checks, outcomes, cancellationToken);
-
-        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) => store.TryDecide(checks, outcomes);
-
-        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
-            store.ReleaseAsync(check, leaseId, cancellationToken);
-    }
+        StagedDecisions.DecideInTurnAsync(this, checks, stageEnds, outcomes, cancellationToken);
 }
