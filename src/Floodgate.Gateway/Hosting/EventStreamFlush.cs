@@ -21,7 +21,9 @@ internal sealed class EventStreamFlush : ResponseTransform
             && string.Equals(type, "text/event-stream", StringComparison.OrdinalIgnoreCase)
             && !response.HasStarted)
         {
+            // Starting the response only makes the headers final; the flush sends them.
             await response.StartAsync(context.CancellationToken).ConfigureAwait(false);
+            await response.Body.FlushAsync(context.CancellationToken).ConfigureAwait(false);
         }
     }
 }

@@ -204,7 +204,8 @@ internal sealed class YamlReader(string file)
 
         if (!TryParseSize(text, out var value) || value < min)
         {
-            Error(Get(map, key), Join(field, key), $"'{text}' must be a size such as 1048576, 512kB, 100MB or 2GiB, at least {min} byte{(min == 1 ? string.Empty : "s")}{(unlimited ? ", or unlimited" : string.Empty)}.");
+            var least = min > 0 ? $", at least {min} byte{(min == 1 ? string.Empty : "s")}" : string.Empty;
+            Error(Get(map, key), Join(field, key), $"'{text}' must be a size such as 1048576, 512kB, 100MB or 2GiB{least}{(unlimited ? ", or unlimited" : string.Empty)}.");
             return null;
         }
 

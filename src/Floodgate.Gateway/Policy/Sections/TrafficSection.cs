@@ -1,3 +1,4 @@
+using System.Globalization;
 using Yarp.ReverseProxy.Configuration;
 using Yarp.ReverseProxy.Forwarder;
 using Yarp.ReverseProxy.Transforms;
@@ -18,6 +19,9 @@ internal sealed class TrafficSection
 
     /// <summary>The fields a cluster (or a route with destinations of its own) may set.</summary>
     public static readonly string[] ClusterFields = ["http_version", "version_policy", "activity_timeout", "tls"];
+
+    /// <summary>Route metadata: the route's body size limit again (see <see cref="Route"/>).</summary>
+    public const string MaxRequestBodySizeKey = "floodgate.max_request_body_size";
 
     // YARP refuses a timeout of zero; CancellationTokenSource.CancelAfter takes at most about 24.8 days.
     private static readonly TimeSpan MinimumTimeout = TimeSpan.FromMilliseconds(100);
@@ -52,8 +56,16 @@ internal sealed class TrafficSection
         var xForwarded = XForwarded(map, field) ?? _xForwarded;
         var originalHost = _reader.Bool(map, "original_host", field) ?? _originalHost;
 
+        // YARP 2.3's RouteConfig.Equals leaves MaxRequestBodySize out, so a reload that changed only the limit would keep
+        // the route as it was: the limit in the metadata makes the change seen.
+        var metadata = new Dictionary<string, string>(route.Metadata ?? new Dictionary<string, string>(), StringComparer.Ordinal);
+        if (size is not null)
+        {
+            metadata[MaxRequestBodySizeKey] = size.Value.ToString(CultureInfo.InvariantCulture);
+        }
+
         // Always explicit: without an X-Forwarded transform YARP adds its own, with Set.
-        return (route with { MaxRequestBodySize = size })
+        return (route with { MaxRequestBodySize = size, Metadata = metadata.Count > 0 ? metadata : null })
             .WithTransformXForwarded(xDefault: xForwarded)
             .WithTransformUseOriginalHostHeader(originalHost);
     }

@@ -128,7 +128,7 @@ internal static class UpstreamTlsSection
             using var stream = System.IO.File.OpenRead(full);
             return full;
         }
-        catch (FileNotFoundException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             reader.Error(node, YamlReader.Join(field, key), $"the {what} '{path}' does not exist.");
         }
