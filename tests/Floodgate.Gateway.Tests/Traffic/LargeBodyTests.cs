@@ -8,13 +8,6 @@ using Xunit.Abstractions;
 
 namespace Floodgate.Gateway.Tests.Traffic;
 
-/// <summary>Tests that measure the process's memory run alone, so that no other test's allocations land in their numbers.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class MeasuredCollection
-{
-    public const string Name = "Measured traffic";
-}
-
 /// <summary>
 /// Large bodies through the gateway: streamed both ways in flat memory, a route's own body size limit (and none), and
 /// a body over its limit answered 413 and counted as the client's error, not the upstream's.
