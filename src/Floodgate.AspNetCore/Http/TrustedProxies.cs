@@ -195,6 +195,61 @@ public sealed class TrustedProxies
         return current;
     }
 
+    /// <summary>
+    /// The addresses the trusted proxies vouch for, client first: the client <see cref="ResolveClient(IPAddress?, StringValues)"/>
+    /// finds, then each trusted proxy between it and the peer, as the header names them; the peer itself is not in it.
+    /// Empty when the peer is not trusted (then nothing in the header is believed) or the header names no one it can read.
+    /// A reverse proxy forwards this chain, with the peer after it, so that what its upstream reads was all vouched for.
+    /// </summary>
+    /// <param name="peer">The connection's remote address; <see langword="null"/> when unknown.</param>
+    /// <param name="values">The values of the header named by <see cref="HeaderName"/>.</param>
+    public IReadOnlyList<IPAddress> ResolveChain(IPAddress? peer, StringValues values)
+    {
+        if (peer is null || _networks.Length == 0 || !IsTrusted(peer))
+        {
+            return [];
+        }
+
+        // Walked as ResolveClient walks it: from the right, for as long as the hop that wrote an element is trusted.
+        var chain = new List<IPAddress>();
+        var useForwarded = Header == ForwardedHeader.Forwarded;
+        for (var v = values.Count - 1; v >= 0; v--)
+        {
+            var rest = (values[v] ?? string.Empty).AsSpan();
+            while (true)
+            {
+                var comma = rest.LastIndexOf(',');
+                var element = (comma < 0 ? rest : rest[(comma + 1)..]).Trim();
+                if (!element.IsEmpty)
+                {
+                    var hop = useForwarded ? ParseForwardedFor(element) : ParseAddress(element);
+                    if (hop is null)
+                    {
+                        chain.Reverse();
+                        return chain;
+                    }
+
+                    chain.Add(hop);
+                    if (!IsTrusted(hop))
+                    {
+                        chain.Reverse();
+                        return chain;
+                    }
+                }
+
+                if (comma < 0)
+                {
+                    break;
+                }
+
+                rest = rest[..comma];
+            }
+        }
+
+        chain.Reverse();
+        return chain;
+    }
+
     private static IPAddress? ParseForwardedFor(ReadOnlySpan<char> element)
     {
         // An element is ';'-separated pairs: for=192.0.2.60;proto=http;by=203.0.113.43

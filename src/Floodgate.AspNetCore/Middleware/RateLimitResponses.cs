@@ -10,7 +10,10 @@ using Microsoft.Net.Http.Headers;
 
 namespace Floodgate.AspNetCore.Middleware;
 
-/// <summary>Writes Floodgate's answers: limit headers on every response, and the 429, 503 and 401 rejections.</summary>
+/// <summary>
+/// Writes Floodgate's answers: limit headers on every response, and the 429, 503 and 401 rejections (to a gRPC call, as
+/// the gRPC status that stands for each: <see cref="GrpcResponses"/>).
+/// </summary>
 public static class RateLimitResponses
 {
     /// <summary>The IETF field naming the policy: <c>"name";q=100;w=60</c>.</summary>
@@ -91,7 +94,7 @@ public static class RateLimitResponses
             ({ } seconds, false) => string.Create(CultureInfo.InvariantCulture, $"The {tier} rule '{rule.Name}' is over its limit; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}."),
             _ => $"The request costs more than the {tier} rule '{rule.Name}' can ever admit; retrying will not help.",
         };
-        return WriteProblemAsync(context, status, status == 503 ? "Service Unavailable" : "Too Many Requests", detail, rule.Name, tier, retry);
+        return WriteProblemAsync(context, status, status == 503 ? "Service Unavailable" : "Too Many Requests", detail, rule.Name, tier, retry, decision.RetryAfter);
     }
 
     /// <summary>Answers a request from a banned client IP: 429, with the time left on the ban.</summary>
@@ -100,7 +103,7 @@ public static class RateLimitResponses
         ArgumentNullException.ThrowIfNull(context);
         var seconds = Math.Max(1, CeilingSeconds(remaining));
         var detail = string.Create(CultureInfo.InvariantCulture, $"This client went over the edge rule '{rule}' and is banned; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}.");
-        return WriteProblemAsync(context, StatusCodes.Status429TooManyRequests, "Too Many Requests", detail, rule, "edge", seconds);
+        return WriteProblemAsync(context, StatusCodes.Status429TooManyRequests, "Too Many Requests", detail, rule, "edge", seconds, remaining);
     }
 
     /// <summary>Answers 401 with <c>WWW-Authenticate: Bearer</c> (RFC 6750), with the error when the token was invalid.</summary>
@@ -111,7 +114,7 @@ public static class RateLimitResponses
             ? "Bearer"
             : $"Bearer error=\"{Sanitize(error)}\", error_description=\"{Sanitize(description ?? string.Empty)}\"";
         var detail = error is null ? "This API requires a bearer token." : $"The bearer token was refused: {description ?? error}.";
-        return WriteProblemAsync(context, StatusCodes.Status401Unauthorized, "Unauthorized", detail, null, "identity", null);
+        return WriteProblemAsync(context, StatusCodes.Status401Unauthorized, "Unauthorized", detail, null, "identity", null, null);
     }
 
     /// <summary>
@@ -123,16 +126,30 @@ public static class RateLimitResponses
     {
         var seconds = Math.Max(1, CeilingSeconds(retryAfter));
         var detail = string.Create(CultureInfo.InvariantCulture, $"The bearer token cannot be checked now ({description ?? "identity unavailable"}); retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}.");
-        return WriteProblemAsync(context, StatusCodes.Status503ServiceUnavailable, "Service Unavailable", detail, null, "identity", seconds);
+        return WriteProblemAsync(context, StatusCodes.Status503ServiceUnavailable, "Service Unavailable", detail, null, "identity", seconds, retryAfter);
     }
 
-    private static async Task WriteProblemAsync(HttpContext context, int status, string title, string detail, string? rule, string tier, long? retryAfter)
+    /// <param name="context">The request.</param>
+    /// <param name="status">429, 503 or 401.</param>
+    /// <param name="title">The status's title.</param>
+    /// <param name="detail">What happened, naming the rule.</param>
+    /// <param name="rule">The rule, if one refused.</param>
+    /// <param name="tier">The tier that refused.</param>
+    /// <param name="retryAfter">Retry-After in whole seconds; <see langword="null"/> when retrying cannot help.</param>
+    /// <param name="delay">The retry delay, unrounded, for a gRPC call's pushback; <see cref="TimeSpan.Zero"/> or less for the rounded one.</param>
+    private static async Task WriteProblemAsync(HttpContext context, int status, string title, string detail, string? rule, string tier, long? retryAfter, TimeSpan? delay)
     {
         var response = context.Response;
         response.StatusCode = status;
         if (retryAfter is { } retry)
         {
             response.Headers[HeaderNames.RetryAfter] = retry.ToString(CultureInfo.InvariantCulture);
+        }
+
+        if (GrpcResponses.IsGrpc(context.Request))
+        {
+            GrpcResponses.Write(context, status, detail, retryAfter is { } s ? (delay > TimeSpan.Zero ? delay : TimeSpan.FromSeconds(s)) : null);
+            return;
         }
 
         response.ContentType = ProblemJson;

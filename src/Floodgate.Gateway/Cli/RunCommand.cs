@@ -6,6 +6,7 @@ using Floodgate.Gateway.Hosting;
 using Floodgate.Gateway.Policy;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Gateway.Cli;
@@ -17,6 +18,7 @@ internal static class RunCommand
     {
         var policy = new Option<FileInfo>("--policy", "-p") { Description = "The policy file (YAML).", Required = true };
         var listen = new Option<Uri>("--listen") { Description = "Where the proxy listens: http://, or https:// with --certificate.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:8080"), CustomParser = Addresses.ParseListen };
+        var protocols = new Option<HttpProtocols?>("--listen-protocols") { Description = "The HTTP versions --listen serves: http1, h2c (HTTP/2 in cleartext, as gRPC clients speak it; no HTTP/1.1 then), or over https http1, http2 or http1AndHttp2. Default http1 on http://, http1AndHttp2 on https://.", CustomParser = Addresses.ParseProtocols };
         var certificate = new Option<FileInfo?>("--certificate") { Description = "With an https:// --listen address: the PEM TLS certificate, leaf first, then intermediates; read again when it changes." };
         var certificateKey = new Option<FileInfo?>("--certificate-key") { Description = "The PEM private key of --certificate, when it is not in the certificate file." };
         var admin = new Option<Uri>("--admin") { Description = "Where /metrics, /healthz and /readyz listen.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:9090"), CustomParser = Addresses.Parse };
@@ -24,7 +26,7 @@ internal static class RunCommand
         var noWatch = new Option<bool>("--no-watch") { Description = "Do not reload the policy when the file changes." };
         var storeStartupTimeout = new Option<TimeSpan>("--store-startup-timeout") { Description = "How long the start waits for the policy's Redis store to connect before taking traffic, such as 30s or 2m; 0 does not wait.", DefaultValueFactory = _ => TimeSpan.FromSeconds(30), CustomParser = ParseStoreStartupTimeout };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "The least severe log level written.", DefaultValueFactory = _ => LogLevel.Information };
-        var command = new Command("run", "Run the gateway.") { policy, listen, certificate, certificateKey, admin };
+        var command = new Command("run", "Run the gateway.") { policy, listen, protocols, certificate, certificateKey, admin };
         EnvoyCliOptions.Add(command, "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default.");
         command.Add(demo);
         command.Add(noWatch);
@@ -40,6 +42,7 @@ internal static class RunCommand
     {
         PolicyPath = result.GetRequiredValue<FileInfo>("--policy").FullName,
         Listen = result.GetRequiredValue<Uri>("--listen"),
+        ListenProtocols = result.GetValue<HttpProtocols?>("--listen-protocols"),
         Certificate = result.GetValue<FileInfo?>("--certificate")?.FullName,
         CertificateKey = result.GetValue<FileInfo?>("--certificate-key")?.FullName,
         Admin = result.GetRequiredValue<Uri>("--admin"),

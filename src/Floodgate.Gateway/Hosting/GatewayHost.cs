@@ -97,7 +97,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         var identity = new SwitchingIdentityResolver();
 
-        var builder = WebApps.CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1, certificate, options.LoggerProvider);
+        var builder = WebApps.CreateBuilder(options.Listen, options.LogLevel, options.EffectiveListenProtocols, certificate, options.LoggerProvider);
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton<IRateLimitStore>(store);
         builder.Services.AddSingleton<IIdentityResolver>(identity);
@@ -106,7 +106,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         // The policy's options themselves, not a copy: a reload hands the gate the next policy's (FloodgateGate.Apply).
         builder.Services.AddSingleton<IOptions<FloodgateOptions>>(Options.Create(policy.Floodgate));
         builder.Services.AddFloodgate();
-        builder.Services.AddReverseProxy().LoadFromMemory(policy.Routes, policy.Clusters);
+        builder.Services.AddReverseProxy().LoadFromMemory(policy.Routes, policy.Clusters).AddProxyTraffic();
         builder.Services.AddSingleton(sp => new GatewayRuntime(
             policy,
             sp.GetRequiredService<FloodgateGate>(),

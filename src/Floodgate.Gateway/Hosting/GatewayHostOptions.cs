@@ -1,5 +1,6 @@
 using Floodgate.Envoy;
 using Floodgate.Stores;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -16,6 +17,15 @@ public sealed record GatewayHostOptions
     /// and HTTP/2, with <see cref="Certificate"/>); port 0 picks a free port.
     /// </summary>
     public Uri Listen { get; init; } = new("http://127.0.0.1:8080");
+
+    /// <summary>
+    /// The HTTP versions the proxy serves on <see cref="Listen"/>: <see cref="HttpProtocols.Http1"/>,
+    /// <see cref="HttpProtocols.Http2"/> or, over TLS only, <see cref="HttpProtocols.Http1AndHttp2"/> (chosen by ALPN).
+    /// On an <c>http://</c> address <see cref="HttpProtocols.Http2"/> is h2c, HTTP/2 with prior knowledge, which gRPC
+    /// clients speak in cleartext; HTTP/1.1 clients cannot share that port, as cleartext has no ALPN to choose by.
+    /// <see langword="null"/> (the default) for HTTP/1.1 on http:// and both on https://.
+    /// </summary>
+    public HttpProtocols? ListenProtocols { get; init; }
 
     /// <summary>
     /// With an <c>https://</c> <see cref="Listen"/> address: the PEM file of the proxy's TLS certificate, leaf first, then
@@ -102,6 +112,7 @@ public sealed record GatewayHostOptions
                 throw new ArgumentException(e.Message, nameof(ConfigureEnvoy), e);
             }
         }
+
         if (!Listen.IsAbsoluteUri || (Listen.Scheme != Uri.UriSchemeHttp && Listen.Scheme != Uri.UriSchemeHttps) || Listen.AbsolutePath != "/")
         {
             throw new ArgumentException($"GatewayHostOptions.Listen must be an http:// or https:// address with no path, such as http://127.0.0.1:8080, not '{Listen}'.", nameof(Listen));
@@ -122,6 +133,17 @@ public sealed record GatewayHostOptions
             throw new ArgumentException($"GatewayHostOptions.StoreStartupTimeout must be between 0 and 1 hour, not {StoreStartupTimeout}.", nameof(StoreStartupTimeout));
         }
 
+        if (ListenProtocols is { } protocols && protocols is not (HttpProtocols.Http1 or HttpProtocols.Http2 or HttpProtocols.Http1AndHttp2))
+        {
+            throw new ArgumentException($"GatewayHostOptions.ListenProtocols must be Http1, Http2 or Http1AndHttp2, not {protocols}.", nameof(ListenProtocols));
+        }
+
+        if (ListenProtocols == HttpProtocols.Http1AndHttp2 && Listen.Scheme == Uri.UriSchemeHttp)
+        {
+            // Kestrel would serve HTTP/1.1 alone there, and refuse every HTTP/2 connection.
+            throw new ArgumentException($"GatewayHostOptions.ListenProtocols: HTTP/1.1 and HTTP/2 share a port only over TLS, where ALPN chooses, and {Listen} is http: serve Http2 (h2c) or Http1 there, or listen on https.", nameof(ListenProtocols));
+        }
+
         foreach (var (name, uri) in new[] { (nameof(Admin), Admin), (nameof(Envoy), Envoy) })
         {
             if (uri is not null && (!uri.IsAbsoluteUri || uri.Scheme != Uri.UriSchemeHttp || uri.AbsolutePath != "/"))
@@ -130,6 +152,10 @@ public sealed record GatewayHostOptions
             }
         }
     }
+
+    /// <summary>The HTTP versions the proxy serves: <see cref="ListenProtocols"/>, or its default for the scheme of <see cref="Listen"/>.</summary>
+    internal HttpProtocols EffectiveListenProtocols =>
+        ListenProtocols ?? (Listen.Scheme == Uri.UriSchemeHttps ? HttpProtocols.Http1AndHttp2 : HttpProtocols.Http1);
 
     /// <summary>Applies <see cref="EnvoyConfigDirectory"/> and <see cref="ConfigureEnvoy"/> to the Envoy service's options.</summary>
     internal void ConfigureEnvoyService(EnvoyRateLimitOptions options)

@@ -44,9 +44,7 @@ internal static class WebApps
                 o.Protocols = protocols;
                 if (listen.Scheme == Uri.UriSchemeHttps)
                 {
-                    // Over TLS, ALPN lets every client choose HTTP/2 or HTTP/1.1.
                     var tls = certificate ?? throw new InvalidOperationException($"{listen} is https, and no TLS certificate is loaded.");
-                    o.Protocols = HttpProtocols.Http1AndHttp2;
                     o.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = tls.OnConnection });
                 }
             });

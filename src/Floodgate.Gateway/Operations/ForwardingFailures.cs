@@ -12,7 +12,9 @@ namespace Floodgate.Gateway.Operations;
 /// A request its client gave up on (it closed the connection, as a load tool does when it stops), or whose client side
 /// failed (a request body it sent malformed, such as a bad chunked encoding, or cut short; a response it could not be
 /// written), is no fault of the proxy's or the upstream's: it is counted, and logged at Debug outside the budget, so
-/// that a wave of departing or broken clients neither warns nor uses up the lines an upstream failure needs.
+/// that a wave of departing or broken clients neither warns nor uses up the lines an upstream failure needs. Nor is an
+/// upgraded connection (a WebSocket) that neither side used for its cluster's <c>activity_timeout</c>: the timeout closed
+/// it as configured, and that is logged at Debug too.
 /// </summary>
 internal sealed partial class ForwardingFailures(ILogger logger, TimeProvider time)
 {
@@ -31,6 +33,12 @@ internal sealed partial class ForwardingFailures(ILogger logger, TimeProvider ti
         if (IsClientAbort(failure.Error))
         {
             Log.ClientAborted(logger, context.Request.Method, context.Request.Path.Value ?? "/", route, error);
+            return;
+        }
+
+        if (failure.Error == ForwarderError.UpgradeActivityTimeout)
+        {
+            Log.Idle(logger, context.Request.Method, context.Request.Path.Value ?? "/", route);
             return;
         }
 
@@ -82,6 +90,9 @@ internal sealed partial class ForwardingFailures(ILogger logger, TimeProvider ti
 
         [LoggerMessage(42, LogLevel.Debug, "Forwarding {Method} {Path} (route {Route}) stopped: {Error}, the client's request body or connection failed ({Reason}); answered {Status}")]
         public static partial void ClientFailed(ILogger logger, string method, string path, string route, string error, string reason, int status);
+
+        [LoggerMessage(43, LogLevel.Debug, "Forwarding {Method} {Path} (route {Route}) ended: the upgraded connection was idle for its cluster's activity timeout, and was closed")]
+        public static partial void Idle(ILogger logger, string method, string path, string route);
 
         [LoggerMessage(40, LogLevel.Warning, "Forwarding {Method} {Path} (route {Route}) failed: {Error}: {Reason}; answered {Status} ({Suppressed} earlier failures not logged)")]
         public static partial void Failed(ILogger logger, string method, string path, string route, string error, string reason, int status, long suppressed);

@@ -16,7 +16,7 @@ public static class PolicyLoader
     private static readonly string[] TopLevel =
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
-        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix",
+        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy",
     ];
 
     /// <summary>

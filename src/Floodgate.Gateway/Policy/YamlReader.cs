@@ -184,6 +184,72 @@ internal sealed class YamlReader(string file)
         return value;
     }
 
+    /// <summary>
+    /// A size in bytes: a whole number, or one with a unit (<c>kB</c>, <c>MB</c>, <c>GB</c>, <c>TB</c> in powers of 1000;
+    /// <c>KiB</c>, <c>MiB</c>, <c>GiB</c>, <c>TiB</c> in powers of 1024), from <paramref name="min"/>; or -1 for
+    /// <c>unlimited</c> when <paramref name="unlimited"/> allows it.
+    /// </summary>
+    public long? Size(YamlMappingNode? map, string key, string field, long min, bool unlimited)
+    {
+        var text = String(map, key, field);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (unlimited && string.Equals(text.Trim(), "unlimited", StringComparison.OrdinalIgnoreCase))
+        {
+            return -1;
+        }
+
+        if (!TryParseSize(text, out var value) || value < min)
+        {
+            var least = min > 0 ? $", at least {min} byte{(min == 1 ? string.Empty : "s")}" : string.Empty;
+            Error(Get(map, key), Join(field, key), $"'{text}' must be a size such as 1048576, 512kB, 100MB or 2GiB{least}{(unlimited ? ", or unlimited" : string.Empty)}.");
+            return null;
+        }
+
+        return value;
+    }
+
+    public static bool TryParseSize(string text, out long value)
+    {
+        value = 0;
+        var span = text.AsSpan().Trim();
+        var digits = 0;
+        while (digits < span.Length && (char.IsAsciiDigit(span[digits]) || span[digits] == '.'))
+        {
+            digits++;
+        }
+
+        if (digits == 0 || !decimal.TryParse(span[..digits], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var amount))
+        {
+            return false;
+        }
+
+        // Units are case-sensitive where case tells them apart (b is not B); a lone k, M or G is the decimal unit.
+        decimal? multiplier = span[digits..].Trim().ToString() switch
+        {
+            "" or "B" => 1m,
+            "k" or "K" or "kB" or "KB" => 1e3m,
+            "M" or "MB" => 1e6m,
+            "G" or "GB" => 1e9m,
+            "T" or "TB" => 1e12m,
+            "Ki" or "KiB" => 1024m,
+            "Mi" or "MiB" => 1024m * 1024,
+            "Gi" or "GiB" => 1024m * 1024 * 1024,
+            "Ti" or "TiB" => 1024m * 1024 * 1024 * 1024,
+            _ => null,
+        };
+        if (multiplier is not { } m || amount * m > long.MaxValue || decimal.Truncate(amount * m) != amount * m)
+        {
+            return false;
+        }
+
+        value = (long)(amount * m);
+        return true;
+    }
+
     public T? Enum<T>(YamlMappingNode? map, string key, string field, params (string Name, T Value)[] values)
         where T : struct =>
         Choice(map, key, field, values) is { Found: true } choice ? choice.Value : null;

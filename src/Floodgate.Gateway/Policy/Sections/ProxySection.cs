@@ -16,8 +16,9 @@ internal static class ProxySection
         // would do so after the rules were in force: every id is checked here, generated ones included.
         var routeIds = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         var clusterIds = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
-        var clusterNames = ReadClusters(reader, root, clusters, clusterIds);
-        ReadRoutes(reader, root, routes, clusters, clusterNames, routeIds, clusterIds);
+        var traffic = TrafficSection.Read(reader, root);
+        var clusterNames = ReadClusters(reader, root, traffic, clusters, clusterIds);
+        ReadRoutes(reader, root, traffic, routes, clusters, clusterNames, routeIds, clusterIds);
 
         var upstream = reader.StringList(root, "upstream", string.Empty);
         if (upstream.Count > 0)
@@ -36,8 +37,8 @@ internal static class ProxySection
                 reader.Error(YamlReader.Get(root, "upstream"), "upstream", $"the upstream shortcut makes a route and a cluster named 'upstream', and that is also {clusterOwner}; rename it, or list the upstream as a route.");
             }
 
-            clusters.Add(new ClusterConfig { ClusterId = "upstream", Destinations = destinations, LoadBalancingPolicy = "PowerOfTwoChoices" });
-            routes.Add(new RouteConfig { RouteId = "upstream", ClusterId = "upstream", Order = 100_000, Match = new RouteMatch { Path = "/{**catch-all}" } });
+            clusters.Add(traffic.Cluster(new ClusterConfig { ClusterId = "upstream", Destinations = destinations, LoadBalancingPolicy = "PowerOfTwoChoices" }, null, "upstream"));
+            routes.Add(traffic.Route(new RouteConfig { RouteId = "upstream", ClusterId = "upstream", Order = 100_000, Match = new RouteMatch { Path = "/{**catch-all}" } }, null, "upstream"));
         }
 
         if (routes.Count == 0 && reader.Errors.Count == 0)
@@ -48,7 +49,7 @@ internal static class ProxySection
         return (routes, clusters);
     }
 
-    private static HashSet<string> ReadClusters(YamlReader reader, YamlMappingNode root, List<ClusterConfig> clusters, Dictionary<string, string> clusterIds)
+    private static HashSet<string> ReadClusters(YamlReader reader, YamlMappingNode root, TrafficSection traffic, List<ClusterConfig> clusters, Dictionary<string, string> clusterIds)
     {
         var clusterNames = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var clustersNode = reader.Map(YamlReader.Get(root, "clusters"), "clusters");
@@ -65,7 +66,7 @@ internal static class ProxySection
             }
 
             var field = $"clusters.{name}";
-            var cluster = reader.Map(value, field, "destinations", "load_balancing");
+            var cluster = reader.Map(value, field, ["destinations", "load_balancing", .. TrafficSection.ClusterFields]);
             var destinations = ReadDestinations(reader, cluster, field);
             var balancing = reader.Name(
                 cluster,
@@ -84,7 +85,7 @@ internal static class ProxySection
 
             clusterNames.Add(name);
             clusterIds[name] = field;
-            clusters.Add(new ClusterConfig { ClusterId = name, Destinations = destinations, LoadBalancingPolicy = balancing ?? "PowerOfTwoChoices" });
+            clusters.Add(traffic.Cluster(new ClusterConfig { ClusterId = name, Destinations = destinations, LoadBalancingPolicy = balancing ?? "PowerOfTwoChoices" }, cluster, field));
         }
 
         return clusterNames;
@@ -93,6 +94,7 @@ internal static class ProxySection
     private static void ReadRoutes(
         YamlReader reader,
         YamlMappingNode root,
+        TrafficSection traffic,
         List<RouteConfig> routes,
         List<ClusterConfig> clusters,
         HashSet<string> clusterNames,
@@ -114,7 +116,7 @@ internal static class ProxySection
         for (var i = 0; i < list.Children.Count; i++)
         {
             var field = $"routes[{i}]";
-            var route = reader.Map(list.Children[i], field, "id", "path", "methods", "method", "hosts", "host", "cluster", "destinations", "order");
+            var route = reader.Map(list.Children[i], field, ["id", "path", "methods", "method", "hosts", "host", "cluster", "destinations", "order", .. TrafficSection.RouteFields, .. TrafficSection.ClusterFields]);
             if (route is null)
             {
                 reader.Error(list.Children[i], field, "expected a route: id, path, methods, hosts, and cluster or destinations.");
@@ -171,15 +173,19 @@ internal static class ProxySection
                     continue;
                 }
 
-                clusters.Add(new ClusterConfig { ClusterId = clusterId, Destinations = inline, LoadBalancingPolicy = "PowerOfTwoChoices" });
+                clusters.Add(traffic.Cluster(new ClusterConfig { ClusterId = clusterId, Destinations = inline, LoadBalancingPolicy = "PowerOfTwoChoices" }, route, field));
             }
             else if (!clusterNames.Contains(clusterId))
             {
                 reader.Error(YamlReader.Get(route, "cluster"), $"{field}.cluster", $"'{clusterId}' is not a cluster; the clusters are: {string.Join(", ", clusterNames)}.");
                 continue;
             }
+            else
+            {
+                traffic.RefuseClusterFields(route, field, clusterId);
+            }
 
-            routes.Add(new RouteConfig
+            routes.Add(traffic.Route(new RouteConfig
             {
                 RouteId = id,
                 ClusterId = clusterId,
@@ -190,7 +196,7 @@ internal static class ProxySection
                     Methods = methods.Count > 0 ? methods : null,
                     Hosts = hosts.Count > 0 ? hosts : null,
                 },
-            });
+            }, route, field));
         }
     }
 

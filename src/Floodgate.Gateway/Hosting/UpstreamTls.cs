@@ -1,0 +1,151 @@
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using Floodgate.Redis;
+using Microsoft.Extensions.Logging;
+
+namespace Floodgate.Gateway.Hosting;
+
+/// <summary>
+/// The TLS of one cluster's upstream connections: its upstreams are trusted when their certificate chains to the
+/// cluster's own CA file (the machine's trust store is not consulted then) and, with a server name, carries that name;
+/// the gateway shows the cluster's client certificate when an upstream asks for one.
+/// </summary>
+/// <remarks>
+/// The files are read when the cluster's HTTP client is built (at start, and by a reload that changes the cluster), and
+/// again at the next handshake after they change (by last write time and length), so a renewed client certificate or a
+/// rotated CA is used from the next connection on, without a reload; a change that cannot be used is logged and the
+/// last good files stay in use. Connections already open keep their handshake.
+/// </remarks>
+internal static partial class UpstreamTls
+{
+    /// <summary>Sets <paramref name="ssl"/>'s certificate callbacks for the cluster <paramref name="cluster"/>.</summary>
+    public static void Configure(SslClientAuthenticationOptions ssl, string cluster, string? authorityFile, string? certificateFile, string? keyFile, string? serverName, ILogger logger)
+    {
+        var authorities = authorityFile is null
+            ? null
+            : new Watched<X509Certificate2Collection>(cluster, [authorityFile], (out string? problem) => RedisTls.ReadAuthorities(authorityFile, out problem), logger);
+        if (certificateFile is not null)
+        {
+            var client = new Watched<X509Certificate2>(
+                cluster,
+                keyFile is null ? [certificateFile] : [certificateFile, keyFile],
+                (out string? problem) => RedisTls.ReadClientCertificate(certificateFile, keyFile, out problem),
+                logger);
+            ssl.LocalCertificateSelectionCallback = (_, _, _, _, _) => client.Current!;
+        }
+
+        ssl.RemoteCertificateValidationCallback = (_, certificate, chain, errors) => IsTrusted(authorities?.Current, authorities is not null, serverName, certificate, chain, errors);
+    }
+
+    /// <summary>
+    /// Whether an upstream's certificate is trusted: it names <paramref name="serverName"/> when one is given (else the
+    /// host the client connected to, as the platform checked), and chains to one of <paramref name="authorities"/> when
+    /// the cluster has a CA file (else to the machine's trust store, as the platform checked).
+    /// </summary>
+    internal static bool IsTrusted(X509Certificate2Collection? authorities, bool hasAuthorityFile, string? serverName, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (certificate is null)
+        {
+            return false;
+        }
+
+        if (serverName is not null)
+        {
+            // The platform checked the name the connection was made for (the Host header, which a route forwarding the
+            // original host sets); the cluster's name is the one that counts.
+            using var copy = certificate is X509Certificate2 ? null : X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+            if (!(copy ?? (X509Certificate2)certificate).MatchesHostname(serverName))
+            {
+                return false;
+            }
+
+            errors &= ~SslPolicyErrors.RemoteCertificateNameMismatch;
+        }
+
+        if (!hasAuthorityFile)
+        {
+            return errors == SslPolicyErrors.None;
+        }
+
+        // A CA file that never could be read trusts nothing.
+        return authorities is not null && RedisTls.IsTrusted(authorities, certificate, chain, errors);
+    }
+
+    private delegate T? Loader<T>(out string? problem);
+
+    /// <summary>A value read from files, read again at first use after any of them changed; a change that cannot be used keeps the last good value.</summary>
+    private sealed class Watched<T>
+        where T : class
+    {
+        private readonly string _cluster;
+        private readonly string[] _paths;
+        private readonly Loader<T> _load;
+        private readonly ILogger _logger;
+        private readonly Lock _valueLock = new();
+        private (DateTime Written, long Length)[] _stamps;
+        private T? _value;
+
+        public Watched(string cluster, string[] paths, Loader<T> load, ILogger logger)
+        {
+            _cluster = cluster;
+            _paths = paths;
+            _load = load;
+            _logger = logger;
+            _stamps = Stamps(paths);
+            _value = load(out var problem);
+            if (_value is null)
+            {
+                LogRefused(_logger, _cluster, problem ?? "unreadable", string.Join(", ", _paths));
+            }
+        }
+
+        public T? Current
+        {
+            get
+            {
+                lock (_valueLock)
+                {
+                    var stamps = Stamps(_paths);
+                    if (stamps.AsSpan().SequenceEqual(_stamps))
+                    {
+                        return _value;
+                    }
+
+                    // Recorded first, so that a file that cannot be used is not read again at every handshake.
+                    _stamps = stamps;
+
+                    // The previous value is not disposed: a connection made with it may still be using it.
+                    if (_load(out var problem) is { } next)
+                    {
+                        _value = next;
+                        LogReloaded(_logger, _cluster, string.Join(", ", _paths));
+                    }
+                    else
+                    {
+                        LogRefused(_logger, _cluster, problem ?? "unreadable", string.Join(", ", _paths));
+                    }
+
+                    return _value;
+                }
+            }
+        }
+
+        private static (DateTime, long)[] Stamps(string[] paths)
+        {
+            var stamps = new (DateTime, long)[paths.Length];
+            for (var i = 0; i < paths.Length; i++)
+            {
+                var file = new FileInfo(paths[i]);
+                stamps[i] = file.Exists ? (file.LastWriteTimeUtc, file.Length) : (DateTime.MinValue, -1);
+            }
+
+            return stamps;
+        }
+    }
+
+    [LoggerMessage(60, LogLevel.Information, "The TLS files of cluster {Cluster} changed and were read again: {Files}; new upstream connections use them")]
+    private static partial void LogReloaded(ILogger logger, string cluster, string files);
+
+    [LoggerMessage(61, LogLevel.Error, "The TLS files of cluster {Cluster} cannot be used, and the last good ones (if any) stay in use: {Reason} ({Files})")]
+    private static partial void LogRefused(ILogger logger, string cluster, string reason, string files);
+}
