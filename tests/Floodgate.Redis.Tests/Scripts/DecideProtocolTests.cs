@@ -7,7 +7,7 @@ using Floodgate.Limits;
 using Floodgate.Stores;
 using StackExchange.Redis;
 
-namespace Floodgate.Redis.Tests.Protocol;
+namespace Floodgate.Redis.Tests;
 
 /// <summary>
 /// decide.lua and <see cref="DecideProtocol"/> describe one wire layout from its two sides: the same names with the same
