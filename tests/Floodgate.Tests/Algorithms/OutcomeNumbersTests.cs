@@ -27,6 +27,35 @@ public sealed class OutcomeNumbersTests
     }
 
     [Fact]
+    public void Gcra_tells_the_remaining_and_reset_of_a_cost_that_does_not_fit_yet()
+    {
+        // 10/s, burst 3, two spent at T0: one more fits now, two in 100 ms.
+        var limit = Limit.Gcra(Rate.Parse("10/s"), burst: 3);
+        var state = new LimitState(T0 + 200_000, 0, 0);
+        Assert.Equal(new LimitOutcome(false, 1, 200_000, 100_000), LimitMath.Decide(limit, state, T0, 2, out var next));
+        Assert.Equal(state, next);
+        Assert.Equal(new LimitOutcome(true, 0, 300_000, 0), LimitMath.Decide(limit, state, T0, 1, out next));
+        Assert.Equal(new LimitState(T0 + 300_000, 0, 0), next);
+    }
+
+    [Fact]
+    public void Sliding_window_counts_only_the_previous_window_when_this_one_is_empty()
+    {
+        // 4/s; 4 spent in the window that started at T0, none yet in the next, a quarter of a second into it: they
+        // weigh floor(4 × 0.75) = 3 and the limit is free again when the next window starts.
+        var limit = Limit.SlidingWindow(Rate.Parse("4/s"));
+        var state = new LimitState(T0, 0, 4);
+        var now = T0 + Second + 250_000;
+        Assert.Equal(new LimitOutcome(true, 1, 750_000, 0), LimitMath.Decide(limit, state, now, 0, out _));
+
+        // A cost of 2 fits as soon as they weigh 2: one microsecond later, floor(4 × 0.749999).
+        Assert.Equal(new LimitOutcome(false, 1, 750_000, 1), LimitMath.Decide(limit, state, now, 2, out var next));
+        Assert.Equal(state, next);
+        Assert.Equal(new LimitOutcome(true, 0, 1_749_999, 0), LimitMath.Decide(limit, state, now + 1, 2, out next));
+        Assert.Equal(new LimitState(T0 + Second, 4, 2), next);
+    }
+
+    [Fact]
     public void Sliding_window_tells_the_remaining_and_reset_of_a_cost_that_can_never_fit()
     {
         // 4/s; halfway through the window, 2 in the previous one weigh 1, and 1 was spent in this one.
