@@ -93,19 +93,20 @@ internal static class LogValues
             Span<char> escape = stackalloc char[LongestEscape];
             while (read < value.Length)
             {
-                // A run with nothing to escape is copied at once, as much of it as fits.
+                // A run with nothing to escape is copied at once, as much of it as fits; only what fits is searched, so
+                // that a long value costs no more than its kept part.
                 var rest = value.AsSpan(read);
-                var run = rest.IndexOfAny(Special);
+                var window = rest[..Math.Min(rest.Length, capacity - written)];
+                var run = window.IndexOfAny(Special);
                 if (run < 0)
                 {
-                    run = rest.Length;
+                    run = window.Length;
                 }
 
-                var copied = Math.Min(run, capacity - written);
-                rest[..copied].CopyTo(output[written..]);
-                written += copied;
-                read += copied;
-                if (copied < run || read == value.Length)
+                window[..run].CopyTo(output[written..]);
+                written += run;
+                read += run;
+                if (read == value.Length || written == capacity)
                 {
                     break;
                 }
