@@ -16,6 +16,7 @@ namespace Floodgate.AspNetCore.Tests.Middleware;
 public sealed class LogInjectionTests : IAsyncLifetime
 {
     private const string EngineCategory = "Floodgate.Engine.RateLimitEngine";
+    private const string ResolverCategory = "Floodgate.AspNetCore.Identity.JwtIdentityResolver";
 
     private TestIdentityProvider _idp = null!;
 
@@ -84,12 +85,30 @@ public sealed class LogInjectionTests : IAsyncLifetime
         Assert.True(line.Text.Length < 500, $"{line.Text.Length} characters");
     }
 
-    private Task<TestApp> StartAsync(RateLimitRule rule, ConsoleLines logs, bool jwt = false) => TestApp.StartAsync(
+    [Fact]
+    public async Task A_rejected_token_logs_none_of_its_text()
+    {
+        // The identity resolver logs why a token is rejected as a fixed word, never the token or its claims.
+        using var logs = new ConsoleLines(LogLevel.Debug);
+        await using var app = await StartAsync(new RateLimitRule("per-user", RateLimitTier.User, Limit.Gcra(Rate.Parse("1/min"))), logs, jwt: true, level: LogLevel.Debug);
+        var now = app.Time.GetUtcNow();
+        var expired = _idp.CreateToken(subject: "alice\r\u001B[2Kforged", now: now - TimeSpan.FromHours(2), lifetime: TimeSpan.FromHours(1));
+
+        var statuses = await StatusesAsync(app, "/orders/1", expired);
+        Assert.Equal([401, 401], statuses);
+
+        var lines = logs.Of(ResolverCategory);
+        Assert.Equal(2, lines.Count);
+        Assert.All(lines, l => Assert.EndsWith("Bearer token rejected: expired (0 earlier rejections not logged)." + Environment.NewLine, l.Text, StringComparison.Ordinal));
+    }
+
+    private Task<TestApp> StartAsync(RateLimitRule rule, ConsoleLines logs, bool jwt = false, LogLevel level = LogLevel.Information) => TestApp.StartAsync(
         o => o.Policy = new RateLimitPolicy([rule]),
         app => app.MapGet("/{**path}", () => "ok"),
         services: s =>
         {
             s.AddSingleton<ILoggerProvider>(logs);
+            s.Configure<LoggerFilterOptions>(o => o.MinLevel = level);
             if (jwt)
             {
                 s.AddFloodgateJwtIdentity(o =>
