@@ -8,6 +8,7 @@ using Floodgate.Algorithms;
 using Floodgate.Envoy.Configuration;
 using Floodgate.Keys;
 using Floodgate.Limits;
+using Floodgate.Logging;
 using Floodgate.Stores;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -81,7 +82,12 @@ internal sealed partial class EnvoyRateLimitDecider
         if (!config.HasDomain(domain))
         {
             _metrics.DomainNotFound();
-            LogUnknownDomain(_logger, domain);
+            if (_logger.IsEnabled(LogLevel.Debug))
+            {
+                // The domain is the request's text, and here no configured one: escaped and cut (docs/logging.md).
+                LogUnknownDomain(_logger, LogValues.Escape(domain));
+            }
+
             for (var i = 0; i < descriptors.Count; i++)
             {
                 response.Statuses.Add(NoLimitStatus);
@@ -140,7 +146,11 @@ internal sealed partial class EnvoyRateLimitDecider
             }
             else if (rule.Name is { } name && replacing?.Contains(name) == true)
             {
-                LogReplaced(_logger, domain, rule.FullKey, name);
+                if (_logger.IsEnabled(LogLevel.Debug))
+                {
+                    LogReplaced(_logger, LogValues.Escape(domain), rule.FullKey, name);
+                }
+
                 matched.Rule = null;
             }
             else if (rule.Limit is { } limit)
@@ -239,7 +249,10 @@ internal sealed partial class EnvoyRateLimitDecider
             }
             else
             {
-                LogOverLimit(_logger, domain, failedRate + failedQuota, descriptors.Count);
+                if (_logger.IsEnabled(LogLevel.Debug))
+                {
+                    LogOverLimit(_logger, LogValues.Escape(domain), failedRate + failedQuota, descriptors.Count);
+                }
             }
         }
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Floodgate.Algorithms;
 using Floodgate.Limits;
+using Floodgate.Logging;
 using Floodgate.Rules;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
@@ -22,7 +23,8 @@ namespace Floodgate.Engine;
 /// <para>
 /// Every decision is counted on the <c>floodgate.decisions</c> counter of the <c>Floodgate</c> meter, tagged with tier,
 /// rule and outcome. Rejections are logged with tier, rule and identity, at most <see cref="LogBurst"/> at once and
-/// <see cref="LogsPerSecond"/> a second; the rest are counted and reported with the next log line.
+/// <see cref="LogsPerSecond"/> a second; the rest are counted and reported with the next log line. The identity, method
+/// and path are logged escaped of control characters and cut to 256 characters (docs/logging.md).
 /// </para>
 /// </remarks>
 public sealed partial class RateLimitEngine
@@ -420,15 +422,19 @@ public sealed partial class RateLimitEngine
             return;
         }
 
-        var identity = request.Subject ?? request.ClientIp?.ToString() ?? "anonymous";
+        // The subject, method and path are the client's text: escaped and cut, so that a line can neither forge nor erase
+        // another, nor grow with the request. The rule's name is the policy's.
+        var identity = LogValues.Escape(request.Subject ?? request.ClientIp?.ToString() ?? "anonymous");
+        var method = LogValues.Escape(request.Method);
+        var path = LogValues.Escape(request.Path);
         var retry = decision.IsPermanent ? "never" : decision.RetryAfter.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
         if (decision.IsShadowed)
         {
-            LogShadowRejected(_logger, TierNames[(int)decision.Tier], decision.Rule!.Name, identity, request.Method, request.Path, retry, suppressed);
+            LogShadowRejected(_logger, TierNames[(int)decision.Tier], decision.Rule!.Name, identity, method, path, retry, suppressed);
         }
         else
         {
-            LogRejected(_logger, TierNames[(int)decision.Tier], decision.Rule!.Name, identity, request.Method, request.Path, retry, suppressed);
+            LogRejected(_logger, TierNames[(int)decision.Tier], decision.Rule!.Name, identity, method, path, retry, suppressed);
         }
     }
 

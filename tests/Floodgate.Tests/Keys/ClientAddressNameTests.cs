@@ -1,13 +1,13 @@
 using System.Net;
-using Floodgate.AspNetCore.Middleware;
+using Floodgate.Keys;
 
-namespace Floodgate.AspNetCore.Tests.Middleware;
+namespace Floodgate.Tests.Keys;
 
 /// <summary>
 /// The name a client IP is banned and keyed by: an IPv4 address as itself, an IPv4-mapped IPv6 address as the IPv4
 /// address, an IPv6 address as its network of the policy's prefix length, cut to the bit.
 /// </summary>
-public sealed class AddressKeyTests
+public sealed class ClientAddressNameTests
 {
     [Theory]
     [InlineData("203.0.113.7", 64, "203.0.113.7")]
@@ -23,5 +23,5 @@ public sealed class AddressKeyTests
     [InlineData("2001:db8::1", 128, "2001:db8::1")]
     [InlineData("2001:db8::1", 0, "::/0")]
     public void A_client_ip_is_named_by_its_network(string address, int prefix, string expected) =>
-        Assert.Equal(expected, FloodgateMiddleware.AddressKey(IPAddress.Parse(address), prefix));
+        Assert.Equal(expected, ClientAddress.Name(IPAddress.Parse(address), prefix));
 }
