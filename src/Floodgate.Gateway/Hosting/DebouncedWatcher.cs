@@ -1,4 +1,4 @@
-using Floodgate.Envoy;
+using Floodgate.FileWatching;
 using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Gateway.Hosting;

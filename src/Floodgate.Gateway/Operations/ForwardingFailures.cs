@@ -1,4 +1,4 @@
-using Floodgate.Engine;
+using Floodgate.Logging;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
