@@ -64,7 +64,7 @@ internal sealed partial class EnvoyRateLimitDecider
     {
         var hits = matched.Hits > long.MaxValue ? long.MaxValue : (long)matched.Hits;
         var over = hits > 0;
-        var period = new Rate(1, 1, EnvoyUnits.ToRateUnit(rule.Unit)).PeriodMicroseconds;
+        var period = new Rate(1, 1, EnvoyUnits.ToRateUnit(rule.Unit)).Period.Ticks / TimeSpan.TicksPerMicrosecond;
         var now = (_time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
         _metrics.Hits(domain, MetricName(rule, matched, descriptor, domain), hits, over ? 0 : hits, 0, over ? hits : 0, over && rule.ShadowMode ? hits : 0);
         return new DescriptorStatus
