@@ -1,4 +1,3 @@
-using Floodgate.Engine;
 using Floodgate.Logging;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;

@@ -119,7 +119,8 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         // Kept even when the store's own mode is not local: a rule may ask for local answers on its own.
         _local = new MemoryStore(options.LocalStore, _time);
         var replicas = options.Replicas;
-        _divide = limit => DivideLimit(limit, replicas);
+        // Each replica decides locally against its share: together they admit about the limit.
+        _divide = limit => ReplicaShare.Of(limit, replicas);
         _metrics = new RedisStoreMetrics(meterFactory?.Create(MeterName) ?? SharedMeter);
         _calls = new CallCoalescer((keys, values) => Evaluate(keys, values, sendScript: false), options.Timeout, _metrics.Runs);
         PreloadScripts(sentinel);

@@ -151,12 +151,12 @@ public sealed class MiddlewareTests
             Assert.Equal("\"orders:GET /orders/{id}\";q=1;w=60", string.Join(",", first.Headers.GetValues("RateLimit-Policy")));
         }
 
-        var gate = app.App.Services.GetRequiredService<FloodgateGate>();
-        Assert.Equal(["orders", "orders:GET /orders/{id}"], gate.Policy.Rules.Select(r => r.Name).Order(StringComparer.Ordinal));
+        var runtime = app.App.Services.GetRequiredService<FloodgateRuntime>();
+        Assert.Equal(["orders", "orders:GET /orders/{id}"], runtime.Policy.Rules.Select(r => r.Name).Order(StringComparer.Ordinal));
 
         var reloaded = new FloodgateOptions { Policy = policy };
-        gate.Apply(reloaded);
-        Assert.Same(reloaded, gate.Options);
+        runtime.Apply(reloaded);
+        Assert.Same(reloaded, runtime.Options);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await app.Client.GetAsync("/orders/2")).StatusCode);
     }
 
@@ -181,8 +181,8 @@ public sealed class MiddlewareTests
             },
             a => a.MapGet("/", () => "hi"),
             services: s => s.AddSingleton<IIdentityResolver>(resolver));
-        var gate = app.App.Services.GetRequiredService<FloodgateGate>();
-        resolver.OnCachedLookup = () => gate.Apply(Options());
+        var runtime = app.App.Services.GetRequiredService<FloodgateRuntime>();
+        resolver.OnCachedLookup = () => runtime.Apply(Options());
 
         Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(new Uri("/", UriKind.Relative))).StatusCode);
 

@@ -1,3 +1,4 @@
+using Floodgate.FileWatching;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Floodgate.Envoy.Tests;

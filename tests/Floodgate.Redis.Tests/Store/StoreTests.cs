@@ -436,15 +436,15 @@ public sealed class StoreTests(RedisFixture fixture)
     {
         // 100k/s is exact (10 µs). A third of it as 33,333/s would round its interval from 30.0003 to 31 µs (3 % less,
         // and a rate Limit.Gcra refuses); as 100k per 3 s it is exactly 30 µs.
-        var share = RedisStore.DivideLimit(Limit.Gcra(Rate.Parse("100k/s"), 3000), 3);
+        var share = ReplicaShare.Of(Limit.Gcra(Rate.Parse("100k/s"), 3000), 3);
         Assert.Equal(30, share.IntervalMicroseconds);
         Assert.Equal(1000, share.Burst);
 
         // 1M/s over 3 replicas: 3 µs a request, where 333,333/s would round to 4 µs and admit a quarter less.
-        Assert.Equal(3, RedisStore.DivideLimit(Limit.Gcra(Rate.Parse("1M/s"), 100), 3).IntervalMicroseconds);
+        Assert.Equal(3, ReplicaShare.Of(Limit.Gcra(Rate.Parse("1M/s"), 100), 3).IntervalMicroseconds);
 
         // A month over 2,000 replicas is past what a period may span: the amount is divided instead, and nothing throws.
-        var monthly = RedisStore.DivideLimit(Limit.Gcra(Rate.Parse("1000/month"), 10), 2000);
+        var monthly = ReplicaShare.Of(Limit.Gcra(Rate.Parse("1000/month"), 10), 2000);
         Assert.Equal(1, monthly.Amount);
         Assert.Equal(1, monthly.Burst);
     }

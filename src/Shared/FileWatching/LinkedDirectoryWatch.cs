@@ -1,4 +1,4 @@
-namespace Floodgate.Envoy;
+namespace Floodgate.FileWatching;
 
 /// <summary>
 /// Watches directories through the symbolic links on the way to them: each directory where its links lead now, and
@@ -7,7 +7,10 @@ namespace Floodgate.Envoy;
 /// parent; <see cref="Rewatch"/> then moves the watch to where the links lead. Used by the Envoy service's
 /// configuration directory and by the gateway's policy, key and certificate files.
 /// </summary>
-/// <remarks>Not thread-safe: its owner serializes <see cref="Rewatch"/> and <see cref="Dispose"/>.</remarks>
+/// <remarks>
+/// Not thread-safe: its owner serializes <see cref="Rewatch"/> and <see cref="Dispose"/>. Shared source (src/Shared),
+/// compiled into the Envoy service and the gateway, each with its own debouncing.
+/// </remarks>
 /// <param name="directories">The directories watched.</param>
 /// <param name="fileNames">The names watched in each directory; <see langword="null"/> for every change, deletions included.</param>
 /// <param name="changed">Raised for a change in a directory (among <paramref name="fileNames"/>).</param>

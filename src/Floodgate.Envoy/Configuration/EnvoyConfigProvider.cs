@@ -1,4 +1,5 @@
 using Floodgate.Envoy.Configuration;
+using Floodgate.FileWatching;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 

@@ -1,16 +1,26 @@
 using Floodgate.Algorithms;
 using Floodgate.Limits;
 
-namespace Floodgate.Engine;
+namespace Floodgate.Logging;
 
 /// <summary>
-/// A budget of log lines, itself a token bucket: at most <see cref="RateLimitEngine.LogBurst"/> lines at once and
-/// <see cref="RateLimitEngine.LogsPerSecond"/> a second, so a flood of events cannot flood the logs. The lines refused
-/// are counted and handed to the next line written. Thread-safe.
+/// A budget of log lines, itself a token bucket: at most <see cref="Burst"/> lines at once and
+/// <see cref="LinesPerSecond"/> a second, so a flood of events cannot flood the logs. The lines refused are counted and
+/// handed to the next line written. Thread-safe.
 /// </summary>
+/// <remarks>
+/// Shared source (src/Shared), compiled into each project that logs within a budget: the engine's rejections, the
+/// identity resolver's refused tokens and the gateway's forwarding failures each have a budget of this size.
+/// </remarks>
 internal sealed class LogBudget(TimeProvider time)
 {
-    private static readonly Limit Lines = Limit.Gcra(new Rate(RateLimitEngine.LogsPerSecond, 1, RateUnit.Second), RateLimitEngine.LogBurst);
+    /// <summary>How many lines a second the budget refills, at most.</summary>
+    public const int LinesPerSecond = 10;
+
+    /// <summary>How many lines the budget allows at once, at most.</summary>
+    public const int Burst = 20;
+
+    private static readonly Limit Lines = Limit.Gcra(new Rate(LinesPerSecond, 1, RateUnit.Second), Burst);
 
     private long _tat;
     private long _suppressed;
@@ -24,7 +34,7 @@ internal sealed class LogBudget(TimeProvider time)
         while (true)
         {
             var tat = Volatile.Read(ref _tat);
-            var outcome = LimitMath.Gcra(Lines, new LimitState(tat, 0, 0), now, 1, out var next);
+            var outcome = LimitMath.Decide(Lines, new LimitState(tat, 0, 0), now, 1, out var next);
             if (!outcome.IsAllowed)
             {
                 Interlocked.Increment(ref _suppressed);

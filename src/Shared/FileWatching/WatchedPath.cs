@@ -1,4 +1,4 @@
-namespace Floodgate.Envoy;
+namespace Floodgate.FileWatching;
 
 /// <summary>
 /// Where a directory's path leads now: the directory itself, with every symbolic link met on the way resolved, and those

@@ -13,23 +13,24 @@ using Microsoft.Extensions.Options;
 namespace Floodgate.AspNetCore.Middleware;
 
 /// <summary>
-/// The gate the middleware consults: the engine, and the settings in force. <see cref="Apply"/> swaps the settings
-/// atomically (a hot reload); a request in flight finishes on the settings it started with.
+/// What the middleware runs on: the engine, and the settings in force, compiled from the options and the rules attached
+/// to the app's endpoints. <see cref="Apply"/> swaps the settings atomically (a hot reload), as endpoints that change do;
+/// a request in flight finishes on the settings it started with.
 /// </summary>
-public sealed class FloodgateGate
+public sealed class FloodgateRuntime
 {
     // Guards compiling and swapping the settings (a reload, the endpoints attached), so one swap never undoes another.
     private readonly Lock _settingsLock = new();
-    private GateSettings _settings;
+    private CompiledSettings _settings;
     private FloodgateOptions _options;
     private IReadOnlyList<EndpointRule> _endpointRules = [];
     private IDisposable? _endpointChanges;
     private bool _endpointsAttached;
     private Exception? _attachFailure;
 
-    /// <summary>Creates the gate with the options' settings in force.</summary>
+    /// <summary>Creates the runtime with the options' settings in force.</summary>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
-    public FloodgateGate(RateLimitEngine engine, IOptions<FloodgateOptions> options)
+    public FloodgateRuntime(RateLimitEngine engine, IOptions<FloodgateOptions> options)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(options);
@@ -48,7 +49,13 @@ public sealed class FloodgateGate
     /// <summary>The policy in force, with the rules attached to endpoints.</summary>
     public RateLimitPolicy Policy => Settings.Policy;
 
-    internal GateSettings Settings => Volatile.Read(ref _settings);
+    /// <summary>
+    /// The trusted proxies in force, parsed from the options: a proxy in front of the middleware (such as the gateway)
+    /// forwards only what they vouch for.
+    /// </summary>
+    public TrustedProxies TrustedProxies => Settings.Proxies;
+
+    internal CompiledSettings Settings => Volatile.Read(ref _settings);
 
     /// <summary>Puts <paramref name="options"/> in force for every request that starts from now on.</summary>
     /// <exception cref="ArgumentException">The options are invalid; the settings in force stay.</exception>
@@ -119,7 +126,7 @@ public sealed class FloodgateGate
                     // Endpoints can change after the first request (a dynamic data source, an in-app proxy's routes): the
                     // request after a change attaches them again. Rules that stay keep their names, so their budgets.
                     _endpointChanges?.Dispose();
-                    _endpointChanges = changes.RegisterChangeCallback(static gate => Volatile.Write(ref ((FloodgateGate)gate!)._endpointsAttached, false), this);
+                    _endpointChanges = changes.RegisterChangeCallback(static runtime => Volatile.Write(ref ((FloodgateRuntime)runtime!)._endpointsAttached, false), this);
                     return;
                 }
                 catch (ArgumentException e)
@@ -195,7 +202,7 @@ public sealed class FloodgateGate
         return text.ToString();
     }
 
-    private static GateSettings Compile(FloodgateOptions options, IReadOnlyList<EndpointRule> endpointRules)
+    private static CompiledSettings Compile(FloodgateOptions options, IReadOnlyList<EndpointRule> endpointRules)
     {
         options.Validate();
         var policy = options.Policy;
@@ -238,7 +245,7 @@ public sealed class FloodgateGate
             }
         }
 
-        return new GateSettings(
+        return new CompiledSettings(
             policy,
             new TrustedProxies(options.TrustedProxies, options.ForwardedHeader),
             options.Anonymous,
@@ -341,7 +348,7 @@ internal sealed record BanRule(RateLimitRule Rule, Limit Limit, string Scope)
 }
 
 /// <summary>The compiled settings in force.</summary>
-internal sealed record GateSettings(
+internal sealed record CompiledSettings(
     RateLimitPolicy Policy,
     TrustedProxies Proxies,
     AnonymousPolicy Anonymous,
