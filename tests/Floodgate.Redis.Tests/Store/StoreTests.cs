@@ -8,8 +8,7 @@ using StackExchange.Redis;
 
 namespace Floodgate.Redis.Tests;
 
-[Collection(RedisCollection.Name)]
-public sealed class StoreTests(RedisFixture fixture)
+public abstract class StoreTests(IServerFixture fixture)
 {
     private static readonly DateTimeOffset Start = new(2026, 6, 1, 12, 0, 0, TimeSpan.Zero);
 
