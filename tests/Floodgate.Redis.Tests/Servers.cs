@@ -45,3 +45,7 @@ public sealed class DecideProtocolTestsOnRedis(RedisFixture fixture) : DecidePro
 
 [Collection(GarnetCollection.Name)]
 public sealed class DecideProtocolTestsOnGarnet(GarnetFixture fixture) : DecideProtocolTests(fixture);
+
+public sealed class CoalescingTestsOnRedis() : CoalescingTests(ServerKind.Redis);
+
+public sealed class CoalescingTestsOnGarnet() : CoalescingTests(ServerKind.Garnet);

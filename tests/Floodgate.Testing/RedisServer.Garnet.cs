@@ -22,10 +22,11 @@ public sealed partial class RedisServer
     /// <summary>
     /// Garnet's options besides the port: loopback only, Lua on, and every script run as a transaction (its keys
     /// locked while it runs: without <c>--lua-transaction-mode</c> another client's command can interleave with a
-    /// script's); a small hash index to start with (it grows), no banner, warnings only.
+    /// script's); <c>INFO commandstats</c> counted, as redis-server counts it; a small hash index to start with (it
+    /// grows), no banner, warnings only.
     /// </summary>
     public static readonly IReadOnlyList<string> GarnetOptions =
-        ["--bind", "127.0.0.1", "--lua", "--lua-transaction-mode", "--index", "1m", "-q", "--logger-level", "Warning"];
+        ["--bind", "127.0.0.1", "--lua", "--lua-transaction-mode", "--commandstats-monitor", "--index", "1m", "-q", "--logger-level", "Warning"];
 
     /// <summary>How long a server may take to accept connections: Garnet is a .NET program that starts more slowly.</summary>
     private TimeSpan StartTimeout => TimeSpan.FromSeconds(Kind == ServerKind.Garnet ? 30 : 15);
@@ -69,12 +70,25 @@ public sealed partial class RedisServer
             return;
         }
 
-        var pid = Pid;
+        var process = _process ?? throw new InvalidOperationException("The server is not running.");
+        var pid = process.Id;
         Signal(pid, "STOP");
         _ = Task.Run(async () =>
         {
             await Task.Delay(duration).ConfigureAwait(false);
-            Signal(pid, "CONT");
+
+            // Only the process stopped, and only while this fixture still runs it: a killed one needs no CONT.
+            try
+            {
+                if (ReferenceEquals(_process, process) && IsRunning)
+                {
+                    Signal(pid, "CONT");
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // Killed meanwhile.
+            }
         });
     }
 
