@@ -49,3 +49,9 @@ public sealed class DecideProtocolTestsOnGarnet(GarnetFixture fixture) : DecideP
 public sealed class CoalescingTestsOnRedis() : CoalescingTests(ServerKind.Redis);
 
 public sealed class CoalescingTestsOnGarnet() : CoalescingTests(ServerKind.Garnet);
+
+[Collection(RedisCollection.Name)]
+public sealed class LargeCallTestsOnRedis(RedisFixture fixture) : LargeCallTests(fixture);
+
+[Collection(GarnetCollection.Name)]
+public sealed class LargeCallTestsOnGarnet(GarnetFixture fixture) : LargeCallTests(fixture);
