@@ -294,6 +294,7 @@ public sealed partial class RedisServer : IDisposable
                     client.Connect(IPAddress.Loopback, Port);
                     if (Cli("PING") == "PONG")
                     {
+                        WarmUp();
                         return;
                     }
                 }
