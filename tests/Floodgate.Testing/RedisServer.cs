@@ -7,9 +7,10 @@ namespace Floodgate.Testing;
 
 /// <summary>
 /// A real redis-server process on a free loopback port, killed by its PID when disposed: a plain server, a TLS-only
-/// server (<see cref="StartTls"/>) or a Sentinel (<see cref="StartSentinel"/>).
+/// server (<see cref="StartTls"/>) or a Sentinel (<see cref="StartSentinel"/>); or another Redis-compatible server
+/// (<see cref="Kind"/>: Garnet, <see cref="StartGarnet"/>).
 /// </summary>
-public sealed class RedisServer : IDisposable
+public sealed partial class RedisServer : IDisposable
 {
     private readonly string[] _leading;
     private readonly string[] _extra;
@@ -24,14 +25,18 @@ public sealed class RedisServer : IDisposable
         ThreadPool.SetMinThreads(Math.Max(workers, 32), Math.Max(io, 32));
     }
 
-    private RedisServer(int port, string directory, string[] extra, string[]? leading = null, string[]? cliOptions = null)
+    private RedisServer(int port, string directory, string[] extra, string[]? leading = null, string[]? cliOptions = null, ServerKind kind = ServerKind.Redis)
     {
+        Kind = kind;
         Port = port;
         Directory = directory;
         _extra = extra;
         _leading = leading ?? [];
         _cliOptions = cliOptions ?? [];
     }
+
+    /// <summary>Which server this is: redis-server, or Garnet.</summary>
+    public ServerKind Kind { get; }
 
     public int Port { get; }
 
@@ -265,23 +270,8 @@ public sealed class RedisServer : IDisposable
 
     private void Run()
     {
-        var info = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Directory };
-        foreach (var arg in _leading)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        foreach (var arg in new[] { "--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", string.Empty, "--appendonly", "no", "--dir", Directory, "--daemonize", "no", "--loglevel", "warning" })
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        foreach (var arg in _extra)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        _process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start.");
+        var info = Kind == ServerKind.Garnet ? GarnetStartInfo() : RedisStartInfo();
+        _process = Process.Start(info) ?? throw new InvalidOperationException($"{Kind} did not start.");
         try
         {
             _process.OutputDataReceived += static (_, _) => { };
@@ -291,11 +281,11 @@ public sealed class RedisServer : IDisposable
 
             // Bounded polling for the process to accept connections; not a sleep for correctness.
             var deadline = Stopwatch.StartNew();
-            while (deadline.Elapsed < TimeSpan.FromSeconds(15))
+            while (deadline.Elapsed < StartTimeout)
             {
                 if (_process.HasExited)
                 {
-                    throw new InvalidOperationException($"redis-server on port {Port} exited with {_process.ExitCode}.");
+                    throw new InvalidOperationException($"{Kind} on port {Port} exited with {_process.ExitCode}.");
                 }
 
                 try
@@ -304,6 +294,7 @@ public sealed class RedisServer : IDisposable
                     client.Connect(IPAddress.Loopback, Port);
                     if (Cli("PING") == "PONG")
                     {
+                        WarmUp();
                         return;
                     }
                 }
@@ -322,7 +313,28 @@ public sealed class RedisServer : IDisposable
         }
 
         Kill();
-        throw new TimeoutException($"redis-server on port {Port} did not start within 15 s.");
+        throw new TimeoutException($"{Kind} on port {Port} did not start within {StartTimeout.TotalSeconds} s.");
+    }
+
+    private ProcessStartInfo RedisStartInfo()
+    {
+        var info = new ProcessStartInfo("redis-server") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Directory };
+        foreach (var arg in _leading)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        foreach (var arg in new[] { "--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", string.Empty, "--appendonly", "no", "--dir", Directory, "--daemonize", "no", "--loglevel", "warning" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        foreach (var arg in _extra)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        return info;
     }
 }
 
@@ -374,7 +386,7 @@ public sealed record RedisTlsFiles(string Certificate, string Key, string Author
 /// shares it declares its own collection (<c>RedisCollection</c>): xunit finds collection definitions only in the
 /// test assembly.
 /// </summary>
-public sealed class RedisFixture : IDisposable
+public sealed class RedisFixture : IServerFixture, IDisposable
 {
     public RedisFixture() => Server = RedisServer.Start();
 

@@ -7,10 +7,11 @@ namespace Floodgate.Redis.Tests;
 
 /// <summary>
 /// On a single node, the calls of concurrent decisions share runs of the script: while one run is in flight the others
-/// wait, and go together when it is answered. Each test holds its own server's commands (CLIENT PAUSE) so that a first
-/// call is in flight while the next ones queue behind it.
+/// wait, and go together when it is answered. Each test holds its own server's commands (<see cref="RedisServer.Pause"/>:
+/// CLIENT PAUSE; on Garnet, which has none, the process is stopped meanwhile) so that a first call is in flight while
+/// the next ones queue behind it. Runs on every server kind (Servers.cs).
 /// </summary>
-public sealed class CoalescingTests
+public abstract class CoalescingTests(ServerKind kind)
 {
     private static readonly Rate FivePerDay = new(5, 1, RateUnit.Day);
 
@@ -25,10 +26,21 @@ public sealed class CoalescingTests
         return store;
     }
 
+    /// <summary>
+    /// How many times the server ran <paramref name="command"/> (scripts' calls included), by <c>INFO commandstats</c>:
+    /// tests compare it before and after, as Garnet has no <c>CONFIG RESETSTAT</c>.
+    /// </summary>
+    private static long Calls(RedisServer server, string command)
+    {
+        var prefix = "cmdstat_" + command + ":calls=";
+        var line = server.Cli("INFO", "commandstats").Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        return line is null ? 0 : long.Parse(line.AsSpan(prefix.Length, line.IndexOf(',', StringComparison.Ordinal) - prefix.Length), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     [Fact]
     public async Task Calls_queued_behind_a_run_go_as_one_run_and_decide_in_order_as_if_alone()
     {
-        using var server = RedisServer.Start();
+        using var server = RedisServer.Start(kind);
         await using var store = await WarmStoreAsync(server, o =>
         {
             o.Timeout = TimeSpan.FromSeconds(10);
@@ -39,8 +51,8 @@ public sealed class CoalescingTests
         var window = new RateLimitCheck(Limit.FixedWindow(FivePerDay), StoreKey.Create("window", "alice"), 1, false);
         var edge = new RateLimitCheck(Limit.SlidingWindow(FivePerDay), StoreKey.Create("edge", "10.0.0.1"), 1, false);
         var runs = store.Runs;
-        server.Cli("CONFIG", "RESETSTAT");
-        server.Cli("CLIENT", "PAUSE", "1000", "ALL");
+        var sets = Calls(server, "set");
+        server.Pause(TimeSpan.FromMilliseconds(1000));
 
         // In flight (held by the pause): the first call, alone. Queued behind it: 8 decisions of one key, 8 of another,
         // and 6 of two stages (the edge, then the user) whose edge runs out after 5.
@@ -91,7 +103,12 @@ public sealed class CoalescingTests
 
         // Written once per key at the end of the run (3 SETs, and 1 for the first call), with the TTL of its last state:
         // the gcra key's after 5 of 5/day is about a day away, its first state's about 4.8 hours.
-        Assert.Contains("cmdstat_set:calls=4,", server.Cli("INFO", "commandstats"), StringComparison.Ordinal);
+        if (kind == ServerKind.Redis)
+        {
+            // Garnet's INFO commandstats never counts a script's SET … PX (docs/redis.md, Servers): the TTLs below still
+            // show each key written with its last state.
+            Assert.Equal(sets + 4, Calls(server, "set"));
+        }
         var database = store.Database();
         Assert.True(await database.KeyTimeToLiveAsync(TestStores.KeyOf(store, gcra)) > TimeSpan.FromHours(20), "the gcra key kept an earlier state's TTL");
         foreach (var check in new[] { window, edge })
@@ -106,7 +123,7 @@ public sealed class CoalescingTests
     [Fact]
     public async Task A_call_whose_decision_gave_up_while_it_waited_is_never_sent()
     {
-        using var server = RedisServer.Start();
+        using var server = RedisServer.Start(kind);
         await using var store = await WarmStoreAsync(server, o =>
         {
             o.Timeout = TimeSpan.FromMilliseconds(150);
@@ -115,8 +132,8 @@ public sealed class CoalescingTests
             o.OverLimitCache = false;
         });
         var lease = new RateLimitCheck(Limit.Concurrency(1, TimeSpan.FromMinutes(10)), StoreKey.Create("lease", "alice"), 1, false);
-        server.Cli("CONFIG", "RESETSTAT");
-        server.Cli("CLIENT", "PAUSE", "600", "ALL");
+        var evalshas = Calls(server, "evalsha");
+        server.Pause(TimeSpan.FromMilliseconds(600));
 
         // The first call is held in Redis; the lease's waits behind it, and its decision times out first.
         var first = store.DecideAsync(Warm);
@@ -126,14 +143,13 @@ public sealed class CoalescingTests
 
         // Once Redis resumes it runs the first call only: the lease's was dropped, so it takes no permit.
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        while (!server.Cli("INFO", "commandstats").Contains("cmdstat_evalsha:calls=1,", StringComparison.Ordinal) && watch.Elapsed < TimeSpan.FromSeconds(10))
+        while (Calls(server, "evalsha") < evalshas + 1 && watch.Elapsed < TimeSpan.FromSeconds(10))
         {
             await Task.Delay(20);
         }
 
         await Task.Delay(200);
-        var stats = server.Cli("INFO", "commandstats");
-        Assert.True(stats.Contains("cmdstat_evalsha:calls=1,", StringComparison.Ordinal), stats);
+        Assert.True(Calls(server, "evalsha") == evalshas + 1, server.Cli("INFO", "commandstats"));
         Assert.Equal(0, await store.Database().KeyExistsAsync(TestStores.KeyOf(store, lease)) ? 1 : 0);
         Assert.True((await store.DecideAsync(lease))[0].Committed);
     }
@@ -141,15 +157,15 @@ public sealed class CoalescingTests
     [Fact]
     public async Task A_call_cancelled_while_it_waited_is_never_sent()
     {
-        using var server = RedisServer.Start();
+        using var server = RedisServer.Start(kind);
         await using var store = await WarmStoreAsync(server, o =>
         {
             o.Timeout = TimeSpan.FromSeconds(10);
             o.OverLimitCache = false;
         });
         var only = new RateLimitCheck(Limit.Concurrency(1, TimeSpan.FromMinutes(10)), StoreKey.Create("lease", "alice"), 1, false);
-        server.Cli("CONFIG", "RESETSTAT");
-        server.Cli("CLIENT", "PAUSE", "1000", "ALL");
+        var evalshas = Calls(server, "evalsha");
+        server.Pause(TimeSpan.FromMilliseconds(1000));
 
         // The lease's call waits behind the first; its caller gives up while it waits, with time left. It is not sent
         // with the next run: it would take the only permit for nobody.
@@ -162,8 +178,7 @@ public sealed class CoalescingTests
         Assert.False((await first)[0].IsStoreFailure);
 
         await Task.Delay(200);
-        var stats = server.Cli("INFO", "commandstats");
-        Assert.True(stats.Contains("cmdstat_evalsha:calls=1,", StringComparison.Ordinal), stats);
+        Assert.True(Calls(server, "evalsha") == evalshas + 1, server.Cli("INFO", "commandstats"));
         Assert.False(await store.Database().KeyExistsAsync(TestStores.KeyOf(store, only)));
         Assert.True((await store.DecideAsync(only))[0].Committed);
         Assert.Equal(0, store.Failures);
@@ -172,7 +187,7 @@ public sealed class CoalescingTests
     [Fact]
     public async Task A_run_stopped_by_a_key_of_another_type_fails_only_the_call_that_meets_it()
     {
-        using var server = RedisServer.Start();
+        using var server = RedisServer.Start(kind);
         await using var store = await WarmStoreAsync(server, o =>
         {
             o.Timeout = TimeSpan.FromSeconds(10);
@@ -188,7 +203,7 @@ public sealed class CoalescingTests
         Assert.True((await store.DecideAsync(spent))[0].Committed);
         Assert.True(await store.Database().StringSetAsync(TestStores.KeyOf(store, bad), "not a lease set"));
         var runs = store.Runs;
-        server.Cli("CLIENT", "PAUSE", "1000", "ALL");
+        server.Pause(TimeSpan.FromMilliseconds(1000));
 
         // Queued behind the first call, one run: a lease; a decision of two stages whose second holds the edited key;
         // one whose first stage is spent, so its second (the edited key again) is never reached; another lease.

@@ -13,8 +13,7 @@ namespace Floodgate.Redis.Tests;
 /// decide.lua and <see cref="DecideProtocol"/> describe one wire layout from its two sides: the same names with the same
 /// values, and a call encoded by the one is decided by the other field by field on a real server.
 /// </summary>
-[Collection(RedisCollection.Name)]
-public sealed partial class DecideProtocolTests(RedisFixture fixture)
+public abstract partial class DecideProtocolTests(IServerFixture fixture)
 {
     private static readonly long Now = TestStores.Micros(new DateTimeOffset(2026, 6, 1, 12, 34, 56, TimeSpan.Zero)) + 789_012;
 

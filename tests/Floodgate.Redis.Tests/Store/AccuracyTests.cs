@@ -5,8 +5,7 @@ using Floodgate.Stores;
 namespace Floodgate.Redis.Tests;
 
 /// <summary>Four stores, each with its own connection like four gateway replicas, hammer one key at once.</summary>
-[Collection(RedisCollection.Name)]
-public sealed class AccuracyTests(RedisFixture fixture)
+public abstract class AccuracyTests(IServerFixture fixture)
 {
     private const int Replicas = 4;
     private const int WorkersPerReplica = 8;

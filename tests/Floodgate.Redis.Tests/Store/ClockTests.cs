@@ -5,8 +5,7 @@ using Floodgate.Stores;
 
 namespace Floodgate.Redis.Tests;
 
-[Collection(RedisCollection.Name)]
-public sealed class ClockTests(RedisFixture fixture)
+public abstract class ClockTests(IServerFixture fixture)
 {
     [Fact]
     public async Task Decisions_use_the_server_clock_even_when_this_replica_is_a_day_off()

@@ -6,8 +6,7 @@ using Floodgate.Rules;
 namespace Floodgate.Redis.Tests;
 
 /// <summary>The engine over the Redis store: tiers, atomic user rules, concurrency leases and a leased global limit.</summary>
-[Collection(RedisCollection.Name)]
-public sealed class EngineTests(RedisFixture fixture)
+public abstract class EngineTests(IServerFixture fixture)
 {
     [Fact]
     public async Task The_engine_decides_tier_by_tier_on_redis()

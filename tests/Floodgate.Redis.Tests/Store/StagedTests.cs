@@ -8,8 +8,7 @@ namespace Floodgate.Redis.Tests;
 /// <see cref="RedisStore.DecideStagesAsync(ReadOnlyMemory{RateLimitCheck}, ReadOnlyMemory{int}, Memory{StoreOutcome}, CancellationToken)"/>
 /// on one redis-server: a whole request in one round trip, and the stages after a rejecting one untouched.
 /// </summary>
-[Collection(RedisCollection.Name)]
-public sealed class StagedTests(RedisFixture fixture)
+public abstract class StagedTests(IServerFixture fixture)
 {
     private static readonly Limit TwoPerHour = Limit.FixedWindow(new Rate(2, 1, RateUnit.Hour));
     private static readonly Limit TenPerHour = Limit.FixedWindow(new Rate(10, 1, RateUnit.Hour));
