@@ -23,4 +23,7 @@ internal sealed class CountingStore(IRateLimitStore inner) : IRateLimitStore
 
     public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
         inner.ReleaseAsync(check, leaseId, cancellationToken);
+
+    public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
+        inner.RenewAsync(check, leaseId, cancellationToken);
 }

@@ -79,5 +79,8 @@ public sealed class RedisSemanticsTests(RedisFixture redis) : ShouldRateLimitSem
 
         public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
             inner.ReleaseAsync(check, leaseId, cancellationToken);
+
+        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
+            inner.RenewAsync(check, leaseId, cancellationToken);
     }
 }

@@ -389,6 +389,8 @@ public sealed class MiddlewareTests
         }
 
         public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(check, leaseId, cancellationToken);
+
+        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.RenewAsync(check, leaseId, cancellationToken);
     }
 
     /// <summary>Answers every request as anonymous, from the cache; runs <see cref="OnCachedLookup"/> first, once.</summary>

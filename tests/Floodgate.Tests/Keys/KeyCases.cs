@@ -121,5 +121,8 @@ internal static class KeyCases
 
         public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
             _inner.ReleaseAsync(check, leaseId, cancellationToken);
+
+        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
+            _inner.RenewAsync(check, leaseId, cancellationToken);
     }
 }

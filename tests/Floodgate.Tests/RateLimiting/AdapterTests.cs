@@ -175,5 +175,8 @@ public sealed class AdapterTests
 
         public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
             inner.ReleaseAsync(check, leaseId, cancellationToken);
+
+        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
+            inner.RenewAsync(check, leaseId, cancellationToken);
     }
 }

@@ -155,6 +155,8 @@ public sealed class StagedDecisionTests
         public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) => inner.TryDecide(checks, outcomes);
 
         public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(check, leaseId, cancellationToken);
+
+        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.RenewAsync(check, leaseId, cancellationToken);
     }
 
     /// <summary>A broken store: it decides the first stage only and claims that was all.</summary>
@@ -174,5 +176,7 @@ public sealed class StagedDecisionTests
         public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) => inner.TryDecide(checks, outcomes);
 
         public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(check, leaseId, cancellationToken);
+
+        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.RenewAsync(check, leaseId, cancellationToken);
     }
 }
