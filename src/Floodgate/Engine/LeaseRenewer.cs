@@ -12,10 +12,11 @@ namespace Floodgate.Engine;
 /// <para>
 /// A request's leases are listed when its front door says it is admitted (<see cref="RateLimitEngine.RenewLeases"/>) and
 /// unlisted when they are released. Listing and unlisting link the request's <see cref="LeaseBag"/> into an intrusive
-/// list under one lock: nothing is allocated, and a request without leases never gets here. Each bag is renewed every
-/// third of its shortest lease timeout (at least <see cref="ShortestInterval"/>): the timer ticks at the shortest
-/// interval listed, and each tick renews the bags that are due, at most <see cref="MaxInFlight"/> renewals in flight at
-/// once (a remote store pipelines them on its connection).
+/// list under one lock: nothing is allocated, and a request without leases never gets here. Each bag is renewed about
+/// every third of its shortest lease timeout (at least <see cref="ShortestInterval"/>): the timer ticks at the shortest
+/// interval listed, and each tick renews the bags due by the middle of the next, at most <see cref="MaxInFlight"/>
+/// renewals in flight at once (a remote store pipelines them on its connection). Two renewals of a lease are thus at
+/// most half its timeout apart, and a failed one is tried again at the next tick, within five sixths.
 /// </para>
 /// <para>
 /// A renewal extends a lease by one timeout from the store's now: a process that stops renewing (it crashed, or stalls)
@@ -206,12 +207,15 @@ internal sealed partial class LeaseRenewer
                 return;
             }
 
+            // A bag due before the next tick's midpoint is renewed now: at most half a tick early, and never more than
+            // half a tick late, so two renewals are at most one and a half intervals (half a timeout) apart.
             var now = Now();
+            var horizon = now + (_period / 2);
             var shortest = long.MaxValue;
             for (var bag = _first; bag is not null; bag = bag.Next)
             {
                 shortest = Math.Min(shortest, bag.Interval);
-                if (bag.DueAt > now)
+                if (bag.DueAt > horizon)
                 {
                     continue;
                 }
