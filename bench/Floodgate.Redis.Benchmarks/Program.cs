@@ -12,6 +12,9 @@ using Floodgate.Stores;
 //                                                          without the store: the client's own ceiling
 //   roundtrips <redis host:port> [requests]                Redis round trips per request, over-limit cache on vs off,
 //                                                          with half of the keys over their limit
+//   renewals <redis host:port> [leases] [rounds]           concurrency leases renewed as the engine's renewer does
+//                                                          (256 in flight): wall time per lease and redis-server CPU
+//                                                          per renew.lua call
 //   bdn [BenchmarkDotNet arguments]                        the BenchmarkDotNet suite (needs FLOODGATE_REDIS=host:port)
 if (args.Length == 0)
 {
@@ -27,6 +30,8 @@ switch (args[0])
         return await Raw(args[1], Arg(args, 2, 10), Arg(args, 3, 256), Arg(args, 4, 10_000));
     case "roundtrips":
         return await RoundTrips(args[1], Arg(args, 2, 100_000));
+    case "renewals":
+        return await Renewals(args[1], Arg(args, 2, 10_000), Arg(args, 3, 5));
     case "bdn":
         BenchmarkSwitcher.FromAssembly(typeof(StoreBenchmarks).Assembly).Run(args[1..]);
         return 0;
@@ -196,4 +201,91 @@ static async Task<int> RoundTrips(string configuration, int requests)
     }
 
     return 0;
+}
+
+static async Task<int> Renewals(string configuration, int leases, int rounds)
+{
+    leases = Math.Clamp(leases, 256, 1_000_000);
+    rounds = Math.Clamp(rounds, 1, 50);
+    await using var store = await RedisStore.ConnectAsync(new RedisStoreOptions
+    {
+        Configuration = configuration,
+        KeyPrefix = "rn" + Guid.NewGuid().ToString("N")[..6],
+        Timeout = TimeSpan.FromSeconds(5),
+    });
+
+    await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(configuration + ",allowAdmin=true");
+    var server = admin.GetServer(admin.GetEndPoints()[0]);
+    var (takeCalls, takeUsec) = await EvalshaStats(server);
+
+    // Ten leases a key (a route's capacity, say), an hour's timeout: every renewal finds its lease and moves it.
+    var limit = Limit.Concurrency(10, TimeSpan.FromHours(1));
+    var held = new (RateLimitCheck Check, long LeaseId)[leases];
+    var outcomes = new StoreOutcome[1];
+    for (var i = 0; i < leases; i++)
+    {
+        var check = new RateLimitCheck(limit, StoreKey.Create("rn", "route" + (i / 10)), 1, false);
+        await store.DecideAsync(new[] { check }, outcomes);
+        if (!outcomes[0].Committed || outcomes[0].IsStoreFailure)
+        {
+            Console.Error.WriteLine($"renewals: lease {i} was not granted.");
+            return 1;
+        }
+
+        held[i] = (check, outcomes[0].LeaseId);
+    }
+
+    var (takenCalls, takenUsec) = await EvalshaStats(server);
+    var perDecision = (double)(takenUsec - takeUsec) / Math.Max(1, takenCalls - takeCalls);
+    await RenewAll(store, held);
+    var (callsBefore, usecBefore) = await EvalshaStats(server);
+    var times = new List<double>();
+    for (var round = 0; round < rounds; round++)
+    {
+        var clock = Stopwatch.StartNew();
+        var renewed = await RenewAll(store, held);
+        times.Add(clock.Elapsed.TotalMilliseconds);
+        if (renewed != leases)
+        {
+            Console.Error.WriteLine($"renewals: {leases - renewed} leases were not renewed.");
+            return 1;
+        }
+    }
+
+    var (callsAfter, usecAfter) = await EvalshaStats(server);
+    var perCall = (double)(usecAfter - usecBefore) / Math.Max(1, callsAfter - callsBefore);
+    var median = times.Order().ElementAt(times.Count / 2);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"renewals: {leases} leases renewed {rounds} times, 256 in flight: median {median:F1} ms a round = {median * 1000 / leases:F2} us a lease ({leases / median * 1000:F0} renewals/s); redis-server {perCall:F2} us per renew.lua call ({callsAfter - callsBefore} calls), against {perDecision:F2} us per decide.lua call that took a lease, one at a time"));
+    return 0;
+}
+
+static async Task<int> RenewAll(RedisStore store, (RateLimitCheck Check, long LeaseId)[] held)
+{
+    // As the engine's renewer sends them: every due lease at once, at most 256 in flight, pipelined on one connection.
+    var renewed = 0;
+    var pending = new List<Task<LeaseRenewal>>(256);
+    for (var i = 0; i < held.Length; i += 256)
+    {
+        pending.Clear();
+        for (var j = i; j < Math.Min(i + 256, held.Length); j++)
+        {
+            pending.Add(store.RenewAsync(held[j].Check, held[j].LeaseId).AsTask());
+        }
+
+        foreach (var answer in await Task.WhenAll(pending))
+        {
+            renewed += answer == LeaseRenewal.Renewed ? 1 : 0;
+        }
+    }
+
+    return renewed;
+}
+
+static async Task<(long Calls, long Usec)> EvalshaStats(StackExchange.Redis.IServer server)
+{
+    // INFO commandstats: cmdstat_evalsha:calls=N,usec=M,... (CONFIG RESETSTAT may be refused to clients).
+    var line = (await server.InfoAsync("commandstats")).SelectMany(g => g).FirstOrDefault(p => p.Key == "cmdstat_evalsha").Value ?? "";
+    var fields = line.Split(',').Select(f => f.Split('=')).Where(f => f.Length == 2).ToDictionary(f => f[0], f => f[1]);
+    return (long.Parse(fields.GetValueOrDefault("calls", "0"), CultureInfo.InvariantCulture), long.Parse(fields.GetValueOrDefault("usec", "0"), CultureInfo.InvariantCulture));
 }

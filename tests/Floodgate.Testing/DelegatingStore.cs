@@ -36,6 +36,9 @@ public abstract class DelegatingStore<TInner> : IRateLimitStore
     public virtual ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
         Inner.ReleaseAsync(check, leaseId, cancellationToken);
 
+    public virtual ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
+        Inner.RenewAsync(check, leaseId, cancellationToken);
+
     /// <summary>
     /// The interface's default staged decisions, through this store: one <see cref="DecideAsync"/> per stage, stopping
     /// after the first stage that rejects.

@@ -125,6 +125,9 @@ public sealed class FloodgateMiddleware
             }
 
             RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders);
+
+            // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.
+            engine.RenewLeases(result);
             await _next(context).ConfigureAwait(false);
         }
         finally

@@ -68,6 +68,16 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
             : ReleaseEverywhereAsync(current, retiring, check, leaseId, cancellationToken);
     }
 
+    public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default)
+    {
+        // As a release: the lease id does not say which store granted it, and a store that did not answers NotHeld.
+        var current = Current;
+        var retiring = Volatile.Read(ref _retiring);
+        return retiring.Length == 0
+            ? current.RenewAsync(check, leaseId, cancellationToken)
+            : RenewEverywhereAsync(current, retiring, check, leaseId, cancellationToken);
+    }
+
     /// <summary>
     /// Puts <paramref name="store"/> in force. The store it replaces keeps serving the decisions already started on it and
     /// the releases of its leases for <paramref name="retireAfter"/>, then is disposed.
@@ -172,6 +182,39 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
         catch (Exception e) when (e is not OperationCanceledException)
         {
             // A retiring store's failure is not the request's: its leases also end at their timeout.
+        }
+    }
+
+    /// <summary>
+    /// Renews the lease on the store in force and the retiring ones: renewed if any holds it, else failed if any could not
+    /// be asked (it may be the one holding it), else not held (or not supported, when no store can renew).
+    /// </summary>
+    private static async ValueTask<LeaseRenewal> RenewEverywhereAsync(IRateLimitStore current, Generation[] retiring, RateLimitCheck check, long leaseId, CancellationToken cancellationToken)
+    {
+        var renewals = new Task<LeaseRenewal>[retiring.Length + 1];
+        renewals[0] = RenewQuietlyAsync(current, check, leaseId, cancellationToken);
+        for (var i = 0; i < retiring.Length; i++)
+        {
+            renewals[i + 1] = RenewQuietlyAsync(retiring[i].Store, check, leaseId, cancellationToken);
+        }
+
+        var answers = await Task.WhenAll(renewals).ConfigureAwait(false);
+        return answers.Contains(LeaseRenewal.Renewed) ? LeaseRenewal.Renewed
+            : answers.Contains(LeaseRenewal.Failed) ? LeaseRenewal.Failed
+            : answers.Contains(LeaseRenewal.NotHeld) ? LeaseRenewal.NotHeld
+            : LeaseRenewal.NotSupported;
+    }
+
+    private static async Task<LeaseRenewal> RenewQuietlyAsync(IRateLimitStore store, RateLimitCheck check, long leaseId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await store.RenewAsync(check, leaseId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A retiring store that is closing (or closed) holds no lease it can renew.
+            return LeaseRenewal.Failed;
         }
     }
 

@@ -77,6 +77,10 @@ internal sealed class InstrumentedStore(IRateLimitStore inner, string kind) : IR
     public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
         inner.ReleaseAsync(check, leaseId, cancellationToken);
 
+    // Forwarded, not left to the interface's default, which renews nothing: long requests would lose their permits.
+    public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
+        inner.RenewAsync(check, leaseId, cancellationToken);
+
     private async ValueTask AwaitAsync(ValueTask pending, long start)
     {
         try

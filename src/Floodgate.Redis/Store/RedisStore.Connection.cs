@@ -171,6 +171,7 @@ public sealed partial class RedisStore
                 {
                     await server.ScriptLoadAsync(Script).WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System).ConfigureAwait(false);
                     await server.ScriptLoadAsync(ReleaseScript).WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System).ConfigureAwait(false);
+                    await server.ScriptLoadAsync(RenewScript).WaitAsync(TimeSpan.FromSeconds(5), TimeProvider.System).ConfigureAwait(false);
                 }
             }
         }

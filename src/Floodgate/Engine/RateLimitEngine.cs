@@ -41,6 +41,7 @@ public sealed partial class RateLimitEngine
     private readonly Counter<long> _decisions;
     private RateLimitPolicy _policy;
     private readonly LogBudget _logBudget;
+    private readonly LeaseRenewer _renewer;
 
     /// <summary>Creates an engine.</summary>
     /// <param name="policy">The rules.</param>
@@ -59,6 +60,7 @@ public sealed partial class RateLimitEngine
         _logBudget = new LogBudget(_time);
         var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
         _decisions = meter.CreateCounter<long>("floodgate.decisions", "{decision}", "Rate limit decisions by tier, rule and outcome.");
+        _renewer = new LeaseRenewer(store, _time, _logger, meter);
     }
 
     /// <summary>The policy in force.</summary>
@@ -168,8 +170,40 @@ public sealed partial class RateLimitEngine
     }
 
     /// <summary>Releases the concurrency leases <paramref name="result"/> holds; call it when the request ends.</summary>
+    /// <remarks>Renewal of the leases (<see cref="RenewLeases"/>) stops first.</remarks>
     public ValueTask ReleaseAsync(RateLimitResult result, CancellationToken cancellationToken = default) =>
         Release(result.Leases, cancellationToken);
+
+    /// <summary>
+    /// Keeps the concurrency leases <paramref name="result"/> holds for as long as its request runs: until
+    /// <see cref="ReleaseAsync"/>, each is renewed (<see cref="IRateLimitStore.RenewAsync"/>) by one lease timeout at a
+    /// time, about every third of its timeout, so a WebSocket, an event stream or a long transfer keeps its permit past
+    /// <see cref="Limit.LeaseTimeout"/>. The leases of a process that dies still end one timeout after their last renewal.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// Call it when the request is admitted, with the result it will release (after <see cref="RateLimitResult.Combine"/>),
+    /// and release it when the request ends, whatever happens: the leases of a result never released are renewed for as
+    /// long as the process runs. A result without leases costs nothing; one with leases is linked into the engine's
+    /// renewal list, allocating nothing. One timer per engine renews every lease due, in batches.
+    /// </para>
+    /// <para>
+    /// A renewal that finds its lease gone (it expired while this process stalled past its timeout, or the store lost it)
+    /// does not take it again: the lease is counted (<c>floodgate.lease.renewals</c>, <c>result=lost</c>), logged, and no
+    /// longer renewed, and the request goes on. A store that cannot be reached is asked again at the next renewal; a store
+    /// that cannot renew (<see cref="LeaseRenewal.NotSupported"/>) leaves its leases to their timeout.
+    /// </para>
+    /// </remarks>
+    public void RenewLeases(RateLimitResult result)
+    {
+        if (result.Leases is { } leases)
+        {
+            _renewer.Add(leases);
+        }
+    }
+
+    /// <summary>How many requests' leases are being renewed now (see <see cref="RenewLeases"/>).</summary>
+    public int RenewingRequests => _renewer.Listed;
 
     internal static RateLimitDecision MoreConstrained(in RateLimitDecision a, in RateLimitDecision b)
     {
@@ -277,7 +311,7 @@ public sealed partial class RateLimitEngine
             ref readonly var stored = ref batch.Outcomes[i];
             if (stored.LeaseId != 0)
             {
-                (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId);
+                (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId, null);
             }
 
             if (!stored.Outcome.IsAllowed && !check.IsShadow && evaluation.DeniedPreCheck < 0)
@@ -303,7 +337,7 @@ public sealed partial class RateLimitEngine
             Count(decision);
             if (stored.LeaseId != 0)
             {
-                (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId);
+                (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId, batch.Rules[i].Name);
             }
 
             if (decision.IsAllowed)
@@ -387,6 +421,8 @@ public sealed partial class RateLimitEngine
             return;
         }
 
+        // Unlisted before the store releases them, so no renewal finds them released and counts them lost.
+        _renewer.Remove(leases);
         for (var i = 0; i < leases.Count; i++)
         {
             var (check, leaseId) = leases[i];

@@ -24,7 +24,9 @@ namespace Floodgate.Stores;
 /// </para>
 /// <para>
 /// Writing a store: implement <see cref="DecideAsync"/>, <see cref="TryDecide"/> and <see cref="ReleaseAsync"/>, and
-/// <see cref="DecideStagesAsync"/> when the store can decide several stages at once (a remote store, in one round trip).
+/// <see cref="DecideStagesAsync"/> when the store can decide several stages at once (a remote store, in one round trip),
+/// and <see cref="RenewAsync"/> so that a lease lives as long as its request (a WebSocket, a stream) rather than its
+/// timeout. A store that wraps another (to time, count or switch it) forwards every one of these members.
 /// Keep each key's <see cref="Algorithms.LimitState"/> (or, for concurrency, its leases) and decide with
 /// <see cref="Algorithms.LimitMath"/>, so the store answers exactly as the in-memory store does;
 /// <see cref="StagedDecisions"/> checks a staged call's arguments and tells when a stage stops the next, and
@@ -79,4 +81,29 @@ public interface IRateLimitStore
     /// <param name="leaseId">The lease, from <see cref="StoreOutcome.LeaseId"/>.</param>
     /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
     ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Renews a concurrency lease still held, so that it expires one lease timeout (<see cref="Limits.Limit.LeaseTimeout"/>
+    /// of <paramref name="check"/>) from the store's now, or later if it already does: a lease is never shortened. A lease
+    /// that is not held (released, expired, never granted) is not taken again, even when its permit is free: the answer
+    /// is <see cref="LeaseRenewal.NotHeld"/> and nothing changes.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// The engine renews the leases of requests that are still running (<see cref="Engine.RateLimitEngine.RenewLeases"/>)
+    /// at about a third of their timeout, so a lease lives as long as its request and, once its process is gone, at most
+    /// one timeout longer. Like a decision, a renewal never throws for an outage: it answers <see cref="LeaseRenewal.Failed"/>.
+    /// </para>
+    /// <para>
+    /// The default answers <see cref="LeaseRenewal.NotSupported"/> without doing anything, so a store written before
+    /// renewal existed works as it did: its leases end at their timeout. A store that wraps another must forward this
+    /// method too, or the leases of the store it wraps would never be renewed.
+    /// </para>
+    /// </remarks>
+    /// <param name="check">The check that took the lease.</param>
+    /// <param name="leaseId">The lease, from <see cref="StoreOutcome.LeaseId"/>.</param>
+    /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
+    /// <returns>What the store did.</returns>
+    ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
+        new(LeaseRenewal.NotSupported);
 }

@@ -151,6 +151,26 @@ public sealed class MemoryStore : IRateLimitStore
         return default;
     }
 
+    /// <inheritdoc/>
+    /// <remarks>Completes synchronously, allocating nothing.</remarks>
+    public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default)
+    {
+        if (leaseId == 0 || check.Limit.Algorithm != Limits.LimitAlgorithm.Concurrency)
+        {
+            return new ValueTask<LeaseRenewal>(LeaseRenewal.NotHeld);
+        }
+
+        var now = NowMicroseconds();
+        var shard = ShardFor(check.Key.Identity);
+        bool renewed;
+        lock (shard.StateLock)
+        {
+            renewed = shard.Renew(check.Key.Value, leaseId, now, now + check.Limit.LeaseTimeoutMicroseconds);
+        }
+
+        return new ValueTask<LeaseRenewal>(renewed ? LeaseRenewal.Renewed : LeaseRenewal.NotHeld);
+    }
+
     /// <summary>Decides at an explicit time, for tests that compare stores on one clock.</summary>
     internal void Decide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes, long now)
     {

@@ -120,5 +120,8 @@ public sealed class SwitchingStoreTests
 
         public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
             ValueTask.FromException(new InvalidOperationException("gone"));
+
+        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
+            ValueTask.FromException<LeaseRenewal>(new InvalidOperationException("gone"));
     }
 }

@@ -4,7 +4,7 @@ namespace Floodgate.Stores.Memory;
 
 /// <summary>
 /// The leases of one concurrency key, and what a decision reads of them: the permits in flight and the earliest and
-/// latest expiry. Adding, releasing and expiring a lease each take O(log n) in the n leases held, so a key with a
+/// latest expiry. Adding, renewing, releasing and expiring a lease each take O(log n) in the n leases held, so a key with a
 /// concurrency limit of thousands costs a decision, under its shard's lock, little more than a key with a limit of ten.
 /// </summary>
 /// <remarks>
@@ -102,6 +102,28 @@ internal sealed class LeaseSet
         }
 
         RemoveAt(slot);
+        return true;
+    }
+
+    /// <summary>
+    /// Moves the expiry of the lease <paramref name="id"/> to <paramref name="expiry"/> when that is later (a renewal never
+    /// shortens a lease); <see langword="false"/> when it is not held. O(log n): the lease moves down the earliest-expiry
+    /// heap and up the latest-expiry one.
+    /// </summary>
+    public bool Renew(long id, long expiry)
+    {
+        if (!_slotOf.TryGetValue(id, out var slot))
+        {
+            return false;
+        }
+
+        if (expiry > _expiries[slot])
+        {
+            _expiries[slot] = expiry;
+            SiftDown(_earliest, _earliestAt, _earliestAt[slot], slot, latest: false);
+            SiftUp(_latest, _latestAt, _latestAt[slot], slot, latest: true);
+        }
+
         return true;
     }
 

@@ -156,6 +156,29 @@ internal sealed class Shard
         }
     }
 
+    /// <summary>
+    /// Renews the lease <paramref name="leaseId"/> of <paramref name="key"/> to <paramref name="expiry"/>, unless it is no
+    /// longer held: expired leases are purged first, so one that has expired is not brought back.
+    /// </summary>
+    public bool Renew(UInt128 key, long leaseId, long now, long expiry)
+    {
+        var slot = _table.Find(key);
+        if (slot < 0 || _table[slot].Leases == 0)
+        {
+            return false;
+        }
+
+        ref var entry = ref _table[slot];
+        var set = _leases[entry.Leases];
+        set.Purge(now);
+        var renewed = set.Renew(leaseId, expiry);
+
+        // The key lives as long as its latest lease, and a key whose lease is being renewed is in use.
+        entry.ExpiresAt = set.LatestExpiry;
+        entry.Referenced |= renewed;
+        return renewed;
+    }
+
     private StoreOutcome DecideConcurrency(in RateLimitCheck check, int slot, long now, MemoryStore store, bool commit, int stamp)
     {
         var leases = slot >= 0 && _table[slot].Leases != 0 ? _leases[_table[slot].Leases] : null;
