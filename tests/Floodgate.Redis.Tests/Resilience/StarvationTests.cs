@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using System.Globalization;
+using Floodgate.Limits;
+using Floodgate.Stores;
+using Xunit.Abstractions;
+
+namespace Floodgate.Redis.Tests;
+
+/// <summary>Tests that starve this process's thread pool: run alone, so no other test's timing pays for it.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class StarvationCollection
+{
+    public const string Name = "starvation";
+}
+
+/// <summary>
+/// The breaker judges Redis, not this process: a decision given up on because the process was late (its thread pool
+/// or CPU starved, with Redis healthy) must not open it, while a Redis that really does not answer still does.
+/// </summary>
+[Collection(StarvationCollection.Name)]
+public sealed class StarvationTests(ITestOutputHelper output)
+{
+    private static readonly RateLimitCheck Check = new(Limit.Gcra(new Rate(1_000_000, 1, RateUnit.Second)), StoreKey.Create("starved", "alice"), 1, false);
+
+    [Fact]
+    public async Task A_starved_thread_pool_with_redis_healthy_does_not_open_the_breaker()
+    {
+        using var server = RedisServer.Start();
+        var logs = new ListLogger();
+        await using var store = await TestStores.ConnectAsync(server.Configuration, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(100);
+            o.FailureMode = StoreFailureMode.Closed;
+            o.BreakerFailureThreshold = 5;
+            // Once open it stays open for the rest of the test: what is asserted is whether it ever opened.
+            o.BreakerDuration = TimeSpan.FromMinutes(10);
+            o.OverLimitCache = false;
+        }, logger: logs);
+        Assert.True(await TestStores.DecidedInRedisAsync(store, Check, 5), "the store never reached Redis");
+
+        // Bursts of 20 decisions, each made while every thread of the pool is held for 400 ms (four timeouts): Redis
+        // answers at once, but nothing of this process runs until the pool is let go. Three bursts that found the pool
+        // held (bounded attempts).
+        var held = 0;
+        var onFailure = 0;
+        for (var attempt = 0; attempt < 10 && held < 3; attempt++)
+        {
+            Task<StoreOutcome[]>[] burst;
+            bool wasHeld;
+            using (var starvation = PoolStarvation.Begin())
+            {
+                burst = [.. Enumerable.Range(0, 20).Select(_ => store.DecideAsync(Check))];
+                var window = Stopwatch.StartNew();
+                while (window.Elapsed < TimeSpan.FromMilliseconds(400))
+                {
+                    Thread.Sleep(10);
+                }
+
+                starvation.Dispose();
+                wasHeld = starvation.Held;
+            }
+
+            var outcomes = await Task.WhenAll(burst).WaitAsync(TimeSpan.FromSeconds(30));
+            held += wasHeld ? 1 : 0;
+            onFailure += wasHeld ? outcomes.Count(o => o[0].IsStoreFailure) : 0;
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"burst {attempt}: pool held {wasHeld}, {outcomes.Count(o => o[0].IsStoreFailure)} of 20 by on_failure; {store.Failures} failures, {store.OpenCircuits} breakers open"));
+        }
+
+        foreach (var message in logs.Messages)
+        {
+            output.WriteLine(message);
+        }
+
+        Assert.True(held > 0, "the pool was never held while a burst was decided: nothing was tested");
+
+        // The decisions made while starved were given up on at their deadline (the caller never waits longer), but Redis
+        // answered every call: the breaker is still closed, and the next decisions are Redis's.
+        Assert.True(store.IsCircuitClosed, $"the breaker opened though Redis answered every call: {onFailure} decisions of {held} starved bursts answered by on_failure, {store.Failures} failures counted");
+        Assert.True(await TestStores.DecidedInRedisAsync(store, Check, 3), "decisions after the starvation were not decided in Redis");
+    }
+
+    [Fact]
+    public async Task A_stopped_redis_opens_the_breaker_after_threshold_decisions_as_before()
+    {
+        using var server = RedisServer.Start();
+        var logs = new ListLogger();
+        await using var store = await TestStores.ConnectAsync(server.Configuration, o =>
+        {
+            o.Timeout = TimeSpan.FromMilliseconds(200);
+            o.FailureMode = StoreFailureMode.Closed;
+            o.BreakerFailureThreshold = 5;
+            o.BreakerDuration = TimeSpan.FromMinutes(10);
+            o.OverLimitCache = false;
+        }, logger: logs);
+        Assert.True(await TestStores.DecidedInRedisAsync(store, Check, 5), "the store never reached Redis");
+
+        Signal(server.Pid, "STOP");
+        try
+        {
+            // One decision after another: each waits its timeout, is answered by on_failure and counts against the
+            // breaker, which opens at the fifth.
+            for (var i = 1; i <= 5; i++)
+            {
+                Assert.True(store.IsCircuitClosed, $"the breaker opened after {i - 1} decisions, before its threshold");
+                Assert.True((await store.DecideOneAsync(Check)).IsStoreFailure, $"decision {i} was not answered by on_failure");
+            }
+
+            Assert.False(store.IsCircuitClosed, "the breaker was still closed after five decisions Redis never answered");
+
+            // Open: answered at once by on_failure, Redis not called.
+            var failures = store.Failures;
+            var open = store.DecideAsync(new[] { Check }, new StoreOutcome[1]);
+            Assert.True(open.IsCompleted, "a decision waited on Redis while the breaker was open");
+            await open;
+            Assert.Equal(failures + 1, store.Failures);
+        }
+        finally
+        {
+            Signal(server.Pid, "CONT");
+        }
+
+        foreach (var message in logs.Messages)
+        {
+            output.WriteLine(message);
+        }
+    }
+
+    /// <summary>Sends a signal to the redis-server this test started, by its PID.</summary>
+    private static void Signal(int pid, string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)])!;
+        Assert.True(kill.WaitForExit(10_000));
+        Assert.Equal(0, kill.ExitCode);
+    }
+}
