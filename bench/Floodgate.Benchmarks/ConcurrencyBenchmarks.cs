@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 

@@ -1,5 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using Floodgate.Stores;
+using Floodgate.Keys;
 
 namespace Floodgate.Benchmarks;
 

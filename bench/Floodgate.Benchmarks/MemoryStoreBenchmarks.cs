@@ -2,6 +2,7 @@ using System.Threading.RateLimiting;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.RateLimiting;
 using Floodgate.Stores;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using BenchmarkDotNet.Running;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Redis;
 using Floodgate.Stores;

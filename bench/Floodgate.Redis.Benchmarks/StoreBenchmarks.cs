@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Redis;
 using Floodgate.Stores;

@@ -20,7 +20,8 @@ public sealed partial class EnvoyConfigProvider : IDisposable
     private readonly ILogger _logger;
     private readonly EnvoyRateLimitMetrics _metrics;
     private readonly bool _ownsMetrics;
-    private readonly Lock _gate = new();
+    // Guards loading, the watch and the debounce timer: one reload at a time, none after disposal.
+    private readonly Lock _reloadLock = new();
     private EnvoyConfig _current = EnvoyConfig.Empty;
     private LinkedDirectoryWatch? _watch;
     private ITimer? _debounce;
@@ -61,7 +62,7 @@ public sealed partial class EnvoyConfigProvider : IDisposable
     /// <exception cref="DirectoryNotFoundException">The directory does not exist.</exception>
     public void Start()
     {
-        lock (_gate)
+        lock (_reloadLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             var watching = _options.WatchConfigDirectory && _debounce is null;
@@ -95,7 +96,7 @@ public sealed partial class EnvoyConfigProvider : IDisposable
     {
         bool success;
         string? error = null;
-        lock (_gate)
+        lock (_reloadLock)
         {
             if (_disposed)
             {
@@ -127,7 +128,7 @@ public sealed partial class EnvoyConfigProvider : IDisposable
     /// <summary>Stops watching the directory.</summary>
     public void Dispose()
     {
-        lock (_gate)
+        lock (_reloadLock)
         {
             _disposed = true;
             _watch?.Dispose();
@@ -190,7 +191,7 @@ public sealed partial class EnvoyConfigProvider : IDisposable
 
     private void Arm()
     {
-        lock (_gate)
+        lock (_reloadLock)
         {
             _debounce?.Change(_options.ReloadDebounce, Timeout.InfiniteTimeSpan);
         }

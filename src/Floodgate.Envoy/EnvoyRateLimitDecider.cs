@@ -6,6 +6,7 @@ using Envoy.Extensions.Common.Ratelimit.V3;
 using Envoy.Service.Ratelimit.V3;
 using Floodgate.Algorithms;
 using Floodgate.Envoy.Configuration;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Google.Protobuf.WellKnownTypes;
@@ -89,30 +90,30 @@ internal sealed partial class EnvoyRateLimitDecider
             return response;
         }
 
-        var plans = new Plan[descriptors.Count];
+        var matches = new DescriptorMatch[descriptors.Count];
         HashSet<string>? replacing = null;
         for (var i = 0; i < descriptors.Count; i++)
         {
             var descriptor = descriptors[i];
-            ref var plan = ref plans[i];
-            plan.CheckIndex = -1;
-            plan.Hits = descriptor.HitsAddend ?? Math.Max(1u, request.HitsAddend);
+            ref var matched = ref matches[i];
+            matched.CheckIndex = -1;
+            matched.Hits = descriptor.HitsAddend ?? Math.Max(1u, request.HitsAddend);
             if (descriptor.Limit is { } limitOverride)
             {
-                plan.Rule = Override(domain, limitOverride, i);
-                plan.IsOverride = true;
+                matched.Rule = Override(domain, limitOverride, i);
+                matched.IsOverride = true;
             }
             else
             {
-                var match = config.Match(domain, descriptor.Entries);
-                plan.Rule = match.Rule;
-                plan.Shared = match.SharedPatterns;
-                plan.DetailedName = match.ValueToMetric;
+                var found = config.Match(domain, descriptor.Entries);
+                matched.Rule = found.Rule;
+                matched.Shared = found.SharedPatterns;
+                matched.DetailedName = found.ValueToMetric;
             }
 
             // As in the reference (constructLimitsToCheck), replaces is collected from every matched rule before the
             // unlimited check, so an unlimited rule also replaces the rules it names.
-            if (plan.Rule is { } rule && rule.Replaces.Length > 0)
+            if (matched.Rule is { } rule && rule.Replaces.Length > 0)
             {
                 replacing ??= new HashSet<string>(StringComparer.Ordinal);
                 replacing.UnionWith(rule.Replaces);
@@ -124,29 +125,29 @@ internal sealed partial class EnvoyRateLimitDecider
         RateLimitCheck[]? checks = null;
         var count = 0;
         Dictionary<(EnvoyRule, StoreKey), int>? groups = null;
-        for (var i = 0; i < plans.Length; i++)
+        for (var i = 0; i < matches.Length; i++)
         {
-            ref var plan = ref plans[i];
-            if (plan.Rule is not { } rule)
+            ref var matched = ref matches[i];
+            if (matched.Rule is not { } rule)
             {
                 continue;
             }
 
             if (rule.Unlimited)
             {
-                plan.Unlimited = true;
-                plan.Rule = null;
+                matched.Unlimited = true;
+                matched.Rule = null;
             }
             else if (rule.Name is { } name && replacing?.Contains(name) == true)
             {
                 LogReplaced(_logger, domain, rule.FullKey, name);
-                plan.Rule = null;
+                matched.Rule = null;
             }
             else if (rule.Limit is { } limit)
             {
-                checks ??= new RateLimitCheck[plans.Length];
-                var hits = plan.Hits > long.MaxValue ? long.MaxValue : (long)plan.Hits;
-                var key = Key(rule, descriptors[i], plan.Shared);
+                checks ??= new RateLimitCheck[matches.Length];
+                var hits = matched.Hits > long.MaxValue ? long.MaxValue : (long)matched.Hits;
+                var key = Key(rule, descriptors[i], matched.Shared);
                 if (groups is not null && groups.TryGetValue((rule, key), out var index))
                 {
                     var total = checks[index].Cost > long.MaxValue - hits ? long.MaxValue : checks[index].Cost + hits;
@@ -156,14 +157,14 @@ internal sealed partial class EnvoyRateLimitDecider
                 {
                     index = count++;
                     checks[index] = new RateLimitCheck(limit, key, hits, rule.ShadowMode);
-                    if (plans.Length > 1)
+                    if (matches.Length > 1)
                     {
                         (groups ??= [])[(rule, key)] = index;
                     }
                 }
 
-                plan.CheckIndex = index;
-                plan.Prefix = checks[index].Cost;
+                matched.CheckIndex = index;
+                matched.Prefix = checks[index].Cost;
             }
         }
 
@@ -172,22 +173,22 @@ internal sealed partial class EnvoyRateLimitDecider
         {
             var outcomes = new StoreOutcome[count];
             await _store.DecideAsync(checks.AsMemory(0, count), outcomes, cancellationToken).ConfigureAwait(false);
-            results = await SettleGroupsAsync(plans, checks, outcomes, cancellationToken).ConfigureAwait(false);
+            results = await SettleGroupsAsync(matches, checks, outcomes, cancellationToken).ConfigureAwait(false);
         }
 
         var globalQuota = _options.GlobalQuotaMode;
         int failedRate = 0, failedQuota = 0, quotas = 0;
         DescriptorStatus? closest = null;
         var closestRemaining = uint.MaxValue;
-        for (var i = 0; i < plans.Length; i++)
+        for (var i = 0; i < matches.Length; i++)
         {
-            ref readonly var plan = ref plans[i];
+            ref readonly var matched = ref matches[i];
             DescriptorStatus status;
-            if (plan.Unlimited)
+            if (matched.Unlimited)
             {
                 status = UnlimitedStatus;
             }
-            else if (plan.Rule is not { } rule)
+            else if (matched.Rule is not { } rule)
             {
                 // In global quota mode the reference counts every descriptor that is not unlimited, unmatched and
                 // replaced ones included: one within its limit keeps the request OK.
@@ -196,9 +197,9 @@ internal sealed partial class EnvoyRateLimitDecider
             }
             else
             {
-                status = plan.CheckIndex >= 0
-                    ? FromOutcome(rule, plan, descriptors[i], results![plan.CheckIndex], domain)
-                    : Blocked(rule, plan, descriptors[i], domain);
+                status = matched.CheckIndex >= 0
+                    ? FromOutcome(rule, matched, descriptors[i], results![matched.CheckIndex], domain)
+                    : Blocked(rule, matched, descriptors[i], domain);
                 var quota = globalQuota || rule.QuotaMode;
                 quotas += quota ? 1 : 0;
                 if (status.Code == Code.OverLimit)
@@ -290,7 +291,7 @@ internal sealed partial class EnvoyRateLimitDecider
     /// second store call; those descriptors are OK, the rest are over the limit and uncharged, exactly as if each
     /// descriptor had been checked alone in order.
     /// </summary>
-    private async ValueTask<Group[]> SettleGroupsAsync(Plan[] plans, RateLimitCheck[] checks, StoreOutcome[] outcomes, CancellationToken cancellationToken)
+    private async ValueTask<Group[]> SettleGroupsAsync(DescriptorMatch[] matches, RateLimitCheck[] checks, StoreOutcome[] outcomes, CancellationToken cancellationToken)
     {
         // Checks [0, outcomes.Length) were decided; a check's cost is its descriptors' summed hits.
         var results = new Group[outcomes.Length];
@@ -315,11 +316,11 @@ internal sealed partial class EnvoyRateLimitDecider
             // The longest prefix of the group's descriptors within what remained (a lone descriptor's prefix is its
             // whole cost, which did not fit: none).
             long fit = 0;
-            foreach (var plan in plans)
+            foreach (var matched in matches)
             {
-                if (plan.CheckIndex == c && plan.Prefix <= outcome.Remaining)
+                if (matched.CheckIndex == c && matched.Prefix <= outcome.Remaining)
                 {
-                    fit = Math.Max(fit, plan.Prefix);
+                    fit = Math.Max(fit, matched.Prefix);
                 }
             }
 
@@ -341,7 +342,7 @@ internal sealed partial class EnvoyRateLimitDecider
         return results;
     }
 
-    private DescriptorStatus FromOutcome(EnvoyRule rule, in Plan plan, RateLimitDescriptor descriptor, in Group group, string domain)
+    private DescriptorStatus FromOutcome(EnvoyRule rule, in DescriptorMatch matched, RateLimitDescriptor descriptor, in Group group, string domain)
     {
         if (group.StoreFailure)
         {
@@ -349,10 +350,10 @@ internal sealed partial class EnvoyRateLimitDecider
         }
 
         var amount = (long)rule.RequestsPerUnit;
-        var hits = plan.Hits > long.MaxValue ? long.MaxValue : (long)plan.Hits;
-        var over = plan.Prefix > group.Fits;
-        var remainingBefore = group.RemainingBefore - (plan.Prefix - hits);
-        var remainingAfter = group.RemainingBefore - plan.Prefix;
+        var hits = matched.Hits > long.MaxValue ? long.MaxValue : (long)matched.Hits;
+        var over = matched.Prefix > group.Fits;
+        var remainingBefore = group.RemainingBefore - (matched.Prefix - hits);
+        var remainingAfter = group.RemainingBefore - matched.Prefix;
         var near = (long)Math.Floor(amount * _options.NearLimitRatio);
         long within = 0, nearHits = 0, overHits = 0, shadowHits = 0;
         if (over)
@@ -379,7 +380,7 @@ internal sealed partial class EnvoyRateLimitDecider
             }
         }
 
-        _metrics.Hits(domain, MetricName(rule, plan, descriptor, domain), hits, within, Math.Max(0, nearHits), Math.Max(0, overHits), Math.Max(0, shadowHits));
+        _metrics.Hits(domain, MetricName(rule, matched, descriptor, domain), hits, within, Math.Max(0, nearHits), Math.Max(0, overHits), Math.Max(0, shadowHits));
         return new DescriptorStatus
         {
             Code = over && !rule.ShadowMode ? Code.OverLimit : Code.Ok,
@@ -390,13 +391,13 @@ internal sealed partial class EnvoyRateLimitDecider
     }
 
     /// <summary>A rule of 0 requests per unit: every counted hit is over it, without asking the store.</summary>
-    private DescriptorStatus Blocked(EnvoyRule rule, in Plan plan, RateLimitDescriptor descriptor, string domain)
+    private DescriptorStatus Blocked(EnvoyRule rule, in DescriptorMatch matched, RateLimitDescriptor descriptor, string domain)
     {
-        var hits = plan.Hits > long.MaxValue ? long.MaxValue : (long)plan.Hits;
+        var hits = matched.Hits > long.MaxValue ? long.MaxValue : (long)matched.Hits;
         var over = hits > 0;
         var period = new Rate(1, 1, EnvoyUnits.ToRateUnit(rule.Unit)).PeriodMicroseconds;
         var now = (_time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
-        _metrics.Hits(domain, MetricName(rule, plan, descriptor, domain), hits, over ? 0 : hits, 0, over ? hits : 0, over && rule.ShadowMode ? hits : 0);
+        _metrics.Hits(domain, MetricName(rule, matched, descriptor, domain), hits, over ? 0 : hits, 0, over ? hits : 0, over && rule.ShadowMode ? hits : 0);
         return new DescriptorStatus
         {
             Code = over && !rule.ShadowMode ? Code.OverLimit : Code.Ok,
@@ -407,9 +408,9 @@ internal sealed partial class EnvoyRateLimitDecider
     }
 
     /// <summary>The rule's path, or for detailed_metric, value_to_metric and overrides the descriptor's own key and values.</summary>
-    private static string MetricName(EnvoyRule rule, in Plan plan, RateLimitDescriptor descriptor, string domain)
+    private static string MetricName(EnvoyRule rule, in DescriptorMatch matched, RateLimitDescriptor descriptor, string domain)
     {
-        if (!rule.DetailedMetric && !plan.DetailedName && !plan.IsOverride)
+        if (!rule.DetailedMetric && !matched.DetailedName && !matched.IsOverride)
         {
             return rule.FullKey;
         }
@@ -419,7 +420,7 @@ internal sealed partial class EnvoyRateLimitDecider
         for (var i = 0; i < entries.Count; i++)
         {
             builder.Append('.').Append(entries[i].Key);
-            var value = plan.Shared?[i] ?? entries[i].Value;
+            var value = matched.Shared?[i] ?? entries[i].Value;
             if (value.Length > 0)
             {
                 builder.Append('_').Append(value);
@@ -453,7 +454,11 @@ internal sealed partial class EnvoyRateLimitDecider
         return rule;
     }
 
-    private struct Plan
+    /// <summary>
+    /// What one descriptor of the request resolved to: the rule it matched (none when unmatched, unlimited or replaced),
+    /// its hits, and the check that decides it.
+    /// </summary>
+    private struct DescriptorMatch
     {
         public EnvoyRule? Rule;
         public ulong Hits;

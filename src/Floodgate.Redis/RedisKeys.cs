@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Buffers.Text;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using StackExchange.Redis;

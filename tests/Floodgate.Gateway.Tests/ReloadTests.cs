@@ -101,11 +101,17 @@ public sealed class ReloadTests
         Assert.Equal(0, Assert.IsType<SwitchingStore>(gate.Host.Runtime.Store).Retiring);
         Assert.Equal(discoveries, gate.Identity.DiscoveryRequests);
 
-        // A change the resolver must see rebuilds it: the new one reads the discovery document again.
+        // A change the resolver must see rebuilds it: the new one has the new clock skew (a token that expired 20 s ago
+        // passes the default 30 s, not 10 s). It keeps the key source, whose keys it does not fetch again.
+        var resolver = gate.Host.Runtime.Identity;
+        var late = gate.Identity.CreateToken(subject: "late", now: gate.Time.GetUtcNow() - TimeSpan.FromHours(1) - TimeSpan.FromSeconds(20));
+        Statuses.Expect([200], await gate.StatusesAsync(1, "/a", late));
         await gate.WritePolicyAsync(rewritten.Replace("require_https: false,", "require_https: false, clock_skew: 10s,", StringComparison.Ordinal));
         Assert.Empty(gate.Host.Reload());
         Statuses.Expect([429], await gate.StatusesAsync(1, "/a", token));
-        Assert.True(gate.Identity.DiscoveryRequests > discoveries);
+        Statuses.Expect([401], await gate.StatusesAsync(1, "/a", late));
+        Assert.NotSame(resolver, gate.Host.Runtime.Identity);
+        Assert.Equal(discoveries, gate.Identity.DiscoveryRequests);
     }
 
     [Fact]

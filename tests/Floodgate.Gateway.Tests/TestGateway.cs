@@ -54,7 +54,10 @@ internal sealed class TestGateway : IAsyncDisposable
     /// Where the policy is written and read from, in a directory the caller made (and removes); a file of a temporary
     /// directory of the gateway's own by default.
     /// </param>
-    public static async Task<TestGateway> StartAsync(string policy, bool watch = false, string? certificate = null, string? certificateKey = null, string? policyPath = null)
+    /// <param name="logs">Where the gateway's log lines go too; they are still filtered by its log level (Warning).</param>
+    /// <param name="storeStartupTimeout">How long the start waits for a Redis store to connect; 2 s by default, so that a
+    /// test of a Redis that is never there does not wait the gateway's 30 s.</param>
+    public static async Task<TestGateway> StartAsync(string policy, bool watch = false, string? certificate = null, string? certificateKey = null, string? policyPath = null, ILoggerProvider? logs = null, TimeSpan? storeStartupTimeout = null)
     {
         var directory = Directory.CreateTempSubdirectory("floodgate-gateway-test-").FullName;
         policyPath ??= Path.Combine(directory, "policy.yaml");
@@ -74,6 +77,8 @@ internal sealed class TestGateway : IAsyncDisposable
                 TimeProvider = time,
                 WatchPolicy = watch,
                 LogLevel = LogLevel.Warning,
+                LoggerProvider = logs,
+                StoreStartupTimeout = storeStartupTimeout ?? TimeSpan.FromSeconds(2),
             });
             return new TestGateway(directory, policyPath, upstream, identity, host, time);
         }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Xunit.Abstractions;

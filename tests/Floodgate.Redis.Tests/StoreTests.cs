@@ -1,5 +1,6 @@
 using System.Text;
 using Floodgate.Algorithms;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,3 +1,4 @@
+using Floodgate.Keys;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;

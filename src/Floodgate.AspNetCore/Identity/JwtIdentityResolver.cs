@@ -1,12 +1,10 @@
 using System.Diagnostics.Metrics;
-using System.Security.Claims;
 using Floodgate.Engine;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
-using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Floodgate.AspNetCore.Identity;
@@ -22,7 +20,10 @@ namespace Floodgate.AspNetCore.Identity;
 /// of <see cref="IdentityErrors"/>. While the remote keys (<see cref="JwtIdentityOptions.Authority"/> or
 /// <see cref="JwtIdentityOptions.JwksUri"/>) have never been fetched because the identity provider is down, the static
 /// keys validate alone, and a token none of them verifies resolves to <see cref="IdentityResult.Unavailable"/>
-/// (<see cref="IdentityErrors.KeysUnavailable"/>, retry when the next fetch is due): it may be good.
+/// (<see cref="IdentityErrors.KeysUnavailable"/>, retry when the next fetch is due): it may be good. A failed fetch is
+/// logged at Error in one line and tried again <see cref="JwtIdentityOptions.KeyRefreshInterval"/> later, requests or
+/// not; <see cref="KeyStatus"/> says where the keys stand, for a health check, and <see cref="FetchKeysAsync"/> fetches
+/// them before a host takes traffic.
 /// </para>
 /// <para>
 /// Signing keys are cached; a token naming an unknown <c>kid</c> refreshes them at most once per
@@ -59,10 +60,10 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     private readonly string[] _subjectClaims;
     private readonly List<SecurityKey> _staticKeys;
     private readonly RemoteKeySource? _remote;
-    private readonly HttpClient? _ownedBackchannel;
     private readonly TokenCache _cache;
     private readonly KeySnapshot? _staticSnapshot;
     private KeySnapshot? _remoteSnapshot;
+    private int _disposed;
 
     /// <summary>Creates a resolver.</summary>
     /// <param name="options">The options; validated here.</param>
@@ -71,9 +72,20 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     /// <param name="meterFactory">Creates the <c>Floodgate</c> meter; a shared static meter by default.</param>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names each bad field.</exception>
     public JwtIdentityResolver(IOptions<JwtIdentityOptions> options, TimeProvider? timeProvider = null, ILogger<JwtIdentityResolver>? logger = null, IMeterFactory? meterFactory = null)
+        : this((options ?? throw new ArgumentNullException(nameof(options))).Value, timeProvider, logger, meterFactory, previous: null)
     {
-        ArgumentNullException.ThrowIfNull(options);
-        var settings = options.Value;
+    }
+
+    /// <summary>
+    /// Creates a resolver that takes over <paramref name="previous"/>'s remote key source when <paramref name="settings"/>
+    /// name the same one (same URL, fetched the same way): its keys, its refresh schedule and its outage state, so that new
+    /// settings of another kind (clock skew, audiences, claims…) take effect without fetching the keys again, and without
+    /// losing them when the identity provider is down. Each resolver releases the shared source when disposed.
+    /// </summary>
+    /// <exception cref="OptionsValidationException">The options are invalid; the message names each bad field.</exception>
+    internal JwtIdentityResolver(JwtIdentityOptions settings, TimeProvider? timeProvider, ILogger? logger, IMeterFactory? meterFactory, JwtIdentityResolver? previous)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
         var errors = JwtIdentityOptionsValidator.Check(settings);
         if (errors.Count > 0)
             throw new OptionsValidationException(Options.DefaultName, typeof(JwtIdentityOptions), errors);
@@ -96,12 +108,11 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         _staticKeys = StaticKeys.Load(settings, errors);
         _cache = new TokenCache(settings.TokenCacheSize);
 
-        if (_authority is not null || !string.IsNullOrWhiteSpace(settings.JwksUri))
+        if (RemoteKeySource.IsNamedIn(settings))
         {
-            var backchannel = settings.Backchannel;
-            if (backchannel is null)
-                backchannel = _ownedBackchannel = new HttpClient { Timeout = settings.BackchannelTimeout };
-            _remote = new RemoteKeySource(settings, backchannel, _time, _logger, _metrics);
+            _remote = previous?._remote is { } shared && shared.Serves(settings) && shared.TryShare()
+                ? shared
+                : new RemoteKeySource(settings, _time, _logger, _metrics);
         }
 
         // The static keys alone: all the keys without a remote source, and the keys in force while it has none.
@@ -114,6 +125,35 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
 
     /// <summary>How many validated tokens are cached.</summary>
     internal int CachedTokens => _cache.Count;
+
+    /// <summary>
+    /// Where the identity provider's signing keys stand (<see cref="JwtIdentityOptions.Authority"/> or
+    /// <see cref="JwtIdentityOptions.JwksUri"/>): when they were fetched, and whether the last attempt failed, why, and when
+    /// the next one is. <see langword="null"/> without a remote key source (static keys only). For health checks: while
+    /// <see cref="SigningKeyStatus.HasKeys"/> is <see langword="false"/>, tokens only those keys could verify are answered
+    /// <see cref="IdentityStatus.Unavailable"/>.
+    /// </summary>
+    public SigningKeyStatus? KeyStatus => _remote?.Status;
+
+    /// <summary>Whether this resolver and <paramref name="other"/> share one remote key source, its keys and schedule.</summary>
+    internal bool SharesKeySourceWith(JwtIdentityResolver? other) => _remote is not null && ReferenceEquals(_remote, other?._remote);
+
+    /// <summary>
+    /// Fetches the identity provider's signing keys now, unless they are in hand or a fetch failed less than
+    /// <see cref="JwtIdentityOptions.KeyRefreshInterval"/> ago, and waits for that fetch; cancelling stops the wait, not
+    /// the fetch. A host calls it before it takes traffic, so that the first requests wait for no fetch and its health
+    /// check can tell whether the keys can be had.
+    /// </summary>
+    /// <param name="cancellationToken">Stops waiting.</param>
+    /// <returns><see cref="KeyStatus"/> once the fetch is done: <see cref="SigningKeyStatus.HasKeys"/> when it succeeded.</returns>
+    public async Task<SigningKeyStatus?> FetchKeysAsync(CancellationToken cancellationToken)
+    {
+        if (_remote is null)
+            return null;
+        if (!_remote.Status.HasKeys)
+            await _remote.GetAsync(CancellationToken.None).AsTask().WaitAsync(cancellationToken).ConfigureAwait(false);
+        return _remote.Status;
+    }
 
     /// <inheritdoc />
     public ValueTask<IdentityResult> ResolveAsync(HttpContext context, CancellationToken cancellationToken)
@@ -181,8 +221,15 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         return new(ValidateAsync(token.ToString(), hash, cancellationToken));
     }
 
-    /// <summary>Disposes the metadata HTTP client the resolver created, if any.</summary>
-    public void Dispose() => _ownedBackchannel?.Dispose();
+    /// <summary>
+    /// Releases the remote key source: the last resolver using it stops its retries and disposes the metadata HTTP client
+    /// it created, if any.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            _remote?.Dispose();
+    }
 
     /// <summary>What an Authorization header value holds; for <see cref="Credential.Bearer"/>, the token.</summary>
     private static Credential ReadCredential(string? authorization, out ReadOnlySpan<char> token)
@@ -229,239 +276,6 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
         return false;
     }
 
-    private async Task<IdentityResult> ValidateAsync(string token, TokenHash hash, CancellationToken cancellationToken)
-    {
-        JsonWebToken jwt;
-        try
-        {
-            jwt = new JsonWebToken(token);
-        }
-        catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or FormatException)
-        {
-            return Reject(Malformed, "malformed");
-        }
-
-        if (jwt.IsEncrypted)
-            return Reject(Malformed, "malformed");
-        if (string.Equals(jwt.Alg, "none", StringComparison.OrdinalIgnoreCase) || string.IsNullOrEmpty(jwt.Alg))
-            return Reject(IdentityErrors.AlgNone, "alg_none");
-        if (!_algorithms.Contains(jwt.Alg))
-            return Reject(IdentityErrors.AlgorithmNotAllowed, "algorithm");
-
-        // RFC 7515, section 4.1.11: the extensions crit lists must be understood, and none is (Microsoft.IdentityModel
-        // ignores crit). A crit that is empty or not a list is itself invalid.
-        if (jwt.TryGetHeaderValue<object>("crit", out _))
-            return Reject(IdentityErrors.UnsupportedCritical, "crit");
-
-        // Without the remote keys (an outage before they were ever fetched), the static keys answer alone; a token they
-        // do not verify might have been verified by the remote keys, so it is unavailable (503), not invalid (401).
-        var (snapshot, remoteMissing) = await GetSnapshotAsync(cancellationToken).ConfigureAwait(false);
-        if (snapshot is null)
-            return Unavailable();
-
-        // A token naming a kid none of the keys has is checked only against the keys without a kid (PEM keys, the
-        // secret, JWKS entries without one), which a token of any kid may have been signed with; with none, it is
-        // refused without a signature check. A key with a kid is only ever tried for a token naming it (or none).
-        var parameters = snapshot.Parameters;
-        var kid = jwt.Kid;
-        if (!string.IsNullOrEmpty(kid) && !snapshot.Knows(kid))
-        {
-            if (_remote is not null && snapshot.Configuration is { } current)
-            {
-                var refreshed = await _remote.RefreshForUnknownKeyAsync(current, cancellationToken).ConfigureAwait(false);
-                if (refreshed is not null)
-                    snapshot = SnapshotFor(refreshed);
-            }
-
-            if (snapshot.Knows(kid))
-                parameters = snapshot.Parameters;
-            else if (snapshot.KeylessParameters is { } keyless)
-                parameters = keyless;
-            else
-                return remoteMissing ? Unavailable() : Reject(IdentityErrors.UnknownKey, "unknown_key");
-        }
-
-        _metrics.SignatureCheck();
-        TokenValidationResult result;
-        try
-        {
-            result = await _handler.ValidateTokenAsync(jwt, parameters).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is ArgumentException or SecurityTokenException or FormatException)
-        {
-            return remoteMissing && CannotTellWithoutRemoteKeys(ex) ? Unavailable() : Reject(Classify(ex));
-        }
-
-        if (!result.IsValid)
-            return remoteMissing && CannotTellWithoutRemoteKeys(result.Exception) ? Unavailable() : Reject(Classify(result.Exception));
-
-        var identity = result.ClaimsIdentity;
-        var subject = Subject(identity);
-        if (subject is null)
-            return Reject(IdentityErrors.MissingSubject, "subject");
-        var plan = identity.FindFirst(_planClaim)?.Value;
-        if (string.IsNullOrEmpty(plan))
-            plan = _defaultPlan;
-
-        var expires = new DateTimeOffset(DateTime.SpecifyKind(jwt.ValidTo, DateTimeKind.Utc));
-        if (_cacheTokens)
-            _cache.Add(hash, new CachedIdentity(subject, plan, identity, expires), _time.GetUtcNow());
-        _metrics.Outcome("valid");
-        return IdentityResult.Valid(subject, plan, identity);
-    }
-
-    /// <summary>
-    /// The keys in force: the remote and static keys; the static keys alone without a remote source, or while the
-    /// remote keys cannot be fetched (then <c>RemoteMissing</c>); <see langword="null"/> when there are no keys at all.
-    /// </summary>
-    private async ValueTask<(KeySnapshot? Snapshot, bool RemoteMissing)> GetSnapshotAsync(CancellationToken cancellationToken)
-    {
-        if (_remote is null)
-            return (_staticSnapshot, false);
-        var configuration = await _remote.GetAsync(cancellationToken).ConfigureAwait(false);
-        return configuration is null ? (_staticSnapshot, true) : (SnapshotFor(configuration), false);
-    }
-
-    private KeySnapshot SnapshotFor(OpenIdConnectConfiguration configuration)
-    {
-        var current = Volatile.Read(ref _remoteSnapshot);
-        if (current is not null && ReferenceEquals(current.Configuration, configuration))
-            return current;
-        List<SecurityKey> keys = [.. _staticKeys, .. configuration.SigningKeys.Where(key => !StaticKeys.IsSymmetric(key))];
-        var snapshot = NewSnapshot(configuration, keys);
-        Volatile.Write(ref _remoteSnapshot, snapshot);
-        return snapshot;
-    }
-
-    private KeySnapshot NewSnapshot(OpenIdConnectConfiguration? configuration, List<SecurityKey> keys)
-    {
-        List<SecurityKey> keyless = [.. keys.Where(key => string.IsNullOrEmpty(key.KeyId))];
-        return new KeySnapshot(configuration, keys, BuildParameters(keys, configuration), keyless.Count == 0 ? null : BuildParameters(keyless, configuration));
-    }
-
-    private TokenValidationParameters BuildParameters(List<SecurityKey> keys, OpenIdConnectConfiguration? configuration)
-    {
-        List<string> issuers = [.. _issuers];
-        if (issuers.Count == 0)
-        {
-            if (!string.IsNullOrEmpty(configuration?.Issuer))
-                issuers.Add(configuration.Issuer);
-            if (_authority is not null)
-                issuers.Add(_authority);
-        }
-
-        return new TokenValidationParameters
-        {
-            ValidIssuers = issuers,
-            ValidateIssuer = true,
-            ValidAudiences = _audiences,
-            ValidateAudience = true,
-            ValidateLifetime = true,
-            RequireExpirationTime = true,
-            RequireSignedTokens = true,
-            ClockSkew = _clockSkew,
-            ValidAlgorithms = [.. _algorithms],
-            IssuerSigningKeys = keys,
-            TryAllIssuerSigningKeys = true,
-            LifetimeValidator = ValidateLifetime,
-            AuthenticationType = "Bearer",
-            NameClaimType = _subjectClaims[0],
-            RoleClaimType = "roles",
-        };
-    }
-
-    /// <summary>Checks <c>nbf</c> and <c>exp</c> on the injected clock, with the configured skew.</summary>
-    private bool ValidateLifetime(DateTime? notBefore, DateTime? expires, SecurityToken token, TokenValidationParameters parameters)
-    {
-        var now = _time.GetUtcNow().UtcDateTime;
-        var skew = parameters.ClockSkew;
-        if (expires is not { } exp)
-            throw new SecurityTokenNoExpirationException("The token has no expiry.");
-        if (notBefore is { } nbf && nbf > exp)
-            throw new SecurityTokenInvalidLifetimeException("The token's nbf is after its exp.") { NotBefore = nbf, Expires = exp };
-        if (notBefore is { } early && early > now + skew)
-            throw new SecurityTokenNotYetValidException("The token is not yet valid.") { NotBefore = early };
-        if (exp < now - skew)
-            throw new SecurityTokenExpiredException("The token has expired.") { Expires = exp };
-        return true;
-    }
-
-    private string? Subject(ClaimsIdentity identity)
-    {
-        if (_subjectClaims.Length == 1)
-            return Single(identity, _subjectClaims[0]);
-
-        // Length-prefixed, so that ("a|b", "c") and ("a", "b|c") can never give the same subject.
-        var builder = new System.Text.StringBuilder();
-        foreach (var claim in _subjectClaims)
-        {
-            var value = Single(identity, claim);
-            if (value is null)
-                return null;
-            builder.Append(value.Length).Append(':').Append(value);
-        }
-
-        return builder.ToString();
-
-        static string? Single(ClaimsIdentity identity, string type)
-        {
-            string? found = null;
-            foreach (var claim in identity.FindAll(type))
-            {
-                if (found is not null)
-                    return null;
-                found = claim.Value;
-            }
-
-            return string.IsNullOrEmpty(found) ? null : found;
-        }
-    }
-
-    private static (string Description, string Outcome) Classify(Exception? exception) => exception switch
-    {
-        SecurityTokenExpiredException => (IdentityErrors.Expired, "expired"),
-        SecurityTokenNotYetValidException => (IdentityErrors.NotYetValid, "not_yet_valid"),
-        SecurityTokenNoExpirationException => (IdentityErrors.NoExpiry, "no_expiry"),
-        SecurityTokenInvalidIssuerException => (IdentityErrors.WrongIssuer, "issuer"),
-        SecurityTokenInvalidAudienceException => (IdentityErrors.WrongAudience, "audience"),
-        // No key verified: the one the kid names, the keys without a kid for an unknown kid, or every key without a kid.
-        SecurityTokenInvalidSignatureException => (IdentityErrors.BadSignature, "signature"),
-        SecurityTokenInvalidAlgorithmException => (IdentityErrors.AlgorithmNotAllowed, "algorithm"),
-        SecurityTokenMalformedException or ArgumentException or FormatException => (IdentityErrors.Malformed, "malformed"),
-        _ => (IdentityErrors.Invalid, "invalid"),
-    };
-
-    /// <summary>
-    /// Whether a validation that ran without the remote keys failed on what they (or the discovery document) could have
-    /// changed: no static key verified the signature, or the issuer is not the authority while the valid issuer is to be
-    /// discovered.
-    /// </summary>
-    private bool CannotTellWithoutRemoteKeys(Exception? exception) =>
-        exception is SecurityTokenInvalidSignatureException or SecurityTokenInvalidAlgorithmException
-        || (exception is SecurityTokenInvalidIssuerException && _issuers.Length == 0);
-
-    /// <summary>The answer while the keys that could verify a token cannot be fetched: 503, retry when the next fetch is due.</summary>
-    private IdentityResult Unavailable() =>
-        Reject(IdentityResult.Unavailable(IdentityErrors.KeysUnavailable, _remote?.RetryAfter ?? TimeSpan.FromSeconds(1)), "keys_unavailable");
-
-    private IdentityResult Reject((string Description, string Outcome) reason) => Reject(reason.Description, reason.Outcome);
-
-    private IdentityResult Reject(string description, string outcome) =>
-        Reject(IdentityResult.Invalid(IdentityErrors.InvalidToken, description), outcome);
-
-    private IdentityResult Reject(IdentityResult result, string outcome)
-    {
-        _metrics.Outcome(outcome);
-
-        // Within a log budget of the engine's size (this resolver's own), so that a flood of bad tokens cannot flood the log.
-        if (_logger.IsEnabled(LogLevel.Debug) && _logBudget.TryTake(out var suppressed))
-            LogRejected(_logger, outcome, suppressed);
-        return result;
-    }
-
-    [LoggerMessage(EventId = 4100, Level = LogLevel.Debug, Message = "Bearer token rejected: {Reason} ({Suppressed} earlier rejections not logged).")]
-    private static partial void LogRejected(ILogger logger, string reason, long suppressed);
-
     /// <summary>What an Authorization header value holds.</summary>
     private enum Credential
     {
@@ -476,33 +290,5 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
 
         /// <summary>A Bearer token.</summary>
         Bearer,
-    }
-
-    /// <summary>The keys in force and the validation parameters built from them.</summary>
-    private sealed class KeySnapshot
-    {
-        private readonly HashSet<string> _keyIds = new(StringComparer.Ordinal);
-
-        public KeySnapshot(OpenIdConnectConfiguration? configuration, List<SecurityKey> keys, TokenValidationParameters parameters, TokenValidationParameters? keylessParameters)
-        {
-            Configuration = configuration;
-            Parameters = parameters;
-            KeylessParameters = keylessParameters;
-            foreach (var key in keys)
-            {
-                if (!string.IsNullOrEmpty(key.KeyId))
-                    _keyIds.Add(key.KeyId);
-            }
-        }
-
-        public OpenIdConnectConfiguration? Configuration { get; }
-
-        /// <summary>All the keys: the key a token's kid names, or every key for a token without a kid.</summary>
-        public TokenValidationParameters Parameters { get; }
-
-        /// <summary>The keys without a kid, for a token whose kid names none of the keys; <see langword="null"/> when there are none.</summary>
-        public TokenValidationParameters? KeylessParameters { get; }
-
-        public bool Knows(string kid) => _keyIds.Contains(kid);
     }
 }

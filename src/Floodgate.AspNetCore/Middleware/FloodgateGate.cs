@@ -1,6 +1,7 @@
 using Floodgate.AspNetCore.Endpoints;
 using Floodgate.AspNetCore.Http;
 using Floodgate.Engine;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Rules;
 using Floodgate.Stores;
@@ -17,7 +18,8 @@ namespace Floodgate.AspNetCore.Middleware;
 /// </summary>
 public sealed class FloodgateGate
 {
-    private readonly Lock _gate = new();
+    // Guards compiling and swapping the settings (a reload, the endpoints attached), so one swap never undoes another.
+    private readonly Lock _settingsLock = new();
     private GateSettings _settings;
     private FloodgateOptions _options;
     private IReadOnlyList<EndpointRule> _endpointRules = [];
@@ -54,7 +56,7 @@ public sealed class FloodgateGate
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        lock (_gate)
+        lock (_settingsLock)
         {
             var settings = Compile(options, _endpointRules);
             Volatile.Write(ref _options, options);
@@ -89,7 +91,7 @@ public sealed class FloodgateGate
 
     private void AttachEndpointsOnce(EndpointDataSource endpoints)
     {
-        lock (_gate)
+        lock (_settingsLock)
         {
             if (_endpointsAttached)
             {

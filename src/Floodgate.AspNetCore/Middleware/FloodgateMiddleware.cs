@@ -1,12 +1,11 @@
 using System.Buffers;
 using System.Diagnostics.Metrics;
-using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Claims;
 using Floodgate.AspNetCore.Http;
 using Floodgate.AspNetCore.Identity;
 using Floodgate.Engine;
+using Floodgate.Keys;
 using Floodgate.Rules;
 using Floodgate.Stores;
 using Microsoft.AspNetCore.Http;
@@ -20,13 +19,13 @@ namespace Floodgate.AspNetCore.Middleware;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Bans come first: the ban of each edge rule that applies to the request is probed as a gate of the engine's first
-/// call, a stage before its tiers in the same store call, so a banned IP is answered without any tier being decided or
-/// charged, and a ban costs no round trip of its own. When the identity is already known for free (a token the
-/// resolver validated earlier and still caches, no credentials where anonymous callers are allowed, or without a
+/// Bans come first: the ban of each edge rule that applies to the request is probed as a pre-check of the engine's
+/// first call, a stage before its tiers in the same store call, so a banned IP is answered without any tier being
+/// decided or charged, and a ban costs no round trip of its own. When the identity is already known for free (a token
+/// the resolver validated earlier and still caches, no credentials where anonymous callers are allowed, or without a
 /// resolver the application's own authenticated user), the edge through global tiers are decided in one engine call:
-/// one round trip on a remote store instead of two. The order of the tiers is unchanged: the first that rejects
-/// answers and later tiers are not charged.
+/// one round trip on a remote store instead of two. The order of the tiers is unchanged: the first that rejects answers
+/// and later tiers are not charged.
 /// </para>
 /// <para>
 /// Otherwise (a token not validated yet, defective credentials, anonymous callers who are to be refused) the edge is
@@ -75,8 +74,8 @@ public sealed class FloodgateMiddleware
         var aborted = context.RequestAborted;
         var request = new HttpRequestContext(context, settings.Proxies);
 
-        // The bans that apply are probed as gates: a stage before the tiers, in the same store call as the first of them.
-        var (gates, gateCount) = BanProbes(settings, request);
+        // The bans that apply are probed as pre-checks: a stage before the tiers, in the same store call as the first of them.
+        var probes = BanProbes.For(settings, request);
 
         // An identity known for free, with which the request may go on, is recorded now, and the edge is decided with
         // the other tiers; otherwise the edge is decided alone, before any credentials are checked.
@@ -87,11 +86,11 @@ public sealed class FloodgateMiddleware
         RateLimitResult edge = default;
         if (edgeFirst)
         {
-            edge = await EvaluateAsync(engine, settings, request, RateLimitTier.Edge, RateLimitTier.Edge, gates, gateCount, aborted).ConfigureAwait(false);
-            gates = null;
+            (edge, var bannedBy) = await EvaluateAsync(engine, settings, request, RateLimitTier.Edge, RateLimitTier.Edge, probes, aborted).ConfigureAwait(false);
+            probes = default;
             if (!edge.IsAllowed)
             {
-                await RejectAsync(context, request, edge, settings, aborted).ConfigureAwait(false);
+                await RejectAsync(context, request, edge, bannedBy, settings, aborted).ConfigureAwait(false);
                 return;
             }
         }
@@ -116,12 +115,12 @@ public sealed class FloodgateMiddleware
             }
 
             var first = admitted ? RateLimitTier.Edge : RateLimitTier.User;
-            var rest = await EvaluateAsync(engine, settings, request, first, RateLimitTier.Global, gates, gateCount, aborted).ConfigureAwait(false);
+            var (rest, bannedBy) = await EvaluateAsync(engine, settings, request, first, RateLimitTier.Global, probes, aborted).ConfigureAwait(false);
             var result = edgeFirst ? RateLimitResult.Combine(edge, rest) : rest;
             held = result;
             if (!result.IsAllowed)
             {
-                await RejectAsync(context, request, result, settings, aborted).ConfigureAwait(false);
+                await RejectAsync(context, request, result, bannedBy, settings, aborted).ConfigureAwait(false);
                 return;
             }
 
@@ -138,69 +137,25 @@ public sealed class FloodgateMiddleware
     }
 
     /// <summary>
-    /// The probes of the bans that apply to <paramref name="request"/>, in the order of <see cref="GateSettings.Bans"/>:
-    /// can the IP's ban bucket take 1 more? A probe never spends it, and while the store is unreachable it is allowed
-    /// (an outage must never look like a ban). <see langword="null"/> when no ban applies, as for a client IP that is a
-    /// trusted proxy's (<see cref="IsBannable"/>).
-    /// </summary>
-    private static (RateLimitCheck[]? Gates, int Count) BanProbes(GateSettings settings, HttpRequestContext request)
-    {
-        var bans = settings.Bans;
-        if (bans.Length == 0 || request.ClientIp is not { } ip || !IsBannable(ip, settings))
-        {
-            return (null, 0);
-        }
-
-        RateLimitCheck[]? gates = null;
-        var count = 0;
-        string? address = null;
-        foreach (var ban in bans)
-        {
-            if (!ban.Rule.Match.IsMatch(request))
-            {
-                continue;
-            }
-
-            address ??= AddressKey(ip, settings.Policy.Ipv6PrefixLength);
-            gates ??= ArrayPool<RateLimitCheck>.Shared.Rent(bans.Length);
-            gates[count++] = ban.Check(StoreKey.Create(ban.Scope, address), 1) with { IsProbe = true, OnStoreFailure = StoreFailureMode.Open };
-        }
-
-        return (gates, count);
-    }
-
-    /// <summary>The ban whose probe is the <paramref name="index"/>-th gate <see cref="BanProbes"/> made for <paramref name="request"/>.</summary>
-    private static BanRule BanOfGate(BanRule[] bans, HttpRequestContext request, int index)
-    {
-        foreach (var ban in bans)
-        {
-            if (ban.Rule.Match.IsMatch(request) && index-- == 0)
-            {
-                return ban;
-            }
-        }
-
-        throw new InvalidOperationException($"No ban made gate {index}.");
-    }
-
-    /// <summary>
     /// Evaluates the tiers on the policy of <paramref name="settings"/> (the one the request started with, whatever a
-    /// reload has put in force since), after the ban probes when there are any, and returns the probes' array to the pool.
+    /// reload has put in force since), after the ban probes when there are any, and gives their arrays back to the pool.
     /// </summary>
-    private static async ValueTask<RateLimitResult> EvaluateAsync(RateLimitEngine engine, GateSettings settings, HttpRequestContext request, RateLimitTier first, RateLimitTier last, RateLimitCheck[]? gates, int count, CancellationToken aborted)
+    /// <returns>The result, and the ban whose probe rejected the request, if one did.</returns>
+    private static async ValueTask<(RateLimitResult Result, BanRule? BannedBy)> EvaluateAsync(RateLimitEngine engine, GateSettings settings, HttpRequestContext request, RateLimitTier first, RateLimitTier last, BanProbes probes, CancellationToken aborted)
     {
-        if (gates is null)
+        if (probes.IsEmpty)
         {
-            return await engine.EvaluateAsync(settings.Policy, request, first, last, ReadOnlyMemory<RateLimitCheck>.Empty, aborted).ConfigureAwait(false);
+            return (await engine.EvaluateAsync(settings.Policy, request, first, last, ReadOnlyMemory<RateLimitCheck>.Empty, aborted).ConfigureAwait(false), null);
         }
 
         try
         {
-            return await engine.EvaluateAsync(settings.Policy, request, first, last, gates.AsMemory(0, count), aborted).ConfigureAwait(false);
+            var result = await engine.EvaluateAsync(settings.Policy, request, first, last, probes.Checks, aborted).ConfigureAwait(false);
+            return (result, probes.BanThatDenied(result));
         }
         finally
         {
-            ArrayPool<RateLimitCheck>.Shared.Return(gates, clearArray: true);
+            probes.Return();
         }
     }
 
@@ -208,14 +163,13 @@ public sealed class FloodgateMiddleware
     /// Answers a rejection; one by an edge rule starts the rule's ban, if it has one. A denial by a failure mode (the
     /// store unreachable) bans no one: the client did not go over the limit.
     /// </summary>
-    private async ValueTask RejectAsync(HttpContext context, HttpRequestContext request, RateLimitResult result, GateSettings settings, CancellationToken aborted)
+    private async ValueTask RejectAsync(HttpContext context, HttpRequestContext request, RateLimitResult result, BanRule? bannedBy, GateSettings settings, CancellationToken aborted)
     {
-        if (result.DeniedGate >= 0)
+        if (bannedBy is { } ban)
         {
             // A ban's probe: the IP's ban bucket cannot take 1 more until the retry-after of the probe.
-            var ban = BanOfGate(settings.Bans, request, result.DeniedGate);
             Banned.Add(1, new KeyValuePair<string, object?>("rule", ban.Rule.Name));
-            var retry = result.GateOutcome.Outcome.RetryAfterMicroseconds;
+            var retry = result.PreCheckOutcome.Outcome.RetryAfterMicroseconds;
             await RateLimitResponses.WriteBanAsync(context, ban.Rule.Name, TimeSpan.FromMicroseconds(Math.Max(0, retry))).ConfigureAwait(false);
             return;
         }
@@ -278,7 +232,7 @@ public sealed class FloodgateMiddleware
         // their own: a validated subject that reads "ip:203.0.113.7" is not the anonymous caller at that address.
         if (request.ClientIp is { } ip)
         {
-            request.SetAnonymous(AddressKey(ip, settings.Policy.Ipv6PrefixLength));
+            request.SetAnonymous(ClientAddress.Name(ip, settings.Policy.Ipv6PrefixLength));
         }
 
         return true;
@@ -315,7 +269,7 @@ public sealed class FloodgateMiddleware
         {
             if (ReferenceEquals(ban.Rule, rule))
             {
-                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, AddressKey(ip, settings.Policy.Ipv6PrefixLength)), 1), aborted).ConfigureAwait(false);
+                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, ClientAddress.Name(ip, settings.Policy.Ipv6PrefixLength)), 1), aborted).ConfigureAwait(false);
                 if (outcome.Committed)
                 {
                     BansStarted.Add(1, new KeyValuePair<string, object?>("rule", rule.Name));
@@ -333,37 +287,6 @@ public sealed class FloodgateMiddleware
     /// The edge rules still limit such requests; they just never start, nor probe, a ban.
     /// </summary>
     private static bool IsBannable(IPAddress ip, GateSettings settings) => !settings.Proxies.IsTrusted(ip);
-
-    /// <summary>
-    /// The client IP as it names a client: an IPv4-mapped address as the IPv4 address, an IPv6 address as its network
-    /// of <paramref name="ipv6Prefix"/> bits (so a client cannot rotate within its /64), in the same grouping as the
-    /// engine's <c>client_ip</c> keys.
-    /// </summary>
-    internal static string AddressKey(IPAddress ip, int ipv6Prefix)
-    {
-        if (ip.IsIPv4MappedToIPv6)
-        {
-            return ip.MapToIPv4().ToString();
-        }
-
-        if (ip.AddressFamily != AddressFamily.InterNetworkV6 || ipv6Prefix >= 128)
-        {
-            return ip.ToString();
-        }
-
-        Span<byte> bytes = stackalloc byte[16];
-        ip.TryWriteBytes(bytes, out _);
-        var full = ipv6Prefix / 8;
-        var bits = ipv6Prefix % 8;
-        if (bits > 0)
-        {
-            bytes[full] &= (byte)(0xFF << (8 - bits));
-            full++;
-        }
-
-        bytes[full..].Clear();
-        return new IPAddress(bytes).ToString() + "/" + ipv6Prefix.ToString(CultureInfo.InvariantCulture);
-    }
 
     private ValueTask<StoreOutcome> DecideOneAsync(RateLimitCheck check, CancellationToken aborted)
     {
@@ -391,6 +314,74 @@ public sealed class FloodgateMiddleware
             {
                 ArrayPool<RateLimitCheck>.Shared.Return(checks);
                 ArrayPool<StoreOutcome>.Shared.Return(outcomes);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The probes of the bans that apply to a request, in the order of <see cref="GateSettings.Bans"/>, and at the same
+    /// index the ban each probe is for: the engine names a denying probe by its index among the pre-checks, so the ban
+    /// that rejected is read here, not found again by matching. Both arrays are rented from the pool; empty when no ban
+    /// applies.
+    /// </summary>
+    private readonly struct BanProbes
+    {
+        private readonly RateLimitCheck[]? _checks;
+        private readonly BanRule[]? _bans;
+        private readonly int _count;
+
+        private BanProbes(RateLimitCheck[] checks, BanRule[] bans, int count) => (_checks, _bans, _count) = (checks, bans, count);
+
+        /// <summary>Whether no ban applies.</summary>
+        public bool IsEmpty => _checks is null;
+
+        /// <summary>The probes, as the engine's pre-checks.</summary>
+        public ReadOnlyMemory<RateLimitCheck> Checks => _checks.AsMemory(0, _count);
+
+        /// <summary>
+        /// The probes of the bans that apply to <paramref name="request"/>: can the IP's ban bucket take 1 more? A probe
+        /// never spends it, and while the store is unreachable it is allowed (an outage must never look like a ban). None
+        /// when no ban applies, as for a client IP that is a trusted proxy's (<see cref="IsBannable"/>).
+        /// </summary>
+        public static BanProbes For(GateSettings settings, HttpRequestContext request)
+        {
+            var bans = settings.Bans;
+            if (bans.Length == 0 || request.ClientIp is not { } ip || !IsBannable(ip, settings))
+            {
+                return default;
+            }
+
+            RateLimitCheck[]? checks = null;
+            BanRule[]? probed = null;
+            var count = 0;
+            string? address = null;
+            foreach (var ban in bans)
+            {
+                if (!ban.Rule.Match.IsMatch(request))
+                {
+                    continue;
+                }
+
+                address ??= ClientAddress.Name(ip, settings.Policy.Ipv6PrefixLength);
+                checks ??= ArrayPool<RateLimitCheck>.Shared.Rent(bans.Length);
+                probed ??= ArrayPool<BanRule>.Shared.Rent(bans.Length);
+                probed[count] = ban;
+                checks[count++] = ban.Check(StoreKey.Create(ban.Scope, address), 1) with { IsProbe = true, OnStoreFailure = StoreFailureMode.Open };
+            }
+
+            return checks is null ? default : new BanProbes(checks, probed!, count);
+        }
+
+        /// <summary>The ban whose probe rejected <paramref name="result"/>, the engine's answer to these probes; <see langword="null"/> when none did.</summary>
+        public BanRule? BanThatDenied(in RateLimitResult result) => result.DeniedPreCheck >= 0 ? _bans![result.DeniedPreCheck] : null;
+
+        /// <summary>Gives the arrays back to the pool.</summary>
+        public void Return()
+        {
+            if (_checks is not null)
+            {
+                ArrayPool<RateLimitCheck>.Shared.Return(_checks, clearArray: true);
+                ArrayPool<BanRule>.Shared.Return(_bans!, clearArray: true);
             }
         }
     }

@@ -22,11 +22,13 @@ internal static class RunCommand
         var admin = new Option<Uri>("--admin") { Description = "Where /metrics, /healthz and /readyz listen.", DefaultValueFactory = _ => new Uri("http://127.0.0.1:9090"), CustomParser = Addresses.Parse };
         var demo = new Option<bool>("--demo") { Description = "Also start a local echo upstream and a demo signing key, and print curl lines to try." };
         var noWatch = new Option<bool>("--no-watch") { Description = "Do not reload the policy when the file changes." };
+        var storeStartupTimeout = new Option<TimeSpan>("--store-startup-timeout") { Description = "How long the start waits for the policy's Redis store to connect before taking traffic, such as 30s or 2m; 0 does not wait.", DefaultValueFactory = _ => TimeSpan.FromSeconds(30), CustomParser = ParseStoreStartupTimeout };
         var logLevel = new Option<LogLevel>("--log-level") { Description = "The least severe log level written.", DefaultValueFactory = _ => LogLevel.Information };
         var command = new Command("run", "Run the gateway.") { policy, listen, certificate, certificateKey, admin };
         EnvoyCliOptions.Add(command, "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default.");
         command.Add(demo);
         command.Add(noWatch);
+        command.Add(storeStartupTimeout);
         command.Add(logLevel);
         command.SetAction(async (result, cancellationToken) =>
             await RunAsync(Options(result), result.GetValue(demo), output, error, cancellationToken).ConfigureAwait(false));
@@ -45,8 +47,27 @@ internal static class RunCommand
         EnvoyConfigDirectory = result.GetValue<DirectoryInfo?>(EnvoyCliOptions.Config)?.FullName,
         ConfigureEnvoy = EnvoyCliOptions.Settings(result),
         WatchPolicy = !result.GetValue<bool>("--no-watch"),
+        StoreStartupTimeout = result.GetValue<TimeSpan>("--store-startup-timeout"),
         LogLevel = result.GetValue<LogLevel>("--log-level"),
     };
+
+    /// <summary>A duration such as <c>30s</c> or <c>2m</c>, up to an hour; <c>0</c> for no wait.</summary>
+    private static TimeSpan ParseStoreStartupTimeout(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+        if (text.Trim() == "0")
+        {
+            return TimeSpan.Zero;
+        }
+
+        if (YamlReader.TryParseDuration(text, out var value) && value <= TimeSpan.FromHours(1))
+        {
+            return value;
+        }
+
+        result.AddError($"'{text}' is not a duration such as 30s or 2m, from 0 (no wait) to 1h.");
+        return default;
+    }
 
     private static async Task<int> RunAsync(GatewayHostOptions options, bool demo, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {

@@ -64,7 +64,11 @@ public sealed partial class GatewayHost : IAsyncDisposable
     /// <summary>The Envoy service's container, if it runs; for tests.</summary>
     internal IServiceProvider? EnvoyServices => _envoy?.Services;
 
-    /// <summary>Validates the policy, opens the store and starts listening.</summary>
+    /// <summary>
+    /// Validates the policy, opens the store, starts the admin endpoints, waits for the store to connect (up to
+    /// <see cref="GatewayHostOptions.StoreStartupTimeout"/>) and for the identity provider's keys (a few seconds at most),
+    /// then starts taking traffic.
+    /// </summary>
     /// <exception cref="PolicyException">The policy is invalid.</exception>
     /// <exception cref="InvalidOperationException">The TLS certificate cannot be served.</exception>
     public static async Task<GatewayHost> StartAsync(GatewayHostOptions options, CancellationToken cancellationToken = default)
@@ -75,11 +79,12 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var time = options.TimeProvider ?? TimeProvider.System;
         // Before the store opens: a certificate that cannot serve stops the start with nothing to undo.
         var certificate = options.Certificate is null ? null : ListenerCertificate.Load(options.Certificate, options.CertificateKey, time);
-        using var bootstrapLogging = WebApps.CreateLoggerFactory(options.LogLevel);
+        using var bootstrapLogging = WebApps.CreateLoggerFactory(options.LogLevel, options.LoggerProvider);
         SwitchingStore store;
+        OpenedStore opened;
         try
         {
-            var opened = options.Store is { } given
+            opened = options.Store is { } given
                 ? new OpenedStore(StoreFactory.Instrument(given, StoreFactory.CustomKind), StoreFactory.CustomKind, null)
                 : StoreFactory.Open(policy, policy.Source, time, bootstrapLogging);
             store = new SwitchingStore(opened.Store, opened.Kind, opened.Owned, time);
@@ -92,12 +97,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         var identity = new SwitchingIdentityResolver();
 
-        var builder = WebApps.CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1, certificate);
-        if (options.LoggerProvider is { } logs)
-        {
-            builder.Logging.AddProvider(logs);
-        }
-
+        var builder = WebApps.CreateBuilder(options.Listen, options.LogLevel, HttpProtocols.Http1, certificate, options.LoggerProvider);
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton<IRateLimitStore>(store);
         builder.Services.AddSingleton<IIdentityResolver>(identity);
@@ -149,32 +149,28 @@ public sealed partial class GatewayHost : IAsyncDisposable
             pipeline.UseLoadBalancing();
             pipeline.UsePassiveHealthChecks();
         });
-        try
-        {
-            await proxy.StartAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            await proxy.DisposeAsync().ConfigureAwait(false);
-            certificate?.Dispose();
-            store.Dispose();
-            throw;
-        }
 
         WebApplication? admin = null;
         WebApplication? envoy = null;
         PolicyWatcher? watcher = null;
+        var proxyStarted = false;
         try
         {
+            // The admin endpoints first: /healthz answers and /readyz says why the replica is not ready while the start
+            // waits below (they also serve the demo's JWKS, which the identity keys may come from).
+            runtime.StartupWait = StartupWait.Describe(opened, options.StoreStartupTimeout, TimeProvider.System);
             if (options.Admin is not null)
             {
                 admin = AdminHosting.Build(options, runtime);
                 await admin.StartAsync(cancellationToken).ConfigureAwait(false);
             }
 
+            await StartupWait.RunAsync(runtime, opened, options.StoreStartupTimeout, cancellationToken).ConfigureAwait(false);
+            await proxy.StartAsync(cancellationToken).ConfigureAwait(false);
+            proxyStarted = true;
             if (options.Envoy is not null)
             {
-                envoy = EnvoyHosting.Build(WebApps.CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2), runtime, options.ConfigureEnvoyService, time);
+                envoy = EnvoyHosting.Build(WebApps.CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2, logTo: options.LoggerProvider), runtime, options.ConfigureEnvoyService, time);
                 await envoy.StartAsync(cancellationToken).ConfigureAwait(false);
             }
 
@@ -185,7 +181,16 @@ public sealed partial class GatewayHost : IAsyncDisposable
         }
         catch
         {
-            await WebApps.StopAsync(proxy, admin, envoy).ConfigureAwait(false);
+            if (proxyStarted)
+            {
+                await WebApps.StopAsync(proxy, admin, envoy).ConfigureAwait(false);
+            }
+            else
+            {
+                await WebApps.StopAsync(admin).ConfigureAwait(false);
+                await proxy.DisposeAsync().ConfigureAwait(false);
+            }
+
             certificate?.Dispose();
             store.Dispose();
             throw;

@@ -57,8 +57,21 @@ public sealed record GatewayHostOptions
     /// <summary>The least severe log level written. Default <see cref="LogLevel.Information"/>.</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Information;
 
-    /// <summary>A logger provider the proxy writes to as well as the console; for tests that read what it logs.</summary>
-    internal ILoggerProvider? LoggerProvider { get; init; }
+    /// <summary>
+    /// How long the start waits for the store the policy names to connect before the proxy (and the Envoy service) takes
+    /// traffic: 30 seconds by default. Meanwhile the admin endpoints answer, <c>/readyz</c> says not ready, and the proxy's
+    /// port is not open, so no request is answered by <c>on_failure</c> for want of a connection. When it passes, the
+    /// gateway logs it as critical and starts, its decisions following <c>on_failure</c> until the store connects.
+    /// <see cref="TimeSpan.Zero"/> does not wait. Only a Redis store waits: the memory store, and a <see cref="Store"/> the
+    /// host gives, are ready at once.
+    /// </summary>
+    public TimeSpan StoreStartupTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Another place the gateway's log lines go, next to the console, such as an embedder's logging or a test's recorder.
+    /// The gateway does not dispose it.
+    /// </summary>
+    public ILoggerProvider? LoggerProvider { get; init; }
 
     /// <summary>Extra endpoints on the admin port, such as the demo's JWKS.</summary>
     public Action<Microsoft.AspNetCore.Routing.IEndpointRouteBuilder>? MapAdminEndpoints { get; init; }
@@ -102,6 +115,11 @@ public sealed record GatewayHostOptions
         if (Listen.Scheme == Uri.UriSchemeHttp && (Certificate is not null || CertificateKey is not null))
         {
             throw new ArgumentException($"A TLS certificate was given, but GatewayHostOptions.Listen is http ({Listen}): listen on an https:// address to serve it.", nameof(Certificate));
+        }
+
+        if (StoreStartupTimeout < TimeSpan.Zero || StoreStartupTimeout > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentException($"GatewayHostOptions.StoreStartupTimeout must be between 0 and 1 hour, not {StoreStartupTimeout}.", nameof(StoreStartupTimeout));
         }
 
         foreach (var (name, uri) in new[] { (nameof(Admin), Admin), (nameof(Envoy), Envoy) })

@@ -3,6 +3,7 @@ using Floodgate.AspNetCore.Middleware;
 using Floodgate.Gateway.Identity;
 using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
@@ -24,6 +25,7 @@ internal sealed partial class GatewayRuntime
     private readonly TimeProvider _time;
     private readonly SwitchingStore _store;
     private GatewayPolicy _policy;
+    private string? _startupWait;
 
     // How long the store in force must stay once replaced: the longest lease any policy applied since it opened could
     // have granted on it (a lease outlives the reload that shortened its rule's timeout).
@@ -64,8 +66,35 @@ internal sealed partial class GatewayRuntime
 
     public string? LastReloadError { get; private set; }
 
+    /// <summary>The identity resolver in force; <see langword="null"/> without an <c>identity.jwt</c> section.</summary>
+    public IIdentityResolver? Identity => _identity.Current;
+
+    /// <summary>
+    /// While the host waits, before it takes traffic, for the store to connect: what it waits for, which <c>/readyz</c>
+    /// reports as the reason it is not ready; <see langword="null"/> once the wait is over.
+    /// </summary>
+    public string? StartupWait
+    {
+        get => Volatile.Read(ref _startupWait);
+        set => Volatile.Write(ref _startupWait, value);
+    }
+
     public void ApplyIdentity(JwtIdentityOptions? jwt) =>
         InstallIdentity(jwt is null ? null : IdentityFactory.Create(jwt, _time, _loggerFactory));
+
+    /// <summary>
+    /// At start, fetches the keys of the identity provider the policy trusts, waiting up to
+    /// <see cref="IdentityFactory.KeyFetchWait"/>: the first requests then wait for no fetch, and a provider that cannot be
+    /// reached shows in <c>/readyz</c> from the start. The gateway starts either way; the keys are fetched again later.
+    /// </summary>
+    public async Task FetchIdentityKeysAsync(CancellationToken cancellationToken)
+    {
+        if (_identity.Current is JwtIdentityResolver resolver
+            && await IdentityFactory.FetchKeysAsync(resolver, null, cancellationToken).ConfigureAwait(false) is { } problem)
+        {
+            Log.StartingWithoutKeys(Logger, problem);
+        }
+    }
 
     private void InstallIdentity(IIdentityResolver? next)
     {
@@ -142,7 +171,16 @@ internal sealed partial class GatewayRuntime
             // Build everything first; commit the identity and the store only when the rest succeeded.
             if (identityChanged && next.Jwt is not null)
             {
-                identity = IdentityFactory.Create(next.Jwt, _time, _loggerFactory);
+                // The new resolver keeps the key source in force (its keys, even through an identity provider outage)
+                // when the policy names the same one; a new source must deliver its keys before it is put in force.
+                var previous = _identity.Current as JwtIdentityResolver;
+                var resolver = IdentityFactory.Create(next.Jwt, _time, _loggerFactory, previous);
+                identity = resolver;
+                if (IdentityFactory.FetchKeysAsync(resolver, previous, CancellationToken.None).GetAwaiter().GetResult() is { } problem)
+                {
+                    var field = string.IsNullOrWhiteSpace(next.Jwt.Authority) ? "identity.jwt.jwks_url" : "identity.jwt.authority";
+                    throw new PolicyException([new PolicyError(path, 0, 0, field, problem.TrimEnd('.') + "; the identity settings in force stay.")]);
+                }
             }
 
             if (storeChanged)
@@ -242,5 +280,7 @@ internal sealed partial class GatewayRuntime
         [LoggerMessage(12, LogLevel.Warning, "The store section of {Source} changed, and is not used: the host gave the gateway a store of its own")]
         public static partial void StoreNotReplaced(ILogger logger, string source);
 
+        [LoggerMessage(13, LogLevel.Warning, "Starting without the identity provider's keys ({Problem}): /readyz reports not ready until they are fetched, and tokens only they can verify are answered 503")]
+        public static partial void StartingWithoutKeys(ILogger logger, string problem);
     }
 }

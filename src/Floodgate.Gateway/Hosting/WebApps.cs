@@ -13,7 +13,7 @@ namespace Floodgate.Gateway.Hosting;
 /// <summary>The web apps a gateway runs (proxy, admin, Envoy service): their builder, logging, address and stop.</summary>
 internal static class WebApps
 {
-    public static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null)
+    public static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null, ILoggerProvider? logTo = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
@@ -22,6 +22,11 @@ internal static class WebApps
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss ";
         });
+        if (logTo is not null)
+        {
+            builder.Logging.AddProvider(logTo);
+        }
+
         builder.Logging.SetMinimumLevel(level);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
@@ -49,13 +54,18 @@ internal static class WebApps
         return builder;
     }
 
-    public static ILoggerFactory CreateLoggerFactory(LogLevel level) => LoggerFactory.Create(b =>
+    public static ILoggerFactory CreateLoggerFactory(LogLevel level, ILoggerProvider? logTo = null) => LoggerFactory.Create(b =>
     {
         b.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss ";
         });
+        if (logTo is not null)
+        {
+            b.AddProvider(logTo);
+        }
+
         b.SetMinimumLevel(level);
     });
 

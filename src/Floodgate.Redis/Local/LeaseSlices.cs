@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Floodgate.Keys;
 using Floodgate.Stores;
 
 namespace Floodgate.Redis;

@@ -1,4 +1,5 @@
 using Floodgate.Algorithms;
+using Floodgate.Keys;
 using Floodgate.Stores;
 
 namespace Floodgate.Redis;

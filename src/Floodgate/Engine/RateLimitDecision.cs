@@ -1,6 +1,7 @@
 using Floodgate.Algorithms;
 using Floodgate.Limits;
 using Floodgate.Rules;
+using Floodgate.Stores;
 
 namespace Floodgate.Engine;
 
@@ -8,17 +9,20 @@ namespace Floodgate.Engine;
 public readonly struct RateLimitDecision
 {
     internal RateLimitDecision(RateLimitRule rule, Limit limit, in LimitOutcome outcome, bool isShadow, bool isStoreFailure)
+        : this(rule, new CheckDecision(limit, outcome, isStoreFailure), isShadow)
+    {
+    }
+
+    internal RateLimitDecision(RateLimitRule rule, in CheckDecision decision, bool isShadow)
     {
         Rule = rule;
-        Limit = limit;
-        IsAllowed = outcome.IsAllowed;
-        Remaining = Math.Max(0, outcome.Remaining);
-        ResetAfter = TimeSpan.FromMicroseconds(Math.Max(0, outcome.ResetAfterMicroseconds));
-        RetryAfter = outcome.RetryAfterMicroseconds == LimitOutcome.Never
-            ? Timeout.InfiniteTimeSpan
-            : TimeSpan.FromMicroseconds(outcome.RetryAfterMicroseconds);
+        Limit = decision.Limit;
+        IsAllowed = decision.IsAllowed;
+        Remaining = decision.Remaining;
+        ResetAfter = decision.ResetAfter;
+        RetryAfter = decision.RetryAfter;
         IsShadowed = isShadow;
-        IsStoreFailure = isStoreFailure;
+        IsStoreFailure = decision.IsStoreFailure;
     }
 
     /// <summary>Whether the rule admitted the request. A shadowed rule may say no without the request being rejected.</summary>

@@ -93,21 +93,22 @@ public sealed partial class RateLimitEngine
         EvaluateAsync(request, first, last, ReadOnlyMemory<RateLimitCheck>.Empty, cancellationToken);
 
     /// <summary>
-    /// Decides <paramref name="gates"/>, then, unless a gate rejects, <paramref name="request"/> on the tiers from
-    /// <paramref name="first"/> to <paramref name="last"/>: the gates are a stage before the tiers in the same store
+    /// Decides <paramref name="preChecks"/>, then, unless one rejects, <paramref name="request"/> on the tiers from
+    /// <paramref name="first"/> to <paramref name="last"/>: the pre-checks are a stage before the tiers in the same store
     /// call, so a remote store still decides the request in one round trip.
     /// </summary>
     /// <remarks>
-    /// A gate is a check of the caller's own, outside the policy, such as the probe of an edge rule's ban
-    /// (<see cref="RateLimitCheck.IsProbe"/>). An enforced gate that is denied rejects the request before any tier is
-    /// decided or charged: the result's <see cref="RateLimitResult.DeniedGate"/> names it and
-    /// <see cref="RateLimitResult.GateOutcome"/> carries its outcome. Gates are not counted on the
+    /// A pre-check is a check of the caller's own, outside the policy, such as the probe of an edge rule's ban
+    /// (<see cref="RateLimitCheck.IsProbe"/>). An enforced pre-check that is denied rejects the request before any tier is
+    /// decided or charged: the result's <see cref="RateLimitResult.DeniedPreCheck"/> is its index in
+    /// <paramref name="preChecks"/>, which the caller maps back to what it made the check for, and
+    /// <see cref="RateLimitResult.PreCheckOutcome"/> carries its outcome. Pre-checks are not counted on the
     /// <c>floodgate.decisions</c> counter nor logged: they have no rule, and the caller counts them as it sees fit.
     /// </remarks>
     /// <param name="request">The request.</param>
     /// <param name="first">The first tier to evaluate.</param>
     /// <param name="last">The last tier to evaluate.</param>
-    /// <param name="gates">The gate checks, decided as one stage (atomic per identity, as a tier's checks are).</param>
+    /// <param name="preChecks">The pre-checks, decided as one stage (atomic per identity, as a tier's checks are).</param>
     /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
     /// <returns>The result; already complete, without allocating, on the in-memory store.</returns>
     /// <exception cref="ArgumentOutOfRangeException">A tier is not one of <see cref="RateLimitTier"/>'s values.</exception>
@@ -115,9 +116,9 @@ public sealed partial class RateLimitEngine
         IRequestContext request,
         RateLimitTier first,
         RateLimitTier last,
-        ReadOnlyMemory<RateLimitCheck> gates,
+        ReadOnlyMemory<RateLimitCheck> preChecks,
         CancellationToken cancellationToken = default) =>
-        EvaluateAsync(Policy, request, first, last, gates, cancellationToken);
+        EvaluateAsync(Policy, request, first, last, preChecks, cancellationToken);
 
     /// <summary>
     /// Decides as <see cref="EvaluateAsync(IRequestContext, RateLimitTier, RateLimitTier, ReadOnlyMemory{RateLimitCheck}, CancellationToken)"/>
@@ -129,7 +130,7 @@ public sealed partial class RateLimitEngine
         IRequestContext request,
         RateLimitTier first,
         RateLimitTier last,
-        ReadOnlyMemory<RateLimitCheck> gates,
+        ReadOnlyMemory<RateLimitCheck> preChecks,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(policy);
@@ -139,7 +140,7 @@ public sealed partial class RateLimitEngine
             throw new ArgumentOutOfRangeException(nameof(first), $"Tiers run from {RateLimitTier.Edge} to {RateLimitTier.Global}; got {first} to {last}.");
         }
 
-        var batch = Build(policy, first, last, request, gates.Span);
+        var batch = Build(policy, first, last, request, preChecks.Span);
         if (batch is null)
         {
             return new ValueTask<RateLimitResult>(new Evaluation().ToResult(true));
@@ -178,9 +179,9 @@ public sealed partial class RateLimitEngine
 
     private static TimeSpan RetryOrder(TimeSpan retry) => retry == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : retry;
 
-    private static TierBatch? Build(RateLimitPolicy policy, RateLimitTier first, RateLimitTier last, IRequestContext request, ReadOnlySpan<RateLimitCheck> gates)
+    private static TierBatch? Build(RateLimitPolicy policy, RateLimitTier first, RateLimitTier last, IRequestContext request, ReadOnlySpan<RateLimitCheck> preChecks)
     {
-        var capacity = gates.Length;
+        var capacity = preChecks.Length;
         for (var tier = first; tier <= last; tier++)
         {
             capacity += policy.RulesOf(tier).Length;
@@ -192,13 +193,13 @@ public sealed partial class RateLimitEngine
         }
 
         var batch = TierBatch.Rent(capacity);
-        batch.AddGates(gates);
+        batch.AddPreChecks(preChecks);
         for (var tier = first; tier <= last; tier++)
         {
             foreach (var rule in policy.RulesOf(tier))
             {
                 if (!rule.Match.IsMatch(request) || rule.LimitFor(request.Plan) is not { } limit
-                    || !KeyHasher.TryBuild(rule, limit, request, policy.Ipv6PrefixLength, out var key))
+                    || !RuleKeys.TryBuild(rule, limit, request, policy.Ipv6PrefixLength, out var key))
                 {
                     continue;
                 }
@@ -237,8 +238,8 @@ public sealed partial class RateLimitEngine
                 }
 
                 var end = batch.StageEnds[stage];
-                if (stage == 0 && batch.GateCount > 0
-                    ? !ProcessGates(batch, end, ref evaluation)
+                if (stage == 0 && batch.PreCheckCount > 0
+                    ? !ProcessPreChecks(batch, end, ref evaluation)
                     : !ProcessTier(batch, start, end, request, ref evaluation))
                 {
                     return false;
@@ -256,10 +257,10 @@ public sealed partial class RateLimitEngine
     }
 
     /// <summary>
-    /// Folds the gates' outcomes into the evaluation, neither counted nor logged; <see langword="false"/> when an enforced
-    /// gate was denied, the first of them then naming the rejection.
+    /// Folds the pre-checks' outcomes into the evaluation, neither counted nor logged; <see langword="false"/> when an
+    /// enforced pre-check was denied, the first of them then naming the rejection.
     /// </summary>
-    private static bool ProcessGates(TierBatch batch, int end, ref Evaluation evaluation)
+    private static bool ProcessPreChecks(TierBatch batch, int end, ref Evaluation evaluation)
     {
         for (var i = 0; i < end; i++)
         {
@@ -270,14 +271,14 @@ public sealed partial class RateLimitEngine
                 (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId);
             }
 
-            if (!stored.Outcome.IsAllowed && !check.IsShadow && evaluation.DeniedGate < 0)
+            if (!stored.Outcome.IsAllowed && !check.IsShadow && evaluation.DeniedPreCheck < 0)
             {
-                evaluation.DeniedGate = i;
-                evaluation.GateOutcome = stored;
+                evaluation.DeniedPreCheck = i;
+                evaluation.PreCheckOutcome = stored;
             }
         }
 
-        return evaluation.DeniedGate < 0;
+        return evaluation.DeniedPreCheck < 0;
     }
 
     /// <summary>Folds one tier's outcomes into the evaluation; <see langword="false"/> when the tier rejects.</summary>
@@ -289,7 +290,7 @@ public sealed partial class RateLimitEngine
         {
             ref readonly var check = ref batch.Checks[i];
             ref readonly var stored = ref batch.Outcomes[i];
-            var decision = new RateLimitDecision(batch.Rules[i], check.Limit, stored.Outcome, check.IsShadow, stored.IsStoreFailure);
+            var decision = new RateLimitDecision(batch.Rules[i], new CheckDecision(check.Limit, stored.Outcome, stored.IsStoreFailure), check.IsShadow);
             Count(decision);
             if (stored.LeaseId != 0)
             {
@@ -442,9 +443,9 @@ public sealed partial class RateLimitEngine
         public RateLimitDecision Best;
         public RateLimitDecision Shadow;
         public LeaseBag? Leases;
-        public int DeniedGate = -1;
-        public StoreOutcome GateOutcome;
+        public int DeniedPreCheck = -1;
+        public StoreOutcome PreCheckOutcome;
 
-        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedGate, GateOutcome);
+        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome);
     }
 }

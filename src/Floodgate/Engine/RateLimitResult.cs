@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using Floodgate.Stores;
 
 namespace Floodgate.Engine;
@@ -9,30 +10,42 @@ namespace Floodgate.Engine;
 /// </remarks>
 public readonly struct RateLimitResult
 {
-    private readonly int _deniedGate;
+    // One more than the index, so that default(RateLimitResult) names no pre-check.
+    private readonly int _deniedPreCheck;
 
-    internal RateLimitResult(bool isAllowed, in RateLimitDecision decision, in RateLimitDecision shadowRejection, LeaseBag? leases, int deniedGate = -1, in StoreOutcome gateOutcome = default)
+    internal RateLimitResult(bool isAllowed, in RateLimitDecision decision, in RateLimitDecision shadowRejection, LeaseBag? leases, int deniedPreCheck = -1, in StoreOutcome preCheckOutcome = default)
     {
         IsAllowed = isAllowed;
         Decision = decision;
         ShadowRejection = shadowRejection;
         Leases = leases;
-        _deniedGate = deniedGate + 1;
-        GateOutcome = gateOutcome;
+        _deniedPreCheck = deniedPreCheck + 1;
+        PreCheckOutcome = preCheckOutcome;
     }
 
     /// <summary>Whether the request may go on.</summary>
     public bool IsAllowed { get; }
 
     /// <summary>
-    /// When a gate check passed to <see cref="RateLimitEngine.EvaluateAsync(Rules.IRequestContext, Rules.RateLimitTier, Rules.RateLimitTier, ReadOnlyMemory{RateLimitCheck}, CancellationToken)"/>
-    /// rejected the request, its index among the gates (the first denied enforced gate); otherwise -1. A request a gate
-    /// rejects has no tier decided: <see cref="Decision"/> names no rule.
+    /// When a pre-check passed to <see cref="RateLimitEngine.EvaluateAsync(Rules.IRequestContext, Rules.RateLimitTier, Rules.RateLimitTier, ReadOnlyMemory{RateLimitCheck}, CancellationToken)"/>
+    /// rejected the request, its index among the pre-checks (the first denied enforced one), which maps straight back to
+    /// whatever the caller made it for; otherwise -1. A request a pre-check rejects has no tier decided:
+    /// <see cref="Decision"/> names no rule.
     /// </summary>
-    public int DeniedGate => _deniedGate - 1;
+    public int DeniedPreCheck => _deniedPreCheck - 1;
 
-    /// <summary>The store's outcome for the gate that rejected the request (its retry-after, whether the store failed); default when none did.</summary>
-    public StoreOutcome GateOutcome { get; }
+    /// <summary>The store's outcome for the pre-check that rejected the request (its retry-after, whether the store failed); default when none did.</summary>
+    public StoreOutcome PreCheckOutcome { get; }
+
+    /// <summary>The former name of <see cref="DeniedPreCheck"/>.</summary>
+    [Obsolete("Renamed DeniedPreCheck: the checks passed before the tiers are pre-checks.")]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public int DeniedGate => DeniedPreCheck;
+
+    /// <summary>The former name of <see cref="PreCheckOutcome"/>.</summary>
+    [Obsolete("Renamed PreCheckOutcome: the checks passed before the tiers are pre-checks.")]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public StoreOutcome GateOutcome => PreCheckOutcome;
 
     /// <summary>
     /// When rejected, the rule that rejected (of several in the rejecting tier, the one with the longest retry);
@@ -48,8 +61,8 @@ public readonly struct RateLimitResult
     /// Whether the rejection should be answered 503 rather than 429: service and global capacity, and any rule denied by a
     /// <c>closed</c> failure mode while the store is unreachable (an outage, not the caller going over a limit).
     /// </summary>
-    public bool IsCapacityRejection => !IsAllowed && (_deniedGate > 0
-        ? GateOutcome.IsStoreFailure
+    public bool IsCapacityRejection => !IsAllowed && (_deniedPreCheck > 0
+        ? PreCheckOutcome.IsStoreFailure
         : Decision.IsStoreFailure || Decision.Tier is Rules.RateLimitTier.Service or Rules.RateLimitTier.Global);
 
     /// <summary>Whether the result holds concurrency leases to release.</summary>
@@ -67,6 +80,6 @@ public readonly struct RateLimitResult
 
         var decision = second.IsAllowed ? RateLimitEngine.MoreConstrained(first.Decision, second.Decision) : second.Decision;
         var shadow = first.ShadowRejection.Rule is not null ? first.ShadowRejection : second.ShadowRejection;
-        return new RateLimitResult(second.IsAllowed, decision, shadow, LeaseBag.Merge(first.Leases, second.Leases), second.DeniedGate, second.GateOutcome);
+        return new RateLimitResult(second.IsAllowed, decision, shadow, LeaseBag.Merge(first.Leases, second.Leases), second.DeniedPreCheck, second.PreCheckOutcome);
     }
 }

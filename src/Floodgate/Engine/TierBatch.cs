@@ -4,8 +4,8 @@ using Floodgate.Stores;
 namespace Floodgate.Engine;
 
 /// <summary>
-/// The checks of one request, tier after tier (a stage per tier with matching rules, after a stage of the caller's gate
-/// checks if it passed any), in arrays reused across
+/// The checks of one request, tier after tier (a stage per tier with matching rules, after a stage of the caller's
+/// pre-checks if it passed any), in arrays reused across
 /// requests: each thread keeps one batch, and a request that goes asynchronous takes the batch with it, so nothing is
 /// shared while in use.
 /// </summary>
@@ -29,8 +29,8 @@ internal sealed class TierBatch
 
     public int Count { get; set; }
 
-    /// <summary>How many gate checks open the batch, as its first stage; they have no rule.</summary>
-    public int GateCount { get; private set; }
+    /// <summary>How many pre-checks open the batch, as its first stage; they have no rule.</summary>
+    public int PreCheckCount { get; private set; }
 
     /// <summary>For each stage, the index just past its last check.</summary>
     public int[] StageEnds { get; } = new int[TierCount + 1];
@@ -56,20 +56,20 @@ internal sealed class TierBatch
         Array.Clear(batch.Checks, 0, batch.Count);
         Array.Clear(batch.Rules, 0, batch.Count);
         batch.Count = 0;
-        batch.GateCount = 0;
+        batch.PreCheckCount = 0;
         batch.StageCount = 0;
         t_cached = batch;
     }
 
-    /// <summary>Adds the gate checks, as the first stage, if there are any. Called first, on an empty batch.</summary>
-    public void AddGates(ReadOnlySpan<RateLimitCheck> gates)
+    /// <summary>Adds the pre-checks, as the first stage, if there are any. Called first, on an empty batch.</summary>
+    public void AddPreChecks(ReadOnlySpan<RateLimitCheck> preChecks)
     {
-        gates.CopyTo(Checks);
-        Count = GateCount = gates.Length;
+        preChecks.CopyTo(Checks);
+        Count = PreCheckCount = preChecks.Length;
         EndStage();
     }
 
-    /// <summary>Closes the checks added since the last stage as a stage (a tier's, or the gates'), if there are any.</summary>
+    /// <summary>Closes the checks added since the last stage as a stage (a tier's, or the pre-checks'), if there are any.</summary>
     public void EndStage()
     {
         var start = StageCount == 0 ? 0 : StageEnds[StageCount - 1];

@@ -1,5 +1,4 @@
 using System.Threading.RateLimiting;
-using Floodgate.Engine;
 using Floodgate.Stores;
 
 namespace Floodgate.RateLimiting;
@@ -43,7 +42,7 @@ internal sealed class FloodgateLease : RateLimitLease
     public static FloodgateLease Holding(IRateLimitStore store, RateLimitCheck check, long leaseId) =>
         new(true, null, null, store, check, leaseId);
 
-    public static FloodgateLease Rejected(in RateLimitDecision decision) =>
+    public static FloodgateLease Rejected(in CheckDecision decision) =>
         decision.IsPermanent
             ? new(false, null, $"The cost is more than the limit '{decision.Limit}' can ever grant.", null, default, 0)
             : new(false, decision.RetryAfter, $"Over the limit '{decision.Limit}'.", null, default, 0);

@@ -1,4 +1,5 @@
 using System.Threading.RateLimiting;
+using Floodgate.Keys;
 using Floodgate.Stores;
 
 namespace Floodgate.RateLimiting;
@@ -32,7 +33,7 @@ public sealed class FloodgatePartitionedRateLimiter<TResource> : PartitionedRate
         _core = new FloodgateRateLimiterCore(store);
         _partitioner = partitioner;
         // One seed per algorithm, computed once: a decision hashes only its partition key.
-        _seeds = [.. Enum.GetValues<Limits.LimitAlgorithm>().Select(a => Rules.KeyHasher.Seed("partitioned-limiter:" + name, a))];
+        _seeds = [.. Enum.GetValues<Limits.LimitAlgorithm>().Select(a => KeyHasher.Seed("partitioned-limiter:" + name, a))];
     }
 
     /// <inheritdoc/>
@@ -85,5 +86,5 @@ public sealed class FloodgatePartitionedRateLimiter<TResource> : PartitionedRate
         return true;
     }
 
-    private StoreKey KeyFor(in FloodgatePartition partition) => Rules.KeyHasher.Hash(_seeds[(int)partition.Limit!.Algorithm], partition.Key!);
+    private StoreKey KeyFor(in FloodgatePartition partition) => KeyHasher.Hash(_seeds[(int)partition.Limit!.Algorithm], partition.Key!);
 }

@@ -1,4 +1,5 @@
 using System.Threading.RateLimiting;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 

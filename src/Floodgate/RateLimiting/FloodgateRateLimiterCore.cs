@@ -1,7 +1,4 @@
 using System.Threading.RateLimiting;
-using Floodgate.Engine;
-using Floodgate.Limits;
-using Floodgate.Rules;
 using Floodgate.Stores;
 
 namespace Floodgate.RateLimiting;
@@ -9,7 +6,6 @@ namespace Floodgate.RateLimiting;
 /// <summary>What both adapters share: one check against a store, turned into a lease, and counted.</summary>
 internal sealed class FloodgateRateLimiterCore(IRateLimitStore store)
 {
-    private static readonly RateLimitRule AdapterRule = new("rate-limiter", RateLimitTier.Service, Limit.Concurrency(1));
     private long _successes;
     private long _failures;
 
@@ -62,6 +58,6 @@ internal sealed class FloodgateRateLimiterCore(IRateLimitStore store)
         }
 
         Interlocked.Increment(ref _failures);
-        return FloodgateLease.Rejected(new RateLimitDecision(AdapterRule, check.Limit, outcome.Outcome, false, outcome.IsStoreFailure));
+        return FloodgateLease.Rejected(new CheckDecision(check.Limit, outcome.Outcome, outcome.IsStoreFailure));
     }
 }

@@ -1,6 +1,6 @@
 namespace Floodgate.Rules;
 
-/// <summary>Every rule of a gate, by tier, with the settings that apply to all of them. Immutable; a reload builds a new one.</summary>
+/// <summary>Every rule a front door enforces, by tier, with the settings that apply to all of them. Immutable; a reload builds a new one.</summary>
 public sealed class RateLimitPolicy
 {
     private readonly RateLimitRule[][] _byTier;

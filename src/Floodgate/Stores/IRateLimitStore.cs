@@ -1,3 +1,5 @@
+using Floodgate.Keys;
+
 namespace Floodgate.Stores;
 
 /// <summary>
@@ -19,6 +21,14 @@ namespace Floodgate.Stores;
 /// Implementations never throw for a store outage: they answer by their failure policy and flag the outcome with
 /// <see cref="StoreOutcome.IsStoreFailure"/>. When they can answer without waiting, the returned task is already
 /// complete; the in-memory store always completes synchronously and allocates nothing for an existing key.
+/// </para>
+/// <para>
+/// Writing a store: implement <see cref="DecideAsync"/>, <see cref="TryDecide"/> and <see cref="ReleaseAsync"/>, and
+/// <see cref="DecideStagesAsync"/> when the store can decide several stages at once (a remote store, in one round trip).
+/// Keep each key's <see cref="Algorithms.LimitState"/> (or, for concurrency, its leases) and decide with
+/// <see cref="Algorithms.LimitMath"/>, so the store answers exactly as the in-memory store does;
+/// <see cref="StagedDecisions"/> checks a staged call's arguments and tells when a stage stops the next, and
+/// <see cref="ReplicaShare"/> gives each replica its share of a limit for <see cref="StoreFailureMode.Local"/> answers.
 /// </para>
 /// </remarks>
 public interface IRateLimitStore

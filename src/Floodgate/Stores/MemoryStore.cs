@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Floodgate.Algorithms;
-using Floodgate.Limits;
+using Floodgate.Stores.Memory;
 
 namespace Floodgate.Stores;
 
@@ -90,7 +90,7 @@ public sealed class MemoryStore : IRateLimitStore
             var count = 0;
             foreach (var shard in _shards)
             {
-                count += Volatile.Read(ref shard.Count);
+                count += shard.Count;
             }
 
             return count;
@@ -143,7 +143,7 @@ public sealed class MemoryStore : IRateLimitStore
     public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default)
     {
         var shard = ShardFor(check.Key.Identity);
-        lock (shard.Gate)
+        lock (shard.StateLock)
         {
             shard.Release(check.Key.Value, leaseId);
         }
@@ -174,7 +174,7 @@ public sealed class MemoryStore : IRateLimitStore
     private void DecideOne(in RateLimitCheck check, ref StoreOutcome outcome, long now)
     {
         var shard = ShardFor(check.Key.Identity);
-        lock (shard.Gate)
+        lock (shard.StateLock)
         {
             shard.DecideOne(check, ref outcome, now, this);
         }
@@ -195,7 +195,7 @@ public sealed class MemoryStore : IRateLimitStore
 
             var identity = checks[i].Key.Identity;
             var shard = ShardFor(identity);
-            lock (shard.Gate)
+            lock (shard.StateLock)
             {
                 shard.DecideGroup(checks[i..], outcomes[i..], nexts[i..], done[i..], identity, now, this);
             }
@@ -206,23 +206,13 @@ public sealed class MemoryStore : IRateLimitStore
         ? TickClock.NowMicroseconds()
         : (_time.GetUtcNow().UtcTicks - DateTime.UnixEpoch.Ticks) / TimeSpan.TicksPerMicrosecond;
 
-    private long NextLeaseId() => Interlocked.Increment(ref _nextLeaseId);
+    /// <summary>A lease id no lease of this store has had.</summary>
+    internal long NextLeaseId() => Interlocked.Increment(ref _nextLeaseId);
 
-    private Shard ShardFor(UInt128 identity) => _shards[Mix(identity, _shardSeed0, _shardSeed1) & _shardMask];
-
-    /// <summary>
-    /// A keyed mix of a 128-bit hash: the 128-bit product of its halves, each XORed with a secret seed, folded to 64 bits
-    /// (the multiply of wyhash and rapidhash), then spread by Fibonacci hashing so every bit of the fold reaches the
-    /// bits returned. Without the seeds, which keys share a shard or a home slot cannot be predicted.
-    /// </summary>
-    private static int Mix(UInt128 key, ulong seed0, ulong seed1)
-    {
-        var high = Math.BigMul((ulong)key ^ seed0, (ulong)(key >> 64) ^ seed1, out var low);
-        return (int)(((high ^ low) * 0x9E3779B97F4A7C15UL) >> 32);
-    }
+    private Shard ShardFor(UInt128 identity) => _shards[KeyedMix.Of(identity, _shardSeed0, _shardSeed1) & _shardMask];
 
     /// <summary>The keys each shard holds, for tests.</summary>
-    internal int[] ShardCounts() => [.. _shards.Select(s => Volatile.Read(ref s.Count))];
+    internal int[] ShardCounts() => [.. _shards.Select(s => s.Count)];
 
     /// <summary>How many keys are marked exhausted, for tests.</summary>
     internal int ExhaustedKeys()
@@ -230,7 +220,7 @@ public sealed class MemoryStore : IRateLimitStore
         var exhausted = 0;
         foreach (var shard in _shards)
         {
-            lock (shard.Gate)
+            lock (shard.StateLock)
             {
                 exhausted += shard.Exhausted;
             }
@@ -245,476 +235,12 @@ public sealed class MemoryStore : IRateLimitStore
         var longest = 0;
         foreach (var shard in _shards)
         {
-            lock (shard.Gate)
+            lock (shard.StateLock)
             {
                 longest = Math.Max(longest, shard.LongestProbe());
             }
         }
 
         return longest;
-    }
-
-    /// <summary>One slot of a shard's table: 64 bytes, so a lookup usually touches one cache line.</summary>
-    private struct Entry
-    {
-        public UInt128 Key;
-        public LimitState State;
-        public long ExpiresAt;
-        public int Leases;
-        public int Stamp;
-        public bool Used;
-        public bool Referenced;
-        public bool Exhausted;
-    }
-
-    /// <summary>
-    /// An open-addressing table with linear probing and backward-shift deletion (no tombstones), at most three
-    /// quarters full, guarded by <see cref="Gate"/>.
-    /// </summary>
-    private sealed class Shard
-    {
-        private const int VictimWindow = 16;
-        private const int InitialLength = 16;
-
-        public readonly Lock Gate = new();
-        public int Count;
-
-        private readonly int _capacity;
-        private readonly ulong _seed0;
-        private readonly ulong _seed1;
-        private readonly List<LeaseSet?> _leaseSets = [null];
-        private readonly Stack<int> _freeLeaseSets = new();
-        private Entry[] _table = new Entry[InitialLength];
-        private int _mask = InitialLength - 1;
-        private int _stamp;
-        private int _exhausted;
-
-        /// <summary>How many of the shard's keys are marked exhausted; read under <see cref="Gate"/>.</summary>
-        public int Exhausted => _exhausted;
-        private int _evictHand;
-        private int _reclaimHand;
-
-        public Shard(int capacity, ulong seed0, ulong seed1) => (_capacity, _seed0, _seed1) = (capacity, seed0, seed1);
-
-        public void DecideOne(in RateLimitCheck check, ref StoreOutcome result, long now, MemoryStore store)
-        {
-            var slot = Find(check.Key.Value);
-            if (slot >= 0)
-            {
-                _table[slot].Referenced = true;
-            }
-
-            if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
-            {
-                result = DecideConcurrency(check, slot, now, store, commit: !check.IsProbe, ++_stamp);
-                return;
-            }
-
-            var state = slot >= 0 ? _table[slot].State : default;
-            var outcome = LimitMath.Decide(check.Limit, state, now, check.Cost, out var next);
-
-            // A probe is decided with its cost and never commits.
-            var committed = outcome.IsAllowed && !check.IsProbe;
-            if (committed && check.Cost > 0)
-            {
-                slot = Store(check, slot, next, now, ++_stamp);
-            }
-
-            // Only what the key now holds: a committed decision, or a denial (which leaves the state as it was). An admitted
-            // probe charged nothing, so what it would have left says nothing of the key.
-            if (slot >= 0 && (committed || !outcome.IsAllowed))
-            {
-                MarkExhausted(slot, check.Limit, outcome);
-            }
-
-            result = new StoreOutcome(outcome, committed, 0);
-        }
-
-        public void DecideGroup(
-            ReadOnlySpan<RateLimitCheck> checks,
-            Span<StoreOutcome> outcomes,
-            Span<LimitState> nexts,
-            Span<bool> done,
-            UInt128 identity,
-            long now,
-            MemoryStore store)
-        {
-            // Phase one decides every check of the identity without writing; phase two writes only if no enforced
-            // check was denied. Inserting may evict, so phase one pins the keys it read with this operation's stamp.
-            var stamp = ++_stamp;
-            var denied = false;
-            for (var k = 0; k < checks.Length; k++)
-            {
-                ref readonly var check = ref checks[k];
-                if (done[k] || check.Key.Identity != identity)
-                {
-                    continue;
-                }
-
-                var slot = Find(check.Key.Value);
-                if (slot >= 0)
-                {
-                    _table[slot].Stamp = stamp;
-                    _table[slot].Referenced = true;
-                }
-
-                var outcome = check.Limit.Algorithm == LimitAlgorithm.Concurrency
-                    ? DecideConcurrency(check, slot, now, store, commit: false, stamp).Outcome
-                    : LimitMath.Decide(check.Limit, slot >= 0 ? _table[slot].State : default, now, check.Cost, out nexts[k]);
-                // A denial shows the key as it stands; an admitted check is marked when (and if) the group commits it.
-                if (slot >= 0 && !outcome.IsAllowed)
-                {
-                    MarkExhausted(slot, check.Limit, outcome);
-                }
-
-                denied |= !outcome.IsAllowed && !check.IsShadow;
-                outcomes[k] = new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
-            }
-
-            for (var k = 0; k < checks.Length; k++)
-            {
-                ref readonly var check = ref checks[k];
-                if (done[k] || check.Key.Identity != identity)
-                {
-                    continue;
-                }
-
-                done[k] = true;
-                if (!outcomes[k].Committed)
-                {
-                    continue;
-                }
-
-                if (denied)
-                {
-                    outcomes[k] = outcomes[k] with { Committed = false };
-                }
-                else if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
-                {
-                    outcomes[k] = DecideConcurrency(check, Find(check.Key.Value), now, store, commit: true, stamp);
-                }
-                else if (check.Cost > 0)
-                {
-                    var slot = Store(check, Find(check.Key.Value), nexts[k], now, stamp);
-                    if (slot >= 0)
-                    {
-                        MarkExhausted(slot, check.Limit, outcomes[k].Outcome);
-                    }
-                }
-            }
-        }
-
-        public void Release(UInt128 key, long leaseId)
-        {
-            var slot = Find(key);
-            if (slot >= 0 && _table[slot].Leases != 0 && _leaseSets[_table[slot].Leases]!.Remove(leaseId))
-            {
-                _table[slot].ExpiresAt = _leaseSets[_table[slot].Leases]!.LatestExpiry;
-            }
-        }
-
-        private StoreOutcome DecideConcurrency(in RateLimitCheck check, int slot, long now, MemoryStore store, bool commit, int stamp)
-        {
-            var leases = slot >= 0 && _table[slot].Leases != 0 ? _leaseSets[_table[slot].Leases] : null;
-            leases?.Purge(now);
-            var outcome = LimitMath.Concurrency(check.Limit, leases?.InFlight ?? 0, leases?.EarliestExpiry ?? 0, leases?.LatestExpiry ?? 0, now, check.Cost);
-            if (!commit || !outcome.IsAllowed || check.Cost == 0)
-            {
-                if (slot >= 0 && (commit || !outcome.IsAllowed))
-                {
-                    MarkExhausted(slot, check.Limit, outcome);
-                }
-
-                return new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
-            }
-
-            if (slot < 0)
-            {
-                // The operation's stamp, so the insert cannot evict a key this group has just written.
-                slot = Insert(check.Key.Value, now, stamp);
-                if (slot < 0)
-                {
-                    return new StoreOutcome(outcome, true, 0);
-                }
-            }
-
-            ref var entry = ref _table[slot];
-            if (entry.Leases == 0)
-            {
-                entry.Leases = RentLeaseSet();
-            }
-
-            var set = _leaseSets[entry.Leases]!;
-            var leaseId = store.NextLeaseId();
-            set.Add(leaseId, now + check.Limit.LeaseTimeoutMicroseconds, check.Cost);
-            entry.ExpiresAt = set.LatestExpiry;
-            MarkExhausted(slot, check.Limit, outcome);
-            return new StoreOutcome(outcome, true, leaseId);
-        }
-
-        /// <summary>Writes a key's next state, inserting the key if needed; returns its slot, or -1 when it could not be kept.</summary>
-        private int Store(in RateLimitCheck check, int slot, in LimitState next, long now, int stamp)
-        {
-            if (slot < 0)
-            {
-                slot = Insert(check.Key.Value, now, stamp);
-                if (slot < 0)
-                {
-                    // Every slot is pinned by this operation: the state is not kept, so the limit errs toward admitting.
-                    return -1;
-                }
-            }
-
-            ref var entry = ref _table[slot];
-            entry.State = next;
-            entry.ExpiresAt = LimitMath.ExpiresAt(check.Limit, next);
-            return slot;
-        }
-
-        /// <summary>
-        /// Records whether the key at <paramref name="slot"/> has at most a quarter of its budget left after its latest
-        /// decision: evicting such a key would give a client most of a budget back, so eviction spares it.
-        /// </summary>
-        private void MarkExhausted(int slot, Limit limit, in LimitOutcome outcome)
-        {
-            ref var entry = ref _table[slot];
-            var exhausted = outcome.Remaining * 4 <= limit.Burst;
-            if (entry.Exhausted != exhausted)
-            {
-                entry.Exhausted = exhausted;
-                _exhausted += exhausted ? 1 : -1;
-            }
-        }
-
-        private int Find(UInt128 key)
-        {
-            var table = _table;
-            var mask = _mask;
-            for (var i = Home(key); ; i = (i + 1) & mask)
-            {
-                ref var entry = ref table[i];
-                if (!entry.Used)
-                {
-                    return -1;
-                }
-
-                if (entry.Key == key)
-                {
-                    return i;
-                }
-            }
-        }
-
-        private int Insert(UInt128 key, long now, int stamp)
-        {
-            ReclaimExpired(now, stamp);
-            if (Count >= _capacity && !Evict(now, stamp))
-            {
-                return -1;
-            }
-
-            if ((Count + 1) * 4 > _table.Length * 3)
-            {
-                Grow();
-            }
-
-            var i = Home(key);
-            while (_table[i].Used)
-            {
-                i = (i + 1) & _mask;
-            }
-
-            _table[i] = new Entry { Key = key, Used = true, Stamp = stamp };
-            Count++;
-            return i;
-        }
-
-        private void Grow()
-        {
-            var old = _table;
-            _table = new Entry[old.Length * 2];
-            _mask = _table.Length - 1;
-            foreach (ref readonly var entry in old.AsSpan())
-            {
-                if (!entry.Used)
-                {
-                    continue;
-                }
-
-                var i = Home(entry.Key);
-                while (_table[i].Used)
-                {
-                    i = (i + 1) & _mask;
-                }
-
-                _table[i] = entry;
-            }
-
-            _evictHand &= _mask;
-            _reclaimHand &= _mask;
-        }
-
-        /// <summary>
-        /// Looks a few slots ahead of the clock hand for an expired key, else one not used since the hand last passed;
-        /// only when every one of those was used does it sweep on, clearing use bits, as a plain clock does. Exhausted
-        /// keys (see <see cref="MarkExhausted"/>) are passed over while they are at most three quarters of the shard,
-        /// so however many keys a flood inserts, it evicts keys whose loss gives back little before it evicts them.
-        /// </summary>
-        private bool Evict(long now, int stamp)
-        {
-            // Bounding the exhausted keys spared keeps a quarter of the shard evictable, so the hand finds a victim in
-            // a few slots on average, and a flood of exhausted keys evicts under the plain clock like any other.
-            var spare = _exhausted * 4 <= Count * 3;
-            var unused = -1;
-            for (var step = 0; step < VictimWindow; step++)
-            {
-                var slot = (_evictHand + step) & _mask;
-                ref var entry = ref _table[slot];
-                if (!entry.Used || entry.Stamp == stamp)
-                {
-                    continue;
-                }
-
-                if (entry.ExpiresAt <= now)
-                {
-                    return EvictAt(slot);
-                }
-
-                if (unused < 0 && !entry.Referenced && !(spare && entry.Exhausted))
-                {
-                    unused = slot;
-                }
-            }
-
-            if (unused >= 0)
-            {
-                return EvictAt(unused);
-            }
-
-            // Two laps always find a victim unless every key is pinned by this operation or spared; then two more
-            // laps spare nothing.
-            for (var pass = spare ? 0 : 1; pass < 2; pass++)
-            {
-                for (var step = 0; step < 2 * _table.Length; step++)
-                {
-                    var slot = _evictHand;
-                    _evictHand = (_evictHand + 1) & _mask;
-                    ref var entry = ref _table[slot];
-                    if (!entry.Used || entry.Stamp == stamp)
-                    {
-                        continue;
-                    }
-
-                    if (entry.ExpiresAt > now && pass == 0 && entry.Exhausted)
-                    {
-                        continue;
-                    }
-
-                    if (entry.ExpiresAt > now && entry.Referenced)
-                    {
-                        entry.Referenced = false;
-                        continue;
-                    }
-
-                    Remove(slot);
-                    return true;
-                }
-            }
-
-            return false;
-        }
-
-        /// <summary>Moves the hand past <paramref name="victim"/>, giving the keys it passes their second chance, and evicts it.</summary>
-        private bool EvictAt(int victim)
-        {
-            while (_evictHand != victim)
-            {
-                _table[_evictHand].Referenced = false;
-                _evictHand = (_evictHand + 1) & _mask;
-            }
-
-            _evictHand = (victim + 1) & _mask;
-            Remove(victim);
-            return true;
-        }
-
-        private void ReclaimExpired(long now, int stamp)
-        {
-            // Four slots per insert walk the table faster than inserts fill it, so expired keys do not pile up.
-            // The hand stays on a slot it emptied: removal shifts the next entry of the run back into it.
-            for (var step = 0; step < 4; step++)
-            {
-                var slot = _reclaimHand;
-                ref var entry = ref _table[slot];
-                if (entry.Used && entry.Stamp != stamp && entry.ExpiresAt <= now)
-                {
-                    Remove(slot);
-                }
-                else
-                {
-                    _reclaimHand = (slot + 1) & _mask;
-                }
-            }
-        }
-
-        /// <summary>Empties a slot and shifts back the entries of its probe run, so lookups never need tombstones.</summary>
-        private void Remove(int slot)
-        {
-            if (_table[slot].Exhausted)
-            {
-                _exhausted--;
-            }
-
-            if (_table[slot].Leases != 0)
-            {
-                _freeLeaseSets.Push(_table[slot].Leases);
-                _leaseSets[_table[slot].Leases]!.Clear();
-            }
-
-            var hole = slot;
-            for (var i = (slot + 1) & _mask; _table[i].Used; i = (i + 1) & _mask)
-            {
-                var home = Home(_table[i].Key);
-
-                // The entry at i may fill the hole unless its home lies cyclically in (hole, i].
-                var stays = hole <= i ? home > hole && home <= i : home > hole || home <= i;
-                if (!stays)
-                {
-                    _table[hole] = _table[i];
-                    hole = i;
-                }
-            }
-
-            _table[hole] = default;
-            Count--;
-        }
-
-        private int RentLeaseSet()
-        {
-            if (_freeLeaseSets.TryPop(out var index))
-            {
-                return index;
-            }
-
-            _leaseSets.Add(new LeaseSet());
-            return _leaseSets.Count - 1;
-        }
-
-        public int LongestProbe()
-        {
-            var longest = 0;
-            for (var i = 0; i < _table.Length; i++)
-            {
-                if (_table[i].Used)
-                {
-                    longest = Math.Max(longest, (i - Home(_table[i].Key)) & _mask);
-                }
-            }
-
-            return longest;
-        }
-
-        // The keyed mix of both halves: the table stays spread even for keys chosen to collide under public constants.
-        private int Home(UInt128 key) => Mix(key, _seed0, _seed1) & _mask;
     }
 }

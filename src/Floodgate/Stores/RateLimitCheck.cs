@@ -1,3 +1,4 @@
+using Floodgate.Keys;
 using Floodgate.Limits;
 
 namespace Floodgate.Stores;

@@ -1,7 +1,10 @@
 namespace Floodgate.Stores;
 
-/// <summary>Helpers for <see cref="IRateLimitStore.DecideStagesAsync"/>: argument checks and the stage-by-stage default.</summary>
-internal static class StagedDecisions
+/// <summary>
+/// Helpers for a store's <see cref="IRateLimitStore.DecideStagesAsync"/>: the argument checks every store makes, whether a
+/// decided stage stops the stages after it, and the stage-by-stage default for a store that decides one batch at a time.
+/// </summary>
+public static class StagedDecisions
 {
     /// <summary>Checks that <paramref name="stageEnds"/> partitions <paramref name="checkCount"/> checks into non-empty stages.</summary>
     /// <exception cref="ArgumentException">It does not, or there are fewer outcomes than checks.</exception>
@@ -29,7 +32,10 @@ internal static class StagedDecisions
         }
     }
 
-    /// <summary>Whether any enforced check of a decided stage was denied.</summary>
+    /// <summary>
+    /// Whether any enforced check of a decided stage was denied (a denied probe counts unless it is a shadow): then the
+    /// stages after it are neither decided nor charged.
+    /// </summary>
     public static bool Rejects(ReadOnlySpan<RateLimitCheck> checks, ReadOnlySpan<StoreOutcome> outcomes)
     {
         for (var i = 0; i < checks.Length; i++)

@@ -233,6 +233,8 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         Assert.Equal(IdentityStatus.Valid, (await Resolve(resolver, "Bearer " + _idp.CreateToken(now: now))).Status);
         Assert.Equal(1, _idp.JwksRequests);
 
+        // The first fetch starts the unknown-kid refresh interval.
+        _time.Advance(TimeSpan.FromSeconds(30));
         var kid = _idp.Rotate();
         var concurrent = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
             Task.Run(() => Resolve(resolver, "Bearer " + _idp.CreateToken(kid, $"erin-{i}", now)))));
@@ -254,6 +256,9 @@ public sealed class JwtIdentityResolverTests : IAsyncLifetime
         var now = _time.GetUtcNow();
         Assert.Equal(IdentityStatus.Valid, (await Resolve(resolver, "Bearer " + _idp.CreateToken(now: now))).Status);
         var forger = NewRsaKey("unused");
+
+        // The first fetch starts the unknown-kid refresh interval.
+        _time.Advance(TimeSpan.FromSeconds(30));
 
         var storm = Enumerable.Range(0, 300).Select(i =>
         {

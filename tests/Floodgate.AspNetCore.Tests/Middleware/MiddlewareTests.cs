@@ -198,6 +198,43 @@ public sealed class MiddlewareTests
         Assert.Contains("is banned", await banned.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_ban_is_reported_as_the_ban_whose_probe_denied()
+    {
+        // Only the bans that apply to a request are probed, so the denying probe's place among the probes is not its ban's
+        // place among the bans: on "/" ip-flood's probe is the first, on /admin/x the second.
+        await using var app = await TestApp.StartAsync(
+            o =>
+            {
+                o.Policy = new RateLimitPolicy(
+                [
+                    new RateLimitRule("admin-flood", RateLimitTier.Edge, Limit.Gcra(Rate.Parse("1/min"))) { Match = new RuleMatch { Paths = [new PathGlob("/admin/**")] } },
+                    new RateLimitRule("ip-flood", RateLimitTier.Edge, Limit.Gcra(Rate.Parse("1/min"))),
+                ]);
+                o.Bans["admin-flood"] = TimeSpan.FromHours(1);
+                o.Bans["ip-flood"] = TimeSpan.FromHours(1);
+            },
+            a =>
+            {
+                a.MapGet("/", () => "hi");
+                a.MapGet("/admin/x", () => "admin");
+            });
+
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(new Uri("/", UriKind.Relative))).StatusCode);
+        using (var over = await app.Client.GetAsync(new Uri("/", UriKind.Relative)))
+        {
+            Assert.Contains("is over its limit", await over.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        app.Time.Advance(TimeSpan.FromMinutes(1));
+        foreach (var path in new[] { "/", "/admin/x" })
+        {
+            using var banned = await app.Client.GetAsync(new Uri(path, UriKind.Relative));
+            Assert.Equal(HttpStatusCode.TooManyRequests, banned.StatusCode);
+            Assert.Contains("went over the edge rule 'ip-flood' and is banned", await banned.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+    }
+
     [Theory]
     [InlineData(ForwardedHeader.XForwardedFor, null)] // the proxy names no client
     [InlineData(ForwardedHeader.XForwardedFor, "unknown")]

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Reflection;
 using System.Text.RegularExpressions;
 using Floodgate.Algorithms;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using StackExchange.Redis;

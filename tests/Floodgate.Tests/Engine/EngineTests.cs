@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using System.Net;
 using Floodgate.Engine;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Rules;
 using Floodgate.Stores;
@@ -262,7 +263,7 @@ public sealed class EngineTests
     private static RateLimitCheck BanProbe(string ip) => new(Ban, StoreKey.Create("ban:ip", ip), 1, false) { IsProbe = true };
 
     [Fact]
-    public async Task A_denied_gate_rejects_before_any_tier_is_decided_or_counted()
+    public async Task A_denied_pre_check_rejects_before_any_tier_is_decided_or_counted()
     {
         using var meters = new TestMeterFactory();
         var store = new MemoryStore(timeProvider: _time);
@@ -282,27 +283,27 @@ public sealed class EngineTests
         };
         listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref decisions, value));
         listener.Start();
-        ReadOnlyMemory<RateLimitCheck> gates = new[] { BanProbe("198.51.100.9"), BanProbe("203.0.113.7") };
+        ReadOnlyMemory<RateLimitCheck> preChecks = new[] { BanProbe("198.51.100.9"), BanProbe("203.0.113.7") };
 
-        // No ban: the gates are allowed and spend nothing; both tiers are decided and counted.
-        var allowed = await engine.EvaluateAsync(Request(), RateLimitTier.Edge, RateLimitTier.Global, gates);
+        // No ban: the pre-checks are allowed and spend nothing; both tiers are decided and counted.
+        var allowed = await engine.EvaluateAsync(Request(), RateLimitTier.Edge, RateLimitTier.Global, preChecks);
         Assert.True(allowed.IsAllowed);
-        Assert.Equal(-1, allowed.DeniedGate);
-        Assert.Equal(default, allowed.GateOutcome);
+        Assert.Equal(-1, allowed.DeniedPreCheck);
+        Assert.Equal(default, allowed.PreCheckOutcome);
         Assert.Equal(2, decisions);
         Assert.Equal(9, allowed.Decision.Remaining);
 
-        // The second gate's IP is banned: the request is rejected by it, no tier is charged, nothing is counted.
+        // The second pre-check's IP is banned: the request is rejected by it, no tier is charged, nothing is counted.
         var started = new StoreOutcome[1];
         store.Decide([BanProbe("203.0.113.7") with { IsProbe = false }], started);
         Assert.True(started[0].Committed);
         _time.Advance(TimeSpan.FromSeconds(15));
-        var banned = await engine.EvaluateAsync(Request(), RateLimitTier.Edge, RateLimitTier.Global, gates);
+        var banned = await engine.EvaluateAsync(Request(), RateLimitTier.Edge, RateLimitTier.Global, preChecks);
         Assert.False(banned.IsAllowed);
-        Assert.Equal(1, banned.DeniedGate);
-        Assert.False(banned.GateOutcome.Outcome.IsAllowed);
-        Assert.False(banned.GateOutcome.Committed);
-        Assert.Equal(45_000_000, banned.GateOutcome.Outcome.RetryAfterMicroseconds);
+        Assert.Equal(1, banned.DeniedPreCheck);
+        Assert.False(banned.PreCheckOutcome.Outcome.IsAllowed);
+        Assert.False(banned.PreCheckOutcome.Committed);
+        Assert.Equal(45_000_000, banned.PreCheckOutcome.Outcome.RetryAfterMicroseconds);
         Assert.Null(banned.Decision.Rule);
         Assert.False(banned.IsCapacityRejection);
         Assert.Equal(2, decisions);
@@ -310,16 +311,16 @@ public sealed class EngineTests
         // The user tier was charged by the first request and by this one only.
         Assert.Equal(8, (await engine.EvaluateAsync(Request(), RateLimitTier.User, RateLimitTier.User)).Decision.Remaining);
 
-        // A shadow gate's denial rejects nothing; the overloads without gates behave as before.
+        // A shadow pre-check's denial rejects nothing; the overloads without pre-checks behave as before.
         var shadow = await engine.EvaluateAsync(Request(), RateLimitTier.Edge, RateLimitTier.Edge, new[] { BanProbe("203.0.113.7") with { IsShadow = true } });
         Assert.True(shadow.IsAllowed);
-        Assert.Equal(-1, shadow.DeniedGate);
-        Assert.Equal(-1, (await engine.EvaluateAsync(Request())).DeniedGate);
+        Assert.Equal(-1, shadow.DeniedPreCheck);
+        Assert.Equal(-1, (await engine.EvaluateAsync(Request())).DeniedPreCheck);
 
-        // Gates alone, with no tier to decide, still decide.
-        var alone = await engine.EvaluateAsync(Request(), RateLimitTier.Service, RateLimitTier.Global, gates);
+        // Pre-checks alone, with no tier to decide, still decide.
+        var alone = await engine.EvaluateAsync(Request(), RateLimitTier.Service, RateLimitTier.Global, preChecks);
         Assert.False(alone.IsAllowed);
-        Assert.Equal(1, alone.DeniedGate);
+        Assert.Equal(1, alone.DeniedPreCheck);
     }
 
     [Fact]
@@ -335,9 +336,9 @@ public sealed class EngineTests
             },
             new RateLimitRule("everything", RateLimitTier.Global, Limit.FixedWindow(Rate.Parse("10000000/s"))));
         var request = Request();
-        ReadOnlyMemory<RateLimitCheck> gates = new[] { BanProbe("203.0.113.7") };
+        ReadOnlyMemory<RateLimitCheck> preChecks = new[] { BanProbe("203.0.113.7") };
         await engine.EvaluateAsync(request);
-        await engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Global, gates);
+        await engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Global, preChecks);
 
         // A decision that allocates shows in every round, 1,000 times over. Once, in a full parallel run, a round
         // counted 248 bytes on this thread (not reproduced in six runs of the test alone), so the least of three
@@ -351,9 +352,9 @@ public sealed class EngineTests
                 var pending = engine.EvaluateAsync(request);
                 Assert.True(pending.IsCompletedSuccessfully);
                 Assert.True((await pending).IsAllowed);
-                var gated = engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Global, gates);
-                Assert.True(gated.IsCompletedSuccessfully);
-                Assert.True((await gated).IsAllowed);
+                var preChecked = engine.EvaluateAsync(request, RateLimitTier.Edge, RateLimitTier.Global, preChecks);
+                Assert.True(preChecked.IsCompletedSuccessfully);
+                Assert.True((await preChecked).IsAllowed);
             }
 
             least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);

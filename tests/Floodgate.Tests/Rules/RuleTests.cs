@@ -111,21 +111,21 @@ public sealed class RuleTests
             Headers = new Dictionary<string, string> { ["X-A"] = header },
         };
 
-        Assert.True(KeyHasher.TryBuild(rule, limit, Ctx("ab", "c"), 64, out var k1));
-        Assert.True(KeyHasher.TryBuild(rule, limit, Ctx("a", "bc"), 64, out var k2));
+        Assert.True(RuleKeys.TryBuild(rule, limit, Ctx("ab", "c"), 64, out var k1));
+        Assert.True(RuleKeys.TryBuild(rule, limit, Ctx("a", "bc"), 64, out var k2));
         Assert.NotEqual(k1.Value, k2.Value);
         Assert.NotEqual(k1.Identity, k2.Identity);
 
         // Another rule on the same subject shares the identity (one atomic group, one cluster slot) but not the key.
-        Assert.True(KeyHasher.TryBuild(other, limit, new RequestContext { Subject = "ab" }, 64, out var k3));
-        Assert.True(KeyHasher.TryBuild(new RateLimitRule("x", RateLimitTier.User, limit), limit, new RequestContext { Subject = "ab" }, 64, out var k4));
+        Assert.True(RuleKeys.TryBuild(other, limit, new RequestContext { Subject = "ab" }, 64, out var k3));
+        Assert.True(RuleKeys.TryBuild(new RateLimitRule("x", RateLimitTier.User, limit), limit, new RequestContext { Subject = "ab" }, 64, out var k4));
         Assert.Equal(k3.Identity, k4.Identity);
         Assert.NotEqual(k3.Value, k4.Value);
 
         // A 10 KB hostile subject yields a key of the same size.
-        Assert.True(KeyHasher.TryBuild(rule, limit, Ctx(new string('{', 10_000), "}"), 64, out var big));
+        Assert.True(RuleKeys.TryBuild(rule, limit, Ctx(new string('{', 10_000), "}"), 64, out var big));
         Assert.Equal(32, big.ValueHex.Length);
-        Assert.False(KeyHasher.TryBuild(rule, limit, new RequestContext { Subject = "a" }, 64, out _));
+        Assert.False(RuleKeys.TryBuild(rule, limit, new RequestContext { Subject = "a" }, 64, out _));
     }
 
     [Fact]

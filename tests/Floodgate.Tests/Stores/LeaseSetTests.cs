@@ -1,5 +1,5 @@
 using FsCheck.Xunit;
-using Floodgate.Stores;
+using Floodgate.Stores.Memory;
 
 namespace Floodgate.Tests.Stores;
 

@@ -1,4 +1,5 @@
 using Floodgate.Algorithms;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Microsoft.Extensions.Time.Testing;

@@ -1,5 +1,6 @@
 using System.Net;
 using Floodgate.Engine;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Rules;
 using Floodgate.Stores;

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Floodgate.Stores;
+namespace Floodgate.Stores.Memory;
 
 /// <summary>
 /// The leases of one concurrency key, and what a decision reads of them: the permits in flight and the earliest and

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Floodgate.Stores;
+namespace Floodgate.Keys;
 
 /// <summary>
 /// Where a store keeps one key's state: a 128-bit hash of the rule and the key's parts, and a 128-bit hash of the
@@ -26,7 +26,7 @@ public readonly record struct StoreKey(UInt128 Identity, UInt128 Value)
     {
         ArgumentNullException.ThrowIfNull(scope);
         ArgumentNullException.ThrowIfNull(identity);
-        return Rules.KeyHasher.Hash(scope, identity, qualifier);
+        return KeyHasher.Hash(scope, identity, qualifier);
     }
 
     /// <summary>The value as 32 lowercase hex digits.</summary>

@@ -1,0 +1,220 @@
+using Floodgate.Algorithms;
+using Floodgate.Limits;
+
+namespace Floodgate.Stores.Memory;
+
+/// <summary>
+/// The decisions on one shard's keys: each check is decided by <see cref="LimitMath"/> (or, for concurrency, against its
+/// key's <see cref="LeaseSet"/>) on the state the <see cref="ShardTable"/> holds, and what commits is written back; a key
+/// inserted when the shard is full takes the place <see cref="ClockEviction"/> makes.
+/// </summary>
+/// <remarks>
+/// Every method but <see cref="Count"/> runs under <see cref="StateLock"/>. All keys of one identity live in one shard,
+/// so the atomic decision of an identity's checks takes one lock.
+/// </remarks>
+internal sealed class Shard
+{
+    /// <summary>Guards the shard's keys, their state and leases, and its eviction hands.</summary>
+    public readonly Lock StateLock = new();
+
+    private readonly int _capacity;
+    private readonly ShardTable _table;
+    private readonly LeaseSetPool _leases = new();
+    private readonly ClockEviction _clock;
+    private int _stamp;
+
+    public Shard(int capacity, ulong seed0, ulong seed1)
+    {
+        _capacity = capacity;
+        _table = new ShardTable(seed0, seed1);
+        _clock = new ClockEviction(_table, _leases);
+    }
+
+    /// <summary>How many keys the shard holds; safe to read without the lock.</summary>
+    public int Count => Volatile.Read(ref _table.Count);
+
+    /// <summary>How many of the shard's keys are marked exhausted.</summary>
+    public int Exhausted => _clock.Exhausted;
+
+    /// <summary>The longest distance of any key from its home slot, for tests.</summary>
+    public int LongestProbe() => _table.LongestProbe();
+
+    public void DecideOne(in RateLimitCheck check, ref StoreOutcome result, long now, MemoryStore store)
+    {
+        var slot = _table.Find(check.Key.Value);
+        if (slot >= 0)
+        {
+            _table[slot].Referenced = true;
+        }
+
+        if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
+        {
+            result = DecideConcurrency(check, slot, now, store, commit: !check.IsProbe, ++_stamp);
+            return;
+        }
+
+        var state = slot >= 0 ? _table[slot].State : default;
+        var outcome = LimitMath.Decide(check.Limit, state, now, check.Cost, out var next);
+
+        // A probe is decided with its cost and never commits.
+        var committed = outcome.IsAllowed && !check.IsProbe;
+        if (committed && check.Cost > 0)
+        {
+            slot = Store(check, slot, next, now, ++_stamp);
+        }
+
+        // Only what the key now holds: a committed decision, or a denial (which leaves the state as it was). An admitted
+        // probe charged nothing, so what it would have left says nothing of the key.
+        if (slot >= 0 && (committed || !outcome.IsAllowed))
+        {
+            _clock.MarkExhausted(slot, check.Limit, outcome);
+        }
+
+        result = new StoreOutcome(outcome, committed, 0);
+    }
+
+    public void DecideGroup(
+        ReadOnlySpan<RateLimitCheck> checks,
+        Span<StoreOutcome> outcomes,
+        Span<LimitState> nexts,
+        Span<bool> done,
+        UInt128 identity,
+        long now,
+        MemoryStore store)
+    {
+        // Phase one decides every check of the identity without writing; phase two writes only if no enforced
+        // check was denied. Inserting may evict, so phase one pins the keys it read with this operation's stamp.
+        var stamp = ++_stamp;
+        var denied = false;
+        for (var k = 0; k < checks.Length; k++)
+        {
+            ref readonly var check = ref checks[k];
+            if (done[k] || check.Key.Identity != identity)
+            {
+                continue;
+            }
+
+            var slot = _table.Find(check.Key.Value);
+            if (slot >= 0)
+            {
+                _table[slot].Stamp = stamp;
+                _table[slot].Referenced = true;
+            }
+
+            var outcome = check.Limit.Algorithm == LimitAlgorithm.Concurrency
+                ? DecideConcurrency(check, slot, now, store, commit: false, stamp).Outcome
+                : LimitMath.Decide(check.Limit, slot >= 0 ? _table[slot].State : default, now, check.Cost, out nexts[k]);
+            // A denial shows the key as it stands; an admitted check is marked when (and if) the group commits it.
+            if (slot >= 0 && !outcome.IsAllowed)
+            {
+                _clock.MarkExhausted(slot, check.Limit, outcome);
+            }
+
+            denied |= !outcome.IsAllowed && !check.IsShadow;
+            outcomes[k] = new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
+        }
+
+        for (var k = 0; k < checks.Length; k++)
+        {
+            ref readonly var check = ref checks[k];
+            if (done[k] || check.Key.Identity != identity)
+            {
+                continue;
+            }
+
+            done[k] = true;
+            if (!outcomes[k].Committed)
+            {
+                continue;
+            }
+
+            if (denied)
+            {
+                outcomes[k] = outcomes[k] with { Committed = false };
+            }
+            else if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
+            {
+                outcomes[k] = DecideConcurrency(check, _table.Find(check.Key.Value), now, store, commit: true, stamp);
+            }
+            else if (check.Cost > 0)
+            {
+                var slot = Store(check, _table.Find(check.Key.Value), nexts[k], now, stamp);
+                if (slot >= 0)
+                {
+                    _clock.MarkExhausted(slot, check.Limit, outcomes[k].Outcome);
+                }
+            }
+        }
+    }
+
+    public void Release(UInt128 key, long leaseId)
+    {
+        var slot = _table.Find(key);
+        if (slot >= 0 && _table[slot].Leases != 0 && _leases[_table[slot].Leases].Remove(leaseId))
+        {
+            _table[slot].ExpiresAt = _leases[_table[slot].Leases].LatestExpiry;
+        }
+    }
+
+    private StoreOutcome DecideConcurrency(in RateLimitCheck check, int slot, long now, MemoryStore store, bool commit, int stamp)
+    {
+        var leases = slot >= 0 && _table[slot].Leases != 0 ? _leases[_table[slot].Leases] : null;
+        leases?.Purge(now);
+        var outcome = LimitMath.Concurrency(check.Limit, leases?.InFlight ?? 0, leases?.EarliestExpiry ?? 0, leases?.LatestExpiry ?? 0, now, check.Cost);
+        if (!commit || !outcome.IsAllowed || check.Cost == 0)
+        {
+            if (slot >= 0 && (commit || !outcome.IsAllowed))
+            {
+                _clock.MarkExhausted(slot, check.Limit, outcome);
+            }
+
+            return new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
+        }
+
+        if (slot < 0)
+        {
+            // The operation's stamp, so the insert cannot evict a key this group has just written.
+            slot = Insert(check.Key.Value, now, stamp);
+            if (slot < 0)
+            {
+                return new StoreOutcome(outcome, true, 0);
+            }
+        }
+
+        ref var entry = ref _table[slot];
+        if (entry.Leases == 0)
+        {
+            entry.Leases = _leases.Rent();
+        }
+
+        var set = _leases[entry.Leases];
+        var leaseId = store.NextLeaseId();
+        set.Add(leaseId, now + check.Limit.LeaseTimeoutMicroseconds, check.Cost);
+        entry.ExpiresAt = set.LatestExpiry;
+        _clock.MarkExhausted(slot, check.Limit, outcome);
+        return new StoreOutcome(outcome, true, leaseId);
+    }
+
+    /// <summary>Writes a key's next state, inserting the key if needed; returns its slot, or -1 when it could not be kept.</summary>
+    private int Store(in RateLimitCheck check, int slot, in LimitState next, long now, int stamp)
+    {
+        if (slot < 0)
+        {
+            slot = Insert(check.Key.Value, now, stamp);
+            if (slot < 0)
+            {
+                // Every slot is pinned by this operation: the state is not kept, so the limit errs toward admitting.
+                return -1;
+            }
+        }
+
+        ref var entry = ref _table[slot];
+        entry.State = next;
+        entry.ExpiresAt = LimitMath.ExpiresAt(check.Limit, next);
+        return slot;
+    }
+
+    /// <summary>Inserts a key in the room eviction makes; -1 when the shard is full of keys this operation holds.</summary>
+    private int Insert(UInt128 key, long now, int stamp) =>
+        _clock.MakeRoom(_capacity, now, stamp) ? _table.Add(key, stamp) : -1;
+}
