@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Stores;
 using Xunit.Abstractions;
