@@ -9,6 +9,12 @@ public sealed partial class RedisStore
     /// <summary>The least lateness that makes a look at a call late, whatever the timeout: about a coarse timer's tick.</summary>
     private static readonly long LateFloorTicks = TimeProvider.System.TimestampFrequency * 16 / 1000;
 
+    /// <summary>
+    /// How much less than the whole timeout Redis may have had a call and still be blamed at once: what a decision spends
+    /// before it sends without waiting (encoding, a lock), and a timer firing a little early. More was spent waiting.
+    /// </summary>
+    private static readonly long SendSlackTicks = TimeProvider.System.TimestampFrequency * 2 / 1000;
+
     /// <summary>Calls being judged later (<see cref="JudgeLaterAsync"/>); for tests, which wait for every verdict.</summary>
     private long _pendingVerdicts;
 
@@ -51,10 +57,10 @@ public sealed partial class RedisStore
             // It waited for the run in flight: Redis's failure if that run, seen on time, went unanswered for the whole
             // timeout (each call waiting on a hung run is counted, as before); otherwise the wait was this process's.
             var since = _calls.InFlightSince();
-            return onTime && since != 0 && now - since >= _timeoutTicks - _lateTicks ? Blame.Redis : Blame.ThisProcess;
+            return onTime && since != 0 && now - since >= _timeoutTicks - SendSlackTicks ? Blame.Redis : Blame.ThisProcess;
         }
 
-        return onTime && now - SentAt(call) >= _timeoutTicks - _lateTicks ? Blame.Redis : Blame.Later;
+        return onTime && now - SentAt(call) >= _timeoutTicks - SendSlackTicks ? Blame.Redis : Blame.Later;
     }
 
     /// <summary>When <paramref name="call"/> went out: with its run, for one that waited for a run; else when it was handed to the client.</summary>
