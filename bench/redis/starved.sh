@@ -57,7 +57,9 @@ done
 
 echo
 echo "medians over $rounds rounds"
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for build in base work; do
-  awk -v b="$build" '$2 == b { gsub("%", "", $5); print $5, $9 }' "$dir/results" | sort -n | awk -v b="$build" '
-    { s[NR] = $1; o[NR] = $2 } END { n = asort(o); printf "%-5s on_failure %6.2f %%   breaker openings %s\n", b, s[int((NR + 1) / 2)], o[int((NR + 1) / 2)] }'
+  share=$(awk -v b="$build" '$2 == b { sub("%", "", $5); print $5 }' "$dir/results" | median)
+  opened=$(awk -v b="$build" '$2 == b { print $9 }' "$dir/results" | median)
+  printf '%-5s on_failure %6s %%   breaker openings %s\n' "$build" "$share" "$opened"
 done
