@@ -15,8 +15,14 @@ using Microsoft.Extensions.Logging;
 /// </summary>
 internal static class StarvedLoad
 {
+    /// <summary>The CPU each of the pool hogs' work items takes.</summary>
+    private const double SliceMilliseconds = 4;
+
+    /// <param name="hogs">Threads spinning beside the load; negative, as many CPU-bound loops through the thread pool.</param>
     public static async Task<int> RunAsync(string configuration, int seconds, int inFlight, int hogs, int timeoutMilliseconds, int rate)
     {
+        var pool = hogs < 0;
+        hogs = Math.Abs(hogs);
         seconds = Math.Clamp(seconds, 1, 120);
         inFlight = Math.Clamp(inFlight, 1, 1024);
         rate = Math.Clamp(rate, inFlight, 1_000_000);
@@ -69,12 +75,14 @@ internal static class StarvedLoad
         log.Reset();
 
         using var stop = new CancellationTokenSource();
-        var spinners = Enumerable.Range(0, hogs).Select(_ => new Thread(() => Spin(stop.Token)) { IsBackground = true, Name = "cpu hog" }).ToArray();
+        var spinners = Enumerable.Range(0, pool ? 0 : hogs).Select(_ => new Thread(() => Spin(stop.Token)) { IsBackground = true, Name = "cpu hog" }).ToArray();
         foreach (var spinner in spinners)
         {
             spinner.Start();
         }
 
+        // Or the process's own work: slices of CPU queued on the thread pool, each yielding to the back of its queue.
+        var slices = Enumerable.Range(0, pool ? hogs : 0).Select(_ => Task.Run(() => Slices(stop.Token))).ToArray();
         Result starved;
         try
         {
@@ -87,15 +95,37 @@ internal static class StarvedLoad
             {
                 spinner.Join();
             }
+
+            await Task.WhenAll(slices);
         }
 
         long Reason(string name) => reasons.TryGetValue(name, out var count) ? count : 0;
         var share = 100.0 * starved.OnFailure / Math.Max(1, starved.Decisions);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"starved: {hogs} hogs, {inFlight} in flight, {rate}/s offered, timeout {timeout.TotalMilliseconds:F0} ms: {starved.Decisions} decisions in {starved.Elapsed.TotalSeconds:F1} s ({starved.Decisions / starved.Elapsed.TotalSeconds:F0}/s), on_failure {starved.OnFailure} ({share:F2} %): timeout {Reason("timeout")}, late {Reason("late")}, error {Reason("error")}, circuit_open {Reason("circuit_open")}; breaker opened {log.Opened} times, closed {log.Closed}; p50 {starved.Percentile(0.5):F1} ms, p99 {starved.Percentile(0.99):F1} ms; unstarved before: {calm.OnFailure} of {calm.Decisions} on_failure"));
+            $"starved: {hogs} {(pool ? "pool" : "thread")} hogs, {inFlight} in flight, {rate}/s offered, timeout {timeout.TotalMilliseconds:F0} ms: {starved.Decisions} decisions in {starved.Elapsed.TotalSeconds:F1} s ({starved.Decisions / starved.Elapsed.TotalSeconds:F0}/s), on_failure {starved.OnFailure} ({share:F2} %): timeout {Reason("timeout")}, late {Reason("late")}, error {Reason("error")}, circuit_open {Reason("circuit_open")}; breaker opened {log.Opened} times, closed {log.Closed}; p50 {starved.Percentile(0.5):F1} ms, p99 {starved.Percentile(0.99):F1} ms; unstarved before: {calm.OnFailure} of {calm.Decisions} on_failure"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"result {starved.Decisions} {starved.OnFailure} {share:F2} {log.Opened} {Reason("timeout")} {Reason("late")} {Reason("circuit_open")} {starved.Percentile(0.99):F1}"));
         return 0;
+    }
+
+    /// <summary>Work items of about <see cref="SliceMilliseconds"/> of CPU each, one after the other through the pool's queue.</summary>
+    private static async Task Slices(CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            var slice = Stopwatch.StartNew();
+            var x = 0UL;
+            while (slice.Elapsed.TotalMilliseconds < SliceMilliseconds)
+            {
+                for (var i = 0; i < 10_000; i++)
+                {
+                    x = (x * 6364136223846793005UL) + 1442695040888963407UL;
+                }
+            }
+
+            GC.KeepAlive(x);
+            await Task.Yield();
+        }
     }
 
     private static void Spin(CancellationToken stop)

@@ -33,6 +33,9 @@ internal sealed class CallCoalescer
     // The run in flight (its number), 0 when none; when it was sent; the last run's number.
     private long _inFlight;
     private long _sentAt;
+
+    /// <summary>The answer of the run last sent, for <see cref="InFlight"/>; written without the lock, read as a hint.</summary>
+    private Task<RedisResult>? _lastRunTask;
     private long _lastRun;
     private long _runCount;
 
@@ -99,6 +102,7 @@ internal sealed class CallCoalescer
 
         CountRun();
         var task = Alone(keys, values);
+        Volatile.Write(ref _lastRunTask, task);
         Await(task, new Run(this, run, null));
         return task;
     }
@@ -121,12 +125,16 @@ internal sealed class CallCoalescer
     /// </summary>
     public static bool TryAbandon(Task<RedisResult> task) => task.AsyncState is SendState state && state.TryAbandon();
 
-    /// <summary>When the run the queue waits for was sent (a <see cref="TimeProvider.System"/> timestamp); 0 when none is in flight.</summary>
-    public long InFlightSince()
+    /// <summary>
+    /// The run the queue waits for: when it was sent (a <see cref="TimeProvider.System"/> timestamp) and its answer; 0 and
+    /// <see langword="null"/> when none is in flight. The answer may be the run's before it, already completed, when read
+    /// as the run is being sent.
+    /// </summary>
+    public (long SentAt, Task<RedisResult>? Answer) InFlight()
     {
         lock (_queueLock)
         {
-            return _inFlight != 0 ? _sentAt : 0;
+            return _inFlight != 0 ? (_sentAt, Volatile.Read(ref _lastRunTask)) : (0, null);
         }
     }
 
@@ -210,6 +218,11 @@ internal sealed class CallCoalescer
             var part = from == 0 && last ? calls : calls.GetRange(from, Math.Min(MaxRunCalls, calls.Count - from));
             CountRun();
             var task = part.Count == 1 ? Alone(part[0].Keys, part[0].Values) : Together(part);
+            if (last)
+            {
+                Volatile.Write(ref _lastRunTask, task);
+            }
+
             Await(task, new Run(this, last ? run : 0, part));
         }
 

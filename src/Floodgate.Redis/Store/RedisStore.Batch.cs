@@ -44,6 +44,9 @@ public sealed partial class RedisStore
         /// <summary>A <see cref="TimeProvider.System"/> timestamp; brought forward to now by <see cref="Expire"/>.</summary>
         public long Deadline { get; private set; } = deadline;
 
+        /// <summary>The deadline as the decision was given it, before <see cref="Expire"/>: the decision began one timeout earlier.</summary>
+        public long GivenDeadline { get; } = deadline;
+
         /// <summary>
         /// How long after the deadline this process got to see that a wait had timed out (<see cref="TimeProvider.System"/>
         /// ticks; 0 or less when on time): the thread pool's or the CPU's delay, which Redis must not be blamed for.

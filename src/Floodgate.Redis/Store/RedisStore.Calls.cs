@@ -116,10 +116,10 @@ public sealed partial class RedisStore
             {
                 // Answered (NOSCRIPT, or the server's calendar) but not sent again for want of time, or never sent (its
                 // decision's time ran out while it waited for a run): answered by the failure mode, and not held against
-                // the node. A call never sent that this process only got to well after its deadline waited on an answer
-                // read late: this process's lateness, not a timeout.
+                // the node. A call never sent, seen by a process that is behind, waited on an answer read late: this
+                // process's lateness, not a timeout.
                 MarkFailed(call);
-                if (!call.Late && stamp - batch.Deadline > _lateTicks)
+                if (!call.Late && !KeepingUp(stamp - batch.Deadline))
                 {
                     late = true;
                     continue;
@@ -150,17 +150,25 @@ public sealed partial class RedisStore
                 MarkFailed(call);
                 Observe(task);
                 ReleaseAbandoned(call, batch.Checks.Span);
-                var blame = JudgeUnanswered(call, batch, stamp);
+                var blame = JudgeUnanswered(call, batch, stamp, out var run);
                 if (blame == Blame.ThisProcess)
                 {
                     late = true;
                     continue;
                 }
 
-                if (blame == Blame.Later)
+                if (blame is Blame.Later or Blame.WithItsRun)
                 {
                     later ??= new LateVerdict(this, batch.LateBy);
-                    JudgeLater(task, SentAt(call), call.Breaker, later);
+                    if (blame == Blame.Later)
+                    {
+                        JudgeLater(task, SentAt(call), call.Breaker, later);
+                    }
+                    else
+                    {
+                        JudgeLater(run.Answer!, run.SentAt, call.Breaker, later);
+                    }
+
                     continue;
                 }
 

@@ -9,11 +9,14 @@ public sealed partial class RedisStore
     /// <summary>The least lateness that makes a look at a call late, whatever the timeout: about a coarse timer's tick.</summary>
     private static readonly long LateFloorTicks = TimeProvider.System.TimestampFrequency * 16 / 1000;
 
+    /// <summary>How long a call may wait in the coalescer's queue and still have had the whole timeout with Redis.</summary>
+    private static readonly long QueueSlackTicks = TimeProvider.System.TimestampFrequency * 2 / 1000;
+
     /// <summary>
-    /// How much less than the whole timeout Redis may have had a call and still be blamed at once: what a decision spends
-    /// before it sends without waiting (encoding, a lock), and a timer firing a little early. More was spent waiting.
+    /// The most work items that may wait for the thread pool when this process is taken to be keeping up: as many as it
+    /// has processors. More, and an answer Redis gave may be among them, unread.
     /// </summary>
-    private static readonly long SendSlackTicks = TimeProvider.System.TimestampFrequency * 2 / 1000;
+    private static readonly int PendingLimit = Environment.ProcessorCount;
 
     /// <summary>Calls being judged later (<see cref="JudgeLaterAsync"/>); for tests, which wait for every verdict.</summary>
     private long _pendingVerdicts;
@@ -27,40 +30,63 @@ public sealed partial class RedisStore
     /// <summary>Who is to answer for a call still unanswered when its decision's wait ended.</summary>
     private enum Blame : byte
     {
-        /// <summary>Redis: a look made on time found it unanswered after the whole timeout. Held against its node now.</summary>
+        /// <summary>Redis: this process was keeping up, and Redis had had the call for the whole timeout. Held against its node now.</summary>
         Redis,
 
-        /// <summary>This process: it never wrote the call, which waited here for the run ahead of it. Held against nothing.</summary>
+        /// <summary>This process: it never wrote the call, which waited here for a run already answered. Held against nothing.</summary>
         ThisProcess,
 
-        /// <summary>Not known yet: the look came late, or Redis has not had the whole timeout. Judged by <see cref="JudgeLaterAsync"/>.</summary>
+        /// <summary>Not known yet: this process was behind, or Redis has not had the whole timeout. Judged by <see cref="JudgeLaterAsync"/>.</summary>
         Later,
+
+        /// <summary>
+        /// Never written, and not known yet: the call waited for a run still unanswered, which this process was behind to
+        /// judge. Judged by that run's answer (<see cref="JudgeLaterAsync"/> on the run), as a call waiting on a hung run
+        /// counts with it.
+        /// </summary>
+        WithItsRun,
     }
 
     /// <summary>
-    /// Judges a call unanswered when its decision's wait ended at <paramref name="now"/> (a <see cref="TimeProvider.System"/>
-    /// timestamp). Redis is blamed at once only when this process saw the timeout on time (within <see cref="_lateTicks"/>
-    /// of the deadline) and Redis had had the call for the whole timeout; a call still waiting for a run is abandoned, never
-    /// to be sent.
+    /// Whether this process is keeping up: it saw a deadline at most <see cref="_lateTicks"/> after it passed
+    /// (<paramref name="lateBy"/>), and no more than <see cref="PendingLimit"/> work items wait for the thread pool.
     /// </summary>
     /// <remarks>
-    /// A timeout seen late means the process was starved: the timer's callback waited for a thread like everything else,
-    /// so an answer Redis gave in time may be sitting unread, or the call unwritten. Redis's own share starts when the
-    /// call went out, not when the decision began: time spent queued here is not Redis's.
+    /// Both are needed: the runtime runs timer callbacks ahead of other work items, so a timeout is seen on time while a
+    /// socket's completion (an answer Redis gave in time) still waits in the queue; and a starved CPU delays everything,
+    /// the timer included.
     /// </remarks>
-    private Blame JudgeUnanswered(Call call, Batch batch, long now)
+    private bool KeepingUp(long lateBy) => lateBy <= _lateTicks && ThreadPool.PendingWorkItemCount <= PendingLimit;
+
+    /// <summary>
+    /// Judges a call unanswered when its decision's wait ended at <paramref name="now"/> (a <see cref="TimeProvider.System"/>
+    /// timestamp). Redis is blamed at once only when this process is keeping up (<see cref="KeepingUp"/>) and Redis has
+    /// had the call for the whole timeout: it went out as the decision began, not after waiting in the coalescer's queue,
+    /// for a leased slice or for an earlier round. A call still waiting for a run is abandoned, never to be sent.
+    /// </summary>
+    private Blame JudgeUnanswered(Call call, Batch batch, long now, out (long SentAt, Task<RedisResult>? Answer) run)
     {
         var task = call.Task!;
-        var onTime = batch.LateBy <= _lateTicks;
+        var keepingUp = KeepingUp(batch.LateBy);
+        run = default;
         if (CallCoalescer.TryAbandon(task))
         {
-            // It waited for the run in flight: Redis's failure if that run, seen on time, went unanswered for the whole
-            // timeout (each call waiting on a hung run is counted, as before); otherwise the wait was this process's.
-            var since = _calls.InFlightSince();
-            return onTime && since != 0 && now - since >= _timeoutTicks - SendSlackTicks ? Blame.Redis : Blame.ThisProcess;
+            // It waited for the run in flight: Redis's failure if that run went unanswered for (about) the whole timeout
+            // while this process kept up (each call waiting on a hung run is counted, as before); judged with the run if
+            // this process is behind; this process's if the run was answered.
+            run = _calls.InFlight();
+            if (run.Answer is not { IsCompleted: false })
+            {
+                return Blame.ThisProcess;
+            }
+
+            return keepingUp && now - run.SentAt >= _timeoutTicks - _lateTicks ? Blame.Redis : Blame.WithItsRun;
         }
 
-        return onTime && now - SentAt(call) >= _timeoutTicks - SendSlackTicks ? Blame.Redis : Blame.Later;
+        var queuedAt = CallCoalescer.SentAt(task);
+        var waited = call.SentAt - (batch.GivenDeadline - _timeoutTicks);
+        var hadItAll = (queuedAt == 0 || queuedAt - call.SentAt <= QueueSlackTicks) && waited <= _lateTicks;
+        return keepingUp && hadItAll ? Blame.Redis : Blame.Later;
     }
 
     /// <summary>When <paramref name="call"/> went out: with its run, for one that waited for a run; else when it was handed to the client.</summary>
@@ -70,9 +96,10 @@ public sealed partial class RedisStore
     /// Judges a call its decision gave up on without blaming Redis yet (<see cref="Blame.Later"/>). Answered meanwhile (a
     /// result, or a server's NOSCRIPT or TRYAGAIN), Redis was alive and the lateness was this process's: a success for
     /// the breaker, which a starved probe thus closes instead of opening it again. Failed (a lost connection, the client's
-    /// own timeout), or found unanswered by a look made on time once Redis has had the whole timeout, it counts against
-    /// the breaker as it would have at once. While every look comes late the next waits twice as long; the client's own
-    /// timeout ends the call at the latest.
+    /// own timeout), or still unanswered once Redis has had the whole timeout, when a look finds this process keeping up
+    /// and a work item queued behind whatever waited for the pool ran at once, it counts against the breaker as it would
+    /// have at once. While this process is behind the next look waits twice as long; the client's own timeout ends the
+    /// call at the latest.
     /// </summary>
     private async Task JudgeLaterAsync(Task task, long sentAt, CircuitBreaker? breaker, LateVerdict verdict)
     {
@@ -88,16 +115,24 @@ public sealed partial class RedisStore
                 var due = now + wait;
                 await task.WaitAsync(Span(wait), TimeProvider.System).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 now = TimeProvider.System.GetTimestamp();
+                if (!task.IsCompleted && KeepingUp(now - due))
+                {
+                    // Behind every work item already queued (an answer read from the socket among them): if that goes at
+                    // once too, and the call is still unanswered, Redis has not answered it.
+                    var queued = now;
+                    await Task.Yield();
+                    now = TimeProvider.System.GetTimestamp();
+                    if (!task.IsCompleted && now - queued <= _lateTicks)
+                    {
+                        var opened = breaker is not null && breaker.OnFailure(SteadyNow()) ? breaker : null;
+                        verdict.Blame("timeout", new TimeoutException($"Redis did not answer within {Span(now - sentAt)} (judged after the decision, which this process was late for)."), opened);
+                        return;
+                    }
+                }
+
                 if (task.IsCompleted)
                 {
                     break;
-                }
-
-                if (now - due <= _lateTicks)
-                {
-                    var opened = breaker is not null && breaker.OnFailure(SteadyNow()) ? breaker : null;
-                    verdict.Blame("timeout", new TimeoutException($"Redis did not answer within {Span(now - sentAt)} (judged after the decision, which this process was late for)."), opened);
-                    return;
                 }
 
                 wait *= 2;

@@ -312,9 +312,9 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             release = Release(connection ?? throw NoMaster(), key, check, leaseId, CommandFlags.DemandMaster);
             await release.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
-        catch (TimeoutException) when (release is { IsCompleted: false } && TimeProvider.System.GetTimestamp() - sentAt - _timeoutTicks > _lateTicks)
+        catch (TimeoutException) when (release is { IsCompleted: false } && !KeepingUp(TimeProvider.System.GetTimestamp() - sentAt - _timeoutTicks))
         {
-            // The timeout was seen late: this process was starved, and Redis is judged once it answers, or not.
+            // This process is behind: Redis is judged once it answers, or not.
             var verdict = new LateVerdict(this, TimeProvider.System.GetTimestamp() - sentAt - _timeoutTicks);
             JudgeLater(release, sentAt, _breakers.RoutesSlots ? null : _breakers.Own, verdict);
             verdict.Close(counted: false);
