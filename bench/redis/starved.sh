@@ -7,14 +7,16 @@
 # Also samples Redis's own latency (redis-cli --latency on CPU 1) meanwhile: Redis stays healthy.
 # Loopback only, bounded (rounds x 2 builds x (seconds + 3 s of unstarved warm-up)); every process and the worktree
 # it makes are removed on exit.
-# Usage: bench/redis/starved.sh [base revision, default main] [rounds, default 3] [seconds, default 15] [hogs, default 3]
+# hogs: threads spinning beside the load; negative (e.g. -8), as many CPU-bound loops of 4 ms work items through the
+# load's own thread pool, as a gateway busy with its own requests is (its continuations wait in the pool's queue).
+# Usage: bench/redis/starved.sh [base revision, default main] [rounds, default 3] [seconds, default 15] [hogs, default -8]
 #        [in flight, default 64] [decisions/s offered, default 4000] [timeout ms, default 50]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 base="${1:-main}"
 rounds="${2:-3}"
 seconds="${3:-15}"
-hogs="${4:-3}"
+hogs="${4:--8}"
 inflight="${5:-64}"
 rate="${6:-4000}"
 timeout_ms="${7:-50}"
@@ -37,7 +39,8 @@ dotnet build bench/Floodgate.Redis.Benchmarks -c Release -nologo -clp:ErrorsOnly
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(redis-server --version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "base: $base ($(git rev-parse --short "$base")), work: this checkout ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ', modified'))"
-echo "each run: ${seconds} s, $hogs hogs beside the load on CPU 0, $inflight in flight offering ${rate}/s, timeout ${timeout_ms} ms, on_failure closed; redis-server on CPU 1"
+kind="threads spinning beside the load"; [ "$hogs" -lt 0 ] && kind="CPU-bound loops through the load's thread pool"
+echo "each run: ${seconds} s, ${hogs#-} $kind on CPU 0, $inflight in flight offering ${rate}/s, timeout ${timeout_ms} ms, on_failure closed; redis-server on CPU 1"
 printf '%-6s %-5s %10s %12s %8s %8s %8s %13s %9s %9s\n' round build decisions on_failure share timeout late circuit_open openings redis-max
 for round in $(seq 1 "$rounds"); do
   order="base work"; [ $((round % 2)) -eq 0 ] && order="work base"
