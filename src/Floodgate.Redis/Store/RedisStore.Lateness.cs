@@ -96,8 +96,8 @@ public sealed partial class RedisStore
     /// Judges a call its decision gave up on without blaming Redis yet (<see cref="Blame.Later"/>). Answered meanwhile (a
     /// result, or a server's NOSCRIPT or TRYAGAIN), Redis was alive and the lateness was this process's: a success for
     /// the breaker, which a starved probe thus closes instead of opening it again. Failed (a lost connection, the client's
-    /// own timeout), or still unanswered once Redis has had the whole timeout, when a look finds this process keeping up
-    /// and a work item queued behind whatever waited for the pool ran at once, it counts against the breaker as it would
+    /// own timeout), or still unanswered once Redis has had the whole timeout, when a look comes on time and a work item
+    /// queued behind whatever waited for the pool runs within the margin too, it counts against the breaker as it would
     /// have at once. While this process is behind the next look waits twice as long; the client's own timeout ends the
     /// call at the latest.
     /// </summary>
@@ -115,10 +115,11 @@ public sealed partial class RedisStore
                 var due = now + wait;
                 await task.WaitAsync(Span(wait), TimeProvider.System).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 now = TimeProvider.System.GetTimestamp();
-                if (!task.IsCompleted && KeepingUp(now - due))
+                if (!task.IsCompleted && now - due <= _lateTicks)
                 {
                     // Behind every work item already queued (an answer read from the socket among them): if that goes at
-                    // once too, and the call is still unanswered, Redis has not answered it.
+                    // once too, and the call is still unanswered, Redis has not answered it. (This measures the queue
+                    // itself, where KeepingUp only counts it, which a busy but healthy process may fill.)
                     var queued = now;
                     await Task.Yield();
                     now = TimeProvider.System.GetTimestamp();
