@@ -48,7 +48,7 @@ public sealed partial class RedisStore
     }
 
     /// <summary>
-    /// Whether this process is keeping up: it saw a deadline at most <see cref="_lateTicks"/> after it passed
+    /// Whether this process is keeping up: it saw a deadline at most <see cref="_onTimeTicks"/> after it passed
     /// (<paramref name="lateBy"/>), and no more than <see cref="PendingLimit"/> work items wait for the thread pool.
     /// </summary>
     /// <remarks>
@@ -56,7 +56,7 @@ public sealed partial class RedisStore
     /// socket's completion (an answer Redis gave in time) still waits in the queue; and a starved CPU delays everything,
     /// the timer included.
     /// </remarks>
-    private bool KeepingUp(long lateBy) => lateBy <= _lateTicks && ThreadPool.PendingWorkItemCount <= PendingLimit;
+    private bool KeepingUp(long lateBy) => lateBy <= _onTimeTicks && ThreadPool.PendingWorkItemCount <= PendingLimit;
 
     /// <summary>
     /// Judges a call unanswered when its decision's wait ended at <paramref name="now"/> (a <see cref="TimeProvider.System"/>

@@ -87,10 +87,18 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private readonly long _timeoutTicks;
 
     /// <summary>
-    /// How late (<see cref="TimeProvider.System"/> ticks) a look at a call may come and still be on time: half the
-    /// timeout, and at least a coarse timer's tick. Later, this process was starved, and Redis is not judged by it.
+    /// How late (<see cref="TimeProvider.System"/> ticks) a look at a call judged later may come, or a work item queued
+    /// behind the pool's queue may run, and still be on time: half the timeout, and at least a coarse timer's tick.
+    /// Later, this process was starved, and Redis is not judged by it.
     /// </summary>
     private readonly long _lateTicks;
+
+    /// <summary>
+    /// How late a decision may see its deadline pass for Redis to be blamed at once (<see cref="TimeProvider.System"/>
+    /// ticks): a tenth of the timeout. A look that late already suggests a CPU shared with busier threads, where the
+    /// answer may be a thread's wake-up away; such a call is judged later, by a look that flushes the pool's queue.
+    /// </summary>
+    private readonly long _onTimeTicks;
 
     /// <summary>Creates a store on a connection the caller owns and disposes.</summary>
     /// <param name="connection">The connection; single node, Sentinel or Cluster.</param>
@@ -124,6 +132,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _logger = logger ?? NullLogger.Instance;
         _timeoutTicks = (long)(options.Timeout.TotalSeconds * TimeProvider.System.TimestampFrequency);
         _lateTicks = Math.Max(_timeoutTicks / 2, LateFloorTicks);
+        _onTimeTicks = Math.Max(_timeoutTicks / 10, TimeProvider.System.TimestampFrequency / 1000);
         _breakers = new NodeBreakers(options.BreakerFailureThreshold, Micros(options.BreakerDuration));
         _cache = options.OverLimitCache ? new OverLimitCache(options.OverLimitCacheSize) : null;
         _slices = new LeaseSlices(Micros(options.LeaseSliceLifetime));
