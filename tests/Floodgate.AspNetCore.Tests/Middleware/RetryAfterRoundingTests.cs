@@ -79,6 +79,7 @@ public sealed class RetryAfterRoundingTests
     [InlineData(TimeSpan.TicksPerSecond, 1)]
     [InlineData(TimeSpan.TicksPerSecond + 1, 2)]
     [InlineData(-TimeSpan.TicksPerSecond, 0)]
+    [InlineData(-2 * TimeSpan.TicksPerSecond, 0)] // (ticks + 1 s - 1 tick) / 1 s would be -1
     [InlineData((59 * TimeSpan.TicksPerSecond) + (TimeSpan.TicksPerSecond / 2), 60)]
     public void Ceiling_seconds_rounds_up_and_never_below_zero(long ticks, long seconds) =>
         Assert.Equal(seconds, RateLimitResponses.CeilingSeconds(TimeSpan.FromTicks(ticks)));
