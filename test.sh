@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every project in Release and runs every test project under tests/.
-# Installs what the tests need (redis-server from Debian) when it is missing.
+# Installs what the tests need (redis-server from Debian) when it is missing; Garnet, the other server the Redis
+# store's tests run on, is a NuGet package that the build restores (tests/Floodgate.GarnetHost).
 # The last line is the total over every test project: "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")"

@@ -15,10 +15,14 @@ using Floodgate.Stores;
 //   renewals <redis host:port> [leases] [rounds]           concurrency leases renewed as the engine's renewer does
 //                                                          (256 in flight): wall time per lease and redis-server CPU
 //                                                          per renew.lua call
+//   starved <redis host:port> [seconds] [in-flight] [hogs] [timeout-ms] [decisions/s]
+//                                                          decisions on a healthy Redis beside threads spinning in this
+//                                                          process: the share answered by on_failure, by reason, and the
+//                                                          breaker's openings (bench/redis/starved.sh compares revisions)
 //   bdn [BenchmarkDotNet arguments]                        the BenchmarkDotNet suite (needs FLOODGATE_REDIS=host:port)
 if (args.Length == 0)
 {
-    Console.Error.WriteLine("usage: load <host:port> [seconds] [in-flight] [keys] | roundtrips <host:port> [requests] | bdn [args]");
+    Console.Error.WriteLine("usage: load <host:port> [seconds] [in-flight] [keys] | roundtrips <host:port> [requests] | starved <host:port> [seconds] [in-flight] [hogs] [timeout-ms] [decisions/s] | bdn [args]");
     return 2;
 }
 
@@ -32,6 +36,8 @@ switch (args[0])
         return await RoundTrips(args[1], Arg(args, 2, 100_000));
     case "renewals":
         return await Renewals(args[1], Arg(args, 2, 10_000), Arg(args, 3, 5));
+    case "starved":
+        return await StarvedLoad.RunAsync(args[1], Arg(args, 2, 15), Arg(args, 3, 64), Arg(args, 4, 4), Arg(args, 5, 50), Arg(args, 6, 4000));
     case "bdn":
         BenchmarkSwitcher.FromAssembly(typeof(StoreBenchmarks).Assembly).Run(args[1..]);
         return 0;

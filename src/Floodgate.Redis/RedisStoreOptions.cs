@@ -1,4 +1,5 @@
 using Floodgate.Stores;
+using Floodgate.Tls;
 
 namespace Floodgate.Redis;
 
@@ -87,9 +88,13 @@ public sealed class RedisStoreOptions
 
     /// <summary>
     /// As <see cref="Validate(bool)"/>; <paramref name="checkTlsFiles"/> false skips reading the TLS files, for a store
-    /// on a caller's connection (which ignores them) or one whose files were just checked on connecting.
+    /// on a caller's connection (which ignores them), one whose files were just checked on connecting, or a host that
+    /// checks them itself (<see cref="CheckTrustedCertificateAuthority"/>, <see cref="CheckClientCertificate"/>).
     /// </summary>
-    internal void Validate(bool requireConfiguration, bool checkTlsFiles)
+    /// <param name="requireConfiguration">Whether <see cref="Configuration"/> must be set (the store connects by itself).</param>
+    /// <param name="checkTlsFiles">Whether to read the TLS files and refuse them when the store could not use them.</param>
+    /// <exception cref="ArgumentException">An option is missing or out of range.</exception>
+    public void Validate(bool requireConfiguration, bool checkTlsFiles)
     {
         if (requireConfiguration && string.IsNullOrWhiteSpace(Configuration))
         {
@@ -161,5 +166,43 @@ public sealed class RedisStoreOptions
         {
             RedisTls.LoadClientCertificate(ClientCertificate, ClientCertificateKey).Dispose();
         }
+    }
+
+    /// <summary>
+    /// Reads a <see cref="TrustedCertificateAuthority"/> file as the store does, for a host that checks its configuration
+    /// ahead and words its own messages, as the gateway's policy loader does.
+    /// </summary>
+    /// <param name="path">The PEM file of one or more certificate authorities.</param>
+    /// <returns>
+    /// What is wrong with the file, worded to follow its name (such as <c>cannot be read: …</c>); <see langword="null"/>
+    /// when the store can use it.
+    /// </returns>
+    public static string? CheckTrustedCertificateAuthority(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var authorities = PemCertificates.ReadAuthorities(path, out var problem);
+        foreach (var authority in authorities ?? [])
+        {
+            authority.Dispose();
+        }
+
+        return problem;
+    }
+
+    /// <summary>
+    /// Reads a <see cref="ClientCertificate"/> and its <see cref="ClientCertificateKey"/> as the store does, for a host that
+    /// checks its configuration ahead and words its own messages, as the gateway's policy loader does.
+    /// </summary>
+    /// <param name="certificatePath">The certificate's PEM file.</param>
+    /// <param name="keyPath">The private key's PEM file; <see langword="null"/> when the key is in <paramref name="certificatePath"/>.</param>
+    /// <returns>
+    /// What is wrong with the files, worded to follow their names (such as <c>cannot be used: …</c>);
+    /// <see langword="null"/> when the store can use them.
+    /// </returns>
+    public static string? CheckClientCertificate(string certificatePath, string? keyPath)
+    {
+        ArgumentNullException.ThrowIfNull(certificatePath);
+        PemCertificates.ReadClientCertificate(certificatePath, keyPath, out var problem)?.Dispose();
+        return problem;
     }
 }

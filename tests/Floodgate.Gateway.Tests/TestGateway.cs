@@ -2,7 +2,6 @@ using System.Net;
 using System.Text.Json;
 using Floodgate.Gateway.Demo;
 using Floodgate.Gateway.Hosting;
-using Floodgate.Tests.Shared;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 
@@ -54,10 +53,11 @@ internal sealed class TestGateway : IAsyncDisposable
     /// Where the policy is written and read from, in a directory the caller made (and removes); a file of a temporary
     /// directory of the gateway's own by default.
     /// </param>
-    /// <param name="logs">Where the gateway's log lines go too; they are still filtered by its log level (Warning).</param>
+    /// <param name="logs">Where the gateway's log lines go too; they are still filtered by its log level.</param>
     /// <param name="storeStartupTimeout">How long the start waits for a Redis store to connect; 2 s by default, so that a
     /// test of a Redis that is never there does not wait the gateway's 30 s.</param>
-    public static async Task<TestGateway> StartAsync(string policy, bool watch = false, string? certificate = null, string? certificateKey = null, string? policyPath = null, ILoggerProvider? logs = null, TimeSpan? storeStartupTimeout = null)
+    /// <param name="logLevel">The gateway's log level; Warning by default.</param>
+    public static async Task<TestGateway> StartAsync(string policy, bool watch = false, string? certificate = null, string? certificateKey = null, string? policyPath = null, ILoggerProvider? logs = null, TimeSpan? storeStartupTimeout = null, LogLevel logLevel = LogLevel.Warning)
     {
         var directory = Directory.CreateTempSubdirectory("floodgate-gateway-test-").FullName;
         policyPath ??= Path.Combine(directory, "policy.yaml");
@@ -76,7 +76,7 @@ internal sealed class TestGateway : IAsyncDisposable
                 Admin = new Uri("http://127.0.0.1:0"),
                 TimeProvider = time,
                 WatchPolicy = watch,
-                LogLevel = LogLevel.Warning,
+                LogLevel = logLevel,
                 LoggerProvider = logs,
                 StoreStartupTimeout = storeStartupTimeout ?? TimeSpan.FromSeconds(2),
             });

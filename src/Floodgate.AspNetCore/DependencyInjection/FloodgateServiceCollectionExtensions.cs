@@ -13,10 +13,11 @@ namespace Floodgate.AspNetCore;
 public static class FloodgateServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds the engine, the gate and, unless a store is already registered, the in-memory store. Register an
-    /// <see cref="Identity.IIdentityResolver"/> to resolve identities; without one, the application's own authenticated
-    /// user (<c>HttpContext.User</c>) is the subject. The options are validated when the host starts: invalid ones stop
-    /// it with an <see cref="OptionsValidationException"/> that gives the reason.
+    /// Adds the engine, the <see cref="FloodgateRuntime"/> (the engine and the settings in force) and, unless a store is
+    /// already registered, the in-memory store. Register an <see cref="Identity.IIdentityResolver"/> to resolve
+    /// identities; without one, the application's own authenticated user (<c>HttpContext.User</c>) is the subject. The
+    /// options are validated when the host starts: invalid ones stop it with an <see cref="OptionsValidationException"/>
+    /// that gives the reason.
     /// </summary>
     public static IServiceCollection AddFloodgate(this IServiceCollection services, Action<FloodgateOptions>? configure = null)
     {
@@ -37,7 +38,7 @@ public static class FloodgateServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILogger<RateLimitEngine>>(),
             sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
-        services.TryAddSingleton<FloodgateGate>();
+        services.TryAddSingleton<FloodgateRuntime>();
         return services;
     }
 

@@ -13,6 +13,38 @@ public sealed class JwtIdentityOptionsValidator : IValidateOptions<JwtIdentityOp
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
+    /// <summary>
+    /// Checks a JSON Web Key Set document as the resolver reads <see cref="JwtIdentityOptions.JsonWebKeySet"/>, for a host
+    /// that reads it from a file and names the file in its messages, as the gateway does.
+    /// </summary>
+    /// <param name="jwks">The document.</param>
+    /// <param name="source">What each message starts with, such as <c>key file 'jwks.json'</c>.</param>
+    /// <returns>What is wrong, one message each; empty when the resolver can use the document.</returns>
+    public static IReadOnlyList<string> CheckJsonWebKeySet(string jwks, string source)
+    {
+        ArgumentNullException.ThrowIfNull(jwks);
+        ArgumentNullException.ThrowIfNull(source);
+        var errors = new List<string>();
+        StaticKeys.LoadJsonWebKeySet(jwks, source, [], errors);
+        return errors;
+    }
+
+    /// <summary>
+    /// Checks a PEM text as the resolver reads an entry of <see cref="JwtIdentityOptions.PublicKeysPem"/>, for a host that
+    /// reads it from a file and names the file in its messages, as the gateway does.
+    /// </summary>
+    /// <param name="pem">The text: public keys and certificates.</param>
+    /// <param name="source">What each message starts with, such as <c>key file 'signing.pem'</c>.</param>
+    /// <returns>What is wrong, one message each; empty when the resolver can use every block.</returns>
+    public static IReadOnlyList<string> CheckPublicKeysPem(string pem, string source)
+    {
+        ArgumentNullException.ThrowIfNull(pem);
+        ArgumentNullException.ThrowIfNull(source);
+        var errors = new List<string>();
+        StaticKeys.LoadPem(pem, source, [], errors);
+        return errors;
+    }
+
     internal static List<string> Check(JwtIdentityOptions options)
     {
         const string Prefix = nameof(JwtIdentityOptions) + ".";

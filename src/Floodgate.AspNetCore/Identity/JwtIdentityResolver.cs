@@ -1,5 +1,5 @@
 using System.Diagnostics.Metrics;
-using Floodgate.Engine;
+using Floodgate.Logging;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -82,7 +82,23 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     /// settings of another kind (clock skew, audiences, claims…) take effect without fetching the keys again, and without
     /// losing them when the identity provider is down. Each resolver releases the shared source when disposed.
     /// </summary>
+    /// <remarks>
+    /// For a host that reloads its identity settings, as the gateway does with its policy: it builds the next resolver
+    /// from the one in force, puts it in force, then disposes the previous one. <see cref="SharesKeySourceWith"/> tells
+    /// whether the keys came along or must be fetched (<see cref="FetchKeysAsync"/>). A factory rather than a constructor,
+    /// so that dependency injection has one constructor to choose.
+    /// </remarks>
+    /// <param name="settings">The options; validated here, and copied: later changes to them do not change the resolver.</param>
+    /// <param name="previous">The resolver these settings replace, whose remote key source is taken over when it is the same; <see langword="null"/> for none.</param>
+    /// <param name="timeProvider">The clock for token lifetimes, the token cache, the refresh interval and the log budget; the system clock by default.</param>
+    /// <param name="logger">Where key fetch failures and rejections are logged (rejections within a budget, as the engine's).</param>
+    /// <param name="meterFactory">Creates the <c>Floodgate</c> meter; a shared static meter by default.</param>
+    /// <returns>The resolver.</returns>
     /// <exception cref="OptionsValidationException">The options are invalid; the message names each bad field.</exception>
+    public static JwtIdentityResolver Create(JwtIdentityOptions settings, JwtIdentityResolver? previous, TimeProvider? timeProvider = null, ILogger<JwtIdentityResolver>? logger = null, IMeterFactory? meterFactory = null) =>
+        new(settings, timeProvider, logger, meterFactory, previous);
+
+    /// <summary>Creates a resolver; see <see cref="Create"/>.</summary>
     internal JwtIdentityResolver(JwtIdentityOptions settings, TimeProvider? timeProvider, ILogger? logger, IMeterFactory? meterFactory, JwtIdentityResolver? previous)
     {
         ArgumentNullException.ThrowIfNull(settings);
@@ -135,8 +151,12 @@ public sealed partial class JwtIdentityResolver : IIdentityResolver, IDisposable
     /// </summary>
     public SigningKeyStatus? KeyStatus => _remote?.Status;
 
-    /// <summary>Whether this resolver and <paramref name="other"/> share one remote key source, its keys and schedule.</summary>
-    internal bool SharesKeySourceWith(JwtIdentityResolver? other) => _remote is not null && ReferenceEquals(_remote, other?._remote);
+    /// <summary>
+    /// Whether this resolver and <paramref name="other"/> share one remote key source, its keys and schedule: a resolver
+    /// created with <paramref name="other"/> as its previous one that took its source over. A host then has no keys to wait for.
+    /// </summary>
+    /// <param name="other">Another resolver; <see langword="null"/> shares nothing.</param>
+    public bool SharesKeySourceWith(JwtIdentityResolver? other) => _remote is not null && ReferenceEquals(_remote, other?._remote);
 
     /// <summary>
     /// Fetches the identity provider's signing keys now, unless they are in hand or a fetch failed less than

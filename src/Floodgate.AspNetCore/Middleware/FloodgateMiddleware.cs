@@ -48,18 +48,18 @@ public sealed class FloodgateMiddleware
     private static readonly Counter<long> BansStarted = Meter.CreateCounter<long>("floodgate.bans.started", "{ban}", "Bans started, by rule.");
 
     private readonly RequestDelegate _next;
-    private readonly FloodgateGate _gate;
+    private readonly FloodgateRuntime _runtime;
     private readonly IIdentityResolver? _identity;
     private readonly EndpointDataSource? _endpoints;
 
     /// <summary>Creates the middleware.</summary>
-    public FloodgateMiddleware(RequestDelegate next, FloodgateGate gate, IServiceProvider services)
+    public FloodgateMiddleware(RequestDelegate next, FloodgateRuntime runtime, IServiceProvider services)
     {
         ArgumentNullException.ThrowIfNull(next);
-        ArgumentNullException.ThrowIfNull(gate);
+        ArgumentNullException.ThrowIfNull(runtime);
         ArgumentNullException.ThrowIfNull(services);
         _next = next;
-        _gate = gate;
+        _runtime = runtime;
         _identity = services.GetService(typeof(IIdentityResolver)) as IIdentityResolver;
         _endpoints = services.GetService(typeof(EndpointDataSource)) as EndpointDataSource;
     }
@@ -68,14 +68,14 @@ public sealed class FloodgateMiddleware
     public Task InvokeAsync(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        _gate.AttachEndpoints(_endpoints);
+        _runtime.AttachEndpoints(_endpoints);
         return InvokeCoreAsync(context);
     }
 
     private async Task InvokeCoreAsync(HttpContext context)
     {
-        var settings = _gate.Settings;
-        var engine = _gate.Engine;
+        var settings = _runtime.Settings;
+        var engine = _runtime.Engine;
         var aborted = context.RequestAborted;
         var request = new HttpRequestContext(context, settings.Proxies);
 
@@ -149,7 +149,7 @@ public sealed class FloodgateMiddleware
     /// reload has put in force since), after the ban probes when there are any, and gives their arrays back to the pool.
     /// </summary>
     /// <returns>The result, and the ban whose probe rejected the request, if one did.</returns>
-    private static async ValueTask<(RateLimitResult Result, BanRule? BannedBy)> EvaluateAsync(RateLimitEngine engine, GateSettings settings, HttpRequestContext request, RateLimitTier first, RateLimitTier last, BanProbes probes, CancellationToken aborted)
+    private static async ValueTask<(RateLimitResult Result, BanRule? BannedBy)> EvaluateAsync(RateLimitEngine engine, CompiledSettings settings, HttpRequestContext request, RateLimitTier first, RateLimitTier last, BanProbes probes, CancellationToken aborted)
     {
         if (probes.IsEmpty)
         {
@@ -171,7 +171,7 @@ public sealed class FloodgateMiddleware
     /// Answers a rejection; one by an edge rule starts the rule's ban, if it has one. A denial by a failure mode (the
     /// store unreachable) bans no one: the client did not go over the limit.
     /// </summary>
-    private async ValueTask RejectAsync(HttpContext context, HttpRequestContext request, RateLimitResult result, BanRule? bannedBy, GateSettings settings, CancellationToken aborted)
+    private async ValueTask RejectAsync(HttpContext context, HttpRequestContext request, RateLimitResult result, BanRule? bannedBy, CompiledSettings settings, CancellationToken aborted)
     {
         if (bannedBy is { } ban)
         {
@@ -194,7 +194,7 @@ public sealed class FloodgateMiddleware
     /// The identity when it costs no signature check and no I/O: the resolver's cached answer or, without a resolver,
     /// the application's own authenticated user; <see langword="false"/> when only <see cref="ResolveAsync"/> can tell.
     /// </summary>
-    private bool TryResolveCached(HttpContext context, GateSettings settings, out IdentityResult identity)
+    private bool TryResolveCached(HttpContext context, CompiledSettings settings, out IdentityResult identity)
     {
         if (_identity is not null)
         {
@@ -205,11 +205,11 @@ public sealed class FloodgateMiddleware
         return true;
     }
 
-    private ValueTask<IdentityResult> ResolveAsync(HttpContext context, GateSettings settings, CancellationToken aborted) =>
+    private ValueTask<IdentityResult> ResolveAsync(HttpContext context, CompiledSettings settings, CancellationToken aborted) =>
         _identity is not null ? _identity.ResolveAsync(context, aborted) : new ValueTask<IdentityResult>(ApplicationUser(context, settings));
 
     /// <summary>The application's own authenticated user, when its subject claim (or name identifier) names one; else anonymous.</summary>
-    private static IdentityResult ApplicationUser(HttpContext context, GateSettings settings) =>
+    private static IdentityResult ApplicationUser(HttpContext context, CompiledSettings settings) =>
         context.User.Identity is ClaimsIdentity { IsAuthenticated: true } user
             && (user.FindFirst(settings.SubjectClaim)?.Value ?? user.FindFirst(ClaimTypes.NameIdentifier)?.Value) is { Length: > 0 } subject
             ? IdentityResult.Valid(subject, user.FindFirst(settings.PlanClaim)?.Value, user)
@@ -220,7 +220,7 @@ public sealed class FloodgateMiddleware
     /// callers keyed by client IP); <see langword="false"/>, recording nothing, when it is to be answered 401 (or 503
     /// when the credentials cannot be checked now).
     /// </summary>
-    private static bool Admit(HttpRequestContext request, in IdentityResult identity, GateSettings settings)
+    private static bool Admit(HttpRequestContext request, in IdentityResult identity, CompiledSettings settings)
     {
         switch (identity.Status)
         {
@@ -266,7 +266,7 @@ public sealed class FloodgateMiddleware
         return RateLimitResponses.WriteUnauthorizedAsync(context, null, null);
     }
 
-    private async ValueTask StartBanAsync(GateSettings settings, RateLimitRule? rule, HttpRequestContext request, CancellationToken aborted)
+    private async ValueTask StartBanAsync(CompiledSettings settings, RateLimitRule? rule, HttpRequestContext request, CancellationToken aborted)
     {
         if (rule is null || settings.Bans.Length == 0 || request.ClientIp is not { } ip || !IsBannable(ip, settings))
         {
@@ -294,11 +294,11 @@ public sealed class FloodgateMiddleware
     /// <c>for=_hidden</c>, <c>X-Forwarded-For: unknown</c>), and a ban there would shut out everyone behind the proxy.
     /// The edge rules still limit such requests; they just never start, nor probe, a ban.
     /// </summary>
-    private static bool IsBannable(IPAddress ip, GateSettings settings) => !settings.Proxies.IsTrusted(ip);
+    private static bool IsBannable(IPAddress ip, CompiledSettings settings) => !settings.Proxies.IsTrusted(ip);
 
     private ValueTask<StoreOutcome> DecideOneAsync(RateLimitCheck check, CancellationToken aborted)
     {
-        var store = _gate.Engine.Store;
+        var store = _runtime.Engine.Store;
         Span<RateLimitCheck> checks = [check];
         Span<StoreOutcome> outcomes = [default];
         if (store.TryDecide(checks, outcomes))
@@ -327,7 +327,7 @@ public sealed class FloodgateMiddleware
     }
 
     /// <summary>
-    /// The probes of the bans that apply to a request, in the order of <see cref="GateSettings.Bans"/>, and at the same
+    /// The probes of the bans that apply to a request, in the order of <see cref="CompiledSettings.Bans"/>, and at the same
     /// index the ban each probe is for: the engine names a denying probe by its index among the pre-checks, so the ban
     /// that rejected is read here, not found again by matching. Both arrays are rented from the pool; empty when no ban
     /// applies.
@@ -351,7 +351,7 @@ public sealed class FloodgateMiddleware
         /// never spends it, and while the store is unreachable it is allowed (an outage must never look like a ban). None
         /// when no ban applies, as for a client IP that is a trusted proxy's (<see cref="IsBannable"/>).
         /// </summary>
-        public static BanProbes For(GateSettings settings, HttpRequestContext request)
+        public static BanProbes For(CompiledSettings settings, HttpRequestContext request)
         {
             var bans = settings.Bans;
             if (bans.Length == 0 || request.ClientIp is not { } ip || !IsBannable(ip, settings))

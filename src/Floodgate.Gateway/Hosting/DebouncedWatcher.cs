@@ -1,4 +1,4 @@
-using Floodgate.Envoy;
+using Floodgate.FileWatching;
 using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Gateway.Hosting;
@@ -16,7 +16,8 @@ namespace Floodgate.Gateway.Hosting;
 /// </remarks>
 internal sealed partial class DebouncedWatcher : IDisposable
 {
-    private readonly Lock _gate = new();
+    // Guards the watch (moved when the links change) and disposal: the quiet timer and Dispose both reach them.
+    private readonly Lock _watchLock = new();
     private readonly string[] _directories;
     private readonly TimeSpan _debounce;
     private readonly Action _changed;
@@ -48,7 +49,7 @@ internal sealed partial class DebouncedWatcher : IDisposable
         _watch = new LinkedDirectoryWatch(_directories, fileNames, OnChanged, OnChanged, (_, _) => Arm());
         try
         {
-            lock (_gate)
+            lock (_watchLock)
             {
                 Rewatch();
             }
@@ -62,7 +63,7 @@ internal sealed partial class DebouncedWatcher : IDisposable
 
     public void Dispose()
     {
-        lock (_gate)
+        lock (_watchLock)
         {
             _disposed = true;
             _watch.Dispose();
@@ -106,7 +107,7 @@ internal sealed partial class DebouncedWatcher : IDisposable
     /// <summary>The files have been quiet: follow the links to where they lead now, then call back.</summary>
     private void OnQuiet()
     {
-        lock (_gate)
+        lock (_watchLock)
         {
             if (_disposed)
             {

@@ -57,7 +57,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
     public GatewayPolicy Policy => Runtime.Policy;
 
     /// <summary>The engine.</summary>
-    public RateLimitEngine Engine => Runtime.Gate.Engine;
+    public RateLimitEngine Engine => Runtime.Floodgate.Engine;
 
     internal GatewayRuntime Runtime { get; }
 
@@ -103,13 +103,13 @@ public sealed partial class GatewayHost : IAsyncDisposable
         builder.Services.AddSingleton<IIdentityResolver>(identity);
         builder.Services.AddSingleton(identity);
 
-        // The policy's options themselves, not a copy: a reload hands the gate the next policy's (FloodgateGate.Apply).
+        // The policy's options themselves, not a copy: a reload hands the runtime the next policy's (FloodgateRuntime.Apply).
         builder.Services.AddSingleton<IOptions<FloodgateOptions>>(Options.Create(policy.Floodgate));
         builder.Services.AddFloodgate();
         builder.Services.AddReverseProxy().LoadFromMemory(policy.Routes, policy.Clusters).AddProxyTraffic();
         builder.Services.AddSingleton(sp => new GatewayRuntime(
             policy,
-            sp.GetRequiredService<FloodgateGate>(),
+            sp.GetRequiredService<FloodgateRuntime>(),
             sp.GetRequiredService<InMemoryConfigProvider>(),
             sp.GetRequiredService<IConfigValidator>(),
             identity,

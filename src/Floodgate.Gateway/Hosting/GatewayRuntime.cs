@@ -17,7 +17,8 @@ internal sealed partial class GatewayRuntime
     // A replaced store stays for at least this long (decisions started on it finish, and their leases are released
     // on it), or for the longest concurrency lease its policy could grant, whichever is longer.
     private static readonly TimeSpan MinimumRetirement = TimeSpan.FromSeconds(30);
-    private readonly Lock _reloadGate = new();
+    // Guards reloads: one at a time, each applied all or nothing.
+    private readonly Lock _reloadLock = new();
     private readonly InMemoryConfigProvider _proxyConfig;
     private readonly IConfigValidator _proxyValidator;
     private readonly SwitchingIdentityResolver _identity;
@@ -31,13 +32,13 @@ internal sealed partial class GatewayRuntime
     // have granted on it (a lease outlives the reload that shortened its rule's timeout).
     private TimeSpan _storeRetirement;
 
-    public GatewayRuntime(GatewayPolicy policy, FloodgateGate gate, InMemoryConfigProvider proxyConfig, IConfigValidator proxyValidator, SwitchingIdentityResolver identity, SwitchingStore store, TimeProvider time, ILoggerFactory loggerFactory)
+    public GatewayRuntime(GatewayPolicy policy, FloodgateRuntime floodgate, InMemoryConfigProvider proxyConfig, IConfigValidator proxyValidator, SwitchingIdentityResolver identity, SwitchingStore store, TimeProvider time, ILoggerFactory loggerFactory)
     {
         _proxyValidator = proxyValidator;
         _time = time;
         _policy = policy;
         _storeRetirement = RetirementOf(policy);
-        Gate = gate;
+        Floodgate = floodgate;
         _proxyConfig = proxyConfig;
         _identity = identity;
         _store = store;
@@ -49,7 +50,8 @@ internal sealed partial class GatewayRuntime
 
     public GatewayPolicy Policy => Volatile.Read(ref _policy);
 
-    public FloodgateGate Gate { get; }
+    /// <summary>The engine and the middleware's settings in force; a reload applies the next policy's (<see cref="GatewayPolicy.Floodgate"/>).</summary>
+    public FloodgateRuntime Floodgate { get; }
 
     /// <summary>The store every front door decides in; it follows the policy's <c>store</c> section across reloads.</summary>
     public IRateLimitStore Store => _store;
@@ -110,7 +112,7 @@ internal sealed partial class GatewayRuntime
     /// <summary>Reads <paramref name="path"/> and puts it in force; an invalid policy leaves the one in force.</summary>
     public IReadOnlyList<PolicyError> Reload(string path)
     {
-        lock (_reloadGate)
+        lock (_reloadLock)
         {
             GatewayPolicy next;
             try
@@ -128,12 +130,13 @@ internal sealed partial class GatewayRuntime
     }
 
     /// <summary>
-    /// Puts <paramref name="next"/> in force, all or nothing: the identity resolver and the gate's settings are built
-    /// first, and the identity resolver is installed only once the gate and the proxy configuration took the policy.
+    /// Puts <paramref name="next"/> in force, all or nothing: the identity resolver and the middleware's settings are
+    /// built first, and the identity resolver is installed only once the settings and the proxy configuration took the
+    /// policy.
     /// </summary>
     internal IReadOnlyList<PolicyError> Apply(GatewayPolicy next, string path)
     {
-        lock (_reloadGate)
+        lock (_reloadLock)
         {
             return ApplyCore(next, path);
         }
@@ -164,8 +167,8 @@ internal sealed partial class GatewayRuntime
         var storeChanged = storeSectionChanged && _store.Kind != StoreFactory.CustomKind;
         IIdentityResolver? identity = null;
         OpenedStore? store = null;
-        var previousOptions = Gate.Options;
-        var gateApplied = false;
+        var previousOptions = Floodgate.Options;
+        var settingsApplied = false;
         try
         {
             // Build everything first; commit the identity and the store only when the rest succeeded.
@@ -188,17 +191,17 @@ internal sealed partial class GatewayRuntime
                 store = StoreOpener(next, path);
             }
 
-            Gate.Apply(next.Floodgate);
-            gateApplied = true;
+            Floodgate.Apply(next.Floodgate);
+            settingsApplied = true;
             _proxyConfig.Update(next.Routes, next.Clusters);
         }
         catch (Exception e)
         {
-            // Whatever failed, the reload is refused as a whole: the gate's settings go back, and what was built for it
-            // (an identity resolver, a store and its connection) is closed.
-            if (gateApplied)
+            // Whatever failed, the reload is refused as a whole: the middleware's settings go back, and what was built for
+            // it (an identity resolver, a store and its connection) is closed.
+            if (settingsApplied)
             {
-                Gate.Apply(previousOptions);
+                Floodgate.Apply(previousOptions);
             }
 
             (identity as IDisposable)?.Dispose();

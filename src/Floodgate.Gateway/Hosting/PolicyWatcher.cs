@@ -15,7 +15,9 @@ namespace Floodgate.Gateway.Hosting;
 internal sealed class PolicyWatcher : IDisposable
 {
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(200);
-    private readonly Lock _gate = new();
+    // Guards the watcher, the files it watches and disposal: a reload (on the watcher's timer) replaces the watcher
+    // while the gateway may be stopping.
+    private readonly Lock _watcherLock = new();
     private readonly string _path;
     private readonly GatewayRuntime _runtime;
     private DebouncedWatcher? _watcher;
@@ -31,7 +33,7 @@ internal sealed class PolicyWatcher : IDisposable
 
     public void Dispose()
     {
-        lock (_gate)
+        lock (_watcherLock)
         {
             _disposed = true;
             _watcher?.Dispose();
@@ -49,7 +51,7 @@ internal sealed class PolicyWatcher : IDisposable
     private bool Rewatch()
     {
         var files = Files();
-        lock (_gate)
+        lock (_watcherLock)
         {
             if (_disposed || files.SequenceEqual(_watched, StringComparer.Ordinal))
             {

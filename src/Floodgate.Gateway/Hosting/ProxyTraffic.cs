@@ -23,9 +23,9 @@ internal static class ProxyTraffic
     }
 
     /// <summary>Adds the two transforms to each route as it is built (at start, and when a reload changes the route).</summary>
-    private sealed class RouteTransforms(FloodgateGate gate) : ITransformProvider
+    private sealed class RouteTransforms(FloodgateRuntime floodgate) : ITransformProvider
     {
-        private readonly TrustedForwarding _forwarding = new(gate);
+        private readonly TrustedForwarding _forwarding = new(floodgate);
 
         public void ValidateRoute(TransformRouteValidationContext context)
         {

@@ -16,7 +16,8 @@ namespace Floodgate.Gateway.Hosting;
 /// </remarks>
 internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
 {
-    private readonly Lock _gate = new();
+    // Guards the generations (the store in force and those retiring, with their timers) and disposal.
+    private readonly Lock _generationsLock = new();
     private readonly TimeProvider _time;
     private ILogger _logger = NullLogger.Instance;
     private Generation _current;
@@ -89,7 +90,7 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
     {
         ArgumentNullException.ThrowIfNull(store);
         Generation previous;
-        lock (_gate)
+        lock (_generationsLock)
         {
             if (_disposed)
             {
@@ -111,7 +112,7 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
     public void Dispose()
     {
         Generation[] all;
-        lock (_gate)
+        lock (_generationsLock)
         {
             if (_disposed)
             {
@@ -131,7 +132,7 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
 
     private void Retire(Generation generation)
     {
-        lock (_gate)
+        lock (_generationsLock)
         {
             if (_disposed || Array.IndexOf(_retiring, generation) < 0)
             {

@@ -21,7 +21,7 @@ namespace Floodgate.Gateway.Hosting;
 /// YARP then appends the peer, the scheme, the host and the path base (append), or replaces them all with its own view
 /// (set), or removes them (remove). The trusted proxies are the policy's in force, read at each request.
 /// </summary>
-internal sealed class TrustedForwarding(FloodgateGate gate) : RequestTransform
+internal sealed class TrustedForwarding(FloodgateRuntime floodgate) : RequestTransform
 {
     private const string For = "X-Forwarded-For";
     private const string Proto = "X-Forwarded-Proto";
@@ -33,7 +33,7 @@ internal sealed class TrustedForwarding(FloodgateGate gate) : RequestTransform
     public override ValueTask ApplyAsync(RequestTransformContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var proxies = gate.Settings.Proxies;
+        var proxies = floodgate.TrustedProxies;
         var request = context.HttpContext.Request;
         var peer = context.HttpContext.Connection.RemoteIpAddress;
         if (peer is null || !proxies.IsTrusted(peer))

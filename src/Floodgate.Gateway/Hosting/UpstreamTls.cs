@@ -1,6 +1,7 @@
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Floodgate.Redis;
+using Floodgate.Tls;
 using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Gateway.Hosting;
@@ -23,13 +24,13 @@ internal static partial class UpstreamTls
     {
         var authorities = authorityFile is null
             ? null
-            : new Watched<X509Certificate2Collection>(cluster, [authorityFile], (out string? problem) => RedisTls.ReadAuthorities(authorityFile, out problem), logger);
+            : new Watched<X509Certificate2Collection>(cluster, [authorityFile], (out string? problem) => PemCertificates.ReadAuthorities(authorityFile, out problem), logger);
         if (certificateFile is not null)
         {
             var client = new Watched<X509Certificate2>(
                 cluster,
                 keyFile is null ? [certificateFile] : [certificateFile, keyFile],
-                (out string? problem) => RedisTls.ReadClientCertificate(certificateFile, keyFile, out problem),
+                (out string? problem) => PemCertificates.ReadClientCertificate(certificateFile, keyFile, out problem),
                 logger);
             ssl.LocalCertificateSelectionCallback = (_, _, _, _, _) => client.Current!;
         }
@@ -68,7 +69,7 @@ internal static partial class UpstreamTls
         }
 
         // A CA file that never could be read trusts nothing.
-        return authorities is not null && RedisTls.IsTrusted(authorities, certificate, chain, errors);
+        return authorities is not null && PemCertificates.IsTrusted(authorities, certificate, chain, errors);
     }
 
     private delegate T? Loader<T>(out string? problem);

@@ -26,7 +26,7 @@ internal static class IdentityFactory
         ArgumentNullException.ThrowIfNull(loggerFactory);
         try
         {
-            return new JwtIdentityResolver(options, time, loggerFactory.CreateLogger<JwtIdentityResolver>(), null, previous);
+            return JwtIdentityResolver.Create(options, previous, time, loggerFactory.CreateLogger<JwtIdentityResolver>());
         }
         catch (OptionsValidationException e)
         {

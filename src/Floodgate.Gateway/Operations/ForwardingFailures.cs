@@ -1,7 +1,11 @@
-using Floodgate.Engine;
+using Floodgate.Logging;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Forwarder;
+
+// LogValues (src/Shared) is compiled into this assembly and into Floodgate and Floodgate.Envoy too, whose internals this
+// one sees: the copy compiled here is the one meant.
+#pragma warning disable CS0436
 
 namespace Floodgate.Gateway.Operations;
 
@@ -32,7 +36,11 @@ internal sealed partial class ForwardingFailures(ILogger logger, TimeProvider ti
         GatewayMetrics.ProxyErrors.Add(1, new KeyValuePair<string, object?>("route", route), new KeyValuePair<string, object?>("error", error));
         if (IsClientAbort(failure.Error))
         {
-            Log.ClientAborted(logger, context.Request.Method, context.Request.Path.Value ?? "/", route, error);
+            if (logger.IsEnabled(LogLevel.Debug))
+            {
+                Log.ClientAborted(logger, Method(context), Path(context), route, error);
+            }
+
             return;
         }
 
@@ -44,15 +52,25 @@ internal sealed partial class ForwardingFailures(ILogger logger, TimeProvider ti
 
         if (IsClientFault(failure.Error, failure.Exception, out var reason))
         {
-            Log.ClientFailed(logger, context.Request.Method, context.Request.Path.Value ?? "/", route, error, reason, context.Response.StatusCode);
+            if (logger.IsEnabled(LogLevel.Debug))
+            {
+                Log.ClientFailed(logger, Method(context), Path(context), route, error, LogValues.Escape(reason, LogValues.MaxMessageLength), context.Response.StatusCode);
+            }
+
             return;
         }
 
         if (_budget.TryTake(out var suppressed))
         {
-            Log.Failed(logger, context.Request.Method, context.Request.Path.Value ?? "/", route, error, failure.Exception?.Message ?? string.Empty, context.Response.StatusCode, suppressed);
+            Log.Failed(logger, Method(context), Path(context), route, error, LogValues.Escape(failure.Exception?.Message ?? string.Empty, LogValues.MaxMessageLength), context.Response.StatusCode, suppressed);
         }
     }
+
+    // The method and the decoded path are the client's text, and an error message may quote what the client or the
+    // upstream sent: escaped and cut (docs/logging.md). The route is the policy's.
+    private static string Method(HttpContext context) => LogValues.Escape(context.Request.Method);
+
+    private static string Path(HttpContext context) => LogValues.Escape(context.Request.Path.Value ?? "/");
 
     private static bool IsClientAbort(ForwarderError error) => error is ForwarderError.RequestCanceled
         or ForwarderError.RequestBodyCanceled or ForwarderError.ResponseBodyCanceled

@@ -74,8 +74,8 @@ public static class PolicyLoader
         HttpSection.Read(reader, root, floodgate);
         if (reader.Errors.Count == 0)
         {
-            // The middleware's own checks, so that what the loader accepts the gate takes; the sections have checked each
-            // field already, with its line.
+            // The middleware's own checks, so that what the loader accepts the middleware takes; the sections have
+            // checked each field already, with its line.
             try
             {
                 floodgate.Validate();

@@ -33,6 +33,9 @@ internal sealed class CallCoalescer
     // The run in flight (its number), 0 when none; when it was sent; the last run's number.
     private long _inFlight;
     private long _sentAt;
+
+    /// <summary>The answer of the run last sent, for <see cref="InFlight"/>; written without the lock, read as a hint.</summary>
+    private Task<RedisResult>? _lastRunTask;
     private long _lastRun;
     private long _runCount;
 
@@ -99,6 +102,7 @@ internal sealed class CallCoalescer
 
         CountRun();
         var task = Alone(keys, values);
+        Volatile.Write(ref _lastRunTask, task);
         Await(task, new Run(this, run, null));
         return task;
     }
@@ -107,7 +111,32 @@ internal sealed class CallCoalescer
     public static bool WasQueued(Task<RedisResult> task) => task.AsyncState is SendState;
 
     /// <summary>Whether <paramref name="task"/> is the answer of a queued call that was never sent (its decision gave up first).</summary>
-    public static bool WasNeverSent(Task<RedisResult> task) => task.AsyncState is SendState { Sent: false } && task.IsCompleted;
+    public static bool WasNeverSent(Task<RedisResult> task) => task.AsyncState is SendState { IsSent: false } && task.IsCompleted;
+
+    /// <summary>
+    /// When the queued call of <paramref name="task"/> went out in a run (a <see cref="TimeProvider.System"/> timestamp);
+    /// 0 for a call sent alone at once, or not sent.
+    /// </summary>
+    public static long SentAt(Task<RedisResult> task) => task.AsyncState is SendState { IsSent: true } state ? state.SentAt : 0;
+
+    /// <summary>
+    /// Gives up on the call of <paramref name="task"/> if it still waits for a run: it will never be sent (and is answered
+    /// as never sent when its run would have gone). <see langword="false"/> when it was sent, or was never queued.
+    /// </summary>
+    public static bool TryAbandon(Task<RedisResult> task) => task.AsyncState is SendState state && state.TryAbandon();
+
+    /// <summary>
+    /// The run the queue waits for: when it was sent (a <see cref="TimeProvider.System"/> timestamp) and its answer; 0 and
+    /// <see langword="null"/> when none is in flight. The answer may be the run's before it, already completed, when read
+    /// as the run is being sent.
+    /// </summary>
+    public (long SentAt, Task<RedisResult>? Answer) InFlight()
+    {
+        lock (_queueLock)
+        {
+            return _inFlight != 0 ? (_sentAt, Volatile.Read(ref _lastRunTask)) : (0, null);
+        }
+    }
 
     private long Begin(long now)
     {
@@ -160,14 +189,13 @@ internal sealed class CallCoalescer
     /// <summary>Sends the calls still wanted as run <paramref name="run"/>; <see langword="false"/> when none was, so nothing went.</summary>
     private bool Send(List<QueuedCall> calls, long run)
     {
-        // A call whose decision gave up while it waited (timed out, or cancelled) is not sent: it takes nothing.
+        // A call whose decision gave up while it waited (timed out, cancelled, or abandoned) is not sent: it takes nothing.
         var now = TimeProvider.System.GetTimestamp();
         var live = 0;
         for (var i = 0; i < calls.Count; i++)
         {
-            if (calls[i].Deadline > now && !calls[i].Cancellation.IsCancellationRequested)
+            if (calls[i].Deadline > now && !calls[i].Cancellation.IsCancellationRequested && calls[i].TryMarkSent(now))
             {
-                calls[i].Sent = true;
                 calls[live++] = calls[i];
             }
             else
@@ -190,6 +218,11 @@ internal sealed class CallCoalescer
             var part = from == 0 && last ? calls : calls.GetRange(from, Math.Min(MaxRunCalls, calls.Count - from));
             CountRun();
             var task = part.Count == 1 ? Alone(part[0].Keys, part[0].Values) : Together(part);
+            if (last)
+            {
+                Volatile.Write(ref _lastRunTask, task);
+            }
+
             Await(task, new Run(this, last ? run : 0, part));
         }
 
@@ -340,17 +373,35 @@ internal sealed class CallCoalescer
 
         public CancellationToken Cancellation { get; } = cancellation;
 
-        /// <summary>Whether the call went out in a run; a call dropped for want of time never does.</summary>
-        public bool Sent
-        {
-            get => ((SendState)Task.AsyncState!).Sent;
-            set => ((SendState)Task.AsyncState!).Sent = value;
-        }
+        /// <summary>Marks the call sent at <paramref name="now"/>; <see langword="false"/> when its decision abandoned it first.</summary>
+        public bool TryMarkSent(long now) => ((SendState)Task.AsyncState!).TryMarkSent(now);
     }
 
-    /// <summary>The state of a queued call's task, so that <see cref="WasNeverSent"/> can tell from the task alone.</summary>
+    /// <summary>
+    /// The state of a queued call's task, so that <see cref="WasNeverSent"/>, <see cref="SentAt"/> and
+    /// <see cref="TryAbandon"/> can tell from the task alone. Sending and abandoning race for it: exactly one wins.
+    /// </summary>
     private sealed class SendState
     {
-        public bool Sent { get; set; }
+        private const int Queued = 0;
+        private const int Sent = 1;
+        private const int Abandoned = 2;
+
+        private int _state;
+
+        /// <summary>Whether the call went out in a run; a call dropped for want of time, or abandoned, never does.</summary>
+        public bool IsSent => Volatile.Read(ref _state) == Sent;
+
+        /// <summary>When the call went out (a <see cref="TimeProvider.System"/> timestamp); read once <see cref="IsSent"/>.</summary>
+        public long SentAt { get; private set; }
+
+        public bool TryMarkSent(long now)
+        {
+            // Written before the state, which publishes it.
+            SentAt = now;
+            return Interlocked.CompareExchange(ref _state, Sent, Queued) == Queued;
+        }
+
+        public bool TryAbandon() => Interlocked.CompareExchange(ref _state, Abandoned, Queued) == Queued;
     }
 }

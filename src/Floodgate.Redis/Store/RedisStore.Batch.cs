@@ -44,13 +44,27 @@ public sealed partial class RedisStore
         /// <summary>A <see cref="TimeProvider.System"/> timestamp; brought forward to now by <see cref="Expire"/>.</summary>
         public long Deadline { get; private set; } = deadline;
 
+        /// <summary>The deadline as the decision was given it, before <see cref="Expire"/>: the decision began one timeout earlier.</summary>
+        public long GivenDeadline { get; } = deadline;
+
+        /// <summary>
+        /// How long after the deadline this process got to see that a wait had timed out (<see cref="TimeProvider.System"/>
+        /// ticks; 0 or less when on time): the thread pool's or the CPU's delay, which Redis must not be blamed for.
+        /// </summary>
+        public long LateBy { get; private set; } = long.MinValue;
+
         public Source[] Sources { get; } = new Source[checks.Length];
 
         /// <summary>The last round settled before the rounds that follow it, linked to the ones before (<see cref="Round.Earlier"/>).</summary>
         public Round? Settled { get; set; }
 
-        /// <summary>Ends the decision's time: a wait for it timed out, so no call is sent any more.</summary>
-        public void Expire() => Deadline = Math.Min(Deadline, TimeProvider.System.GetTimestamp());
+        /// <summary>Ends the decision's time: a wait for it timed out, so no call is sent any more; notes how late that was seen.</summary>
+        public void Expire()
+        {
+            var now = TimeProvider.System.GetTimestamp();
+            LateBy = Math.Max(LateBy, now - Deadline);
+            Deadline = Math.Min(Deadline, now);
+        }
     }
 
     /// <summary>The stages from <see cref="First"/> to <see cref="Last"/>, decided by one set of calls sent together.</summary>
@@ -107,6 +121,12 @@ public sealed partial class RedisStore
         public List<Group> Groups { get; } = [];
 
         public Task<RedisResult>? Task { get; set; }
+
+        /// <summary>
+        /// When <see cref="Task"/> was handed to the client (a <see cref="TimeProvider.System"/> timestamp); a call that
+        /// waited for a run went out later (<see cref="CallCoalescer.SentAt"/>).
+        /// </summary>
+        public long SentAt { get; set; }
 
         public RedisKey[]? Keys { get; set; }
 

@@ -58,6 +58,7 @@ public sealed partial class RedisStore
         _metrics.CountRoundTrip();
         call.Keys = keys;
         call.Values = values;
+        call.SentAt = TimeProvider.System.GetTimestamp();
         // On a single node, concurrent decisions' calls share runs; a test's own clock (a given now) goes alone.
         call.Task = call.Slot == NoSlot && batch.ServerNow is null && !call.SendScript
             ? _calls.Evaluate(keys, values, batch.Deadline, batch.Cancellation)
@@ -99,7 +100,12 @@ public sealed partial class RedisStore
         var timedOut = false;
         var failed = false;
         CircuitBreaker? opened = null;
+
+        // Given up on because this process was late (counted as such now), or not known yet (judged later).
+        var late = false;
+        LateVerdict? later = null;
         var now = SteadyNow();
+        var stamp = TimeProvider.System.GetTimestamp();
         foreach (var call in calls)
         {
             var task = call.Task!;
@@ -109,15 +115,18 @@ public sealed partial class RedisStore
             if (call.Late || CallCoalescer.WasNeverSent(task))
             {
                 // Answered (NOSCRIPT, or the server's calendar) but not sent again for want of time, or never sent (its
-                // decision's time ran out while it waited for a run): answered by the failure mode as timed out, and
-                // not held against the node.
-                timedOut = failed = true;
-                failure ??= NoTimeLeft();
-                foreach (var group in call.Groups)
+                // decision's time ran out while it waited for a run): answered by the failure mode, and not held against
+                // the node. A call never sent, seen by a process that is behind, waited on an answer read late: this
+                // process's lateness, not a timeout.
+                MarkFailed(call);
+                if (!call.Late && !KeepingUp(stamp - batch.Deadline))
                 {
-                    group.Failed = true;
+                    late = true;
+                    continue;
                 }
 
+                timedOut = failed = true;
+                failure ??= NoTimeLeft();
                 continue;
             }
 
@@ -137,8 +146,32 @@ public sealed partial class RedisStore
             }
             else if (status is not (TaskStatus.Faulted or TaskStatus.Canceled))
             {
+                // Unanswered when the wait ended: Redis's failure, this process's lateness, or judged later.
+                MarkFailed(call);
                 Observe(task);
                 ReleaseAbandoned(call, batch.Checks.Span);
+                var blame = JudgeUnanswered(call, batch, stamp, out var run);
+                if (blame == Blame.ThisProcess)
+                {
+                    late = true;
+                    continue;
+                }
+
+                if (blame is Blame.Later or Blame.WithItsRun)
+                {
+                    later ??= new LateVerdict(this, batch.LateBy);
+                    if (blame == Blame.Later)
+                    {
+                        JudgeLater(task, SentAt(call), call.Breaker, later);
+                    }
+                    else
+                    {
+                        JudgeLater(run.Answer!, run.SentAt, call.Breaker, later);
+                    }
+
+                    continue;
+                }
+
                 timedOut = true;
                 failure ??= new TimeoutException($"Redis did not answer within {_options.Timeout}.");
             }
@@ -149,16 +182,29 @@ public sealed partial class RedisStore
 
             failed = true;
             opened = call.Breaker!.OnFailure(now) ? call.Breaker : opened;
-            foreach (var group in call.Groups)
-            {
-                group.Failed = true;
-            }
+            MarkFailed(call);
         }
 
         if (failed)
         {
             // Counted and logged once for the round; each failed call counted against its own node's breaker.
             Report(timedOut ? "timeout" : "error", failure, opened);
+        }
+        else if (late && later is null)
+        {
+            Report(Late, null, null, Math.Max(batch.LateBy, stamp - batch.Deadline));
+        }
+
+        // Counted when its calls are judged, unless the round already was.
+        later?.Close(counted: failed);
+    }
+
+    /// <summary>Marks every group of <paramref name="call"/> failed: answered by the failure mode.</summary>
+    private static void MarkFailed(Call call)
+    {
+        foreach (var group in call.Groups)
+        {
+            group.Failed = true;
         }
     }
 

@@ -11,43 +11,6 @@ public sealed partial class RedisStore
     private const long ClosedRetryMicroseconds = 1_000_000;
 
     /// <summary>
-    /// A replica's share of a gcra limit: the same amount over a period as many times longer, so the interval is the
-    /// limit's times the replicas and the share is as exact as the limit (100k/s over 3 replicas is one request per 30 µs,
-    /// where 33,333/s would round to 31 µs and admit 3 % less); Gcra accepts every such share of a limit it accepted. A
-    /// period too long to multiply (a monthly limit over thousands of replicas) divides the amount instead, unchecked:
-    /// the local fallback must answer during an outage, never throw.
-    /// </summary>
-    private static Limit GcraShare(Limit limit, int replicas)
-    {
-        var burst = Math.Max(1, limit.Burst / replicas);
-        if (limit.Rate.PeriodMicroseconds <= Limit.MaxSpanMicroseconds / replicas && limit.Rate.UnitCount <= int.MaxValue / replicas)
-        {
-            return Limit.Gcra(new Rate(limit.Rate.Amount, limit.Rate.UnitCount * replicas, limit.Rate.Unit), burst);
-        }
-
-        return Limit.UncheckedGcra(new Rate(Math.Max(1, limit.Amount / replicas), limit.Rate.UnitCount, limit.Rate.Unit), burst);
-    }
-
-    internal static Limit DivideLimit(Limit limit, int replicas)
-    {
-        if (replicas == 1)
-        {
-            return limit;
-        }
-
-        var amount = Math.Max(1, limit.Amount / replicas);
-        var rate = new Rate(amount, limit.Rate.UnitCount, limit.Rate.Unit);
-        return limit.Algorithm switch
-        {
-            LimitAlgorithm.Gcra => GcraShare(limit, replicas),
-            LimitAlgorithm.SlidingWindow => Limit.SlidingWindow(rate),
-            LimitAlgorithm.FixedWindow => Limit.FixedWindow(rate),
-            LimitAlgorithm.Quota => Limit.Quota(rate, limit.Calendar),
-            _ => Limit.Concurrency(amount, limit.LeaseTimeout),
-        };
-    }
-
-    /// <summary>
     /// Answers a whole group by the failure mode: each check by its own (its rule's), or the store's. The group stays all
     /// or nothing: the checks answered locally are decided together, and only read (cost 0) when a closed check of the
     /// group denies the request.

@@ -7,6 +7,9 @@ public sealed partial class RedisStore
 {
     private const long LogIntervalMicroseconds = 1_000_000;
 
+    /// <summary>The failure reason of a decision given up on because this process was late, not Redis.</summary>
+    private const string Late = "late";
+
     // Far enough in the past that the first failure is logged; long.MinValue would overflow 'now - last' and, until a
     // breaker opened, silence every failure log.
     private long _lastLog = long.MinValue / 2;
@@ -22,12 +25,17 @@ public sealed partial class RedisStore
         Report(reason, exception, breaker is not null && breaker.OnFailure(SteadyNow()) ? breaker : null);
 
     /// <summary>
-    /// Counts a failure and logs it (at most once a second, and every breaker opening); <paramref name="opened"/> is the
-    /// breaker the failure opened, if it did.
+    /// Counts a failure (unless <paramref name="count"/> is false: it was already) and logs it (at most once a second, and
+    /// every breaker opening); <paramref name="opened"/> is the breaker the failure opened, if it did. For
+    /// <see cref="Late"/>, <paramref name="lateBy"/> is how late this process saw the deadline (<see cref="TimeProvider.System"/> ticks).
     /// </summary>
-    private void Report(string reason, Exception? exception, CircuitBreaker? opened)
+    private void Report(string reason, Exception? exception, CircuitBreaker? opened, long lateBy = 0, bool count = true)
     {
-        _metrics.CountFailure(reason);
+        if (count)
+        {
+            _metrics.CountFailure(reason);
+        }
+
         var now = SteadyNow();
         var last = Volatile.Read(ref _lastLog);
         if (opened is null && now - last < LogIntervalMicroseconds)
@@ -48,11 +56,18 @@ public sealed partial class RedisStore
         {
             LogBreakerOpened(_logger, reason, opened.Node, mode, _options.BreakerDuration, suppressed, exception);
         }
+        else if (reason == Late)
+        {
+            LogLate(_logger, Span(Math.Max(0, lateBy)), ThreadPool.PendingWorkItemCount, mode, suppressed);
+        }
         else
         {
             LogFailure(_logger, reason, mode, suppressed, exception);
         }
     }
+
+    [LoggerMessage(10, LogLevel.Warning, "Redis call given up on because this process was late, not Redis: the deadline was seen {LateBy} late, or the call was still queued here ({Pending} work items waiting for the thread pool now; CPU or thread-pool starvation); answering by on_failure={Mode}, or a rule's own, and holding it against no circuit breaker ({Suppressed} earlier failures not logged)")]
+    private static partial void LogLate(ILogger logger, TimeSpan lateBy, long pending, string mode, long suppressed);
 
     [LoggerMessage(1, LogLevel.Warning, "Redis {Reason}: answering by on_failure={Mode}, or a rule's own ({Suppressed} earlier failures not logged)")]
     private static partial void LogFailure(ILogger logger, string reason, string mode, long suppressed, Exception? exception);

@@ -121,6 +121,7 @@ public sealed partial class RedisStore
                 call.SendScript = true;
                 call.ScriptResends++;
                 _metrics.CountRoundTrip();
+                call.SentAt = TimeProvider.System.GetTimestamp();
                 call.Task = Evaluate(call.Keys!, call.Values!, sendScript: true);
                 break;
             case Resend.Calendar:
@@ -137,6 +138,7 @@ public sealed partial class RedisStore
                 break;
             default:
                 _metrics.CountRoundTrip();
+                call.SentAt = TimeProvider.System.GetTimestamp();
                 call.Task = Evaluate(call.Keys!, call.Values!, call.SendScript);
                 break;
         }

@@ -370,7 +370,7 @@ public sealed partial class RedisStore
         return StagedDecisions.Rejects(checks[start..ends[stage]], outcomes[start..ends[stage]]);
     }
 
-    private long Deadline() => TimeProvider.System.GetTimestamp() + (long)(_options.Timeout.TotalSeconds * TimeProvider.System.TimestampFrequency);
+    private long Deadline() => TimeProvider.System.GetTimestamp() + _timeoutTicks;
 
     /// <summary>What a call not sent for want of time is reported with.</summary>
     private TimeoutException NoTimeLeft() => new($"No time was left of the decision's {_options.Timeout} to send the Redis call.");

@@ -83,6 +83,23 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     private long _mismatchCount;
     private readonly long _started;
 
+    /// <summary>The timeout, in <see cref="TimeProvider.System"/> ticks.</summary>
+    private readonly long _timeoutTicks;
+
+    /// <summary>
+    /// How late (<see cref="TimeProvider.System"/> ticks) a look at a call judged later may come, or a work item queued
+    /// behind the pool's queue may run, and still be on time: half the timeout, and at least a coarse timer's tick.
+    /// Later, this process was starved, and Redis is not judged by it.
+    /// </summary>
+    private readonly long _lateTicks;
+
+    /// <summary>
+    /// How late a decision may see its deadline pass for Redis to be blamed at once (<see cref="TimeProvider.System"/>
+    /// ticks): a tenth of the timeout. A look that late already suggests a CPU shared with busier threads, where the
+    /// answer may be a thread's wake-up away; such a call is judged later, by a look that flushes the pool's queue.
+    /// </summary>
+    private readonly long _onTimeTicks;
+
     /// <summary>Creates a store on a connection the caller owns and disposes.</summary>
     /// <param name="connection">The connection; single node, Sentinel or Cluster.</param>
     /// <param name="options">The options; <see cref="RedisStoreOptions.Configuration"/> is not used.</param>
@@ -113,13 +130,17 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         _time = timeProvider ?? TimeProvider.System;
         _started = _time.GetTimestamp();
         _logger = logger ?? NullLogger.Instance;
+        _timeoutTicks = (long)(options.Timeout.TotalSeconds * TimeProvider.System.TimestampFrequency);
+        _lateTicks = Math.Max(_timeoutTicks / 2, LateFloorTicks);
+        _onTimeTicks = Math.Max(_timeoutTicks / 10, TimeProvider.System.TimestampFrequency / 1000);
         _breakers = new NodeBreakers(options.BreakerFailureThreshold, Micros(options.BreakerDuration));
         _cache = options.OverLimitCache ? new OverLimitCache(options.OverLimitCacheSize) : null;
         _slices = new LeaseSlices(Micros(options.LeaseSliceLifetime));
         // Kept even when the store's own mode is not local: a rule may ask for local answers on its own.
         _local = new MemoryStore(options.LocalStore, _time);
         var replicas = options.Replicas;
-        _divide = limit => DivideLimit(limit, replicas);
+        // Each replica decides locally against its share: together they admit about the limit.
+        _divide = limit => ReplicaShare.Of(limit, replicas);
         _metrics = new RedisStoreMetrics(meterFactory?.Create(MeterName) ?? SharedMeter);
         _calls = new CallCoalescer((keys, values) => Evaluate(keys, values, sendScript: false), options.Timeout, _metrics.Runs);
         PreloadScripts(sentinel);
@@ -293,10 +314,20 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
             }
         }
 
+        Task? release = null;
+        var sentAt = 0L;
         try
         {
-            var release = Release(connection ?? throw NoMaster(), key, check, leaseId, CommandFlags.DemandMaster);
+            sentAt = TimeProvider.System.GetTimestamp();
+            release = Release(connection ?? throw NoMaster(), key, check, leaseId, CommandFlags.DemandMaster);
             await release.WaitAsync(_options.Timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException) when (release is { IsCompleted: false } && !KeepingUp(TimeProvider.System.GetTimestamp() - sentAt - _timeoutTicks))
+        {
+            // This process is behind: Redis is judged once it answers, or not.
+            var verdict = new LateVerdict(this, TimeProvider.System.GetTimestamp() - sentAt - _timeoutTicks);
+            JudgeLater(release, sentAt, _breakers.RoutesSlots ? null : _breakers.Own, verdict);
+            verdict.Close(counted: false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

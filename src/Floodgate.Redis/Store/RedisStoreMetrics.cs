@@ -15,13 +15,14 @@ internal sealed class RedisStoreMetrics
     private long _roundTripCount;
     private long _localDecisionCount;
     private long _failureCount;
+    private long _lateCount;
 
     public RedisStoreMetrics(Meter meter)
     {
         _roundTrips = meter.CreateCounter<long>("floodgate.redis.round_trips", "{call}", "Script calls made: one per decision on a single node; on a cluster one per hash slot and stage.");
         Runs = meter.CreateCounter<long>("floodgate.redis.runs", "{run}", "Runs of the decision script sent to a single node: concurrent decisions' calls share runs.");
         _localDecisions = meter.CreateCounter<long>("floodgate.redis.local_decisions", "{check}", "Checks answered without Redis, by source.");
-        _failures = meter.CreateCounter<long>("floodgate.redis.failures", "{failure}", "Failed or timed-out Redis calls, by reason.");
+        _failures = meter.CreateCounter<long>("floodgate.redis.failures", "{failure}", "Failed or timed-out Redis calls, by reason: timeout and error are Redis's (and count towards the breakers); late, given up on because this process was late (thread pool or CPU starved), is not; circuit_open, skipped by an open breaker; release, a lease release that failed.");
         _fallbacks = meter.CreateCounter<long>("floodgate.redis.fallback_decisions", "{check}", "Checks answered by the failure mode, by mode.");
     }
 
@@ -34,6 +35,9 @@ internal sealed class RedisStoreMetrics
 
     public long Failures => Volatile.Read(ref _failureCount);
 
+    /// <summary>The failures this process was to blame for (reason <c>late</c>), among <see cref="Failures"/>.</summary>
+    public long Late => Volatile.Read(ref _lateCount);
+
     public void CountRoundTrip()
     {
         Interlocked.Increment(ref _roundTripCount);
@@ -43,6 +47,11 @@ internal sealed class RedisStoreMetrics
     public void CountFailure(string reason)
     {
         Interlocked.Increment(ref _failureCount);
+        if (reason == "late")
+        {
+            Interlocked.Increment(ref _lateCount);
+        }
+
         _failures.Add(1, new KeyValuePair<string, object?>("reason", reason));
     }
 

@@ -14,6 +14,14 @@ namespace Floodgate.Algorithms;
 /// back: gcra counts from the later of now and its arrival time, the windows take now as no earlier than the start of
 /// the state's window, and a quota period that starts after now stays in force.
 /// Concurrency is not here: its state is a set of leases, which each store keeps in its own way.
+/// <para>
+/// The store-author API, with <see cref="LimitState"/>, <see cref="LimitOutcome"/> and the microsecond parameters of
+/// <see cref="Limit"/> (<see cref="Limit.PeriodMicroseconds"/>, <see cref="Limit.IntervalMicroseconds"/>,
+/// <see cref="Limit.ToleranceMicroseconds"/>, <see cref="Limit.LeaseTimeoutMicroseconds"/>,
+/// <see cref="Limit.CalendarPeriod"/>, <see cref="Limit.MaxSpanMicroseconds"/>): an application that only sets limits
+/// needs none of it. A store decides with these functions, or mirrors them (as the Redis store's script does) and calls
+/// them on the state it read to describe the answer; see <see cref="Stores.IRateLimitStore"/>.
+/// </para>
 /// </remarks>
 public static class LimitMath
 {

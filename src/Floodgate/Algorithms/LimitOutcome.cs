@@ -1,6 +1,11 @@
 namespace Floodgate.Algorithms;
 
 /// <summary>What an algorithm decided for one key, with the numbers a client is told.</summary>
+/// <remarks>
+/// Times are in microseconds, the unit every store counts in: a store author builds outcomes with them (or has
+/// <see cref="LimitMath"/> build them), and front doors turn them into headers, as <see cref="Engine.RateLimitDecision"/>
+/// does with <see cref="TimeSpan"/>s.
+/// </remarks>
 /// <param name="IsAllowed">Whether the cost fits.</param>
 /// <param name="Remaining">What could still be spent now, after this decision.</param>
 /// <param name="ResetAfterMicroseconds">How long until the limit is fully available again.</param>

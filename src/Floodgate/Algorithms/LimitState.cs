@@ -12,9 +12,10 @@ namespace Floodgate.Algorithms;
 /// <item><term>quota</term><description>A: period start, B: count, C: period end.</description></item>
 /// </list>
 /// Every time is in microseconds since the Unix epoch. Stores keep these three numbers and nothing else, which is
-/// what lets the Redis scripts mirror the in-memory store exactly.
+/// what lets the Redis scripts mirror the in-memory store exactly. Part of the store-author API: a store keeps a key's
+/// state as it likes and hands it to <see cref="LimitMath"/>, which never changes it but returns the next one.
 /// </remarks>
 /// <param name="A">The first slot.</param>
 /// <param name="B">The second slot.</param>
 /// <param name="C">The third slot.</param>
-public record struct LimitState(long A, long B, long C);
+public readonly record struct LimitState(long A, long B, long C);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Floodgate.Algorithms;
 using Floodgate.Limits;
+using Floodgate.Logging;
 using Floodgate.Rules;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
@@ -21,20 +22,15 @@ namespace Floodgate.Engine;
 /// </para>
 /// <para>
 /// Every decision is counted on the <c>floodgate.decisions</c> counter of the <c>Floodgate</c> meter, tagged with tier,
-/// rule and outcome. Rejections are logged with tier, rule and identity, at most <see cref="LogBurst"/> at once and
-/// <see cref="LogsPerSecond"/> a second; the rest are counted and reported with the next log line.
+/// rule and outcome. Rejections are logged with tier, rule and identity, at most 20 at once and 10 a second; the rest are
+/// counted and reported with the next log line. The identity, method and path are logged escaped of control characters
+/// and cut to 256 characters (docs/logging.md).
 /// </para>
 /// </remarks>
 public sealed partial class RateLimitEngine
 {
     /// <summary>The name of the meter the engine reports on.</summary>
     public const string MeterName = "Floodgate";
-
-    /// <summary>How many rejection log lines the engine writes a second, at most.</summary>
-    public const int LogsPerSecond = 10;
-
-    /// <summary>How many rejection log lines the engine writes at once, at most.</summary>
-    public const int LogBurst = 20;
 
     private static readonly string[] TierNames = ["edge", "user", "service", "global"];
     private static readonly Meter SharedMeter = new(MeterName);
@@ -124,16 +120,29 @@ public sealed partial class RateLimitEngine
 
     /// <summary>
     /// Decides as <see cref="EvaluateAsync(IRequestContext, RateLimitTier, RateLimitTier, ReadOnlyMemory{RateLimitCheck}, CancellationToken)"/>
-    /// does, but on <paramref name="policy"/>: a front door that evaluates one request in several calls passes the policy
-    /// it read when the request started, so that a reload between the calls cannot split the request across two policies.
+    /// does, but on <paramref name="policy"/> rather than the policy in force.
     /// </summary>
-    internal ValueTask<RateLimitResult> EvaluateAsync(
+    /// <remarks>
+    /// For front doors that decide one request in several calls, such as the ASP.NET Core middleware (the edge tier before
+    /// the credentials are checked, the other tiers after): read <see cref="Policy"/> once when the request starts and pass
+    /// it to every call, so that a reload (<see cref="UpdatePolicy"/>) between the calls cannot split the request across
+    /// two policies. The engine keeps no reference to <paramref name="policy"/>.
+    /// </remarks>
+    /// <param name="policy">The policy to decide on: usually <see cref="Policy"/>, read when the request started.</param>
+    /// <param name="request">The request.</param>
+    /// <param name="first">The first tier to evaluate.</param>
+    /// <param name="last">The last tier to evaluate.</param>
+    /// <param name="preChecks">The pre-checks, decided as one stage before the tiers; empty for none.</param>
+    /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
+    /// <returns>The result; already complete, without allocating, on the in-memory store.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A tier is not one of <see cref="RateLimitTier"/>'s values.</exception>
+    public ValueTask<RateLimitResult> EvaluateAsync(
         RateLimitPolicy policy,
         IRequestContext request,
         RateLimitTier first,
         RateLimitTier last,
         ReadOnlyMemory<RateLimitCheck> preChecks,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(request);
@@ -456,15 +465,19 @@ public sealed partial class RateLimitEngine
             return;
         }
 
-        var identity = request.Subject ?? request.ClientIp?.ToString() ?? "anonymous";
+        // The subject, method and path are the client's text: escaped and cut, so that a line can neither forge nor erase
+        // another, nor grow with the request. The rule's name is the policy's.
+        var identity = LogValues.Escape(request.Subject ?? request.ClientIp?.ToString() ?? "anonymous");
+        var method = LogValues.Escape(request.Method);
+        var path = LogValues.Escape(request.Path);
         var retry = decision.IsPermanent ? "never" : decision.RetryAfter.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
         if (decision.IsShadowed)
         {
-            LogShadowRejected(_logger, TierNames[(int)decision.Tier], decision.Rule!.Name, identity, request.Method, request.Path, retry, suppressed);
+            LogShadowRejected(_logger, TierNames[(int)decision.Tier], decision.Rule!.Name, identity, method, path, retry, suppressed);
         }
         else
         {
-            LogRejected(_logger, TierNames[(int)decision.Tier], decision.Rule!.Name, identity, request.Method, request.Path, retry, suppressed);
+            LogRejected(_logger, TierNames[(int)decision.Tier], decision.Rule!.Name, identity, method, path, retry, suppressed);
         }
     }
 

@@ -1,4 +1,3 @@
-using System.ComponentModel;
 using Floodgate.Stores;
 
 namespace Floodgate.Engine;
@@ -37,16 +36,6 @@ public readonly struct RateLimitResult
 
     /// <summary>The store's outcome for the pre-check that rejected the request (its retry-after, whether the store failed); default when none did.</summary>
     public StoreOutcome PreCheckOutcome { get; }
-
-    /// <summary>The former name of <see cref="DeniedPreCheck"/>.</summary>
-    [Obsolete("Renamed DeniedPreCheck: the checks passed before the tiers are pre-checks.")]
-    [EditorBrowsable(EditorBrowsableState.Never)]
-    public int DeniedGate => DeniedPreCheck;
-
-    /// <summary>The former name of <see cref="PreCheckOutcome"/>.</summary>
-    [Obsolete("Renamed PreCheckOutcome: the checks passed before the tiers are pre-checks.")]
-    [EditorBrowsable(EditorBrowsableState.Never)]
-    public StoreOutcome GateOutcome => PreCheckOutcome;
 
     /// <summary>
     /// When rejected, the rule that rejected (of several in the rejecting tier, the one with the longest retry);

@@ -8,7 +8,10 @@ namespace Floodgate.Limits;
 /// </summary>
 /// <remarks>
 /// All time values are microseconds since the Unix epoch, the unit every store counts in. Instances are
-/// immutable and shared by every decision that uses them.
+/// immutable and shared by every decision that uses them. The microsecond members (<see cref="PeriodMicroseconds"/>,
+/// <see cref="IntervalMicroseconds"/>, <see cref="ToleranceMicroseconds"/>, <see cref="LeaseTimeoutMicroseconds"/>,
+/// <see cref="CalendarPeriod"/>) are for store authors, who encode a limit with them (see
+/// <see cref="Algorithms.LimitMath"/>); an application describes a limit with its <see cref="Rate"/> and algorithm.
 /// </remarks>
 public sealed class Limit
 {

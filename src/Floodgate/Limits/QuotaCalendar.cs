@@ -47,8 +47,11 @@ public sealed class QuotaCalendar
         }
     }
 
-    /// <summary>Returns the period of <paramref name="unit"/> that contains <paramref name="nowMicroseconds"/>.</summary>
-    public (long Start, long End) PeriodContaining(long nowMicroseconds, RateUnit unit)
+    /// <summary>
+    /// Returns the period of <paramref name="unit"/> that contains <paramref name="nowMicroseconds"/>. A store asks the
+    /// limit (<see cref="Limit.CalendarPeriod"/>), which knows its unit.
+    /// </summary>
+    internal (long Start, long End) PeriodContaining(long nowMicroseconds, RateUnit unit)
     {
         var slot = (uint)(unit - RateUnit.Day);
         var cached = slot < (uint)_cached.Length ? Volatile.Read(ref _cached[slot]) : null;

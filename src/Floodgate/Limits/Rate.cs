@@ -41,8 +41,11 @@ public readonly record struct Rate
     /// <summary>The fixed length of one period.</summary>
     public TimeSpan Period => TimeSpan.FromMicroseconds(PeriodMicroseconds);
 
-    /// <summary>The fixed length of one period in microseconds, the unit every algorithm counts time in.</summary>
-    public long PeriodMicroseconds => checked(UnitMicroseconds(Unit) * UnitCount);
+    /// <summary>
+    /// The fixed length of one period in microseconds, the unit every algorithm counts time in. A store reads a limit's
+    /// (<see cref="Limit.PeriodMicroseconds"/>); this one throws <see cref="OverflowException"/> for a period too long to count.
+    /// </summary>
+    internal long PeriodMicroseconds => checked(UnitMicroseconds(Unit) * UnitCount);
 
     /// <summary>Parses a rate such as <c>10/s</c>, <c>300/min</c>, <c>5000/h</c>, <c>1M/week</c> or <c>2/5s</c>.</summary>
     /// <exception cref="FormatException">The text is not a rate; the message quotes it and says what was expected.</exception>

@@ -27,14 +27,20 @@ public sealed class RuleMatch
     /// <summary>
     /// A condition a front door checks itself, such as the ASP.NET Core middleware's "the endpoint routing matched
     /// carries this rule": the rule applies to that endpoint only, whatever other routes match the same paths.
+    /// <see langword="null"/>, the default, for none.
     /// </summary>
-    internal Func<IRequestContext, bool>? Condition { get; init; }
+    /// <remarks>
+    /// It is called on every request the other conditions of the match do not rule out first (the methods), so it must
+    /// be cheap, thread-safe and never throw. A policy read from a file has none: it is for rules a front door builds.
+    /// </remarks>
+    public Func<IRequestContext, bool>? Condition { get; init; }
 
     /// <summary>
-    /// What the <c>route</c> key part reads for a rule matched by <see cref="Condition"/>: the route template of its
-    /// endpoint. <see langword="null"/> otherwise.
+    /// What the <c>route</c> key part (<see cref="KeyPartKind.Route"/>) reads for every request the rule matches, such as
+    /// the route template of the endpoint a <see cref="Condition"/> stands for. <see langword="null"/>, the default, reads
+    /// the <see cref="Route"/>'s template, else the request's route template, else its path.
     /// </summary>
-    internal string? RouteKey { get; init; }
+    public string? RouteKey { get; init; }
 
     /// <summary>Whether <paramref name="request"/> matches.</summary>
     public bool IsMatch(IRequestContext request)

@@ -1,6 +1,5 @@
 using System.Diagnostics.Metrics;
 using Floodgate.AspNetCore.Identity;
-using Floodgate.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;

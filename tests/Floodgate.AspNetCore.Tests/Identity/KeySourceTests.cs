@@ -1,5 +1,4 @@
 using Floodgate.AspNetCore.Identity;
-using Floodgate.Tests.Shared;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -16,7 +15,7 @@ public sealed class KeySourceTests : IAsyncLifetime
 {
     private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);
     private readonly List<IDisposable> _disposables = [];
-    private readonly LogLines _logs = new();
+    private readonly FakeLogger<JwtIdentityResolver> _logs = new();
     private TestIdentityProvider _idp = null!;
 
     public async Task InitializeAsync() => _idp = await TestIdentityProvider.StartAsync();
@@ -55,7 +54,7 @@ public sealed class KeySourceTests : IAsyncLifetime
 
         Assert.Equal(IdentityStatus.Unavailable, (await Resolve(resolver, _idp.CreateToken(now: _time.GetUtcNow()))).Status);
 
-        var line = Assert.Single(_logs.AtLeast(LogLevel.Warning));
+        var line = Assert.Single(_logs.Collector.AtLeast(LogLevel.Warning));
         Assert.Equal(LogLevel.Error, line.Level);
         Assert.Null(line.Exception);
         Assert.Contains(_idp.Authority + "/.well-known/openid-configuration", line.Message, StringComparison.Ordinal);
@@ -78,7 +77,7 @@ public sealed class KeySourceTests : IAsyncLifetime
         var rotated = await Resolve(resolver, _idp.CreateToken(kid, "bob", now));
         Assert.Equal(IdentityErrors.UnknownKey, rotated.ErrorDescription);
 
-        var line = Assert.Single(_logs.AtLeast(LogLevel.Warning));
+        var line = Assert.Single(_logs.Collector.AtLeast(LogLevel.Warning));
         Assert.Equal(LogLevel.Error, line.Level);
         Assert.Null(line.Exception);
         Assert.Contains(_idp.Authority + "/.well-known/openid-configuration", line.Message, StringComparison.Ordinal);
@@ -168,28 +167,5 @@ public sealed class KeySourceTests : IAsyncLifetime
         var context = new DefaultHttpContext();
         context.Request.Headers.Authorization = "Bearer " + token;
         return await resolver.ResolveAsync(context, CancellationToken.None);
-    }
-
-    /// <summary>Keeps every line logged, with its level and exception.</summary>
-    private sealed class LogLines : ILogger<JwtIdentityResolver>
-    {
-        private readonly List<(LogLevel Level, EventId Event, string Message, Exception? Exception)> _lines = [];
-
-        public List<(LogLevel Level, EventId Event, string Message, Exception? Exception)> AtLeast(LogLevel level)
-        {
-            lock (_lines)
-                return [.. _lines.Where(l => l.Level >= level)];
-        }
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (_lines)
-                _lines.Add((logLevel, eventId, formatter(state, exception), exception));
-        }
     }
 }

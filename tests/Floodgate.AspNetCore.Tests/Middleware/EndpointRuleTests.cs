@@ -219,10 +219,10 @@ public sealed class EndpointRuleTests
             Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
         }
 
-        var gate = app.App.Services.GetService(typeof(FloodgateGate)) as FloodgateGate;
-        var error = Assert.Throws<InvalidOperationException>(() => gate!.AttachEndpoints(app.App.Services.GetService(typeof(EndpointDataSource)) as EndpointDataSource));
+        var runtime = app.App.Services.GetService(typeof(FloodgateRuntime)) as FloodgateRuntime;
+        var error = Assert.Throws<InvalidOperationException>(() => runtime!.AttachEndpoints(app.App.Services.GetService(typeof(EndpointDataSource)) as EndpointDataSource));
         Assert.Contains("has the name of another rule", error.Message, StringComparison.Ordinal);
-        Assert.Equal(["orders", "orders:GET /orders/{id}"], gate!.Policy.Rules.Select(r => r.Name));
+        Assert.Equal(["orders", "orders:GET /orders/{id}"], runtime!.Policy.Rules.Select(r => r.Name));
     }
 
     [Fact]
@@ -230,7 +230,7 @@ public sealed class EndpointRuleTests
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var engine = new RateLimitEngine(RateLimitPolicy.Empty, new MemoryStore(null, time), time);
-        var gate = new FloodgateGate(engine, Microsoft.Extensions.Options.Options.Create(new FloodgateOptions()));
+        var runtime = new FloodgateRuntime(engine, Microsoft.Extensions.Options.Options.Create(new FloodgateOptions()));
         var endpoint = new RouteEndpoint(
             _ => Task.CompletedTask,
             RoutePatternFactory.Parse("/orders/{id}"),
@@ -240,15 +240,15 @@ public sealed class EndpointRuleTests
         using var source = new BlockingDataSource(endpoint);
 
         // The first request attaches the rules, and is held while it reads the endpoints.
-        var first = Task.Factory.StartNew(() => gate.AttachEndpoints(source), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var first = Task.Factory.StartNew(() => runtime.AttachEndpoints(source), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         Assert.True(source.Entered.Wait(TimeSpan.FromSeconds(30)));
 
         // A second request meanwhile must not go on without the rules.
         var seen = -1;
         var second = new Thread(() =>
         {
-            gate.AttachEndpoints(source);
-            seen = gate.Policy.Rules.Count;
+            runtime.AttachEndpoints(source);
+            seen = runtime.Policy.Rules.Count;
         });
         second.Start();
         SpinWait.SpinUntil(() => !second.IsAlive || (second.ThreadState & ThreadState.WaitSleepJoin) != 0, TimeSpan.FromSeconds(30));

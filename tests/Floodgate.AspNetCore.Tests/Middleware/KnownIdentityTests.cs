@@ -5,7 +5,6 @@ using Floodgate.AspNetCore.Middleware;
 using Floodgate.Limits;
 using Floodgate.Rules;
 using Floodgate.Stores;
-using Floodgate.Tests.Shared;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;

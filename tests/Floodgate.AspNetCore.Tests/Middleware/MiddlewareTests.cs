@@ -151,12 +151,12 @@ public sealed class MiddlewareTests
             Assert.Equal("\"orders:GET /orders/{id}\";q=1;w=60", string.Join(",", first.Headers.GetValues("RateLimit-Policy")));
         }
 
-        var gate = app.App.Services.GetRequiredService<FloodgateGate>();
-        Assert.Equal(["orders", "orders:GET /orders/{id}"], gate.Policy.Rules.Select(r => r.Name).Order(StringComparer.Ordinal));
+        var runtime = app.App.Services.GetRequiredService<FloodgateRuntime>();
+        Assert.Equal(["orders", "orders:GET /orders/{id}"], runtime.Policy.Rules.Select(r => r.Name).Order(StringComparer.Ordinal));
 
         var reloaded = new FloodgateOptions { Policy = policy };
-        gate.Apply(reloaded);
-        Assert.Same(reloaded, gate.Options);
+        runtime.Apply(reloaded);
+        Assert.Same(reloaded, runtime.Options);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await app.Client.GetAsync("/orders/2")).StatusCode);
     }
 
@@ -181,8 +181,8 @@ public sealed class MiddlewareTests
             },
             a => a.MapGet("/", () => "hi"),
             services: s => s.AddSingleton<IIdentityResolver>(resolver));
-        var gate = app.App.Services.GetRequiredService<FloodgateGate>();
-        resolver.OnCachedLookup = () => gate.Apply(Options());
+        var runtime = app.App.Services.GetRequiredService<FloodgateRuntime>();
+        resolver.OnCachedLookup = () => runtime.Apply(Options());
 
         Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(new Uri("/", UriKind.Relative))).StatusCode);
 
@@ -355,7 +355,7 @@ public sealed class MiddlewareTests
         TestApp.StartAsync(configure, map, before, store);
 
     /// <summary>A store that, while down, answers checks of one limit amount as a closed failure mode would.</summary>
-    private sealed class OutageStore(MemoryStore inner, long failingAmount) : IRateLimitStore
+    private sealed class OutageStore(MemoryStore inner, long failingAmount) : DelegatingStore<MemoryStore>(inner)
     {
         private int _failures;
 
@@ -363,7 +363,7 @@ public sealed class MiddlewareTests
 
         public int Failures => Volatile.Read(ref _failures);
 
-        public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+        public override ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
         {
             if (!TryDecide(checks.Span, outcomes.Span))
             {
@@ -373,9 +373,13 @@ public sealed class MiddlewareTests
             return default;
         }
 
-        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
+        // The engine's tiers fail too: one DecideAsync per stage, through the outage.
+        public override ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
+            DecideStagesInTurnAsync(checks, stageEnds, outcomes, cancellationToken);
+
+        public override bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
         {
-            inner.Decide(checks, outcomes);
+            Inner.Decide(checks, outcomes);
             for (var i = 0; i < checks.Length; i++)
             {
                 if (Down && checks[i].Limit.Amount == failingAmount)
@@ -387,10 +391,6 @@ public sealed class MiddlewareTests
 
             return true;
         }
-
-        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(check, leaseId, cancellationToken);
-
-        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.RenewAsync(check, leaseId, cancellationToken);
     }
 
     /// <summary>Answers every request as anonymous, from the cache; runs <see cref="OnCachedLookup"/> first, once.</summary>

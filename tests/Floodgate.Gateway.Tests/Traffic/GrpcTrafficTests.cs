@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using Floodgate.Gateway.Tests.Traffic.Protos;
-using Floodgate.Redis.Tests;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Server.Kestrel.Core;

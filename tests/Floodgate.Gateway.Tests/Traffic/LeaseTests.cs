@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.WebSockets;
 using System.Text;
-using Floodgate.Redis.Tests;
 
 namespace Floodgate.Gateway.Tests.Traffic;
 
@@ -78,7 +77,7 @@ public sealed class LeaseTests
         }
 
         // Not one renewal found its lease gone: no replica stalled past the timeout.
-        Assert.DoesNotContain(replicaA.Logs.Entries.Concat(replicaB.Logs.Entries), e => e.Message.Contains("while its request was still running", StringComparison.Ordinal));
+        Assert.DoesNotContain(replicaA.Logs.GetSnapshot().Concat(replicaB.Logs.GetSnapshot()), e => e.Message.Contains("while its request was still running", StringComparison.Ordinal));
     }
 
     /// <summary>Asks until the request is admitted: a permit is given back once the gateway's request has ended.</summary>

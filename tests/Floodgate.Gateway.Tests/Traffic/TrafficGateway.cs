@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Floodgate.Gateway.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
@@ -13,16 +12,20 @@ internal sealed class TrafficGateway : IAsyncDisposable
 {
     private readonly string _directory;
 
-    private TrafficGateway(string directory, GatewayHost host, TrafficLogs logs)
+    // The host adds the provider to its logging but does not own it.
+    private readonly FakeLoggerProvider _logs;
+
+    private TrafficGateway(string directory, GatewayHost host, FakeLoggerProvider logs)
     {
         _directory = directory;
         Host = host;
-        Logs = logs;
+        _logs = logs;
     }
 
     public GatewayHost Host { get; }
 
-    public TrafficLogs Logs { get; }
+    /// <summary>What the gateway logs, every level down to the one it was started with.</summary>
+    public FakeLogCollector Logs => _logs.Collector;
 
     public string PolicyPath => Path.Combine(_directory, "policy.yaml");
 
@@ -36,7 +39,7 @@ internal sealed class TrafficGateway : IAsyncDisposable
     public static async Task<TrafficGateway> StartAsync(string policy, HttpProtocols? protocols = null, string? certificate = null, string? key = null, TimeProvider? time = null, LogLevel level = LogLevel.Warning)
     {
         var directory = Directory.CreateTempSubdirectory("floodgate-traffic-").FullName;
-        var logs = new TrafficLogs();
+        var logs = new FakeLoggerProvider();
         try
         {
             var path = Path.Combine(directory, "policy.yaml");
@@ -58,6 +61,7 @@ internal sealed class TrafficGateway : IAsyncDisposable
         }
         catch
         {
+            logs.Dispose();
             Directory.Delete(directory, recursive: true);
             throw;
         }
@@ -76,6 +80,7 @@ internal sealed class TrafficGateway : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Host.DisposeAsync();
+        _logs.Dispose();
         try
         {
             Directory.Delete(_directory, recursive: true);
@@ -83,28 +88,5 @@ internal sealed class TrafficGateway : IAsyncDisposable
         catch (IOException)
         {
         }
-    }
-}
-
-/// <summary>What the gateway logs, every level, kept for assertions.</summary>
-internal sealed class TrafficLogs : ILoggerProvider
-{
-    public ConcurrentQueue<(string Category, LogLevel Level, string Message)> Entries { get; } = new();
-
-    public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
-
-    public void Dispose()
-    {
-    }
-
-    private sealed class Logger(TrafficLogs logs, string category) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            logs.Entries.Enqueue((category, logLevel, formatter(state, exception)));
     }
 }

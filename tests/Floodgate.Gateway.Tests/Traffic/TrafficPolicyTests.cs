@@ -3,7 +3,6 @@ using System.Security.Authentication;
 using Floodgate.Gateway.Cli;
 using Floodgate.Gateway.Hosting;
 using Floodgate.Gateway.Policy;
-using Floodgate.Redis.Tests;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Yarp.ReverseProxy.Configuration;
 

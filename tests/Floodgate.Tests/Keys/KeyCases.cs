@@ -101,28 +101,24 @@ internal static class KeyCases
         public string? GetClaim(string name) => null;
     }
 
-    private sealed class RecordingStore : IRateLimitStore
+    private sealed class RecordingStore() : DelegatingStore<MemoryStore>(new MemoryStore())
     {
-        private readonly MemoryStore _inner = new();
-
         public List<RateLimitCheck> Checks { get; } = [];
 
-        public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+        public override ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
         {
             Checks.AddRange(checks.ToArray());
-            return _inner.DecideAsync(checks, outcomes, cancellationToken);
+            return Inner.DecideAsync(checks, outcomes, cancellationToken);
         }
 
-        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
+        // Stage by stage through DecideAsync, so the checks of every stage decided are recorded.
+        public override ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
+            DecideStagesInTurnAsync(checks, stageEnds, outcomes, cancellationToken);
+
+        public override bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes)
         {
             Checks.AddRange(checks.ToArray());
-            return _inner.TryDecide(checks, outcomes);
+            return Inner.TryDecide(checks, outcomes);
         }
-
-        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
-            _inner.ReleaseAsync(check, leaseId, cancellationToken);
-
-        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
-            _inner.RenewAsync(check, leaseId, cancellationToken);
     }
 }

@@ -160,23 +160,24 @@ public sealed class AdapterTests
     }
 
     /// <summary>A store whose every decision needs a round trip, as a remote store's does.</summary>
-    private sealed class RoundTripStore(MemoryStore inner) : IRateLimitStore
+    private sealed class RoundTripStore(MemoryStore inner) : DelegatingStore<MemoryStore>(inner)
     {
         public int RoundTrips { get; private set; }
 
-        public async ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+        public override async ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
         {
             await Task.Yield();
             RoundTrips++;
-            inner.Decide(checks.Span, outcomes.Span);
+            Inner.Decide(checks.Span, outcomes.Span);
         }
 
-        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) => false;
+        public override async ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+        {
+            await Task.Yield();
+            RoundTrips++;
+            return await Inner.DecideStagesAsync(checks, stageEnds, outcomes, cancellationToken);
+        }
 
-        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
-            inner.ReleaseAsync(check, leaseId, cancellationToken);
-
-        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
-            inner.RenewAsync(check, leaseId, cancellationToken);
+        public override bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) => false;
     }
 }

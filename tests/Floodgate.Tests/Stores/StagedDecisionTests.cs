@@ -140,43 +140,32 @@ public sealed class StagedDecisionTests
     }
 
     /// <summary>A store that keeps the interface's default staged decisions, optionally completing asynchronously.</summary>
-    private sealed class DefaultStagesStore(MemoryStore inner, bool yields) : IRateLimitStore
+    private sealed class DefaultStagesStore(MemoryStore inner, bool yields) : DelegatingStore<MemoryStore>(inner)
     {
-        public async ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+        public override async ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
         {
             if (yields)
             {
                 await Task.Yield();
             }
 
-            await inner.DecideAsync(checks, outcomes, cancellationToken);
+            await Inner.DecideAsync(checks, outcomes, cancellationToken);
         }
 
-        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) => inner.TryDecide(checks, outcomes);
-
-        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(check, leaseId, cancellationToken);
-
-        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.RenewAsync(check, leaseId, cancellationToken);
+        // The default under test, not the memory store's own.
+        public override ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
+            DecideStagesInTurnAsync(checks, stageEnds, outcomes, cancellationToken);
     }
 
     /// <summary>A broken store: it decides the first stage only and claims that was all.</summary>
-    private sealed class StopsEarlyStore(MemoryStore inner) : IRateLimitStore
+    private sealed class StopsEarlyStore(MemoryStore inner) : DelegatingStore<MemoryStore>(inner)
     {
-        public ValueTask DecideAsync(ReadOnlyMemory<RateLimitCheck> checks, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default) =>
-            inner.DecideAsync(checks, outcomes, cancellationToken);
-
-        public async ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
+        public override async ValueTask<int> DecideStagesAsync(ReadOnlyMemory<RateLimitCheck> checks, ReadOnlyMemory<int> stageEnds, Memory<StoreOutcome> outcomes, CancellationToken cancellationToken = default)
         {
             await Task.Yield();
             var end = stageEnds.Span[0];
-            await inner.DecideAsync(checks[..end], outcomes[..end], cancellationToken);
+            await Inner.DecideAsync(checks[..end], outcomes[..end], cancellationToken);
             return 1;
         }
-
-        public bool TryDecide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) => inner.TryDecide(checks, outcomes);
-
-        public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.ReleaseAsync(check, leaseId, cancellationToken);
-
-        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) => inner.RenewAsync(check, leaseId, cancellationToken);
     }
 }

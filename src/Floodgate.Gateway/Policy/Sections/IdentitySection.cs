@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using Floodgate.AspNetCore;
 using Floodgate.AspNetCore.Identity;
-using Microsoft.IdentityModel.Tokens;
 using YamlDotNet.RepresentationModel;
 
 namespace Floodgate.Gateway.Policy.Sections;
@@ -150,7 +149,8 @@ internal static class IdentitySection
                 text = decoder.ReadToEnd();
             }
 
-            var problems = new List<string>();
+            // The resolver's own readers, so that what the loader accepts the resolver takes; the messages name the file.
+            IReadOnlyList<string> problems;
             var source = $"key file '{file}'";
             if (text.TrimStart().StartsWith('{'))
             {
@@ -160,12 +160,12 @@ internal static class IdentitySection
                     continue;
                 }
 
-                StaticKeys.LoadJsonWebKeySet(text, source, new List<SecurityKey>(), problems);
+                problems = JwtIdentityOptionsValidator.CheckJsonWebKeySet(text, source);
                 options.JsonWebKeySet = text;
             }
             else
             {
-                StaticKeys.LoadPem(text, source, new List<SecurityKey>(), problems);
+                problems = JwtIdentityOptionsValidator.CheckPublicKeysPem(text, source);
                 options.PublicKeysPem.Add(text);
             }
 

@@ -160,17 +160,9 @@ internal static class StoreSection
         // The store's own readers, so that what the loader accepts the store can use; the loader adds file and line.
         if (ca is not null && ReadableFile(reader, map, "tls_ca", ca, "CA certificate file"))
         {
-            var authorities = RedisTls.ReadAuthorities(PolicyLoader.ExpandHome(ca), out var problem);
-            if (authorities is null)
+            if (RedisStoreOptions.CheckTrustedCertificateAuthority(PolicyLoader.ExpandHome(ca)) is { } problem)
             {
                 reader.Error(YamlReader.Get(map, "tls_ca"), "store.tls_ca", $"'{ca}' {problem}");
-            }
-            else
-            {
-                foreach (var authority in authorities)
-                {
-                    authority.Dispose();
-                }
             }
         }
 
@@ -182,8 +174,7 @@ internal static class StoreSection
         if (certificate is not null && ReadableFile(reader, map, "tls_client_cert", certificate, "client certificate file")
             && (key is null || ReadableFile(reader, map, "tls_client_key", key, "client key file")))
         {
-            using var client = RedisTls.ReadClientCertificate(options.ClientCertificate!, options.ClientCertificateKey, out var problem);
-            if (client is null)
+            if (RedisStoreOptions.CheckClientCertificate(options.ClientCertificate!, options.ClientCertificateKey) is { } problem)
             {
                 var pair = key is null ? $"'{certificate}' (with its key in the same file)" : $"'{certificate}' with the key '{key}'";
                 reader.Error(YamlReader.Get(map, "tls_client_cert"), "store.tls_client_cert", $"{pair} {problem}");

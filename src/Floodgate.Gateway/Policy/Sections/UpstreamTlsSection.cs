@@ -1,7 +1,8 @@
 using System.Security.Authentication;
 using Floodgate.Redis;
-using Yarp.ReverseProxy.Configuration;
+using Floodgate.Tls;
 using YamlDotNet.RepresentationModel;
+using Yarp.ReverseProxy.Configuration;
 
 namespace Floodgate.Gateway.Policy.Sections;
 
@@ -142,7 +143,7 @@ internal static class UpstreamTlsSection
 
     private static void CheckAuthorities(YamlReader reader, YamlMappingNode tls, string field, string path)
     {
-        var authorities = RedisTls.ReadAuthorities(path, out var problem);
+        var authorities = PemCertificates.ReadAuthorities(path, out var problem);
         if (authorities is null)
         {
             reader.Error(YamlReader.Get(tls, "ca"), YamlReader.Join(field, "ca"), $"'{reader.String(tls, "ca", field)}' {problem}");
@@ -157,7 +158,7 @@ internal static class UpstreamTlsSection
 
     private static void CheckClientCertificate(YamlReader reader, YamlMappingNode tls, string field, string certificate, string? key)
     {
-        using var client = RedisTls.ReadClientCertificate(certificate, key, out var problem);
+        using var client = PemCertificates.ReadClientCertificate(certificate, key, out var problem);
         if (client is null)
         {
             var pair = key is null ? $"'{reader.String(tls, "client_cert", field)}' (with its key in the same file)" : $"'{reader.String(tls, "client_cert", field)}' with the key '{reader.String(tls, "client_key", field)}'";
