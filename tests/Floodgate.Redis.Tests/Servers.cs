@@ -55,3 +55,9 @@ public sealed class LargeCallTestsOnRedis(RedisFixture fixture) : LargeCallTests
 
 [Collection(GarnetCollection.Name)]
 public sealed class LargeCallTestsOnGarnet(GarnetFixture fixture) : LargeCallTests(fixture);
+
+[Collection(RedisCollection.Name)]
+public sealed class RenewalTestsOnRedis(RedisFixture fixture) : RenewalTests(fixture);
+
+[Collection(GarnetCollection.Name)]
+public sealed class RenewalTestsOnGarnet(GarnetFixture fixture) : RenewalTests(fixture);

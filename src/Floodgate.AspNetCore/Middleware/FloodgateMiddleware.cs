@@ -34,6 +34,11 @@ namespace Floodgate.AspNetCore.Middleware;
 /// check. An application policy whose edge rules read the identity (subject, claim or plan) always takes this path,
 /// so those rules see no identity on any request.
 /// </para>
+/// <para>
+/// The concurrency leases of an admitted request are renewed while the rest of the pipeline has it (its body read, its
+/// response written, a WebSocket open: <see cref="RateLimitEngine.RenewLeases"/>) and released when it ends, however it
+/// ends, so a long request keeps its permits past their lease timeout and a short one pays no round trip for them.
+/// </para>
 /// </remarks>
 public sealed class FloodgateMiddleware
 {

@@ -56,6 +56,18 @@ internal sealed class LeaseBag
 
     public void Add(RateLimitCheck check, long leaseId, string? rule) => _leases.Add((check, leaseId, rule));
 
+    /// <summary>The shortest lease timeout among the leases.</summary>
+    public TimeSpan ShortestTimeout()
+    {
+        var shortest = TimeSpan.MaxValue;
+        foreach (var lease in _leases)
+        {
+            shortest = lease.Check.Limit.LeaseTimeout < shortest ? lease.Check.Limit.LeaseTimeout : shortest;
+        }
+
+        return shortest;
+    }
+
     /// <summary>The rule that took the lease at <paramref name="index"/>; <see langword="null"/> for a pre-check's.</summary>
     public string? RuleOf(int index) => _leases[index].Rule;
 

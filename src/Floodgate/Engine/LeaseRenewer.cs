@@ -15,8 +15,9 @@ namespace Floodgate.Engine;
 /// list under one lock: nothing is allocated, and a request without leases never gets here. Each bag is renewed about
 /// every third of its shortest lease timeout (at least <see cref="ShortestInterval"/>): the timer ticks at the shortest
 /// interval listed, and each tick renews the bags due by the middle of the next, at most <see cref="MaxInFlight"/>
-/// renewals in flight at once (a remote store pipelines them on its connection). Two renewals of a lease are thus at
-/// most half its timeout apart, and a failed one is tried again at the next tick, within five sixths.
+/// renewals in flight at once (a remote store pipelines them on its connection); a tick that comes while the last one's
+/// renewals are in flight runs when they are done. Two renewals of a lease are thus at most half its timeout apart, and
+/// a failed one is tried again at the next tick, within five sixths.
 /// </para>
 /// <para>
 /// A renewal extends a lease by one timeout from the store's now: a process that stops renewing (it crashed, or stalls)
@@ -43,7 +44,7 @@ internal sealed partial class LeaseRenewer
     private readonly long _origin;
     private readonly Lock _lock = new();
 
-    // The tick's due leases, reused: ticks never overlap (see _renewing).
+    // The tick's due leases, reused: ticks never overlap (a tick that comes while one is renewing waits for it: _missed).
     private readonly List<(LeaseBag Bag, int Index)> _due = [];
     private readonly List<Task> _inFlight = [];
 
@@ -51,9 +52,11 @@ internal sealed partial class LeaseRenewer
     private int _listed;
     private ITimer? _timer;
 
-    // The timer's period, in ticks; 0 while it is stopped.
+    // The timer's period, in ticks; 0 while it is stopped. The time of the last tick, or of the timer's start.
     private long _period;
+    private long _mark;
     private bool _renewing;
+    private bool _missed;
     private long _lastLog = long.MinValue / 2;
     private long _lostSinceLog;
 
@@ -84,13 +87,7 @@ internal sealed partial class LeaseRenewer
     /// <summary>Lists <paramref name="bag"/>'s leases, or (listed already) the ones it has gained since.</summary>
     public void Add(LeaseBag bag)
     {
-        var interval = long.MaxValue;
-        for (var i = 0; i < bag.Count; i++)
-        {
-            interval = Math.Min(interval, bag[i].Check.Limit.LeaseTimeout.Ticks / 3);
-        }
-
-        interval = Math.Max(interval, ShortestInterval.Ticks);
+        var interval = Math.Max(bag.ShortestTimeout().Ticks / 3, ShortestInterval.Ticks);
         lock (_lock)
         {
             if (bag.Released || bag.Count == 0)
@@ -98,7 +95,15 @@ internal sealed partial class LeaseRenewer
                 return;
             }
 
-            var now = Now();
+            if (_period == 0 || interval < _period)
+            {
+                Schedule(interval);
+            }
+
+            // Due one interval after the last tick rather than after now: a clock read costs more than the rest of a listing
+            // on a virtual machine, and the last tick is at most a period before now, so the lease is renewed early if at
+            // all (a request that happens to be running at the next tick), never late.
+            var due = _mark + interval;
             if (!bag.Listed)
             {
                 bag.Listed = true;
@@ -111,22 +116,22 @@ internal sealed partial class LeaseRenewer
 
                 _first = bag;
                 _listed++;
-                bag.DueAt = now + interval;
+                bag.DueAt = due;
+                bag.Active = bag.Count;
+            }
+            else
+            {
+                // Listed again after the bag gained leases (a front door that combined results late): count what is renewed.
+                bag.DueAt = Math.Min(bag.DueAt, due);
+                bag.Active = 0;
+                for (var i = 0; i < bag.Count; i++)
+                {
+                    bag.Active += bag.IsRenewed(i) ? 1 : 0;
+                }
             }
 
             bag.Interval = interval;
             bag.Renewing = bag.Count;
-            bag.Active = 0;
-            for (var i = 0; i < bag.Renewing; i++)
-            {
-                bag.Active += bag.IsRenewed(i) ? 1 : 0;
-            }
-
-            bag.DueAt = Math.Min(bag.DueAt, now + interval);
-            if (_period == 0 || interval < _period)
-            {
-                Schedule(interval);
-            }
         }
     }
 
@@ -149,6 +154,7 @@ internal sealed partial class LeaseRenewer
     private void Schedule(long period)
     {
         _period = period;
+        _mark = Now();
         var span = TimeSpan.FromTicks(period);
         if (_timer is null)
         {
@@ -201,8 +207,14 @@ internal sealed partial class LeaseRenewer
     {
         lock (_lock)
         {
-            // A tick whose renewals are still in flight (a slow store) is not overtaken: the bags it left wait for the next.
-            if (_renewing || _period == 0)
+            // A tick whose renewals are still in flight (a slow store) is not overtaken: this one runs when they are done.
+            if (_renewing)
+            {
+                _missed = true;
+                return;
+            }
+
+            if (_period == 0)
             {
                 return;
             }
@@ -210,6 +222,7 @@ internal sealed partial class LeaseRenewer
             // A bag due before the next tick's midpoint is renewed now: at most half a tick early, and never more than
             // half a tick late, so two renewals are at most one and a half intervals (half a timeout) apart.
             var now = Now();
+            _mark = now;
             var horizon = now + (_period / 2);
             var shortest = long.MaxValue;
             for (var bag = _first; bag is not null; bag = bag.Next)
@@ -297,9 +310,17 @@ internal sealed partial class LeaseRenewer
         {
             _inFlight.Clear();
             _due.Clear();
+            bool missed;
             lock (_lock)
             {
                 _renewing = false;
+                missed = _missed;
+                _missed = false;
+            }
+
+            if (missed)
+            {
+                Tick();
             }
         }
     }

@@ -5,7 +5,8 @@ namespace Floodgate.Engine;
 /// <summary>What the engine decided for one request over one or more tiers.</summary>
 /// <remarks>
 /// When the result holds concurrency leases, pass it to <see cref="RateLimitEngine.ReleaseAsync"/> when the request
-/// ends; a lease that is never released frees itself after its lease timeout.
+/// ends; a lease that is never released frees itself after its lease timeout. A request that may outlive that timeout
+/// (a WebSocket, a stream) keeps its leases with <see cref="RateLimitEngine.RenewLeases"/> until it is released.
 /// </remarks>
 public readonly struct RateLimitResult
 {

@@ -163,6 +163,9 @@ public sealed class ConcurrencyLeaseTests
             _released.Release();
         }
 
+        public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
+            inner.RenewAsync(check, leaseId, cancellationToken);
+
         /// <summary>Waits until <paramref name="total"/> releases have been sent in all.</summary>
         public async Task WaitForReleasesAsync(int total, TimeSpan timeout)
         {

@@ -79,9 +79,7 @@ public sealed class LongRequestTests
             Assert.Equal("9", await uploaded.Content.ReadAsStringAsync());
         }
 
-        await AdmittedAsync(client, "/quick");
-        using var second = await client.GetAsync("/stream", HttpCompletionOption.ResponseHeadersRead);
-        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        using var second = await AdmittedAsync(client, "/stream");
         using (var full = await client.GetAsync("/quick"))
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, full.StatusCode);
@@ -92,26 +90,31 @@ public sealed class LongRequestTests
         Assert.Equal(string.Empty, await events.ReadLineAsync().WaitAsync(Bound));
         Assert.Equal("data: end", await events.ReadLineAsync().WaitAsync(Bound));
         await second.Content.ReadAsStringAsync();
-        await AdmittedAsync(client, "/quick");
+        (await AdmittedAsync(client, "/quick")).Dispose();
     }
 
-    /// <summary>Asks until the request is admitted: the permit is given back once the middleware's request has ended.</summary>
-    private static async Task AdmittedAsync(HttpClient client, string path)
+    /// <summary>
+    /// Asks until the request is admitted, its response started: a permit is given back once the middleware's request
+    /// has ended, which may be a moment after its client has read the response.
+    /// </summary>
+    private static async Task<HttpResponseMessage> AdmittedAsync(HttpClient client, string path)
     {
         // Bounded polling for the release that follows the response; not a sleep for correctness.
         for (var i = 0; i < 500; i++)
         {
-            using var response = await client.GetAsync(path);
+            var response = await client.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
             if (response.StatusCode == HttpStatusCode.OK)
             {
-                return;
+                return response;
             }
 
             Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+            response.Dispose();
             await Task.Delay(20);
         }
 
         Assert.Fail($"{path} was not admitted within 10 seconds.");
+        return null!;
     }
 
     /// <summary>A chunked request body: "first", then, once <paramref name="end"/> completes, "last".</summary>

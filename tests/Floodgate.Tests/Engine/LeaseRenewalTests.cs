@@ -210,6 +210,27 @@ public sealed class LeaseRenewalTests : IDisposable
     }
 
     [Fact]
+    public async Task A_tick_that_comes_while_renewals_are_in_flight_runs_as_soon_as_they_are_done()
+    {
+        var store = new ScriptedStore(Memory()) { Gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
+        var engine = Engine(store, permits: 1);
+        var held = await engine.EvaluateAsync(Request());
+        engine.RenewLeases(held);
+        Run(TimeSpan.FromMilliseconds(400));
+        Assert.Equal(1, store.Started);
+
+        // The store is slow: the ticks that come meanwhile send nothing more.
+        Run(TimeSpan.FromMilliseconds(400));
+        Assert.Equal(1, store.Started);
+
+        // It answers: the tick it held back renews the lease at once, without waiting for the next.
+        store.Gate.SetResult();
+        await WaitUntilAsync(() => Renewals("renewed") == 2);
+        Assert.Equal(2, store.Started);
+        await engine.ReleaseAsync(held);
+    }
+
+    [Fact]
     public async Task Many_leases_are_renewed_at_one_tick_with_a_bounded_number_in_flight()
     {
         const int Requests = 600;
