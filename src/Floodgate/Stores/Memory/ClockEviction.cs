@@ -9,8 +9,9 @@ namespace Floodgate.Stores.Memory;
 /// </summary>
 /// <remarks>
 /// <para>
-/// When the shard is full, the clock hand looks a few slots ahead for a victim: an expired key first, then a key not used
-/// since the hand last passed; a key used since then gets a second chance, and a new key starts without it.
+/// When the shard is full, the clock hand looks at the next 16 keys for a victim: an expired key first, then, of the
+/// keys not used since the hand last passed, the one closest to expiring; a key used since then gets a second chance,
+/// and a new key starts without it.
 /// </para>
 /// <para>
 /// A key left with at most a quarter of its budget by its latest decision (a login lockout, a spent quota, a client being
@@ -63,8 +64,8 @@ internal sealed class ClockEviction(ShardTable table, LeaseSetPool leases)
     }
 
     /// <summary>
-    /// Looks a few slots ahead of the clock hand for an expired key, else one not used since the hand last passed;
-    /// only when every one of those was used does it sweep on, clearing use bits, as a plain clock does. Exhausted
+    /// Looks at the next few keys ahead of the clock hand for an expired key, else the one closest to expiring of those
+    /// not used since the hand last passed; only when every one of those was used does it sweep on, clearing use bits, as a plain clock does. Exhausted
     /// keys (see <see cref="MarkExhausted"/>) are passed over while they are at most three quarters of the shard,
     /// so however many keys a flood inserts, it evicts keys whose loss gives back little before it evicts them.
     /// </summary>
@@ -73,8 +74,11 @@ internal sealed class ClockEviction(ShardTable table, LeaseSetPool leases)
         // Bounding the exhausted keys spared keeps a quarter of the shard evictable, so the hand finds a victim in
         // a few slots on average, and a flood of exhausted keys evicts under the plain clock like any other.
         var spare = _exhausted * 4 <= table.Count * 3;
+        // The window counts keys, not slots: at a load of three eighths or less a window of slots may hold only a few
+        // keys, none expired, and evict a live key while most of the shard has expired.
         var unused = -1;
-        for (var step = 0; step < VictimWindow; step++)
+        var seen = 0;
+        for (var step = 0; step < table.Length && seen < VictimWindow; step++)
         {
             var slot = table.Ahead(_evictHand, step);
             ref var entry = ref table[slot];
@@ -83,12 +87,15 @@ internal sealed class ClockEviction(ShardTable table, LeaseSetPool leases)
                 continue;
             }
 
+            seen++;
+
             if (entry.ExpiresAt <= now)
             {
                 return EvictAt(slot);
             }
 
-            if (unused < 0 && !entry.Referenced && !(spare && entry.Exhausted))
+            // Of the keys not used since the hand passed, the one closest to expiring loses the least state.
+            if (!entry.Referenced && !(spare && entry.Exhausted) && (unused < 0 || entry.ExpiresAt < table[unused].ExpiresAt))
             {
                 unused = slot;
             }
