@@ -78,6 +78,20 @@ public sealed record GatewayHostOptions
     public TimeSpan StoreStartupTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// How long a stopping gateway (SIGTERM, or the host disposed) lets the requests in flight finish once it has stopped
+    /// taking connections: 30 seconds by default. Requests still running then are aborted; the concurrency permits of
+    /// every request, finished or aborted, are released before the store is closed.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a stopping gateway goes on taking requests, with <c>/readyz</c> answering 503 "shutting down", before it
+    /// stops taking connections: time for a load balancer or Kubernetes to take it out of rotation, so that no client
+    /// is sent to a closed port. <see cref="TimeSpan.Zero"/> (the default) stops at once.
+    /// </summary>
+    public TimeSpan ShutdownDelay { get; init; } = TimeSpan.Zero;
+
+    /// <summary>
     /// Another place the gateway's log lines go, next to the console, such as an embedder's logging or a test's recorder.
     /// The gateway does not dispose it.
     /// </summary>
@@ -131,6 +145,16 @@ public sealed record GatewayHostOptions
         if (StoreStartupTimeout < TimeSpan.Zero || StoreStartupTimeout > TimeSpan.FromHours(1))
         {
             throw new ArgumentException($"GatewayHostOptions.StoreStartupTimeout must be between 0 and 1 hour, not {StoreStartupTimeout}.", nameof(StoreStartupTimeout));
+        }
+
+        if (ShutdownTimeout < TimeSpan.Zero || ShutdownTimeout > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentException($"GatewayHostOptions.ShutdownTimeout must be between 0 and 1 hour, not {ShutdownTimeout}.", nameof(ShutdownTimeout));
+        }
+
+        if (ShutdownDelay < TimeSpan.Zero || ShutdownDelay > TimeSpan.FromMinutes(10))
+        {
+            throw new ArgumentException($"GatewayHostOptions.ShutdownDelay must be between 0 and 10 minutes, not {ShutdownDelay}.", nameof(ShutdownDelay));
         }
 
         if (ListenProtocols is { } protocols && protocols is not (HttpProtocols.Http1 or HttpProtocols.Http2 or HttpProtocols.Http1AndHttp2))

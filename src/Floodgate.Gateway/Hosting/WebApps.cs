@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Gateway.Hosting;
@@ -13,9 +14,12 @@ namespace Floodgate.Gateway.Hosting;
 /// <summary>The web apps a gateway runs (proxy, admin, Envoy service): their builder, logging, address and stop.</summary>
 internal static class WebApps
 {
-    public static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null, ILoggerProvider? logTo = null)
+    public static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null, ILoggerProvider? logTo = null, TimeSpan? shutdownTimeout = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+
+        // The host caps a stop at its own timeout (30 s by default), whatever deadline the caller gives.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdownTimeout ?? TimeSpan.FromSeconds(30));
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {
@@ -87,7 +91,13 @@ internal static class WebApps
     }
 
     /// <summary>Stops and disposes each app given, in order.</summary>
-    public static async Task StopAsync(params WebApplication?[] apps)
+    public static Task StopAsync(params WebApplication?[] apps) => StopAsync(CancellationToken.None, apps);
+
+    /// <summary>
+    /// Stops and disposes each app given, in order: each stops taking connections, then waits for its requests in flight
+    /// until <paramref name="deadline"/> (or its host's shutdown timeout) and aborts those still running.
+    /// </summary>
+    public static async Task StopAsync(CancellationToken deadline, params WebApplication?[] apps)
     {
         foreach (var app in apps)
         {
@@ -98,7 +108,7 @@ internal static class WebApps
 
             try
             {
-                await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                await app.StopAsync(deadline).ConfigureAwait(false);
             }
             finally
             {
