@@ -27,6 +27,9 @@ internal static class RunCommand
         var storeStartupTimeout = new Option<TimeSpan>("--store-startup-timeout") { Description = "How long the start waits for the policy's Redis store to connect before taking traffic, such as 30s or 2m; 0 does not wait.", DefaultValueFactory = _ => TimeSpan.FromSeconds(30), CustomParser = ParseStoreStartupTimeout };
         var shutdownTimeout = new Option<TimeSpan>("--shutdown-timeout") { Description = "On SIGTERM, how long requests in flight may finish once the proxy stops taking connections, such as 30s; those still running then are aborted. Default 30s.", DefaultValueFactory = _ => TimeSpan.FromSeconds(30), CustomParser = r => ParseDuration(r, TimeSpan.FromHours(1)) };
         var shutdownDelay = new Option<TimeSpan>("--shutdown-delay") { Description = "On SIGTERM, how long the proxy goes on taking requests while /readyz answers 503 \"shutting down\", so that load balancers take the replica out first, such as 5s. Default 0.", DefaultValueFactory = _ => TimeSpan.Zero, CustomParser = r => ParseDuration(r, TimeSpan.FromMinutes(10)) };
+        var otlp = new Option<Uri?>("--otlp-endpoint") { Description = "Export each request's rate-limit step as an OpenTelemetry span to this OTLP collector, such as http://otel-collector:4317; off by default.", CustomParser = Addresses.ParseListen };
+        var otlpProtocol = new Option<string>("--otlp-protocol") { Description = "The OTLP protocol of --otlp-endpoint: grpc (port 4317) or http (HTTP/protobuf, port 4318).", DefaultValueFactory = _ => "grpc" };
+        otlpProtocol.AcceptOnlyFromAmong("grpc", "http");
         var logLevel = new Option<LogLevel>("--log-level") { Description = "The least severe log level written.", DefaultValueFactory = _ => LogLevel.Information };
         var command = new Command("run", "Run the gateway.") { policy, listen, protocols, certificate, certificateKey, admin };
         EnvoyCliOptions.Add(command, "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default.");
@@ -35,6 +38,8 @@ internal static class RunCommand
         command.Add(storeStartupTimeout);
         command.Add(shutdownTimeout);
         command.Add(shutdownDelay);
+        command.Add(otlp);
+        command.Add(otlpProtocol);
         command.Add(logLevel);
         command.SetAction(async (result, cancellationToken) =>
             await RunAsync(Options(result), result.GetValue(demo), output, error, cancellationToken).ConfigureAwait(false));
@@ -57,6 +62,8 @@ internal static class RunCommand
         StoreStartupTimeout = result.GetValue<TimeSpan>("--store-startup-timeout"),
         ShutdownTimeout = result.GetValue<TimeSpan>("--shutdown-timeout"),
         ShutdownDelay = result.GetValue<TimeSpan>("--shutdown-delay"),
+        OtlpEndpoint = result.GetValue<Uri?>("--otlp-endpoint"),
+        OtlpProtocol = result.GetValue<string>("--otlp-protocol") == "http" ? OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf : OpenTelemetry.Exporter.OtlpExportProtocol.Grpc,
         LogLevel = result.GetValue<LogLevel>("--log-level"),
     };
 

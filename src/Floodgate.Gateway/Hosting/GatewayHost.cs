@@ -102,7 +102,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         var identity = new SwitchingIdentityResolver();
 
-        var builder = WebApps.CreateBuilder(options.Listen, options.LogLevel, options.EffectiveListenProtocols, certificate, options.LoggerProvider, options.ShutdownTimeout);
+        var builder = WebApps.CreateBuilder(options.Listen, options.LogLevel, options.EffectiveListenProtocols, certificate, options.LoggerProvider, options.ShutdownTimeout, traceIds: options.OtlpEndpoint is not null);
+        Tracing.Add(builder, options);
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton<IRateLimitStore>(store);
         builder.Services.AddSingleton<IIdentityResolver>(identity);

@@ -92,6 +92,16 @@ public sealed record GatewayHostOptions
     public TimeSpan ShutdownDelay { get; init; } = TimeSpan.Zero;
 
     /// <summary>
+    /// Where each request's rate-limit step is exported as an OpenTelemetry span (OTLP), such as
+    /// <c>http://otel-collector:4317</c>; <see langword="null"/> (the default) exports none. The exporter's other
+    /// settings follow the standard <c>OTEL_EXPORTER_OTLP_*</c> variables (headers, timeout).
+    /// </summary>
+    public Uri? OtlpEndpoint { get; init; }
+
+    /// <summary>The OTLP protocol of <see cref="OtlpEndpoint"/>: gRPC (the default, port 4317) or HTTP/protobuf (port 4318).</summary>
+    public OpenTelemetry.Exporter.OtlpExportProtocol OtlpProtocol { get; init; } = OpenTelemetry.Exporter.OtlpExportProtocol.Grpc;
+
+    /// <summary>
     /// Another place the gateway's log lines go, next to the console, such as an embedder's logging or a test's recorder.
     /// The gateway does not dispose it.
     /// </summary>
@@ -166,6 +176,11 @@ public sealed record GatewayHostOptions
         {
             // Kestrel would serve HTTP/1.1 alone there, and refuse every HTTP/2 connection.
             throw new ArgumentException($"GatewayHostOptions.ListenProtocols: HTTP/1.1 and HTTP/2 share a port only over TLS, where ALPN chooses, and {Listen} is http: serve Http2 (h2c) or Http1 there, or listen on https.", nameof(ListenProtocols));
+        }
+
+        if (OtlpEndpoint is { } otlp && (!otlp.IsAbsoluteUri || (otlp.Scheme != Uri.UriSchemeHttp && otlp.Scheme != Uri.UriSchemeHttps)))
+        {
+            throw new ArgumentException($"GatewayHostOptions.OtlpEndpoint must be an http:// or https:// address, such as http://otel-collector:4317, not '{otlp}'.", nameof(OtlpEndpoint));
         }
 
         foreach (var (name, uri) in new[] { (nameof(Admin), Admin), (nameof(Envoy), Envoy) })

@@ -14,7 +14,7 @@ namespace Floodgate.Gateway.Hosting;
 /// <summary>The web apps a gateway runs (proxy, admin, Envoy service): their builder, logging, address and stop.</summary>
 internal static class WebApps
 {
-    public static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null, ILoggerProvider? logTo = null, TimeSpan? shutdownTimeout = null)
+    public static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null, ILoggerProvider? logTo = null, TimeSpan? shutdownTimeout = null, bool traceIds = false)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
 
@@ -25,12 +25,17 @@ internal static class WebApps
         {
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss ";
+
+            // Traced, a line written during a request's rate-limit step (a rejection) ends with its trace and span ids.
+            o.IncludeScopes = traceIds;
         });
         if (logTo is not null)
         {
             builder.Logging.AddProvider(logTo);
         }
 
+        // Every log line written while an activity is current carries its trace id (a scope any structured provider sees).
+        builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);
         builder.Logging.SetMinimumLevel(level);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
