@@ -51,6 +51,7 @@ public sealed class FloodgateMiddleware
     private readonly FloodgateRuntime _runtime;
     private readonly IIdentityResolver? _identity;
     private readonly EndpointDataSource? _endpoints;
+    private readonly TimeProvider _time;
 
     /// <summary>Creates the middleware.</summary>
     public FloodgateMiddleware(RequestDelegate next, FloodgateRuntime runtime, IServiceProvider services)
@@ -62,6 +63,7 @@ public sealed class FloodgateMiddleware
         _runtime = runtime;
         _identity = services.GetService(typeof(IIdentityResolver)) as IIdentityResolver;
         _endpoints = services.GetService(typeof(EndpointDataSource)) as EndpointDataSource;
+        _time = services.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
     }
 
     /// <summary>Evaluates the request and, when it is admitted, calls the rest of the pipeline.</summary>
@@ -129,7 +131,7 @@ public sealed class FloodgateMiddleware
                 return;
             }
 
-            RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders);
+            RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders, settings.LegacyReset, _time);
 
             // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.
             engine.RenewLeases(result);
@@ -187,7 +189,7 @@ public sealed class FloodgateMiddleware
             await StartBanAsync(settings, result.Decision.Rule, request, aborted).ConfigureAwait(false);
         }
 
-        await RateLimitResponses.WriteRejectionAsync(context, result, settings.IetfHeaders, settings.LegacyHeaders).ConfigureAwait(false);
+        await RateLimitResponses.WriteRejectionAsync(context, result, settings.IetfHeaders, settings.LegacyHeaders, settings.LegacyReset, _time).ConfigureAwait(false);
     }
 
     /// <summary>
