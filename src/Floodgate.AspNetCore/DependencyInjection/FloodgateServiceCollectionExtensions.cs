@@ -37,7 +37,10 @@ public static class FloodgateServiceCollectionExtensions
             sp.GetRequiredService<IRateLimitStore>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILogger<RateLimitEngine>>(),
-            sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+            sp.GetService<System.Diagnostics.Metrics.IMeterFactory>())
+        {
+            Overrides = sp.GetService<Floodgate.Overrides.IOverrideStore>(),
+        });
         services.TryAddSingleton<FloodgateRuntime>();
         return services;
     }

@@ -1,9 +1,12 @@
 using Floodgate.Gateway.Admin.Auth;
+using Floodgate.Gateway.Admin.Overrides;
 using Floodgate.Gateway.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Gateway.Admin;
 
@@ -17,12 +20,14 @@ internal static class AdminApi
     public const string BasePath = "/admin/v1";
 
     /// <summary>Maps the admin routes on <paramref name="endpoints"/>.</summary>
-    public static RouteGroupBuilder Map(IEndpointRouteBuilder endpoints, GatewayRuntime runtime)
+    public static RouteGroupBuilder Map(IEndpointRouteBuilder endpoints, GatewayRuntime runtime, TimeProvider time)
     {
+        var audit = endpoints.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(AdminAudit.Category);
         var group = endpoints.MapGroup(BasePath).RequireAdmin();
         group.MapGet("/status", (HttpContext context) => Status(context, runtime))
             .WithName("GetStatus")
             .WithSummary("The gateway's policy and store, and the admin token the request was made with.");
+        OverrideRoutes.Map(group, runtime, time, audit);
         return group;
     }
 

@@ -25,6 +25,7 @@ internal static class AdminHosting
             .AddView("floodgate.proxy.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] })
             .AddPrometheusExporter());
         builder.Services.AddAdminAuthentication(() => runtime.Policy.AdminTokens);
+        builder.Services.AddProblemDetails();
         var admin = builder.Build();
         admin.UseAuthentication();
         admin.UseAuthorization();
@@ -37,7 +38,7 @@ internal static class AdminHosting
             context.Response.ContentType = "application/json";
             await JsonSerializer.SerializeAsync(context.Response.Body, status, ReadinessJson.Default.ReadinessStatus, context.RequestAborted).ConfigureAwait(false);
         });
-        AdminApi.Map(admin, runtime);
+        AdminApi.Map(admin, runtime, options.TimeProvider ?? TimeProvider.System);
         options.MapAdminEndpoints?.Invoke(admin);
         return admin;
     }
