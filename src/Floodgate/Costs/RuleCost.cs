@@ -64,6 +64,12 @@ public sealed class RuleCost
     /// <summary>What a failed or abandoned request that reported no usage is charged. Default: nothing (a refund).</summary>
     public CostOnFailure OnFailure { get; init; }
 
+    /// <summary>
+    /// The most of a JSON request body a front door reads for <see cref="CostEstimate.FromField"/> and
+    /// <see cref="ModelField"/>: a body larger than this is not read, and the estimate is its fallback. Default 1 MiB.
+    /// </summary>
+    public int MaxRequestBodyBytes { get; init; } = 1 << 20;
+
     /// <summary>Whether the rule reads usage from the response body (tokens, or money priced from tokens).</summary>
     public bool ReadsBodyUsage => Measure != CostMeasure.Reported;
 
