@@ -24,6 +24,11 @@ public sealed class RuleCost
         init
         {
             ArgumentException.ThrowIfNullOrWhiteSpace(value);
+            if (!value.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+            {
+                throw new ArgumentException($"A cost unit is letters, digits, '-', '_' and '.' (it is quoted in the RateLimit-Policy field): '{value}'.", nameof(value));
+            }
+
             _unit = value;
         }
     }
