@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Security.Claims;
+using Floodgate.AspNetCore.Costs;
 using Floodgate.AspNetCore.Features;
 using Floodgate.AspNetCore.Http;
 using Floodgate.AspNetCore.Identity;
@@ -95,6 +96,9 @@ public sealed class FloodgateMiddleware
             context.Features.Set<IFloodgateFeature>(feature);
         }
 
+        // The body fields cost rules reserve by (max_tokens...), read before any decision that reserves by them.
+        await ResponseCosts.ReadFieldsAsync(settings.Policy, request, aborted).ConfigureAwait(false);
+
         // The bans that apply are probed as pre-checks: a stage before the tiers, in the same store call as the first of them.
         var probes = BanProbes.For(settings, request);
 
@@ -152,13 +156,22 @@ public sealed class FloodgateMiddleware
 
             // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.
             engine.RenewLeases(result);
-            await _next(context).ConfigureAwait(false);
+
+            // Reservations are settled when the response ends, with the usage it reported (docs/cost.md).
+            await ResponseCosts.InvokeAsync(_next, request, engine, result, settings.Policy).ConfigureAwait(false);
         }
         finally
         {
             if (held.HasLeases)
             {
                 await engine.ReleaseAsync(held, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            // A request refused after a reservation (by identity, or a later tier) was never served: refunded. A request
+            // served was settled already, and is not settled twice.
+            if (held.HasReservations)
+            {
+                await engine.SettleAsync(held, null, Floodgate.Costs.RequestCompletion.NotServed, CancellationToken.None).ConfigureAwait(false);
             }
         }
     }
