@@ -22,7 +22,8 @@ public sealed class ChargeTests
         Assert.False(denied.IsAllowed);
         state = LimitMath.Charge(limit, state, T0 + Second, 5);
         Assert.Equal(new LimitState(T0, 7, T0 + Minute), state);
-        Assert.Equal(new LimitOutcome(false, -4, Minute - (2 * Second), Minute - (2 * Second)), LimitMath.Decide(limit, state, T0 + (2 * Second), 0, out _));
+        // Remaining says 0, never less: a client is told nothing is left, and the state above holds what is owed.
+        Assert.Equal(new LimitOutcome(false, 0, Minute - (2 * Second), Minute - (2 * Second)), LimitMath.Decide(limit, state, T0 + (2 * Second), 0, out _));
         Assert.True(LimitMath.Decide(limit, state, T0 + Minute, 3, out _).IsAllowed);
     }
 
@@ -90,7 +91,7 @@ public sealed class ChargeTests
         Assert.True(outcomes[0].Committed);
         store.Decide([new RateLimitCheck(limit, key, 0, false)], outcomes);
         Assert.False(outcomes[0].Outcome.IsAllowed);
-        Assert.Equal(-2, outcomes[0].Outcome.Remaining);
+        Assert.Equal(0, outcomes[0].Outcome.Remaining);
 
         // A sibling of the same identity that fits is charged too when always charged, and not otherwise.
         var other = Limit.FixedWindow(Rate.Parse("10/min"));
