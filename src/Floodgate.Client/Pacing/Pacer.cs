@@ -323,10 +323,14 @@ internal sealed class Pacer
             _resetAt += ((now - _resetAt) / _window + 1) * _window;
         }
 
-        var spacing = Spacing(now);
+        var spacing = (long)Spacing(now);
+
+        // A slot given a little late (timer resolution, a busy thread pool) does not push back the ones after it, so the
+        // rate over time is the planned one; a slot missed by more than one spacing (nobody was waiting) starts afresh.
+        var from = now - _nextSlot < spacing ? _nextSlot : now;
         _remaining -= 1;
         _lastSent = now;
-        _nextSlot = now + (long)spacing;
+        _nextSlot = from + spacing;
         ticket = new Ticket(++_sequence, PacerHold.None);
         return true;
     }
