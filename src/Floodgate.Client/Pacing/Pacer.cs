@@ -31,7 +31,7 @@ internal sealed class Pacer
     private long _window;
     private double _remaining;
     private long _resetAt;
-    private long _lastSent;
+    private long _lastSlot;
     private long _nextSlot;
     private long _blockedUntil;
     private long _sequence;
@@ -111,7 +111,7 @@ internal sealed class Pacer
                 if (mode == Mode.Rate)
                 {
                     // Re-plan the next slot from this answer: a restart or a raised limit shortens it at once.
-                    _nextSlot = _remaining >= 1 ? _lastSent + (long)Spacing(Math.Max(now, _lastSent)) : _resetAt;
+                    _nextSlot = _remaining >= 1 ? _lastSlot + (long)Spacing(Math.Max(now, _lastSlot)) : _resetAt;
                 }
             }
 
@@ -329,7 +329,7 @@ internal sealed class Pacer
         // rate over time is the planned one; a slot missed by more than one spacing (nobody was waiting) starts afresh.
         var from = now - _nextSlot < spacing ? _nextSlot : now;
         _remaining -= 1;
-        _lastSent = now;
+        _lastSlot = from;
         _nextSlot = from + spacing;
         ticket = new Ticket(++_sequence, PacerHold.None);
         return true;

@@ -119,12 +119,18 @@ public sealed class GatewayPacingTests(ITestOutputHelper output)
                         break;
                     }
 
-                    Interlocked.Increment(ref response.StatusCode switch
+                    if (response.StatusCode == HttpStatusCode.OK)
                     {
-                        HttpStatusCode.OK => ref ok,
-                        HttpStatusCode.TooManyRequests => ref rejected,
-                        _ => ref other,
-                    });
+                        Interlocked.Increment(ref ok);
+                    }
+                    else if (response.StatusCode == HttpStatusCode.TooManyRequests)
+                    {
+                        Interlocked.Increment(ref rejected);
+                    }
+                    else
+                    {
+                        Interlocked.Increment(ref other);
+                    }
                 }
                 catch (OperationCanceledException) when (stop.IsCancellationRequested)
                 {
