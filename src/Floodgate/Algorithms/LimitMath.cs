@@ -24,7 +24,7 @@ namespace Floodgate.Algorithms;
 /// them on the state it read to describe the answer; see <see cref="Stores.IRateLimitStore"/>.
 /// </para>
 /// </remarks>
-public static class LimitMath
+public static partial class LimitMath
 {
     /// <summary>Decides <paramref name="cost"/> against <paramref name="limit"/> for a key in <paramref name="state"/> at <paramref name="now"/>.</summary>
     /// <param name="limit">The limit; not a concurrency limit.</param>
@@ -128,14 +128,15 @@ public static class LimitMath
         next = state;
         if (cost > limit.Burst)
         {
-            return new LimitOutcome(false, (now + tolerance - baseline) / interval, baseline - now, LimitOutcome.Never);
+            return new LimitOutcome(false, Math.Max(0, (now + tolerance - baseline) / interval), baseline - now, LimitOutcome.Never);
         }
 
         var candidate = baseline + (interval * cost);
         var allowAt = candidate - tolerance;
         if (allowAt > now)
         {
-            return new LimitOutcome(false, (now + tolerance - baseline) / interval, baseline - now, allowAt - now);
+            // A settled extra charge may have overdrawn the bucket: nothing remains, rather than a negative count.
+            return new LimitOutcome(false, Math.Max(0, (now + tolerance - baseline) / interval), baseline - now, allowAt - now);
         }
 
         if (cost > 0)
@@ -284,12 +285,13 @@ public static class LimitMath
         next = state;
         if (cost > amount)
         {
-            return new LimitOutcome(false, amount - count, end - now, LimitOutcome.Never);
+            return new LimitOutcome(false, Math.Max(0, amount - count), end - now, LimitOutcome.Never);
         }
 
         if (count + cost > amount)
         {
-            return new LimitOutcome(false, amount - count, end - now, end - now);
+            // A settled extra charge may have taken the count past the amount: nothing remains until the period ends.
+            return new LimitOutcome(false, Math.Max(0, amount - count), end - now, end - now);
         }
 
         if (cost > 0)

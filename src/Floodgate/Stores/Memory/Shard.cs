@@ -167,6 +167,20 @@ internal sealed class Shard
     private static bool Commits(in RateLimitCheck check, in LimitOutcome outcome) =>
         IsCharged(check) || (outcome.IsAllowed && !check.IsProbe);
 
+    /// <summary>Corrects a key's state by a settled cost (<see cref="LimitMath.Settle"/>), inserting the key if needed.</summary>
+    public void Settle(in RateLimitCheck check, long delta, long now)
+    {
+        var slot = _table.Find(check.Key.Value);
+        var next = LimitMath.Settle(check.Limit, slot >= 0 ? _table[slot].State : default, now, delta);
+        slot = Store(check, slot, next, now, ++_stamp);
+        if (slot >= 0)
+        {
+            // An overdrawn key is exhausted: evicting it would forgive the overdraft.
+            _table[slot].Referenced = true;
+            _clock.MarkExhausted(slot, check.Limit, LimitMath.Decide(check.Limit, next, now, 0, out _));
+        }
+    }
+
     public void Release(UInt128 key, long leaseId)
     {
         var slot = _table.Find(key);
