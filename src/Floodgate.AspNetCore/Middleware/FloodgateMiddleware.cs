@@ -88,9 +88,6 @@ public sealed class FloodgateMiddleware
         var aborted = context.RequestAborted;
         var request = new HttpRequestContext(context, settings.Proxies);
 
-        // The body fields cost rules reserve by (max_tokens...), read before any decision that reserves by them.
-        await ResponseCosts.ReadFieldsAsync(settings.Policy, request, aborted).ConfigureAwait(false);
-
         // The Floodgate authentication handler may have run first (UseAuthentication before UseFloodgate) and left the
         // identity it resolved here; otherwise the handler, running later, finds the middleware's.
         if (context.Features.Get<IFloodgateFeature>() is not FloodgateFeature feature)
@@ -98,6 +95,9 @@ public sealed class FloodgateMiddleware
             feature = new FloodgateFeature();
             context.Features.Set<IFloodgateFeature>(feature);
         }
+
+        // The body fields cost rules reserve by (max_tokens...), read before any decision that reserves by them.
+        await ResponseCosts.ReadFieldsAsync(settings.Policy, request, aborted).ConfigureAwait(false);
 
         // The bans that apply are probed as pre-checks: a stage before the tiers, in the same store call as the first of them.
         var probes = BanProbes.For(settings, request);
