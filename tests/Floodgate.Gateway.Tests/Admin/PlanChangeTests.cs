@@ -97,6 +97,41 @@ public sealed class PlanChangeTests
     }
 
     [Fact]
+    public async Task Overrides_add_no_redis_call_per_request()
+    {
+        using var redis = RedisServer.Start();
+        using var token = new AdminTokens();
+        await using var gateway = await TestGateway.StartAsync(Policy(redis, token));
+        using var admin = token.Client(gateway.Host.AdminAddress!);
+        using var set = await admin.PutAsJsonAsync("/admin/v1/subjects/alice/plan", new { plan = "pro" });
+        Assert.Equal(HttpStatusCode.OK, set.StatusCode);
+        var alice = gateway.Identity.CreateToken(subject: "alice");
+        var bob = gateway.Identity.CreateToken(subject: "bob");
+
+        // Commands counted by redis-server itself, around 10 requests of a subject with an override and 10 without.
+        var before = Calls(redis);
+        Assert.Equal(10, (await gateway.StatusesAsync(10, "/x", alice)).Count(s => s == 200));
+        Assert.Equal(5, (await gateway.StatusesAsync(10, "/x", bob)).Count(s => s == 200));
+        var after = Calls(redis);
+
+        // One script call per admitted request (a rejected one is answered by the over-limit cache or one more call),
+        // and no read of the overrides' hash at all: lookups are local.
+        Assert.Equal(0, after.GetValueOrDefault("hget") - before.GetValueOrDefault("hget"));
+        Assert.Equal(0, after.GetValueOrDefault("hgetall") - before.GetValueOrDefault("hgetall"));
+        Assert.Equal(0, after.GetValueOrDefault("hscan") - before.GetValueOrDefault("hscan"));
+        var scripts = after.GetValueOrDefault("evalsha") + after.GetValueOrDefault("eval") - before.GetValueOrDefault("evalsha") - before.GetValueOrDefault("eval");
+        Assert.InRange(scripts, 16, 20);
+    }
+
+    /// <summary>Each command's call count, from <c>INFO commandstats</c>.</summary>
+    private static Dictionary<string, long> Calls(RedisServer redis) =>
+        redis.Cli("INFO", "commandstats").Split('\n')
+            .Where(line => line.StartsWith("cmdstat_", StringComparison.Ordinal))
+            .ToDictionary(
+                line => line["cmdstat_".Length..line.IndexOf(':', StringComparison.Ordinal)],
+                line => long.Parse(line.Split("calls=")[1].Split(',')[0], System.Globalization.CultureInfo.InvariantCulture));
+
+    [Fact]
     public async Task Bad_override_input_is_a_400_problem_naming_the_field_and_changes_are_logged_with_the_token_name()
     {
         using var token = new AdminTokens("release-bot");
