@@ -64,6 +64,22 @@ public sealed class PlanChangeTests
 
         Assert.Equal(6, statuses.Count(s => s == 200));
         Assert.Equal(4, statuses.Count(s => s == 429));
+
+        // Usage, read on the other replica, says the same and consumes nothing.
+        using var adminB = token.Client(b.Host.AdminAddress!);
+        for (var read = 0; read < 2; read++)
+        {
+            var usage = JsonDocument.Parse(await adminB.GetStringAsync("/admin/v1/subjects/alice/usage")).RootElement;
+            Assert.Equal("pro", usage.GetProperty("plan").GetString());
+            Assert.True(usage.GetProperty("overridden").GetBoolean());
+            var rule = Assert.Single(usage.GetProperty("rules").EnumerateArray());
+            Assert.Equal("per-user", rule.GetProperty("rule").GetString());
+            Assert.Equal("quota", rule.GetProperty("algorithm").GetString());
+            Assert.Equal(12, rule.GetProperty("limit").GetInt64());
+            Assert.Equal(12, rule.GetProperty("used").GetInt64());
+            Assert.Equal(0, rule.GetProperty("remaining").GetInt64());
+            Assert.True(rule.GetProperty("periodEnd").GetDateTimeOffset() > rule.GetProperty("periodStart").GetDateTimeOffset());
+        }
     }
 
     [Fact]
