@@ -213,6 +213,11 @@ public sealed class FloodgateOptions
         }
 
         ArgumentNullException.ThrowIfNull(Headers);
+        if (!Enum.IsDefined(Headers.LegacyReset))
+        {
+            throw new ArgumentException($"FloodgateOptions.Headers.LegacyReset: {Headers.LegacyReset} is not a reset format.", nameof(Headers));
+        }
+
         ArgumentException.ThrowIfNullOrWhiteSpace(SubjectClaim);
         ArgumentException.ThrowIfNullOrWhiteSpace(PlanClaim);
     }
@@ -227,6 +232,22 @@ public sealed class RateLimitHeaderOptions
     /// </summary>
     public bool Ietf { get; set; } = true;
 
-    /// <summary>The <c>X-RateLimit-Limit</c>, <c>X-RateLimit-Remaining</c> and <c>X-RateLimit-Reset</c> convention (reset in seconds from now). Default off.</summary>
+    /// <summary>The <c>X-RateLimit-Limit</c>, <c>X-RateLimit-Remaining</c> and <c>X-RateLimit-Reset</c> convention. Default off.</summary>
     public bool Legacy { get; set; }
+
+    /// <summary>
+    /// How <c>X-RateLimit-Reset</c> tells the reset: seconds from now (the default, as the IETF fields' <c>t</c>), or
+    /// the Unix time in seconds (GitHub's convention). Only with <see cref="Legacy"/>.
+    /// </summary>
+    public RateLimitResetFormat LegacyReset { get; set; } = RateLimitResetFormat.DeltaSeconds;
+}
+
+/// <summary>How <c>X-RateLimit-Reset</c> tells when the limit is fully available again.</summary>
+public enum RateLimitResetFormat
+{
+    /// <summary>Whole seconds from now, rounded up: <c>X-RateLimit-Reset: 60</c>.</summary>
+    DeltaSeconds,
+
+    /// <summary>The Unix time in whole seconds, rounded up, as GitHub's API sends it: <c>X-RateLimit-Reset: 1796551260</c>.</summary>
+    UnixSeconds,
 }

@@ -42,7 +42,10 @@ public static class FloodgateServiceCollectionExtensions
             sp.GetRequiredService<IRateLimitStore>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILogger<RateLimitEngine>>(),
-            sp.GetService<System.Diagnostics.Metrics.IMeterFactory>()));
+            sp.GetService<System.Diagnostics.Metrics.IMeterFactory>())
+        {
+            Overrides = sp.GetService<Floodgate.Overrides.IOverrideStore>(),
+        });
         services.TryAddSingleton<FloodgateRuntime>();
 
         // Validates at start and applies reloads. Not an IValidateOptions: that would make a bad reload throw out of the

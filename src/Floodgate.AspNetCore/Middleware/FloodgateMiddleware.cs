@@ -53,6 +53,7 @@ public sealed class FloodgateMiddleware
     private readonly FloodgateRuntime _runtime;
     private readonly IIdentityResolver? _identity;
     private readonly EndpointDataSource? _endpoints;
+    private readonly TimeProvider _time;
     private readonly IProblemDetailsService? _problems;
     private readonly bool _authenticationHasOtherSchemes;
 
@@ -66,6 +67,7 @@ public sealed class FloodgateMiddleware
         _runtime = runtime;
         _identity = services.GetService(typeof(IIdentityResolver)) as IIdentityResolver;
         _endpoints = services.GetService(typeof(EndpointDataSource)) as EndpointDataSource;
+        _time = services.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
         _problems = services.GetService(typeof(IProblemDetailsService)) as IProblemDetailsService;
         _authenticationHasOtherSchemes = services.GetService(typeof(Authentication.FloodgateAuthenticationMarker)) is not null;
     }
@@ -146,7 +148,7 @@ public sealed class FloodgateMiddleware
                 return;
             }
 
-            RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders);
+            RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders, settings.LegacyReset, _time);
 
             // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.
             engine.RenewLeases(result);
@@ -204,7 +206,7 @@ public sealed class FloodgateMiddleware
             await StartBanAsync(settings, result.Decision.Rule, request, aborted).ConfigureAwait(false);
         }
 
-        await RateLimitResponses.WriteRejectionAsync(context, result, settings.IetfHeaders, settings.LegacyHeaders, settings.Rejections, _problems).ConfigureAwait(false);
+        await RateLimitResponses.WriteRejectionAsync(context, result, settings.IetfHeaders, settings.LegacyHeaders, settings.LegacyReset, _time, settings.Rejections, _problems).ConfigureAwait(false);
     }
 
     /// <summary>

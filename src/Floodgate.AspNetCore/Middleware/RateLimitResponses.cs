@@ -52,10 +52,29 @@ public static class RateLimitResponses
     public static long CeilingSeconds(TimeSpan span) =>
         span <= TimeSpan.Zero ? 0 : (span.Ticks + TimeSpan.TicksPerSecond - 1) / TimeSpan.TicksPerSecond;
 
+    /// <summary>
+    /// The Unix time in whole seconds, rounded up, at which <paramref name="after"/> from <paramref name="now"/> ends
+    /// (<paramref name="now"/> itself, rounded up, when it is not positive): never earlier than the reset.
+    /// </summary>
+    public static long CeilingUnixSeconds(DateTimeOffset now, TimeSpan after) =>
+        CeilingSeconds(TimeSpan.FromTicks(now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) + (after > TimeSpan.Zero ? after : TimeSpan.Zero));
+
     /// <summary>Sets the limit headers of the most constrained rule on <paramref name="response"/>; nothing when no rule applied.</summary>
-    public static void WriteHeaders(HttpResponse response, in RateLimitDecision decision, bool ietf, bool legacy)
+    /// <remarks><c>X-RateLimit-Reset</c> is in seconds from now.</remarks>
+    public static void WriteHeaders(HttpResponse response, in RateLimitDecision decision, bool ietf, bool legacy) =>
+        WriteHeaders(response, decision, ietf, legacy, RateLimitResetFormat.DeltaSeconds, TimeProvider.System);
+
+    /// <summary>Sets the limit headers of the most constrained rule on <paramref name="response"/>; nothing when no rule applied.</summary>
+    /// <param name="response">The response.</param>
+    /// <param name="decision">The decision whose rule's state the headers tell.</param>
+    /// <param name="ietf">Whether to write <c>RateLimit-Policy</c> and <c>RateLimit</c>.</param>
+    /// <param name="legacy">Whether to write <c>X-RateLimit-Limit</c>, <c>X-RateLimit-Remaining</c> and <c>X-RateLimit-Reset</c>.</param>
+    /// <param name="legacyReset">How <c>X-RateLimit-Reset</c> tells the reset.</param>
+    /// <param name="time">The clock the Unix time of <see cref="RateLimitResetFormat.UnixSeconds"/> is read from (the engine's).</param>
+    public static void WriteHeaders(HttpResponse response, in RateLimitDecision decision, bool ietf, bool legacy, RateLimitResetFormat legacyReset, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(response);
+        ArgumentNullException.ThrowIfNull(time);
         if (decision.Rule is null)
         {
             return;
@@ -72,7 +91,10 @@ public static class RateLimitResponses
         {
             headers["X-RateLimit-Limit"] = decision.Quota.ToString(CultureInfo.InvariantCulture);
             headers["X-RateLimit-Remaining"] = decision.Remaining.ToString(CultureInfo.InvariantCulture);
-            headers["X-RateLimit-Reset"] = CeilingSeconds(decision.ResetAfter).ToString(CultureInfo.InvariantCulture);
+            var reset = legacyReset == RateLimitResetFormat.UnixSeconds
+                ? CeilingUnixSeconds(time.GetUtcNow(), decision.ResetAfter)
+                : CeilingSeconds(decision.ResetAfter);
+            headers["X-RateLimit-Reset"] = reset.ToString(CultureInfo.InvariantCulture);
         }
     }
 
@@ -81,18 +103,27 @@ public static class RateLimitResponses
     /// mode's denial while the store is unreachable, with
     /// <c>Retry-After</c> (omitted when the cost can never fit) and a problem details body naming the rule, tier and retry.
     /// </summary>
+    /// <remarks><c>X-RateLimit-Reset</c> is in seconds from now.</remarks>
     public static Task WriteRejectionAsync(HttpContext context, RateLimitResult result, bool ietf, bool legacy) =>
-        WriteRejectionAsync(context, result, ietf, legacy, RejectionSettings.Default, null).AsTask();
+        WriteRejectionAsync(context, result, ietf, legacy, RateLimitResetFormat.DeltaSeconds, TimeProvider.System);
+
+    /// <summary>
+    /// Answers a rejection as <see cref="WriteRejectionAsync(HttpContext, RateLimitResult, bool, bool)"/> does, with
+    /// <c>X-RateLimit-Reset</c> told as <paramref name="legacyReset"/> says, by the clock <paramref name="time"/>.
+    /// </summary>
+    public static Task WriteRejectionAsync(HttpContext context, RateLimitResult result, bool ietf, bool legacy, RateLimitResetFormat legacyReset, TimeProvider time) =>
+        WriteRejectionAsync(context, result, ietf, legacy, legacyReset, time, RejectionSettings.Default, null).AsTask();
 
     /// <summary>Answers a rejection with the application's status codes, callback or problem details service.</summary>
-    internal static ValueTask WriteRejectionAsync(HttpContext context, in RateLimitResult result, bool ietf, bool legacy, RejectionSettings rejections, IProblemDetailsService? problems)
+    internal static ValueTask WriteRejectionAsync(HttpContext context, in RateLimitResult result, bool ietf, bool legacy, RateLimitResetFormat legacyReset, TimeProvider time, RejectionSettings rejections, IProblemDetailsService? problems)
     {
         ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(time);
         var decision = result.Decision;
         var rule = decision.Rule ?? throw new ArgumentException("A rejection names its rule.", nameof(result));
         var status = rejections.StatusOf(result);
         var tier = TierNames[(int)decision.Tier];
-        WriteHeaders(context.Response, decision, ietf, legacy);
+        WriteHeaders(context.Response, decision, ietf, legacy, legacyReset, time);
         long? retry = decision.IsPermanent ? null : Math.Max(1, CeilingSeconds(decision.RetryAfter));
         var detail = (retry, decision.IsStoreFailure) switch
         {

@@ -85,7 +85,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         try
         {
             opened = options.Store is { } given
-                ? new OpenedStore(StoreFactory.Instrument(given, StoreFactory.CustomKind), StoreFactory.CustomKind, null)
+                ? new OpenedStore(StoreFactory.Instrument(given, StoreFactory.CustomKind), StoreFactory.CustomKind, null, new Overrides.MemoryOverrideStore(time))
                 : StoreFactory.Open(policy, policy.Source, time, bootstrapLogging);
             store = new SwitchingStore(opened.Store, opened.Kind, opened.Owned, time);
         }
@@ -118,6 +118,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             sp.GetRequiredService<ILoggerFactory>()));
         var proxy = builder.Build();
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
+        runtime.UseOverrides(opened.Overrides);
         try
         {
             if (runtime.ValidateProxy(policy) is { Count: > 0 } proxyErrors)

@@ -16,7 +16,7 @@ public static class PolicyLoader
     private static readonly string[] TopLevel =
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
-        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy",
+        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin",
     ];
 
     /// <summary>
@@ -72,6 +72,7 @@ public static class PolicyLoader
         var identity = IdentitySection.Read(reader, root, plans, floodgate);
         RulesSection.Read(reader, root, new RuleSection(reader, plans, plans.DefaultPlan ?? identity.Jwt?.DefaultPlan, store), floodgate);
         HttpSection.Read(reader, root, floodgate);
+        var adminTokens = AdminSection.Read(reader, root);
         if (reader.Errors.Count == 0)
         {
             // The middleware's own checks, so that what the loader accepts the middleware takes; the sections have
@@ -102,6 +103,7 @@ public static class PolicyLoader
             IdentityVersion = identity.Version,
             MemoryStore = store.Memory,
             RedisStore = store.Redis,
+            AdminTokens = adminTokens,
             Routes = routes,
             Clusters = clusters,
         };

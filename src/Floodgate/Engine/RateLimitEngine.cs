@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using Floodgate.Algorithms;
 using Floodgate.Limits;
 using Floodgate.Logging;
+using Floodgate.Overrides;
 using Floodgate.Rules;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
@@ -40,6 +41,7 @@ public sealed partial class RateLimitEngine
     private readonly ILogger _logger;
     private readonly Counter<long> _decisions;
     private RateLimitPolicy _policy;
+    private IOverrideStore? _overrides;
     private readonly LogBudget _logBudget;
     private readonly LeaseRenewer _renewer;
 
@@ -68,6 +70,16 @@ public sealed partial class RateLimitEngine
 
     /// <summary>The store.</summary>
     public IRateLimitStore Store => _store;
+
+    /// <summary>
+    /// Where subjects' overrides are looked up (<see cref="IOverrideStore.TryFind"/>, local memory only), or
+    /// <see langword="null"/> for none. An override's plan comes before the request's, and its rates before the plan's.
+    /// </summary>
+    public IOverrideStore? Overrides
+    {
+        get => Volatile.Read(ref _overrides);
+        set => Volatile.Write(ref _overrides, value);
+    }
 
     /// <summary>Puts <paramref name="policy"/> in force for every request that starts from now on.</summary>
     public void UpdatePolicy(RateLimitPolicy policy)
@@ -151,7 +163,7 @@ public sealed partial class RateLimitEngine
             throw new ArgumentOutOfRangeException(nameof(first), $"Tiers run from {RateLimitTier.Edge} to {RateLimitTier.Global}; got {first} to {last}.");
         }
 
-        var batch = Build(policy, first, last, request, preChecks.Span);
+        var batch = Build(policy, Overrides, first, last, request, preChecks.Span);
         if (batch is null)
         {
             return new ValueTask<RateLimitResult>(new Evaluation().ToResult(true));
@@ -222,7 +234,7 @@ public sealed partial class RateLimitEngine
 
     private static TimeSpan RetryOrder(TimeSpan retry) => retry == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : retry;
 
-    private static TierBatch? Build(RateLimitPolicy policy, RateLimitTier first, RateLimitTier last, IRequestContext request, ReadOnlySpan<RateLimitCheck> preChecks)
+    private static TierBatch? Build(RateLimitPolicy policy, IOverrideStore? overrides, RateLimitTier first, RateLimitTier last, IRequestContext request, ReadOnlySpan<RateLimitCheck> preChecks)
     {
         var capacity = preChecks.Length;
         for (var tier = first; tier <= last; tier++)
@@ -235,14 +247,22 @@ public sealed partial class RateLimitEngine
             return null;
         }
 
+        // One local lookup per call, none for an anonymous caller: an override names a validated subject.
+        RateLimitOverride? found = null;
+        if (overrides is not null && request.Subject is { } subject && request is not IAnonymousSubject { IsAnonymousSubject: true })
+        {
+            overrides.TryFind(subject, out found);
+        }
+
+        var plan = found?.Plan ?? request.Plan;
         var batch = TierBatch.Rent(capacity);
         batch.AddPreChecks(preChecks);
         for (var tier = first; tier <= last; tier++)
         {
             foreach (var rule in policy.RulesOf(tier))
             {
-                if (!rule.Match.IsMatch(request) || rule.LimitFor(request.Plan) is not { } limit
-                    || !RuleKeys.TryBuild(rule, limit, request, policy.Ipv6PrefixLength, out var key))
+                if (!rule.Match.IsMatch(request) || LimitOf(rule, plan, found) is not { } limit
+                    || !RuleKeys.TryBuild(rule, limit, request, plan, policy.Ipv6PrefixLength, out var key))
                 {
                     continue;
                 }
@@ -261,6 +281,12 @@ public sealed partial class RateLimitEngine
         }
 
         return batch;
+    }
+
+    private static Limit? LimitOf(RateLimitRule rule, string? plan, RateLimitOverride? found)
+    {
+        var limit = rule.LimitFor(plan);
+        return found is null ? limit : found.LimitFor(rule, limit);
     }
 
     /// <summary>
