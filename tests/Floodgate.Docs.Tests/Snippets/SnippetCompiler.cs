@@ -14,7 +14,8 @@ namespace Floodgate.Docs.Tests.Snippets;
 /// before it: <c>builder</c> (<c>WebApplication.CreateBuilder(args)</c>), <c>app</c> (<c>builder.Build()</c>) and
 /// <c>services</c> (<c>builder.Services</c>) when it uses them without declaring them, and anything else through a
 /// <c>&lt;!-- compile with: C# statements --&gt;</c> line just before the fence (such as
-/// <c>&lt;!-- compile with: var o = new RedisStoreOptions(); --&gt;</c>).
+/// <c>&lt;!-- compile with: var o = new RedisStoreOptions(); --&gt;</c>). A block that only declares types (a
+/// controller) is compiled as a library.
 /// </remarks>
 public static partial class SnippetCompiler
 {
@@ -50,7 +51,7 @@ public static partial class SnippetCompiler
             "Snippet",
             [usings, tree],
             References.Value,
-            new CSharpCompilationOptions(OutputKind.ConsoleApplication, nullableContextOptions: NullableContextOptions.Enable));
+            new CSharpCompilationOptions(Kind(tree), nullableContextOptions: NullableContextOptions.Enable));
         var errors = new List<string>();
         foreach (var diagnostic in compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error))
         {
@@ -61,6 +62,12 @@ public static partial class SnippetCompiler
 
         return errors;
     }
+
+    /// <summary>A program when the block has statements; a library when it only declares types (a controller).</summary>
+    private static OutputKind Kind(SyntaxTree tree) =>
+        tree.GetRoot().DescendantNodes().OfType<Microsoft.CodeAnalysis.CSharp.Syntax.GlobalStatementSyntax>().Any()
+            ? OutputKind.ConsoleApplication
+            : OutputKind.DynamicallyLinkedLibrary;
 
     /// <summary>The program compiled for <paramref name="snippet"/>, and for each of its lines where it comes from.</summary>
     public static (string Source, IReadOnlyList<string> Origins) Program(MarkdownSnippet snippet)
