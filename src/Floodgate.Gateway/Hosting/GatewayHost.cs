@@ -90,7 +90,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         try
         {
             opened = options.Store is { } given
-                ? new OpenedStore(StoreFactory.Instrument(given, StoreFactory.CustomKind), StoreFactory.CustomKind, null)
+                ? new OpenedStore(StoreFactory.Instrument(given, StoreFactory.CustomKind), StoreFactory.CustomKind, null, new Overrides.MemoryOverrideStore(time))
                 : StoreFactory.Open(policy, policy.Source, time, bootstrapLogging);
             store = new SwitchingStore(opened.Store, opened.Kind, opened.Owned, time);
         }
@@ -124,6 +124,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             sp.GetRequiredService<ILoggerFactory>()));
         var proxy = builder.Build();
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
+        runtime.UseOverrides(opened.Overrides);
         try
         {
             if (runtime.ValidateProxy(policy) is { Count: > 0 } proxyErrors)
@@ -177,7 +178,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             proxyStarted = true;
             if (options.Envoy is not null)
             {
-                envoy = EnvoyHosting.Build(WebApps.CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2, logTo: options.LoggerProvider, shutdownTimeout: options.ShutdownTimeout), runtime, options.ConfigureEnvoyService, time);
+                envoy = EnvoyHosting.Build(WebApps.CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2, logTo: options.LoggerProvider, shutdownTimeout: options.ShutdownTimeout), runtime.Store, options.ConfigureEnvoyService, time);
                 await envoy.StartAsync(cancellationToken).ConfigureAwait(false);
             }
 

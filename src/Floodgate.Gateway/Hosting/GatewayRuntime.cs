@@ -5,6 +5,7 @@ using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
 using Floodgate.Keys;
 using Floodgate.Limits;
+using Floodgate.Overrides;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Configuration;
@@ -61,6 +62,16 @@ internal sealed partial class GatewayRuntime
     public string StoreKind => _store.Kind;
 
     public ILogger Logger { get; }
+
+    /// <summary>Where the subjects' overrides live: beside the store in force (in process, or in its Redis).</summary>
+    public IOverrideStore Overrides { get; private set; } = new MemoryOverrideStore();
+
+    /// <summary>Puts <paramref name="overrides"/> in force, for the engine's lookups and the admin API.</summary>
+    internal void UseOverrides(IOverrideStore overrides)
+    {
+        Overrides = overrides;
+        Floodgate.Engine.Overrides = overrides;
+    }
 
     public int Reloads { get; private set; }
 
@@ -228,6 +239,7 @@ internal sealed partial class GatewayRuntime
         {
             // False only when the host is stopping, and then the new store is already closed.
             _ = _store.Switch(opened.Store, opened.Kind, opened.Owned, _storeRetirement);
+            UseOverrides(opened.Overrides);
             _storeRetirement = RetirementOf(next);
         }
         else
