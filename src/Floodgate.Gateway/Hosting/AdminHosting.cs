@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Floodgate.Engine;
+using Floodgate.Gateway.Admin;
+using Floodgate.Gateway.Admin.Auth;
 using Floodgate.Gateway.Operations;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -8,7 +10,10 @@ using OpenTelemetry.Metrics;
 
 namespace Floodgate.Gateway.Hosting;
 
-/// <summary>The admin endpoints on their own port: <c>/metrics</c> (Prometheus), <c>/healthz</c> and <c>/readyz</c>.</summary>
+/// <summary>
+/// The admin endpoints on their own port: <c>/metrics</c> (Prometheus), <c>/healthz</c> and <c>/readyz</c>, open; the admin
+/// API under <see cref="AdminApi.BasePath"/>, behind the admin tokens (<see cref="AdminAuthorization"/>).
+/// </summary>
 internal static class AdminHosting
 {
     public static WebApplication Build(GatewayHostOptions options, GatewayRuntime runtime)
@@ -19,7 +24,11 @@ internal static class AdminHosting
             .AddView("floodgate.store.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25] })
             .AddView("floodgate.proxy.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] })
             .AddPrometheusExporter());
+        builder.Services.AddAdminAuthentication(() => runtime.Policy.AdminTokens);
+        builder.Services.AddProblemDetails();
         var admin = builder.Build();
+        admin.UseAuthentication();
+        admin.UseAuthorization();
         admin.MapPrometheusScrapingEndpoint("/metrics");
         admin.MapGet("/healthz", () => Results.Text("ok\n"));
         admin.MapGet("/readyz", async (HttpContext context) =>
@@ -29,6 +38,7 @@ internal static class AdminHosting
             context.Response.ContentType = "application/json";
             await JsonSerializer.SerializeAsync(context.Response.Body, status, ReadinessJson.Default.ReadinessStatus, context.RequestAborted).ConfigureAwait(false);
         });
+        AdminApi.Map(admin, runtime, options.TimeProvider ?? TimeProvider.System);
         options.MapAdminEndpoints?.Invoke(admin);
         return admin;
     }

@@ -5,6 +5,7 @@ using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
 using Floodgate.Keys;
 using Floodgate.Limits;
+using Floodgate.Overrides;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
 using Yarp.ReverseProxy.Configuration;
@@ -27,6 +28,7 @@ internal sealed partial class GatewayRuntime
     private readonly SwitchingStore _store;
     private GatewayPolicy _policy;
     private string? _startupWait;
+    private bool _shuttingDown;
 
     // How long the store in force must stay once replaced: the longest lease any policy applied since it opened could
     // have granted on it (a lease outlives the reload that shortened its rule's timeout).
@@ -61,6 +63,16 @@ internal sealed partial class GatewayRuntime
 
     public ILogger Logger { get; }
 
+    /// <summary>Where the subjects' overrides live: beside the store in force (in process, or in its Redis).</summary>
+    public IOverrideStore Overrides { get; private set; } = new MemoryOverrideStore();
+
+    /// <summary>Puts <paramref name="overrides"/> in force, for the engine's lookups and the admin API.</summary>
+    internal void UseOverrides(IOverrideStore overrides)
+    {
+        Overrides = overrides;
+        Floodgate.Engine.Overrides = overrides;
+    }
+
     public int Reloads { get; private set; }
 
     /// <summary>Opens the store a reload names; tests wrap it to see what becomes of the stores a reload opens.</summary>
@@ -79,6 +91,13 @@ internal sealed partial class GatewayRuntime
     {
         get => Volatile.Read(ref _startupWait);
         set => Volatile.Write(ref _startupWait, value);
+    }
+
+    /// <summary>Whether the host is stopping: <c>/readyz</c> then answers 503 "shutting down".</summary>
+    public bool ShuttingDown
+    {
+        get => Volatile.Read(ref _shuttingDown);
+        set => Volatile.Write(ref _shuttingDown, value);
     }
 
     public void ApplyIdentity(JwtIdentityOptions? jwt) =>
@@ -220,6 +239,7 @@ internal sealed partial class GatewayRuntime
         {
             // False only when the host is stopping, and then the new store is already closed.
             _ = _store.Switch(opened.Store, opened.Kind, opened.Owned, _storeRetirement);
+            UseOverrides(opened.Overrides);
             _storeRetirement = RetirementOf(next);
         }
         else

@@ -1,5 +1,6 @@
 using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
+using Floodgate.Overrides;
 using Floodgate.Redis;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
@@ -22,16 +23,17 @@ internal static class StoreFactory
         IRateLimitStore store;
         string kind;
         IDisposable? owned;
+        IOverrideStore overrides;
         try
         {
-            (store, kind, owned) = Create(policy, time, loggerFactory);
+            (store, kind, owned, overrides) = Create(policy, time, loggerFactory);
         }
         catch (Exception e)
         {
             throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
         }
 
-        return new OpenedStore(Instrument(store, kind), kind, owned);
+        return new OpenedStore(Instrument(store, kind), kind, owned, overrides);
     }
 
     /// <summary><paramref name="store"/>, timed (<c>floodgate.store.duration</c>) unless it decides in process.</summary>
@@ -40,21 +42,59 @@ internal static class StoreFactory
 
     /// <summary>The store of the options the policy's <c>store</c> section read.</summary>
     /// <exception cref="ArgumentException">The store cannot be opened with these settings (the caller names the file).</exception>
-    private static (IRateLimitStore Store, string Kind, IDisposable? Owned) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
+    private static (IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         if (policy.RedisStore is { } redis)
         {
             var store = RedisStore.Connect(redis, time, loggerFactory.CreateLogger<RedisStore>());
-            return (store, "redis", store);
+            RedisOverrideStore overrides;
+            try
+            {
+                overrides = RedisOverrideStore.Start(redis, time, loggerFactory.CreateLogger<RedisOverrideStore>());
+            }
+            catch
+            {
+                store.Dispose();
+                throw;
+            }
+
+            return (store, "redis", new OwnedTogether(store, overrides), overrides);
         }
 
         var memory = policy.MemoryStore ?? new MemoryStoreOptions();
         memory.Validate();
-        return (new MemoryStore(memory, time), "memory", null);
+        return (new MemoryStore(memory, time), "memory", null, new MemoryOverrideStore(time));
     }
 }
 
-/// <summary>A store opened from a policy: what decides (timed when remote), its kind, and what must be disposed.</summary>
-internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned);
+/// <summary>
+/// A store opened from a policy: what decides (timed when remote), its kind, what must be disposed, and where the
+/// subjects' overrides live beside it.
+/// </summary>
+internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides)
+{
+    /// <summary>The Redis store among what was opened, if the policy names Redis.</summary>
+    public RedisStore? Redis => Owned switch
+    {
+        RedisStore redis => redis,
+        OwnedTogether together => together.Parts.OfType<RedisStore>().FirstOrDefault(),
+        _ => null,
+    };
+}
+
+/// <summary>Several things a store owns, disposed together in order.</summary>
+internal sealed class OwnedTogether(params IDisposable[] parts) : IDisposable
+{
+    /// <summary>The parts, in the order they are disposed.</summary>
+    public IReadOnlyList<IDisposable> Parts => parts;
+
+    public void Dispose()
+    {
+        foreach (var part in parts)
+        {
+            part.Dispose();
+        }
+    }
+}

@@ -46,6 +46,9 @@ public sealed class GatewayPolicy
     /// <summary>A fingerprint of the store's options: a reload reopens the store only when it changes.</summary>
     public string StoreVersion => StoreSection.Fingerprint(MemoryStore, RedisStore);
 
+    /// <summary>The admin tokens (<c>admin.tokens</c>), secrets read from their files or environment variables; none by default.</summary>
+    internal Admin.Auth.AdminTokenSet AdminTokens { get; init; } = Admin.Auth.AdminTokenSet.None;
+
     /// <summary>The proxy's routes.</summary>
     public required IReadOnlyList<RouteConfig> Routes { get; init; }
 

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Floodgate.AspNetCore;
 using Floodgate.Gateway.Policy.Sections;
+using Floodgate.Yaml;
 using YamlDotNet.RepresentationModel;
 
 namespace Floodgate.Gateway.Policy;
@@ -16,7 +17,7 @@ public static class PolicyLoader
     private static readonly string[] TopLevel =
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
-        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy",
+        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin",
     ];
 
     /// <summary>
@@ -28,7 +29,7 @@ public static class PolicyLoader
     {
         try
         {
-            var stream = YamlSyntax.Load(File.ReadAllText(path), path);
+            var stream = LoadYaml(File.ReadAllText(path), path);
             return stream.Documents.Count > 0 ? IdentitySection.KeyFilesNamedIn(stream.Documents[0].RootNode as YamlMappingNode) : [];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or PolicyException)
@@ -72,6 +73,7 @@ public static class PolicyLoader
         var identity = IdentitySection.Read(reader, root, plans, floodgate);
         RulesSection.Read(reader, root, new RuleSection(reader, plans, plans.DefaultPlan ?? identity.Jwt?.DefaultPlan, store), floodgate);
         HttpSection.Read(reader, root, floodgate);
+        var adminTokens = AdminSection.Read(reader, root);
         if (reader.Errors.Count == 0)
         {
             // The middleware's own checks, so that what the loader accepts the middleware takes; the sections have
@@ -102,6 +104,7 @@ public static class PolicyLoader
             IdentityVersion = identity.Version,
             MemoryStore = store.Memory,
             RedisStore = store.Redis,
+            AdminTokens = adminTokens,
             Routes = routes,
             Clusters = clusters,
         };
@@ -132,7 +135,7 @@ public static class PolicyLoader
     /// <exception cref="PolicyException">The text is not YAML, or holds no document or several.</exception>
     private static YamlNode ReadDocument(string text, string file)
     {
-        var stream = YamlSyntax.Load(text, file);
+        var stream = LoadYaml(text, file);
 
         if (stream.Documents.Count == 0)
         {
@@ -147,5 +150,19 @@ public static class PolicyLoader
         }
 
         return stream.Documents[0].RootNode;
+    }
+
+    /// <summary>The policy's YAML stream.</summary>
+    /// <exception cref="PolicyException">The text is not YAML: the error says where and why.</exception>
+    private static YamlStream LoadYaml(string text, string file)
+    {
+        try
+        {
+            return YamlSyntax.Load(text);
+        }
+        catch (YamlSyntaxException e)
+        {
+            throw new PolicyException([new PolicyError(file, e.Line, e.Column, "(syntax)", e.Message)]);
+        }
     }
 }

@@ -181,7 +181,7 @@ public sealed partial class RedisStore
         }
     }
 
-    private static ConfigurationOptions Configure(RedisStoreOptions options, ILogger? logger)
+    internal static ConfigurationOptions Configure(RedisStoreOptions options, ILogger? logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         // The TLS files are read (and refused with the same errors) once, by RedisTls.Apply below.

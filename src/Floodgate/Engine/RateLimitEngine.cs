@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using Floodgate.Algorithms;
 using Floodgate.Limits;
 using Floodgate.Logging;
+using Floodgate.Overrides;
 using Floodgate.Rules;
 using Floodgate.Stores;
 using Microsoft.Extensions.Logging;
@@ -40,8 +41,10 @@ public sealed partial class RateLimitEngine
     private readonly ILogger _logger;
     private readonly Counter<long> _decisions;
     private RateLimitPolicy _policy;
+    private IOverrideStore? _overrides;
     private readonly LogBudget _logBudget;
     private readonly LeaseRenewer _renewer;
+    private readonly Costs.CostMetrics _costMetrics;
 
     /// <summary>Creates an engine.</summary>
     /// <param name="policy">The rules.</param>
@@ -61,6 +64,7 @@ public sealed partial class RateLimitEngine
         var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
         _decisions = meter.CreateCounter<long>("floodgate.decisions", "{decision}", "Rate limit decisions by tier, rule and outcome.");
         _renewer = new LeaseRenewer(store, _time, _logger, meter);
+        _costMetrics = new Costs.CostMetrics(meter);
     }
 
     /// <summary>The policy in force.</summary>
@@ -68,6 +72,16 @@ public sealed partial class RateLimitEngine
 
     /// <summary>The store.</summary>
     public IRateLimitStore Store => _store;
+
+    /// <summary>
+    /// Where subjects' overrides are looked up (<see cref="IOverrideStore.TryFind"/>, local memory only), or
+    /// <see langword="null"/> for none. An override's plan comes before the request's, and its rates before the plan's.
+    /// </summary>
+    public IOverrideStore? Overrides
+    {
+        get => Volatile.Read(ref _overrides);
+        set => Volatile.Write(ref _overrides, value);
+    }
 
     /// <summary>Puts <paramref name="policy"/> in force for every request that starts from now on.</summary>
     public void UpdatePolicy(RateLimitPolicy policy)
@@ -151,7 +165,7 @@ public sealed partial class RateLimitEngine
             throw new ArgumentOutOfRangeException(nameof(first), $"Tiers run from {RateLimitTier.Edge} to {RateLimitTier.Global}; got {first} to {last}.");
         }
 
-        var batch = Build(policy, first, last, request, preChecks.Span);
+        var batch = Build(policy, Overrides, first, last, request, preChecks.Span);
         if (batch is null)
         {
             return new ValueTask<RateLimitResult>(new Evaluation().ToResult(true));
@@ -222,7 +236,7 @@ public sealed partial class RateLimitEngine
 
     private static TimeSpan RetryOrder(TimeSpan retry) => retry == Timeout.InfiniteTimeSpan ? TimeSpan.MaxValue : retry;
 
-    private static TierBatch? Build(RateLimitPolicy policy, RateLimitTier first, RateLimitTier last, IRequestContext request, ReadOnlySpan<RateLimitCheck> preChecks)
+    private static TierBatch? Build(RateLimitPolicy policy, IOverrideStore? overrides, RateLimitTier first, RateLimitTier last, IRequestContext request, ReadOnlySpan<RateLimitCheck> preChecks)
     {
         var capacity = preChecks.Length;
         for (var tier = first; tier <= last; tier++)
@@ -235,20 +249,29 @@ public sealed partial class RateLimitEngine
             return null;
         }
 
+        // One local lookup per call, none for an anonymous caller: an override names a validated subject.
+        RateLimitOverride? found = null;
+        if (overrides is not null && request.Subject is { } subject && request is not IAnonymousSubject { IsAnonymousSubject: true })
+        {
+            overrides.TryFind(subject, out found);
+        }
+
+        var plan = found?.Plan ?? request.Plan;
         var batch = TierBatch.Rent(capacity);
         batch.AddPreChecks(preChecks);
         for (var tier = first; tier <= last; tier++)
         {
             foreach (var rule in policy.RulesOf(tier))
             {
-                if (!rule.Match.IsMatch(request) || rule.LimitFor(request.Plan) is not { } limit
-                    || !RuleKeys.TryBuild(rule, limit, request, policy.Ipv6PrefixLength, out var key))
+                if (!rule.Match.IsMatch(request) || LimitOf(rule, plan, found) is not { } limit
+                    || !RuleKeys.TryBuild(rule, limit, request, plan, policy.Ipv6PrefixLength, out var key))
                 {
                     continue;
                 }
 
                 var shadow = policy.ShadowAll || rule.Mode == RuleMode.Shadow;
-                batch.Add(rule, new RateLimitCheck(limit, key, rule.Cost, shadow) { OnStoreFailure = rule.OnStoreFailure });
+                var cost = rule.Costs is { } costs && limit.Algorithm != LimitAlgorithm.Concurrency ? costs.Estimate(request) : rule.Cost;
+                batch.Add(rule, new RateLimitCheck(limit, key, cost, shadow) { OnStoreFailure = rule.OnStoreFailure });
             }
 
             batch.EndStage();
@@ -261,6 +284,12 @@ public sealed partial class RateLimitEngine
         }
 
         return batch;
+    }
+
+    private static Limit? LimitOf(RateLimitRule rule, string? plan, RateLimitOverride? found)
+    {
+        var limit = rule.LimitFor(plan);
+        return found is null ? limit : found.LimitFor(rule, limit);
     }
 
     /// <summary>
@@ -340,6 +369,12 @@ public sealed partial class RateLimitEngine
                 (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId, batch.Rules[i].Name);
             }
 
+            if (stored.Committed && batch.Rules[i].Costs is not null && check.Limit.Algorithm != LimitAlgorithm.Concurrency)
+            {
+                (evaluation.Costs ??= new CostBag()).Add(check, batch.Rules[i]);
+                CountReserved(batch.Rules[i], check.Cost);
+            }
+
             if (decision.IsAllowed)
             {
                 if (!check.IsShadow)
@@ -393,23 +428,26 @@ public sealed partial class RateLimitEngine
 
         // Not the request's token: a client that goes away must not leave a rejected request's leases held.
         await Release(evaluation.Leases, CancellationToken.None).ConfigureAwait(false);
+        await Refund(evaluation.Costs).ConfigureAwait(false);
         return evaluation.ToResult(false);
     }
 
     private ValueTask<RateLimitResult> Reject(Evaluation evaluation)
     {
         var release = Release(evaluation.Leases, CancellationToken.None);
+        var refund = Refund(evaluation.Costs);
         var result = evaluation.ToResult(false);
-        if (release.IsCompletedSuccessfully)
+        if (release.IsCompletedSuccessfully && refund.IsCompletedSuccessfully)
         {
             return new ValueTask<RateLimitResult>(result);
         }
 
-        return AwaitRelease(release, result);
+        return AwaitRelease(release, refund, result);
 
-        static async ValueTask<RateLimitResult> AwaitRelease(ValueTask release, RateLimitResult result)
+        static async ValueTask<RateLimitResult> AwaitRelease(ValueTask release, ValueTask refund, RateLimitResult result)
         {
             await release.ConfigureAwait(false);
+            await refund.ConfigureAwait(false);
             return result;
         }
     }
@@ -492,9 +530,10 @@ public sealed partial class RateLimitEngine
         public RateLimitDecision Best;
         public RateLimitDecision Shadow;
         public LeaseBag? Leases;
+        public CostBag? Costs;
         public int DeniedPreCheck = -1;
         public StoreOutcome PreCheckOutcome;
 
-        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome);
+        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome, allowed ? Costs : null);
     }
 }

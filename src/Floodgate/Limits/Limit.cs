@@ -198,6 +198,30 @@ public sealed class Limit
     }
 
     /// <summary>
+    /// This limit with another rate: the same algorithm, calendar, lease timeout and leased slice; a gcra burst that was
+    /// the amount follows the new amount, an explicit one stays. For an override of one subject's limit.
+    /// </summary>
+    /// <exception cref="ArgumentException">The rate does not fit the algorithm (see its factory).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of range (see its factory).</exception>
+    public Limit WithRate(Rate rate)
+    {
+        if (rate == Rate)
+        {
+            return this;
+        }
+
+        var limit = Algorithm switch
+        {
+            LimitAlgorithm.Gcra => Gcra(rate, Burst == Amount ? null : Burst),
+            LimitAlgorithm.SlidingWindow => SlidingWindow(rate),
+            LimitAlgorithm.FixedWindow => FixedWindow(rate),
+            LimitAlgorithm.Quota => Quota(rate, _calendar),
+            _ => Concurrency(rate.Amount, LeaseTimeout),
+        };
+        return LeasedSlice > 0 && Algorithm != LimitAlgorithm.Concurrency ? limit.WithLeasedSlice(Math.Min(LeasedSlice, limit.Burst)) : limit;
+    }
+
+    /// <summary>
     /// A copy of this limit in leased mode: a shared store lets each replica take <paramref name="slice"/> of the budget
     /// at once and spend it locally. A slice of 0 returns the limit to strict mode.
     /// </summary>

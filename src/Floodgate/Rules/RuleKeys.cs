@@ -14,7 +14,11 @@ internal static class RuleKeys
     private const byte AnonymousSubjectTag = 0x80;
 
     /// <summary>Builds the key; <see langword="false"/> when the request lacks a part, so the rule does not apply.</summary>
-    public static bool TryBuild(RateLimitRule rule, Limit limit, IRequestContext request, int ipv6Prefix, out StoreKey key)
+    public static bool TryBuild(RateLimitRule rule, Limit limit, IRequestContext request, int ipv6Prefix, out StoreKey key) =>
+        TryBuild(rule, limit, request, request.Plan, ipv6Prefix, out key);
+
+    /// <summary>Builds the key with <paramref name="plan"/> as the request's plan (an override's, when one is in force).</summary>
+    public static bool TryBuild(RateLimitRule rule, Limit limit, IRequestContext request, string? plan, int ipv6Prefix, out StoreKey key)
     {
         var seed = rule.KeySeed(limit.Algorithm);
         var parts = rule.Key;
@@ -23,7 +27,7 @@ internal static class RuleKeys
         {
             // The common key, one subject or one IP: hashed in place, nothing copied.
             var part = parts[0];
-            if (!TryRead(rule, part, request, ipv6Prefix, address, out var bytes, out var tag))
+            if (!TryRead(rule, part, request, plan, ipv6Prefix, address, out var bytes, out var tag))
             {
                 key = default;
                 return false;
@@ -40,7 +44,7 @@ internal static class RuleKeys
             for (var i = 0; i < parts.Count; i++)
             {
                 var part = parts[i];
-                if (!TryRead(rule, part, request, ipv6Prefix, address, out var bytes, out var tag))
+                if (!TryRead(rule, part, request, plan, ipv6Prefix, address, out var bytes, out var tag))
                 {
                     key = default;
                     return false;
@@ -59,7 +63,7 @@ internal static class RuleKeys
     }
 
     /// <summary>Reads a part's bytes, and the tag that keeps them apart from other parts': the part's kind, or <see cref="AnonymousSubjectTag"/>.</summary>
-    private static bool TryRead(RateLimitRule rule, KeyPart part, IRequestContext request, int ipv6Prefix, Span<byte> address, out ReadOnlySpan<byte> bytes, out byte tag)
+    private static bool TryRead(RateLimitRule rule, KeyPart part, IRequestContext request, string? plan, int ipv6Prefix, Span<byte> address, out ReadOnlySpan<byte> bytes, out byte tag)
     {
         tag = part.Kind == KeyPartKind.Subject && request is IAnonymousSubject { IsAnonymousSubject: true } ? AnonymousSubjectTag : (byte)part.Kind;
         if (part.Kind == KeyPartKind.ClientIp)
@@ -83,7 +87,7 @@ internal static class RuleKeys
             KeyPartKind.Method => request.Method,
             KeyPartKind.Path => request.Path,
             KeyPartKind.Host => request.Host,
-            KeyPartKind.Plan => request.Plan ?? rule.DefaultPlan ?? string.Empty,
+            KeyPartKind.Plan => plan ?? rule.DefaultPlan ?? string.Empty,
             _ => part.Name,
         };
         bytes = text is null ? default : MemoryMarshal.AsBytes(text.AsSpan());
