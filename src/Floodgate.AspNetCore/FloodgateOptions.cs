@@ -1,3 +1,7 @@
+using System.Collections.ObjectModel;
+using Floodgate.AspNetCore.Policies;
+using Floodgate.AspNetCore.Rejections;
+using Floodgate.Limits;
 using Floodgate.Rules;
 
 namespace Floodgate.AspNetCore;
@@ -15,6 +19,70 @@ public enum AnonymousPolicy
 /// <summary>Options of the Floodgate middleware.</summary>
 public sealed class FloodgateOptions
 {
+    private readonly Dictionary<string, RateLimitRule> _policies = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Creates the options.</summary>
+    public FloodgateOptions() => Policies = new ReadOnlyDictionary<string, RateLimitRule>(_policies);
+
+    /// <summary>
+    /// The named policies, by name: each applies to the endpoints that require it (<c>RequireFloodgate("name")</c>,
+    /// <see cref="EnableFloodgateAttribute"/>), with one budget however many endpoints do.
+    /// </summary>
+    public IReadOnlyDictionary<string, RateLimitRule> Policies { get; }
+
+    /// <summary>
+    /// Registers the named policy <paramref name="name"/>: a rule that applies to the requests routed to an endpoint
+    /// that requires it, one budget for all of them. Keyed as its tier is (user: per subject; edge: per client IP),
+    /// except that a service-tier policy is keyed on itself alone: one capacity for the endpoints that share it.
+    /// </summary>
+    /// <param name="name">The policy's name, also its rule's name in headers, logs and metrics.</param>
+    /// <param name="limit">The limit, such as <c>Limit.Gcra(Rate.Parse("300/min"), burst: 50)</c>.</param>
+    /// <param name="tier">The tier; default <see cref="RateLimitTier.Service"/> (answered 503).</param>
+    /// <param name="key">The key; default as above.</param>
+    /// <param name="cost">What one request costs.</param>
+    /// <param name="mode">Enforce or shadow.</param>
+    /// <returns>These options.</returns>
+    /// <exception cref="ArgumentException">The name is not a valid rule name, or a policy has it already.</exception>
+    public FloodgateOptions AddPolicy(string name, Limit limit, RateLimitTier tier = RateLimitTier.Service, IReadOnlyList<KeyPart>? key = null, long cost = 1, RuleMode mode = RuleMode.Enforce)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(limit);
+        if (!IsValidRuleName(name))
+        {
+            throw new ArgumentException(RuleNameProblem(name), nameof(name));
+        }
+
+        if (_policies.ContainsKey(name))
+        {
+            throw new ArgumentException($"A Floodgate policy named '{name}' is already registered.", nameof(name));
+        }
+
+        _policies.Add(name, NamedPolicies.Rule(name, limit, tier, key, cost, mode));
+        return this;
+    }
+
+    /// <summary>Registers the named policy <paramref name="name"/>: a token bucket of <paramref name="rate"/>, such as <c>300/min</c>.</summary>
+    /// <exception cref="FormatException">The rate is malformed.</exception>
+    /// <returns>These options.</returns>
+    public FloodgateOptions AddPolicy(string name, string rate, RateLimitTier tier = RateLimitTier.Service) =>
+        AddPolicy(name, Limit.Gcra(Rate.Parse(rate)), tier);
+
+    /// <summary>
+    /// Writes the body of a rejection (429, 503, or the tier's <see cref="RejectionStatusCodes"/>) in place of
+    /// Floodgate's problem details. When it is called the status code, <c>Retry-After</c> and limit headers are set; it
+    /// may change them. Default: none (problem details, through <c>IProblemDetailsService</c> when one is registered).
+    /// </summary>
+    public Func<FloodgateRejectedContext, CancellationToken, ValueTask>? OnRejected { get; set; }
+
+    /// <summary>
+    /// The status code of each tier's rejections, in place of the default (429 for edge and user, 503 for service and
+    /// global). A denial because the store cannot be reached (a closed failure mode) stays 503 whatever is set here.
+    /// </summary>
+    public IDictionary<RateLimitTier, int> RejectionStatusCodes { get; } = new Dictionary<RateLimitTier, int>();
+
+    /// <summary>Problems found reading configuration, each naming its path; reported by <see cref="Validate"/>.</summary>
+    internal List<string> ConfigurationProblems { get; } = [];
+
     /// <summary>The rules. Rules attached to endpoints with <c>WithFloodgateRule</c> are added to them.</summary>
     public RateLimitPolicy Policy { get; set; } = RateLimitPolicy.Empty;
 
@@ -74,6 +142,11 @@ public sealed class FloodgateOptions
     /// <exception cref="ArgumentException">An option is invalid.</exception>
     public void Validate()
     {
+        if (ConfigurationProblems.Count > 0)
+        {
+            throw new ArgumentException(string.Join(Environment.NewLine, ConfigurationProblems), nameof(Policy));
+        }
+
         if (Policy is null)
         {
             throw new ArgumentException("FloodgateOptions.Policy must be set.", nameof(Policy));
@@ -123,7 +196,28 @@ public sealed class FloodgateOptions
             }
         }
 
+        foreach (var rule in Policy.Rules)
+        {
+            if (_policies.ContainsKey(rule.Name))
+            {
+                throw new ArgumentException($"FloodgateOptions.Policies: '{rule.Name}' names both a policy and a rule of FloodgateOptions.Policy; give each its own name.", nameof(Policy));
+            }
+        }
+
+        foreach (var (tier, status) in RejectionStatusCodes)
+        {
+            if (!Enum.IsDefined(tier) || status is < 400 or > 599)
+            {
+                throw new ArgumentException($"FloodgateOptions.RejectionStatusCodes: {tier} must be answered with a 4xx or 5xx status code, not {status}.", nameof(RejectionStatusCodes));
+            }
+        }
+
         ArgumentNullException.ThrowIfNull(Headers);
+        if (!Enum.IsDefined(Headers.LegacyReset))
+        {
+            throw new ArgumentException($"FloodgateOptions.Headers.LegacyReset: {Headers.LegacyReset} is not a reset format.", nameof(Headers));
+        }
+
         ArgumentException.ThrowIfNullOrWhiteSpace(SubjectClaim);
         ArgumentException.ThrowIfNullOrWhiteSpace(PlanClaim);
     }
@@ -138,6 +232,22 @@ public sealed class RateLimitHeaderOptions
     /// </summary>
     public bool Ietf { get; set; } = true;
 
-    /// <summary>The <c>X-RateLimit-Limit</c>, <c>X-RateLimit-Remaining</c> and <c>X-RateLimit-Reset</c> convention (reset in seconds from now). Default off.</summary>
+    /// <summary>The <c>X-RateLimit-Limit</c>, <c>X-RateLimit-Remaining</c> and <c>X-RateLimit-Reset</c> convention. Default off.</summary>
     public bool Legacy { get; set; }
+
+    /// <summary>
+    /// How <c>X-RateLimit-Reset</c> tells the reset: seconds from now (the default, as the IETF fields' <c>t</c>), or
+    /// the Unix time in seconds (GitHub's convention). Only with <see cref="Legacy"/>.
+    /// </summary>
+    public RateLimitResetFormat LegacyReset { get; set; } = RateLimitResetFormat.DeltaSeconds;
+}
+
+/// <summary>How <c>X-RateLimit-Reset</c> tells when the limit is fully available again.</summary>
+public enum RateLimitResetFormat
+{
+    /// <summary>Whole seconds from now, rounded up: <c>X-RateLimit-Reset: 60</c>.</summary>
+    DeltaSeconds,
+
+    /// <summary>The Unix time in whole seconds, rounded up, as GitHub's API sends it: <c>X-RateLimit-Reset: 1796551260</c>.</summary>
+    UnixSeconds,
 }

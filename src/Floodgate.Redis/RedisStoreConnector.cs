@@ -1,4 +1,7 @@
+using Floodgate.Stores;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Floodgate.Redis;
 
@@ -11,9 +14,10 @@ namespace Floodgate.Redis;
 /// The start waits for the connection at most <see cref="RedisStoreOptions.Timeout"/>, what a decision would wait for
 /// Redis: enough for a Redis that answers, and never a hang for one that does not, whose decisions then follow the
 /// failure mode until the connection is made. The store is disposed with the host's services, after every hosted
-/// service (the web server's requests included) has stopped.
+/// service (the web server's requests included) has stopped. A store not connected by then is said loudly (a critical
+/// log naming the failure mode and what it does meanwhile): under the default <c>open</c>, it limits nothing.
 /// </remarks>
-internal sealed class RedisStoreConnector(RedisStore store) : IHostedLifecycleService
+internal sealed partial class RedisStoreConnector(RedisStore store, ILogger<RedisStore>? logger = null) : IHostedLifecycleService
 {
     public async Task StartingAsync(CancellationToken cancellationToken)
     {
@@ -24,6 +28,13 @@ internal sealed class RedisStoreConnector(RedisStore store) : IHostedLifecycleSe
         catch (TimeoutException)
         {
             // Still connecting: the host starts, and decisions follow the failure mode until the connection is made.
+            var mode = store.Options.FailureMode;
+            NotConnected(logger ?? NullLogger<RedisStore>.Instance, store.Options.Timeout.TotalMilliseconds, mode.ToString().ToLowerInvariant(), mode switch
+            {
+                StoreFailureMode.Closed => "every limited request is refused with 503",
+                StoreFailureMode.Local => "each replica enforces its share of every limit in memory",
+                _ => "every request is let through unlimited",
+            });
         }
     }
 
@@ -36,4 +47,7 @@ internal sealed class RedisStoreConnector(RedisStore store) : IHostedLifecycleSe
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(40, LogLevel.Critical, "The Redis store is not connected at start ({Milliseconds} ms waited): until it connects, decisions follow the failure mode {Mode}: {Consequence}. Check RedisStoreOptions.Configuration, or set FailureMode")]
+    private static partial void NotConnected(ILogger logger, double milliseconds, string mode, string consequence);
 }

@@ -1,8 +1,10 @@
+using Floodgate.AspNetCore.Endpoints;
+using Floodgate.AspNetCore.Policies;
 using Floodgate.Limits;
 using Floodgate.Rules;
-using Microsoft.AspNetCore.Builder;
 
-namespace Floodgate.AspNetCore.Endpoints;
+// The conventional namespace of endpoint conventions, so that they are found without a using of ours.
+namespace Microsoft.AspNetCore.Builder;
 
 /// <summary>Attaches Floodgate rules to an application's own endpoints: the service tier inside an app.</summary>
 public static class FloodgateEndpointConventionBuilderExtensions
@@ -39,4 +41,35 @@ public static class FloodgateEndpointConventionBuilderExtensions
     public static TBuilder WithFloodgateConcurrency<TBuilder>(this TBuilder builder, string name, long permits)
         where TBuilder : IEndpointConventionBuilder =>
         builder.WithFloodgateRule(name, Limit.Concurrency(permits), RateLimitTier.Service);
+
+    /// <summary>
+    /// Applies the named policy <paramref name="policyName"/> (registered with <c>AddFloodgate(o => o.AddPolicy(...))</c>
+    /// or in configuration) to the endpoint: every endpoint that requires one policy shares its one budget. The same
+    /// as <see cref="EnableFloodgateAttribute"/> on a controller, action or Razor page.
+    /// </summary>
+    /// <param name="builder">The endpoint, or a group.</param>
+    /// <param name="policyName">The policy's name; an unknown name stops the host at start.</param>
+    /// <returns><paramref name="builder"/>.</returns>
+    public static TBuilder RequireFloodgate<TBuilder>(this TBuilder builder, string policyName)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var metadata = new EnableFloodgateAttribute(policyName);
+        builder.Add(endpoint => endpoint.Metadata.Add(metadata));
+        return builder;
+    }
+
+    /// <summary>
+    /// Exempts the endpoint from Floodgate: no tier, policy or endpoint rule counts or refuses its requests (health
+    /// checks, metrics). The same as <see cref="DisableFloodgateAttribute"/>; it wins over any policy the endpoint requires.
+    /// </summary>
+    /// <param name="builder">The endpoint, or a group.</param>
+    /// <returns><paramref name="builder"/>.</returns>
+    public static TBuilder DisableFloodgate<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Add(static endpoint => endpoint.Metadata.Add(DisableFloodgateAttribute.Instance));
+        return builder;
+    }
 }

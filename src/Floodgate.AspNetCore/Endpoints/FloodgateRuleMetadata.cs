@@ -6,7 +6,7 @@ namespace Floodgate.AspNetCore.Endpoints;
 /// <summary>
 /// A rule attached to an endpoint: it applies to the endpoints that carry this metadata only (not to other endpoints
 /// whose routes match the same paths), each with a budget of its own. Added with
-/// <see cref="FloodgateEndpointConventionBuilderExtensions.WithFloodgateRule{TBuilder}(TBuilder, string, Limit, RateLimitTier, IReadOnlyList{KeyPart}?, long, RuleMode)"/>.
+/// <see cref="Microsoft.AspNetCore.Builder.FloodgateEndpointConventionBuilderExtensions.WithFloodgateRule{TBuilder}(TBuilder, string, Limit, RateLimitTier, IReadOnlyList{KeyPart}?, long, RuleMode)"/>.
 /// </summary>
 public sealed class FloodgateRuleMetadata
 {

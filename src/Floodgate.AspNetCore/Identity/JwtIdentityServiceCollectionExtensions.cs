@@ -1,8 +1,9 @@
-using Microsoft.Extensions.DependencyInjection;
+using Floodgate.AspNetCore.Identity;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
-namespace Floodgate.AspNetCore.Identity;
+// The conventional namespace of registration methods, so that they are found without a using of ours.
+namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Registers <see cref="JwtIdentityResolver"/>.</summary>
 public static class JwtIdentityServiceCollectionExtensions

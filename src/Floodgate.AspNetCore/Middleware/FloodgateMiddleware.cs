@@ -2,8 +2,11 @@ using System.Buffers;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Security.Claims;
+using Floodgate.AspNetCore.Costs;
+using Floodgate.AspNetCore.Features;
 using Floodgate.AspNetCore.Http;
 using Floodgate.AspNetCore.Identity;
+using Floodgate.AspNetCore.Policies;
 using Floodgate.Engine;
 using Floodgate.Keys;
 using Floodgate.Rules;
@@ -51,6 +54,9 @@ public sealed class FloodgateMiddleware
     private readonly FloodgateRuntime _runtime;
     private readonly IIdentityResolver? _identity;
     private readonly EndpointDataSource? _endpoints;
+    private readonly TimeProvider _time;
+    private readonly IProblemDetailsService? _problems;
+    private readonly bool _authenticationHasOtherSchemes;
 
     /// <summary>Creates the middleware.</summary>
     public FloodgateMiddleware(RequestDelegate next, FloodgateRuntime runtime, IServiceProvider services)
@@ -62,6 +68,9 @@ public sealed class FloodgateMiddleware
         _runtime = runtime;
         _identity = services.GetService(typeof(IIdentityResolver)) as IIdentityResolver;
         _endpoints = services.GetService(typeof(EndpointDataSource)) as EndpointDataSource;
+        _time = services.GetService(typeof(TimeProvider)) as TimeProvider ?? TimeProvider.System;
+        _problems = services.GetService(typeof(IProblemDetailsService)) as IProblemDetailsService;
+        _authenticationHasOtherSchemes = services.GetService(typeof(Authentication.FloodgateAuthenticationMarker)) is not null;
     }
 
     /// <summary>Evaluates the request and, when it is admitted, calls the rest of the pipeline.</summary>
@@ -69,7 +78,7 @@ public sealed class FloodgateMiddleware
     {
         ArgumentNullException.ThrowIfNull(context);
         _runtime.AttachEndpoints(_endpoints);
-        return InvokeCoreAsync(context);
+        return NamedPolicies.IsDisabled(context.GetEndpoint()) ? _next(context) : InvokeCoreAsync(context);
     }
 
     private async Task InvokeCoreAsync(HttpContext context)
@@ -79,13 +88,24 @@ public sealed class FloodgateMiddleware
         var aborted = context.RequestAborted;
         var request = new HttpRequestContext(context, settings.Proxies);
 
+        // The Floodgate authentication handler may have run first (UseAuthentication before UseFloodgate) and left the
+        // identity it resolved here; otherwise the handler, running later, finds the middleware's.
+        if (context.Features.Get<IFloodgateFeature>() is not FloodgateFeature feature)
+        {
+            feature = new FloodgateFeature();
+            context.Features.Set<IFloodgateFeature>(feature);
+        }
+
+        // The body fields cost rules reserve by (max_tokens...), read before any decision that reserves by them.
+        await ResponseCosts.ReadFieldsAsync(settings.Policy, request, aborted).ConfigureAwait(false);
+
         // The bans that apply are probed as pre-checks: a stage before the tiers, in the same store call as the first of them.
         var probes = BanProbes.For(settings, request);
 
         // An identity known for free, with which the request may go on, is recorded now, and the edge is decided with
         // the other tiers; otherwise the edge is decided alone, before any credentials are checked.
         var identity = default(IdentityResult);
-        var resolved = settings.HasEdgeRules && !settings.EdgeReadsIdentity && TryResolveCached(context, settings, out identity);
+        var resolved = settings.HasEdgeRules && !settings.EdgeReadsIdentity && TryResolveCached(context, settings, feature, out identity);
         var admitted = resolved && Admit(request, identity, settings);
         var edgeFirst = settings.HasEdgeRules && !admitted;
         RateLimitResult edge = default;
@@ -95,6 +115,7 @@ public sealed class FloodgateMiddleware
             probes = default;
             if (!edge.IsAllowed)
             {
+                feature.Result = edge;
                 await RejectAsync(context, request, edge, bannedBy, settings, aborted).ConfigureAwait(false);
                 return;
             }
@@ -109,7 +130,7 @@ public sealed class FloodgateMiddleware
             {
                 if (!resolved)
                 {
-                    identity = await ResolveAsync(context, settings, aborted).ConfigureAwait(false);
+                    identity = await ResolveAsync(context, settings, feature, aborted).ConfigureAwait(false);
                 }
 
                 if (!Admit(request, identity, settings))
@@ -119,27 +140,38 @@ public sealed class FloodgateMiddleware
                 }
             }
 
+            feature.Identity = identity;
             var first = admitted ? RateLimitTier.Edge : RateLimitTier.User;
             var (rest, bannedBy) = await EvaluateAsync(engine, settings, request, first, RateLimitTier.Global, probes, aborted).ConfigureAwait(false);
             var result = edgeFirst ? RateLimitResult.Combine(edge, rest) : rest;
             held = result;
+            feature.Result = result;
             if (!result.IsAllowed)
             {
                 await RejectAsync(context, request, result, bannedBy, settings, aborted).ConfigureAwait(false);
                 return;
             }
 
-            RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders);
+            RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders, settings.LegacyReset, _time);
 
             // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.
             engine.RenewLeases(result);
-            await _next(context).ConfigureAwait(false);
+
+            // Reservations are settled when the response ends, with the usage it reported (docs/cost.md).
+            await ResponseCosts.InvokeAsync(_next, request, engine, result, settings.Policy).ConfigureAwait(false);
         }
         finally
         {
             if (held.HasLeases)
             {
                 await engine.ReleaseAsync(held, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            // A request refused after a reservation (by identity, or a later tier) was never served: refunded. A request
+            // served was settled already, and is not settled twice.
+            if (held.HasReservations)
+            {
+                await engine.SettleAsync(held, null, Floodgate.Costs.RequestCompletion.NotServed, CancellationToken.None).ConfigureAwait(false);
             }
         }
     }
@@ -178,7 +210,7 @@ public sealed class FloodgateMiddleware
             // A ban's probe: the IP's ban bucket cannot take 1 more until the retry-after of the probe.
             Banned.Add(1, new KeyValuePair<string, object?>("rule", ban.Rule.Name));
             var retry = result.PreCheckOutcome.Outcome.RetryAfterMicroseconds;
-            await RateLimitResponses.WriteBanAsync(context, ban.Rule.Name, TimeSpan.FromMicroseconds(Math.Max(0, retry))).ConfigureAwait(false);
+            await RateLimitResponses.WriteBanAsync(context, ban.Rule.Name, TimeSpan.FromMicroseconds(Math.Max(0, retry)), settings.Rejections, _problems).ConfigureAwait(false);
             return;
         }
 
@@ -187,31 +219,72 @@ public sealed class FloodgateMiddleware
             await StartBanAsync(settings, result.Decision.Rule, request, aborted).ConfigureAwait(false);
         }
 
-        await RateLimitResponses.WriteRejectionAsync(context, result, settings.IetfHeaders, settings.LegacyHeaders).ConfigureAwait(false);
+        await RateLimitResponses.WriteRejectionAsync(context, result, settings.IetfHeaders, settings.LegacyHeaders, settings.LegacyReset, _time, settings.Rejections, _problems).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// The identity when it costs no signature check and no I/O: the resolver's cached answer or, without a resolver,
-    /// the application's own authenticated user; <see langword="false"/> when only <see cref="ResolveAsync"/> can tell.
+    /// The identity when it costs no signature check and no I/O: the one the Floodgate authentication handler resolved
+    /// for this request, the user the application's authentication established, the resolver's cached answer or, without
+    /// a resolver, anonymous; <see langword="false"/> when only <see cref="ResolveAsync"/> can tell.
     /// </summary>
-    private bool TryResolveCached(HttpContext context, CompiledSettings settings, out IdentityResult identity)
+    private bool TryResolveCached(HttpContext context, CompiledSettings settings, FloodgateFeature feature, out IdentityResult identity)
     {
-        if (_identity is not null)
+        if (feature.Resolved)
         {
-            return _identity.TryResolveCached(context, out identity);
+            identity = feature.Identity;
+            return true;
         }
 
-        identity = ApplicationUser(context, settings);
+        if (_identity is null || context.User.Identity is { IsAuthenticated: true } || IsOtherSchemes(context))
+        {
+            identity = ApplicationUser(context, settings);
+            return true;
+        }
+
+        if (!_identity.TryResolveCached(context, out identity))
+        {
+            return false;
+        }
+
+        feature.Identity = identity;
+        feature.Resolved = true;
         return true;
     }
 
-    private ValueTask<IdentityResult> ResolveAsync(HttpContext context, CompiledSettings settings, CancellationToken aborted) =>
-        _identity is not null ? _identity.ResolveAsync(context, aborted) : new ValueTask<IdentityResult>(ApplicationUser(context, settings));
+    private async ValueTask<IdentityResult> ResolveAsync(HttpContext context, CompiledSettings settings, FloodgateFeature feature, CancellationToken aborted)
+    {
+        if (feature.Resolved)
+        {
+            return feature.Identity;
+        }
 
-    /// <summary>The application's own authenticated user, when its subject claim (or name identifier) names one; else anonymous.</summary>
+        if (_identity is null || context.User.Identity is { IsAuthenticated: true } || IsOtherSchemes(context))
+        {
+            return ApplicationUser(context, settings);
+        }
+
+        var identity = await _identity.ResolveAsync(context, aborted).ConfigureAwait(false);
+        feature.Identity = identity;
+        feature.Resolved = true;
+        return identity;
+    }
+
+    /// <summary>
+    /// Whether the request carries credentials of another scheme than Bearer (Basic, an API key scheme's) in an app whose
+    /// ASP.NET authentication has Floodgate's scheme beside others: those are authentication's to judge, never answered
+    /// 401 "expected a Bearer token" here. Until authentication has established a user, such a request is anonymous.
+    /// </summary>
+    private bool IsOtherSchemes(HttpContext context) =>
+        _authenticationHasOtherSchemes && context.Request.Headers.Authorization is { Count: > 0 } values
+        && !(values[0] ?? string.Empty).TrimStart().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The user the application's authentication established, when its subject claim (or name identifier, or name) names
+    /// one; else anonymous.
+    /// </summary>
     private static IdentityResult ApplicationUser(HttpContext context, CompiledSettings settings) =>
         context.User.Identity is ClaimsIdentity { IsAuthenticated: true } user
-            && (user.FindFirst(settings.SubjectClaim)?.Value ?? user.FindFirst(ClaimTypes.NameIdentifier)?.Value) is { Length: > 0 } subject
+            && (user.FindFirst(settings.SubjectClaim)?.Value ?? user.FindFirst(ClaimTypes.NameIdentifier)?.Value ?? user.Name) is { Length: > 0 } subject
             ? IdentityResult.Valid(subject, user.FindFirst(settings.PlanClaim)?.Value, user)
             : IdentityResult.Anonymous;
 

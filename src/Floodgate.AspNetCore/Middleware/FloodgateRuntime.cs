@@ -1,5 +1,7 @@
 using Floodgate.AspNetCore.Endpoints;
 using Floodgate.AspNetCore.Http;
+using Floodgate.AspNetCore.Policies;
+using Floodgate.AspNetCore.Rejections;
 using Floodgate.Engine;
 using Floodgate.Keys;
 using Floodgate.Limits;
@@ -27,6 +29,7 @@ public sealed class FloodgateRuntime
     private IDisposable? _endpointChanges;
     private bool _endpointsAttached;
     private Exception? _attachFailure;
+    private EndpointDataSource? _endpointSource;
 
     /// <summary>Creates the runtime with the options' settings in force.</summary>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
@@ -65,6 +68,8 @@ public sealed class FloodgateRuntime
         options.Validate();
         lock (_settingsLock)
         {
+            // A reload that drops a policy an endpoint requires is refused: that endpoint would go unlimited.
+            NamedPolicies.CheckRequired(NamedPolicies.Of(_endpointSource), options);
             var settings = Compile(options, _endpointRules);
             Volatile.Write(ref _options, options);
             Volatile.Write(ref _settings, settings);
@@ -111,6 +116,7 @@ public sealed class FloodgateRuntime
                 {
                     // Taken before the endpoints are read, so that a change while they are read is not missed.
                     var changes = endpoints.GetChangeToken();
+                    NamedPolicies.CheckRequired(endpoints.Endpoints, _options);
                     var rules = EndpointRules(endpoints);
                     if (rules.Count > 0 || _endpointRules.Count > 0)
                     {
@@ -121,6 +127,7 @@ public sealed class FloodgateRuntime
                         Engine.UpdatePolicy(settings.Policy);
                     }
 
+                    _endpointSource = endpoints;
                     Volatile.Write(ref _endpointsAttached, true);
 
                     // Endpoints can change after the first request (a dynamic data source, an in-app proxy's routes): the
@@ -206,6 +213,15 @@ public sealed class FloodgateRuntime
     {
         options.Validate();
         var policy = options.Policy;
+        if (options.Policies.Count > 0)
+        {
+            policy = new RateLimitPolicy(policy.Rules.Concat(options.Policies.Values))
+            {
+                ShadowAll = policy.ShadowAll,
+                Ipv6PrefixLength = policy.Ipv6PrefixLength,
+            };
+        }
+
         if (endpointRules.Count > 0)
         {
             // An endpoint rule keeps its name unless a policy rule or an earlier endpoint rule has it; then it is named
@@ -251,11 +267,13 @@ public sealed class FloodgateRuntime
             options.Anonymous,
             options.Headers.Ietf,
             options.Headers.Legacy,
+            options.Headers.LegacyReset,
             [.. bans],
             !policy.RulesOf(RateLimitTier.Edge).IsEmpty,
             EdgeReadsIdentity(policy),
             options.SubjectClaim,
-            options.PlanClaim);
+            options.PlanClaim,
+            RejectionSettings.Of(options));
     }
 
     /// <summary>
@@ -354,8 +372,10 @@ internal sealed record CompiledSettings(
     AnonymousPolicy Anonymous,
     bool IetfHeaders,
     bool LegacyHeaders,
+    RateLimitResetFormat LegacyReset,
     BanRule[] Bans,
     bool HasEdgeRules,
     bool EdgeReadsIdentity,
     string SubjectClaim,
-    string PlanClaim);
+    string PlanClaim,
+    RejectionSettings Rejections);

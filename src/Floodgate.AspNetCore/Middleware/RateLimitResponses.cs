@@ -2,10 +2,12 @@ using System.Buffers;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Floodgate.AspNetCore.Rejections;
 using Floodgate.Engine;
 using Floodgate.Limits;
 using Floodgate.Rules;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Net.Http.Headers;
 
 namespace Floodgate.AspNetCore.Middleware;
@@ -31,12 +33,15 @@ public static class RateLimitResponses
     private static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly ConditionalWeakTable<RateLimitRule, RuleTexts> Texts = [];
 
-    /// <summary>The <c>RateLimit-Policy</c> value of a decision: <c>"name";q=100;w=60</c> (no window for concurrency).</summary>
+    /// <summary>
+    /// The <c>RateLimit-Policy</c> value of a decision: <c>"name";q=100;w=60</c> (no window for concurrency), with
+    /// <c>;qu="tokens"</c> (the rule's cost unit) for a rule whose cost is settled from usage.
+    /// </summary>
     /// <remarks>Formatted once per rule and limit, then cached with the rule.</remarks>
     public static string FormatPolicy(in RateLimitDecision decision)
     {
         var rule = decision.Rule ?? throw new ArgumentException("The decision names no rule.", nameof(decision));
-        return TextsOf(rule).PolicyOf(decision.Limit!);
+        return TextsOf(rule).PolicyOf(decision.Limit!, rule.Costs?.Unit);
     }
 
     /// <summary>The <c>RateLimit</c> value of a decision: <c>"name";r=42;t=17</c>, the reset in whole seconds rounded up.</summary>
@@ -50,10 +55,29 @@ public static class RateLimitResponses
     public static long CeilingSeconds(TimeSpan span) =>
         span <= TimeSpan.Zero ? 0 : (span.Ticks + TimeSpan.TicksPerSecond - 1) / TimeSpan.TicksPerSecond;
 
+    /// <summary>
+    /// The Unix time in whole seconds, rounded up, at which <paramref name="after"/> from <paramref name="now"/> ends
+    /// (<paramref name="now"/> itself, rounded up, when it is not positive): never earlier than the reset.
+    /// </summary>
+    public static long CeilingUnixSeconds(DateTimeOffset now, TimeSpan after) =>
+        CeilingSeconds(TimeSpan.FromTicks(now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) + (after > TimeSpan.Zero ? after : TimeSpan.Zero));
+
     /// <summary>Sets the limit headers of the most constrained rule on <paramref name="response"/>; nothing when no rule applied.</summary>
-    public static void WriteHeaders(HttpResponse response, in RateLimitDecision decision, bool ietf, bool legacy)
+    /// <remarks><c>X-RateLimit-Reset</c> is in seconds from now.</remarks>
+    public static void WriteHeaders(HttpResponse response, in RateLimitDecision decision, bool ietf, bool legacy) =>
+        WriteHeaders(response, decision, ietf, legacy, RateLimitResetFormat.DeltaSeconds, TimeProvider.System);
+
+    /// <summary>Sets the limit headers of the most constrained rule on <paramref name="response"/>; nothing when no rule applied.</summary>
+    /// <param name="response">The response.</param>
+    /// <param name="decision">The decision whose rule's state the headers tell.</param>
+    /// <param name="ietf">Whether to write <c>RateLimit-Policy</c> and <c>RateLimit</c>.</param>
+    /// <param name="legacy">Whether to write <c>X-RateLimit-Limit</c>, <c>X-RateLimit-Remaining</c> and <c>X-RateLimit-Reset</c>.</param>
+    /// <param name="legacyReset">How <c>X-RateLimit-Reset</c> tells the reset.</param>
+    /// <param name="time">The clock the Unix time of <see cref="RateLimitResetFormat.UnixSeconds"/> is read from (the engine's).</param>
+    public static void WriteHeaders(HttpResponse response, in RateLimitDecision decision, bool ietf, bool legacy, RateLimitResetFormat legacyReset, TimeProvider time)
     {
         ArgumentNullException.ThrowIfNull(response);
+        ArgumentNullException.ThrowIfNull(time);
         if (decision.Rule is null)
         {
             return;
@@ -70,7 +94,10 @@ public static class RateLimitResponses
         {
             headers["X-RateLimit-Limit"] = decision.Quota.ToString(CultureInfo.InvariantCulture);
             headers["X-RateLimit-Remaining"] = decision.Remaining.ToString(CultureInfo.InvariantCulture);
-            headers["X-RateLimit-Reset"] = CeilingSeconds(decision.ResetAfter).ToString(CultureInfo.InvariantCulture);
+            var reset = legacyReset == RateLimitResetFormat.UnixSeconds
+                ? CeilingUnixSeconds(time.GetUtcNow(), decision.ResetAfter)
+                : CeilingSeconds(decision.ResetAfter);
+            headers["X-RateLimit-Reset"] = reset.ToString(CultureInfo.InvariantCulture);
         }
     }
 
@@ -79,14 +106,27 @@ public static class RateLimitResponses
     /// mode's denial while the store is unreachable, with
     /// <c>Retry-After</c> (omitted when the cost can never fit) and a problem details body naming the rule, tier and retry.
     /// </summary>
-    public static Task WriteRejectionAsync(HttpContext context, RateLimitResult result, bool ietf, bool legacy)
+    /// <remarks><c>X-RateLimit-Reset</c> is in seconds from now.</remarks>
+    public static Task WriteRejectionAsync(HttpContext context, RateLimitResult result, bool ietf, bool legacy) =>
+        WriteRejectionAsync(context, result, ietf, legacy, RateLimitResetFormat.DeltaSeconds, TimeProvider.System);
+
+    /// <summary>
+    /// Answers a rejection as <see cref="WriteRejectionAsync(HttpContext, RateLimitResult, bool, bool)"/> does, with
+    /// <c>X-RateLimit-Reset</c> told as <paramref name="legacyReset"/> says, by the clock <paramref name="time"/>.
+    /// </summary>
+    public static Task WriteRejectionAsync(HttpContext context, RateLimitResult result, bool ietf, bool legacy, RateLimitResetFormat legacyReset, TimeProvider time) =>
+        WriteRejectionAsync(context, result, ietf, legacy, legacyReset, time, RejectionSettings.Default, null).AsTask();
+
+    /// <summary>Answers a rejection with the application's status codes, callback or problem details service.</summary>
+    internal static ValueTask WriteRejectionAsync(HttpContext context, in RateLimitResult result, bool ietf, bool legacy, RateLimitResetFormat legacyReset, TimeProvider time, RejectionSettings rejections, IProblemDetailsService? problems)
     {
         ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(time);
         var decision = result.Decision;
         var rule = decision.Rule ?? throw new ArgumentException("A rejection names its rule.", nameof(result));
-        var status = result.IsCapacityRejection ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status429TooManyRequests;
+        var status = rejections.StatusOf(result);
         var tier = TierNames[(int)decision.Tier];
-        WriteHeaders(context.Response, decision, ietf, legacy);
+        WriteHeaders(context.Response, decision, ietf, legacy, legacyReset, time);
         long? retry = decision.IsPermanent ? null : Math.Max(1, CeilingSeconds(decision.RetryAfter));
         var detail = (retry, decision.IsStoreFailure) switch
         {
@@ -94,16 +134,65 @@ public static class RateLimitResponses
             ({ } seconds, false) => string.Create(CultureInfo.InvariantCulture, $"The {tier} rule '{rule.Name}' is over its limit; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}."),
             _ => $"The request costs more than the {tier} rule '{rule.Name}' can ever admit; retrying will not help.",
         };
-        return WriteProblemAsync(context, status, status == 503 ? "Service Unavailable" : "Too Many Requests", detail, rule.Name, tier, retry, decision.RetryAfter);
+        var rejected = rejections.OnRejected is null && problems is null ? null
+            : new FloodgateRejectedContext(context, decision, decision.Tier, rule.Name, retry is { } r ? TimeSpan.FromSeconds(r) : null, detail, isBan: false);
+        return AnswerAsync(context, status, detail, rule.Name, tier, retry, decision.RetryAfter, rejections, problems, rejected);
     }
 
     /// <summary>Answers a request from a banned client IP: 429, with the time left on the ban.</summary>
-    public static Task WriteBanAsync(HttpContext context, string rule, TimeSpan remaining)
+    public static Task WriteBanAsync(HttpContext context, string rule, TimeSpan remaining) =>
+        WriteBanAsync(context, rule, remaining, RejectionSettings.Default, null).AsTask();
+
+    /// <summary>Answers a banned client IP with the application's status code for the edge, callback or problem details service.</summary>
+    internal static ValueTask WriteBanAsync(HttpContext context, string rule, TimeSpan remaining, RejectionSettings rejections, IProblemDetailsService? problems)
     {
         ArgumentNullException.ThrowIfNull(context);
         var seconds = Math.Max(1, CeilingSeconds(remaining));
         var detail = string.Create(CultureInfo.InvariantCulture, $"This client went over the edge rule '{rule}' and is banned; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}.");
-        return WriteProblemAsync(context, StatusCodes.Status429TooManyRequests, "Too Many Requests", detail, rule, "edge", seconds, remaining);
+        var rejected = rejections.OnRejected is null && problems is null ? null
+            : new FloodgateRejectedContext(context, default, RateLimitTier.Edge, rule, TimeSpan.FromSeconds(seconds), detail, isBan: true);
+        return AnswerAsync(context, rejections.StatusOf(RateLimitTier.Edge, false, false), detail, rule, "edge", seconds, remaining, rejections, problems, rejected);
+    }
+
+    /// <summary>
+    /// Sets the status and <c>Retry-After</c>, then has the body written by the application's callback, by the problem
+    /// details service, or by <see cref="WriteProblemAsync"/>. A gRPC call always gets its gRPC status.
+    /// </summary>
+    private static async ValueTask AnswerAsync(HttpContext context, int status, string detail, string rule, string tier, long? retryAfter, TimeSpan delay, RejectionSettings rejections, IProblemDetailsService? problems, FloodgateRejectedContext? rejected)
+    {
+        var title = ReasonPhrases.GetReasonPhrase(status);
+        if (rejected is null || GrpcResponses.IsGrpc(context.Request))
+        {
+            await WriteProblemAsync(context, status, title, detail, rule, tier, retryAfter, delay).ConfigureAwait(false);
+            return;
+        }
+
+        var response = context.Response;
+        response.StatusCode = status;
+        if (retryAfter is { } retry)
+        {
+            response.Headers[HeaderNames.RetryAfter] = retry.ToString(CultureInfo.InvariantCulture);
+        }
+
+        if (rejections.OnRejected is { } onRejected)
+        {
+            await onRejected(rejected, context.RequestAborted).ConfigureAwait(false);
+            return;
+        }
+
+        response.Headers.CacheControl = "no-store";
+        var problem = new Microsoft.AspNetCore.Mvc.ProblemDetails { Status = status, Title = title, Detail = detail };
+        problem.Extensions["tier"] = tier;
+        problem.Extensions["rule"] = rule;
+        if (retryAfter is { } seconds)
+        {
+            problem.Extensions["retryAfter"] = seconds;
+        }
+
+        if (!await problems!.TryWriteAsync(new ProblemDetailsContext { HttpContext = context, ProblemDetails = problem }).ConfigureAwait(false))
+        {
+            await WriteProblemAsync(context, status, title, detail, rule, tier, retryAfter, delay).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Answers 401 with <c>WWW-Authenticate: Bearer</c> (RFC 6750), with the error when the token was invalid.</summary>
@@ -205,7 +294,7 @@ public static class RateLimitResponses
 
         public string QuotedName { get; } = quotedName;
 
-        public string PolicyOf(Limit limit)
+        public string PolicyOf(Limit limit, string? unit)
         {
             var policies = Volatile.Read(ref _policies);
             foreach (var (known, text) in policies)
@@ -219,6 +308,12 @@ public static class RateLimitResponses
             var formatted = limit.Algorithm == LimitAlgorithm.Concurrency
                 ? string.Create(CultureInfo.InvariantCulture, $"{QuotedName};q={limit.Amount}")
                 : string.Create(CultureInfo.InvariantCulture, $"{QuotedName};q={limit.Amount};w={CeilingSeconds(limit.Rate.Period)}");
+
+            // A budget counted in another unit than requests names it with the draft's quota unit (docs/cost.md).
+            if (unit is not null)
+            {
+                formatted = string.Create(CultureInfo.InvariantCulture, $"{formatted};qu=\"{unit}\"");
+            }
 
             // Copy on write: a rule has a handful of limits at most, and a lost race only formats again.
             Interlocked.CompareExchange(ref _policies, [.. policies, (limit, formatted)], policies);

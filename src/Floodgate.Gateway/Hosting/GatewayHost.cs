@@ -171,7 +171,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             proxyStarted = true;
             if (options.Envoy is not null)
             {
-                envoy = EnvoyHosting.Build(WebApps.CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2, logTo: options.LoggerProvider), runtime, options.ConfigureEnvoyService, time);
+                envoy = EnvoyHosting.Build(WebApps.CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2, logTo: options.LoggerProvider), runtime.Store, options.ConfigureEnvoyService, time);
                 await envoy.StartAsync(cancellationToken).ConfigureAwait(false);
             }
 

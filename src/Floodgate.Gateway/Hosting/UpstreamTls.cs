@@ -24,10 +24,10 @@ internal static partial class UpstreamTls
     {
         var authorities = authorityFile is null
             ? null
-            : new Watched<X509Certificate2Collection>(cluster, [authorityFile], (out string? problem) => PemCertificates.ReadAuthorities(authorityFile, out problem), logger);
+            : Watch<X509Certificate2Collection>(cluster, [authorityFile], (out string? problem) => PemCertificates.ReadAuthorities(authorityFile, out problem), logger);
         if (certificateFile is not null)
         {
-            var client = new Watched<X509Certificate2>(
+            var client = Watch<X509Certificate2>(
                 cluster,
                 keyFile is null ? [certificateFile] : [certificateFile, keyFile],
                 (out string? problem) => PemCertificates.ReadClientCertificate(certificateFile, keyFile, out problem),
@@ -72,76 +72,22 @@ internal static partial class UpstreamTls
         return authorities is not null && PemCertificates.IsTrusted(authorities, certificate, chain, errors);
     }
 
-    private delegate T? Loader<T>(out string? problem);
-
-    /// <summary>A value read from files, read again at first use after any of them changed; a change that cannot be used keeps the last good value.</summary>
-    private sealed class Watched<T>
+    /// <summary>Reads the cluster's files now (a failure is logged, and trusts nothing) and watches them.</summary>
+    private static WatchedFiles<T> Watch<T>(string cluster, string[] paths, WatchedFiles<T>.Loader load, ILogger logger)
         where T : class
     {
-        private readonly string _cluster;
-        private readonly string[] _paths;
-        private readonly Loader<T> _load;
-        private readonly ILogger _logger;
-        private readonly Lock _valueLock = new();
-        private (DateTime Written, long Length)[] _stamps;
-        private T? _value;
-
-        public Watched(string cluster, string[] paths, Loader<T> load, ILogger logger)
+        var watched = new WatchedFiles<T>(
+            paths,
+            load(out var problem),
+            load,
+            files => LogReloaded(logger, cluster, files),
+            (files, reason) => LogRefused(logger, cluster, reason, files));
+        if (watched.Current is null)
         {
-            _cluster = cluster;
-            _paths = paths;
-            _load = load;
-            _logger = logger;
-            _stamps = Stamps(paths);
-            _value = load(out var problem);
-            if (_value is null)
-            {
-                LogRefused(_logger, _cluster, problem ?? "unreadable", string.Join(", ", _paths));
-            }
+            LogRefused(logger, cluster, problem ?? "unreadable", watched.Files);
         }
 
-        public T? Current
-        {
-            get
-            {
-                lock (_valueLock)
-                {
-                    var stamps = Stamps(_paths);
-                    if (stamps.AsSpan().SequenceEqual(_stamps))
-                    {
-                        return _value;
-                    }
-
-                    // Recorded first, so that a file that cannot be used is not read again at every handshake.
-                    _stamps = stamps;
-
-                    // The previous value is not disposed: a connection made with it may still be using it.
-                    if (_load(out var problem) is { } next)
-                    {
-                        _value = next;
-                        LogReloaded(_logger, _cluster, string.Join(", ", _paths));
-                    }
-                    else
-                    {
-                        LogRefused(_logger, _cluster, problem ?? "unreadable", string.Join(", ", _paths));
-                    }
-
-                    return _value;
-                }
-            }
-        }
-
-        private static (DateTime, long)[] Stamps(string[] paths)
-        {
-            var stamps = new (DateTime, long)[paths.Length];
-            for (var i = 0; i < paths.Length; i++)
-            {
-                var file = new FileInfo(paths[i]);
-                stamps[i] = file.Exists ? (file.LastWriteTimeUtc, file.Length) : (DateTime.MinValue, -1);
-            }
-
-            return stamps;
-        }
+        return watched;
     }
 
     [LoggerMessage(60, LogLevel.Information, "The TLS files of cluster {Cluster} changed and were read again: {Files}; new upstream connections use them")]

@@ -81,6 +81,10 @@ internal sealed class InstrumentedStore(IRateLimitStore inner, string kind) : IR
     public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
         inner.RenewAsync(check, leaseId, cancellationToken);
 
+    // Forwarded too: the default settles nothing, and every reservation would stand as the cost.
+    public ValueTask<CostSettlement> SettleAsync(RateLimitCheck check, long delta, CancellationToken cancellationToken = default) =>
+        inner.SettleAsync(check, delta, cancellationToken);
+
     private async ValueTask AwaitAsync(ValueTask pending, long start)
     {
         try

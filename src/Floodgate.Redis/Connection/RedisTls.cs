@@ -24,92 +24,28 @@ internal static partial class RedisTls
     {
         if (options.TrustedCertificateAuthority is { } authorityFile)
         {
-            var authorities = new FileBacked<X509Certificate2Collection>([authorityFile], () => LoadAuthorities(authorityFile), logger);
+            var authorities = Watch([authorityFile], LoadAuthorities(authorityFile), (out string? problem) => PemCertificates.ReadAuthorities(authorityFile, out problem), logger);
             configuration.Ssl = true;
-            configuration.CertificateValidation += (_, certificate, chain, errors) => PemCertificates.IsTrusted(authorities.Current, certificate, chain, errors);
+            // Read above without a failure, so it always holds a value.
+            configuration.CertificateValidation += (_, certificate, chain, errors) => PemCertificates.IsTrusted(authorities.Current!, certificate, chain, errors);
         }
 
         if (options.ClientCertificate is { } certificateFile)
         {
             var keyFile = options.ClientCertificateKey;
-            var client = new FileBacked<X509Certificate2>(
+            var client = Watch(
                 keyFile is null ? [certificateFile] : [certificateFile, keyFile],
-                () => LoadClientCertificate(certificateFile, keyFile),
+                LoadClientCertificate(certificateFile, keyFile),
+                (out string? problem) => PemCertificates.ReadClientCertificate(certificateFile, keyFile, out problem),
                 logger);
             configuration.Ssl = true;
             configuration.CertificateSelection += (_, _, _, _, _) => client.Current;
         }
     }
 
-    /// <summary>
-    /// A value read from files, read again on first use after any of them changed. A change that cannot be read keeps
-    /// the last good value (logged) until the files change again.
-    /// </summary>
-    internal sealed class FileBacked<T>
+    private static WatchedFiles<T> Watch<T>(string[] paths, T initial, WatchedFiles<T>.Loader load, ILogger logger)
         where T : class
-    {
-        private readonly string[] _paths;
-        private readonly Func<T> _load;
-        private readonly ILogger _logger;
-        // Guards the stamps and the value read with them.
-        private readonly Lock _filesLock = new();
-        private (DateTime Written, long Length)[] _stamps;
-        private T _value;
-
-        /// <summary>Reads the files now.</summary>
-        /// <exception cref="ArgumentException">They cannot be used.</exception>
-        public FileBacked(string[] paths, Func<T> load, ILogger logger)
-        {
-            _paths = paths;
-            _load = load;
-            _logger = logger;
-            _stamps = Stamps(paths);
-            _value = load();
-        }
-
-        /// <summary>The value of the files as they are now, or the last good one.</summary>
-        public T Current
-        {
-            get
-            {
-                lock (_filesLock)
-                {
-                    var stamps = Stamps(_paths);
-                    if (stamps.AsSpan().SequenceEqual(_stamps))
-                    {
-                        return _value;
-                    }
-
-                    // Recorded first, so a file that cannot be used is not read again at every handshake.
-                    _stamps = stamps;
-                    try
-                    {
-                        // The previous value is not disposed: a connection made with it may still be using it.
-                        _value = _load();
-                        LogReloaded(_logger, string.Join(", ", _paths));
-                    }
-                    catch (ArgumentException e)
-                    {
-                        LogReloadRefused(_logger, string.Join(", ", _paths), e.Message);
-                    }
-
-                    return _value;
-                }
-            }
-        }
-
-        private static (DateTime, long)[] Stamps(string[] paths)
-        {
-            var stamps = new (DateTime, long)[paths.Length];
-            for (var i = 0; i < paths.Length; i++)
-            {
-                var file = new FileInfo(paths[i]);
-                stamps[i] = file.Exists ? (file.LastWriteTimeUtc, file.Length) : (DateTime.MinValue, -1);
-            }
-
-            return stamps;
-        }
-    }
+        => new(paths, initial, load, files => LogReloaded(logger, files), (files, reason) => LogReloadRefused(logger, files, reason));
 
     [LoggerMessage(20, LogLevel.Information, "Redis TLS files changed and were read again: {Files}; new connections use them")]
     private static partial void LogReloaded(ILogger logger, string files);

@@ -8,7 +8,8 @@ namespace Floodgate.Algorithms;
 /// script read to describe its answer, so both stores answer alike by construction.
 /// </summary>
 /// <remarks>
-/// A rejected cost never changes the state, and a cost of 0 is a probe that never does. The arithmetic uses only
+/// A rejected cost never changes the state, and a cost of 0 is a probe that never does; <see cref="Charge"/> is the one
+/// exception, for checks that are charged whether or not they fit (<see cref="Stores.RateLimitCheck.IsAlwaysCharged"/>). The arithmetic uses only
 /// additions, comparisons and divisions of integers below 2^53, so a Lua double computes the same values.
 /// A clock may step back (NTP, a VM restored, a cached time published late). No algorithm lets that give a budget
 /// back: gcra counts from the later of now and its arrival time, the windows take now as no earlier than the start of
@@ -23,7 +24,7 @@ namespace Floodgate.Algorithms;
 /// them on the state it read to describe the answer; see <see cref="Stores.IRateLimitStore"/>.
 /// </para>
 /// </remarks>
-public static class LimitMath
+public static partial class LimitMath
 {
     /// <summary>Decides <paramref name="cost"/> against <paramref name="limit"/> for a key in <paramref name="state"/> at <paramref name="now"/>.</summary>
     /// <param name="limit">The limit; not a concurrency limit.</param>
@@ -63,6 +64,59 @@ public static class LimitMath
     }
 
     /// <summary>
+    /// The state after charging <paramref name="cost"/> whether or not it fits, as envoyproxy/ratelimit's counters do: the
+    /// count (or the token bucket's arrival time) goes past the limit and blocks until it refills. A count saturates at
+    /// <see cref="Limit.MaxAmount"/> and an arrival time at now plus <see cref="Limit.MaxSpanMicroseconds"/>, so the state
+    /// stays below 2^53, where the Redis script computes it alike. When the cost fits, the state is the one
+    /// <see cref="Decide"/> gives.
+    /// </summary>
+    /// <param name="limit">The limit; not a concurrency limit.</param>
+    /// <param name="state">The key's state before the charge.</param>
+    /// <param name="now">Now, in microseconds since the Unix epoch.</param>
+    /// <param name="cost">The cost, 0 or more.</param>
+    /// <returns>The key's state after the charge.</returns>
+    public static LimitState Charge(Limit limit, in LimitState state, long now, long cost)
+    {
+        ArgumentNullException.ThrowIfNull(limit);
+        switch (limit.Algorithm)
+        {
+            case LimitAlgorithm.Gcra:
+            {
+                var baseline = Math.Max(state.A, now);
+                var room = now + Limit.MaxSpanMicroseconds - baseline;
+                return new LimitState(cost > room / limit.IntervalMicroseconds ? now + Limit.MaxSpanMicroseconds : baseline + (limit.IntervalMicroseconds * cost), 0, 0);
+            }
+
+            case LimitAlgorithm.FixedWindow:
+            {
+                now = Math.Max(now, state.A);
+                var start = now - (now % limit.PeriodMicroseconds);
+                var count = state.A == start ? state.B : 0;
+                return new LimitState(start, Saturated(count, cost), start + limit.PeriodMicroseconds);
+            }
+
+            case LimitAlgorithm.SlidingWindow:
+            {
+                now = Math.Max(now, state.A);
+                var window = limit.PeriodMicroseconds;
+                var start = now - (now % window);
+                var (previous, current) = state.A == start ? (state.B, state.C) : state.A == start - window ? (state.C, 0L) : (0L, 0L);
+                return new LimitState(start, previous, Saturated(current, cost));
+            }
+
+            case LimitAlgorithm.Quota:
+            {
+                var (start, end) = QuotaPeriod(limit, state, now);
+                var count = state.A == start && state.C == end ? state.B : 0;
+                return new LimitState(start, Saturated(count, cost), end);
+            }
+
+            default:
+                throw new ArgumentException("Concurrency limits are decided by the store's lease set.", nameof(limit));
+        }
+    }
+
+    /// <summary>
     /// The token bucket as a theoretical arrival time (TAT): each unit of cost pushes the TAT one emission interval
     /// later; a request fits while the TAT stays within the burst tolerance of now.
     /// </summary>
@@ -74,14 +128,15 @@ public static class LimitMath
         next = state;
         if (cost > limit.Burst)
         {
-            return new LimitOutcome(false, (now + tolerance - baseline) / interval, baseline - now, LimitOutcome.Never);
+            return new LimitOutcome(false, Math.Max(0, (now + tolerance - baseline) / interval), baseline - now, LimitOutcome.Never);
         }
 
         var candidate = baseline + (interval * cost);
         var allowAt = candidate - tolerance;
         if (allowAt > now)
         {
-            return new LimitOutcome(false, (now + tolerance - baseline) / interval, baseline - now, allowAt - now);
+            // A settled extra charge may have overdrawn the bucket: nothing remains, rather than a negative count.
+            return new LimitOutcome(false, Math.Max(0, (now + tolerance - baseline) / interval), baseline - now, allowAt - now);
         }
 
         if (cost > 0)
@@ -106,28 +161,30 @@ public static class LimitMath
     /// <summary>A quota: a counter over a calendar period, or over a period that starts with the first request (rolling).</summary>
     internal static LimitOutcome Quota(Limit limit, in LimitState state, long now, long cost, out LimitState next)
     {
-        long start, end;
-        if (state.A > now && state.C > state.A)
-        {
-            // A period that starts after now means the clock stepped back: it stays in force, never replaced by an earlier one.
-            (start, end) = (state.A, state.C);
-        }
-        else if (limit.Calendar is not null)
-        {
-            (start, end) = limit.CalendarPeriod(now);
-        }
-        else if (state.C > now)
-        {
-            (start, end) = (state.A, state.C);
-        }
-        else
-        {
-            (start, end) = (now, now + limit.PeriodMicroseconds);
-        }
-
+        var (start, end) = QuotaPeriod(limit, state, now);
         var count = state.A == start && state.C == end ? state.B : 0;
         return Counter(limit.Amount, start, end, count, now, cost, state, out next);
     }
+
+    /// <summary>The quota period a decision at <paramref name="now"/> counts in.</summary>
+    private static (long Start, long End) QuotaPeriod(Limit limit, in LimitState state, long now)
+    {
+        if (state.A > now && state.C > state.A)
+        {
+            // A period that starts after now means the clock stepped back: it stays in force, never replaced by an earlier one.
+            return (state.A, state.C);
+        }
+
+        if (limit.Calendar is not null)
+        {
+            return limit.CalendarPeriod(now);
+        }
+
+        return state.C > now ? (state.A, state.C) : (now, now + limit.PeriodMicroseconds);
+    }
+
+    /// <summary><paramref name="count"/> plus <paramref name="cost"/>, at most <see cref="Limit.MaxAmount"/>.</summary>
+    private static long Saturated(long count, long cost) => cost > Limit.MaxAmount - count ? Limit.MaxAmount : count + cost;
 
     /// <summary>
     /// The weighted two-window counter: the estimate is the previous window's count, scaled by the share of the
@@ -228,12 +285,13 @@ public static class LimitMath
         next = state;
         if (cost > amount)
         {
-            return new LimitOutcome(false, amount - count, end - now, LimitOutcome.Never);
+            return new LimitOutcome(false, Math.Max(0, amount - count), end - now, LimitOutcome.Never);
         }
 
         if (count + cost > amount)
         {
-            return new LimitOutcome(false, amount - count, end - now, end - now);
+            // A settled extra charge may have taken the count past the amount: nothing remains until the period ends.
+            return new LimitOutcome(false, Math.Max(0, amount - count), end - now, end - now);
         }
 
         if (cost > 0)

@@ -47,6 +47,51 @@ public sealed class RetryAfterRoundingTests
         Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(new Uri("/", UriKind.Relative))).StatusCode);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(10_500_000)]
+    [InlineData(29_000_001)]
+    public async Task The_epoch_reset_is_the_unix_second_at_or_just_after_the_reset(long advanceMicroseconds)
+    {
+        await using var app = await TestApp.StartAsync(
+            o =>
+            {
+                o.Policy = new RateLimitPolicy([new RateLimitRule("per-user", RateLimitTier.User, Limit.Gcra(Rate.Parse("2/min")))]);
+                o.Headers.Legacy = true;
+                o.Headers.LegacyReset = RateLimitResetFormat.UnixSeconds;
+            },
+            a => a.MapGet("/", () => "hi"));
+
+        // The bucket of 2/min is full again 60 s after the first two requests, whenever it is asked.
+        var full = app.Time.GetUtcNow() + TimeSpan.FromSeconds(60);
+        using (var first = await app.Client.GetAsync(new Uri("/", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            AssertEpochJustAfter(full - TimeSpan.FromSeconds(30), Header(first, "X-RateLimit-Reset"));
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await app.Client.GetAsync(new Uri("/", UriKind.Relative))).StatusCode);
+        app.Time.Advance(TimeSpan.FromMicroseconds(advanceMicroseconds));
+        using var denied = await app.Client.GetAsync(new Uri("/", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.TooManyRequests, denied.StatusCode);
+        AssertEpochJustAfter(full, Header(denied, "X-RateLimit-Reset"));
+
+        // The IETF field stays a delta: only the legacy header changes form.
+        Assert.Matches("^\"per-user\";r=0;t=[0-9]{1,2}$", Header(denied, RateLimitResponses.StateHeader));
+    }
+
+    [Theory]
+    [InlineData(0, 0, 0)]
+    [InlineData(0, 1, 1)] // one tick after the epoch's second
+    [InlineData(TimeSpan.TicksPerSecond / 2, TimeSpan.TicksPerSecond / 2, 1)]
+    [InlineData(TimeSpan.TicksPerSecond / 2, (TimeSpan.TicksPerSecond / 2) + 1, 2)]
+    [InlineData(1, -TimeSpan.TicksPerSecond, 1)] // a reset already past is now, rounded up
+    public void Ceiling_unix_seconds_rounds_the_reset_instant_up(long nowTicks, long afterTicks, long seconds)
+    {
+        var epoch = DateTimeOffset.FromUnixTimeSeconds(1_796_551_200);
+        Assert.Equal(1_796_551_200 + seconds, RateLimitResponses.CeilingUnixSeconds(epoch.AddTicks(nowTicks), TimeSpan.FromTicks(afterTicks)));
+    }
+
     [Fact]
     public async Task A_ban_s_retry_after_is_rounded_up()
     {
@@ -83,6 +128,13 @@ public sealed class RetryAfterRoundingTests
     [InlineData((59 * TimeSpan.TicksPerSecond) + (TimeSpan.TicksPerSecond / 2), 60)]
     public void Ceiling_seconds_rounds_up_and_never_below_zero(long ticks, long seconds) =>
         Assert.Equal(seconds, RateLimitResponses.CeilingSeconds(TimeSpan.FromTicks(ticks)));
+
+    /// <summary>The header is the first whole Unix second at or after <paramref name="reset"/>: a client waiting for it is never early.</summary>
+    private static void AssertEpochJustAfter(DateTimeOffset reset, string header)
+    {
+        var at = DateTimeOffset.FromUnixTimeSeconds(long.Parse(header, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.InRange(at - reset, TimeSpan.Zero, TimeSpan.FromSeconds(1) - TimeSpan.FromTicks(1));
+    }
 
     private static string Header(HttpResponseMessage response, string name) => string.Join(",", response.Headers.GetValues(name));
 }

@@ -1,3 +1,4 @@
+using Floodgate.AspNetCore;
 using Floodgate.AspNetCore.Http;
 using Floodgate.Gateway.Cli;
 using Floodgate.Gateway.Policy;
@@ -260,6 +261,21 @@ public sealed class PolicyTests
         Assert.Equal(ForwardedHeader.XForwardedFor, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nforwarded_header: X-Forwarded-For\n", "p.yaml").Floodgate.ForwardedHeader);
         var error = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nforwarded_header: x-real-ip\n", "bad.yaml"));
         Assert.Equal("bad.yaml:2:19: forwarded_header: 'x-real-ip' is not one of: x-forwarded-for, forwarded.", error.Errors.Single().ToString());
+    }
+
+    [Fact]
+    public void The_reset_header_s_format_is_read_and_validated()
+    {
+        Assert.Equal(RateLimitResetFormat.DeltaSeconds, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nheaders: { legacy: true }\n", "p.yaml").Floodgate.Headers.LegacyReset);
+        Assert.Equal(RateLimitResetFormat.UnixSeconds, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nheaders: { legacy: true, legacy_reset: epoch }\n", "p.yaml").Floodgate.Headers.LegacyReset);
+        Assert.Equal(RateLimitResetFormat.DeltaSeconds, PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nheaders: { x_ratelimit: true, legacy_reset: seconds }\n", "p.yaml").Floodgate.Headers.LegacyReset);
+
+        var unknown = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nheaders: { legacy: true, legacy_reset: unix }\n", "bad.yaml"));
+        Assert.Equal("bad.yaml:2:40: headers.legacy_reset: 'unix' is not one of: seconds, epoch.", unknown.Errors.Single().ToString());
+
+        // Without the legacy headers there is no X-RateLimit-Reset: the format is a mistake, not a no-op.
+        var orphan = Assert.Throws<PolicyException>(() => PolicyLoader.Parse("upstream: http://127.0.0.1:5000\nheaders:\n  legacy_reset: epoch\n", "bad.yaml"));
+        Assert.StartsWith("bad.yaml:3:17: headers.legacy_reset: sets the format of X-RateLimit-Reset, which only legacy: true sends", orphan.Errors.Single().ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

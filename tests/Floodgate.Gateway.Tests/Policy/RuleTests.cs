@@ -228,6 +228,35 @@ public sealed class RuleTests
     }
 
     [Fact]
+    public async Task The_epoch_reset_is_a_unix_time_on_the_fake_clock()
+    {
+        await using var gate = await TestGateway.StartAsync("""
+            upstream: {upstream}
+            headers: { legacy: true, legacy_reset: epoch }
+            edge:
+              - name: ip
+                limit: 3/min
+            """);
+
+        // Whole seconds on the clock, so that the expected instants are whole: 20 s per spent request, as above.
+        gate.Time.Advance(TimeSpan.FromTicks(TimeSpan.TicksPerSecond - (gate.Time.GetUtcNow().UtcTicks % TimeSpan.TicksPerSecond)));
+        var start = gate.Time.GetUtcNow().ToUnixTimeSeconds();
+        for (var i = 1; i <= 3; i++)
+        {
+            using var ok = await gate.GetAsync("/a");
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            Assert.Equal($"{start + (20 * i)}", ok.Header("X-RateLimit-Reset"));
+            Assert.Equal($"\"ip\";r={3 - i};t={20 * i}", ok.Header("RateLimit"));
+        }
+
+        gate.Time.Advance(TimeSpan.FromSeconds(5.5));
+        using var over = await gate.GetAsync("/a");
+        Assert.Equal(HttpStatusCode.TooManyRequests, over.StatusCode);
+        Assert.Equal("15", over.Header("Retry-After"));
+        Assert.Equal($"{start + 60}", over.Header("X-RateLimit-Reset"));
+    }
+
+    [Fact]
     public async Task A_cost_that_can_never_fit_omits_retry_after_and_says_so()
     {
         await using var gate = await TestGateway.StartAsync("""

@@ -27,11 +27,20 @@ internal static class HttpSection
 
         floodgate.ForwardedHeader = reader.Enum(root, "forwarded_header", string.Empty, ("x-forwarded-for", ForwardedHeader.XForwardedFor), ("forwarded", ForwardedHeader.Forwarded))
             ?? ForwardedHeader.XForwardedFor;
-        var headers = reader.Map(YamlReader.Get(root, "headers"), "headers", "ietf", "legacy", "x_ratelimit");
+        var headers = reader.Map(YamlReader.Get(root, "headers"), "headers", "ietf", "legacy", "x_ratelimit", "legacy_reset");
+        var legacy = reader.Bool(headers, "legacy", "headers") ?? reader.Bool(headers, "x_ratelimit", "headers") ?? false;
+        var reset = reader.Enum(headers, "legacy_reset", "headers", ("seconds", RateLimitResetFormat.DeltaSeconds), ("epoch", RateLimitResetFormat.UnixSeconds));
+        if (reset is not null && !legacy)
+        {
+            // Said nowhere else: without the legacy headers there is no X-RateLimit-Reset to format.
+            reader.Error(YamlReader.Get(headers, "legacy_reset"), "headers.legacy_reset", "sets the format of X-RateLimit-Reset, which only legacy: true sends; set legacy: true or remove legacy_reset.");
+        }
+
         floodgate.Headers = new RateLimitHeaderOptions
         {
             Ietf = reader.Bool(headers, "ietf", "headers") ?? true,
-            Legacy = reader.Bool(headers, "legacy", "headers") ?? reader.Bool(headers, "x_ratelimit", "headers") ?? false,
+            Legacy = legacy,
+            LegacyReset = reset ?? RateLimitResetFormat.DeltaSeconds,
         };
     }
 }
