@@ -12,14 +12,13 @@ namespace Floodgate.Gateway.Cli;
 /// </summary>
 internal static class EnvoyCommand
 {
-    public static Command Create(TextWriter output, TextWriter error)
+    public static Command Create(TextWriter error)
     {
         var command = new Command(
             "envoy",
             "Serve only Envoy's rate limit gRPC service, with health and metrics, configured by envoyproxy/ratelimit's environment variables (RUNTIME_ROOT, REDIS_URL, GRPC_PORT, PORT...): no policy file, no proxy. See docs/envoy.md.");
         command.SetAction(async (_, cancellationToken) =>
             await RunAsync(Environment.GetEnvironmentVariable, error, cancellationToken).ConfigureAwait(false));
-        _ = output;
         return command;
     }
 

@@ -14,7 +14,7 @@ public static class GatewayCli
         root.Add(RunCommand.Create(output, error));
         root.Add(CheckCommand.Create(output, error));
         root.Add(TokenCommand.Create(output, error));
-        root.Add(EnvoyCommand.Create(output, error));
+        root.Add(EnvoyCommand.Create(error));
         root.Add(Admin.AdminCommand.Create(output, error));
         root.Add(ProbeCommand.Create(output, error));
         return root;
