@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Floodgate.Redis;
 
 /// <summary>
-/// Creates the <see cref="RedisStore"/> that <see cref="RedisStoreServiceCollectionExtensions.AddFloodgateRedisStore"/>
+/// Creates the <see cref="RedisStore"/> that <see cref="Microsoft.Extensions.DependencyInjection.RedisStoreServiceCollectionExtensions.AddFloodgateRedisStore"/>
 /// registers when the host starts, before any hosted service (the web server included) starts, so that it connects
 /// then, in the background, rather than inside the first request that asks for it.
 /// </summary>

@@ -1,11 +1,12 @@
 using System.Diagnostics.Metrics;
+using Floodgate.Redis;
 using Floodgate.Stores;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
-namespace Floodgate.Redis;
+// The conventional namespace of registration methods, so that they are found without a using of ours.
+namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Registers the <see cref="RedisStore"/> as the application's <see cref="IRateLimitStore"/>.</summary>
 public static class RedisStoreServiceCollectionExtensions

@@ -9,14 +9,15 @@ using Microsoft.Extensions.Options;
 namespace Floodgate.AspNetCore.Hosting;
 
 /// <summary>
-/// At start, refuses invalid options (a bad configuration value, with its path) and endpoints that require a policy
-/// nobody registered; then applies each change of the options (a configuration reload) to the requests that start
+/// At start, refuses invalid options (a bad configuration value, with its path) and, once the app's pipeline and
+/// endpoints are built, endpoints that require a policy nobody registered; then applies each change of the options (a configuration reload) to the requests that start
 /// after it, refusing a bad one with an error log and keeping the settings in force.
 /// </summary>
 internal sealed partial class FloodgateStartup(IServiceProvider services, IOptions<FloodgateOptions> options, IOptionsMonitor<FloodgateOptions> monitor, ILogger<FloodgateStartup> logger)
-    : IHostedService, IDisposable
+    : IHostedLifecycleService, IDisposable
 {
     private IDisposable? _changes;
+    private string? _lastRefusal;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -30,12 +31,24 @@ internal sealed partial class FloodgateStartup(IServiceProvider services, IOptio
         }
 
         var runtime = services.GetRequiredService<FloodgateRuntime>();
-        CheckEndpoints(runtime.Options);
         _changes = monitor.OnChange(changed => Apply(runtime, changed));
         return Task.CompletedTask;
     }
 
+    /// <summary>After the web server has started: only then are the app's endpoints in the endpoint data source.</summary>
+    public Task StartedAsync(CancellationToken cancellationToken)
+    {
+        CheckEndpoints(services.GetRequiredService<FloodgateRuntime>().Options);
+        return Task.CompletedTask;
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public void Dispose() => _changes?.Dispose();
 
@@ -68,11 +81,17 @@ internal sealed partial class FloodgateStartup(IServiceProvider services, IOptio
         try
         {
             runtime.Apply(changed);
+            Volatile.Write(ref _lastRefusal, null);
             Log.Applied(logger, runtime.Policy.Rules.Count);
         }
         catch (ArgumentException e)
         {
-            Log.Refused(logger, e.Message);
+            // A configuration change is often signalled twice (the file's provider, then the whole configuration):
+            // the same refusal is said once.
+            if (Interlocked.Exchange(ref _lastRefusal, e.Message) != e.Message)
+            {
+                Log.Refused(logger, e.Message);
+            }
         }
     }
 

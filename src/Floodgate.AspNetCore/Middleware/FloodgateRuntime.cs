@@ -116,8 +116,9 @@ public sealed class FloodgateRuntime
                 {
                     // Taken before the endpoints are read, so that a change while they are read is not missed.
                     var changes = endpoints.GetChangeToken();
-                    NamedPolicies.CheckRequired(endpoints.Endpoints, _options);
-                    var rules = EndpointRules(endpoints);
+                    var read = endpoints.Endpoints;
+                    NamedPolicies.CheckRequired(read, _options);
+                    var rules = EndpointRules(read);
                     if (rules.Count > 0 || _endpointRules.Count > 0)
                     {
                         // Compiled first: the settings change only once every endpoint rule compiles with the options.
@@ -153,10 +154,10 @@ public sealed class FloodgateRuntime
     /// group's endpoints, and each has a budget of its own. Endpoints that routing cannot tell apart (same pattern,
     /// methods and hosts) carrying the same metadata share one rule.
     /// </summary>
-    private static List<EndpointRule> EndpointRules(EndpointDataSource endpoints)
+    private static List<EndpointRule> EndpointRules(IReadOnlyList<Endpoint> endpoints)
     {
         var rules = new List<EndpointRule>();
-        foreach (var endpoint in endpoints.Endpoints)
+        foreach (var endpoint in endpoints)
         {
             if (endpoint is not RouteEndpoint route)
             {

@@ -285,8 +285,8 @@ internal sealed record ReferenceSettings
                     Errors.Add($"REDIS_SOCKET_TYPE=unix takes one socket, with REDIS_TYPE=SINGLE, not {type}.");
                 }
 
-                // StackExchange.Redis reads an endpoint that starts with '/' as a Unix domain socket.
-                parts.Add(url.StartsWith('/') ? url : Path.GetFullPath(url));
+                // StackExchange.Redis reads an endpoint that starts with '!' as a Unix domain socket's path.
+                parts.Add("!" + Path.GetFullPath(url));
             }
             else
             {

@@ -23,6 +23,16 @@ internal static class GatewayMetrics
     public static readonly Counter<long> PolicyReloads = Meter.CreateCounter<long>(
         "floodgate.policy.reloads", "{reload}", "Policy reloads, by result (applied or refused).");
 
+    /// <summary>
+    /// Exports the reload counter's series at 0, once the admin port's exporter listens (a measurement made before is not
+    /// seen): an alert on <c>increase()</c> then sees the first refused reload, which a series born at 1 would hide.
+    /// </summary>
+    public static void ExportReloadSeries()
+    {
+        PolicyReloads.Add(0, new KeyValuePair<string, object?>("result", "applied"));
+        PolicyReloads.Add(0, new KeyValuePair<string, object?>("result", "refused"));
+    }
+
     public static readonly Counter<long> CertificateReloads = Meter.CreateCounter<long>(
         "floodgate.tls.certificate.reloads", "{reload}", "Reloads of the proxy listener's TLS certificate after its files changed, by result (applied or refused).");
 }

@@ -21,7 +21,8 @@
 --   ALGORITHM (0 gcra, 1 sliding_window, 2 fixed_window, 3 quota, 4 concurrency), COST, MODE, P1, P2, P3,
 --   PERIOD_START, PERIOD_END, NEXT_PERIOD_END, SLICE, where MODE is 0 enforce, 1 shadow, 2 probe (decided with its
 --   cost, never written, its denial enforced), 3 shadow probe, plus 4 when always charged (written whether it fits or
---   not, and whatever its group decides: LimitMath.Charge when denied; never with a probe, nor for concurrency):
+--   not, and whatever its group decides: LimitMath.Settle of its cost when denied; never with a probe, nor for
+--   concurrency):
 --   gcra            P1 interval, P2 tolerance, P3 burst, SLICE
 --   sliding_window  P1 window, P2 amount, SLICE
 --   fixed_window    P1 window, P2 amount, SLICE
@@ -363,7 +364,7 @@ local function decide_call(groups, pos, first)
             end
             local elapsed = t - start
             -- In floats, as C#'s Weighted: Lua 5.4 (Garnet's) would multiply integers, which wrap past 2^63 (a count
-            -- charged past its limit, LimitMath.Charge, reaches 2^53).
+            -- charged past its limit reaches 2^53).
             local weighted = floor((previous + 0.0) * (p1 - elapsed) / p1)
             ok = try <= p2 and weighted + current + try <= p2
             na, nb, nc, expires = start, previous, current + try, start + 2 * p1
@@ -413,15 +414,17 @@ local function decide_call(groups, pos, first)
 
         allowed = ok
         if charged and not ok and cost > 0 and (algorithm ~= '3' or na) then
-          -- LimitMath.Charge: the cost goes on past the limit (the loop's last try was the cost itself); a count
-          -- saturates at 2^53 - 1, an arrival time at now + 2^52.
+          -- LimitMath.Settle of the cost: it goes on past the limit (the loop's last try was the cost itself); a count
+          -- saturates at 2^53 - 1; a gcra key moves by at most LimitMath.MaxSettleUnits (2^51 µs of intervals: no
+          -- product wraps in Lua 5.4's integers, Garnet's) and never past now + 2^52.
           if algorithm == '0' then
-            -- Compared before multiplying: Lua 5.4 (Garnet's) multiplies integers, which would wrap.
-            local baseline = a > now and a or now
-            if cost > floor((now + 4503599627370496 - baseline) / p1) then
+            local units = floor(2251799813685248 / p1)
+            if cost < units then
+              units = cost
+            end
+            na = (a > now and a or now) + p1 * units
+            if na > now + 4503599627370496 then
               na = now + 4503599627370496
-            else
-              na = baseline + p1 * cost
             end
             nb, nc, expires = 0, 0, na
           elseif algorithm == '1' then

@@ -151,7 +151,7 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
     /// connection to the master the Sentinels name now, which changes at a failover.
     /// </summary>
     /// <exception cref="InvalidOperationException">The store follows Sentinel and no Sentinel has named a master yet, or
-    /// (registered by <see cref="RedisStoreServiceCollectionExtensions.AddFloodgateRedisStore"/>) it has not connected yet.</exception>
+    /// (registered by <see cref="Microsoft.Extensions.DependencyInjection.RedisStoreServiceCollectionExtensions.AddFloodgateRedisStore"/>) it has not connected yet.</exception>
     public IConnectionMultiplexer Connection => Current ?? throw new InvalidOperationException(NotConnected());
 
     /// <summary>The options in force.</summary>

@@ -8,8 +8,8 @@ namespace Floodgate.Algorithms;
 /// script read to describe its answer, so both stores answer alike by construction.
 /// </summary>
 /// <remarks>
-/// A rejected cost never changes the state, and a cost of 0 is a probe that never does; <see cref="Charge"/> is the one
-/// exception, for checks that are charged whether or not they fit (<see cref="Stores.RateLimitCheck.IsAlwaysCharged"/>). The arithmetic uses only
+/// A rejected cost never changes the state, and a cost of 0 is a probe that never does; a check charged whether or not
+/// it fits (<see cref="Stores.RateLimitCheck.IsAlwaysCharged"/>) is charged by <see cref="Settle"/> when it does not. The arithmetic uses only
 /// additions, comparisons and divisions of integers below 2^53, so a Lua double computes the same values.
 /// A clock may step back (NTP, a VM restored, a cached time published late). No algorithm lets that give a budget
 /// back: gcra counts from the later of now and its arrival time, the windows take now as no earlier than the start of
@@ -61,59 +61,6 @@ public static partial class LimitMath
             LimitAlgorithm.Quota => next.C,
             _ => throw new ArgumentException("Concurrency limits are decided by the store's lease set.", nameof(limit)),
         };
-    }
-
-    /// <summary>
-    /// The state after charging <paramref name="cost"/> whether or not it fits, as envoyproxy/ratelimit's counters do: the
-    /// count (or the token bucket's arrival time) goes past the limit and blocks until it refills. A count saturates at
-    /// <see cref="Limit.MaxAmount"/> and an arrival time at now plus <see cref="Limit.MaxSpanMicroseconds"/>, so the state
-    /// stays below 2^53, where the Redis script computes it alike. When the cost fits, the state is the one
-    /// <see cref="Decide"/> gives.
-    /// </summary>
-    /// <param name="limit">The limit; not a concurrency limit.</param>
-    /// <param name="state">The key's state before the charge.</param>
-    /// <param name="now">Now, in microseconds since the Unix epoch.</param>
-    /// <param name="cost">The cost, 0 or more.</param>
-    /// <returns>The key's state after the charge.</returns>
-    public static LimitState Charge(Limit limit, in LimitState state, long now, long cost)
-    {
-        ArgumentNullException.ThrowIfNull(limit);
-        switch (limit.Algorithm)
-        {
-            case LimitAlgorithm.Gcra:
-            {
-                var baseline = Math.Max(state.A, now);
-                var room = now + Limit.MaxSpanMicroseconds - baseline;
-                return new LimitState(cost > room / limit.IntervalMicroseconds ? now + Limit.MaxSpanMicroseconds : baseline + (limit.IntervalMicroseconds * cost), 0, 0);
-            }
-
-            case LimitAlgorithm.FixedWindow:
-            {
-                now = Math.Max(now, state.A);
-                var start = now - (now % limit.PeriodMicroseconds);
-                var count = state.A == start ? state.B : 0;
-                return new LimitState(start, Saturated(count, cost), start + limit.PeriodMicroseconds);
-            }
-
-            case LimitAlgorithm.SlidingWindow:
-            {
-                now = Math.Max(now, state.A);
-                var window = limit.PeriodMicroseconds;
-                var start = now - (now % window);
-                var (previous, current) = state.A == start ? (state.B, state.C) : state.A == start - window ? (state.C, 0L) : (0L, 0L);
-                return new LimitState(start, previous, Saturated(current, cost));
-            }
-
-            case LimitAlgorithm.Quota:
-            {
-                var (start, end) = QuotaPeriod(limit, state, now);
-                var count = state.A == start && state.C == end ? state.B : 0;
-                return new LimitState(start, Saturated(count, cost), end);
-            }
-
-            default:
-                throw new ArgumentException("Concurrency limits are decided by the store's lease set.", nameof(limit));
-        }
     }
 
     /// <summary>
@@ -182,9 +129,6 @@ public static partial class LimitMath
 
         return state.C > now ? (state.A, state.C) : (now, now + limit.PeriodMicroseconds);
     }
-
-    /// <summary><paramref name="count"/> plus <paramref name="cost"/>, at most <see cref="Limit.MaxAmount"/>.</summary>
-    private static long Saturated(long count, long cost) => cost > Limit.MaxAmount - count ? Limit.MaxAmount : count + cost;
 
     /// <summary>
     /// The weighted two-window counter: the estimate is the previous window's count, scaled by the share of the

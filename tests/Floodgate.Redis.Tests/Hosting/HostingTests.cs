@@ -8,7 +8,7 @@ using Microsoft.Extensions.Hosting;
 namespace Floodgate.Redis.Tests;
 
 /// <summary>
-/// <see cref="RedisStoreServiceCollectionExtensions.AddFloodgateRedisStore"/> in a real host: the store connects when the
+/// <see cref="Microsoft.Extensions.DependencyInjection.RedisStoreServiceCollectionExtensions.AddFloodgateRedisStore"/> in a real host: the store connects when the
 /// host starts, in the background, and a decision never waits for the connection.
 /// </summary>
 public sealed class HostingTests

@@ -8,7 +8,7 @@ namespace Floodgate.Redis.Tests;
 /// <summary>
 /// Always-charged checks (<see cref="RateLimitCheck.IsAlwaysCharged"/>, the Envoy service's reference counting) go
 /// through the MemoryStore and the RedisStore on one clock: outcomes and commits must be identical, so the script's
-/// charge past the limit is LimitMath.Charge's, down to the saturation of huge costs.
+/// charge past the limit is LimitMath.Settle's, down to the saturation of huge costs.
 /// </summary>
 public abstract class AlwaysChargedDifferentialTests(IServerFixture fixture)
 {

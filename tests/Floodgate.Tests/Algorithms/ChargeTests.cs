@@ -6,7 +6,7 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Floodgate.Tests.Algorithms;
 
-/// <summary>LimitMath.Charge and always-charged checks: a cost charged past the limit blocks until it refills.</summary>
+/// <summary>Always-charged checks: a cost charged past the limit (LimitMath.Settle of it) blocks until it refills.</summary>
 public sealed class ChargeTests
 {
     private const long Second = 1_000_000;
@@ -20,20 +20,20 @@ public sealed class ChargeTests
         LimitMath.Decide(limit, default, T0, 2, out var state);
         var denied = LimitMath.Decide(limit, state, T0 + Second, 5, out _);
         Assert.False(denied.IsAllowed);
-        state = LimitMath.Charge(limit, state, T0 + Second, 5);
+        state = LimitMath.Settle(limit, state, T0 + Second, 5);
         Assert.Equal(new LimitState(T0, 7, T0 + Minute), state);
-        Assert.Equal(new LimitOutcome(false, -4, Minute - (2 * Second), Minute - (2 * Second)), LimitMath.Decide(limit, state, T0 + (2 * Second), 0, out _));
+        Assert.Equal(new LimitOutcome(false, 0, Minute - (2 * Second), Minute - (2 * Second)), LimitMath.Decide(limit, state, T0 + (2 * Second), 0, out _));
         Assert.True(LimitMath.Decide(limit, state, T0 + Minute, 3, out _).IsAllowed);
     }
 
     [Fact]
-    public void A_cost_that_fits_is_charged_as_Decide_charges_it()
+    public void A_cost_that_fits_is_settled_as_Decide_charges_it()
     {
         foreach (var limit in new[] { Limit.FixedWindow(Rate.Parse("3/min")), Limit.SlidingWindow(Rate.Parse("3/min")), Limit.Gcra(Rate.Parse("3/min")), Limit.Quota(Rate.Parse("3/min"), null) })
         {
             LimitMath.Decide(limit, default, T0, 1, out var state);
             Assert.True(LimitMath.Decide(limit, state, T0 + Second, 2, out var next).IsAllowed);
-            Assert.Equal(next, LimitMath.Charge(limit, state, T0 + Second, 2));
+            Assert.Equal(next, LimitMath.Settle(limit, state, T0 + Second, 2));
         }
     }
 
@@ -41,7 +41,7 @@ public sealed class ChargeTests
     public void A_sliding_window_and_a_quota_count_past_their_limit()
     {
         var sliding = Limit.SlidingWindow(Rate.Parse("4/min"));
-        var state = LimitMath.Charge(sliding, default, T0 + Second, 6);
+        var state = LimitMath.Settle(sliding, default, T0 + Second, 6);
         Assert.Equal(new LimitState(T0, 0, 6), state);
 
         // Half a minute into the next window, half of the 6 still weigh: 3 + 2 > 4.
@@ -49,7 +49,7 @@ public sealed class ChargeTests
         Assert.True(LimitMath.Decide(sliding, state, T0 + Minute + (30 * Second), 1, out _).IsAllowed);
 
         var quota = Limit.Quota(Rate.Parse("10/h"), null);
-        var spent = LimitMath.Charge(quota, default, T0, 25);
+        var spent = LimitMath.Settle(quota, default, T0, 25);
         Assert.Equal(new LimitState(T0, 25, T0 + (60 * Minute)), spent);
         Assert.False(LimitMath.Decide(quota, spent, T0 + Minute, 0, out _).IsAllowed);
     }
@@ -59,7 +59,7 @@ public sealed class ChargeTests
     {
         // 10 a second, burst 10: 25 charged at once leaves 15 owed, 1.5 s, before the bucket holds one token again.
         var limit = Limit.Gcra(Rate.Parse("10/s"));
-        var state = LimitMath.Charge(limit, default, T0, 25);
+        var state = LimitMath.Settle(limit, default, T0, 25);
         Assert.Equal(T0 + (25 * Second / 10), state.A);
         Assert.False(LimitMath.Decide(limit, state, T0 + (1500 * 1000) - 1, 0, out _).IsAllowed);
         Assert.True(LimitMath.Decide(limit, state, T0 + (1500 * 1000), 0, out _).IsAllowed);
@@ -69,10 +69,11 @@ public sealed class ChargeTests
     [Fact]
     public void Huge_charges_saturate_below_2_to_the_53()
     {
-        Assert.Equal(Limit.MaxAmount, LimitMath.Charge(Limit.FixedWindow(Rate.Parse("3/min")), new LimitState(T0, 2, T0 + Minute), T0, long.MaxValue).B);
-        Assert.Equal(Limit.MaxAmount, LimitMath.Charge(Limit.SlidingWindow(Rate.Parse("3/min")), default, T0, long.MaxValue).C);
-        Assert.Equal(T0 + Limit.MaxSpanMicroseconds, LimitMath.Charge(Limit.Gcra(Rate.Parse("2/year")), default, T0, long.MaxValue).A);
-        Assert.Throws<ArgumentException>(() => LimitMath.Charge(Limit.Concurrency(2, TimeSpan.FromSeconds(1)), default, T0, 1));
+        Assert.Equal(Limit.MaxAmount, LimitMath.Settle(Limit.FixedWindow(Rate.Parse("3/min")), new LimitState(T0, 2, T0 + Minute), T0, long.MaxValue).B);
+        Assert.Equal(Limit.MaxAmount, LimitMath.Settle(Limit.SlidingWindow(Rate.Parse("3/min")), default, T0, long.MaxValue).C);
+        var year = Limit.Gcra(Rate.Parse("2/year"));
+        Assert.Equal(T0 + (year.IntervalMicroseconds * LimitMath.MaxSettleUnits(year)), LimitMath.Settle(year, default, T0, long.MaxValue).A);
+        Assert.Throws<ArgumentException>(() => LimitMath.Settle(Limit.Concurrency(2, TimeSpan.FromSeconds(1)), default, T0, 1));
     }
 
     [Fact]
@@ -90,7 +91,8 @@ public sealed class ChargeTests
         Assert.True(outcomes[0].Committed);
         store.Decide([new RateLimitCheck(limit, key, 0, false)], outcomes);
         Assert.False(outcomes[0].Outcome.IsAllowed);
-        Assert.Equal(-2, outcomes[0].Outcome.Remaining);
+        Assert.Equal(0, outcomes[0].Outcome.Remaining);
+        Assert.Equal(LimitMath.Decide(limit, new LimitState(T0, 5, T0 + Minute), T0, 0, out _), outcomes[0].Outcome);
 
         // A sibling of the same identity that fits is charged too when always charged, and not otherwise.
         var other = Limit.FixedWindow(Rate.Parse("10/min"));

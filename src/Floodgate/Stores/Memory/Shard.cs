@@ -60,7 +60,7 @@ internal sealed class Shard
         var committed = Commits(check, outcome);
         if (committed && !outcome.IsAllowed)
         {
-            next = LimitMath.Charge(check.Limit, state, now, check.Cost);
+            next = LimitMath.Settle(check.Limit, state, now, check.Cost);
         }
 
         if (committed && check.Cost > 0)
@@ -120,7 +120,7 @@ internal sealed class Shard
             var commits = Commits(check, outcome);
             if (commits && !outcome.IsAllowed)
             {
-                nexts[k] = LimitMath.Charge(check.Limit, state, now, check.Cost);
+                nexts[k] = LimitMath.Settle(check.Limit, state, now, check.Cost);
             }
 
             outcomes[k] = new StoreOutcome(outcome, commits, 0);
