@@ -12,7 +12,7 @@ using Yarp.ReverseProxy.Configuration;
 //                                YARP that makes the gateway's own decision script call per request (case (c)'s keys
 //                                and arguments) and ignores its answer: (c) without Floodgate around the call (g)
 //   sse-upstream <port>          a Kestrel app answering every request with a 1 KB text/event-stream like an LLM API's:
-//                                eight chunks flushed one by one, then a usage event and [DONE] (bench/gateway/cost.sh)
+//                                ten chunks flushed one by one, then a usage event and [DONE] (bench/gateway/cost.sh)
 //   token <directory>            a new ES256 key: writes jwks.json there and prints a token for sub "bench"
 switch (args)
 {
@@ -38,7 +38,7 @@ switch (args)
         app.Run(async context =>
         {
             context.Response.ContentType = "text/event-stream";
-            for (var i = 0; i < 8; i++)
+            for (var i = 0; i < 10; i++)
             {
                 await context.Response.Body.WriteAsync(chunk);
                 await context.Response.Body.FlushAsync();

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cost scanning on against off, in one run, on a 1 KB text/event-stream (an LLM API's shape: eight chunks flushed one by
+# Cost scanning on against off, in one run, on a 1 KB text/event-stream (an LLM API's shape: ten chunks flushed one by
 # one, then the usage event and [DONE]), through the gateway on the memory store:
 #   (off) an edge rule that counts requests
 #   (on)  the same rule with a cost: it reserves 100 at admission, scans the stream for its usage, and settles

@@ -10,7 +10,9 @@ namespace Floodgate.AspNetCore.Costs;
 /// </summary>
 internal sealed class CostPlan
 {
-    private static (RateLimitPolicy? Policy, CostPlan? Plan) s_last;
+    // The last policy asked about and its plan, as one object: a reader never pairs one policy with another's plan.
+    private static Cached? s_last;
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<RateLimitPolicy, Cached> Plans = [];
 
     private CostPlan(RateLimitRule[] fieldRules, string[] fields, string[] headers, bool readsBody, int maxBodyBytes)
     {
@@ -39,15 +41,16 @@ internal sealed class CostPlan
     /// <summary>The plan of <paramref name="policy"/>; <see langword="null"/> when it has no cost rule.</summary>
     public static CostPlan? Of(RateLimitPolicy policy)
     {
-        var last = s_last;
-        if (ReferenceEquals(last.Policy, policy))
+        var last = Volatile.Read(ref s_last);
+        if (last is not null && ReferenceEquals(last.Policy, policy))
         {
             return last.Plan;
         }
 
-        var plan = Build(policy);
-        s_last = (policy, plan);
-        return plan;
+        // Several hosts in one process (replicas in tests, a policy per tenant) each keep their plan.
+        var cached = Plans.GetValue(policy, p => new Cached(p, Build(p)));
+        Volatile.Write(ref s_last, cached);
+        return cached.Plan;
     }
 
     private static CostPlan? Build(RateLimitPolicy policy)
@@ -75,4 +78,6 @@ internal sealed class CostPlan
         var maxBody = fieldRules.Length == 0 ? 0 : fieldRules.Max(r => r.Costs!.MaxRequestBodyBytes);
         return new CostPlan(fieldRules, fields, headers, rules.Any(r => r.Costs!.ReadsBodyUsage), maxBody);
     }
+
+    private sealed record Cached(RateLimitPolicy Policy, CostPlan? Plan);
 }

@@ -130,6 +130,37 @@ public sealed partial class CostTests
     }
 
     [Fact]
+    public async Task A_cost_in_a_response_header_is_charged_and_a_response_without_it_pays_the_fallback()
+    {
+        await using var upstream = await LlmUpstream.StartAsync();
+        using var meter = new CostMeter();
+        await using var gateway = await TestGateway.StartAsync(Policy(upstream, "header-cost", """
+                  unit: credits
+                  charge: header
+                  header: x-usage-cost
+                  reserve: 500
+                  fallback: 40
+            """));
+
+        using (var response = await gateway.Client.SendAsync(Chat("s", maxTokens: 10, used: 123, scenario: "header")))
+        {
+            Assert.Equal("123", response.Headers.GetValues("x-usage-cost").Single());
+            Assert.Contains("qu=\"credits\"", response.Headers.GetValues("RateLimit-Policy").Single(), StringComparison.Ordinal);
+            await response.Content.ReadAsByteArrayAsync();
+        }
+
+        Assert.True(await CostMeter.UntilAsync(() => meter.Sum("charged", "header-cost") == 123), $"charged {meter.Sum("charged", "header-cost")}");
+
+        // An event stream with usage but no header: this rule reads only the header, so the fallback.
+        using (var response = await gateway.Client.SendAsync(Chat("s", maxTokens: 10, used: 7)))
+        {
+            await response.Content.ReadAsByteArrayAsync();
+        }
+
+        Assert.True(await CostMeter.UntilAsync(() => meter.Sum("charged", "header-cost") == 123 + 40), $"charged {meter.Sum("charged", "header-cost")}");
+    }
+
+    [Fact]
     public async Task A_client_that_goes_away_mid_stream_is_refunded_and_the_upstream_call_is_ended()
     {
         await using var upstream = await LlmUpstream.StartAsync();

@@ -14,7 +14,7 @@ namespace Floodgate.Gateway.Tests.Costs;
 /// <c>text/event-stream</c> chunks and ends with an OpenAI-style usage event, or answers JSON. The request's headers pick
 /// the case: <c>x-used</c> the completion tokens to report (prompt tokens: <see cref="PromptTokens"/>),
 /// <c>x-scenario</c> where and how the usage comes (<c>last</c>, <c>split</c>, <c>absent</c>, <c>malformed</c>,
-/// <c>huge</c>, <c>json</c>, <c>stall</c>: a few events, then nothing until the client goes away),
+/// <c>huge</c>, <c>json</c>, <c>header</c> (the cost in <c>x-usage-cost</c>), <c>stall</c>: a few events, then nothing until the client goes away),
 /// <c>x-hold-ms</c> how long to wait before the first byte (so that calls overlap).
 /// </summary>
 internal sealed class LlmUpstream : IAsyncDisposable
@@ -66,8 +66,18 @@ internal sealed class LlmUpstream : IAsyncDisposable
             await Task.Delay(hold);
         }
 
-        var usage = $$"""{"prompt_tokens":{{PromptTokens}},"completion_tokens":{{used}},"total_tokens":{{PromptTokens + used}}}""";
         var sent = new MemoryStream();
+        if (scenario == "header")
+        {
+            // The cost in units, in a response header, and a body without usage.
+            context.Response.Headers["x-usage-cost"] = used.ToString(CultureInfo.InvariantCulture);
+            context.Response.ContentType = "application/json";
+            await WriteAsync(context, sent, "{\"id\":\"c1\"}");
+            LastBody = sent.ToArray();
+            return;
+        }
+
+        var usage = $$"""{"prompt_tokens":{{PromptTokens}},"completion_tokens":{{used}},"total_tokens":{{PromptTokens + used}}}""";
         if (scenario == "json")
         {
             context.Response.ContentType = "application/json";

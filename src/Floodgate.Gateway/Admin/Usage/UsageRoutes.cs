@@ -53,7 +53,8 @@ internal static class UsageRoutes
                 Math.Round(u.ResetAfter.TotalSeconds, 3),
                 u.PeriodStart,
                 u.PeriodEnd,
-                u.IsStoreFailure))]));
+                u.IsStoreFailure,
+                u.Rule.Costs?.Unit ?? "requests"))]));
     }
 }
 
@@ -75,4 +76,5 @@ internal sealed record UsageView(string Subject, string? Plan, bool Overridden, 
 /// <param name="PeriodStart">For a quota, when its period started.</param>
 /// <param name="PeriodEnd">For a quota, when its period ends.</param>
 /// <param name="StoreFailure">Whether the store could not be read (the numbers are then its failure mode's).</param>
-internal sealed record RuleUsageView(string Rule, string Algorithm, string Rate, long Limit, long Used, long Remaining, double ResetSeconds, DateTimeOffset? PeriodStart, DateTimeOffset? PeriodEnd, bool StoreFailure);
+/// <param name="Unit">What the limit counts: <c>requests</c>, or a cost rule's unit (<c>tokens</c>, <c>usd-micros</c>; docs/cost.md).</param>
+internal sealed record RuleUsageView(string Rule, string Algorithm, string Rate, long Limit, long Used, long Remaining, double ResetSeconds, DateTimeOffset? PeriodStart, DateTimeOffset? PeriodEnd, bool StoreFailure, string Unit);
