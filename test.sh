@@ -14,6 +14,18 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
     || { echo "test.sh: could not install redis-server"; echo "0 passed, 1 failed"; exit 1; }
 fi
 
+# The deployment tests run promtool and prometheus (the shipped alert rules, the Grafana dashboard's queries) and
+# kubectl kustomize (the Kubernetes overlays); any kubectl that has kustomize will do.
+install_for_deploy_tests() { # $1 = Debian package
+  echo "test.sh: installing $1 (Debian package) for the deployment tests"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >/dev/null && $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$1" >/dev/null \
+    || echo "test.sh: could not install $1; the deployment tests will say so"
+}
+{ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || install_for_deploy_tests prometheus
+command -v kubectl >/dev/null 2>&1 || install_for_deploy_tests kubernetes-client
+
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 if ! dotnet build Floodgate.slnx -c Release -nologo -clp:ErrorsOnly; then

@@ -11,6 +11,8 @@ using Yarp.ReverseProxy.Configuration;
 //   bare-decide <port> <upstream-url> <redis> <script>
 //                                YARP that makes the gateway's own decision script call per request (case (c)'s keys
 //                                and arguments) and ignores its answer: (c) without Floodgate around the call (g)
+//   sse-upstream <port>          a Kestrel app answering every request with a 1 KB text/event-stream like an LLM API's:
+//                                eight chunks flushed one by one, then a usage event and [DONE] (bench/gateway/cost.sh)
 //   token <directory>            a new ES256 key: writes jwks.json there and prints a token for sub "bench"
 switch (args)
 {
@@ -21,6 +23,29 @@ switch (args)
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, int.Parse(port, System.Globalization.CultureInfo.InvariantCulture)));
         var app = builder.Build();
         app.Run(context => context.Response.WriteAsync("{\"upstream\":\"bench\"}"));
+        await app.RunAsync();
+        return 0;
+    }
+
+    case ["sse-upstream", var port]:
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, int.Parse(port, System.Globalization.CultureInfo.InvariantCulture)));
+        var app = builder.Build();
+        var chunk = System.Text.Encoding.UTF8.GetBytes("data: {\"id\":\"c1\",\"model\":\"small\",\"choices\":[{\"delta\":{\"content\":\"token\"}}],\"usage\":null}\n\n");
+        var last = System.Text.Encoding.UTF8.GetBytes("data: {\"id\":\"c1\",\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":8,\"total_tokens\":20}}\n\ndata: [DONE]\n\n");
+        app.Run(async context =>
+        {
+            context.Response.ContentType = "text/event-stream";
+            for (var i = 0; i < 8; i++)
+            {
+                await context.Response.Body.WriteAsync(chunk);
+                await context.Response.Body.FlushAsync();
+            }
+
+            await context.Response.Body.WriteAsync(last);
+        });
         await app.RunAsync();
         return 0;
     }

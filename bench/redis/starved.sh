@@ -33,6 +33,27 @@ git worktree add -q --detach "$tree" "$base"
 rm -rf "$tree/bench/Floodgate.Redis.Benchmarks"
 cp -r bench/Floodgate.Redis.Benchmarks "$tree/bench/"
 rm -rf "$tree/bench/Floodgate.Redis.Benchmarks/bin" "$tree/bench/Floodgate.Redis.Benchmarks/obj"
+# A base from before the engine's Keys namespace and lease renewals (2026-12-07; the breaker's lateness change is one)
+# has StoreKey in Floodgate.Stores, which every file uses too, and no RenewAsync for the renewals mode: it builds the
+# starved mode alone.
+if [ ! -d "$tree/src/Floodgate/Keys" ]; then
+  sed -i '/^using Floodgate\.Keys;$/d' "$tree"/bench/Floodgate.Redis.Benchmarks/*.cs
+  cat > "$tree/bench/Floodgate.Redis.Benchmarks/Program.cs" <<'CS'
+using System.Globalization;
+
+// Written by bench/redis/starved.sh for an old base: the starved mode alone.
+if (args.Length < 2 || args[0] != "starved")
+{
+    Console.Error.WriteLine("usage: starved <host:port> [seconds] [in-flight] [hogs] [timeout-ms] [decisions/s]");
+    return 2;
+}
+
+return await StarvedLoad.RunAsync(args[1], Arg(args, 2, 15), Arg(args, 3, 64), Arg(args, 4, 4), Arg(args, 5, 50), Arg(args, 6, 4000));
+
+static int Arg(string[] args, int index, int fallback) =>
+    args.Length > index ? int.Parse(args[index], CultureInfo.InvariantCulture) : fallback;
+CS
+fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build "$tree/bench/Floodgate.Redis.Benchmarks" -c Release -nologo -clp:ErrorsOnly -o "$dir/build-base" >/dev/null
 dotnet build bench/Floodgate.Redis.Benchmarks -c Release -nologo -clp:ErrorsOnly -o "$dir/build-work" >/dev/null

@@ -32,14 +32,21 @@ public sealed class EnvoyRateLimitOptions
     /// </summary>
     public bool ResponseHeadersEnabled { get; set; }
 
-    /// <summary>The name of the header that carries the limit (<c>LIMIT_LIMIT_HEADER</c>). Default: <c>X-RateLimit-Limit</c>.</summary>
-    public string LimitHeader { get; set; } = "X-RateLimit-Limit";
+    /// <summary>The name of the header that carries the limit (<c>LIMIT_LIMIT_HEADER</c>). Default: <c>RateLimit-Limit</c>, as the reference's.</summary>
+    public string LimitHeader { get; set; } = "RateLimit-Limit";
 
-    /// <summary>The name of the header that carries what remains (<c>LIMIT_REMAINING_HEADER</c>). Default: <c>X-RateLimit-Remaining</c>.</summary>
-    public string RemainingHeader { get; set; } = "X-RateLimit-Remaining";
+    /// <summary>The name of the header that carries what remains (<c>LIMIT_REMAINING_HEADER</c>). Default: <c>RateLimit-Remaining</c>, as the reference's.</summary>
+    public string RemainingHeader { get; set; } = "RateLimit-Remaining";
 
-    /// <summary>The name of the header that carries the seconds until reset (<c>LIMIT_RESET_HEADER</c>). Default: <c>X-RateLimit-Reset</c>.</summary>
-    public string ResetHeader { get; set; } = "X-RateLimit-Reset";
+    /// <summary>The name of the header that carries the seconds until reset (<c>LIMIT_RESET_HEADER</c>). Default: <c>RateLimit-Reset</c>, as the reference's.</summary>
+    public string ResetHeader { get; set; } = "RateLimit-Reset";
+
+    /// <summary>
+    /// Which hits are counted: <see cref="EnvoyHitCounting.All"/> (the reference's default, hits over the limit too),
+    /// <see cref="EnvoyHitCounting.StopWhenOverLimit"/> (<c>STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT</c>) or
+    /// <see cref="EnvoyHitCounting.WithinLimit"/> (Floodgate's: never a hit over the limit). Default: All.
+    /// </summary>
+    public EnvoyHitCounting HitCounting { get; set; } = EnvoyHitCounting.All;
 
     /// <summary>The share of a limit past which hits count as near the limit (<c>NEAR_LIMIT_RATIO</c>). Default: 0.8.</summary>
     public double NearLimitRatio { get; set; } = 0.8;
@@ -68,6 +75,11 @@ public sealed class EnvoyRateLimitOptions
         if (!(NearLimitRatio is >= 0 and <= 1))
         {
             errors.Add($"EnvoyRateLimitOptions.NearLimitRatio must be between 0 and 1, not {NearLimitRatio}.");
+        }
+
+        if (!Enum.IsDefined(HitCounting))
+        {
+            errors.Add($"EnvoyRateLimitOptions.HitCounting must be All, StopWhenOverLimit or WithinLimit, not {HitCounting}.");
         }
 
         if (MaxDescriptors < 1)

@@ -61,3 +61,9 @@ public sealed class RenewalTestsOnRedis(RedisFixture fixture) : RenewalTests(fix
 
 [Collection(GarnetCollection.Name)]
 public sealed class RenewalTestsOnGarnet(GarnetFixture fixture) : RenewalTests(fixture);
+
+[Collection(RedisCollection.Name)]
+public sealed class AlwaysChargedDifferentialTestsOnRedis(RedisFixture fixture) : AlwaysChargedDifferentialTests(fixture);
+
+[Collection(GarnetCollection.Name)]
+public sealed class AlwaysChargedDifferentialTestsOnGarnet(GarnetFixture fixture) : AlwaysChargedDifferentialTests(fixture);

@@ -39,6 +39,9 @@ public abstract class DelegatingStore<TInner> : IRateLimitStore
     public virtual ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
         Inner.RenewAsync(check, leaseId, cancellationToken);
 
+    public virtual ValueTask<CostSettlement> SettleAsync(RateLimitCheck check, long delta, CancellationToken cancellationToken = default) =>
+        Inner.SettleAsync(check, delta, cancellationToken);
+
     /// <summary>
     /// The interface's default staged decisions, through this store: one <see cref="DecideAsync"/> per stage, stopping
     /// after the first stage that rejects.

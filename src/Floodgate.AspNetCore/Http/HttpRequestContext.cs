@@ -12,7 +12,7 @@ namespace Floodgate.AspNetCore.Http;
 /// matched (so <c>/orders/1</c> and <c>/orders/2</c> are both <c>/orders/{id}</c>), headers, the client IP resolved
 /// through trusted proxies only, and the validated identity.
 /// </summary>
-public sealed class HttpRequestContext : IRequestContext, IAnonymousSubject
+public sealed class HttpRequestContext : IRequestContext, IAnonymousSubject, Floodgate.Costs.IRequestFields
 {
     private readonly HttpContext _http;
     private readonly TrustedProxies _proxies;
@@ -152,6 +152,13 @@ public sealed class HttpRequestContext : IRequestContext, IAnonymousSubject
 
     /// <inheritdoc/>
     public string? GetClaim(string name) => _claims?.FindFirst(name)?.Value;
+
+    /// <inheritdoc/>
+    /// <remarks>Read from a JSON body only for policies whose cost rules ask for fields (docs/cost.md).</remarks>
+    public string? GetField(string name) => Fields is not null && Fields.TryGetValue(name, out var value) ? value : null;
+
+    /// <summary>The body fields the cost rules read, when the request has any.</summary>
+    internal Dictionary<string, string>? Fields { get; set; }
 
     /// <summary>
     /// The route template of an endpoint: its route pattern, or <see langword="null"/> when it has none or when the pattern

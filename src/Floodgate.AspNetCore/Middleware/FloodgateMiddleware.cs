@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics.Metrics;
 using System.Net;
 using System.Security.Claims;
+using Floodgate.AspNetCore.Costs;
 using Floodgate.AspNetCore.Features;
 using Floodgate.AspNetCore.Http;
 using Floodgate.AspNetCore.Identity;
@@ -44,6 +45,13 @@ namespace Floodgate.AspNetCore.Middleware;
 /// </remarks>
 public sealed class FloodgateMiddleware
 {
+    /// <summary>
+    /// The <see cref="System.Diagnostics.ActivitySource"/> of each request's rate-limit step (activity
+    /// <c>floodgate.rate_limit</c>, tags <c>floodgate.tier</c>, <c>floodgate.rule</c>, <c>floodgate.outcome</c>,
+    /// <c>floodgate.remaining</c>, <c>floodgate.store.duration_ms</c>): add it to a tracer provider to trace it.
+    /// </summary>
+    public const string ActivitySourceName = "Floodgate.AspNetCore";
+
     private static readonly Meter Meter = new("Floodgate.AspNetCore");
     private static readonly Counter<long> Unauthorized = Meter.CreateCounter<long>("floodgate.identity.rejections", "{request}", "Requests refused by the identity step, by reason: 401 (the RFC 6750 error, or anonymous) or 503 (unavailable).");
     private static readonly Counter<long> Banned = Meter.CreateCounter<long>("floodgate.bans.rejections", "{request}", "Requests rejected because their client IP is banned, by rule.");
@@ -80,7 +88,27 @@ public sealed class FloodgateMiddleware
         return NamedPolicies.IsDisabled(context.GetEndpoint()) ? _next(context) : InvokeCoreAsync(context);
     }
 
-    private async Task InvokeCoreAsync(HttpContext context)
+    private Task InvokeCoreAsync(HttpContext context)
+    {
+        // Untraced (nothing listens to the activity source): no step, and no frame of its own.
+        var step = RateLimitStep.Start(context);
+        return step is null ? InvokeTracedAsync(context, null) : InvokeWithStepAsync(context, step);
+    }
+
+    private async Task InvokeWithStepAsync(HttpContext context, RateLimitStep step)
+    {
+        try
+        {
+            await InvokeTracedAsync(context, step).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            step.Fail(e);
+            throw;
+        }
+    }
+
+    private async Task InvokeTracedAsync(HttpContext context, RateLimitStep? step)
     {
         var settings = _runtime.Settings;
         var engine = _runtime.Engine;
@@ -95,6 +123,9 @@ public sealed class FloodgateMiddleware
             context.Features.Set<IFloodgateFeature>(feature);
         }
 
+        // The body fields cost rules reserve by (max_tokens...), read before any decision that reserves by them.
+        await ResponseCosts.ReadFieldsAsync(settings.Policy, request, aborted).ConfigureAwait(false);
+
         // The bans that apply are probed as pre-checks: a stage before the tiers, in the same store call as the first of them.
         var probes = BanProbes.For(settings, request);
 
@@ -107,12 +138,12 @@ public sealed class FloodgateMiddleware
         RateLimitResult edge = default;
         if (edgeFirst)
         {
-            (edge, var bannedBy) = await EvaluateAsync(engine, settings, request, RateLimitTier.Edge, RateLimitTier.Edge, probes, aborted).ConfigureAwait(false);
+            (edge, var bannedBy) = await EvaluateAsync(engine, settings, request, RateLimitTier.Edge, RateLimitTier.Edge, probes, step, aborted).ConfigureAwait(false);
             probes = default;
             if (!edge.IsAllowed)
             {
                 feature.Result = edge;
-                await RejectAsync(context, request, edge, bannedBy, settings, aborted).ConfigureAwait(false);
+                await RejectAsync(context, request, edge, bannedBy, settings, step, aborted).ConfigureAwait(false);
                 return;
             }
         }
@@ -131,6 +162,7 @@ public sealed class FloodgateMiddleware
 
                 if (!Admit(request, identity, settings))
                 {
+                    step?.Finish("unauthorized", default);
                     await RefuseAsync(context, identity).ConfigureAwait(false);
                     return;
                 }
@@ -138,27 +170,38 @@ public sealed class FloodgateMiddleware
 
             feature.Identity = identity;
             var first = admitted ? RateLimitTier.Edge : RateLimitTier.User;
-            var (rest, bannedBy) = await EvaluateAsync(engine, settings, request, first, RateLimitTier.Global, probes, aborted).ConfigureAwait(false);
+            var (rest, bannedBy) = await EvaluateAsync(engine, settings, request, first, RateLimitTier.Global, probes, step, aborted).ConfigureAwait(false);
             var result = edgeFirst ? RateLimitResult.Combine(edge, rest) : rest;
             held = result;
             feature.Result = result;
             if (!result.IsAllowed)
             {
-                await RejectAsync(context, request, result, bannedBy, settings, aborted).ConfigureAwait(false);
+                await RejectAsync(context, request, result, bannedBy, settings, step, aborted).ConfigureAwait(false);
                 return;
             }
+
+            step?.Finish("allowed", result.Decision);
 
             RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders, settings.LegacyReset, _time);
 
             // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.
             engine.RenewLeases(result);
-            await _next(context).ConfigureAwait(false);
+
+            // Reservations are settled when the response ends, with the usage it reported (docs/cost.md).
+            await ResponseCosts.InvokeAsync(_next, request, engine, result, settings.Policy).ConfigureAwait(false);
         }
         finally
         {
             if (held.HasLeases)
             {
                 await engine.ReleaseAsync(held, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            // A request refused after a reservation (by identity, or a later tier) was never served: refunded. A request
+            // served was settled already, and is not settled twice.
+            if (held.HasReservations)
+            {
+                await engine.SettleAsync(held, null, Floodgate.Costs.RequestCompletion.NotServed, CancellationToken.None).ConfigureAwait(false);
             }
         }
     }
@@ -168,6 +211,24 @@ public sealed class FloodgateMiddleware
     /// reload has put in force since), after the ban probes when there are any, and gives their arrays back to the pool.
     /// </summary>
     /// <returns>The result, and the ban whose probe rejected the request, if one did.</returns>
+    private static async ValueTask<(RateLimitResult Result, BanRule? BannedBy)> EvaluateAsync(RateLimitEngine engine, CompiledSettings settings, HttpRequestContext request, RateLimitTier first, RateLimitTier last, BanProbes probes, RateLimitStep? step, CancellationToken aborted)
+    {
+        if (step is null)
+        {
+            return await EvaluateAsync(engine, settings, request, first, last, probes, aborted).ConfigureAwait(false);
+        }
+
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            return await EvaluateAsync(engine, settings, request, first, last, probes, aborted).ConfigureAwait(false);
+        }
+        finally
+        {
+            step.AddStoreTime(started);
+        }
+    }
+
     private static async ValueTask<(RateLimitResult Result, BanRule? BannedBy)> EvaluateAsync(RateLimitEngine engine, CompiledSettings settings, HttpRequestContext request, RateLimitTier first, RateLimitTier last, BanProbes probes, CancellationToken aborted)
     {
         if (probes.IsEmpty)
@@ -190,8 +251,9 @@ public sealed class FloodgateMiddleware
     /// Answers a rejection; one by an edge rule starts the rule's ban, if it has one. A denial by a failure mode (the
     /// store unreachable) bans no one: the client did not go over the limit.
     /// </summary>
-    private async ValueTask RejectAsync(HttpContext context, HttpRequestContext request, RateLimitResult result, BanRule? bannedBy, CompiledSettings settings, CancellationToken aborted)
+    private async ValueTask RejectAsync(HttpContext context, HttpRequestContext request, RateLimitResult result, BanRule? bannedBy, CompiledSettings settings, RateLimitStep? step, CancellationToken aborted)
     {
+        step?.Finish(bannedBy is not null ? "banned" : result.Decision.IsStoreFailure ? "store_failure" : "rejected", result.Decision);
         if (bannedBy is { } ban)
         {
             // A ban's probe: the IP's ban bucket cannot take 1 more until the retry-after of the probe.

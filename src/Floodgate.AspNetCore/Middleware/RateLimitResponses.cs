@@ -33,12 +33,15 @@ public static class RateLimitResponses
     private static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private static readonly ConditionalWeakTable<RateLimitRule, RuleTexts> Texts = [];
 
-    /// <summary>The <c>RateLimit-Policy</c> value of a decision: <c>"name";q=100;w=60</c> (no window for concurrency).</summary>
+    /// <summary>
+    /// The <c>RateLimit-Policy</c> value of a decision: <c>"name";q=100;w=60</c> (no window for concurrency), with
+    /// <c>;qu="tokens"</c> (the rule's cost unit) for a rule whose cost is settled from usage.
+    /// </summary>
     /// <remarks>Formatted once per rule and limit, then cached with the rule.</remarks>
     public static string FormatPolicy(in RateLimitDecision decision)
     {
         var rule = decision.Rule ?? throw new ArgumentException("The decision names no rule.", nameof(decision));
-        return TextsOf(rule).PolicyOf(decision.Limit!);
+        return TextsOf(rule).PolicyOf(decision.Limit!, rule.Costs?.Unit);
     }
 
     /// <summary>The <c>RateLimit</c> value of a decision: <c>"name";r=42;t=17</c>, the reset in whole seconds rounded up.</summary>
@@ -291,7 +294,7 @@ public static class RateLimitResponses
 
         public string QuotedName { get; } = quotedName;
 
-        public string PolicyOf(Limit limit)
+        public string PolicyOf(Limit limit, string? unit)
         {
             var policies = Volatile.Read(ref _policies);
             foreach (var (known, text) in policies)
@@ -305,6 +308,12 @@ public static class RateLimitResponses
             var formatted = limit.Algorithm == LimitAlgorithm.Concurrency
                 ? string.Create(CultureInfo.InvariantCulture, $"{QuotedName};q={limit.Amount}")
                 : string.Create(CultureInfo.InvariantCulture, $"{QuotedName};q={limit.Amount};w={CeilingSeconds(limit.Rate.Period)}");
+
+            // A budget counted in another unit than requests names it with the draft's quota unit (docs/cost.md).
+            if (unit is not null)
+            {
+                formatted = string.Create(CultureInfo.InvariantCulture, $"{formatted};qu=\"{unit}\"");
+            }
 
             // Copy on write: a rule has a handful of limits at most, and a lost race only formats again.
             Interlocked.CompareExchange(ref _policies, [.. policies, (limit, formatted)], policies);

@@ -115,6 +115,12 @@ internal sealed class Route
 
         var pacer = _client.PacerFor(this, partition);
         Volatile.Write(ref _current, pacer);
+        if (current.Partition.Length == 0)
+        {
+            // The route's own pacer, used until an answer named the partition: its queue moves to the partition's.
+            current.Retire();
+        }
+
         return pacer;
     }
 }

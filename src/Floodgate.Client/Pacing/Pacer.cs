@@ -3,37 +3,40 @@ using Floodgate.Client.Fields;
 namespace Floodgate.Client.Pacing;
 
 /// <summary>
-/// One limit as this process sees it, shared by every request of one client to one partition: it hands out send slots so
-/// that what remains of the quota lasts until its reset, holds a permit per request in flight for a concurrency limit,
-/// and stops everyone after a rejection until its Retry-After.
+/// One limit as this process sees it, shared by every request of one client to one partition: it lets requests go one
+/// by one, in the order they came, so that what remains of the quota lasts until its reset; it holds a permit per
+/// request in flight for a concurrency limit; and it stops everyone after a rejection until its Retry-After.
 /// </summary>
 /// <remarks>
-/// Time is the <see cref="TimeProvider"/>'s timestamp. Before the first answer, and after a rejection, the pacer knows
-/// nothing: one request goes alone (a probe) and the others wait for its answer, so that 50 callers starting together
-/// do not all spend, or all get refused, at once. Entering without a wait takes the lock once and allocates nothing.
+/// Time is the <see cref="TimeProvider"/>'s timestamp, and the one timer is the provider's. Before the first answer,
+/// and after a rejection, the pacer knows nothing: one request goes alone (a probe) and the others queue for its answer,
+/// so that 50 callers starting together neither spend nor get refused all at once. Slots are not promised ahead: each
+/// is given when it comes, from what the latest answer said, so a restarted server or a raised limit is followed as
+/// soon as one answer says so. Entering with an empty queue and a slot due takes the lock once and allocates nothing.
 /// </remarks>
 internal sealed class Pacer
 {
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
     private readonly double _frequency;
+    private readonly Queue<TaskCompletionSource<Ticket>> _queue = new();
+    private ITimer? _timer;
+    private long _timerDue = long.MaxValue;
 
     private Mode _mode = Mode.Unknown;
     private bool _probing;
-    private TaskCompletionSource? _learned;
+    private bool _retired;
 
     private long _quota = -1;
     private long _window;
     private double _remaining;
     private long _resetAt;
+    private long _lastSlot;
     private long _nextSlot;
     private long _blockedUntil;
     private long _sequence;
     private long _applied;
-    private int _epoch;
-
     private long _inFlight;
-    private Queue<TaskCompletionSource<bool>>? _permitWaiters;
 
     public Pacer(string partition, TimeProvider time)
     {
@@ -53,42 +56,21 @@ internal sealed class Pacer
     /// <summary>The partition: a partition key, a policy name, or empty for a route's pacer before its first answer.</summary>
     public string Partition { get; }
 
-    /// <summary>Asks to send now.</summary>
-    /// <returns>
-    /// Go now (<see cref="Admission.IsNow"/>) with a ticket; <see cref="Admission.WaitUntil"/> a timestamp, with a ticket for
-    /// the slot reserved then (unless <see cref="Admission.Reserved"/> is false: ask again then); or
-    /// <see cref="Admission.Signal"/> to await (a probe's answer, or a permit handed over: then the ticket holds it).
-    /// </returns>
+    /// <summary>Asks to send: at once (<see cref="Admission.IsNow"/>, with a ticket), or in turn (a task for the ticket).</summary>
     public Admission Enter()
     {
         var now = _time.GetTimestamp();
         lock (_lock)
         {
-            if (now < _blockedUntil)
+            if (_queue.Count == 0 && TryAdmit(now, out var ticket, out _))
             {
-                return Admission.Later(_blockedUntil, default, reserved: false);
+                return Admission.Now(ticket);
             }
 
-            switch (_mode)
-            {
-                case Mode.Open:
-                    return Admission.Now(new Ticket(++_sequence, _epoch, PacerHold.None));
-                case Mode.Concurrency:
-                    return EnterConcurrency();
-                case Mode.Rate:
-                    return EnterRate(now);
-                default:
-                    return EnterUnknown();
-            }
-        }
-    }
-
-    /// <summary>Whether a slot reserved with <paramref name="ticket"/> still stands (no rejection reset the pacer since).</summary>
-    public bool Holds(in Ticket ticket)
-    {
-        lock (_lock)
-        {
-            return ticket.Epoch == _epoch && _time.GetTimestamp() >= _blockedUntil;
+            var waiter = new TaskCompletionSource<Ticket>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _queue.Enqueue(waiter);
+            Dispatch(now);
+            return Admission.Queued(waiter, EstimateLocked(now, _queue.Count));
         }
     }
 
@@ -96,109 +78,104 @@ internal sealed class Pacer
     public void Observe(in Ticket ticket, in LimitSignal signal)
     {
         var now = _time.GetTimestamp();
-        TaskCompletionSource? learned = null;
         lock (_lock)
         {
+            Undo(ticket);
             if (signal.Kind == SignalKind.None)
             {
                 // A server that sends no fields is not paced (until it does).
                 if (_mode == Mode.Unknown)
                 {
                     _mode = Mode.Open;
-                    learned = TakeProbe();
-                }
-                else if (ticket.Hold == PacerHold.Probe)
-                {
-                    learned = TakeProbe();
                 }
             }
             else
             {
-                ApplyPolicy(signal);
-                if (ticket.Sequence > _applied || _mode != (signal.Kind == SignalKind.Concurrency ? Mode.Concurrency : Mode.Rate))
+                var mode = signal.Kind == SignalKind.Concurrency ? Mode.Concurrency : Mode.Rate;
+                if (signal.Quota >= 0)
                 {
-                    // An older request's answer, overtaken by a newer one, would take back what the newer one said.
+                    _quota = signal.Quota;
+                    _window = signal.Window > 0 ? Ticks(signal.Window) : 0;
+                }
+
+                // An older request's answer, overtaken by a newer one's, would take back what the newer one said.
+                if (ticket.Sequence >= _applied || _mode != mode)
+                {
                     _applied = ticket.Sequence;
-                    var outstanding = _sequence - ticket.Sequence;
-                    _remaining = Math.Max(0, signal.Remaining - outstanding);
-                    _resetAt = signal.Reset >= 0 ? now + Ticks(signal.Reset) : now;
+                    var sentSince = _sequence - ticket.Sequence;
+                    _remaining = Math.Max(0, signal.Remaining - sentSince);
+                    _resetAt = now + (signal.Reset > 0 ? Ticks(signal.Reset) : 0);
                 }
 
-                var wasUnknown = _mode == Mode.Unknown;
-                _mode = signal.Kind == SignalKind.Concurrency ? Mode.Concurrency : Mode.Rate;
-                if (wasUnknown || ticket.Hold == PacerHold.Probe)
+                _mode = mode;
+                if (mode == Mode.Rate)
                 {
-                    learned = TakeProbe();
+                    // Re-plan the next slot from this answer: a restart or a raised limit shortens it at once.
+                    _nextSlot = _remaining >= 1 ? _lastSlot + (long)Spacing(Math.Max(now, _lastSlot)) : _resetAt;
                 }
             }
 
-            if (ticket.Hold == PacerHold.Permit)
-            {
-                ReleasePermit();
-            }
+            Dispatch(now);
         }
-
-        learned?.TrySetResult();
     }
 
     /// <summary>Takes in an answer to a request that entered another pacer (its route has just learned this partition).</summary>
     public void Learn(in LimitSignal signal)
     {
         long latest;
-        int epoch;
         lock (_lock)
         {
             latest = _sequence;
-            epoch = _epoch;
         }
 
-        Observe(new Ticket(latest, epoch, PacerHold.None), signal);
+        Observe(new Ticket(latest, PacerHold.None), signal);
     }
 
     /// <summary>Ends the hold of a request that got no answer (it failed, or was cancelled).</summary>
     public void Abandon(in Ticket ticket)
     {
-        TaskCompletionSource? learned = null;
-        lock (_lock)
+        if (ticket.Hold == PacerHold.None)
         {
-            if (ticket.Hold == PacerHold.Probe)
-            {
-                // Let a waiter probe next.
-                learned = TakeProbe();
-            }
-            else if (ticket.Hold == PacerHold.Permit)
-            {
-                ReleasePermit();
-            }
+            return;
         }
 
-        learned?.TrySetResult();
+        lock (_lock)
+        {
+            // A probe's hold passes to the next in the queue; a permit to the first waiting for one.
+            Undo(ticket);
+            Dispatch(_time.GetTimestamp());
+        }
     }
 
     /// <summary>
-    /// A rejection: nobody sends before <paramref name="retryAfter"/> from now, and what comes after is found out again
-    /// by one probe.
+    /// A rejection: nobody is let go before <paramref name="retryAfter"/> from now, and what the limit is then is found
+    /// out again by one probe.
     /// </summary>
     public void Block(TimeSpan retryAfter)
     {
-        var until = _time.GetTimestamp() + Ticks(retryAfter.TotalSeconds);
+        var now = _time.GetTimestamp();
         lock (_lock)
         {
-            _blockedUntil = Math.Max(_blockedUntil, until);
-            _epoch++;
+            _blockedUntil = Math.Max(_blockedUntil, now + Ticks(retryAfter.TotalSeconds));
             if (_mode != Mode.Open)
             {
                 _mode = Mode.Unknown;
             }
+
+            Dispatch(now);
         }
     }
 
-    /// <summary>Gives back a permit that was handed to a waiter who stopped waiting.</summary>
-    public void ReturnPermit()
+    /// <summary>
+    /// Hands this pacer's queue over: its route's answers name a partition, whose pacer paces from now on. Every waiter,
+    /// and every later caller, is told to enter that one (<see cref="PacerHold.Moved"/>).
+    /// </summary>
+    public void Retire()
     {
         lock (_lock)
         {
-            ReleasePermit();
+            _retired = true;
+            Dispatch(_time.GetTimestamp());
         }
     }
 
@@ -211,115 +188,201 @@ internal sealed class Pacer
             return new PacerState(
                 _mode.ToString(),
                 _quota,
-                _window > 0 ? TimeSpan.FromSeconds(_window / _frequency) : TimeSpan.Zero,
+                TimeSpan.FromSeconds(_window / _frequency),
                 _remaining,
-                _resetAt > now ? TimeSpan.FromSeconds((_resetAt - now) / _frequency) : TimeSpan.Zero,
-                _nextSlot > now ? TimeSpan.FromSeconds((_nextSlot - now) / _frequency) : TimeSpan.Zero,
-                _inFlight);
+                Seconds(_resetAt - now),
+                Seconds(Math.Max(_blockedUntil, _mode == Mode.Rate ? Math.Max(_nextSlot, _remaining < 1 ? _resetAt : 0) : 0) - now),
+                _inFlight,
+                _queue.Count);
         }
     }
 
-    /// <summary>The timestamp <paramref name="seconds"/> from 0.</summary>
+    /// <summary>The timestamp span of <paramref name="seconds"/>.</summary>
     internal long Ticks(double seconds) => (long)Math.Ceiling(seconds * _frequency);
 
-    private Admission EnterUnknown()
-    {
-        if (!_probing)
-        {
-            _probing = true;
-            return Admission.Now(new Ticket(++_sequence, _epoch, PacerHold.Probe));
-        }
+    private TimeSpan Seconds(long ticks) => ticks > 0 ? TimeSpan.FromSeconds(ticks / _frequency) : TimeSpan.Zero;
 
-        _learned ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        return Admission.Await(_learned.Task, default);
+    /// <summary>Lets go as many of the queue as may go now, and sets the timer for the next one.</summary>
+    private void Dispatch(long now)
+    {
+        while (_queue.TryPeek(out var head))
+        {
+            if (head.Task.IsCompleted)
+            {
+                // Gave up waiting.
+                _queue.Dequeue();
+                continue;
+            }
+
+            if (!TryAdmit(now, out var ticket, out var retryAt))
+            {
+                if (retryAt > 0)
+                {
+                    Arm(retryAt, now);
+                }
+
+                return;
+            }
+
+            _queue.Dequeue();
+            if (!head.TrySetResult(ticket))
+            {
+                // It gave up just now: take back what it was given.
+                Undo(ticket);
+            }
+        }
     }
 
-    private Admission EnterConcurrency()
+    private void Undo(in Ticket ticket)
     {
-        var permits = _quota < 0 ? 1 : _quota;
-        if (_inFlight < permits)
+        if (ticket.Hold == PacerHold.Probe)
         {
-            _inFlight++;
-            return Admission.Now(new Ticket(++_sequence, _epoch, PacerHold.Permit));
+            _probing = false;
         }
-
-        // Queued in order; a released permit is handed to the first waiter still waiting.
-        var waiter = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-        (_permitWaiters ??= new Queue<TaskCompletionSource<bool>>()).Enqueue(waiter);
-        return Admission.AwaitPermit(waiter, new Ticket(++_sequence, _epoch, PacerHold.Permit));
+        else if (ticket.Hold == PacerHold.Permit)
+        {
+            _inFlight = Math.Max(0, _inFlight - 1);
+        }
     }
 
-    private Admission EnterRate(long now)
+    /// <summary>Whether a request may go now; if not, when to ask again (0: when an answer or a permit comes back).</summary>
+    private bool TryAdmit(long now, out Ticket ticket, out long retryAt)
     {
-        var start = Math.Max(now, _nextSlot);
-        if (_remaining < 1 && start < _resetAt)
+        ticket = default;
+        retryAt = 0;
+        if (_retired)
         {
-            start = _resetAt;
+            ticket = new Ticket(0, PacerHold.Moved);
+            return true;
         }
 
-        if (start >= _resetAt)
+        if (now < _blockedUntil)
+        {
+            retryAt = _blockedUntil;
+            return false;
+        }
+
+        switch (_mode)
+        {
+            case Mode.Open:
+                ticket = new Ticket(++_sequence, PacerHold.None);
+                return true;
+
+            case Mode.Concurrency:
+                if (_inFlight >= (_quota < 0 ? 1 : _quota))
+                {
+                    return false;
+                }
+
+                _inFlight++;
+                ticket = new Ticket(++_sequence, PacerHold.Permit);
+                return true;
+
+            case Mode.Rate:
+                return TryTakeSlot(now, out ticket, out retryAt);
+
+            default:
+                if (_probing)
+                {
+                    return false;
+                }
+
+                _probing = true;
+                ticket = new Ticket(++_sequence, PacerHold.Probe);
+                return true;
+        }
+    }
+
+    private bool TryTakeSlot(long now, out Ticket ticket, out long retryAt)
+    {
+        ticket = default;
+        retryAt = 0;
+        if (now < _nextSlot)
+        {
+            retryAt = _nextSlot;
+            return false;
+        }
+
+        if (_remaining < 1 && now < _resetAt)
+        {
+            retryAt = _resetAt;
+            return false;
+        }
+
+        if (now >= _resetAt)
         {
             if (_window <= 0 || _quota <= 0)
             {
-                // Nothing says what the limit is after its reset: wait for it, then find out with one probe.
-                if (start > now)
-                {
-                    return Admission.Later(start, default, reserved: false);
-                }
-
+                // Nothing says what the limit is after its reset: find out with one probe.
                 _mode = Mode.Unknown;
-                return EnterUnknown();
+                return TryAdmit(now, out ticket, out retryAt);
             }
 
-            // The quota is back at the reset (a window starts again; a bucket is full).
+            // The quota is back at the reset (a window starts again; a bucket is full); windows follow one another.
             _remaining = _quota;
-            _resetAt = start + _window;
+            _resetAt += ((now - _resetAt) / _window + 1) * _window;
         }
 
-        // Spread what remains until the reset, but never slower than the policy's own rate (q per w), which any
-        // algorithm admits: the reset is rounded up to whole seconds, and a bucket refills while it is spent.
-        var spacing = (_resetAt - start) / _remaining;
+        var spacing = (long)Spacing(now);
+
+        // A slot given a little late (timer resolution, a busy thread pool) does not push back the ones after it, so the
+        // rate over time is the planned one; a slot missed by more than one spacing (nobody was waiting) starts afresh.
+        var from = now - _nextSlot < spacing ? _nextSlot : now;
+        _remaining -= 1;
+        _lastSlot = from;
+        _nextSlot = from + spacing;
+        ticket = new Ticket(++_sequence, PacerHold.None);
+        return true;
+    }
+
+    /// <summary>
+    /// The time between two requests from <paramref name="at"/>: what remains spread until the reset, but never slower
+    /// than the policy's own rate (q per w), which any algorithm admits: the reset is rounded up to whole seconds, and a
+    /// bucket refills while it is spent.
+    /// </summary>
+    private double Spacing(long at)
+    {
+        var spacing = _remaining >= 1 ? Math.Max(0, _resetAt - at) / _remaining : Math.Max(0, _resetAt - at);
         if (_window > 0 && _quota > 0)
         {
             spacing = Math.Min(spacing, (double)_window / _quota);
         }
 
-        _remaining -= 1;
-        _nextSlot = start + (long)spacing;
-        var ticket = new Ticket(++_sequence, _epoch, PacerHold.None);
-        return start <= now ? Admission.Now(ticket) : Admission.Later(start, ticket, reserved: true);
+        return spacing;
     }
 
-    private void ApplyPolicy(in LimitSignal signal)
+    /// <summary>When the <paramref name="position"/>-th of the queue may go, roughly, to refuse a wait past a deadline.</summary>
+    private long EstimateLocked(long now, int position)
     {
-        if (signal.Quota >= 0)
+        var first = Math.Max(Math.Max(now, _blockedUntil), _mode == Mode.Rate ? Math.Max(_nextSlot, _remaining < 1 ? _resetAt : 0) : 0);
+        if (_mode != Mode.Rate)
         {
-            _quota = signal.Quota;
+            return first;
         }
 
-        _window = signal.Window > 0 ? Ticks(signal.Window) : signal.Kind == SignalKind.Concurrency || signal.Quota >= 0 ? 0 : _window;
+        return first + (long)((position - 1) * Spacing(first));
     }
 
-    private TaskCompletionSource? TakeProbe()
+    private void Arm(long due, long now)
     {
-        _probing = false;
-        var learned = _learned;
-        _learned = null;
-        return learned;
-    }
-
-    private void ReleasePermit()
-    {
-        while (_permitWaiters is { Count: > 0 } waiters)
+        if (due >= _timerDue && _timerDue > now)
         {
-            // The permit passes to the waiter as it is: the count in flight does not change.
-            if (waiters.Dequeue().TrySetResult(true))
-            {
-                return;
-            }
+            return;
         }
 
-        _inFlight = Math.Max(0, _inFlight - 1);
+        _timerDue = due;
+        _timer ??= _time.CreateTimer(static state => ((Pacer)state!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _timer.Change(TimeSpan.FromSeconds(Math.Max(0, due - now) / _frequency), Timeout.InfiniteTimeSpan);
+    }
+
+    private void OnTimer()
+    {
+        var now = _time.GetTimestamp();
+        lock (_lock)
+        {
+            _timerDue = long.MaxValue;
+            Dispatch(now);
+        }
     }
 }
 
@@ -334,49 +397,40 @@ internal enum PacerHold : byte
 
     /// <summary>A permit of a concurrency limit.</summary>
     Permit,
+
+    /// <summary>Not a turn: the pacer was retired, enter the route's current one.</summary>
+    Moved,
 }
 
-/// <summary>A request's place with its pacer: the order it entered in, the pacer's epoch then, and what it holds.</summary>
-internal readonly record struct Ticket(long Sequence, int Epoch, PacerHold Hold);
+/// <summary>A request's place with its pacer: the order it went in, and what it holds.</summary>
+internal readonly record struct Ticket(long Sequence, PacerHold Hold);
 
 /// <summary>The pacer's answer to <see cref="Pacer.Enter"/>.</summary>
 internal readonly struct Admission
 {
-    private Admission(long waitUntil, Ticket ticket, bool reserved, Task? signal, TaskCompletionSource<bool>? permit)
+    private Admission(Ticket ticket, TaskCompletionSource<Ticket>? waiter, long estimate)
     {
-        WaitUntil = waitUntil;
         Ticket = ticket;
-        Reserved = reserved;
-        Signal = signal;
-        Permit = permit;
+        Waiter = waiter;
+        Estimate = estimate;
     }
 
-    /// <summary>The timestamp to wait for; 0 to go now or await <see cref="Signal"/>.</summary>
-    public long WaitUntil { get; }
-
-    /// <summary>The request's ticket, when it has one.</summary>
+    /// <summary>The request's ticket when it may go at once.</summary>
     public Ticket Ticket { get; }
 
-    /// <summary>Whether a slot at <see cref="WaitUntil"/> is reserved for the request (else ask again then).</summary>
-    public bool Reserved { get; }
+    /// <summary>The request's place in the queue: completes with its ticket; cancel it to leave the queue.</summary>
+    public TaskCompletionSource<Ticket>? Waiter { get; }
 
-    /// <summary>A probe's answer to await, then ask again; or a permit's hand-over (<see cref="Permit"/>).</summary>
-    public Task? Signal { get; }
-
-    /// <summary>The permit waiter, to cancel (or give the permit back) when the caller stops waiting.</summary>
-    public TaskCompletionSource<bool>? Permit { get; }
+    /// <summary>When the request should go, roughly (a timestamp), if it queued.</summary>
+    public long Estimate { get; }
 
     /// <summary>Whether the request may go at once.</summary>
-    public bool IsNow => WaitUntil == 0 && Signal is null;
+    public bool IsNow => Waiter is null;
 
-    public static Admission Now(Ticket ticket) => new(0, ticket, true, null, null);
+    public static Admission Now(Ticket ticket) => new(ticket, null, 0);
 
-    public static Admission Later(long at, Ticket ticket, bool reserved) => new(at, ticket, reserved, null, null);
-
-    public static Admission Await(Task signal, Ticket ticket) => new(0, ticket, false, signal, null);
-
-    public static Admission AwaitPermit(TaskCompletionSource<bool> permit, Ticket ticket) => new(0, ticket, true, permit.Task, permit);
+    public static Admission Queued(TaskCompletionSource<Ticket> waiter, long estimate) => new(default, waiter, estimate);
 }
 
-/// <summary>What a pacer believes: its mode, the policy, what remains and when it resets, when the next slot is, and the permits held.</summary>
-internal readonly record struct PacerState(string Mode, long Quota, TimeSpan Window, double Remaining, TimeSpan ResetIn, TimeSpan NextSlotIn, long InFlight);
+/// <summary>What a pacer believes: its mode, the policy, what remains and when it resets, when the next may go, permits held, the queue.</summary>
+internal readonly record struct PacerState(string Mode, long Quota, TimeSpan Window, double Remaining, TimeSpan ResetIn, TimeSpan NextIn, long InFlight, int Queued);

@@ -36,7 +36,7 @@ internal sealed class PacingHandler : DelegatingHandler
         var route = _client.RouteFor(request.RequestUri, AuthorizationOf(request));
         var pacer = route.Current;
         var admission = pacer.Enter();
-        if (!admission.IsNow)
+        if (!admission.IsNow || admission.Ticket.Hold == PacerHold.Moved)
         {
             return SendPacedAsync(request, route, pacer, admission, null, started, cancellationToken);
         }
@@ -129,58 +129,67 @@ internal sealed class PacingHandler : DelegatingHandler
     /// <summary>Waits until the route's pacer lets the request go; returns the pacer and the ticket it went with.</summary>
     private async Task<(Pacer Pacer, Ticket Ticket)> WaitForTurnAsync(Route route, Pacer pacer, Admission admission, long started, CancellationToken cancellationToken)
     {
-        while (!admission.IsNow)
+        while (true)
         {
-            var before = _time.GetTimestamp();
-            if (admission.Signal is { } signal)
+            var (ticket, moved) = await WaitInQueueAsync(route, pacer, admission, started, cancellationToken).ConfigureAwait(false);
+            if (!moved)
             {
-                try
-                {
-                    await signal.WaitAsync(Left(started), _time, cancellationToken).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is TimeoutException or OperationCanceledException)
-                {
-                    // A permit handed over just as the wait ended is the caller's to give back.
-                    if (admission.Permit is { } permit && !permit.TrySetCanceled(cancellationToken))
-                    {
-                        pacer.ReturnPermit();
-                    }
-
-                    if (e is TimeoutException)
-                    {
-                        throw PastDeadline(route, "the answer that tells the limit, or a permit,");
-                    }
-
-                    throw;
-                }
-
-                _metrics.Waited(_client.Name, admission.Permit is null ? "probe" : "permit", _time.GetElapsedTime(before));
-                if (admission.Permit is not null)
-                {
-                    return (pacer, admission.Ticket);
-                }
-            }
-            else
-            {
-                var wait = _time.GetElapsedTime(before, admission.WaitUntil);
-                if (!Fits(started, wait))
-                {
-                    throw PastDeadline(route, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"its turn, in {wait.TotalSeconds:0.###} s,"));
-                }
-
-                await Task.Delay(wait, _time, cancellationToken).ConfigureAwait(false);
-                _metrics.Waited(_client.Name, admission.Reserved ? "pace" : "blocked", _time.GetElapsedTime(before));
-                if (admission.Reserved && pacer.Holds(admission.Ticket))
-                {
-                    return (pacer, admission.Ticket);
-                }
+                return (pacer, ticket);
             }
 
             pacer = route.Current;
             admission = pacer.Enter();
         }
+    }
 
-        return (pacer, admission.Ticket);
+    private async Task<(Ticket Ticket, bool Moved)> WaitInQueueAsync(Route route, Pacer pacer, Admission admission, long started, CancellationToken cancellationToken)
+    {
+        if (admission.Waiter is not { } waiter)
+        {
+            return (admission.Ticket, admission.Ticket.Hold == PacerHold.Moved);
+        }
+
+        var before = _time.GetTimestamp();
+        var expected = _time.GetElapsedTime(before, admission.Estimate);
+        if (!Fits(started, expected))
+        {
+            // Not worth queueing: the turn would come after the deadline.
+            if (!waiter.TrySetCanceled(CancellationToken.None) && waiter.Task.IsCompletedSuccessfully)
+            {
+                pacer.Abandon(waiter.Task.Result);
+            }
+
+            throw PastDeadline(route, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"its turn, in about {expected.TotalSeconds:0.###} s,"));
+        }
+
+        Ticket ticket;
+        try
+        {
+            ticket = await waiter.Task.WaitAsync(Left(started), _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
+            // A turn given just as the wait ended is the caller's to give back.
+            if (!waiter.TrySetCanceled(CancellationToken.None) && waiter.Task.IsCompletedSuccessfully)
+            {
+                pacer.Abandon(waiter.Task.Result);
+            }
+
+            if (e is TimeoutException)
+            {
+                throw PastDeadline(route, "its turn");
+            }
+
+            throw;
+        }
+
+        if (ticket.Hold == PacerHold.Moved)
+        {
+            return (ticket, true);
+        }
+
+        _metrics.Waited(_client.Name, ticket.Hold switch { PacerHold.Probe => "probe", PacerHold.Permit => "permit", _ => "pace" }, _time.GetElapsedTime(before));
+        return (ticket, false);
     }
 
     /// <summary>Reads the answer's fields into the pacer it names; for a rejection, when the server says to retry.</summary>

@@ -18,7 +18,7 @@ internal sealed class PacingMetrics
     public PacingMetrics(IMeterFactory? factory)
     {
         var meter = factory?.Create(MeterName) ?? new Meter(MeterName);
-        _waits = meter.CreateCounter<long>("floodgate.client.waits", "{wait}", "Requests that waited before being sent, by reason: pace, probe, permit, blocked, retry.");
+        _waits = meter.CreateCounter<long>("floodgate.client.waits", "{wait}", "Requests that waited before being sent, by reason: pace (a paced slot, or a rejection's wait), probe (the answer that tells the limit), permit (a concurrency permit), retry (before sending a rejected request again).");
         _waited = meter.CreateHistogram<double>("floodgate.client.wait.duration", "s", "How long requests waited before being sent, by reason.");
         _rejections = meter.CreateCounter<long>("floodgate.client.rejections", "{response}", "429 and 503 answers seen, by status and whether the request was sent again.");
     }

@@ -1,4 +1,5 @@
 using YamlDotNet.Core;
+using Floodgate.Yaml;
 using YamlDotNet.RepresentationModel;
 
 namespace Floodgate.Envoy.Configuration;
@@ -27,16 +28,16 @@ public sealed partial class EnvoyConfig
                 throw Error(0, $"the file is {yaml.Length} characters; at most {MaxFileBytes} are read");
             }
 
-            var stream = new YamlStream();
+            YamlStream stream;
             try
             {
                 // The tree is built recursively: refuse a nesting deep enough to exhaust the stack first.
                 CheckNesting(yaml);
-                stream.Load(new StringReader(yaml));
+                stream = YamlSyntax.Load(yaml);
             }
-            catch (YamlException ex)
+            catch (YamlSyntaxException ex)
             {
-                throw Error(ex.Start.Line, $"the file is not valid YAML: {Describe(ex)}", ex);
+                throw new EnvoyConfigException(fileName, ex.Line, ex.Column, $"the file is not valid YAML: {ex.Message}", ex);
             }
 
             if (stream.Documents.Count == 0 || IsNull(stream.Documents[0].RootNode))
@@ -83,21 +84,28 @@ public sealed partial class EnvoyConfig
         {
             var parser = new Parser(new StringReader(yaml));
             var depth = 0;
-            while (parser.MoveNext())
+            try
             {
-                switch (parser.Current)
+                while (parser.MoveNext())
                 {
-                    case YamlDotNet.Core.Events.SequenceStart or YamlDotNet.Core.Events.MappingStart:
-                        if (++depth > MaxYamlNesting)
-                        {
-                            throw Error(parser.Current.Start.Line, $"the YAML nests deeper than {MaxYamlNesting} lists and mappings");
-                        }
+                    switch (parser.Current)
+                    {
+                        case YamlDotNet.Core.Events.SequenceStart or YamlDotNet.Core.Events.MappingStart:
+                            if (++depth > MaxYamlNesting)
+                            {
+                                throw Error(parser.Current.Start.Line, $"the YAML nests deeper than {MaxYamlNesting} lists and mappings");
+                            }
 
-                        break;
-                    case YamlDotNet.Core.Events.SequenceEnd or YamlDotNet.Core.Events.MappingEnd:
-                        depth--;
-                        break;
+                            break;
+                        case YamlDotNet.Core.Events.SequenceEnd or YamlDotNet.Core.Events.MappingEnd:
+                            depth--;
+                            break;
+                    }
                 }
+            }
+            catch (Exception e) when (e is YamlException or InvalidOperationException)
+            {
+                // Not YAML up to its nesting limit: YamlSyntax.Load says where and why.
             }
         }
 

@@ -118,8 +118,5 @@ public sealed partial class EnvoyConfig
                 var other => throw Error(node.Start.Line, $"'{key}' must be true or false, not '{other}'"),
             };
         }
-
-        private static string Describe(YamlException ex) =>
-            ex.InnerException is YamlException inner && !string.IsNullOrEmpty(inner.Message) ? inner.Message : ex.Message;
     }
 }

@@ -27,10 +27,18 @@ public sealed class EnvoyConfigException : Exception
     }
 
     internal EnvoyConfigException(string fileName, long line, string problem, Exception? innerException = null)
-        : base(line > 0 ? $"{fileName}: line {line}: {problem}" : $"{fileName}: {problem}", innerException)
+        : this(fileName, line, 0, problem, innerException)
+    {
+    }
+
+    internal EnvoyConfigException(string fileName, long line, long column, string problem, Exception? innerException = null)
+        : base(
+            line <= 0 ? $"{fileName}: {problem}" : column > 0 ? $"{fileName}: line {line}, column {column}: {problem}" : $"{fileName}: line {line}: {problem}",
+            innerException)
     {
         FileName = fileName;
         Line = line;
+        Column = column;
         Problem = problem;
     }
 
@@ -39,6 +47,9 @@ public sealed class EnvoyConfigException : Exception
 
     /// <summary>The line at fault, from 1; 0 when the problem concerns the whole file.</summary>
     public long Line { get; }
+
+    /// <summary>The column at fault, from 1, for a YAML syntax error; otherwise 0.</summary>
+    public long Column { get; }
 
     /// <summary>The problem without the file and line.</summary>
     public string? Problem { get; }

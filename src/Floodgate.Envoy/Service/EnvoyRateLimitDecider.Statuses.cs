@@ -20,9 +20,12 @@ internal sealed partial class EnvoyRateLimitDecider
 
         var amount = (long)rule.RequestsPerUnit;
         var hits = matched.Hits > long.MaxValue ? long.MaxValue : (long)matched.Hits;
-        var over = matched.Prefix > group.Fits;
-        var remainingBefore = group.RemainingBefore - (matched.Prefix - hits);
-        var remainingAfter = group.RemainingBefore - matched.Prefix;
+
+        // Hits that went uncounted leave what remained as it was.
+        var prefix = group.Uncounted ? 0 : matched.Prefix;
+        var over = prefix > group.Fits;
+        var remainingBefore = group.RemainingBefore - (prefix - hits);
+        var remainingAfter = group.RemainingBefore - prefix;
         var near = (long)Math.Floor(amount * _options.NearLimitRatio);
         long within = 0, nearHits = 0, overHits = 0, shadowHits = 0;
         if (over)

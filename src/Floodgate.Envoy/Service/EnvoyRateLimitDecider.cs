@@ -166,7 +166,7 @@ internal sealed partial class EnvoyRateLimitDecider
                 else
                 {
                     index = count++;
-                    checks[index] = new RateLimitCheck(limit, key, hits, rule.ShadowMode);
+                    checks[index] = new RateLimitCheck(limit, key, hits, rule.ShadowMode) { IsAlwaysCharged = _options.HitCounting != EnvoyHitCounting.WithinLimit };
                     if (matches.Length > 1)
                     {
                         (groups ??= [])[(rule, key)] = index;
@@ -181,9 +181,7 @@ internal sealed partial class EnvoyRateLimitDecider
         Group[]? results = null;
         if (checks is not null)
         {
-            var outcomes = new StoreOutcome[count];
-            await _store.DecideAsync(checks.AsMemory(0, count), outcomes, cancellationToken).ConfigureAwait(false);
-            results = await SettleGroupsAsync(matches, checks, outcomes, cancellationToken).ConfigureAwait(false);
+            results = await CountAsync(matches, checks, count, cancellationToken).ConfigureAwait(false);
         }
 
         var globalQuota = _options.GlobalQuotaMode;

@@ -1,5 +1,6 @@
 using Floodgate.Gateway.Admin.Auth;
 using Floodgate.Gateway.Admin.Overrides;
+using Floodgate.Gateway.Admin.Usage;
 using Floodgate.Gateway.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -28,6 +29,7 @@ internal static class AdminApi
             .WithName("GetStatus")
             .WithSummary("The gateway's policy and store, and the admin token the request was made with.");
         OverrideRoutes.Map(group, runtime, time, audit);
+        UsageRoutes.Map(group, runtime, time);
         return group;
     }
 

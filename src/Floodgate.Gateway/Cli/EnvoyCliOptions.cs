@@ -9,7 +9,7 @@ using Microsoft.Extensions.Options;
 namespace Floodgate.Gateway.Cli;
 
 /// <summary>
-/// <c>--envoy</c> and the Envoy service's twelve other options, which <c>run</c> and <c>check</c> both take: each sets
+/// <c>--envoy</c> and the Envoy service's thirteen other options, which <c>run</c> and <c>check</c> both take: each sets
 /// one <see cref="EnvoyRateLimitOptions"/> property.
 /// </summary>
 internal static class EnvoyCliOptions
@@ -26,6 +26,7 @@ internal static class EnvoyCliOptions
     private const string ResetHeader = "--envoy-reset-header";
     private const string NearLimitRatio = "--envoy-near-limit-ratio";
     private const string MaxDescriptors = "--envoy-max-descriptors";
+    private const string HitCounting = "--envoy-hit-counting";
 
     /// <summary>
     /// Adds <c>--envoy</c> and the Envoy service's other options to <paramref name="command"/>, refused as <c>run</c>
@@ -115,6 +116,11 @@ internal static class EnvoyCliOptions
             settings.Add(o => o.MaxDescriptors = max);
         }
 
+        if (result.GetValue<EnvoyHitCounting?>(HitCounting) is { } counting)
+        {
+            settings.Add(o => o.HitCounting = counting);
+        }
+
         return settings.Count == 0 ? null : options => settings.ForEach(set => set(options));
     }
 
@@ -135,9 +141,9 @@ internal static class EnvoyCliOptions
         new Option<bool>(ShadowMode) { Description = "Run every Envoy rule in shadow mode: counted and measured, never answered OVER_LIMIT (SHADOW_MODE)." },
         new Option<bool>(QuotaMode) { Description = "Make every Envoy rule a quota rule: a request is over the limit only when every descriptor it carries is (QUOTA_MODE)." },
         new Option<bool>(ResponseHeaders) { Description = "Send limit headers for Envoy to add to the response, describing the descriptor closest to its limit (LIMIT_RESPONSE_HEADERS_ENABLED)." },
-        HeaderOption(LimitHeader, "the limit", "X-RateLimit-Limit", "LIMIT_LIMIT_HEADER", (o, v) => o.LimitHeader = v, nameof(EnvoyRateLimitOptions.LimitHeader)),
-        HeaderOption(RemainingHeader, "what remains", "X-RateLimit-Remaining", "LIMIT_REMAINING_HEADER", (o, v) => o.RemainingHeader = v, nameof(EnvoyRateLimitOptions.RemainingHeader)),
-        HeaderOption(ResetHeader, "the seconds until reset", "X-RateLimit-Reset", "LIMIT_RESET_HEADER", (o, v) => o.ResetHeader = v, nameof(EnvoyRateLimitOptions.ResetHeader)),
+        HeaderOption(LimitHeader, "the limit", "RateLimit-Limit", "LIMIT_LIMIT_HEADER", (o, v) => o.LimitHeader = v, nameof(EnvoyRateLimitOptions.LimitHeader)),
+        HeaderOption(RemainingHeader, "what remains", "RateLimit-Remaining", "LIMIT_REMAINING_HEADER", (o, v) => o.RemainingHeader = v, nameof(EnvoyRateLimitOptions.RemainingHeader)),
+        HeaderOption(ResetHeader, "the seconds until reset", "RateLimit-Reset", "LIMIT_RESET_HEADER", (o, v) => o.ResetHeader = v, nameof(EnvoyRateLimitOptions.ResetHeader)),
         new Option<double?>(NearLimitRatio)
         {
             Description = "The share of a limit past which Envoy hits count as near the limit in metrics: 0.8 by default, from 0 to 1 (NEAR_LIMIT_RATIO).",
@@ -148,7 +154,25 @@ internal static class EnvoyCliOptions
             Description = "The most descriptors one Envoy request may carry; more is INVALID_ARGUMENT. 256 by default, at least 1.",
             CustomParser = r => ParseValue<int>(r, MaxDescriptors, "a whole number such as 256", (string text, out int value) => int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value), (o, v) => o.MaxDescriptors = v, nameof(EnvoyRateLimitOptions.MaxDescriptors)),
         },
+        new Option<EnvoyHitCounting?>(HitCounting)
+        {
+            Description = "Which Envoy hits are counted: all (the default, as envoyproxy/ratelimit: hits over the limit too), stop-when-over-limit (STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT) or within-limit (never a hit over the limit).",
+            CustomParser = r => ParseValue<EnvoyHitCounting>(r, HitCounting, "all, stop-when-over-limit or within-limit", TryParseHitCounting, (o, v) => o.HitCounting = v, nameof(EnvoyRateLimitOptions.HitCounting)),
+        },
     ];
+
+    /// <summary>An <see cref="EnvoyHitCounting"/> as the command line spells it: all, stop-when-over-limit, within-limit.</summary>
+    internal static bool TryParseHitCounting(string text, out EnvoyHitCounting value)
+    {
+        (var known, value) = text switch
+        {
+            "all" => (true, EnvoyHitCounting.All),
+            "stop-when-over-limit" => (true, EnvoyHitCounting.StopWhenOverLimit),
+            "within-limit" => (true, EnvoyHitCounting.WithinLimit),
+            _ => (false, EnvoyHitCounting.All),
+        };
+        return known;
+    }
 
     private static Option<string?> HeaderOption(string name, string what, string fallback, string reference, Action<EnvoyRateLimitOptions, string> apply, string property) => new(name)
     {

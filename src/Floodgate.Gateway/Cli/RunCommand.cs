@@ -25,12 +25,21 @@ internal static class RunCommand
         var demo = new Option<bool>("--demo") { Description = "Also start a local echo upstream and a demo signing key, and print curl lines to try." };
         var noWatch = new Option<bool>("--no-watch") { Description = "Do not reload the policy when the file changes." };
         var storeStartupTimeout = new Option<TimeSpan>("--store-startup-timeout") { Description = "How long the start waits for the policy's Redis store to connect before taking traffic, such as 30s or 2m; 0 does not wait.", DefaultValueFactory = _ => TimeSpan.FromSeconds(30), CustomParser = ParseStoreStartupTimeout };
+        var shutdownTimeout = new Option<TimeSpan>("--shutdown-timeout") { Description = "On SIGTERM, how long requests in flight may finish once the proxy stops taking connections, such as 30s; those still running then are aborted. Default 30s.", DefaultValueFactory = _ => TimeSpan.FromSeconds(30), CustomParser = r => ParseDuration(r, TimeSpan.FromHours(1)) };
+        var shutdownDelay = new Option<TimeSpan>("--shutdown-delay") { Description = "On SIGTERM, how long the proxy goes on taking requests while /readyz answers 503 \"shutting down\", so that load balancers take the replica out first, such as 5s. Default 0.", DefaultValueFactory = _ => TimeSpan.Zero, CustomParser = r => ParseDuration(r, TimeSpan.FromMinutes(10)) };
+        var otlp = new Option<Uri?>("--otlp-endpoint") { Description = "Export each request's rate-limit step as an OpenTelemetry span to this OTLP collector, such as http://otel-collector:4317; off by default.", CustomParser = Addresses.ParseListen };
+        var otlpProtocol = new Option<string>("--otlp-protocol") { Description = "The OTLP protocol of --otlp-endpoint: grpc (port 4317) or http (HTTP/protobuf, port 4318).", DefaultValueFactory = _ => "grpc" };
+        otlpProtocol.AcceptOnlyFromAmong("grpc", "http");
         var logLevel = new Option<LogLevel>("--log-level") { Description = "The least severe log level written.", DefaultValueFactory = _ => LogLevel.Information };
         var command = new Command("run", "Run the gateway.") { policy, listen, protocols, certificate, certificateKey, admin };
         EnvoyCliOptions.Add(command, "Where Envoy's rate limit gRPC service listens (HTTP/2 cleartext); off by default.");
         command.Add(demo);
         command.Add(noWatch);
         command.Add(storeStartupTimeout);
+        command.Add(shutdownTimeout);
+        command.Add(shutdownDelay);
+        command.Add(otlp);
+        command.Add(otlpProtocol);
         command.Add(logLevel);
         command.SetAction(async (result, cancellationToken) =>
             await RunAsync(Options(result), result.GetValue(demo), output, error, cancellationToken).ConfigureAwait(false));
@@ -51,11 +60,18 @@ internal static class RunCommand
         ConfigureEnvoy = EnvoyCliOptions.Settings(result),
         WatchPolicy = !result.GetValue<bool>("--no-watch"),
         StoreStartupTimeout = result.GetValue<TimeSpan>("--store-startup-timeout"),
+        ShutdownTimeout = result.GetValue<TimeSpan>("--shutdown-timeout"),
+        ShutdownDelay = result.GetValue<TimeSpan>("--shutdown-delay"),
+        OtlpEndpoint = result.GetValue<Uri?>("--otlp-endpoint"),
+        OtlpProtocol = result.GetValue<string>("--otlp-protocol") == "http" ? OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf : OpenTelemetry.Exporter.OtlpExportProtocol.Grpc,
         LogLevel = result.GetValue<LogLevel>("--log-level"),
     };
 
     /// <summary>A duration such as <c>30s</c> or <c>2m</c>, up to an hour; <c>0</c> for no wait.</summary>
-    private static TimeSpan ParseStoreStartupTimeout(System.CommandLine.Parsing.ArgumentResult result)
+    private static TimeSpan ParseStoreStartupTimeout(System.CommandLine.Parsing.ArgumentResult result) => ParseDuration(result, TimeSpan.FromHours(1));
+
+    /// <summary>A duration such as <c>30s</c> or <c>2m</c>, up to <paramref name="max"/>; <c>0</c> for none.</summary>
+    private static TimeSpan ParseDuration(System.CommandLine.Parsing.ArgumentResult result, TimeSpan max)
     {
         var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
         if (text.Trim() == "0")
@@ -63,17 +79,29 @@ internal static class RunCommand
             return TimeSpan.Zero;
         }
 
-        if (YamlReader.TryParseDuration(text, out var value) && value <= TimeSpan.FromHours(1))
+        if (YamlReader.TryParseDuration(text, out var value) && value <= max)
         {
             return value;
         }
 
-        result.AddError($"'{text}' is not a duration such as 30s or 2m, from 0 (no wait) to 1h.");
+        result.AddError($"'{text}' is not a duration such as 30s or 2m, from 0 (no wait) to {(max >= TimeSpan.FromHours(1) ? "1h" : $"{max.TotalMinutes:0}m")}.");
         return default;
     }
 
     private static async Task<int> RunAsync(GatewayHostOptions options, bool demo, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
+        // SIGTERM (a container stopping) and Ctrl+C start a graceful shutdown: the host drains in the finally below. The
+        // registrations live until the shutdown is over, so that the runtime never takes the signal's default action
+        // (exit 143) meanwhile; the handler only signals, on another thread, so that the shutdown does not run inside it.
+        using var terminate = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        void Terminate(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            _ = terminate.CancelAsync();
+        }
+
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Terminate);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Terminate);
         Floodgate.AspNetCore.Identity.DemoTokenIssuer? demoKey = null;
         EchoUpstream? echo = null;
         GatewayHost? host = null;
@@ -97,12 +125,6 @@ internal static class RunCommand
                 PrintDemo(output, host, echo!, demoKey);
             }
 
-            using var terminate = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
-            {
-                context.Cancel = true;
-                terminate.Cancel();
-            });
             try
             {
                 await Task.Delay(Timeout.Infinite, terminate.Token).ConfigureAwait(false);

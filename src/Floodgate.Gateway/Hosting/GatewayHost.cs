@@ -29,9 +29,14 @@ public sealed partial class GatewayHost : IAsyncDisposable
     private readonly PolicyWatcher? _watcher;
     private readonly SwitchingStore _store;
     private readonly ListenerCertificate? _certificate;
+    private readonly TimeSpan _shutdownTimeout;
+    private readonly TimeSpan _shutdownDelay;
+    private int _stopping;
 
-    private GatewayHost(WebApplication proxy, WebApplication? admin, WebApplication? envoy, PolicyWatcher? watcher, GatewayRuntime runtime, SwitchingStore store, ListenerCertificate? certificate)
+    private GatewayHost(WebApplication proxy, WebApplication? admin, WebApplication? envoy, PolicyWatcher? watcher, GatewayRuntime runtime, SwitchingStore store, ListenerCertificate? certificate, GatewayHostOptions options)
     {
+        _shutdownTimeout = options.ShutdownTimeout;
+        _shutdownDelay = options.ShutdownDelay;
         _certificate = certificate;
         _proxy = proxy;
         _admin = admin;
@@ -97,7 +102,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         var identity = new SwitchingIdentityResolver();
 
-        var builder = WebApps.CreateBuilder(options.Listen, options.LogLevel, options.EffectiveListenProtocols, certificate, options.LoggerProvider);
+        var builder = WebApps.CreateBuilder(options.Listen, options.LogLevel, options.EffectiveListenProtocols, certificate, options.LoggerProvider, options.ShutdownTimeout, traceIds: options.OtlpEndpoint is not null);
+        Tracing.Add(builder, options);
         builder.Services.AddSingleton(time);
         builder.Services.AddSingleton<IRateLimitStore>(store);
         builder.Services.AddSingleton<IIdentityResolver>(identity);
@@ -164,6 +170,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             {
                 admin = AdminHosting.Build(options, runtime);
                 await admin.StartAsync(cancellationToken).ConfigureAwait(false);
+                GatewayMetrics.ExportReloadSeries();
             }
 
             await StartupWait.RunAsync(runtime, opened, options.StoreStartupTimeout, cancellationToken).ConfigureAwait(false);
@@ -171,7 +178,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             proxyStarted = true;
             if (options.Envoy is not null)
             {
-                envoy = EnvoyHosting.Build(WebApps.CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2, logTo: options.LoggerProvider), runtime, options.ConfigureEnvoyService, time);
+                envoy = EnvoyHosting.Build(WebApps.CreateBuilder(options.Envoy, options.LogLevel, HttpProtocols.Http2, logTo: options.LoggerProvider, shutdownTimeout: options.ShutdownTimeout), runtime.Store, options.ConfigureEnvoyService, time);
                 await envoy.StartAsync(cancellationToken).ConfigureAwait(false);
             }
 
@@ -197,7 +204,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             throw;
         }
 
-        var host = new GatewayHost(proxy, admin, envoy, watcher, runtime, store, certificate);
+        var host = new GatewayHost(proxy, admin, envoy, watcher, runtime, store, certificate, options);
         Log.Started(runtime.Logger, host.ProxyAddress, policy.Source, policy.Version, store.Kind, policy.Floodgate.Policy.Rules.Count);
         return host;
     }
@@ -206,11 +213,37 @@ public sealed partial class GatewayHost : IAsyncDisposable
     /// <returns>The errors; empty when the new policy is in force.</returns>
     public IReadOnlyList<PolicyError> Reload() => Runtime.Reload(Runtime.Policy.Source);
 
-    /// <summary>Stops listening and releases the store.</summary>
+    /// <summary>
+    /// Stops gracefully, then releases the store: <c>/readyz</c> answers 503 "shutting down" from now on; after
+    /// <see cref="GatewayHostOptions.ShutdownDelay"/> the proxy and the Envoy service stop taking connections and let
+    /// the requests in flight finish, up to <see cref="GatewayHostOptions.ShutdownTimeout"/>, after which those still
+    /// running are aborted; every request's concurrency permits are released on its way out, before the store closes.
+    /// The admin endpoints stop last, so that <c>/readyz</c> is seen saying why throughout.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _stopping, 1) != 0)
+        {
+            return;
+        }
+
+        var started = Stopwatch.GetTimestamp();
+        Runtime.ShuttingDown = true;
+        Log.ShuttingDown(Runtime.Logger, _shutdownDelay.TotalSeconds, _shutdownTimeout.TotalSeconds);
         _watcher?.Dispose();
-        await WebApps.StopAsync(_proxy, _admin, _envoy).ConfigureAwait(false);
+        if (_shutdownDelay > TimeSpan.Zero)
+        {
+            await Task.Delay(_shutdownDelay).ConfigureAwait(false);
+        }
+
+        using (var deadline = new CancellationTokenSource(_shutdownTimeout))
+        {
+            // Both front doors drain at once, against one deadline.
+            await Task.WhenAll(WebApps.StopAsync(deadline.Token, _proxy), WebApps.StopAsync(deadline.Token, _envoy)).ConfigureAwait(false);
+        }
+
+        Log.Stopped(Runtime.Logger, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        await WebApps.StopAsync(_admin).ConfigureAwait(false);
         _certificate?.Dispose();
         _store.Dispose();
     }
@@ -237,5 +270,11 @@ public sealed partial class GatewayHost : IAsyncDisposable
     {
         [LoggerMessage(1, LogLevel.Information, "Floodgate listening on {Address} with policy {Source} (version {Version}, store {Store}, {Rules} rules)")]
         public static partial void Started(ILogger logger, Uri address, string source, string version, string store, int rules);
+
+        [LoggerMessage(2, LogLevel.Information, "Floodgate shutting down: /readyz says so, the proxy stops taking connections in {Delay} s and lets requests in flight finish for up to {Timeout} s")]
+        public static partial void ShuttingDown(ILogger logger, double delay, double timeout);
+
+        [LoggerMessage(3, LogLevel.Information, "Floodgate stopped taking traffic after {Seconds:0.###} s; requests in flight finished or aborted, their permits released")]
+        public static partial void Stopped(ILogger logger, double seconds);
     }
 }

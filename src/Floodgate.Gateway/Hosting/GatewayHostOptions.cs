@@ -78,6 +78,30 @@ public sealed record GatewayHostOptions
     public TimeSpan StoreStartupTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
+    /// How long a stopping gateway (SIGTERM, or the host disposed) lets the requests in flight finish once it has stopped
+    /// taking connections: 30 seconds by default. Requests still running then are aborted; the concurrency permits of
+    /// every request, finished or aborted, are released before the store is closed.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long a stopping gateway goes on taking requests, with <c>/readyz</c> answering 503 "shutting down", before it
+    /// stops taking connections: time for a load balancer or Kubernetes to take it out of rotation, so that no client
+    /// is sent to a closed port. <see cref="TimeSpan.Zero"/> (the default) stops at once.
+    /// </summary>
+    public TimeSpan ShutdownDelay { get; init; } = TimeSpan.Zero;
+
+    /// <summary>
+    /// Where each request's rate-limit step is exported as an OpenTelemetry span (OTLP), such as
+    /// <c>http://otel-collector:4317</c>; <see langword="null"/> (the default) exports none. The exporter's other
+    /// settings follow the standard <c>OTEL_EXPORTER_OTLP_*</c> variables (headers, timeout).
+    /// </summary>
+    public Uri? OtlpEndpoint { get; init; }
+
+    /// <summary>The OTLP protocol of <see cref="OtlpEndpoint"/>: gRPC (the default, port 4317) or HTTP/protobuf (port 4318).</summary>
+    public OpenTelemetry.Exporter.OtlpExportProtocol OtlpProtocol { get; init; } = OpenTelemetry.Exporter.OtlpExportProtocol.Grpc;
+
+    /// <summary>
     /// Another place the gateway's log lines go, next to the console, such as an embedder's logging or a test's recorder.
     /// The gateway does not dispose it.
     /// </summary>
@@ -133,6 +157,16 @@ public sealed record GatewayHostOptions
             throw new ArgumentException($"GatewayHostOptions.StoreStartupTimeout must be between 0 and 1 hour, not {StoreStartupTimeout}.", nameof(StoreStartupTimeout));
         }
 
+        if (ShutdownTimeout < TimeSpan.Zero || ShutdownTimeout > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentException($"GatewayHostOptions.ShutdownTimeout must be between 0 and 1 hour, not {ShutdownTimeout}.", nameof(ShutdownTimeout));
+        }
+
+        if (ShutdownDelay < TimeSpan.Zero || ShutdownDelay > TimeSpan.FromMinutes(10))
+        {
+            throw new ArgumentException($"GatewayHostOptions.ShutdownDelay must be between 0 and 10 minutes, not {ShutdownDelay}.", nameof(ShutdownDelay));
+        }
+
         if (ListenProtocols is { } protocols && protocols is not (HttpProtocols.Http1 or HttpProtocols.Http2 or HttpProtocols.Http1AndHttp2))
         {
             throw new ArgumentException($"GatewayHostOptions.ListenProtocols must be Http1, Http2 or Http1AndHttp2, not {protocols}.", nameof(ListenProtocols));
@@ -142,6 +176,11 @@ public sealed record GatewayHostOptions
         {
             // Kestrel would serve HTTP/1.1 alone there, and refuse every HTTP/2 connection.
             throw new ArgumentException($"GatewayHostOptions.ListenProtocols: HTTP/1.1 and HTTP/2 share a port only over TLS, where ALPN chooses, and {Listen} is http: serve Http2 (h2c) or Http1 there, or listen on https.", nameof(ListenProtocols));
+        }
+
+        if (OtlpEndpoint is { } otlp && (!otlp.IsAbsoluteUri || (otlp.Scheme != Uri.UriSchemeHttp && otlp.Scheme != Uri.UriSchemeHttps)))
+        {
+            throw new ArgumentException($"GatewayHostOptions.OtlpEndpoint must be an http:// or https:// address, such as http://otel-collector:4317, not '{otlp}'.", nameof(OtlpEndpoint));
         }
 
         foreach (var (name, uri) in new[] { (nameof(Admin), Admin), (nameof(Envoy), Envoy) })

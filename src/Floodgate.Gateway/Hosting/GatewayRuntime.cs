@@ -28,6 +28,7 @@ internal sealed partial class GatewayRuntime
     private readonly SwitchingStore _store;
     private GatewayPolicy _policy;
     private string? _startupWait;
+    private bool _shuttingDown;
 
     // How long the store in force must stay once replaced: the longest lease any policy applied since it opened could
     // have granted on it (a lease outlives the reload that shortened its rule's timeout).
@@ -90,6 +91,13 @@ internal sealed partial class GatewayRuntime
     {
         get => Volatile.Read(ref _startupWait);
         set => Volatile.Write(ref _startupWait, value);
+    }
+
+    /// <summary>Whether the host is stopping: <c>/readyz</c> then answers 503 "shutting down".</summary>
+    public bool ShuttingDown
+    {
+        get => Volatile.Read(ref _shuttingDown);
+        set => Volatile.Write(ref _shuttingDown, value);
     }
 
     public void ApplyIdentity(JwtIdentityOptions? jwt) =>

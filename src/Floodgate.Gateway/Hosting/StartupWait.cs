@@ -39,7 +39,7 @@ internal static partial class StartupWait
 
     /// <summary>The store the start waits for: a Redis store not connected yet, with a deadline; none otherwise.</summary>
     private static RedisStore? WaitsFor(OpenedStore opened, TimeSpan timeout) =>
-        opened.Owned is RedisStore redis && timeout > TimeSpan.Zero && !redis.IsConnected ? redis : null;
+        opened.Redis is { } redis && timeout > TimeSpan.Zero && !redis.IsConnected ? redis : null;
 
     private static async Task WaitForStoreAsync(GatewayRuntime runtime, OpenedStore opened, TimeSpan timeout, CancellationToken cancellationToken)
     {

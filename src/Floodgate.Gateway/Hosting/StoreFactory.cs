@@ -73,11 +73,23 @@ internal static class StoreFactory
 /// A store opened from a policy: what decides (timed when remote), its kind, what must be disposed, and where the
 /// subjects' overrides live beside it.
 /// </summary>
-internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides);
+internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides)
+{
+    /// <summary>The Redis store among what was opened, if the policy names Redis.</summary>
+    public RedisStore? Redis => Owned switch
+    {
+        RedisStore redis => redis,
+        OwnedTogether together => together.Parts.OfType<RedisStore>().FirstOrDefault(),
+        _ => null,
+    };
+}
 
 /// <summary>Several things a store owns, disposed together in order.</summary>
 internal sealed class OwnedTogether(params IDisposable[] parts) : IDisposable
 {
+    /// <summary>The parts, in the order they are disposed.</summary>
+    public IReadOnlyList<IDisposable> Parts => parts;
+
     public void Dispose()
     {
         foreach (var part in parts)

@@ -78,6 +78,10 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
             : RenewEverywhereAsync(current, retiring, check, leaseId, cancellationToken);
     }
 
+    // The store in force: a reservation made on a store replaced since is corrected where the key's budget now lives.
+    public ValueTask<CostSettlement> SettleAsync(RateLimitCheck check, long delta, CancellationToken cancellationToken = default) =>
+        Current.SettleAsync(check, delta, cancellationToken);
+
     /// <summary>
     /// Puts <paramref name="store"/> in force. The store it replaces keeps serving the decisions already started on it and
     /// the releases of its leases for <paramref name="retireAfter"/>, then is disposed.

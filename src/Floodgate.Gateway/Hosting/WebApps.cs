@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Gateway.Hosting;
@@ -13,20 +14,28 @@ namespace Floodgate.Gateway.Hosting;
 /// <summary>The web apps a gateway runs (proxy, admin, Envoy service): their builder, logging, address and stop.</summary>
 internal static class WebApps
 {
-    public static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null, ILoggerProvider? logTo = null)
+    public static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null, ILoggerProvider? logTo = null, TimeSpan? shutdownTimeout = null, bool traceIds = false)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+
+        // The host caps a stop at its own timeout (30 s by default), whatever deadline the caller gives.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdownTimeout ?? TimeSpan.FromSeconds(30));
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss ";
+
+            // Traced, a line written during a request's rate-limit step (a rejection) ends with its trace and span ids.
+            o.IncludeScopes = traceIds;
         });
         if (logTo is not null)
         {
             builder.Logging.AddProvider(logTo);
         }
 
+        // Every log line written while an activity is current carries its trace id (a scope any structured provider sees).
+        builder.Logging.Configure(o => o.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId);
         builder.Logging.SetMinimumLevel(level);
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Logging.AddFilter("Yarp", LogLevel.Warning);
@@ -87,7 +96,13 @@ internal static class WebApps
     }
 
     /// <summary>Stops and disposes each app given, in order.</summary>
-    public static async Task StopAsync(params WebApplication?[] apps)
+    public static Task StopAsync(params WebApplication?[] apps) => StopAsync(CancellationToken.None, apps);
+
+    /// <summary>
+    /// Stops and disposes each app given, in order: each stops taking connections, then waits for its requests in flight
+    /// until <paramref name="deadline"/> (or its host's shutdown timeout) and aborts those still running.
+    /// </summary>
+    public static async Task StopAsync(CancellationToken deadline, params WebApplication?[] apps)
     {
         foreach (var app in apps)
         {
@@ -98,7 +113,7 @@ internal static class WebApps
 
             try
             {
-                await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                await app.StopAsync(deadline).ConfigureAwait(false);
             }
             finally
             {

@@ -23,6 +23,16 @@ internal static class GatewayMetrics
     public static readonly Counter<long> PolicyReloads = Meter.CreateCounter<long>(
         "floodgate.policy.reloads", "{reload}", "Policy reloads, by result (applied or refused).");
 
+    /// <summary>
+    /// Exports the reload counter's series at 0, once the admin port's exporter listens (a measurement made before is not
+    /// seen): an alert on <c>increase()</c> then sees the first refused reload, which a series born at 1 would hide.
+    /// </summary>
+    public static void ExportReloadSeries()
+    {
+        PolicyReloads.Add(0, new KeyValuePair<string, object?>("result", "applied"));
+        PolicyReloads.Add(0, new KeyValuePair<string, object?>("result", "refused"));
+    }
+
     public static readonly Counter<long> CertificateReloads = Meter.CreateCounter<long>(
         "floodgate.tls.certificate.reloads", "{reload}", "Reloads of the proxy listener's TLS certificate after its files changed, by result (applied or refused).");
 }
@@ -80,6 +90,10 @@ internal sealed class InstrumentedStore(IRateLimitStore inner, string kind) : IR
     // Forwarded, not left to the interface's default, which renews nothing: long requests would lose their permits.
     public ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
         inner.RenewAsync(check, leaseId, cancellationToken);
+
+    // Forwarded too: the default settles nothing, and every reservation would stand as the cost.
+    public ValueTask<CostSettlement> SettleAsync(RateLimitCheck check, long delta, CancellationToken cancellationToken = default) =>
+        inner.SettleAsync(check, delta, cancellationToken);
 
     private async ValueTask AwaitAsync(ValueTask pending, long start)
     {

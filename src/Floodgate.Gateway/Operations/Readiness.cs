@@ -20,6 +20,12 @@ internal static class Readiness
     public static async ValueTask<(bool Ready, ReadinessStatus Status)> CheckAsync(GatewayRuntime runtime, CancellationToken cancellationToken)
     {
         var policy = runtime.Policy;
+        if (runtime.ShuttingDown)
+        {
+            // Out of rotation before the port closes; the store and identity are no longer the question.
+            return (false, new ReadinessStatus("shutting down", policy.Source, policy.Version, runtime.Reloads, runtime.LastReloadError, runtime.StoreKind, "not checked: shutting down", null));
+        }
+
         var (storeReady, store) = runtime.StartupWait is { } waiting ? (false, waiting) : await CheckStoreAsync(runtime, cancellationToken).ConfigureAwait(false);
         var (identityReady, identity) = CheckIdentity(runtime.Identity);
         var ready = storeReady && identityReady;

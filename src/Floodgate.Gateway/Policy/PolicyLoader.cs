@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Floodgate.AspNetCore;
 using Floodgate.Gateway.Policy.Sections;
+using Floodgate.Yaml;
 using YamlDotNet.RepresentationModel;
 
 namespace Floodgate.Gateway.Policy;
@@ -28,7 +29,7 @@ public static class PolicyLoader
     {
         try
         {
-            var stream = YamlSyntax.Load(File.ReadAllText(path), path);
+            var stream = LoadYaml(File.ReadAllText(path), path);
             return stream.Documents.Count > 0 ? IdentitySection.KeyFilesNamedIn(stream.Documents[0].RootNode as YamlMappingNode) : [];
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or PolicyException)
@@ -134,7 +135,7 @@ public static class PolicyLoader
     /// <exception cref="PolicyException">The text is not YAML, or holds no document or several.</exception>
     private static YamlNode ReadDocument(string text, string file)
     {
-        var stream = YamlSyntax.Load(text, file);
+        var stream = LoadYaml(text, file);
 
         if (stream.Documents.Count == 0)
         {
@@ -149,5 +150,19 @@ public static class PolicyLoader
         }
 
         return stream.Documents[0].RootNode;
+    }
+
+    /// <summary>The policy's YAML stream.</summary>
+    /// <exception cref="PolicyException">The text is not YAML: the error says where and why.</exception>
+    private static YamlStream LoadYaml(string text, string file)
+    {
+        try
+        {
+            return YamlSyntax.Load(text);
+        }
+        catch (YamlSyntaxException e)
+        {
+            throw new PolicyException([new PolicyError(file, e.Line, e.Column, "(syntax)", e.Message)]);
+        }
     }
 }

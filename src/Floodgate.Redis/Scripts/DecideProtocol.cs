@@ -55,7 +55,10 @@ internal static class DecideProtocol
     /// <summary>The check's cost.</summary>
     public const int Cost = 1;
 
-    /// <summary>0 enforce, 1 shadow, 2 probe (decided with its cost, never written, its denial enforced), 3 shadow probe.</summary>
+    /// <summary>
+    /// 0 enforce, 1 shadow, 2 probe (decided with its cost, never written, its denial enforced), 3 shadow probe; plus 4
+    /// when always charged (<see cref="RateLimitCheck.IsAlwaysCharged"/>; never with a probe, nor for concurrency).
+    /// </summary>
     public const int Mode = 2;
 
     /// <summary>Gcra: the interval; the windows: the window; quota: the amount; concurrency: the permits.</summary>
@@ -126,6 +129,7 @@ internal static class DecideProtocol
     private const int Concurrency = 4;
     private const int ModeShadow = 1;
     private const int ModeProbe = 2;
+    private const int ModeAlwaysCharged = 4;
 
     /// <summary>How many arguments a call of <paramref name="groups"/> groups holding <paramref name="checks"/> checks has.</summary>
     public static int ArgumentCount(int groups, int checks) => ArgHeader + (GroupHeader * groups) + (CheckStride * checks);
@@ -159,8 +163,11 @@ internal static class DecideProtocol
     public static int WriteCheck(RedisValue[] values, int at, in RateLimitCheck check, long slice, long leaseId, long calendarNow)
     {
         var limit = check.Limit;
-        values[at + Cost] = check.Cost;
-        values[at + Mode] = (check.IsShadow ? ModeShadow : 0) + (check.IsProbe ? ModeProbe : 0);
+        // Past every amount and burst, so decided alike, and small enough that no sum or product the script forms with
+        // it wraps in Lua 5.4's integers (Garnet's) or loses the comparison in Lua 5.1's doubles.
+        values[at + Cost] = Math.Min(check.Cost, Limit.MaxAmount + 1);
+        values[at + Mode] = (check.IsShadow ? ModeShadow : 0) + (check.IsProbe ? ModeProbe : 0)
+            + (check.IsAlwaysCharged && !check.IsProbe && limit.Algorithm != LimitAlgorithm.Concurrency ? ModeAlwaysCharged : 0);
         long p1 = 0, p2 = 0, p3 = 0, start = 0, end = 0, nextEnd = 0;
         switch (limit.Algorithm)
         {

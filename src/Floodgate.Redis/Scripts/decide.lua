@@ -20,7 +20,9 @@
 --          GROUP_CHECKS, its number of checks n; then n strides of CHECK_STRIDE values:
 --   ALGORITHM (0 gcra, 1 sliding_window, 2 fixed_window, 3 quota, 4 concurrency), COST, MODE, P1, P2, P3,
 --   PERIOD_START, PERIOD_END, NEXT_PERIOD_END, SLICE, where MODE is 0 enforce, 1 shadow, 2 probe (decided with its
---   cost, never written, its denial enforced), 3 shadow probe:
+--   cost, never written, its denial enforced), 3 shadow probe, plus 4 when always charged (written whether it fits or
+--   not, and whatever its group decides: LimitMath.Settle of its cost when denied; never with a probe, nor for
+--   concurrency):
 --   gcra            P1 interval, P2 tolerance, P3 burst, SLICE
 --   sliding_window  P1 window, P2 amount, SLICE
 --   fixed_window    P1 window, P2 amount, SLICE
@@ -232,7 +234,8 @@ local function decide_call(groups, pos, first)
   end
   -- Where the next check's answer starts.
   local at = REPLY_HEADER + 1
-  -- The writes of a group of several checks wait for its verdict: 6 slots each (key, algorithm, x, y, z, ttl).
+  -- The writes of a group of several checks wait for its verdict: 7 slots each (key, algorithm, x, y, z, ttl, and
+  -- whether the check is always charged, which writes whatever the verdict).
   local pending
   local stage, stage_denied = nil, false
   for g = 1, groups do
@@ -252,8 +255,12 @@ local function decide_call(groups, pos, first)
       local key = KEYS[j]
       local algorithm = ARGV[base + ALGORITHM]
       local cost = ARGV[base + COST] + 0
-      local mode = ARGV[base + MODE]
-      local probe = mode == '2' or mode == '3'
+      local mode = ARGV[base + MODE] + 0
+      local charged = mode >= 4
+      if charged then
+        mode = mode - 4
+      end
+      local probe = mode >= 2
       local allowed, granted = false, 0
       local a, b, c = 0, 0, 0
       -- The next state and its TTL, when the check writes.
@@ -356,7 +363,9 @@ local function decide_call(groups, pos, first)
               previous, current = c, 0
             end
             local elapsed = t - start
-            local weighted = floor(previous * (p1 - elapsed) / p1)
+            -- In floats, as C#'s Weighted: Lua 5.4 (Garnet's) would multiply integers, which wrap past 2^63 (a count
+            -- charged past its limit reaches 2^53).
+            local weighted = floor((previous + 0.0) * (p1 - elapsed) / p1)
             ok = try <= p2 and weighted + current + try <= p2
             na, nb, nc, expires = start, previous, current + try, start + 2 * p1
           else
@@ -404,7 +413,30 @@ local function decide_call(groups, pos, first)
         until not again
 
         allowed = ok
-        if allowed and granted > 0 then
+        if charged and not ok and cost > 0 and (algorithm ~= '3' or na) then
+          -- LimitMath.Settle of the cost: it goes on past the limit (the loop's last try was the cost itself); a count
+          -- saturates at 2^53 - 1; a gcra key moves by at most LimitMath.MaxSettleUnits (2^51 µs of intervals: no
+          -- product wraps in Lua 5.4's integers, Garnet's) and never past now + 2^52.
+          if algorithm == '0' then
+            local units = floor(2251799813685248 / p1)
+            if cost < units then
+              units = cost
+            end
+            na = (a > now and a or now) + p1 * units
+            if na > now + 4503599627370496 then
+              na = now + 4503599627370496
+            end
+            nb, nc, expires = 0, 0, na
+          elseif algorithm == '1' then
+            if nc > 9007199254740991 then
+              nc = 9007199254740991
+            end
+          elseif nb > 9007199254740991 then
+            nb = 9007199254740991
+          end
+          granted = cost
+        end
+        if granted > 0 then
           ttl = ceil((expires - now) / 1000)
           ttl = (ttl < 1 and 1 or ttl) + pad
         end
@@ -415,13 +447,14 @@ local function decide_call(groups, pos, first)
           write(key, algorithm, na, nb, nc, ttl)
         else
           pending = pending or {}
-          local w = writes * 6
+          local w = writes * 7
           pending[w + 1], pending[w + 2], pending[w + 3] = key, algorithm, na
           pending[w + 4], pending[w + 5], pending[w + 6] = nb, nc, ttl
+          pending[w + 7] = charged
           writes = writes + 1
         end
       end
-      if not allowed and (mode == '0' or mode == '2') then
+      if not allowed and (mode == 0 or mode == 2) then
         denied = true
       end
       out[at + ALLOWED], out[at + STATE_A], out[at + STATE_B], out[at + STATE_C], out[at + GRANTED] =
@@ -430,11 +463,12 @@ local function decide_call(groups, pos, first)
       j = j + 1
     end
 
-    -- All or nothing: one denied enforced check means no check of this identity commits.
+    -- All or nothing: one denied enforced check means no check of this identity commits, but those always charged.
     if denied then
       stage_denied = true
-    else
-      for w = 0, writes * 6 - 1, 6 do
+    end
+    for w = 0, writes * 7 - 1, 7 do
+      if not denied or pending[w + 7] then
         write(pending[w + 1], pending[w + 2], pending[w + 3], pending[w + 4], pending[w + 5], pending[w + 6])
       end
     end

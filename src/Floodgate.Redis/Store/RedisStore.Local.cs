@@ -7,11 +7,16 @@ namespace Floodgate.Redis;
 // Answers without Redis: the over-limit cache and leased slices.
 public sealed partial class RedisStore
 {
-    private static bool IsCacheable(in RateLimitCheck check) => check.Cost > 0 && check.Limit.Algorithm != LimitAlgorithm.Concurrency;
+    // An always-charged check is decided by the script alone: its cost is charged even when a cache would deny it.
+    private static bool IsCacheable(in RateLimitCheck check) => check.Cost > 0 && check.Limit.Algorithm != LimitAlgorithm.Concurrency && !IsCharged(check);
 
     /// <summary>Whether the check is spent from a leased slice: a probe never is, as it spends nothing.</summary>
     private static bool IsLeased(in RateLimitCheck check) =>
-        check.Limit.LeasedSlice > 0 && check.Cost > 0 && check.Cost <= check.Limit.LeasedSlice && !check.IsProbe && check.Limit.Algorithm != LimitAlgorithm.Concurrency;
+        check.Limit.LeasedSlice > 0 && check.Cost > 0 && check.Cost <= check.Limit.LeasedSlice && !check.IsProbe && check.Limit.Algorithm != LimitAlgorithm.Concurrency && !IsCharged(check);
+
+    /// <summary>Whether a check is charged however it is decided (<see cref="RateLimitCheck.IsAlwaysCharged"/>).</summary>
+    private static bool IsCharged(in RateLimitCheck check) =>
+        check.IsAlwaysCharged && !check.IsProbe && check.Limit.Algorithm != LimitAlgorithm.Concurrency;
 
     /// <summary>A check of an identity denied locally by a sibling: not evaluated, not committed.</summary>
     private static StoreOutcome Unevaluated(in RateLimitCheck check) =>

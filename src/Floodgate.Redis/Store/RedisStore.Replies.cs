@@ -60,7 +60,7 @@ public sealed partial class RedisStore
             var k = remote[n];
             ref readonly var check = ref checks[k];
             var (allowed, state, granted) = DecideProtocol.ReadCheck(result, first + n);
-            var committed = allowed && !denied && !check.IsProbe;
+            var committed = IsCharged(check) || (allowed && !denied && !check.IsProbe);
             LimitOutcome outcome;
             var leaseId = 0L;
             if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)

@@ -8,7 +8,8 @@ namespace Floodgate.Algorithms;
 /// script read to describe its answer, so both stores answer alike by construction.
 /// </summary>
 /// <remarks>
-/// A rejected cost never changes the state, and a cost of 0 is a probe that never does. The arithmetic uses only
+/// A rejected cost never changes the state, and a cost of 0 is a probe that never does; a check charged whether or not
+/// it fits (<see cref="Stores.RateLimitCheck.IsAlwaysCharged"/>) is charged by <see cref="Settle"/> when it does not. The arithmetic uses only
 /// additions, comparisons and divisions of integers below 2^53, so a Lua double computes the same values.
 /// A clock may step back (NTP, a VM restored, a cached time published late). No algorithm lets that give a budget
 /// back: gcra counts from the later of now and its arrival time, the windows take now as no earlier than the start of
@@ -23,7 +24,7 @@ namespace Floodgate.Algorithms;
 /// them on the state it read to describe the answer; see <see cref="Stores.IRateLimitStore"/>.
 /// </para>
 /// </remarks>
-public static class LimitMath
+public static partial class LimitMath
 {
     /// <summary>Decides <paramref name="cost"/> against <paramref name="limit"/> for a key in <paramref name="state"/> at <paramref name="now"/>.</summary>
     /// <param name="limit">The limit; not a concurrency limit.</param>
@@ -74,14 +75,15 @@ public static class LimitMath
         next = state;
         if (cost > limit.Burst)
         {
-            return new LimitOutcome(false, (now + tolerance - baseline) / interval, baseline - now, LimitOutcome.Never);
+            return new LimitOutcome(false, Math.Max(0, (now + tolerance - baseline) / interval), baseline - now, LimitOutcome.Never);
         }
 
         var candidate = baseline + (interval * cost);
         var allowAt = candidate - tolerance;
         if (allowAt > now)
         {
-            return new LimitOutcome(false, (now + tolerance - baseline) / interval, baseline - now, allowAt - now);
+            // A settled extra charge may have overdrawn the bucket: nothing remains, rather than a negative count.
+            return new LimitOutcome(false, Math.Max(0, (now + tolerance - baseline) / interval), baseline - now, allowAt - now);
         }
 
         if (cost > 0)
@@ -106,27 +108,26 @@ public static class LimitMath
     /// <summary>A quota: a counter over a calendar period, or over a period that starts with the first request (rolling).</summary>
     internal static LimitOutcome Quota(Limit limit, in LimitState state, long now, long cost, out LimitState next)
     {
-        long start, end;
+        var (start, end) = QuotaPeriod(limit, state, now);
+        var count = state.A == start && state.C == end ? state.B : 0;
+        return Counter(limit.Amount, start, end, count, now, cost, state, out next);
+    }
+
+    /// <summary>The quota period a decision at <paramref name="now"/> counts in.</summary>
+    private static (long Start, long End) QuotaPeriod(Limit limit, in LimitState state, long now)
+    {
         if (state.A > now && state.C > state.A)
         {
             // A period that starts after now means the clock stepped back: it stays in force, never replaced by an earlier one.
-            (start, end) = (state.A, state.C);
-        }
-        else if (limit.Calendar is not null)
-        {
-            (start, end) = limit.CalendarPeriod(now);
-        }
-        else if (state.C > now)
-        {
-            (start, end) = (state.A, state.C);
-        }
-        else
-        {
-            (start, end) = (now, now + limit.PeriodMicroseconds);
+            return (state.A, state.C);
         }
 
-        var count = state.A == start && state.C == end ? state.B : 0;
-        return Counter(limit.Amount, start, end, count, now, cost, state, out next);
+        if (limit.Calendar is not null)
+        {
+            return limit.CalendarPeriod(now);
+        }
+
+        return state.C > now ? (state.A, state.C) : (now, now + limit.PeriodMicroseconds);
     }
 
     /// <summary>
@@ -228,12 +229,13 @@ public static class LimitMath
         next = state;
         if (cost > amount)
         {
-            return new LimitOutcome(false, amount - count, end - now, LimitOutcome.Never);
+            return new LimitOutcome(false, Math.Max(0, amount - count), end - now, LimitOutcome.Never);
         }
 
         if (count + cost > amount)
         {
-            return new LimitOutcome(false, amount - count, end - now, end - now);
+            // A settled extra charge may have taken the count past the amount: nothing remains until the period ends.
+            return new LimitOutcome(false, Math.Max(0, amount - count), end - now, end - now);
         }
 
         if (cost > 0)

@@ -44,6 +44,7 @@ public sealed partial class RateLimitEngine
     private IOverrideStore? _overrides;
     private readonly LogBudget _logBudget;
     private readonly LeaseRenewer _renewer;
+    private readonly Costs.CostMetrics _costMetrics;
 
     /// <summary>Creates an engine.</summary>
     /// <param name="policy">The rules.</param>
@@ -63,6 +64,7 @@ public sealed partial class RateLimitEngine
         var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
         _decisions = meter.CreateCounter<long>("floodgate.decisions", "{decision}", "Rate limit decisions by tier, rule and outcome.");
         _renewer = new LeaseRenewer(store, _time, _logger, meter);
+        _costMetrics = new Costs.CostMetrics(meter);
     }
 
     /// <summary>The policy in force.</summary>
@@ -268,7 +270,8 @@ public sealed partial class RateLimitEngine
                 }
 
                 var shadow = policy.ShadowAll || rule.Mode == RuleMode.Shadow;
-                batch.Add(rule, new RateLimitCheck(limit, key, rule.Cost, shadow) { OnStoreFailure = rule.OnStoreFailure });
+                var cost = rule.Costs is { } costs && limit.Algorithm != LimitAlgorithm.Concurrency ? costs.Estimate(request) : rule.Cost;
+                batch.Add(rule, new RateLimitCheck(limit, key, cost, shadow) { OnStoreFailure = rule.OnStoreFailure });
             }
 
             batch.EndStage();
@@ -366,6 +369,12 @@ public sealed partial class RateLimitEngine
                 (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId, batch.Rules[i].Name);
             }
 
+            if (stored.Committed && batch.Rules[i].Costs is not null && check.Limit.Algorithm != LimitAlgorithm.Concurrency)
+            {
+                (evaluation.Costs ??= new CostBag()).Add(check, batch.Rules[i]);
+                CountReserved(batch.Rules[i], check.Cost);
+            }
+
             if (decision.IsAllowed)
             {
                 if (!check.IsShadow)
@@ -419,23 +428,26 @@ public sealed partial class RateLimitEngine
 
         // Not the request's token: a client that goes away must not leave a rejected request's leases held.
         await Release(evaluation.Leases, CancellationToken.None).ConfigureAwait(false);
+        await Refund(evaluation.Costs).ConfigureAwait(false);
         return evaluation.ToResult(false);
     }
 
     private ValueTask<RateLimitResult> Reject(Evaluation evaluation)
     {
         var release = Release(evaluation.Leases, CancellationToken.None);
+        var refund = Refund(evaluation.Costs);
         var result = evaluation.ToResult(false);
-        if (release.IsCompletedSuccessfully)
+        if (release.IsCompletedSuccessfully && refund.IsCompletedSuccessfully)
         {
             return new ValueTask<RateLimitResult>(result);
         }
 
-        return AwaitRelease(release, result);
+        return AwaitRelease(release, refund, result);
 
-        static async ValueTask<RateLimitResult> AwaitRelease(ValueTask release, RateLimitResult result)
+        static async ValueTask<RateLimitResult> AwaitRelease(ValueTask release, ValueTask refund, RateLimitResult result)
         {
             await release.ConfigureAwait(false);
+            await refund.ConfigureAwait(false);
             return result;
         }
     }
@@ -518,9 +530,10 @@ public sealed partial class RateLimitEngine
         public RateLimitDecision Best;
         public RateLimitDecision Shadow;
         public LeaseBag? Leases;
+        public CostBag? Costs;
         public int DeniedPreCheck = -1;
         public StoreOutcome PreCheckOutcome;
 
-        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome);
+        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome, allowed ? Costs : null);
     }
 }

@@ -13,8 +13,9 @@ public readonly struct RateLimitResult
     // One more than the index, so that default(RateLimitResult) names no pre-check.
     private readonly int _deniedPreCheck;
 
-    internal RateLimitResult(bool isAllowed, in RateLimitDecision decision, in RateLimitDecision shadowRejection, LeaseBag? leases, int deniedPreCheck = -1, in StoreOutcome preCheckOutcome = default)
+    internal RateLimitResult(bool isAllowed, in RateLimitDecision decision, in RateLimitDecision shadowRejection, LeaseBag? leases, int deniedPreCheck = -1, in StoreOutcome preCheckOutcome = default, CostBag? costs = null)
     {
+        Costs = costs;
         IsAllowed = isAllowed;
         Decision = decision;
         ShadowRejection = shadowRejection;
@@ -60,7 +61,19 @@ public readonly struct RateLimitResult
 
     internal LeaseBag? Leases { get; }
 
+    /// <summary>
+    /// Whether the result holds cost reservations (rules with <see cref="Rules.RateLimitRule.Costs"/>) to settle with
+    /// <see cref="RateLimitEngine.SettleAsync"/> when the request ends.
+    /// </summary>
+    public bool HasReservations => Costs is not null;
+
+    internal CostBag? Costs { get; }
+
     /// <summary>Combines the results of two evaluations of one request, such as the edge tier and then the others.</summary>
+    /// <remarks>
+    /// A rejected evaluation has refunded its own reservations already; when the second rejects, the combined result keeps
+    /// the first's, which the caller settles as <see cref="Costs.RequestCompletion.NotServed"/> (refunded).
+    /// </remarks>
     public static RateLimitResult Combine(in RateLimitResult first, in RateLimitResult second)
     {
         if (!first.IsAllowed)
@@ -70,6 +83,6 @@ public readonly struct RateLimitResult
 
         var decision = second.IsAllowed ? RateLimitEngine.MoreConstrained(first.Decision, second.Decision) : second.Decision;
         var shadow = first.ShadowRejection.Rule is not null ? first.ShadowRejection : second.ShadowRejection;
-        return new RateLimitResult(second.IsAllowed, decision, shadow, LeaseBag.Merge(first.Leases, second.Leases), second.DeniedPreCheck, second.PreCheckOutcome);
+        return new RateLimitResult(second.IsAllowed, decision, shadow, LeaseBag.Merge(first.Leases, second.Leases), second.DeniedPreCheck, second.PreCheckOutcome, CostBag.Merge(first.Costs, second.Costs));
     }
 }

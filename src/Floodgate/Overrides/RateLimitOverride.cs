@@ -78,11 +78,13 @@ public sealed class RateLimitOverride
         }
 
         var basis = planLimit ?? rule.LimitFor(null) ?? rule.PlanLimits!.Values.First();
-        if (_limits.TryGetValue(basis, out var limit))
-        {
-            return limit;
-        }
+        return _limits.TryGetValue(basis, out var limit) ? limit : Build(basis, rate);
+    }
 
+    /// <summary>The limit at this override's rate, built once per basis (apart, so that the lookup captures nothing and allocates nothing).</summary>
+    private Limit Build(Limit basis, Rate rate)
+    {
+        Limit limit;
         try
         {
             limit = basis.WithRate(rate);
@@ -94,6 +96,7 @@ public sealed class RateLimitOverride
             limit = basis;
         }
 
-        return _limits.GetValue(basis, _ => limit);
+        _limits.TryAdd(basis, limit);
+        return _limits.TryGetValue(basis, out var stored) ? stored : limit;
     }
 }

@@ -92,6 +92,13 @@ public sealed class RateLimitRule
         }
     }
 
+    /// <summary>
+    /// When the cost is known only once the response ends (LLM tokens, money): what the rule reserves at admission and how
+    /// it settles (<see cref="Costs.RuleCost"/>). Replaces <see cref="Cost"/>. Default: none, every request costs
+    /// <see cref="Cost"/>.
+    /// </summary>
+    public Costs.RuleCost? Costs { get; init; }
+
     /// <summary>Whether the rule enforces or only observes.</summary>
     public RuleMode Mode { get; init; } = RuleMode.Enforce;
 

@@ -3,7 +3,7 @@ using System.Net;
 namespace Floodgate.Rules;
 
 /// <summary>A request described by plain values: for tests, tools, and front doors without a request object of their own.</summary>
-public sealed class RequestContext : IRequestContext
+public sealed class RequestContext : IRequestContext, Costs.IRequestFields
 {
     /// <inheritdoc/>
     public string Method { get; init; } = "GET";
@@ -53,4 +53,10 @@ public sealed class RequestContext : IRequestContext
 
     /// <inheritdoc/>
     public string? GetClaim(string name) => Claims.TryGetValue(name, out var value) ? value : null;
+
+    /// <summary>The top-level fields of the request body, as text, for cost estimates (<see cref="Costs.CostEstimate.FromField"/>).</summary>
+    public IReadOnlyDictionary<string, string> Fields { get; init; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <inheritdoc/>
+    public string? GetField(string name) => Fields.TryGetValue(name, out var value) ? value : null;
 }

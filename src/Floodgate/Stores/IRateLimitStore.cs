@@ -106,4 +106,21 @@ public interface IRateLimitStore
     /// <returns>What the store did.</returns>
     ValueTask<LeaseRenewal> RenewAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default) =>
         new(LeaseRenewal.NotSupported);
+
+    /// <summary>
+    /// Corrects the key of <paramref name="check"/> by <paramref name="delta"/> units once a request's real cost is known
+    /// (<see cref="Algorithms.LimitMath.Settle"/>): a refund when negative, an extra charge when positive, which may
+    /// overdraw the key. Never refused, and never a lease: a concurrency check is not settled.
+    /// </summary>
+    /// <remarks>
+    /// The default answers <see cref="CostSettlement.NotSupported"/> without doing anything, so a store written before
+    /// settlement existed works as it did: a reservation stands as the cost. A store that wraps another must forward this
+    /// method too. Like a decision, a settlement never throws for an outage: it answers <see cref="CostSettlement.Failed"/>.
+    /// </remarks>
+    /// <param name="check">The check that reserved the cost (its <see cref="RateLimitCheck.Cost"/> is not read).</param>
+    /// <param name="delta">The real cost minus the cost reserved.</param>
+    /// <param name="cancellationToken">Cancels waiting for a remote store.</param>
+    /// <returns>What the store did.</returns>
+    ValueTask<CostSettlement> SettleAsync(RateLimitCheck check, long delta, CancellationToken cancellationToken = default) =>
+        new(CostSettlement.NotSupported);
 }

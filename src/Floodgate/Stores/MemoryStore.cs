@@ -171,6 +171,34 @@ public sealed class MemoryStore : IRateLimitStore
         return new ValueTask<LeaseRenewal>(renewed ? LeaseRenewal.Renewed : LeaseRenewal.NotHeld);
     }
 
+    /// <inheritdoc/>
+    /// <remarks>Completes synchronously, allocating nothing.</remarks>
+    public ValueTask<CostSettlement> SettleAsync(RateLimitCheck check, long delta, CancellationToken cancellationToken = default)
+    {
+        Settle(check, delta, NowMicroseconds());
+        return new ValueTask<CostSettlement>(CostSettlement.Settled);
+    }
+
+    /// <summary>Settles at an explicit time, for tests that compare stores on one clock.</summary>
+    internal void Settle(in RateLimitCheck check, long delta, long now)
+    {
+        if (check.Limit.Algorithm == Limits.LimitAlgorithm.Concurrency)
+        {
+            throw new ArgumentException("A concurrency check is not settled: its cost is the permits its lease holds.", nameof(check));
+        }
+
+        if (delta == 0)
+        {
+            return;
+        }
+
+        var shard = ShardFor(check.Key.Identity);
+        lock (shard.StateLock)
+        {
+            shard.Settle(check, delta, now);
+        }
+    }
+
     /// <summary>Decides at an explicit time, for tests that compare stores on one clock.</summary>
     internal void Decide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes, long now)
     {

@@ -24,4 +24,14 @@ public readonly record struct RateLimitCheck(Limit Limit, StoreKey Key, long Cos
     /// ban bucket unable to take one more?
     /// </summary>
     public bool IsProbe { get; init; }
+
+    /// <summary>
+    /// Whether the check is charged its <see cref="Cost"/> whether or not it fits, as envoyproxy/ratelimit's counters
+    /// are: a denied check pushes the key's state past the limit (<see cref="Algorithms.LimitMath.Settle"/> of its cost),
+    /// where it stays until it refills, so a later check, even of cost 0, is denied meanwhile. It commits whatever the other checks
+    /// of its identity decide, and its own denial still denies them unless it <see cref="IsShadow"/>. It is decided by the
+    /// store (never answered from a Redis store's over-limit cache or leased slices); a probe is never charged, and a
+    /// concurrency check takes a lease only when granted.
+    /// </summary>
+    public bool IsAlwaysCharged { get; init; }
 }

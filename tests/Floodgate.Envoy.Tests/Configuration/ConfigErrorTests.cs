@@ -102,7 +102,18 @@ public sealed class ConfigErrorTests
     public void A_duplicate_key_in_one_mapping_is_refused()
     {
         var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile("rules.yaml", "domain: a\ndomain: b\n")]));
-        Assert.StartsWith("rules.yaml: line 2: the file is not valid YAML", error.Message, StringComparison.Ordinal);
+        Assert.Equal("rules.yaml: line 2, column 1: the file is not valid YAML: 'domain' is given twice in this mapping (first on line 1): expected each field once.", error.Message);
+        Assert.Equal((2L, 1L), (error.Line, error.Column));
+    }
+
+    [Theory]
+    [InlineData("domain: a\ndescriptors:\n\t- key: k\n", "rules.yaml: line 3, column 1: the file is not valid YAML: a tab indents this line, and YAML indents with spaces only: expected spaces here.")]
+    [InlineData("domain: a\ndescriptors:\n  - key: k\n    rate_limit: { unit: second, requests_per_unit: 1\n", "rules.yaml: line 4, column 17: the file is not valid YAML: this '{' is never closed: expected '}' after the last field of the mapping it opens.")]
+    [InlineData("domain: a\ndescriptors:\n  - key: \"k\n", "rules.yaml: line 3, column 10: the file is not valid YAML: this quoted value is never closed: expected a closing \" after it.")]
+    public void A_yaml_syntax_error_names_its_line_and_column_as_the_gateway_s_policy_errors_do(string yaml, string message)
+    {
+        var error = Assert.Throws<EnvoyConfigException>(() => EnvoyConfig.Parse([new EnvoyConfigFile("rules.yaml", yaml)]));
+        Assert.Equal(message, error.Message);
     }
 
     [Fact]

@@ -332,15 +332,15 @@ public abstract class ShouldRateLimitSemantics
         Assert.Equal([2u, 1u, 0u, 0u], four.Statuses.Select(s => s.LimitRemaining));
         Assert.All(four.Statuses, s => Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromSeconds(50)), s.DurationUntilReset));
 
-        // The three that fit were charged; the one over the limit was not, as a denied check never is.
+        // All four were counted, as the reference's INCRBY counts them: the counter is past its limit.
         var after = await server.CallAsync("test", other);
         Assert.Equal(Code.OverLimit, after.OverallCode);
     }
 
     [Fact]
-    public async Task Repeated_descriptors_over_the_limit_charge_only_the_copies_that_fit()
+    public async Task Repeated_descriptors_over_the_limit_charge_only_the_copies_that_fit_when_counting_within_the_limit()
     {
-        await using var server = await Start();
+        await using var server = await Start(o => o.HitCounting = EnvoyHitCounting.WithinLimit);
         var request = EnvoyServer.Request("test", D(("remote_address", "3.3.3.3")), D(("remote_address", "3.3.3.3")));
         request.HitsAddend = 2;
         var response = await server.CallAsync(request);
@@ -382,9 +382,9 @@ public abstract class ShouldRateLimitSemantics
     }
 
     [Fact]
-    public async Task A_hits_addend_beyond_the_remaining_is_over_the_limit_and_consumes_nothing()
+    public async Task A_hits_addend_beyond_the_remaining_is_over_the_limit_and_consumes_nothing_when_counting_within_the_limit()
     {
-        await using var server = await Start();
+        await using var server = await Start(o => o.HitCounting = EnvoyHitCounting.WithinLimit);
         var request = EnvoyServer.Request("test", D(("remote_address", "2.2.2.2")));
         request.HitsAddend = 5;
         var over = await server.CallAsync(request);
@@ -432,15 +432,17 @@ public abstract class ShouldRateLimitSemantics
         await using var server = await Start(o => o.ResponseHeadersEnabled = true);
         var response = await server.CallAsync("test", D(("tier", "premium")), D(("remote_address", "1.2.3.4")), D(("client_id", "unlimited")));
         var headers = response.ResponseHeadersToAdd.ToDictionary(h => h.Key, h => h.Value);
-        Assert.Equal("3", headers["X-RateLimit-Limit"]);
-        Assert.Equal("2", headers["X-RateLimit-Remaining"]);
-        Assert.Equal("50", headers["X-RateLimit-Reset"]);
+        // The reference's default names.
+        Assert.Equal("3", headers["RateLimit-Limit"]);
+        Assert.Equal("2", headers["RateLimit-Remaining"]);
+        Assert.Equal("50", headers["RateLimit-Reset"]);
+        Assert.Equal(3, headers.Count);
 
         await server.CallAsync("test", D(("remote_address", "10.0.0.1")));
         var over = await server.CallAsync("test", D(("remote_address", "1.2.3.4")), D(("remote_address", "10.0.0.1")));
         headers = over.ResponseHeadersToAdd.ToDictionary(h => h.Key, h => h.Value);
-        Assert.Equal("1", headers["X-RateLimit-Limit"]);
-        Assert.Equal("0", headers["X-RateLimit-Remaining"]);
+        Assert.Equal("1", headers["RateLimit-Limit"]);
+        Assert.Equal("0", headers["RateLimit-Remaining"]);
     }
 
     [Fact]
@@ -528,7 +530,20 @@ public abstract class ShouldRateLimitSemantics
         Assert.Equal(Code.OverLimit, over.OverallCode);
         Assert.Equal(Duration.FromTimeSpan(TimeSpan.FromSeconds(1)), over.Statuses[0].DurationUntilReset);
 
-        // One interval later, exactly one more fits: a fixed window of 10/s would have admitted 10 at once.
+        // The hit over the limit was counted too (HitCounting.All), owing one interval: two intervals later, exactly one
+        // more fits. A fixed window of 10/s would have admitted 10 at once.
+        server.Time.Advance(TimeSpan.FromMilliseconds(200));
+        Assert.Equal(Code.Ok, (await server.CallAsync("test", D(("gcra", "x")))).OverallCode);
+        Assert.Equal(Code.OverLimit, (await server.CallAsync("test", D(("gcra", "x")))).OverallCode);
+    }
+
+    [Fact]
+    public async Task The_gcra_algorithm_counting_within_the_limit_refills_one_interval_after_a_rejection()
+    {
+        await using var server = await Start(o => o.HitCounting = EnvoyHitCounting.WithinLimit);
+        await server.CallAsync("test", D(("gcra", "x")));
+        await server.CallAsync("test", D(("gcra", "x")));
+        Assert.Equal(Code.OverLimit, (await server.CallAsync("test", D(("gcra", "x")))).OverallCode);
         server.Time.Advance(TimeSpan.FromMilliseconds(100));
         Assert.Equal(Code.Ok, (await server.CallAsync("test", D(("gcra", "x")))).OverallCode);
         Assert.Equal(Code.OverLimit, (await server.CallAsync("test", D(("gcra", "x")))).OverallCode);

@@ -40,7 +40,7 @@ public sealed class EnvoyOptionsTests : IDisposable
         await using var host = await StartAsync(
             "--envoy-merge-domains", "--envoy-shadow-mode", "--envoy-response-headers",
             "--envoy-limit-header", "X-Envoy-Limit", "--envoy-remaining-header", "X-Envoy-Remaining", "--envoy-reset-header", "X-Envoy-Reset",
-            "--envoy-near-limit-ratio", "0.5", "--envoy-max-descriptors", "2", "--envoy-no-watch");
+            "--envoy-near-limit-ratio", "0.5", "--envoy-max-descriptors", "2", "--envoy-no-watch", "--envoy-hit-counting", "stop-when-over-limit");
 
         var options = host.EnvoyServices!.GetRequiredService<IOptions<EnvoyRateLimitOptions>>().Value;
         Assert.Equal(Config, options.ConfigDirectory);
@@ -52,6 +52,7 @@ public sealed class EnvoyOptionsTests : IDisposable
         Assert.Equal(("X-Envoy-Limit", "X-Envoy-Remaining", "X-Envoy-Reset"), (options.LimitHeader, options.RemainingHeader, options.ResetHeader));
         Assert.Equal(0.5, options.NearLimitRatio);
         Assert.Equal(2, options.MaxDescriptors);
+        Assert.Equal(EnvoyHitCounting.StopWhenOverLimit, options.HitCounting);
         Assert.Equal(TimeSpan.FromMilliseconds(500), options.ReloadDebounce);
 
         using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(host.EnvoyAddress!);
@@ -87,8 +88,8 @@ public sealed class EnvoyOptionsTests : IDisposable
         Assert.Equal(TimeSpan.FromSeconds(2), options.ReloadDebounce);
         var defaults = new EnvoyRateLimitOptions();
         Assert.Equal(
-            (defaults.WatchConfigDirectory, defaults.MergeDomainConfigs, defaults.GlobalShadowMode, defaults.ResponseHeadersEnabled, defaults.LimitHeader, defaults.RemainingHeader, defaults.ResetHeader, defaults.NearLimitRatio, defaults.MaxDescriptors),
-            (options.WatchConfigDirectory, options.MergeDomainConfigs, options.GlobalShadowMode, options.ResponseHeadersEnabled, options.LimitHeader, options.RemainingHeader, options.ResetHeader, options.NearLimitRatio, options.MaxDescriptors));
+            (defaults.WatchConfigDirectory, defaults.MergeDomainConfigs, defaults.GlobalShadowMode, defaults.ResponseHeadersEnabled, defaults.LimitHeader, defaults.RemainingHeader, defaults.ResetHeader, defaults.NearLimitRatio, defaults.MaxDescriptors, defaults.HitCounting),
+            (options.WatchConfigDirectory, options.MergeDomainConfigs, options.GlobalShadowMode, options.ResponseHeadersEnabled, options.LimitHeader, options.RemainingHeader, options.ResetHeader, options.NearLimitRatio, options.MaxDescriptors, options.HitCounting));
 
         using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(host.EnvoyAddress!);
         var client = new RateLimitService.RateLimitServiceClient(channel);
@@ -113,6 +114,7 @@ public sealed class EnvoyOptionsTests : IDisposable
     [InlineData(new[] { "--envoy-response-headers", "--envoy-limit-header", "X Limit" }, "--envoy-limit-header must be a valid HTTP header name, not 'X Limit'.")]
     [InlineData(new[] { "--envoy-response-headers", "--envoy-remaining-header", "X:Remaining" }, "--envoy-remaining-header must be a valid HTTP header name, not 'X:Remaining'.")]
     [InlineData(new[] { "--envoy-reset-header", "X-Reset" }, "--envoy-reset-header names a header that is sent only with --envoy-response-headers: add it, or remove --envoy-reset-header.")]
+    [InlineData(new[] { "--envoy-hit-counting", "some" }, "--envoy-hit-counting: 'some' is not all, stop-when-over-limit or within-limit.")]
     [InlineData(new[] { "--envoy-no-watch", "--envoy-reload-debounce", "1s" }, "--envoy-reload-debounce does nothing with --envoy-no-watch, which stops the reloads: remove one of them.")]
     public void A_bad_envoy_option_is_refused_naming_it(string[] given, string error)
     {

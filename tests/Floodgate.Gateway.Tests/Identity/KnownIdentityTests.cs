@@ -131,11 +131,25 @@ public sealed class KnownIdentityTests
         Assert.Equal(6, gate.Upstream.Hits);
     }
 
-    /// <summary>A gateway whose store is <paramref name="redis"/>, strict, with <paramref name="policy"/> after the store line.</summary>
-    private static Task<TestGateway> StartOnRedisAsync(RedisServer redis, string policy) => TestGateway.StartAsync(
-        "upstream: {upstream}\n" +
-        $"store: {{ kind: redis, configuration: \"{redis.Configuration}\", on_failure: closed, timeout: 2s }}\n" +
-        policy);
+    /// <summary>
+    /// A gateway whose store is <paramref name="redis"/>, strict, with <paramref name="policy"/> after the store line;
+    /// the server's command counts start from zero once the gateway's overrides are loaded (one script call at start).
+    /// </summary>
+    private static async Task<TestGateway> StartOnRedisAsync(RedisServer redis, string policy)
+    {
+        var gate = await TestGateway.StartAsync(
+            "upstream: {upstream}\n" +
+            $"store: {{ kind: redis, configuration: \"{redis.Configuration}\", on_failure: closed, timeout: 2s }}\n" +
+            policy);
+        if (!await Eventually.HoldsAsync(() => Task.FromResult(ScriptCalls(redis) >= 1), TimeSpan.FromSeconds(10)))
+        {
+            await gate.DisposeAsync();
+            Assert.Fail("The gateway never loaded its overrides from Redis.");
+        }
+
+        redis.Cli("CONFIG", "RESETSTAT");
+        return gate;
+    }
 
     /// <summary>The EVALSHA and EVAL calls the server has run, from INFO commandstats.</summary>
     private static long ScriptCalls(RedisServer redis)

@@ -77,6 +77,29 @@ public sealed class OverrideTests
     }
 
     [Fact]
+    public async Task A_decision_with_an_override_found_or_not_allocates_nothing()
+    {
+        var huge = Limit.Gcra(new Rate(1_000_000, 1, RateUnit.Second), burst: 1_000_000_000);
+        var rule = new RateLimitRule("per-user", RateLimitTier.User, new Dictionary<string, Limit> { ["free"] = huge, ["pro"] = Limit.FixedWindow(new Rate(1_000_000, 1, RateUnit.Second)) }, "free");
+        var (engine, overrides) = Create(rule);
+        await overrides.SetAsync(new RateLimitOverride("hit", "pro"));
+        await overrides.SetAsync(new RateLimitOverride("rated", null, new Dictionary<string, Rate> { ["per-user"] = new(2_000_000, 1, RateUnit.Second) }, Time.GetUtcNow().AddDays(1)));
+        RequestContext[] requests = [new() { Subject = "claim", Plan = "pro" }, new() { Subject = "hit" }, new() { Subject = "rated" }, new() { Subject = "miss" }];
+        foreach (var request in requests)
+        {
+            Assert.True(DecideNow(engine, request).IsAllowed);
+        }
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 3_000; i++)
+        {
+            _ = DecideNow(engine, requests[i % requests.Length]);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public async Task Precedence_is_the_override_then_the_plan_claim_then_the_default_plan()
     {
         var (engine, overrides) = Create(PerUser());
@@ -179,6 +202,14 @@ public sealed class OverrideTests
         Assert.Equal(40, Limit.Gcra(Rate.Parse("10/min")).WithRate(Rate.Parse("40/min")).Burst);
         Assert.Equal(LimitAlgorithm.SlidingWindow, Limit.SlidingWindow(Rate.Parse("10/min")).WithRate(Rate.Parse("5/s")).Algorithm);
         Assert.Equal(7, Limit.Concurrency(3).WithRate(new Rate(7, 1, RateUnit.Second)).Amount);
+    }
+
+    /// <summary>A decision the memory store completes at once.</summary>
+    private static RateLimitResult DecideNow(RateLimitEngine engine, RequestContext request)
+    {
+        var pending = engine.EvaluateAsync(request, RateLimitTier.User, RateLimitTier.User);
+        Assert.True(pending.IsCompletedSuccessfully);
+        return pending.Result;
     }
 
     private sealed class AnonymousRequest(string address) : IRequestContext, IAnonymousSubject

@@ -45,7 +45,10 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
 
         var match = MatchSection.Read(reader, map, field);
         var key = ReadKey(map, field, tier);
-        var cost = reader.Integer(map, "cost", field, 0, 1_000_000_000) ?? 1;
+        // A number is what each request costs; a mapping, a cost known when the response ends (CostSection).
+        var costNode = YamlReader.Get(map, "cost");
+        var costs = costNode is YamlMappingNode ? new CostSection(reader).Read(costNode, $"{field}.cost") : null;
+        var cost = costs is null ? reader.Integer(map, "cost", field, 0, 1_000_000_000) ?? 1 : 1;
         var mode = reader.Enum(map, "mode", field, ("enforce", RuleMode.Enforce), ("shadow", RuleMode.Shadow)) ?? RuleMode.Enforce;
         var onFailure = reader.Enum(map, "on_failure", field, ("open", StoreFailureMode.Open), ("closed", StoreFailureMode.Closed), ("local", StoreFailureMode.Local)) ?? StoreFailureMode.Default;
         store.RefuseRedisOnly(reader, YamlReader.Get(map, "on_failure"), $"{field}.on_failure", "the memory store never fails");
@@ -62,14 +65,50 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
             return null;
         }
 
+        if (costs is not null && !CostsFit(costs, ref fixedLimit, ref planLimits, costNode!, field))
+        {
+            return null;
+        }
+
         var rule = (fixedLimit, key.Count > 0) switch
         {
-            (not null, true) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Key = key, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
-            (not null, false) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
-            (null, true) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Key = key, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
-            (null, false) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Cost = cost, Mode = mode, OnStoreFailure = onFailure },
+            (not null, true) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Key = key, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure },
+            (not null, false) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure },
+            (null, true) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Key = key, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure },
+            (null, false) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure },
         };
         return (rule, ban);
+    }
+
+    /// <summary>
+    /// Whether a cost known at the response's end fits the rule's limits: never a concurrency limit; a money budget's
+    /// limits are given in whole units of the currency and counted in micro-units.
+    /// </summary>
+    private bool CostsFit(Floodgate.Costs.RuleCost costs, ref Limit? fixedLimit, ref Dictionary<string, Limit>? planLimits, YamlNode costNode, string field)
+    {
+        var limits = fixedLimit is not null ? [fixedLimit] : planLimits!.Values.ToArray();
+        if (limits.Any(l => l.Algorithm == LimitAlgorithm.Concurrency))
+        {
+            reader.Error(costNode, $"{field}.cost", "a concurrency limit counts requests in flight; a cost settled from the response needs a rate or a quota.");
+            return false;
+        }
+
+        if (costs.Measure != Floodgate.Costs.CostMeasure.Money)
+        {
+            return true;
+        }
+
+        try
+        {
+            fixedLimit = fixedLimit is null ? null : CostSection.ToMicroUnits(fixedLimit);
+            planLimits = planLimits?.ToDictionary(p => p.Key, p => CostSection.ToMicroUnits(p.Value));
+            return true;
+        }
+        catch (Exception e) when (e is ArgumentException or OverflowException)
+        {
+            reader.Error(costNode, $"{field}.cost", $"the money budget in micro-units of {costs.Prices!.Currency} cannot be counted: {e.Message}");
+            return false;
+        }
     }
 
     private List<KeyPart> ReadKey(YamlMappingNode map, string field, RateLimitTier tier)

@@ -56,8 +56,13 @@ internal sealed class Shard
         var state = slot >= 0 ? _table[slot].State : default;
         var outcome = LimitMath.Decide(check.Limit, state, now, check.Cost, out var next);
 
-        // A probe is decided with its cost and never commits.
-        var committed = outcome.IsAllowed && !check.IsProbe;
+        // A probe is decided with its cost and never commits; an always-charged check always does.
+        var committed = Commits(check, outcome);
+        if (committed && !outcome.IsAllowed)
+        {
+            next = LimitMath.Settle(check.Limit, state, now, check.Cost);
+        }
+
         if (committed && check.Cost > 0)
         {
             slot = Store(check, slot, next, now, ++_stamp);
@@ -101,9 +106,10 @@ internal sealed class Shard
                 _table[slot].Referenced = true;
             }
 
+            var state = slot >= 0 ? _table[slot].State : default;
             var outcome = check.Limit.Algorithm == LimitAlgorithm.Concurrency
                 ? DecideConcurrency(check, slot, now, store, commit: false, stamp).Outcome
-                : LimitMath.Decide(check.Limit, slot >= 0 ? _table[slot].State : default, now, check.Cost, out nexts[k]);
+                : LimitMath.Decide(check.Limit, state, now, check.Cost, out nexts[k]);
             // A denial shows the key as it stands; an admitted check is marked when (and if) the group commits it.
             if (slot >= 0 && !outcome.IsAllowed)
             {
@@ -111,7 +117,13 @@ internal sealed class Shard
             }
 
             denied |= !outcome.IsAllowed && !check.IsShadow;
-            outcomes[k] = new StoreOutcome(outcome, outcome.IsAllowed && !check.IsProbe, 0);
+            var commits = Commits(check, outcome);
+            if (commits && !outcome.IsAllowed)
+            {
+                nexts[k] = LimitMath.Settle(check.Limit, state, now, check.Cost);
+            }
+
+            outcomes[k] = new StoreOutcome(outcome, commits, 0);
         }
 
         for (var k = 0; k < checks.Length; k++)
@@ -128,7 +140,7 @@ internal sealed class Shard
                 continue;
             }
 
-            if (denied)
+            if (denied && !IsCharged(check))
             {
                 outcomes[k] = outcomes[k] with { Committed = false };
             }
@@ -144,6 +156,28 @@ internal sealed class Shard
                     _clock.MarkExhausted(slot, check.Limit, outcomes[k].Outcome);
                 }
             }
+        }
+    }
+
+    /// <summary>Whether a check is charged however it is decided: always charged, not a probe, not concurrency.</summary>
+    private static bool IsCharged(in RateLimitCheck check) =>
+        check.IsAlwaysCharged && !check.IsProbe && check.Limit.Algorithm != LimitAlgorithm.Concurrency;
+
+    /// <summary>Whether a check commits on its own outcome (its identity's other checks may still stop it).</summary>
+    private static bool Commits(in RateLimitCheck check, in LimitOutcome outcome) =>
+        IsCharged(check) || (outcome.IsAllowed && !check.IsProbe);
+
+    /// <summary>Corrects a key's state by a settled cost (<see cref="LimitMath.Settle"/>), inserting the key if needed.</summary>
+    public void Settle(in RateLimitCheck check, long delta, long now)
+    {
+        var slot = _table.Find(check.Key.Value);
+        var next = LimitMath.Settle(check.Limit, slot >= 0 ? _table[slot].State : default, now, delta);
+        slot = Store(check, slot, next, now, ++_stamp);
+        if (slot >= 0)
+        {
+            // An overdrawn key is exhausted: evicting it would forgive the overdraft.
+            _table[slot].Referenced = true;
+            _clock.MarkExhausted(slot, check.Limit, LimitMath.Decide(check.Limit, next, now, 0, out _));
         }
     }
 

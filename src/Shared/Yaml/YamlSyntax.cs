@@ -5,11 +5,11 @@ using YamlDotNet.RepresentationModel;
 using Token = YamlDotNet.Core.Tokens.Token;
 using Tokens = YamlDotNet.Core.Tokens;
 
-namespace Floodgate.Gateway.Policy;
+namespace Floodgate.Yaml;
 
 /// <summary>
-/// Reads a policy's YAML text, and refuses text that is not YAML with the line and column of the mistake and what was
-/// expected there, in our words. YamlDotNet's own errors are not enough for that: some carry a mark far from the
+/// Reads a YAML file's text (the gateway's policy, the Envoy service's configuration files), and refuses text that is not
+/// YAML with the line and column of the mistake and what was expected there, in our words. YamlDotNet's own errors are not enough for that: some carry a mark far from the
 /// mistake (a tab used as indentation is reported at 1:1, or at the line before), some come as an
 /// <see cref="InvalidOperationException"/> with no mark at all (a flow collection left open), and their wording names the
 /// scanner's states rather than what to write. So the text is loaded through a parser that remembers where it got to,
@@ -18,8 +18,8 @@ namespace Floodgate.Gateway.Policy;
 internal static class YamlSyntax
 {
     /// <summary>Loads <paramref name="text"/> as a YAML stream.</summary>
-    /// <exception cref="PolicyException">The text is not YAML, or repeats a key or names an undefined anchor; one error says where and why.</exception>
-    public static YamlStream Load(string text, string file)
+    /// <exception cref="YamlSyntaxException">The text is not YAML, or repeats a key or names an undefined anchor; it says where and why.</exception>
+    public static YamlStream Load(string text)
     {
         var scanner = new Scanner(new StringReader(text));
         var parser = new TrackingParser(new Parser(scanner), text);
@@ -32,28 +32,25 @@ internal static class YamlSyntax
         catch (YamlException e)
         {
             var (at, message) = parser.Problem ?? Explain(text, parser, e.Message, e.Start, e.End);
-            throw Refuse(file, at, message);
+            throw new YamlSyntaxException(at, message);
         }
         catch (InvalidOperationException)
         {
             // The scanner throws this, with no mark, when a line inside an open '[' or '{' is not indented under the
             // collection's field; where the scanner stopped is that line.
             var (at, message) = Unindented(text, scanner.CurrentPosition);
-            throw Refuse(file, at, message);
+            throw new YamlSyntaxException(at, message);
         }
         catch (ArgumentException)
         {
             // The tree builder throws this on events it does not expect, which the parser emits for some malformed
             // mappings the tracking parser does not recognize; the last event read is as near as is known.
-            throw Refuse(file, parser.LastGood, Unknown);
+            throw new YamlSyntaxException(parser.LastGood, Unknown);
         }
     }
 
     private const string Unknown =
         "this is not valid YAML: expected a field ('name: value'), a list entry ('- value') or a value, indented with spaces, with every quote and bracket closed.";
-
-    private static PolicyException Refuse(string file, Mark at, string message) =>
-        new([new PolicyError(file, (int)at.Line, (int)at.Column, "(syntax)", message)]);
 
     /// <summary>Where the mistake behind YamlDotNet's error is, and what was expected there.</summary>
     private static (Mark At, string Message) Explain(string text, TrackingParser parser, string error, Mark start, Mark end)
@@ -117,7 +114,7 @@ internal static class YamlSyntax
             _ when lower.Contains("anchor or alias", StringComparison.Ordinal) =>
                 "an anchor or alias name cannot hold '[', ']', '{', '}' or ',': expected a plain name, such as &limits.",
             _ when lower.Contains("directive", StringComparison.Ordinal) =>
-                "this directive is malformed: expected '%YAML 1.2' or '%TAG !handle! prefix' (a policy needs neither).",
+                "this directive is malformed: expected '%YAML 1.2' or '%TAG !handle! prefix' (a file needs neither).",
             _ when lower.Contains("tag", StringComparison.Ordinal) =>
                 "this tag is malformed: expected a tag such as !!str, followed by a space.",
             _ when lower.Contains("block scalar", StringComparison.Ordinal) =>
@@ -127,7 +124,7 @@ internal static class YamlSyntax
             _ when lower.Contains("key indicator", StringComparison.Ordinal) =>
                 "'?' starts an explicit key: expected a space after it.",
             _ when lower.Contains("document", StringComparison.Ordinal) =>
-                "expected '---' alone on its line to start a document, or '...' to end one (a policy is one document, and needs neither).",
+                "expected '---' alone on its line to start a document, or '...' to end one (a file is one document, and needs neither).",
             _ when lower.Contains("end of the stream", StringComparison.Ordinal) =>
                 "the file ends too early: expected the rest of the value started above.",
             _ => Unknown,
@@ -446,4 +443,14 @@ internal static class YamlSyntax
             throw new YamlException(at, at, message);
         }
     }
+}
+
+/// <summary>Text that is not YAML: where the mistake is (line and column from 1) and what was expected there.</summary>
+internal sealed class YamlSyntaxException(Mark at, string problem) : Exception(problem)
+{
+    /// <summary>The line of the mistake, from 1.</summary>
+    public int Line { get; } = (int)at.Line;
+
+    /// <summary>The column of the mistake, from 1.</summary>
+    public int Column { get; } = (int)at.Column;
 }
