@@ -12,14 +12,13 @@ namespace Floodgate.Gateway.Cli;
 /// </summary>
 internal static class EnvoyCommand
 {
-    public static Command Create(TextWriter output, TextWriter error)
+    public static Command Create(TextWriter error)
     {
         var command = new Command(
             "envoy",
             "Serve only Envoy's rate limit gRPC service, with health and metrics, configured by envoyproxy/ratelimit's environment variables (RUNTIME_ROOT, REDIS_URL, GRPC_PORT, PORT...): no policy file, no proxy. See docs/envoy.md.");
         command.SetAction(async (_, cancellationToken) =>
             await RunAsync(Environment.GetEnvironmentVariable, error, cancellationToken).ConfigureAwait(false));
-        _ = output;
         return command;
     }
 
@@ -47,11 +46,15 @@ internal static class EnvoyCommand
             host = await EnvoyModeHost.StartAsync(settings, cancellationToken: cancellationToken).ConfigureAwait(false);
             started?.Invoke(host);
             using var terminate = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+            void Terminate(PosixSignalContext context)
             {
                 context.Cancel = true;
-                terminate.Cancel();
-            });
+                _ = terminate.CancelAsync();
+            }
+
+            // Ctrl+C too: System.CommandLine leaves termination signals to the commands (Program.cs).
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Terminate);
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Terminate);
             try
             {
                 await Task.Delay(Timeout.Infinite, terminate.Token).ConfigureAwait(false);

@@ -2,7 +2,7 @@ using System.CommandLine;
 
 namespace Floodgate.Gateway.Cli;
 
-/// <summary>The <c>floodgate</c> command line: <c>run</c>, <c>check</c>, <c>token</c>, <c>envoy</c> and <c>admin</c>.</summary>
+/// <summary>The <c>floodgate</c> command line: <c>run</c>, <c>check</c>, <c>token</c>, <c>envoy</c>, <c>admin</c> and <c>probe</c>.</summary>
 public static class GatewayCli
 {
     /// <summary>Builds the command tree.</summary>
@@ -14,8 +14,9 @@ public static class GatewayCli
         root.Add(RunCommand.Create(output, error));
         root.Add(CheckCommand.Create(output, error));
         root.Add(TokenCommand.Create(output, error));
-        root.Add(EnvoyCommand.Create(output, error));
+        root.Add(EnvoyCommand.Create(error));
         root.Add(Admin.AdminCommand.Create(output, error));
+        root.Add(ProbeCommand.Create(output, error));
         return root;
     }
 }

@@ -56,6 +56,18 @@ internal sealed class LoopbackGateway : IAsyncDisposable
         return client;
     }
 
+    /// <summary>
+    /// One request with another subject's token, so that the gateway has fetched the identity provider's keys and warmed
+    /// its path before a test counts: the limit under test is measured, not the gateway's first request.
+    /// </summary>
+    public async Task WarmUpAsync()
+    {
+        using var client = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = Host.ProxyAddress };
+        client.DefaultRequestHeaders.TryAddWithoutValidation("Authorization", $"Bearer {Identity.CreateToken(subject: "warm-up")}");
+        using var response = await client.GetAsync("/warm-up");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
     /// <summary>What the paced client's pacer for the gateway believes now.</summary>
     public PacerState Pacer() =>
         _services.GetRequiredService<PacerRegistry>().ClientFor(ClientName).RouteFor(Host.ProxyAddress, $"Bearer {Token}").Current.Snapshot();
