@@ -28,6 +28,11 @@ internal sealed partial class RedisStoreConnector(RedisStore store, ILogger<Redi
         catch (TimeoutException)
         {
             // Still connecting: the host starts, and decisions follow the failure mode until the connection is made.
+        }
+
+        // Still connecting, or the first attempt already failed (a refused connection): said once, loudly.
+        if (!store.IsConnected)
+        {
             var mode = store.Options.FailureMode;
             NotConnected(logger ?? NullLogger<RedisStore>.Instance, store.Options.Timeout.TotalMilliseconds, mode.ToString().ToLowerInvariant(), mode switch
             {
@@ -48,6 +53,6 @@ internal sealed partial class RedisStoreConnector(RedisStore store, ILogger<Redi
 
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    [LoggerMessage(40, LogLevel.Critical, "The Redis store is not connected at start ({Milliseconds} ms waited): until it connects, decisions follow the failure mode {Mode}: {Consequence}. Check RedisStoreOptions.Configuration, or set FailureMode")]
+    [LoggerMessage(40, LogLevel.Critical, "The Redis store is not connected at start (waited up to {Milliseconds} ms): until it connects, decisions follow the failure mode {Mode}: {Consequence}. Check RedisStoreOptions.Configuration, or set FailureMode")]
     private static partial void NotConnected(ILogger logger, double milliseconds, string mode, string consequence);
 }
