@@ -89,6 +89,18 @@ public sealed partial class RedisStore
         return keepingUp && hadItAll ? Blame.Redis : Blame.Later;
     }
 
+    /// <summary>
+    /// Completes once a work item queued now on the thread pool's global queue has run: behind every work item already
+    /// waiting there, as an answer read from the socket may be. (<see cref="Task.Yield"/> from a pool thread would queue on
+    /// that thread's own queue, which runs first, and measure nothing of the backlog.)
+    /// </summary>
+    private static Task BehindQueuedWorkAsync()
+    {
+        var ran = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        ThreadPool.UnsafeQueueUserWorkItem(static ran => ran.TrySetResult(), ran, preferLocal: false);
+        return ran.Task;
+    }
+
     /// <summary>When <paramref name="call"/> went out: with its run, for one that waited for a run; else when it was handed to the client.</summary>
     private static long SentAt(Call call) => CallCoalescer.SentAt(call.Task!) is var queuedAt && queuedAt != 0 ? queuedAt : call.SentAt;
 
@@ -121,9 +133,9 @@ public sealed partial class RedisStore
                     // once too, and the call is still unanswered, Redis has not answered it. (This measures the queue
                     // itself, where KeepingUp only counts it, which a busy but healthy process may fill.)
                     var queued = now;
-                    await Task.Yield();
+                    await BehindQueuedWorkAsync().ConfigureAwait(false);
                     now = TimeProvider.System.GetTimestamp();
-                    if (!task.IsCompleted && now - queued <= _lateTicks)
+                    if (!task.IsCompleted && now - queued <= _lateTicks && ThreadPool.PendingWorkItemCount <= PendingLimit)
                     {
                         var opened = breaker is not null && breaker.OnFailure(SteadyNow()) ? breaker : null;
                         verdict.Blame("timeout", new TimeoutException($"Redis did not answer within {Span(now - sentAt)} (judged after the decision, which this process was late for)."), opened);
