@@ -25,6 +25,8 @@ install_for_deploy_tests() { # $1 = Debian package
 }
 { command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || install_for_deploy_tests prometheus
 command -v kubectl >/dev/null 2>&1 || install_for_deploy_tests kubernetes-client
+# The dashboard page's test drives a real headless browser.
+command -v chromium >/dev/null 2>&1 || install_for_deploy_tests chromium
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 

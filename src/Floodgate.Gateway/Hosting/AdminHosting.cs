@@ -2,6 +2,7 @@ using System.Text.Json;
 using Floodgate.Engine;
 using Floodgate.Gateway.Admin;
 using Floodgate.Gateway.Admin.Auth;
+using Floodgate.Gateway.Dashboard;
 using Floodgate.Gateway.Operations;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -38,7 +39,16 @@ internal static class AdminHosting
             context.Response.ContentType = "application/json";
             await JsonSerializer.SerializeAsync(context.Response.Body, status, ReadinessJson.Default.ReadinessStatus, context.RequestAborted).ConfigureAwait(false);
         });
-        AdminApi.Map(admin, runtime, options.TimeProvider ?? TimeProvider.System);
+        var time = options.TimeProvider ?? TimeProvider.System;
+        var adminGroup = AdminApi.Map(admin, runtime, time);
+        var dashboard = new GatewayDashboard(time);
+        runtime.Floodgate.Engine.RejectionObserver = dashboard.Offenders;
+        admin.Lifetime.ApplicationStopped.Register(() =>
+        {
+            runtime.Floodgate.Engine.RejectionObserver = null;
+            dashboard.Dispose();
+        });
+        DashboardRoutes.Map(admin, adminGroup, runtime, dashboard);
         options.MapAdminEndpoints?.Invoke(admin);
         return admin;
     }

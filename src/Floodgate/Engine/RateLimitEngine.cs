@@ -42,6 +42,7 @@ public sealed partial class RateLimitEngine
     private readonly Counter<long> _decisions;
     private RateLimitPolicy _policy;
     private IOverrideStore? _overrides;
+    private IRejectionObserver? _rejectionObserver;
     private readonly LogBudget _logBudget;
     private readonly LeaseRenewer _renewer;
     private readonly Costs.CostMetrics _costMetrics;
@@ -81,6 +82,13 @@ public sealed partial class RateLimitEngine
     {
         get => Volatile.Read(ref _overrides);
         set => Volatile.Write(ref _overrides, value);
+    }
+
+    /// <summary>Sees every rejection, enforced or shadow; <see langword="null"/> for none.</summary>
+    public IRejectionObserver? RejectionObserver
+    {
+        get => Volatile.Read(ref _rejectionObserver);
+        set => Volatile.Write(ref _rejectionObserver, value);
     }
 
     /// <summary>Puts <paramref name="policy"/> in force for every request that starts from now on.</summary>
@@ -492,6 +500,7 @@ public sealed partial class RateLimitEngine
 
     private void LogRejection(in RateLimitDecision decision, IRequestContext request)
     {
+        Volatile.Read(ref _rejectionObserver)?.OnRejected(decision, request);
         if (!_logger.IsEnabled(LogLevel.Information))
         {
             return;

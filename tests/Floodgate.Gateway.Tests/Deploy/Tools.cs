@@ -49,7 +49,7 @@ internal static class Tools
             }
         }
 
-        var package = tool is "kubectl" ? "kubernetes-client" : "prometheus";
+        var package = tool switch { "kubectl" => "kubernetes-client", "chromium" => "chromium", _ => "prometheus" };
         throw new InvalidOperationException($"{tool} is not installed: test.sh installs it (Debian package {package}).");
     }
 

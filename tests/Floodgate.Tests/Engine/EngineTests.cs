@@ -126,6 +126,35 @@ public sealed class EngineTests
     }
 
     [Fact]
+    public async Task The_rejection_observer_sees_each_rejection_and_shadow_rejection_and_no_admission()
+    {
+        var engine = Engine(
+            new RateLimitRule("per-user", RateLimitTier.User, Fixed("2/min")),
+            new RateLimitRule("new-limit", RateLimitTier.User, Fixed("1/min")) { Mode = RuleMode.Shadow });
+        var seen = new RecordingObserver();
+        engine.RejectionObserver = seen;
+        for (var i = 0; i < 3; i++)
+        {
+            await engine.EvaluateAsync(Request("alice"));
+        }
+
+        engine.RejectionObserver = null;
+        await engine.EvaluateAsync(Request("alice"));
+
+        // First admitted silently; second admitted but the shadow rule would have rejected; third rejected by per-user
+        // (and by the shadow rule again); the fourth is not seen, the observer being removed.
+        Assert.Equal(["new-limit shadow alice", "new-limit shadow alice", "per-user rejected alice"], seen.Seen.Order(StringComparer.Ordinal));
+    }
+
+    private sealed class RecordingObserver : IRejectionObserver
+    {
+        public List<string> Seen { get; } = [];
+
+        public void OnRejected(in RateLimitDecision decision, IRequestContext request) =>
+            Seen.Add($"{decision.Rule!.Name} {(decision.IsShadowed ? "shadow" : "rejected")} {request.Subject}");
+    }
+
+    [Fact]
     public async Task Shadow_all_turns_every_rule_into_an_observer()
     {
         var store = new MemoryStore(timeProvider: _time);
