@@ -63,14 +63,22 @@ public sealed class RateLimitResponsesTests
         var state = RateLimitResponses.FormatState(decision);
         Assert.Equal("\"orders \\\"v2\\\"\";r=42;t=2", state);
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 1000; i++)
+        // The fewest bytes of a few rounds: a round may also pay for a buffer the shared array pool dropped when a GC
+        // trimmed it (other tests run meanwhile), which is not the formatting's own cost.
+        var fewest = long.MaxValue;
+        for (var round = 0; round < 5; round++)
         {
-            RateLimitResponses.FormatState(decision);
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < 1000; i++)
+            {
+                RateLimitResponses.FormatState(decision);
+            }
+
+            fewest = Math.Min(fewest, GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
         // A string of n characters: header, method table and length (20 bytes) and n + 1 chars, 8-byte aligned.
         var stringBytes = (20 + (2 * (state.Length + 1)) + 7) & ~7;
-        Assert.Equal(1000L * stringBytes, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(1000L * stringBytes, fewest);
     }
 }
