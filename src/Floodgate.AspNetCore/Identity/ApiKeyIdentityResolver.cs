@@ -92,7 +92,12 @@ public sealed partial class ApiKeyIdentityResolver : IIdentityResolver
     /// <inheritdoc/>
     public ValueTask<IdentityResult> ResolveAsync(HttpContext context, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(context);
+        // A key held locally and valid is answered without allocating; the rest (a miss, a refusal) below.
+        if (TryResolveCached(context, out var identity))
+        {
+            return new(identity);
+        }
+
         return Read(context, out var key) switch
         {
             Credential.None => new(Anonymous()),

@@ -14,7 +14,7 @@ namespace Floodgate.AspNetCore.Identity;
 /// </remarks>
 /// <param name="tokens">The JWT resolver; <see langword="null"/> when only keys are in use.</param>
 /// <param name="keys">The API key resolver.</param>
-public sealed class CredentialIdentityResolver(IIdentityResolver? tokens, ApiKeyIdentityResolver keys) : IIdentityResolver
+public sealed class CredentialIdentityResolver(IIdentityResolver? tokens, ApiKeyIdentityResolver keys) : IIdentityResolver, IDisposable
 {
     private readonly ApiKeyIdentityResolver _keys = keys ?? throw new ArgumentNullException(nameof(keys));
 
@@ -39,6 +39,9 @@ public sealed class CredentialIdentityResolver(IIdentityResolver? tokens, ApiKey
         identity = IdentityResult.Anonymous;
         return true;
     }
+
+    /// <summary>Disposes the JWT resolver (its remote key source), if it is disposable.</summary>
+    public void Dispose() => (tokens as IDisposable)?.Dispose();
 
     /// <summary>The resolver of the credential <paramref name="context"/> presents; <see langword="null"/> when none applies (anonymous).</summary>
     private IIdentityResolver? For(HttpContext context)

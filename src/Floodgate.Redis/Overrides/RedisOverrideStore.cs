@@ -65,6 +65,9 @@ public sealed class RedisOverrideStore : IOverrideStore, IAsyncDisposable, IDisp
     /// <summary>Completes when the first full load is done (or failed: the poll then retries).</summary>
     public Task Ready => _mirror.Ready;
 
+    /// <summary>The connection the overrides are read through, which the API keys beside them may share.</summary>
+    public IConnectionMultiplexer Connection => _mirror.Connection;
+
     /// <summary>How many overrides the local mirror holds, lapsed ones not yet removed included.</summary>
     public int Count => _mirror.Local.Count;
 
