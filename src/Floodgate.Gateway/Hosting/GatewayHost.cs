@@ -125,6 +125,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var proxy = builder.Build();
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
         runtime.UseOverrides(opened.Overrides);
+        runtime.UseBans(opened);
         try
         {
             if (runtime.ValidateProxy(policy) is { Count: > 0 } proxyErrors)

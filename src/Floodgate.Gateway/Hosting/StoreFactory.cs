@@ -1,3 +1,4 @@
+using Floodgate.Bans;
 using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
 using Floodgate.Overrides;
@@ -24,16 +25,17 @@ internal static class StoreFactory
         string kind;
         IDisposable? owned;
         IOverrideStore overrides;
+        IBanStore bans;
         try
         {
-            (store, kind, owned, overrides) = Create(policy, time, loggerFactory);
+            (store, kind, owned, overrides, bans) = Create(policy, time, loggerFactory);
         }
         catch (Exception e)
         {
             throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
         }
 
-        return new OpenedStore(Instrument(store, kind), kind, owned, overrides);
+        return new OpenedStore(Instrument(store, kind), kind, owned, overrides) { Bans = bans };
     }
 
     /// <summary><paramref name="store"/>, timed (<c>floodgate.store.duration</c>) unless it decides in process.</summary>
@@ -42,39 +44,45 @@ internal static class StoreFactory
 
     /// <summary>The store of the options the policy's <c>store</c> section read.</summary>
     /// <exception cref="ArgumentException">The store cannot be opened with these settings (the caller names the file).</exception>
-    private static (IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
+    private static (IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides, IBanStore Bans) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         if (policy.RedisStore is { } redis)
         {
             var store = RedisStore.Connect(redis, time, loggerFactory.CreateLogger<RedisStore>());
-            RedisOverrideStore overrides;
+            RedisOverrideStore? overrides = null;
+            RedisBanStore bans;
             try
             {
                 overrides = RedisOverrideStore.Start(redis, time, loggerFactory.CreateLogger<RedisOverrideStore>());
+                bans = RedisBanStore.Start(redis, time, loggerFactory.CreateLogger<RedisBanStore>());
             }
             catch
             {
+                overrides?.Dispose();
                 store.Dispose();
                 throw;
             }
 
-            return (store, "redis", new OwnedTogether(store, overrides), overrides);
+            return (store, "redis", new OwnedTogether(store, overrides, bans), overrides, bans);
         }
 
         var memory = policy.MemoryStore ?? new MemoryStoreOptions();
         memory.Validate();
-        return (new MemoryStore(memory, time), "memory", null, new MemoryOverrideStore(time));
+        return (new MemoryStore(memory, time), "memory", null, new MemoryOverrideStore(time), new MemoryBanStore(time));
     }
 }
 
 /// <summary>
 /// A store opened from a policy: what decides (timed when remote), its kind, what must be disposed, and where the
-/// subjects' overrides live beside it.
+/// subjects' overrides and the bans live beside it.
 /// </summary>
 internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides)
 {
+    /// <summary>Where the bans live beside the store; <see langword="null"/> for a store given by the host (bans are then kept in process).</summary>
+    public IBanStore? Bans { get; init; }
+
     /// <summary>The Redis store among what was opened, if the policy names Redis.</summary>
     public RedisStore? Redis => Owned switch
     {
