@@ -115,6 +115,15 @@ public sealed partial class FloodgateMiddleware
         var aborted = context.RequestAborted;
         var request = new HttpRequestContext(context, settings.Proxies);
 
+        // The deny and bypass lists, before any other work: a denied address costs no body read and no store call.
+        var access = BeforeIdentity(context, request, ref settings);
+        if (access == Access.AccessVerdict.Denied)
+        {
+            step?.Finish("denied", default);
+            await Access.AccessResponses.WriteDeniedAsync(context, "client address").ConfigureAwait(false);
+            return;
+        }
+
         // The Floodgate authentication handler may have run first (UseAuthentication before UseFloodgate) and left the
         // identity it resolved here; otherwise the handler, running later, finds the middleware's.
         if (context.Features.Get<IFloodgateFeature>() is not FloodgateFeature feature)
@@ -134,6 +143,13 @@ public sealed partial class FloodgateMiddleware
         var identity = default(IdentityResult);
         var resolved = settings.HasEdgeRules && !settings.EdgeReadsIdentity && TryResolveCached(context, settings, feature, out identity);
         var admitted = resolved && Admit(request, identity, settings);
+        if (admitted && AfterIdentity(identity, ref access, ref settings))
+        {
+            step?.Finish("denied", default);
+            await Access.AccessResponses.WriteDeniedAsync(context, "subject").ConfigureAwait(false);
+            return;
+        }
+
         var edgeFirst = settings.HasEdgeRules && !admitted;
         RateLimitResult edge = default;
         if (edgeFirst)
@@ -164,6 +180,13 @@ public sealed partial class FloodgateMiddleware
                 {
                     step?.Finish("unauthorized", default);
                     await RefuseAsync(context, identity).ConfigureAwait(false);
+                    return;
+                }
+
+                if (AfterIdentity(identity, ref access, ref settings))
+                {
+                    step?.Finish("denied", default);
+                    await Access.AccessResponses.WriteDeniedAsync(context, "subject").ConfigureAwait(false);
                     return;
                 }
             }

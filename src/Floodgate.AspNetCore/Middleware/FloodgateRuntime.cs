@@ -262,7 +262,7 @@ public sealed class FloodgateRuntime
             }
         }
 
-        return new CompiledSettings(
+        var settings = new CompiledSettings(
             policy,
             new TrustedProxies(options.TrustedProxies, options.ForwardedHeader),
             options.Anonymous,
@@ -275,6 +275,7 @@ public sealed class FloodgateRuntime
             options.SubjectClaim,
             options.PlanClaim,
             RejectionSettings.Of(options));
+        return Access.AccessControl.Compile(options.Access, settings) is { } access ? settings with { Access = access } : settings;
     }
 
     /// <summary>
@@ -379,4 +380,5 @@ internal sealed record CompiledSettings(
     bool EdgeReadsIdentity,
     string SubjectClaim,
     string PlanClaim,
-    RejectionSettings Rejections);
+    RejectionSettings Rejections,
+    Access.AccessControl? Access = null);

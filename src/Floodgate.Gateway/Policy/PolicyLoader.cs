@@ -18,6 +18,7 @@ public static class PolicyLoader
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
         "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin",
+        "bypass", "deny",
     ];
 
     /// <summary>
@@ -74,6 +75,8 @@ public static class PolicyLoader
         RulesSection.Read(reader, root, new RuleSection(reader, plans, plans.DefaultPlan ?? identity.Jwt?.DefaultPlan, store), floodgate);
         HttpSection.Read(reader, root, floodgate);
         var adminTokens = AdminSection.Read(reader, root);
+        var secrets = new SecretSources(reader);
+        AccessSection.Read(reader, root, secrets, floodgate);
         if (reader.Errors.Count == 0)
         {
             // The middleware's own checks, so that what the loader accepts the middleware takes; the sections have
@@ -97,10 +100,12 @@ public static class PolicyLoader
         {
             Source = file,
             // The key files count too: a rotated key is a new policy, and a reload puts it in force.
-            Version = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text + "\n" + identity.KeyFilesFingerprint)))[..12],
+            Version = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text + "\n" + identity.KeyFilesFingerprint + "\n" + secrets.Fingerprint)))[..12],
             Floodgate = floodgate,
             Jwt = identity.Jwt,
             KeyFiles = identity.KeyFiles,
+            SecretFiles = secrets.Files,
+            AsksClientCertificates = floodgate.Access.Bypass.Any(b => b.CertificateThumbprints.Count > 0),
             IdentityVersion = identity.Version,
             MemoryStore = store.Memory,
             RedisStore = store.Redis,
