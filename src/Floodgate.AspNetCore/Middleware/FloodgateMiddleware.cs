@@ -124,6 +124,14 @@ public sealed partial class FloodgateMiddleware
             return;
         }
 
+        // The rate-limit id, verified before the edge tier so that an edge rule may key on it (docs/edge.md).
+        if (settings.RateLimitIds is { } ids && ids.Verify(context) == RateLimitIds.RateLimitIdVerdict.Refuse)
+        {
+            step?.Finish("invalid_id", default);
+            await ids.RefuseAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         // The Floodgate authentication handler may have run first (UseAuthentication before UseFloodgate) and left the
         // identity it resolved here; otherwise the handler, running later, finds the middleware's.
         if (context.Features.Get<IFloodgateFeature>() is not FloodgateFeature feature)
@@ -143,10 +151,9 @@ public sealed partial class FloodgateMiddleware
         var identity = default(IdentityResult);
         var resolved = settings.HasEdgeRules && !settings.EdgeReadsIdentity && TryResolveCached(context, settings, feature, out identity);
         var admitted = resolved && Admit(request, identity, settings);
-        if (admitted && AfterIdentity(identity, ref access, ref settings))
+        if (admitted && AfterIdentity(context, identity, ref access, ref settings) is var refusal and not IdentityRefusal.None)
         {
-            step?.Finish("denied", default);
-            await Access.AccessResponses.WriteDeniedAsync(context, "subject").ConfigureAwait(false);
+            await RefuseAfterIdentityAsync(context, settings, refusal, step).ConfigureAwait(false);
             return;
         }
 
@@ -183,10 +190,9 @@ public sealed partial class FloodgateMiddleware
                     return;
                 }
 
-                if (AfterIdentity(identity, ref access, ref settings))
+                if (AfterIdentity(context, identity, ref access, ref settings) is var refused and not IdentityRefusal.None)
                 {
-                    step?.Finish("denied", default);
-                    await Access.AccessResponses.WriteDeniedAsync(context, "subject").ConfigureAwait(false);
+                    await RefuseAfterIdentityAsync(context, settings, refused, step).ConfigureAwait(false);
                     return;
                 }
             }
@@ -209,6 +215,12 @@ public sealed partial class FloodgateMiddleware
 
             // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.
             engine.RenewLeases(result);
+
+            if (settings.RateLimitIds is { } issuer && issuer.IsIssuePath(context.Request.Path))
+            {
+                await issuer.IssueAsync(context, identity).ConfigureAwait(false);
+                return;
+            }
 
             // Reservations are settled when the response ends, with the usage it reported (docs/cost.md).
             await ResponseCosts.InvokeAsync(_next, request, engine, result, settings.Policy).ConfigureAwait(false);

@@ -274,7 +274,8 @@ public sealed class FloodgateRuntime
             EdgeReadsIdentity(policy),
             options.SubjectClaim,
             options.PlanClaim,
-            RejectionSettings.Of(options));
+            RejectionSettings.Of(options),
+            RateLimitIds: options.RateLimitId is { } ids ? new RateLimitIds.RateLimitIdVerifier(ids) : null);
         return Access.AccessControl.Compile(options.Access, settings) is { } access ? settings with { Access = access } : settings;
     }
 
@@ -381,4 +382,5 @@ internal sealed record CompiledSettings(
     string SubjectClaim,
     string PlanClaim,
     RejectionSettings Rejections,
-    Access.AccessControl? Access = null);
+    Access.AccessControl? Access = null,
+    RateLimitIds.RateLimitIdVerifier? RateLimitIds = null);

@@ -18,7 +18,7 @@ public static class PolicyLoader
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
         "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin",
-        "bypass", "deny",
+        "bypass", "deny", "ratelimit_id",
     ];
 
     /// <summary>
@@ -77,6 +77,7 @@ public static class PolicyLoader
         var adminTokens = AdminSection.Read(reader, root);
         var secrets = new SecretSources(reader);
         AccessSection.Read(reader, root, secrets, floodgate);
+        RateLimitIdSection.Read(reader, root, secrets, floodgate);
         if (reader.Errors.Count == 0)
         {
             // The middleware's own checks, so that what the loader accepts the middleware takes; the sections have
