@@ -14,7 +14,7 @@ namespace Floodgate.AspNetCore.RateLimitIds;
 /// enc(s)   = uint32 big-endian length of UTF-8(s) || UTF-8(s)
 /// uid      = HMAC-SHA256(secret, "floodgate-rlid-v1" || enc(subject) || enc(claim 1) || ...)[0..16]
 /// tag      = HMAC-SHA256(secret, "floodgate-rlid-tag-v1" || enc(kid) || uid)[0..16]
-/// id       = kid "." base64url(uid) "." base64url(tag)            (no padding: 22 characters each)
+/// id       = kid "." base64url(uid) "." base64url(tag)            (no padding: 22 characters each, canonical)
 /// endpoint = base64url(HMAC-SHA256(uid, UTF-8(endpoint class))[0..16])
 /// </code>
 /// </summary>
@@ -30,6 +30,7 @@ public static class RateLimitId
     public const int MaxKeyIdLength = 32;
 
     private const int EncodedPart = 22;
+    private static readonly System.Buffers.SearchValues<char> Alphabet = System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_");
     private static readonly byte[] UidLabel = "floodgate-rlid-v1"u8.ToArray();
     private static readonly byte[] TagLabel = "floodgate-rlid-tag-v1"u8.ToArray();
 
@@ -144,6 +145,19 @@ public static class RateLimitId
         return at + 4 + written;
     }
 
-    private static bool Decode(ReadOnlySpan<char> text, Span<byte> into) =>
-        Base64Url.TryDecodeFromChars(text, into, out var written) && written == PartBytes;
+    /// <summary>
+    /// Decodes 22 base64url characters into 16 bytes, accepting only the canonical form: the last character carries 4
+    /// unused bits, which must be zero, or one id would have 16 spellings, each a budget of its own wherever ids are
+    /// counted as text.
+    /// </summary>
+    private static bool Decode(ReadOnlySpan<char> text, Span<byte> into)
+    {
+        // The decoder throws on characters outside the alphabet rather than answering false.
+        if (text.ContainsAnyExcept(Alphabet) || text[^1] is not ('A' or 'Q' or 'g' or 'w'))
+        {
+            return false;
+        }
+
+        return Base64Url.TryDecodeFromChars(text, into, out var written) && written == PartBytes;
+    }
 }

@@ -109,7 +109,7 @@ public sealed class RateLimitIdTests : IDisposable
         await using (var strict = await TestGateway.StartAsync(Policy(onInvalid: "unauthorized")))
         {
             var token = strict.Identity.CreateToken(subject: "alice", claims: new Dictionary<string, object> { ["account"] = "acme" });
-            foreach (var wrong in new[] { forged, unknownKey, otherSecret, "k2.short.id", "not an id" })
+            foreach (var wrong in new[] { forged, unknownKey, otherSecret, "k2.short.id", "not an id", $"k2.{new string('!', 22)}.{new string('*', 22)}" })
             {
                 using var response = await SendAsync(strict, wrong, token);
                 Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
