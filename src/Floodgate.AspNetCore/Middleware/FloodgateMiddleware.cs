@@ -116,6 +116,23 @@ public sealed partial class FloodgateMiddleware
         var aborted = context.RequestAborted;
         var request = new HttpRequestContext(context, settings.Proxies);
 
+        // The deny and bypass lists, before any other work: a denied address costs no body read and no store call.
+        var access = BeforeIdentity(context, request, ref settings);
+        if (access == Access.AccessVerdict.Denied)
+        {
+            step?.Finish("denied", default);
+            await Access.AccessResponses.WriteDeniedAsync(context, "client address").ConfigureAwait(false);
+            return;
+        }
+
+        // The rate-limit id, verified before the edge tier so that an edge rule may key on it (docs/edge.md).
+        if (settings.RateLimitIds is { } ids && ids.Verify(context) == RateLimitIds.RateLimitIdVerdict.Refuse)
+        {
+            step?.Finish("invalid_id", default);
+            await ids.RefuseAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         // The Floodgate authentication handler may have run first (UseAuthentication before UseFloodgate) and left the
         // identity it resolved here; otherwise the handler, running later, finds the middleware's.
         if (context.Features.Get<IFloodgateFeature>() is not FloodgateFeature feature)
@@ -142,6 +159,12 @@ public sealed partial class FloodgateMiddleware
         var identity = default(IdentityResult);
         var resolved = settings.HasEdgeRules && !settings.EdgeReadsIdentity && TryResolveCached(context, settings, feature, out identity);
         var admitted = resolved && Admit(request, identity, settings);
+        if (admitted && AfterIdentity(context, identity, ref access, ref settings) is var refusal and not IdentityRefusal.None)
+        {
+            await RefuseAfterIdentityAsync(context, settings, refusal, step).ConfigureAwait(false);
+            return;
+        }
+
         var edgeFirst = settings.HasEdgeRules && !admitted;
         RateLimitResult edge = default;
         if (edgeFirst)
@@ -174,6 +197,12 @@ public sealed partial class FloodgateMiddleware
                     await RefuseAsync(context, identity).ConfigureAwait(false);
                     return;
                 }
+
+                if (AfterIdentity(context, identity, ref access, ref settings) is var refused and not IdentityRefusal.None)
+                {
+                    await RefuseAfterIdentityAsync(context, settings, refused, step).ConfigureAwait(false);
+                    return;
+                }
             }
 
             feature.Identity = identity;
@@ -200,6 +229,12 @@ public sealed partial class FloodgateMiddleware
 
             // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.
             engine.RenewLeases(result);
+
+            if (settings.RateLimitIds is { } issuer && issuer.IsIssuePath(context.Request.Path))
+            {
+                await issuer.IssueAsync(context, identity).ConfigureAwait(false);
+                return;
+            }
 
             // Reservations are settled when the response ends, with the usage it reported (docs/cost.md).
             await ResponseCosts.InvokeAsync(_next, request, engine, result, settings.Policy).ConfigureAwait(false);
