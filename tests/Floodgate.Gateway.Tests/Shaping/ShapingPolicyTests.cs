@@ -34,6 +34,27 @@ public sealed class ShapingPolicyTests
         Assert.Equal(1000, rules.Single(r => r.Name == "all").Limit!.Burst);
     }
 
+    [Fact]
+    public void The_example_of_the_shaping_page_loads()
+    {
+        // docs/shaping.md's policy, as written there.
+        var policy = PolicyLoader.Parse("""
+            upstream: http://127.0.0.1:5000
+            edge:
+              - name: login-exact
+                match: { method: POST, route: /login }
+                algorithm: sliding_log          # exact: at most 5 in any 15 minutes, whenever they came
+                limit: 5/15min
+            user:
+              - name: export-meter
+                algorithm: leaky_bucket         # a bucket of 20 that leaks 2 a second; what does not fit is rejected
+                limit: 2/s
+                burst: 20
+            """, "shaping.yaml");
+        Assert.Equal("sliding_log 5/15min", policy.Floodgate.Policy.Rules.Single(r => r.Name == "login-exact").Limit!.ToString());
+        Assert.Equal("leaky_bucket 2/s burst 20", policy.Floodgate.Policy.Rules.Single(r => r.Name == "export-meter").Limit!.ToString());
+    }
+
     [Theory]
     [InlineData("algorithm: sliding_log\n    limit: 1001/min", "p.yaml:6:12: user[0].limit: The amount of 1001/min is beyond 1000, the most a sliding_log keeps")]
     [InlineData("algorithm: sliding_log\n    limit: 10/s\n    burst: 3", "user[0].burst: burst applies only to gcra (token bucket) and leaky_bucket limits.")]
