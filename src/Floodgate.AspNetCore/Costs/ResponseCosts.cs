@@ -35,17 +35,20 @@ internal static class ResponseCosts
     /// Calls <paramref name="next"/> for an admitted request; when <paramref name="result"/> holds reservations, with its
     /// usage scanned from the response and its cost report on the features, and settles it when the response ends.
     /// </summary>
-    public static Task InvokeAsync(RequestDelegate next, HttpRequestContext request, RateLimitEngine engine, RateLimitResult result, RateLimitPolicy policy)
+    public static ValueTask InvokeAsync(RequestDelegate next, HttpRequestContext request, RateLimitEngine engine, RateLimitResult result, RateLimitPolicy policy)
     {
         if (!result.HasReservations || CostPlan.Of(policy) is not { } plan)
         {
-            return next(request.HttpContext);
+            return new ValueTask(next(request.HttpContext));
         }
 
         return RunAsync(next, request, engine, result, plan);
     }
 
-    private static async Task RunAsync(RequestDelegate next, HttpRequestContext request, RateLimitEngine engine, RateLimitResult result, CostPlan plan)
+    // Its state (the result, the report, the body) would be a few hundred bytes a request: the box is pooled, as the
+    // caller awaits it once.
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
+    private static async ValueTask RunAsync(RequestDelegate next, HttpRequestContext request, RateLimitEngine engine, RateLimitResult result, CostPlan plan)
     {
         var context = request.HttpContext;
         var report = new CostReport();
@@ -55,15 +58,20 @@ internal static class ResponseCosts
             report.Model ??= rule.Costs!.ModelField is { } field ? request.GetField(field) : null;
         }
 
-        var feature = new Feature(report);
         var features = context.Features;
-        features.Set<ICostReportFeature>(feature);
         var originalBody = features.Get<IHttpResponseBodyFeature>();
         UsageScanner? scanner = null;
         if (plan.ReadsBody && originalBody is not null)
         {
-            scanner = new UsageScanner(report);
-            features.Set<IHttpResponseBodyFeature>(new UsageScanningBody(originalBody, context.Response, scanner));
+            // The body is the report's feature too: one object less a request.
+            scanner = new UsageScanner(report, plan.ReadsModel);
+            var body = new UsageScanningBody(originalBody, context.Response, scanner, report);
+            features.Set<IHttpResponseBodyFeature>(body);
+            features.Set<ICostReportFeature>(body);
+        }
+        else
+        {
+            features.Set<ICostReportFeature>(new Feature(report));
         }
 
         var completion = RequestCompletion.Completed;

@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
+using Floodgate.Costs;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Floodgate.AspNetCore.Costs;
@@ -14,20 +15,25 @@ namespace Floodgate.AspNetCore.Costs;
 /// writers of <see cref="HttpResponse.BodyWriter"/>. Flushes pass straight through, so an event reaches the client when
 /// its writer flushes it.
 /// </remarks>
-internal sealed class UsageScanningBody : Stream, IHttpResponseBodyFeature
+internal sealed class UsageScanningBody : Stream, IHttpResponseBodyFeature, ICostReportFeature
 {
     private readonly IHttpResponseBodyFeature _inner;
+    private readonly Stream _innerStream;
     private readonly HttpResponse _response;
     private readonly UsageScanner _scanner;
     private PipeWriter? _writer;
     private bool? _scans;
 
-    public UsageScanningBody(IHttpResponseBodyFeature inner, HttpResponse response, UsageScanner scanner)
+    public UsageScanningBody(IHttpResponseBodyFeature inner, HttpResponse response, UsageScanner scanner, CostReport report)
     {
         _inner = inner;
+        _innerStream = inner.Stream;
         _response = response;
         _scanner = scanner;
+        Report = report;
     }
+
+    public CostReport Report { get; }
 
     public Stream Stream => this;
 
@@ -68,29 +74,43 @@ internal sealed class UsageScanningBody : Stream, IHttpResponseBodyFeature
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
-        _inner.Stream.Write(buffer);
+        _innerStream.Write(buffer);
         Scan(buffer);
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        // The client first: the scan never delays a byte.
-        await _inner.Stream.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        // The client first: the scan never delays a byte. A write that completes at once (the usual case: the server
+        // buffers it) costs no state machine.
+        var write = _innerStream.WriteAsync(buffer, cancellationToken);
+        if (!write.IsCompletedSuccessfully)
+        {
+            return ScanAfterAsync(write, buffer);
+        }
+
+        write.GetAwaiter().GetResult();
         Scan(buffer.Span);
+        return default;
     }
 
-    public override void Flush() => _inner.Stream.Flush();
+    public override void Flush() => _innerStream.Flush();
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.Stream.FlushAsync(cancellationToken);
+    public override Task FlushAsync(CancellationToken cancellationToken) => _innerStream.FlushAsync(cancellationToken);
 
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
     public override void SetLength(long value) => throw new NotSupportedException();
+
+    private async ValueTask ScanAfterAsync(ValueTask write, ReadOnlyMemory<byte> buffer)
+    {
+        await write.ConfigureAwait(false);
+        Scan(buffer.Span);
+    }
 
     private void Scan(ReadOnlySpan<byte> bytes)
     {
