@@ -1,6 +1,5 @@
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Http;
-using Floodgate.Costs;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Floodgate.AspNetCore.Costs;
@@ -15,7 +14,7 @@ namespace Floodgate.AspNetCore.Costs;
 /// writers of <see cref="HttpResponse.BodyWriter"/>. Flushes pass straight through, so an event reaches the client when
 /// its writer flushes it.
 /// </remarks>
-internal sealed class UsageScanningBody : Stream, IHttpResponseBodyFeature, ICostReportFeature
+internal sealed class UsageScanningBody : Stream, IHttpResponseBodyFeature
 {
     private readonly IHttpResponseBodyFeature _inner;
     private readonly Stream _innerStream;
@@ -24,16 +23,13 @@ internal sealed class UsageScanningBody : Stream, IHttpResponseBodyFeature, ICos
     private PipeWriter? _writer;
     private bool? _scans;
 
-    public UsageScanningBody(IHttpResponseBodyFeature inner, HttpResponse response, UsageScanner scanner, CostReport report)
+    public UsageScanningBody(IHttpResponseBodyFeature inner, HttpResponse response, UsageScanner scanner)
     {
         _inner = inner;
         _innerStream = inner.Stream;
         _response = response;
         _scanner = scanner;
-        Report = report;
     }
-
-    public CostReport Report { get; }
 
     public Stream Stream => this;
 
