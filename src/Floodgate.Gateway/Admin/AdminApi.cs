@@ -30,6 +30,7 @@ internal static class AdminApi
             .WithSummary("The gateway's policy and store, and the admin token the request was made with.");
         OverrideRoutes.Map(group, runtime, time, audit);
         UsageRoutes.Map(group, runtime, time);
+        Keys.KeyRoutes.Map(group, runtime, time, audit);
         return group;
     }
 

@@ -124,7 +124,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             sp.GetRequiredService<ILoggerFactory>()));
         var proxy = builder.Build();
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
-        runtime.UseOverrides(opened.Overrides);
+        runtime.UseBesideStore(opened);
         try
         {
             if (runtime.ValidateProxy(policy) is { Count: > 0 } proxyErrors)
@@ -155,7 +155,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             pipeline.UseSessionAffinity();
             pipeline.UseLoadBalancing();
             pipeline.UsePassiveHealthChecks();
-        });
+        }).ConfigureEndpoints(static (endpoint, route) => Gateway.Policy.Sections.ApiKeysSection.AcceptCredentials(endpoint, route));
 
         WebApplication? admin = null;
         WebApplication? envoy = null;

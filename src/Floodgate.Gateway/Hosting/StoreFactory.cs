@@ -1,3 +1,4 @@
+using Floodgate.ApiKeys;
 using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
 using Floodgate.Overrides;
@@ -24,16 +25,17 @@ internal static class StoreFactory
         string kind;
         IDisposable? owned;
         IOverrideStore overrides;
+        IApiKeyStore keys;
         try
         {
-            (store, kind, owned, overrides) = Create(policy, time, loggerFactory);
+            (store, kind, owned, overrides, keys) = Create(policy, time, loggerFactory);
         }
         catch (Exception e)
         {
             throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
         }
 
-        return new OpenedStore(Instrument(store, kind), kind, owned, overrides);
+        return new OpenedStore(Instrument(store, kind), kind, owned, overrides) { ApiKeys = keys };
     }
 
     /// <summary><paramref name="store"/>, timed (<c>floodgate.store.duration</c>) unless it decides in process.</summary>
@@ -42,7 +44,7 @@ internal static class StoreFactory
 
     /// <summary>The store of the options the policy's <c>store</c> section read.</summary>
     /// <exception cref="ArgumentException">The store cannot be opened with these settings (the caller names the file).</exception>
-    private static (IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
+    private static (IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides, IApiKeyStore ApiKeys) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(loggerFactory);
@@ -60,21 +62,26 @@ internal static class StoreFactory
                 throw;
             }
 
-            return (store, "redis", new OwnedTogether(store, overrides), overrides);
+            // The API keys share the overrides' connection, and are disposed first: they write their last uses on it.
+            var keys = new RedisApiKeyStore(overrides.Connection, redis.KeyPrefix, time, loggerFactory.CreateLogger<RedisApiKeyStore>());
+            return (store, "redis", new OwnedTogether(store, keys, overrides), overrides, keys);
         }
 
         var memory = policy.MemoryStore ?? new MemoryStoreOptions();
         memory.Validate();
-        return (new MemoryStore(memory, time), "memory", null, new MemoryOverrideStore(time));
+        return (new MemoryStore(memory, time), "memory", null, new MemoryOverrideStore(time), new MemoryApiKeyStore());
     }
 }
 
 /// <summary>
 /// A store opened from a policy: what decides (timed when remote), its kind, what must be disposed, and where the
-/// subjects' overrides live beside it.
+/// subjects' overrides and the API keys live beside it.
 /// </summary>
 internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides)
 {
+    /// <summary>Where the API keys live beside the store: in process, or in its Redis.</summary>
+    public IApiKeyStore ApiKeys { get; init; } = new MemoryApiKeyStore();
+
     /// <summary>The Redis store among what was opened, if the policy names Redis.</summary>
     public RedisStore? Redis => Owned switch
     {

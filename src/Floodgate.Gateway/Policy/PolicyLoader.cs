@@ -18,6 +18,7 @@ public static class PolicyLoader
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
         "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin",
+        "api_keys",
     ];
 
     /// <summary>
@@ -74,6 +75,7 @@ public static class PolicyLoader
         RulesSection.Read(reader, root, new RuleSection(reader, plans, plans.DefaultPlan ?? identity.Jwt?.DefaultPlan, store), floodgate);
         HttpSection.Read(reader, root, floodgate);
         var adminTokens = AdminSection.Read(reader, root);
+        var apiKeys = ApiKeysSection.Read(reader, root, plans, identity.Jwt is not null);
         if (reader.Errors.Count == 0)
         {
             // The middleware's own checks, so that what the loader accepts the middleware takes; the sections have
@@ -101,7 +103,8 @@ public static class PolicyLoader
             Floodgate = floodgate,
             Jwt = identity.Jwt,
             KeyFiles = identity.KeyFiles,
-            IdentityVersion = identity.Version,
+            IdentityVersion = identity.Version + apiKeys.Version,
+            ApiKeys = apiKeys.Options,
             MemoryStore = store.Memory,
             RedisStore = store.Redis,
             AdminTokens = adminTokens,

@@ -34,6 +34,7 @@ internal static class AdminCommand
         admin.Add(Plan(output, error));
         admin.Add(Usage(output, error));
         admin.Add(Override(output, error));
+        admin.Add(KeyCommand.Create(output, error));
         return admin;
     }
 
@@ -139,7 +140,7 @@ internal static class AdminCommand
         return command;
     }
 
-    private static async Task<int> CallAsync(ParseResult result, TextWriter output, TextWriter error, HttpMethod method, string path, object? body, CancellationToken cancel, Func<JsonElement, string> human)
+    internal static async Task<int> CallAsync(ParseResult result, TextWriter output, TextWriter error, HttpMethod method, string path, object? body, CancellationToken cancel, Func<JsonElement, string> human)
     {
         var token = result.GetValue(Token) ?? Environment.GetEnvironmentVariable("FLOODGATE_ADMIN_TOKEN");
         if (result.GetValue(TokenFile) is { } file)
@@ -200,8 +201,8 @@ internal static class AdminCommand
         return $"{Text(value, "subject")}: plan {Text(value, "plan") ?? "(its claim or the default)"}{rates}{until}";
     }
 
-    private static string? Text(JsonElement json, string name) =>
+    internal static string? Text(JsonElement json, string name) =>
         json.ValueKind == JsonValueKind.Object && json.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
-    private static string Escape(string subject) => Uri.EscapeDataString(subject);
+    internal static string Escape(string subject) => Uri.EscapeDataString(subject);
 }
