@@ -182,6 +182,8 @@ public sealed partial class FloodgateMiddleware
         // Every lease taken is released exactly once, whatever happens next: the edge's alone until the other tiers
         // have been evaluated, then the combined result's (which holds the edge's too).
         var held = edge;
+        ResponseCosts.CostStep? costs = null;
+        var served = false;
         try
         {
             if (!admitted)
@@ -237,7 +239,9 @@ public sealed partial class FloodgateMiddleware
             }
 
             // Reservations are settled when the response ends, with the usage it reported (docs/cost.md).
-            await ResponseCosts.InvokeAsync(_next, request, engine, result, settings.Policy).ConfigureAwait(false);
+            costs = ResponseCosts.Start(request, result, settings.Policy);
+            await _next(context).ConfigureAwait(false);
+            served = true;
         }
         finally
         {
@@ -246,11 +250,12 @@ public sealed partial class FloodgateMiddleware
                 await engine.ReleaseAsync(held, CancellationToken.None).ConfigureAwait(false);
             }
 
-            // A request refused after a reservation (by identity, or a later tier) was never served: refunded. A request
-            // served was settled already, and is not settled twice.
+            // A request refused after a reservation (by identity, or a later tier) was never served: refunded. Not the
+            // request's token: the request has ended, and its settlement must still reach the store.
             if (held.HasReservations)
             {
-                await engine.SettleAsync(held, null, Floodgate.Costs.RequestCompletion.NotServed, CancellationToken.None).ConfigureAwait(false);
+                var completion = costs?.End(threw: !served) ?? Floodgate.Costs.RequestCompletion.NotServed;
+                await engine.SettleAsync(held, costs?.Report, completion, CancellationToken.None).ConfigureAwait(false);
             }
         }
     }
