@@ -1,5 +1,6 @@
 using Floodgate.Gateway.Admin.Auth;
 using Floodgate.Gateway.Admin.Bans;
+using Floodgate.Gateway.Admin.KeyState;
 using Floodgate.Gateway.Admin.Overrides;
 using Floodgate.Gateway.Admin.Usage;
 using Floodgate.Gateway.Hosting;
@@ -32,6 +33,7 @@ internal static class AdminApi
         OverrideRoutes.Map(group, runtime, time, audit);
         UsageRoutes.Map(group, runtime, time);
         BanRoutes.Map(group, runtime, time, audit);
+        KeyStateRoutes.Map(group, runtime, time, audit);
         return group;
     }
 
