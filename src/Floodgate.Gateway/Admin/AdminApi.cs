@@ -1,5 +1,6 @@
 using Floodgate.Gateway.Admin.Auth;
 using Floodgate.Gateway.Admin.Bans;
+using Floodgate.Gateway.Admin.Events;
 using Floodgate.Gateway.Admin.KeyState;
 using Floodgate.Gateway.Admin.Overrides;
 using Floodgate.Gateway.Admin.Usage;
@@ -34,6 +35,7 @@ internal static class AdminApi
         UsageRoutes.Map(group, runtime, time);
         BanRoutes.Map(group, runtime, time, audit);
         KeyStateRoutes.Map(group, runtime, time, audit);
+        EventRoutes.Map(group, runtime);
         return group;
     }
 

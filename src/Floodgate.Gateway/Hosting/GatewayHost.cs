@@ -126,6 +126,8 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
         runtime.UseOverrides(opened.Overrides);
         runtime.UseBans(opened);
+        runtime.Events = new Events.ThresholdEvents(policy.Events, () => runtime.Thresholds, runtime.Logger, time);
+        runtime.Floodgate.Engine.ThresholdObserver = runtime.Events;
         try
         {
             if (runtime.ValidateProxy(policy) is { Count: > 0 } proxyErrors)
@@ -245,6 +247,12 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         Log.Stopped(Runtime.Logger, Stopwatch.GetElapsedTime(started).TotalSeconds);
         await WebApps.StopAsync(_admin).ConfigureAwait(false);
+        Runtime.Floodgate.Engine.ThresholdObserver = null;
+        if (Runtime.Events is { } events)
+        {
+            await events.DisposeAsync().ConfigureAwait(false);
+        }
+
         _certificate?.Dispose();
         _store.Dispose();
     }

@@ -17,7 +17,7 @@ public static class PolicyLoader
     private static readonly string[] TopLevel =
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
-        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin",
+        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin", "events",
     ];
 
     /// <summary>
@@ -74,6 +74,7 @@ public static class PolicyLoader
         RulesSection.Read(reader, root, new RuleSection(reader, plans, plans.DefaultPlan ?? identity.Jwt?.DefaultPlan, store), floodgate);
         HttpSection.Read(reader, root, floodgate);
         var adminTokens = AdminSection.Read(reader, root);
+        var events = EventsSection.Read(reader, root);
         if (reader.Errors.Count == 0)
         {
             // The middleware's own checks, so that what the loader accepts the middleware takes; the sections have
@@ -105,6 +106,7 @@ public static class PolicyLoader
             MemoryStore = store.Memory,
             RedisStore = store.Redis,
             AdminTokens = adminTokens,
+            Events = events,
             Routes = routes,
             Clusters = clusters,
         };
