@@ -58,6 +58,9 @@ public sealed class GatewayPolicy
     /// <summary>The admin tokens (<c>admin.tokens</c>), secrets read from their files or environment variables; none by default.</summary>
     internal Admin.Auth.AdminTokenSet AdminTokens { get; init; } = Admin.Auth.AdminTokenSet.None;
 
+    /// <summary>Where threshold events are sent: the <c>events</c> section.</summary>
+    internal Events.ThresholdEventSettings Events { get; init; } = Gateway.Events.ThresholdEventSettings.None;
+
     /// <summary>The proxy's routes.</summary>
     public required IReadOnlyList<RouteConfig> Routes { get; init; }
 

@@ -17,7 +17,7 @@ public static class PolicyLoader
     private static readonly string[] TopLevel =
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
-        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin",
+        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin", "events",
         "api_keys",
         "bypass", "deny", "ratelimit_id",
     ];
@@ -80,6 +80,7 @@ public static class PolicyLoader
         var secrets = new SecretSources(reader);
         AccessSection.Read(reader, root, secrets, floodgate);
         RateLimitIdSection.Read(reader, root, secrets, floodgate);
+        var events = EventsSection.Read(reader, root);
         if (reader.Errors.Count == 0)
         {
             // The middleware's own checks, so that what the loader accepts the middleware takes; the sections have
@@ -114,6 +115,7 @@ public static class PolicyLoader
             MemoryStore = store.Memory,
             RedisStore = store.Redis,
             AdminTokens = adminTokens,
+            Events = events,
             Routes = routes,
             Clusters = clusters,
         };

@@ -388,6 +388,11 @@ public sealed partial class RateLimitEngine
                 (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId, batch.Rules[i].Name);
             }
 
+            if (stored.Committed && batch.Rules[i].Thresholds is { } thresholds)
+            {
+                CheckThresholds(batch.Rules[i], thresholds, check, stored, request);
+            }
+
             if (stored.Committed && batch.Rules[i].Costs is not null && check.Limit.Algorithm != LimitAlgorithm.Concurrency)
             {
                 (evaluation.Costs ??= new CostBag()).Add(check, batch.Rules[i]);

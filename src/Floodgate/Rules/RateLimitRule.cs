@@ -114,6 +114,13 @@ public sealed class RateLimitRule
         }
     }
 
+    /// <summary>
+    /// Percentages of the limit (1 to 100, such as 80 and 100) whose crossing by a subject raises a threshold event
+    /// (<see cref="Events.IThresholdObserver"/>), at most once per subject and period; <see langword="null"/> for none.
+    /// Read from what each admitted decision already returns: no store call of its own.
+    /// </summary>
+    public IReadOnlyList<int>? Thresholds { get; init; }
+
     /// <summary>Whether the rule enforces or only observes.</summary>
     public RuleMode Mode { get; init; } = RuleMode.Enforce;
 

@@ -29,13 +29,14 @@ internal static partial class AdminCommand
 
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var admin = new Command("admin", "Call a running gateway's admin API: overrides, plans, usage, bans.") { Address, Token, TokenFile, Json };
+        var admin = new Command("admin", "Call a running gateway's admin API: overrides, plans, usage, bans, key state.") { Address, Token, TokenFile, Json };
         admin.Add(Status(output, error));
         admin.Add(Plan(output, error));
         admin.Add(Usage(output, error));
         admin.Add(Override(output, error));
         admin.Add(KeyCommand.Create(output, error));
         admin.Add(Bans(output, error));
+        admin.Add(Key(output, error));
         return admin;
     }
 
