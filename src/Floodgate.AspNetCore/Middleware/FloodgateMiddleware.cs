@@ -56,6 +56,7 @@ public sealed partial class FloodgateMiddleware
     private static readonly Counter<long> Unauthorized = Meter.CreateCounter<long>("floodgate.identity.rejections", "{request}", "Requests refused by the identity step, by reason: 401 (the RFC 6750 error, or anonymous) or 503 (unavailable).");
     private static readonly Counter<long> Banned = Meter.CreateCounter<long>("floodgate.bans.rejections", "{request}", "Requests rejected because their client IP is banned, by rule.");
     private static readonly Counter<long> BansStarted = Meter.CreateCounter<long>("floodgate.bans.started", "{ban}", "Bans started, by rule.");
+    private static readonly Counter<long> BansUnlisted = Meter.CreateCounter<long>("floodgate.bans.unlisted", "{ban}", "Bans an edge rule started that could not be listed in the ban store (full, or unreachable), by reason.");
 
     private readonly RequestDelegate _next;
     private readonly FloodgateRuntime _runtime;
@@ -140,6 +141,13 @@ public sealed partial class FloodgateMiddleware
             context.Features.Set<IFloodgateFeature>(feature);
         }
 
+        // A ban set at runtime on the client's address is a local lookup: answered before anything is read or decided.
+        if (FindAddressBan(engine.Bans, request, settings) is { } addressBan)
+        {
+            await RefuseBannedAsync(context, addressBan, settings, step).ConfigureAwait(false);
+            return;
+        }
+
         // The body fields cost rules reserve by (max_tokens...), read before any decision that reserves by them.
         await ResponseCosts.ReadFieldsAsync(settings.Policy, request, aborted).ConfigureAwait(false);
 
@@ -174,6 +182,8 @@ public sealed partial class FloodgateMiddleware
         // Every lease taken is released exactly once, whatever happens next: the edge's alone until the other tiers
         // have been evaluated, then the combined result's (which holds the edge's too).
         var held = edge;
+        ResponseCosts.CostStep? costs = null;
+        var served = false;
         try
         {
             if (!admitted)
@@ -198,6 +208,12 @@ public sealed partial class FloodgateMiddleware
             }
 
             feature.Identity = identity;
+            if (FindSubjectBan(engine.Bans, identity) is { } subjectBan)
+            {
+                await RefuseBannedAsync(context, subjectBan, settings, step).ConfigureAwait(false);
+                return;
+            }
+
             var first = admitted ? RateLimitTier.Edge : RateLimitTier.User;
             var (rest, bannedBy) = await EvaluateAsync(engine, settings, request, first, RateLimitTier.Global, probes, step, aborted).ConfigureAwait(false);
             var result = edgeFirst ? RateLimitResult.Combine(edge, rest) : rest;
@@ -223,7 +239,9 @@ public sealed partial class FloodgateMiddleware
             }
 
             // Reservations are settled when the response ends, with the usage it reported (docs/cost.md).
-            await ResponseCosts.InvokeAsync(_next, request, engine, result, settings.Policy).ConfigureAwait(false);
+            costs = ResponseCosts.Start(request, result, settings.Policy);
+            await _next(context).ConfigureAwait(false);
+            served = true;
         }
         finally
         {
@@ -232,11 +250,12 @@ public sealed partial class FloodgateMiddleware
                 await engine.ReleaseAsync(held, CancellationToken.None).ConfigureAwait(false);
             }
 
-            // A request refused after a reservation (by identity, or a later tier) was never served: refunded. A request
-            // served was settled already, and is not settled twice.
+            // A request refused after a reservation (by identity, or a later tier) was never served: refunded. Not the
+            // request's token: the request has ended, and its settlement must still reach the store.
             if (held.HasReservations)
             {
-                await engine.SettleAsync(held, null, Floodgate.Costs.RequestCompletion.NotServed, CancellationToken.None).ConfigureAwait(false);
+                var completion = costs?.End(threw: !served) ?? Floodgate.Costs.RequestCompletion.NotServed;
+                await engine.SettleAsync(held, costs?.Report, completion, CancellationToken.None).ConfigureAwait(false);
             }
         }
     }
@@ -337,10 +356,12 @@ public sealed partial class FloodgateMiddleware
         {
             if (ReferenceEquals(ban.Rule, rule))
             {
-                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, ClientAddress.Name(ip, settings.Policy.Ipv6PrefixLength)), 1), aborted).ConfigureAwait(false);
+                var name = ClientAddress.Name(ip, settings.Policy.Ipv6PrefixLength);
+                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, name), 1), aborted).ConfigureAwait(false);
                 if (outcome.Committed)
                 {
                     BansStarted.Add(1, new KeyValuePair<string, object?>("rule", rule.Name));
+                    ListBan(_runtime.Engine.Bans, ban, name);
                 }
 
                 return;

@@ -124,7 +124,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             sp.GetRequiredService<ILoggerFactory>()));
         var proxy = builder.Build();
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
-        runtime.UseOverrides(opened.Overrides);
+        runtime.UseBesideStore(opened);
         if (certificate is not null)
         {
             // Asked only while a bypass rule of the policy in force matches client certificates (docs/edge.md).
@@ -161,7 +161,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             pipeline.UseSessionAffinity();
             pipeline.UseLoadBalancing();
             pipeline.UsePassiveHealthChecks();
-        });
+        }).ConfigureEndpoints(static (endpoint, route) => Gateway.Policy.Sections.ApiKeysSection.AcceptCredentials(endpoint, route));
 
         WebApplication? admin = null;
         WebApplication? envoy = null;

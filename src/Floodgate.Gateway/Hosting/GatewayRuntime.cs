@@ -3,6 +3,7 @@ using Floodgate.AspNetCore.Middleware;
 using Floodgate.Gateway.Identity;
 using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
+using Floodgate.Bans;
 using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Overrides;
@@ -73,6 +74,16 @@ internal sealed partial class GatewayRuntime
         Floodgate.Engine.Overrides = overrides;
     }
 
+    /// <summary>Where the bans live: beside the store in force (in process, or in its Redis).</summary>
+    public IBanStore Bans { get; private set; } = new MemoryBanStore();
+
+    /// <summary>Puts the bans <paramref name="opened"/> keeps (in process for a store the host gave) in force, for the middleware's lookups and the admin API.</summary>
+    internal void UseBans(OpenedStore opened)
+    {
+        Bans = opened.Bans ?? new MemoryBanStore(_time);
+        Floodgate.Engine.Bans = Bans;
+    }
+
     public int Reloads { get; private set; }
 
     /// <summary>Opens the store a reload names; tests wrap it to see what becomes of the stores a reload opens.</summary>
@@ -100,8 +111,11 @@ internal sealed partial class GatewayRuntime
         set => Volatile.Write(ref _shuttingDown, value);
     }
 
-    public void ApplyIdentity(JwtIdentityOptions? jwt) =>
-        InstallIdentity(jwt is null ? null : IdentityFactory.Create(jwt, _time, _loggerFactory));
+    public void ApplyIdentity(JwtIdentityOptions? jwt)
+    {
+        var tokens = jwt is null ? null : IdentityFactory.Create(jwt, _time, _loggerFactory);
+        InstallIdentity(WithApiKeys(tokens, Policy.ApiKeys) ?? (IIdentityResolver?)tokens);
+    }
 
     /// <summary>
     /// At start, fetches the keys of the identity provider the policy trusts, waiting up to
@@ -110,7 +124,7 @@ internal sealed partial class GatewayRuntime
     /// </summary>
     public async Task FetchIdentityKeysAsync(CancellationToken cancellationToken)
     {
-        if (_identity.Current is JwtIdentityResolver resolver
+        if (JwtResolver is { } resolver
             && await IdentityFactory.FetchKeysAsync(resolver, null, cancellationToken).ConfigureAwait(false) is { } problem)
         {
             Log.StartingWithoutKeys(Logger, problem);
@@ -195,7 +209,7 @@ internal sealed partial class GatewayRuntime
             {
                 // The new resolver keeps the key source in force (its keys, even through an identity provider outage)
                 // when the policy names the same one; a new source must deliver its keys before it is put in force.
-                var previous = _identity.Current as JwtIdentityResolver;
+                var previous = JwtResolver;
                 var resolver = IdentityFactory.Create(next.Jwt, _time, _loggerFactory, previous);
                 identity = resolver;
                 if (IdentityFactory.FetchKeysAsync(resolver, previous, CancellationToken.None).GetAwaiter().GetResult() is { } problem)
@@ -232,14 +246,14 @@ internal sealed partial class GatewayRuntime
 
         if (identityChanged)
         {
-            InstallIdentity(identity);
+            InstallIdentity(WithApiKeys(identity, next.ApiKeys) ?? identity);
         }
 
         if (store is { } opened)
         {
             // False only when the host is stopping, and then the new store is already closed.
             _ = _store.Switch(opened.Store, opened.Kind, opened.Owned, _storeRetirement);
-            UseOverrides(opened.Overrides);
+            UseBesideStore(opened);
             _storeRetirement = RetirementOf(next);
         }
         else

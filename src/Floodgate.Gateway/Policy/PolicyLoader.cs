@@ -18,6 +18,7 @@ public static class PolicyLoader
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
         "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin",
+        "api_keys",
         "bypass", "deny", "ratelimit_id",
     ];
 
@@ -75,6 +76,7 @@ public static class PolicyLoader
         RulesSection.Read(reader, root, new RuleSection(reader, plans, plans.DefaultPlan ?? identity.Jwt?.DefaultPlan, store), floodgate);
         HttpSection.Read(reader, root, floodgate);
         var adminTokens = AdminSection.Read(reader, root);
+        var apiKeys = ApiKeysSection.Read(reader, root, plans, identity.Jwt is not null);
         var secrets = new SecretSources(reader);
         AccessSection.Read(reader, root, secrets, floodgate);
         RateLimitIdSection.Read(reader, root, secrets, floodgate);
@@ -105,9 +107,10 @@ public static class PolicyLoader
             Floodgate = floodgate,
             Jwt = identity.Jwt,
             KeyFiles = identity.KeyFiles,
+            IdentityVersion = identity.Version + apiKeys.Version,
+            ApiKeys = apiKeys.Options,
             SecretFiles = secrets.Files,
             AsksClientCertificates = floodgate.Access.Bypass.Any(b => b.CertificateThumbprints.Count > 0),
-            IdentityVersion = identity.Version,
             MemoryStore = store.Memory,
             RedisStore = store.Redis,
             AdminTokens = adminTokens,

@@ -201,30 +201,9 @@ public sealed class MemoryStoreHitCountingTests : HitCountingSemantics
 [Collection(RedisCollection.Name)]
 public sealed class RedisHitCountingTests(RedisFixture redis) : HitCountingSemantics, IDisposable
 {
-    private readonly List<RedisStore> _stores = [];
+    private readonly FakeClockRedisStores _stores = new(redis.Server, "h");
 
-    protected override IRateLimitStore CreateStore(FakeTimeProvider time)
-    {
-        var store = RedisStore.Connect(new RedisStoreOptions
-        {
-            Configuration = redis.Server.Configuration,
-            KeyPrefix = "h" + Guid.NewGuid().ToString("N")[..10],
-            Timeout = TimeSpan.FromSeconds(5),
-            FailureMode = StoreFailureMode.Closed,
-        }, time);
-        lock (_stores)
-        {
-            _stores.Add(store);
-        }
+    protected override IRateLimitStore CreateStore(FakeTimeProvider time) => _stores.Create(time);
 
-        return new FakeClockRedisStore(store, time);
-    }
-
-    public void Dispose()
-    {
-        foreach (var store in _stores)
-        {
-            store.Dispose();
-        }
-    }
+    public void Dispose() => _stores.Dispose();
 }

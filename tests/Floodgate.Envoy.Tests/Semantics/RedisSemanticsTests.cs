@@ -12,24 +12,9 @@ namespace Floodgate.Envoy.Tests;
 [Collection(RedisCollection.Name)]
 public sealed class RedisSemanticsTests(RedisFixture redis) : ShouldRateLimitSemantics, IDisposable
 {
-    private readonly List<RedisStore> _stores = [];
+    private readonly FakeClockRedisStores _stores = new(redis.Server, "e");
 
-    protected override IRateLimitStore CreateStore(FakeTimeProvider time)
-    {
-        var store = RedisStore.Connect(new RedisStoreOptions
-        {
-            Configuration = redis.Server.Configuration,
-            KeyPrefix = "e" + Guid.NewGuid().ToString("N")[..10],
-            Timeout = TimeSpan.FromSeconds(5),
-            FailureMode = StoreFailureMode.Closed,
-        }, time);
-        lock (_stores)
-        {
-            _stores.Add(store);
-        }
-
-        return new FakeClockRedisStore(store, time);
-    }
+    protected override IRateLimitStore CreateStore(FakeTimeProvider time) => _stores.Create(time);
 
     [Fact]
     public async Task On_the_redis_server_clock_a_fixed_window_counts_across_connections()
@@ -37,17 +22,9 @@ public sealed class RedisSemanticsTests(RedisFixture redis) : ShouldRateLimitSem
         // No fake clock here: the script reads the server's TIME, as in production. A day-long window keeps the test
         // away from a window boundary.
         const string Yaml = "domain: live\ndescriptors:\n  - key: user\n    rate_limit: { unit: day, requests_per_unit: 2 }\n";
-        var prefix = "e" + Guid.NewGuid().ToString("N")[..10];
-        RedisStore Store(TimeProvider _)
-        {
-            var store = RedisStore.Connect(new RedisStoreOptions { Configuration = redis.Server.Configuration, KeyPrefix = prefix, Timeout = TimeSpan.FromSeconds(5) });
-            lock (_stores)
-            {
-                _stores.Add(store);
-            }
-
-            return store;
-        }
+        var prefix = _stores.NewPrefix();
+        RedisStore Store(TimeProvider _) =>
+            _stores.Add(RedisStore.Connect(new RedisStoreOptions { Configuration = redis.Server.Configuration, KeyPrefix = prefix, Timeout = TimeSpan.FromSeconds(5) }));
 
         // Two service replicas sharing one Redis.
         await using var a = await EnvoyServer.StartAsync(Yaml, store: Store);
@@ -60,11 +37,5 @@ public sealed class RedisSemanticsTests(RedisFixture redis) : ShouldRateLimitSem
         Assert.Equal(RateLimitResponse.Types.Code.Ok, (await b.CallAsync("live", [("user", "bob")])).OverallCode);
     }
 
-    public void Dispose()
-    {
-        foreach (var store in _stores)
-        {
-            store.Dispose();
-        }
-    }
+    public void Dispose() => _stores.Dispose();
 }

@@ -44,6 +44,8 @@ internal static class UsageRoutes
                     Limits.LimitAlgorithm.SlidingWindow => "sliding_window",
                     Limits.LimitAlgorithm.FixedWindow => "fixed_window",
                     Limits.LimitAlgorithm.Quota => "quota",
+                    Limits.LimitAlgorithm.SlidingLog => "sliding_log",
+                    Limits.LimitAlgorithm.LeakyBucket => "leaky_bucket",
                     _ => "concurrency",
                 },
                 u.Limit.Rate.ToString(),

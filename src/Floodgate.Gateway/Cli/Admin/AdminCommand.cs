@@ -9,7 +9,7 @@ namespace Floodgate.Gateway.Cli.Admin;
 /// environment (<c>FLOODGATE_ADMIN_URL</c>, <c>FLOODGATE_ADMIN_TOKEN</c>); answers are printed for a person, or as the
 /// API's JSON with <c>--json</c>.
 /// </summary>
-internal static class AdminCommand
+internal static partial class AdminCommand
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
@@ -29,11 +29,13 @@ internal static class AdminCommand
 
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var admin = new Command("admin", "Call a running gateway's admin API: overrides, plans, usage.") { Address, Token, TokenFile, Json };
+        var admin = new Command("admin", "Call a running gateway's admin API: overrides, plans, usage, bans.") { Address, Token, TokenFile, Json };
         admin.Add(Status(output, error));
         admin.Add(Plan(output, error));
         admin.Add(Usage(output, error));
         admin.Add(Override(output, error));
+        admin.Add(KeyCommand.Create(output, error));
+        admin.Add(Bans(output, error));
         return admin;
     }
 
@@ -139,7 +141,7 @@ internal static class AdminCommand
         return command;
     }
 
-    private static async Task<int> CallAsync(ParseResult result, TextWriter output, TextWriter error, HttpMethod method, string path, object? body, CancellationToken cancel, Func<JsonElement, string> human)
+    internal static async Task<int> CallAsync(ParseResult result, TextWriter output, TextWriter error, HttpMethod method, string path, object? body, CancellationToken cancel, Func<JsonElement, string> human)
     {
         var token = result.GetValue(Token) ?? Environment.GetEnvironmentVariable("FLOODGATE_ADMIN_TOKEN");
         if (result.GetValue(TokenFile) is { } file)
@@ -200,8 +202,8 @@ internal static class AdminCommand
         return $"{Text(value, "subject")}: plan {Text(value, "plan") ?? "(its claim or the default)"}{rates}{until}";
     }
 
-    private static string? Text(JsonElement json, string name) =>
+    internal static string? Text(JsonElement json, string name) =>
         json.ValueKind == JsonValueKind.Object && json.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
-    private static string Escape(string subject) => Uri.EscapeDataString(subject);
+    internal static string Escape(string subject) => Uri.EscapeDataString(subject);
 }
