@@ -3,7 +3,7 @@
 # one, then the usage event and [DONE]), through the gateway on the memory store:
 #   (off) an edge rule that counts requests
 #   (on)  the same rule with a cost: it reserves 100 at admission, scans the stream for its usage, and settles
-# Requests/s from wrk (interleaved rounds, medians), then time to first byte from curl's time_starttransfer over
+# Requests/s from wrk (interleaved rounds in alternating order, medians), then time to first byte from curl's time_starttransfer over
 # sequential requests (one in flight: no queueing), medians and p99 per case.
 # Loopback only, fixed duration and counts; every process started is ended by PID.
 # Usage: bench/gateway/cost.sh [duration=5s] [connections=32] [threads=2] [rounds=3] [warmup=5s] [ttfb_requests=300]
@@ -61,8 +61,12 @@ declare -A port=([off]=$OFF [on]=$ON)
 for name in off on; do
   wrk -t"$threads" -c"$connections" -d"$warmup" "http://127.0.0.1:${port[$name]}/v1/chat/completions" >/dev/null
 done
+# The order alternates round by round (off then on, on then off): on a shared machine whose load drifts, the case that
+# always went first would be favoured.
 for round in $(seq 1 "$rounds"); do
-  for name in off on; do
+  order="off on"
+  [ $((round % 2)) -eq 0 ] && order="on off"
+  for name in $order; do
     echo "$name $(run_wrk "${port[$name]}")" | tee -a "$work/results"
   done
 done

@@ -16,12 +16,18 @@ namespace Floodgate.Client.Pacing;
 /// </remarks>
 internal sealed class Pacer
 {
+    /// <summary>The most slots a late timer makes up for at once.</summary>
+    internal const int MaxCatchUp = 10;
+
     private readonly Lock _lock = new();
     private readonly TimeProvider _time;
     private readonly double _frequency;
     private readonly Queue<TaskCompletionSource<Ticket>> _queue = new();
     private ITimer? _timer;
     private long _timerDue = long.MaxValue;
+
+    // Since when the queue has had someone waiting (long.MaxValue: it is empty): a slot that came after it was owed.
+    private long _queuedSince = long.MaxValue;
 
     private Mode _mode = Mode.Unknown;
     private bool _probing;
@@ -68,6 +74,11 @@ internal sealed class Pacer
             }
 
             var waiter = new TaskCompletionSource<Ticket>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_queue.Count == 0)
+            {
+                _queuedSince = now;
+            }
+
             _queue.Enqueue(waiter);
             Dispatch(now);
             return Admission.Queued(waiter, EstimateLocked(now, _queue.Count));
@@ -210,7 +221,7 @@ internal sealed class Pacer
             if (head.Task.IsCompleted)
             {
                 // Gave up waiting.
-                _queue.Dequeue();
+                Dequeue();
                 continue;
             }
 
@@ -224,12 +235,21 @@ internal sealed class Pacer
                 return;
             }
 
-            _queue.Dequeue();
+            Dequeue();
             if (!head.TrySetResult(ticket))
             {
                 // It gave up just now: take back what it was given.
                 Undo(ticket);
             }
+        }
+    }
+
+    private void Dequeue()
+    {
+        _queue.Dequeue();
+        if (_queue.Count == 0)
+        {
+            _queuedSince = long.MaxValue;
         }
     }
 
@@ -324,10 +344,19 @@ internal sealed class Pacer
         }
 
         var spacing = (long)Spacing(now);
-
-        // A slot given a little late (timer resolution, a busy thread pool) does not push back the ones after it, so the
-        // rate over time is the planned one; a slot missed by more than one spacing (nobody was waiting) starts afresh.
         var from = now - _nextSlot < spacing ? _nextSlot : now;
+        if (from == now && _queuedSince <= _nextSlot && spacing > 0)
+        {
+            // A slot someone was waiting for, given late by more than a spacing (a busy thread pool, a paused process):
+            // the slots missed meanwhile were owed, and go at once, as many as remain (which the server admits at once)
+            // and at most MaxCatchUp, so the rate over time stays the planned one. A slot nobody waited for (the pacer
+            // was idle) is not owed: the schedule starts afresh from the caller.
+            var owed = Math.Min(Math.Floor(_remaining) - 1, MaxCatchUp);
+            from = owed > 0 ? Math.Max(_nextSlot, now - (long)(owed * spacing)) : now;
+        }
+
+        // Slots keep their place in the schedule however late they are given (timer resolution, a busy thread pool), so
+        // a late one does not push back the ones after it.
         _remaining -= 1;
         _lastSlot = from;
         _nextSlot = from + spacing;

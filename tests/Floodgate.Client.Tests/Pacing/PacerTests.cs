@@ -133,6 +133,42 @@ public sealed class PacerTests
     }
 
     [Fact]
+    public void Slots_a_late_timer_missed_while_callers_waited_go_at_once_and_keep_the_schedule()
+    {
+        // 10/s with plenty left. The timer due at 0.1 s fires at 0.55 s (a busy thread pool): the slots of 0.1 to 0.5 s
+        // were owed to the callers waiting, and go at once; the next is at 0.6 s, as planned.
+        var pacer = Learned(Rate(100, 10, 90, 10));
+        Assert.True(pacer.Enter().IsNow);
+        var queued = Enumerable.Range(0, 19).Select(_ => pacer.Enter()).ToArray();
+        _time.Advance(TimeSpan.FromSeconds(0.55));
+        Assert.Equal(5, queued.Count(a => a.Waiter!.Task.IsCompletedSuccessfully));
+        Assert.Equal(TimeSpan.FromSeconds(0.05), pacer.Snapshot().NextIn);
+        _time.Advance(TimeSpan.FromSeconds(0.05));
+        Assert.Equal(6, queued.Count(a => a.Waiter!.Task.IsCompletedSuccessfully));
+
+        // At most what remains goes at once, and never more than MaxCatchUp.
+        var late = Learned(Rate(100, 10, 3, 10));
+        Assert.True(late.Enter().IsNow);
+        var waiting = Enumerable.Range(0, 5).Select(_ => late.Enter()).ToArray();
+        _time.Advance(TimeSpan.FromSeconds(3));
+        Assert.Equal(2, waiting.Count(a => a.Waiter!.Task.IsCompletedSuccessfully));
+    }
+
+    [Fact]
+    public void Slots_nobody_waited_for_are_not_made_up_for()
+    {
+        // An idle pacer owes nothing: after 5 s without a request, the next goes at once and the one after a spacing later
+        // (89 left over the 5 s to the reset when it went: 0.056 s).
+        var pacer = Learned(Rate(100, 10, 90, 10));
+        Assert.True(pacer.Enter().IsNow);
+        _time.Advance(TimeSpan.FromSeconds(5));
+        Assert.True(pacer.Enter().IsNow);
+        var next = pacer.Enter();
+        Assert.False(next.IsNow);
+        Assert.Equal(5.0 / 89, pacer.Snapshot().NextIn.TotalSeconds, 3);
+    }
+
+    [Fact]
     public void An_answer_counts_the_requests_sent_after_it_as_spent()
     {
         var pacer = Learned(Rate(100, 60, 100, 60));
