@@ -1,4 +1,5 @@
 using Floodgate.Gateway.Admin.Auth;
+using Floodgate.Gateway.Admin.Bans;
 using Floodgate.Gateway.Admin.Overrides;
 using Floodgate.Gateway.Admin.Usage;
 using Floodgate.Gateway.Hosting;
@@ -31,6 +32,7 @@ internal static class AdminApi
         OverrideRoutes.Map(group, runtime, time, audit);
         UsageRoutes.Map(group, runtime, time);
         Keys.KeyRoutes.Map(group, runtime, time, audit);
+        BanRoutes.Map(group, runtime, time, audit);
         return group;
     }
 

@@ -125,6 +125,12 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var proxy = builder.Build();
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
         runtime.UseBesideStore(opened);
+        if (certificate is not null)
+        {
+            // Asked only while a bypass rule of the policy in force matches client certificates (docs/edge.md).
+            certificate.AskForClientCertificate = () => runtime.Policy.AsksClientCertificates;
+        }
+
         try
         {
             if (runtime.ValidateProxy(policy) is { Count: > 0 } proxyErrors)

@@ -3,6 +3,7 @@ using Floodgate.AspNetCore.Middleware;
 using Floodgate.Gateway.Identity;
 using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
+using Floodgate.Bans;
 using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Overrides;
@@ -71,6 +72,16 @@ internal sealed partial class GatewayRuntime
     {
         Overrides = overrides;
         Floodgate.Engine.Overrides = overrides;
+    }
+
+    /// <summary>Where the bans live: beside the store in force (in process, or in its Redis).</summary>
+    public IBanStore Bans { get; private set; } = new MemoryBanStore();
+
+    /// <summary>Puts the bans <paramref name="opened"/> keeps (in process for a store the host gave) in force, for the middleware's lookups and the admin API.</summary>
+    internal void UseBans(OpenedStore opened)
+    {
+        Bans = opened.Bans ?? new MemoryBanStore(_time);
+        Floodgate.Engine.Bans = Bans;
     }
 
     public int Reloads { get; private set; }

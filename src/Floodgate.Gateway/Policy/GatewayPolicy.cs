@@ -31,6 +31,12 @@ public sealed class GatewayPolicy
     /// <summary>The key files <c>identity.jwt.keys</c> names, as written: watched, so that a rotated key is put in force.</summary>
     public IReadOnlyList<string> KeyFiles { get; init; } = [];
 
+    /// <summary>Whether a bypass rule matches client certificates: the TLS listener then asks clients for one.</summary>
+    public bool AsksClientCertificates { get; init; }
+
+    /// <summary>The files secrets are read from (a bypass header's, the rate-limit id's keys), full paths: watched, so that a rotated secret is put in force.</summary>
+    public IReadOnlyList<string> SecretFiles { get; init; } = [];
+
     /// <summary>
     /// A fingerprint of the <c>identity.jwt</c> section, the default plan it inherits, the key files' contents and the
     /// <c>api_keys</c> section (empty without the sections): a reload rebuilds the identity resolver only when it changes.

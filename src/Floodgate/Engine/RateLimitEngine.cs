@@ -42,6 +42,7 @@ public sealed partial class RateLimitEngine
     private readonly Counter<long> _decisions;
     private RateLimitPolicy _policy;
     private IOverrideStore? _overrides;
+    private Bans.IBanStore? _bans;
     private IRejectionObserver? _rejectionObserver;
     private readonly LogBudget _logBudget;
     private readonly LeaseRenewer _renewer;
@@ -82,6 +83,16 @@ public sealed partial class RateLimitEngine
     {
         get => Volatile.Read(ref _overrides);
         set => Volatile.Write(ref _overrides, value);
+    }
+
+    /// <summary>
+    /// The bans set at runtime (IP, network or subject), which the front doors look up locally before deciding
+    /// (<see cref="Bans.IBanStore.TryFind"/>); <see langword="null"/> for none.
+    /// </summary>
+    public Bans.IBanStore? Bans
+    {
+        get => Volatile.Read(ref _bans);
+        set => Volatile.Write(ref _bans, value);
     }
 
     /// <summary>Sees every rejection, enforced or shadow; <see langword="null"/> for none.</summary>

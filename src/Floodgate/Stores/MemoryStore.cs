@@ -36,7 +36,7 @@ namespace Floodgate.Stores;
 /// </para>
 /// </remarks>
 [SkipLocalsInit]
-public sealed class MemoryStore : IRateLimitStore
+public sealed class MemoryStore : IRateLimitStore, IResettableStore
 {
     private const int StackChecks = 32;
     private readonly Shard[] _shards;
@@ -138,6 +138,16 @@ public sealed class MemoryStore : IRateLimitStore
     /// <summary>Decides synchronously; see <see cref="IRateLimitStore.DecideAsync"/>.</summary>
     public void Decide(ReadOnlySpan<RateLimitCheck> checks, Span<StoreOutcome> outcomes) =>
         Decide(checks, outcomes, NowMicroseconds());
+
+    /// <inheritdoc/>
+    public ValueTask<bool> ResetAsync(RateLimitCheck check, CancellationToken cancellationToken = default)
+    {
+        var shard = ShardFor(check.Key.Identity);
+        lock (shard.StateLock)
+        {
+            return new ValueTask<bool>(shard.Reset(check.Key.Value));
+        }
+    }
 
     /// <inheritdoc/>
     public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default)

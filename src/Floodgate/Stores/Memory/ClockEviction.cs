@@ -173,7 +173,7 @@ internal sealed class ClockEviction(ShardTable table, LeaseSetPool leases, Slidi
     }
 
     /// <summary>Removes the key at <paramref name="slot"/>, forgetting its mark and giving back its lease set or log.</summary>
-    private void Remove(int slot)
+    public void Remove(int slot)
     {
         var removed = table.Remove(slot);
         if (removed.Exhausted)

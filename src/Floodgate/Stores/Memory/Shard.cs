@@ -195,6 +195,19 @@ internal sealed class Shard
         }
     }
 
+    /// <summary>Forgets <paramref name="key"/>'s state and leases; <see langword="false"/> when the shard does not hold it.</summary>
+    public bool Reset(UInt128 key)
+    {
+        var slot = _table.Find(key);
+        if (slot < 0)
+        {
+            return false;
+        }
+
+        _clock.Remove(slot);
+        return true;
+    }
+
     public void Release(UInt128 key, long leaseId)
     {
         var slot = _table.Find(key);
