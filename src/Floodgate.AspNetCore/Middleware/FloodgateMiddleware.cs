@@ -227,6 +227,13 @@ public sealed partial class FloodgateMiddleware
 
             step?.Finish("allowed", result.Decision);
 
+            // A leaky bucket queue gave the request a slot later than now: it waits for it on a timer, holding no
+            // thread. A client that goes away meanwhile ends the wait (its slot stays spent, as in nginx's limit_req).
+            if (result.Delay > TimeSpan.Zero)
+            {
+                await Task.Delay(result.Delay, _time, aborted).ConfigureAwait(false);
+            }
+
             RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders, settings.LegacyReset, _time);
 
             // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.

@@ -98,7 +98,11 @@ public static partial class LimitMath
             next = new LimitState(candidate, 0, 0);
         }
 
-        return new LimitOutcome(true, (now + tolerance - candidate) / interval, candidate - now, 0);
+        // A leaky bucket used as a queue: the request's slot starts where the bucket's last one ended.
+        return new LimitOutcome(true, (now + tolerance - candidate) / interval, candidate - now, 0)
+        {
+            DelayMicroseconds = limit.MaxDelay > TimeSpan.Zero ? baseline - now : 0,
+        };
     }
 
     /// <summary>A counter per window aligned to the Unix epoch; the count returns to 0 at each window start.</summary>

@@ -404,6 +404,7 @@ public sealed partial class RateLimitEngine
                 if (!check.IsShadow)
                 {
                     evaluation.Best = MoreConstrained(evaluation.Best, decision);
+                    evaluation.Delay = decision.Delay > evaluation.Delay ? decision.Delay : evaluation.Delay;
                 }
             }
             else if (check.IsShadow)
@@ -500,7 +501,8 @@ public sealed partial class RateLimitEngine
         public CostBag? Costs;
         public int DeniedPreCheck = -1;
         public StoreOutcome PreCheckOutcome;
+        public TimeSpan Delay;
 
-        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome, allowed ? Costs : null);
+        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome, allowed ? Costs : null, allowed ? Delay : TimeSpan.Zero);
     }
 }

@@ -40,8 +40,9 @@ public sealed class Limit
 
     private readonly QuotaCalendar? _calendar;
 
-    private Limit(LimitAlgorithm algorithm, Rate rate, long burst, TimeSpan leaseTimeout, QuotaCalendar? calendar)
+    private Limit(LimitAlgorithm algorithm, Rate rate, long burst, TimeSpan leaseTimeout, QuotaCalendar? calendar, TimeSpan maxDelay = default)
     {
+        MaxDelay = maxDelay;
         Algorithm = algorithm;
         Rate = rate;
         Burst = burst;
@@ -69,6 +70,12 @@ public sealed class Limit
 
     /// <summary>For <see cref="LimitAlgorithm.Gcra"/> and <see cref="LimitAlgorithm.LeakyBucket"/>, how much may be spent at once; otherwise equal to the amount.</summary>
     public long Burst { get; }
+
+    /// <summary>
+    /// For a <see cref="LimitAlgorithm.LeakyBucket"/> used as a queue (<see cref="LeakyBucketQueue"/>), the longest a
+    /// request waits for its slot; <see cref="TimeSpan.Zero"/> for a meter and every other algorithm.
+    /// </summary>
+    public TimeSpan MaxDelay { get; }
 
     /// <summary>For <see cref="LimitAlgorithm.Concurrency"/>, how long a lease lives unless released first.</summary>
     public TimeSpan LeaseTimeout { get; }
@@ -124,6 +131,33 @@ public sealed class Limit
     /// <exception cref="ArgumentException">As <see cref="Gcra"/>.</exception>
     /// <exception cref="ArgumentOutOfRangeException">As <see cref="Gcra"/>.</exception>
     public static Limit LeakyBucket(Rate rate, long? burst = null) => Bucket(LimitAlgorithm.LeakyBucket, "leaky_bucket", rate, burst);
+
+    /// <summary>
+    /// A leaky bucket as a queue, nginx's <c>limit_req</c> without <c>nodelay</c>: requests leave at the rate, one emission
+    /// interval apart; one that does not fit now is given the next free slot and waits for it, as long as its slot ends
+    /// within <paramref name="maxDelay"/> of now (so at most <c>maxDelay × rate</c> units wait); beyond, it is rejected
+    /// with the retry-after at which it would fit. The slot is decided in the store, so replicas sharing a store never
+    /// hand out the same one.
+    /// </summary>
+    /// <exception cref="ArgumentException">As <see cref="Gcra"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="maxDelay"/> holds no slot (it is shorter than one emission interval) or is beyond
+    /// <see cref="MaxSpanMicroseconds"/>.
+    /// </exception>
+    public static Limit LeakyBucketQueue(Rate rate, TimeSpan maxDelay)
+    {
+        var meter = Bucket(LimitAlgorithm.LeakyBucket, "leaky_bucket", rate, 1);
+        var delay = maxDelay.Ticks / TimeSpan.TicksPerMicrosecond;
+        if (delay < meter.IntervalMicroseconds || delay > MaxSpanMicroseconds)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(maxDelay),
+                maxDelay,
+                string.Create(CultureInfo.InvariantCulture, $"The max_delay of a leaky_bucket queue at {rate} must hold at least one request, {TimeSpan.FromMicroseconds(meter.IntervalMicroseconds).TotalMilliseconds:0.###} ms, and at most 2^52 µs."));
+        }
+
+        return new Limit(LimitAlgorithm.LeakyBucket, rate, delay / meter.IntervalMicroseconds, TimeSpan.Zero, null, maxDelay);
+    }
 
     private static Limit Bucket(LimitAlgorithm algorithm, string name, Rate rate, long? burst)
     {
@@ -254,6 +288,7 @@ public sealed class Limit
         var limit = Algorithm switch
         {
             LimitAlgorithm.Gcra => Gcra(rate, Burst == Amount ? null : Burst),
+            LimitAlgorithm.LeakyBucket when MaxDelay > TimeSpan.Zero => LeakyBucketQueue(rate, MaxDelay),
             LimitAlgorithm.LeakyBucket => LeakyBucket(rate, Burst == Amount ? null : Burst),
             LimitAlgorithm.SlidingLog => SlidingLog(rate),
             LimitAlgorithm.SlidingWindow => SlidingWindow(rate),
@@ -284,7 +319,12 @@ public sealed class Limit
 
         ArgumentOutOfRangeException.ThrowIfNegative(slice);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(slice, Burst);
-        return slice == LeasedSlice ? this : new Limit(Algorithm, Rate, Burst, LeaseTimeout, _calendar) { LeasedSlice = slice };
+        if (MaxDelay > TimeSpan.Zero && slice > 0)
+        {
+            throw new InvalidOperationException("A leaky_bucket queue cannot be leased: its slots are handed out one by one in the store.");
+        }
+
+        return slice == LeasedSlice ? this : new Limit(Algorithm, Rate, Burst, LeaseTimeout, _calendar, MaxDelay) { LeasedSlice = slice };
     }
 
     /// <summary>
@@ -337,6 +377,7 @@ public sealed class Limit
     public override string ToString() => Algorithm switch
     {
         LimitAlgorithm.Gcra => Burst == Amount ? $"gcra {Rate}" : string.Create(CultureInfo.InvariantCulture, $"gcra {Rate} burst {Burst}"),
+        LimitAlgorithm.LeakyBucket when MaxDelay > TimeSpan.Zero => string.Create(CultureInfo.InvariantCulture, $"leaky_bucket {Rate} max_delay {MaxDelay.TotalSeconds}s"),
         LimitAlgorithm.LeakyBucket => Burst == Amount ? $"leaky_bucket {Rate}" : string.Create(CultureInfo.InvariantCulture, $"leaky_bucket {Rate} burst {Burst}"),
         LimitAlgorithm.SlidingLog => $"sliding_log {Rate}",
         LimitAlgorithm.SlidingWindow => $"sliding_window {Rate}",

@@ -53,7 +53,8 @@ public static class ReplicaShare
         if (limit.Rate.PeriodMicroseconds <= Limit.MaxSpanMicroseconds / replicas && limit.Rate.UnitCount <= int.MaxValue / replicas)
         {
             var slower = new Rate(limit.Rate.Amount, limit.Rate.UnitCount * replicas, limit.Rate.Unit);
-            return limit.Algorithm == LimitAlgorithm.LeakyBucket ? Limit.LeakyBucket(slower, burst) : Limit.Gcra(slower, burst);
+            return limit.Algorithm != LimitAlgorithm.LeakyBucket ? Limit.Gcra(slower, burst)
+                : limit.MaxDelay > TimeSpan.Zero ? Limit.LeakyBucketQueue(slower, limit.MaxDelay) : Limit.LeakyBucket(slower, burst);
         }
 
         return Limit.UncheckedGcra(new Rate(Math.Max(1, limit.Amount / replicas), limit.Rate.UnitCount, limit.Rate.Unit), burst, limit.Algorithm);

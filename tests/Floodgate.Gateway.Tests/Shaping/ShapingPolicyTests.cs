@@ -22,12 +22,18 @@ public sealed class ShapingPolicyTests
                 algorithm: leaky_bucket
                 limit: plan.per_user
                 burst: 4
+            service:
+              - name: queue
+                algorithm: leaky_bucket
+                limit: 10/s
+                max_delay: 5s
             global:
               - name: all
                 algorithm: leaky_bucket
                 limit: 1000/s
             """, "p.yaml");
         var rules = policy.Floodgate.Policy.Rules;
+        Assert.Equal("leaky_bucket 10/s max_delay 5s", rules.Single(r => r.Name == "queue").Limit!.ToString());
         Assert.Equal("sliding_log 100/min", rules.Single(r => r.Name == "exact").Limit!.ToString());
         Assert.Equal("leaky_bucket 10/s burst 4", rules.Single(r => r.Name == "meter").LimitFor("free")!.ToString());
         Assert.Equal(LimitAlgorithm.LeakyBucket, rules.Single(r => r.Name == "all").Limit!.Algorithm);
@@ -61,6 +67,10 @@ public sealed class ShapingPolicyTests
     [InlineData("algorithm: sliding_log\n    limit: 10/s\n    leased_slice: 2", "user[0].leased_slice: A sliding_log limit cannot be leased")]
     [InlineData("algorithm: sliding_log\n    limit: 10/s\n    cost: { reserve: 1 }", "user[0].cost: a sliding_log keeps one entry per unit at its time and settles no cost afterwards")]
     [InlineData("algorithm: leaky_bucket\n    limit: 700000/s", "user[0].limit: The rate 700000/s is too fine for leaky_bucket")]
+    [InlineData("algorithm: gcra\n    limit: 10/s\n    max_delay: 5s", "user[0].max_delay: max_delay applies only to algorithm: leaky_bucket, which it makes a queue.")]
+    [InlineData("algorithm: leaky_bucket\n    limit: 10/s\n    burst: 5\n    max_delay: 5s", "user[0].max_delay: give burst (a leaky_bucket meter, rejecting what does not fit) or max_delay (a queue, delaying it), not both.")]
+    [InlineData("algorithm: leaky_bucket\n    limit: 10/s\n    max_delay: 50ms", "user[0].max_delay: The max_delay of a leaky_bucket queue at 10/s must hold at least one request, 100 ms")]
+    [InlineData("algorithm: leaky_bucket\n    limit: 10/s\n    max_delay: 5s\n    leased_slice: 2", "user[0].leased_slice: A leaky_bucket queue cannot be leased")]
     public void A_shaping_limit_the_engine_cannot_keep_is_refused_with_its_line_and_reason(string fields, string expected)
     {
         var text = "upstream: http://127.0.0.1:5000\nstore: { kind: redis, configuration: '127.0.0.1:6379' }\nuser:\n  - name: r\n    " + fields;

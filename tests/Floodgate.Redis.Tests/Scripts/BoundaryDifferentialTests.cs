@@ -70,6 +70,7 @@ public sealed class BoundaryDifferentialTests(RedisFixture fixture, ITestOutputH
         [
             Limit.LeakyBucket(new Rate(10, 1, RateUnit.Second), 3),
             Limit.LeakyBucket(new Rate(7, 3, RateUnit.Second), 1),
+            Limit.LeakyBucketQueue(new Rate(5, 1, RateUnit.Second), TimeSpan.FromSeconds(2)), // the delay compared too
         ],
         ["concurrency"] =
         [

@@ -35,7 +35,7 @@ public abstract class DifferentialTests(IServerFixture fixture)
         ["quota_calendar"] = [Limit.Quota(new Rate(40, 1, RateUnit.Day), QuotaCalendar.ForTimeZone("Europe/Paris")), Limit.Quota(new Rate(25, 1, RateUnit.Week), QuotaCalendar.Utc)],
         ["concurrency"] = [Limit.Concurrency(5, TimeSpan.FromSeconds(2)), Limit.Concurrency(2, TimeSpan.FromMilliseconds(300))],
         ["sliding_log"] = [Limit.SlidingLog(new Rate(12, 2, RateUnit.Second)), Limit.SlidingLog(new Rate(3, 1, RateUnit.Second))],
-        ["leaky_bucket"] = [Limit.LeakyBucket(new Rate(10, 1, RateUnit.Second), 4), Limit.LeakyBucket(new Rate(7, 3, RateUnit.Second), 1)],
+        ["leaky_bucket"] = [Limit.LeakyBucket(new Rate(10, 1, RateUnit.Second), 4), Limit.LeakyBucket(new Rate(7, 3, RateUnit.Second), 1), Limit.LeakyBucketQueue(new Rate(10, 1, RateUnit.Second), TimeSpan.FromSeconds(1))],
         ["mixed"] =
         [
             Limit.SlidingLog(new Rate(6, 1, RateUnit.Second)), Limit.LeakyBucket(new Rate(5, 1, RateUnit.Second), 2),

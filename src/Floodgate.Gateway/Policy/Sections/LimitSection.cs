@@ -28,6 +28,16 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
             ("leaky_bucket", LimitAlgorithm.LeakyBucket));
         var concurrency = reader.Integer(map, "concurrency", field, 1, 100_000_000);
         var leaseTimeout = reader.Duration(map, "lease_timeout", field, TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(24));
+        var maxDelay = reader.Duration(map, "max_delay", field, TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1));
+        if (maxDelay is not null && algorithm != LimitAlgorithm.LeakyBucket)
+        {
+            reader.Error(YamlReader.Get(map, "max_delay"), $"{field}.max_delay", "max_delay applies only to algorithm: leaky_bucket, which it makes a queue.");
+        }
+        else if (maxDelay is not null && burst is not null)
+        {
+            reader.Error(YamlReader.Get(map, "max_delay"), $"{field}.max_delay", "give burst (a leaky_bucket meter, rejecting what does not fit) or max_delay (a queue, delaying it), not both.");
+        }
+
         var limitText = reader.String(map, "limit", field);
         var slice = reader.Integer(map, "leased_slice", field, 1, long.MaxValue / 2);
         var quotaCalendar = ReadCalendar(algorithm);
@@ -44,6 +54,8 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
             {
                 case LimitAlgorithm.Gcra:
                     return Limit.Gcra(rate, burst ?? planBurst);
+                case LimitAlgorithm.LeakyBucket when maxDelay is { } delay:
+                    return Limit.LeakyBucketQueue(rate, delay);
                 case LimitAlgorithm.LeakyBucket:
                     return Limit.LeakyBucket(rate, burst ?? planBurst);
                 case LimitAlgorithm.Quota:
@@ -131,6 +143,10 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
         catch (ArgumentException e) when (e.ParamName == "slice" && YamlReader.Get(map, "leased_slice") is { } sliceNode)
         {
             reader.Error(sliceNode, $"{field}.leased_slice", PolicyLoader.MessageOf(e));
+        }
+        catch (ArgumentException e) when (e.ParamName == "maxDelay" && YamlReader.Get(map, "max_delay") is { } delayNode)
+        {
+            reader.Error(delayNode, $"{field}.max_delay", PolicyLoader.MessageOf(e));
         }
         catch (ArgumentException e)
         {

@@ -16,7 +16,7 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
     private static readonly string[] Fields =
     [
         "name", "match", "key", "limit", "burst", "algorithm", "cost", "mode", "ban", "concurrency",
-        "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure", "thresholds",
+        "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure", "thresholds", "max_delay",
     ];
 
     /// <summary>The rule at <paramref name="node"/>, and its ban; <see langword="null"/> when it is refused (the errors say why).</summary>
