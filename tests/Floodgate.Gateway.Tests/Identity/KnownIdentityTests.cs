@@ -133,7 +133,8 @@ public sealed class KnownIdentityTests
 
     /// <summary>
     /// A gateway whose store is <paramref name="redis"/>, strict, with <paramref name="policy"/> after the store line;
-    /// the server's command counts start from zero once the gateway's overrides are loaded (one script call at start).
+    /// the server's command counts start from zero once the gateway's overrides, API keys and bans are loaded (one
+    /// script call each at start).
     /// </summary>
     private static async Task<TestGateway> StartOnRedisAsync(RedisServer redis, string policy)
     {
@@ -141,10 +142,17 @@ public sealed class KnownIdentityTests
             "upstream: {upstream}\n" +
             $"store: {{ kind: redis, configuration: \"{redis.Configuration}\", on_failure: closed, timeout: 2s }}\n" +
             policy);
-        if (!await Eventually.HoldsAsync(() => Task.FromResult(ScriptCalls(redis) >= 1), TimeSpan.FromSeconds(10)))
+        // Every mirror beside the store (overrides, API keys, bans) makes one script call at start: all of them are
+        // waited for, or one made late under load would be counted as a request's.
+        var runtime = gate.Host.Runtime;
+        var loads = Task.WhenAll(
+            ((Floodgate.Redis.RedisOverrideStore)runtime.Overrides).Ready,
+            ((Floodgate.Redis.RedisApiKeyStore)runtime.ApiKeys.Current).Ready,
+            ((Floodgate.Redis.RedisBanStore)runtime.Bans).Ready);
+        if (await Task.WhenAny(loads, Task.Delay(TimeSpan.FromSeconds(10))) != loads || ScriptCalls(redis) < 3)
         {
             await gate.DisposeAsync();
-            Assert.Fail("The gateway never loaded its overrides from Redis.");
+            Assert.Fail("The gateway never loaded its overrides, API keys and bans from Redis.");
         }
 
         redis.Cli("CONFIG", "RESETSTAT");
