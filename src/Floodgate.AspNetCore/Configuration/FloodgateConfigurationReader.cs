@@ -14,7 +14,7 @@ namespace Floodgate.AspNetCore.Configuration;
 internal sealed class FloodgateConfigurationReader(IConfiguration section) : IConfigureOptions<FloodgateOptions>
 {
     private static readonly string[] Fields = ["Policies", "TrustedProxies", "ForwardedHeader", "Anonymous", "Headers", "SubjectClaim", "PlanClaim", "RejectionStatusCodes"];
-    private static readonly string[] PolicyFields = ["Limit", "Algorithm", "Burst", "Concurrency", "Tier", "Key", "Cost", "Mode"];
+    private static readonly string[] PolicyFields = ["Limit", "Algorithm", "Burst", "MaxDelay", "Concurrency", "Tier", "Key", "Cost", "Mode"];
 
     public void Configure(FloodgateOptions options)
     {
@@ -120,15 +120,32 @@ internal sealed class FloodgateConfigurationReader(IConfiguration section) : ICo
         }
 
         var burst = policy["Burst"] is null ? (long?)null : Number(policy.GetSection("Burst"), 0, problems);
+        TimeSpan? maxDelay = null;
+        if (policy["MaxDelay"] is { } delayText)
+        {
+            if (!TimeSpan.TryParse(delayText, System.Globalization.CultureInfo.InvariantCulture, out var parsed) || parsed <= TimeSpan.Zero)
+            {
+                problems.Add($"{policy.Path}:MaxDelay: '{delayText}' is not a positive duration such as 00:00:05.");
+                return null;
+            }
+
+            maxDelay = parsed;
+        }
+
         try
         {
             return algorithm?.ToLowerInvariant() switch
             {
+                "leakybucket" when maxDelay is { } delay && burst is null => Limit.LeakyBucketQueue(rate, delay),
+                _ when maxDelay is not null && algorithm?.ToLowerInvariant() != "leakybucket" => Fail($"{policy.Path}:MaxDelay: applies only to a leaky_bucket policy, which it makes a queue."),
+                _ when maxDelay is not null => Fail($"{policy.Path}:MaxDelay: give Burst (a leaky_bucket meter) or MaxDelay (a queue), not both."),
                 null or "gcra" or "tokenbucket" => Limit.Gcra(rate, burst),
+                "leakybucket" => Limit.LeakyBucket(rate, burst),
                 "slidingwindow" when burst is null => Limit.SlidingWindow(rate),
                 "fixedwindow" when burst is null => Limit.FixedWindow(rate),
-                "slidingwindow" or "fixedwindow" => Fail($"{policy.Path}:Burst: only a gcra policy takes a burst."),
-                _ => Fail($"{policy.Path}:Algorithm: '{policy["Algorithm"]}' is not an algorithm here: gcra (the default), sliding_window, fixed_window or concurrency."),
+                "slidinglog" when burst is null => Limit.SlidingLog(rate),
+                "slidingwindow" or "fixedwindow" or "slidinglog" => Fail($"{policy.Path}:Burst: only a gcra or leaky_bucket policy takes a burst."),
+                _ => Fail($"{policy.Path}:Algorithm: '{policy["Algorithm"]}' is not an algorithm here: gcra (the default), leaky_bucket, sliding_window, sliding_log, fixed_window or concurrency."),
             };
         }
         catch (ArgumentException e)

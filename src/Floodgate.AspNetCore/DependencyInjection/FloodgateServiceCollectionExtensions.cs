@@ -45,6 +45,7 @@ public static class FloodgateServiceCollectionExtensions
             sp.GetService<System.Diagnostics.Metrics.IMeterFactory>())
         {
             Overrides = sp.GetService<Floodgate.Overrides.IOverrideStore>(),
+            Bans = sp.GetService<Floodgate.Bans.IBanStore>(),
         });
         services.TryAddSingleton<FloodgateRuntime>();
 

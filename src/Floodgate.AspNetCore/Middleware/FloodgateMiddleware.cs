@@ -56,6 +56,7 @@ public sealed partial class FloodgateMiddleware
     private static readonly Counter<long> Unauthorized = Meter.CreateCounter<long>("floodgate.identity.rejections", "{request}", "Requests refused by the identity step, by reason: 401 (the RFC 6750 error, or anonymous) or 503 (unavailable).");
     private static readonly Counter<long> Banned = Meter.CreateCounter<long>("floodgate.bans.rejections", "{request}", "Requests rejected because their client IP is banned, by rule.");
     private static readonly Counter<long> BansStarted = Meter.CreateCounter<long>("floodgate.bans.started", "{ban}", "Bans started, by rule.");
+    private static readonly Counter<long> BansUnlisted = Meter.CreateCounter<long>("floodgate.bans.unlisted", "{ban}", "Bans an edge rule started that could not be listed in the ban store (full, or unreachable), by reason.");
 
     private readonly RequestDelegate _next;
     private readonly FloodgateRuntime _runtime;
@@ -115,12 +116,36 @@ public sealed partial class FloodgateMiddleware
         var aborted = context.RequestAborted;
         var request = new HttpRequestContext(context, settings.Proxies);
 
+        // The deny and bypass lists, before any other work: a denied address costs no body read and no store call.
+        var access = BeforeIdentity(context, request, ref settings);
+        if (access == Access.AccessVerdict.Denied)
+        {
+            step?.Finish("denied", default);
+            await Access.AccessResponses.WriteDeniedAsync(context, "client address").ConfigureAwait(false);
+            return;
+        }
+
+        // The rate-limit id, verified before the edge tier so that an edge rule may key on it (docs/edge.md).
+        if (settings.RateLimitIds is { } ids && ids.Verify(context) == RateLimitIds.RateLimitIdVerdict.Refuse)
+        {
+            step?.Finish("invalid_id", default);
+            await ids.RefuseAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         // The Floodgate authentication handler may have run first (UseAuthentication before UseFloodgate) and left the
         // identity it resolved here; otherwise the handler, running later, finds the middleware's.
         if (context.Features.Get<IFloodgateFeature>() is not FloodgateFeature feature)
         {
             feature = new FloodgateFeature();
             context.Features.Set<IFloodgateFeature>(feature);
+        }
+
+        // A ban set at runtime on the client's address is a local lookup: answered before anything is read or decided.
+        if (FindAddressBan(engine.Bans, request, settings) is { } addressBan)
+        {
+            await RefuseBannedAsync(context, addressBan, settings, step).ConfigureAwait(false);
+            return;
         }
 
         // The body fields cost rules reserve by (max_tokens...), read before any decision that reserves by them.
@@ -134,6 +159,12 @@ public sealed partial class FloodgateMiddleware
         var identity = default(IdentityResult);
         var resolved = settings.HasEdgeRules && !settings.EdgeReadsIdentity && TryResolveCached(context, settings, feature, out identity);
         var admitted = resolved && Admit(request, identity, settings);
+        if (admitted && AfterIdentity(context, identity, ref access, ref settings) is var refusal and not IdentityRefusal.None)
+        {
+            await RefuseAfterIdentityAsync(context, settings, refusal, step).ConfigureAwait(false);
+            return;
+        }
+
         var edgeFirst = settings.HasEdgeRules && !admitted;
         RateLimitResult edge = default;
         if (edgeFirst)
@@ -168,9 +199,21 @@ public sealed partial class FloodgateMiddleware
                     await RefuseAsync(context, identity).ConfigureAwait(false);
                     return;
                 }
+
+                if (AfterIdentity(context, identity, ref access, ref settings) is var refused and not IdentityRefusal.None)
+                {
+                    await RefuseAfterIdentityAsync(context, settings, refused, step).ConfigureAwait(false);
+                    return;
+                }
             }
 
             feature.Identity = identity;
+            if (FindSubjectBan(engine.Bans, identity) is { } subjectBan)
+            {
+                await RefuseBannedAsync(context, subjectBan, settings, step).ConfigureAwait(false);
+                return;
+            }
+
             var first = admitted ? RateLimitTier.Edge : RateLimitTier.User;
             var (rest, bannedBy) = await EvaluateAsync(engine, settings, request, first, RateLimitTier.Global, probes, step, aborted).ConfigureAwait(false);
             var result = edgeFirst ? RateLimitResult.Combine(edge, rest) : rest;
@@ -184,10 +227,23 @@ public sealed partial class FloodgateMiddleware
 
             step?.Finish("allowed", result.Decision);
 
+            // A leaky bucket queue gave the request a slot later than now: it waits for it on a timer, holding no
+            // thread. A client that goes away meanwhile ends the wait (its slot stays spent, as in nginx's limit_req).
+            if (result.Delay > TimeSpan.Zero)
+            {
+                await Task.Delay(result.Delay, _time, aborted).ConfigureAwait(false);
+            }
+
             RateLimitResponses.WriteHeaders(context.Response, result.Decision, settings.IetfHeaders, settings.LegacyHeaders, settings.LegacyReset, _time);
 
             // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.
             engine.RenewLeases(result);
+
+            if (settings.RateLimitIds is { } issuer && issuer.IsIssuePath(context.Request.Path))
+            {
+                await issuer.IssueAsync(context, identity).ConfigureAwait(false);
+                return;
+            }
 
             // Reservations are settled when the response ends, with the usage it reported (docs/cost.md).
             costs = ResponseCosts.Start(request, result, settings.Policy);
@@ -307,10 +363,12 @@ public sealed partial class FloodgateMiddleware
         {
             if (ReferenceEquals(ban.Rule, rule))
             {
-                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, ClientAddress.Name(ip, settings.Policy.Ipv6PrefixLength)), 1), aborted).ConfigureAwait(false);
+                var name = ClientAddress.Name(ip, settings.Policy.Ipv6PrefixLength);
+                var outcome = await DecideOneAsync(ban.Check(StoreKey.Create(ban.Scope, name), 1), aborted).ConfigureAwait(false);
                 if (outcome.Committed)
                 {
                     BansStarted.Add(1, new KeyValuePair<string, object?>("rule", rule.Name));
+                    ListBan(_runtime.Engine.Bans, ban, name);
                 }
 
                 return;

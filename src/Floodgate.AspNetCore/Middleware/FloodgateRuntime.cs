@@ -60,6 +60,24 @@ public sealed class FloodgateRuntime
 
     internal CompiledSettings Settings => Volatile.Read(ref _settings);
 
+    /// <summary>
+    /// The store check of the ban the edge rule <paramref name="rule"/> starts on <paramref name="client"/> (an address,
+    /// or an IPv6 client's network, as <see cref="Keys.ClientAddress.Name"/> writes it): what lifting that ban resets.
+    /// <see langword="null"/> when the rule has no ban in force.
+    /// </summary>
+    public RateLimitCheck? BanCheck(string rule, string client)
+    {
+        foreach (var ban in Settings.Bans)
+        {
+            if (string.Equals(ban.Rule.Name, rule, StringComparison.Ordinal))
+            {
+                return ban.Check(StoreKey.Create(ban.Scope, client), 1);
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Puts <paramref name="options"/> in force for every request that starts from now on.</summary>
     /// <exception cref="ArgumentException">The options are invalid; the settings in force stay.</exception>
     public void Apply(FloodgateOptions options)
@@ -258,11 +276,11 @@ public sealed class FloodgateRuntime
             if (options.Bans.TryGetValue(rule.Name, out var duration))
             {
                 var seconds = (int)Math.Ceiling(duration.TotalSeconds);
-                bans.Add(new BanRule(rule, Limit.Gcra(new Rate(1, seconds, RateUnit.Second), 1), "ban:" + rule.Name));
+                bans.Add(new BanRule(rule, Limit.Gcra(new Rate(1, seconds, RateUnit.Second), 1), "ban:" + rule.Name, TimeSpan.FromSeconds(seconds)));
             }
         }
 
-        return new CompiledSettings(
+        var settings = new CompiledSettings(
             policy,
             new TrustedProxies(options.TrustedProxies, options.ForwardedHeader),
             options.Anonymous,
@@ -274,7 +292,9 @@ public sealed class FloodgateRuntime
             EdgeReadsIdentity(policy),
             options.SubjectClaim,
             options.PlanClaim,
-            RejectionSettings.Of(options));
+            RejectionSettings.Of(options),
+            RateLimitIds: options.RateLimitId is { } ids ? new RateLimitIds.RateLimitIdVerifier(ids) : null);
+        return Access.AccessControl.Compile(options.Access, settings) is { } access ? settings with { Access = access } : settings;
     }
 
     /// <summary>
@@ -360,8 +380,8 @@ internal sealed class EndpointMatch(FloodgateRuleMetadata metadata, RouteEndpoin
     }
 }
 
-/// <summary>An edge rule's ban: a one-per-duration token bucket per client IP, spent when the IP goes over the rule.</summary>
-internal sealed record BanRule(RateLimitRule Rule, Limit Limit, string Scope)
+/// <summary>An edge rule's ban: a one-per-duration token bucket per client IP, spent when the IP goes over the rule, for <c>Duration</c>.</summary>
+internal sealed record BanRule(RateLimitRule Rule, Limit Limit, string Scope, TimeSpan Duration)
 {
     public RateLimitCheck Check(StoreKey key, long cost) => new(Limit, key, cost, false);
 }
@@ -379,4 +399,6 @@ internal sealed record CompiledSettings(
     bool EdgeReadsIdentity,
     string SubjectClaim,
     string PlanClaim,
-    RejectionSettings Rejections);
+    RejectionSettings Rejections,
+    Access.AccessControl? Access = null,
+    RateLimitIds.RateLimitIdVerifier? RateLimitIds = null);

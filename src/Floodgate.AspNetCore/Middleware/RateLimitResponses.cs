@@ -144,11 +144,11 @@ public static class RateLimitResponses
         WriteBanAsync(context, rule, remaining, RejectionSettings.Default, null).AsTask();
 
     /// <summary>Answers a banned client IP with the application's status code for the edge, callback or problem details service.</summary>
-    internal static ValueTask WriteBanAsync(HttpContext context, string rule, TimeSpan remaining, RejectionSettings rejections, IProblemDetailsService? problems)
+    internal static ValueTask WriteBanAsync(HttpContext context, string rule, TimeSpan remaining, RejectionSettings rejections, IProblemDetailsService? problems, string? banned = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         var seconds = Math.Max(1, CeilingSeconds(remaining));
-        var detail = string.Create(CultureInfo.InvariantCulture, $"This client went over the edge rule '{rule}' and is banned; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}.");
+        var detail = string.Create(CultureInfo.InvariantCulture, $"{banned ?? $"This client went over the edge rule '{rule}' and is banned"}; retry after {seconds} second{(seconds == 1 ? string.Empty : "s")}.");
         var rejected = rejections.OnRejected is null && problems is null ? null
             : new FloodgateRejectedContext(context, default, RateLimitTier.Edge, rule, TimeSpan.FromSeconds(seconds), detail, isBan: true);
         return AnswerAsync(context, rejections.StatusOf(RateLimitTier.Edge, false, false), detail, rule, "edge", seconds, remaining, rejections, problems, rejected);

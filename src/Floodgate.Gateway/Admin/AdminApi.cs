@@ -1,4 +1,7 @@
 using Floodgate.Gateway.Admin.Auth;
+using Floodgate.Gateway.Admin.Bans;
+using Floodgate.Gateway.Admin.Events;
+using Floodgate.Gateway.Admin.KeyState;
 using Floodgate.Gateway.Admin.Overrides;
 using Floodgate.Gateway.Admin.Usage;
 using Floodgate.Gateway.Hosting;
@@ -31,6 +34,9 @@ internal static class AdminApi
         OverrideRoutes.Map(group, runtime, time, audit);
         UsageRoutes.Map(group, runtime, time);
         Keys.KeyRoutes.Map(group, runtime, time, audit);
+        BanRoutes.Map(group, runtime, time, audit);
+        KeyStateRoutes.Map(group, runtime, time, audit);
+        EventRoutes.Map(group, runtime);
         return group;
     }
 

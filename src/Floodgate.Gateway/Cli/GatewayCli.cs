@@ -2,7 +2,7 @@ using System.CommandLine;
 
 namespace Floodgate.Gateway.Cli;
 
-/// <summary>The <c>floodgate</c> command line: <c>run</c>, <c>check</c>, <c>token</c>, <c>envoy</c>, <c>admin</c> and <c>probe</c>.</summary>
+/// <summary>The <c>floodgate</c> command line: <c>run</c>, <c>check</c>, <c>token</c>, <c>envoy</c>, <c>admin</c>, <c>probe</c> and <c>export</c>.</summary>
 public static class GatewayCli
 {
     /// <summary>Builds the command tree.</summary>
@@ -17,6 +17,7 @@ public static class GatewayCli
         root.Add(EnvoyCommand.Create(error));
         root.Add(Admin.AdminCommand.Create(output, error));
         root.Add(ProbeCommand.Create(output, error));
+        root.Add(ExportCommand.Create(output, error));
         return root;
     }
 }

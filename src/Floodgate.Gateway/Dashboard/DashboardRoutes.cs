@@ -1,4 +1,5 @@
 using Floodgate.Gateway.Admin;
+using Floodgate.Gateway.Admin.Bans;
 using Floodgate.Gateway.Hosting;
 using Floodgate.Gateway.Operations;
 using Floodgate.Redis;
@@ -22,6 +23,7 @@ internal static class DashboardRoutes
     private const string PageResource = "Floodgate.Gateway.Dashboard.dashboard.html";
     private const int TopOffenders = 10;
     private const int RateSeconds = 180;
+    private const int ListedBans = 50;
 
     /// <summary>Maps the page on <paramref name="endpoints"/> and the JSON on the admin <paramref name="group"/>.</summary>
     public static void Map(IEndpointRouteBuilder endpoints, RouteGroupBuilder group, GatewayRuntime runtime, GatewayDashboard dashboard)
@@ -37,7 +39,7 @@ internal static class DashboardRoutes
         });
         group.MapGet("/dashboard", (CancellationToken cancellationToken) => GetAsync(runtime, dashboard, cancellationToken))
             .WithName("GetDashboard")
-            .WithSummary("Decisions per second, top offenders per rule, the store's state and the policy in force.");
+            .WithSummary("Decisions per second, top offenders per rule, the current bans, the store's state and the policy in force.");
     }
 
     private static async Task<Ok<DashboardView>> GetAsync(GatewayRuntime runtime, GatewayDashboard dashboard, CancellationToken cancellationToken)
@@ -51,12 +53,14 @@ internal static class DashboardRoutes
             Connected: readiness.StoreStatus == "reachable",
             BreakerOpen: redis is null ? null : !redis.IsCircuitClosed,
             FailureMode: policy.RedisStore?.FailureMode.ToString().ToLowerInvariant());
+        var bans = await runtime.Bans.ListAsync(ListedBans, cancellationToken).ConfigureAwait(false);
         return TypedResults.Ok(new DashboardView(
             dashboard.Time.GetUtcNow(),
             new DashboardPolicy(policy.Source, policy.Version, runtime.Reloads, runtime.LastReloadError),
             store,
             dashboard.Rates.Snapshot(RateSeconds),
-            dashboard.Offenders.Snapshot(TopOffenders)));
+            dashboard.Offenders.Snapshot(TopOffenders),
+            [.. bans.Select(BanView.Of)]));
     }
 
     private static byte[] ReadPage()
@@ -75,7 +79,8 @@ internal static class DashboardRoutes
 /// <param name="Store">The store's state.</param>
 /// <param name="Rates">Decisions per second by tier and outcome.</param>
 /// <param name="Rules">Each rule's top offenders, rejected and (shadow) would-be rejected.</param>
-internal sealed record DashboardView(DateTimeOffset GeneratedAt, DashboardPolicy Policy, DashboardStore Store, DecisionRateSnapshot Rates, IReadOnlyList<RuleOffendersView> Rules);
+/// <param name="Bans">The bans in force, the latest first (at most 50): set through the admin API or started by an edge rule.</param>
+internal sealed record DashboardView(DateTimeOffset GeneratedAt, DashboardPolicy Policy, DashboardStore Store, DecisionRateSnapshot Rates, IReadOnlyList<RuleOffendersView> Rules, IReadOnlyList<BanView> Bans);
 
 /// <summary>The policy in force.</summary>
 /// <param name="Source">The policy file.</param>

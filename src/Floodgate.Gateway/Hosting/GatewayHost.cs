@@ -125,6 +125,14 @@ public sealed partial class GatewayHost : IAsyncDisposable
         var proxy = builder.Build();
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
         runtime.UseBesideStore(opened);
+        runtime.Events = new Events.ThresholdEvents(policy.Events, () => runtime.Thresholds, runtime.Logger, time);
+        runtime.Floodgate.Engine.ThresholdObserver = runtime.Events;
+        if (certificate is not null)
+        {
+            // Asked only while a bypass rule of the policy in force matches client certificates (docs/edge.md).
+            certificate.AskForClientCertificate = () => runtime.Policy.AsksClientCertificates;
+        }
+
         try
         {
             if (runtime.ValidateProxy(policy) is { Count: > 0 } proxyErrors)
@@ -244,6 +252,12 @@ public sealed partial class GatewayHost : IAsyncDisposable
 
         Log.Stopped(Runtime.Logger, Stopwatch.GetElapsedTime(started).TotalSeconds);
         await WebApps.StopAsync(_admin).ConfigureAwait(false);
+        Runtime.Floodgate.Engine.ThresholdObserver = null;
+        if (Runtime.Events is { } events)
+        {
+            await events.DisposeAsync().ConfigureAwait(false);
+        }
+
         _certificate?.Dispose();
         _store.Dispose();
     }

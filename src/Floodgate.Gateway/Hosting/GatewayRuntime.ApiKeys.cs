@@ -19,10 +19,11 @@ internal sealed partial class GatewayRuntime
         _ => null,
     };
 
-    /// <summary>Puts what lives beside <paramref name="opened"/> in force: its overrides and its API keys.</summary>
+    /// <summary>Puts what lives beside <paramref name="opened"/> in force: its overrides, bans and API keys.</summary>
     internal void UseBesideStore(OpenedStore opened)
     {
         UseOverrides(opened.Overrides);
+        UseBans(opened);
         ApiKeys.Current = opened.ApiKeys;
     }
 

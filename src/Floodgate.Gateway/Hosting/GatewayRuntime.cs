@@ -3,6 +3,8 @@ using Floodgate.AspNetCore.Middleware;
 using Floodgate.Gateway.Identity;
 using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
+using Floodgate.Bans;
+using Floodgate.Events;
 using Floodgate.Keys;
 using Floodgate.Limits;
 using Floodgate.Overrides;
@@ -71,6 +73,26 @@ internal sealed partial class GatewayRuntime
     {
         Overrides = overrides;
         Floodgate.Engine.Overrides = overrides;
+    }
+
+    /// <summary>Where the bans live: beside the store in force (in process, or in its Redis).</summary>
+    public IBanStore Bans { get; private set; } = new MemoryBanStore();
+
+    /// <summary>Where threshold events are deduplicated and kept: beside the store in force.</summary>
+    public IThresholdLedger Thresholds { get; private set; } = new MemoryThresholdLedger();
+
+    /// <summary>The threshold events' pipeline (log, metric, webhooks); set by the host once it is built.</summary>
+    internal Gateway.Events.ThresholdEvents? Events { get; set; }
+
+    /// <summary>
+    /// Puts the bans and the threshold ledger <paramref name="opened"/> keeps (in process for a store the host gave) in
+    /// force, for the middleware's lookups, the threshold events and the admin API.
+    /// </summary>
+    internal void UseBans(OpenedStore opened)
+    {
+        Bans = opened.Bans ?? new MemoryBanStore(_time);
+        Thresholds = opened.Thresholds ?? new MemoryThresholdLedger(_time);
+        Floodgate.Engine.Bans = Bans;
     }
 
     public int Reloads { get; private set; }
@@ -254,6 +276,9 @@ internal sealed partial class GatewayRuntime
 
             _storeRetirement = TimeSpan.FromTicks(Math.Max(_storeRetirement.Ticks, RetirementOf(next).Ticks));
         }
+
+        // The webhooks named now; deliveries already queued for the previous ones finish.
+        Events?.Apply(next.Events);
 
         Volatile.Write(ref _policy, next);
         Reloads++;

@@ -1,4 +1,6 @@
 using Floodgate.ApiKeys;
+using Floodgate.Bans;
+using Floodgate.Events;
 using Floodgate.Gateway.Operations;
 using Floodgate.Gateway.Policy;
 using Floodgate.Overrides;
@@ -26,16 +28,18 @@ internal static class StoreFactory
         IDisposable? owned;
         IOverrideStore overrides;
         IApiKeyStore keys;
+        IBanStore bans;
+        IThresholdLedger ledger;
         try
         {
-            (store, kind, owned, overrides, keys) = Create(policy, time, loggerFactory);
+            (store, kind, owned, overrides, keys, bans, ledger) = Create(policy, time, loggerFactory);
         }
         catch (Exception e)
         {
             throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
         }
 
-        return new OpenedStore(Instrument(store, kind), kind, owned, overrides) { ApiKeys = keys };
+        return new OpenedStore(Instrument(store, kind), kind, owned, overrides) { ApiKeys = keys, Bans = bans, Thresholds = ledger };
     }
 
     /// <summary><paramref name="store"/>, timed (<c>floodgate.store.duration</c>) unless it decides in process.</summary>
@@ -44,43 +48,55 @@ internal static class StoreFactory
 
     /// <summary>The store of the options the policy's <c>store</c> section read.</summary>
     /// <exception cref="ArgumentException">The store cannot be opened with these settings (the caller names the file).</exception>
-    private static (IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides, IApiKeyStore ApiKeys) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
+    private static (IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides, IApiKeyStore ApiKeys, IBanStore Bans, IThresholdLedger Ledger) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         if (policy.RedisStore is { } redis)
         {
             var store = RedisStore.Connect(redis, time, loggerFactory.CreateLogger<RedisStore>());
-            RedisOverrideStore overrides;
+            RedisOverrideStore? overrides = null;
+            RedisBanStore? bans = null;
+            RedisThresholdLedger ledger;
             try
             {
                 overrides = RedisOverrideStore.Start(redis, time, loggerFactory.CreateLogger<RedisOverrideStore>());
+                bans = RedisBanStore.Start(redis, time, loggerFactory.CreateLogger<RedisBanStore>());
+                ledger = RedisThresholdLedger.Start(redis, time);
             }
             catch
             {
+                bans?.Dispose();
+                overrides?.Dispose();
                 store.Dispose();
                 throw;
             }
 
             // The API keys share the overrides' connection, and are disposed first: they write their last uses on it.
             var keys = new RedisApiKeyStore(overrides.Connection, redis.KeyPrefix, time, loggerFactory.CreateLogger<RedisApiKeyStore>());
-            return (store, "redis", new OwnedTogether(store, keys, overrides), overrides, keys);
+            return (store, "redis", new OwnedTogether(store, keys, overrides, bans, ledger), overrides, keys, bans, ledger);
         }
 
         var memory = policy.MemoryStore ?? new MemoryStoreOptions();
         memory.Validate();
-        return (new MemoryStore(memory, time), "memory", null, new MemoryOverrideStore(time), new MemoryApiKeyStore());
+        return (new MemoryStore(memory, time), "memory", null, new MemoryOverrideStore(time), new MemoryApiKeyStore(), new MemoryBanStore(time), new MemoryThresholdLedger(time));
     }
 }
 
 /// <summary>
 /// A store opened from a policy: what decides (timed when remote), its kind, what must be disposed, and where the
-/// subjects' overrides and the API keys live beside it.
+/// subjects' overrides, the API keys and the bans live beside it.
 /// </summary>
 internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides)
 {
     /// <summary>Where the API keys live beside the store: in process, or in its Redis.</summary>
     public IApiKeyStore ApiKeys { get; init; } = new MemoryApiKeyStore();
+
+    /// <summary>Where the bans live beside the store; <see langword="null"/> for a store given by the host (bans are then kept in process).</summary>
+    public IBanStore? Bans { get; init; }
+
+    /// <summary>Where threshold events are deduplicated and kept beside the store; <see langword="null"/> for a store given by the host (kept in process).</summary>
+    public IThresholdLedger? Thresholds { get; init; }
 
     /// <summary>The Redis store among what was opened, if the policy names Redis.</summary>
     public RedisStore? Redis => Owned switch

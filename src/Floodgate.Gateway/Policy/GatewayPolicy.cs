@@ -31,6 +31,12 @@ public sealed class GatewayPolicy
     /// <summary>The key files <c>identity.jwt.keys</c> names, as written: watched, so that a rotated key is put in force.</summary>
     public IReadOnlyList<string> KeyFiles { get; init; } = [];
 
+    /// <summary>Whether a bypass rule matches client certificates: the TLS listener then asks clients for one.</summary>
+    public bool AsksClientCertificates { get; init; }
+
+    /// <summary>The files secrets are read from (a bypass header's, the rate-limit id's keys), full paths: watched, so that a rotated secret is put in force.</summary>
+    public IReadOnlyList<string> SecretFiles { get; init; } = [];
+
     /// <summary>
     /// A fingerprint of the <c>identity.jwt</c> section, the default plan it inherits, the key files' contents and the
     /// <c>api_keys</c> section (empty without the sections): a reload rebuilds the identity resolver only when it changes.
@@ -51,6 +57,9 @@ public sealed class GatewayPolicy
 
     /// <summary>The admin tokens (<c>admin.tokens</c>), secrets read from their files or environment variables; none by default.</summary>
     internal Admin.Auth.AdminTokenSet AdminTokens { get; init; } = Admin.Auth.AdminTokenSet.None;
+
+    /// <summary>Where threshold events are sent: the <c>events</c> section.</summary>
+    internal Events.ThresholdEventSettings Events { get; init; } = Gateway.Events.ThresholdEventSettings.None;
 
     /// <summary>The proxy's routes.</summary>
     public required IReadOnlyList<RouteConfig> Routes { get; init; }

@@ -16,4 +16,10 @@ public readonly record struct LimitOutcome(bool IsAllowed, long Remaining, long 
 {
     /// <summary>The retry-after of a cost larger than the limit can ever grant.</summary>
     public const long Never = -1;
+
+    /// <summary>
+    /// When allowed by a leaky bucket used as a queue (<see cref="Limits.Limit.MaxDelay"/>), how long the request waits
+    /// for its slot, in microseconds; 0 otherwise.
+    /// </summary>
+    public long DelayMicroseconds { get; init; }
 }

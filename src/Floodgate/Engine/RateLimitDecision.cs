@@ -23,7 +23,14 @@ public readonly struct RateLimitDecision
         RetryAfter = decision.RetryAfter;
         IsShadowed = isShadow;
         IsStoreFailure = decision.IsStoreFailure;
+        Delay = decision.Delay;
     }
+
+    /// <summary>
+    /// When allowed by a leaky bucket used as a queue (<see cref="Limits.Limit.MaxDelay"/>), how long the request waits
+    /// for its slot before it goes on; <see cref="TimeSpan.Zero"/> otherwise.
+    /// </summary>
+    public TimeSpan Delay { get; }
 
     /// <summary>Whether the rule admitted the request. A shadowed rule may say no without the request being rejected.</summary>
     public bool IsAllowed { get; }

@@ -42,6 +42,7 @@ public sealed partial class RateLimitEngine
     private readonly Counter<long> _decisions;
     private RateLimitPolicy _policy;
     private IOverrideStore? _overrides;
+    private Bans.IBanStore? _bans;
     private IRejectionObserver? _rejectionObserver;
     private readonly LogBudget _logBudget;
     private readonly LeaseRenewer _renewer;
@@ -82,6 +83,16 @@ public sealed partial class RateLimitEngine
     {
         get => Volatile.Read(ref _overrides);
         set => Volatile.Write(ref _overrides, value);
+    }
+
+    /// <summary>
+    /// The bans set at runtime (IP, network or subject), which the front doors look up locally before deciding
+    /// (<see cref="Bans.IBanStore.TryFind"/>); <see langword="null"/> for none.
+    /// </summary>
+    public Bans.IBanStore? Bans
+    {
+        get => Volatile.Read(ref _bans);
+        set => Volatile.Write(ref _bans, value);
     }
 
     /// <summary>Sees every rejection, enforced or shadow; <see langword="null"/> for none.</summary>
@@ -377,6 +388,11 @@ public sealed partial class RateLimitEngine
                 (evaluation.Leases ??= new LeaseBag()).Add(check, stored.LeaseId, batch.Rules[i].Name);
             }
 
+            if (stored.Committed && batch.Rules[i].Thresholds is { } thresholds)
+            {
+                CheckThresholds(batch.Rules[i], thresholds, check, stored, request);
+            }
+
             if (stored.Committed && batch.Rules[i].Costs is not null && check.Limit.Algorithm != LimitAlgorithm.Concurrency)
             {
                 (evaluation.Costs ??= new CostBag()).Add(check, batch.Rules[i]);
@@ -388,6 +404,7 @@ public sealed partial class RateLimitEngine
                 if (!check.IsShadow)
                 {
                     evaluation.Best = MoreConstrained(evaluation.Best, decision);
+                    evaluation.Delay = decision.Delay > evaluation.Delay ? decision.Delay : evaluation.Delay;
                 }
             }
             else if (check.IsShadow)
@@ -484,7 +501,8 @@ public sealed partial class RateLimitEngine
         public CostBag? Costs;
         public int DeniedPreCheck = -1;
         public StoreOutcome PreCheckOutcome;
+        public TimeSpan Delay;
 
-        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome, allowed ? Costs : null);
+        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome, allowed ? Costs : null, allowed ? Delay : TimeSpan.Zero);
     }
 }

@@ -13,8 +13,9 @@ public readonly struct RateLimitResult
     // One more than the index, so that default(RateLimitResult) names no pre-check.
     private readonly int _deniedPreCheck;
 
-    internal RateLimitResult(bool isAllowed, in RateLimitDecision decision, in RateLimitDecision shadowRejection, LeaseBag? leases, int deniedPreCheck = -1, in StoreOutcome preCheckOutcome = default, CostBag? costs = null)
+    internal RateLimitResult(bool isAllowed, in RateLimitDecision decision, in RateLimitDecision shadowRejection, LeaseBag? leases, int deniedPreCheck = -1, in StoreOutcome preCheckOutcome = default, CostBag? costs = null, TimeSpan delay = default)
     {
+        Delay = delay;
         Costs = costs;
         IsAllowed = isAllowed;
         Decision = decision;
@@ -26,6 +27,13 @@ public readonly struct RateLimitResult
 
     /// <summary>Whether the request may go on.</summary>
     public bool IsAllowed { get; }
+
+    /// <summary>
+    /// When allowed, how long the request waits before it goes on: the longest slot wait of the enforced leaky bucket
+    /// queues that admitted it (<see cref="Limits.Limit.MaxDelay"/>); <see cref="TimeSpan.Zero"/> otherwise. The front door
+    /// waits it out (the ASP.NET Core middleware does, without holding a thread).
+    /// </summary>
+    public TimeSpan Delay { get; }
 
     /// <summary>
     /// When a pre-check passed to <see cref="RateLimitEngine.EvaluateAsync(Rules.IRequestContext, Rules.RateLimitTier, Rules.RateLimitTier, ReadOnlyMemory{RateLimitCheck}, CancellationToken)"/>
@@ -83,6 +91,7 @@ public readonly struct RateLimitResult
 
         var decision = second.IsAllowed ? RateLimitEngine.MoreConstrained(first.Decision, second.Decision) : second.Decision;
         var shadow = first.ShadowRejection.Rule is not null ? first.ShadowRejection : second.ShadowRejection;
-        return new RateLimitResult(second.IsAllowed, decision, shadow, LeaseBag.Merge(first.Leases, second.Leases), second.DeniedPreCheck, second.PreCheckOutcome, CostBag.Merge(first.Costs, second.Costs));
+        var delay = !second.IsAllowed ? TimeSpan.Zero : first.Delay > second.Delay ? first.Delay : second.Delay;
+        return new RateLimitResult(second.IsAllowed, decision, shadow, LeaseBag.Merge(first.Leases, second.Leases), second.DeniedPreCheck, second.PreCheckOutcome, CostBag.Merge(first.Costs, second.Costs), delay);
     }
 }

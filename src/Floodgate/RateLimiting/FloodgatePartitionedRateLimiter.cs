@@ -82,6 +82,11 @@ public sealed class FloodgatePartitionedRateLimiter<TResource> : PartitionedRate
         }
 
         ArgumentOutOfRangeException.ThrowIfNegative(partition.Cost, nameof(resource));
+        if (partition.Limit.MaxDelay > TimeSpan.Zero)
+        {
+            throw new ArgumentException("A leaky_bucket queue (MaxDelay) delays what it admits, and these limiters never wait: use a leaky bucket meter, or the engine with a front door that waits.", nameof(resource));
+        }
+
         check = FloodgateRateLimiterCore.ForPermits(new RateLimitCheck(partition.Limit, KeyFor(partition), 0, false), partition.Cost, permitCount);
         return true;
     }

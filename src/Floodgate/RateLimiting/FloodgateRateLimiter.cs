@@ -27,11 +27,17 @@ public sealed class FloodgateRateLimiter : RateLimiter
     /// <param name="store">Where the state lives.</param>
     /// <param name="limit">The limit.</param>
     /// <param name="name">The key in the store: limiters with the same name and limit algorithm share state.</param>
+    /// <exception cref="ArgumentException">The limit is a leaky bucket queue, which delays what it admits: a limiter never waits.</exception>
     public FloodgateRateLimiter(IRateLimitStore store, Limit limit, string name = "default")
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(limit);
         ArgumentException.ThrowIfNullOrEmpty(name);
+        if (limit.MaxDelay > TimeSpan.Zero)
+        {
+            throw new ArgumentException("A leaky_bucket queue (MaxDelay) delays what it admits, and this limiter never waits: use a leaky bucket meter, or the engine with a front door that waits.", nameof(limit));
+        }
+
         _core = new FloodgateRateLimiterCore(store);
         _check = new RateLimitCheck(limit, StoreKey.Create("rate-limiter:" + limit.Algorithm, name), 1, false);
     }

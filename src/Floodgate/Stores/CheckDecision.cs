@@ -21,7 +21,11 @@ internal readonly struct CheckDecision
             ? Timeout.InfiniteTimeSpan
             : TimeSpan.FromMicroseconds(outcome.RetryAfterMicroseconds);
         IsStoreFailure = isStoreFailure;
+        Delay = outcome.IsAllowed ? TimeSpan.FromMicroseconds(outcome.DelayMicroseconds) : TimeSpan.Zero;
     }
+
+    /// <summary>When allowed by a leaky bucket used as a queue, how long the request waits for its slot.</summary>
+    public TimeSpan Delay { get; }
 
     /// <summary>The limit the check was decided against.</summary>
     public Limit Limit { get; }

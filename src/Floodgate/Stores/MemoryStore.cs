@@ -36,7 +36,7 @@ namespace Floodgate.Stores;
 /// </para>
 /// </remarks>
 [SkipLocalsInit]
-public sealed class MemoryStore : IRateLimitStore
+public sealed class MemoryStore : IRateLimitStore, IResettableStore
 {
     private const int StackChecks = 32;
     private readonly Shard[] _shards;
@@ -140,6 +140,16 @@ public sealed class MemoryStore : IRateLimitStore
         Decide(checks, outcomes, NowMicroseconds());
 
     /// <inheritdoc/>
+    public ValueTask<bool> ResetAsync(RateLimitCheck check, CancellationToken cancellationToken = default)
+    {
+        var shard = ShardFor(check.Key.Identity);
+        lock (shard.StateLock)
+        {
+            return new ValueTask<bool>(shard.Reset(check.Key.Value));
+        }
+    }
+
+    /// <inheritdoc/>
     public ValueTask ReleaseAsync(RateLimitCheck check, long leaseId, CancellationToken cancellationToken = default)
     {
         var shard = ShardFor(check.Key.Identity);
@@ -185,6 +195,11 @@ public sealed class MemoryStore : IRateLimitStore
         if (check.Limit.Algorithm == Limits.LimitAlgorithm.Concurrency)
         {
             throw new ArgumentException("A concurrency check is not settled: its cost is the permits its lease holds.", nameof(check));
+        }
+
+        if (check.Limit.Algorithm == Limits.LimitAlgorithm.SlidingLog)
+        {
+            throw new ArgumentException("A sliding_log check is not settled: its log holds the units admitted, each at its time.", nameof(check));
         }
 
         if (delta == 0)

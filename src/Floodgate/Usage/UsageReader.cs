@@ -67,31 +67,36 @@ public static class UsageReader
         var usage = new RuleUsage[checks.Count];
         for (var i = 0; i < usage.Length; i++)
         {
-            var limit = checks[i].Limit;
-            var outcome = outcomes[i].Outcome;
-            var remaining = Math.Clamp(outcome.Remaining, 0, limit.Burst);
-            var resetAfter = TimeSpan.FromMicroseconds(Math.Max(0, outcome.ResetAfterMicroseconds));
-            DateTimeOffset? start = null, end = null;
-            if (limit.Algorithm == LimitAlgorithm.Quota)
-            {
-                if (limit.Calendar is not null)
-                {
-                    var (from, to) = limit.CalendarPeriod((now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TimeSpan.TicksPerMicrosecond);
-                    start = DateTimeOffset.UnixEpoch.AddTicks(from * TimeSpan.TicksPerMicrosecond);
-                    end = DateTimeOffset.UnixEpoch.AddTicks(to * TimeSpan.TicksPerMicrosecond);
-                }
-                else if (remaining < limit.Burst)
-                {
-                    // A rolling period started at the subject's first request and ends when it resets.
-                    end = now + resetAfter;
-                    start = end - limit.Rate.Period;
-                }
-            }
-
-            usage[i] = new RuleUsage(rules[i], limit, limit.Burst - remaining, remaining, resetAfter, start, end, outcomes[i].IsStoreFailure);
+            usage[i] = Of(rules[i], checks[i].Limit, outcomes[i], now);
         }
 
         return usage;
+    }
+
+    /// <summary>The usage a probe's <paramref name="stored"/> outcome says, of <paramref name="limit"/> at <paramref name="now"/>.</summary>
+    internal static RuleUsage Of(RateLimitRule rule, Limit limit, in StoreOutcome stored, DateTimeOffset now)
+    {
+        var outcome = stored.Outcome;
+        var remaining = Math.Clamp(outcome.Remaining, 0, limit.Burst);
+        var resetAfter = TimeSpan.FromMicroseconds(Math.Max(0, outcome.ResetAfterMicroseconds));
+        DateTimeOffset? start = null, end = null;
+        if (limit.Algorithm == LimitAlgorithm.Quota)
+        {
+            if (limit.Calendar is not null)
+            {
+                var (from, to) = limit.CalendarPeriod((now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) / TimeSpan.TicksPerMicrosecond);
+                start = DateTimeOffset.UnixEpoch.AddTicks(from * TimeSpan.TicksPerMicrosecond);
+                end = DateTimeOffset.UnixEpoch.AddTicks(to * TimeSpan.TicksPerMicrosecond);
+            }
+            else if (remaining < limit.Burst)
+            {
+                // A rolling period started at the subject's first request and ends when it resets.
+                end = now + resetAfter;
+                start = end - limit.Rate.Period;
+            }
+        }
+
+        return new RuleUsage(rule, limit, limit.Burst - remaining, remaining, resetAfter, start, end, stored.IsStoreFailure);
     }
 
     /// <summary>Whether the rule's key names the subject and nothing a request alone would tell.</summary>

@@ -36,25 +36,7 @@ internal static class UsageRoutes
             name,
             found?.Plan ?? plan,
             found is not null,
-            [.. usage.Select(u => new RuleUsageView(
-                u.Rule.Name,
-                u.Limit.Algorithm switch
-                {
-                    Limits.LimitAlgorithm.Gcra => "gcra",
-                    Limits.LimitAlgorithm.SlidingWindow => "sliding_window",
-                    Limits.LimitAlgorithm.FixedWindow => "fixed_window",
-                    Limits.LimitAlgorithm.Quota => "quota",
-                    _ => "concurrency",
-                },
-                u.Limit.Rate.ToString(),
-                u.Capacity,
-                u.Used,
-                u.Remaining,
-                Math.Round(u.ResetAfter.TotalSeconds, 3),
-                u.PeriodStart,
-                u.PeriodEnd,
-                u.IsStoreFailure,
-                u.Rule.Costs?.Unit ?? "requests"))]));
+            [.. usage.Select(RuleUsageView.Of)]));
     }
 }
 
@@ -77,4 +59,28 @@ internal sealed record UsageView(string Subject, string? Plan, bool Overridden, 
 /// <param name="PeriodEnd">For a quota, when its period ends.</param>
 /// <param name="StoreFailure">Whether the store could not be read (the numbers are then its failure mode's).</param>
 /// <param name="Unit">What the limit counts: <c>requests</c>, or a cost rule's unit (<c>tokens</c>, <c>usd-micros</c>; docs/cost.md).</param>
-internal sealed record RuleUsageView(string Rule, string Algorithm, string Rate, long Limit, long Used, long Remaining, double ResetSeconds, DateTimeOffset? PeriodStart, DateTimeOffset? PeriodEnd, bool StoreFailure, string Unit);
+internal sealed record RuleUsageView(string Rule, string Algorithm, string Rate, long Limit, long Used, long Remaining, double ResetSeconds, DateTimeOffset? PeriodStart, DateTimeOffset? PeriodEnd, bool StoreFailure, string Unit)
+{
+    /// <summary>The view of <paramref name="u"/>.</summary>
+    public static RuleUsageView Of(RuleUsage u) => new(
+        u.Rule.Name,
+        u.Limit.Algorithm switch
+        {
+            Limits.LimitAlgorithm.Gcra => "gcra",
+            Limits.LimitAlgorithm.SlidingWindow => "sliding_window",
+            Limits.LimitAlgorithm.FixedWindow => "fixed_window",
+            Limits.LimitAlgorithm.Quota => "quota",
+            Limits.LimitAlgorithm.SlidingLog => "sliding_log",
+            Limits.LimitAlgorithm.LeakyBucket => "leaky_bucket",
+            _ => "concurrency",
+        },
+        u.Limit.Rate.ToString(),
+        u.Capacity,
+        u.Used,
+        u.Remaining,
+        Math.Round(u.ResetAfter.TotalSeconds, 3),
+        u.PeriodStart,
+        u.PeriodEnd,
+        u.IsStoreFailure,
+        u.Rule.Costs?.Unit ?? "requests");
+}

@@ -9,7 +9,7 @@ namespace Floodgate.Gateway.Cli.Admin;
 /// environment (<c>FLOODGATE_ADMIN_URL</c>, <c>FLOODGATE_ADMIN_TOKEN</c>); answers are printed for a person, or as the
 /// API's JSON with <c>--json</c>.
 /// </summary>
-internal static class AdminCommand
+internal static partial class AdminCommand
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
@@ -29,12 +29,14 @@ internal static class AdminCommand
 
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var admin = new Command("admin", "Call a running gateway's admin API: overrides, plans, usage.") { Address, Token, TokenFile, Json };
+        var admin = new Command("admin", "Call a running gateway's admin API: overrides, plans, usage, bans, key state.") { Address, Token, TokenFile, Json };
         admin.Add(Status(output, error));
         admin.Add(Plan(output, error));
         admin.Add(Usage(output, error));
         admin.Add(Override(output, error));
         admin.Add(KeyCommand.Create(output, error));
+        admin.Add(Bans(output, error));
+        admin.Add(Key(output, error));
         return admin;
     }
 

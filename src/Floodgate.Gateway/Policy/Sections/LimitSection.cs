@@ -23,9 +23,21 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
             ("sliding_window", LimitAlgorithm.SlidingWindow),
             ("fixed_window", LimitAlgorithm.FixedWindow),
             ("quota", LimitAlgorithm.Quota),
-            ("concurrency", LimitAlgorithm.Concurrency));
+            ("concurrency", LimitAlgorithm.Concurrency),
+            ("sliding_log", LimitAlgorithm.SlidingLog),
+            ("leaky_bucket", LimitAlgorithm.LeakyBucket));
         var concurrency = reader.Integer(map, "concurrency", field, 1, 100_000_000);
         var leaseTimeout = reader.Duration(map, "lease_timeout", field, TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(24));
+        var maxDelay = reader.Duration(map, "max_delay", field, TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(1));
+        if (maxDelay is not null && algorithm != LimitAlgorithm.LeakyBucket)
+        {
+            reader.Error(YamlReader.Get(map, "max_delay"), $"{field}.max_delay", "max_delay applies only to algorithm: leaky_bucket, which it makes a queue.");
+        }
+        else if (maxDelay is not null && burst is not null)
+        {
+            reader.Error(YamlReader.Get(map, "max_delay"), $"{field}.max_delay", "give burst (a leaky_bucket meter, rejecting what does not fit) or max_delay (a queue, delaying it), not both.");
+        }
+
         var limitText = reader.String(map, "limit", field);
         var slice = reader.Integer(map, "leased_slice", field, 1, long.MaxValue / 2);
         var quotaCalendar = ReadCalendar(algorithm);
@@ -42,6 +54,10 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
             {
                 case LimitAlgorithm.Gcra:
                     return Limit.Gcra(rate, burst ?? planBurst);
+                case LimitAlgorithm.LeakyBucket when maxDelay is { } delay:
+                    return Limit.LeakyBucketQueue(rate, delay);
+                case LimitAlgorithm.LeakyBucket:
+                    return Limit.LeakyBucket(rate, burst ?? planBurst);
                 case LimitAlgorithm.Quota:
                     return Limit.Quota(rate, quotaCalendar);
                 case LimitAlgorithm.Concurrency:
@@ -49,10 +65,15 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
                 default:
                     if (burst is not null)
                     {
-                        reader.Error(at, $"{field}.burst", "burst applies only to gcra (token bucket) limits.");
+                        reader.Error(at, $"{field}.burst", "burst applies only to gcra (token bucket) and leaky_bucket limits.");
                     }
 
-                    return algorithm == LimitAlgorithm.FixedWindow ? Limit.FixedWindow(rate) : Limit.SlidingWindow(rate);
+                    return algorithm switch
+                    {
+                        LimitAlgorithm.FixedWindow => Limit.FixedWindow(rate),
+                        LimitAlgorithm.SlidingLog => Limit.SlidingLog(rate),
+                        _ => Limit.SlidingWindow(rate),
+                    };
             }
         }
 
@@ -122,6 +143,10 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
         catch (ArgumentException e) when (e.ParamName == "slice" && YamlReader.Get(map, "leased_slice") is { } sliceNode)
         {
             reader.Error(sliceNode, $"{field}.leased_slice", PolicyLoader.MessageOf(e));
+        }
+        catch (ArgumentException e) when (e.ParamName == "maxDelay" && YamlReader.Get(map, "max_delay") is { } delayNode)
+        {
+            reader.Error(delayNode, $"{field}.max_delay", PolicyLoader.MessageOf(e));
         }
         catch (ArgumentException e)
         {

@@ -16,7 +16,7 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
     private static readonly string[] Fields =
     [
         "name", "match", "key", "limit", "burst", "algorithm", "cost", "mode", "ban", "concurrency",
-        "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure",
+        "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure", "thresholds", "max_delay",
     ];
 
     /// <summary>The rule at <paramref name="node"/>, and its ban; <see langword="null"/> when it is refused (the errors say why).</summary>
@@ -59,6 +59,7 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
             reader.Error(YamlReader.Get(map, "ban"), $"{field}.ban", "only edge rules can ban a client IP.");
         }
 
+        var thresholds = ReadThresholds(map, field);
         var (fixedLimit, planLimits) = new LimitSection(reader, map, field, tier, plans).Read();
         if ((fixedLimit is null && planLimits is null) || reader.Errors.Count > errorsBefore)
         {
@@ -72,16 +73,16 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
 
         var rule = (fixedLimit, key.Count > 0) switch
         {
-            (not null, true) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Key = key, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure },
-            (not null, false) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure },
-            (null, true) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Key = key, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure },
-            (null, false) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure },
+            (not null, true) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Key = key, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure, Thresholds = thresholds },
+            (not null, false) => new RateLimitRule(name, tier, fixedLimit) { Match = match, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure, Thresholds = thresholds },
+            (null, true) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Key = key, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure, Thresholds = thresholds },
+            (null, false) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure, Thresholds = thresholds },
         };
         return (rule, ban);
     }
 
     /// <summary>
-    /// Whether a cost known at the response's end fits the rule's limits: never a concurrency limit; a money budget's
+    /// Whether a cost known at the response's end fits the rule's limits: never a concurrency limit nor a sliding log; a money budget's
     /// limits are given in whole units of the currency and counted in micro-units.
     /// </summary>
     private bool CostsFit(Floodgate.Costs.RuleCost costs, ref Limit? fixedLimit, ref Dictionary<string, Limit>? planLimits, YamlNode costNode, string field)
@@ -90,6 +91,12 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
         if (limits.Any(l => l.Algorithm == LimitAlgorithm.Concurrency))
         {
             reader.Error(costNode, $"{field}.cost", "a concurrency limit counts requests in flight; a cost settled from the response needs a rate or a quota.");
+            return false;
+        }
+
+        if (limits.Any(l => l.Algorithm == LimitAlgorithm.SlidingLog))
+        {
+            reader.Error(costNode, $"{field}.cost", "a sliding_log keeps one entry per unit at its time and settles no cost afterwards; a cost settled from the response needs gcra, a window or a quota.");
             return false;
         }
 
@@ -109,6 +116,25 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
             reader.Error(costNode, $"{field}.cost", $"the money budget in micro-units of {costs.Prices!.Currency} cannot be counted: {e.Message}");
             return false;
         }
+    }
+
+    /// <summary>The thresholds, percentages of the limit such as <c>[80%, 100%]</c>, ascending; <see langword="null"/> for none.</summary>
+    private int[]? ReadThresholds(YamlMappingNode map, string field)
+    {
+        var thresholds = new SortedSet<int>();
+        foreach (var (text, node) in reader.StringList(map, "thresholds", field))
+        {
+            var digits = text.Trim().TrimEnd('%').Trim();
+            if (!int.TryParse(digits, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var percent) || percent is < 1 or > 100)
+            {
+                reader.Error(node, $"{field}.thresholds", $"'{text}' is not a percentage of the limit from 1% to 100%, such as 80%.");
+                continue;
+            }
+
+            thresholds.Add(percent);
+        }
+
+        return thresholds.Count == 0 ? null : [.. thresholds];
     }
 
     private List<KeyPart> ReadKey(YamlMappingNode map, string field, RateLimitTier tier)
