@@ -167,6 +167,12 @@ internal static class ResponseCosts
         return fields;
     }
 
+    /// <summary>Trailers kept for reading where the connection cannot send them (HTTP/1.1).</summary>
+    private sealed class CostTrailers : IHttpResponseTrailersFeature
+    {
+        public IHeaderDictionary Trailers { get; set; } = new HeaderDictionary();
+    }
+
     /// <summary>The cost step of one request: its report (the request's <see cref="ICostReportFeature"/>) and scanned body.</summary>
     internal sealed class CostStep : ICostReportFeature
     {
@@ -174,6 +180,7 @@ internal static class ResponseCosts
         private readonly HttpContext _context;
         private readonly IHttpResponseBodyFeature? _originalBody;
         private readonly UsageScanner? _scanner;
+        private readonly CostTrailers? _trailers;
 
         public CostStep(HttpRequestContext request, CostPlan plan)
         {
@@ -195,6 +202,14 @@ internal static class ResponseCosts
                 _scanner = new UsageScanner(report, plan.ReadsModel);
                 features.Set<IHttpResponseBodyFeature>(new UsageScanningBody(body, _context.Response, _scanner));
             }
+
+            if (plan.Headers.Length > 0 && features.Get<IHttpResponseTrailersFeature>() is null)
+            {
+                // HTTP/1.1 carries no trailers to the client, so the server offers none, and a proxy (YARP) copies the
+                // upstream's trailers only where there is somewhere to copy them: here, to be read, never sent.
+                _trailers = new CostTrailers();
+                features.Set<IHttpResponseTrailersFeature>(_trailers);
+            }
         }
 
         public CostReport Report { get; }
@@ -215,6 +230,10 @@ internal static class ResponseCosts
 
             features.Set<ICostReportFeature>(null);
             ReadHeaders(_plan, _context, Report);
+            if (_trailers is not null)
+            {
+                features.Set<IHttpResponseTrailersFeature>(null);
+            }
             return threw || _context.RequestAborted.IsCancellationRequested || _context.Response.StatusCode >= 500
                 ? RequestCompletion.Failed
                 : RequestCompletion.Completed;
