@@ -128,7 +128,7 @@ internal static class AwsWafExport
                 },
             }
             : webAcl;
-        return document.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+        return document.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n";
     }
 
     private static JsonObject? ScopeDown(EdgeRuleShape shape)

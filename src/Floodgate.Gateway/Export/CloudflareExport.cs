@@ -89,7 +89,7 @@ internal static class CloudflareExport
                 },
             },
         };
-        return document.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+        return document.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n";
     }
 
     private static long MitigationTimeout(EdgeRuleShape shape, long period, List<string> warnings)

@@ -183,7 +183,7 @@ internal static class EdgeExport
         var idHeader = policy.Floodgate.RateLimitId?.HeaderName.ToLowerInvariant() ?? RateLimitId.DefaultHeader;
         if (rule.Match.Condition is not null)
         {
-            warnings.Add(About(rule.Name, target, $"match ratelimit_id: {(rule.Match.Condition == RateLimitIdConditions.Verified ? "verified" : "absent")} is exported as the {idHeader} header's presence{(rule.Match.Condition == RateLimitIdConditions.Verified ? "" : " or absence")}: the WAF cannot check its tag, so a forged id counts as one (verify the id in a Worker or at the gateway, docs/edge.md)."));
+            warnings.Add(About(rule.Name, target, $"match ratelimit_id: {(rule.Match.Condition == RateLimitIdConditions.Verified ? "verified" : "absent")} is exported as the {idHeader} header's {(rule.Match.Condition == RateLimitIdConditions.Verified ? "presence" : "absence")}: the WAF cannot check its tag, so a forged id counts as one (verify the id in a Worker or at the gateway, docs/edge.md)."));
         }
 
         return new EdgeRuleShape

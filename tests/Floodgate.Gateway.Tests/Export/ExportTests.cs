@@ -203,7 +203,7 @@ public sealed class ExportTests : IDisposable
         var (code, document, errors) = Run(policy, "--target", "cloudflare");
         Assert.Equal(0, code);
         Assert.Empty(ProviderConstraints.CheckCloudflare(document));
-        Assert.Contains("any(http.request.headers.names[*] eq \\u0022x-ratelimit-user-id\\u0022)", document, StringComparison.Ordinal);
+        Assert.Contains("any(http.request.headers.names[*] eq \\\"x-ratelimit-user-id\\\")", document, StringComparison.Ordinal);
         Assert.Contains("not any(http.request.headers.names[*]", document, StringComparison.Ordinal);
         Assert.Contains("warning: rule 'per-user' (cloudflare): match ratelimit_id: verified is exported as the x-ratelimit-user-id header's presence", errors, StringComparison.Ordinal);
 
