@@ -27,6 +27,8 @@ install_for_deploy_tests() { # $1 = Debian package
 command -v kubectl >/dev/null 2>&1 || install_for_deploy_tests kubernetes-client
 # The dashboard page's test drives a real headless browser.
 command -v chromium >/dev/null 2>&1 || install_for_deploy_tests chromium
+# The rate-limit id's JavaScript verifier (docs/edge.md) is run by Node.js.
+command -v node >/dev/null 2>&1 || install_for_deploy_tests nodejs
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 

@@ -107,6 +107,12 @@ public sealed class FloodgateOptions
     /// <summary>Which limit headers responses carry.</summary>
     public RateLimitHeaderOptions Headers { get; set; } = new();
 
+    /// <summary>Bypass rules for the operator's own services, and deny lists of addresses and subjects (docs/edge.md).</summary>
+    public Access.AccessOptions Access { get; set; } = new();
+
+    /// <summary>The verifiable rate-limit id: issued, verified before the edge tier, bound to the subject (docs/edge.md); off when <see langword="null"/>, the default.</summary>
+    public RateLimitIds.RateLimitIdOptions? RateLimitId { get; set; }
+
     /// <summary>The claim that names the subject when the application authenticated the request itself. Default <c>sub</c>.</summary>
     public string SubjectClaim { get; set; } = "sub";
 
@@ -218,6 +224,9 @@ public sealed class FloodgateOptions
             throw new ArgumentException($"FloodgateOptions.Headers.LegacyReset: {Headers.LegacyReset} is not a reset format.", nameof(Headers));
         }
 
+        ArgumentNullException.ThrowIfNull(Access);
+        Access.Validate();
+        RateLimitId?.Validate();
         ArgumentException.ThrowIfNullOrWhiteSpace(SubjectClaim);
         ArgumentException.ThrowIfNullOrWhiteSpace(PlanClaim);
     }

@@ -125,10 +125,12 @@ internal sealed class FloodgateConfigurationReader(IConfiguration section) : ICo
             return algorithm?.ToLowerInvariant() switch
             {
                 null or "gcra" or "tokenbucket" => Limit.Gcra(rate, burst),
+                "leakybucket" => Limit.LeakyBucket(rate, burst),
                 "slidingwindow" when burst is null => Limit.SlidingWindow(rate),
                 "fixedwindow" when burst is null => Limit.FixedWindow(rate),
-                "slidingwindow" or "fixedwindow" => Fail($"{policy.Path}:Burst: only a gcra policy takes a burst."),
-                _ => Fail($"{policy.Path}:Algorithm: '{policy["Algorithm"]}' is not an algorithm here: gcra (the default), sliding_window, fixed_window or concurrency."),
+                "slidinglog" when burst is null => Limit.SlidingLog(rate),
+                "slidingwindow" or "fixedwindow" or "slidinglog" => Fail($"{policy.Path}:Burst: only a gcra or leaky_bucket policy takes a burst."),
+                _ => Fail($"{policy.Path}:Algorithm: '{policy["Algorithm"]}' is not an algorithm here: gcra (the default), leaky_bucket, sliding_window, sliding_log, fixed_window or concurrency."),
             };
         }
         catch (ArgumentException e)

@@ -14,8 +14,9 @@ internal sealed class CostPlan
     private static Cached? s_last;
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<RateLimitPolicy, Cached> Plans = [];
 
-    private CostPlan(RateLimitRule[] fieldRules, string[] fields, string[] headers, bool readsBody, int maxBodyBytes)
+    private CostPlan(RateLimitRule[] fieldRules, string[] fields, string[] headers, bool readsBody, bool readsModel, int maxBodyBytes)
     {
+        ReadsModel = readsModel;
         FieldRules = fieldRules;
         Fields = fields;
         Headers = headers;
@@ -34,6 +35,9 @@ internal sealed class CostPlan
 
     /// <summary>Whether any rule reads usage from the response body.</summary>
     public bool ReadsBody { get; }
+
+    /// <summary>Whether any rule prices tokens by a model, which the response may name.</summary>
+    public bool ReadsModel { get; }
 
     /// <summary>The most request body read for fields.</summary>
     public int MaxBodyBytes { get; }
@@ -76,7 +80,7 @@ internal sealed class CostPlan
         var fields = fieldRules.SelectMany(r => new[] { r.Costs!.Reserve.Field, r.Costs.ModelField }).OfType<string>().Distinct(StringComparer.Ordinal).ToArray();
         var headers = rules.Select(r => r.Costs!.Header).OfType<string>().Distinct(StringComparer.OrdinalIgnoreCase).ToArray();
         var maxBody = fieldRules.Length == 0 ? 0 : fieldRules.Max(r => r.Costs!.MaxRequestBodyBytes);
-        return new CostPlan(fieldRules, fields, headers, rules.Any(r => r.Costs!.ReadsBodyUsage), maxBody);
+        return new CostPlan(fieldRules, fields, headers, rules.Any(r => r.Costs!.ReadsBodyUsage), rules.Any(r => r.Costs!.Measure == CostMeasure.Money), maxBody);
     }
 
     private sealed record Cached(RateLimitPolicy Policy, CostPlan? Plan);

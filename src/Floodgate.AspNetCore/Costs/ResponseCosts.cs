@@ -11,8 +11,9 @@ using Microsoft.AspNetCore.Http.Features;
 namespace Floodgate.AspNetCore.Costs;
 
 /// <summary>
-/// The middleware's cost step: reads the body fields cost rules reserve by before the decision, and runs an admitted
-/// request that holds reservations with its usage scanned and reported, then settles it however it ends.
+/// The middleware's cost step: reads the body fields cost rules reserve by before the decision, and has an admitted
+/// request that holds reservations run with its usage scanned and reported (<see cref="CostStep"/>), for the middleware
+/// to settle however it ends.
 /// </summary>
 internal static class ResponseCosts
 {
@@ -32,69 +33,16 @@ internal static class ResponseCosts
     }
 
     /// <summary>
-    /// Calls <paramref name="next"/> for an admitted request; when <paramref name="result"/> holds reservations, with its
-    /// usage scanned from the response and its cost report on the features, and settles it when the response ends.
+    /// Starts the cost step of an admitted request that holds reservations: its cost report on the features, and its
+    /// response body scanned for usage when a rule reads it from there; <see langword="null"/> for a request without
+    /// reservations. The caller runs the rest of the pipeline, then settles with <see cref="CostStep.End"/>'s completion.
     /// </summary>
-    public static Task InvokeAsync(RequestDelegate next, HttpRequestContext request, RateLimitEngine engine, RateLimitResult result, RateLimitPolicy policy)
-    {
-        if (!result.HasReservations || CostPlan.Of(policy) is not { } plan)
-        {
-            return next(request.HttpContext);
-        }
-
-        return RunAsync(next, request, engine, result, plan);
-    }
-
-    private static async Task RunAsync(RequestDelegate next, HttpRequestContext request, RateLimitEngine engine, RateLimitResult result, CostPlan plan)
-    {
-        var context = request.HttpContext;
-        var report = new CostReport();
-        foreach (var rule in plan.FieldRules)
-        {
-            // A model named by the request prices the tokens, whatever the response says.
-            report.Model ??= rule.Costs!.ModelField is { } field ? request.GetField(field) : null;
-        }
-
-        var feature = new Feature(report);
-        var features = context.Features;
-        features.Set<ICostReportFeature>(feature);
-        var originalBody = features.Get<IHttpResponseBodyFeature>();
-        UsageScanner? scanner = null;
-        if (plan.ReadsBody && originalBody is not null)
-        {
-            scanner = new UsageScanner(report);
-            features.Set<IHttpResponseBodyFeature>(new UsageScanningBody(originalBody, context.Response, scanner));
-        }
-
-        var completion = RequestCompletion.Completed;
-        try
-        {
-            await next(context).ConfigureAwait(false);
-        }
-        catch
-        {
-            completion = RequestCompletion.Failed;
-            throw;
-        }
-        finally
-        {
-            scanner?.Complete();
-            if (originalBody is not null)
-            {
-                features.Set(originalBody);
-            }
-
-            features.Set<ICostReportFeature>(null);
-            ReadHeaders(plan, context, report);
-            if (context.RequestAborted.IsCancellationRequested || context.Response.StatusCode >= 500)
-            {
-                completion = RequestCompletion.Failed;
-            }
-
-            // Not the request's token: the request has ended, and its settlement must still reach the store.
-            await engine.SettleAsync(result, report, completion, CancellationToken.None).ConfigureAwait(false);
-        }
-    }
+    /// <remarks>
+    /// Not an async step of its own: its state would be a box of a few hundred bytes a request, where the caller's
+    /// frame holds one reference.
+    /// </remarks>
+    public static CostStep? Start(HttpRequestContext request, RateLimitResult result, RateLimitPolicy policy) =>
+        result.HasReservations && CostPlan.Of(policy) is { } plan ? new CostStep(request, plan) : null;
 
     /// <summary>A cost in a response header, or in a trailer (which wins: it is written when the cost is known).</summary>
     private static void ReadHeaders(CostPlan plan, HttpContext context, CostReport report)
@@ -219,8 +167,57 @@ internal static class ResponseCosts
         return fields;
     }
 
-    private sealed class Feature(CostReport report) : ICostReportFeature
+    /// <summary>The cost step of one request: its report (the request's <see cref="ICostReportFeature"/>) and scanned body.</summary>
+    internal sealed class CostStep : ICostReportFeature
     {
-        public CostReport Report { get; } = report;
+        private readonly CostPlan _plan;
+        private readonly HttpContext _context;
+        private readonly IHttpResponseBodyFeature? _originalBody;
+        private readonly UsageScanner? _scanner;
+
+        public CostStep(HttpRequestContext request, CostPlan plan)
+        {
+            _plan = plan;
+            _context = request.HttpContext;
+            var report = new CostReport();
+            foreach (var rule in plan.FieldRules)
+            {
+                // A model named by the request prices the tokens, whatever the response says.
+                report.Model ??= rule.Costs!.ModelField is { } field ? request.GetField(field) : null;
+            }
+
+            Report = report;
+            var features = _context.Features;
+            features.Set<ICostReportFeature>(this);
+            if (plan.ReadsBody && features.Get<IHttpResponseBodyFeature>() is { } body)
+            {
+                _originalBody = body;
+                _scanner = new UsageScanner(report, plan.ReadsModel);
+                features.Set<IHttpResponseBodyFeature>(new UsageScanningBody(body, _context.Response, _scanner));
+            }
+        }
+
+        public CostReport Report { get; }
+
+        /// <summary>
+        /// Ends the step once the rest of the pipeline has run: the body and features as they were, a cost header or
+        /// trailer read; how the request ended, for its settlement.
+        /// </summary>
+        /// <param name="threw">Whether the rest of the pipeline threw.</param>
+        public RequestCompletion End(bool threw)
+        {
+            _scanner?.Complete();
+            var features = _context.Features;
+            if (_originalBody is not null)
+            {
+                features.Set(_originalBody);
+            }
+
+            features.Set<ICostReportFeature>(null);
+            ReadHeaders(_plan, _context, Report);
+            return threw || _context.RequestAborted.IsCancellationRequested || _context.Response.StatusCode >= 500
+                ? RequestCompletion.Failed
+                : RequestCompletion.Completed;
+        }
     }
 }

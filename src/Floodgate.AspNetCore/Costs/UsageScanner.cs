@@ -8,18 +8,22 @@ namespace Floodgate.AspNetCore.Costs;
 /// <summary>
 /// Finds the usage an upstream reports in a response body as it streams by: the OpenAI-style <c>usage</c> object
 /// (<c>prompt_tokens</c>, <c>completion_tokens</c>, <c>total_tokens</c>, or the <c>input_tokens</c> and
-/// <c>output_tokens</c> newer APIs use) and the <c>model</c>, in a JSON body or in the events of a
-/// <c>text/event-stream</c> (where the usage comes in the last events).
+/// <c>output_tokens</c> newer APIs use) and, when a rule prices by it, the <c>model</c>, in a JSON body or in the events
+/// of a <c>text/event-stream</c> (where the usage comes in the last events).
 /// </summary>
 /// <remarks>
 /// <para>
-/// Nothing is buffered: each chunk is looked at once, after it has gone to the client, by a small lexer that knows only
-/// whether it is inside a JSON string. It skips to the next quote or line end with a vectorized search, so a chunk costs
-/// about a memory scan. When a key <c>"usage"</c> is followed by an object, that object alone is copied (at most
+/// Nothing is buffered: each chunk is looked at once, after it has gone to the client, by one vectorized search for the
+/// key <c>"usage"</c> (and <c>"model"</c> until one is found, when a rule needs it), so a chunk costs about a memory
+/// scan, with no work per string or per byte. A match is a key only when the last byte before it, whitespace aside, is
+/// <c>{</c> or <c>,</c>: inside a JSON string a quote is escaped (<c>\"usage\"</c> does not match) and a quote that ends a
+/// string is never followed by a bare word, so in valid JSON this tells keys from text exactly. A key cut by the end of
+/// a read is carried over (how much of it was seen, and the byte before it), so reads may split the body anywhere.
+/// When the key is followed by a colon and an object, that object alone is copied (at most
 /// <see cref="MaxUsageBytes"/>; a larger one is dropped as malformed) and read; a usage split across chunks is
-/// reassembled byte by byte. A later usage replaces an earlier one field by field, so a stream that reports input
-/// tokens first and output tokens last is charged both. A line end ends any string: JSON strings hold no raw line
-/// ends, so a malformed event cannot blind the lexer for the rest of the stream.
+/// reassembled. A later usage replaces an earlier one field by field, so a stream that reports input tokens first and
+/// output tokens last is charged both. A line end inside a string of the usage object drops it: JSON strings hold no
+/// raw line ends, so a malformed event cannot swallow the rest of the stream.
 /// </para>
 /// <para>Memory is bounded: one buffer of <see cref="MaxUsageBytes"/>, rented when a usage object starts.</para>
 /// </remarks>
@@ -30,30 +34,40 @@ internal sealed class UsageScanner
 
     private const int MaxModelBytes = 200;
 
-    private static readonly SearchValues<byte> OutsideString = SearchValues.Create("\"\n"u8);
     private static readonly SearchValues<byte> InsideString = SearchValues.Create("\"\\\n"u8);
 
     private readonly CostReport _report;
+    private readonly bool _readsModel;
     private Phase _phase;
-    private bool _inString;
-    private bool _escaped;
-
-    // The key being read: which of "usage" and "model" it can still be, and how far.
-    private int _keyAt;
-    private bool _mayBeUsage;
-    private bool _mayBeModel;
     private Key _key;
+
+    // The last byte fed that is not whitespace, and a key cut by the end of the last chunk: how many of its bytes were
+    // seen (0: none), and the last byte that is not whitespace before it.
+    private byte _last;
+    private int _usageSeen;
+    private byte _beforeUsage;
+    private int _modelSeen;
+    private byte _beforeModel;
 
     // The usage object or model name being copied.
     private byte[]? _capture;
     private int _captured;
     private int _depth;
+    private bool _inString;
+    private bool _escaped;
 
-    public UsageScanner(CostReport report) => _report = report;
+    /// <summary>A scanner that fills <paramref name="report"/>.</summary>
+    /// <param name="report">The request's report.</param>
+    /// <param name="readsModel">Whether to read the response's <c>model</c> (a rule prices tokens by it).</param>
+    public UsageScanner(CostReport report, bool readsModel = true)
+    {
+        _report = report;
+        _readsModel = readsModel;
+    }
 
     private enum Phase : byte
     {
-        Scanning,
+        Searching,
         AfterKey,
         AfterColon,
         CapturingObject,
@@ -73,16 +87,27 @@ internal sealed class UsageScanner
     /// <summary>Usage objects dropped: too large, cut by a line end inside a string, or not JSON.</summary>
     public int Malformed { get; private set; }
 
+    private static ReadOnlySpan<byte> UsageKey => "\"usage\""u8;
+
+    private static ReadOnlySpan<byte> ModelKey => "\"model\""u8;
+
+    private bool WantsModel => _readsModel && _report.Model is null;
+
     /// <summary>Looks at the next chunk of the body.</summary>
     public void Feed(ReadOnlySpan<byte> data)
     {
-        var i = 0;
+        if (data.IsEmpty)
+        {
+            return;
+        }
+
+        var i = _phase == Phase.Searching && (_usageSeen | _modelSeen) != 0 ? Resume(data) : 0;
         while (i < data.Length)
         {
             switch (_phase)
             {
-                case Phase.Scanning:
-                    i = Scan(data, i);
+                case Phase.Searching:
+                    i = Search(data, i);
                     break;
                 case Phase.AfterKey:
                     i = AfterKey(data, i);
@@ -98,6 +123,12 @@ internal sealed class UsageScanner
                     break;
             }
         }
+
+        var last = data.LastIndexOfAnyExcept(Whitespace);
+        if (last >= 0)
+        {
+            _last = data[last];
+        }
     }
 
     /// <summary>Gives the capture buffer back; the scanner reads nothing more.</summary>
@@ -108,80 +139,123 @@ internal sealed class UsageScanner
             Malformed++;
         }
 
+        _usageSeen = _modelSeen = 0;
         Reset();
     }
 
-    private int Scan(ReadOnlySpan<byte> data, int i)
+    private static ReadOnlySpan<byte> Whitespace => " \t\r\n"u8;
+
+    /// <summary>Finds the next key from <paramref name="i"/>; at the end, remembers a key the chunk ends in the middle of.</summary>
+    private int Search(ReadOnlySpan<byte> data, int i)
     {
-        if (!_inString)
+        var rest = data[i..];
+        var at = rest.IndexOf(UsageKey);
+        var key = Key.Usage;
+        if (WantsModel)
         {
-            var next = data[i..].IndexOfAny(OutsideString);
-            if (next < 0)
+            // Only as far as a usage key: the model of a stream comes before its usage.
+            var model = (at < 0 ? rest : rest[..at]).IndexOf(ModelKey);
+            if (model >= 0)
             {
-                return data.Length;
+                at = model;
+                key = Key.Model;
             }
-
-            i += next;
-            if (data[i] == (byte)'"')
-            {
-                _inString = true;
-                _escaped = false;
-                _keyAt = 0;
-                _mayBeUsage = true;
-                _mayBeModel = _report.Model is null;
-            }
-
-            return i + 1;
         }
 
-        // Inside a string: a key of interest is followed byte by byte; anything else jumps to the string's end.
-        while (i < data.Length)
+        if (at < 0)
         {
-            if (!_mayBeUsage && !_mayBeModel && !_escaped)
-            {
-                var next = data[i..].IndexOfAny(InsideString);
-                if (next < 0)
-                {
-                    return data.Length;
-                }
-
-                i += next;
-            }
-
-            var b = data[i++];
-            if (_escaped)
-            {
-                _escaped = false;
-                continue;
-            }
-
-            switch (b)
-            {
-                case (byte)'\n':
-                    _inString = false;
-                    return i;
-                case (byte)'\\':
-                    _escaped = true;
-                    _mayBeUsage = _mayBeModel = false;
-                    continue;
-                case (byte)'"':
-                    _inString = false;
-                    var key = _keyAt == 5 ? (_mayBeUsage ? Key.Usage : _mayBeModel ? Key.Model : Key.None) : Key.None;
-                    if (key != Key.None)
-                    {
-                        _key = key;
-                        _phase = Phase.AfterKey;
-                    }
-
-                    return i;
-            }
-
-            _mayBeUsage &= _keyAt < 5 && b == "usage"u8[_keyAt];
-            _mayBeModel &= _keyAt < 5 && b == "model"u8[_keyAt];
-            _keyAt++;
+            CarryCutKey(data, i);
+            return data.Length;
         }
 
-        return i;
+        at += i;
+        if (!IsKeyStart(Before(data, at)))
+        {
+            // Text that looks like a key: look again from its second byte (a key may start at its closing quote).
+            return at + 1;
+        }
+
+        _key = key;
+        _phase = Phase.AfterKey;
+        return at + UsageKey.Length;
+    }
+
+    /// <summary>The last byte before <paramref name="at"/> that is not whitespace, in this chunk or the ones before.</summary>
+    private byte Before(ReadOnlySpan<byte> data, int at)
+    {
+        var before = data[..at].LastIndexOfAnyExcept(Whitespace);
+        return before >= 0 ? data[before] : _last;
+    }
+
+    private static bool IsKeyStart(byte before) => before is (byte)'{' or (byte)',';
+
+    /// <summary>Remembers how much of a key the chunk ends with (from <paramref name="from"/>), for the next chunk.</summary>
+    private void CarryCutKey(ReadOnlySpan<byte> data, int from)
+    {
+        _usageSeen = CutKey(data, from, UsageKey);
+        _beforeUsage = _usageSeen > 0 ? Before(data, data.Length - _usageSeen) : (byte)0;
+        _modelSeen = WantsModel ? CutKey(data, from, ModelKey) : 0;
+        _beforeModel = _modelSeen > 0 ? Before(data, data.Length - _modelSeen) : (byte)0;
+    }
+
+    /// <summary>How many bytes of <paramref name="key"/> the chunk ends with (0 to its length minus one).</summary>
+    private static int CutKey(ReadOnlySpan<byte> data, int from, ReadOnlySpan<byte> key)
+    {
+        for (var seen = Math.Min(key.Length - 1, data.Length - from); seen > 0; seen--)
+        {
+            if (data[^seen..].SequenceEqual(key[..seen]))
+            {
+                return seen;
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>Goes on with a key the last chunk ended in the middle of; where to search from.</summary>
+    private int Resume(ReadOnlySpan<byte> data)
+    {
+        var (usage, model) = (_usageSeen, _modelSeen);
+        _usageSeen = _modelSeen = 0;
+        if (usage > 0 && TryResume(data, UsageKey, usage, _beforeUsage, Key.Usage, ref _usageSeen, out var next))
+        {
+            return next;
+        }
+
+        if (model > 0 && WantsModel && TryResume(data, ModelKey, model, _beforeModel, Key.Model, ref _modelSeen, out next))
+        {
+            return next;
+        }
+
+        return 0;
+    }
+
+    private bool TryResume(ReadOnlySpan<byte> data, ReadOnlySpan<byte> key, int seen, byte before, Key which, ref int stillSeen, out int next)
+    {
+        var rest = key[seen..];
+        next = 0;
+        if (data.Length < rest.Length)
+        {
+            // Still cut: the whole chunk is more of the key.
+            if (!data.SequenceEqual(rest[..data.Length]))
+            {
+                return false;
+            }
+
+            stillSeen = seen + data.Length;
+            next = data.Length;
+            return true;
+        }
+
+        if (!data.StartsWith(rest) || !IsKeyStart(before))
+        {
+            return false;
+        }
+
+        _key = which;
+        _phase = Phase.AfterKey;
+        next = rest.Length;
+        return true;
     }
 
     private int AfterKey(ReadOnlySpan<byte> data, int i)
@@ -193,7 +267,7 @@ internal sealed class UsageScanner
         }
 
         // A key is followed by a colon; a string that is a value is not, and is read again as ordinary text.
-        _phase = b == (byte)':' ? Phase.AfterColon : Phase.Scanning;
+        _phase = b == (byte)':' ? Phase.AfterColon : Phase.Searching;
         return b == (byte)':' ? i + 1 : i;
     }
 
@@ -219,7 +293,7 @@ internal sealed class UsageScanner
         }
 
         // "usage": null, or a model that is not a string: ordinary text.
-        _phase = Phase.Scanning;
+        _phase = Phase.Searching;
         return i;
     }
 
@@ -286,31 +360,23 @@ internal sealed class UsageScanner
         {
             if (_captured + (data.Length - i) > MaxModelBytes)
             {
-                // Too long for a model name: the rest of the string is ordinary text.
+                // Too long for a model name: the rest of the string is searched as any text is.
                 Reset();
-                _inString = true;
-                _mayBeUsage = _mayBeModel = false;
-            }
-            else
-            {
-                Append(data[i..]);
+                return i;
             }
 
+            Append(data[i..]);
             return data.Length;
         }
 
-        var b = data[i + end];
-        if (b == (byte)'"' && _captured + end <= MaxModelBytes)
+        if (data[i + end] == (byte)'"' && _captured + end <= MaxModelBytes)
         {
             Append(data.Slice(i, end));
             _report.Model = Encoding.UTF8.GetString(_capture.AsSpan(0, _captured));
         }
 
-        // An escape in a model name, a line end, or a name too long: no model. After an escape the string goes on.
+        // An escape in a model name, a line end, or a name too long: no model; the search goes on after it.
         Reset();
-        _inString = b == (byte)'\\';
-        _escaped = _inString;
-        _mayBeUsage = _mayBeModel = false;
         return i + end + 1;
     }
 
@@ -345,7 +411,7 @@ internal sealed class UsageScanner
 
     private void Reset()
     {
-        _phase = Phase.Scanning;
+        _phase = Phase.Searching;
         _captured = 0;
         if (_capture is not null)
         {

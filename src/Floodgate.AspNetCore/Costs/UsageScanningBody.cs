@@ -17,6 +17,7 @@ namespace Floodgate.AspNetCore.Costs;
 internal sealed class UsageScanningBody : Stream, IHttpResponseBodyFeature
 {
     private readonly IHttpResponseBodyFeature _inner;
+    private readonly Stream _innerStream;
     private readonly HttpResponse _response;
     private readonly UsageScanner _scanner;
     private PipeWriter? _writer;
@@ -25,6 +26,7 @@ internal sealed class UsageScanningBody : Stream, IHttpResponseBodyFeature
     public UsageScanningBody(IHttpResponseBodyFeature inner, HttpResponse response, UsageScanner scanner)
     {
         _inner = inner;
+        _innerStream = inner.Stream;
         _response = response;
         _scanner = scanner;
     }
@@ -68,29 +70,43 @@ internal sealed class UsageScanningBody : Stream, IHttpResponseBodyFeature
 
     public override void Write(ReadOnlySpan<byte> buffer)
     {
-        _inner.Stream.Write(buffer);
+        _innerStream.Write(buffer);
         Scan(buffer);
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        // The client first: the scan never delays a byte.
-        await _inner.Stream.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        // The client first: the scan never delays a byte. A write that completes at once (the usual case: the server
+        // buffers it) costs no state machine.
+        var write = _innerStream.WriteAsync(buffer, cancellationToken);
+        if (!write.IsCompletedSuccessfully)
+        {
+            return ScanAfterAsync(write, buffer);
+        }
+
+        write.GetAwaiter().GetResult();
         Scan(buffer.Span);
+        return default;
     }
 
-    public override void Flush() => _inner.Stream.Flush();
+    public override void Flush() => _innerStream.Flush();
 
-    public override Task FlushAsync(CancellationToken cancellationToken) => _inner.Stream.FlushAsync(cancellationToken);
+    public override Task FlushAsync(CancellationToken cancellationToken) => _innerStream.FlushAsync(cancellationToken);
 
     public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
     public override void SetLength(long value) => throw new NotSupportedException();
+
+    private async ValueTask ScanAfterAsync(ValueTask write, ReadOnlyMemory<byte> buffer)
+    {
+        await write.ConfigureAwait(false);
+        Scan(buffer.Span);
+    }
 
     private void Scan(ReadOnlySpan<byte> bytes)
     {

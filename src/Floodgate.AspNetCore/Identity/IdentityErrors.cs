@@ -59,4 +59,13 @@ public static class IdentityErrors
 
     /// <summary>Any other defect.</summary>
     public const string Invalid = "invalid token";
+
+    /// <summary>The API key is well formed, but no key of that id and secret is stored (never created, or revoked).</summary>
+    public const string UnknownApiKey = "unknown API key";
+
+    /// <summary>The API key has expired.</summary>
+    public const string ApiKeyExpired = "API key expired";
+
+    /// <summary>The credential is not of the API key form.</summary>
+    public const string MalformedApiKey = "malformed API key";
 }

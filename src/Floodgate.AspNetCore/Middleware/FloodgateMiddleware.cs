@@ -116,6 +116,23 @@ public sealed partial class FloodgateMiddleware
         var aborted = context.RequestAborted;
         var request = new HttpRequestContext(context, settings.Proxies);
 
+        // The deny and bypass lists, before any other work: a denied address costs no body read and no store call.
+        var access = BeforeIdentity(context, request, ref settings);
+        if (access == Access.AccessVerdict.Denied)
+        {
+            step?.Finish("denied", default);
+            await Access.AccessResponses.WriteDeniedAsync(context, "client address").ConfigureAwait(false);
+            return;
+        }
+
+        // The rate-limit id, verified before the edge tier so that an edge rule may key on it (docs/edge.md).
+        if (settings.RateLimitIds is { } ids && ids.Verify(context) == RateLimitIds.RateLimitIdVerdict.Refuse)
+        {
+            step?.Finish("invalid_id", default);
+            await ids.RefuseAsync(context).ConfigureAwait(false);
+            return;
+        }
+
         // The Floodgate authentication handler may have run first (UseAuthentication before UseFloodgate) and left the
         // identity it resolved here; otherwise the handler, running later, finds the middleware's.
         if (context.Features.Get<IFloodgateFeature>() is not FloodgateFeature feature)
@@ -142,6 +159,12 @@ public sealed partial class FloodgateMiddleware
         var identity = default(IdentityResult);
         var resolved = settings.HasEdgeRules && !settings.EdgeReadsIdentity && TryResolveCached(context, settings, feature, out identity);
         var admitted = resolved && Admit(request, identity, settings);
+        if (admitted && AfterIdentity(context, identity, ref access, ref settings) is var refusal and not IdentityRefusal.None)
+        {
+            await RefuseAfterIdentityAsync(context, settings, refusal, step).ConfigureAwait(false);
+            return;
+        }
+
         var edgeFirst = settings.HasEdgeRules && !admitted;
         RateLimitResult edge = default;
         if (edgeFirst)
@@ -159,6 +182,8 @@ public sealed partial class FloodgateMiddleware
         // Every lease taken is released exactly once, whatever happens next: the edge's alone until the other tiers
         // have been evaluated, then the combined result's (which holds the edge's too).
         var held = edge;
+        ResponseCosts.CostStep? costs = null;
+        var served = false;
         try
         {
             if (!admitted)
@@ -172,6 +197,12 @@ public sealed partial class FloodgateMiddleware
                 {
                     step?.Finish("unauthorized", default);
                     await RefuseAsync(context, identity).ConfigureAwait(false);
+                    return;
+                }
+
+                if (AfterIdentity(context, identity, ref access, ref settings) is var refused and not IdentityRefusal.None)
+                {
+                    await RefuseAfterIdentityAsync(context, settings, refused, step).ConfigureAwait(false);
                     return;
                 }
             }
@@ -201,8 +232,16 @@ public sealed partial class FloodgateMiddleware
             // Its permits last as long as the request (a WebSocket, a stream, a long body), renewed until the release below.
             engine.RenewLeases(result);
 
+            if (settings.RateLimitIds is { } issuer && issuer.IsIssuePath(context.Request.Path))
+            {
+                await issuer.IssueAsync(context, identity).ConfigureAwait(false);
+                return;
+            }
+
             // Reservations are settled when the response ends, with the usage it reported (docs/cost.md).
-            await ResponseCosts.InvokeAsync(_next, request, engine, result, settings.Policy).ConfigureAwait(false);
+            costs = ResponseCosts.Start(request, result, settings.Policy);
+            await _next(context).ConfigureAwait(false);
+            served = true;
         }
         finally
         {
@@ -211,11 +250,12 @@ public sealed partial class FloodgateMiddleware
                 await engine.ReleaseAsync(held, CancellationToken.None).ConfigureAwait(false);
             }
 
-            // A request refused after a reservation (by identity, or a later tier) was never served: refunded. A request
-            // served was settled already, and is not settled twice.
+            // A request refused after a reservation (by identity, or a later tier) was never served: refunded. Not the
+            // request's token: the request has ended, and its settlement must still reach the store.
             if (held.HasReservations)
             {
-                await engine.SettleAsync(held, null, Floodgate.Costs.RequestCompletion.NotServed, CancellationToken.None).ConfigureAwait(false);
+                var completion = costs?.End(threw: !served) ?? Floodgate.Costs.RequestCompletion.NotServed;
+                await engine.SettleAsync(held, costs?.Report, completion, CancellationToken.None).ConfigureAwait(false);
             }
         }
     }

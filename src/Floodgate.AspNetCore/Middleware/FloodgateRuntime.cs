@@ -280,7 +280,7 @@ public sealed class FloodgateRuntime
             }
         }
 
-        return new CompiledSettings(
+        var settings = new CompiledSettings(
             policy,
             new TrustedProxies(options.TrustedProxies, options.ForwardedHeader),
             options.Anonymous,
@@ -292,7 +292,9 @@ public sealed class FloodgateRuntime
             EdgeReadsIdentity(policy),
             options.SubjectClaim,
             options.PlanClaim,
-            RejectionSettings.Of(options));
+            RejectionSettings.Of(options),
+            RateLimitIds: options.RateLimitId is { } ids ? new RateLimitIds.RateLimitIdVerifier(ids) : null);
+        return Access.AccessControl.Compile(options.Access, settings) is { } access ? settings with { Access = access } : settings;
     }
 
     /// <summary>
@@ -397,4 +399,6 @@ internal sealed record CompiledSettings(
     bool EdgeReadsIdentity,
     string SubjectClaim,
     string PlanClaim,
-    RejectionSettings Rejections);
+    RejectionSettings Rejections,
+    Access.AccessControl? Access = null,
+    RateLimitIds.RateLimitIdVerifier? RateLimitIds = null);

@@ -33,6 +33,7 @@ internal static class AdminApi
             .WithSummary("The gateway's policy and store, and the admin token the request was made with.");
         OverrideRoutes.Map(group, runtime, time, audit);
         UsageRoutes.Map(group, runtime, time);
+        Keys.KeyRoutes.Map(group, runtime, time, audit);
         BanRoutes.Map(group, runtime, time, audit);
         KeyStateRoutes.Map(group, runtime, time, audit);
         EventRoutes.Map(group, runtime);

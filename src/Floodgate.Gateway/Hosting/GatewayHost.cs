@@ -124,10 +124,15 @@ public sealed partial class GatewayHost : IAsyncDisposable
             sp.GetRequiredService<ILoggerFactory>()));
         var proxy = builder.Build();
         var runtime = proxy.Services.GetRequiredService<GatewayRuntime>();
-        runtime.UseOverrides(opened.Overrides);
-        runtime.UseBans(opened);
+        runtime.UseBesideStore(opened);
         runtime.Events = new Events.ThresholdEvents(policy.Events, () => runtime.Thresholds, runtime.Logger, time);
         runtime.Floodgate.Engine.ThresholdObserver = runtime.Events;
+        if (certificate is not null)
+        {
+            // Asked only while a bypass rule of the policy in force matches client certificates (docs/edge.md).
+            certificate.AskForClientCertificate = () => runtime.Policy.AsksClientCertificates;
+        }
+
         try
         {
             if (runtime.ValidateProxy(policy) is { Count: > 0 } proxyErrors)
@@ -158,7 +163,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             pipeline.UseSessionAffinity();
             pipeline.UseLoadBalancing();
             pipeline.UsePassiveHealthChecks();
-        });
+        }).ConfigureEndpoints(static (endpoint, route) => Gateway.Policy.Sections.ApiKeysSection.AcceptCredentials(endpoint, route));
 
         WebApplication? admin = null;
         WebApplication? envoy = null;

@@ -122,8 +122,11 @@ internal sealed partial class GatewayRuntime
         set => Volatile.Write(ref _shuttingDown, value);
     }
 
-    public void ApplyIdentity(JwtIdentityOptions? jwt) =>
-        InstallIdentity(jwt is null ? null : IdentityFactory.Create(jwt, _time, _loggerFactory));
+    public void ApplyIdentity(JwtIdentityOptions? jwt)
+    {
+        var tokens = jwt is null ? null : IdentityFactory.Create(jwt, _time, _loggerFactory);
+        InstallIdentity(WithApiKeys(tokens, Policy.ApiKeys) ?? (IIdentityResolver?)tokens);
+    }
 
     /// <summary>
     /// At start, fetches the keys of the identity provider the policy trusts, waiting up to
@@ -132,7 +135,7 @@ internal sealed partial class GatewayRuntime
     /// </summary>
     public async Task FetchIdentityKeysAsync(CancellationToken cancellationToken)
     {
-        if (_identity.Current is JwtIdentityResolver resolver
+        if (JwtResolver is { } resolver
             && await IdentityFactory.FetchKeysAsync(resolver, null, cancellationToken).ConfigureAwait(false) is { } problem)
         {
             Log.StartingWithoutKeys(Logger, problem);
@@ -217,7 +220,7 @@ internal sealed partial class GatewayRuntime
             {
                 // The new resolver keeps the key source in force (its keys, even through an identity provider outage)
                 // when the policy names the same one; a new source must deliver its keys before it is put in force.
-                var previous = _identity.Current as JwtIdentityResolver;
+                var previous = JwtResolver;
                 var resolver = IdentityFactory.Create(next.Jwt, _time, _loggerFactory, previous);
                 identity = resolver;
                 if (IdentityFactory.FetchKeysAsync(resolver, previous, CancellationToken.None).GetAwaiter().GetResult() is { } problem)
@@ -254,15 +257,14 @@ internal sealed partial class GatewayRuntime
 
         if (identityChanged)
         {
-            InstallIdentity(identity);
+            InstallIdentity(WithApiKeys(identity, next.ApiKeys) ?? identity);
         }
 
         if (store is { } opened)
         {
             // False only when the host is stopping, and then the new store is already closed.
             _ = _store.Switch(opened.Store, opened.Kind, opened.Owned, _storeRetirement);
-            UseOverrides(opened.Overrides);
-            UseBans(opened);
+            UseBesideStore(opened);
             _storeRetirement = RetirementOf(next);
         }
         else

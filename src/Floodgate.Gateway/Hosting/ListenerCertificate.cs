@@ -51,8 +51,25 @@ internal sealed partial class ListenerCertificate : IDisposable
     }
 
     /// <summary>Kestrel's per-connection TLS options: the current certificate and its chain (Kestrel adds ALPN).</summary>
-    public ValueTask<SslServerAuthenticationOptions> OnConnection(TlsHandshakeCallbackContext context) =>
-        new(new SslServerAuthenticationOptions { ServerCertificateContext = _current.Context });
+    public ValueTask<SslServerAuthenticationOptions> OnConnection(TlsHandshakeCallbackContext context)
+    {
+        if (AskForClientCertificate?.Invoke() != true)
+        {
+            return new(new SslServerAuthenticationOptions { ServerCertificateContext = _current.Context });
+        }
+
+        // Asked for, never required, and any certificate is taken: a bypass rule compares its SHA-256 thumbprint with the
+        // ones it pins, which no chain of trust would add to, and a client without one is served as any other.
+        return new(new SslServerAuthenticationOptions
+        {
+            ServerCertificateContext = _current.Context,
+            ClientCertificateRequired = true,
+            RemoteCertificateValidationCallback = static (_, _, _, _) => true,
+        });
+    }
+
+    /// <summary>Whether to ask the client for a certificate on a new connection; never when not set.</summary>
+    public Func<bool>? AskForClientCertificate { get; set; }
 
     /// <summary>Reads the files again now; keeps the certificate in force when they are unchanged or not usable.</summary>
     /// <returns>Whether a new certificate is in force.</returns>

@@ -45,7 +45,7 @@ internal sealed class PolicyWatcher : IDisposable
     /// now (a refused edit may name one that does not exist yet), relative to the working directory, as read.
     /// </summary>
     private string[] Files() =>
-        [_path, .. _runtime.Policy.KeyFiles.Concat(PolicyLoader.KeyFilesNamedIn(_path)).Select(f => Path.GetFullPath(PolicyLoader.ExpandHome(f))).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        [_path, .. _runtime.Policy.KeyFiles.Concat(_runtime.Policy.SecretFiles).Concat(PolicyLoader.KeyFilesNamedIn(_path)).Select(f => Path.GetFullPath(PolicyLoader.ExpandHome(f))).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
 
     /// <summary>Watches <see cref="Files"/>, unless they are the ones watched already; whether the watch changed.</summary>
     private bool Rewatch()

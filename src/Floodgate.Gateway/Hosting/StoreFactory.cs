@@ -1,3 +1,4 @@
+using Floodgate.ApiKeys;
 using Floodgate.Bans;
 using Floodgate.Events;
 using Floodgate.Gateway.Operations;
@@ -26,18 +27,19 @@ internal static class StoreFactory
         string kind;
         IDisposable? owned;
         IOverrideStore overrides;
+        IApiKeyStore keys;
         IBanStore bans;
         IThresholdLedger ledger;
         try
         {
-            (store, kind, owned, overrides, bans, ledger) = Create(policy, time, loggerFactory);
+            (store, kind, owned, overrides, keys, bans, ledger) = Create(policy, time, loggerFactory);
         }
         catch (Exception e)
         {
             throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
         }
 
-        return new OpenedStore(Instrument(store, kind), kind, owned, overrides) { Bans = bans, Thresholds = ledger };
+        return new OpenedStore(Instrument(store, kind), kind, owned, overrides) { ApiKeys = keys, Bans = bans, Thresholds = ledger };
     }
 
     /// <summary><paramref name="store"/>, timed (<c>floodgate.store.duration</c>) unless it decides in process.</summary>
@@ -46,45 +48,47 @@ internal static class StoreFactory
 
     /// <summary>The store of the options the policy's <c>store</c> section read.</summary>
     /// <exception cref="ArgumentException">The store cannot be opened with these settings (the caller names the file).</exception>
-    private static (IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides, IBanStore Bans, IThresholdLedger Ledger) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
+    private static (IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides, IApiKeyStore ApiKeys, IBanStore Bans, IThresholdLedger Ledger) Create(GatewayPolicy policy, TimeProvider time, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         if (policy.RedisStore is { } redis)
         {
             var store = RedisStore.Connect(redis, time, loggerFactory.CreateLogger<RedisStore>());
-            RedisOverrideStore? overrides = null;
-            RedisBanStore? bans = null;
-            RedisThresholdLedger ledger;
+            RedisOverrideStore overrides;
             try
             {
                 overrides = RedisOverrideStore.Start(redis, time, loggerFactory.CreateLogger<RedisOverrideStore>());
-                bans = RedisBanStore.Start(redis, time, loggerFactory.CreateLogger<RedisBanStore>());
-                ledger = RedisThresholdLedger.Start(redis, time);
             }
             catch
             {
-                bans?.Dispose();
-                overrides?.Dispose();
                 store.Dispose();
                 throw;
             }
 
-            return (store, "redis", new OwnedTogether(store, overrides, bans, ledger), overrides, bans, ledger);
+            // The API keys, the bans and the threshold ledger share the overrides' connection, and are disposed first:
+            // the keys write their last uses on it.
+            var keys = new RedisApiKeyStore(overrides.Connection, redis.KeyPrefix, time, loggerFactory.CreateLogger<RedisApiKeyStore>());
+            var bans = new RedisBanStore(overrides.Connection, redis.KeyPrefix, time, loggerFactory.CreateLogger<RedisBanStore>());
+            var ledger = new RedisThresholdLedger(overrides.Connection, redis.KeyPrefix, time);
+            return (store, "redis", new OwnedTogether(store, keys, bans, overrides), overrides, keys, bans, ledger);
         }
 
         var memory = policy.MemoryStore ?? new MemoryStoreOptions();
         memory.Validate();
-        return (new MemoryStore(memory, time), "memory", null, new MemoryOverrideStore(time), new MemoryBanStore(time), new MemoryThresholdLedger(time));
+        return (new MemoryStore(memory, time), "memory", null, new MemoryOverrideStore(time), new MemoryApiKeyStore(), new MemoryBanStore(time), new MemoryThresholdLedger(time));
     }
 }
 
 /// <summary>
 /// A store opened from a policy: what decides (timed when remote), its kind, what must be disposed, and where the
-/// subjects' overrides and the bans live beside it.
+/// subjects' overrides, the API keys and the bans live beside it.
 /// </summary>
 internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, IDisposable? Owned, IOverrideStore Overrides)
 {
+    /// <summary>Where the API keys live beside the store: in process, or in its Redis.</summary>
+    public IApiKeyStore ApiKeys { get; init; } = new MemoryApiKeyStore();
+
     /// <summary>Where the bans live beside the store; <see langword="null"/> for a store given by the host (bans are then kept in process).</summary>
     public IBanStore? Bans { get; init; }
 

@@ -27,7 +27,7 @@ internal static class Readiness
         }
 
         var (storeReady, store) = runtime.StartupWait is { } waiting ? (false, waiting) : await CheckStoreAsync(runtime, cancellationToken).ConfigureAwait(false);
-        var (identityReady, identity) = CheckIdentity(runtime.Identity);
+        var (identityReady, identity) = CheckIdentity(runtime.JwtResolver);
         var ready = storeReady && identityReady;
         return (ready, new ReadinessStatus(ready ? "ready" : "not ready", policy.Source, policy.Version, runtime.Reloads, runtime.LastReloadError, runtime.StoreKind, store, identity));
     }

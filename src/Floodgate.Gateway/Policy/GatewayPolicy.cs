@@ -25,12 +25,21 @@ public sealed class GatewayPolicy
     /// <summary>How bearer tokens are validated, key files read; <see langword="null"/> when the policy has no <c>identity.jwt</c> section.</summary>
     public JwtIdentityOptions? Jwt { get; init; }
 
+    /// <summary>How API keys are recognized (<c>api_keys</c>); <see langword="null"/> when the policy has no <c>api_keys</c> section.</summary>
+    public ApiKeyIdentityOptions? ApiKeys { get; init; }
+
     /// <summary>The key files <c>identity.jwt.keys</c> names, as written: watched, so that a rotated key is put in force.</summary>
     public IReadOnlyList<string> KeyFiles { get; init; } = [];
 
+    /// <summary>Whether a bypass rule matches client certificates: the TLS listener then asks clients for one.</summary>
+    public bool AsksClientCertificates { get; init; }
+
+    /// <summary>The files secrets are read from (a bypass header's, the rate-limit id's keys), full paths: watched, so that a rotated secret is put in force.</summary>
+    public IReadOnlyList<string> SecretFiles { get; init; } = [];
+
     /// <summary>
-    /// A fingerprint of the <c>identity.jwt</c> section, the default plan it inherits and the key files' contents (empty
-    /// without the section): a reload rebuilds the identity resolver only when it changes.
+    /// A fingerprint of the <c>identity.jwt</c> section, the default plan it inherits, the key files' contents and the
+    /// <c>api_keys</c> section (empty without the sections): a reload rebuilds the identity resolver only when it changes.
     /// </summary>
     public string IdentityVersion { get; init; } = string.Empty;
 

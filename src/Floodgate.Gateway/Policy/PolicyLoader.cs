@@ -17,7 +17,9 @@ public static class PolicyLoader
     private static readonly string[] TopLevel =
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
-        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin", "events",
+        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin",
+        "api_keys", "events",
+        "bypass", "deny", "ratelimit_id",
     ];
 
     /// <summary>
@@ -75,6 +77,10 @@ public static class PolicyLoader
         HttpSection.Read(reader, root, floodgate);
         var adminTokens = AdminSection.Read(reader, root);
         var events = EventsSection.Read(reader, root);
+        var apiKeys = ApiKeysSection.Read(reader, root, plans, identity.Jwt is not null);
+        var secrets = new SecretSources(reader);
+        AccessSection.Read(reader, root, secrets, floodgate);
+        RateLimitIdSection.Read(reader, root, secrets, floodgate);
         if (reader.Errors.Count == 0)
         {
             // The middleware's own checks, so that what the loader accepts the middleware takes; the sections have
@@ -98,11 +104,14 @@ public static class PolicyLoader
         {
             Source = file,
             // The key files count too: a rotated key is a new policy, and a reload puts it in force.
-            Version = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text + "\n" + identity.KeyFilesFingerprint)))[..12],
+            Version = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text + "\n" + identity.KeyFilesFingerprint + "\n" + secrets.Fingerprint)))[..12],
             Floodgate = floodgate,
             Jwt = identity.Jwt,
             KeyFiles = identity.KeyFiles,
-            IdentityVersion = identity.Version,
+            IdentityVersion = identity.Version + apiKeys.Version,
+            ApiKeys = apiKeys.Options,
+            SecretFiles = secrets.Files,
+            AsksClientCertificates = floodgate.Access.Bypass.Any(b => b.CertificateThumbprints.Count > 0),
             MemoryStore = store.Memory,
             RedisStore = store.Redis,
             AdminTokens = adminTokens,

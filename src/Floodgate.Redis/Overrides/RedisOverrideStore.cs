@@ -25,43 +25,15 @@ namespace Floodgate.Redis;
 /// time everywhere; lapsed fields are deleted at the next full reload.
 /// </para>
 /// </remarks>
-public sealed partial class RedisOverrideStore : IOverrideStore, IAsyncDisposable, IDisposable
+public sealed class RedisOverrideStore : IOverrideStore, IAsyncDisposable, IDisposable
 {
     /// <summary>How often the version is polled, the safety net under the published changes.</summary>
     public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
 
-    // KEYS[1] the hash, KEYS[2] the version; ARGV[1] the subject, ARGV[2] the value ('' deletes), ARGV[3] the channel.
-    private const string WriteScript = """
-        local existed
-        if ARGV[2] == '' then
-          existed = redis.call('HDEL', KEYS[1], ARGV[1])
-        else
-          existed = 1 - redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-        end
-        local version = redis.call('INCR', KEYS[2])
-        redis.call('PUBLISH', ARGV[3], version .. ' ' .. ARGV[1])
-        return existed
-        """;
-
-    // KEYS[1] the hash, KEYS[2] the version: both at once, so the version names exactly what was read.
-    private const string LoadScript = """
-        return { redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1]) }
-        """;
-
-    private readonly IConnectionMultiplexer _connection;
+    private readonly RedisHashMirror<RateLimitOverride> _mirror;
     private readonly bool _ownsConnection;
-    private readonly RedisKey _hash;
-    private readonly RedisKey _version;
-    private readonly RedisChannel _channel;
     private readonly TimeProvider _time;
-    private readonly ILogger _logger;
-    private readonly SemaphoreSlim _sync = new(1, 1);
-    private readonly ITimer _poll;
-    private readonly CancellationTokenSource _stopping = new();
-    private ConcurrentDictionary<string, RateLimitOverride> _local = new(StringComparer.Ordinal);
-    private long _applied = -1;
-    private long _behindSince = -1;
-    private ChannelMessageQueue? _messages;
+    private int _disposed;
 
     /// <summary>Creates a store on <paramref name="connection"/>, under the Redis store's <paramref name="keyPrefix"/>, and starts mirroring it.</summary>
     public RedisOverrideStore(IConnectionMultiplexer connection, string keyPrefix = "fg", TimeProvider? timeProvider = null, ILogger<RedisOverrideStore>? logger = null)
@@ -73,18 +45,9 @@ public sealed partial class RedisOverrideStore : IOverrideStore, IAsyncDisposabl
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentException.ThrowIfNullOrEmpty(keyPrefix);
-        _connection = connection;
         _ownsConnection = owns;
-        _hash = $"{keyPrefix}:{{overrides}}:all";
-        _version = $"{keyPrefix}:{{overrides}}:version";
-        _channel = RedisChannel.Literal($"{keyPrefix}:overrides");
         _time = timeProvider ?? TimeProvider.System;
-        _logger = logger ?? NullLogger.Instance;
-
-        // The poll runs on real time whatever the clock given: it is the transport's safety net, not a limit.
-        _poll = TimeProvider.System.CreateTimer(_ => _ = PollAsync(), null, PollInterval, PollInterval);
-        _connection.ConnectionRestored += OnConnectionRestored;
-        Ready = Task.Run(StartAsync);
+        _mirror = new RedisHashMirror<RateLimitOverride>(connection, keyPrefix, "overrides", static (text, _) => OverrideJson.Read(text), value => value.IsExpired(_time.GetUtcNow()), logger ?? NullLogger.Instance);
     }
 
     /// <summary>
@@ -100,18 +63,21 @@ public sealed partial class RedisOverrideStore : IOverrideStore, IAsyncDisposabl
     }
 
     /// <summary>Completes when the first full load is done (or failed: the poll then retries).</summary>
-    public Task Ready { get; }
+    public Task Ready => _mirror.Ready;
+
+    /// <summary>The connection the overrides are read through, which the API keys beside them may share.</summary>
+    public IConnectionMultiplexer Connection => _mirror.Connection;
 
     /// <summary>How many overrides the local mirror holds, lapsed ones not yet removed included.</summary>
-    public int Count => Volatile.Read(ref _local).Count;
+    public int Count => _mirror.Local.Count;
 
     /// <summary>The version of the stored overrides the local mirror reflects; -1 before the first load.</summary>
-    public long Version => Interlocked.Read(ref _applied);
+    public long Version => _mirror.Version;
 
     /// <inheritdoc/>
     public bool TryFind(string subject, [NotNullWhen(true)] out RateLimitOverride? value)
     {
-        if (Volatile.Read(ref _local).TryGetValue(subject, out value) && (value.ExpiresAt is null || !value.IsExpired(_time.GetUtcNow())))
+        if (_mirror.Local.TryGetValue(subject, out value) && (value.ExpiresAt is null || !value.IsExpired(_time.GetUtcNow())))
         {
             return true;
         }
@@ -127,7 +93,7 @@ public sealed partial class RedisOverrideStore : IOverrideStore, IAsyncDisposabl
         await WriteAsync(value.Subject, OverrideJson.Write(value)).WaitAsync(cancellationToken).ConfigureAwait(false);
 
         // This replica applies its own change now rather than when its message comes back.
-        Volatile.Read(ref _local)[value.Subject] = value;
+        _mirror.Local[value.Subject] = value;
     }
 
     /// <inheritdoc/>
@@ -135,7 +101,7 @@ public sealed partial class RedisOverrideStore : IOverrideStore, IAsyncDisposabl
     {
         ArgumentNullException.ThrowIfNull(subject);
         var existed = await WriteAsync(subject, string.Empty).WaitAsync(cancellationToken).ConfigureAwait(false);
-        Volatile.Read(ref _local).TryRemove(subject, out var removed);
+        _mirror.Local.TryRemove(subject, out var removed);
         return existed && (removed is null || !removed.IsExpired(_time.GetUtcNow()));
     }
 
@@ -143,7 +109,7 @@ public sealed partial class RedisOverrideStore : IOverrideStore, IAsyncDisposabl
     public async ValueTask<RateLimitOverride?> GetAsync(string subject, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(subject);
-        var value = OverrideJson.Read(await _connection.GetDatabase().HashGetAsync(_hash, subject).WaitAsync(cancellationToken).ConfigureAwait(false));
+        var value = OverrideJson.Read(await _mirror.Connection.GetDatabase().HashGetAsync(_mirror.Hash, subject).WaitAsync(cancellationToken).ConfigureAwait(false));
         return value is null || value.IsExpired(_time.GetUtcNow()) ? null : value;
     }
 
@@ -153,7 +119,7 @@ public sealed partial class RedisOverrideStore : IOverrideStore, IAsyncDisposabl
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         var now = _time.GetUtcNow();
         var all = new List<RateLimitOverride>();
-        await foreach (var entry in _connection.GetDatabase().HashScanAsync(_hash, pageSize: 1000).WithCancellation(cancellationToken).ConfigureAwait(false))
+        await foreach (var entry in _mirror.Connection.GetDatabase().HashScanAsync(_mirror.Hash, pageSize: 1000).WithCancellation(cancellationToken).ConfigureAwait(false))
         {
             if (OverrideJson.Read(entry.Value) is { } value && !value.IsExpired(now) && (after is null || string.CompareOrdinal(value.Subject, after) > 0))
             {
@@ -170,35 +136,17 @@ public sealed partial class RedisOverrideStore : IOverrideStore, IAsyncDisposabl
     /// <summary>Stops mirroring; closes the connection when the store owns it.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (_stopping.IsCancellationRequested)
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
 
-        await _stopping.CancelAsync().ConfigureAwait(false);
-        await _poll.DisposeAsync().ConfigureAwait(false);
-        _connection.ConnectionRestored -= OnConnectionRestored;
-        if (_messages is { } messages)
-        {
-            try
-            {
-                await messages.UnsubscribeAsync().ConfigureAwait(false);
-            }
-            catch (RedisException)
-            {
-                // Closing anyway.
-            }
-        }
-
+        await _mirror.DisposeAsync().ConfigureAwait(false);
         if (_ownsConnection)
         {
-            await _connection.DisposeAsync().ConfigureAwait(false);
+            await _mirror.Connection.DisposeAsync().ConfigureAwait(false);
         }
     }
 
-    private async Task<bool> WriteAsync(string subject, string value)
-    {
-        var result = await _connection.GetDatabase().ScriptEvaluateAsync(WriteScript, [_hash, _version], [subject, value, _channel.ToString()]).ConfigureAwait(false);
-        return (long)result == 1;
-    }
+    private async Task<bool> WriteAsync(string subject, string value) => await _mirror.WriteAsync(subject, value).ConfigureAwait(false) == 1;
 }

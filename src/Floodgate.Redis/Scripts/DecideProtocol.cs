@@ -49,7 +49,10 @@ internal static class DecideProtocol
     /// <summary>How many values a group's header holds: where its first check starts.</summary>
     public const int GroupHeader = 2;
 
-    /// <summary>The algorithm's code: 0 gcra, 1 sliding window, 2 fixed window, 3 quota, 4 concurrency.</summary>
+    /// <summary>
+    /// The algorithm's code: 0 gcra, 1 sliding window, 2 fixed window, 3 quota, 4 concurrency, 5 sliding log. A leaky
+    /// bucket (a meter) is sent as gcra: the same function, under keys of its own.
+    /// </summary>
     public const int Algorithm = 0;
 
     /// <summary>The check's cost.</summary>
@@ -61,10 +64,10 @@ internal static class DecideProtocol
     /// </summary>
     public const int Mode = 2;
 
-    /// <summary>Gcra: the interval; the windows: the window; quota: the amount; concurrency: the permits.</summary>
+    /// <summary>Gcra: the interval; the windows and the sliding log: the window; quota: the amount; concurrency: the permits.</summary>
     public const int P1 = 3;
 
-    /// <summary>Gcra: the tolerance; the windows: the amount; quota: the period; concurrency: the lease timeout.</summary>
+    /// <summary>Gcra: the tolerance; the windows and the sliding log: the amount; quota: the period; concurrency: the lease timeout.</summary>
     public const int P2 = 4;
 
     /// <summary>Gcra: the burst; quota: 1 for a calendar period, else 0; concurrency: the lease member.</summary>
@@ -100,13 +103,13 @@ internal static class DecideProtocol
     /// <summary>1 when the check is allowed, else 0.</summary>
     public const int Allowed = 0;
 
-    /// <summary>The state before the decision (<see cref="LimitState.A"/>; for concurrency the permits in flight).</summary>
+    /// <summary>The state before the decision (<see cref="LimitState.A"/>; for concurrency the permits in flight; for a sliding log the entries in the window).</summary>
     public const int StateA = 1;
 
-    /// <summary>The state before the decision (<see cref="LimitState.B"/>; for concurrency the earliest expiry).</summary>
+    /// <summary>The state before the decision (<see cref="LimitState.B"/>; for concurrency the earliest expiry; for a sliding log the blocking entry's time).</summary>
     public const int StateB = 2;
 
-    /// <summary>The state before the decision (<see cref="LimitState.C"/>; for concurrency the latest expiry).</summary>
+    /// <summary>The state before the decision (<see cref="LimitState.C"/>; for concurrency the latest expiry; for a sliding log the newest entry's time).</summary>
     public const int StateC = 3;
 
     /// <summary>What was granted: the cost, a leased slice, or 0 (as for a probe).</summary>
@@ -127,6 +130,7 @@ internal static class DecideProtocol
     private const int FixedWindow = 2;
     private const int Quota = 3;
     private const int Concurrency = 4;
+    private const int SlidingLog = 5;
     private const int ModeShadow = 1;
     private const int ModeProbe = 2;
     private const int ModeAlwaysCharged = 4;
@@ -171,12 +175,16 @@ internal static class DecideProtocol
         long p1 = 0, p2 = 0, p3 = 0, start = 0, end = 0, nextEnd = 0;
         switch (limit.Algorithm)
         {
-            case LimitAlgorithm.Gcra:
+            case LimitAlgorithm.Gcra or LimitAlgorithm.LeakyBucket:
                 values[at + Algorithm] = Gcra;
                 (p1, p2, p3) = (limit.IntervalMicroseconds, limit.ToleranceMicroseconds, limit.Burst);
                 break;
             case LimitAlgorithm.SlidingWindow:
                 values[at + Algorithm] = SlidingWindow;
+                (p1, p2) = (limit.PeriodMicroseconds, limit.Amount);
+                break;
+            case LimitAlgorithm.SlidingLog:
+                values[at + Algorithm] = SlidingLog;
                 (p1, p2) = (limit.PeriodMicroseconds, limit.Amount);
                 break;
             case LimitAlgorithm.FixedWindow:

@@ -18,7 +18,7 @@
 --          (tests pass a value); ARG_HEAD, for one call its number of groups, then its groups; for several calls
 --          minus their number, then per call its number of groups and its groups. A group: GROUP_STAGE, its stage;
 --          GROUP_CHECKS, its number of checks n; then n strides of CHECK_STRIDE values:
---   ALGORITHM (0 gcra, 1 sliding_window, 2 fixed_window, 3 quota, 4 concurrency), COST, MODE, P1, P2, P3,
+--   ALGORITHM (0 gcra, also leaky_bucket, 1 sliding_window, 2 fixed_window, 3 quota, 4 concurrency, 5 sliding_log), COST, MODE, P1, P2, P3,
 --   PERIOD_START, PERIOD_END, NEXT_PERIOD_END, SLICE, where MODE is 0 enforce, 1 shadow, 2 probe (decided with its
 --   cost, never written, its denial enforced), 3 shadow probe, plus 4 when always charged (written whether it fits or
 --   not, and whatever its group decides: LimitMath.Settle of its cost when denied; never with a probe, nor for
@@ -29,10 +29,13 @@
 --   quota           P1 amount, P2 period, P3 calendar (0|1), PERIOD_START, PERIOD_END (the period around the caller's
 --                   now), NEXT_PERIOD_END (the end of the next), SLICE
 --   concurrency     P1 permits, P2 lease timeout, P3 lease member ('<lease id>:<permits>')
+--   sliding_log     P1 window, P2 amount
 --
 -- State: a string; gcra keeps 'A', the counters 'A:B:C' (the slots of LimitState). Concurrency keeps a sorted set
 -- of leases '<lease id>:<permits>' scored by expiry, plus the member '#' scored by minus the sum of their permits, so
 -- a decision reads the permits in flight without reading every lease; a release is release.lua, which keeps the sum.
+-- A sliding log keeps a list of entry times, oldest first, at most its amount in the window; its answer is the entries
+-- in the window, the time of the one that must leave it for the cost to fit (0: none), and the newest (0: none).
 -- Every write sets a TTL: the moment the state becomes the same as no state. The strings are read by one MGET before
 -- the first call, and written by one SET per key after the last, with the TTL of the key's last state: a group still
 -- sees a key as it stands when it is decided, since a key an earlier group of the run wrote reads as that write.
@@ -145,6 +148,19 @@ local function write(key, algorithm, x, y, z, ttl)
     if call('ZADD', key, format(D, x), y) == 1 then
       call('ZINCRBY', key, format(D, -z), SUM)
     end
+    call('PEXPIRE', key, format(D, ttl))
+    return
+  end
+  if algorithm == '5' then
+    -- x: the entries' time, y: how many, z: how many entries at the head have left the window.
+    if z > 0 then
+      call('LTRIM', key, format(D, z), '-1')
+    end
+    local entry, times = format(D, x), {}
+    for i = 1, y do
+      times[i] = entry
+    end
+    call('RPUSH', key, unpack(times))
     call('PEXPIRE', key, format(D, ttl))
     return
   end
@@ -307,6 +323,50 @@ local function decide_call(groups, pos, first)
           if cost > 0 then
             na, nb, nc = now + lease, ARGV[base + P3], cost
             ttl = ceil(((c > na and c or na) - now) / 1000) + pad
+          end
+        end
+      elseif algorithm == '5' then
+        -- LimitMath.SlidingLog: p1 window, p2 amount. The key is a list of entry times, oldest first. t: now, but not
+        -- before the newest entry (the clock stepped back). Entries leave only when new ones are appended, so the
+        -- window's first entry is found by a binary search, O(log n) LINDEXes. a: the entries in the window, b: the
+        -- entry that must leave it for the cost to fit, c: the newest entry.
+        local p1, p2 = ARGV[base + P1] + 0, ARGV[base + P2] + 0
+        local n = call('LLEN', key)
+        local newest, e = 0, 0
+        if n > 0 then
+          newest = call('LINDEX', key, '-1') + 0
+        end
+        local t = newest > now and newest or now
+        local horizon = t - p1
+        if n > 0 then
+          if newest <= horizon then
+            e = n
+          elseif call('LINDEX', key, '0') + 0 <= horizon then
+            local lo, hi = 1, n - 1
+            while lo < hi do
+              local mid = floor((lo + hi) / 2)
+              if call('LINDEX', key, format(D, mid)) + 0 > horizon then
+                hi = mid
+              else
+                lo = mid + 1
+              end
+            end
+            e = lo
+          end
+        end
+        a, c = n - e, newest
+        if cost <= p2 and a + cost > p2 then
+          b = call('LINDEX', key, format(D, e + a + cost - p2 - 1)) + 0
+        end
+        allowed = cost <= p2 and a + cost <= p2
+        if (allowed and not probe) or (charged and cost > 0) then
+          granted = cost
+          -- LimitMath.SlidingLogAppended: never past the amount, so the list stays within it.
+          local appended = min(cost, p2 - a)
+          if appended > 0 then
+            na, nb, nc = t, appended, e
+            ttl = ceil((t + p1 - now) / 1000)
+            ttl = (ttl < 1 and 1 or ttl) + pad
           end
         end
       else

@@ -8,7 +8,9 @@ namespace Floodgate.Redis;
 public sealed partial class RedisStore
 {
     // An always-charged check is decided by the script alone: its cost is charged even when a cache would deny it.
-    private static bool IsCacheable(in RateLimitCheck check) => check.Cost > 0 && check.Limit.Algorithm != LimitAlgorithm.Concurrency && !IsCharged(check);
+    // A sliding log is decided on its log, which only the script reads.
+    private static bool IsCacheable(in RateLimitCheck check) =>
+        check.Cost > 0 && check.Limit.Algorithm is not (LimitAlgorithm.Concurrency or LimitAlgorithm.SlidingLog) && !IsCharged(check);
 
     /// <summary>Whether the check is spent from a leased slice: a probe never is, as it spends nothing.</summary>
     private static bool IsLeased(in RateLimitCheck check) =>

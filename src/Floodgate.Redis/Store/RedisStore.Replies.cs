@@ -72,6 +72,11 @@ public sealed partial class RedisStore
                     group.Hold(k, leaseId);
                 }
             }
+            else if (check.Limit.Algorithm == LimitAlgorithm.SlidingLog)
+            {
+                // The script answers what the log holds: the entries in the window, the blocking entry, the newest.
+                outcome = LimitMath.SlidingLog(check.Limit, state.A, state.B, state.C, now, check.Cost);
+            }
             else
             {
                 var sliced = committed && granted > check.Cost;

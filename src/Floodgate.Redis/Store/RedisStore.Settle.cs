@@ -37,6 +37,11 @@ public sealed partial class RedisStore
             throw new ArgumentException("A concurrency check is not settled: its cost is the permits its lease holds.", nameof(check));
         }
 
+        if (limit.Algorithm == LimitAlgorithm.SlidingLog)
+        {
+            throw new ArgumentException("A sliding_log check is not settled: its log holds the units admitted, each at its time.", nameof(check));
+        }
+
         if (delta == 0)
         {
             return CostSettlement.Settled;
@@ -91,7 +96,7 @@ public sealed partial class RedisStore
         RedisValue time = now is { } explicitNow ? explicitNow : RedisValue.EmptyString;
         RedisValue[] args = limit.Algorithm switch
         {
-            LimitAlgorithm.Gcra => [time, 0, units, limit.IntervalMicroseconds, Limit.MaxSpanMicroseconds],
+            LimitAlgorithm.Gcra or LimitAlgorithm.LeakyBucket => [time, 0, units, limit.IntervalMicroseconds, Limit.MaxSpanMicroseconds],
             LimitAlgorithm.SlidingWindow => [time, 1, units, limit.PeriodMicroseconds],
             LimitAlgorithm.FixedWindow => [time, 2, units, limit.PeriodMicroseconds],
             _ => QuotaArguments(time, limit, units, now ?? periodsAround),

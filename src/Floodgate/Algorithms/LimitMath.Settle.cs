@@ -47,10 +47,11 @@ public static partial class LimitMath
 
         return limit.Algorithm switch
         {
-            LimitAlgorithm.Gcra => SettleGcra(limit, state, now, delta),
+            LimitAlgorithm.Gcra or LimitAlgorithm.LeakyBucket => SettleGcra(limit, state, now, delta),
             LimitAlgorithm.FixedWindow => SettleFixedWindow(limit, state, now, delta),
             LimitAlgorithm.SlidingWindow => SettleSlidingWindow(limit, state, now, delta),
             LimitAlgorithm.Quota => SettleQuota(limit, state, now, delta),
+            LimitAlgorithm.SlidingLog => throw new ArgumentException("A sliding_log limit is not settled: its log holds the units admitted, each at its time.", nameof(limit)),
             _ => throw new ArgumentException("A concurrency limit is not settled: its cost is the permits a lease holds.", nameof(limit)),
         };
     }
@@ -62,7 +63,7 @@ public static partial class LimitMath
     public static long MaxSettleUnits(Limit limit)
     {
         ArgumentNullException.ThrowIfNull(limit);
-        return limit.Algorithm == LimitAlgorithm.Gcra ? MaxSettleSpanMicroseconds / limit.IntervalMicroseconds : Limit.MaxAmount;
+        return limit.Algorithm is LimitAlgorithm.Gcra or LimitAlgorithm.LeakyBucket ? MaxSettleSpanMicroseconds / limit.IntervalMicroseconds : Limit.MaxAmount;
     }
 
     private static LimitState SettleGcra(Limit limit, in LimitState state, long now, long delta)

@@ -38,10 +38,11 @@ public static partial class LimitMath
         ArgumentNullException.ThrowIfNull(limit);
         return limit.Algorithm switch
         {
-            LimitAlgorithm.Gcra => Gcra(limit, state, now, cost, out next),
+            LimitAlgorithm.Gcra or LimitAlgorithm.LeakyBucket => Gcra(limit, state, now, cost, out next),
             LimitAlgorithm.FixedWindow => FixedWindow(limit, state, now, cost, out next),
             LimitAlgorithm.SlidingWindow => SlidingWindow(limit, state, now, cost, out next),
             LimitAlgorithm.Quota => Quota(limit, state, now, cost, out next),
+            LimitAlgorithm.SlidingLog => throw new ArgumentException("Sliding log limits are decided on the store's log, by SlidingLog.", nameof(limit)),
             _ => throw new ArgumentException("Concurrency limits are decided by the store's lease set.", nameof(limit)),
         };
     }
@@ -55,10 +56,11 @@ public static partial class LimitMath
         ArgumentNullException.ThrowIfNull(limit);
         return limit.Algorithm switch
         {
-            LimitAlgorithm.Gcra => next.A,
+            LimitAlgorithm.Gcra or LimitAlgorithm.LeakyBucket => next.A,
             LimitAlgorithm.FixedWindow => next.A + limit.PeriodMicroseconds,
             LimitAlgorithm.SlidingWindow => next.A + (2 * limit.PeriodMicroseconds),
             LimitAlgorithm.Quota => next.C,
+            LimitAlgorithm.SlidingLog => throw new ArgumentException("A sliding log expires with its newest entry: SlidingLogExpiresAt.", nameof(limit)),
             _ => throw new ArgumentException("Concurrency limits are decided by the store's lease set.", nameof(limit)),
         };
     }
@@ -67,6 +69,11 @@ public static partial class LimitMath
     /// The token bucket as a theoretical arrival time (TAT): each unit of cost pushes the TAT one emission interval
     /// later; a request fits while the TAT stays within the burst tolerance of now.
     /// </summary>
+    /// <remarks>
+    /// The leaky bucket as a meter is the same function: its bucket, of <see cref="Limit.Burst"/> units leaking one per
+    /// interval, holds <c>(TAT − now) / interval</c> units at now and is empty at the TAT, so "the cost fits in the
+    /// bucket" and "the TAT stays within the tolerance" are one comparison.
+    /// </remarks>
     internal static LimitOutcome Gcra(Limit limit, in LimitState state, long now, long cost, out LimitState next)
     {
         var interval = limit.IntervalMicroseconds;

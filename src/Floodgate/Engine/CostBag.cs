@@ -4,16 +4,21 @@ using Floodgate.Stores;
 namespace Floodgate.Engine;
 
 /// <summary>The cost reservations one request holds, to settle when it ends. Allocated only for a request that reserves.</summary>
+/// <remarks>
+/// The first reservation is held inline and a list is made only for a second: most requests reserve by one rule, and a
+/// list of checks would cost them two more objects (about 250 bytes) each.
+/// </remarks>
 internal sealed class CostBag
 {
-    private readonly List<(RateLimitCheck Check, RateLimitRule Rule)> _reservations = new(2);
+    private (RateLimitCheck Check, RateLimitRule Rule) _first;
+    private List<(RateLimitCheck Check, RateLimitRule Rule)>? _more;
 
     // Set by the first settlement: a request is settled once, however many ways it ends.
     private int _settled;
 
-    public int Count => _reservations.Count;
+    public int Count { get; private set; }
 
-    public (RateLimitCheck Check, RateLimitRule Rule) this[int index] => _reservations[index];
+    public (RateLimitCheck Check, RateLimitRule Rule) this[int index] => index == 0 ? _first : _more![index - 1];
 
     public static CostBag? Merge(CostBag? first, CostBag? second)
     {
@@ -22,11 +27,28 @@ internal sealed class CostBag
             return first ?? second;
         }
 
-        first._reservations.AddRange(second._reservations);
+        for (var i = 0; i < second.Count; i++)
+        {
+            var (check, rule) = second[i];
+            first.Add(check, rule);
+        }
+
         return first;
     }
 
-    public void Add(RateLimitCheck check, RateLimitRule rule) => _reservations.Add((check, rule));
+    public void Add(RateLimitCheck check, RateLimitRule rule)
+    {
+        if (Count == 0)
+        {
+            _first = (check, rule);
+        }
+        else
+        {
+            (_more ??= new(2)).Add((check, rule));
+        }
+
+        Count++;
+    }
 
     /// <summary>Marks the bag settled; <see langword="false"/> when it already was.</summary>
     public bool TrySettle() => Interlocked.Exchange(ref _settled, 1) == 0;

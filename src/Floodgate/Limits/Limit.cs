@@ -30,6 +30,14 @@ public sealed class Limit
     /// </summary>
     public const long MaxSpanMicroseconds = 1L << 52;
 
+    /// <summary>
+    /// The largest amount of a <see cref="LimitAlgorithm.SlidingLog"/> limit: 1,000. The log keeps one timestamp per unit
+    /// admitted within the period, 8 bytes each in memory (8 KB a key at most) and about 20 in Redis, and the
+    /// decision reads it in O(log n); a larger amount is counted well by <see cref="LimitAlgorithm.SlidingWindow"/> in
+    /// three numbers.
+    /// </summary>
+    public const long MaxSlidingLogAmount = 1_000;
+
     private readonly QuotaCalendar? _calendar;
 
     private Limit(LimitAlgorithm algorithm, Rate rate, long burst, TimeSpan leaseTimeout, QuotaCalendar? calendar)
@@ -40,7 +48,7 @@ public sealed class Limit
         LeaseTimeout = leaseTimeout;
         _calendar = calendar;
         PeriodMicroseconds = rate.PeriodMicroseconds;
-        if (algorithm == LimitAlgorithm.Gcra)
+        if (algorithm is LimitAlgorithm.Gcra or LimitAlgorithm.LeakyBucket)
         {
             // The interval is rounded up to a whole microsecond, so a limit never over-admits; the rounding costs up to
             // a microsecond per request, a share of the rate that grows as the interval shrinks, so Gcra refuses rates
@@ -59,7 +67,7 @@ public sealed class Limit
     /// <summary>The amount per period, or the concurrency permits.</summary>
     public long Amount => Rate.Amount;
 
-    /// <summary>For <see cref="LimitAlgorithm.Gcra"/>, how much may be spent at once; otherwise equal to the amount.</summary>
+    /// <summary>For <see cref="LimitAlgorithm.Gcra"/> and <see cref="LimitAlgorithm.LeakyBucket"/>, how much may be spent at once; otherwise equal to the amount.</summary>
     public long Burst { get; }
 
     /// <summary>For <see cref="LimitAlgorithm.Concurrency"/>, how long a lease lives unless released first.</summary>
@@ -106,7 +114,18 @@ public sealed class Limit
     /// <exception cref="ArgumentOutOfRangeException">
     /// A value is beyond <see cref="MaxAmount"/>, or the burst tolerance (interval × burst) beyond <see cref="MaxSpanMicroseconds"/>.
     /// </exception>
-    public static Limit Gcra(Rate rate, long? burst = null)
+    public static Limit Gcra(Rate rate, long? burst = null) => Bucket(LimitAlgorithm.Gcra, "gcra", rate, burst);
+
+    /// <summary>
+    /// A leaky bucket as a meter: a bucket of <paramref name="burst"/> units (default: the amount) that leaks at
+    /// <paramref name="rate"/>; a cost that does not fit is rejected. It admits exactly what <see cref="Gcra"/> admits
+    /// for the same rate and burst, under keys of its own; its checks and refusals are gcra's.
+    /// </summary>
+    /// <exception cref="ArgumentException">As <see cref="Gcra"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">As <see cref="Gcra"/>.</exception>
+    public static Limit LeakyBucket(Rate rate, long? burst = null) => Bucket(LimitAlgorithm.LeakyBucket, "leaky_bucket", rate, burst);
+
+    private static Limit Bucket(LimitAlgorithm algorithm, string name, Rate rate, long? burst)
     {
         ValidateRate(rate, 1);
         var b = burst ?? rate.Amount;
@@ -117,7 +136,7 @@ public sealed class Limit
 
         if (rate.Amount > rate.PeriodMicroseconds)
         {
-            throw new ArgumentException($"The rate {rate} is above one per microsecond, the finest gcra counts; use fixed_window or sliding_window.", nameof(rate));
+            throw new ArgumentException($"The rate {rate} is above one per microsecond, the finest {name} counts; use fixed_window or sliding_window.", nameof(rate));
         }
 
         var interval = GcraInterval(rate);
@@ -126,7 +145,7 @@ public sealed class Limit
         {
             var effective = (double)rate.PeriodMicroseconds / interval;
             throw new ArgumentException(
-                string.Create(CultureInfo.InvariantCulture, $"The rate {rate} is too fine for gcra, which counts whole microseconds: its interval of {(double)rate.PeriodMicroseconds / rate.Amount:0.###} µs rounds up to {interval} µs, admitting only {new Rate(Math.Max(1, (long)effective), rate.UnitCount, rate.Unit)} ({(1 - (effective / rate.Amount)) * 100:0.0}% less); use fixed_window or sliding_window, which count it exactly."),
+                string.Create(CultureInfo.InvariantCulture, $"The rate {rate} is too fine for {name}, which counts whole microseconds: its interval of {(double)rate.PeriodMicroseconds / rate.Amount:0.###} µs rounds up to {interval} µs, admitting only {new Rate(Math.Max(1, (long)effective), rate.UnitCount, rate.Unit)} ({(1 - (effective / rate.Amount)) * 100:0.0}% less); use fixed_window or sliding_window, which count it exactly."),
                 nameof(rate));
         }
 
@@ -138,14 +157,14 @@ public sealed class Limit
                 string.Create(CultureInfo.InvariantCulture, $"The burst of {rate} is too large: the burst tolerance, {interval} µs a request times the burst, must stay within 2^52 µs (about 142 years), so at most {Math.Min(MaxAmount, MaxSpanMicroseconds / interval)}."));
         }
 
-        return new Limit(LimitAlgorithm.Gcra, rate, b, TimeSpan.Zero, null);
+        return new Limit(algorithm, rate, b, TimeSpan.Zero, null);
     }
 
     /// <summary>
     /// A gcra limit built without <see cref="Gcra"/>'s checks, for a store's in-process share of a limit already accepted
     /// (decided in C#, never in Lua's doubles), which must never fail a decision during an outage.
     /// </summary>
-    internal static Limit UncheckedGcra(Rate rate, long burst) => new(LimitAlgorithm.Gcra, rate, Math.Max(1, burst), TimeSpan.Zero, null);
+    internal static Limit UncheckedGcra(Rate rate, long burst, LimitAlgorithm algorithm = LimitAlgorithm.Gcra) => new(algorithm, rate, Math.Max(1, burst), TimeSpan.Zero, null);
 
     /// <summary>A counter per window of the rate's period, aligned to the Unix epoch.</summary>
     /// <exception cref="ArgumentException">The rate is uninitialized.</exception>
@@ -163,6 +182,28 @@ public sealed class Limit
     {
         ValidateRate(rate, 2);
         return new(LimitAlgorithm.SlidingWindow, rate, rate.Amount, TimeSpan.Zero, null);
+    }
+
+    /// <summary>
+    /// The sliding log: at most the amount in any window of the rate's period, exactly, keeping one timestamp per unit
+    /// admitted. The amount is at most <see cref="MaxSlidingLogAmount"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The rate is uninitialized.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// The amount is beyond <see cref="MaxSlidingLogAmount"/>, or the period beyond <see cref="MaxSpanMicroseconds"/>.
+    /// </exception>
+    public static Limit SlidingLog(Rate rate)
+    {
+        ValidateRate(rate, 1);
+        if (rate.Amount > MaxSlidingLogAmount)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(rate),
+                rate,
+                string.Create(CultureInfo.InvariantCulture, $"The amount of {rate} is beyond {MaxSlidingLogAmount}, the most a sliding_log keeps: it holds one timestamp per request admitted in the period. Use sliding_window, which counts any amount in three numbers."));
+        }
+
+        return new(LimitAlgorithm.SlidingLog, rate, rate.Amount, TimeSpan.Zero, null);
     }
 
     /// <summary>
@@ -213,6 +254,8 @@ public sealed class Limit
         var limit = Algorithm switch
         {
             LimitAlgorithm.Gcra => Gcra(rate, Burst == Amount ? null : Burst),
+            LimitAlgorithm.LeakyBucket => LeakyBucket(rate, Burst == Amount ? null : Burst),
+            LimitAlgorithm.SlidingLog => SlidingLog(rate),
             LimitAlgorithm.SlidingWindow => SlidingWindow(rate),
             LimitAlgorithm.FixedWindow => FixedWindow(rate),
             LimitAlgorithm.Quota => Quota(rate, _calendar),
@@ -232,6 +275,11 @@ public sealed class Limit
         if (Algorithm == LimitAlgorithm.Concurrency)
         {
             throw new InvalidOperationException("A concurrency limit cannot be leased: its permits are held, not spent.");
+        }
+
+        if (Algorithm == LimitAlgorithm.SlidingLog && slice > 0)
+        {
+            throw new InvalidOperationException("A sliding_log limit cannot be leased: its log of timestamps lives in the store alone.");
         }
 
         ArgumentOutOfRangeException.ThrowIfNegative(slice);
@@ -289,6 +337,8 @@ public sealed class Limit
     public override string ToString() => Algorithm switch
     {
         LimitAlgorithm.Gcra => Burst == Amount ? $"gcra {Rate}" : string.Create(CultureInfo.InvariantCulture, $"gcra {Rate} burst {Burst}"),
+        LimitAlgorithm.LeakyBucket => Burst == Amount ? $"leaky_bucket {Rate}" : string.Create(CultureInfo.InvariantCulture, $"leaky_bucket {Rate} burst {Burst}"),
+        LimitAlgorithm.SlidingLog => $"sliding_log {Rate}",
         LimitAlgorithm.SlidingWindow => $"sliding_window {Rate}",
         LimitAlgorithm.FixedWindow => $"fixed_window {Rate}",
         LimitAlgorithm.Quota => _calendar is null ? $"quota {Rate} rolling" : $"quota {Rate} {_calendar}",

@@ -20,4 +20,17 @@ public enum LimitAlgorithm
 
     /// <summary>In-flight requests held as leases that expire after a lease timeout.</summary>
     Concurrency,
+
+    /// <summary>
+    /// The sliding log: one timestamp per unit admitted, so at most the amount in any window of the period, exactly.
+    /// Bounded: the amount may not exceed <see cref="Limit.MaxSlidingLogAmount"/>.
+    /// </summary>
+    SlidingLog,
+
+    /// <summary>
+    /// The leaky bucket as a meter: a bucket of <see cref="Limit.Burst"/> units that leaks at the rate; what does not fit
+    /// is rejected. It admits exactly what <see cref="Gcra"/> admits for the same rate and burst (gcra keeps the same
+    /// bucket as the moment it will be empty), under keys of its own.
+    /// </summary>
+    LeakyBucket,
 }

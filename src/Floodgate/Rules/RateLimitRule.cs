@@ -40,6 +40,8 @@ public sealed class RateLimitRule
         DefaultPlan = defaultPlan;
     }
 
+    private Costs.RuleCost? _costs;
+
     private RateLimitRule(string name, RateLimitTier tier)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
@@ -97,7 +99,20 @@ public sealed class RateLimitRule
     /// it settles (<see cref="Costs.RuleCost"/>). Replaces <see cref="Cost"/>. Default: none, every request costs
     /// <see cref="Cost"/>.
     /// </summary>
-    public Costs.RuleCost? Costs { get; init; }
+    /// <exception cref="ArgumentException">The rule's limit (or a plan's) is a sliding log, whose entries are not settled.</exception>
+    public Costs.RuleCost? Costs
+    {
+        get => _costs;
+        init
+        {
+            if (value is not null && (Limit?.Algorithm == LimitAlgorithm.SlidingLog || (PlanLimits?.Values.Any(l => l.Algorithm == LimitAlgorithm.SlidingLog) ?? false)))
+            {
+                throw new ArgumentException($"The rule '{Name}' counts with sliding_log, which keeps one entry per unit at its time and settles no cost afterwards: use gcra or a window for costs settled from usage.", nameof(value));
+            }
+
+            _costs = value;
+        }
+    }
 
     /// <summary>
     /// Percentages of the limit (1 to 100, such as 80 and 100) whose crossing by a subject raises a threshold event

@@ -110,7 +110,7 @@ public interface IRateLimitStore
     /// <summary>
     /// Corrects the key of <paramref name="check"/> by <paramref name="delta"/> units once a request's real cost is known
     /// (<see cref="Algorithms.LimitMath.Settle"/>): a refund when negative, an extra charge when positive, which may
-    /// overdraw the key. Never refused, and never a lease: a concurrency check is not settled.
+    /// overdraw the key. Never refused, and never a lease: a concurrency check is not settled, nor a sliding_log check.
     /// </summary>
     /// <remarks>
     /// The default answers <see cref="CostSettlement.NotSupported"/> without doing anything, so a store written before

@@ -197,6 +197,11 @@ public sealed class MemoryStore : IRateLimitStore, IResettableStore
             throw new ArgumentException("A concurrency check is not settled: its cost is the permits its lease holds.", nameof(check));
         }
 
+        if (check.Limit.Algorithm == Limits.LimitAlgorithm.SlidingLog)
+        {
+            throw new ArgumentException("A sliding_log check is not settled: its log holds the units admitted, each at its time.", nameof(check));
+        }
+
         if (delta == 0)
         {
             return;

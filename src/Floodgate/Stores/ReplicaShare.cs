@@ -11,7 +11,7 @@ public static class ReplicaShare
     /// <summary>The share of <paramref name="limit"/> that each of <paramref name="replicas"/> replicas decides against.</summary>
     /// <remarks>
     /// <para>
-    /// A gcra limit keeps its amount over a period <paramref name="replicas"/> times as long, so its interval is the
+    /// A gcra (or leaky_bucket) limit keeps its amount over a period <paramref name="replicas"/> times as long, so its interval is the
     /// limit's times the replicas and the share is as exact as the limit (100k/s over 3 replicas is one request per 30 µs,
     /// where 33,333/s would round to 31 µs and admit 3 % less); its burst is divided. A period too long to multiply (a
     /// monthly limit over thousands of replicas) divides the amount instead, without <see cref="Limit.Gcra"/>'s checks:
@@ -38,7 +38,8 @@ public static class ReplicaShare
         var rate = new Rate(amount, limit.Rate.UnitCount, limit.Rate.Unit);
         return limit.Algorithm switch
         {
-            LimitAlgorithm.Gcra => GcraShare(limit, replicas),
+            LimitAlgorithm.Gcra or LimitAlgorithm.LeakyBucket => GcraShare(limit, replicas),
+            LimitAlgorithm.SlidingLog => Limit.SlidingLog(rate),
             LimitAlgorithm.SlidingWindow => Limit.SlidingWindow(rate),
             LimitAlgorithm.FixedWindow => Limit.FixedWindow(rate),
             LimitAlgorithm.Quota => Limit.Quota(rate, limit.Calendar),
@@ -51,9 +52,10 @@ public static class ReplicaShare
         var burst = Math.Max(1, limit.Burst / replicas);
         if (limit.Rate.PeriodMicroseconds <= Limit.MaxSpanMicroseconds / replicas && limit.Rate.UnitCount <= int.MaxValue / replicas)
         {
-            return Limit.Gcra(new Rate(limit.Rate.Amount, limit.Rate.UnitCount * replicas, limit.Rate.Unit), burst);
+            var slower = new Rate(limit.Rate.Amount, limit.Rate.UnitCount * replicas, limit.Rate.Unit);
+            return limit.Algorithm == LimitAlgorithm.LeakyBucket ? Limit.LeakyBucket(slower, burst) : Limit.Gcra(slower, burst);
         }
 
-        return Limit.UncheckedGcra(new Rate(Math.Max(1, limit.Amount / replicas), limit.Rate.UnitCount, limit.Rate.Unit), burst);
+        return Limit.UncheckedGcra(new Rate(Math.Max(1, limit.Amount / replicas), limit.Rate.UnitCount, limit.Rate.Unit), burst, limit.Algorithm);
     }
 }

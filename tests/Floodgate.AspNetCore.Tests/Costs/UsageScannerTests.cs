@@ -96,6 +96,42 @@ public sealed class UsageScannerTests
     }
 
     [Fact]
+    public void A_pretty_printed_body_is_read_wherever_the_reads_split_it()
+    {
+        var bytes = Encoding.UTF8.GetBytes("{\n  \"model\": \"small\",\n  \"text\": \"a \\\"usage\\\": {\\\"total_tokens\\\": 1}\",\n  \"usage\" :\n  {\n    \"prompt_tokens\": 7,\n    \"total_tokens\": 10\n  }\n}\n");
+        for (var first = 0; first <= bytes.Length; first++)
+        {
+            for (var second = first; second <= Math.Min(bytes.Length, first + 9); second++)
+            {
+                var report = Scan(bytes[..first], bytes[first..second], bytes[second..]);
+                Assert.True((7L, 10L, "small") == (report.InputTokens, report.TotalTokens, report.Model), $"split at {first} and {second}: {report.InputTokens}/{report.TotalTokens}/{report.Model}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("{\"text\":\"x\\\"usage\",\"usage\":{\"total_tokens\":3}}", 3)] // a string that ends in "usage, then the key
+    [InlineData("{\"a\":\"x\\\"usage\":{\\\"total_tokens\\\":5}\"}", null)] // a string that holds "usage":{...}
+    [InlineData("[\"usage\",{\"usage\" : {\"total_tokens\":4}}]", 4)] // a value, then a key with spaces
+    [InlineData("data: \"usage\":{\"total_tokens\":6}\n\n", null)] // not in an object
+    public void Only_a_key_of_an_object_is_a_usage(string body, int? total)
+    {
+        var report = Scan(Encoding.UTF8.GetBytes(body));
+        Assert.Equal(total, (int?)report.AllTokens);
+    }
+
+    [Fact]
+    public void The_model_is_not_looked_for_unless_a_rule_prices_by_it()
+    {
+        var report = new CostReport();
+        var scanner = new UsageScanner(report, readsModel: false);
+        scanner.Feed(Encoding.UTF8.GetBytes(OpenAiStream));
+        scanner.Complete();
+        Assert.Null(report.Model);
+        Assert.Equal(46, report.AllTokens);
+    }
+
+    [Fact]
     public void Request_fields_are_read_at_the_top_level_only()
     {
         var fields = ResponseCosts.ReadFields(Encoding.UTF8.GetBytes("""{"messages":[{"max_tokens":1}],"max_tokens":512,"model":"small","stream":true}"""), ["max_tokens", "model"]);

@@ -104,16 +104,16 @@ public sealed class KeyStateTests
 
         // The CLI names a key the same way.
         string[] Common(params string[] args) => ["admin", .. args, "--address", gateway.Host.AdminAddress!.ToString(), "--token-file", token.File];
-        var (code, output, errors) = await RunAsync(Common("key", "get", "per-tenant", "--header", "X-Tenant=acme"));
+        var (code, output, errors) = await RunAsync(Common("state", "get", "per-tenant", "--header", "X-Tenant=acme"));
         Assert.True(code == 0, errors);
         Assert.StartsWith("per-tenant (gcra 50/h): used 1 of 50, 49 remaining", output.Trim(), StringComparison.Ordinal);
-        (code, output, errors) = await RunAsync(Common("key", "reset", "per-tenant", "--header", "X-Tenant=acme"));
+        (code, output, errors) = await RunAsync(Common("state", "reset", "per-tenant", "--header", "X-Tenant=acme"));
         Assert.True(code == 0, errors);
         Assert.Equal("reset the key of per-tenant", output.Trim());
-        (code, output, errors) = await RunAsync(Common("key", "get", "per-tenant", "--header", "X-Tenant=acme", "--json"));
+        (code, output, errors) = await RunAsync(Common("state", "get", "per-tenant", "--header", "X-Tenant=acme", "--json"));
         Assert.True(code == 0, errors);
         Assert.Equal(0, JsonDocument.Parse(output).RootElement.GetProperty("used").GetInt64());
-        (code, _, errors) = await RunAsync(Common("key", "get", "per-user"));
+        (code, _, errors) = await RunAsync(Common("state", "get", "per-user"));
         Assert.Equal(1, code);
         Assert.Equal("400: key: the rule 'per-user' is keyed by subject; give each.", errors.Trim());
     }

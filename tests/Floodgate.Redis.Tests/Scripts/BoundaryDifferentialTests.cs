@@ -60,6 +60,17 @@ public sealed class BoundaryDifferentialTests(RedisFixture fixture, ITestOutputH
             Limit.Quota(new Rate(4, 1, RateUnit.Week), QuotaCalendar.Utc),
             Limit.Quota(new Rate(2, 1, RateUnit.Month), QuotaCalendar.ForTimeZone("Europe/Paris")),
         ],
+        ["sliding_log"] =
+        [
+            Limit.SlidingLog(new Rate(3, 1, RateUnit.Second)),
+            Limit.SlidingLog(new Rate(7, 2, RateUnit.Second)),
+            Limit.SlidingLog(new Rate(20, 10, RateUnit.Second)),
+        ],
+        ["leaky_bucket"] =
+        [
+            Limit.LeakyBucket(new Rate(10, 1, RateUnit.Second), 3),
+            Limit.LeakyBucket(new Rate(7, 3, RateUnit.Second), 1),
+        ],
         ["concurrency"] =
         [
             Limit.Concurrency(2, TimeSpan.FromMilliseconds(300)), // retry-after is the earliest expiry

@@ -4,12 +4,12 @@ using System.Text.Json;
 
 namespace Floodgate.Gateway.Cli.Admin;
 
-// floodgate admin key get|reset <rule> --subject … --ip … --header NAME=VALUE …
+// floodgate admin state get|reset <rule> --subject … --ip … --header NAME=VALUE …
 internal static partial class AdminCommand
 {
-    private static Command Key(TextWriter output, TextWriter error)
+    private static Command KeyState(TextWriter output, TextWriter error)
     {
-        var command = new Command("key", "Read or reset one key's state: a rule, and the parts its key reads.");
+        var command = new Command("state", "Read or reset one key's state: a rule, and the parts its key reads.");
         command.Add(KeyAction("get", "One key's state; consumes nothing.", HttpMethod.Get, output, error));
         command.Add(KeyAction("reset", "Reset one key's state: its next request starts as a new key's.", HttpMethod.Delete, output, error));
         return command;

@@ -34,8 +34,9 @@ internal static partial class AdminCommand
         admin.Add(Plan(output, error));
         admin.Add(Usage(output, error));
         admin.Add(Override(output, error));
+        admin.Add(KeyCommand.Create(output, error));
         admin.Add(Bans(output, error));
-        admin.Add(Key(output, error));
+        admin.Add(KeyState(output, error));
         return admin;
     }
 
@@ -141,7 +142,7 @@ internal static partial class AdminCommand
         return command;
     }
 
-    private static async Task<int> CallAsync(ParseResult result, TextWriter output, TextWriter error, HttpMethod method, string path, object? body, CancellationToken cancel, Func<JsonElement, string> human)
+    internal static async Task<int> CallAsync(ParseResult result, TextWriter output, TextWriter error, HttpMethod method, string path, object? body, CancellationToken cancel, Func<JsonElement, string> human)
     {
         var token = result.GetValue(Token) ?? Environment.GetEnvironmentVariable("FLOODGATE_ADMIN_TOKEN");
         if (result.GetValue(TokenFile) is { } file)
@@ -202,8 +203,8 @@ internal static partial class AdminCommand
         return $"{Text(value, "subject")}: plan {Text(value, "plan") ?? "(its claim or the default)"}{rates}{until}";
     }
 
-    private static string? Text(JsonElement json, string name) =>
+    internal static string? Text(JsonElement json, string name) =>
         json.ValueKind == JsonValueKind.Object && json.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
-    private static string Escape(string subject) => Uri.EscapeDataString(subject);
+    internal static string Escape(string subject) => Uri.EscapeDataString(subject);
 }

@@ -116,6 +116,7 @@ internal sealed class CostSection(YamlReader reader)
         return limit.Algorithm switch
         {
             LimitAlgorithm.Gcra => Limit.Gcra(rate, checked(limit.Burst * MicroUnits)),
+            LimitAlgorithm.LeakyBucket => Limit.LeakyBucket(rate, checked(limit.Burst * MicroUnits)),
             LimitAlgorithm.FixedWindow => Limit.FixedWindow(rate),
             LimitAlgorithm.SlidingWindow => Limit.SlidingWindow(rate),
             LimitAlgorithm.Quota => Limit.Quota(rate, limit.Calendar),

@@ -23,7 +23,9 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
             ("sliding_window", LimitAlgorithm.SlidingWindow),
             ("fixed_window", LimitAlgorithm.FixedWindow),
             ("quota", LimitAlgorithm.Quota),
-            ("concurrency", LimitAlgorithm.Concurrency));
+            ("concurrency", LimitAlgorithm.Concurrency),
+            ("sliding_log", LimitAlgorithm.SlidingLog),
+            ("leaky_bucket", LimitAlgorithm.LeakyBucket));
         var concurrency = reader.Integer(map, "concurrency", field, 1, 100_000_000);
         var leaseTimeout = reader.Duration(map, "lease_timeout", field, TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(24));
         var limitText = reader.String(map, "limit", field);
@@ -42,6 +44,8 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
             {
                 case LimitAlgorithm.Gcra:
                     return Limit.Gcra(rate, burst ?? planBurst);
+                case LimitAlgorithm.LeakyBucket:
+                    return Limit.LeakyBucket(rate, burst ?? planBurst);
                 case LimitAlgorithm.Quota:
                     return Limit.Quota(rate, quotaCalendar);
                 case LimitAlgorithm.Concurrency:
@@ -49,10 +53,15 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
                 default:
                     if (burst is not null)
                     {
-                        reader.Error(at, $"{field}.burst", "burst applies only to gcra (token bucket) limits.");
+                        reader.Error(at, $"{field}.burst", "burst applies only to gcra (token bucket) and leaky_bucket limits.");
                     }
 
-                    return algorithm == LimitAlgorithm.FixedWindow ? Limit.FixedWindow(rate) : Limit.SlidingWindow(rate);
+                    return algorithm switch
+                    {
+                        LimitAlgorithm.FixedWindow => Limit.FixedWindow(rate),
+                        LimitAlgorithm.SlidingLog => Limit.SlidingLog(rate),
+                        _ => Limit.SlidingWindow(rate),
+                    };
             }
         }
 

@@ -9,7 +9,7 @@ internal static class MatchSection
     public static RuleMatch Read(YamlReader reader, YamlMappingNode rule, string parent)
     {
         var field = $"{parent}.match";
-        var map = reader.Map(YamlReader.Get(rule, "match"), field, "path", "paths", "route", "method", "methods", "host", "hosts", "headers");
+        var map = reader.Map(YamlReader.Get(rule, "match"), field, "path", "paths", "route", "method", "methods", "host", "hosts", "headers", "ratelimit_id");
         if (map is null)
         {
             return RuleMatch.Any;
@@ -43,7 +43,10 @@ internal static class MatchSection
 
         var methods = reader.StringList(map, "method", field).Concat(reader.StringList(map, "methods", field)).Select(m => m.Value.ToUpperInvariant()).ToList();
         var hosts = reader.StringList(map, "host", field).Concat(reader.StringList(map, "hosts", field)).Select(h => h.Value).ToList();
-        return new RuleMatch { Paths = paths, Route = route, Methods = methods, Hosts = hosts, Headers = ReadHeaders(reader, map, field) };
+        // verified: the request carries a rate-limit id whose tag was verified; absent: it carries none (or a wrong one, ignored).
+        var id = reader.Enum(map, "ratelimit_id", field, ("verified", true), ("absent", false));
+        var condition = id is null ? null : id.Value ? Floodgate.AspNetCore.RateLimitIds.RateLimitIdConditions.Verified : Floodgate.AspNetCore.RateLimitIds.RateLimitIdConditions.Absent;
+        return new RuleMatch { Paths = paths, Route = route, Methods = methods, Hosts = hosts, Headers = ReadHeaders(reader, map, field), Condition = condition };
     }
 
     private static Dictionary<string, string> ReadHeaders(YamlReader reader, YamlMappingNode map, string parent)

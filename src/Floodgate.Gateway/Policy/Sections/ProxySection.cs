@@ -116,7 +116,7 @@ internal static class ProxySection
         for (var i = 0; i < list.Children.Count; i++)
         {
             var field = $"routes[{i}]";
-            var route = reader.Map(list.Children[i], field, ["id", "path", "methods", "method", "hosts", "host", "cluster", "destinations", "order", .. TrafficSection.RouteFields, .. TrafficSection.ClusterFields]);
+            var route = reader.Map(list.Children[i], field, ["id", "path", "methods", "method", "hosts", "host", "cluster", "destinations", "order", "credentials", .. TrafficSection.RouteFields, .. TrafficSection.ClusterFields]);
             if (route is null)
             {
                 reader.Error(list.Children[i], field, "expected a route: id, path, methods, hosts, and cluster or destinations.");
@@ -185,7 +185,7 @@ internal static class ProxySection
                 traffic.RefuseClusterFields(route, field, clusterId);
             }
 
-            routes.Add(traffic.Route(new RouteConfig
+            routes.Add(ApiKeysSection.Route(reader, traffic.Route(new RouteConfig
             {
                 RouteId = id,
                 ClusterId = clusterId,
@@ -196,7 +196,7 @@ internal static class ProxySection
                     Methods = methods.Count > 0 ? methods : null,
                     Hosts = hosts.Count > 0 ? hosts : null,
                 },
-            }, route, field));
+            }, route, field), route, field));
         }
     }
 

@@ -82,7 +82,7 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
     }
 
     /// <summary>
-    /// Whether a cost known at the response's end fits the rule's limits: never a concurrency limit; a money budget's
+    /// Whether a cost known at the response's end fits the rule's limits: never a concurrency limit nor a sliding log; a money budget's
     /// limits are given in whole units of the currency and counted in micro-units.
     /// </summary>
     private bool CostsFit(Floodgate.Costs.RuleCost costs, ref Limit? fixedLimit, ref Dictionary<string, Limit>? planLimits, YamlNode costNode, string field)
@@ -91,6 +91,12 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
         if (limits.Any(l => l.Algorithm == LimitAlgorithm.Concurrency))
         {
             reader.Error(costNode, $"{field}.cost", "a concurrency limit counts requests in flight; a cost settled from the response needs a rate or a quota.");
+            return false;
+        }
+
+        if (limits.Any(l => l.Algorithm == LimitAlgorithm.SlidingLog))
+        {
+            reader.Error(costNode, $"{field}.cost", "a sliding_log keeps one entry per unit at its time and settles no cost afterwards; a cost settled from the response needs gcra, a window or a quota.");
             return false;
         }
 

@@ -26,7 +26,7 @@ namespace Floodgate.Stores.Memory;
 /// lock guards it.
 /// </para>
 /// </remarks>
-internal sealed class ClockEviction(ShardTable table, LeaseSetPool leases)
+internal sealed class ClockEviction(ShardTable table, LeaseSetPool leases, SlidingLogPool logs)
 {
     private const int VictimWindow = 16;
 
@@ -172,7 +172,7 @@ internal sealed class ClockEviction(ShardTable table, LeaseSetPool leases)
         }
     }
 
-    /// <summary>Removes the key at <paramref name="slot"/>, forgetting its mark and giving back its lease set.</summary>
+    /// <summary>Removes the key at <paramref name="slot"/>, forgetting its mark and giving back its lease set or log.</summary>
     public void Remove(int slot)
     {
         var removed = table.Remove(slot);
@@ -184,6 +184,11 @@ internal sealed class ClockEviction(ShardTable table, LeaseSetPool leases)
         if (removed.Leases != 0)
         {
             leases.Return(removed.Leases);
+        }
+
+        if (removed.Log != 0)
+        {
+            logs.Return(removed.Log);
         }
     }
 }

@@ -20,6 +20,7 @@ internal sealed class Shard
     private readonly int _capacity;
     private readonly ShardTable _table;
     private readonly LeaseSetPool _leases = new();
+    private readonly SlidingLogPool _logs = new();
     private readonly ClockEviction _clock;
     private int _stamp;
 
@@ -27,7 +28,7 @@ internal sealed class Shard
     {
         _capacity = capacity;
         _table = new ShardTable(seed0, seed1);
-        _clock = new ClockEviction(_table, _leases);
+        _clock = new ClockEviction(_table, _leases, _logs);
     }
 
     /// <summary>How many keys the shard holds; safe to read without the lock.</summary>
@@ -50,6 +51,12 @@ internal sealed class Shard
         if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
         {
             result = DecideConcurrency(check, slot, now, store, commit: !check.IsProbe, ++_stamp);
+            return;
+        }
+
+        if (check.Limit.Algorithm == LimitAlgorithm.SlidingLog)
+        {
+            result = DecideLog(check, slot, now, write: true, ++_stamp);
             return;
         }
 
@@ -107,9 +114,12 @@ internal sealed class Shard
             }
 
             var state = slot >= 0 ? _table[slot].State : default;
-            var outcome = check.Limit.Algorithm == LimitAlgorithm.Concurrency
-                ? DecideConcurrency(check, slot, now, store, commit: false, stamp).Outcome
-                : LimitMath.Decide(check.Limit, state, now, check.Cost, out nexts[k]);
+            var outcome = check.Limit.Algorithm switch
+            {
+                LimitAlgorithm.Concurrency => DecideConcurrency(check, slot, now, store, commit: false, stamp).Outcome,
+                LimitAlgorithm.SlidingLog => DecideLog(check, slot, now, write: false, stamp).Outcome,
+                _ => LimitMath.Decide(check.Limit, state, now, check.Cost, out nexts[k]),
+            };
             // A denial shows the key as it stands; an admitted check is marked when (and if) the group commits it.
             if (slot >= 0 && !outcome.IsAllowed)
             {
@@ -118,7 +128,7 @@ internal sealed class Shard
 
             denied |= !outcome.IsAllowed && !check.IsShadow;
             var commits = Commits(check, outcome);
-            if (commits && !outcome.IsAllowed)
+            if (commits && !outcome.IsAllowed && check.Limit.Algorithm != LimitAlgorithm.SlidingLog)
             {
                 nexts[k] = LimitMath.Settle(check.Limit, state, now, check.Cost);
             }
@@ -147,6 +157,10 @@ internal sealed class Shard
             else if (check.Limit.Algorithm == LimitAlgorithm.Concurrency)
             {
                 outcomes[k] = DecideConcurrency(check, _table.Find(check.Key.Value), now, store, commit: true, stamp);
+            }
+            else if (check.Limit.Algorithm == LimitAlgorithm.SlidingLog)
+            {
+                outcomes[k] = DecideLog(check, _table.Find(check.Key.Value), now, write: true, stamp);
             }
             else if (check.Cost > 0)
             {
@@ -263,6 +277,52 @@ internal sealed class Shard
         entry.ExpiresAt = set.LatestExpiry;
         _clock.MarkExhausted(slot, check.Limit, outcome);
         return new StoreOutcome(outcome, true, leaseId);
+    }
+
+    /// <summary>
+    /// Decides a sliding-log check on its key's <see cref="SlidingLogRing"/>; with <paramref name="write"/>, appends what a
+    /// decision that commits appends (<see cref="LimitMath.SlidingLogAppended"/>), dropping the entries out of the window.
+    /// </summary>
+    private StoreOutcome DecideLog(in RateLimitCheck check, int slot, long now, bool write, int stamp)
+    {
+        var limit = check.Limit;
+        var log = slot >= 0 && _table[slot].Log != 0 ? _logs[_table[slot].Log] : null;
+        var newest = log?.Newest ?? 0;
+        var at = LimitMath.SlidingLogNow(now, newest);
+        var horizon = at - limit.PeriodMicroseconds;
+        var count = log?.CountAfter(horizon) ?? 0;
+        var blocking = LimitMath.SlidingLogBlockingIndex(limit, count, check.Cost);
+        var outcome = LimitMath.SlidingLog(limit, count, blocking >= 0 ? log!.At(log.Count - count + blocking) : 0, newest, now, check.Cost);
+        var commits = Commits(check, outcome);
+        var appended = LimitMath.SlidingLogAppended(limit, count, check.Cost);
+        if (write && commits && appended > 0)
+        {
+            if (slot < 0)
+            {
+                // The operation's stamp, so the insert cannot evict a key this group has just written.
+                slot = Insert(check.Key.Value, now, stamp);
+                if (slot < 0)
+                {
+                    return new StoreOutcome(outcome, true, 0);
+                }
+            }
+
+            ref var entry = ref _table[slot];
+            if (entry.Log == 0)
+            {
+                entry.Log = _logs.Rent();
+            }
+
+            _logs[entry.Log].Append(at, appended, horizon);
+            entry.ExpiresAt = at + limit.PeriodMicroseconds;
+        }
+
+        if (slot >= 0 && ((write && commits) || !outcome.IsAllowed))
+        {
+            _clock.MarkExhausted(slot, limit, outcome);
+        }
+
+        return new StoreOutcome(outcome, commits, 0);
     }
 
     /// <summary>Writes a key's next state, inserting the key if needed; returns its slot, or -1 when it could not be kept.</summary>

@@ -17,6 +17,9 @@ internal struct Entry
     /// <summary>For a concurrency key, its lease set in the shard's <see cref="LeaseSetPool"/>; 0 for none.</summary>
     public int Leases;
 
+    /// <summary>For a sliding-log key, its log in the shard's <see cref="SlidingLogPool"/>; 0 for none.</summary>
+    public int Log;
+
     /// <summary>The stamp of the operation that last read or wrote the key: an operation never evicts a key it holds.</summary>
     public int Stamp;
 
