@@ -55,26 +55,23 @@ internal static class StoreFactory
         if (policy.RedisStore is { } redis)
         {
             var store = RedisStore.Connect(redis, time, loggerFactory.CreateLogger<RedisStore>());
-            RedisOverrideStore? overrides = null;
-            RedisBanStore? bans = null;
-            RedisThresholdLedger ledger;
+            RedisOverrideStore overrides;
             try
             {
                 overrides = RedisOverrideStore.Start(redis, time, loggerFactory.CreateLogger<RedisOverrideStore>());
-                bans = RedisBanStore.Start(redis, time, loggerFactory.CreateLogger<RedisBanStore>());
-                ledger = RedisThresholdLedger.Start(redis, time);
             }
             catch
             {
-                bans?.Dispose();
-                overrides?.Dispose();
                 store.Dispose();
                 throw;
             }
 
-            // The API keys share the overrides' connection, and are disposed first: they write their last uses on it.
+            // The API keys, the bans and the threshold ledger share the overrides' connection, and are disposed first:
+            // the keys write their last uses on it.
             var keys = new RedisApiKeyStore(overrides.Connection, redis.KeyPrefix, time, loggerFactory.CreateLogger<RedisApiKeyStore>());
-            return (store, "redis", new OwnedTogether(store, keys, overrides, bans, ledger), overrides, keys, bans, ledger);
+            var bans = new RedisBanStore(overrides.Connection, redis.KeyPrefix, time, loggerFactory.CreateLogger<RedisBanStore>());
+            var ledger = new RedisThresholdLedger(overrides.Connection, redis.KeyPrefix, time);
+            return (store, "redis", new OwnedTogether(store, keys, bans, overrides), overrides, keys, bans, ledger);
         }
 
         var memory = policy.MemoryStore ?? new MemoryStoreOptions();

@@ -17,8 +17,8 @@ public static class PolicyLoader
     private static readonly string[] TopLevel =
     [
         "upstream", "routes", "clusters", "store", "identity", "anonymous", "plans", "default_plan",
-        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin", "events",
-        "api_keys",
+        "edge", "user", "service", "global", "trusted_proxies", "forwarded_header", "headers", "shadow", "ipv6_prefix", "proxy", "admin",
+        "api_keys", "events",
         "bypass", "deny", "ratelimit_id",
     ];
 
@@ -76,11 +76,11 @@ public static class PolicyLoader
         RulesSection.Read(reader, root, new RuleSection(reader, plans, plans.DefaultPlan ?? identity.Jwt?.DefaultPlan, store), floodgate);
         HttpSection.Read(reader, root, floodgate);
         var adminTokens = AdminSection.Read(reader, root);
+        var events = EventsSection.Read(reader, root);
         var apiKeys = ApiKeysSection.Read(reader, root, plans, identity.Jwt is not null);
         var secrets = new SecretSources(reader);
         AccessSection.Read(reader, root, secrets, floodgate);
         RateLimitIdSection.Read(reader, root, secrets, floodgate);
-        var events = EventsSection.Read(reader, root);
         if (reader.Errors.Count == 0)
         {
             // The middleware's own checks, so that what the loader accepts the middleware takes; the sections have

@@ -67,7 +67,6 @@ public sealed partial class RedisBanStore : IBanStore, IAsyncDisposable, IDispos
         """;
 
     private readonly IConnectionMultiplexer _connection;
-    private readonly bool _ownsConnection;
     private readonly RedisKey[] _keys;
     private readonly RedisChannel _channel;
     private readonly TimeProvider _time;
@@ -82,36 +81,21 @@ public sealed partial class RedisBanStore : IBanStore, IAsyncDisposable, IDispos
 
     /// <summary>Creates a store on <paramref name="connection"/>, under the Redis store's <paramref name="keyPrefix"/>, and starts mirroring it.</summary>
     public RedisBanStore(IConnectionMultiplexer connection, string keyPrefix = "fg", TimeProvider? timeProvider = null, ILogger<RedisBanStore>? logger = null, int maxBans = MemoryBanStore.DefaultMaxBans)
-        : this(connection, false, keyPrefix, timeProvider, logger, maxBans)
-    {
-    }
-
-    private RedisBanStore(IConnectionMultiplexer connection, bool owns, string keyPrefix, TimeProvider? timeProvider, ILogger? logger, int maxBans)
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentException.ThrowIfNullOrEmpty(keyPrefix);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBans, 1);
         _connection = connection;
-        _ownsConnection = owns;
         MaxBans = maxBans;
         _keys = [$"{keyPrefix}:{{bans}}:all", $"{keyPrefix}:{{bans}}:expiry", $"{keyPrefix}:{{bans}}:version"];
         _channel = RedisChannel.Literal($"{keyPrefix}:bans");
         _time = timeProvider ?? TimeProvider.System;
-        _logger = logger ?? NullLogger.Instance;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
 
         // The poll runs on real time whatever the clock given: it is the transport's safety net, not a limit.
         _poll = TimeProvider.System.CreateTimer(_ => _ = PollAsync(), null, PollInterval, PollInterval);
         _connection.ConnectionRestored += OnConnectionRestored;
         Ready = Task.Run(StartAsync);
-    }
-
-    /// <summary>Connects to Redis as <paramref name="options"/> say (its own connection, which it owns) and starts mirroring the bans.</summary>
-    /// <exception cref="ArgumentException">The options are invalid.</exception>
-    public static RedisBanStore Start(RedisStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisBanStore>? logger = null)
-    {
-        var configuration = RedisStore.Configure(options, logger);
-        var connection = ConnectionMultiplexer.Connect(configuration);
-        return new RedisBanStore(connection, true, options.KeyPrefix, timeProvider, logger, MemoryBanStore.DefaultMaxBans);
     }
 
     /// <summary>Completes when the first full load is done (or failed: the poll then retries).</summary>
@@ -169,10 +153,10 @@ public sealed partial class RedisBanStore : IBanStore, IAsyncDisposable, IDispos
         return [.. bans.OrderByDescending(b => b.CreatedAt).ThenBy(b => b.Id, StringComparer.Ordinal).Take(limit)];
     }
 
-    /// <summary>Stops mirroring; closes the connection when the store owns it.</summary>
+    /// <summary>Stops mirroring; the connection is the caller's.</summary>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
-    /// <summary>Stops mirroring; closes the connection when the store owns it.</summary>
+    /// <summary>Stops mirroring; the connection is the caller's.</summary>
     public async ValueTask DisposeAsync()
     {
         if (_stopping.IsCancellationRequested)
@@ -193,11 +177,6 @@ public sealed partial class RedisBanStore : IBanStore, IAsyncDisposable, IDispos
             {
                 // Closing anyway.
             }
-        }
-
-        if (_ownsConnection)
-        {
-            await _connection.DisposeAsync().ConfigureAwait(false);
         }
     }
 

@@ -10,7 +10,7 @@ namespace Floodgate.Redis;
 /// and period: one script sets the event's key if absent (<c>SET NX</c>, expiring when its period ends) and, only then,
 /// pushes the event on a list of the latest (<c>{prefix}:{events}:recent</c>, trimmed to <see cref="MemoryThresholdLedger.Kept"/>).
 /// </summary>
-public sealed class RedisThresholdLedger : IThresholdLedger, IDisposable
+public sealed class RedisThresholdLedger : IThresholdLedger
 {
     // KEYS[1] the event's key, KEYS[2] the list; ARGV[1] its time to live (ms), ARGV[2] the event, ARGV[3] how many kept.
     private const string RecordScript = """
@@ -23,35 +23,19 @@ public sealed class RedisThresholdLedger : IThresholdLedger, IDisposable
         """;
 
     private readonly IConnectionMultiplexer _connection;
-    private readonly bool _ownsConnection;
     private readonly string _prefix;
     private readonly RedisKey _recent;
     private readonly TimeProvider _time;
 
     /// <summary>Creates a ledger on <paramref name="connection"/>, under the Redis store's <paramref name="keyPrefix"/>.</summary>
     public RedisThresholdLedger(IConnectionMultiplexer connection, string keyPrefix = "fg", TimeProvider? timeProvider = null)
-        : this(connection, false, keyPrefix, timeProvider)
-    {
-    }
-
-    private RedisThresholdLedger(IConnectionMultiplexer connection, bool owns, string keyPrefix, TimeProvider? timeProvider)
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentException.ThrowIfNullOrEmpty(keyPrefix);
         _connection = connection;
-        _ownsConnection = owns;
         _prefix = keyPrefix;
         _recent = $"{keyPrefix}:{{events}}:recent";
         _time = timeProvider ?? TimeProvider.System;
-    }
-
-    /// <summary>Connects to Redis as <paramref name="options"/> say (its own connection, which it owns), in the background.</summary>
-    /// <exception cref="ArgumentException">The options are invalid.</exception>
-    public static RedisThresholdLedger Start(RedisStoreOptions options, TimeProvider? timeProvider = null)
-    {
-        var configuration = RedisStore.Configure(options, null);
-        configuration.AbortOnConnectFail = false;
-        return new RedisThresholdLedger(ConnectionMultiplexer.Connect(configuration), true, options.KeyPrefix, timeProvider);
     }
 
     /// <inheritdoc/>
@@ -73,14 +57,5 @@ public sealed class RedisThresholdLedger : IThresholdLedger, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         var values = await _connection.GetDatabase().ListRangeAsync(_recent, 0, limit - 1).WaitAsync(cancellationToken).ConfigureAwait(false);
         return [.. values.Select(v => ThresholdEvent.FromJson(v)).OfType<ThresholdEvent>()];
-    }
-
-    /// <summary>Closes the connection when the ledger owns it.</summary>
-    public void Dispose()
-    {
-        if (_ownsConnection)
-        {
-            _connection.Dispose();
-        }
     }
 }

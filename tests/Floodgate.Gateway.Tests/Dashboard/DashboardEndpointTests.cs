@@ -30,7 +30,8 @@ public sealed class DashboardEndpointTests
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.Equal("text/html", page.Content.Headers.ContentType?.MediaType);
         var html = await page.Content.ReadAsStringAsync();
-        Assert.Contains("fetch(\"v1/dashboard\"", html, StringComparison.Ordinal);
+        Assert.Contains("fetch(API, {", html, StringComparison.Ordinal);
+        Assert.Contains("+ \"v1/dashboard\";", html, StringComparison.Ordinal);
         Assert.Contains("sessionStorage", html, StringComparison.Ordinal);
         // Nothing fetched from elsewhere: no absolute address in the page but the SVG namespace.
         Assert.DoesNotContain("https://", html, StringComparison.Ordinal);

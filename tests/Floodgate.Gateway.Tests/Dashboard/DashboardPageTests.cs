@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 
 namespace Floodgate.Gateway.Tests.Dashboard;
@@ -67,5 +68,27 @@ public sealed class DashboardPageTests
         {
             await File.WriteAllBytesAsync(keep, screenshot);
         }
+    }
+
+    [Fact]
+    public async Task The_page_works_under_a_trailing_slash_and_lists_the_current_bans()
+    {
+        using var token = new AdminTokens();
+        await using var gateway = await TestGateway.StartAsync("upstream: {upstream}\n" + token.Section);
+        using var admin = token.Client(gateway.Host.AdminAddress!);
+        using (var ban = await admin.PostAsJsonAsync("/admin/v1/bans", new { kind = "cidr", target = "203.0.113.0/24", ttl = "1h" }))
+        {
+            Assert.Equal(HttpStatusCode.Created, ban.StatusCode);
+        }
+
+        await using var browser = await HeadlessChromium.StartAsync();
+        await browser.NavigateAsync(new Uri(gateway.Host.AdminAddress!, "/admin/dashboard/"));
+        await browser.WaitForAsync("document.readyState === 'complete' && document.getElementById('token') !== null", TimeSpan.FromSeconds(20));
+        await browser.EvaluateAsync($"document.getElementById('token').value = {JsonSerializer.Serialize(token.Secret)}; document.getElementById('login').requestSubmit(); true");
+        await browser.WaitForAsync("document.getElementById('bans-count').textContent === '1'", TimeSpan.FromSeconds(10));
+
+        var expiresAt = gateway.Time.GetUtcNow().AddHours(1).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal($"cidr 203.0.113.0/24 admin {expiresAt}", (string?)await browser.EvaluateAsync("Array.from(document.querySelectorAll('#bans tr')[0].cells).map(c => c.textContent).join(' ')"));
+        Assert.StartsWith("Updated ", (string?)await browser.EvaluateAsync("document.getElementById('status').textContent"), StringComparison.Ordinal);
     }
 }

@@ -7,7 +7,7 @@ namespace Floodgate.Gateway.Cli.Admin;
 // floodgate admin state get|reset <rule> --subject … --ip … --header NAME=VALUE …
 internal static partial class AdminCommand
 {
-    private static Command Key(TextWriter output, TextWriter error)
+    private static Command KeyState(TextWriter output, TextWriter error)
     {
         var command = new Command("state", "Read or reset one key's state: a rule, and the parts its key reads.");
         command.Add(KeyAction("get", "One key's state; consumes nothing.", HttpMethod.Get, output, error));

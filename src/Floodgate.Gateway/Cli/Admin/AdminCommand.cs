@@ -36,7 +36,7 @@ internal static partial class AdminCommand
         admin.Add(Override(output, error));
         admin.Add(KeyCommand.Create(output, error));
         admin.Add(Bans(output, error));
-        admin.Add(Key(output, error));
+        admin.Add(KeyState(output, error));
         return admin;
     }
 
