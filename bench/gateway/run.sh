@@ -37,7 +37,8 @@ policy "{ kind: redis, configuration: \"127.0.0.1:$REDIS\", on_failure: closed, 
 
 wait_port $REDIS
 $helper bare-redis $BARE_REDIS http://127.0.0.1:$UP 127.0.0.1:$REDIS & pids+=($!)
-$helper bare-decide $DECIDE http://127.0.0.1:$UP 127.0.0.1:$REDIS src/Floodgate.Redis/Scripts/decide.lua & pids+=($!)
+bench/redis/decide-script.sh > "$work/decide.lua"
+$helper bare-decide $DECIDE http://127.0.0.1:$UP 127.0.0.1:$REDIS "$work/decide.lua" & pids+=($!)
 $gateway run --policy "$work/memory.yaml" --listen http://127.0.0.1:$MEM --admin http://127.0.0.1:$MEM_ADMIN --no-watch --log-level Warning & pids+=($!)
 $gateway run --policy "$work/redis.yaml" --listen http://127.0.0.1:$RED --admin http://127.0.0.1:$RED_ADMIN --no-watch --log-level Warning & pids+=($!)
 $gateway run --policy "$work/leased.yaml" --listen http://127.0.0.1:$LEASED --admin http://127.0.0.1:$LEASED_ADMIN --no-watch --log-level Warning & pids+=($!)

@@ -20,7 +20,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 
 # The same script the store runs, deciding one gcra key (1,000,000/s, so every call writes), keys over 10,000 values.
 # The machine is shared, so the ceiling and the store are measured in alternating rounds and compared round by round.
-sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat src/Floodgate.Redis/Scripts/decide.lua)")
+sha=$(redis-cli -p "$port" SCRIPT LOAD "$(bench/redis/decide-script.sh)")
 # The arguments the store sends for one enforced gcra check of 1,000,000/s (see decide.lua's header): server time, one
 # group (stage 0, one check), algorithm 0, cost 1, mode 0, interval 1 us, tolerance 999999 us, burst 1000000, p4..p7 0.
 # One call first: a layout that no longer matches the script must stop the run, not be benchmarked as an error reply.

@@ -14,10 +14,9 @@ rounds="${2:-4}"
 
 . bench/redis/common.sh
 
-# The script moved to Scripts/; a base revision from before the move has it at the project's top.
-git show "$base:src/Floodgate.Redis/Scripts/decide.lua" > "$dir/base.lua" 2>/dev/null \
-  || git show "$base:src/Floodgate.Redis/decide.lua" > "$dir/base.lua"
-cp src/Floodgate.Redis/Scripts/decide.lua "$dir/work.lua"
+# The script as each revision's store sends it (its includes in place; decide-script.sh finds where it lived).
+bench/redis/decide-script.sh "$base" > "$dir/base.lua"
+bench/redis/decide-script.sh > "$dir/work.lua"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(redis-server --version | cut -d' ' -f3)"
 echo "base: $base ($(git rev-parse --short "$base")), work: this checkout's decide.lua"
 

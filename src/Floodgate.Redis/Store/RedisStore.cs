@@ -360,13 +360,25 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
         static async ValueTask Await(ValueTask<int> decided) => await decided.ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The embedded script <paramref name="name"/>, with each of its <c>-- @include FILE</c> lines replaced by that
+    /// script's text: a long script is kept in files by concern and sent to Redis as one.
+    /// </summary>
     private static string LoadScript(string name)
     {
         using var stream = typeof(RedisStore).Assembly.GetManifestResourceStream("Floodgate.Redis." + name)
             ?? throw new InvalidOperationException($"The embedded script Floodgate.Redis.{name} is missing from the assembly.");
         using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
+        var text = new System.Text.StringBuilder();
+        while (reader.ReadLine() is { } line)
+        {
+            text.Append(line.StartsWith(IncludeLine, StringComparison.Ordinal) ? LoadScript(line[IncludeLine.Length..].Trim()).TrimEnd('\n') : line).Append('\n');
+        }
+
+        return text.ToString();
     }
+
+    private const string IncludeLine = "-- @include ";
 
     private static long Micros(TimeSpan span) => span.Ticks / TimeSpan.TicksPerMicrosecond;
 
