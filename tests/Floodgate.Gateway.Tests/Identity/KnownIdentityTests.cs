@@ -105,7 +105,12 @@ public sealed class KnownIdentityTests
             Assert.Contains("\"tier\":\"edge\"", await over.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
 
-        Assert.Equal(7, ScriptCalls(redis));
+        // The ban is listed in the ban store in the background, one more script call (docs/admin.md, bans).
+        // A version poll racing that write may reload the replica's mirror once (one more call); neither is a decision's.
+        Assert.True(await Eventually.HoldsAsync(() => Task.FromResult(gate.Host.Runtime.Bans.TryFind(System.Net.IPAddress.Parse(Banned), out _)), TimeSpan.FromSeconds(5)));
+        await Task.Delay(300);
+        var listed = ScriptCalls(redis);
+        Assert.InRange(listed, 8, 9);
 
         // Banned: the probe stage stops the call, so neither the edge nor alice's user budget is charged; the denied
         // probe is then remembered, and the next banned request costs no call at all.
@@ -118,11 +123,12 @@ public sealed class KnownIdentityTests
             Assert.Null(banned.Header("RateLimit"));
         }
 
-        Assert.Equal(8, ScriptCalls(redis));
+        // Listed, the ban is found in the local mirror before any store call: banned requests cost no call at all.
+        Assert.Equal(listed, ScriptCalls(redis));
 
         // From another IP alice has exactly the 2 of her 6 that the 4 admitted requests left.
         Statuses.Expect([200, 200, 429], await gate.StatusesAsync(3, "/free", alice, forwardedFor: "198.51.100.21"));
-        Assert.Equal(11, ScriptCalls(redis));
+        Assert.Equal(listed + 3, ScriptCalls(redis));
         using (var user = await gate.GetAsync("/free", alice, forwardedFor: "198.51.100.21"))
         {
             Assert.Contains("\"tier\":\"user\"", await user.Content.ReadAsStringAsync(), StringComparison.Ordinal);
@@ -145,6 +151,12 @@ public sealed class KnownIdentityTests
         {
             await gate.DisposeAsync();
             Assert.Fail("The gateway never loaded its overrides from Redis.");
+        }
+
+        // The bans' first load is a script call too.
+        if (gate.Host.Runtime.Bans is Floodgate.Redis.RedisBanStore bans)
+        {
+            await bans.Ready;
         }
 
         redis.Cli("CONFIG", "RESETSTAT");
