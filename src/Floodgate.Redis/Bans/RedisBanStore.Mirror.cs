@@ -13,7 +13,9 @@ public sealed partial class RedisBanStore
             // Subscribed before the first load: a change made between the two is then either in the load or after it.
             var messages = await _connection.GetSubscriber().SubscribeAsync(_channel).ConfigureAwait(false);
             _messages = messages;
-            messages.OnMessage(_ => ReloadAsync());
+            messages.OnMessage(message => long.TryParse((string?)message.Message, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version) && version <= Interlocked.Read(ref _applied)
+                ? Task.CompletedTask
+                : ReloadAsync());
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {

@@ -126,8 +126,11 @@ public sealed partial class RedisBanStore : IBanStore, IAsyncDisposable, IDispos
             return false;
         }
 
-        // This replica applies its own change now rather than when its message comes back.
+        // This replica applies its own change now rather than when its message comes back; when the mirror was at the
+        // version just before, it is now at this one, and the message costs no reload.
         _local.Set(ban);
+        var version = (long)result;
+        Interlocked.CompareExchange(ref _applied, version, version - 1);
         return true;
     }
 
