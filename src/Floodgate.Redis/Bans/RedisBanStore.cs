@@ -18,13 +18,13 @@ namespace Floodgate.Redis;
 /// the lapsed bans (the sorted set's lowest scores), refuses a new ban beyond <see cref="MaxBans"/>, writes, bumps a
 /// version and publishes it on <c>{prefix}:bans</c>. A replica reloads the set when a version is published, and a poll
 /// of the version every <see cref="PollInterval"/> catches a message it missed: a change reaches every replica within
-/// milliseconds, and within a second or two when its message is lost.
+/// milliseconds, and within two poll intervals (one second) when its message is lost.
 /// </para>
 /// </remarks>
 public sealed partial class RedisBanStore : IBanStore, IAsyncDisposable, IDisposable
 {
     /// <summary>How often the version is polled, the safety net under the published changes.</summary>
-    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
 
     // Removes the bans lapsed at ARGV[1] (ms) from KEYS[1] (hash) and KEYS[2] (index); shared by every script.
     private const string Prune = """

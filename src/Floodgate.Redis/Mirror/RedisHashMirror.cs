@@ -15,7 +15,7 @@ namespace Floodgate.Redis;
 /// "version field" on <c>{prefix}:{name}</c>, all at once. Each replica applies a published change at once (it reads
 /// that one field); a version it missed (a gap, a reconnect) makes it reload the whole hash, and a poll of the version
 /// every <see cref="PollInterval"/> reloads it when a change was published but never arrived. So a change reaches every
-/// replica within milliseconds, and within two poll intervals even when its message is lost.
+/// replica within milliseconds, and within two poll intervals (one second) even when its message is lost.
 /// </para>
 /// </remarks>
 /// <typeparam name="T">What a field's value is read into.</typeparam>
@@ -23,7 +23,7 @@ internal sealed partial class RedisHashMirror<T> : IAsyncDisposable
     where T : class
 {
     /// <summary>How often the version is polled, the safety net under the published changes.</summary>
-    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
 
     // KEYS[1] the hash, KEYS[2] the version; ARGV[1] the field, ARGV[2] the value ('' deletes), ARGV[3] the value the
     // field must hold ('' for none) when ARGV[4] is '1', ARGV[5] the channel. Returns -1 when the field did not hold

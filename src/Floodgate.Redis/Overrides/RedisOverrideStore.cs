@@ -18,7 +18,7 @@ namespace Floodgate.Redis;
 /// <c>{prefix}:overrides</c>, all at once. Each replica applies a published change at once (it reads that one field);
 /// a version it missed (a gap, a reconnect) makes it reload the whole hash, and a poll of the version every
 /// <see cref="PollInterval"/> reloads it when a change was published but never arrived. So a change reaches every
-/// replica within milliseconds, and within two poll intervals even when its message is lost.
+/// replica within milliseconds, and within two poll intervals (one second) even when its message is lost.
 /// </para>
 /// <para>
 /// An override's expiry is kept in its value and compared with the replica's clock at each lookup, so it lapses on
@@ -28,7 +28,7 @@ namespace Floodgate.Redis;
 public sealed class RedisOverrideStore : IOverrideStore, IAsyncDisposable, IDisposable
 {
     /// <summary>How often the version is polled, the safety net under the published changes.</summary>
-    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
 
     private readonly RedisHashMirror<RateLimitOverride> _mirror;
     private readonly bool _ownsConnection;
