@@ -13,14 +13,11 @@ namespace Floodgate.Gateway.Tests.Deploy;
 internal sealed class PrometheusServer : IDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
-    private readonly Process _process;
-    private readonly string _directory;
-    private readonly StringBuilder _output = new();
+    private readonly ChildProcess _child;
 
-    private PrometheusServer(Process process, string directory, Uri address)
+    private PrometheusServer(ChildProcess child, Uri address)
     {
-        _process = process;
-        _directory = directory;
+        _child = child;
         Address = address;
         Client = new HttpClient { BaseAddress = address, Timeout = Bound };
     }
@@ -48,18 +45,13 @@ internal sealed class PrometheusServer : IDisposable
                   - targets: [{quoted}]
             """);
         var address = new Uri($"http://127.0.0.1:{RedisServer.FreePort(cluster: false)}");
-        var info = new ProcessStartInfo(Tools.Find("prometheus")) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo(Tools.Find("prometheus"));
         foreach (var arg in (string[])[$"--config.file={config}", $"--storage.tsdb.path={Path.Combine(directory, "data")}", $"--web.listen-address={address.Authority}", "--log.level=warn"])
         {
             info.ArgumentList.Add(arg);
         }
 
-        var process = Process.Start(info) ?? throw new InvalidOperationException("prometheus did not start.");
-        var server = new PrometheusServer(process, directory, address);
-        process.OutputDataReceived += (_, e) => server.Append(e.Data);
-        process.ErrorDataReceived += (_, e) => server.Append(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var server = new PrometheusServer(ChildProcess.Start(info, directory, "prometheus"), address);
         try
         {
             await server.UntilAsync(async () => (await server.Client.GetAsync(new Uri("/-/ready", UriKind.Relative))).IsSuccessStatusCode, "Prometheus is ready");
@@ -101,7 +93,7 @@ internal sealed class PrometheusServer : IDisposable
         var deadline = Stopwatch.StartNew();
         while (true)
         {
-            Assert.False(_process.HasExited, $"prometheus exited: {Log}");
+            Assert.False(_child.Process.HasExited, $"prometheus exited: {Log}");
             try
             {
                 if (await condition())
@@ -119,43 +111,11 @@ internal sealed class PrometheusServer : IDisposable
         }
     }
 
-    public string Log
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Log => _child.Output;
 
     public void Dispose()
     {
         Client.Dispose();
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(10_000);
-            }
-        }
-        finally
-        {
-            _process.Dispose();
-            Directory.Delete(_directory, recursive: true);
-        }
-    }
-
-    private void Append(string? line)
-    {
-        if (line is not null)
-        {
-            lock (_output)
-            {
-                _output.AppendLine(line);
-            }
-        }
+        _child.Dispose();
     }
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Text;
 
 namespace Floodgate.Gateway.Tests;
 
@@ -12,14 +11,11 @@ namespace Floodgate.Gateway.Tests;
 internal sealed class GatewayProcess : IDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
-    private readonly Process _process;
-    private readonly StringBuilder _output = new();
-    private readonly string _directory;
+    private readonly ChildProcess _child;
 
-    private GatewayProcess(Process process, string directory, Uri proxy, Uri admin)
+    private GatewayProcess(ChildProcess child, Uri proxy, Uri admin)
     {
-        _process = process;
-        _directory = directory;
+        _child = child;
         Proxy = proxy;
         Admin = admin;
     }
@@ -29,20 +25,11 @@ internal sealed class GatewayProcess : IDisposable
     public Uri Admin { get; }
 
     /// <summary>The policy file it runs (watched unless <c>--no-watch</c> was given).</summary>
-    public string PolicyPath => Path.Combine(_directory, "policy.yaml");
+    public string PolicyPath => Path.Combine(_child.Directory, "policy.yaml");
 
-    public bool HasExited => _process.HasExited;
+    public bool HasExited => _child.Process.HasExited;
 
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _child.Output;
 
     /// <summary>Starts <c>run --policy</c> on <paramref name="policy"/> with the other <paramref name="options"/> given.</summary>
     public static GatewayProcess Start(string policy, params string[] options)
@@ -52,19 +39,13 @@ internal sealed class GatewayProcess : IDisposable
         File.WriteAllText(policyPath, policy);
         var proxy = new Uri($"http://127.0.0.1:{RedisServer.FreePort(cluster: false)}");
         var admin = new Uri($"http://127.0.0.1:{RedisServer.FreePort(cluster: false)}");
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo("dotnet");
         foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "Floodgate.Gateway.dll"), "run", "--policy", policyPath, "--listen", proxy.ToString(), "--admin", admin.ToString() }.Concat(options))
         {
             info.ArgumentList.Add(arg);
         }
 
-        var process = Process.Start(info) ?? throw new InvalidOperationException("The gateway did not start.");
-        var gateway = new GatewayProcess(process, directory, proxy, admin);
-        process.OutputDataReceived += (_, e) => gateway.Append(e.Data);
-        process.ErrorDataReceived += (_, e) => gateway.Append(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return gateway;
+        return new GatewayProcess(ChildProcess.Start(info, directory, "The gateway"), proxy, admin);
     }
 
     public async Task WaitReadyAsync()
@@ -73,7 +54,7 @@ internal sealed class GatewayProcess : IDisposable
         var deadline = Stopwatch.StartNew();
         while (true)
         {
-            Assert.False(_process.HasExited, $"The gateway exited: {Output}");
+            Assert.False(HasExited, $"The gateway exited: {Output}");
             Assert.True(deadline.Elapsed < Bound, $"The gateway was not ready in time: {Output}");
             try
             {
@@ -95,7 +76,7 @@ internal sealed class GatewayProcess : IDisposable
     /// <summary>Sends SIGTERM, as a container runtime or Kubernetes does.</summary>
     public void Terminate()
     {
-        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)])
+        using var kill = Process.Start("kill", ["-TERM", _child.Process.Id.ToString(CultureInfo.InvariantCulture)])
             ?? throw new InvalidOperationException("kill did not start.");
         Assert.True(kill.WaitForExit(10_000) && kill.ExitCode == 0, "kill -TERM failed");
     }
@@ -103,35 +84,9 @@ internal sealed class GatewayProcess : IDisposable
     public async Task<int> WaitExitAsync()
     {
         using var timeout = new CancellationTokenSource(Bound);
-        await _process.WaitForExitAsync(timeout.Token);
-        return _process.ExitCode;
+        await _child.Process.WaitForExitAsync(timeout.Token);
+        return _child.Process.ExitCode;
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(10_000);
-            }
-        }
-        finally
-        {
-            _process.Dispose();
-            Directory.Delete(_directory, recursive: true);
-        }
-    }
-
-    private void Append(string? line)
-    {
-        if (line is not null)
-        {
-            lock (_output)
-            {
-                _output.AppendLine(line);
-            }
-        }
-    }
+    public void Dispose() => _child.Dispose();
 }
