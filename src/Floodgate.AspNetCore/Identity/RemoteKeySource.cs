@@ -151,6 +151,12 @@ internal sealed partial class RemoteKeySource : IDisposable
             {
                 task = pending;
             }
+            else if (_pending is { IsCompletedSuccessfully: true, Result: { } fresher } && !ReferenceEquals(fresher, current))
+            {
+                // A refresh that ended after this caller read its keys already fetched newer ones: a caller of the same
+                // burst that comes late is answered with them, not refused for the interval.
+                return fresher;
+            }
             else
             {
                 var now = _time.GetUtcNow().UtcTicks;
