@@ -67,6 +67,8 @@ public sealed partial class RateLimitEngine
         _decisions = meter.CreateCounter<long>("floodgate.decisions", "{decision}", "Rate limit decisions by tier, rule and outcome.");
         _renewer = new LeaseRenewer(store, _time, _logger, meter);
         _costMetrics = new Costs.CostMetrics(meter);
+        _distinctOver = meter.CreateCounter<long>("floodgate.distinct.over", "{request}", "Requests whose key had shown more distinct values than a distinct rule's limit, by rule and action (reject, ban, flag).");
+        _distinctFailures = meter.CreateCounter<long>("floodgate.distinct.failures", "{request}", "Distinct counts the store could not make (the request went on uncounted), by rule.");
     }
 
     /// <summary>The policy in force.</summary>

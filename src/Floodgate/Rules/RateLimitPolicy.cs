@@ -4,6 +4,7 @@ namespace Floodgate.Rules;
 public sealed class RateLimitPolicy
 {
     private readonly RateLimitRule[][] _byTier;
+    private readonly RateLimitRule[] _distinct;
 
     /// <summary>Creates a policy.</summary>
     /// <exception cref="ArgumentException">Two rules share a name.</exception>
@@ -23,8 +24,10 @@ public sealed class RateLimitPolicy
         _byTier = new RateLimitRule[Enum.GetValues<RateLimitTier>().Length][];
         foreach (var tier in Enum.GetValues<RateLimitTier>())
         {
-            _byTier[(int)tier] = [.. Rules.Where(r => r.Tier == tier)];
+            _byTier[(int)tier] = [.. Rules.Where(r => r.Tier == tier && r.Distinct is null)];
         }
+
+        _distinct = [.. Rules.Where(r => r.Distinct is not null)];
     }
 
     /// <summary>A policy with no rules: every request passes.</summary>
@@ -51,6 +54,9 @@ public sealed class RateLimitPolicy
         }
     } = 64;
 
-    /// <summary>The rules of one tier.</summary>
+    /// <summary>The rules that count distinct values (<see cref="RateLimitRule.Distinct"/>), decided apart from the tiers.</summary>
+    public ReadOnlySpan<RateLimitRule> DistinctRules => _distinct;
+
+    /// <summary>The rules of one tier, without its distinct rules.</summary>
     public ReadOnlySpan<RateLimitRule> RulesOf(RateLimitTier tier) => _byTier[(int)tier];
 }

@@ -121,6 +121,26 @@ public sealed class RateLimitRule
     /// </summary>
     public IReadOnlyList<int>? Thresholds { get; init; }
 
+    /// <summary>
+    /// Makes the rule count distinct values of one key part per key (<see cref="Abuse.DistinctCounting"/>): its fixed
+    /// limit is then the most distinct values a key may show in a window of the limit's period. Such a rule is decided
+    /// by <see cref="Engine.RateLimitEngine.CountDistinctAsync"/>, not with the tiers. Default: none.
+    /// </summary>
+    /// <exception cref="ArgumentException">The rule's limit depends on the plan.</exception>
+    public Abuse.DistinctCounting? Distinct
+    {
+        get;
+        init
+        {
+            if (value is not null && Limit is null)
+            {
+                throw new ArgumentException($"The distinct rule '{Name}' needs one fixed limit, the most distinct values a key may show in a window.", nameof(value));
+            }
+
+            field = value;
+        }
+    }
+
     /// <summary>Whether the rule enforces or only observes.</summary>
     public RuleMode Mode { get; init; } = RuleMode.Enforce;
 
