@@ -46,6 +46,19 @@ public sealed partial class FloodgateMiddleware
         });
     }
 
+    private static bool IsDistinctRule(CompiledSettings settings, string name)
+    {
+        foreach (var rule in settings.Policy.DistinctRules)
+        {
+            if (rule.Name == name)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Answers a banned request as an edge ban is answered, with the time the ban has left.</summary>
     private ValueTask RefuseBannedAsync(HttpContext context, Ban ban, CompiledSettings settings, RateLimitStep? step)
     {
@@ -54,6 +67,7 @@ public sealed partial class FloodgateMiddleware
         var remaining = ban.ExpiresAt - _time.GetUtcNow();
         var banned = ban.Source == Ban.AdminSource
             ? (ban.Kind == BanKind.Subject ? "This subject is banned" : "This client is banned")
+            : IsDistinctRule(settings, ban.Source) ? $"{(ban.Kind == BanKind.Subject ? "This subject" : "This client")} went over the distinct rule '{ban.Source}' and is banned"
             : $"This client went over the edge rule '{ban.Source}' and is banned";
         return RateLimitResponses.WriteBanAsync(context, ban.Source, remaining, settings.Rejections, _problems, banned);
     }

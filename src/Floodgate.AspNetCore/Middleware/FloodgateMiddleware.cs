@@ -214,14 +214,24 @@ public sealed partial class FloodgateMiddleware
                 return;
             }
 
+            // Distinct rules are counted beside the tiers: sent before the tiers' call and awaited after it, so a remote
+            // store answers both in the time of one round trip (docs/edge.md).
             var first = admitted ? RateLimitTier.Edge : RateLimitTier.User;
+            var distinct = engine.CountDistinctAsync(settings.Policy, request, aborted);
             var (rest, bannedBy) = await EvaluateAsync(engine, settings, request, first, RateLimitTier.Global, probes, step, aborted).ConfigureAwait(false);
+            var distinctVerdict = await distinct.ConfigureAwait(false);
             var result = edgeFirst ? RateLimitResult.Combine(edge, rest) : rest;
             held = result;
             feature.Result = result;
             if (!result.IsAllowed)
             {
                 await RejectAsync(context, request, result, bannedBy, settings, step, aborted).ConfigureAwait(false);
+                return;
+            }
+
+            if (distinctVerdict.IsOver)
+            {
+                await RefuseDistinctAsync(context, request, distinctVerdict, settings, step).ConfigureAwait(false);
                 return;
             }
 

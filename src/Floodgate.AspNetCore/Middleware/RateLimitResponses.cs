@@ -154,6 +154,15 @@ public static class RateLimitResponses
         return AnswerAsync(context, rejections.StatusOf(RateLimitTier.Edge, false, false), detail, rule, "edge", seconds, remaining, rejections, problems, rejected);
     }
 
+    /// <summary>Answers a request refused by a distinct rule (429 or 403), with the time its key's window has left.</summary>
+    internal static ValueTask WriteDistinctAsync(HttpContext context, string rule, int status, TimeSpan remaining, string detail, RejectionSettings rejections, IProblemDetailsService? problems)
+    {
+        var seconds = Math.Max(1, CeilingSeconds(remaining));
+        var rejected = rejections.OnRejected is null && problems is null ? null
+            : new FloodgateRejectedContext(context, default, RateLimitTier.User, rule, TimeSpan.FromSeconds(seconds), detail, isBan: false);
+        return AnswerAsync(context, status, detail, rule, "user", seconds, remaining, rejections, problems, rejected);
+    }
+
     /// <summary>
     /// Sets the status and <c>Retry-After</c>, then has the body written by the application's callback, by the problem
     /// details service, or by <see cref="WriteProblemAsync"/>. A gRPC call always gets its gRPC status.

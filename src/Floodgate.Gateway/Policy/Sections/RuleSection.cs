@@ -17,6 +17,7 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
     [
         "name", "match", "key", "limit", "burst", "algorithm", "cost", "mode", "ban", "concurrency",
         "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure", "thresholds", "max_delay",
+        "distinct",
     ];
 
     /// <summary>The rule at <paramref name="node"/>, and its ban; <see langword="null"/> when it is refused (the errors say why).</summary>
@@ -60,6 +61,7 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
         }
 
         var thresholds = ReadThresholds(map, field);
+        var distinct = ReadDistinct(map, field, tier, key);
         var (fixedLimit, planLimits) = new LimitSection(reader, map, field, tier, plans).Read();
         if ((fixedLimit is null && planLimits is null) || reader.Errors.Count > errorsBefore)
         {
@@ -69,6 +71,13 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
         if (costs is not null && !CostsFit(costs, ref fixedLimit, ref planLimits, costNode!, field))
         {
             return null;
+        }
+
+        if (distinct is not null)
+        {
+            return fixedLimit is null
+                ? Refuse(map, field, "a distinct rule needs one limit, the most distinct values a key may show in a window, not plan limits.")
+                : (new RateLimitRule(name, tier, fixedLimit) { Match = match, Key = key.Count == 0 ? [KeyPart.Subject] : key, Mode = mode, Distinct = distinct }, null);
         }
 
         var rule = (fixedLimit, key.Count > 0) switch
@@ -116,6 +125,38 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
             reader.Error(costNode, $"{field}.cost", $"the money budget in micro-units of {costs.Prices!.Currency} cannot be counted: {e.Message}");
             return false;
         }
+    }
+
+    /// <summary>The rule's <c>distinct</c> (<see cref="DistinctSection"/>): a user rule's only, and alone with the fields it reads.</summary>
+    private Floodgate.Abuse.DistinctCounting? ReadDistinct(YamlMappingNode map, string field, RateLimitTier tier, List<KeyPart> key)
+    {
+        if (YamlReader.Get(map, "distinct") is not { } node)
+        {
+            return null;
+        }
+
+        if (tier != RateLimitTier.User)
+        {
+            reader.Error(node, $"{field}.distinct", "distinct rules are user rules: they are decided once the subject is known, beside the user tier.");
+            return null;
+        }
+
+        foreach (var other in (string[])["cost", "ban", "concurrency", "burst", "calendar", "thresholds", "leased_slice", "on_failure", "max_delay", "lease_timeout"])
+        {
+            if (YamlReader.Get(map, other) is { } otherNode)
+            {
+                reader.Error(otherNode, $"{field}.{other}", $"a distinct rule counts values, not requests: '{other}' does not apply (a ban is 'distinct.action: ban').");
+            }
+        }
+
+        // A user rule's key is [subject] unless it names one.
+        return new DistinctSection(reader).Read(node, $"{field}.distinct", key.Count == 0 ? [KeyPart.Subject] : key);
+    }
+
+    private (RateLimitRule Rule, TimeSpan? Ban)? Refuse(YamlMappingNode map, string field, string message)
+    {
+        reader.Error(map, field, message);
+        return null;
     }
 
     /// <summary>The thresholds, percentages of the limit such as <c>[80%, 100%]</c>, ascending; <see langword="null"/> for none.</summary>
