@@ -93,6 +93,7 @@ internal sealed partial class GatewayRuntime
         Bans = opened.Bans ?? new MemoryBanStore(_time);
         Thresholds = opened.Thresholds ?? new MemoryThresholdLedger(_time);
         Floodgate.Engine.Bans = Bans;
+        Floodgate.Engine.DistinctStore = opened.Distinct ?? new Floodgate.Abuse.MemoryDistinctStore();
     }
 
     public int Reloads { get; private set; }

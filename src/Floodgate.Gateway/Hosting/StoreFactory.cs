@@ -39,7 +39,11 @@ internal static class StoreFactory
             throw new PolicyException([new PolicyError(source, 0, 0, "store", $"The store could not be opened: {e.Message}")]);
         }
 
-        return new OpenedStore(Instrument(store, kind), kind, owned, overrides) { ApiKeys = keys, Bans = bans, Thresholds = ledger };
+        // Distinct rules' sets live beside the bans: in Redis (shared by the replicas) or in process.
+        var distinct = owned is OwnedTogether together && together.Parts.OfType<RedisOverrideStore>().FirstOrDefault() is { } shared
+            ? new RedisDistinctStore(shared.Connection, policy.RedisStore!.KeyPrefix)
+            : (Floodgate.Abuse.IDistinctStore)new Floodgate.Abuse.MemoryDistinctStore();
+        return new OpenedStore(Instrument(store, kind), kind, owned, overrides) { ApiKeys = keys, Bans = bans, Thresholds = ledger, Distinct = distinct };
     }
 
     /// <summary><paramref name="store"/>, timed (<c>floodgate.store.duration</c>) unless it decides in process.</summary>
@@ -91,6 +95,9 @@ internal readonly record struct OpenedStore(IRateLimitStore Store, string Kind, 
 
     /// <summary>Where the bans live beside the store; <see langword="null"/> for a store given by the host (bans are then kept in process).</summary>
     public IBanStore? Bans { get; init; }
+
+    /// <summary>Where distinct rules count beside the store; <see langword="null"/> for a store given by the host (counted in process).</summary>
+    public Floodgate.Abuse.IDistinctStore? Distinct { get; init; }
 
     /// <summary>Where threshold events are deduplicated and kept beside the store; <see langword="null"/> for a store given by the host (kept in process).</summary>
     public IThresholdLedger? Thresholds { get; init; }
