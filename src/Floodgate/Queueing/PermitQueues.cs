@@ -43,6 +43,9 @@ internal sealed class PermitQueues
     /// <summary>How many keys have waiters now.</summary>
     public int Keys => _queues.Count;
 
+    /// <summary>How many requests are in the queues now (waiting, or woken and trying again).</summary>
+    public int Waiters => _queues.Values.Sum(q => q.Count);
+
     /// <summary>
     /// The queues of <paramref name="store"/>, made on first use on <paramref name="time"/>; a store that tells of other
     /// processes' releases (<see cref="IPermitReleaseNotifier"/>) is listened to from then on.
