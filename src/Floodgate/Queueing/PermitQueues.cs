@@ -50,10 +50,16 @@ internal sealed class PermitQueues
     /// The queues of <paramref name="store"/>, made on first use on <paramref name="time"/>; a store that tells of other
     /// processes' releases (<see cref="IPermitReleaseNotifier"/>) is listened to from then on.
     /// </summary>
-    public static PermitQueues For(IRateLimitStore store, TimeProvider time) =>
+    public static PermitQueues For(IRateLimitStore store, TimeProvider time) => For(store, time, DefaultPollInterval);
+
+    /// <summary>
+    /// The queues of <paramref name="store"/>, polling every <paramref name="pollInterval"/> if they are made now (a test
+    /// that must tell a notice's wake-up from a poll's makes them before any engine does).
+    /// </summary>
+    internal static PermitQueues For(IRateLimitStore store, TimeProvider time, TimeSpan pollInterval) =>
         ByStore.GetValue(store, s =>
         {
-            var queues = new PermitQueues(time, DefaultPollInterval);
+            var queues = new PermitQueues(time, pollInterval);
             if (s is IPermitReleaseNotifier notifier)
             {
                 notifier.PermitReleased += queues.OnNotice;
