@@ -14,7 +14,7 @@ namespace Floodgate.AspNetCore.Configuration;
 internal sealed class FloodgateConfigurationReader(IConfiguration section) : IConfigureOptions<FloodgateOptions>
 {
     private static readonly string[] Fields = ["Policies", "TrustedProxies", "ForwardedHeader", "Anonymous", "Headers", "SubjectClaim", "PlanClaim", "RejectionStatusCodes"];
-    private static readonly string[] PolicyFields = ["Limit", "Algorithm", "Burst", "MaxDelay", "Concurrency", "Tier", "Key", "Cost", "Mode"];
+    private static readonly string[] PolicyFields = ["Limit", "Algorithm", "Burst", "MaxDelay", "Concurrency", "Queue", "QueueTimeout", "QueueOrder", "Tier", "Key", "Cost", "Mode"];
 
     public void Configure(FloodgateOptions options)
     {
@@ -103,7 +103,13 @@ internal sealed class FloodgateConfigurationReader(IConfiguration section) : ICo
                 return null;
             }
 
-            return Limit.Concurrency(permits);
+            return ReadQueue(policy, Limit.Concurrency(permits), problems);
+        }
+
+        if (policy["Queue"] is not null || policy["QueueTimeout"] is not null || policy["QueueOrder"] is not null)
+        {
+            problems.Add($"{policy.Path}:Queue: Queue, QueueTimeout and QueueOrder apply only to a Concurrency policy; a rate that should wait is a leaky_bucket with MaxDelay.");
+            return null;
         }
 
         var text = policy["Limit"];
@@ -222,6 +228,45 @@ internal sealed class FloodgateConfigurationReader(IConfiguration section) : ICo
 
         problems.Add($"{Path(section, field)}: '{text}' is not true or false.");
         return fallback;
+    }
+
+    /// <summary><paramref name="limit"/> with the policy's queue (<c>Queue</c>, <c>QueueTimeout</c>, <c>QueueOrder</c>), if it has one.</summary>
+    private static Limit? ReadQueue(IConfigurationSection policy, Limit limit, List<string> problems)
+    {
+        if (policy["Queue"] is null)
+        {
+            if (policy["QueueTimeout"] is not null || policy["QueueOrder"] is not null)
+            {
+                problems.Add($"{policy.Path}:Queue: QueueTimeout and QueueOrder need Queue, how many requests may wait for a permit.");
+                return null;
+            }
+
+            return limit;
+        }
+
+        var size = Number(policy.GetSection("Queue"), 0, problems);
+        if (size <= 0 || size > Limit.MaxQueueSize)
+        {
+            problems.Add($"{policy.Path}:Queue: a queue holds from 1 to {Limit.MaxQueueSize} requests, not '{policy["Queue"]}'.");
+            return null;
+        }
+
+        if (policy["QueueTimeout"] is not { } timeoutText
+            || !TimeSpan.TryParse(timeoutText, System.Globalization.CultureInfo.InvariantCulture, out var timeout)
+            || timeout < TimeSpan.FromMilliseconds(1) || timeout > Limit.MaxQueueTimeout)
+        {
+            problems.Add($"{policy.Path}:QueueTimeout: a queue needs QueueTimeout, the longest a request waits, from 1 ms to 10 minutes, such as 00:00:02.");
+            return null;
+        }
+
+        var order = QueueOrder.Fifo;
+        if (policy["QueueOrder"] is { } orderText && !System.Enum.TryParse(orderText, ignoreCase: true, out order))
+        {
+            problems.Add($"{policy.Path}:QueueOrder: '{orderText}' is not fifo or lifo.");
+            return null;
+        }
+
+        return limit.WithQueue((int)size, timeout, order);
     }
 
     private static long Number(IConfigurationSection section, long fallback, List<string> problems)

@@ -42,6 +42,10 @@ namespace Floodgate.AspNetCore.Middleware;
 /// response written, a WebSocket open: <see cref="RateLimitEngine.RenewLeases"/>) and released when it ends, however it
 /// ends, so a long request keeps its permits past their lease timeout and a short one pays no round trip for them.
 /// </para>
+/// <para>
+/// A request that concurrency rules with a queue reject waits for a permit (<see cref="RateLimitEngine.EvaluateQueuedAsync"/>)
+/// on no thread, and leaves the queue holding nothing when its client goes away (the request's abort token).
+/// </para>
 /// </remarks>
 public sealed partial class FloodgateMiddleware
 {
@@ -304,12 +308,12 @@ public sealed partial class FloodgateMiddleware
     {
         if (probes.IsEmpty)
         {
-            return (await engine.EvaluateAsync(settings.Policy, request, first, last, ReadOnlyMemory<RateLimitCheck>.Empty, aborted).ConfigureAwait(false), null);
+            return (await engine.EvaluateQueuedAsync(settings.Policy, request, first, last, ReadOnlyMemory<RateLimitCheck>.Empty, aborted).ConfigureAwait(false), null);
         }
 
         try
         {
-            var result = await engine.EvaluateAsync(settings.Policy, request, first, last, probes.Checks, aborted).ConfigureAwait(false);
+            var result = await engine.EvaluateQueuedAsync(settings.Policy, request, first, last, probes.Checks, aborted).ConfigureAwait(false);
             return (result, probes.BanThatDenied(result));
         }
         finally

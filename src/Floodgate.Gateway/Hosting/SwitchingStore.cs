@@ -14,8 +14,10 @@ namespace Floodgate.Gateway.Hosting;
 /// store in force alike: releasing an id a store never granted does nothing (lease ids are random, so two stores do not
 /// share one). A replaced store is retired for as long as a lease it granted can live, then disposed.
 /// </remarks>
-internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
+internal sealed partial class SwitchingStore : IRateLimitStore, IPermitReleaseNotifier, IDisposable
 {
+    private Action<Floodgate.Keys.StoreKey>? _permitReleased;
+
     // Guards the generations (the store in force and those retiring, with their timers) and disposal.
     private readonly Lock _generationsLock = new();
     private readonly TimeProvider _time;
@@ -29,6 +31,14 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
         ArgumentNullException.ThrowIfNull(store);
         _current = new Generation(store, kind, owned);
         _time = time;
+        Listen(store, true);
+    }
+
+    /// <summary>The release notices of the store in force (Redis): the concurrency queues hear other replicas' releases.</summary>
+    public event Action<Floodgate.Keys.StoreKey>? PermitReleased
+    {
+        add => _permitReleased += value;
+        remove => _permitReleased -= value;
     }
 
     /// <summary>Where switches are logged; set once the host's logging is built.</summary>
@@ -109,9 +119,28 @@ internal sealed partial class SwitchingStore : IRateLimitStore, IDisposable
             previous.Timer = _time.CreateTimer(static state => ((RetireState)state!).Run(), new RetireState(this, previous), retireAfter, Timeout.InfiniteTimeSpan);
         }
 
+        Listen(previous.Store, false);
+        Listen(store, true);
         Log.Switched(_logger, previous.Kind, kind, retireAfter);
         return true;
     }
+
+    private void Listen(IRateLimitStore store, bool listen)
+    {
+        if (store is IPermitReleaseNotifier notifier)
+        {
+            if (listen)
+            {
+                notifier.PermitReleased += ForwardRelease;
+            }
+            else
+            {
+                notifier.PermitReleased -= ForwardRelease;
+            }
+        }
+    }
+
+    private void ForwardRelease(Floodgate.Keys.StoreKey key) => Volatile.Read(ref _permitReleased)?.Invoke(key);
 
     public void Dispose()
     {

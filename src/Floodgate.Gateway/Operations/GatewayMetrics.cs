@@ -38,9 +38,29 @@ internal static class GatewayMetrics
 }
 
 /// <summary>Measures how long the store takes to decide, without changing what it decides.</summary>
-internal sealed class InstrumentedStore(IRateLimitStore inner, string kind) : IRateLimitStore
+internal sealed class InstrumentedStore(IRateLimitStore inner, string kind) : IRateLimitStore, IPermitReleaseNotifier
 {
     private readonly KeyValuePair<string, object?> _tag = new("store", kind);
+
+    // The inner store's release notices (Redis), so that concurrency queues hear other replicas' releases through it.
+    public event Action<Floodgate.Keys.StoreKey>? PermitReleased
+    {
+        add
+        {
+            if (inner is IPermitReleaseNotifier notifier)
+            {
+                notifier.PermitReleased += value;
+            }
+        }
+
+        remove
+        {
+            if (inner is IPermitReleaseNotifier notifier)
+            {
+                notifier.PermitReleased -= value;
+            }
+        }
+    }
 
     public IRateLimitStore Inner => inner;
 

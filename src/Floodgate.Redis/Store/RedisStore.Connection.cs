@@ -115,6 +115,7 @@ public sealed partial class RedisStore
         _breakers.Own.Reset();
 
         PreloadScripts(sentinel);
+        ListenForReleases();
         return true;
     }
 

@@ -14,9 +14,18 @@ public sealed partial class RedisStore
     /// <summary>A random id for a lease the script may grant in Redis.</summary>
     private static long NewRedisLeaseId() => RedisLeaseBit | (Random.Shared.NextInt64() & (RedisLeaseBit - 1));
 
-    /// <summary>Sends release.lua for <paramref name="leaseId"/> of <paramref name="check"/>, whose concurrency key is <paramref name="key"/>.</summary>
-    private static Task<RedisResult> Release(IConnectionMultiplexer connection, RedisKey key, in RateLimitCheck check, long leaseId, CommandFlags flags) =>
-        connection.GetDatabase().ScriptEvaluateAsync(ReleaseScript, [key], [DecideProtocol.LeaseMember(leaseId, check.Cost), check.Cost], flags);
+    /// <summary>
+    /// Sends release.lua for <paramref name="leaseId"/> of <paramref name="check"/>, whose concurrency key is
+    /// <paramref name="key"/>; for a limit that queues, the script publishes the release to every process.
+    /// </summary>
+    private Task<RedisResult> Release(IConnectionMultiplexer connection, RedisKey key, in RateLimitCheck check, long leaseId, CommandFlags flags) =>
+        connection.GetDatabase().ScriptEvaluateAsync(
+            ReleaseScript,
+            [key],
+            check.Limit.QueueSize > 0
+                ? [DecideProtocol.LeaseMember(leaseId, check.Cost), check.Cost, ReleaseChannelName, ReleaseNotice(check.Key)]
+                : [DecideProtocol.LeaseMember(leaseId, check.Cost), check.Cost],
+            flags);
 
     /// <summary>
     /// Frees the concurrency leases a call may still take after it was given up (its caller went away, or it timed out):

@@ -36,7 +36,7 @@ namespace Floodgate.Redis;
 /// and <c>floodgate.redis.fallback_decisions</c> (tagged <c>mode</c>).
 /// </para>
 /// </remarks>
-public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDisposable
+public sealed partial class RedisStore : IRateLimitStore, IPermitReleaseNotifier, IAsyncDisposable, IDisposable
 {
     /// <summary>The name of the meter the store reports on.</summary>
     public const string MeterName = "Floodgate.Redis";
@@ -301,6 +301,12 @@ public sealed partial class RedisStore : IRateLimitStore, IAsyncDisposable, IDis
 
         var key = RedisKeys.For(_prefix, check.Key, LimitAlgorithm.Concurrency);
         var connection = Current;
+        if (check.Limit.QueueSize > 0)
+        {
+            // A process whose queues wait on this store hears other processes' releases on this connection.
+            ListenForReleases();
+        }
+
         if (connection is not null)
         {
             // An open breaker answers a release as it answers a decision: without waiting on a node known to be down.

@@ -36,6 +36,30 @@ internal sealed class CostBag
         return first;
     }
 
+    /// <summary>The first <paramref name="count"/> reservations of <paramref name="bag"/> and the rest, each in a bag of its own (<see langword="null"/> when empty).</summary>
+    public static (CostBag? Head, CostBag? Tail) Split(CostBag? bag, int count)
+    {
+        if (bag is null || count >= bag.Count)
+        {
+            return (bag, null);
+        }
+
+        if (count == 0)
+        {
+            return (null, bag);
+        }
+
+        var head = new CostBag();
+        var tail = new CostBag();
+        for (var i = 0; i < bag.Count; i++)
+        {
+            var (check, rule) = bag[i];
+            (i < count ? head : tail).Add(check, rule);
+        }
+
+        return (head, tail);
+    }
+
     public void Add(RateLimitCheck check, RateLimitRule rule)
     {
         if (Count == 0)

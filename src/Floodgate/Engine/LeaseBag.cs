@@ -54,6 +54,28 @@ internal sealed class LeaseBag
         return first;
     }
 
+    /// <summary>
+    /// The first <paramref name="count"/> leases of <paramref name="bag"/> and the rest, each in a bag of its own
+    /// (<see langword="null"/> when empty). For a bag not listed for renewal.
+    /// </summary>
+    public static (LeaseBag? Head, LeaseBag? Tail) Split(LeaseBag? bag, int count)
+    {
+        if (bag is null || count >= bag.Count)
+        {
+            return (bag, null);
+        }
+
+        if (count == 0)
+        {
+            return (null, bag);
+        }
+
+        var tail = new LeaseBag();
+        tail._leases.AddRange(bag._leases.Skip(count));
+        bag._leases.RemoveRange(count, bag._leases.Count - count);
+        return (bag, tail);
+    }
+
     public void Add(RateLimitCheck check, long leaseId, string? rule) => _leases.Add((check, leaseId, rule));
 
     /// <summary>The shortest lease timeout among the leases.</summary>

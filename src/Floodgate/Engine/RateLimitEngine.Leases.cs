@@ -55,6 +55,12 @@ public sealed partial class RateLimitEngine
         {
             var (check, leaseId) = leases[i];
             await _store.ReleaseAsync(check, leaseId, cancellationToken).ConfigureAwait(false);
+
+            // A permit is free: one request waiting for it here tries again (other processes hear of it from the store).
+            if (check.Limit.QueueSize > 0)
+            {
+                _queues.Wake(check.Key);
+            }
         }
     }
 }

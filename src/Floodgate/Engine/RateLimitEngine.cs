@@ -46,6 +46,7 @@ public sealed partial class RateLimitEngine
     private IRejectionObserver? _rejectionObserver;
     private readonly LogBudget _logBudget;
     private readonly LeaseRenewer _renewer;
+    private readonly Queueing.PermitQueues _queues;
     private readonly Costs.CostMetrics _costMetrics;
 
     /// <summary>Creates an engine.</summary>
@@ -66,6 +67,7 @@ public sealed partial class RateLimitEngine
         var meter = meterFactory?.Create(MeterName) ?? SharedMeter;
         _decisions = meter.CreateCounter<long>("floodgate.decisions", "{decision}", "Rate limit decisions by tier, rule and outcome.");
         _renewer = new LeaseRenewer(store, _time, _logger, meter);
+        _queues = Queueing.PermitQueues.For(store, _time);
         _costMetrics = new Costs.CostMetrics(meter);
         _distinctOver = meter.CreateCounter<long>("floodgate.distinct.over", "{request}", "Requests whose key had shown more distinct values than a distinct rule's limit, by rule and action (reject, ban, flag).");
         _distinctFailures = meter.CreateCounter<long>("floodgate.distinct.failures", "{request}", "Distinct counts the store could not make (the request went on uncounted), by rule.");
@@ -177,7 +179,17 @@ public sealed partial class RateLimitEngine
         RateLimitTier first,
         RateLimitTier last,
         ReadOnlyMemory<RateLimitCheck> preChecks,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        Evaluate(policy, request, first, last, preChecks, queueing: false, cancellationToken);
+
+    private ValueTask<RateLimitResult> Evaluate(
+        RateLimitPolicy policy,
+        IRequestContext request,
+        RateLimitTier first,
+        RateLimitTier last,
+        ReadOnlyMemory<RateLimitCheck> preChecks,
+        bool queueing,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(policy);
         ArgumentNullException.ThrowIfNull(request);
@@ -197,10 +209,10 @@ public sealed partial class RateLimitEngine
             batch.Checks.AsMemory(0, batch.Count), batch.StageEnds.AsMemory(0, batch.StageCount), batch.Outcomes.AsMemory(0, batch.Count), cancellationToken);
         if (!pending.IsCompletedSuccessfully)
         {
-            return EvaluateSlowAsync(batch, pending, request, cancellationToken);
+            return EvaluateSlowAsync(batch, pending, request, queueing, cancellationToken);
         }
 
-        var evaluation = new Evaluation();
+        var evaluation = new Evaluation { Queueing = queueing };
         return Process(batch, pending.Result, request, ref evaluation) ? new ValueTask<RateLimitResult>(evaluation.ToResult(true)) : Reject(evaluation);
     }
 
@@ -343,6 +355,14 @@ public sealed partial class RateLimitEngine
     {
         var rejected = false;
         var rejection = default(RateLimitDecision);
+
+        // What the earlier tiers hold, kept while a request waits in a concurrency queue of this one.
+        var before = evaluation.Best;
+        var leasesBefore = evaluation.Leases?.Count ?? 0;
+        var costsBefore = evaluation.Costs?.Count ?? 0;
+        var delayBefore = evaluation.Delay;
+        var queued = -1;
+        var onlyQueued = true;
         for (var i = start; i < end; i++)
         {
             ref readonly var check = ref batch.Checks[i];
@@ -382,23 +402,43 @@ public sealed partial class RateLimitEngine
 
                 LogRejection(decision, request);
             }
-            else if (!rejected || RetryOrder(decision.RetryAfter) > RetryOrder(rejection.RetryAfter))
+            else
             {
-                rejected = true;
-                rejection = decision;
+                // Waiting helps only when every denial of the tier is a queued concurrency rule's, not a failure's.
+                if (check.Limit.QueueSize > 0 && !decision.IsStoreFailure && !decision.IsPermanent)
+                {
+                    queued = queued < 0 ? i : queued;
+                }
+                else
+                {
+                    onlyQueued = false;
+                }
+
+                if (!rejected || RetryOrder(decision.RetryAfter) > RetryOrder(rejection.RetryAfter))
+                {
+                    rejected = true;
+                    rejection = decision;
+                }
             }
         }
 
         if (rejected)
         {
             evaluation.Best = rejection;
-            LogRejection(rejection, request);
+            if (evaluation.Queueing && onlyQueued && queued >= 0)
+            {
+                evaluation.Wait = new QueuedRejection(batch.Checks[queued], batch.Rules[queued].Tier, before, leasesBefore, costsBefore, delayBefore);
+            }
+            else
+            {
+                LogRejection(rejection, request);
+            }
         }
 
         return !rejected;
     }
 
-    private async ValueTask<RateLimitResult> EvaluateSlowAsync(TierBatch batch, ValueTask<int> pending, IRequestContext request, CancellationToken cancellationToken)
+    private async ValueTask<RateLimitResult> EvaluateSlowAsync(TierBatch batch, ValueTask<int> pending, IRequestContext request, bool queueing, CancellationToken cancellationToken)
     {
         int decided;
         try
@@ -411,20 +451,27 @@ public sealed partial class RateLimitEngine
             throw;
         }
 
-        var evaluation = new Evaluation();
+        var evaluation = new Evaluation { Queueing = queueing };
         if (Process(batch, decided, request, ref evaluation))
         {
             return evaluation.ToResult(true);
         }
 
-        // Not the request's token: a client that goes away must not leave a rejected request's leases held.
-        await Release(evaluation.Leases, CancellationToken.None).ConfigureAwait(false);
-        await Refund(evaluation.Costs).ConfigureAwait(false);
-        return evaluation.ToResult(false);
+        return await Reject(evaluation).ConfigureAwait(false);
     }
 
     private ValueTask<RateLimitResult> Reject(Evaluation evaluation)
     {
+        if (evaluation.Wait is { } wait)
+        {
+            // The earlier tiers' leases and reservations stay with the request while it waits; only the rejecting
+            // tier's are given back.
+            (wait.Leases, evaluation.Leases) = LeaseBag.Split(evaluation.Leases, wait.LeasesBefore);
+            (wait.Costs, evaluation.Costs) = CostBag.Split(evaluation.Costs, wait.CostsBefore);
+            wait.Shadow = evaluation.Shadow;
+        }
+
+        // Not the request's token: a client that goes away must not leave a rejected request's leases held.
         var release = Release(evaluation.Leases, CancellationToken.None);
         var refund = Refund(evaluation.Costs);
         var result = evaluation.ToResult(false);
@@ -452,7 +499,9 @@ public sealed partial class RateLimitEngine
         public int DeniedPreCheck = -1;
         public StoreOutcome PreCheckOutcome;
         public TimeSpan Delay;
+        public bool Queueing;
+        public QueuedRejection? Wait;
 
-        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome, allowed ? Costs : null, allowed ? Delay : TimeSpan.Zero);
+        public readonly RateLimitResult ToResult(bool allowed) => new(allowed, Best, Shadow, allowed ? Leases : null, DeniedPreCheck, PreCheckOutcome, allowed ? Costs : null, allowed ? Delay : TimeSpan.Zero) { Wait = allowed ? null : Wait };
     }
 }

@@ -70,6 +70,12 @@ public readonly struct RateLimitResult
     internal LeaseBag? Leases { get; }
 
     /// <summary>
+    /// When rejected by concurrency rules that queue, and the caller asked to wait (<see cref="RateLimitEngine.EvaluateQueuedAsync"/>):
+    /// where to wait, and what the earlier tiers hold meanwhile.
+    /// </summary>
+    internal QueuedRejection? Wait { get; init; }
+
+    /// <summary>
     /// Whether the result holds cost reservations (rules with <see cref="Rules.RateLimitRule.Costs"/>) to settle with
     /// <see cref="RateLimitEngine.SettleAsync"/> when the request ends.
     /// </summary>

@@ -80,6 +80,24 @@ public sealed class Limit
     /// <summary>For <see cref="LimitAlgorithm.Concurrency"/>, how long a lease lives unless released first.</summary>
     public TimeSpan LeaseTimeout { get; }
 
+    /// <summary>
+    /// For a <see cref="LimitAlgorithm.Concurrency"/> limit that queues (<see cref="WithQueue"/>), how many requests may
+    /// wait for a permit per key; 0, the default, rejects at once.
+    /// </summary>
+    public int QueueSize { get; private init; }
+
+    /// <summary>For a concurrency limit that queues, the longest a request waits for a permit; zero otherwise.</summary>
+    public TimeSpan QueueTimeout { get; private init; }
+
+    /// <summary>For a concurrency limit that queues, which waiter gets the next permit.</summary>
+    public QueueOrder QueueOrder { get; private init; }
+
+    /// <summary>The longest queue a concurrency limit may have, per key: 100,000.</summary>
+    public const int MaxQueueSize = 100_000;
+
+    /// <summary>The longest a request may wait in a concurrency queue: 10 minutes.</summary>
+    public static readonly TimeSpan MaxQueueTimeout = TimeSpan.FromMinutes(10);
+
     /// <summary>For <see cref="LimitAlgorithm.Quota"/>, the calendar, or <see langword="null"/> when the quota is rolling.</summary>
     public QuotaCalendar? Calendar => _calendar;
 
@@ -273,6 +291,44 @@ public sealed class Limit
     }
 
     /// <summary>
+    /// This concurrency limit with a queue: a request that finds no permit waits for one, up to <paramref name="size"/>
+    /// requests per key, each at most <paramref name="timeout"/>, woken in <paramref name="order"/> when a lease of the key
+    /// is released. Beyond the queue or the timeout it is rejected as it would have been without one. A size of 0 removes
+    /// the queue.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The limit is not a concurrency limit.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// The size is negative or beyond <see cref="MaxQueueSize"/>, the timeout under a millisecond or beyond
+    /// <see cref="MaxQueueTimeout"/>, or the order not one of <see cref="Limits.QueueOrder"/>'s values.
+    /// </exception>
+    public Limit WithQueue(int size, TimeSpan timeout, QueueOrder order = QueueOrder.Fifo)
+    {
+        if (Algorithm != LimitAlgorithm.Concurrency)
+        {
+            throw new InvalidOperationException($"Only a concurrency limit queues; {this} rejects or delays by its own algorithm.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(size);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, MaxQueueSize);
+        if (size == 0)
+        {
+            return new Limit(Algorithm, Rate, Burst, LeaseTimeout, _calendar);
+        }
+
+        if (timeout < TimeSpan.FromMilliseconds(1) || timeout > MaxQueueTimeout)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "The queue timeout of a concurrency limit must be between 1 ms and 10 minutes.");
+        }
+
+        if (!Enum.IsDefined(order))
+        {
+            throw new ArgumentOutOfRangeException(nameof(order), order, "The queue order is fifo or lifo.");
+        }
+
+        return new Limit(Algorithm, Rate, Burst, LeaseTimeout, _calendar) { QueueSize = size, QueueTimeout = timeout, QueueOrder = order };
+    }
+
+    /// <summary>
     /// This limit with another rate: the same algorithm, calendar, lease timeout and leased slice; a gcra burst that was
     /// the amount follows the new amount, an explicit one stays. For an override of one subject's limit.
     /// </summary>
@@ -294,7 +350,7 @@ public sealed class Limit
             LimitAlgorithm.SlidingWindow => SlidingWindow(rate),
             LimitAlgorithm.FixedWindow => FixedWindow(rate),
             LimitAlgorithm.Quota => Quota(rate, _calendar),
-            _ => Concurrency(rate.Amount, LeaseTimeout),
+            _ => QueueSize > 0 ? Concurrency(rate.Amount, LeaseTimeout).WithQueue(QueueSize, QueueTimeout, QueueOrder) : Concurrency(rate.Amount, LeaseTimeout),
         };
         return LeasedSlice > 0 && Algorithm != LimitAlgorithm.Concurrency ? limit.WithLeasedSlice(Math.Min(LeasedSlice, limit.Burst)) : limit;
     }
@@ -383,6 +439,7 @@ public sealed class Limit
         LimitAlgorithm.SlidingWindow => $"sliding_window {Rate}",
         LimitAlgorithm.FixedWindow => $"fixed_window {Rate}",
         LimitAlgorithm.Quota => _calendar is null ? $"quota {Rate} rolling" : $"quota {Rate} {_calendar}",
-        _ => string.Create(CultureInfo.InvariantCulture, $"concurrency {Amount} lease {LeaseTimeout.TotalSeconds}s"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"concurrency {Amount} lease {LeaseTimeout.TotalSeconds}s")
+            + (QueueSize > 0 ? string.Create(CultureInfo.InvariantCulture, $" queue {QueueSize} {QueueTimeout.TotalSeconds}s {(QueueOrder == QueueOrder.Lifo ? "lifo" : "fifo")}") : string.Empty),
     } + (LeasedSlice > 0 ? string.Create(CultureInfo.InvariantCulture, $" leased {LeasedSlice}") : string.Empty);
 }

@@ -6,7 +6,8 @@ namespace Floodgate.Gateway.Policy.Sections;
 
 /// <summary>
 /// A rule's limit: <c>limit</c> (a rate, or <c>plan.&lt;field&gt;</c>) or <c>concurrency</c>, with what refines it:
-/// <c>algorithm</c>, <c>burst</c>, <c>lease_timeout</c>, <c>calendar</c>, <c>time_zone</c> and <c>leased_slice</c>.
+/// <c>algorithm</c>, <c>burst</c>, <c>lease_timeout</c>, <c>calendar</c>, <c>time_zone</c>, <c>leased_slice</c>,
+/// <c>max_delay</c>, and a concurrency limit's queue: <c>queue</c>, <c>queue_timeout</c>, <c>queue_order</c>.
 /// </summary>
 internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, string field, RateLimitTier tier, PlanSet plans)
 {
@@ -93,10 +94,14 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
                 {
                     reader.Error(YamlReader.Get(map, "leased_slice"), $"{field}.leased_slice", "a concurrency limit cannot be leased: its permits are held, not spent.");
                 }
-                else
+                else if (ReadQueue(Limit.Concurrency(permits, leaseTimeout)) is { } limit)
                 {
-                    return (Limit.Concurrency(permits, leaseTimeout), null);
+                    return (limit, null);
                 }
+            }
+            else if ((YamlReader.Get(map, "queue") ?? YamlReader.Get(map, "queue_timeout") ?? YamlReader.Get(map, "queue_order")) is { } queueNode)
+            {
+                reader.Error(queueNode, $"{field}.queue", "queue, queue_timeout and queue_order apply only to a concurrency limit (concurrency: <permits>); a rate limit that should wait is a leaky_bucket with max_delay.");
             }
             else if (limitText is null)
             {
@@ -154,6 +159,45 @@ internal sealed class LimitSection(YamlReader reader, YamlMappingNode map, strin
         }
 
         return (null, null);
+    }
+
+    /// <summary>
+    /// <paramref name="limit"/> with the queue the rule gives it (<c>queue</c> waiters at most, each for at most
+    /// <c>queue_timeout</c>, woken in <c>queue_order</c>), or as it is without <c>queue</c>; <see langword="null"/> when
+    /// the queue is refused (the errors say why).
+    /// </summary>
+    private Limit? ReadQueue(Limit limit)
+    {
+        var size = reader.Integer(map, "queue", field, 1, Limit.MaxQueueSize);
+        var timeout = reader.Duration(map, "queue_timeout", field, TimeSpan.FromMilliseconds(1), Limit.MaxQueueTimeout);
+        var order = reader.Enum(map, "queue_order", field, ("fifo", QueueOrder.Fifo), ("lifo", QueueOrder.Lifo));
+        if (size is null)
+        {
+            if ((YamlReader.Get(map, "queue_timeout") ?? YamlReader.Get(map, "queue_order")) is { } node)
+            {
+                reader.Error(node, $"{field}.queue", "queue_timeout and queue_order need queue: how many requests may wait for a permit.");
+                return null;
+            }
+
+            return YamlReader.Get(map, "queue") is null ? limit : null;
+        }
+
+        if (timeout is null)
+        {
+            if (YamlReader.Get(map, "queue_timeout") is null)
+            {
+                reader.Error(YamlReader.Get(map, "queue"), $"{field}.queue_timeout", "a queue needs queue_timeout: the longest a request waits for a permit, such as 2s (at most 10 minutes).");
+            }
+
+            return null;
+        }
+
+        if (YamlReader.Get(map, "queue_order") is not null && order is null)
+        {
+            return null;
+        }
+
+        return limit.WithQueue((int)size.Value, timeout.Value, order ?? QueueOrder.Fifo);
     }
 
     /// <summary>The calendar of a quota (UTC unless <c>time_zone</c> says otherwise; none with <c>calendar: false</c>).</summary>

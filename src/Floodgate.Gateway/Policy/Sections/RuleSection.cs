@@ -18,6 +18,7 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
         "name", "match", "key", "limit", "burst", "algorithm", "cost", "mode", "ban", "concurrency",
         "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure", "thresholds", "max_delay",
         "distinct",
+        "queue", "queue_timeout", "queue_order",
     ];
 
     /// <summary>The rule at <paramref name="node"/>, and its ban; <see langword="null"/> when it is refused (the errors say why).</summary>
