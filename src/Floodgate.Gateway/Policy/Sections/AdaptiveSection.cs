@@ -22,7 +22,12 @@ internal sealed class AdaptiveSection(YamlReader reader)
         var map = reader.Map(node, field, Fields);
         if (map is null)
         {
-            reader.Error(node, field, $"expected a mapping of {string.Join(", ", Fields)}.");
+            // A mapping of another kind was reported by Map; an empty value is reported here.
+            if (YamlReader.IsNull(node))
+            {
+                reader.Error(node, field, $"expected a mapping of {string.Join(", ", Fields)}.");
+            }
+
             return null;
         }
 
