@@ -86,6 +86,13 @@ public sealed class FloodgateOptions
     /// <summary>The rules. Rules attached to endpoints with <c>WithFloodgateRule</c> are added to them.</summary>
     public RateLimitPolicy Policy { get; set; } = RateLimitPolicy.Empty;
 
+    /// <summary>
+    /// The adaptive concurrency limits (docs/adaptive-concurrency.md): each learns, per replica, how many requests its
+    /// endpoints take at once from their latency, and applies beside the rules of <see cref="Policy"/> (a rule of the
+    /// same name, such as a fixed concurrency limit, applies too).
+    /// </summary>
+    public IReadOnlyList<Floodgate.Adaptive.AdaptiveConcurrencyRule> AdaptiveRules { get; set; } = [];
+
     /// <summary>CIDR ranges (or addresses) of the proxies whose forwarding header (<see cref="ForwardedHeader"/>) is believed.</summary>
     public IList<string> TrustedProxies { get; } = [];
 
@@ -163,6 +170,17 @@ public sealed class FloodgateOptions
             if (!IsValidRuleName(rule.Name))
             {
                 throw new ArgumentException($"FloodgateOptions.Policy: {RuleNameProblem(rule.Name)}", nameof(Policy));
+            }
+        }
+
+        ArgumentNullException.ThrowIfNull(AdaptiveRules);
+        var adaptive = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var rule in AdaptiveRules)
+        {
+            ArgumentNullException.ThrowIfNull(rule, nameof(AdaptiveRules));
+            if (!IsValidRuleName(rule.Name) || !adaptive.Add(rule.Name))
+            {
+                throw new ArgumentException($"FloodgateOptions.AdaptiveRules: {(adaptive.Contains(rule.Name) ? $"two adaptive rules are named '{rule.Name}'" : RuleNameProblem(rule.Name))}.", nameof(AdaptiveRules));
             }
         }
 

@@ -13,7 +13,7 @@ namespace Floodgate.AspNetCore.Configuration;
 /// </summary>
 internal sealed class FloodgateConfigurationReader(IConfiguration section) : IConfigureOptions<FloodgateOptions>
 {
-    private static readonly string[] Fields = ["Policies", "TrustedProxies", "ForwardedHeader", "Anonymous", "Headers", "SubjectClaim", "PlanClaim", "RejectionStatusCodes"];
+    private static readonly string[] Fields = ["Policies", "TrustedProxies", "ForwardedHeader", "Anonymous", "Headers", "SubjectClaim", "PlanClaim", "RejectionStatusCodes", "Adaptive"];
     private static readonly string[] PolicyFields = ["Limit", "Algorithm", "Burst", "MaxDelay", "Concurrency", "Queue", "QueueTimeout", "QueueOrder", "Tier", "Key", "Cost", "Mode"];
 
     public void Configure(FloodgateOptions options)
@@ -26,6 +26,7 @@ internal sealed class FloodgateConfigurationReader(IConfiguration section) : ICo
             ReadPolicy(policy, options);
         }
 
+        AdaptiveConfigurationReader.Read(section.GetSection("Adaptive"), options, CheckFields);
         foreach (var proxy in section.GetSection("TrustedProxies").GetChildren())
         {
             if (proxy.Value is { Length: > 0 } range)

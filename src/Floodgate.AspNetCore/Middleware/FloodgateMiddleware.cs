@@ -188,6 +188,7 @@ public sealed partial class FloodgateMiddleware
         var held = edge;
         ResponseCosts.CostStep? costs = null;
         var served = false;
+        var adaptive = default(Adaptive.AdaptiveAdmission);
         try
         {
             if (!admitted)
@@ -259,6 +260,13 @@ public sealed partial class FloodgateMiddleware
                 return;
             }
 
+            // The adaptive concurrency limits, after the fixed ones (both apply): docs/adaptive-concurrency.md.
+            if (adaptive.Enter(_runtime.Adaptive.Entries, request) is { } full)
+            {
+                await RateLimitResponses.WriteAdaptiveRejectionAsync(context, full.Rule, full.EffectiveLimit, settings.Rejections, _problems).ConfigureAwait(false);
+                return;
+            }
+
             // Reservations are settled when the response ends, with the usage it reported (docs/cost.md).
             costs = ResponseCosts.Start(request, result, settings.Policy);
             await _next(context).ConfigureAwait(false);
@@ -266,6 +274,7 @@ public sealed partial class FloodgateMiddleware
         }
         finally
         {
+            adaptive.Exit(Adaptive.AdaptiveAdmission.OutcomeOf(context, served));
             if (held.HasLeases)
             {
                 await engine.ReleaseAsync(held, CancellationToken.None).ConfigureAwait(false);

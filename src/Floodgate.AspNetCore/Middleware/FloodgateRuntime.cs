@@ -34,14 +34,34 @@ public sealed class FloodgateRuntime
     /// <summary>Creates the runtime with the options' settings in force.</summary>
     /// <exception cref="ArgumentException">The options are invalid.</exception>
     public FloodgateRuntime(RateLimitEngine engine, IOptions<FloodgateOptions> options)
+        : this(engine, options, TimeProvider.System)
+    {
+    }
+
+    /// <summary>Creates the runtime with the options' settings in force, its adaptive limits on <paramref name="time"/>.</summary>
+    /// <param name="engine">The engine.</param>
+    /// <param name="options">The options.</param>
+    /// <param name="time">The clock of the adaptive concurrency limits (the engine's).</param>
+    /// <param name="loggers">Where the adaptive limits log their changes; none by default.</param>
+    /// <exception cref="ArgumentException">The options are invalid.</exception>
+    public FloodgateRuntime(RateLimitEngine engine, IOptions<FloodgateOptions> options, TimeProvider time, Microsoft.Extensions.Logging.ILoggerFactory? loggers = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(time);
         Engine = engine;
         _options = options.Value;
         _settings = Compile(_options, []);
         engine.UpdatePolicy(_settings.Policy);
+        Adaptive = new Floodgate.Adaptive.AdaptiveLimiterSet(time, loggers?.CreateLogger("Floodgate.Adaptive"));
+        Adaptive.Update(_options.AdaptiveRules);
     }
+
+    /// <summary>
+    /// The adaptive concurrency limits in force, one per rule of <see cref="FloodgateOptions.AdaptiveRules"/>: what each
+    /// has learned (<see cref="Floodgate.Adaptive.AdaptiveLimiterSet.Snapshot"/>) is what the dashboard shows.
+    /// </summary>
+    public Floodgate.Adaptive.AdaptiveLimiterSet Adaptive { get; }
 
     /// <summary>The engine.</summary>
     public RateLimitEngine Engine { get; }
@@ -92,6 +112,7 @@ public sealed class FloodgateRuntime
             Volatile.Write(ref _options, options);
             Volatile.Write(ref _settings, settings);
             Engine.UpdatePolicy(settings.Policy);
+            Adaptive.Update(options.AdaptiveRules);
 
             // The endpoint rules may fit the new options where they did not fit the old (a policy rule renamed): the
             // next request tries them again.

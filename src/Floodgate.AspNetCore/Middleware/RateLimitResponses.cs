@@ -164,6 +164,19 @@ public static class RateLimitResponses
     }
 
     /// <summary>
+    /// Answers a request beyond a rule's adaptive concurrency limit (docs/adaptive-concurrency.md) as a service-tier
+    /// capacity rejection: 503 (or the service tier's status code) with <c>Retry-After: 1</c>.
+    /// </summary>
+    internal static ValueTask WriteAdaptiveRejectionAsync(HttpContext context, string rule, int limit, RejectionSettings rejections, IProblemDetailsService? problems)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var detail = string.Create(CultureInfo.InvariantCulture, $"The service rule '{rule}' has its {limit} requests in flight, a limit learned from the upstream's latency; retry after 1 second.");
+        var rejected = rejections.OnRejected is null && problems is null ? null
+            : new FloodgateRejectedContext(context, default, RateLimitTier.Service, rule, TimeSpan.FromSeconds(1), detail, isBan: false);
+        return AnswerAsync(context, rejections.StatusOf(RateLimitTier.Service, false, false), detail, rule, "service", 1, TimeSpan.FromSeconds(1), rejections, problems, rejected);
+    }
+
+    /// <summary>
     /// Sets the status and <c>Retry-After</c>, then has the body written by the application's callback, by the problem
     /// details service, or by <see cref="WriteProblemAsync"/>. A gRPC call always gets its gRPC status.
     /// </summary>

@@ -39,7 +39,7 @@ internal static class DashboardRoutes
         });
         group.MapGet("/dashboard", (CancellationToken cancellationToken) => GetAsync(runtime, dashboard, cancellationToken))
             .WithName("GetDashboard")
-            .WithSummary("Decisions per second, top offenders per rule, the current bans, the store's state and the policy in force.");
+            .WithSummary("Decisions per second, top offenders per rule, the current bans, the adaptive concurrency limits, the store's state and the policy in force.");
     }
 
     private static async Task<Ok<DashboardView>> GetAsync(GatewayRuntime runtime, GatewayDashboard dashboard, CancellationToken cancellationToken)
@@ -60,7 +60,8 @@ internal static class DashboardRoutes
             store,
             dashboard.Rates.Snapshot(RateSeconds),
             dashboard.Offenders.Snapshot(TopOffenders),
-            [.. bans.Select(BanView.Of)]));
+            [.. bans.Select(BanView.Of)],
+            runtime.Floodgate.Adaptive.Snapshot()));
     }
 
     private static byte[] ReadPage()
@@ -80,7 +81,8 @@ internal static class DashboardRoutes
 /// <param name="Rates">Decisions per second by tier and outcome.</param>
 /// <param name="Rules">Each rule's top offenders, rejected and (shadow) would-be rejected.</param>
 /// <param name="Bans">The bans in force, the latest first (at most 50): set through the admin API or started by an edge rule.</param>
-internal sealed record DashboardView(DateTimeOffset GeneratedAt, DashboardPolicy Policy, DashboardStore Store, DecisionRateSnapshot Rates, IReadOnlyList<RuleOffendersView> Rules, IReadOnlyList<BanView> Bans);
+/// <param name="Adaptive">What each adaptive concurrency limit has learned on this replica (docs/adaptive-concurrency.md).</param>
+internal sealed record DashboardView(DateTimeOffset GeneratedAt, DashboardPolicy Policy, DashboardStore Store, DecisionRateSnapshot Rates, IReadOnlyList<RuleOffendersView> Rules, IReadOnlyList<BanView> Bans, IReadOnlyList<Floodgate.Adaptive.AdaptiveSnapshot> Adaptive);
 
 /// <summary>The policy in force.</summary>
 /// <param name="Source">The policy file.</param>

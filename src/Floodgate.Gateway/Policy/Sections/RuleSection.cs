@@ -19,10 +19,21 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
         "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure", "thresholds", "max_delay",
         "distinct",
         "queue", "queue_timeout", "queue_order",
+        "adaptive",
     ];
 
-    /// <summary>The rule at <paramref name="node"/>, and its ban; <see langword="null"/> when it is refused (the errors say why).</summary>
-    public (RateLimitRule Rule, TimeSpan? Ban)? Read(YamlNode node, string field, RateLimitTier tier)
+    // What only a rule's own limit uses: refused on a rule that has only an adaptive limit.
+    private static readonly string[] LimitFields =
+    [
+        "key", "burst", "algorithm", "cost", "mode", "ban", "lease_timeout", "calendar", "time_zone", "leased_slice", "on_failure", "thresholds", "max_delay",
+        "queue", "queue_timeout", "queue_order",
+    ];
+
+    /// <summary>
+    /// The rule at <paramref name="node"/>: its limit (none for a rule with only an adaptive limit), its ban and its adaptive
+    /// limit; <see langword="null"/> when it is refused (the errors say why).
+    /// </summary>
+    public (RateLimitRule? Rule, TimeSpan? Ban, Floodgate.Adaptive.AdaptiveConcurrencyRule? Adaptive)? Read(YamlNode node, string field, RateLimitTier tier)
     {
         var map = reader.Map(node, field, Fields);
         if (map is null)
@@ -46,6 +57,17 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
         }
 
         var match = MatchSection.Read(reader, map, field);
+        if (YamlReader.Get(map, "adaptive") is { } adaptiveNode)
+        {
+            return ReadAdaptive(map, adaptiveNode, field, tier, name, match, errorsBefore);
+        }
+
+        return ReadLimited(map, field, tier, name, match, errorsBefore) is { } read ? (read.Rule, read.Ban, null) : null;
+    }
+
+    /// <summary>A rule's own limit, with its key, cost and the rest, and its ban; <paramref name="errorsBefore"/> is the count of errors before the rule was read (any since refuse it).</summary>
+    private (RateLimitRule Rule, TimeSpan? Ban)? ReadLimited(YamlMappingNode map, string field, RateLimitTier tier, string name, RuleMatch match, int errorsBefore)
+    {
         var key = ReadKey(map, field, tier);
         // A number is what each request costs; a mapping, a cost known when the response ends (CostSection).
         var costNode = YamlReader.Get(map, "cost");
@@ -89,6 +111,43 @@ internal sealed class RuleSection(YamlReader reader, PlanSet plans, string? defa
             (null, false) => new RateLimitRule(name, tier, planLimits!, defaultPlan) { Match = match, Cost = cost, Costs = costs, Mode = mode, OnStoreFailure = onFailure, Thresholds = thresholds },
         };
         return (rule, ban);
+    }
+
+    /// <summary>
+    /// A rule with an adaptive limit: a service rule, with or without a fixed limit of its own (both apply; the key, cost
+    /// and the rest belong to the fixed limit).
+    /// </summary>
+    private (RateLimitRule? Rule, TimeSpan? Ban, Floodgate.Adaptive.AdaptiveConcurrencyRule? Adaptive)? ReadAdaptive(YamlMappingNode map, YamlNode adaptiveNode, string field, RateLimitTier tier, string name, RuleMatch match, int errorsBefore)
+    {
+        if (tier != RateLimitTier.Service)
+        {
+            reader.Error(adaptiveNode, $"{field}.adaptive", "an adaptive limit protects an upstream from more requests at once than it can serve: declare it on a service rule.");
+            return null;
+        }
+
+        var options = new AdaptiveSection(reader).Read(adaptiveNode, $"{field}.adaptive");
+        RateLimitRule? rule = null;
+        if (YamlReader.Get(map, "limit") is not null || YamlReader.Get(map, "concurrency") is not null)
+        {
+            rule = ReadLimited(map, field, tier, name, match, errorsBefore)?.Rule;
+        }
+        else
+        {
+            foreach (var other in LimitFields)
+            {
+                if (YamlReader.Get(map, other) is { } otherNode)
+                {
+                    reader.Error(otherNode, $"{field}.{other}", $"'{other}' applies to a rule's own limit, and this rule has only an adaptive one (one learned limit per rule and replica): give limit or concurrency too, or remove it.");
+                }
+            }
+        }
+
+        if (options is null || reader.Errors.Count > errorsBefore)
+        {
+            return null;
+        }
+
+        return (rule, null, new Floodgate.Adaptive.AdaptiveConcurrencyRule(name, options) { Match = match });
     }
 
     /// <summary>

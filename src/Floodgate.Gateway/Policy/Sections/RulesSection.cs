@@ -16,6 +16,7 @@ internal static class RulesSection
     public static void Read(YamlReader reader, YamlMappingNode root, RuleSection section, FloodgateOptions floodgate)
     {
         var rules = new List<RateLimitRule>();
+        var adaptiveRules = new List<Floodgate.Adaptive.AdaptiveConcurrencyRule>();
         var names = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (var (tierName, tier) in Tiers)
         {
@@ -39,15 +40,25 @@ internal static class RulesSection
                     continue;
                 }
 
-                var (rule, ban) = read;
-
-                if (names.TryGetValue(rule.Name, out var other))
+                var (rule, ban, adaptive) = read;
+                var name = rule?.Name ?? adaptive!.Name;
+                if (names.TryGetValue(name, out var other))
                 {
-                    reader.Error(YamlReader.Get((YamlMappingNode)list.Children[i], "name"), $"{field}.name", $"'{rule.Name}' is also the name of {other}; rule names must be unique.");
+                    reader.Error(YamlReader.Get((YamlMappingNode)list.Children[i], "name"), $"{field}.name", $"'{name}' is also the name of {other}; rule names must be unique.");
                     continue;
                 }
 
-                names[rule.Name] = field;
+                names[name] = field;
+                if (adaptive is not null)
+                {
+                    adaptiveRules.Add(adaptive);
+                }
+
+                if (rule is null)
+                {
+                    continue;
+                }
+
                 rules.Add(rule);
                 if (ban is { } duration)
                 {
@@ -59,5 +70,6 @@ internal static class RulesSection
         var shadow = reader.Bool(root, "shadow", string.Empty) ?? false;
         var ipv6 = (int)(reader.Integer(root, "ipv6_prefix", string.Empty, 8, 128) ?? 64);
         floodgate.Policy = new RateLimitPolicy(rules) { ShadowAll = shadow, Ipv6PrefixLength = ipv6 };
+        floodgate.AdaptiveRules = adaptiveRules;
     }
 }
