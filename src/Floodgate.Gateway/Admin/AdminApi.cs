@@ -27,16 +27,18 @@ internal static class AdminApi
     public static RouteGroupBuilder Map(IEndpointRouteBuilder endpoints, GatewayRuntime runtime, TimeProvider time)
     {
         var audit = endpoints.ServiceProvider.GetRequiredService<ILoggerFactory>().CreateLogger(AdminAudit.Category);
-        var group = endpoints.MapGroup(BasePath).RequireAdmin();
+        var group = endpoints.MapGroup(BasePath).RequireAdmin().ProducesAdminProblems();
         group.MapGet("/status", (HttpContext context) => Status(context, runtime))
             .WithName("GetStatus")
+            .WithTags("Status")
             .WithSummary("The gateway's policy and store, and the admin token the request was made with.");
-        OverrideRoutes.Map(group, runtime, time, audit);
-        UsageRoutes.Map(group, runtime, time);
-        Keys.KeyRoutes.Map(group, runtime, time, audit);
-        BanRoutes.Map(group, runtime, time, audit);
-        KeyStateRoutes.Map(group, runtime, time, audit);
-        EventRoutes.Map(group, runtime);
+        // A sub-group per feature tags its routes in the OpenAPI document (the default tag is the host application's name).
+        OverrideRoutes.Map(group.MapGroup(string.Empty).WithTags("Overrides"), runtime, time, audit);
+        UsageRoutes.Map(group.MapGroup(string.Empty).WithTags("Usage"), runtime, time);
+        Keys.KeyRoutes.Map(group.MapGroup(string.Empty).WithTags("API keys"), runtime, time, audit);
+        BanRoutes.Map(group.MapGroup(string.Empty).WithTags("Bans"), runtime, time, audit);
+        KeyStateRoutes.Map(group.MapGroup(string.Empty).WithTags("Key state"), runtime, time, audit);
+        EventRoutes.Map(group.MapGroup(string.Empty).WithTags("Threshold events"), runtime);
         return group;
     }
 

@@ -39,6 +39,7 @@ internal static class DashboardRoutes
         });
         group.MapGet("/dashboard", (CancellationToken cancellationToken) => GetAsync(runtime, dashboard, cancellationToken))
             .WithName("GetDashboard")
+            .WithTags("Dashboard")
             .WithSummary("Decisions per second, top offenders per rule, the current bans, the adaptive concurrency limits, the store's state and the policy in force.");
     }
 

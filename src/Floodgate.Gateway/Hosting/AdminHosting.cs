@@ -27,6 +27,7 @@ internal static class AdminHosting
             .AddPrometheusExporter());
         builder.Services.AddAdminAuthentication(() => runtime.Policy.AdminTokens);
         builder.Services.AddProblemDetails();
+        builder.Services.AddAdminOpenApi();
         var admin = builder.Build();
         admin.UseAuthentication();
         admin.UseAuthorization();
@@ -41,6 +42,7 @@ internal static class AdminHosting
         });
         var time = options.TimeProvider ?? TimeProvider.System;
         var adminGroup = AdminApi.Map(admin, runtime, time);
+        AdminOpenApi.Map(admin);
         var dashboard = new GatewayDashboard(time);
         runtime.Floodgate.Engine.RejectionObserver = dashboard.Offenders;
         admin.Lifetime.ApplicationStopped.Register(() =>

@@ -62,7 +62,7 @@ internal static class StoreFactory
             RedisOverrideStore overrides;
             try
             {
-                overrides = RedisOverrideStore.Start(redis, time, loggerFactory.CreateLogger<RedisOverrideStore>());
+                overrides = RedisOverrideStore.Start(store, redis, time, loggerFactory.CreateLogger<RedisOverrideStore>());
             }
             catch
             {
@@ -70,12 +70,12 @@ internal static class StoreFactory
                 throw;
             }
 
-            // The API keys, the bans and the threshold ledger share the overrides' connection, and are disposed first:
-            // the keys write their last uses on it.
+            // The overrides, the API keys, the bans and the threshold ledger share the store's connection (the
+            // overrides' own under Sentinel), and are disposed before the store: the keys write their last uses on it.
             var keys = new RedisApiKeyStore(overrides.Connection, redis.KeyPrefix, time, loggerFactory.CreateLogger<RedisApiKeyStore>());
             var bans = new RedisBanStore(overrides.Connection, redis.KeyPrefix, time, loggerFactory.CreateLogger<RedisBanStore>());
             var ledger = new RedisThresholdLedger(overrides.Connection, redis.KeyPrefix, time);
-            return (store, "redis", new OwnedTogether(store, keys, bans, overrides), overrides, keys, bans, ledger);
+            return (store, "redis", new OwnedTogether(keys, bans, overrides, store), overrides, keys, bans, ledger);
         }
 
         var memory = policy.MemoryStore ?? new MemoryStoreOptions();

@@ -62,6 +62,22 @@ public sealed class RedisOverrideStore : IOverrideStore, IAsyncDisposable, IDisp
         return new RedisOverrideStore(connection, true, options.KeyPrefix, timeProvider, logger);
     }
 
+    /// <summary>
+    /// Starts mirroring the overrides on <paramref name="store"/>'s own connection, which it shares and does not close
+    /// (dispose it before the store). A store under Sentinel replaces its connection at a failover, which a mirror's
+    /// subscription cannot follow: the overrides then open one connection of their own (as <see cref="Start(RedisStoreOptions, TimeProvider?, ILogger{RedisOverrideStore}?)"/>),
+    /// which Sentinel support of the client library keeps on the master.
+    /// </summary>
+    /// <exception cref="ArgumentException">The options are invalid.</exception>
+    public static RedisOverrideStore Start(RedisStore store, RedisStoreOptions options, TimeProvider? timeProvider = null, ILogger<RedisOverrideStore>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(options);
+        return store.SharedConnection is { } connection
+            ? new RedisOverrideStore(connection, false, options.KeyPrefix, timeProvider, logger)
+            : Start(options, timeProvider, logger);
+    }
+
     /// <summary>Completes when the first full load is done (or failed: the poll then retries).</summary>
     public Task Ready => _mirror.Ready;
 

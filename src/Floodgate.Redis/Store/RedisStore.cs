@@ -154,6 +154,13 @@ public sealed partial class RedisStore : IRateLimitStore, IPermitReleaseNotifier
     /// (registered by <see cref="Microsoft.Extensions.DependencyInjection.RedisStoreServiceCollectionExtensions.AddFloodgateRedisStore"/>) it has not connected yet.</exception>
     public IConnectionMultiplexer Connection => Current ?? throw new InvalidOperationException(NotConnected());
 
+    /// <summary>
+    /// The connection the overrides, API keys, bans and events beside the store may share: the store's one connection,
+    /// or <see langword="null"/> under Sentinel (the store replaces its connection at a failover) or before a
+    /// background connection is made.
+    /// </summary>
+    internal IConnectionMultiplexer? SharedConnection => Volatile.Read(ref _sentinel) is null ? Volatile.Read(ref _connection) : null;
+
     /// <summary>The options in force.</summary>
     public RedisStoreOptions Options => _options;
 

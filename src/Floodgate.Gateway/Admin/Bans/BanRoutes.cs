@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using Floodgate.Bans;
 using Floodgate.Gateway.Admin.Auth;
 using Floodgate.Gateway.Admin.KeyState;
@@ -24,9 +25,9 @@ internal static class BanRoutes
         group.MapGet("/bans", (int? limit, CancellationToken cancel) => ListAsync(runtime, limit, cancel))
             .WithName("ListBans").WithSummary("The bans in force, the latest first: set through this API, or started by an edge rule's ban.");
         group.MapPost("/bans", (BanRequest body, HttpContext context) => AddAsync(runtime, time, audit, body, context))
-            .WithName("AddBan").WithSummary("Bans an IP address, a network (CIDR) or a subject for a time to live, replacing any ban on it.");
+            .WithName("AddBan").WithSummary("Bans an IP address, a network (CIDR) or a subject for a time to live, replacing any ban on it.").ProducesProblem(StatusCodes.Status409Conflict);
         group.MapDelete("/bans/{kind}/{*target}", (string kind, string target, HttpContext context) => RemoveAsync(runtime, audit, kind, target, context))
-            .WithName("RemoveBan").WithSummary("Lifts the ban on an IP address, a network or a subject (an edge rule's too: its ban key is reset).");
+            .WithName("RemoveBan").WithSummary("Lifts the ban on an IP address, a network or a subject (an edge rule's too: its ban key is reset).").ProducesProblem(StatusCodes.Status404NotFound);
     }
 
     private static async Task<Results<Ok<BanList>, ValidationProblem>> ListAsync(GatewayRuntime runtime, int? limit, CancellationToken cancel)
@@ -112,7 +113,10 @@ internal static class BanRoutes
 /// <param name="Kind"><c>ip</c>, <c>cidr</c> or <c>subject</c>.</param>
 /// <param name="Target">The IP address, the network (<c>203.0.113.0/24</c>) or the subject.</param>
 /// <param name="Ttl">How long the ban lasts, such as <c>15m</c> or <c>7d</c> (up to 3650d).</param>
-internal sealed record BanRequest(string Kind, string Target, string? Ttl);
+internal sealed record BanRequest(
+    [property: Description("ip, cidr or subject.")] string Kind,
+    [property: Description("The IP address, the network (203.0.113.0/24) or the subject.")] string Target,
+    [property: Description("How long the ban lasts, such as 15m or 7d (up to 3650d).")] string? Ttl);
 
 /// <summary>A ban as the admin API shows it.</summary>
 /// <param name="Kind"><c>ip</c>, <c>cidr</c> or <c>subject</c>.</param>

@@ -23,10 +23,13 @@ internal static class KeyStateRoutes
     {
         group.MapGet("/rules/{rule}/state", (string rule, HttpContext context) => ReadAsync(runtime, time, rule, context))
             .WithName("GetKeyState")
-            .WithSummary("One key's state (a rule, and the parts its key reads as query parameters): limit, used, remaining, reset. Consumes nothing.");
+            .WithSummary("One key's state (a rule, and the parts its key reads as query parameters): limit, used, remaining, reset. Consumes nothing.")
+            .WithKeyPartParameters();
         group.MapDelete("/rules/{rule}/state", (string rule, HttpContext context) => ResetAsync(runtime, audit, rule, context))
             .WithName("ResetKeyState")
-            .WithSummary("Resets one key's state: its next request starts as a new key's.");
+            .WithSummary("Resets one key's state: its next request starts as a new key's.")
+            .WithKeyPartParameters()
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
     }
 
     private static async Task<Results<Ok<RuleUsageView>, ValidationProblem>> ReadAsync(GatewayRuntime runtime, TimeProvider time, string rule, HttpContext context)

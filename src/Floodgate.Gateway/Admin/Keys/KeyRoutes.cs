@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using Floodgate.ApiKeys;
 using Floodgate.Gateway.Admin.Auth;
 using Floodgate.Gateway.Hosting;
@@ -29,15 +30,15 @@ internal static class KeyRoutes
     public static void Map(RouteGroupBuilder group, GatewayRuntime runtime, TimeProvider time, ILogger audit)
     {
         group.MapPost("/keys", (KeyRequest body, HttpContext context) => CreateAsync(runtime, time, audit, body, context))
-            .WithName("CreateApiKey").WithSummary("Creates an API key for a subject; the answer holds the key itself, shown this once.");
+            .WithName("CreateApiKey").WithSummary("Creates an API key for a subject; the answer holds the key itself, shown this once.").ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/keys", (string? subject, string? after, int? limit, CancellationToken cancel) => ListAsync(runtime, subject, after, limit, cancel))
             .WithName("ListApiKeys").WithSummary("The API keys, by id, a page at a time (after the id given), optionally one subject's; never their secrets.");
         group.MapGet("/keys/{id}", (string id, CancellationToken cancel) => GetAsync(runtime, id, cancel))
-            .WithName("GetApiKey").WithSummary("An API key's subject, account, plan and times, with its last use; never its secret.");
+            .WithName("GetApiKey").WithSummary("An API key's subject, account, plan and times, with its last use; never its secret.").ProducesProblem(StatusCodes.Status404NotFound);
         group.MapPost("/keys/{id}/rotate", (string id, RotateRequest? body, HttpContext context) => RotateAsync(runtime, time, audit, id, body, context))
-            .WithName("RotateApiKey").WithSummary("Gives an API key a new secret, shown this once; the old one stays valid for the grace period (24h by default).");
+            .WithName("RotateApiKey").WithSummary("Gives an API key a new secret, shown this once; the old one stays valid for the grace period (24h by default).").ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapDelete("/keys/{id}", (string id, HttpContext context) => RevokeAsync(runtime, audit, id, context))
-            .WithName("RevokeApiKey").WithSummary("Revokes an API key: every replica refuses it within a second.");
+            .WithName("RevokeApiKey").WithSummary("Revokes an API key: every replica refuses it within a second.").ProducesProblem(StatusCodes.Status404NotFound);
     }
 
     private static async Task<Results<Created<CreatedKey>, ValidationProblem, ProblemHttpResult>> CreateAsync(GatewayRuntime runtime, TimeProvider time, ILogger audit, KeyRequest body, HttpContext context)
@@ -206,11 +207,16 @@ internal static class KeyRoutes
 /// <param name="Account">The account the subject belongs to, as the key's <c>account</c> claim; omitted for none.</param>
 /// <param name="Plan">The key's plan; omitted for the default plan.</param>
 /// <param name="Ttl">How long the key is valid, such as <c>90d</c>; omitted for ever.</param>
-internal sealed record KeyRequest(string? Subject, string? Account, string? Plan, string? Ttl);
+internal sealed record KeyRequest(
+    [property: Description("The subject the key is, for every tier, exactly as a token's subject.")] string? Subject,
+    [property: Description("The account the subject belongs to, as the key's account claim; omitted for none.")] string? Account = null,
+    [property: Description("The key's plan; omitted for the default plan.")] string? Plan = null,
+    [property: Description("How long the key is valid, such as 90d; omitted for ever.")] string? Ttl = null);
 
 /// <summary>The body of <c>POST /admin/v1/keys/{id}/rotate</c>.</summary>
 /// <param name="Grace">How long the old key stays valid, such as <c>1h</c>; <c>0s</c> to stop it at once; 24h by default.</param>
-internal sealed record RotateRequest(string? Grace);
+internal sealed record RotateRequest(
+    [property: Description("How long the old key stays valid, such as 1h; 0s to stop it at once; 24h by default.")] string? Grace = null);
 
 /// <summary>An API key as the admin API shows it: never its secret.</summary>
 /// <param name="Id">The key's id, the part after the prefix.</param>

@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using Floodgate.Gateway.Admin.Auth;
 using Floodgate.Gateway.Hosting;
 using Floodgate.Overrides;
@@ -23,11 +24,11 @@ internal static class OverrideRoutes
         group.MapGet("/overrides", (string? after, int? limit, CancellationToken cancel) => ListAsync(runtime, after, limit, cancel))
             .WithName("ListOverrides").WithSummary("The overrides in force, by subject, a page at a time (after the subject given).");
         group.MapGet("/overrides/{subject}", (string subject, CancellationToken cancel) => GetAsync(runtime, subject, cancel))
-            .WithName("GetOverride").WithSummary("A subject's override.");
+            .WithName("GetOverride").WithSummary("A subject's override.").ProducesProblem(StatusCodes.Status404NotFound);
         group.MapPut("/overrides/{subject}", (string subject, OverrideRequest body, HttpContext context) => SetAsync(runtime, time, audit, subject, body, context))
             .WithName("SetOverride").WithSummary("Sets a subject's override (its plan, rules' rates, a time to live), replacing any, in one write.");
         group.MapDelete("/overrides/{subject}", (string subject, HttpContext context) => DeleteAsync(runtime, audit, subject, context))
-            .WithName("DeleteOverride").WithSummary("Removes a subject's override: its plan claim, or the default plan, applies again.");
+            .WithName("DeleteOverride").WithSummary("Removes a subject's override: its plan claim, or the default plan, applies again.").ProducesProblem(StatusCodes.Status404NotFound);
         group.MapPut("/subjects/{subject}/plan", (string subject, PlanChange body, HttpContext context) => ChangePlanAsync(runtime, time, audit, subject, body, context))
             .WithName("ChangePlan").WithSummary("Moves a subject to a plan in one write, keeping its counters and any rates its override sets.");
     }
@@ -145,12 +146,17 @@ internal static class OverrideRoutes
 /// <param name="Plan">The plan to put the subject on; omitted to keep its plan claim's.</param>
 /// <param name="Rates">Rule names and the rate each holds the subject to, such as <c>{"per-user": "1000/min"}</c>.</param>
 /// <param name="Ttl">How long the override lasts, such as <c>7d</c>; omitted for ever.</param>
-internal sealed record OverrideRequest(string? Plan, Dictionary<string, string>? Rates, string? Ttl);
+internal sealed record OverrideRequest(
+    [property: Description("The plan to put the subject on; omitted to keep its plan claim's.")] string? Plan = null,
+    [property: Description("Rule names and the rate each holds the subject to, such as {\"per-user\": \"1000/min\"}.")] Dictionary<string, string>? Rates = null,
+    [property: Description("How long the override lasts, such as 7d; omitted for ever.")] string? Ttl = null);
 
 /// <summary>The body of <c>PUT /admin/v1/subjects/{subject}/plan</c>.</summary>
 /// <param name="Plan">The plan to move the subject to.</param>
 /// <param name="Ttl">How long the move lasts, such as <c>7d</c>; omitted for ever.</param>
-internal sealed record PlanChange(string Plan, string? Ttl);
+internal sealed record PlanChange(
+    [property: Description("The plan to move the subject to.")] string Plan,
+    [property: Description("How long the move lasts, such as 7d; omitted for ever.")] string? Ttl = null);
 
 /// <summary>An override as the admin API shows it.</summary>
 /// <param name="Subject">The subject.</param>
