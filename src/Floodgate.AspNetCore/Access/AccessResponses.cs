@@ -10,6 +10,14 @@ internal static class AccessResponses
 {
     public static async Task WriteDeniedAsync(HttpContext context, string list)
     {
+        if (GrpcResponses.IsGrpc(context.Request))
+        {
+            // A gRPC caller gets PERMISSION_DENIED as gRPC answers (trailers-only), as a rejection gets its gRPC status;
+            // a retry pushback of -1: retrying will not help.
+            GrpcResponses.Write(context, StatusCodes.Status403Forbidden, $"The {list} is on a deny list.", null);
+            return;
+        }
+
         var response = context.Response;
         response.StatusCode = StatusCodes.Status403Forbidden;
         response.ContentType = RateLimitResponses.ProblemJson;

@@ -13,7 +13,7 @@ namespace Floodgate.AspNetCore.Configuration;
 /// </summary>
 internal sealed class FloodgateConfigurationReader(IConfiguration section) : IConfigureOptions<FloodgateOptions>
 {
-    private static readonly string[] Fields = ["Policies", "TrustedProxies", "ForwardedHeader", "Anonymous", "Headers", "SubjectClaim", "PlanClaim", "RejectionStatusCodes", "Adaptive"];
+    private static readonly string[] Fields = ["Policies", "TrustedProxies", "ForwardedHeader", "Anonymous", "Headers", "SubjectClaim", "PlanClaim", "RejectionStatusCodes", "Adaptive", "Access", "RateLimitId"];
     private static readonly string[] PolicyFields = ["Limit", "Algorithm", "Burst", "MaxDelay", "Concurrency", "Queue", "QueueTimeout", "QueueOrder", "Tier", "Key", "Cost", "Mode"];
 
     public void Configure(FloodgateOptions options)
@@ -35,6 +35,8 @@ internal sealed class FloodgateConfigurationReader(IConfiguration section) : ICo
             }
         }
 
+        AccessConfigurationReader.ReadAccess(section.GetSection("Access"), options, problems);
+        AccessConfigurationReader.ReadRateLimitId(section.GetSection("RateLimitId"), options, problems);
         options.ForwardedHeader = Enum(section, "ForwardedHeader", options.ForwardedHeader, problems);
         options.Anonymous = Enum(section, "Anonymous", options.Anonymous, problems);
         options.Headers.Ietf = Bool(section.GetSection("Headers"), "Ietf", options.Headers.Ietf, problems);

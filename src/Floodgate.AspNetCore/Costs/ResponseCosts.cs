@@ -230,6 +230,7 @@ internal static class ResponseCosts
 
             features.Set<ICostReportFeature>(null);
             ReadHeaders(_plan, _context, Report);
+            Report.StatusCode = _context.Response.StatusCode;
             if (_trailers is not null)
             {
                 features.Set<IHttpResponseTrailersFeature>(null);

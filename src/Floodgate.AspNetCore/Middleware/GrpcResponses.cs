@@ -18,6 +18,9 @@ internal static class GrpcResponses
     /// <summary>RESOURCE_EXHAUSTED: a limit of the caller's.</summary>
     public const int ResourceExhausted = 8;
 
+    /// <summary>PERMISSION_DENIED: a 403, such as a deny list's or a distinct rule's.</summary>
+    public const int PermissionDenied = 7;
+
     /// <summary>UNAVAILABLE: capacity, or the rate limit store or the identity provider unreachable.</summary>
     public const int Unavailable = 14;
 
@@ -40,6 +43,7 @@ internal static class GrpcResponses
         {
             StatusCodes.Status429TooManyRequests => ResourceExhausted,
             StatusCodes.Status401Unauthorized => Unauthenticated,
+            StatusCodes.Status403Forbidden => PermissionDenied,
             _ => Unavailable,
         };
         response.StatusCode = StatusCodes.Status200OK;

@@ -193,6 +193,14 @@ internal sealed class RateLimitIdVerifier
         var (status, title) = _onInvalid == InvalidRateLimitIdAction.Unauthorized
             ? (StatusCodes.Status401Unauthorized, "Unauthorized")
             : (StatusCodes.Status429TooManyRequests, "Too Many Requests");
+        var detail = $"The {_header} the request carries is not one this gateway issued to its caller; send the one its issue endpoint gave, or none.";
+        if (GrpcResponses.IsGrpc(context.Request))
+        {
+            // UNAUTHENTICATED or RESOURCE_EXHAUSTED, as the gRPC answers of the other refusals.
+            GrpcResponses.Write(context, status, detail, null);
+            return Task.CompletedTask;
+        }
+
         response.StatusCode = status;
         response.ContentType = RateLimitResponses.ProblemJson;
         response.Headers.CacheControl = "no-store";
@@ -203,7 +211,7 @@ internal sealed class RateLimitIdVerifier
             json.WriteString("type", "about:blank");
             json.WriteString("title", title);
             json.WriteNumber("status", status);
-            json.WriteString("detail", $"The {_header} the request carries is not one this gateway issued to its caller; send the one its issue endpoint gave, or none.");
+            json.WriteString("detail", detail);
             json.WriteString("tier", "edge");
             json.WriteEndObject();
         }

@@ -17,4 +17,10 @@ public enum CostMeasure
 
     /// <summary>Money, in micro-units of a currency: the tokens priced by the rule's <see cref="PriceTable"/>.</summary>
     Money,
+
+    /// <summary>
+    /// One for a response whose status is one of the rule's <see cref="RuleCost.Statuses"/>, else nothing: counts failed
+    /// logins (401, 403) per client, and the rule refuses, or its edge ban bans, a key once it is over.
+    /// </summary>
+    ResponseStatus,
 }

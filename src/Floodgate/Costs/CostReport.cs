@@ -26,6 +26,9 @@ public sealed class CostReport
     /// <summary>The model that served the request, to price its tokens by; <see langword="null"/> when not known.</summary>
     public string? Model { get; set; }
 
+    /// <summary>The response's status code, once it is known; <see langword="null"/> before, or when no response was written.</summary>
+    public int? StatusCode { get; set; }
+
     /// <summary>Whether any figure was reported.</summary>
     public bool HasUsage => InputTokens is not null || OutputTokens is not null || TotalTokens is not null || Units is not null;
 

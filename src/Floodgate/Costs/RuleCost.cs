@@ -42,6 +42,25 @@ public sealed class RuleCost
     /// <summary>The response header or trailer that carries the cost in units, for <see cref="CostMeasure.Reported"/>.</summary>
     public string? Header { get; init; }
 
+    /// <summary>
+    /// The response statuses that count one each, for <see cref="CostMeasure.ResponseStatus"/> (such as 401 and 403 on a
+    /// login route); every other response counts nothing.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A status is not from 100 to 599.</exception>
+    public IReadOnlyCollection<int>? Statuses
+    {
+        get;
+        init
+        {
+            if (value is not null && value.Any(s => s is < 100 or > 599))
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value.First(s => s is < 100 or > 599), "A response status is from 100 to 599.");
+            }
+
+            field = value is null ? null : new HashSet<int>(value);
+        }
+    }
+
     /// <summary>The prices, for <see cref="CostMeasure.Money"/>; its currency is the rule's unit.</summary>
     public PriceTable? Prices { get; init; }
 
@@ -76,7 +95,7 @@ public sealed class RuleCost
     public int MaxRequestBodyBytes { get; init; } = 1 << 20;
 
     /// <summary>Whether the rule reads usage from the response body (tokens, or money priced from tokens).</summary>
-    public bool ReadsBodyUsage => Measure != CostMeasure.Reported;
+    public bool ReadsBodyUsage => Measure is not (CostMeasure.Reported or CostMeasure.ResponseStatus);
 
     /// <summary>What the rule reserves for <paramref name="request"/>.</summary>
     /// <remarks>
@@ -125,6 +144,8 @@ public sealed class RuleCost
                 return report.OutputTokens;
             case CostMeasure.Reported:
                 return report.Units;
+            case CostMeasure.ResponseStatus:
+                return report.StatusCode is { } status ? (Statuses is { } counted && counted.Contains(status) ? 1 : 0) : null;
         }
 
         if (report.Units is { } units)

@@ -54,6 +54,38 @@ public sealed class GrpcRejectionTests
     }
 
     [Fact]
+    public async Task A_denied_caller_gets_PERMISSION_DENIED_not_a_bare_403_and_a_forged_id_its_gRPC_status()
+    {
+        await using (var app = await GrpcApp.StartAsync(o => o.Access.DeniedAddresses.Add("127.0.0.0/8")))
+        {
+            var denied = await Assert.ThrowsAsync<RpcException>(() => app.CallAsync("1"));
+            Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+            Assert.Equal("The client address is on a deny list.", denied.Status.Detail);
+            Assert.Equal("-1", denied.Trailers.GetValue("grpc-retry-pushback-ms"));
+            Assert.Equal(0, app.Calls);
+
+            // Without gRPC's content type: still the 403 problem.
+            using var plain = await app.Http.PostAsync(new Uri("/test.Echo/Say", UriKind.Relative), new StringContent("x"));
+            Assert.Equal(HttpStatusCode.Forbidden, plain.StatusCode);
+            Assert.Equal(RateLimitResponses.ProblemJson, plain.Content.Headers.ContentType?.MediaType);
+        }
+
+        var secret = Encoding.UTF8.GetBytes("k1-" + new string('g', 40));
+        await using (var app = await GrpcApp.StartAsync(o =>
+        {
+            o.RateLimitId = new Floodgate.AspNetCore.RateLimitIds.RateLimitIdOptions { OnInvalid = Floodgate.AspNetCore.RateLimitIds.InvalidRateLimitIdAction.TooManyRequests };
+            o.RateLimitId.Keys.Add(new Floodgate.AspNetCore.RateLimitIds.RateLimitIdKey("k1", secret));
+        }))
+        {
+            var forged = Floodgate.AspNetCore.RateLimitIds.RateLimitId.Create(Encoding.UTF8.GetBytes("k1-" + new string('h', 40)), "k1", "alice");
+            var refused = await Assert.ThrowsAsync<RpcException>(() => app.CallAsync("1", new Metadata { { "x-ratelimit-user-id", forged } }));
+            Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+            Assert.Contains("is not one this gateway issued", refused.Status.Detail, StringComparison.Ordinal);
+            Assert.Equal("ok", await app.CallAsync("2", new Metadata { { "x-ratelimit-user-id", Floodgate.AspNetCore.RateLimitIds.RateLimitId.Create(secret, "k1", "alice") } }));
+        }
+    }
+
+    [Fact]
     public async Task A_call_over_capacity_gets_UNAVAILABLE_and_one_without_credentials_UNAUTHENTICATED()
     {
         var rule = new RateLimitRule("everything", RateLimitTier.Global, Limit.Gcra(Rate.Parse("1/min")));
@@ -129,8 +161,8 @@ public sealed class GrpcRejectionTests
             return grpc;
         }
 
-        public async Task<string> CallAsync(string text) =>
-            await _channel.CreateCallInvoker().AsyncUnaryCall(Say, null, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(30)), text);
+        public async Task<string> CallAsync(string text, Metadata? headers = null) =>
+            await _channel.CreateCallInvoker().AsyncUnaryCall(Say, null, new CallOptions(headers, deadline: DateTime.UtcNow.AddSeconds(30)), text);
 
         public async ValueTask DisposeAsync()
         {

@@ -44,6 +44,27 @@ public sealed class DistinctPolicyTests
         Assert.Equal((16, 128, DistinctAction.Flag), (rules[2].Distinct!.Ipv4Prefix, rules[2].Distinct!.Ipv6Prefix, rules[2].Distinct!.Action));
     }
 
+    [Fact]
+    public void The_abuse_signal_policies_of_docs_edge_md_load()
+    {
+        var markdown = File.ReadAllText(Path.Combine(PolicyTests.RepositoryRoot(), "docs", "edge.md"));
+        var rules = new Dictionary<string, RateLimitRule>();
+        foreach (var heading in (string[])["### Distinct counting", "### Counting responses"])
+        {
+            var start = markdown.IndexOf("```yaml\n", markdown.IndexOf(heading, StringComparison.Ordinal), StringComparison.Ordinal) + "```yaml\n".Length;
+            foreach (var rule in Parse(markdown[start..markdown.IndexOf("```", start, StringComparison.Ordinal)]).Floodgate.Policy.Rules)
+            {
+                rules[rule.Name] = rule;
+            }
+        }
+
+        Assert.Equal(DistinctAction.Ban, rules["stolen-key"].Distinct!.Action);
+        Assert.Equal(24, rules["stolen-key"].Distinct!.Ipv4Prefix);
+        Assert.Equal(403, rules["stuffing"].Distinct!.RejectStatus);
+        Assert.Equal(DistinctAction.Flag, rules["watch"].Distinct!.Action);
+        Assert.Equal(Floodgate.Costs.CostMeasure.ResponseStatus, rules["login-failures"].Costs!.Measure);
+    }
+
     [Theory]
     [InlineData("edge:\n  - name: d\n    distinct: { of: subject }\n    limit: 5/min", "distinct rules are user rules")]
     [InlineData("user:\n  - name: d\n    distinct: { of: route }\n    limit: 5/min", "counts who calls")]

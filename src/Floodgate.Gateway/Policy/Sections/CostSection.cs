@@ -21,7 +21,7 @@ namespace Floodgate.Gateway.Policy.Sections;
 /// </remarks>
 internal sealed class CostSection(YamlReader reader)
 {
-    private static readonly string[] Fields = ["unit", "reserve", "charge", "header", "fallback", "on_failure", "prices", "model_field", "max_body"];
+    private static readonly string[] Fields = ["unit", "reserve", "charge", "header", "fallback", "on_failure", "prices", "model_field", "max_body", "statuses"];
     private static readonly string[] ReserveFields = ["field", "header", "add", "default"];
     private static readonly string[] PriceFields = ["currency", "default", "models"];
     private static readonly string[] ModelFields = ["input", "output"];
@@ -42,7 +42,8 @@ internal sealed class CostSection(YamlReader reader)
         var measure = reader.Enum(
             map, "charge", field,
             ("total_tokens", CostMeasure.TotalTokens), ("input_tokens", CostMeasure.InputTokens), ("output_tokens", CostMeasure.OutputTokens),
-            ("header", CostMeasure.Reported), ("money", CostMeasure.Money)) ?? CostMeasure.TotalTokens;
+            ("header", CostMeasure.Reported), ("money", CostMeasure.Money), ("status", CostMeasure.ResponseStatus)) ?? CostMeasure.TotalTokens;
+        var statuses = ReadStatuses(map, field, measure);
         var header = reader.String(map, "header", field);
         if (measure == CostMeasure.Reported && string.IsNullOrWhiteSpace(header))
         {
@@ -88,7 +89,8 @@ internal sealed class CostSection(YamlReader reader)
         {
             return new RuleCost
             {
-                Unit = measure == CostMeasure.Money ? prices!.Currency + "-micros" : unit ?? "tokens",
+                Unit = measure == CostMeasure.Money ? prices!.Currency + "-micros" : unit ?? (measure == CostMeasure.ResponseStatus ? "responses" : "tokens"),
+                Statuses = statuses,
                 Reserve = reserve ?? CostEstimate.None,
                 Measure = measure,
                 Header = header,
@@ -104,6 +106,33 @@ internal sealed class CostSection(YamlReader reader)
             reader.Error(node, field, e.Message);
             return null;
         }
+    }
+
+    /// <summary>The statuses <c>charge: status</c> counts, such as <c>[401, 403]</c>; <see langword="null"/> for another charge.</summary>
+    private int[]? ReadStatuses(YamlMappingNode map, string field, CostMeasure measure)
+    {
+        var statuses = new List<int>();
+        foreach (var (text, node) in reader.StringList(map, "statuses", field))
+        {
+            if (!int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var status) || status is < 100 or > 599)
+            {
+                reader.Error(node, Join(field, "statuses"), $"'{text}' is not a response status from 100 to 599.");
+                continue;
+            }
+
+            statuses.Add(status);
+        }
+
+        if (measure == CostMeasure.ResponseStatus && statuses.Count == 0 && YamlReader.Get(map, "statuses") is null)
+        {
+            reader.Error(map, Join(field, "statuses"), "'charge: status' counts the responses of the statuses listed: 'statuses: [401, 403]'.");
+        }
+        else if (measure != CostMeasure.ResponseStatus && YamlReader.Get(map, "statuses") is { } node)
+        {
+            reader.Error(node, Join(field, "statuses"), "statuses are counted only with 'charge: status'.");
+        }
+
+        return measure == CostMeasure.ResponseStatus ? [.. statuses] : null;
     }
 
     /// <summary>
