@@ -21,7 +21,7 @@ namespace Floodgate.Benchmarks;
 [Config(typeof(Config))]
 public class QueueBenchmarks
 {
-    private const int Operations = 1_000;
+    private const int Operations = 10_000;
     private readonly RequestContext _request = new() { Path = "/reports", ClientIp = IPAddress.Parse("203.0.113.7") };
     private RateLimitEngine _plain = null!;
     private RateLimitEngine _queued = null!;
@@ -34,7 +34,7 @@ public class QueueBenchmarks
         _plain = Engine(Limit.Concurrency(1_000_000));
         _queued = Engine(Limit.Concurrency(1_000_000).WithQueue(100, TimeSpan.FromSeconds(2)));
         _plainFull = Engine(Limit.Concurrency(1));
-        _queueFull = Engine(Limit.Concurrency(1).WithQueue(1, TimeSpan.FromHours(1)));
+        _queueFull = Engine(Limit.Concurrency(1).WithQueue(1, Limit.MaxQueueTimeout));
 
         // The full ones: one request holds the permit; the queued one also has a waiter that never leaves during the run.
         _ = _plainFull.EvaluateAsync(_request).AsTask().GetAwaiter().GetResult();
@@ -90,7 +90,7 @@ public class QueueBenchmarks
     {
         public Config()
         {
-            AddJob(Job.Default.WithWarmupCount(2).WithIterationCount(8).WithInvocationCount(16).WithUnrollFactor(1).WithToolchain(InProcessEmitToolchain.Instance));
+            AddJob(Job.Default.WithWarmupCount(3).WithIterationCount(15).WithInvocationCount(4).WithUnrollFactor(1).WithToolchain(InProcessEmitToolchain.Instance));
             HideColumns("Error", "StdDev");
         }
     }
