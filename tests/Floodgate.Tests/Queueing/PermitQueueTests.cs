@@ -180,7 +180,7 @@ public sealed class PermitQueueTests
         await engine.Store.ReleaseAsync(check, leaseId);
         Assert.False(waiting.IsCompleted);
 
-        _time.Advance(Queueing.PermitQueues.DefaultPollInterval);
+        _time.Advance(Floodgate.Queueing.PermitQueues.DefaultPollInterval);
         var served = await waiting.WaitAsync(Bound);
         Assert.True(served.IsAllowed);
         Assert.Equal(1, engine.Queues.Polls);
