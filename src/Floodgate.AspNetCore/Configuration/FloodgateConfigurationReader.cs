@@ -263,7 +263,7 @@ internal sealed class FloodgateConfigurationReader(IConfiguration section) : ICo
         }
 
         var order = QueueOrder.Fifo;
-        if (policy["QueueOrder"] is { } orderText && !System.Enum.TryParse(orderText, ignoreCase: true, out order))
+        if (policy["QueueOrder"] is { } orderText && (!System.Enum.TryParse(orderText, ignoreCase: true, out order) || !System.Enum.IsDefined(order) || char.IsDigit(orderText.Trim()[0])))
         {
             problems.Add($"{policy.Path}:QueueOrder: '{orderText}' is not fifo or lifo.");
             return null;

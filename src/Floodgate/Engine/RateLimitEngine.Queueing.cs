@@ -48,12 +48,16 @@ public sealed partial class RateLimitEngine
         CancellationToken cancellationToken = default)
     {
         var pending = Evaluate(policy, request, first, last, preChecks, queueing: true, cancellationToken);
-        if (pending.IsCompletedSuccessfully && pending.Result.Wait is null)
+        if (!pending.IsCompletedSuccessfully)
         {
-            return pending;
+            return WaitForPermitAsync(pending, policy, request, last, cancellationToken);
         }
 
-        return WaitForPermitAsync(pending, policy, request, last, cancellationToken);
+        // Read once: a ValueTask is consumed by reading its result.
+        var result = pending.Result;
+        return result.Wait is null
+            ? new ValueTask<RateLimitResult>(result)
+            : WaitForPermitAsync(new ValueTask<RateLimitResult>(result), policy, request, last, cancellationToken);
     }
 
     /// <summary>The permit queues of this engine's store, in this process.</summary>

@@ -168,6 +168,24 @@ public sealed class PermitQueueTests
         await engine.ReleaseAsync(running);
     }
 
+    [Fact]
+    public async Task A_release_no_one_announced_is_found_by_the_queue_poll_one_interval_later()
+    {
+        var engine = Engine(Queue(1, 2, QueueOrder.Fifo));
+        var running = await Queued(engine, Request());
+        var waiting = Queued(engine, Request());
+
+        // Released in the store, not through the engine (as a notice lost on the way): no one is woken.
+        var (check, leaseId) = running.Leases![0];
+        await engine.Store.ReleaseAsync(check, leaseId);
+        Assert.False(waiting.IsCompleted);
+
+        _time.Advance(Floodgate.Queueing.PermitQueues.DefaultPollInterval);
+        var served = await waiting.WaitAsync(Bound);
+        Assert.True(served.IsAllowed);
+        Assert.Equal(1, engine.Queues.Polls);
+    }
+
     [Theory]
     [InlineData(-1, 1.0)]
     [InlineData(100_001, 1.0)]
