@@ -26,7 +26,8 @@ public sealed partial class AdaptiveConcurrencyLimiter
             return new Change(from, from, _minRtt, _sampleRtt);
         }
 
-        _minRtt = _count > 0 ? Percentile(Options.SamplePercentile) : _minRttFallback;
+        // Timed out, the lowest latency seen is the baseline: the few samples at the pinned limit may be a cold start's.
+        _minRtt = timedOut ? _minRttFallback : Percentile(Options.SamplePercentile);
         _measuring = false;
         _minRttFallback = long.MaxValue;
         _nextMinRttAt = now + (long)(ToTicks(Options.MinRttInterval) * (1 + (Options.MinRttJitter * NextUnit())));
