@@ -74,7 +74,8 @@ public sealed partial class AdaptiveConcurrencyLimiter
 
     private double GradientTarget(double used)
     {
-        var gradient = Math.Clamp(_minRtt * (1 + Options.Buffer) / Math.Max(1, _sampleRtt), MinGradient, MaxGradient);
+        // At least one tick each: a clock too coarse to tell them from zero reads as equal latencies, not as a collapse.
+        var gradient = Math.Clamp(Math.Max(1, _minRtt) * (1 + Options.Buffer) / Math.Max(1, _sampleRtt), MinGradient, MaxGradient);
 
         // An enforced limit less than half used tells nothing of the capacity: it is not raised.
         if (gradient > 1 && _enforce && _peakInFlight < _limit / 2)
