@@ -52,13 +52,20 @@ internal static class AdaptiveBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"adaptive bench: {clients} clients, upstream {workers} workers x {serviceMs} ms (capacity {workers * 1000.0 / serviceMs:F0}/s), {seconds} s rounds, {rounds} rounds each, alternating"));
         Console.WriteLine("| round | case | 2xx/s | 503/s | p50 2xx (ms) | p99 2xx (ms) | p99 all (ms) | learned limit |");
         Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---:|");
-        for (var round = 1; round <= rounds; round++)
+        // Round 0 warms the process (JIT, connections) in both cases and is not reported: a cold start would inflate the
+        // first baseline measured, and the first round's latencies.
+        for (var round = 0; round <= rounds; round++)
         {
             foreach (var mode in new AdaptiveMode?[] { null, AdaptiveMode.Enforce })
             {
                 await using var front = await FrontAsync(mode);
                 using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 4096 }) { BaseAddress = new Uri(Address(front)) };
-                var result = await LoadAsync(client, clients, TimeSpan.FromSeconds(seconds));
+                var result = await LoadAsync(client, clients, TimeSpan.FromSeconds(round == 0 ? 2 : seconds));
+                if (round == 0)
+                {
+                    continue;
+                }
+
                 var limit = front.Services.GetRequiredService<Floodgate.AspNetCore.Middleware.FloodgateRuntime>().Adaptive.Snapshot() is [var s] ? s.Limit.ToString(CultureInfo.InvariantCulture) : "-";
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {round} | {(mode is null ? "no adaptive limit" : "adaptive, enforce")} | {result.Ok / result.Elapsed:F0} | {result.Refused / result.Elapsed:F0} | {result.P(result.OkLatencies, 0.50):F1} | {result.P(result.OkLatencies, 0.99):F1} | {result.P(result.AllLatencies, 0.99):F1} | {limit} |"));
             }
