@@ -14,8 +14,17 @@ using Yarp.ReverseProxy.Configuration;
 //   sse-upstream <port>          a Kestrel app answering every request with a 1 KB text/event-stream like an LLM API's:
 //                                ten chunks flushed one by one, then a usage event and [DONE] (bench/gateway/cost.sh)
 //   token <directory>            a new ES256 key: writes jwks.json there and prints a token for sub "bench"
+//   adaptive <seconds> <clients> <workers> <service-ms> <rounds>
+//                                the middleware before a queueing upstream, without and with an enforced adaptive
+//                                concurrency limit, in alternating bounded rounds (AdaptiveBench; docs/benchmarks.md)
 switch (args)
 {
+    case ["adaptive", var seconds, var clients, var workers, var serviceMs, var rounds]:
+    {
+        static int N(string text) => int.Parse(text, System.Globalization.CultureInfo.InvariantCulture);
+        return await AdaptiveBench.RunAsync(Math.Min(N(seconds), 60), Math.Min(N(clients), 1000), N(workers), N(serviceMs), Math.Min(N(rounds), 10));
+    }
+
     case ["upstream", var port]:
     {
         var builder = WebApplication.CreateSlimBuilder();

@@ -173,7 +173,7 @@ public static class RateLimitResponses
         var detail = string.Create(CultureInfo.InvariantCulture, $"The service rule '{rule}' has its {limit} requests in flight, a limit learned from the upstream's latency; retry after 1 second.");
         var rejected = rejections.OnRejected is null && problems is null ? null
             : new FloodgateRejectedContext(context, default, RateLimitTier.Service, rule, TimeSpan.FromSeconds(1), detail, isBan: false);
-        return AnswerAsync(context, rejections.StatusOf(RateLimitTier.Service, false, false), detail, rule, "service", 1, TimeSpan.FromSeconds(1), rejections, problems, rejected);
+        return AnswerAsync(context, rejections.StatusOf(RateLimitTier.Service, isCapacity: true, isStoreFailure: false), detail, rule, "service", 1, TimeSpan.FromSeconds(1), rejections, problems, rejected);
     }
 
     /// <summary>

@@ -21,7 +21,7 @@ internal static class AdminHosting
     {
         var builder = WebApps.CreateBuilder(options.Admin!, options.LogLevel, HttpProtocols.Http1, logTo: options.LoggerProvider);
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(RateLimitEngine.MeterName, "Floodgate.AspNetCore", GatewayMetrics.MeterName, "Floodgate.Redis", "Floodgate.Envoy", "System.Runtime")
+            .AddMeter(RateLimitEngine.MeterName, "Floodgate.AspNetCore", Floodgate.Adaptive.AdaptiveLimiterSet.MeterName, GatewayMetrics.MeterName, "Floodgate.Redis", "Floodgate.Envoy", "System.Runtime")
             .AddView("floodgate.store.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25] })
             .AddView("floodgate.proxy.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] })
             .AddPrometheusExporter());

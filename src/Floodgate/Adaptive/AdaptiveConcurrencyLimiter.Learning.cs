@@ -26,7 +26,8 @@ public sealed partial class AdaptiveConcurrencyLimiter
             return new Change(from, from, _minRtt, _sampleRtt);
         }
 
-        _minRtt = _count > 0 ? Percentile(Options.SamplePercentile) : _minRttFallback;
+        // Timed out, the lowest latency seen is the baseline: the few samples at the pinned limit may be a cold start's.
+        _minRtt = timedOut ? _minRttFallback : Percentile(Options.SamplePercentile);
         _measuring = false;
         _minRttFallback = long.MaxValue;
         _nextMinRttAt = now + (long)(ToTicks(Options.MinRttInterval) * (1 + (Options.MinRttJitter * NextUnit())));
@@ -73,7 +74,8 @@ public sealed partial class AdaptiveConcurrencyLimiter
 
     private double GradientTarget(double used)
     {
-        var gradient = Math.Clamp(_minRtt * (1 + Options.Buffer) / Math.Max(1, _sampleRtt), MinGradient, MaxGradient);
+        // At least one tick each: a clock too coarse to tell them from zero reads as equal latencies, not as a collapse.
+        var gradient = Math.Clamp(Math.Max(1, _minRtt) * (1 + Options.Buffer) / Math.Max(1, _sampleRtt), MinGradient, MaxGradient);
 
         // An enforced limit less than half used tells nothing of the capacity: it is not raised.
         if (gradient > 1 && _enforce && _peakInFlight < _limit / 2)

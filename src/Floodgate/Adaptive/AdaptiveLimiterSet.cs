@@ -1,5 +1,5 @@
-using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 
 namespace Floodgate.Adaptive;
@@ -14,7 +14,8 @@ public sealed class AdaptiveLimiterSet : IDisposable
     public const string MeterName = "Floodgate.Adaptive";
 
     private static readonly Meter Meter = new(MeterName);
-    private static readonly ConcurrentDictionary<AdaptiveLimiterSet, byte> Live = new();
+    // Weak: a set nobody disposed (a host that never stops) stops being exported once it is collected.
+    private static readonly ConditionalWeakTable<AdaptiveLimiterSet, object?> Live = new();
 
     private readonly TimeProvider _time;
     private readonly ILogger? _logger;
@@ -36,7 +37,7 @@ public sealed class AdaptiveLimiterSet : IDisposable
         ArgumentNullException.ThrowIfNull(time);
         _time = time;
         _logger = logger;
-        Live.TryAdd(this, 0);
+        Live.AddOrUpdate(this, null);
     }
 
     /// <summary>The limits in force with their rules, in the order the rules were given.</summary>
@@ -68,11 +69,11 @@ public sealed class AdaptiveLimiterSet : IDisposable
     public IReadOnlyList<AdaptiveSnapshot> Snapshot() => [.. Volatile.Read(ref _entries).Select(e => e.Limiter.Snapshot())];
 
     /// <summary>Stops exporting the set's limits.</summary>
-    public void Dispose() => Live.TryRemove(this, out _);
+    public void Dispose() => Live.Remove(this);
 
     private static IEnumerable<Measurement<long>> Measure(Func<AdaptiveConcurrencyLimiter, long> value)
     {
-        foreach (var set in Live.Keys)
+        foreach (var (set, _) in Live)
         {
             foreach (var entry in Volatile.Read(ref set._entries))
             {
