@@ -103,13 +103,29 @@ public sealed class RedisOverrideStore : IOverrideStore, IAsyncDisposable, IDisp
     }
 
     /// <inheritdoc/>
+    public bool TryFindAccount(string account, [NotNullWhen(true)] out RateLimitOverride? value)
+    {
+        // The account's key built on the stack and looked up as a span: no allocation per request.
+        Span<char> key = stackalloc char[RateLimitOverride.AccountKeyPrefix.Length + RateLimitOverride.MaxSubjectLength];
+        var length = RateLimitOverride.WriteAccountKey(account, key);
+        if (length >= 0 && _mirror.Local.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key[..length], out value)
+            && (value.ExpiresAt is null || !value.IsExpired(_time.GetUtcNow())))
+        {
+            return true;
+        }
+
+        value = null;
+        return false;
+    }
+
+    /// <inheritdoc/>
     public async ValueTask SetAsync(RateLimitOverride value, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(value);
-        await WriteAsync(value.Subject, OverrideJson.Write(value)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await WriteAsync(value.Key, OverrideJson.Write(value)).WaitAsync(cancellationToken).ConfigureAwait(false);
 
         // This replica applies its own change now rather than when its message comes back.
-        _mirror.Local[value.Subject] = value;
+        _mirror.Local[value.Key] = value;
     }
 
     /// <inheritdoc/>
@@ -137,13 +153,13 @@ public sealed class RedisOverrideStore : IOverrideStore, IAsyncDisposable, IDisp
         var all = new List<RateLimitOverride>();
         await foreach (var entry in _mirror.Connection.GetDatabase().HashScanAsync(_mirror.Hash, pageSize: 1000).WithCancellation(cancellationToken).ConfigureAwait(false))
         {
-            if (OverrideJson.Read(entry.Value) is { } value && !value.IsExpired(now) && (after is null || string.CompareOrdinal(value.Subject, after) > 0))
+            if (OverrideJson.Read(entry.Value) is { } value && !value.IsExpired(now) && (after is null || string.CompareOrdinal(value.Key, after) > 0))
             {
                 all.Add(value);
             }
         }
 
-        return [.. all.OrderBy(o => o.Subject, StringComparer.Ordinal).Take(limit)];
+        return [.. all.OrderBy(o => o.Key, StringComparer.Ordinal).Take(limit)];
     }
 
     /// <summary>Stops mirroring; closes the connection when the store owns it.</summary>

@@ -34,10 +34,25 @@ public sealed class MemoryOverrideStore : IOverrideStore
     }
 
     /// <inheritdoc/>
+    public bool TryFindAccount(string account, [NotNullWhen(true)] out RateLimitOverride? value)
+    {
+        // The account's key built on the stack and looked up as a span: no allocation per request.
+        Span<char> key = stackalloc char[RateLimitOverride.AccountKeyPrefix.Length + RateLimitOverride.MaxSubjectLength];
+        var length = RateLimitOverride.WriteAccountKey(account, key);
+        if (length < 0 || !_overrides.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key[..length], out value))
+        {
+            value = null;
+            return false;
+        }
+
+        return TryFind(value.Key, out value);
+    }
+
+    /// <inheritdoc/>
     public ValueTask SetAsync(RateLimitOverride value, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(value);
-        _overrides[value.Subject] = value;
+        _overrides[value.Key] = value;
         return ValueTask.CompletedTask;
     }
 
@@ -62,8 +77,8 @@ public sealed class MemoryOverrideStore : IOverrideStore
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         var now = _time.GetUtcNow();
         IReadOnlyList<RateLimitOverride> page = [.. _overrides.Values
-            .Where(o => !o.IsExpired(now) && (after is null || string.CompareOrdinal(o.Subject, after) > 0))
-            .OrderBy(o => o.Subject, StringComparer.Ordinal)
+            .Where(o => !o.IsExpired(now) && (after is null || string.CompareOrdinal(o.Key, after) > 0))
+            .OrderBy(o => o.Key, StringComparer.Ordinal)
             .Take(limit)];
         return ValueTask.FromResult(page);
     }
