@@ -236,7 +236,8 @@ public sealed partial class RateLimitEngine
         // account its credentials name (looked up only when the subject has no override of its own).
         RateLimitOverride? found = null;
         if (overrides is not null && request.Subject is { } subject && request is not IAnonymousSubject { IsAnonymousSubject: true }
-            && !overrides.TryFind(subject, out found) && request.GetClaim(RateLimitOverride.AccountClaim) is { Length: > 0 } account)
+            && !overrides.TryFind(subject, out found) && overrides.HasAccountOverrides
+            && request.GetClaim(RateLimitOverride.AccountClaim) is { Length: > 0 } account)
         {
             overrides.TryFindAccount(account, out found);
         }

@@ -14,6 +14,12 @@ public interface IOverrideStore
     bool TryFind(string subject, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out RateLimitOverride? value);
 
     /// <summary>
+    /// Whether any account's override may be stored: while none is, a decision does not read the request's account
+    /// claim at all. <see langword="true"/> unless the store knows better.
+    /// </summary>
+    bool HasAccountOverrides => true;
+
+    /// <summary>
     /// The override in force for <paramref name="account"/> (<see cref="RateLimitOverride.ForAccount"/>), found locally
     /// as <see cref="TryFind"/> does; the stores given here look it up without allocating.
     /// </summary>

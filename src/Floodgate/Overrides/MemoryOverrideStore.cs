@@ -9,6 +9,9 @@ public sealed class MemoryOverrideStore : IOverrideStore
     private readonly ConcurrentDictionary<string, RateLimitOverride> _overrides = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
 
+    // Set when the first account's override is stored, never cleared: until then no decision reads the account claim.
+    private volatile bool _hasAccounts;
+
     /// <summary>Creates an empty store; <paramref name="timeProvider"/> says when an override lapses.</summary>
     public MemoryOverrideStore(TimeProvider? timeProvider = null) => _time = timeProvider ?? TimeProvider.System;
 
@@ -34,6 +37,9 @@ public sealed class MemoryOverrideStore : IOverrideStore
     }
 
     /// <inheritdoc/>
+    public bool HasAccountOverrides => _hasAccounts;
+
+    /// <inheritdoc/>
     public bool TryFindAccount(string account, [NotNullWhen(true)] out RateLimitOverride? value)
     {
         // The account's key built on the stack and looked up as a span: no allocation per request.
@@ -52,6 +58,7 @@ public sealed class MemoryOverrideStore : IOverrideStore
     public ValueTask SetAsync(RateLimitOverride value, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(value);
+        _hasAccounts |= value.IsAccount;
         _overrides[value.Key] = value;
         return ValueTask.CompletedTask;
     }

@@ -29,6 +29,7 @@ public sealed class RateLimitOverride
     public const string AccountKeyPrefix = "\u0001account:";
 
     private readonly ConditionalWeakTable<Limit, Limit> _limits = [];
+    private readonly bool _hasRates;
 
     /// <summary>Creates an override.</summary>
     /// <param name="subject">The subject it applies to.</param>
@@ -69,6 +70,7 @@ public sealed class RateLimitOverride
         Key = account ? AccountKeyPrefix + name : name;
         Plan = plan;
         Rates = rates ?? new Dictionary<string, Rate>();
+        _hasRates = Rates.Count > 0;
         ExpiresAt = expiresAt;
     }
 
@@ -130,7 +132,8 @@ public sealed class RateLimitOverride
     public Limit? LimitFor(RateLimitRule rule, Limit? planLimit)
     {
         ArgumentNullException.ThrowIfNull(rule);
-        if (Rates.Count == 0 || !Rates.TryGetValue(rule.Name, out var rate))
+        // _hasRates is a field of this object, which the lookup has just read: no other object is touched without rates.
+        if (!_hasRates || !Rates.TryGetValue(rule.Name, out var rate))
         {
             return planLimit;
         }

@@ -82,6 +82,36 @@ public sealed class AccountOverrideTests(RedisFixture fixture)
         Assert.False(stores.Overrides.TryFindAccount("acme", out _));
     }
 
+    [Fact]
+    public async Task No_account_claim_is_read_until_an_account_override_exists_on_any_replica()
+    {
+        var memory = new MemoryOverrideStore();
+        await memory.SetAsync(new RateLimitOverride("alice", "pro"));
+        Assert.False(memory.HasAccountOverrides);
+        await memory.SetAsync(RateLimitOverride.ForAccount("acme", "pro"));
+        Assert.True(memory.HasAccountOverrides);
+
+        var prefix = "acct" + Guid.NewGuid().ToString("N")[..8];
+        await using var connectionA = await ConnectionMultiplexer.ConnectAsync(fixture.Server.Configuration);
+        await using var connectionB = await ConnectionMultiplexer.ConnectAsync(fixture.Server.Configuration);
+        await using var a = new RedisOverrideStore(connectionA, prefix);
+        await using var b = new RedisOverrideStore(connectionB, prefix);
+        await Task.WhenAll(a.Ready, b.Ready).WaitAsync(TimeSpan.FromSeconds(10));
+        await a.SetAsync(new RateLimitOverride("alice", "pro"));
+        Assert.False(a.HasAccountOverrides);
+
+        // Set on one replica, seen on the other by its mirror within a second.
+        await a.SetAsync(RateLimitOverride.ForAccount("acme", "pro"));
+        Assert.True(a.HasAccountOverrides);
+        var seen = System.Diagnostics.Stopwatch.StartNew();
+        while (!(b.HasAccountOverrides && b.TryFindAccount("acme", out _)) && seen.Elapsed < TimeSpan.FromSeconds(1))
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.True(b.HasAccountOverrides && b.TryFindAccount("acme", out _), $"not seen after {seen.Elapsed}");
+    }
+
     private async Task<Stores> OverridesAsync(string kind, TimeProvider time)
     {
         if (kind == "memory")
