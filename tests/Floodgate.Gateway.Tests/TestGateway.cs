@@ -57,7 +57,8 @@ internal sealed class TestGateway : IAsyncDisposable
     /// <param name="storeStartupTimeout">How long the start waits for a Redis store to connect; 2 s by default, so that a
     /// test of a Redis that is never there does not wait the gateway's 30 s.</param>
     /// <param name="logLevel">The gateway's log level; Warning by default.</param>
-    public static async Task<TestGateway> StartAsync(string policy, bool watch = false, string? certificate = null, string? certificateKey = null, string? policyPath = null, ILoggerProvider? logs = null, TimeSpan? storeStartupTimeout = null, LogLevel logLevel = LogLevel.Warning)
+    /// <param name="httpsAdmin">Whether <paramref name="certificate"/> is served on the admin port (https) rather than the proxy's (then http).</param>
+    public static async Task<TestGateway> StartAsync(string policy, bool watch = false, string? certificate = null, string? certificateKey = null, string? policyPath = null, ILoggerProvider? logs = null, TimeSpan? storeStartupTimeout = null, LogLevel logLevel = LogLevel.Warning, bool httpsAdmin = false)
     {
         var directory = Directory.CreateTempSubdirectory("floodgate-gateway-test-").FullName;
         policyPath ??= Path.Combine(directory, "policy.yaml");
@@ -70,10 +71,10 @@ internal sealed class TestGateway : IAsyncDisposable
             var host = await GatewayHost.StartAsync(new GatewayHostOptions
             {
                 PolicyPath = policyPath,
-                Listen = new Uri(certificate is null ? "http://127.0.0.1:0" : "https://127.0.0.1:0"),
+                Listen = new Uri(certificate is null || httpsAdmin ? "http://127.0.0.1:0" : "https://127.0.0.1:0"),
                 Certificate = certificate,
                 CertificateKey = certificateKey,
-                Admin = new Uri("http://127.0.0.1:0"),
+                Admin = new Uri(httpsAdmin ? "https://127.0.0.1:0" : "http://127.0.0.1:0"),
                 TimeProvider = time,
                 WatchPolicy = watch,
                 LogLevel = logLevel,

@@ -16,24 +16,30 @@ namespace Floodgate.AspNetCore.Authentication;
 /// resolves it and the middleware takes it; and once per token while the resolver caches it.
 /// </summary>
 /// <remarks>
-/// A request without an Authorization header, or with another scheme's (Basic, an API key scheme), gets no result
+/// Where API keys are registered too (<c>AddFloodgateApiKeys</c>), the handler resolves through the same
+/// <see cref="CredentialIdentityResolver"/> as the middleware: a key, as a Bearer token or in the key header, where the
+/// endpoint accepts keys, gives <c>HttpContext.User</c> the key's subject, plan and account claims, as a JWT does.
+/// A request without an Authorization header (or a key header), or with another scheme's (Basic), gets no result
 /// here, so that other handlers judge it. A challenge answers 401 with <c>WWW-Authenticate: Bearer</c> and the RFC 6750
 /// error of the refused token.
 /// </remarks>
-internal sealed class FloodgateJwtAuthenticationHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, JwtIdentityResolver resolver)
+internal sealed class FloodgateJwtAuthenticationHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, JwtIdentityResolver jwt, IIdentityResolver registered)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
+    // The middleware's resolver when it routes between keys and JWTs, so both judge a request alike; the JWT resolver otherwise.
+    private readonly IIdentityResolver _resolver = registered is CredentialIdentityResolver ? registered : jwt;
     private IdentityResult _identity;
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
+        var keyHeader = _resolver is CredentialIdentityResolver credentials && credentials.Keys.Presents(Context);
         var values = Request.Headers.Authorization;
-        if (values.Count == 0 || string.IsNullOrWhiteSpace(values[0]))
+        if (!keyHeader && (values.Count == 0 || string.IsNullOrWhiteSpace(values[0])))
         {
             return AuthenticateResult.NoResult();
         }
 
-        if (values.Count == 1 && !(values[0] ?? string.Empty).TrimStart().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        if (!keyHeader && values.Count == 1 && !(values[0] ?? string.Empty).TrimStart().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
             return AuthenticateResult.NoResult();
         }
@@ -46,7 +52,7 @@ internal sealed class FloodgateJwtAuthenticationHandler(IOptionsMonitor<Authenti
 
         if (!feature.Resolved)
         {
-            feature.Identity = await resolver.ResolveAsync(Context, Context.RequestAborted).ConfigureAwait(false);
+            feature.Identity = await _resolver.ResolveAsync(Context, Context.RequestAborted).ConfigureAwait(false);
             feature.Resolved = true;
         }
 

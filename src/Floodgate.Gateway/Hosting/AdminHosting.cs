@@ -17,15 +17,27 @@ namespace Floodgate.Gateway.Hosting;
 /// </summary>
 internal static class AdminHosting
 {
-    public static WebApplication Build(GatewayHostOptions options, GatewayRuntime runtime)
+    /// <param name="options">The host's options.</param>
+    /// <param name="runtime">The policy in force.</param>
+    /// <param name="certificate">The gateway's TLS certificate, served on an https admin address.</param>
+    /// <exception cref="ArgumentException">The policy requires client certificates on an admin port that is not https.</exception>
+    public static WebApplication Build(GatewayHostOptions options, GatewayRuntime runtime, ListenerCertificate? certificate = null)
     {
-        var builder = WebApps.CreateBuilder(options.Admin!, options.LogLevel, HttpProtocols.Http1, logTo: options.LoggerProvider);
+        var https = options.Admin!.Scheme == Uri.UriSchemeHttps;
+        if (runtime.Policy.AdminClientCertificates is not null && !https)
+        {
+            throw new ArgumentException($"{runtime.Policy.Source}: admin.client_certificates needs the admin port on https (--admin https://..., served with --certificate), not {options.Admin}.");
+        }
+
+        // On https the port asks every client for a certificate while the policy names client certificates, and takes
+        // any at the handshake: the admin scheme checks it and answers 401 (logged) rather than dropping the connection.
+        var builder = WebApps.CreateBuilder(options.Admin!, options.LogLevel, HttpProtocols.Http1, https ? certificate : null, logTo: options.LoggerProvider, onTls: https ? certificate?.Asking(() => runtime.Policy.AdminClientCertificates is not null) : null);
         builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(RateLimitEngine.MeterName, "Floodgate.AspNetCore", Floodgate.Adaptive.AdaptiveLimiterSet.MeterName, GatewayMetrics.MeterName, "Floodgate.Redis", "Floodgate.Envoy", "System.Runtime")
             .AddView("floodgate.store.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25] })
             .AddView("floodgate.proxy.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] })
             .AddPrometheusExporter());
-        builder.Services.AddAdminAuthentication(() => runtime.Policy.AdminTokens);
+        builder.Services.AddAdminAuthentication(() => runtime.Policy.AdminTokens, () => runtime.Policy.AdminClientCertificates);
         builder.Services.AddProblemDetails();
         builder.Services.AddAdminOpenApi();
         var admin = builder.Build();

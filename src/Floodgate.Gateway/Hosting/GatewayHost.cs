@@ -176,7 +176,7 @@ public sealed partial class GatewayHost : IAsyncDisposable
             runtime.StartupWait = StartupWait.Describe(opened, options.StoreStartupTimeout, TimeProvider.System);
             if (options.Admin is not null)
             {
-                admin = AdminHosting.Build(options, runtime);
+                admin = AdminHosting.Build(options, runtime, certificate);
                 await admin.StartAsync(cancellationToken).ConfigureAwait(false);
                 GatewayMetrics.ExportReloadSeries();
             }

@@ -36,7 +36,10 @@ public sealed record GatewayHostOptions
     /// <summary>The PEM file of <see cref="Certificate"/>'s private key; <see langword="null"/> when it is in the certificate file.</summary>
     public string? CertificateKey { get; init; }
 
-    /// <summary>Where the admin endpoints (<c>/metrics</c>, <c>/healthz</c>, <c>/readyz</c>) listen; <see langword="null"/> for none.</summary>
+    /// <summary>
+    /// Where the admin endpoints (<c>/metrics</c>, <c>/healthz</c>, <c>/readyz</c>, the admin API) listen; <see langword="null"/> for
+    /// none. An <c>https://</c> address serves <see cref="Certificate"/>, and can require client certificates (policy <c>admin.client_certificates</c>).
+    /// </summary>
     public Uri? Admin { get; init; } = new("http://127.0.0.1:9090");
 
     /// <summary>
@@ -147,9 +150,14 @@ public sealed record GatewayHostOptions
             throw new ArgumentException($"GatewayHostOptions.Listen is https ({Listen}): the TLS certificate is required (--certificate, a PEM file).", nameof(Certificate));
         }
 
-        if (Listen.Scheme == Uri.UriSchemeHttp && (Certificate is not null || CertificateKey is not null))
+        if (Listen.Scheme == Uri.UriSchemeHttp && Admin?.Scheme != Uri.UriSchemeHttps && (Certificate is not null || CertificateKey is not null))
         {
             throw new ArgumentException($"A TLS certificate was given, but GatewayHostOptions.Listen is http ({Listen}): listen on an https:// address to serve it.", nameof(Certificate));
+        }
+
+        if (Admin?.Scheme == Uri.UriSchemeHttps && string.IsNullOrWhiteSpace(Certificate))
+        {
+            throw new ArgumentException($"GatewayHostOptions.Admin is https ({Admin}): the TLS certificate is required (--certificate, a PEM file), which the admin port serves too.", nameof(Certificate));
         }
 
         if (StoreStartupTimeout < TimeSpan.Zero || StoreStartupTimeout > TimeSpan.FromHours(1))
@@ -183,12 +191,14 @@ public sealed record GatewayHostOptions
             throw new ArgumentException($"GatewayHostOptions.OtlpEndpoint must be an http:// or https:// address, such as http://otel-collector:4317, not '{otlp}'.", nameof(OtlpEndpoint));
         }
 
-        foreach (var (name, uri) in new[] { (nameof(Admin), Admin), (nameof(Envoy), Envoy) })
+        if (Admin is not null && (!Admin.IsAbsoluteUri || (Admin.Scheme != Uri.UriSchemeHttp && Admin.Scheme != Uri.UriSchemeHttps) || Admin.AbsolutePath != "/"))
         {
-            if (uri is not null && (!uri.IsAbsoluteUri || uri.Scheme != Uri.UriSchemeHttp || uri.AbsolutePath != "/"))
-            {
-                throw new ArgumentException($"GatewayHostOptions.{name} must be an http:// address with no path, such as http://127.0.0.1:9090, not '{uri}'.", name);
-            }
+            throw new ArgumentException($"GatewayHostOptions.Admin must be an http:// or https:// address with no path, such as http://127.0.0.1:9090, not '{Admin}'.", nameof(Admin));
+        }
+
+        if (Envoy is not null && (!Envoy.IsAbsoluteUri || Envoy.Scheme != Uri.UriSchemeHttp || Envoy.AbsolutePath != "/"))
+        {
+            throw new ArgumentException($"GatewayHostOptions.Envoy must be an http:// address with no path, such as http://127.0.0.1:9090, not '{Envoy}'.", nameof(Envoy));
         }
     }
 

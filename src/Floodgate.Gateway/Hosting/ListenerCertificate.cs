@@ -51,14 +51,26 @@ internal sealed partial class ListenerCertificate : IDisposable
     }
 
     /// <summary>Kestrel's per-connection TLS options: the current certificate and its chain (Kestrel adds ALPN).</summary>
-    public ValueTask<SslServerAuthenticationOptions> OnConnection(TlsHandshakeCallbackContext context)
+    public ValueTask<SslServerAuthenticationOptions> OnConnection(TlsHandshakeCallbackContext context) => Options(AskForClientCertificate?.Invoke() == true);
+
+    /// <summary>
+    /// TLS options for another listener serving this certificate (the admin port), which asks for a client certificate
+    /// when <paramref name="ask"/> says so, whatever <see cref="AskForClientCertificate"/> says for the proxy.
+    /// </summary>
+    public Func<TlsHandshakeCallbackContext, ValueTask<SslServerAuthenticationOptions>> Asking(Func<bool> ask)
     {
-        if (AskForClientCertificate?.Invoke() != true)
+        ArgumentNullException.ThrowIfNull(ask);
+        return _ => Options(ask());
+    }
+
+    private ValueTask<SslServerAuthenticationOptions> Options(bool askForClientCertificate)
+    {
+        if (!askForClientCertificate)
         {
             return new(new SslServerAuthenticationOptions { ServerCertificateContext = _current.Context });
         }
 
-        // Asked for, never required, and any certificate is taken: a bypass rule compares its SHA-256 thumbprint with the
+        // Asked for, never required, and any certificate is taken: the admin scheme checks it, a bypass rule compares its SHA-256 thumbprint with the
         // ones it pins, which no chain of trust would add to, and a client without one is served as any other.
         return new(new SslServerAuthenticationOptions
         {

@@ -14,7 +14,7 @@ namespace Floodgate.Gateway.Hosting;
 /// <summary>The web apps a gateway runs (proxy, admin, Envoy service): their builder, logging, address and stop.</summary>
 internal static class WebApps
 {
-    public static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null, ILoggerProvider? logTo = null, TimeSpan? shutdownTimeout = null, bool traceIds = false)
+    public static WebApplicationBuilder CreateBuilder(Uri listen, LogLevel level, HttpProtocols protocols, ListenerCertificate? certificate = null, ILoggerProvider? logTo = null, TimeSpan? shutdownTimeout = null, bool traceIds = false, Func<TlsHandshakeCallbackContext, ValueTask<System.Net.Security.SslServerAuthenticationOptions>>? onTls = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
 
@@ -54,7 +54,7 @@ internal static class WebApps
                 if (listen.Scheme == Uri.UriSchemeHttps)
                 {
                     var tls = certificate ?? throw new InvalidOperationException($"{listen} is https, and no TLS certificate is loaded.");
-                    o.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = tls.OnConnection });
+                    o.UseHttps(new TlsHandshakeCallbackOptions { OnConnection = onTls ?? tls.OnConnection });
                 }
             });
         });

@@ -58,6 +58,9 @@ public sealed class GatewayPolicy
     /// <summary>The admin tokens (<c>admin.tokens</c>), secrets read from their files or environment variables; none by default.</summary>
     internal Admin.Auth.AdminTokenSet AdminTokens { get; init; } = Admin.Auth.AdminTokenSet.None;
 
+    /// <summary>The client certificates the admin port requires besides a token (<c>admin.client_certificates</c>); <see langword="null"/> for none.</summary>
+    internal Admin.Auth.AdminClientCertificates? AdminClientCertificates { get; init; }
+
     /// <summary>Where threshold events are sent: the <c>events</c> section.</summary>
     internal Events.ThresholdEventSettings Events { get; init; } = Gateway.Events.ThresholdEventSettings.None;
 

@@ -75,7 +75,7 @@ public static class PolicyLoader
         var identity = IdentitySection.Read(reader, root, plans, floodgate);
         RulesSection.Read(reader, root, new RuleSection(reader, plans, plans.DefaultPlan ?? identity.Jwt?.DefaultPlan, store), floodgate);
         HttpSection.Read(reader, root, floodgate);
-        var adminTokens = AdminSection.Read(reader, root);
+        var (adminTokens, adminCertificates) = AdminSection.Read(reader, root);
         var events = EventsSection.Read(reader, root);
         var apiKeys = ApiKeysSection.Read(reader, root, plans, identity.Jwt is not null);
         var secrets = new SecretSources(reader);
@@ -115,6 +115,7 @@ public static class PolicyLoader
             MemoryStore = store.Memory,
             RedisStore = store.Redis,
             AdminTokens = adminTokens,
+            AdminClientCertificates = adminCertificates,
             Events = events,
             Routes = routes,
             Clusters = clusters,

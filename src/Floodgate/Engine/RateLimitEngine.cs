@@ -246,11 +246,14 @@ public sealed partial class RateLimitEngine
             return null;
         }
 
-        // One local lookup per call, none for an anonymous caller: an override names a validated subject.
+        // One local lookup per call, none for an anonymous caller: an override names a validated subject, or the
+        // account its credentials name (looked up only when the subject has no override of its own).
         RateLimitOverride? found = null;
-        if (overrides is not null && request.Subject is { } subject && request is not IAnonymousSubject { IsAnonymousSubject: true })
+        if (overrides is not null && request.Subject is { } subject && request is not IAnonymousSubject { IsAnonymousSubject: true }
+            && !overrides.TryFind(subject, out found) && overrides.HasAccountOverrides
+            && request.GetClaim(RateLimitOverride.AccountClaim) is { Length: > 0 } account)
         {
-            overrides.TryFind(subject, out found);
+            overrides.TryFindAccount(account, out found);
         }
 
         var plan = found?.Plan ?? request.Plan;

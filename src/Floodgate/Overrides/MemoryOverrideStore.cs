@@ -9,6 +9,9 @@ public sealed class MemoryOverrideStore : IOverrideStore
     private readonly ConcurrentDictionary<string, RateLimitOverride> _overrides = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
 
+    // Set when the first account's override is stored, never cleared: until then no decision reads the account claim.
+    private volatile bool _hasAccounts;
+
     /// <summary>Creates an empty store; <paramref name="timeProvider"/> says when an override lapses.</summary>
     public MemoryOverrideStore(TimeProvider? timeProvider = null) => _time = timeProvider ?? TimeProvider.System;
 
@@ -34,10 +37,29 @@ public sealed class MemoryOverrideStore : IOverrideStore
     }
 
     /// <inheritdoc/>
+    public bool HasAccountOverrides => _hasAccounts;
+
+    /// <inheritdoc/>
+    public bool TryFindAccount(string account, [NotNullWhen(true)] out RateLimitOverride? value)
+    {
+        // The account's key built on the stack and looked up as a span: no allocation per request.
+        Span<char> key = stackalloc char[RateLimitOverride.AccountKeyPrefix.Length + RateLimitOverride.MaxSubjectLength];
+        var length = RateLimitOverride.WriteAccountKey(account, key);
+        if (length < 0 || !_overrides.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key[..length], out value))
+        {
+            value = null;
+            return false;
+        }
+
+        return TryFind(value.Key, out value);
+    }
+
+    /// <inheritdoc/>
     public ValueTask SetAsync(RateLimitOverride value, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(value);
-        _overrides[value.Subject] = value;
+        _hasAccounts |= value.IsAccount;
+        _overrides[value.Key] = value;
         return ValueTask.CompletedTask;
     }
 
@@ -62,8 +84,8 @@ public sealed class MemoryOverrideStore : IOverrideStore
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         var now = _time.GetUtcNow();
         IReadOnlyList<RateLimitOverride> page = [.. _overrides.Values
-            .Where(o => !o.IsExpired(now) && (after is null || string.CompareOrdinal(o.Subject, after) > 0))
-            .OrderBy(o => o.Subject, StringComparer.Ordinal)
+            .Where(o => !o.IsExpired(now) && (after is null || string.CompareOrdinal(o.Key, after) > 0))
+            .OrderBy(o => o.Key, StringComparer.Ordinal)
             .Take(limit)];
         return ValueTask.FromResult(page);
     }

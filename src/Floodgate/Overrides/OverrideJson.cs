@@ -18,7 +18,7 @@ public static class OverrideJson
         using (var json = new Utf8JsonWriter(buffer))
         {
             json.WriteStartObject();
-            json.WriteString("subject", value.Subject);
+            json.WriteString(value.IsAccount ? "account" : "subject", value.Subject);
             if (value.Plan is not null)
             {
                 json.WriteString("plan", value.Plan);
@@ -58,7 +58,8 @@ public static class OverrideJson
         {
             using var document = JsonDocument.Parse(text);
             var root = document.RootElement;
-            var subject = root.GetProperty("subject").GetString()!;
+            var account = root.TryGetProperty("account", out var a) ? a.GetString() : null;
+            var subject = account ?? root.GetProperty("subject").GetString()!;
             var plan = root.TryGetProperty("plan", out var p) ? p.GetString() : null;
             Dictionary<string, Rate>? rates = null;
             if (root.TryGetProperty("rates", out var r))
@@ -71,7 +72,7 @@ public static class OverrideJson
             }
 
             DateTimeOffset? expiresAt = root.TryGetProperty("expires_at", out var e) ? DateTimeOffset.FromUnixTimeMilliseconds(e.GetInt64()) : null;
-            return new RateLimitOverride(subject, plan, rates, expiresAt);
+            return account is not null ? RateLimitOverride.ForAccount(account, plan, rates, expiresAt) : new RateLimitOverride(subject, plan, rates, expiresAt);
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or ArgumentException)
         {

@@ -50,7 +50,8 @@ public sealed class AdminOpenApiTests
         {
             "GetStatus", "ListOverrides", "GetOverride", "SetOverride", "DeleteOverride", "ChangePlan", "GetUsage", "CreateApiKey",
             "ListApiKeys", "GetApiKey", "RotateApiKey", "RevokeApiKey", "ListBans", "AddBan", "RemoveBan", "GetKeyState",
-            "ResetKeyState", "ListThresholdEvents", "GetDashboard",
+            "ResetKeyState", "ListThresholdEvents", "GetDashboard", "GetAccountOverride", "SetAccountOverride", "DeleteAccountOverride",
+            "ChangeAccountPlan",
         })
         {
             Assert.Contains(expected, ids);

@@ -84,7 +84,14 @@ public sealed class OverrideTests
         var (engine, overrides) = Create(rule);
         await overrides.SetAsync(new RateLimitOverride("hit", "pro"));
         await overrides.SetAsync(new RateLimitOverride("rated", null, new Dictionary<string, Rate> { ["per-user"] = new(2_000_000, 1, RateUnit.Second) }, Time.GetUtcNow().AddDays(1)));
-        RequestContext[] requests = [new() { Subject = "claim", Plan = "pro" }, new() { Subject = "hit" }, new() { Subject = "rated" }, new() { Subject = "miss" }];
+        await overrides.SetAsync(RateLimitOverride.ForAccount("acme", "pro"));
+        var acme = new Dictionary<string, string> { [RateLimitOverride.AccountClaim] = "acme" };
+        var globex = new Dictionary<string, string> { [RateLimitOverride.AccountClaim] = "globex" };
+        RequestContext[] requests =
+        [
+            new() { Subject = "claim", Plan = "pro" }, new() { Subject = "hit" }, new() { Subject = "rated" }, new() { Subject = "miss" },
+            new() { Subject = "member", Claims = acme }, new() { Subject = "outsider", Claims = globex },
+        ];
         foreach (var request in requests)
         {
             Assert.True(DecideNow(engine, request).IsAllowed);

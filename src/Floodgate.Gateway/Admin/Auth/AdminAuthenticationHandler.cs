@@ -13,20 +13,32 @@ internal sealed class AdminAuthenticationOptions : AuthenticationSchemeOptions
 {
     /// <summary>The tokens in force, read per request so that a policy reload applies at once.</summary>
     public Func<AdminTokenSet> Tokens { get; set; } = () => AdminTokenSet.None;
+
+    /// <summary>The client certificates required besides a token, read per request like the tokens; <see langword="null"/> for none.</summary>
+    public Func<AdminClientCertificates?> ClientCertificates { get; set; } = () => null;
 }
 
 /// <summary>
 /// The admin authentication scheme: a bearer token compared with the policy's admin tokens
 /// (<see cref="AdminTokenSet.Match"/>). The principal's name is the token's name, which the admin log records with
 /// every change. A request without a valid token is refused with 401 and a problem body, and the refusal is logged.
+/// When the policy names client certificates (<see cref="AdminClientCertificates"/>), the request's TLS connection must
+/// also have presented one of them, or it is refused the same way before its token is looked at.
 /// </summary>
 internal sealed partial class AdminAuthenticationHandler(IOptionsMonitor<AdminAuthenticationOptions> options, ILoggerFactory logger, UrlEncoder encoder)
     : AuthenticationHandler<AdminAuthenticationOptions>(options, logger, encoder)
 {
     private const string ReasonItem = "Floodgate.Admin.RefusalReason";
+    private const string CertificateItem = "Floodgate.Admin.CertificateRefused";
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
+        if (Options.ClientCertificates() is { } certificates && certificates.Refusal(Context.Connection.ClientCertificate) is { } refusal)
+        {
+            Context.Items[CertificateItem] = true;
+            return Task.FromResult(Refuse(Request.IsHttps ? refusal : $"{refusal}: the admin port is not https"));
+        }
+
         var header = Request.Headers.Authorization.ToString();
         if (header.Length == 0)
         {
@@ -62,7 +74,9 @@ internal sealed partial class AdminAuthenticationHandler(IOptionsMonitor<AdminAu
         await Results.Problem(
             statusCode: StatusCodes.Status401Unauthorized,
             title: "Unauthorized",
-            detail: "The admin API needs a valid admin token: Authorization: Bearer <token>.").ExecuteAsync(Context).ConfigureAwait(false);
+            detail: Context.Items.ContainsKey(CertificateItem)
+                ? "The admin API needs a trusted client certificate (admin.client_certificates) and a valid admin token."
+                : "The admin API needs a valid admin token: Authorization: Bearer <token>.").ExecuteAsync(Context).ConfigureAwait(false);
     }
 
     private AuthenticateResult Refuse(string reason)

@@ -18,11 +18,18 @@ internal static class AdminAuthorization
     /// <summary>The authorization policy that admits a request with a valid admin token.</summary>
     public const string Policy = "FloodgateAdmin";
 
-    /// <summary>Registers the admin scheme and policy; <paramref name="tokens"/> gives the tokens in force at each request.</summary>
-    public static IServiceCollection AddAdminAuthentication(this IServiceCollection services, Func<AdminTokenSet> tokens)
+    /// <summary>
+    /// Registers the admin scheme and policy; <paramref name="tokens"/> gives the tokens in force at each request, and
+    /// <paramref name="clientCertificates"/> the client certificates required besides them (none when not given).
+    /// </summary>
+    public static IServiceCollection AddAdminAuthentication(this IServiceCollection services, Func<AdminTokenSet> tokens, Func<AdminClientCertificates?>? clientCertificates = null)
     {
         services.AddAuthentication(Scheme)
-            .AddScheme<AdminAuthenticationOptions, AdminAuthenticationHandler>(Scheme, o => o.Tokens = tokens);
+            .AddScheme<AdminAuthenticationOptions, AdminAuthenticationHandler>(Scheme, o =>
+            {
+                o.Tokens = tokens;
+                o.ClientCertificates = clientCertificates ?? (() => null);
+            });
         services.AddAuthorizationBuilder()
             .AddPolicy(Policy, p => p.AddAuthenticationSchemes(Scheme).RequireAuthenticatedUser());
         return services;

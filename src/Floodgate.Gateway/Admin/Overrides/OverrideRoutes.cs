@@ -31,6 +31,36 @@ internal static class OverrideRoutes
             .WithName("DeleteOverride").WithSummary("Removes a subject's override: its plan claim, or the default plan, applies again.").ProducesProblem(StatusCodes.Status404NotFound);
         group.MapPut("/subjects/{subject}/plan", (string subject, PlanChange body, HttpContext context) => ChangePlanAsync(runtime, time, audit, subject, body, context))
             .WithName("ChangePlan").WithSummary("Moves a subject to a plan in one write, keeping its counters and any rates its override sets.");
+
+        // An account's override applies to each of its subjects (the request's account claim) that has none of its own.
+        group.MapGet("/accounts/{account}/override", (string account, CancellationToken cancel) => GetAsync(runtime, account, cancel, Account))
+            .WithName("GetAccountOverride").WithSummary("An account's override, which applies to its subjects that have none of their own.").ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapPut("/accounts/{account}/override", (string account, OverrideRequest body, HttpContext context) => SetAsync(runtime, time, audit, account, body, context, Account))
+            .WithName("SetAccountOverride").WithSummary("Sets an account's override (its plan, rules' rates, a time to live), replacing any, in one write.");
+        group.MapDelete("/accounts/{account}/override", (string account, HttpContext context) => DeleteAsync(runtime, audit, account, context, Account))
+            .WithName("DeleteAccountOverride").WithSummary("Removes an account's override.").ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapPut("/accounts/{account}/plan", (string account, PlanChange body, HttpContext context) => ChangePlanAsync(runtime, time, audit, account, body, context, Account))
+            .WithName("ChangeAccountPlan").WithSummary("Moves an account's subjects (those without an override of their own) to a plan in one write, keeping their counters.");
+    }
+
+    private const bool Account = true;
+
+    /// <summary>The store key and display name of a subject or an account named in a path, or the 400 naming the field.</summary>
+    private static (string Key, string Value, string Name)? Target(string raw, bool account, out ValidationProblem? problem)
+    {
+        if (AdminInput.Subject(raw, out problem) is not { } name)
+        {
+            problem = account && problem is not null ? AdminProblems.BadField("account", problem.ProblemDetails.Errors["subject"][0]) : problem;
+            return null;
+        }
+
+        if (name[0] == RateLimitOverride.AccountKeyPrefix[0])
+        {
+            problem = AdminProblems.BadField(account ? "account" : "subject", "starts with a control character.");
+            return null;
+        }
+
+        return account ? (RateLimitOverride.AccountKey(name), name, $"account {name}") : (name, name, name);
     }
 
     private static async Task<Results<Ok<OverrideList>, ValidationProblem>> ListAsync(GatewayRuntime runtime, string? after, int? limit, CancellationToken cancel)
@@ -42,25 +72,25 @@ internal static class OverrideRoutes
         }
 
         var page = await runtime.Overrides.ListAsync(after, take, cancel).ConfigureAwait(false);
-        return TypedResults.Ok(new OverrideList([.. page.Select(OverrideView.Of)], page.Count == take ? page[^1].Subject : null));
+        return TypedResults.Ok(new OverrideList([.. page.Select(OverrideView.Of)], page.Count == take ? page[^1].Key : null));
     }
 
-    private static async Task<Results<Ok<OverrideView>, ProblemHttpResult, ValidationProblem>> GetAsync(GatewayRuntime runtime, string subject, CancellationToken cancel)
+    private static async Task<Results<Ok<OverrideView>, ProblemHttpResult, ValidationProblem>> GetAsync(GatewayRuntime runtime, string subject, CancellationToken cancel, bool account = false)
     {
-        if (AdminInput.Subject(subject, out var problem) is not { } name)
+        if (Target(subject, account, out var problem) is not var (key, _, name))
         {
             return problem!;
         }
 
-        return await runtime.Overrides.GetAsync(name, cancel).ConfigureAwait(false) is { } found
+        return await runtime.Overrides.GetAsync(key, cancel).ConfigureAwait(false) is { } found
             ? TypedResults.Ok(OverrideView.Of(found))
             : AdminProblems.NotFound($"'{name}' has no override.");
     }
 
-    private static async Task<Results<Ok<OverrideView>, ValidationProblem>> SetAsync(GatewayRuntime runtime, TimeProvider time, ILogger audit, string subject, OverrideRequest body, HttpContext context)
+    private static async Task<Results<Ok<OverrideView>, ValidationProblem>> SetAsync(GatewayRuntime runtime, TimeProvider time, ILogger audit, string subject, OverrideRequest body, HttpContext context, bool account = false)
     {
         var policy = runtime.Policy;
-        if (AdminInput.Subject(subject, out var problem) is not { } name)
+        if (Target(subject, account, out var problem) is not var (_, target, name))
         {
             return problem!;
         }
@@ -87,21 +117,21 @@ internal static class OverrideRoutes
             return AdminProblems.BadField("plan", "an override sets a plan, rules' rates, or both; to remove one, DELETE it.");
         }
 
-        var value = new RateLimitOverride(name, body.Plan, rates, expiresAt);
+        var value = account ? RateLimitOverride.ForAccount(target, body.Plan, rates, expiresAt) : new RateLimitOverride(target, body.Plan, rates, expiresAt);
         await runtime.Overrides.SetAsync(value, context.RequestAborted).ConfigureAwait(false);
         var view = OverrideView.Of(value);
         AdminAudit.Changed(audit, context.TokenName(), "set override", name, view.Describe());
         return TypedResults.Ok(view);
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult, ValidationProblem>> DeleteAsync(GatewayRuntime runtime, ILogger audit, string subject, HttpContext context)
+    private static async Task<Results<NoContent, ProblemHttpResult, ValidationProblem>> DeleteAsync(GatewayRuntime runtime, ILogger audit, string subject, HttpContext context, bool account = false)
     {
-        if (AdminInput.Subject(subject, out var problem) is not { } name)
+        if (Target(subject, account, out var problem) is not var (key, _, name))
         {
             return problem!;
         }
 
-        if (!await runtime.Overrides.RemoveAsync(name, context.RequestAborted).ConfigureAwait(false))
+        if (!await runtime.Overrides.RemoveAsync(key, context.RequestAborted).ConfigureAwait(false))
         {
             return AdminProblems.NotFound($"'{name}' has no override.");
         }
@@ -110,9 +140,9 @@ internal static class OverrideRoutes
         return TypedResults.NoContent();
     }
 
-    private static async Task<Results<Ok<OverrideView>, ValidationProblem>> ChangePlanAsync(GatewayRuntime runtime, TimeProvider time, ILogger audit, string subject, PlanChange body, HttpContext context)
+    private static async Task<Results<Ok<OverrideView>, ValidationProblem>> ChangePlanAsync(GatewayRuntime runtime, TimeProvider time, ILogger audit, string subject, PlanChange body, HttpContext context, bool account = false)
     {
-        if (AdminInput.Subject(subject, out var problem) is not { } name)
+        if (Target(subject, account, out var problem) is not var (key, value, name))
         {
             return problem!;
         }
@@ -134,11 +164,11 @@ internal static class OverrideRoutes
         }
 
         // The rates the subject's override sets stay; only the plan changes, in the one write that replaces it.
-        var current = await runtime.Overrides.GetAsync(name, context.RequestAborted).ConfigureAwait(false);
-        var value = new RateLimitOverride(name, body.Plan, current?.Rates, expiresAt);
-        await runtime.Overrides.SetAsync(value, context.RequestAborted).ConfigureAwait(false);
+        var current = await runtime.Overrides.GetAsync(key, context.RequestAborted).ConfigureAwait(false);
+        var changed = account ? RateLimitOverride.ForAccount(value, body.Plan, current?.Rates, expiresAt) : new RateLimitOverride(value, body.Plan, current?.Rates, expiresAt);
+        await runtime.Overrides.SetAsync(changed, context.RequestAborted).ConfigureAwait(false);
         AdminAudit.Changed(audit, context.TokenName(), "change plan", name, $"{current?.Plan ?? "(claim or default)"} -> {body.Plan}{(expiresAt is { } at ? $" until {at:O}" : string.Empty)}");
-        return TypedResults.Ok(OverrideView.Of(value));
+        return TypedResults.Ok(OverrideView.Of(changed));
     }
 }
 
@@ -159,14 +189,20 @@ internal sealed record PlanChange(
     [property: Description("How long the move lasts, such as 7d; omitted for ever.")] string? Ttl = null);
 
 /// <summary>An override as the admin API shows it.</summary>
-/// <param name="Subject">The subject.</param>
+/// <param name="Subject">The subject, or the account when <paramref name="Account"/>.</param>
 /// <param name="Plan">The plan it puts the subject on, if any.</param>
 /// <param name="Rates">Rule names and rates.</param>
 /// <param name="ExpiresAt">When it lapses, if ever.</param>
-internal sealed record OverrideView(string Subject, string? Plan, IReadOnlyDictionary<string, string> Rates, DateTimeOffset? ExpiresAt)
+/// <param name="Account">Whether it is an account's override.</param>
+internal sealed record OverrideView(
+    string Subject,
+    string? Plan,
+    IReadOnlyDictionary<string, string> Rates,
+    DateTimeOffset? ExpiresAt,
+    [property: System.ComponentModel.Description("Whether it is an account's override (subject then names the account).")] bool Account)
 {
     public static OverrideView Of(RateLimitOverride value) =>
-        new(value.Subject, value.Plan, value.Rates.ToDictionary(r => r.Key, r => r.Value.ToString(), StringComparer.Ordinal), value.ExpiresAt);
+        new(value.Subject, value.Plan, value.Rates.ToDictionary(r => r.Key, r => r.Value.ToString(), StringComparer.Ordinal), value.ExpiresAt, value.IsAccount);
 
     public string Describe() =>
         $"plan {Plan ?? "(claim or default)"}{string.Concat(Rates.Select(r => $", {r.Key} {r.Value}"))}{(ExpiresAt is { } at ? $", until {at:O}" : string.Empty)}";
