@@ -60,7 +60,7 @@ run_wrk() { # $1 = port, $2 = the gateway's pid; prints "rps p50_ms p99_ms non2x
   awk -v cpu="$((after - before))" -v hz="$hz" '
     function ms(v) { if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000; if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0; if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000; return v }
     /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } /Non-2xx/ { bad = $NF } / requests in / { n = $1 }
-    END { printf "%s %.2f %.2f %d %.1f\n", rps, p50, p99, bad, n > 0 ? cpu / hz * 1e6 / n : 0 }' "$work/wrk.out"
+    END { printf "%s %.2f %.2f %d %.1f\n", rps, p50, p99, bad, (n > 0 ? cpu / hz * 1e6 / n : 0) }' "$work/wrk.out"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
