@@ -10,6 +10,6 @@ namespace Floodgate.AspNetCore.Costs;
 /// </summary>
 public interface ICostReportFeature
 {
-    /// <summary>What the request used so far.</summary>
+    /// <summary>What the request used so far; the request's own until its response ends, not to be kept past it.</summary>
     CostReport Report { get; }
 }

@@ -33,38 +33,15 @@ internal static class ResponseCosts
     }
 
     /// <summary>
-    /// Starts the cost step of an admitted request that holds reservations: its cost report on the features, and its
-    /// response body scanned for usage when a rule reads it from there; <see langword="null"/> for a request without
-    /// reservations. The caller runs the rest of the pipeline, then settles with <see cref="CostStep.End"/>'s completion.
+    /// Starts the cost step of an admitted request that holds reservations (<see cref="CostStep"/>);
+    /// <see langword="null"/> for a request without reservations.
     /// </summary>
     /// <remarks>
     /// Not an async step of its own: its state would be a box of a few hundred bytes a request, where the caller's
     /// frame holds one reference.
     /// </remarks>
     public static CostStep? Start(HttpRequestContext request, RateLimitResult result, RateLimitPolicy policy) =>
-        result.HasReservations && CostPlan.Of(policy) is { } plan ? new CostStep(request, plan) : null;
-
-    /// <summary>A cost in a response header, or in a trailer (which wins: it is written when the cost is known).</summary>
-    private static void ReadHeaders(CostPlan plan, HttpContext context, CostReport report)
-    {
-        if (plan.Headers.Length == 0 || report.Units is not null)
-        {
-            return;
-        }
-
-        var trailers = context.Features.Get<IHttpResponseTrailersFeature>()?.Trailers;
-        foreach (var name in plan.Headers)
-        {
-            if ((trailers is not null && Parse(trailers[name]) is { } fromTrailer ? fromTrailer : Parse(context.Response.Headers[name])) is { } units)
-            {
-                report.Units = units;
-                return;
-            }
-        }
-
-        static long? Parse(string? text) =>
-            long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : null;
-    }
+        result.HasReservations && CostPlan.Of(policy) is { } plan ? CostStep.Rent(request, plan) : null;
 
     private static bool Matches(CostPlan plan, HttpRequestContext request)
     {
@@ -165,79 +142,5 @@ internal static class ResponseCosts
         }
 
         return fields;
-    }
-
-    /// <summary>Trailers kept for reading where the connection cannot send them (HTTP/1.1).</summary>
-    private sealed class CostTrailers : IHttpResponseTrailersFeature
-    {
-        public IHeaderDictionary Trailers { get; set; } = new HeaderDictionary();
-    }
-
-    /// <summary>The cost step of one request: its report (the request's <see cref="ICostReportFeature"/>) and scanned body.</summary>
-    internal sealed class CostStep : ICostReportFeature
-    {
-        private readonly CostPlan _plan;
-        private readonly HttpContext _context;
-        private readonly IHttpResponseBodyFeature? _originalBody;
-        private readonly UsageScanner? _scanner;
-        private readonly CostTrailers? _trailers;
-
-        public CostStep(HttpRequestContext request, CostPlan plan)
-        {
-            _plan = plan;
-            _context = request.HttpContext;
-            var report = new CostReport();
-            foreach (var rule in plan.FieldRules)
-            {
-                // A model named by the request prices the tokens, whatever the response says.
-                report.Model ??= rule.Costs!.ModelField is { } field ? request.GetField(field) : null;
-            }
-
-            Report = report;
-            var features = _context.Features;
-            features.Set<ICostReportFeature>(this);
-            if (plan.ReadsBody && features.Get<IHttpResponseBodyFeature>() is { } body)
-            {
-                _originalBody = body;
-                _scanner = new UsageScanner(report, plan.ReadsModel);
-                features.Set<IHttpResponseBodyFeature>(new UsageScanningBody(body, _context.Response, _scanner));
-            }
-
-            if (plan.Headers.Length > 0 && features.Get<IHttpResponseTrailersFeature>() is null)
-            {
-                // HTTP/1.1 carries no trailers to the client, so the server offers none, and a proxy (YARP) copies the
-                // upstream's trailers only where there is somewhere to copy them: here, to be read, never sent.
-                _trailers = new CostTrailers();
-                features.Set<IHttpResponseTrailersFeature>(_trailers);
-            }
-        }
-
-        public CostReport Report { get; }
-
-        /// <summary>
-        /// Ends the step once the rest of the pipeline has run: the body and features as they were, a cost header or
-        /// trailer read; how the request ended, for its settlement.
-        /// </summary>
-        /// <param name="threw">Whether the rest of the pipeline threw.</param>
-        public RequestCompletion End(bool threw)
-        {
-            _scanner?.Complete();
-            var features = _context.Features;
-            if (_originalBody is not null)
-            {
-                features.Set(_originalBody);
-            }
-
-            features.Set<ICostReportFeature>(null);
-            ReadHeaders(_plan, _context, Report);
-            Report.StatusCode = _context.Response.StatusCode;
-            if (_trailers is not null)
-            {
-                features.Set<IHttpResponseTrailersFeature>(null);
-            }
-            return threw || _context.RequestAborted.IsCancellationRequested || _context.Response.StatusCode >= 500
-                ? RequestCompletion.Failed
-                : RequestCompletion.Completed;
-        }
     }
 }

@@ -37,7 +37,7 @@ internal sealed class UsageScanner
     private static readonly SearchValues<byte> InsideString = SearchValues.Create("\"\\\n"u8);
 
     private readonly CostReport _report;
-    private readonly bool _readsModel;
+    private bool _readsModel;
     private Phase _phase;
     private Key _key;
 
@@ -407,6 +407,21 @@ internal sealed class UsageScanner
     {
         Malformed++;
         Reset();
+    }
+
+    /// <summary>Makes the scanner new for the next response of a reused step: nothing found, nothing carried over.</summary>
+    /// <param name="readsModel">Whether to read the response's <c>model</c>.</param>
+    public void Restart(bool readsModel)
+    {
+        Reset();
+        _readsModel = readsModel;
+        _last = 0;
+        _usageSeen = _modelSeen = 0;
+        _beforeUsage = _beforeModel = 0;
+        _key = Key.None;
+        _depth = 0;
+        _inString = _escaped = false;
+        Found = Malformed = 0;
     }
 
     private void Reset()

@@ -186,7 +186,7 @@ public sealed partial class FloodgateMiddleware
         // Every lease taken is released exactly once, whatever happens next: the edge's alone until the other tiers
         // have been evaluated, then the combined result's (which holds the edge's too).
         var held = edge;
-        ResponseCosts.CostStep? costs = null;
+        CostStep? costs = null;
         var served = false;
         var adaptive = default(Adaptive.AdaptiveAdmission);
         try
@@ -286,6 +286,9 @@ public sealed partial class FloodgateMiddleware
             {
                 var completion = costs?.End(threw: !served) ?? Floodgate.Costs.RequestCompletion.NotServed;
                 await engine.SettleAsync(held, costs?.Report, completion, CancellationToken.None).ConfigureAwait(false);
+
+                // Settled: the step (its body, scanner and report) serves the next request.
+                costs?.Return();
             }
         }
     }

@@ -44,6 +44,9 @@ internal sealed class Pacer
     private long _applied;
     private long _inFlight;
 
+    // When the latest probe went: the callers queued behind it waited its round trip.
+    private long _probeSentAt;
+
     public Pacer(string partition, TimeProvider time)
     {
         Partition = partition;
@@ -118,11 +121,16 @@ internal sealed class Pacer
                     _resetAt = now + (signal.Reset > 0 ? Ticks(signal.Reset) : 0);
                 }
 
+                var probed = _mode == Mode.Unknown && ticket.Hold == PacerHold.Probe;
                 _mode = mode;
                 if (mode == Mode.Rate)
                 {
                     // Re-plan the next slot from this answer: a restart or a raised limit shortens it at once.
                     _nextSlot = _remaining >= 1 ? _lastSlot + (long)Spacing(Math.Max(now, _lastSlot)) : _resetAt;
+                    if (probed)
+                    {
+                        CreditProbeWait(now);
+                    }
                 }
             }
 
@@ -212,6 +220,32 @@ internal sealed class Pacer
     internal long Ticks(double seconds) => (long)Math.Ceiling(seconds * _frequency);
 
     private TimeSpan Seconds(long ticks) => ticks > 0 ? TimeSpan.FromSeconds(ticks / _frequency) : TimeSpan.Zero;
+
+    /// <summary>
+    /// The callers queued behind a probe waited its round trip, which on a loaded machine (a cold connection, a busy
+    /// thread pool) may be a good part of a second: the slots of that wait are owed, as a late timer's are, and go at
+    /// once, as many as the server admits at once (what remains) and at most <see cref="MaxCatchUp"/>, less room for the
+    /// requests a round trip as long as the probe's will have in flight: every later answer counts those as spent until
+    /// it comes back, and a pacer that had spent that room too would wait for the reset. A round trip longer than what
+    /// remains lasts credits nothing.
+    /// </summary>
+    private void CreditProbeWait(long now)
+    {
+        var spacing = Spacing(now);
+        if (_queue.Count == 0 || spacing <= 0 || _queuedSince > _probeSentAt + (long)spacing)
+        {
+            return;
+        }
+
+        var missed = Math.Floor((now - _probeSentAt) / spacing);
+        var room = Math.Floor(_remaining) - 1 - Math.Ceiling((now - _probeSentAt) / spacing);
+        var owed = Math.Min(Math.Min(missed, room), Math.Min(MaxCatchUp, _queue.Count));
+        if (owed >= 1)
+        {
+            _nextSlot = now - (long)((owed - 1) * spacing);
+            _lastSlot = _nextSlot - (long)spacing;
+        }
+    }
 
     /// <summary>Lets go as many of the queue as may go now, and sets the timer for the next one.</summary>
     private void Dispatch(long now)
@@ -308,6 +342,7 @@ internal sealed class Pacer
                 }
 
                 _probing = true;
+                _probeSentAt = now;
                 ticket = new Ticket(++_sequence, PacerHold.Probe);
                 return true;
         }

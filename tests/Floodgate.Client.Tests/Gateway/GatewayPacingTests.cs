@@ -21,7 +21,7 @@ public sealed class GatewayPacingTests(ITestOutputHelper output)
     {
         await using var gateway = await LoopbackGateway.StartAsync(TenPerSecond);
         await gateway.WarmUpAsync();
-        var (ok, rejected, other) = await RunAsync(gateway.Paced, Duration, maxPerCaller: 100);
+        var (ok, rejected, other) = await RunAsync(gateway.Paced, Duration, maxPerCaller: 100, output);
 
         // Allowed: 10/s for 10 s. (The bucket also lets 10 go at once at the start; pacing spends at the rate instead.)
         var allowed = Rate * Duration.TotalSeconds;
@@ -105,9 +105,11 @@ public sealed class GatewayPacingTests(ITestOutputHelper output)
     /// Runs <see cref="Callers"/> callers, each sending one request after another until <paramref name="window"/> has
     /// passed (or it has sent <paramref name="maxPerCaller"/>); counts the answers that came within the window.
     /// </summary>
-    private static async Task<(int Ok, int Rejected, int Other)> RunAsync(Func<HttpClient> client, TimeSpan window, int maxPerCaller)
+    private static async Task<(int Ok, int Rejected, int Other)> RunAsync(Func<HttpClient> client, TimeSpan window, int maxPerCaller, ITestOutputHelper? output = null)
     {
         int ok = 0, rejected = 0, other = 0;
+        var perSecond = new int[(int)window.TotalSeconds + 1];
+        var latencies = new System.Collections.Concurrent.ConcurrentBag<double>();
         using var stop = new CancellationTokenSource(window);
         var clock = Stopwatch.StartNew();
         var callers = Enumerable.Range(0, Callers).Select(async caller =>
@@ -117,7 +119,9 @@ public sealed class GatewayPacingTests(ITestOutputHelper output)
             {
                 try
                 {
+                    var sent = clock.Elapsed;
                     using var response = await http.GetAsync($"/items/{caller}", stop.Token);
+                    var answered = clock.Elapsed;
                     if (clock.Elapsed > window)
                     {
                         break;
@@ -126,6 +130,8 @@ public sealed class GatewayPacingTests(ITestOutputHelper output)
                     if (response.StatusCode == HttpStatusCode.OK)
                     {
                         Interlocked.Increment(ref ok);
+                        Interlocked.Increment(ref perSecond[(int)answered.TotalSeconds]);
+                        latencies.Add((answered - sent).TotalMilliseconds);
                     }
                     else if (response.StatusCode == HttpStatusCode.TooManyRequests)
                     {
@@ -143,6 +149,15 @@ public sealed class GatewayPacingTests(ITestOutputHelper output)
             }
         }).ToArray();
         await Task.WhenAll(callers);
+
+        // Where a shortfall came from: answers per second of the run, and how long a call took (its wait for a turn included).
+        output?.WriteLine($"answered per second: {string.Join(' ', perSecond)}");
+        if (output is not null && !latencies.IsEmpty)
+        {
+            var sorted = latencies.Order().ToArray();
+            output.WriteLine($"call time ms: p50 {sorted[sorted.Length / 2]:0} p90 {sorted[sorted.Length * 9 / 10]:0} max {sorted[^1]:0}");
+        }
+
         return (ok, rejected, other);
     }
 }

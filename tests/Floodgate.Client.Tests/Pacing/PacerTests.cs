@@ -155,6 +155,29 @@ public sealed class PacerTests
     }
 
     [Fact]
+    public void Callers_that_waited_for_the_probe_get_the_slots_of_its_round_trip_less_room_for_what_is_in_flight()
+    {
+        // 10/s, 9 left. The probe's answer took 0.35 s: the 3 slots of that wait go at once (9 remain, less 4 for the
+        // requests a round trip that long keeps in flight, less the one the schedule goes on with), the next 0.1 s later.
+        var pacer = new Pacer("p", _time);
+        var probe = pacer.Enter();
+        var queued = Enumerable.Range(0, 20).Select(_ => pacer.Enter()).ToArray();
+        _time.Advance(TimeSpan.FromSeconds(0.35));
+        pacer.Observe(probe.Ticket, Rate(10, 1, 9, 1));
+        Assert.Equal(3, queued.Count(a => a.Waiter!.Task.IsCompletedSuccessfully));
+        _time.Advance(TimeSpan.FromSeconds(0.1));
+        Assert.Equal(4, queued.Count(a => a.Waiter!.Task.IsCompletedSuccessfully));
+
+        // A round trip of 0.65 s missed 6 slots, but 7 would be in flight: only 1 goes at once.
+        var slow = new Pacer("p", _time);
+        var slowProbe = slow.Enter();
+        var behind = Enumerable.Range(0, 20).Select(_ => slow.Enter()).ToArray();
+        _time.Advance(TimeSpan.FromSeconds(0.65));
+        slow.Observe(slowProbe.Ticket, Rate(10, 1, 9, 1));
+        Assert.Equal(1, behind.Count(a => a.Waiter!.Task.IsCompletedSuccessfully));
+    }
+
+    [Fact]
     public void Slots_nobody_waited_for_are_not_made_up_for()
     {
         // An idle pacer owes nothing: after 5 s without a request, the next goes at once and the one after a spacing later
