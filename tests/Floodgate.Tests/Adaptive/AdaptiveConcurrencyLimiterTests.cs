@@ -238,6 +238,37 @@ public sealed class AdaptiveConcurrencyLimiterTests
         Assert.Contains("'api'", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Entering_and_leaving_allocate_nothing()
+    {
+        var time = NewTime();
+        var limiter = new AdaptiveConcurrencyLimiter("api", Enforced with { MinRttSamples = 5 }, time);
+        MeasureMinRtt(limiter, time, TimeSpan.FromMilliseconds(1), 5);
+        for (var i = 0; i < 100; i++)
+        {
+            Assert.True(limiter.TryAcquire(out var warm));
+            time.Advance(TimeSpan.FromMilliseconds(1));
+            limiter.Complete(warm, AdaptiveOutcome.Success);
+        }
+
+        // 10,000 requests, windows closing and the limit moving among them: no allocation.
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var admitted = 0;
+        for (var i = 0; i < 10_000; i++)
+        {
+            if (limiter.TryAcquire(out var ticket))
+            {
+                admitted++;
+                time.Advance(TimeSpan.FromMilliseconds(1));
+                limiter.Complete(ticket, AdaptiveOutcome.Success);
+            }
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(10_000, admitted);
+        Assert.Equal(1.0, limiter.Snapshot().SampleRttMilliseconds);
+    }
+
     private static void MeasureMinRtt(AdaptiveConcurrencyLimiter limiter, FakeTimeProvider time, TimeSpan latency, int samples)
     {
         for (var i = 0; i < samples; i++)
