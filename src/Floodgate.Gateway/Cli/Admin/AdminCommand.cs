@@ -200,7 +200,8 @@ internal static partial class AdminCommand
             ? string.Concat(r.EnumerateObject().Select(p => $", {p.Name} {p.Value.GetString()}"))
             : string.Empty;
         var until = value.TryGetProperty("expiresAt", out var e) && e.ValueKind != JsonValueKind.Null ? $", until {e.GetDateTimeOffset():u}" : string.Empty;
-        return $"{Text(value, "subject")}: plan {Text(value, "plan") ?? "(its claim or the default)"}{rates}{until}";
+        var account = value.TryGetProperty("account", out var k) && k.ValueKind == JsonValueKind.True ? "account " : string.Empty;
+        return $"{account}{Text(value, "subject")}: plan {Text(value, "plan") ?? "(its claim or the default)"}{rates}{until}";
     }
 
     internal static string? Text(JsonElement json, string name) =>
