@@ -26,7 +26,8 @@ public sealed class FloodgateRejectedContext
 
     /// <summary>
     /// The decision that rejected the request: rule, limit, remaining, reset and retry-after. The default value for a
-    /// ban (<see cref="IsBan"/>), which is answered without any rule being decided.
+    /// ban (<see cref="IsBan"/>) and for a refusal by an adaptive concurrency limit, which are answered without a
+    /// rule's limit being decided in the store; <see cref="Rule"/>, <see cref="Tier"/> and <see cref="RetryAfter"/> name them.
     /// </summary>
     public RateLimitDecision Decision { get; }
 
