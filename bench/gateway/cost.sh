@@ -8,14 +8,16 @@
 # processes sharing the cores do not change the way they change requests/s), then time to first byte from curl's
 # time_starttransfer over sequential requests (one in flight: no queueing), medians and p99 per case.
 # Loopback only, fixed duration and counts; every process started is ended by PID.
-# Usage: bench/gateway/cost.sh [duration=5s] [connections=32] [threads=2] [rounds=3] [warmup=5s] [ttfb_requests=300]
+# Usage: bench/gateway/cost.sh [duration=5s] [connections=32] [threads=2] [rounds=3] [warmup=30s] [ttfb_requests=300]
+# The warm-up is per gateway: on a loaded machine tiered compilation of the cost path takes well over 5 s, and a
+# shorter warm-up measures the compiler (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration=${1:-5s}
 connections=${2:-32}
 threads=${3:-2}
 rounds=${4:-3}
-warmup=${5:-5s}
+warmup=${5:-30s}
 ttfb_requests=${6:-300}
 
 . bench/gateway/common.sh
