@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Floodgate.Queueing;
 using Floodgate.Rules;
 using Floodgate.Stores;
@@ -73,6 +74,9 @@ public sealed partial class RateLimitEngine
 
         var held = wait.Held;
         var started = _time.GetTimestamp();
+        var waitedSince = started;
+        var rule = result.Decision.Rule?.Name;
+        var outcome = "full";
         var timeout = wait.Check.Limit.QueueTimeout;
         PermitTicket? ticket = null;
         var ok = false;
@@ -85,17 +89,22 @@ public sealed partial class RateLimitEngine
                 if (ticket is null)
                 {
                     // The queue is full, or the time is up: rejected as without a queue.
+                    outcome = left > TimeSpan.Zero ? "full" : "timed_out";
                     return Final(result, request);
                 }
 
+                // Until the turn says otherwise: a wait ended by an exception is a request gone (or its store failing).
+                outcome = "canceled";
                 var turn = await ticket.Turn.ConfigureAwait(false);
                 if (turn == PermitWait.Canceled)
                 {
+                    outcome = "canceled";
                     cancellationToken.ThrowIfCancellationRequested();
                 }
 
                 if (turn == PermitWait.TimedOut)
                 {
+                    outcome = "timed_out";
                     return Final(result, request);
                 }
 
@@ -103,12 +112,14 @@ public sealed partial class RateLimitEngine
                 if (retry.IsAllowed)
                 {
                     ok = true;
+                    outcome = "admitted";
                     return RateLimitResult.Combine(held, retry);
                 }
 
                 result = retry;
                 if (retry.Wait is not { } again)
                 {
+                    outcome = "rejected";
                     return Final(result, request);
                 }
 
@@ -132,6 +143,9 @@ public sealed partial class RateLimitEngine
         finally
         {
             ticket?.Dispose();
+            var tags = new TagList { { "rule", rule }, { "result", outcome } };
+            _queueWaits.Add(1, tags);
+            _queueWaitDuration.Record(_time.GetElapsedTime(waitedSince).TotalSeconds, tags);
             if (!ok)
             {
                 // Rejected or gone: what the earlier tiers granted is given back, whatever the token says.

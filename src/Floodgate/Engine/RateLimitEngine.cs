@@ -47,6 +47,8 @@ public sealed partial class RateLimitEngine
     private readonly LogBudget _logBudget;
     private readonly LeaseRenewer _renewer;
     private readonly Queueing.PermitQueues _queues;
+    private readonly Counter<long> _queueWaits;
+    private readonly Histogram<double> _queueWaitDuration;
     private readonly Costs.CostMetrics _costMetrics;
 
     /// <summary>Creates an engine.</summary>
@@ -68,6 +70,8 @@ public sealed partial class RateLimitEngine
         _decisions = meter.CreateCounter<long>("floodgate.decisions", "{decision}", "Rate limit decisions by tier, rule and outcome.");
         _renewer = new LeaseRenewer(store, _time, _logger, meter);
         _queues = Queueing.PermitQueues.For(store, _time);
+        _queueWaits = meter.CreateCounter<long>("floodgate.queue.waits", "{request}", "Requests that waited in a concurrency queue, by rule and result: admitted, timed_out, full, canceled or rejected (by another rule on a later try).");
+        _queueWaitDuration = meter.CreateHistogram<double>("floodgate.queue.wait_duration", "s", "How long requests waited in a concurrency queue, by rule and result.");
         _costMetrics = new Costs.CostMetrics(meter);
         _distinctOver = meter.CreateCounter<long>("floodgate.distinct.over", "{request}", "Requests whose key had shown more distinct values than a distinct rule's limit, by rule and action (reject, ban, flag).");
         _distinctFailures = meter.CreateCounter<long>("floodgate.distinct.failures", "{request}", "Distinct counts the store could not make (the request went on uncounted), by rule.");

@@ -12,7 +12,7 @@ namespace Floodgate.Tests.Queueing;
 /// order, the queue's bound, the deadline, a waiter that goes away, a release waking the waiter of its own key only,
 /// and the leases of earlier tiers released on every path.
 /// </summary>
-public sealed class PermitQueueTests
+public sealed class PermitQueueTests : IDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 15, 12, 0, 0, TimeSpan.Zero));
@@ -21,7 +21,41 @@ public sealed class PermitQueueTests
         new() { Path = path, Method = "GET", ClientIp = IPAddress.Parse("203.0.113.7"), Subject = subject };
 
     private RateLimitEngine Engine(Limit service, params RateLimitRule[] more) =>
-        new(new RateLimitPolicy([new RateLimitRule("reports", RateLimitTier.Service, service), .. more]), new MemoryStore(timeProvider: _time), _time);
+        new(new RateLimitPolicy([new RateLimitRule("reports", RateLimitTier.Service, service), .. more]), new MemoryStore(timeProvider: _time), _time, meterFactory: _meters);
+
+    private readonly TestMeterFactory _meters = new();
+
+    public void Dispose() => _meters.Dispose();
+
+    /// <summary>The waits counted on <c>floodgate.queue.waits</c> by result, from this test's engines only.</summary>
+    private Dictionary<string, long> CountWaits(Action run)
+    {
+        var counts = new Dictionary<string, long>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (_meters.Meters.Contains(instrument.Meter) && instrument.Name == "floodgate.queue.waits")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "result")
+                {
+                    lock (counts)
+                    {
+                        counts[(string)tag.Value!] = counts.GetValueOrDefault((string)tag.Value!) + value;
+                    }
+                }
+            }
+        });
+        listener.Start();
+        run();
+        return counts;
+    }
 
     private static Task<RateLimitResult> Queued(RateLimitEngine engine, RequestContext request, CancellationToken cancellationToken = default) =>
         engine.EvaluateQueuedAsync(engine.Policy, request, RateLimitTier.Edge, RateLimitTier.Global, ReadOnlyMemory<RateLimitCheck>.Empty, cancellationToken).AsTask();
@@ -67,6 +101,27 @@ public sealed class PermitQueueTests
         Assert.Equal(expected, served);
         await engine.ReleaseAsync(holder);
         Assert.Equal(0, engine.Queues.Keys);
+    }
+
+    [Fact]
+    public void Each_wait_is_counted_by_how_it_ended()
+    {
+        var counts = CountWaits(() =>
+        {
+            var engine = Engine(Queue(1, 1, QueueOrder.Fifo, seconds: 2));
+            var running = Queued(engine, Request()).GetAwaiter().GetResult();
+            var served = Queued(engine, Request());
+            Assert.False(Queued(engine, Request()).GetAwaiter().GetResult().IsAllowed);
+            engine.ReleaseAsync(running).AsTask().GetAwaiter().GetResult();
+            var admitted = served.WaitAsync(Bound).GetAwaiter().GetResult();
+            var late = Queued(engine, Request());
+            _time.Advance(TimeSpan.FromSeconds(2));
+            Assert.False(late.WaitAsync(Bound).GetAwaiter().GetResult().IsAllowed);
+            engine.ReleaseAsync(admitted).AsTask().GetAwaiter().GetResult();
+        });
+        Assert.Equal(1, counts.GetValueOrDefault("admitted"));
+        Assert.Equal(1, counts.GetValueOrDefault("full"));
+        Assert.Equal(1, counts.GetValueOrDefault("timed_out"));
     }
 
     [Fact]
@@ -202,5 +257,23 @@ public sealed class PermitQueueTests
         var wider = limit.WithRate(new Rate(4, 1, RateUnit.Second));
         Assert.Equal((3, TimeSpan.FromSeconds(2), QueueOrder.Lifo), (wider.QueueSize, wider.QueueTimeout, wider.QueueOrder));
         Assert.Equal("concurrency 2 lease 30s queue 3 2s lifo", limit.ToString());
+    }
+
+    private sealed class TestMeterFactory : System.Diagnostics.Metrics.IMeterFactory
+    {
+        public List<System.Diagnostics.Metrics.Meter> Meters { get; } = [];
+
+        public System.Diagnostics.Metrics.Meter Create(System.Diagnostics.Metrics.MeterOptions options)
+        {
+            var meter = new System.Diagnostics.Metrics.Meter(options);
+            lock (Meters)
+            {
+                Meters.Add(meter);
+            }
+
+            return meter;
+        }
+
+        public void Dispose() => Meters.ForEach(m => m.Dispose());
     }
 }
