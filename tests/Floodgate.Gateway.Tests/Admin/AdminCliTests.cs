@@ -60,6 +60,21 @@ public sealed class AdminCliTests
         Assert.Equal(1, code);
         Assert.Equal("404: 'bob' has no override.", errors.Trim());
 
+        // An account's override: set with --account, applied to a subject of that account that has none of its own.
+        (code, output, errors) = await RunAsync(Common("plan", "acme", "pro", "--account"));
+        Assert.True(code == 0, errors);
+        Assert.StartsWith("account acme: plan pro", output, StringComparison.Ordinal);
+        var carol = gateway.Identity.CreateToken(subject: "carol", claims: new Dictionary<string, object> { ["account"] = "acme" });
+        Assert.Equal(10, (await gateway.StatusesAsync(12, "/x", carol)).Count(s => s == 200));
+        (code, output, errors) = await RunAsync(Common("override", "get", "acme", "--account"));
+        Assert.True(code == 0, errors);
+        Assert.StartsWith("account acme: plan pro", output, StringComparison.Ordinal);
+        (code, _, errors) = await RunAsync(Common("override", "get", "acme"));
+        Assert.Equal(1, code);
+        (code, output, errors) = await RunAsync(Common("override", "delete", "acme", "--account"));
+        Assert.True(code == 0, errors);
+        Assert.Equal("removed the override of account acme", output.Trim());
+
         // Bad input names the field; a wrong token is refused.
         (code, _, errors) = await RunAsync(Common("plan", "alice", "platinum"));
         Assert.Equal(1, code);

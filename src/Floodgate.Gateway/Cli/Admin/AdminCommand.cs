@@ -27,6 +27,9 @@ internal static partial class AdminCommand
 
     private static readonly Option<bool> Json = new("--json") { Description = "Print the API's JSON answer.", Recursive = true };
 
+    // An account's override applies to every subject whose credentials name that account and who has none of its own.
+    private static readonly Option<bool> Account = new("--account") { Description = "The name is an account (the account claim of its tokens or API keys), not a subject.", Recursive = true };
+
     public static Command Create(TextWriter output, TextWriter error)
     {
         var admin = new Command("admin", "Call a running gateway's admin API: overrides, plans, usage, bans, key state.") { Address, Token, TokenFile, Json };
@@ -50,11 +53,16 @@ internal static partial class AdminCommand
 
     private static Command Plan(TextWriter output, TextWriter error)
     {
-        var subject = new Argument<string>("subject") { Description = "The subject to move." };
+        var subject = new Argument<string>("subject") { Description = "The subject (or, with --account, the account) to move." };
         var plan = new Argument<string>("plan") { Description = "The plan to move it to." };
         var ttl = new Option<string?>("--ttl") { Description = "How long the move lasts, such as 7d; for ever by default." };
-        var command = new Command("plan", "Move a subject to a plan in one write, keeping its counters.") { subject, plan, ttl };
-        command.SetAction((result, cancel) => CallAsync(result, output, error, HttpMethod.Put, $"/subjects/{Escape(result.GetRequiredValue(subject))}/plan", new { plan = result.GetRequiredValue(plan), ttl = result.GetValue(ttl) }, cancel, Describe));
+        var command = new Command("plan", "Move a subject or an account to a plan in one write, keeping its counters.") { subject, plan, ttl, Account };
+        command.SetAction((result, cancel) =>
+        {
+            var name = Escape(result.GetRequiredValue(subject));
+            var path = result.GetValue(Account) ? $"/accounts/{name}/plan" : $"/subjects/{name}/plan";
+            return CallAsync(result, output, error, HttpMethod.Put, path, new { plan = result.GetRequiredValue(plan), ttl = result.GetValue(ttl) }, cancel, Describe);
+        });
         return command;
     }
 
@@ -84,11 +92,11 @@ internal static partial class AdminCommand
 
     private static Command Override(TextWriter output, TextWriter error)
     {
-        var command = new Command("override", "Read, set, list and delete subjects' overrides.");
+        var command = new Command("override", "Read, set, list and delete the overrides of subjects and (with --account) accounts.") { Account };
 
         var getSubject = new Argument<string>("subject");
         var get = new Command("get", "A subject's override.") { getSubject };
-        get.SetAction((result, cancel) => CallAsync(result, output, error, HttpMethod.Get, $"/overrides/{Escape(result.GetRequiredValue(getSubject))}", null, cancel, Describe));
+        get.SetAction((result, cancel) => CallAsync(result, output, error, HttpMethod.Get, OverridePath(result, getSubject), null, cancel, Describe));
 
         var setSubject = new Argument<string>("subject");
         var plan = new Option<string?>("--plan") { Description = "The plan to put the subject on." };
@@ -110,12 +118,12 @@ internal static partial class AdminCommand
                 given[pair[..equals]] = pair[(equals + 1)..];
             }
 
-            return CallAsync(result, output, error, HttpMethod.Put, $"/overrides/{Escape(result.GetRequiredValue(setSubject))}", new { plan = result.GetValue(plan), rates = given.Count > 0 ? given : null, ttl = result.GetValue(ttl) }, cancel, Describe);
+            return CallAsync(result, output, error, HttpMethod.Put, OverridePath(result, setSubject), new { plan = result.GetValue(plan), rates = given.Count > 0 ? given : null, ttl = result.GetValue(ttl) }, cancel, Describe);
         });
 
         var deleteSubject = new Argument<string>("subject");
         var delete = new Command("delete", "Remove a subject's override.") { deleteSubject };
-        delete.SetAction((result, cancel) => CallAsync(result, output, error, HttpMethod.Delete, $"/overrides/{Escape(result.GetRequiredValue(deleteSubject))}", null, cancel, _ => $"removed the override of {result.GetRequiredValue(deleteSubject)}"));
+        delete.SetAction((result, cancel) => CallAsync(result, output, error, HttpMethod.Delete, OverridePath(result, deleteSubject), null, cancel, _ => $"removed the override of {(result.GetValue(Account) ? "account " : string.Empty)}{result.GetRequiredValue(deleteSubject)}"));
 
         var after = new Option<string?>("--after") { Description = "List the subjects after this one (the previous page's next)." };
         var limit = new Option<int>("--limit") { Description = "How many to list, up to 1000.", DefaultValueFactory = _ => 100 };
@@ -202,6 +210,13 @@ internal static partial class AdminCommand
         var until = value.TryGetProperty("expiresAt", out var e) && e.ValueKind != JsonValueKind.Null ? $", until {e.GetDateTimeOffset():u}" : string.Empty;
         var account = value.TryGetProperty("account", out var k) && k.ValueKind == JsonValueKind.True ? "account " : string.Empty;
         return $"{account}{Text(value, "subject")}: plan {Text(value, "plan") ?? "(its claim or the default)"}{rates}{until}";
+    }
+
+    /// <summary>The override's route: a subject's, or with <c>--account</c> an account's.</summary>
+    private static string OverridePath(ParseResult result, Argument<string> name)
+    {
+        var escaped = Escape(result.GetRequiredValue(name));
+        return result.GetValue(Account) ? $"/accounts/{escaped}/override" : $"/overrides/{escaped}";
     }
 
     internal static string? Text(JsonElement json, string name) =>
