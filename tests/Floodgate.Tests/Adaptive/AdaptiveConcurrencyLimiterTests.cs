@@ -251,21 +251,29 @@ public sealed class AdaptiveConcurrencyLimiterTests
             limiter.Complete(warm, AdaptiveOutcome.Success);
         }
 
-        // 10,000 requests, windows closing and the limit moving among them: no allocation.
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        var admitted = 0;
-        for (var i = 0; i < 10_000; i++)
+        // 10,000 requests, windows closing and the limit moving among them: no allocation. The least of three rounds, as
+        // in EngineTests: a one-off allocation of the runtime's (a tier-up, a lazy static) shows in one round at most,
+        // an allocation per request in all of them.
+        var least = long.MaxValue;
+        for (var round = 0; round < 3 && least > 0; round++)
         {
-            if (limiter.TryAcquire(out var ticket))
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            var admitted = 0;
+            for (var i = 0; i < 10_000; i++)
             {
-                admitted++;
-                time.Advance(TimeSpan.FromMilliseconds(1));
-                limiter.Complete(ticket, AdaptiveOutcome.Success);
+                if (limiter.TryAcquire(out var ticket))
+                {
+                    admitted++;
+                    time.Advance(TimeSpan.FromMilliseconds(1));
+                    limiter.Complete(ticket, AdaptiveOutcome.Success);
+                }
             }
+
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(10_000, admitted);
         }
 
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-        Assert.Equal(10_000, admitted);
+        Assert.Equal(0, least);
         Assert.Equal(1.0, limiter.Snapshot().SampleRttMilliseconds);
     }
 
