@@ -9,6 +9,7 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Floodgate.Tests.Engine;
 
+[Collection(AllocationCollection.Name)]
 public sealed class EngineTests
 {
     private static readonly DateTimeOffset Start = new(2026, 1, 15, 12, 0, 0, TimeSpan.Zero);

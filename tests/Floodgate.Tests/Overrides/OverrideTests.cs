@@ -7,6 +7,7 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Floodgate.Tests.Overrides;
 
+[Collection(AllocationCollection.Name)]
 public sealed class OverrideTests
 {
     private static readonly FakeTimeProvider Time = new(new DateTimeOffset(2026, 1, 5, 12, 0, 0, TimeSpan.Zero));
