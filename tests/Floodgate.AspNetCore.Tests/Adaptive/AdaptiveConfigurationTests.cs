@@ -7,13 +7,7 @@ namespace Floodgate.AspNetCore.Tests.Adaptive;
 /// <summary>Adaptive concurrency limits bound from ASP.NET Core configuration.</summary>
 public sealed class AdaptiveConfigurationTests
 {
-    private static FloodgateOptions Read(Dictionary<string, string?> values)
-    {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        var options = new FloodgateOptions();
-        new FloodgateConfigurationReader(configuration).Configure(options);
-        return options;
-    }
+    private static FloodgateOptions Read(Dictionary<string, string?> values) => ConfiguredOptions.Read(values);
 
     [Fact]
     public void Every_field_is_read_into_the_library_s_options()

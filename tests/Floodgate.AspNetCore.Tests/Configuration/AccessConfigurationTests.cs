@@ -60,12 +60,7 @@ public sealed class AccessConfigurationTests : IDisposable
         ["RateLimitId:OnInvalid"] = "unauthorized",
     };
 
-    private static FloodgateOptions Read(Dictionary<string, string?> values)
-    {
-        var options = new FloodgateOptions();
-        new FloodgateConfigurationReader(new ConfigurationBuilder().AddInMemoryCollection(values).Build()).Configure(options);
-        return options;
-    }
+    private static FloodgateOptions Read(Dictionary<string, string?> values) => ConfiguredOptions.Read(values);
 
     [Fact]
     public void Every_field_is_read_into_the_options_with_secrets_from_a_file_and_the_environment()

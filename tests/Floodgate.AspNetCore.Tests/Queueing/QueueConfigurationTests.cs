@@ -8,13 +8,7 @@ namespace Floodgate.AspNetCore.Tests.Queueing;
 /// <summary>A concurrency policy's queue bound from ASP.NET Core configuration, and its problems named by path.</summary>
 public sealed class QueueConfigurationTests
 {
-    private static FloodgateOptions Read(Dictionary<string, string?> values)
-    {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        var options = new FloodgateOptions();
-        new FloodgateConfigurationReader(configuration).Configure(options);
-        return options;
-    }
+    private static FloodgateOptions Read(Dictionary<string, string?> values) => ConfiguredOptions.Read(values);
 
     [Fact]
     public void A_concurrency_policy_reads_its_queue()

@@ -8,13 +8,7 @@ namespace Floodgate.AspNetCore.Tests.Shaping;
 /// <summary>sliding_log and leaky_bucket bound from ASP.NET Core configuration.</summary>
 public sealed class ShapingConfigurationTests
 {
-    private static FloodgateOptions Read(Dictionary<string, string?> values)
-    {
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        var options = new FloodgateOptions();
-        new FloodgateConfigurationReader(configuration).Configure(options);
-        return options;
-    }
+    private static FloodgateOptions Read(Dictionary<string, string?> values) => ConfiguredOptions.Read(values);
 
     [Fact]
     public void Both_algorithms_are_read_by_either_spelling()
